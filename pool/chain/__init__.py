@@ -1,0 +1,1 @@
+"""Blockchain access (full node and wallet) behind the interfaces in pool.chain.interface."""

@@ -1,0 +1,122 @@
+"""What the pool needs from the blockchain, as two small interfaces.
+
+There is one real implementation of each (chia's RPC clients, in ``pool.chain.node_rpc`` and ``pool.chain.wallet_rpc``)
+so the same code runs against a mainnet node, a testnet node or the simulator.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pool.chia_adapter import CoinRecord, CoinSpend, ConsensusConstants, SpendBundle, bytes32
+
+
+class ChainUnavailable(Exception):
+    """The node or wallet cannot be reached or answered with an error; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class PeakInfo:
+    height: int
+    header_hash: bytes32
+    synced: bool
+    # Height of the most recent transaction block at or below the peak (proof-of-space checks need it).
+    last_transaction_block_height: int
+    timestamp: int | None  # of the last transaction block, unix seconds
+
+
+@dataclass(frozen=True)
+class ChallengeInfo:
+    """A signage point or end of sub-slot as the node saw it; what a partial's proof of space answers."""
+
+    sp_hash: bytes32  # what the farmer sends as sp_hash (cc signage point hash, or sub-slot challenge hash)
+    end_of_sub_slot: bool
+    challenge_hash: bytes32  # the original challenge hash for proof-of-space verification
+    cc_sp_output_hash: bytes32  # the signage point output used for the quality -> iterations computation
+    signage_point_index: int
+    time_received: float  # unix time at which the node first saw it
+    reverted: bool
+
+
+@dataclass(frozen=True)
+class PushResult:
+    accepted: bool  # in the mempool (or already on chain / already in the mempool)
+    error: str | None
+
+
+class FullNode(ABC):
+    """Read access to the chain and transaction submission, via a full node."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def peak(self) -> PeakInfo:
+        """Raises ChainUnavailable when the node is unreachable or has no peak yet."""
+
+    @abstractmethod
+    async def consensus_constants(self) -> ConsensusConstants:
+        """The node's own constants (used to check the pool's network setting against the node)."""
+
+    @abstractmethod
+    async def signage_point(self, sp_hash: bytes32) -> ChallengeInfo | None:
+        """A recent signage point by its cc hash, or None if the node does not know it (yet)."""
+
+    @abstractmethod
+    async def end_of_sub_slot(self, challenge_hash: bytes32) -> ChallengeInfo | None:
+        """A recent end of sub-slot by its challenge hash, or None."""
+
+    @abstractmethod
+    async def coin_record(self, coin_id: bytes32) -> CoinRecord | None: ...
+
+    @abstractmethod
+    async def coin_records_by_puzzle_hashes(
+        self, puzzle_hashes: Sequence[bytes32], include_spent: bool, start_height: int | None = None
+    ) -> list[CoinRecord]: ...
+
+    @abstractmethod
+    async def coin_records_by_parent_ids(self, parent_ids: Sequence[bytes32], include_spent: bool) -> list[CoinRecord]:
+        ...
+
+    @abstractmethod
+    async def coin_spend(self, coin: CoinRecord) -> CoinSpend | None:
+        """The spend of a spent coin (puzzle and solution), or None if it is unspent."""
+
+    @abstractmethod
+    async def push(self, spend_bundle: SpendBundle) -> PushResult: ...
+
+    @abstractmethod
+    async def in_mempool(self, spend_bundle_name: bytes32) -> bool: ...
+
+
+@dataclass(frozen=True)
+class SignedPayment:
+    """A signed, not yet pushed, payment transaction."""
+
+    tx_id: bytes32
+    spend_bundle: SpendBundle
+    removals: tuple[bytes32, ...]  # coin ids it spends: if any is spent by something else, it can never land
+
+
+class Wallet(ABC):
+    """The pool's wallet: it owns the target address and pays farmers."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def synced(self) -> bool: ...
+
+    @abstractmethod
+    async def spendable_balance(self) -> int:
+        """Confirmed mojos the wallet can spend now."""
+
+    @abstractmethod
+    async def sign_payment(self, additions: Sequence[tuple[bytes32, int]], fee: int) -> SignedPayment:
+        """Build and sign a transaction paying ``additions`` (puzzle hash, mojos) plus ``fee``, without pushing."""
+
+    @abstractmethod
+    async def push(self, payment: SignedPayment) -> None:
+        """Submit a signed payment through the wallet (which then tracks and rebroadcasts it)."""

@@ -1,0 +1,144 @@
+"""The one place that imports chia-blockchain (pinned to 2.7.5).
+
+chia renames and moves modules between minor versions; keeping every import here means an upgrade touches one file.
+Simulation-only helpers (simulator, BlockTools, test services) live in ``pool.chia_adapter.simulation``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from chia_rs import (
+    AugSchemeMPL,
+    Coin,
+    CoinRecord,
+    CoinSpend,
+    ConsensusConstants,
+    EndOfSubSlotBundle,
+    G1Element,
+    G2Element,
+    PrivateKey,
+    ProofOfSpace,
+    SpendBundle,
+)
+from chia_rs.sized_bytes import bytes32
+from chia_rs.sized_ints import uint8, uint16, uint32, uint64
+
+from chia.consensus.constants import replace_str_to_bytes
+from chia.consensus.default_constants import DEFAULT_CONSTANTS, update_testnet_overrides
+from chia.consensus.pot_iterations import calculate_iterations_quality
+from chia.consensus.signage_point import SignagePoint
+from chia.full_node.full_node_rpc_client import FullNodeRpcClient
+from chia.pools.pool_puzzles import (
+    create_absorb_spend,
+    get_delayed_puz_info_from_launcher_spend,
+    get_most_recent_singleton_coin_from_coin_spend,
+    launcher_id_to_p2_puzzle_hash,
+    pool_state_to_inner_puzzle,
+    solution_to_pool_state,
+)
+from chia.pools.pool_wallet_info import PoolSingletonState, PoolState
+from chia.protocols.pool_protocol import (
+    POOL_PROTOCOL_VERSION,
+    AuthenticationPayloadV1,
+    ErrorResponse,
+    GetFarmerRequestV1,
+    GetFarmerResponse,
+    GetPoolInfoResponse,
+    PoolErrorCode,
+    PostFarmerPayload,
+    PostFarmerRequest,
+    PostFarmerResponse,
+    PostPartialPayload,
+    PostPartialRequest,
+    PostPartialResponse,
+    PutFarmerPayload,
+    PutFarmerRequest,
+    PutFarmerResponse,
+)
+from chia.rpc.rpc_client import ResponseFailureError
+from chia.types.blockchain_format.proof_of_space import verify_and_get_quality_string
+from chia.util.bech32m import decode_puzzle_hash, encode_puzzle_hash
+from chia.util.config import load_config
+from chia.util.hash import std_hash
+from chia.util.streamable import Streamable, streamable
+from chia.wallet.puzzles.singleton_top_layer import SINGLETON_LAUNCHER_HASH
+from chia.wallet.wallet_rpc_client import WalletRpcClient
+
+__all__ = [
+    "DEFAULT_CONSTANTS",
+    "POOL_PROTOCOL_VERSION",
+    "SINGLETON_LAUNCHER_HASH",
+    "AugSchemeMPL",
+    "AuthenticationPayloadV1",
+    "Coin",
+    "CoinRecord",
+    "CoinSpend",
+    "ConsensusConstants",
+    "EndOfSubSlotBundle",
+    "ErrorResponse",
+    "FullNodeRpcClient",
+    "G1Element",
+    "G2Element",
+    "GetFarmerRequestV1",
+    "GetFarmerResponse",
+    "GetPoolInfoResponse",
+    "PoolErrorCode",
+    "PoolSingletonState",
+    "PoolState",
+    "PostFarmerPayload",
+    "PostFarmerRequest",
+    "PostFarmerResponse",
+    "PostPartialPayload",
+    "PostPartialRequest",
+    "PostPartialResponse",
+    "PrivateKey",
+    "ProofOfSpace",
+    "PutFarmerPayload",
+    "PutFarmerRequest",
+    "PutFarmerResponse",
+    "ResponseFailureError",
+    "SignagePoint",
+    "SpendBundle",
+    "Streamable",
+    "WalletRpcClient",
+    "bytes32",
+    "calculate_iterations_quality",
+    "chia_config",
+    "consensus_constants_for",
+    "create_absorb_spend",
+    "decode_puzzle_hash",
+    "encode_puzzle_hash",
+    "get_delayed_puz_info_from_launcher_spend",
+    "get_most_recent_singleton_coin_from_coin_spend",
+    "launcher_id_to_p2_puzzle_hash",
+    "pool_state_to_inner_puzzle",
+    "solution_to_pool_state",
+    "std_hash",
+    "streamable",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "verify_and_get_quality_string",
+]
+
+
+def chia_config(root_path: Path) -> dict[str, Any]:
+    """The chia root's config.yaml (needed by chia's RPC clients for their SSL certificates)."""
+    return load_config(root_path, "config.yaml", exit_on_error=False)
+
+
+def consensus_constants_for(network: str, chia_root_config: dict[str, Any] | None) -> ConsensusConstants:
+    """Build the consensus constants of ``network`` the way chia's own services do.
+
+    DEFAULT_CONSTANTS (mainnet) plus the chia root config's ``network_overrides.constants.<network>``; using mainnet
+    constants on another network makes every proof fail (plot filter, difficulty constant factor).
+    """
+    overrides: dict[str, Any] = {}
+    if chia_root_config is not None:
+        all_overrides = chia_root_config.get("network_overrides", {}).get("constants", {})
+        overrides = dict(all_overrides.get(network) or {})
+    update_testnet_overrides(network, overrides)
+    return replace_str_to_bytes(DEFAULT_CONSTANTS, **overrides)

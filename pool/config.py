@@ -1,0 +1,428 @@
+"""Typed pool configuration, loaded from YAML and validated key by key.
+
+Every problem is reported as a ``ConfigError`` naming the dotted key (``pool.fee``) and what is wrong with it, so an
+operator never has to read a traceback to fix a typo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from pool.chia_adapter import bytes32, decode_puzzle_hash
+
+T = TypeVar("T")
+
+MAINNET = "mainnet"
+PAYOUT_SCHEMES = ("proportional", "pplns")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; ``key`` is the dotted path to it."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"config key '{key}': {problem}")
+        self.key = key
+        self.problem = problem
+
+
+def address_prefix_for(network: str) -> str:
+    """xch on mainnet, txch on every test network (testnet11, simulator0 ...)."""
+    return "xch" if network == MAINNET else "txch"
+
+
+def parse_address(address: str, network: str) -> bytes32:
+    """Decode a bech32m address of ``network``; raises ValueError on anything else."""
+    prefix = address_prefix_for(network)
+    if not address.lower().startswith(prefix + "1"):
+        raise ValueError(f"expected a {prefix}1... address for network {network}")
+    try:
+        return decode_puzzle_hash(address)
+    except Exception as exc:  # chia's decoder raises ValueError, but also other errors on odd lengths
+        raise ValueError(f"not a valid bech32m address ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class PoolInfoConfig:
+    name: str
+    logo_url: str
+    description: str
+    welcome_message: str
+    fee: Fraction  # share of every payout kept by the pool, exact (parsed from the YAML text, no float rounding)
+    fee_display: str  # the fee as the operator wrote it, reported in GET /pool_info
+    fee_puzzle_hash: bytes32
+    target_puzzle_hash: bytes32
+    relative_lock_height: int
+    authentication_token_timeout: int  # minutes
+
+
+@dataclass(frozen=True)
+class DifficultyConfig:
+    minimum: int
+    default: int
+    number_of_partials_target: int
+    time_target: int  # seconds
+    put_cooldown: int  # seconds before a difficulty suggested with PUT /farmer takes effect
+
+
+@dataclass(frozen=True)
+class PartialsConfig:
+    time_limit: int  # seconds from when the node saw the signage point
+    confirmation_delay: int  # seconds before a pending partial is checked again and credited
+    signage_point_wait: float  # seconds a partial waits for a signage point the node has not yet seen
+    max_body_bytes: int
+
+
+@dataclass(frozen=True)
+class RpcConfig:
+    host: str
+    port: int
+    chia_root: Path
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    network: str
+    full_node: RpcConfig
+    wallet: RpcConfig
+    wallet_fingerprint: int | None
+    wallet_id: int
+    confirmation_security_threshold: int
+
+
+@dataclass(frozen=True)
+class RewardsConfig:
+    collect_interval: int
+    claim_fee: int  # mojos per absorb transaction
+
+
+@dataclass(frozen=True)
+class PayoutsConfig:
+    interval: int
+    scheme: str
+    pplns_window: int  # seconds of points that count in the PPLNS scheme
+    blockchain_fee: int  # mojos per payment transaction, taken from the pool fee when the fee covers it
+    max_additions_per_transaction: int
+    min_payment: int  # dust threshold in mojos: smaller shares stay with the farmer's points for the next round
+
+
+@dataclass(frozen=True)
+class LoopsConfig:
+    peak_interval: float
+    confirm_interval: float
+    singleton_interval: float
+    difficulty_interval: float
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str
+    port: int
+    tls_cert: Path | None
+    tls_key: Path | None
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    backend: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str
+    file: Path | None
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    pool: PoolInfoConfig
+    difficulty: DifficultyConfig
+    partials: PartialsConfig
+    chain: ChainConfig
+    rewards: RewardsConfig
+    payouts: PayoutsConfig
+    loops: LoopsConfig
+    server: ServerConfig
+    store: StoreConfig
+    logging: LoggingConfig
+    source: Path | None = field(default=None, compare=False)
+
+
+class _Section:
+    """A mapping read with type checks; every error names the full dotted key."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(path or "<root>", f"must be a mapping of keys, got {type(data).__name__}")
+        self._data = data
+        self._path = path
+
+    def key(self, name: str) -> str:
+        return f"{self._path}.{name}" if self._path else name
+
+    def section(self, name: str) -> _Section:
+        if name not in self._data:
+            raise ConfigError(self.key(name), "missing")
+        return _Section(self._data[name], self.key(name))
+
+    def raw(self, name: str, default: Any = ...) -> Any:
+        if name not in self._data or self._data[name] is None:
+            if default is ...:
+                raise ConfigError(self.key(name), "missing")
+            return default
+        return self._data[name]
+
+    def str_(self, name: str, default: Any = ...) -> str:
+        value = self.raw(name, default)
+        if not isinstance(value, str):
+            raise ConfigError(self.key(name), f"must be a string, got {value!r}")
+        return value
+
+    def int_(self, name: str, default: Any = ..., minimum: int | None = None, maximum: int | None = None) -> int:
+        value = self.raw(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(self.key(name), f"must be an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise ConfigError(self.key(name), f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(self.key(name), f"must be at most {maximum}, got {value}")
+        return value
+
+    def number(self, name: str, default: Any = ..., minimum: float | None = None) -> float:
+        value = self.raw(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(self.key(name), f"must be a number, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise ConfigError(self.key(name), f"must be at least {minimum}, got {value}")
+        return float(value)
+
+    def path(self, name: str, base: Path, default: Any = ...) -> Path:
+        return _resolve(Path(self.str_(name, default)).expanduser(), base)
+
+    def optional_path(self, name: str, base: Path) -> Path | None:
+        value = self.raw(name, None)
+        if value is None or value == "":
+            return None
+        return self.path(name, base)
+
+    def choice(self, name: str, choices: tuple[str, ...], default: Any = ...) -> str:
+        value = self.str_(name, default)
+        if value not in choices:
+            raise ConfigError(self.key(name), f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def address(self, name: str, network: str) -> bytes32:
+        value = self.str_(name)
+        try:
+            return parse_address(value, network)
+        except ValueError as exc:
+            raise ConfigError(self.key(name), f"{value!r} is not a valid address: {exc}") from None
+
+    def unknown_keys(self, known: set[str]) -> None:
+        for name in self._data:
+            if name not in known:
+                raise ConfigError(self.key(str(name)), "unknown key (typo?)")
+
+
+def _resolve(path: Path, base: Path) -> Path:
+    return path if path.is_absolute() else (base / path)
+
+
+def _fee(section: _Section) -> tuple[Fraction, str]:
+    raw = section.raw("fee")
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ConfigError(section.key("fee"), f"must be a number between 0 and 1, got {raw!r}")
+    text = str(raw)
+    try:
+        fee = Fraction(text)  # exact: Fraction("0.01") == 1/100, unlike the float 0.01
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(section.key("fee"), f"must be a number between 0 and 1, got {raw!r}") from None
+    if not 0 <= fee <= 1:
+        raise ConfigError(section.key("fee"), f"must be between 0 and 1, got {text}")
+    return fee, text
+
+
+def _pool_info(s: _Section, network: str) -> PoolInfoConfig:
+    fee, fee_text = _fee(s)
+    s.unknown_keys(
+        {
+            "name",
+            "logo_url",
+            "description",
+            "welcome_message",
+            "fee",
+            "fee_address",
+            "target_address",
+            "relative_lock_height",
+            "authentication_token_timeout",
+        }
+    )
+    return PoolInfoConfig(
+        name=s.str_("name"),
+        logo_url=s.str_("logo_url", ""),
+        description=s.str_("description", ""),
+        welcome_message=s.str_("welcome_message", "Welcome to the pool"),
+        fee=fee,
+        fee_display=fee_text,
+        fee_puzzle_hash=s.address("fee_address", network),
+        target_puzzle_hash=s.address("target_address", network),
+        relative_lock_height=s.int_("relative_lock_height", minimum=1, maximum=1000),
+        authentication_token_timeout=s.int_("authentication_token_timeout", 5, minimum=1, maximum=255),
+    )
+
+
+def _difficulty(s: _Section) -> DifficultyConfig:
+    s.unknown_keys({"minimum", "default", "number_of_partials_target", "time_target", "put_cooldown"})
+    minimum = s.int_("minimum", minimum=1)
+    default = s.int_("default", minimum=1)
+    if default < minimum:
+        raise ConfigError(s.key("default"), f"must be at least difficulty.minimum ({minimum}), got {default}")
+    return DifficultyConfig(
+        minimum=minimum,
+        default=default,
+        number_of_partials_target=s.int_("number_of_partials_target", 300, minimum=1),
+        time_target=s.int_("time_target", 86400, minimum=60),
+        put_cooldown=s.int_("put_cooldown", 300, minimum=0),
+    )
+
+
+def _partials(s: _Section) -> PartialsConfig:
+    s.unknown_keys({"time_limit", "confirmation_delay", "signage_point_wait", "max_body_bytes"})
+    return PartialsConfig(
+        time_limit=s.int_("time_limit", 25, minimum=1, maximum=300),
+        confirmation_delay=s.int_("confirmation_delay", 30, minimum=0),
+        signage_point_wait=s.number("signage_point_wait", 3.0, minimum=0),
+        max_body_bytes=s.int_("max_body_bytes", 65536, minimum=4096),
+    )
+
+
+def _rpc(s: _Section, default_root: Path, base: Path) -> RpcConfig:
+    s.unknown_keys({"host", "rpc_port", "chia_root"})
+    return RpcConfig(
+        host=s.str_("host", "127.0.0.1"),
+        port=s.int_("rpc_port", minimum=1, maximum=65535),
+        chia_root=s.path("chia_root", base, str(default_root)),
+    )
+
+
+def _chain(s: _Section, base: Path) -> ChainConfig:
+    s.unknown_keys(
+        {"network", "chia_root", "full_node", "wallet", "wallet_fingerprint", "wallet_id", "confirmation_security_threshold"}
+    )
+    chia_root = s.path("chia_root", base, "~/.chia/mainnet")
+    fingerprint = s.raw("wallet_fingerprint", None)
+    if fingerprint is not None:
+        fingerprint = s.int_("wallet_fingerprint", minimum=0)
+    return ChainConfig(
+        network=s.str_("network"),
+        full_node=_rpc(s.section("full_node"), chia_root, base),
+        wallet=_rpc(s.section("wallet"), chia_root, base),
+        wallet_fingerprint=fingerprint,
+        wallet_id=s.int_("wallet_id", 1, minimum=1),
+        confirmation_security_threshold=s.int_("confirmation_security_threshold", 32, minimum=1),
+    )
+
+
+def _rewards(s: _Section) -> RewardsConfig:
+    s.unknown_keys({"collect_interval", "claim_fee"})
+    return RewardsConfig(
+        collect_interval=s.int_("collect_interval", 300, minimum=1),
+        claim_fee=s.int_("claim_fee", 0, minimum=0),
+    )
+
+
+def _payouts(s: _Section) -> PayoutsConfig:
+    s.unknown_keys(
+        {"interval", "scheme", "pplns_window", "blockchain_fee", "max_additions_per_transaction", "min_payment"}
+    )
+    return PayoutsConfig(
+        interval=s.int_("interval", 7200, minimum=1),
+        scheme=s.choice("scheme", PAYOUT_SCHEMES, "proportional"),
+        pplns_window=s.int_("pplns_window", 86400, minimum=60),
+        blockchain_fee=s.int_("blockchain_fee", 0, minimum=0),
+        max_additions_per_transaction=s.int_("max_additions_per_transaction", 400, minimum=1, maximum=2000),
+        min_payment=s.int_("min_payment", 0, minimum=0),
+    )
+
+
+def _loops(s: _Section) -> LoopsConfig:
+    s.unknown_keys({"peak_interval", "confirm_interval", "singleton_interval", "difficulty_interval"})
+    return LoopsConfig(
+        peak_interval=s.number("peak_interval", 5, minimum=0.05),
+        confirm_interval=s.number("confirm_interval", 5, minimum=0.05),
+        singleton_interval=s.number("singleton_interval", 60, minimum=0.05),
+        difficulty_interval=s.number("difficulty_interval", 60, minimum=0.05),
+    )
+
+
+def _server(s: _Section, base: Path) -> ServerConfig:
+    s.unknown_keys({"host", "port", "tls_cert", "tls_key"})
+    cert, key = s.optional_path("tls_cert", base), s.optional_path("tls_key", base)
+    if (cert is None) != (key is None):
+        raise ConfigError(s.key("tls_cert" if cert is None else "tls_key"), "tls_cert and tls_key go together")
+    for name, file in (("tls_cert", cert), ("tls_key", key)):
+        if file is not None and not file.is_file():
+            raise ConfigError(s.key(name), f"file not found: {file}")
+    return ServerConfig(
+        host=s.str_("host", "0.0.0.0"), port=s.int_("port", 80, minimum=0, maximum=65535), tls_cert=cert, tls_key=key
+    )
+
+
+def _store(s: _Section, base: Path) -> StoreConfig:
+    s.unknown_keys({"backend", "path"})
+    return StoreConfig(backend=s.choice("backend", ("sqlite",), "sqlite"), path=s.path("path", base, "pool.sqlite"))
+
+
+def _logging(s: _Section, base: Path) -> LoggingConfig:
+    s.unknown_keys({"level", "file"})
+    level = s.str_("level", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(s.key("level"), f"must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return LoggingConfig(level=level, file=s.optional_path("file", base))
+
+
+def _optional_section(root: _Section, name: str) -> _Section:
+    return root.section(name) if root.raw(name, None) is not None else _Section({}, name)
+
+
+def parse_config(data: Any, base_dir: Path, source: Path | None = None) -> PoolConfig:
+    """Validate a parsed YAML document; relative paths are taken from ``base_dir``."""
+    root = _Section(data, "")
+    root.unknown_keys(
+        {"pool", "difficulty", "partials", "chain", "rewards", "payouts", "loops", "server", "store", "logging"}
+    )
+    chain = _chain(root.section("chain"), base_dir)
+    section: Callable[[str], _Section] = lambda name: _optional_section(root, name)  # noqa: E731
+    return PoolConfig(
+        pool=_pool_info(root.section("pool"), chain.network),
+        difficulty=_difficulty(root.section("difficulty")),
+        partials=_partials(section("partials")),
+        chain=chain,
+        rewards=_rewards(section("rewards")),
+        payouts=_payouts(section("payouts")),
+        loops=_loops(section("loops")),
+        server=_server(section("server"), base_dir),
+        store=_store(section("store"), base_dir),
+        logging=_logging(section("logging"), base_dir),
+        source=source,
+    )
+
+
+def load_config_file(path: Path) -> PoolConfig:
+    """Read and validate a YAML config file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError("<file>", f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("<file>", f"{path} is not valid YAML: {exc}") from None
+    return parse_config(data, path.resolve().parent, source=path)

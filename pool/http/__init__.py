@@ -1,0 +1,1 @@
+"""The farmer-facing HTTP layer (aiohttp)."""

@@ -1,0 +1,1 @@
+"""Background loops: peak tracking, partial confirmation, singleton following, rewards, payouts."""

@@ -1,0 +1,1 @@
+"""Payout arithmetic in integer mojos."""

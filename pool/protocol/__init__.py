@@ -1,0 +1,1 @@
+"""Validation of Pool Protocol requests: authentication, farmers, partials, difficulty."""

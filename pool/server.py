@@ -1,0 +1,145 @@
+"""Assembles and runs the pool: chain clients, store, HTTP application and background loops.
+
+Start-up order matters: the chain is contacted first (a pool that cannot see its node must say so and stop, not serve
+farmers with stale data), then the store is opened, then the HTTP site and the loops start. Shutdown runs in reverse
+through aiohttp's cleanup contexts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from aiohttp import web
+
+from pool.chain.interface import ChainUnavailable, FullNode, Wallet
+from pool.chia_adapter import ConsensusConstants, chia_config, consensus_constants_for
+from pool.config import PoolConfig
+from pool.context import PoolContext
+from pool.store.factory import create_store
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The pool cannot start; the message is one line for the operator."""
+
+
+def configure_logging(config: PoolConfig, override: str | None = None) -> None:
+    level = override or config.logging.level
+    handler: logging.Handler
+    if config.logging.file is not None:
+        config.logging.file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(config.logging.file)
+    else:
+        handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # chia's RPC client logs every failed connection attempt at ERROR with a traceback; our own message says it.
+    logging.getLogger("chia").setLevel(logging.CRITICAL)
+
+
+def network_constants(config: PoolConfig) -> ConsensusConstants:
+    try:
+        root_config = chia_config(config.chain.full_node.chia_root)
+    except Exception as exc:  # a missing or unreadable chia root is an operator error, reported in one line
+        raise StartupError(f"chain.chia_root: cannot read {config.chain.full_node.chia_root}: {exc}") from None
+    return consensus_constants_for(config.chain.network, root_config)
+
+
+async def check_same_network(node: FullNode, constants: ConsensusConstants, network: str) -> None:
+    """Refuse to run when the configured network is not the node's: every partial would fail or, worse, pass."""
+    node_constants = await node.consensus_constants()
+    if node_constants.GENESIS_CHALLENGE != constants.GENESIS_CHALLENGE:
+        raise StartupError(f"chain.network: the node does not run '{network}' (its genesis challenge differs)")
+
+
+async def connect_chain(config: PoolConfig, stack: AsyncExitStack) -> tuple[FullNode, Wallet]:
+    from pool.chain.node_rpc import RpcFullNode
+    from pool.chain.wallet_rpc import RpcWallet
+
+    try:
+        node = await RpcFullNode.connect(config.chain.full_node)
+        stack.push_async_callback(node.close)
+        wallet = await RpcWallet.connect(config.chain)
+        stack.push_async_callback(wallet.close)
+    except ChainUnavailable as exc:
+        raise StartupError(str(exc)) from None
+    return node, wallet
+
+
+@asynccontextmanager
+async def pool_context(config: PoolConfig) -> AsyncIterator[PoolContext]:
+    """Everything the pool runs on, opened in order and closed in reverse."""
+    constants = network_constants(config)
+    async with AsyncExitStack() as stack:
+        node, wallet = await connect_chain(config, stack)
+        try:
+            await check_same_network(node, constants, config.chain.network)
+        except ChainUnavailable as exc:
+            raise StartupError(str(exc)) from None
+        store = create_store(config.store)
+        await store.open()
+        stack.push_async_callback(store.close)
+        yield PoolContext(config=config, store=store, node=node, wallet=wallet, constants=constants)
+
+
+def build_application(ctx: PoolContext, with_loops: bool = True) -> web.Application:
+    """The aiohttp application with the background loops tied to its lifetime."""
+    from pool.http.app import create_app
+    from pool.loops.runner import LoopRunner
+
+    app = create_app(ctx)
+    if with_loops:
+
+        async def loops_context(_: web.Application) -> AsyncIterator[None]:
+            runner = LoopRunner()
+            runner.start(ctx)
+            yield
+            await runner.stop()
+
+        app.cleanup_ctx.append(loops_context)
+    return app
+
+
+def tls_context(config: PoolConfig) -> ssl.SSLContext | None:
+    if config.server.tls_cert is None or config.server.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.server.tls_cert, config.server.tls_key)
+    return context
+
+
+async def serve(ctx: PoolContext, stop: asyncio.Event) -> None:
+    app = build_application(ctx)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, ctx.config.server.host, ctx.config.server.port, ssl_context=tls_context(ctx.config))
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(
+                f"server.port: cannot listen on {ctx.config.server.host}:{ctx.config.server.port}: {exc.strerror}"
+            ) from None
+        log.info("pool '%s' listening on %s:%d", ctx.config.pool.name, ctx.config.server.host, ctx.config.server.port)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def run_server(config: PoolConfig, log_level: str | None = None) -> None:
+    configure_logging(config, log_level)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with pool_context(config) as ctx:
+        await serve(ctx, stop)
+    log.info("pool stopped")

@@ -1,0 +1,1 @@
+"""Durable pool state: AbstractPoolStore and its implementations."""

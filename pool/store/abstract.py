@@ -1,0 +1,178 @@
+"""The storage contract. Every implementation passes the same contract tests (tests/store/)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
+from pool.store.models import (
+    BatchStatus,
+    ClaimStatus,
+    FarmerRecord,
+    PartialRecord,
+    PartialStatus,
+    Payment,
+    PaymentBatch,
+    PayoutRound,
+    RewardClaim,
+)
+
+
+class StoreError(Exception):
+    """Base class of the store's own errors."""
+
+
+class FarmerAlreadyExists(StoreError):
+    pass
+
+
+class FarmerNotFound(StoreError):
+    pass
+
+
+class RoundAlreadyOpen(StoreError):
+    """A payout round is still open: a new one must wait until every batch of the old one confirmed."""
+
+
+class AbstractPoolStore(ABC):
+    """Durable pool state. Each method is one transaction: it happens completely or not at all."""
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to the current version (forward migrations)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def schema_version(self) -> int: ...
+
+    # -- farmers -----------------------------------------------------------------------------------------------
+    @abstractmethod
+    async def add_farmer(self, farmer: FarmerRecord) -> None:
+        """Insert a new farmer; raises FarmerAlreadyExists if the launcher id is known."""
+
+    @abstractmethod
+    async def get_farmer(self, launcher_id: bytes32) -> FarmerRecord | None: ...
+
+    @abstractmethod
+    async def list_farmers(self, members_only: bool = False) -> list[FarmerRecord]: ...
+
+    @abstractmethod
+    async def update_farmer_settings(
+        self,
+        launcher_id: bytes32,
+        *,
+        authentication_public_key: G1Element | None = None,
+        payout_instructions: tuple[str, bytes32] | None = None,
+        pending_difficulty: tuple[int, int] | None = None,
+    ) -> None:
+        """Change what PUT /farmer may change. ``payout_instructions`` is (as sent, decoded puzzle hash);
+        ``pending_difficulty`` is (difficulty, unix time it takes effect). None leaves a field as it is.
+        Raises FarmerNotFound."""
+
+    @abstractmethod
+    async def set_difficulty(self, launcher_id: bytes32, difficulty: int) -> None:
+        """Set the difficulty in force now; clears a pending difficulty. Raises FarmerNotFound."""
+
+    @abstractmethod
+    async def apply_due_difficulty(self, launcher_id: bytes32, now: int) -> int:
+        """Make a pending difficulty whose time has come the current one; returns the difficulty in force."""
+
+    @abstractmethod
+    async def update_singleton(
+        self, launcher_id: bytes32, tip: CoinSpend, tip_state: PoolState, is_pool_member: bool
+    ) -> None:
+        """Record the farmer's singleton tip, its pool state and the membership it implies."""
+
+    # -- partials ----------------------------------------------------------------------------------------------
+    @abstractmethod
+    async def add_partial(self, partial: PartialRecord) -> int | None:
+        """Insert a pending partial; returns its id, or None when its proof hash was already received."""
+
+    @abstractmethod
+    async def get_partial(self, partial_id: int) -> PartialRecord | None: ...
+
+    @abstractmethod
+    async def pending_partials(self, received_before: int, limit: int = 1000) -> list[PartialRecord]:
+        """Pending partials received before ``received_before``, oldest first."""
+
+    @abstractmethod
+    async def confirm_partial(self, partial_id: int) -> bool:
+        """Pending -> confirmed and the partial's points added to the farmer's balance, in one transaction.
+        Returns False (and changes nothing) if the partial was not pending: points are credited exactly once."""
+
+    @abstractmethod
+    async def reject_partial(self, partial_id: int, reason: str) -> bool:
+        """Pending -> rejected with a reason. Returns False if it was not pending."""
+
+    @abstractmethod
+    async def recent_partials(
+        self, launcher_id: bytes32, since: int, statuses: Sequence[PartialStatus] | None = None
+    ) -> list[PartialRecord]:
+        """A farmer's partials received at or after ``since`` (all statuses unless given), newest first."""
+
+    @abstractmethod
+    async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
+        """Per farmer, the points of confirmed partials received at or after ``since`` (the PPLNS window)."""
+
+    # -- block rewards -----------------------------------------------------------------------------------------
+    @abstractmethod
+    async def add_reward_claim(self, claim: RewardClaim) -> bool:
+        """Record a claim; False if the coin already has a claim that is not FAILED (never claim a coin twice).
+        A FAILED claim of the same coin is replaced."""
+
+    @abstractmethod
+    async def get_reward_claim(self, coin_id: bytes32) -> RewardClaim | None: ...
+
+    @abstractmethod
+    async def reward_claims(self, status: ClaimStatus | None = None) -> list[RewardClaim]: ...
+
+    @abstractmethod
+    async def update_reward_claim(
+        self, coin_id: bytes32, status: ClaimStatus, confirmed_height: int | None = None, error: str | None = None
+    ) -> None: ...
+
+    # -- payouts -----------------------------------------------------------------------------------------------
+    @abstractmethod
+    async def create_payout_round(
+        self, payout_round: PayoutRound, payments: Sequence[Payment], batch_fees: Sequence[int]
+    ) -> int:
+        """In one transaction: record the round, its payments and one PENDING batch per entry of ``batch_fees``,
+        and take each payment's points out of its farmer's balance. Raises RoundAlreadyOpen if a round is open.
+        Returns the round id."""
+
+    @abstractmethod
+    async def open_round(self) -> PayoutRound | None: ...
+
+    @abstractmethod
+    async def get_round(self, round_id: int) -> PayoutRound | None: ...
+
+    @abstractmethod
+    async def rounds(self, limit: int = 100) -> list[PayoutRound]:
+        """Most recent first."""
+
+    @abstractmethod
+    async def batches(self, round_id: int) -> list[PaymentBatch]: ...
+
+    @abstractmethod
+    async def payments(
+        self, *, round_id: int | None = None, batch_index: int | None = None, launcher_id: bytes32 | None = None
+    ) -> list[Payment]: ...
+
+    @abstractmethod
+    async def mark_batch_submitted(self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, now: int) -> None:
+        """PENDING -> SUBMITTED with the signed transaction; call before pushing it (so a crash can re-push it)."""
+
+    @abstractmethod
+    async def mark_batch_confirmed(self, batch_id: int, height: int, now: int) -> None:
+        """SUBMITTED -> CONFIRMED; closes the round when it was its last unconfirmed batch."""
+
+    @abstractmethod
+    async def reset_batch(self, batch_id: int, now: int) -> None:
+        """SUBMITTED -> PENDING, only when its transaction can no longer land (its coins were spent elsewhere)."""
+
+    @abstractmethod
+    async def batch_status(self, batch_id: int) -> BatchStatus | None: ...

@@ -1,0 +1,29 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="chia-pool-server",
+    version="0.1.0",
+    description="A Chia Pool Protocol 1.0 pool server: farmer-facing HTTP API, partial validation, rewards and payouts",
+    license="Apache-2.0",
+    python_requires=">=3.10, <3.13",
+    packages=find_packages(include=["pool", "pool.*"]),
+    include_package_data=True,
+    install_requires=[
+        # chia renames modules between minor versions: pinned exactly, imported only in pool/chia_adapter/.
+        "chia-blockchain==2.7.5",
+        "aiohttp>=3.9",
+        "aiosqlite>=0.19",
+        "pyyaml>=6.0",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-asyncio>=0.23",
+            "hypothesis>=6.100",
+            "ruff>=0.6",
+            "mypy>=1.10",
+            "types-PyYAML",
+        ],
+    },
+    entry_points={"console_scripts": ["chia-pool=pool.__main__:main"]},
+)

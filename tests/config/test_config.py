@@ -1,0 +1,121 @@
+"""Config loading: the example config is valid, and every kind of mistake names its key."""
+
+from __future__ import annotations
+
+import copy
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pool.chia_adapter import bytes32, encode_puzzle_hash, std_hash
+from pool.config import ConfigError, load_config_file, parse_config
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "config.yaml"
+
+
+def example() -> dict[str, Any]:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def with_change(path: str, value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(example())
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node[key]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+DELETE = object()
+
+
+def test_example_config_is_valid() -> None:
+    config = load_config_file(EXAMPLE)
+    assert config.pool.fee == Fraction(1, 100)
+    assert config.pool.fee_display == "0.01"
+    assert config.chain.network == "mainnet"
+    assert config.difficulty.minimum <= config.difficulty.default
+    assert config.store.path.is_absolute()
+
+
+def test_fee_is_exact_not_float() -> None:
+    config = parse_config(with_change("pool.fee", "0.1"), REPO)
+    # 0.1 as a float is 0.1000000000000000055...; the pool must keep exactly 1/10 for mojo arithmetic.
+    assert config.pool.fee == Fraction(1, 10)
+    assert 10**12 * config.pool.fee == 10**11
+
+
+@pytest.mark.parametrize(
+    "path, value, key, words",
+    [
+        ("pool.name", DELETE, "pool.name", "missing"),
+        ("pool.fee", 1.5, "pool.fee", "between 0 and 1"),
+        ("pool.fee", -0.01, "pool.fee", "between 0 and 1"),
+        ("pool.fee", "lots", "pool.fee", "number"),
+        ("pool.target_address", "xch1notanaddress", "pool.target_address", "not a valid address"),
+        ("pool.fee_address", "0" * 64, "pool.fee_address", "not a valid address"),
+        ("pool.relative_lock_height", "ten", "pool.relative_lock_height", "integer"),
+        ("pool.relative_lock_height", 0, "pool.relative_lock_height", "at least 1"),
+        ("difficulty.default", 1, "difficulty.default", "at least difficulty.minimum"),
+        ("chain.network", DELETE, "chain.network", "missing"),
+        ("chain.full_node.rpc_port", 70000, "chain.full_node.rpc_port", "at most 65535"),
+        ("payouts.scheme", "lottery", "payouts.scheme", "proportional, pplns"),
+        ("payouts.max_additions_per_transaction", 0, "payouts.max_additions_per_transaction", "at least 1"),
+        ("server.port", True, "server.port", "integer"),
+        ("logging.level", "LOUD", "logging.level", "one of"),
+        ("pool.feee", 0.01, "pool.feee", "unknown key"),
+    ],
+)
+def test_bad_values_name_their_key(path: str, value: Any, key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_change(path, value), REPO)
+    assert info.value.key == key
+    assert words in str(info.value)
+
+
+def test_address_of_other_network_is_refused() -> None:
+    testnet_address = encode_puzzle_hash(bytes32(std_hash(b"x")), "txch")
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_change("pool.target_address", testnet_address), REPO)
+    assert info.value.key == "pool.target_address"
+    assert "xch1" in info.value.problem
+
+
+def test_testnet_takes_txch_addresses() -> None:
+    data = with_change("chain.network", "testnet11")
+    data["pool"]["target_address"] = encode_puzzle_hash(bytes32(std_hash(b"t")), "txch")
+    data["pool"]["fee_address"] = encode_puzzle_hash(bytes32(std_hash(b"f")), "txch")
+    config = parse_config(data, REPO)
+    assert config.pool.target_puzzle_hash == std_hash(b"t")
+
+
+def test_not_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config_file(path)
+
+
+def test_invalid_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("pool: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config_file(path)
+
+
+def test_tls_files_must_exist() -> None:
+    data = with_change("server.tls_cert", "/nonexistent/cert.pem")
+    data["server"]["tls_key"] = "/nonexistent/key.pem"
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, REPO)
+    assert info.value.key == "server.tls_cert"
