@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pool.chain.interface import FullNode, Wallet
 from pool.chia_adapter import ConsensusConstants
 from pool.config import PoolConfig
+from pool.stats import PoolStats
 from pool.store.abstract import AbstractPoolStore
 
 
@@ -24,3 +25,4 @@ class PoolContext:
     wallet: Wallet
     constants: ConsensusConstants  # of the configured network (see chia_adapter.consensus_constants_for)
     now: Callable[[], int] = field(default=unix_now)  # injectable clock, integer unix seconds
+    stats: PoolStats = field(default_factory=PoolStats)  # counters for operators; not durable, not money

@@ -1,0 +1,1 @@
+"""A simulated Chia chain (node, wallets, farmer) for the pool's tests and demo."""

@@ -1,0 +1,69 @@
+"""The pool configuration used on the embedded devnet: the simulator's network, short intervals, SQLite in the work dir.
+
+Built as the same YAML-shaped document an operator writes and validated by the same parser, so the devnet exercises
+the real configuration path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pool.chia_adapter import bytes32, encode_puzzle_hash, std_hash
+from pool.config import PoolConfig, address_prefix_for, parse_config
+
+
+def devnet_pool_document(
+    *,
+    network: str,
+    target_puzzle_hash: bytes32,
+    node_host: str,
+    node_port: int,
+    node_root: Path,
+    wallet_host: str,
+    wallet_port: int,
+    wallet_root: Path,
+    wallet_fingerprint: int | None,
+    store_path: Path,
+    server_port: int,
+    relative_lock_height: int = 5,
+    confirmation_threshold: int = 2,
+    fee: str = "0.01",
+) -> dict[str, Any]:
+    prefix = address_prefix_for(network)
+    # The fee goes to an address nobody on the devnet owns, so the farmer's and the pool's balances stay readable.
+    fee_address = encode_puzzle_hash(bytes32(std_hash(b"devnet pool fee")), prefix)
+    return {
+        "pool": {
+            "name": "Devnet Pool",
+            "logo_url": "",
+            "description": "A pool on an embedded simulated chain",
+            "welcome_message": "Welcome to the devnet pool",
+            "fee": fee,
+            "fee_address": fee_address,
+            "target_address": encode_puzzle_hash(target_puzzle_hash, prefix),
+            "relative_lock_height": relative_lock_height,
+            "authentication_token_timeout": 5,
+        },
+        "difficulty": {"minimum": 1, "default": 1, "number_of_partials_target": 300, "time_target": 86400},
+        "partials": {"time_limit": 25, "confirmation_delay": 2, "signage_point_wait": 3},
+        "chain": {
+            "network": network,
+            "chia_root": str(node_root),
+            "full_node": {"host": node_host, "rpc_port": node_port, "chia_root": str(node_root)},
+            "wallet": {"host": wallet_host, "rpc_port": wallet_port, "chia_root": str(wallet_root)},
+            "wallet_fingerprint": wallet_fingerprint,
+            "confirmation_security_threshold": confirmation_threshold,
+        },
+        "rewards": {"collect_interval": 2, "claim_fee": 0},
+        "payouts": {"interval": 5, "scheme": "proportional", "max_additions_per_transaction": 100},
+        "loops": {"peak_interval": 0.5, "confirm_interval": 1, "singleton_interval": 2, "difficulty_interval": 5},
+        "server": {"host": "127.0.0.1", "port": server_port},
+        "store": {"backend": "sqlite", "path": str(store_path)},
+        "logging": {"level": "INFO"},
+    }
+
+
+def devnet_pool_config(**kwargs: Any) -> PoolConfig:
+    document = devnet_pool_document(**kwargs)
+    return parse_config(document, Path(document["store"]["path"]).parent)
