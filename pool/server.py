@@ -49,7 +49,10 @@ def network_constants(config: PoolConfig) -> ConsensusConstants:
     try:
         root_config = chia_config(config.chain.full_node.chia_root)
     except Exception as exc:  # a missing or unreadable chia root is an operator error, reported in one line
-        raise StartupError(f"chain.chia_root: cannot read {config.chain.full_node.chia_root}: {exc}") from None
+        raise StartupError(
+            f"chain.chia_root: cannot read the chia config in {config.chain.full_node.chia_root} ({exc}); "
+            "point it at the chia root of your full node (where `chia init` wrote config/config.yaml)"
+        ) from None
     return consensus_constants_for(config.chain.network, root_config)
 
 
@@ -62,12 +65,12 @@ async def check_same_network(node: FullNode, constants: ConsensusConstants, netw
 
 async def connect_chain(config: PoolConfig, stack: AsyncExitStack) -> tuple[FullNode, Wallet]:
     from pool.chain.node_rpc import RpcFullNode
-    from pool.chain.wallet_rpc import RpcWallet
+    from pool.chain.wallet_rpc import WalletRpc
 
     try:
         node = await RpcFullNode.connect(config.chain.full_node)
         stack.push_async_callback(node.close)
-        wallet = await RpcWallet.connect(config.chain)
+        wallet = await WalletRpc.connect(config.chain)
         stack.push_async_callback(wallet.close)
     except ChainUnavailable as exc:
         raise StartupError(str(exc)) from None

@@ -7,6 +7,7 @@ import without pytest.
 
 from __future__ import annotations
 
+from chia.cmds.init_funcs import chia_init
 from chia.consensus.blockchain import BlockchainMutexPriority
 from chia.consensus.constants import replace_str_to_bytes
 from chia.consensus.default_constants import DEFAULT_CONSTANTS, update_testnet_overrides
@@ -67,6 +68,7 @@ from chia.wallet.wallet_rpc_client import WalletRpcClient
 from chia.wallet.wallet_service import WalletService
 
 __all__ = [
+    "chia_init",
     "DEFAULT_CONSTANTS",
     "DEFAULT_TX_CONFIG",
     "BlockTools",

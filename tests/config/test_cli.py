@@ -66,3 +66,18 @@ def test_missing_chia_root_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1, result.stderr
     assert "chia_root" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_unreachable_node_is_one_line(tmp_path: Path) -> None:
+    from pool.chia_adapter.simulation import chia_init
+
+    root = tmp_path / "chia-root"
+    chia_init(root, should_check_keys=False)  # config.yaml and certificates, as `chia init` makes them
+    port = free_port()  # nothing listens here
+    config = write_config(tmp_path, chain__chia_root=str(root), chain__full_node__rpc_port=port)
+    result = run_pool("--config", str(config))
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"full node at 127.0.0.1:{port}" in lines[0]
+    assert "Traceback" not in result.stderr
