@@ -114,8 +114,11 @@ class Wallet(ABC):
         """Confirmed mojos the wallet can spend now."""
 
     @abstractmethod
-    async def sign_payment(self, additions: Sequence[tuple[bytes32, int]], fee: int) -> SignedPayment:
-        """Build and sign a transaction paying ``additions`` (puzzle hash, mojos) plus ``fee``, without pushing."""
+    async def sign_payment(
+        self, additions: Sequence[tuple[bytes32, int]], fee: int, exclude_coin_ids: Sequence[bytes32] = ()
+    ) -> SignedPayment:
+        """Build and sign a transaction paying ``additions`` (puzzle hash, mojos) plus ``fee``, without pushing.
+        ``exclude_coin_ids``: coins the wallet must not select (held by our own not yet confirmed transactions)."""
 
     @abstractmethod
     async def push(self, payment: SignedPayment) -> None:

@@ -142,3 +142,36 @@ def consensus_constants_for(network: str, chia_root_config: dict[str, Any] | Non
         overrides = dict(all_overrides.get(network) or {})
     update_testnet_overrides(network, overrides)
     return replace_str_to_bytes(DEFAULT_CONSTANTS, **overrides)
+
+
+# -- added for the background loops (issue #4): wallet requests, reward coin identity --------------------------------
+from chia.consensus.block_rewards import calculate_pool_reward  # noqa: E402
+from chia.consensus.coinbase import pool_parent_id  # noqa: E402
+from chia.wallet.util.tx_config import DEFAULT_TX_CONFIG, TXConfig  # noqa: E402
+from chia.wallet.wallet_request_types import (  # noqa: E402
+    Addition,
+    CreateSignedTransaction,
+    GetWalletBalance,
+    LogIn,
+    PushTX,
+)
+from chia.wallet.wallet_spend_bundle import WalletSpendBundle  # noqa: E402
+
+__all__ += [
+    "WalletSpendBundle",
+    "DEFAULT_TX_CONFIG",
+    "Addition",
+    "CreateSignedTransaction",
+    "GetWalletBalance",
+    "LogIn",
+    "PushTX",
+    "TXConfig",
+    "calculate_pool_reward",
+    "pool_parent_id",
+]
+
+
+# -- added for the farmer-facing protocol (issue #3): the farmer's own "good enough for the pool" threshold ---------
+from chia.consensus.pot_iterations import calculate_sp_interval_iters  # noqa: E402
+
+__all__ += ["calculate_sp_interval_iters"]

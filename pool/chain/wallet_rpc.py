@@ -1,0 +1,114 @@
+"""The pool's wallet over chia's wallet RPC (``WalletRpcClient``).
+
+Payments are signed without being pushed (``create_signed_transactions`` with ``push=False``) so the payout loop can
+record the signed transaction in the store before anything reaches the network: after a crash the very same
+transaction is pushed again instead of a second, differently signed one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pool.chain.interface import ChainUnavailable, SignedPayment, Wallet
+from pool.chia_adapter import (
+    DEFAULT_TX_CONFIG,
+    Addition,
+    CreateSignedTransaction,
+    GetWalletBalance,
+    LogIn,
+    PushTX,
+    ResponseFailureError,
+    WalletRpcClient,
+    WalletSpendBundle,
+    bytes32,
+    chia_config,
+    uint16,
+    uint32,
+    uint64,
+)
+from pool.config import ChainConfig
+
+
+class WalletRpc(Wallet):
+    """Wallet implementation talking to a running chia wallet service."""
+
+    def __init__(self, client: WalletRpcClient, wallet_id: int, where: str) -> None:
+        self._client = client
+        self._wallet_id = wallet_id
+        self._where = where  # "host:port", for error messages
+
+    @classmethod
+    async def connect(cls, chain: ChainConfig) -> WalletRpc:
+        """Connect, log in with the configured fingerprint (if any) and check the wallet answers."""
+        rpc = chain.wallet
+        where = f"{rpc.host}:{rpc.port}"
+        try:
+            client = await WalletRpcClient.create(rpc.host, uint16(rpc.port), rpc.chia_root, chia_config(rpc.chia_root))
+        except Exception as exc:
+            raise ChainUnavailable(f"wallet at {where}: {exc}") from exc
+        wallet = cls(client, chain.wallet_id, where)
+        try:
+            if chain.wallet_fingerprint is not None:
+                await client.log_in(LogIn(fingerprint=uint32(chain.wallet_fingerprint)))
+            await client.get_sync_status()
+        except Exception as exc:
+            await wallet.close()
+            raise ChainUnavailable(f"wallet at {where}: {_reason(exc)}") from exc
+        return wallet
+
+    async def close(self) -> None:
+        self._client.close()
+        await self._client.await_closed()
+
+    async def synced(self) -> bool:
+        try:
+            status = await self._client.get_sync_status()
+        except Exception as exc:
+            raise ChainUnavailable(f"wallet at {self._where}: {_reason(exc)}") from exc
+        return bool(status.synced)
+
+    async def spendable_balance(self) -> int:
+        try:
+            response = await self._client.get_wallet_balance(GetWalletBalance(wallet_id=uint32(self._wallet_id)))
+        except Exception as exc:
+            raise ChainUnavailable(f"wallet at {self._where}: {_reason(exc)}") from exc
+        return int(response.wallet_balance.spendable_balance)
+
+    async def sign_payment(
+        self, additions: Sequence[tuple[bytes32, int]], fee: int, exclude_coin_ids: Sequence[bytes32] = ()
+    ) -> SignedPayment:
+        request = CreateSignedTransaction(
+            additions=[Addition(puzzle_hash=ph, amount=uint64(amount)) for ph, amount in additions],
+            wallet_id=uint32(self._wallet_id),
+            fee=uint64(fee),
+            push=False,
+        )
+        # Coins held by our own transactions that are not confirmed yet must not be selected again: the wallet does
+        # not know about transactions we push ourselves.
+        tx_config = DEFAULT_TX_CONFIG.override(excluded_coin_ids=list(exclude_coin_ids))
+        try:
+            response = await self._client.create_signed_transactions(request, tx_config)
+        except Exception as exc:
+            raise ChainUnavailable(f"wallet at {self._where}: {_reason(exc)}") from exc
+        record = response.signed_tx
+        if record.spend_bundle is None:
+            raise ChainUnavailable(f"wallet at {self._where}: signed transaction came back without a spend bundle")
+        bundle = record.spend_bundle
+        return SignedPayment(
+            tx_id=bundle.name(),
+            spend_bundle=bundle,
+            removals=tuple(coin.name() for coin in bundle.removals()),
+        )
+
+    async def push(self, payment: SignedPayment) -> None:
+        try:
+            bundle = WalletSpendBundle(payment.spend_bundle.coin_spends, payment.spend_bundle.aggregated_signature)
+            await self._client.push_tx(PushTX(spend_bundle=bundle))
+        except Exception as exc:
+            raise ChainUnavailable(f"wallet at {self._where}: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ResponseFailureError):
+        return str(exc.response.get("error", exc))
+    return str(exc) or type(exc).__name__

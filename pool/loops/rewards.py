@@ -1,0 +1,254 @@
+"""Absorbs block rewards won by members' pool plots into the pool's target puzzle hash.
+
+A pool plot's 7/8 block reward is a coinbase coin at the farmer's p2_singleton puzzle hash; only the farmer's
+singleton can move it, and while the singleton farms to this pool that move ("absorb") pays the pool's target puzzle
+hash. Every claim is recorded in the store *before* it is pushed, so a crash never loses track of a claim, and a coin
+is never claimed twice while an earlier claim of it is still in flight. A claim the network drops is marked FAILED
+and the coin is simply found again by a later scan.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pool.chain.interface import ChainUnavailable
+from pool.chain.singleton import KnownTip, SingletonView, follow_singleton
+from pool.chia_adapter import (
+    Coin,
+    CoinRecord,
+    CoinSpend,
+    G2Element,
+    SpendBundle,
+    bytes32,
+    calculate_pool_reward,
+    create_absorb_spend,
+    get_most_recent_singleton_coin_from_coin_spend,
+    pool_parent_id,
+    uint32,
+    uint64,
+)
+from pool.context import PoolContext
+from pool.loops.status import ChainStatus
+from pool.store.models import ClaimStatus, FarmerRecord, RewardClaim
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RewardStats:
+    submitted: list[bytes32] = field(default_factory=list)  # reward coin ids pushed this iteration
+    confirmed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+class RewardLoop:
+    name = "rewards"
+
+    def __init__(self, status: ChainStatus, drop_after_blocks: int = 6, max_coins_per_claim: int = 20) -> None:
+        self.status = status
+        # A SUBMITTED claim that is neither on chain nor in the mempool this many blocks after it was pushed was
+        # dropped (or never pushed because of a crash): it is marked FAILED so the coin is claimed again.
+        self.drop_after_blocks = drop_after_blocks
+        self.max_coins_per_claim = max_coins_per_claim  # absorbs of one singleton chained in one spend bundle
+
+    def interval(self, ctx: PoolContext) -> float:
+        return ctx.config.rewards.collect_interval
+
+    async def run_once(self, ctx: PoolContext) -> RewardStats:
+        stats = RewardStats()
+        if not self.status.ready or self.status.peak is None:
+            return stats
+        peak_height = self.status.peak.height
+        await self.settle_claims(ctx, peak_height, stats)
+        await self.collect(ctx, peak_height, stats)
+        return stats
+
+    # -- claims in flight ----------------------------------------------------------------------------------------
+    async def settle_claims(self, ctx: PoolContext, peak_height: int, stats: RewardStats) -> None:
+        """SUBMITTED claims become CONFIRMED once their coin is spent, FAILED once they are clearly dropped."""
+        for claim in await ctx.store.reward_claims(ClaimStatus.SUBMITTED):
+            record = await ctx.node.coin_record(claim.coin_id)
+            if record is None:
+                await self._fail(ctx, claim, "reward coin no longer on chain (reorg)", stats)
+            elif record.spent:
+                await ctx.store.update_reward_claim(
+                    claim.coin_id, ClaimStatus.CONFIRMED, confirmed_height=int(record.spent_block_index)
+                )
+                stats.confirmed += 1
+            elif peak_height - claim.submitted_height >= self.drop_after_blocks:
+                if claim.spend_bundle_name is None or not await ctx.node.in_mempool(claim.spend_bundle_name):
+                    await self._fail(ctx, claim, "absorb neither on chain nor in the mempool", stats)
+
+    async def _fail(self, ctx: PoolContext, claim: RewardClaim, error: str, stats: RewardStats) -> None:
+        log.warning("reward claim of coin %s failed: %s", claim.coin_id.hex(), error)
+        await ctx.store.update_reward_claim(claim.coin_id, ClaimStatus.FAILED, error=error)
+        stats.failed += 1
+
+    # -- new claims ----------------------------------------------------------------------------------------------
+    async def collect(self, ctx: PoolContext, peak_height: int, stats: RewardStats) -> None:
+        farmers = await ctx.store.list_farmers(members_only=True)
+        if not farmers:
+            return
+        in_flight = {claim.launcher_id for claim in await ctx.store.reward_claims(ClaimStatus.SUBMITTED)}
+        by_puzzle_hash = {farmer.p2_singleton_puzzle_hash: farmer for farmer in farmers}
+        records = await ctx.node.coin_records_by_puzzle_hashes(list(by_puzzle_hash), include_spent=False)
+        due: dict[bytes32, list[CoinRecord]] = defaultdict(list)
+        for record in records:
+            if await self._claimable(ctx, record, peak_height):
+                due[by_puzzle_hash[record.coin.puzzle_hash].launcher_id].append(record)
+            else:
+                stats.skipped += 1
+        for launcher_id, coins in due.items():
+            if launcher_id in in_flight:
+                continue  # its singleton is being spent by a claim in flight: wait for that one to settle
+            farmer = next(f for f in farmers if f.launcher_id == launcher_id)
+            coins = sorted(coins, key=lambda r: r.confirmed_block_index)[: self.max_coins_per_claim]
+            try:
+                stats.submitted += await self.claim(ctx, farmer, coins, peak_height)
+            except ChainUnavailable:
+                raise
+            except Exception as exc:
+                # A spent or changed singleton, an odd coin: skip this farmer, the other claims go on.
+                log.warning("cannot absorb rewards of %s: %s", launcher_id.hex(), exc)
+                stats.skipped += len(coins)
+
+    async def _claimable(self, ctx: PoolContext, record: CoinRecord, peak_height: int) -> bool:
+        coin_id = record.coin.name()
+        if not record.coinbase:
+            log.info("coin %s at a p2_singleton puzzle hash is not a block reward: not claimed", coin_id.hex())
+            return False
+        if peak_height - record.confirmed_block_index < ctx.config.chain.confirmation_security_threshold:
+            return False  # not buried deep enough yet; found again by a later scan
+        if not is_pool_reward(ctx, record):
+            log.debug("coinbase coin %s is a farmer reward, not a pool reward: not claimed", coin_id.hex())
+            return False
+        claim = await ctx.store.get_reward_claim(coin_id)
+        return claim is None or claim.status == ClaimStatus.FAILED
+
+    async def claim(
+        self, ctx: PoolContext, farmer: FarmerRecord, coins: Sequence[CoinRecord], peak_height: int
+    ) -> list[bytes32]:
+        """Absorb ``coins`` (all of one singleton) in one spend bundle; returns the ids of the coins pushed."""
+        view = await live_singleton(ctx, farmer, peak_height)
+        if view.state.target_puzzle_hash != ctx.config.pool.target_puzzle_hash:
+            raise ValueError("the singleton no longer pays this pool's target puzzle hash")
+        launcher = await ctx.node.coin_record(farmer.launcher_id)
+        if launcher is None:
+            raise ValueError("launcher coin not found")
+        spends = absorb_spends(ctx, view, launcher.coin, coins)
+        bundle = SpendBundle(spends, G2Element())
+        if ctx.config.rewards.claim_fee > 0:
+            bundle = SpendBundle.aggregate([bundle, await self._fee_bundle(ctx)])
+        coin_ids = await self._record_claims(ctx, farmer, coins, bundle.name(), peak_height)
+        if not coin_ids:
+            return []
+        result = await ctx.node.push(bundle)
+        if not result.accepted:
+            for coin_id in coin_ids:
+                await ctx.store.update_reward_claim(coin_id, ClaimStatus.FAILED, error=result.error)
+            raise ValueError(f"absorb refused by the node: {result.error}")
+        log.info("absorbing %d reward coin(s) of %s in %s", len(coin_ids), farmer.launcher_id.hex(), bundle.name())
+        return coin_ids
+
+    async def _fee_bundle(self, ctx: PoolContext) -> SpendBundle:
+        # The fee comes from the pool wallet: a zero-mojo output to our own target plus the fee, aggregated with
+        # the absorb. The absorb's own coins cannot pay fees (the reward goes whole to the target).
+        fee = await ctx.wallet.sign_payment([(ctx.config.pool.target_puzzle_hash, 0)], ctx.config.rewards.claim_fee)
+        return fee.spend_bundle
+
+    async def _record_claims(
+        self,
+        ctx: PoolContext,
+        farmer: FarmerRecord,
+        coins: Sequence[CoinRecord],
+        bundle_name: bytes32,
+        peak_height: int,
+    ) -> list[bytes32]:
+        recorded: list[bytes32] = []
+        for record in coins:
+            claim = RewardClaim(
+                coin_id=record.coin.name(),
+                launcher_id=farmer.launcher_id,
+                amount=int(record.coin.amount),
+                coin_height=int(record.confirmed_block_index),
+                spend_bundle_name=bundle_name,
+                status=ClaimStatus.SUBMITTED,
+                submitted_at=ctx.now(),
+                submitted_height=peak_height,
+            )
+            if not await ctx.store.add_reward_claim(claim):
+                # Someone claimed it meanwhile; the claims recorded so far are never pushed and settle as FAILED.
+                log.warning("coin %s already has an active claim: absorb not pushed", record.coin.name().hex())
+                return []
+            recorded.append(claim.coin_id)
+        return recorded
+
+
+# A block's rewards are created in a later transaction block; the blocks in between are few (no transaction block
+# for a while is rare), and chia's own wallet looks back the same 100 heights.
+_FARMED_HEIGHT_LOOKBACK = 128
+
+
+def height_farmed(ctx: PoolContext, record: CoinRecord) -> int | None:
+    """The height of the block that won this pool reward coin, or None if the coin is not a pool reward.
+
+    A pool reward coin's parent id encodes the height it was farmed at (not the height it was created at, which is
+    the next transaction block); the absorb spend must name that height."""
+    genesis = ctx.constants.GENESIS_CHALLENGE
+    created = int(record.confirmed_block_index)
+    for height in range(created, max(created - _FARMED_HEIGHT_LOOKBACK, -1), -1):
+        if record.coin.parent_coin_info == pool_parent_id(uint32(height), genesis):
+            return height if record.coin.amount == calculate_pool_reward(uint32(height)) else None
+    return None
+
+
+def is_pool_reward(ctx: PoolContext, record: CoinRecord) -> bool:
+    """The pool's 7/8 share of a block: the only coinbase coin an absorb spend can claim."""
+    return height_farmed(ctx, record) is not None
+
+
+async def live_singleton(ctx: PoolContext, farmer: FarmerRecord, peak_height: int) -> SingletonView:
+    """The singleton's newest spend (not only the buried one: an absorb must spend the current singleton coin)."""
+    view = await follow_singleton(
+        ctx.node,
+        farmer.launcher_id,
+        peak_height=peak_height,
+        confirmation_security_threshold=0,
+        known=KnownTip(tip=farmer.singleton_tip, state=farmer.singleton_tip_state),
+    )
+    current = get_most_recent_singleton_coin_from_coin_spend(view.tip)
+    if current is None:
+        raise ValueError("the singleton was melted")
+    record = await ctx.node.coin_record(current.name())
+    if record is None or record.spent:
+        raise ValueError("the singleton's tip is spent or unknown (a spend in flight?)")
+    return view
+
+
+def absorb_spends(
+    ctx: PoolContext, view: SingletonView, launcher: Coin, coins: Sequence[CoinRecord]
+) -> list[CoinSpend]:
+    """Absorb spends of ``coins``, chained: each absorb spends the singleton coin the previous one created."""
+    spends: list[CoinSpend] = []
+    last_singleton_spend = view.tip
+    for record in coins:
+        farmed = height_farmed(ctx, record)
+        if farmed is None:
+            raise ValueError(f"coin {record.coin.name().hex()} is not a pool reward")
+        absorb = create_absorb_spend(
+            last_singleton_spend,
+            view.state,
+            launcher,
+            uint32(farmed),
+            ctx.constants.GENESIS_CHALLENGE,
+            uint64(view.delay_time),
+            view.delay_puzzle_hash,
+        )
+        spends.extend(absorb)
+        singleton_coin = get_most_recent_singleton_coin_from_coin_spend(last_singleton_spend)
+        last_singleton_spend = next(spend for spend in absorb if spend.coin == singleton_coin)
+    return spends

@@ -1,0 +1,71 @@
+"""Runs the background loops as asyncio tasks: each iteration is isolated, a failure is logged and the loop goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from pool.context import PoolContext
+from pool.loops.partials import PartialConfirmLoop
+from pool.loops.payouts import PayoutLoop
+from pool.loops.rewards import RewardLoop
+from pool.loops.singletons import SingletonLoop
+from pool.loops.status import ChainStatus, PeakLoop
+
+log = logging.getLogger(__name__)
+
+
+class Loop(Protocol):
+    name: str
+
+    def interval(self, ctx: PoolContext) -> float: ...
+
+    async def run_once(self, ctx: PoolContext) -> object: ...
+
+
+def default_loops(status: ChainStatus) -> list[Loop]:
+    return [
+        PeakLoop(status),
+        PartialConfirmLoop(status),
+        SingletonLoop(status),
+        RewardLoop(status),
+        PayoutLoop(status),
+    ]
+
+
+async def run_periodically(ctx: PoolContext, loop: Loop) -> None:
+    """Run ``loop`` forever; nothing but cancellation stops it."""
+    while True:
+        try:
+            await loop.run_once(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # One bad iteration (node hiccup, unexpected data) must not stop the pool: log and try again later.
+            log.exception("%s loop iteration failed", loop.name)
+        await asyncio.sleep(loop.interval(ctx))
+
+
+class LoopRunner:
+    def __init__(self, loops: list[Loop] | None = None, status: ChainStatus | None = None) -> None:
+        self.status = status or ChainStatus()
+        self.loops = loops if loops is not None else default_loops(self.status)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, ctx: PoolContext) -> None:
+        if self._tasks:
+            raise RuntimeError("loops already started")
+        self._tasks = [
+            asyncio.create_task(run_periodically(ctx, loop), name=f"pool-loop-{loop.name}") for loop in self.loops
+        ]
+
+    async def stop(self) -> None:
+        """Cancel every loop and wait for it: each store call is one transaction, so stopping anywhere is safe."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,71 @@
+"""Follows every farmer's PlotNFT to its buried tip and records whether it is (still, or again) a pool member."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pool.chain.interface import ChainUnavailable
+from pool.chain.singleton import KnownTip, follow_singleton, is_member_of_pool
+from pool.context import PoolContext
+from pool.loops.status import ChainStatus
+from pool.store.models import FarmerRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SingletonStats:
+    updated: int = 0
+    failed: int = 0
+
+
+class SingletonLoop:
+    name = "singletons"
+
+    def __init__(self, status: ChainStatus) -> None:
+        self.status = status
+
+    def interval(self, ctx: PoolContext) -> float:
+        return ctx.config.loops.singleton_interval
+
+    async def run_once(self, ctx: PoolContext) -> SingletonStats:
+        stats = SingletonStats()
+        if not self.status.ready or self.status.peak is None:
+            return stats
+        peak_height = self.status.peak.height
+        # Every farmer, members or not: one that left and came back must become a member again.
+        for farmer in await ctx.store.list_farmers():
+            try:
+                if await refresh_farmer(ctx, farmer, peak_height):
+                    stats.updated += 1
+            except ChainUnavailable:
+                raise  # the node is gone: no point trying the other farmers now
+            except Exception as exc:
+                # One farmer's odd singleton (melted, undecodable, not found) must not stop the others.
+                log.warning("cannot follow the singleton of %s: %s", farmer.launcher_id.hex(), exc)
+                stats.failed += 1
+        return stats
+
+
+async def refresh_farmer(ctx: PoolContext, farmer: FarmerRecord, peak_height: int) -> bool:
+    """Update the farmer's tip and membership; True if anything changed."""
+    view = await follow_singleton(
+        ctx.node,
+        farmer.launcher_id,
+        peak_height=peak_height,
+        confirmation_security_threshold=ctx.config.chain.confirmation_security_threshold,
+        known=KnownTip(tip=farmer.singleton_tip, state=farmer.singleton_tip_state),
+    )
+    member = is_member_of_pool(view.state, ctx.config.pool, peak_height, view.state_height)
+    unchanged = (
+        view.tip == farmer.singleton_tip
+        and view.state == farmer.singleton_tip_state
+        and member == farmer.is_pool_member
+    )
+    if unchanged:
+        return False
+    if member != farmer.is_pool_member:
+        log.info("farmer %s is %s a pool member", farmer.launcher_id.hex(), "now" if member else "no longer")
+    await ctx.store.update_singleton(farmer.launcher_id, view.tip, view.state, member)
+    return True
