@@ -1,0 +1,220 @@
+"""The FullNode interface over chia's full node RPC (the same code for mainnet, testnet and the simulator)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+
+from pool.chain.interface import ChainUnavailable, ChallengeInfo, FullNode, PeakInfo, PushResult
+from pool.chia_adapter import (
+    CoinRecord,
+    CoinSpend,
+    ConsensusConstants,
+    EndOfSubSlotBundle,
+    FullNodeRpcClient,
+    ResponseFailureError,
+    SignagePoint,
+    SpendBundle,
+    bytes32,
+    chia_config,
+    uint16,
+    uint32,
+)
+from pool.config import RpcConfig
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# chia's RPC client waits up to 300 s by default; a farmer's partial must be answered within seconds.
+DEFAULT_CALL_TIMEOUT = 30.0
+
+# The errors that mean "the node is not there or did not answer", as opposed to a well-formed refusal.
+_TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+
+
+class RpcFullNode(FullNode):
+    """A chia full node reached over its RPC port with the certificates of a chia root."""
+
+    def __init__(self, client: FullNodeRpcClient, where: str, call_timeout: float = DEFAULT_CALL_TIMEOUT) -> None:
+        self._client = client
+        self._where = where  # "host:port", for error messages
+        self._call_timeout = call_timeout
+        self._constants: ConsensusConstants | None = None  # the node's, fetched once
+
+    @classmethod
+    async def connect(
+        cls, rpc: RpcConfig, root_config: dict[str, Any] | None = None, call_timeout: float = DEFAULT_CALL_TIMEOUT
+    ) -> RpcFullNode:
+        """Open a client and check the node answers; raises ChainUnavailable("full node at host:port: <reason>")."""
+        where = f"{rpc.host}:{rpc.port}"
+        try:
+            config = root_config if root_config is not None else chia_config(rpc.chia_root)
+            client = await FullNodeRpcClient.create(rpc.host, uint16(rpc.port), Path(rpc.chia_root), config)
+        except Exception as exc:  # missing certificates, unreadable config: all mean "cannot talk to the node"
+            raise ChainUnavailable(f"full node at {where}: cannot create RPC client ({exc})") from exc
+        node = cls(client, where, call_timeout)
+        try:
+            await node._call(client.healthz())
+        except ChainUnavailable:
+            await node.close()
+            raise
+        return node
+
+    async def close(self) -> None:
+        self._client.close()
+        await self._client.await_closed()
+
+    async def _call(self, request: Awaitable[T]) -> T:
+        """Run one RPC with a deadline; transport failures and refusals become ChainUnavailable."""
+        try:
+            return await asyncio.wait_for(request, self._call_timeout)
+        except _TRANSPORT_ERRORS as exc:
+            raise ChainUnavailable(f"full node at {self._where}: {exc or type(exc).__name__}") from exc
+        except ResponseFailureError as exc:
+            raise ChainUnavailable(f"full node at {self._where}: {exc.response.get('error', exc)}") from exc
+
+    async def _call_or_none(self, request: Awaitable[T]) -> T | None:
+        """Like _call, but a refusal by the node (e.g. "not in cache", "not found") means None."""
+        try:
+            return await asyncio.wait_for(request, self._call_timeout)
+        except _TRANSPORT_ERRORS as exc:
+            raise ChainUnavailable(f"full node at {self._where}: {exc or type(exc).__name__}") from exc
+        except ResponseFailureError:
+            return None
+
+    async def _blockchain_state(self) -> dict[str, Any]:
+        return await self._call(self._client.get_blockchain_state())
+
+    async def peak(self) -> PeakInfo:
+        state = await self._blockchain_state()
+        peak = state.get("peak")
+        if peak is None:
+            raise ChainUnavailable(f"full node at {self._where}: the node has no peak yet")
+        if peak.is_transaction_block:
+            last_tx_height, timestamp = int(peak.height), peak.timestamp
+        else:
+            last_tx_height, timestamp = int(peak.prev_transaction_block_height), None
+            if peak.prev_transaction_block_hash is not None:
+                tx_block = await self._call_or_none(self._client.get_block_record(peak.prev_transaction_block_hash))
+                timestamp = tx_block.timestamp if tx_block is not None else None
+        return PeakInfo(
+            height=int(peak.height),
+            header_hash=peak.header_hash,
+            synced=bool(state.get("sync", {}).get("synced", False)),
+            last_transaction_block_height=last_tx_height,
+            timestamp=int(timestamp) if timestamp is not None else None,
+        )
+
+    async def consensus_constants(self) -> ConsensusConstants:
+        if self._constants is None:
+            self._constants = await self._call(self._client.get_constants())
+        return self._constants
+
+    async def signage_point(self, sp_hash: bytes32) -> ChallengeInfo | None:
+        found = await self._call_or_none(self._client.get_recent_signage_point_or_eos(sp_hash, None))
+        if found is None:
+            return None
+        sp: SignagePoint = found["signage_point"]
+        if sp.cc_vdf is None:  # the node only caches real signage points here; be safe anyway
+            return None
+        return ChallengeInfo(
+            sp_hash=sp_hash,
+            end_of_sub_slot=False,
+            # The farmer checks its proofs against the challenge chain VDF's challenge and the VDF output's hash
+            # (farmer_protocol.NewSignagePoint.challenge_hash / challenge_chain_sp): use exactly the same inputs.
+            challenge_hash=sp.cc_vdf.challenge,
+            cc_sp_output_hash=sp.cc_vdf.output.get_hash(),
+            signage_point_index=await self._signage_point_index(int(sp.cc_vdf.number_of_iterations)),
+            time_received=float(found["time_received"]),
+            reverted=bool(found["reverted"]),
+        )
+
+    async def _signage_point_index(self, iterations: int) -> int:
+        """The signage point's index in its sub-slot: its VDF iterations over the iterations between two points.
+
+        Only v2 plots use it (their plot filter); v1 proofs verify without it. The node's current sub-slot iters
+        are used: they change only at epoch boundaries, rarely within a signage point's short life.
+        """
+        state = await self._blockchain_state()
+        sub_slot_iters = int(state.get("sub_slot_iters") or 0)
+        interval = sub_slot_iters // int((await self.consensus_constants()).NUM_SPS_SUB_SLOT)
+        return iterations // interval if interval > 0 else 0
+
+    async def end_of_sub_slot(self, challenge_hash: bytes32) -> ChallengeInfo | None:
+        found = await self._call_or_none(self._client.get_recent_signage_point_or_eos(None, challenge_hash))
+        if found is None:
+            return None
+        eos: EndOfSubSlotBundle = found["eos"]
+        # The node announces an end of sub-slot to farmers as signage point 0 whose challenge and signage point
+        # hash are both the new sub-slot's challenge (the finished challenge chain sub-slot's hash).
+        sub_slot_challenge = eos.challenge_chain.get_hash()
+        return ChallengeInfo(
+            sp_hash=challenge_hash,
+            end_of_sub_slot=True,
+            challenge_hash=sub_slot_challenge,
+            cc_sp_output_hash=sub_slot_challenge,
+            signage_point_index=0,
+            time_received=float(found["time_received"]),
+            reverted=bool(found["reverted"]),
+        )
+
+    async def coin_record(self, coin_id: bytes32) -> CoinRecord | None:
+        return await self._call_or_none(self._client.get_coin_record_by_name(coin_id))
+
+    async def coin_records_by_puzzle_hashes(
+        self, puzzle_hashes: Sequence[bytes32], include_spent: bool, start_height: int | None = None
+    ) -> list[CoinRecord]:
+        return await self._call(
+            self._client.get_coin_records_by_puzzle_hashes(
+                list(puzzle_hashes), include_spent_coins=include_spent, start_height=start_height
+            )
+        )
+
+    async def coin_records_by_parent_ids(self, parent_ids: Sequence[bytes32], include_spent: bool) -> list[CoinRecord]:
+        return await self._call(
+            self._client.get_coin_records_by_parent_ids(list(parent_ids), include_spent_coins=include_spent)
+        )
+
+    async def coin_spend(self, coin: CoinRecord) -> CoinSpend | None:
+        if not coin.spent:
+            return None
+        return await self._call_or_none(
+            self._client.get_puzzle_and_solution(coin.coin.name(), uint32(coin.spent_block_index))
+        )
+
+    async def push(self, spend_bundle: SpendBundle) -> PushResult:
+        try:
+            await asyncio.wait_for(self._client.push_tx(spend_bundle), self._call_timeout)
+        except _TRANSPORT_ERRORS as exc:
+            raise ChainUnavailable(f"full node at {self._where}: {exc or type(exc).__name__}") from exc
+        except ResponseFailureError as exc:
+            if await self._already_on_chain(spend_bundle):
+                return PushResult(accepted=True, error=None)
+            return PushResult(accepted=False, error=_refusal_reason(exc.response))
+        return PushResult(accepted=True, error=None)
+
+    async def _already_on_chain(self, spend_bundle: SpendBundle) -> bool:
+        """A spend bundle's additions exist on chain exactly when that very bundle (or one with the same
+        spends) was included: then a refusal to push it again is a success."""
+        additions = spend_bundle.additions()
+        if not additions:
+            return False
+        return await self.coin_record(additions[0].name()) is not None
+
+    async def in_mempool(self, spend_bundle_name: bytes32) -> bool:
+        item = await self._call_or_none(self._client.get_mempool_item_by_tx_id(spend_bundle_name))
+        return item is not None
+
+
+def _refusal_reason(response: dict[str, Any]) -> str:
+    structured = response.get("structuredError") or {}
+    data = structured.get("data") if isinstance(structured, dict) else None
+    if isinstance(data, dict) and "error" in data:
+        return str(data["error"])
+    return str(response.get("error", "refused by the full node"))

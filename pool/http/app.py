@@ -1,0 +1,168 @@
+"""The farmer-facing HTTP server: Pool Protocol 1.0 endpoints on aiohttp.
+
+Protocol errors are answered with HTTP 200 and an ErrorResponse body (``{"error_code", "error_message"}``), because
+chia's farmer reads error codes only from 200 replies. Malformed requests get REQUEST_FAILED, an unexpected failure
+SERVER_EXCEPTION with a generic message (the details go to the log); never a 500 or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from pool.chain.interface import ChainUnavailable
+from pool.chia_adapter import (
+    POOL_PROTOCOL_VERSION,
+    GetFarmerResponse,
+    GetPoolInfoResponse,
+    PoolErrorCode,
+    PostFarmerRequest,
+    PostPartialRequest,
+    PutFarmerRequest,
+    Streamable,
+    uint8,
+    uint32,
+    uint64,
+)
+from pool.context import PoolContext
+from pool.http.login_page import login_page
+from pool.protocol.encoding import parse_bytes32, parse_g2, parse_uint64, query_value, streamable_from_json
+from pool.protocol.errors import PoolProtocolError, malformed
+from pool.protocol.farmers import authenticated_farmer, register_farmer, update_farmer
+from pool.protocol.partials import PartialChecker
+from pool.protocol.signage_points import PeakCache, SignagePointCache
+from pool.store.models import FarmerRecord
+
+log = logging.getLogger(__name__)
+
+CONTEXT = web.AppKey("context", PoolContext)
+PARTIALS = web.AppKey("partials", PartialChecker)
+SIGNAGE_POINTS = web.AppKey("signage_points", SignagePointCache)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(ctx: PoolContext) -> web.Application:
+    app = web.Application(client_max_size=ctx.config.partials.max_body_bytes, middlewares=[_protocol_errors])
+    signage_points = SignagePointCache(ctx.node, wait=ctx.config.partials.signage_point_wait)
+    app[CONTEXT] = ctx
+    app[SIGNAGE_POINTS] = signage_points
+    app[PARTIALS] = PartialChecker(ctx, signage_points, PeakCache(ctx.node))
+    app.router.add_get("/pool_info", get_pool_info)
+    app.router.add_get("/farmer", get_farmer)
+    app.router.add_post("/farmer", post_farmer)
+    app.router.add_put("/farmer", put_farmer)
+    app.router.add_post("/partial", post_partial)
+    app.router.add_get("/login", get_login)
+    return app
+
+
+# ---------------------------------------------------------------------------------------------------- endpoints
+
+
+async def get_pool_info(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    pool = ctx.config.pool
+    return _reply(
+        GetPoolInfoResponse(
+            name=pool.name,
+            logo_url=pool.logo_url,
+            minimum_difficulty=uint64(ctx.config.difficulty.minimum),
+            relative_lock_height=uint32(pool.relative_lock_height),
+            protocol_version=POOL_PROTOCOL_VERSION,
+            fee=pool.fee_display,
+            description=pool.description,
+            target_puzzle_hash=pool.target_puzzle_hash,
+            authentication_token_timeout=uint8(pool.authentication_token_timeout),
+        )
+    )
+
+
+async def post_farmer(request: web.Request) -> web.Response:
+    farmer_request = streamable_from_json(PostFarmerRequest, await _json_body(request))
+    return _reply(await register_farmer(request.app[CONTEXT], farmer_request))
+
+
+async def put_farmer(request: web.Request) -> web.Response:
+    farmer_request = streamable_from_json(PutFarmerRequest, await _json_body(request))
+    return _reply(await update_farmer(request.app[CONTEXT], farmer_request))
+
+
+async def get_farmer(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    farmer = await _authenticated(request, "get_farmer")
+    return _reply(
+        GetFarmerResponse(
+            farmer.authentication_public_key,
+            farmer.payout_instructions,
+            uint64(farmer.difficulty_at(ctx.now())),
+            uint64(farmer.points),
+        )
+    )
+
+
+async def post_partial(request: web.Request) -> web.Response:
+    partial_request = streamable_from_json(PostPartialRequest, await _json_body(request))
+    return _reply(await request.app[PARTIALS].submit(partial_request))
+
+
+async def get_login(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    farmer = await _authenticated(request, "get_login")
+    page = login_page(ctx.config.pool.name, farmer, farmer.difficulty_at(ctx.now()))
+    return web.Response(text=page, content_type="text/html")
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+async def _authenticated(request: web.Request, method_name: str) -> FarmerRecord:
+    """GET /farmer and GET /login carry launcher_id, authentication_token and signature as query parameters."""
+    query = request.query
+    launcher_id = parse_bytes32(query_value(query, "launcher_id"), "launcher_id")
+    token = parse_uint64(query_value(query, "authentication_token"), "authentication_token")
+    signature = parse_g2(query_value(query, "signature"), "signature")
+    return await authenticated_farmer(request.app[CONTEXT], method_name, launcher_id, token, signature)
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise malformed(
+            f"request body larger than {request.app[CONTEXT].config.partials.max_body_bytes} bytes"
+        ) from None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+        raise malformed("the body is not JSON") from None
+
+
+def _reply(message: Streamable) -> web.Response:
+    return web.json_response(message.to_json_dict())
+
+
+def _error(code: PoolErrorCode, message: str) -> web.Response:
+    return _reply(PoolProtocolError(code, message).response())
+
+
+@web.middleware
+async def _protocol_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes an ErrorResponse the farmer can read; routing errors (404, 405) stay as they are."""
+    try:
+        return await handler(request)
+    except PoolProtocolError as error:
+        log.debug("%s %s refused: %s", request.method, request.path, error)
+        return _reply(error.response())
+    except ChainUnavailable as exc:
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return _error(PoolErrorCode.SERVER_EXCEPTION, "the pool cannot reach its full node right now; try again later")
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return _error(PoolErrorCode.SERVER_EXCEPTION, "internal error in the pool server")

@@ -1,0 +1,213 @@
+"""POST /partial: every check of a farmer's partial proof, in the protocol's order, then recording it as pending.
+
+The checks run cheapest first, and anything that needs the node (signage point, peak) only after the farmer proved
+who it is, so an anonymous client cannot make the pool poll its node. A partial that passes is stored PENDING with
+the points (difficulty) in force when it was received; the confirmation loop credits it later.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pool.chain.interface import ChallengeInfo, PeakInfo
+from pool.chia_adapter import (
+    AugSchemeMPL,
+    PoolErrorCode,
+    PostPartialRequest,
+    PostPartialResponse,
+    ProofOfSpace,
+    bytes32,
+    calculate_iterations_quality,
+    calculate_sp_interval_iters,
+    std_hash,
+    uint32,
+    uint64,
+    verify_and_get_quality_string,
+)
+from pool.context import PoolContext
+from pool.protocol.auth import check_authentication_token
+from pool.protocol.errors import PoolProtocolError
+from pool.protocol.farmers import known_farmer
+from pool.protocol.signage_points import PeakCache, SignagePointCache
+from pool.store.abstract import FarmerNotFound
+from pool.store.models import FarmerRecord, PartialRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AcceptedPartial:
+    partial_id: int
+    points: int
+    new_difficulty: int
+
+
+class PartialChecker:
+    """Checks partials against the store and the node, sharing the signage point and peak lookups."""
+
+    def __init__(self, ctx: PoolContext, signage_points: SignagePointCache, peak: PeakCache) -> None:
+        self._ctx = ctx
+        self._signage_points = signage_points
+        self._peak = peak
+
+    async def submit(self, request: PostPartialRequest) -> PostPartialResponse:
+        """Check and record a partial; raises PoolProtocolError with the code of the first failed check."""
+        ctx = self._ctx
+        try:
+            accepted = await self._accept(request, received_at=ctx.now())
+        except PoolProtocolError as error:
+            ctx.stats.rejected(error.code.name)
+            raise
+        ctx.stats.accepted()
+        return PostPartialResponse(uint64(accepted.new_difficulty))
+
+    async def _accept(self, request: PostPartialRequest, received_at: int) -> AcceptedPartial:
+        ctx, payload = self._ctx, request.payload
+        check_authentication_token(
+            payload.authentication_token, received_at, ctx.config.pool.authentication_token_timeout
+        )
+        farmer = await known_farmer(ctx, payload.launcher_id)
+        _check_signatures(request, farmer)
+        _check_pool_contract(payload.proof_of_space, farmer)
+        if not farmer.is_pool_member:
+            raise PoolProtocolError(
+                PoolErrorCode.INVALID_SINGLETON,
+                f"the PlotNFT {farmer.launcher_id.hex()} no longer farms to this pool: partials are not accepted",
+            )
+        challenge = await self._challenge(payload.sp_hash, payload.end_of_sub_slot)
+        self._check_in_time(challenge, received_at)
+        peak = await self._peak.get()
+        quality_string = self._quality_string(payload.proof_of_space, challenge, peak)
+        # The points a partial is worth are fixed now, at receipt: a difficulty change (PUT /farmer) that becomes
+        # due later never applies to it.
+        difficulty = farmer.difficulty_at(received_at)
+        self._check_good_enough(payload.proof_of_space, quality_string, challenge, peak, difficulty)
+        partial_id = await self._record(request, received_at, difficulty)
+        new_difficulty = await self._current_difficulty(farmer, received_at)
+        return AcceptedPartial(partial_id, difficulty, new_difficulty)
+
+    async def _challenge(self, sp_hash: bytes32, end_of_sub_slot: bool) -> ChallengeInfo:
+        what = "end of sub-slot" if end_of_sub_slot else "signage point"
+        challenge = await self._signage_points.lookup(sp_hash, end_of_sub_slot)
+        if challenge is None:
+            raise PoolProtocolError(
+                PoolErrorCode.NOT_FOUND, f"{what} {sp_hash.hex()} is not known to the pool's full node"
+            )
+        if challenge.reverted:
+            raise PoolProtocolError(
+                PoolErrorCode.REVERTED_SIGNAGE_POINT, f"{what} {sp_hash.hex()} was reverted by a chain reorganisation"
+            )
+        return challenge
+
+    def _check_in_time(self, challenge: ChallengeInfo, received_at: int) -> None:
+        limit = self._ctx.config.partials.time_limit
+        age = received_at - challenge.time_received
+        if age > limit:
+            raise PoolProtocolError(
+                PoolErrorCode.TOO_LATE,
+                f"partial received {age:.0f} s after the pool's node saw its signage point; the limit is {limit} s",
+            )
+
+    def _quality_string(self, proof: ProofOfSpace, challenge: ChallengeInfo, peak: PeakInfo) -> bytes32:
+        # The same inputs chia's farmer uses to check its proofs: the signage point's challenge and hash, the peak
+        # height (plot filter) and the last transaction block height (plot format phase-out).
+        try:
+            quality = verify_and_get_quality_string(
+                proof,
+                self._ctx.constants,
+                challenge.challenge_hash,
+                challenge.cc_sp_output_hash,
+                height=uint32(peak.height),
+                prev_transaction_block_height=uint32(peak.last_transaction_block_height),
+                signage_point_index=challenge.signage_point_index,
+            )
+        except Exception as exc:  # chia asserts and raises on some malformed proofs; they are all just invalid
+            log.debug("proof verification raised: %s", exc)
+            quality = None
+        if quality is None:
+            raise PoolProtocolError(
+                PoolErrorCode.INVALID_PROOF, "invalid proof of space for this signage point (or wrong network)"
+            )
+        return quality
+
+    def _check_good_enough(
+        self, proof: ProofOfSpace, quality_string: bytes32, challenge: ChallengeInfo, peak: PeakInfo, difficulty: int
+    ) -> None:
+        constants = self._ctx.constants
+        required_iters = calculate_iterations_quality(
+            constants,
+            quality_string,
+            proof.param(),
+            uint64(difficulty),
+            challenge.cc_sp_output_hash,
+            height=uint32(peak.last_transaction_block_height),
+        )
+        # The farmer's own threshold for sending a partial: within one signage point interval of a pool sub-slot.
+        threshold = calculate_sp_interval_iters(constants, constants.POOL_SUB_SLOT_ITERS)
+        if required_iters >= threshold:
+            raise PoolProtocolError(
+                PoolErrorCode.PROOF_NOT_GOOD_ENOUGH,
+                f"proof of space not good enough for difficulty {difficulty}: fetch GET /farmer for your difficulty",
+            )
+
+    async def _record(self, request: PostPartialRequest, received_at: int, difficulty: int) -> int:
+        payload = request.payload
+        partial = PartialRecord(
+            launcher_id=payload.launcher_id,
+            proof_hash=proof_identity(payload.proof_of_space),
+            sp_hash=payload.sp_hash,
+            end_of_sub_slot=payload.end_of_sub_slot,
+            harvester_id=payload.harvester_id,
+            received_at=received_at,
+            difficulty=difficulty,
+        )
+        try:
+            partial_id = await self._ctx.store.add_partial(partial)
+        except FarmerNotFound:  # removed between the check and now
+            raise PoolProtocolError(PoolErrorCode.FARMER_NOT_KNOWN, "farmer is not known to this pool") from None
+        if partial_id is None:
+            # Not INVALID_PROOF: the proof is valid, it was just sent before. The farmer logs the message.
+            raise PoolProtocolError(
+                PoolErrorCode.REQUEST_FAILED,
+                "duplicate partial: this proof of space was already received and is credited only once",
+            )
+        return partial_id
+
+    async def _current_difficulty(self, farmer: FarmerRecord, now: int) -> int:
+        """The difficulty to tell the farmer; a pending PUT difficulty that is due becomes the stored one."""
+        if farmer.pending_difficulty_at is not None and farmer.pending_difficulty_at <= now:
+            return await self._ctx.store.apply_due_difficulty(farmer.launcher_id, now)
+        return farmer.difficulty
+
+
+def proof_identity(proof: ProofOfSpace) -> bytes32:
+    """What makes two partials "the same proof": the hash of the proof's canonical (binary) serialization.
+
+    A proof commits to its plot and to the challenge of one signage point, so it cannot be reused elsewhere.
+    """
+    return std_hash(bytes(proof))
+
+
+def _check_signatures(request: PostPartialRequest, farmer: FarmerRecord) -> None:
+    """The plot key (harvester and farmer together) and the farmer's current authentication key sign the payload."""
+    message = request.payload.get_hash()
+    public_keys = [request.payload.proof_of_space.plot_public_key, farmer.authentication_public_key]
+    if not AugSchemeMPL.aggregate_verify(public_keys, [message, message], request.aggregate_signature):
+        raise PoolProtocolError(
+            PoolErrorCode.INVALID_SIGNATURE,
+            "invalid signature: expected the plot key and the latest authentication key over the payload",
+        )
+
+
+def _check_pool_contract(proof: ProofOfSpace, farmer: FarmerRecord) -> None:
+    if proof.pool_contract_puzzle_hash != farmer.p2_singleton_puzzle_hash:
+        raise PoolProtocolError(
+            PoolErrorCode.INVALID_P2_SINGLETON_PUZZLE_HASH,
+            f"the plot pays {_hex_or_none(proof.pool_contract_puzzle_hash)}, not this farmer's pool contract "
+            f"{farmer.p2_singleton_puzzle_hash.hex()}",
+        )
+
+
+def _hex_or_none(value: bytes32 | None) -> str:
+    return "no pool contract (an OG plot)" if value is None else value.hex()

@@ -1,0 +1,128 @@
+"""Shared, cached views of the node's signage points and peak for the partial checks.
+
+Every farmer answers the same signage points, so each one is looked up from the node once and shared: concurrent
+requests for the same hash await one lookup, and a hash the node has not seen yet (a farmer can be a little ahead of
+the pool's node) is polled until ``wait`` seconds have passed. Nothing here holds a lock: a request waiting for one
+signage point never delays requests for another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from pool.chain.interface import ChallengeInfo, FullNode, PeakInfo
+from pool.chia_adapter import bytes32
+
+T = TypeVar("T")
+
+DEFAULT_POLL_INTERVAL = 0.25  # seconds between two asks for a signage point the node does not know yet
+# A found signage point is re-read after this long, so a reorg that reverts it is noticed by later partials.
+DEFAULT_FOUND_TTL = 5.0
+DEFAULT_MAX_ENTRIES = 4096  # well above the signage points of the time a partial may take (~64 per 10 min)
+DEFAULT_PEAK_TTL = 2.0
+
+_Key = tuple[bytes32, bool]  # (sp_hash, end_of_sub_slot)
+
+
+class _SharedLookups(Generic[T]):
+    """At most one running lookup per key; every caller of the same key awaits the same task."""
+
+    def __init__(self) -> None:
+        self._running: dict[object, asyncio.Task[T]] = {}
+
+    async def run(self, key: object, start: Callable[[], Awaitable[T]]) -> T:
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.ensure_future(start())
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        # shield: one caller giving up (its client disconnected) must not cancel the others' lookup.
+        return await asyncio.shield(task)
+
+    def _finished(self, key: object, task: asyncio.Task[T]) -> None:
+        self._running.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # mark it retrieved: callers that gave up must not leave "never retrieved" warnings
+
+
+class SignagePointCache:
+    def __init__(
+        self,
+        node: FullNode,
+        *,
+        wait: float,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        found_ttl: float = DEFAULT_FOUND_TTL,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._node = node
+        self._wait = wait
+        self._poll_interval = poll_interval
+        self._found_ttl = found_ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        self._found: OrderedDict[_Key, tuple[ChallengeInfo, float]] = OrderedDict()
+        self._lookups: _SharedLookups[ChallengeInfo | None] = _SharedLookups()
+        self.node_requests = 0  # asks sent to the node (observable, e.g. to test the sharing)
+
+    async def lookup(self, sp_hash: bytes32, end_of_sub_slot: bool) -> ChallengeInfo | None:
+        """The signage point (or end of sub-slot) as the node saw it, or None if still unknown after the wait.
+
+        Raises ChainUnavailable if the node cannot be asked.
+        """
+        key = (sp_hash, end_of_sub_slot)
+        cached = self._found.get(key)
+        if cached is not None and self._clock() - cached[1] < self._found_ttl:
+            return cached[0]
+        return await self._lookups.run(key, lambda: self._poll(key))
+
+    async def _poll(self, key: _Key) -> ChallengeInfo | None:
+        deadline = self._clock() + self._wait
+        while True:
+            info = await self._ask_node(key)
+            if info is not None:
+                self._remember(key, info)
+                return info
+            if self._clock() + self._poll_interval > deadline:
+                return None
+            await asyncio.sleep(self._poll_interval)
+
+    async def _ask_node(self, key: _Key) -> ChallengeInfo | None:
+        self.node_requests += 1
+        sp_hash, end_of_sub_slot = key
+        if end_of_sub_slot:
+            return await self._node.end_of_sub_slot(sp_hash)
+        return await self._node.signage_point(sp_hash)
+
+    def _remember(self, key: _Key, info: ChallengeInfo) -> None:
+        self._found[key] = (info, self._clock())
+        self._found.move_to_end(key)
+        while len(self._found) > self._max_entries:
+            self._found.popitem(last=False)  # the oldest: its partials are long past the time limit
+
+
+class PeakCache:
+    """The node's peak, re-read at most every ``ttl`` seconds (proof checks need its heights)."""
+
+    def __init__(self, node: FullNode, ttl: float = DEFAULT_PEAK_TTL, clock: Callable[[], float] = time.monotonic):
+        self._node = node
+        self._ttl = ttl
+        self._clock = clock
+        self._peak: tuple[PeakInfo, float] | None = None
+        self._lookups: _SharedLookups[PeakInfo] = _SharedLookups()
+
+    async def get(self) -> PeakInfo:
+        """Raises ChainUnavailable if the node cannot be asked."""
+        if self._peak is not None and self._clock() - self._peak[1] < self._ttl:
+            return self._peak[0]
+        return await self._lookups.run("peak", self._fetch)
+
+    async def _fetch(self) -> PeakInfo:
+        peak = await self._node.peak()
+        self._peak = (peak, self._clock())
+        return peak

@@ -1,0 +1,461 @@
+"""GET /pool_info, POST/PUT/GET /farmer and GET /login against a real node (devnet World), real keys and PlotNFTs.
+
+One World for the module (it is slow to start); the tests run in file order and build on each other's farmer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from farmer_requests import (
+    THRESHOLD,
+    PoolUnderTest,
+    authenticated_params,
+    buried_plotnft,
+    post_farmer_body,
+    put_farmer_body,
+    strip_0x,
+)
+
+from pool.chain.singleton import follow_singleton, is_member_of_pool
+from pool.chia_adapter import (
+    AugSchemeMPL,
+    PoolErrorCode,
+    PoolSingletonState,
+    PrivateKey,
+    bytes32,
+    encode_puzzle_hash,
+    std_hash,
+    uint32,
+    uint64,
+)
+from pool.chia_adapter.simulation import (
+    DEFAULT_TX_CONFIG,
+    CreateNewWallet,
+    CreateNewWalletType,
+    NewPoolWalletInitialTargetState,
+    WalletCreationMode,
+    find_owner_sk,
+)
+from pool.devnet.world import PlotNFTInfo, World
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+POOL_URL = "http://127.0.0.1:1"
+PUT_COOLDOWN = 60
+
+
+def key(seed: bytes) -> PrivateKey:
+    return AugSchemeMPL.key_gen(std_hash(seed))
+
+
+def error_code(reply: dict[str, Any]) -> PoolErrorCode:
+    assert set(reply) == {"error_code", "error_message"}, reply
+    assert reply["error_message"], reply
+    return PoolErrorCode(reply["error_code"])
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    async with World.create(work_dir=tmp_path_factory.mktemp("devnet")) as started:
+        yield started
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PoolUnderTest]:
+    store_path = tmp_path_factory.mktemp("pool") / "pool.sqlite"
+    started = await PoolUnderTest.start(world, store_path, difficulty={"put_cooldown": PUT_COOLDOWN})
+    yield started
+    await started.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def plotnft(world: World) -> PlotNFTInfo:
+    # fresh_launcher=False: the same launcher every run (the chain is deterministic), so its plots stay cached.
+    return await buried_plotnft(world, pool_url=POOL_URL, fresh_launcher=False)
+
+
+@pytest.fixture(scope="module")
+def auth_sk() -> PrivateKey:
+    return key(b"farmer authentication key")
+
+
+@pytest.fixture(scope="module")
+def payout_address() -> str:
+    return encode_puzzle_hash(bytes32(std_hash(b"farmer payout")), "txch")
+
+
+async def test_pool_info(pool: PoolUnderTest) -> None:
+    info = await pool.get("/pool_info", {})
+    config = pool.ctx.config
+    assert info["name"] == config.pool.name
+    assert info["fee"] == "0.01"  # as the operator wrote it
+    assert info["protocol_version"] == 1
+    assert info["relative_lock_height"] == config.pool.relative_lock_height
+    assert info["minimum_difficulty"] == config.difficulty.minimum
+    assert info["authentication_token_timeout"] == config.pool.authentication_token_timeout
+    assert bytes32.from_hexstr(info["target_puzzle_hash"]) == config.pool.target_puzzle_hash
+
+
+async def test_unknown_farmer_is_not_known(pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey) -> None:
+    params = authenticated_params("get_farmer", plotnft.launcher_id, pool.target_puzzle_hash, auth_sk, pool.token)
+    assert error_code(await pool.get("/farmer", params)) is PoolErrorCode.FARMER_NOT_KNOWN
+
+
+async def test_post_farmer_refuses_an_old_token(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str
+) -> None:
+    timeout = pool.ctx.config.pool.authentication_token_timeout
+    body = post_farmer_body(plotnft, auth_sk, pool.token - timeout - 1, payout_address)
+    assert error_code(await pool.send("POST", "/farmer", body)) is PoolErrorCode.INVALID_AUTHENTICATION_TOKEN
+
+
+async def test_post_farmer_must_be_signed_by_the_owner(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str
+) -> None:
+    body = post_farmer_body(plotnft, auth_sk, pool.token, payout_address, signer=auth_sk)
+    assert error_code(await pool.send("POST", "/farmer", body)) is PoolErrorCode.INVALID_SIGNATURE
+
+
+@pytest.mark.parametrize(
+    "instructions",
+    [
+        encode_puzzle_hash(bytes32(b"\x01" * 32), "xch"),  # a mainnet address on a test network
+        "txch1notanaddress",
+        "ab" * 31,  # 31 bytes of hex
+        "",
+    ],
+)
+async def test_post_farmer_refuses_bad_payout_instructions(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, instructions: str
+) -> None:
+    body = post_farmer_body(plotnft, auth_sk, pool.token, instructions)
+    assert error_code(await pool.send("POST", "/farmer", body)) is PoolErrorCode.INVALID_PAYOUT_INSTRUCTIONS
+
+
+async def test_post_farmer_for_a_launcher_that_does_not_exist(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str
+) -> None:
+    unknown = dataclasses.replace(plotnft, launcher_id=bytes32(std_hash(b"no such launcher")))
+    body = post_farmer_body(unknown, auth_sk, pool.token, payout_address)
+    assert error_code(await pool.send("POST", "/farmer", body)) is PoolErrorCode.INVALID_SINGLETON
+
+
+async def test_post_farmer_waits_until_the_singleton_is_buried(
+    world: World, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str, tmp_path: Path
+) -> None:
+    strict = await PoolUnderTest.start(
+        world, tmp_path / "strict.sqlite", chain={"confirmation_security_threshold": world.peak_height + 10}
+    )
+    try:
+        body = post_farmer_body(plotnft, auth_sk, strict.token, payout_address)
+        reply = await strict.send("POST", "/farmer", body)
+        assert error_code(reply) is PoolErrorCode.INVALID_SINGLETON
+        assert "buried" in reply["error_message"]
+    finally:
+        await strict.close()
+
+
+async def test_post_farmer_with_a_singleton_of_another_pool(
+    world: World, pool: PoolUnderTest, auth_sk: PrivateKey, payout_address: str
+) -> None:
+    elsewhere = await buried_plotnft(
+        world,
+        pool_url="http://127.0.0.1:2",
+        target_puzzle_hash=bytes32(std_hash(b"another pool")),
+        fresh_launcher=False,
+    )
+    body = post_farmer_body(elsewhere, auth_sk, pool.token, payout_address)
+    reply = await pool.send("POST", "/farmer", body)
+    assert error_code(reply) is PoolErrorCode.INVALID_SINGLETON
+    assert "does not farm to this pool" in reply["error_message"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"this is not json",
+        b"\xff\xfe garbage",
+        b"[1, 2, 3]",
+        b'{"payload": {}, "signature": "0x00"}',
+        b"{}",
+    ],
+)
+async def test_post_farmer_garbage(pool: PoolUnderTest, raw: bytes) -> None:
+    assert error_code(await pool.send_raw("POST", "/farmer", raw)) is PoolErrorCode.REQUEST_FAILED
+
+
+async def test_post_farmer_with_an_invalid_key(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str
+) -> None:
+    body = post_farmer_body(plotnft, auth_sk, pool.token, payout_address)
+    body["payload"]["authentication_public_key"] = "0x" + "00" * 48  # not a point of the curve
+    assert error_code(await pool.send("POST", "/farmer", body)) is PoolErrorCode.REQUEST_FAILED
+
+
+async def test_oversized_body_is_refused(pool: PoolUnderTest) -> None:
+    raw = json.dumps({"padding": "x" * pool.ctx.config.partials.max_body_bytes}).encode()
+    reply = await pool.send_raw("POST", "/farmer", raw)
+    assert error_code(reply) is PoolErrorCode.REQUEST_FAILED
+    assert "larger than" in reply["error_message"]
+
+
+async def test_post_farmer_registers(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str
+) -> None:
+    body = post_farmer_body(plotnft, auth_sk, pool.token, payout_address, suggested_difficulty=7)
+    reply = await pool.send("POST", "/farmer", body)
+    assert reply == {"welcome_message": pool.ctx.config.pool.welcome_message}
+
+    farmer = await pool.ctx.store.get_farmer(plotnft.launcher_id)
+    assert farmer is not None
+    assert farmer.p2_singleton_puzzle_hash == plotnft.p2_singleton_puzzle_hash
+    assert farmer.authentication_public_key == auth_sk.get_g1()
+    assert farmer.payout_instructions == payout_address
+    assert encode_puzzle_hash(farmer.payout_puzzle_hash, "txch") == payout_address
+    assert farmer.difficulty == 7
+    assert farmer.points == 0
+    assert farmer.is_pool_member
+    assert farmer.delay_time >= 3600
+    assert farmer.singleton_tip_state.owner_pubkey == plotnft.owner_public_key
+    assert farmer.singleton_tip_state.target_puzzle_hash == pool.target_puzzle_hash
+
+
+async def test_post_farmer_twice_is_already_known(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str
+) -> None:
+    body = post_farmer_body(plotnft, auth_sk, pool.token, payout_address)
+    assert error_code(await pool.send("POST", "/farmer", body)) is PoolErrorCode.FARMER_ALREADY_KNOWN
+
+
+@pytest.mark.parametrize("with_0x", [True, False])
+async def test_get_farmer(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str, with_0x: bool
+) -> None:
+    params = authenticated_params("get_farmer", plotnft.launcher_id, pool.target_puzzle_hash, auth_sk, pool.token)
+    assert params["launcher_id"].startswith("0x") and params["signature"].startswith("0x")
+    reply = await pool.get("/farmer", params if with_0x else strip_0x(params))
+    assert reply == {
+        "authentication_public_key": "0x" + bytes(auth_sk.get_g1()).hex(),
+        "payout_instructions": payout_address,
+        "current_difficulty": 7,
+        "current_points": 0,
+    }
+
+
+async def test_get_farmer_refusals(pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey) -> None:
+    launcher, target = plotnft.launcher_id, pool.target_puzzle_hash
+    other_key = authenticated_params("get_farmer", launcher, target, key(b"someone else"), pool.token)
+    assert error_code(await pool.get("/farmer", other_key)) is PoolErrorCode.INVALID_SIGNATURE
+    login_signature = authenticated_params("get_login", launcher, target, auth_sk, pool.token)
+    assert error_code(await pool.get("/farmer", login_signature)) is PoolErrorCode.INVALID_SIGNATURE
+    old = authenticated_params("get_farmer", launcher, target, auth_sk, pool.token - 100)
+    assert error_code(await pool.get("/farmer", old)) is PoolErrorCode.INVALID_AUTHENTICATION_TOKEN
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"signature": None},
+        {"launcher_id": "0x1234"},
+        {"launcher_id": "zz" * 32},
+        {"authentication_token": "-1"},
+        {"authentication_token": "ten"},
+        {"signature": "0x" + "00" * 96},
+    ],
+)
+async def test_get_farmer_malformed(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, change: dict[str, Any]
+) -> None:
+    params = authenticated_params("get_farmer", plotnft.launcher_id, pool.target_puzzle_hash, auth_sk, pool.token)
+    params.update(change)
+    params = {name: value for name, value in params.items() if value is not None}
+    assert error_code(await pool.get("/farmer", params)) is PoolErrorCode.REQUEST_FAILED
+
+
+async def test_login_page(pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey) -> None:
+    # As the farmer builds the link: plain hex, no 0x.
+    params = strip_0x(
+        authenticated_params("get_login", plotnft.launcher_id, pool.target_puzzle_hash, auth_sk, pool.token)
+    )
+    response = await pool.client.get("/login", params=params)
+    assert response.status == 200
+    assert response.content_type == "text/html"
+    page = await response.text()
+    assert plotnft.launcher_id.hex() in page
+    assert "<td>7</td>" in page  # difficulty
+
+    wrong_method = authenticated_params("get_farmer", plotnft.launcher_id, pool.target_puzzle_hash, auth_sk, pool.token)
+    assert error_code(await pool.get("/login", wrong_method)) is PoolErrorCode.INVALID_SIGNATURE
+
+
+async def test_put_farmer_payout_instructions(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str
+) -> None:
+    new_payout = std_hash(b"new payout").hex()  # a puzzle hash in hex, without 0x
+    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, payout_instructions=new_payout)
+    reply = await pool.send("PUT", "/farmer", body)
+    assert reply == {"authentication_public_key": None, "payout_instructions": True, "suggested_difficulty": None}
+    farmer = await pool.ctx.store.get_farmer(plotnft.launcher_id)
+    assert farmer is not None
+    assert farmer.payout_instructions == new_payout
+    assert farmer.payout_puzzle_hash == std_hash(b"new payout")
+
+    # The same again changes nothing.
+    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, payout_instructions=new_payout)
+    reply = await pool.send("PUT", "/farmer", body)
+    assert reply == {"authentication_public_key": None, "payout_instructions": False, "suggested_difficulty": None}
+
+    # Back to the address, as the farmer does when GET /farmer shows instructions other than its own.
+    body = put_farmer_body(
+        plotnft.launcher_id, plotnft.owner_secret_key, pool.token, auth_sk=auth_sk, payout_instructions=payout_address
+    )
+    reply = await pool.send("PUT", "/farmer", body)
+    assert reply == {"authentication_public_key": False, "payout_instructions": True, "suggested_difficulty": None}
+
+
+async def test_put_farmer_refusals(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str
+) -> None:
+    launcher, owner = plotnft.launcher_id, plotnft.owner_secret_key
+    # chia 2.7.5's six-field PutFarmerPayload hash is not what a v1 farmer signs.
+    six = put_farmer_body(launcher, owner, pool.token, payout_instructions=payout_address, sign_six_fields=True)
+    assert error_code(await pool.send("PUT", "/farmer", six)) is PoolErrorCode.INVALID_SIGNATURE
+    by_auth_key = put_farmer_body(launcher, auth_sk, pool.token, payout_instructions=payout_address)
+    assert error_code(await pool.send("PUT", "/farmer", by_auth_key)) is PoolErrorCode.INVALID_SIGNATURE
+    bad_payout = put_farmer_body(launcher, owner, pool.token, payout_instructions="xch1nope")
+    assert error_code(await pool.send("PUT", "/farmer", bad_payout)) is PoolErrorCode.INVALID_PAYOUT_INSTRUCTIONS
+    old_token = put_farmer_body(launcher, owner, pool.token - 50, payout_instructions=payout_address)
+    assert error_code(await pool.send("PUT", "/farmer", old_token)) is PoolErrorCode.INVALID_AUTHENTICATION_TOKEN
+    unknown = put_farmer_body(bytes32(b"\x07" * 32), owner, pool.token, payout_instructions=payout_address)
+    assert error_code(await pool.send("PUT", "/farmer", unknown)) is PoolErrorCode.FARMER_NOT_KNOWN
+    assert error_code(await pool.send_raw("PUT", "/farmer", b"{")) is PoolErrorCode.REQUEST_FAILED
+    farmer = await pool.ctx.store.get_farmer(launcher)
+    assert farmer is not None and farmer.payout_instructions == payout_address
+
+
+async def test_put_farmer_new_authentication_key(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey
+) -> None:
+    new_sk = key(b"farmer authentication key 2")
+    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, auth_sk=new_sk)
+    reply = await pool.send("PUT", "/farmer", body)
+    assert reply == {"authentication_public_key": True, "payout_instructions": None, "suggested_difficulty": None}
+    launcher, target = plotnft.launcher_id, pool.target_puzzle_hash
+    old = authenticated_params("get_farmer", launcher, target, auth_sk, pool.token)
+    assert error_code(await pool.get("/farmer", old)) is PoolErrorCode.INVALID_SIGNATURE
+    new = authenticated_params("get_farmer", launcher, target, new_sk, pool.token)
+    assert (await pool.get("/farmer", new))["authentication_public_key"] == "0x" + bytes(new_sk.get_g1()).hex()
+
+    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, auth_sk=auth_sk)
+    assert (await pool.send("PUT", "/farmer", body))["authentication_public_key"] is True
+
+
+async def test_put_farmer_difficulty_takes_effect_after_the_cooldown(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey
+) -> None:
+    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, suggested_difficulty=50)
+    reply = await pool.send("PUT", "/farmer", body)
+    assert reply == {"authentication_public_key": None, "payout_instructions": None, "suggested_difficulty": True}
+    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, suggested_difficulty=50)
+    assert (await pool.send("PUT", "/farmer", body))["suggested_difficulty"] is False  # already pending
+
+    def params() -> dict[str, Any]:
+        return authenticated_params("get_farmer", plotnft.launcher_id, pool.target_puzzle_hash, auth_sk, pool.token)
+
+    assert (await pool.get("/farmer", params()))["current_difficulty"] == 7
+    pool.clock.offset += PUT_COOLDOWN + 1
+    try:
+        assert (await pool.get("/farmer", params()))["current_difficulty"] == 50
+    finally:
+        pool.clock.offset -= PUT_COOLDOWN + 1
+    await pool.ctx.store.set_difficulty(plotnft.launcher_id, 7)
+
+
+async def test_unexpected_failure_is_a_server_exception(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(launcher_id: bytes32) -> None:
+        raise RuntimeError("disk on fire: secret detail")
+
+    monkeypatch.setattr(pool.ctx.store, "get_farmer", broken)
+    params = authenticated_params("get_farmer", plotnft.launcher_id, pool.target_puzzle_hash, auth_sk, pool.token)
+    reply = await pool.get("/farmer", params)
+    assert error_code(reply) is PoolErrorCode.SERVER_EXCEPTION
+    assert "secret detail" not in reply["error_message"] and "Traceback" not in reply["error_message"]
+
+
+async def test_unknown_route_is_404(pool: PoolUnderTest) -> None:
+    assert (await pool.client.get("/no_such_endpoint")).status == 404
+
+
+async def test_delay_time_too_short(
+    world: World, pool: PoolUnderTest, auth_sk: PrivateKey, payout_address: str
+) -> None:
+    response = await world.farmer_wallet_client.create_new_wallet(
+        CreateNewWallet(
+            wallet_type=CreateNewWalletType.POOL_WALLET,
+            initial_target_state=NewPoolWalletInitialTargetState(
+                state=PoolSingletonState.FARMING_TO_POOL.name,
+                target_puzzle_hash=pool.target_puzzle_hash,
+                pool_url=POOL_URL,
+                relative_lock_height=uint32(pool.ctx.config.pool.relative_lock_height),
+            ),
+            mode=WalletCreationMode.NEW,
+            fee=uint64(0),
+            push=True,
+            p2_singleton_delay_time=uint64(600),
+        ),
+        DEFAULT_TX_CONFIG,
+    )
+    launcher_id = response.launcher_id
+    assert launcher_id is not None
+    for _ in range(20):
+        record = await pool.ctx.node.coin_record(launcher_id)
+        if record is not None and record.spent:
+            break
+        await world.farm_blocks(1)
+    await world.farm_blocks(THRESHOLD + 1)
+    view = await follow_singleton(
+        pool.ctx.node, launcher_id, peak_height=world.peak_height, confirmation_security_threshold=THRESHOLD
+    )
+    assert view.delay_time == 600
+    owner = find_owner_sk([world.block_tools.farmer_master_sk], view.state.owner_pubkey)
+    assert owner is not None
+    short = PlotNFTInfo(
+        launcher_id=launcher_id,
+        p2_singleton_puzzle_hash=view.p2_singleton_puzzle_hash,
+        owner_public_key=view.state.owner_pubkey,
+        owner_secret_key=owner[0],
+        authentication_secret_key=auth_sk,
+        wallet_id=0,
+        pool_url=POOL_URL,
+        target_puzzle_hash=pool.target_puzzle_hash,
+        relative_lock_height=pool.ctx.config.pool.relative_lock_height,
+    )
+    body = post_farmer_body(short, auth_sk, pool.token, payout_address)
+    assert error_code(await pool.send("POST", "/farmer", body)) is PoolErrorCode.DELAY_TIME_TOO_SHORT
+
+
+async def test_leaving_the_pool(world: World, pool: PoolUnderTest, plotnft: PlotNFTInfo, payout_address: str) -> None:
+    """A leaving farmer stays a member for relative_lock_height blocks, and can still update its settings."""
+    relative_lock_height = pool.ctx.config.pool.relative_lock_height
+    await world.leave_pool(plotnft)
+    await world.farm_blocks(THRESHOLD + 1)
+    view = await follow_singleton(
+        pool.ctx.node, plotnft.launcher_id, peak_height=world.peak_height, confirmation_security_threshold=THRESHOLD
+    )
+    assert view.state.state == PoolSingletonState.LEAVING_POOL.value
+    assert view.state_height <= view.tip_height
+    assert is_member_of_pool(view.state, pool.ctx.config.pool, world.peak_height, view.state_height)
+    later = view.state_height + relative_lock_height
+    assert not is_member_of_pool(view.state, pool.ctx.config.pool, later, view.state_height)
+
+    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, payout_instructions="ab" * 32)
+    assert (await pool.send("PUT", "/farmer", body))["payout_instructions"] is True

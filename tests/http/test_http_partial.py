@@ -1,0 +1,355 @@
+"""POST /partial with real proofs of space from real pool plots, for signage points injected into a real node.
+
+One World for the module; two registered farmers (A, whose partials are tested, and B, whose plots pay another pool
+contract). Every error code of the partial checks has a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from farmer_requests import (
+    PoolUnderTest,
+    authenticated_params,
+    buried_plotnft,
+    partial_body,
+    post_farmer_body,
+    put_farmer_body,
+    strip_0x,
+)
+
+from pool.chain.interface import ChainUnavailable
+from pool.chain.node_rpc import RpcFullNode
+from pool.chia_adapter import AugSchemeMPL, PoolErrorCode, PrivateKey, bytes32, encode_puzzle_hash, std_hash
+from pool.config import RpcConfig
+from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, SignagePointInfo, World
+from pool.protocol.signage_points import SignagePointCache
+from pool.store.models import PartialStatus
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+PUT_COOLDOWN = 5  # short, so that a partial after the cooldown is still in time for its signage point
+SIGNAGE_POINT_WAIT = 0.6
+HUGE_DIFFICULTY = 10**12  # far above what any k20 proof meets with the simulator's constants (~2e9)
+
+
+@dataclass
+class Farmer:
+    plotnft: PlotNFTInfo
+    plots: list[PoolPlot]
+    auth_sk: PrivateKey
+
+
+def error_code(reply: dict[str, Any]) -> PoolErrorCode:
+    assert set(reply) == {"error_code", "error_message"}, reply
+    return PoolErrorCode(reply["error_code"])
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    async with World.create(work_dir=tmp_path_factory.mktemp("devnet")) as started:
+        yield started
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PoolUnderTest]:
+    store_path = tmp_path_factory.mktemp("pool") / "pool.sqlite"
+    started = await PoolUnderTest.start(
+        world,
+        store_path,
+        difficulty={"put_cooldown": PUT_COOLDOWN, "minimum": 1, "default": 1},
+        partials={"signage_point_wait": SIGNAGE_POINT_WAIT, "time_limit": 25},
+    )
+    yield started
+    await started.close()
+
+
+async def _registered(world: World, pool: PoolUnderTest, name: bytes, plot_count: int) -> Farmer:
+    # fresh_launcher=False: the same launchers every run, so their plots stay cached between runs.
+    plotnft = await buried_plotnft(world, pool_url="http://127.0.0.1:1", fresh_launcher=False)
+    plots = await world.create_pool_plots(plotnft.p2_singleton_puzzle_hash, plot_count)
+    auth_sk = AugSchemeMPL.key_gen(std_hash(name))
+    payout = encode_puzzle_hash(bytes32(std_hash(name + b" payout")), "txch")
+    reply = await pool.send("POST", "/farmer", post_farmer_body(plotnft, auth_sk, pool.token, payout))
+    assert "welcome_message" in reply, reply
+    return Farmer(plotnft, plots, auth_sk)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def farmer(world: World, pool: PoolUnderTest) -> Farmer:
+    return await _registered(world, pool, b"farmer A", 3)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def other_farmer(world: World, pool: PoolUnderTest, farmer: Farmer) -> Farmer:
+    return await _registered(world, pool, b"farmer B", 1)
+
+
+async def fresh_proofs(
+    world: World, plots: list[PoolPlot], wanted: int = 1
+) -> tuple[SignagePointInfo, list[FoundProof]]:
+    """A newly injected signage point for which the plots hold at least ``wanted`` proofs."""
+    for _ in range(60):
+        sp = await world.new_signage_point()
+        found = world.proofs_for_signage_point(plots, sp)
+        if len(found) >= wanted:
+            return sp, found
+    raise AssertionError("no proofs found for 60 signage points")
+
+
+async def submit(pool: PoolUnderTest, body: dict[str, Any]) -> dict[str, Any]:
+    return await pool.send("POST", "/partial", body)
+
+
+async def test_valid_partial_is_recorded_pending_with_its_difficulty(
+    world: World, pool: PoolUnderTest, farmer: Farmer
+) -> None:
+    sp, found = await fresh_proofs(world, farmer.plots)
+    body = partial_body(farmer.plotnft.launcher_id, pool.token, found[0], sp, farmer.auth_sk)
+    # chia 2.7.5's proof JSON carries fields older pools never saw; they must not get in the way.
+    assert {"version", "plot_index", "meta_group", "strength"} <= set(body["payload"]["proof_of_space"])
+    assert await submit(pool, body) == {"new_difficulty": 1}
+    partials = await pool.ctx.store.recent_partials(farmer.plotnft.launcher_id, since=0)
+    assert len(partials) == 1
+    assert partials[0].status is PartialStatus.PENDING
+    assert partials[0].difficulty == 1
+    assert partials[0].sp_hash == sp.sp_hash
+    assert partials[0].harvester_id == bytes32(b"\x11" * 32)
+
+
+async def test_duplicate_proof_is_credited_once(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    sp, found = await fresh_proofs(world, farmer.plots)
+    launcher = farmer.plotnft.launcher_id
+    before = len(await pool.ctx.store.recent_partials(launcher, since=0))
+    body = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)
+    assert "new_difficulty" in await submit(pool, body)
+    # The same proof again, even from another harvester (a new signature over a new payload).
+    again = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk, harvester_id=bytes32(b"\x22" * 32))
+    reply = await submit(pool, again)
+    assert error_code(reply) is PoolErrorCode.REQUEST_FAILED
+    assert "duplicate" in reply["error_message"]
+    assert error_code(await submit(pool, body)) is PoolErrorCode.REQUEST_FAILED
+    assert len(await pool.ctx.store.recent_partials(launcher, since=0)) == before + 1
+
+
+async def test_hex_without_0x(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    sp, found = await fresh_proofs(world, farmer.plots)
+    body = strip_0x(partial_body(farmer.plotnft.launcher_id, pool.token, found[0], sp, farmer.auth_sk))
+    assert not body["payload"]["sp_hash"].startswith("0x")
+    assert "new_difficulty" in await submit(pool, body)
+
+
+async def test_end_of_sub_slot_partial(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    for _ in range(40):
+        eos = await world.end_of_sub_slot()
+        found = world.proofs_for_signage_point(farmer.plots, eos)
+        if found:
+            break
+    else:
+        raise AssertionError("no proofs for 40 ends of sub-slot")
+    assert eos.end_of_sub_slot
+    body = partial_body(farmer.plotnft.launcher_id, pool.token, found[0], eos, farmer.auth_sk)
+    assert "new_difficulty" in await submit(pool, body)
+    partials = await pool.ctx.store.recent_partials(farmer.plotnft.launcher_id, since=0)
+    assert partials[0].end_of_sub_slot and partials[0].sp_hash == eos.sp_hash
+
+
+async def test_invalid_authentication_token(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    sp, found = await fresh_proofs(world, farmer.plots)
+    timeout = pool.ctx.config.pool.authentication_token_timeout
+    body = partial_body(farmer.plotnft.launcher_id, pool.token + timeout + 1, found[0], sp, farmer.auth_sk)
+    assert error_code(await submit(pool, body)) is PoolErrorCode.INVALID_AUTHENTICATION_TOKEN
+
+
+async def test_unknown_farmer(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    sp, found = await fresh_proofs(world, farmer.plots)
+    body = partial_body(bytes32(std_hash(b"nobody")), pool.token, found[0], sp, farmer.auth_sk)
+    assert error_code(await submit(pool, body)) is PoolErrorCode.FARMER_NOT_KNOWN
+
+
+async def test_signatures(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    sp, found = await fresh_proofs(world, farmer.plots)
+    launcher = farmer.plotnft.launcher_id
+    # Signed with an authentication key that is not the farmer's latest.
+    stranger = AugSchemeMPL.key_gen(std_hash(b"stranger"))
+    body = partial_body(launcher, pool.token, found[0], sp, stranger)
+    assert error_code(await submit(pool, body)) is PoolErrorCode.INVALID_SIGNATURE
+    # Signed by the authentication key alone, without the plot key.
+    body = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)
+    payload_hash = std_hash(b"")  # any wrong message
+    body["aggregate_signature"] = "0x" + bytes(AugSchemeMPL.sign(farmer.auth_sk, payload_hash)).hex()
+    assert error_code(await submit(pool, body)) is PoolErrorCode.INVALID_SIGNATURE
+    # A payload changed after signing.
+    body = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)
+    body["payload"]["harvester_id"] = "0x" + "33" * 32
+    assert error_code(await submit(pool, body)) is PoolErrorCode.INVALID_SIGNATURE
+
+
+async def test_proof_of_another_pool_contract(
+    world: World, pool: PoolUnderTest, farmer: Farmer, other_farmer: Farmer
+) -> None:
+    sp, found = await fresh_proofs(world, other_farmer.plots)
+    # Farmer A sends B's proof, correctly signed with B's plot key and A's authentication key.
+    body = partial_body(farmer.plotnft.launcher_id, pool.token, found[0], sp, farmer.auth_sk)
+    assert error_code(await submit(pool, body)) is PoolErrorCode.INVALID_P2_SINGLETON_PUZZLE_HASH
+
+
+async def test_unknown_signage_point_is_not_found(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    sp, found = await fresh_proofs(world, farmer.plots)
+    body = partial_body(
+        farmer.plotnft.launcher_id, pool.token, found[0], sp, farmer.auth_sk, sp_hash=bytes32(std_hash(b"no sp"))
+    )
+    started = time.monotonic()
+    assert error_code(await submit(pool, body)) is PoolErrorCode.NOT_FOUND
+    waited = time.monotonic() - started
+    assert SIGNAGE_POINT_WAIT * 0.5 <= waited < SIGNAGE_POINT_WAIT + 2
+
+
+async def test_proof_for_another_signage_point_is_invalid(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    _, found = await fresh_proofs(world, farmer.plots)
+    later = await world.new_signage_point()  # known to the node, but not what the proof answers
+    body = partial_body(farmer.plotnft.launcher_id, pool.token, found[0], later, farmer.auth_sk)
+    assert error_code(await submit(pool, body)) is PoolErrorCode.INVALID_PROOF
+
+
+async def test_corrupted_proof_is_invalid(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    sp, found = await fresh_proofs(world, farmer.plots)
+    proof = found[0].proof_of_space
+    corrupted_bytes = bytearray(proof.proof)
+    corrupted_bytes[10] ^= 0xFF
+    corrupted = FoundProof(proof.replace(proof=bytes(corrupted_bytes)), found[0].plot, found[0].quality_string)
+    body = partial_body(farmer.plotnft.launcher_id, pool.token, corrupted, sp, farmer.auth_sk)
+    assert error_code(await submit(pool, body)) is PoolErrorCode.INVALID_PROOF
+
+
+async def test_proof_not_good_enough(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    launcher = farmer.plotnft.launcher_id
+    await pool.ctx.store.set_difficulty(launcher, HUGE_DIFFICULTY)
+    try:
+        sp, found = await fresh_proofs(world, farmer.plots)
+        body = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)
+        assert error_code(await submit(pool, body)) is PoolErrorCode.PROOF_NOT_GOOD_ENOUGH
+    finally:
+        await pool.ctx.store.set_difficulty(launcher, 1)
+
+
+async def test_too_late(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    sp, found = await fresh_proofs(world, farmer.plots)
+    pool.clock.offset += pool.ctx.config.partials.time_limit + 5
+    try:
+        body = partial_body(farmer.plotnft.launcher_id, pool.token, found[0], sp, farmer.auth_sk)
+        assert error_code(await submit(pool, body)) is PoolErrorCode.TOO_LATE
+    finally:
+        pool.clock.offset -= pool.ctx.config.partials.time_limit + 5
+
+
+async def test_difficulty_raised_with_put_applies_only_after_the_cooldown(
+    world: World, pool: PoolUnderTest, farmer: Farmer
+) -> None:
+    """The replay attack: raise the difficulty with PUT /farmer, then send partials for more points."""
+    launcher = farmer.plotnft.launcher_id
+    sp, found = await fresh_proofs(world, farmer.plots, wanted=2)
+    put = put_farmer_body(launcher, farmer.plotnft.owner_secret_key, pool.token, suggested_difficulty=3)
+    assert (await pool.send("PUT", "/farmer", put))["suggested_difficulty"] is True
+
+    # Within the cooldown: recorded with the old difficulty (1), and the farmer is told the old one.
+    assert await submit(pool, partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)) == {"new_difficulty": 1}
+    proof_hashes = {std_hash(bytes(found[0].proof_of_space)): 1}
+
+    # After the cooldown the new difficulty is in force for partials received from then on.
+    pool.clock.offset += PUT_COOLDOWN + 1
+    try:
+        reply = await submit(pool, partial_body(launcher, pool.token, found[1], sp, farmer.auth_sk))
+        assert reply == {"new_difficulty": 3}
+        proof_hashes[std_hash(bytes(found[1].proof_of_space))] = 3
+    finally:
+        pool.clock.offset -= PUT_COOLDOWN + 1
+    recorded = {p.proof_hash: p.difficulty for p in await pool.ctx.store.recent_partials(launcher, since=0)}
+    assert {h: recorded[h] for h in proof_hashes} == proof_hashes
+    await pool.ctx.store.set_difficulty(launcher, 1)
+
+
+async def test_farmer_no_longer_member(world: World, pool: PoolUnderTest, other_farmer: Farmer) -> None:
+    launcher = other_farmer.plotnft.launcher_id
+    record = await pool.ctx.store.get_farmer(launcher)
+    assert record is not None
+    # What the singleton-following loop records when the PlotNFT leaves the pool.
+    await pool.ctx.store.update_singleton(launcher, record.singleton_tip, record.singleton_tip_state, False)
+    sp, found = await fresh_proofs(world, other_farmer.plots)
+    body = partial_body(launcher, pool.token, found[0], sp, other_farmer.auth_sk)
+    assert error_code(await submit(pool, body)) is PoolErrorCode.INVALID_SINGLETON
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"not json", b"null", b'"a string"', b"[]", b'{"payload": 1}', b'{"payload": {}, "aggregate_signature": 5}'],
+)
+async def test_garbage_partial(pool: PoolUnderTest, raw: bytes) -> None:
+    assert error_code(await pool.send_raw("POST", "/partial", raw)) is PoolErrorCode.REQUEST_FAILED
+
+
+async def test_malformed_fields(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    sp, found = await fresh_proofs(world, farmer.plots)
+    body = partial_body(farmer.plotnft.launcher_id, pool.token, found[0], sp, farmer.auth_sk)
+    for path, value in [
+        (("payload", "sp_hash"), "0x1234"),
+        (("payload", "authentication_token"), -1),
+        (("payload", "proof_of_space", "plot_public_key"), "0x" + "00" * 48),
+        (("aggregate_signature",), "nothex"),
+    ]:
+        broken = json.loads(json.dumps(body))
+        target = broken
+        for name in path[:-1]:
+            target = target[name]
+        target[path[-1]] = value
+        assert error_code(await submit(pool, broken)) is PoolErrorCode.REQUEST_FAILED, path
+
+
+async def test_signage_point_lookups_are_shared(world: World, pool: PoolUnderTest) -> None:
+    cache = SignagePointCache(pool.ctx.node, wait=0.5, poll_interval=0.25)
+    sp = await world.new_signage_point()
+    infos = await asyncio.gather(*(cache.lookup(sp.sp_hash, False) for _ in range(20)))
+    assert cache.node_requests == 1
+    assert all(info is not None and info.challenge_hash == sp.challenge_hash for info in infos)
+    assert await cache.lookup(sp.sp_hash, False) is infos[0]  # cached
+    assert cache.node_requests == 1
+
+    # An unknown hash is polled for the wait, by one shared poller, while known ones answer at once.
+    unknown = bytes32(std_hash(b"unknown sp"))
+    waiting = asyncio.gather(*(cache.lookup(unknown, False) for _ in range(20)))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    other = await world.new_signage_point()
+    assert await cache.lookup(other.sp_hash, False) is not None
+    assert time.monotonic() - started < 0.4
+    assert await waiting == [None] * 20
+    assert cache.node_requests <= 1 + 4 + 1  # the first lookup, one poller (~3 asks), the other point
+
+
+async def test_reverted_signage_point(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    sp, found = await fresh_proofs(world, farmer.plots)
+    await world.reorg(world.peak_height - 1, world.peak_height + 1)
+    info = await pool.ctx.node.signage_point(sp.sp_hash)
+    assert info is not None and info.reverted
+    body = partial_body(farmer.plotnft.launcher_id, pool.token, found[0], sp, farmer.auth_sk)
+    assert error_code(await submit(pool, body)) is PoolErrorCode.REVERTED_SIGNAGE_POINT
+
+
+async def test_node_unreachable(world: World) -> None:
+    rpc = RpcConfig(host="127.0.0.1", port=1, chia_root=world.full_node_rpc.root_path)
+    with pytest.raises(ChainUnavailable, match=r"full node at 127\.0\.0\.1:1: "):
+        await RpcFullNode.connect(rpc)
+
+
+async def test_get_farmer_shows_difficulty(pool: PoolUnderTest, farmer: Farmer) -> None:
+    params = authenticated_params(
+        "get_farmer", farmer.plotnft.launcher_id, pool.target_puzzle_hash, farmer.auth_sk, pool.token
+    )
+    assert (await pool.get("/farmer", params))["current_difficulty"] == 1
