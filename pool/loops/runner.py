@@ -8,6 +8,7 @@ import logging
 from typing import Protocol
 
 from pool.context import PoolContext
+from pool.loops.difficulty import DifficultyLoop
 from pool.loops.partials import PartialConfirmLoop
 from pool.loops.payouts import PayoutLoop
 from pool.loops.rewards import RewardLoop
@@ -32,6 +33,7 @@ def default_loops(status: ChainStatus) -> list[Loop]:
         SingletonLoop(status),
         RewardLoop(status),
         PayoutLoop(status),
+        DifficultyLoop(),
     ]
 
 

@@ -1,0 +1,129 @@
+"""The demo: ``python -m pool.devnet`` runs a pool on an embedded simulated chain with a real chia farmer.
+
+It prints a live status line (farmers, partials, points, difficulty, blocks won, rewards absorbed, payouts) until
+Ctrl-C; ``--until-payout`` exits 0 as soon as a payout to a farmer is confirmed on chain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pool.devnet.session import Devnet, DevnetStatus
+
+EXIT_TIMEOUT = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pool.devnet",
+        description=(
+            "Run the pool on an embedded devnet: chia's simulator full node, a pool wallet, a farmer wallet with "
+            "PlotNFTs joined to the pool, and a real chia farmer and harvester with plots for them. The chain moves "
+            "on its own (signage points and blocks); some blocks are won by the pool's plots."
+        ),
+    )
+    parser.add_argument("--farmers", type=int, default=1, help="PlotNFTs joined to the pool (default 1)")
+    parser.add_argument("--plots", type=int, default=3, help="k20 plots per PlotNFT (default 3)")
+    parser.add_argument(
+        "--pace", type=float, default=0.5, help="seconds between signage points (default 0.5; the chain's clock)"
+    )
+    parser.add_argument(
+        "--until-payout",
+        action="store_true",
+        help="exit 0 once a payout to a farmer is confirmed on chain (for scripts and CI)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=900, help="with --until-payout: give up (exit 1) after this many seconds"
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="where the devnet keeps its chain roots and the pool database (default: a new temporary folder)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show the pool's and chia's log lines")
+    return parser
+
+
+class StatusPrinter:
+    """A status line rewritten in place on a terminal; one line every few seconds otherwise (logs, CI)."""
+
+    def __init__(self) -> None:
+        self.interactive = sys.stdout.isatty()
+        self.last_printed = 0.0
+
+    def show(self, status: DevnetStatus, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.interactive:
+            print("\r\033[K" + status.line(), end="", flush=True)
+        elif force or now - self.last_printed >= 5:
+            print(status.line(), flush=True)
+            self.last_printed = now
+
+    def message(self, text: str) -> None:
+        if self.interactive:
+            print("\r\033[K", end="")
+        print(text, flush=True)
+
+
+async def drive_chain(devnet: Devnet, pace: float, signage_points: int) -> None:
+    """One step of the chain: a signage point; every 8th a block; every 24th a block won by a pool plot."""
+    await devnet.signage_point(pause=pace)
+    if signage_points % 24 == 0:
+        farmer = devnet.farmers[(signage_points // 24) % len(devnet.farmers)]
+        await devnet.win_block(farmer)
+    elif signage_points % 8 == 0:
+        await devnet.farm(1)
+
+
+async def run_demo(args: argparse.Namespace, work_dir: Path) -> int:
+    printer = StatusPrinter()
+    started = time.monotonic()
+    async with Devnet(work_dir, args.farmers, args.plots, progress=printer.message) as devnet:
+        printer.message(f"pool running at {devnet.pool_url} (database {devnet.config.store.path}); Ctrl-C stops")
+        signage_points = 0
+        while True:
+            signage_points += 1
+            await drive_chain(devnet, args.pace, signage_points)
+            status = await devnet.status()
+            printer.show(status)
+            if args.until_payout and status.paid_to_farmers > 0:
+                printer.show(status, force=True)
+                printer.message(f"payout to the farmer confirmed after {time.monotonic() - started:.0f} s")
+                return 0
+            if args.until_payout and time.monotonic() - started > args.timeout:
+                printer.show(status, force=True)
+                printer.message(f"no confirmed payout within {args.timeout:.0f} s")
+                return EXIT_TIMEOUT
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.farmers < 1 or args.plots < 1:
+        print("error: --farmers and --plots must be at least 1", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        # chia's services are chatty at WARNING about things that are normal on a simulated chain.
+        logging.getLogger("chia").setLevel(logging.ERROR)
+    try:
+        if args.work_dir is not None:
+            return asyncio.run(run_demo(args, args.work_dir))
+        with tempfile.TemporaryDirectory(prefix="pool-devnet-") as tmp:
+            return asyncio.run(run_demo(args, Path(tmp)))
+    except KeyboardInterrupt:
+        print("\nstopped", flush=True)
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

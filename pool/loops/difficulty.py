@@ -1,0 +1,63 @@
+"""Adjusts each member's difficulty towards ``number_of_partials_target`` partials per ``time_target``.
+
+The arithmetic is the pure ``pool.protocol.difficulty.next_difficulty``; this loop only feeds it the farmer's recent
+partials and stores the result. It runs apart from POST /partial so that the hot path stays a few store calls.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pool.context import PoolContext
+from pool.protocol.difficulty import next_difficulty
+from pool.store.models import FarmerRecord
+
+log = logging.getLogger(__name__)
+
+# How far back partials are read: the adjustment uses the last time_target, plus older ones only to measure a
+# silence, for which a few time_targets are plenty (the silence rule halves the difficulty step by step anyway).
+HISTORY_TIME_TARGETS = 4
+
+
+class DifficultyLoop:
+    name = "difficulty"
+
+    def interval(self, ctx: PoolContext) -> float:
+        return ctx.config.loops.difficulty_interval
+
+    async def run_once(self, ctx: PoolContext) -> int:
+        """Adjust every member; returns how many difficulties changed."""
+        changed = 0
+        for farmer in await ctx.store.list_farmers(members_only=True):
+            try:
+                changed += await adjust_farmer(ctx, farmer)
+            except Exception:
+                log.exception("difficulty adjustment of %s failed", farmer.launcher_id.hex())
+        return changed
+
+
+async def adjust_farmer(ctx: PoolContext, farmer: FarmerRecord) -> int:
+    now = ctx.now()
+    if farmer.pending_difficulty is not None:
+        # A difficulty the farmer asked for with PUT /farmer: apply it when its cooldown is over, never override it
+        # before (set_difficulty would drop the pending change).
+        await ctx.store.apply_due_difficulty(farmer.launcher_id, now)
+        return 0
+    settings = ctx.config.difficulty
+    partials = await ctx.store.recent_partials(
+        farmer.launcher_id, since=now - HISTORY_TIME_TARGETS * settings.time_target
+    )
+    new = next_difficulty(
+        [(partial.received_at, partial.difficulty) for partial in partials],
+        farmer.difficulty,
+        now,
+        settings.number_of_partials_target,
+        settings.time_target,
+        settings.minimum,
+        active_since=farmer.joined_at,
+    )
+    if new == farmer.difficulty:
+        return 0
+    await ctx.store.set_difficulty(farmer.launcher_id, new)
+    log.info("difficulty of %s: %d -> %d", farmer.launcher_id.hex(), farmer.difficulty, new)
+    return 1
