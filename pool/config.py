@@ -314,7 +314,15 @@ def _rpc(s: _Section, default_root: Path, base: Path) -> RpcConfig:
 
 def _chain(s: _Section, base: Path) -> ChainConfig:
     s.unknown_keys(
-        {"network", "chia_root", "full_node", "wallet", "wallet_fingerprint", "wallet_id", "confirmation_security_threshold"}
+        {
+            "network",
+            "chia_root",
+            "full_node",
+            "wallet",
+            "wallet_fingerprint",
+            "wallet_id",
+            "confirmation_security_threshold",
+        }
     )
     chia_root = s.path("chia_root", base, "~/.chia/mainnet")
     fingerprint = s.raw("wallet_fingerprint", None)

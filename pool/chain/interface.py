@@ -77,8 +77,9 @@ class FullNode(ABC):
     ) -> list[CoinRecord]: ...
 
     @abstractmethod
-    async def coin_records_by_parent_ids(self, parent_ids: Sequence[bytes32], include_spent: bool) -> list[CoinRecord]:
-        ...
+    async def coin_records_by_parent_ids(
+        self, parent_ids: Sequence[bytes32], include_spent: bool
+    ) -> list[CoinRecord]: ...
 
     @abstractmethod
     async def coin_spend(self, coin: CoinRecord) -> CoinSpend | None:
