@@ -9,22 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from chia_rs import (
-    AugSchemeMPL,
-    Coin,
-    CoinRecord,
-    CoinSpend,
-    ConsensusConstants,
-    EndOfSubSlotBundle,
-    G1Element,
-    G2Element,
-    PrivateKey,
-    ProofOfSpace,
-    SpendBundle,
-)
-from chia_rs.sized_bytes import bytes32
-from chia_rs.sized_ints import uint8, uint16, uint32, uint64
-
 from chia.consensus.constants import replace_str_to_bytes
 from chia.consensus.default_constants import DEFAULT_CONSTANTS, update_testnet_overrides
 from chia.consensus.pot_iterations import calculate_iterations_quality
@@ -65,6 +49,21 @@ from chia.util.hash import std_hash
 from chia.util.streamable import Streamable, streamable
 from chia.wallet.puzzles.singleton_top_layer import SINGLETON_LAUNCHER_HASH
 from chia.wallet.wallet_rpc_client import WalletRpcClient
+from chia_rs import (
+    AugSchemeMPL,
+    Coin,
+    CoinRecord,
+    CoinSpend,
+    ConsensusConstants,
+    EndOfSubSlotBundle,
+    G1Element,
+    G2Element,
+    PrivateKey,
+    ProofOfSpace,
+    SpendBundle,
+)
+from chia_rs.sized_bytes import bytes32
+from chia_rs.sized_ints import uint8, uint16, uint32, uint64
 
 __all__ = [
     "DEFAULT_CONSTANTS",
@@ -158,7 +157,6 @@ from chia.wallet.wallet_request_types import (  # noqa: E402
 from chia.wallet.wallet_spend_bundle import WalletSpendBundle  # noqa: E402
 
 __all__ += [
-    "WalletSpendBundle",
     "DEFAULT_TX_CONFIG",
     "Addition",
     "CreateSignedTransaction",
@@ -166,6 +164,7 @@ __all__ += [
     "LogIn",
     "PushTX",
     "TXConfig",
+    "WalletSpendBundle",
     "calculate_pool_reward",
     "pool_parent_id",
 ]

@@ -68,7 +68,6 @@ from chia.wallet.wallet_rpc_client import WalletRpcClient
 from chia.wallet.wallet_service import WalletService
 
 __all__ = [
-    "chia_init",
     "DEFAULT_CONSTANTS",
     "DEFAULT_TX_CONFIG",
     "BlockTools",
@@ -112,6 +111,7 @@ __all__ = [
     "calculate_pos_challenge",
     "calculate_prefix_bits",
     "calculate_sp_interval_iters",
+    "chia_init",
     "create_farmer_service",
     "create_harvester_service",
     "create_lock_and_load_config",

@@ -904,7 +904,9 @@ class World:
             section["full_node_peers"] = [{"host": self.self_hostname, "port": self.full_node_port}]
             section.pop("full_node_peer", None)
             section["xch_target_address"] = encode_puzzle_hash(bt.farmer_ph, "txch")
-            section["pool_public_keys"] = []
+            # chia's harvester ignores every signage point until the farmer's handshake gave it farmer *and* pool
+            # public keys: an empty list leaves it idle, even for plots tied to a pool contract.
+            section["pool_public_keys"] = [bytes(pk).hex() for pk in bt.pool_pubkeys]
             config["pool"]["xch_target_address"] = encode_puzzle_hash(bt.farmer_ph, "txch")
             save_config(root_path, "config.yaml", config)
         service = create_farmer_service(
@@ -921,11 +923,13 @@ class World:
         self, root_path: Path, plots: list[PoolPlot], farmer_port: int
     ) -> HarvesterService:
         # Links to just these plots: a harvester with chia's many cached test plots would flood the farmer, which
-        # sends at most 5 proofs per signage point off mainnet.
+        # sends at most 5 proofs per signage point off mainnet. Hard links, not symlinks: the harvester names a proof's
+        # plot by its resolved path, but keys its plots by the path it found them at, so for a symlinked plot the
+        # farmer's signature request fails ("KeyError plot ... does not exist") and no partial is ever sent.
         plot_dir = root_path / "plots"
         plot_dir.mkdir(parents=True, exist_ok=True)
         for plot in plots:
-            (plot_dir / plot.path.name).symlink_to(plot.path)
+            _link_plot(plot.path, plot_dir / plot.path.name)
         with self._service_root_config(root_path) as config:
             _apply_network(config, constants_overrides(self.constants))
             section = config["harvester"]
@@ -949,10 +953,11 @@ class World:
             return (
                 len(farmer_server.get_connections(NodeType.FULL_NODE)) > 0
                 and len(farmer_server.get_connections(NodeType.HARVESTER)) > 0
+                and harvester.plot_manager.public_keys_available()
                 and len(harvester.plot_manager.plots) == len(handle.plots)
             )
 
-        await _wait_until(connected, timeout, "farmer connected to node and harvester with its plots loaded")
+        await _wait_until(connected, timeout, "farmer connected to node, harvester handshake done and its plots loaded")
 
     def sync_farmer_pool_state(self, farmer_root: Path | None = None) -> None:
         """Copy the farmer wallet's pooling share state (PlotNFT pool URLs) into the farmer's root.
@@ -976,6 +981,14 @@ class World:
                 farmer_state.target_puzzle_hash = state.target_puzzle_hash
                 farmer_state.payout_instructions = state.payout_instructions
                 farmer_state.owner_public_key = state.owner_public_key
+
+
+def _link_plot(source: Path, target: Path) -> None:
+    """Hard-link a cached plot into a harvester's plot folder, or copy it when the two are on different devices."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _prune_plot_dirs(plot_root: Path, *, keep: Path) -> None:

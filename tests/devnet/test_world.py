@@ -20,7 +20,7 @@ from pool.chia_adapter.simulation import (
     load_config,
     verify_and_get_quality_string,
 )
-from pool.devnet.world import PlotNFTInfo, PoolPlot, RpcEndpoint, World
+from pool.devnet.world import FarmerHandle, PlotNFTInfo, PoolPlot, RpcEndpoint, World
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -170,8 +170,12 @@ async def test_reorg_reverts_a_signage_point(world: World) -> None:
         await client.await_closed()
 
 
-async def test_farmer_receives_signage_points(world: World, plotnft: PlotNFTInfo, plots: list[PoolPlot]) -> None:
-    farmer = await world.start_farmer(plots)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def farmer(world: World, plots: list[PoolPlot]) -> FarmerHandle:
+    return await world.start_farmer(plots)
+
+
+async def test_farmer_receives_signage_points(world: World, plotnft: PlotNFTInfo, farmer: FarmerHandle) -> None:
     sp = await world.new_signage_point()
     await farmer.wait_for_signage_point(sp.sp_hash)
     # The farmer learnt the PlotNFT's pool from the copied pooling share state.
@@ -182,6 +186,24 @@ async def test_farmer_receives_signage_points(world: World, plotnft: PlotNFTInfo
     state = farmer.pool_state(plotnft.p2_singleton_puzzle_hash)
     assert state is not None
     assert state["pool_config"].pool_url == plotnft.pool_url
+
+
+async def test_farmer_finds_partials_for_its_pool_plots(
+    world: World, plotnft: PlotNFTInfo, farmer: FarmerHandle
+) -> None:
+    # No pool listens at the PlotNFT's URL: give the farmer what GET /pool_info and GET /farmer would have told it.
+    # The farmer counts a partial as found only once the harvester found the proof *and* signed it (a failed signature
+    # request stops it before); only the POST to the missing pool then fails.
+    state = farmer.pool_state(plotnft.p2_singleton_puzzle_hash)
+    assert state is not None
+    state["authentication_token_timeout"] = 5
+    state["current_difficulty"] = 1
+    for _ in range(24):
+        await world.new_signage_point()
+        await asyncio.sleep(0.3)
+        if state["points_found_since_start"] > 0:
+            break
+    assert state["points_found_since_start"] > 0, "the farmer found no partial in 24 signage points"
 
 
 async def test_leave_pool(world: World, plotnft: PlotNFTInfo) -> None:

