@@ -11,6 +11,7 @@ from typing import Any
 
 from pool.chia_adapter import bytes32, encode_puzzle_hash, std_hash
 from pool.config import PoolConfig, address_prefix_for, parse_config
+from pool.devnet.world import World
 
 
 def devnet_pool_document(
@@ -67,3 +68,21 @@ def devnet_pool_document(
 def devnet_pool_config(**kwargs: Any) -> PoolConfig:
     document = devnet_pool_document(**kwargs)
     return parse_config(document, Path(document["store"]["path"]).parent)
+
+
+def world_pool_config(world: World, *, store_path: Path, server_port: int, **options: Any) -> PoolConfig:
+    """The devnet pool configuration for a running World: its network, node, pool wallet and target address."""
+    return devnet_pool_config(
+        network=world.network,
+        target_puzzle_hash=world.pool_target_puzzle_hash,
+        node_host=world.full_node_rpc.host,
+        node_port=world.full_node_rpc.port,
+        node_root=world.full_node_rpc.root_path,
+        wallet_host=world.pool_wallet_rpc.host,
+        wallet_port=world.pool_wallet_rpc.port,
+        wallet_root=world.pool_wallet_rpc.root_path,
+        wallet_fingerprint=world.pool_wallet_fingerprint,
+        store_path=store_path,
+        server_port=server_port,
+        **options,
+    )

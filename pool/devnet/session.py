@@ -23,7 +23,7 @@ import aiohttp
 from pool.chia_adapter import bytes32
 from pool.config import PoolConfig
 from pool.context import PoolContext
-from pool.devnet.pool_config import devnet_pool_config
+from pool.devnet.pool_config import world_pool_config
 from pool.devnet.world import FarmerHandle, PlotNFTInfo, PoolPlot, World
 from pool.server import pool_context, serve
 from pool.store.models import BatchStatus, ClaimStatus, PartialStatus, RoundStatus
@@ -127,20 +127,7 @@ class Devnet:
         self.farmer = await self.world.start_farmer([plot for farmer in self.farmers for plot in farmer.plots])
 
     def _pool_config(self) -> PoolConfig:
-        world = self.world
-        return devnet_pool_config(
-            network=world.network,
-            target_puzzle_hash=world.pool_target_puzzle_hash,
-            node_host=world.full_node_rpc.host,
-            node_port=world.full_node_rpc.port,
-            node_root=world.full_node_rpc.root_path,
-            wallet_host=world.pool_wallet_rpc.host,
-            wallet_port=world.pool_wallet_rpc.port,
-            wallet_root=world.pool_wallet_rpc.root_path,
-            wallet_fingerprint=world.pool_wallet_fingerprint,
-            store_path=self.work_dir / "pool" / "pool.sqlite",
-            server_port=free_port(),
-        )
+        return world_pool_config(self.world, store_path=self.work_dir / "pool" / "pool.sqlite", server_port=free_port())
 
     @property
     def pool_url(self) -> str:

@@ -37,7 +37,7 @@ from pool.chia_adapter import (
 )
 from pool.config import PoolConfig
 from pool.context import PoolContext
-from pool.devnet.pool_config import devnet_pool_config
+from pool.devnet.pool_config import world_pool_config
 from pool.devnet.world import FoundProof, PlotNFTInfo, SignagePointInfo, World
 from pool.http.app import create_app
 from pool.protocol.auth import current_authentication_token
@@ -61,16 +61,8 @@ class Clock:
 
 def pool_config_for(world: World, store_path: Path, **sections: dict[str, Any]) -> PoolConfig:
     """The devnet pool configuration with some fields of some sections replaced (e.g. partials={...})."""
-    config = devnet_pool_config(
-        network=world.network,
-        target_puzzle_hash=world.pool_target_puzzle_hash,
-        node_host=world.full_node_rpc.host,
-        node_port=world.full_node_rpc.port,
-        node_root=world.full_node_rpc.root_path,
-        wallet_host=world.pool_wallet_rpc.host,
-        wallet_port=world.pool_wallet_rpc.port,
-        wallet_root=world.pool_wallet_rpc.root_path,
-        wallet_fingerprint=world.pool_wallet_fingerprint,
+    config = world_pool_config(
+        world,
         store_path=store_path,
         server_port=0,
         relative_lock_height=RELATIVE_LOCK_HEIGHT,

@@ -12,7 +12,7 @@ from pool.chain.wallet_rpc import WalletRpc
 from pool.chia_adapter import CoinRecord, bytes32
 from pool.config import PoolConfig
 from pool.context import PoolContext
-from pool.devnet.pool_config import devnet_pool_config
+from pool.devnet.pool_config import world_pool_config
 from pool.devnet.world import PlotNFTInfo, World
 from pool.loops.partials import PartialConfirmLoop
 from pool.loops.payouts import PayoutLoop
@@ -34,21 +34,13 @@ class Clock:
 
 
 def pool_config(world: World, store_path: Path, **overrides: object) -> PoolConfig:
-    return devnet_pool_config(
-        network=world.network,
-        target_puzzle_hash=world.pool_target_puzzle_hash,
-        node_host=world.full_node_rpc.host,
-        node_port=world.full_node_rpc.port,
-        node_root=world.full_node_rpc.root_path,
-        wallet_host=world.pool_wallet_rpc.host,
-        wallet_port=world.pool_wallet_rpc.port,
-        wallet_root=world.pool_wallet_rpc.root_path,
-        wallet_fingerprint=world.pool_wallet_fingerprint,
+    return world_pool_config(
+        world,
         store_path=store_path,
         server_port=0,
         relative_lock_height=5,
         confirmation_threshold=THRESHOLD,
-        **overrides,  # type: ignore[arg-type]
+        **overrides,
     )
 
 
