@@ -148,18 +148,18 @@ class PayoutLoop:
         bundle = SpendBundle.from_bytes(batch.spend_bundle)
         height = await confirmed_height(ctx, bundle)
         if height is not None:
-            await ctx.store.mark_batch_confirmed(batch.id, height, ctx.now())
-            stats.confirmed.append(batch.id)
+            # CONFIRMED is final (the batch is never sent again), so it waits until the payment is buried deep
+            # enough that a reorg cannot take it back; until then a reorged-away payment is simply re-pushed.
+            if self.status.peak_height - height >= ctx.config.chain.confirmation_security_threshold:
+                await ctx.store.mark_batch_confirmed(batch.id, height, ctx.now())
+                stats.confirmed.append(batch.id)
             return
         if ctx.now() - batch.updated_at < self.repush_after or await ctx.node.in_mempool(bundle.name()):
             return
         if await removals_spent_elsewhere(ctx, bundle):
             # Re-check after seeing the spent coin: if it was our own transaction its additions exist by now.
-            height = await confirmed_height(ctx, bundle)
-            if height is not None:
-                await ctx.store.mark_batch_confirmed(batch.id, height, ctx.now())
-                stats.confirmed.append(batch.id)
-                return
+            if await confirmed_height(ctx, bundle) is not None:
+                return  # it was our own transaction after all: the next iteration confirms it once buried
             log.warning("payout batch %d (round %d) can never land: signing it anew", batch.index, batch.round_id)
             await ctx.store.reset_batch(batch.id, ctx.now())
             stats.reset.append(batch.id)

@@ -69,11 +69,18 @@ class RewardLoop:
 
     # -- claims in flight ----------------------------------------------------------------------------------------
     async def settle_claims(self, ctx: PoolContext, peak_height: int, stats: RewardStats) -> None:
-        """SUBMITTED claims become CONFIRMED once their coin is spent, FAILED once they are clearly dropped."""
+        """SUBMITTED claims become CONFIRMED once their coin's spend is buried, FAILED once they are clearly dropped.
+
+        Confirming only at ``confirmation_security_threshold`` depth matters: a CONFIRMED claim is never made again,
+        so a spend that a reorg undid after being marked confirmed would strand the reward.
+        """
+        threshold = ctx.config.chain.confirmation_security_threshold
         for claim in await ctx.store.reward_claims(ClaimStatus.SUBMITTED):
             record = await ctx.node.coin_record(claim.coin_id)
             if record is None:
                 await self._fail(ctx, claim, "reward coin no longer on chain (reorg)", stats)
+            elif record.spent and peak_height - int(record.spent_block_index) < threshold:
+                continue  # spent, but not yet deep enough to be safe from a reorg
             elif record.spent:
                 await ctx.store.update_reward_claim(
                     claim.coin_id, ClaimStatus.CONFIRMED, confirmed_height=int(record.spent_block_index)

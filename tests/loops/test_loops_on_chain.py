@@ -81,6 +81,9 @@ async def test_rewards_absorbed_and_farmers_paid_in_proportion(
     assert again.submitted == []  # never claimed twice while in flight
     await world.farm_blocks(1)
     await pool.peak()
+    assert (await pool.rewards.run_once(pool.ctx)).confirmed == 0  # on chain, not yet buried
+    await world.farm_blocks(THRESHOLD)
+    await pool.peak()
     assert (await pool.rewards.run_once(pool.ctx)).confirmed == 2
     claims = await pool.ctx.store.reward_claims()
     assert {c.status for c in claims} == {ClaimStatus.CONFIRMED} and len(claims) == 2
@@ -95,6 +98,9 @@ async def test_rewards_absorbed_and_farmers_paid_in_proportion(
     assert payout.created and len(payout.signed) == 1
     assert (await pool.payouts.run_once(pool.ctx)).created is False  # no new round while one is open
     await world.farm_blocks(1)
+    await pool.peak()
+    assert (await pool.payouts.run_once(pool.ctx)).confirmed == []  # on chain, not yet buried
+    await world.farm_blocks(THRESHOLD)
     await pool.peak()
     assert len((await pool.payouts.run_once(pool.ctx)).confirmed) == 1
     (done,) = await pool.ctx.store.rounds()
@@ -135,6 +141,9 @@ async def test_payouts_survive_crashes_and_pay_exactly_once(
     assert (await pool.ctx.store.batches(round_id))[0].tx_id == batch.tx_id
     await world.farm_blocks(1)
     await pool.peak()
+    assert (await pool.payouts.run_once(pool.ctx)).confirmed == []  # on chain, not yet buried
+    await world.farm_blocks(THRESHOLD)
+    await pool.peak()
     assert len((await pool.payouts.run_once(pool.ctx)).confirmed) == 1
     assert (await pool.ctx.store.get_round(round_id)).status == RoundStatus.DONE  # type: ignore[union-attr]
 
@@ -157,6 +166,9 @@ async def test_payouts_survive_crashes_and_pay_exactly_once(
     assert progress.repushed == [pending.id] and progress.signed == []
     assert await pool.ctx.node.in_mempool(signed.spend_bundle.name())
     await world.farm_blocks(1)
+    await pool.peak()
+    assert (await pool.payouts.run_once(pool.ctx)).confirmed == []  # on chain, not yet buried
+    await world.farm_blocks(THRESHOLD)
     await pool.peak()
     assert (await pool.payouts.run_once(pool.ctx)).confirmed == [pending.id]
     stored = (await pool.ctx.store.batches(second_round))[0]
@@ -234,6 +246,9 @@ async def test_claim_fee_is_paid_from_the_pool_wallet(world: World, plotnfts: li
     assert item is not None and item.fee == 1_000
     await world.farm_blocks(1)
     await pool.peak()
+    assert (await pool.rewards.run_once(pool.ctx)).confirmed == 0  # on chain, not yet buried
+    await world.farm_blocks(THRESHOLD)
+    await pool.peak()
     assert (await pool.rewards.run_once(pool.ctx)).confirmed == 1
 
 
@@ -265,6 +280,9 @@ async def test_batch_whose_coins_were_spent_elsewhere_is_signed_anew(
     resigned = (await pool.ctx.store.batches(round_id))[0]
     assert resigned.status == BatchStatus.SUBMITTED and resigned.tx_id != signed.tx_id
     await world.farm_blocks(1)
+    await pool.peak()
+    assert (await pool.payouts.run_once(pool.ctx)).confirmed == []  # on chain, not yet buried
+    await world.farm_blocks(THRESHOLD)
     await pool.peak()
     assert (await pool.payouts.run_once(pool.ctx)).confirmed == [batch.id]
     assert [c.coin.amount for c in await pool.coins_at(pay_to)] == [p.amount for p in payments if p.launcher_id]
