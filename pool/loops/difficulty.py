@@ -39,8 +39,7 @@ class DifficultyLoop:
 async def adjust_farmer(ctx: PoolContext, farmer: FarmerRecord) -> int:
     now = ctx.now()
     if farmer.pending_difficulty is not None:
-        # A difficulty the farmer asked for with PUT /farmer: apply it when its cooldown is over, never override it
-        # before (set_difficulty would drop the pending change).
+        # A difficulty the farmer asked for with PUT /farmer: apply it when its cooldown is over, never override it.
         await ctx.store.apply_due_difficulty(farmer.launcher_id, now)
         return 0
     settings = ctx.config.difficulty
@@ -58,6 +57,8 @@ async def adjust_farmer(ctx: PoolContext, farmer: FarmerRecord) -> int:
     )
     if new == farmer.difficulty:
         return 0
-    await ctx.store.set_difficulty(farmer.launcher_id, new)
+    # Compare-and-set: a PUT /farmer that landed since the farmer was read wins over this adjustment.
+    if not await ctx.store.adjust_difficulty(farmer.launcher_id, farmer.difficulty, new):
+        return 0
     log.info("difficulty of %s: %d -> %d", farmer.launcher_id.hex(), farmer.difficulty, new)
     return 1

@@ -78,6 +78,12 @@ class AbstractPoolStore(ABC):
         """Set the difficulty in force now; clears a pending difficulty. Raises FarmerNotFound."""
 
     @abstractmethod
+    async def adjust_difficulty(self, launcher_id: bytes32, expected: int, difficulty: int) -> bool:
+        """The difficulty loop's change: set ``difficulty`` only if the current one is still ``expected`` and no
+        difficulty is pending, so that it never overwrites a change the farmer made meanwhile (PUT /farmer).
+        Returns whether it changed. Raises FarmerNotFound."""
+
+    @abstractmethod
     async def apply_due_difficulty(self, launcher_id: bytes32, now: int) -> int:
         """Make a pending difficulty whose time has come the current one; returns the difficulty in force."""
 

@@ -305,6 +305,22 @@ class SqlitePoolStore(AbstractPoolStore):
             changes = {"difficulty": difficulty, "pending_difficulty": None, "pending_difficulty_at": None}
             await _update_farmer(db, launcher_id, changes)
 
+    async def adjust_difficulty(self, launcher_id: bytes32, expected: int, difficulty: int) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute(
+                """
+                UPDATE farmers SET difficulty = ?
+                WHERE launcher_id = ? AND difficulty = ? AND pending_difficulty IS NULL
+                """,
+                (difficulty, launcher_id, expected),
+            )
+            if cursor.rowcount == 1:
+                return True
+            async with db.execute("SELECT 1 FROM farmers WHERE launcher_id = ?", (launcher_id,)) as found:
+                if await found.fetchone() is None:
+                    raise FarmerNotFound(launcher_id.hex())
+            return False
+
     async def apply_due_difficulty(self, launcher_id: bytes32, now: int) -> int:
         async with self._write() as db:
             await db.execute(

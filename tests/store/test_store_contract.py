@@ -240,6 +240,20 @@ async def test_set_difficulty_replaces_a_pending_one(store: AbstractPoolStore) -
     assert await store.apply_due_difficulty(farmer.launcher_id, 9_999) == 30
 
 
+async def test_adjust_difficulty_is_compare_and_set(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1, difficulty=10)
+    await store.add_farmer(farmer)
+    assert await store.adjust_difficulty(farmer.launcher_id, 10, 20)
+    assert await store.adjust_difficulty(farmer.launcher_id, 10, 40) is False  # someone changed it meanwhile
+    await store.update_farmer_settings(farmer.launcher_id, pending_difficulty=(50, 2_000))
+    assert await store.adjust_difficulty(farmer.launcher_id, 20, 5) is False  # the farmer's PUT change is pending
+    recorded = await store.get_farmer(farmer.launcher_id)
+    assert recorded is not None
+    assert (recorded.difficulty, recorded.pending_difficulty, recorded.pending_difficulty_at) == (20, 50, 2_000)
+    with pytest.raises(FarmerNotFound):
+        await store.adjust_difficulty(h("unknown"), 10, 20)
+
+
 async def test_singleton_update_round_trips_spend_state_and_membership(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1)
     await store.add_farmer(farmer)

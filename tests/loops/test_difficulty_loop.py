@@ -1,0 +1,99 @@
+"""The difficulty loop against a real SQLite store: it moves a busy farmer up, a silent one down, and never
+overrides a difficulty the farmer asked for with PUT /farmer. The loop touches no chain, so no node is started."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+from chia_rs import Program
+
+from pool.chia_adapter import AugSchemeMPL, Coin, CoinSpend, PoolState, bytes32, std_hash, uint8, uint32, uint64
+from pool.config import parse_config
+from pool.context import PoolContext
+from pool.loops.difficulty import DifficultyLoop
+from pool.store.models import FarmerRecord, PartialRecord
+from pool.store.sqlite import SqlitePoolStore
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = 10_000_000
+DAY = 86_400  # time_target of the example config; 300 partials a day is one every 288 s
+
+
+def farmer(seed: bytes, difficulty: int) -> FarmerRecord:
+    coin = Coin(std_hash(seed + b"parent"), std_hash(seed + b"puzzle"), uint64(1))
+    key = AugSchemeMPL.key_gen(std_hash(seed)).get_g1()
+    state = PoolState(uint8(1), uint8(3), std_hash(b"pool"), key, "http://pool", uint32(100))
+    return FarmerRecord(
+        launcher_id=bytes32(std_hash(seed)),
+        p2_singleton_puzzle_hash=bytes32(std_hash(seed + b"p2")),
+        delay_time=604800,
+        delay_puzzle_hash=bytes32(std_hash(seed + b"delay")),
+        authentication_public_key=key,
+        singleton_tip=CoinSpend(coin, Program.to(1), Program.to(0)),
+        singleton_tip_state=state,
+        difficulty=difficulty,
+        payout_instructions=std_hash(seed + b"payout").hex(),
+        payout_puzzle_hash=bytes32(std_hash(seed + b"payout")),
+        is_pool_member=True,
+        points=0,
+        joined_at=NOW - 10 * DAY,
+    )
+
+
+def partial(owner: FarmerRecord, number: int, received_at: int) -> PartialRecord:
+    return PartialRecord(
+        launcher_id=owner.launcher_id,
+        proof_hash=bytes32(std_hash(owner.launcher_id + number.to_bytes(4, "big"))),
+        sp_hash=bytes32(std_hash(b"sp")),
+        end_of_sub_slot=False,
+        harvester_id=bytes32(std_hash(b"harvester")),
+        received_at=received_at,
+        difficulty=owner.difficulty,
+    )
+
+
+@pytest.fixture
+async def ctx(tmp_path: Path) -> AsyncIterator[PoolContext]:
+    config = parse_config(yaml.safe_load((REPO / "config.yaml").read_text()), REPO)
+    store = SqlitePoolStore(tmp_path / "pool.sqlite")
+    await store.open()
+    # The difficulty loop reads only the store, the config and the clock: no node or wallet is needed.
+    no_chain = cast(Any, None)
+    yield PoolContext(config=config, store=store, node=no_chain, wallet=no_chain, constants=no_chain, now=lambda: NOW)
+    await store.close()
+
+
+async def test_busy_farmer_goes_up_silent_farmer_comes_down(ctx: PoolContext) -> None:
+    busy, silent = farmer(b"busy", 10), farmer(b"silent", 1_000)
+    for record in (busy, silent):
+        await ctx.store.add_farmer(record)
+    for number in range(100):  # 100 partials in the last hour: ~80 times the target rate
+        await ctx.store.add_partial(partial(busy, number, NOW - 3600 + number * 36))
+    await ctx.store.add_partial(partial(silent, 0, NOW - 2 * DAY))  # nothing for two days
+
+    assert await DifficultyLoop().run_once(ctx) == 2
+    raised = await ctx.store.get_farmer(busy.launcher_id)
+    lowered = await ctx.store.get_farmer(silent.launcher_id)
+    assert raised is not None and raised.difficulty > 10
+    assert lowered is not None and ctx.config.difficulty.minimum <= lowered.difficulty < 1_000
+
+
+async def test_a_pending_put_difficulty_is_never_overridden(ctx: PoolContext) -> None:
+    busy = farmer(b"busy", 10)
+    await ctx.store.add_farmer(busy)
+    for number in range(100):
+        await ctx.store.add_partial(partial(busy, number, NOW - 3600 + number * 36))
+    await ctx.store.update_farmer_settings(busy.launcher_id, pending_difficulty=(25, NOW + 60))
+
+    assert await DifficultyLoop().run_once(ctx) == 0
+    waiting = await ctx.store.get_farmer(busy.launcher_id)
+    assert waiting is not None and (waiting.difficulty, waiting.pending_difficulty) == (10, 25)
+
+    ctx.now = lambda: NOW + 60  # the cooldown is over: the farmer's choice takes effect, not the loop's
+    await DifficultyLoop().run_once(ctx)
+    applied = await ctx.store.get_farmer(busy.launcher_id)
+    assert applied is not None and (applied.difficulty, applied.pending_difficulty) == (25, None)
