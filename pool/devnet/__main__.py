@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TextIO
 
 from pool.devnet.session import Devnet, DevnetStatus
 
@@ -54,22 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
 class StatusPrinter:
     """A status line rewritten in place on a terminal; one line every few seconds otherwise (logs, CI)."""
 
-    def __init__(self) -> None:
-        self.interactive = sys.stdout.isatty()
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.interactive = out.isatty()
         self.last_printed = 0.0
 
     def show(self, status: DevnetStatus, force: bool = False) -> None:
         now = time.monotonic()
         if self.interactive:
-            print("\r\033[K" + status.line(), end="", flush=True)
+            print("\r\033[K" + status.line(), end="", flush=True, file=self.out)
         elif force or now - self.last_printed >= 5:
-            print(status.line(), flush=True)
+            print(status.line(), flush=True, file=self.out)
             self.last_printed = now
 
     def message(self, text: str) -> None:
         if self.interactive:
-            print("\r\033[K", end="")
-        print(text, flush=True)
+            print("\r\033[K", end="", file=self.out)
+        print(text, flush=True, file=self.out)
 
 
 async def drive_chain(devnet: Devnet, pace: float, signage_points: int) -> None:
@@ -82,8 +85,8 @@ async def drive_chain(devnet: Devnet, pace: float, signage_points: int) -> None:
         await devnet.farm(1)
 
 
-async def run_demo(args: argparse.Namespace, work_dir: Path) -> int:
-    printer = StatusPrinter()
+async def run_demo(args: argparse.Namespace, work_dir: Path, out: TextIO) -> int:
+    printer = StatusPrinter(out)
     started = time.monotonic()
     async with Devnet(work_dir, args.farmers, args.plots, progress=printer.message) as devnet:
         printer.message(f"pool running at {devnet.pool_url} (database {devnet.config.store.path}); Ctrl-C stops")
@@ -115,14 +118,29 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # chia's services are chatty at WARNING about things that are normal on a simulated chain.
         logging.getLogger("chia").setLevel(logging.ERROR)
+    out = sys.stdout if args.verbose else quiet_stdout()
     try:
         if args.work_dir is not None:
-            return asyncio.run(run_demo(args, args.work_dir))
+            return asyncio.run(run_demo(args, args.work_dir, out))
         with tempfile.TemporaryDirectory(prefix="pool-devnet-") as tmp:
-            return asyncio.run(run_demo(args, Path(tmp)))
+            return asyncio.run(run_demo(args, Path(tmp), out))
     except KeyboardInterrupt:
-        print("\nstopped", flush=True)
+        print("\nstopped", flush=True, file=out)
         return 0
+
+
+def quiet_stdout() -> TextIO:
+    """Send file descriptor 1 to /dev/null and return a stream on the real standard output.
+
+    chia's services and its plotter (native code) print set-up chatter straight to standard output, which would
+    bury the status line; the demo's own output goes to the returned stream instead.
+    """
+    sys.stdout.flush()
+    real = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return real
 
 
 if __name__ == "__main__":
