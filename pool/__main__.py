@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -23,7 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
             "that confirm partials, follow farmers' PlotNFTs, absorb block rewards and pay farmers. It needs a synced "
             "chia full node and a chia wallet holding the pool's target address, both reachable over RPC."
         ),
-        epilog="Every key of the config file is documented in the example config.yaml shipped with the server.",
+        epilog=(
+            "Every key of the config file is documented in the example config.yaml shipped with the server. "
+            "'python -m pool ledger --config config.yaml' prints the pool's books (see its --help)."
+        ),
     )
     parser.add_argument(
         "--config",
@@ -46,7 +50,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_ledger_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pool ledger",
+        description=(
+            "Print the pool's books: confirmed reward claims, distributions, payout rounds and payments, owed "
+            "balances, the pool fee earned, and the wallet's spendable balance against what the ledger says it holds."
+        ),
+    )
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"), metavar="PATH", help="the pool's config")
+    parser.add_argument("--json", action="store_true", help="print the books as one JSON object")
+    parser.add_argument("--no-wallet", action="store_true", help="do not contact the wallet (no reconciliation)")
+    parser.add_argument("--limit", type=int, default=20, help="how many recent distributions and rounds to list")
+    return parser
+
+
+def ledger_main(argv: list[str]) -> int:
+    args = build_ledger_parser().parse_args(argv)
+    try:
+        config = load_config_file(args.config)
+    except ConfigError as exc:
+        print(f"error: {args.config}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if config.store.backend == "sqlite" and not config.store.path.exists():
+        print(
+            f"error: {args.config}: config key 'store.path': no pool database at {config.store.path}", file=sys.stderr
+        )
+        return EXIT_CONFIG
+    from pool.payouts.books import books_json, format_books
+    from pool.server import read_books
+
+    books = asyncio.run(read_books(config, with_wallet=not args.no_wallet, limit=args.limit))
+    if args.json:
+        print(json.dumps(books_json(books), indent=2))
+    else:
+        print(format_books(books))
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ledger"]:
+        return ledger_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         config = load_config_file(args.config)

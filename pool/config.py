@@ -109,7 +109,11 @@ class PayoutsConfig:
     pplns_window: int  # seconds of points that count in the PPLNS scheme
     blockchain_fee: int  # mojos per payment transaction, taken from the pool fee when the fee covers it
     max_additions_per_transaction: int
-    min_payment: int  # dust threshold in mojos: smaller shares stay with the farmer's points for the next round
+    min_payment: int  # mojos: a smaller owed balance waits (and grows) until it reaches this
+    min_distribution: int  # mojos: undistributed claim money is shared out only once it reaches this (no dust rounds)
+    fee_reserve: int  # mojos of the pool's fee share kept back for blockchain fees instead of paid out
+    fee_bump_after_blocks: int  # a payment still unconfirmed this many blocks after sending is re-sent with more fee
+    fee_bump: int  # mojos added to a stuck payment's fee (at least chia's minimum replacement increase)
 
 
 @dataclass(frozen=True)
@@ -348,7 +352,18 @@ def _rewards(s: _Section) -> RewardsConfig:
 
 def _payouts(s: _Section) -> PayoutsConfig:
     s.unknown_keys(
-        {"interval", "scheme", "pplns_window", "blockchain_fee", "max_additions_per_transaction", "min_payment"}
+        {
+            "interval",
+            "scheme",
+            "pplns_window",
+            "blockchain_fee",
+            "max_additions_per_transaction",
+            "min_payment",
+            "min_distribution",
+            "fee_reserve",
+            "fee_bump_after_blocks",
+            "fee_bump",
+        }
     )
     return PayoutsConfig(
         interval=s.int_("interval", 7200, minimum=1),
@@ -357,6 +372,11 @@ def _payouts(s: _Section) -> PayoutsConfig:
         blockchain_fee=s.int_("blockchain_fee", 0, minimum=0),
         max_additions_per_transaction=s.int_("max_additions_per_transaction", 400, minimum=1, maximum=2000),
         min_payment=s.int_("min_payment", 0, minimum=0),
+        min_distribution=s.int_("min_distribution", 1_000_000_000, minimum=1),
+        fee_reserve=s.int_("fee_reserve", 0, minimum=0),
+        fee_bump_after_blocks=s.int_("fee_bump_after_blocks", 20, minimum=1),
+        # chia's mempool replaces a transaction only for at least MEMPOOL_MIN_FEE_INCREASE (10 000 000) more fee.
+        fee_bump=s.int_("fee_bump", 10_000_000, minimum=10_000_000),
     )
 
 

@@ -20,6 +20,7 @@ from pool.chain.interface import ChainUnavailable, FullNode, Wallet
 from pool.chia_adapter import ConsensusConstants, chia_config, consensus_constants_for
 from pool.config import PoolConfig
 from pool.context import PoolContext
+from pool.payouts.books import Books
 from pool.store.factory import create_store
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,30 @@ async def pool_context(config: PoolConfig) -> AsyncIterator[PoolContext]:
         await store.open()
         stack.push_async_callback(store.close)
         yield PoolContext(config=config, store=store, node=node, wallet=wallet, constants=constants)
+
+
+async def read_books(config: PoolConfig, *, with_wallet: bool, limit: int) -> Books:
+    """The books from the store, reconciled against the wallet when it can be reached (read-only)."""
+    from pool.chain.wallet_rpc import WalletRpc
+    from pool.payouts.books import build_books
+
+    spendable: int | None = None
+    error: str | None = "not asked (--no-wallet)"
+    if with_wallet:
+        try:
+            wallet = await WalletRpc.connect(config.chain)
+            try:
+                spendable, error = await wallet.spendable_balance(), None
+            finally:
+                await wallet.close()
+        except ChainUnavailable as exc:
+            error = str(exc)
+    store = create_store(config.store)
+    await store.open()
+    try:
+        return await build_books(store, spendable, error, limit=limit)
+    finally:
+        await store.close()
 
 
 def build_application(ctx: PoolContext, with_loops: bool = True) -> web.Application:

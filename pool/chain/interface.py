@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pool.chia_adapter import CoinRecord, CoinSpend, ConsensusConstants, SpendBundle, bytes32
+from pool.chia_adapter import Coin, CoinRecord, CoinSpend, ConsensusConstants, SpendBundle, bytes32
 
 
 class ChainUnavailable(Exception):
@@ -115,11 +115,23 @@ class Wallet(ABC):
         """Confirmed mojos the wallet can spend now."""
 
     @abstractmethod
+    async def spendable_coins(self) -> list[Coin]:
+        """The confirmed coins the wallet can spend now (the pool picks among them itself)."""
+
+    @abstractmethod
     async def sign_payment(
-        self, additions: Sequence[tuple[bytes32, int]], fee: int, exclude_coin_ids: Sequence[bytes32] = ()
+        self,
+        additions: Sequence[tuple[bytes32, int]],
+        fee: int,
+        exclude_coin_ids: Sequence[bytes32] = (),
+        *,
+        coins: Sequence[Coin] | None = None,
+        assert_concurrent_spend: bytes32 | None = None,
     ) -> SignedPayment:
         """Build and sign a transaction paying ``additions`` (puzzle hash, mojos) plus ``fee``, without pushing.
-        ``exclude_coin_ids``: coins the wallet must not select (held by our own not yet confirmed transactions)."""
+        ``coins``: spend exactly these (change goes back to the wallet); otherwise the wallet selects, never one of
+        ``exclude_coin_ids`` (held by our own not yet confirmed transactions). ``assert_concurrent_spend``: the
+        transaction is valid only in a block that also spends that coin (a fee tied to the spend it pays for)."""
 
     @abstractmethod
     async def push(self, payment: SignedPayment) -> None:

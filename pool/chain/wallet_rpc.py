@@ -13,7 +13,11 @@ from pool.chain.interface import ChainUnavailable, SignedPayment, Wallet
 from pool.chia_adapter import (
     DEFAULT_TX_CONFIG,
     Addition,
+    AssertConcurrentSpend,
+    Coin,
+    Condition,
     CreateSignedTransaction,
+    GetSpendableCoins,
     GetWalletBalance,
     LogIn,
     PushTX,
@@ -74,20 +78,37 @@ class WalletRpc(Wallet):
             raise ChainUnavailable(f"wallet at {self._where}: {_reason(exc)}") from exc
         return int(response.wallet_balance.spendable_balance)
 
+    async def spendable_coins(self) -> list[Coin]:
+        try:
+            response = await self._client.get_spendable_coins(GetSpendableCoins(wallet_id=uint32(self._wallet_id)))
+        except Exception as exc:
+            raise ChainUnavailable(f"wallet at {self._where}: {_reason(exc)}") from exc
+        return [record.coin for record in response.confirmed_records]
+
     async def sign_payment(
-        self, additions: Sequence[tuple[bytes32, int]], fee: int, exclude_coin_ids: Sequence[bytes32] = ()
+        self,
+        additions: Sequence[tuple[bytes32, int]],
+        fee: int,
+        exclude_coin_ids: Sequence[bytes32] = (),
+        *,
+        coins: Sequence[Coin] | None = None,
+        assert_concurrent_spend: bytes32 | None = None,
     ) -> SignedPayment:
         request = CreateSignedTransaction(
             additions=[Addition(puzzle_hash=ph, amount=uint64(amount)) for ph, amount in additions],
             wallet_id=uint32(self._wallet_id),
             fee=uint64(fee),
+            coins=None if coins is None else list(coins),
             push=False,
         )
         # Coins held by our own transactions that are not confirmed yet must not be selected again: the wallet does
         # not know about transactions we push ourselves.
         tx_config = DEFAULT_TX_CONFIG.override(excluded_coin_ids=list(exclude_coin_ids))
+        conditions: tuple[Condition, ...] = ()
+        if assert_concurrent_spend is not None:
+            conditions = (AssertConcurrentSpend(assert_concurrent_spend),)
         try:
-            response = await self._client.create_signed_transactions(request, tx_config)
+            response = await self._client.create_signed_transactions(request, tx_config, conditions)
         except Exception as exc:
             raise ChainUnavailable(f"wallet at {self._where}: {_reason(exc)}") from exc
         record = response.signed_tx

@@ -174,3 +174,10 @@ __all__ += [
 from chia.consensus.pot_iterations import calculate_sp_interval_iters  # noqa: E402
 
 __all__ += ["calculate_sp_interval_iters"]
+
+
+# -- added for the ledger (issue #8): the pool picks the coins it spends; a claim's fee spend asserts its absorb ----
+from chia.wallet.conditions import AssertConcurrentSpend, Condition  # noqa: E402
+from chia.wallet.wallet_request_types import GetSpendableCoins  # noqa: E402
+
+__all__ += ["AssertConcurrentSpend", "Condition", "GetSpendableCoins"]

@@ -58,15 +58,18 @@ class DevnetStatus:
     rewards_absorbed: int
     payouts_confirmed: int  # payment batches confirmed on chain
     paid_to_farmers: int  # mojos
+    owed: int = 0  # mojos shared out to farmers, not yet paid
+    wallet_shortfall: int = 0  # mojos the wallet lacks against the ledger (payouts wait)
 
     def line(self) -> str:
         rejected = ", ".join(f"{name} {count}" for name, count in sorted(self.rejected_by_reason.items())) or "none"
+        short = f" | WALLET SHORT {self.wallet_shortfall / 10**12:.6f} XCH" if self.wallet_shortfall > 0 else ""
         return (
             f"height {self.height} | farmers {self.members}/{self.farmers} | partials pending {self.partials_pending} "
             f"confirmed {self.partials_confirmed} | rejected: {rejected} | points {self.points} "
             f"| difficulty {','.join(map(str, self.difficulty)) or '-'} | blocks won {self.blocks_won} "
             f"| rewards absorbed {self.rewards_absorbed} | payouts confirmed {self.payouts_confirmed} "
-            f"({self.paid_to_farmers / 10**12:.6f} XCH)"
+            f"({self.paid_to_farmers / 10**12:.6f} XCH) | owed {self.owed / 10**12:.6f} XCH{short}"
         )
 
 
@@ -218,6 +221,10 @@ class Devnet:
             for partial in await ctx.store.recent_partials(farmer.launcher_id, since=0):
                 counts[partial.status] += 1
         confirmed_batches, paid = await self.confirmed_payouts()
+        ledger = await ctx.store.ledger()
+        shortfall = 0
+        if await ctx.store.open_round() is None:  # while a round is open its payments may or may not have left
+            shortfall = max(0, ledger.wallet_should_hold - await ctx.wallet.spendable_balance())
         return DevnetStatus(
             height=self.world.peak_height,
             farmers=len(farmers),
@@ -232,6 +239,8 @@ class Devnet:
             rewards_absorbed=len(await ctx.store.reward_claims(ClaimStatus.CONFIRMED)),
             payouts_confirmed=confirmed_batches,
             paid_to_farmers=paid,
+            owed=ledger.owed,
+            wallet_shortfall=shortfall,
         )
 
     async def confirmed_payouts(self) -> tuple[int, int]:

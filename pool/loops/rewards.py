@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pool.chain.interface import ChainUnavailable
+from pool.chain.interface import ChainUnavailable, SignedPayment
 from pool.chain.singleton import KnownTip, SingletonView, follow_singleton
 from pool.chia_adapter import (
     Coin,
@@ -31,7 +31,10 @@ from pool.chia_adapter import (
     uint64,
 )
 from pool.context import PoolContext
+from pool.loops.payouts import coins_in_flight
 from pool.loops.status import ChainStatus
+from pool.payouts.coins import NotEnoughCoins, select_coins
+from pool.store.abstract import InsufficientFunds
 from pool.store.models import ClaimStatus, FarmerRecord, RewardClaim
 
 log = logging.getLogger(__name__)
@@ -148,24 +151,44 @@ class RewardLoop:
             raise ValueError("launcher coin not found")
         spends = absorb_spends(ctx, view, launcher.coin, coins)
         bundle = SpendBundle(spends, G2Element())
-        if ctx.config.rewards.claim_fee > 0:
-            bundle = SpendBundle.aggregate([bundle, await self._fee_bundle(ctx)])
-        coin_ids = await self._record_claims(ctx, farmer, coins, bundle.name(), peak_height)
-        if not coin_ids:
+        singleton_coin = get_most_recent_singleton_coin_from_coin_spend(view.tip)
+        assert singleton_coin is not None  # live_singleton checked it
+        fee_spend = await self._fee_spend(ctx, singleton_coin.name())
+        if fee_spend is not None:
+            bundle = SpendBundle.aggregate([bundle, fee_spend.spend_bundle])
+        fee = 0 if fee_spend is None else ctx.config.rewards.claim_fee
+        recorded = await self._record_claims(ctx, farmer, coins, bundle.name(), peak_height, fee, fee_spend)
+        if not recorded:
             return []
         result = await ctx.node.push(bundle)
         if not result.accepted:
-            for coin_id in coin_ids:
+            for coin_id in recorded:
                 await ctx.store.update_reward_claim(coin_id, ClaimStatus.FAILED, error=result.error)
             raise ValueError(f"absorb refused by the node: {result.error}")
-        log.info("absorbing %d reward coin(s) of %s in %s", len(coin_ids), farmer.launcher_id.hex(), bundle.name())
-        return coin_ids
+        log.info("absorbing %d reward coin(s) of %s in %s", len(recorded), farmer.launcher_id.hex(), bundle.name())
+        return recorded
 
-    async def _fee_bundle(self, ctx: PoolContext) -> SpendBundle:
-        # The fee comes from the pool wallet: a zero-mojo output to our own target plus the fee, aggregated with
-        # the absorb. The absorb's own coins cannot pay fees (the reward goes whole to the target).
-        fee = await ctx.wallet.sign_payment([(ctx.config.pool.target_puzzle_hash, 0)], ctx.config.rewards.claim_fee)
-        return fee.spend_bundle
+    async def _fee_spend(self, ctx: PoolContext, singleton_coin_id: bytes32) -> SignedPayment | None:
+        """The absorb's fee, paid by the pool's fee share from the pool wallet, or None to claim without a fee.
+
+        The absorb's own coins cannot pay fees (the reward goes whole to the target). The fee spend asserts the
+        singleton spend of the absorb (ASSERT_CONCURRENT_SPEND), so it can never be mined without it, and it spends
+        only coins no transaction in flight holds. A claim never waits for a fee: with too small a fee share, no
+        coin or no wallet, it goes without one."""
+        claim_fee = ctx.config.rewards.claim_fee
+        if claim_fee <= 0 or (await ctx.store.ledger()).pool_fee_share < claim_fee:
+            return None
+        try:
+            coins = select_coins(await ctx.wallet.spendable_coins(), claim_fee, held=await coins_in_flight(ctx))
+            return await ctx.wallet.sign_payment(
+                [(ctx.config.pool.target_puzzle_hash, 0)],
+                claim_fee,
+                coins=coins,
+                assert_concurrent_spend=singleton_coin_id,
+            )
+        except (NotEnoughCoins, ChainUnavailable) as exc:
+            log.warning("absorb goes without a fee: %s", exc)
+            return None
 
     async def _record_claims(
         self,
@@ -174,10 +197,12 @@ class RewardLoop:
         coins: Sequence[CoinRecord],
         bundle_name: bytes32,
         peak_height: int,
+        fee: int,
+        fee_spend: SignedPayment | None,
     ) -> list[bytes32]:
-        recorded: list[bytes32] = []
-        for record in coins:
-            claim = RewardClaim(
+        """Record the bundle's claims in one transaction; the first carries the fee. [] if a coin is taken."""
+        claims = [
+            RewardClaim(
                 coin_id=record.coin.name(),
                 launcher_id=farmer.launcher_id,
                 amount=int(record.coin.amount),
@@ -186,13 +211,19 @@ class RewardLoop:
                 status=ClaimStatus.SUBMITTED,
                 submitted_at=ctx.now(),
                 submitted_height=peak_height,
+                fee=fee if index == 0 else 0,
+                fee_spend_bundle=bytes(fee_spend.spend_bundle) if index == 0 and fee_spend is not None else None,
             )
-            if not await ctx.store.add_reward_claim(claim):
-                # Someone claimed it meanwhile; the claims recorded so far are never pushed and settle as FAILED.
-                log.warning("coin %s already has an active claim: absorb not pushed", record.coin.name().hex())
-                return []
-            recorded.append(claim.coin_id)
-        return recorded
+            for index, record in enumerate(coins)
+        ]
+        try:
+            if await ctx.store.add_reward_claims(claims):
+                return [claim.coin_id for claim in claims]
+        except InsufficientFunds as exc:  # the fee share was spent meanwhile: the next scan claims without a fee
+            log.warning("absorb of %s not recorded: %s", farmer.launcher_id.hex(), exc)
+            return []
+        log.warning("a coin of %s already has an active claim: absorb not pushed", farmer.launcher_id.hex())
+        return []
 
 
 # A block's rewards are created in a later transaction block; the blocks in between are few (no transaction block

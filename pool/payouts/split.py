@@ -1,19 +1,20 @@
-"""How a payout round divides the pool wallet's balance. Pure integer arithmetic: no I/O, no floats.
+"""How confirmed reward money is shared out and paid. Pure integer arithmetic: no I/O, no floats.
 
-Given the amount to distribute (``total``), the order is:
+Two steps, each its own store transaction (see pool/loops/payouts.py):
 
-1. pool fee = floor(total * fee), exact (``fee`` is a Fraction).
-2. blockchain fees: one ``blockchain_fee`` per transaction (batch). The number of batches is estimated up front from
-   every farmer that has points (an upper bound, since dust drops farmers). The fees are taken out of the pool fee
-   when the pool fee covers them (the operator pays for sending), otherwise out of the farmers' share (so a fee larger
-   than the pool fee can never drain the wallet: the farmers' share simply shrinks).
-3. the farmers' share is split by weight: amount = floor(share * weight / total_weight).
-4. a farmer whose amount is below ``min_payment`` (or zero) is not paid: its points are not consumed and its share stays
-   in the wallet for the next round (carried forward).
-5. whatever is left (rounding, dust, fees of batches that turned out not to be needed) is the remainder: it stays in
-   the wallet and is part of the next round's total.
+1. **Distribution** (``plan_distribution``): the undistributed money of confirmed claims is divided once.
+   pool fee = floor(total * fee), exact (``fee`` is a Fraction); the rest, the farmers' share, is split by weight:
+   floor(share * weight / total_weight). Each farmer's amount is added to its *owed balance*; the rounding left over
+   stays undistributed and joins the next distribution. A farmer whose amount rounds to zero is left out and keeps
+   its points. The pool fee is charged here and only here.
+2. **Payment** (``plan_payments``): every farmer owed at least ``min_payment`` is paid its whole owed balance;
+   smaller balances wait and grow with later distributions (never re-split among others). Blockchain fees come out
+   of the pool's fee share, never out of what farmers are owed: when the share cannot cover ``blockchain_fee`` per
+   transaction, the transactions carry what it can (possibly nothing). What remains of the pool's share beyond
+   ``fee_reserve`` is paid to the fee address in the same round.
 
-Invariant: sum(farmer payments) + pool fee payment + blockchain fees + remainder == total.
+Invariants (checked by ``check``): distribution: pool_fee + farmer_total == total, total + remainder == available;
+payment: farmer_total + pool_fee + blockchain_fees == total, every farmer paid exactly what it is owed.
 """
 
 from __future__ import annotations
@@ -27,12 +28,74 @@ from pool.chia_adapter import bytes32
 
 @dataclass(frozen=True)
 class FarmerShare:
-    """A farmer taking part in a round."""
+    """A farmer taking part in a distribution."""
 
     launcher_id: bytes32
-    puzzle_hash: bytes32  # where its payment goes
     weight: int  # what its share is proportional to (points balance, or points in the PPLNS window)
-    points: int  # points the payment consumes from its balance
+    points: int  # points the distribution takes from its balance in exchange for the amount
+
+
+@dataclass(frozen=True)
+class PlannedShare:
+    launcher_id: bytes32
+    amount: int
+    points: int
+
+
+@dataclass(frozen=True)
+class DistributionPlan:
+    available: int  # undistributed money when planned
+    total: int  # taken from it: pool_fee + farmer_total
+    pool_fee: int
+    farmer_total: int
+    remainder: int  # rounding: stays undistributed
+    shares: tuple[PlannedShare, ...]
+
+    def check(self) -> None:
+        assert self.pool_fee >= 0 and self.remainder >= 0 and self.total > 0
+        assert self.pool_fee + self.farmer_total == self.total
+        assert self.total + self.remainder == self.available
+        assert sum(s.amount for s in self.shares) == self.farmer_total
+        assert all(s.amount > 0 for s in self.shares)
+
+
+def plan_distribution(available: int, fee: Fraction, farmers: Sequence[FarmerShare]) -> DistributionPlan | None:
+    """Share out ``available`` mojos, or None when nobody has weight (the money waits for the next time)."""
+    if available <= 0 or not 0 <= fee <= 1:
+        return None
+    farmers = sorted((f for f in farmers if f.weight > 0), key=lambda f: bytes(f.launcher_id))
+    if not farmers:
+        return None
+    pool_fee = available * fee.numerator // fee.denominator
+    farmers_share = available - pool_fee
+    total_weight = sum(f.weight for f in farmers)
+    shares = tuple(
+        PlannedShare(f.launcher_id, farmers_share * f.weight // total_weight, f.points)
+        for f in farmers
+        if farmers_share * f.weight // total_weight > 0
+    )
+    farmer_total = sum(s.amount for s in shares)
+    if pool_fee + farmer_total == 0:
+        return None
+    plan = DistributionPlan(
+        available=available,
+        total=pool_fee + farmer_total,
+        pool_fee=pool_fee,
+        farmer_total=farmer_total,
+        remainder=farmers_share - farmer_total,
+        shares=shares,
+    )
+    plan.check()
+    return plan
+
+
+@dataclass(frozen=True)
+class Payable:
+    """A farmer's owed balance and where it is paid."""
+
+    launcher_id: bytes32
+    puzzle_hash: bytes32
+    owed: int
 
 
 @dataclass(frozen=True)
@@ -40,28 +103,27 @@ class PlannedPayment:
     puzzle_hash: bytes32
     amount: int
     launcher_id: bytes32 | None  # None for the pool fee
-    points: int
     batch_index: int
 
 
 @dataclass(frozen=True)
-class PayoutPlan:
-    total: int
-    pool_fee: int  # paid to the fee address (after blockchain fees it covered)
+class PaymentPlan:
+    total: int  # leaves the pool: farmer_total + pool_fee + blockchain_fees
+    pool_fee: int  # paid to the fee address
     blockchain_fees: int  # sum of batch_fees
     farmer_total: int
-    remainder: int
     payments: tuple[PlannedPayment, ...]
-    batch_fees: tuple[int, ...]  # one per batch
-    carried: tuple[bytes32, ...]  # farmers whose share was dust: not paid, their points stay
+    batch_fees: tuple[int, ...]  # one per batch (transaction)
 
-    def check(self) -> None:
-        """Raise AssertionError if the plan does not add up (guards every round before it is recorded)."""
-        paid = sum(p.amount for p in self.payments)
-        assert paid + self.blockchain_fees + self.remainder == self.total, "payout plan does not add up"
-        assert paid == self.farmer_total + self.pool_fee
-        assert all(p.amount > 0 for p in self.payments) and self.remainder >= 0
-        assert sum(self.batch_fees) == self.blockchain_fees
+    def check(self, payable: Sequence[Payable], pool_fee_share: int) -> None:
+        owed = {p.launcher_id: p.owed for p in payable}
+        farmer_payments = [p for p in self.payments if p.launcher_id is not None]
+        assert all(p.amount == owed[p.launcher_id] for p in farmer_payments if p.launcher_id is not None)
+        assert sum(p.amount for p in farmer_payments) == self.farmer_total
+        assert sum(p.amount for p in self.payments if p.launcher_id is None) == self.pool_fee
+        assert sum(self.batch_fees) == self.blockchain_fees <= pool_fee_share - self.pool_fee
+        assert self.total == self.farmer_total + self.pool_fee + self.blockchain_fees
+        assert all(p.amount > 0 for p in self.payments)
         assert all(0 <= p.batch_index < len(self.batch_fees) for p in self.payments)
 
 
@@ -69,75 +131,49 @@ def _batch_count(additions: int, max_additions: int) -> int:
     return -(-additions // max_additions)
 
 
-def _farmer_amounts(
-    share: int, farmers: Sequence[FarmerShare], min_payment: int
-) -> tuple[dict[bytes32, int], list[bytes32]]:
-    total_weight = sum(f.weight for f in farmers)
-    paid: dict[bytes32, int] = {}
-    carried: list[bytes32] = []
-    for farmer in farmers:
-        amount = share * farmer.weight // total_weight
-        if amount <= 0 or amount < min_payment:
-            carried.append(farmer.launcher_id)
-        else:
-            paid[farmer.launcher_id] = amount
-    return paid, carried
-
-
-def plan_payout(
-    total: int,
-    fee: Fraction,
-    fee_puzzle_hash: bytes32,
-    farmers: Sequence[FarmerShare],
+def plan_payments(
+    payable: Sequence[Payable],
+    *,
+    min_payment: int,
+    pool_fee_share: int,
+    fee_reserve: int,
     blockchain_fee: int,
     max_additions: int,
-    min_payment: int,
-) -> PayoutPlan | None:
-    """The round for ``total`` mojos, or None when there is nothing to pay farmers (no weight, all dust, or the
-    blockchain fees do not fit)."""
-    if total <= 0 or max_additions < 1 or not 0 <= fee <= 1:
+    fee_puzzle_hash: bytes32,
+) -> PaymentPlan | None:
+    """Pay every farmer owed at least ``min_payment`` (and at least one mojo); None when nobody is due."""
+    if max_additions < 1:
+        raise ValueError("max_additions must be at least 1")
+    due = sorted((p for p in payable if p.owed >= max(min_payment, 1)), key=lambda p: bytes(p.launcher_id))
+    if not due:
         return None
-    farmers = sorted((f for f in farmers if f.weight > 0), key=lambda f: bytes(f.launcher_id))
-    if not farmers:
-        return None
-    pool_fee = total * fee.numerator // fee.denominator
-    estimated_batches = _batch_count(len(farmers) + (1 if pool_fee > 0 else 0), max_additions)
-    reserved_fees = estimated_batches * blockchain_fee
-    fees_from_pool_fee = pool_fee >= reserved_fees
-    farmers_share = total - pool_fee - (0 if fees_from_pool_fee else reserved_fees)
-    if farmers_share <= 0:
-        return None
-    amounts, carried = _farmer_amounts(farmers_share, farmers, min_payment)
-    if not amounts:
-        return None
-    fee_payment = pool_fee - reserved_fees if fees_from_pool_fee else pool_fee
+    batches = _batch_count(len(due) + 1, max_additions)  # room for the fee-address payment
+    per_batch_fee = min(blockchain_fee, pool_fee_share // batches)
+    fee_payment = pool_fee_share - fee_reserve - per_batch_fee * batches
+    if fee_payment <= 0:
+        fee_payment = 0
+        batches = _batch_count(len(due), max_additions)
+        per_batch_fee = min(blockchain_fee, pool_fee_share // batches)
 
-    ordered: list[tuple[bytes32, int, bytes32 | None, int]] = []
+    ordered: list[tuple[bytes32, int, bytes32 | None]] = []
     if fee_payment > 0:
-        ordered.append((fee_puzzle_hash, fee_payment, None, 0))
-    for farmer in farmers:
-        if farmer.launcher_id in amounts:
-            ordered.append((farmer.puzzle_hash, amounts[farmer.launcher_id], farmer.launcher_id, farmer.points))
+        ordered.append((fee_puzzle_hash, fee_payment, None))
+    ordered.extend((p.puzzle_hash, p.owed, p.launcher_id) for p in due)
     payments = tuple(
-        PlannedPayment(
-            puzzle_hash=ph, amount=amount, launcher_id=launcher, points=points, batch_index=i // max_additions
-        )
-        for i, (ph, amount, launcher, points) in enumerate(ordered)
+        PlannedPayment(puzzle_hash=ph, amount=amount, launcher_id=launcher, batch_index=i // max_additions)
+        for i, (ph, amount, launcher) in enumerate(ordered)
     )
-    batches = _batch_count(len(payments), max_additions)  # <= the estimate; unused reserved fees join the remainder
-    batch_fees = tuple(blockchain_fee for _ in range(batches))
-    farmer_total = sum(amounts.values())
-    plan = PayoutPlan(
-        total=total,
+    batch_fees = tuple(per_batch_fee for _ in range(batches))
+    farmer_total = sum(p.owed for p in due)
+    plan = PaymentPlan(
+        total=farmer_total + fee_payment + sum(batch_fees),
         pool_fee=fee_payment,
         blockchain_fees=sum(batch_fees),
         farmer_total=farmer_total,
-        remainder=total - farmer_total - fee_payment - sum(batch_fees),
         payments=payments,
         batch_fees=batch_fees,
-        carried=tuple(carried),
     )
-    plan.check()
+    plan.check(payable, pool_fee_share)
     return plan
 
 

@@ -9,7 +9,11 @@ from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
 from pool.store.models import (
     BatchStatus,
     ClaimStatus,
+    Distribution,
+    DistributionShare,
     FarmerRecord,
+    LedgerEntry,
+    LedgerSummary,
     PartialRecord,
     PartialStatus,
     Payment,
@@ -33,6 +37,11 @@ class FarmerNotFound(StoreError):
 
 class RoundAlreadyOpen(StoreError):
     """A payout round is still open: a new one must wait until every batch of the old one confirmed."""
+
+
+class InsufficientFunds(StoreError):
+    """A ledger balance (undistributed, the pool fee share, a farmer's owed balance) would go below zero; nothing
+    was written."""
 
 
 class AbstractPoolStore(ABC):
@@ -126,9 +135,14 @@ class AbstractPoolStore(ABC):
 
     # -- block rewards -----------------------------------------------------------------------------------------
     @abstractmethod
+    async def add_reward_claims(self, claims: Sequence[RewardClaim]) -> bool:
+        """Record the claims of one absorb transaction, all or nothing. False (nothing written) if a coin already
+        has a claim that is not FAILED (never claim a coin twice); a FAILED claim of the same coin is replaced.
+        The claims' fees are charged to the pool fee share in the same transaction (InsufficientFunds if it is
+        smaller)."""
+
     async def add_reward_claim(self, claim: RewardClaim) -> bool:
-        """Record a claim; False if the coin already has a claim that is not FAILED (never claim a coin twice).
-        A FAILED claim of the same coin is replaced."""
+        return await self.add_reward_claims([claim])
 
     @abstractmethod
     async def get_reward_claim(self, coin_id: bytes32) -> RewardClaim | None: ...
@@ -139,15 +153,41 @@ class AbstractPoolStore(ABC):
     @abstractmethod
     async def update_reward_claim(
         self, coin_id: bytes32, status: ClaimStatus, confirmed_height: int | None = None, error: str | None = None
-    ) -> None: ...
+    ) -> None:
+        """Settle a SUBMITTED claim. CONFIRMED credits its amount to the undistributed ledger money; FAILED gives
+        its fee back to the pool fee share. Both only from SUBMITTED (StoreError otherwise), so a claim is
+        credited once."""
+
+    # -- the ledger --------------------------------------------------------------------------------------------
+    @abstractmethod
+    async def distribute(self, distribution: Distribution, shares: Sequence[DistributionShare]) -> int:
+        """In one transaction: take ``distribution.total`` from the undistributed money (InsufficientFunds if it
+        is smaller), add its pool fee to the pool fee share and each share to its farmer's owed balance, taking the
+        share's points from the farmer's points (StoreError if the farmer has fewer). Returns the id."""
+
+    @abstractmethod
+    async def distributions(self, limit: int = 100) -> list[Distribution]:
+        """Most recent first."""
+
+    @abstractmethod
+    async def distribution_shares(self, distribution_id: int) -> list[DistributionShare]: ...
+
+    @abstractmethod
+    async def ledger(self) -> LedgerSummary:
+        """Where the confirmed claims' mojos are, each figure read from its own records (one consistent read)."""
+
+    @abstractmethod
+    async def ledger_entries(self, limit: int = 1000) -> list[LedgerEntry]:
+        """The journal, most recent first."""
 
     # -- payouts -----------------------------------------------------------------------------------------------
     @abstractmethod
     async def create_payout_round(
         self, payout_round: PayoutRound, payments: Sequence[Payment], batch_fees: Sequence[int]
     ) -> int:
-        """In one transaction: record the round, its payments and one PENDING batch per entry of ``batch_fees``,
-        and take each payment's points out of its farmer's balance. Raises RoundAlreadyOpen if a round is open.
+        """In one transaction: record the round, its payments and one PENDING batch per entry of ``batch_fees``.
+        Farmer payments come out of their owed balances, the fee-address payment and the batch fees out of the pool
+        fee share (InsufficientFunds if a balance is too small). Raises RoundAlreadyOpen if a round is open.
         Returns the round id."""
 
     @abstractmethod
@@ -169,12 +209,25 @@ class AbstractPoolStore(ABC):
     ) -> list[Payment]: ...
 
     @abstractmethod
-    async def mark_batch_submitted(self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, now: int) -> None:
-        """PENDING -> SUBMITTED with the signed transaction; call before pushing it (so a crash can re-push it)."""
+    async def mark_batch_submitted(
+        self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, now: int, height: int | None = None
+    ) -> None:
+        """PENDING -> SUBMITTED with the signed transaction; call before pushing it (so a crash can re-push it).
+        ``height``: the chain's peak when it was recorded (how long it waits is counted from there)."""
 
     @abstractmethod
-    async def mark_batch_confirmed(self, batch_id: int, height: int, now: int) -> None:
-        """SUBMITTED -> CONFIRMED; closes the round when it was its last unconfirmed batch."""
+    async def replace_batch_transaction(
+        self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, fee: int, now: int, height: int
+    ) -> None:
+        """A SUBMITTED batch gets a replacement transaction with a higher ``fee`` (it must spend the same coins, so
+        that only one of the two can ever land). The increase is charged to the pool fee share (InsufficientFunds);
+        a lower fee is refused (StoreError)."""
+
+    @abstractmethod
+    async def mark_batch_confirmed(self, batch_id: int, height: int, now: int, fee_paid: int | None = None) -> None:
+        """SUBMITTED -> CONFIRMED; closes the round when it was its last unconfirmed batch. ``fee_paid``: the fee the
+        transaction that landed really paid (an earlier, cheaper version may land instead of a replacement); what
+        was charged beyond it goes back to the pool fee share."""
 
     @abstractmethod
     async def reset_batch(self, batch_id: int, now: int) -> None:

@@ -49,6 +49,7 @@ class FarmerRecord:
     # A difficulty suggested with PUT /farmer takes effect only at pending_difficulty_at (cooldown against replay).
     pending_difficulty: int | None = None
     pending_difficulty_at: int | None = None
+    owed: int = 0  # mojos shared out to this farmer and not yet paid (paid once at least payouts.min_payment)
 
     def difficulty_at(self, now: int) -> int:
         """The difficulty in force at ``now``, counting a pending change whose cooldown has passed."""
@@ -84,17 +85,44 @@ class RewardClaim:
     submitted_height: int
     confirmed_height: int | None = None
     error: str | None = None
+    # Blockchain fee of the absorb transaction, charged to the pool's fee share. The whole fee of a bundle that
+    # absorbs several coins is carried by one of its claims; the others carry 0.
+    fee: int = 0
+    fee_spend_bundle: bytes | None = None  # the wallet's signed fee spend (its coins are held until the claim settles)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Confirmed reward money shared out: the pool fee to the pool's share, the rest to farmers' owed balances."""
+
+    created_at: int
+    scheme: str
+    total: int  # mojos taken from the undistributed remainder
+    pool_fee: int  # floor(total * fee): added to the pool's fee share
+    farmer_total: int  # added to farmers' owed balances
+    remainder: int  # rounding left undistributed (total == pool_fee + farmer_total; remainder is what stayed behind)
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class DistributionShare:
+    launcher_id: bytes32
+    amount: int  # mojos added to the farmer's owed balance
+    points: int  # points taken from the farmer's balance in exchange
+    distribution_id: int | None = None
 
 
 @dataclass(frozen=True)
 class PayoutRound:
+    """Owed balances being paid: a set of payment transactions (batches) made together."""
+
     created_at: int
     scheme: str
-    total: int  # mojos distributed by this round (taken from the pool wallet's confirmed balance)
-    pool_fee: int  # mojos paid to the fee address
-    blockchain_fees: int  # mojos of transaction fees of all batches
-    farmer_total: int  # mojos paid to farmers
-    remainder: int  # mojos not distributed (rounding, dust); they stay in the wallet for the next round
+    total: int  # mojos leaving the pool in this round: farmer_total + pool_fee + blockchain_fees
+    pool_fee: int  # mojos paid to the fee address (from the pool's fee share)
+    blockchain_fees: int  # mojos of transaction fees of all batches (from the pool's fee share)
+    farmer_total: int  # mojos paid to farmers (from their owed balances)
+    remainder: int = 0  # kept for older rounds, which distributed and paid in one step; 0 since the ledger
     status: RoundStatus = RoundStatus.OPEN
     id: int | None = None
 
@@ -106,7 +134,7 @@ class Payment:
     puzzle_hash: bytes32
     amount: int
     launcher_id: bytes32 | None
-    points: int  # the points this payment consumed from the farmer's balance
+    points: int  # points consumed by older rounds; 0 since the ledger (points become owed mojos at distribution)
     batch_index: int  # which batch (0-based, within the round) pays it
     round_id: int | None = None
     id: int | None = None
@@ -122,4 +150,66 @@ class PaymentBatch:
     spend_bundle: bytes | None = None  # the signed transaction, recorded before it is pushed, so it can be re-pushed
     confirmed_height: int | None = None
     updated_at: int = 0
+    submitted_height: int | None = None  # chain height when its current transaction was recorded (fee bumps)
     id: int | None = None
+
+
+class LedgerKind(str, Enum):
+    """What a ledger entry records. Amounts are positive; the kind says which way the mojos move."""
+
+    CLAIM = "claim"  # a reward claim buried deep enough: confirmed claims -> undistributed
+    DISTRIBUTION_POOL_FEE = "distribution_pool_fee"  # undistributed -> pool fee share
+    DISTRIBUTION_SHARE = "distribution_share"  # undistributed -> a farmer's owed balance
+    PAYMENT = "payment"  # a farmer's owed balance -> a payment transaction
+    POOL_FEE_PAYMENT = "pool_fee_payment"  # pool fee share -> a payment to the fee address
+    BATCH_FEE = "batch_fee"  # pool fee share -> blockchain fee of a payment transaction
+    BATCH_FEE_REFUND = "batch_fee_refund"  # an unspent part of a batch's fee back to the pool fee share
+    CLAIM_FEE = "claim_fee"  # pool fee share -> blockchain fee of an absorb
+    CLAIM_FEE_REFUND = "claim_fee_refund"  # the fee of an absorb that did not land back to the pool fee share
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    created_at: int
+    kind: LedgerKind
+    amount: int
+    launcher_id: bytes32 | None = None
+    reference: str = ""  # what it is about: a coin id, "round 3 batch 0", "distribution 7"
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    """Where every mojo of the confirmed claims is, each figure read from its own table.
+
+    Invariant (``balanced``): confirmed_claims == farmer_payments + owed + pool_fee_share + pool_fee_payments
+    + blockchain_fees + undistributed."""
+
+    confirmed_claims: int  # sum of CONFIRMED reward claims
+    farmer_payments: int  # every payment to a farmer ever recorded (confirmed + in flight)
+    farmer_payments_in_flight: int  # of which in batches not yet confirmed
+    owed: int  # farmers' owed balances
+    pool_fee_share: int  # the pool's fee share not yet paid out (blockchain fees come out of it)
+    pool_fee_payments: int  # paid (or being paid) to the fee address
+    blockchain_fees: int  # fees of payment batches and of absorbs not failed
+    undistributed: int  # confirmed claims not yet shared out (includes rounding remainders)
+
+    @property
+    def accounted(self) -> int:
+        return (
+            self.farmer_payments
+            + self.owed
+            + self.pool_fee_share
+            + self.pool_fee_payments
+            + self.blockchain_fees
+            + self.undistributed
+        )
+
+    @property
+    def balanced(self) -> bool:
+        return self.accounted == self.confirmed_claims
+
+    @property
+    def wallet_should_hold(self) -> int:
+        """Mojos of the ledger that are still in the pool wallet (in-flight payments excluded)."""
+        return self.owed + self.pool_fee_share + self.undistributed

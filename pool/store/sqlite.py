@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -24,13 +25,19 @@ from pool.store.abstract import (
     AbstractPoolStore,
     FarmerAlreadyExists,
     FarmerNotFound,
+    InsufficientFunds,
     RoundAlreadyOpen,
     StoreError,
 )
 from pool.store.models import (
     BatchStatus,
     ClaimStatus,
+    Distribution,
+    DistributionShare,
     FarmerRecord,
+    LedgerEntry,
+    LedgerKind,
+    LedgerSummary,
     PartialRecord,
     PartialStatus,
     Payment,
@@ -139,7 +146,55 @@ _SCHEMA_V1: Migration = (
     "CREATE INDEX payments_launcher ON payments (launcher_id)",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_SCHEMA_V1,)
+_SCHEMA_V2_LEDGER: Migration = (
+    # Mojos shared out to a farmer and not yet paid.
+    "ALTER TABLE farmers ADD COLUMN owed INTEGER NOT NULL DEFAULT 0 CHECK (owed >= 0)",
+    "ALTER TABLE reward_claims ADD COLUMN fee INTEGER NOT NULL DEFAULT 0 CHECK (fee >= 0)",
+    "ALTER TABLE reward_claims ADD COLUMN fee_spend_bundle BLOB",
+    "ALTER TABLE payment_batches ADD COLUMN submitted_height INTEGER",
+    # Running balances of the two pool-level ledger accounts; CHECK makes an overdraft abort its transaction.
+    "CREATE TABLE ledger_accounts (name TEXT PRIMARY KEY, balance INTEGER NOT NULL CHECK (balance >= 0))",
+    # A pool that paid rounds before the ledger existed opens with what its confirmed claims have not yet paid for.
+    """
+    INSERT INTO ledger_accounts (name, balance) VALUES
+        ('pool_fee_share', 0),
+        ('undistributed', MAX(0,
+            (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed')
+            - (SELECT COALESCE(SUM(total - remainder), 0) FROM payout_rounds)))
+    """,
+    """
+    CREATE TABLE ledger_entries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        amount INTEGER NOT NULL CHECK (amount >= 0),
+        launcher_id BLOB,
+        reference TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE distributions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at INTEGER NOT NULL,
+        scheme TEXT NOT NULL,
+        total INTEGER NOT NULL CHECK (total > 0),
+        pool_fee INTEGER NOT NULL CHECK (pool_fee >= 0),
+        farmer_total INTEGER NOT NULL CHECK (farmer_total >= 0),
+        remainder INTEGER NOT NULL CHECK (remainder >= 0)
+    )
+    """,
+    """
+    CREATE TABLE distribution_shares (
+        distribution_id INTEGER NOT NULL REFERENCES distributions (id),
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        amount INTEGER NOT NULL CHECK (amount > 0),
+        points INTEGER NOT NULL CHECK (points >= 0),
+        PRIMARY KEY (distribution_id, launcher_id)
+    )
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_SCHEMA_V1, _SCHEMA_V2_LEDGER)
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""
 
 
@@ -243,6 +298,8 @@ class SqlitePoolStore(AbstractPoolStore):
 
     # -- farmers -----------------------------------------------------------------------------------------------
     async def add_farmer(self, farmer: FarmerRecord) -> None:
+        if farmer.owed != 0:
+            raise StoreError("a new farmer is owed nothing: owed balances come only from distributions")
         async with self._write() as db:
             if await _has_row(db, "SELECT 1 FROM farmers WHERE launcher_id = ?", (farmer.launcher_id,)):
                 raise FarmerAlreadyExists(farmer.launcher_id.hex())
@@ -440,34 +497,27 @@ class SqlitePoolStore(AbstractPoolStore):
         return {bytes32(row["launcher_id"]): int(row["points"]) for row in rows}
 
     # -- block rewards -----------------------------------------------------------------------------------------
-    async def add_reward_claim(self, claim: RewardClaim) -> bool:
+    async def add_reward_claims(self, claims: Sequence[RewardClaim]) -> bool:
+        try:
+            return await self._add_reward_claims(claims)
+        except _ClaimExists:
+            return False
+
+    async def _add_reward_claims(self, claims: Sequence[RewardClaim]) -> bool:
         async with self._write() as db:
-            async with db.execute("SELECT status FROM reward_claims WHERE coin_id = ?", (claim.coin_id,)) as cursor:
-                existing = await cursor.fetchone()
-            if existing is not None:
-                if existing["status"] != ClaimStatus.FAILED.value:
-                    return False  # a live or confirmed claim: spending the coin again would only be refused
-                await db.execute("DELETE FROM reward_claims WHERE coin_id = ?", (claim.coin_id,))
-            await db.execute(
-                """
-                INSERT INTO reward_claims (
-                    coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, submitted_at,
-                    submitted_height, confirmed_height, error
-                ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                (
-                    claim.coin_id,
-                    claim.launcher_id,
-                    claim.amount,
-                    claim.coin_height,
-                    claim.spend_bundle_name,
-                    claim.status.value,
-                    claim.submitted_at,
-                    claim.submitted_height,
-                    claim.confirmed_height,
-                    claim.error,
-                ),
-            )
+            for claim in claims:
+                async with db.execute("SELECT status FROM reward_claims WHERE coin_id = ?", (claim.coin_id,)) as cursor:
+                    existing = await cursor.fetchone()
+                if existing is not None:
+                    if existing["status"] != ClaimStatus.FAILED.value:
+                        # A live or confirmed claim: spending the coin again would only be refused. Raising rolls
+                        # back the claims of this bundle recorded so far.
+                        raise _ClaimExists()
+                    await db.execute("DELETE FROM reward_claims WHERE coin_id = ?", (claim.coin_id,))
+                await _insert_claim(db, claim)
+                if claim.fee > 0:
+                    await _debit_account(db, _POOL_FEE_SHARE, claim.fee)
+                    await _journal(db, LedgerKind.CLAIM_FEE, claim.fee, claim.launcher_id, claim.coin_id.hex())
             return True
 
     async def get_reward_claim(self, coin_id: bytes32) -> RewardClaim | None:
@@ -486,9 +536,16 @@ class SqlitePoolStore(AbstractPoolStore):
     async def update_reward_claim(
         self, coin_id: bytes32, status: ClaimStatus, confirmed_height: int | None = None, error: str | None = None
     ) -> None:
-        # None keeps what is recorded, so a later status change does not erase an earlier height or error.
         async with self._write() as db:
-            cursor = await db.execute(
+            async with db.execute("SELECT * FROM reward_claims WHERE coin_id = ?", (coin_id,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                raise StoreError(f"no reward claim for coin {coin_id.hex()}")
+            claim = _claim_from_row(row)
+            if status is not ClaimStatus.SUBMITTED and claim.status is not ClaimStatus.SUBMITTED:
+                raise StoreError(f"claim of coin {coin_id.hex()} is {claim.status.value}: it cannot become {status}")
+            # None keeps what is recorded, so a later status change does not erase an earlier height or error.
+            await db.execute(
                 """
                 UPDATE reward_claims
                 SET status = ?, confirmed_height = COALESCE(?, confirmed_height), error = COALESCE(?, error)
@@ -496,26 +553,144 @@ class SqlitePoolStore(AbstractPoolStore):
                 """,
                 (status.value, confirmed_height, error, coin_id),
             )
-            if cursor.rowcount == 0:
-                raise StoreError(f"no reward claim for coin {coin_id.hex()}")
+            if status is ClaimStatus.CONFIRMED:
+                await _credit_account(db, _UNDISTRIBUTED, claim.amount)
+                await _journal(db, LedgerKind.CLAIM, claim.amount, claim.launcher_id, coin_id.hex())
+            elif status is ClaimStatus.FAILED and claim.fee > 0:
+                # The fee spend asserts the absorb: a claim that did not land did not pay its fee either.
+                await _credit_account(db, _POOL_FEE_SHARE, claim.fee)
+                await _journal(db, LedgerKind.CLAIM_FEE_REFUND, claim.fee, claim.launcher_id, coin_id.hex())
+
+    # -- the ledger --------------------------------------------------------------------------------------------
+    async def distribute(self, distribution: Distribution, shares: Sequence[DistributionShare]) -> int:
+        _validate_distribution(distribution, shares)
+        async with self._write() as db:
+            await _debit_account(db, _UNDISTRIBUTED, distribution.total)
+            cursor = await db.execute(
+                """
+                INSERT INTO distributions (created_at, scheme, total, pool_fee, farmer_total, remainder)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    distribution.created_at,
+                    distribution.scheme,
+                    distribution.total,
+                    distribution.pool_fee,
+                    distribution.farmer_total,
+                    distribution.remainder,
+                ),
+            )
+            distribution_id = _row_id(cursor)
+            reference = f"distribution {distribution_id}"
+            if distribution.pool_fee > 0:
+                await _credit_account(db, _POOL_FEE_SHARE, distribution.pool_fee)
+                await _journal(db, LedgerKind.DISTRIBUTION_POOL_FEE, distribution.pool_fee, None, reference)
+            for share in shares:
+                await _consume_points(db, share.launcher_id, share.points)
+                await db.execute(
+                    "UPDATE farmers SET owed = owed + ? WHERE launcher_id = ?", (share.amount, share.launcher_id)
+                )
+                await db.execute(
+                    "INSERT INTO distribution_shares (distribution_id, launcher_id, amount, points) "
+                    "VALUES (?, ?, ?, ?)",
+                    (distribution_id, share.launcher_id, share.amount, share.points),
+                )
+                await _journal(db, LedgerKind.DISTRIBUTION_SHARE, share.amount, share.launcher_id, reference)
+            return distribution_id
+
+    async def distributions(self, limit: int = 100) -> list[Distribution]:
+        rows = await self._fetchall("SELECT * FROM distributions ORDER BY id DESC LIMIT ?", (limit,))
+        return [
+            Distribution(
+                created_at=int(row["created_at"]),
+                scheme=str(row["scheme"]),
+                total=int(row["total"]),
+                pool_fee=int(row["pool_fee"]),
+                farmer_total=int(row["farmer_total"]),
+                remainder=int(row["remainder"]),
+                id=int(row["id"]),
+            )
+            for row in rows
+        ]
+
+    async def distribution_shares(self, distribution_id: int) -> list[DistributionShare]:
+        rows = await self._fetchall(
+            "SELECT * FROM distribution_shares WHERE distribution_id = ? ORDER BY launcher_id", (distribution_id,)
+        )
+        return [
+            DistributionShare(
+                launcher_id=bytes32(row["launcher_id"]),
+                amount=int(row["amount"]),
+                points=int(row["points"]),
+                distribution_id=int(row["distribution_id"]),
+            )
+            for row in rows
+        ]
+
+    async def ledger(self) -> LedgerSummary:
+        # Under the lock: one consistent snapshot (no write transaction can commit between these reads).
+        async with self._read() as db:
+
+            async def total(sql: str) -> int:
+                async with db.execute(sql) as cursor:
+                    row = await cursor.fetchone()
+                return int(row[0]) if row is not None and row[0] is not None else 0
+
+            in_flight = """
+                SELECT SUM(p.amount) FROM payments p JOIN payment_batches b
+                ON b.round_id = p.round_id AND b.batch_index = p.batch_index
+                WHERE b.status != 'confirmed' AND p.launcher_id IS NOT NULL
+            """
+            return LedgerSummary(
+                confirmed_claims=await total("SELECT SUM(amount) FROM reward_claims WHERE status = 'confirmed'"),
+                farmer_payments=await total("SELECT SUM(amount) FROM payments WHERE launcher_id IS NOT NULL"),
+                farmer_payments_in_flight=await total(in_flight),
+                owed=await total("SELECT SUM(owed) FROM farmers"),
+                pool_fee_share=await total("SELECT balance FROM ledger_accounts WHERE name = 'pool_fee_share'"),
+                pool_fee_payments=await total("SELECT SUM(amount) FROM payments WHERE launcher_id IS NULL"),
+                blockchain_fees=await total("SELECT SUM(fee) FROM payment_batches")
+                + await total("SELECT SUM(fee) FROM reward_claims WHERE status != 'failed'"),
+                undistributed=await total("SELECT balance FROM ledger_accounts WHERE name = 'undistributed'"),
+            )
+
+    async def ledger_entries(self, limit: int = 1000) -> list[LedgerEntry]:
+        rows = await self._fetchall("SELECT * FROM ledger_entries ORDER BY id DESC LIMIT ?", (limit,))
+        return [
+            LedgerEntry(
+                created_at=int(row["created_at"]),
+                kind=LedgerKind(row["kind"]),
+                amount=int(row["amount"]),
+                launcher_id=_optional_bytes32(row["launcher_id"]),
+                reference=str(row["reference"]),
+                id=int(row["id"]),
+            )
+            for row in rows
+        ]
 
     # -- payouts -----------------------------------------------------------------------------------------------
     async def create_payout_round(
         self, payout_round: PayoutRound, payments: Sequence[Payment], batch_fees: Sequence[int]
     ) -> int:
-        points_by_farmer = _validate_round(payments, batch_fees)
+        owed_by_farmer, fee_address_total = _validate_round(payout_round, payments, batch_fees)
         async with self._write() as db:
             if await _has_row(db, "SELECT 1 FROM payout_rounds WHERE status = 'open'"):
                 raise RoundAlreadyOpen("a payout round is still open")
-            for launcher_id, points in points_by_farmer.items():
-                await _consume_points(db, launcher_id, points)
             round_id = await _insert_round(db, payout_round)
+            for launcher_id, amount in owed_by_farmer.items():
+                await _take_owed(db, launcher_id, amount)
+                await _journal(db, LedgerKind.PAYMENT, amount, launcher_id, f"round {round_id}")
+            if fee_address_total > 0:
+                await _debit_account(db, _POOL_FEE_SHARE, fee_address_total)
+                await _journal(db, LedgerKind.POOL_FEE_PAYMENT, fee_address_total, None, f"round {round_id}")
             for index, fee in enumerate(batch_fees):
                 await db.execute(
                     "INSERT INTO payment_batches (round_id, batch_index, fee, status, updated_at) "
                     "VALUES (?, ?, ?, 'pending', ?)",
                     (round_id, index, fee, payout_round.created_at),
                 )
+                if fee > 0:
+                    await _debit_account(db, _POOL_FEE_SHARE, fee)
+                    await _journal(db, LedgerKind.BATCH_FEE, fee, None, f"round {round_id} batch {index}")
             for payment in payments:
                 await db.execute(
                     "INSERT INTO payments (round_id, batch_index, puzzle_hash, amount, launcher_id, points) "
@@ -562,18 +737,46 @@ class SqlitePoolStore(AbstractPoolStore):
         rows = await self._fetchall(f"SELECT * FROM payments {where} ORDER BY id", params)
         return [_payment_from_row(row) for row in rows]
 
-    async def mark_batch_submitted(self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, now: int) -> None:
+    async def mark_batch_submitted(
+        self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, now: int, height: int | None = None
+    ) -> None:
         async with self._write() as db:
             await _move_batch(
                 db,
                 batch_id,
                 BatchStatus.PENDING,
                 BatchStatus.SUBMITTED,
-                {"tx_id": tx_id, "spend_bundle": bytes(spend_bundle), "updated_at": now},
+                {"tx_id": tx_id, "spend_bundle": bytes(spend_bundle), "updated_at": now, "submitted_height": height},
             )
 
-    async def mark_batch_confirmed(self, batch_id: int, height: int, now: int) -> None:
+    async def replace_batch_transaction(
+        self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, fee: int, now: int, height: int
+    ) -> None:
         async with self._write() as db:
+            batch = await _batch_in(db, batch_id)
+            if batch.status is not BatchStatus.SUBMITTED:
+                raise StoreError(f"batch {batch_id} is {batch.status.value}: only a submitted batch is replaced")
+            if fee < batch.fee:
+                raise StoreError(f"batch {batch_id}: a replacement must not pay less fee ({fee} < {batch.fee})")
+            increase = fee - batch.fee
+            if increase > 0:
+                await _debit_account(db, _POOL_FEE_SHARE, increase)
+                await _journal(db, LedgerKind.BATCH_FEE, increase, None, _batch_reference(batch))
+                await db.execute(
+                    "UPDATE payout_rounds SET blockchain_fees = blockchain_fees + ?, total = total + ? WHERE id = ?",
+                    (increase, increase, batch.round_id),
+                )
+            await db.execute(
+                """
+                UPDATE payment_batches SET tx_id = ?, spend_bundle = ?, fee = ?, updated_at = ?, submitted_height = ?
+                WHERE id = ?
+                """,
+                (tx_id, bytes(spend_bundle), fee, now, height, batch_id),
+            )
+
+    async def mark_batch_confirmed(self, batch_id: int, height: int, now: int, fee_paid: int | None = None) -> None:
+        async with self._write() as db:
+            batch = await _batch_in(db, batch_id)
             round_id = await _move_batch(
                 db,
                 batch_id,
@@ -581,6 +784,16 @@ class SqlitePoolStore(AbstractPoolStore):
                 BatchStatus.CONFIRMED,
                 {"confirmed_height": height, "updated_at": now},
             )
+            if fee_paid is not None and fee_paid < batch.fee:
+                # An earlier, cheaper version of the transaction landed: the difference was never spent.
+                refund = batch.fee - fee_paid
+                await db.execute("UPDATE payment_batches SET fee = ? WHERE id = ?", (fee_paid, batch_id))
+                await db.execute(
+                    "UPDATE payout_rounds SET blockchain_fees = blockchain_fees - ?, total = total - ? WHERE id = ?",
+                    (refund, refund, round_id),
+                )
+                await _credit_account(db, _POOL_FEE_SHARE, refund)
+                await _journal(db, LedgerKind.BATCH_FEE_REFUND, refund, None, _batch_reference(batch))
             if not await _has_row(
                 db, "SELECT 1 FROM payment_batches WHERE round_id = ? AND status != 'confirmed'", (round_id,)
             ):
@@ -630,27 +843,131 @@ async def _update_farmer(db: aiosqlite.Connection, launcher_id: bytes32, changes
         raise FarmerNotFound(launcher_id.hex())
 
 
-def _validate_round(payments: Sequence[Payment], batch_fees: Sequence[int]) -> dict[bytes32, int]:
-    """Check a round before writing anything; returns the points to take from each farmer."""
+def _validate_round(
+    payout_round: PayoutRound, payments: Sequence[Payment], batch_fees: Sequence[int]
+) -> tuple[dict[bytes32, int], int]:
+    """Check a round before writing anything; returns the mojos to take from each farmer's owed balance and the
+    total paid to the fee address."""
     if not batch_fees:
         raise StoreError("a payout round needs at least one batch")
     if any(fee < 0 for fee in batch_fees):
         raise StoreError("a batch fee cannot be negative")
-    points_by_farmer: dict[bytes32, int] = defaultdict(int)
+    owed_by_farmer: dict[bytes32, int] = defaultdict(int)
+    fee_address_total = 0
     for payment in payments:
         if not 0 <= payment.batch_index < len(batch_fees):
             raise StoreError(
                 f"payment to {payment.puzzle_hash.hex()} names batch {payment.batch_index}, which the "
                 f"round does not have"
             )
-        if payment.amount < 0 or payment.points < 0:
-            raise StoreError(f"payment to {payment.puzzle_hash.hex()} has a negative amount or points")
+        if payment.amount <= 0 or payment.points < 0:
+            raise StoreError(f"payment to {payment.puzzle_hash.hex()} has a non-positive amount or negative points")
         if payment.launcher_id is None:
             if payment.points != 0:
                 raise StoreError("a payment to no farmer (the pool fee) cannot consume points")
+            fee_address_total += payment.amount
             continue
-        points_by_farmer[payment.launcher_id] += payment.points
-    return points_by_farmer
+        owed_by_farmer[payment.launcher_id] += payment.amount
+    farmer_total = sum(owed_by_farmer.values())
+    figures = (payout_round.farmer_total, payout_round.pool_fee, payout_round.blockchain_fees)
+    if figures != (farmer_total, fee_address_total, sum(batch_fees)) or payout_round.total != sum(figures):
+        raise StoreError("the round's totals do not match its payments and batch fees")
+    return owed_by_farmer, fee_address_total
+
+
+def _validate_distribution(distribution: Distribution, shares: Sequence[DistributionShare]) -> None:
+    if distribution.total <= 0 or distribution.pool_fee < 0 or distribution.remainder < 0:
+        raise StoreError("a distribution needs a positive total and no negative part")
+    if distribution.total != distribution.pool_fee + distribution.farmer_total:
+        raise StoreError("a distribution's total must be its pool fee plus its farmers' shares")
+    if sum(share.amount for share in shares) != distribution.farmer_total:
+        raise StoreError("a distribution's shares must add up to its farmer total")
+    if any(share.amount <= 0 or share.points < 0 for share in shares):
+        raise StoreError("a distribution share needs a positive amount and no negative points")
+    if len({share.launcher_id for share in shares}) != len(shares):
+        raise StoreError("a farmer appears twice in one distribution")
+
+
+_UNDISTRIBUTED = "undistributed"
+_POOL_FEE_SHARE = "pool_fee_share"
+
+
+class _ClaimExists(StoreError):
+    """Internal: a coin of the claims being added already has a live claim (rolls the whole bundle back)."""
+
+
+async def _credit_account(db: aiosqlite.Connection, name: str, amount: int) -> None:
+    await db.execute("UPDATE ledger_accounts SET balance = balance + ? WHERE name = ?", (amount, name))
+
+
+async def _debit_account(db: aiosqlite.Connection, name: str, amount: int) -> None:
+    cursor = await db.execute(
+        "UPDATE ledger_accounts SET balance = balance - ? WHERE name = ? AND balance >= ?", (amount, name, amount)
+    )
+    if cursor.rowcount == 0:
+        raise InsufficientFunds(f"the {name.replace('_', ' ')} is smaller than {amount} mojos")
+
+
+async def _take_owed(db: aiosqlite.Connection, launcher_id: bytes32, amount: int) -> None:
+    cursor = await db.execute(
+        "UPDATE farmers SET owed = owed - ? WHERE launcher_id = ? AND owed >= ?", (amount, launcher_id, amount)
+    )
+    if cursor.rowcount == 0:
+        if not await _has_row(db, "SELECT 1 FROM farmers WHERE launcher_id = ?", (launcher_id,)):
+            raise FarmerNotFound(f"payment to unknown farmer {launcher_id.hex()}")
+        raise InsufficientFunds(f"farmer {launcher_id.hex()} is owed less than the {amount} mojos of its payment")
+
+
+async def _journal(
+    db: aiosqlite.Connection, kind: LedgerKind, amount: int, launcher_id: bytes32 | None, reference: str
+) -> None:
+    await db.execute(
+        "INSERT INTO ledger_entries (created_at, kind, amount, launcher_id, reference) VALUES (?, ?, ?, ?, ?)",
+        (int(time.time()), kind.value, amount, launcher_id, reference),
+    )
+
+
+async def _insert_claim(db: aiosqlite.Connection, claim: RewardClaim) -> None:
+    await db.execute(
+        """
+        INSERT INTO reward_claims (
+            coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, submitted_at,
+            submitted_height, confirmed_height, error, fee, fee_spend_bundle
+        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        (
+            claim.coin_id,
+            claim.launcher_id,
+            claim.amount,
+            claim.coin_height,
+            claim.spend_bundle_name,
+            claim.status.value,
+            claim.submitted_at,
+            claim.submitted_height,
+            claim.confirmed_height,
+            claim.error,
+            claim.fee,
+            claim.fee_spend_bundle,
+        ),
+    )
+
+
+async def _batch_in(db: aiosqlite.Connection, batch_id: int) -> PaymentBatch:
+    async with db.execute("SELECT * FROM payment_batches WHERE id = ?", (batch_id,)) as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        raise StoreError(f"no batch {batch_id}")
+    return _batch_from_row(row)
+
+
+def _batch_reference(batch: PaymentBatch) -> str:
+    return f"round {batch.round_id} batch {batch.index}"
+
+
+def _row_id(cursor: aiosqlite.Cursor) -> int:
+    if cursor.lastrowid is None:  # pragma: no cover - sqlite always reports the rowid of an INSERT
+        raise StoreError("the new row got no id")
+    return cursor.lastrowid
 
 
 async def _insert_round(db: aiosqlite.Connection, payout_round: PayoutRound) -> int:
@@ -670,9 +987,7 @@ async def _insert_round(db: aiosqlite.Connection, payout_round: PayoutRound) -> 
             payout_round.remainder,
         ),
     )
-    if cursor.lastrowid is None:  # pragma: no cover - sqlite always reports the rowid of an INSERT
-        raise StoreError("the payout round got no id")
-    return cursor.lastrowid
+    return _row_id(cursor)
 
 
 async def _consume_points(db: aiosqlite.Connection, launcher_id: bytes32, points: int) -> None:
@@ -731,6 +1046,7 @@ def _farmer_from_row(row: sqlite3.Row) -> FarmerRecord:
         joined_at=int(row["joined_at"]),
         pending_difficulty=_optional_int(row["pending_difficulty"]),
         pending_difficulty_at=_optional_int(row["pending_difficulty_at"]),
+        owed=int(row["owed"]),
     )
 
 
@@ -761,6 +1077,8 @@ def _claim_from_row(row: sqlite3.Row) -> RewardClaim:
         submitted_height=int(row["submitted_height"]),
         confirmed_height=_optional_int(row["confirmed_height"]),
         error=row["error"],
+        fee=int(row["fee"]),
+        fee_spend_bundle=None if row["fee_spend_bundle"] is None else bytes(row["fee_spend_bundle"]),
     )
 
 
@@ -800,5 +1118,6 @@ def _batch_from_row(row: sqlite3.Row) -> PaymentBatch:
         spend_bundle=None if row["spend_bundle"] is None else bytes(row["spend_bundle"]),
         confirmed_height=_optional_int(row["confirmed_height"]),
         updated_at=int(row["updated_at"]),
+        submitted_height=_optional_int(row["submitted_height"]),
         id=int(row["id"]),
     )
