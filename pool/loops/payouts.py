@@ -133,6 +133,13 @@ class PayoutLoop:
         if await ctx.store.open_round() is not None:
             return None
         ledger = await ctx.store.ledger()
+        if not ledger.balanced:  # never pay from books that do not add up; the operator must look
+            log.error(
+                "payout round refused: the ledger does not balance (claims %d, accounted %d): python -m pool ledger",
+                ledger.confirmed_claims,
+                ledger.accounted,
+            )
+            return None
         payouts = ctx.config.payouts
         farmers = await ctx.store.list_farmers()
         plan = plan_payments(

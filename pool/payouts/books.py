@@ -122,6 +122,7 @@ def books_json(books: Books) -> dict[str, Any]:
         "pool_fee_payments": s.pool_fee_payments,
         "blockchain_fees": s.blockchain_fees,
         "undistributed": s.undistributed,
+        "pre_ledger_excess": s.pre_ledger_excess,
         "claims": {status: {"count": c, "mojos": m} for status, (c, m) in books.claims.items()},
         "distributions": books.distributions,
         "rounds": books.rounds,
@@ -154,6 +155,8 @@ def format_books(books: Books) -> str:
         ("  blockchain fees", s.blockchain_fees),
         ("  undistributed", s.undistributed),
     ]
+    if s.pre_ledger_excess:
+        rows.append(("  less: paid before the ledger beyond claims", -s.pre_ledger_excess))
     lines += [f"{label:<28}{xch(amount):>26}  ({amount} mojos)" for label, amount in rows]
     verdict = "balanced" if s.balanced else f"NOT BALANCED: accounted {s.accounted} mojos"
     lines.append(f"{'invariant':<28}{verdict:>26}")

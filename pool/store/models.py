@@ -183,7 +183,8 @@ class LedgerSummary:
     """Where every mojo of the confirmed claims is, each figure read from its own table.
 
     Invariant (``balanced``): confirmed_claims == farmer_payments + owed + pool_fee_share + pool_fee_payments
-    + blockchain_fees + undistributed."""
+    + blockchain_fees + undistributed (less ``pre_ledger_excess``: what rounds made before the ledger existed paid
+    beyond the claims, from the wallet's balance; fixed at the upgrade, 0 for a pool that started with the ledger)."""
 
     confirmed_claims: int  # sum of CONFIRMED reward claims
     farmer_payments: int  # every payment to a farmer ever recorded (confirmed + in flight)
@@ -193,6 +194,7 @@ class LedgerSummary:
     pool_fee_payments: int  # paid (or being paid) to the fee address
     blockchain_fees: int  # fees of payment batches and of absorbs not failed
     undistributed: int  # confirmed claims not yet shared out (includes rounding remainders)
+    pre_ledger_excess: int = 0
 
     @property
     def accounted(self) -> int:
@@ -207,7 +209,7 @@ class LedgerSummary:
 
     @property
     def balanced(self) -> bool:
-        return self.accounted == self.confirmed_claims
+        return self.accounted == self.confirmed_claims + self.pre_ledger_excess
 
     @property
     def wallet_should_hold(self) -> int:

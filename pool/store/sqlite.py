@@ -154,13 +154,18 @@ _SCHEMA_V2_LEDGER: Migration = (
     "ALTER TABLE payment_batches ADD COLUMN submitted_height INTEGER",
     # Running balances of the two pool-level ledger accounts; CHECK makes an overdraft abort its transaction.
     "CREATE TABLE ledger_accounts (name TEXT PRIMARY KEY, balance INTEGER NOT NULL CHECK (balance >= 0))",
-    # A pool that paid rounds before the ledger existed opens with what its confirmed claims have not yet paid for.
+    # A pool that paid rounds before the ledger existed (they paid the wallet's balance) opens with what its confirmed
+    # claims have not yet paid for; what those rounds paid beyond the claims (operator funds, donations) is recorded
+    # once as pre_ledger_excess so that the books balance from the first day.
     """
     INSERT INTO ledger_accounts (name, balance) VALUES
         ('pool_fee_share', 0),
         ('undistributed', MAX(0,
             (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed')
-            - (SELECT COALESCE(SUM(total - remainder), 0) FROM payout_rounds)))
+            - (SELECT COALESCE(SUM(total - remainder), 0) FROM payout_rounds))),
+        ('pre_ledger_excess', MAX(0,
+            (SELECT COALESCE(SUM(total - remainder), 0) FROM payout_rounds)
+            - (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed')))
     """,
     """
     CREATE TABLE ledger_entries (
@@ -651,6 +656,7 @@ class SqlitePoolStore(AbstractPoolStore):
                 blockchain_fees=await total("SELECT SUM(fee) FROM payment_batches")
                 + await total("SELECT SUM(fee) FROM reward_claims WHERE status != 'failed'"),
                 undistributed=await total("SELECT balance FROM ledger_accounts WHERE name = 'undistributed'"),
+                pre_ledger_excess=await total("SELECT balance FROM ledger_accounts WHERE name = 'pre_ledger_excess'"),
             )
 
     async def ledger_entries(self, limit: int = 1000) -> list[LedgerEntry]:
