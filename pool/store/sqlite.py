@@ -503,6 +503,13 @@ class SqlitePoolStore(AbstractPoolStore):
 
     # -- block rewards -----------------------------------------------------------------------------------------
     async def add_reward_claims(self, claims: Sequence[RewardClaim]) -> bool:
+        for claim in claims:
+            # A claim born CONFIRMED would be counted as claimed but never credited; one born FAILED would have its
+            # fee charged but never refunded: the ledger would no longer balance.
+            if claim.status is not ClaimStatus.SUBMITTED:
+                raise StoreError(f"a new claim must be submitted, got {claim.status.value}")
+            if claim.fee < 0:
+                raise StoreError(f"claim of coin {claim.coin_id.hex()} has a negative fee")
         try:
             return await self._add_reward_claims(claims)
         except _ClaimExists:
@@ -547,8 +554,12 @@ class SqlitePoolStore(AbstractPoolStore):
             if row is None:
                 raise StoreError(f"no reward claim for coin {coin_id.hex()}")
             claim = _claim_from_row(row)
-            if status is not ClaimStatus.SUBMITTED and claim.status is not ClaimStatus.SUBMITTED:
-                raise StoreError(f"claim of coin {coin_id.hex()} is {claim.status.value}: it cannot become {status}")
+            # Only SUBMITTED -> CONFIRMED or FAILED: a settled claim moved back to SUBMITTED could be settled again
+            # (credited twice, or its fee refunded twice).
+            if status is ClaimStatus.SUBMITTED or claim.status is not ClaimStatus.SUBMITTED:
+                raise StoreError(
+                    f"claim of coin {coin_id.hex()} is {claim.status.value}: it cannot become {status.value}"
+                )
             # None keeps what is recorded, so a later status change does not erase an earlier height or error.
             await db.execute(
                 """
@@ -781,6 +792,8 @@ class SqlitePoolStore(AbstractPoolStore):
             )
 
     async def mark_batch_confirmed(self, batch_id: int, height: int, now: int, fee_paid: int | None = None) -> None:
+        if fee_paid is not None and fee_paid < 0:
+            raise StoreError(f"batch {batch_id}: a transaction cannot pay a negative fee ({fee_paid})")
         async with self._write() as db:
             batch = await _batch_in(db, batch_id)
             round_id = await _move_batch(
@@ -866,11 +879,14 @@ def _validate_round(
                 f"payment to {payment.puzzle_hash.hex()} names batch {payment.batch_index}, which the "
                 f"round does not have"
             )
-        if payment.amount <= 0 or payment.points < 0:
-            raise StoreError(f"payment to {payment.puzzle_hash.hex()} has a non-positive amount or negative points")
+        if payment.amount <= 0:
+            raise StoreError(f"payment to {payment.puzzle_hash.hex()} has a non-positive amount")
+        if payment.points != 0:
+            # Points become owed mojos at distribution; a payment that said it consumed points would not have.
+            raise StoreError(
+                f"payment to {payment.puzzle_hash.hex()} claims {payment.points} points: a round takes none"
+            )
         if payment.launcher_id is None:
-            if payment.points != 0:
-                raise StoreError("a payment to no farmer (the pool fee) cannot consume points")
             fee_address_total += payment.amount
             continue
         owed_by_farmer[payment.launcher_id] += payment.amount
@@ -997,8 +1013,8 @@ async def _insert_round(db: aiosqlite.Connection, payout_round: PayoutRound) -> 
 
 
 async def _consume_points(db: aiosqlite.Connection, launcher_id: bytes32, points: int) -> None:
-    """Take ``points`` from a farmer's balance; raising rolls back the whole round, so no payment is ever recorded
-    without the points it pays for, and no balance goes below zero."""
+    """Take ``points`` from a farmer's balance; raising rolls back the whole distribution, so no share is ever
+    recorded without the points it takes, and no balance goes below zero."""
     cursor = await db.execute(
         "UPDATE farmers SET points = points - ? WHERE launcher_id = ? AND points >= ?", (points, launcher_id, points)
     )

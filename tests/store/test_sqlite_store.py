@@ -23,7 +23,7 @@ from pool.chia_adapter import (
 from pool.config import StoreConfig
 from pool.store.abstract import StoreError
 from pool.store.factory import create_store
-from pool.store.models import FarmerRecord
+from pool.store.models import ClaimStatus, FarmerRecord
 from pool.store.sqlite import MIGRATIONS, SchemaTooNew, SqlitePoolStore
 
 
@@ -163,3 +163,118 @@ async def test_factory_builds_an_sqlite_store_and_its_directory(tmp_path: Path) 
 def test_factory_refuses_an_unknown_backend(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="unknown store backend"):
         create_store(StoreConfig(backend="mongodb", path=tmp_path / "x"))
+
+
+# -- the ledger migration (schema v1 -> v2) -----------------------------------------------------------------------
+V1_MIGRATIONS = MIGRATIONS[:1]
+
+
+async def v1_database(path: Path, claims: list[tuple[str, int, str]], rounds: list[tuple[int, int, str]]) -> None:
+    """A database as the pool before the ledger left it: ``claims`` (coin, amount, status); ``rounds`` (total,
+    remainder, status), each paid as v1 did: total - remainder - a 1 mojo batch fee, 1 % to the fee address, the
+    rest to the farmer (consuming 10 points)."""
+    old = SqlitePoolStore(path, migrations=V1_MIGRATIONS)
+    await old.open()
+    assert await old.schema_version() == 1
+    await old.add_farmer(make_farmer())  # the v1 columns only
+    await old.close()
+    farmer = make_farmer()
+    with sqlite3.connect(path) as raw:
+        for coin, amount, status in claims:
+            raw.execute(
+                "INSERT INTO reward_claims (coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, "
+                "submitted_at, submitted_height) VALUES (?, ?, ?, 10, NULL, ?, 100, 20)",
+                (std_hash(coin.encode()), farmer.launcher_id, amount, status),
+            )
+        for round_id, (total, remainder, status) in enumerate(rounds, start=1):
+            paid = total - remainder - 1
+            pool_fee = paid // 100
+            raw.execute(
+                "INSERT INTO payout_rounds (id, created_at, scheme, total, pool_fee, blockchain_fees, farmer_total, "
+                "remainder, status) VALUES (?, 500, 'pplns', ?, ?, 1, ?, ?, ?)",
+                (round_id, total, pool_fee, paid - pool_fee, remainder, status),
+            )
+            batch_status = "confirmed" if status == "done" else "pending"
+            raw.execute(
+                "INSERT INTO payment_batches (round_id, batch_index, fee, status, updated_at) VALUES (?, 0, 1, ?, 500)",
+                (round_id, batch_status),
+            )
+            raw.execute(
+                "INSERT INTO payments (round_id, batch_index, puzzle_hash, amount, launcher_id, points) "
+                "VALUES (?, 0, ?, ?, ?, 10), (?, 0, ?, ?, NULL, 0)",
+                (
+                    round_id,
+                    farmer.payout_puzzle_hash,
+                    paid - pool_fee,
+                    farmer.launcher_id,
+                    round_id,
+                    std_hash(b"fee"),
+                    pool_fee,
+                ),
+            )
+    raw.close()
+
+
+async def test_a_v1_database_opens_its_ledger_with_what_its_claims_have_not_paid(tmp_path: Path) -> None:
+    path = tmp_path / "pool.sqlite"
+    claims = [("a", 1_750, "confirmed"), ("b", 1_750, "confirmed"), ("c", 1_000, "submitted"), ("d", 500, "failed")]
+    # Round 1 (done) took 2 000 of which 4 stayed as rounding; round 2 (still open, batch unsent) took 1 000.
+    await v1_database(path, claims, rounds=[(2_000, 4, "done"), (1_000, 0, "open")])
+
+    store = SqlitePoolStore(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == len(MIGRATIONS)
+        ledger = await store.ledger()
+        assert ledger.confirmed_claims == 3_500
+        assert ledger.undistributed == 3_500 - (2_000 - 4) - 1_000 == 504
+        assert (ledger.farmer_payments, ledger.farmer_payments_in_flight) == (1_976 + 990, 990)
+        assert (ledger.pool_fee_payments, ledger.blockchain_fees) == (19 + 9, 2)
+        assert (ledger.owed, ledger.pool_fee_share, ledger.pre_ledger_excess) == (0, 0, 0)
+        assert ledger.balanced
+        assert await store.ledger_entries() == []  # the opening balance is read from the v1 records, not journaled
+
+        # The farmer kept its unpaid points, is owed nothing yet; the old claims read with no fee.
+        assert await store.get_farmer(make_farmer().launcher_id) == make_farmer()
+        assert {c.fee for c in await store.reward_claims()} == {0}
+
+        # v1 records go on under the ledger: the claim in flight lands, the open round's batch is sent and lands.
+        await store.update_reward_claim(std_hash(b"c"), ClaimStatus.CONFIRMED, confirmed_height=30)
+        open_round = await store.open_round()
+        assert open_round is not None and open_round.id is not None
+        (batch,) = await store.batches(open_round.id)
+        assert batch.id is not None and batch.submitted_height is None
+        await store.mark_batch_submitted(batch.id, std_hash(b"tx"), b"bundle", now=600, height=40)
+        await store.mark_batch_confirmed(batch.id, height=45, now=700)
+        after = await store.ledger()
+        assert (after.undistributed, after.farmer_payments_in_flight) == (1_504, 0)
+        assert after.balanced
+        assert await store.open_round() is None
+    finally:
+        await store.close()
+
+
+async def test_a_v1_database_that_paid_more_than_it_claimed_records_the_excess_once(tmp_path: Path) -> None:
+    # The v1 bug: rounds paid out the wallet's whole balance, including coins that were never rewards.
+    path = tmp_path / "pool.sqlite"
+    await v1_database(path, [("a", 1_750, "confirmed"), ("b", 1_750, "submitted")], rounds=[(5_000, 0, "done")])
+    store = SqlitePoolStore(path)
+    await store.open()
+    try:
+        ledger = await store.ledger()
+        assert (ledger.undistributed, ledger.pre_ledger_excess) == (0, 5_000 - 1_750)
+        assert ledger.accounted - ledger.confirmed_claims == ledger.pre_ledger_excess  # shown, never hidden
+        assert ledger.balanced
+        # New money under the ledger is all undistributed: the excess is fixed, never paid back out of claims.
+        await store.update_reward_claim(std_hash(b"b"), ClaimStatus.CONFIRMED, confirmed_height=30)
+        after = await store.ledger()
+        assert (after.undistributed, after.pre_ledger_excess) == (1_750, 3_250)
+        assert after.balanced
+    finally:
+        await store.close()
+    reopened = SqlitePoolStore(path)  # the migration ran once: the excess is not recomputed
+    await reopened.open()
+    try:
+        assert (await reopened.ledger()).pre_ledger_excess == 3_250
+    finally:
+        await reopened.close()

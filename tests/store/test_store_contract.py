@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,23 @@ from pool.chia_adapter import (
     uint32,
     uint64,
 )
-from pool.store.abstract import AbstractPoolStore, FarmerAlreadyExists, FarmerNotFound, RoundAlreadyOpen, StoreError
+from pool.store.abstract import (
+    AbstractPoolStore,
+    FarmerAlreadyExists,
+    FarmerNotFound,
+    InsufficientFunds,
+    RoundAlreadyOpen,
+    StoreError,
+)
 from pool.store.models import (
     BatchStatus,
     ClaimStatus,
+    Distribution,
+    DistributionShare,
     FarmerRecord,
+    LedgerEntry,
+    LedgerKind,
+    LedgerSummary,
     PartialRecord,
     PartialStatus,
     Payment,
@@ -99,7 +112,11 @@ def make_partial(
 
 
 def make_claim(
-    coin: str, farmer: FarmerRecord, status: ClaimStatus = ClaimStatus.SUBMITTED, amount: int = 1750
+    coin: str,
+    farmer: FarmerRecord,
+    status: ClaimStatus = ClaimStatus.SUBMITTED,
+    amount: int = 1750,
+    fee: int = 0,
 ) -> RewardClaim:
     return RewardClaim(
         coin_id=h(coin),
@@ -110,27 +127,32 @@ def make_claim(
         status=status,
         submitted_at=2_000,
         submitted_height=60,
+        fee=fee,
+        fee_spend_bundle=None if fee == 0 else f"fee spend {coin}".encode(),
     )
 
 
-def make_round(total: int = 1_000, created_at: int = 5_000) -> PayoutRound:
+def make_round(
+    farmer_total: int, pool_fee: int = 0, batch_fees: Sequence[int] = (0,), created_at: int = 5_000
+) -> PayoutRound:
+    """A round whose figures match its payments (farmer_total, pool_fee) and its batch fees."""
+    blockchain_fees = sum(batch_fees)
     return PayoutRound(
         created_at=created_at,
         scheme="proportional",
-        total=total,
-        pool_fee=10,
-        blockchain_fees=2,
-        farmer_total=total - 12,
-        remainder=0,
+        total=farmer_total + pool_fee + blockchain_fees,
+        pool_fee=pool_fee,
+        blockchain_fees=blockchain_fees,
+        farmer_total=farmer_total,
     )
 
 
-def farmer_payment(farmer: FarmerRecord, amount: int, points: int, batch_index: int = 0) -> Payment:
+def farmer_payment(farmer: FarmerRecord, amount: int, batch_index: int = 0) -> Payment:
     return Payment(
         puzzle_hash=farmer.payout_puzzle_hash,
         amount=amount,
         launcher_id=farmer.launcher_id,
-        points=points,
+        points=0,
         batch_index=batch_index,
     )
 
@@ -139,10 +161,67 @@ def fee_payment(amount: int, batch_index: int = 0) -> Payment:
     return Payment(puzzle_hash=h("fee"), amount=amount, launcher_id=None, points=0, batch_index=batch_index)
 
 
-async def points_of(store: AbstractPoolStore, farmer: FarmerRecord) -> int:
+async def record_of(store: AbstractPoolStore, farmer: FarmerRecord) -> FarmerRecord:
     record = await store.get_farmer(farmer.launcher_id)
     assert record is not None
-    return record.points
+    return record
+
+
+async def points_of(store: AbstractPoolStore, farmer: FarmerRecord) -> int:
+    return (await record_of(store, farmer)).points
+
+
+async def owed_of(store: AbstractPoolStore, farmer: FarmerRecord) -> int:
+    return (await record_of(store, farmer)).owed
+
+
+async def add_farmers(store: AbstractPoolStore, *points: int) -> list[FarmerRecord]:
+    farmers = [make_farmer(seed, points=p) for seed, p in enumerate(points, start=1)]
+    for farmer in farmers:
+        await store.add_farmer(farmer)
+    return farmers
+
+
+async def credit(store: AbstractPoolStore, farmer: FarmerRecord, coin: str, amount: int) -> None:
+    """A confirmed reward claim: ``amount`` mojos of undistributed ledger money."""
+    assert await store.add_reward_claim(make_claim(coin, farmer, amount=amount))
+    await store.update_reward_claim(h(coin), ClaimStatus.CONFIRMED, confirmed_height=70)
+
+
+def distribution(farmer_total: int, pool_fee: int = 0, remainder: int = 0) -> Distribution:
+    return Distribution(
+        created_at=4_000,
+        scheme="proportional",
+        total=farmer_total + pool_fee,
+        pool_fee=pool_fee,
+        farmer_total=farmer_total,
+        remainder=remainder,
+    )
+
+
+async def fund(
+    store: AbstractPoolStore,
+    shares: Sequence[tuple[FarmerRecord, int]],
+    pool_fee: int = 0,
+    claimant: FarmerRecord | None = None,
+) -> int:
+    """Owed balances and a pool fee share, made the only way they can be: a confirmed claim of exactly their sum,
+    then a distribution of it (taking no points). Returns the distribution id."""
+    claimant = claimant if claimant is not None else shares[0][0]
+    farmer_total = sum(amount for _, amount in shares)
+    coin = f"funding claim {len(await store.reward_claims())}"
+    await credit(store, claimant, coin, farmer_total + pool_fee)
+    return await store.distribute(
+        distribution(farmer_total, pool_fee),
+        [DistributionShare(farmer.launcher_id, amount, points=0) for farmer, amount in shares],
+    )
+
+
+def totals_by_kind(entries: Sequence[LedgerEntry]) -> dict[LedgerKind, int]:
+    totals: dict[LedgerKind, int] = defaultdict(int)
+    for entry in entries:
+        totals[entry.kind] += entry.amount
+    return dict(totals)
 
 
 # -- lifecycle ----------------------------------------------------------------------------------------------------
@@ -460,6 +539,7 @@ async def test_a_coin_is_never_claimed_twice(store: AbstractPoolStore) -> None:
     confirmed = await store.get_reward_claim(claim.coin_id)
     assert confirmed is not None
     assert (confirmed.status, confirmed.confirmed_height, confirmed.submitted_at) == (ClaimStatus.CONFIRMED, 70, 2_000)
+    assert (await store.ledger()).confirmed_claims == claim.amount
 
 
 async def test_a_failed_claim_is_replaced_by_a_new_one(store: AbstractPoolStore) -> None:
@@ -494,20 +574,224 @@ async def test_updating_an_unknown_claim_raises(store: AbstractPoolStore) -> Non
         await store.update_reward_claim(h("nothing"), ClaimStatus.CONFIRMED, confirmed_height=1)
 
 
+async def test_a_new_claim_must_be_submitted(store: AbstractPoolStore) -> None:
+    # A claim entering CONFIRMED would count as claimed money never credited to the ledger; one entering FAILED
+    # would have its fee charged but never refunded.
+    (farmer,) = await add_farmers(store, 0)
+    await fund(store, [], pool_fee=100, claimant=farmer)
+    before = await store.ledger()
+    for status in (ClaimStatus.CONFIRMED, ClaimStatus.FAILED):
+        with pytest.raises(StoreError):
+            await store.add_reward_claim(make_claim(f"born {status.value}", farmer, status=status, fee=10))
+        assert await store.get_reward_claim(h(f"born {status.value}")) is None
+    with pytest.raises(StoreError):
+        await store.add_reward_claim(make_claim("negative fee", farmer, fee=-1))
+    assert await store.get_reward_claim(h("negative fee")) is None
+    assert await store.ledger() == before
+
+
+# -- the ledger: claims -------------------------------------------------------------------------------------------
+async def test_a_confirmed_claim_is_credited_once(store: AbstractPoolStore) -> None:
+    (farmer,) = await add_farmers(store, 0)
+    claim = make_claim("coin", farmer, amount=1_750)
+    assert await store.add_reward_claim(claim)
+    assert (await store.ledger()).undistributed == 0  # submitted is not yet money
+    await store.update_reward_claim(claim.coin_id, ClaimStatus.CONFIRMED, confirmed_height=70)
+    for status in (ClaimStatus.CONFIRMED, ClaimStatus.FAILED, ClaimStatus.SUBMITTED):
+        with pytest.raises(StoreError):
+            await store.update_reward_claim(claim.coin_id, status, confirmed_height=71)
+
+    ledger = await store.ledger()
+    assert (ledger.confirmed_claims, ledger.undistributed) == (1_750, 1_750)
+    assert ledger.balanced
+    assert [(e.kind, e.amount, e.launcher_id, e.reference) for e in await store.ledger_entries()] == [
+        (LedgerKind.CLAIM, 1_750, farmer.launcher_id, claim.coin_id.hex())
+    ]
+    recorded = await store.get_reward_claim(claim.coin_id)
+    assert recorded is not None and (recorded.status, recorded.confirmed_height) == (ClaimStatus.CONFIRMED, 70)
+
+
+async def test_a_claim_back_to_submitted_is_refused(store: AbstractPoolStore) -> None:
+    # Moving a settled claim back to SUBMITTED would let it be settled (credited, or refunded) a second time.
+    (farmer,) = await add_farmers(store, 0)
+    await fund(store, [], pool_fee=100, claimant=farmer)
+    for coin, settled in (("confirmed coin", ClaimStatus.CONFIRMED), ("failed coin", ClaimStatus.FAILED)):
+        assert await store.add_reward_claim(make_claim(coin, farmer, fee=10))
+        await store.update_reward_claim(h(coin), settled)
+        before = await store.ledger()
+        with pytest.raises(StoreError):
+            await store.update_reward_claim(h(coin), ClaimStatus.SUBMITTED)
+        with pytest.raises(StoreError):
+            await store.update_reward_claim(h(coin), settled)
+        assert await store.ledger() == before
+        recorded = await store.get_reward_claim(h(coin))
+        assert recorded is not None and recorded.status is settled
+
+
+async def test_a_claim_fee_comes_from_the_pool_fee_share_and_a_failed_claim_refunds_it(
+    store: AbstractPoolStore,
+) -> None:
+    (farmer,) = await add_farmers(store, 0)
+    await fund(store, [], pool_fee=100, claimant=farmer)
+    claim = make_claim("coin", farmer, amount=1_750, fee=30)
+    assert await store.add_reward_claim(claim)
+    assert await store.get_reward_claim(claim.coin_id) == claim
+    charged = await store.ledger()
+    assert (charged.pool_fee_share, charged.blockchain_fees) == (70, 30)
+    assert charged.balanced
+
+    await store.update_reward_claim(claim.coin_id, ClaimStatus.FAILED, error="mempool dropped it")
+    refunded = await store.ledger()
+    assert (refunded.pool_fee_share, refunded.blockchain_fees, refunded.undistributed) == (100, 0, 0)
+    assert refunded.balanced
+    assert [(e.kind, e.amount, e.reference) for e in (await store.ledger_entries())[:2]] == [
+        (LedgerKind.CLAIM_FEE_REFUND, 30, claim.coin_id.hex()),
+        (LedgerKind.CLAIM_FEE, 30, claim.coin_id.hex()),
+    ]
+
+    # The retry pays its own fee; once confirmed, the fee is spent for good and the reward is credited.
+    assert await store.add_reward_claim(dataclasses.replace(claim, fee=40, submitted_height=90))
+    await store.update_reward_claim(claim.coin_id, ClaimStatus.CONFIRMED, confirmed_height=95)
+    settled = await store.ledger()
+    assert (settled.pool_fee_share, settled.blockchain_fees, settled.undistributed) == (60, 40, 1_750)
+    assert settled.balanced
+
+
+async def test_a_claim_fee_larger_than_the_pool_fee_share_writes_nothing(store: AbstractPoolStore) -> None:
+    (farmer,) = await add_farmers(store, 0)
+    await fund(store, [], pool_fee=100, claimant=farmer)
+    before, journal = await store.ledger(), await store.ledger_entries()
+    with pytest.raises(InsufficientFunds):
+        await store.add_reward_claim(make_claim("coin", farmer, fee=101))
+    assert await store.get_reward_claim(h("coin")) is None
+    assert await store.ledger() == before
+    assert await store.ledger_entries() == journal
+    assert await store.add_reward_claim(make_claim("coin", farmer, fee=100))  # exactly the share is fine
+    assert (await store.ledger()).pool_fee_share == 0
+
+
+async def test_add_reward_claims_is_all_or_nothing(store: AbstractPoolStore) -> None:
+    (farmer,) = await add_farmers(store, 0)
+    await fund(store, [], pool_fee=100, claimant=farmer)
+    assert await store.add_reward_claim(make_claim("taken", farmer))
+    before, journal = await store.ledger(), await store.ledger_entries()
+
+    # One coin of the bundle already has a live claim: none of it is recorded, its fee is not charged.
+    assert await store.add_reward_claims([make_claim("new", farmer, fee=20), make_claim("taken", farmer)]) is False
+    # The same coin twice in one bundle.
+    assert await store.add_reward_claims([make_claim("twice", farmer), make_claim("twice", farmer)]) is False
+    # The fees of the bundle together exceed the share.
+    with pytest.raises(InsufficientFunds):
+        await store.add_reward_claims([make_claim("fee a", farmer, fee=60), make_claim("fee b", farmer, fee=41)])
+    for coin in ("new", "twice", "fee a", "fee b"):
+        assert await store.get_reward_claim(h(coin)) is None
+    assert await store.ledger() == before
+    assert await store.ledger_entries() == journal
+
+    bundle = [make_claim("one", farmer, fee=25), make_claim("two", farmer), make_claim("three", farmer)]
+    assert await store.add_reward_claims(bundle) is True
+    assert [await store.get_reward_claim(c.coin_id) for c in bundle] == bundle
+    assert (await store.ledger()).pool_fee_share == 75
+
+
+# -- the ledger: distributions ------------------------------------------------------------------------------------
+async def test_distribute_moves_undistributed_money_to_the_pool_fee_and_owed_balances(
+    store: AbstractPoolStore,
+) -> None:
+    one, two, three = await add_farmers(store, 100, 50, 7)
+    await credit(store, one, "coin", 1_000)
+    shares = [DistributionShare(one.launcher_id, 600, 100), DistributionShare(two.launcher_id, 297, 50)]
+    made = distribution(farmer_total=897, pool_fee=100, remainder=3)
+    distribution_id = await store.distribute(made, shares)
+
+    assert (await points_of(store, one), await points_of(store, two), await points_of(store, three)) == (0, 0, 7)
+    assert (await owed_of(store, one), await owed_of(store, two), await owed_of(store, three)) == (600, 297, 0)
+    ledger = await store.ledger()
+    assert (ledger.undistributed, ledger.pool_fee_share, ledger.owed) == (3, 100, 897)
+    assert ledger.balanced
+    assert await store.distributions() == [dataclasses.replace(made, id=distribution_id)]
+    assert await store.distribution_shares(distribution_id) == sorted(
+        (dataclasses.replace(s, distribution_id=distribution_id) for s in shares), key=lambda s: s.launcher_id
+    )
+    assert await store.distribution_shares(distribution_id + 1) == []
+    reference = f"distribution {distribution_id}"
+    assert {(e.kind, e.amount, e.launcher_id, e.reference) for e in (await store.ledger_entries())[:3]} == {
+        (LedgerKind.DISTRIBUTION_POOL_FEE, 100, None, reference),
+        (LedgerKind.DISTRIBUTION_SHARE, 600, one.launcher_id, reference),
+        (LedgerKind.DISTRIBUTION_SHARE, 297, two.launcher_id, reference),
+    }
+
+    # The rounding left over joins the next one; owed balances grow; most recent first.
+    await credit(store, one, "coin 2", 97)
+    second = await store.distribute(distribution(farmer_total=100), [DistributionShare(one.launcher_id, 100, 0)])
+    assert await owed_of(store, one) == 700
+    assert (await store.ledger()).undistributed == 0
+    assert [d.id for d in await store.distributions()] == [second, distribution_id]
+    assert [d.id for d in await store.distributions(limit=1)] == [second]
+
+
+async def test_distribute_needs_the_undistributed_money(store: AbstractPoolStore) -> None:
+    (one,) = await add_farmers(store, 100)
+    await credit(store, one, "coin", 1_000)
+    with pytest.raises(InsufficientFunds):
+        await store.distribute(
+            distribution(farmer_total=901, pool_fee=100), [DistributionShare(one.launcher_id, 901, 1)]
+        )
+    assert await record_of(store, one) == make_farmer(1, points=100)
+    assert await store.distributions() == []
+    ledger = await store.ledger()
+    assert (ledger.undistributed, ledger.pool_fee_share, ledger.owed) == (1_000, 0, 0)
+    assert [e.kind for e in await store.ledger_entries()] == [LedgerKind.CLAIM]
+    # All of it is fine, pool fee only is fine.
+    await store.distribute(distribution(farmer_total=0, pool_fee=1_000), [])
+    assert (await store.ledger()).pool_fee_share == 1_000
+
+
+async def test_bad_distributions_are_refused_and_write_nothing(store: AbstractPoolStore) -> None:
+    one, two = await add_farmers(store, 100, 50)
+    await credit(store, one, "coin", 10_000)
+    a, b = one.launcher_id, two.launcher_id
+    bad: list[tuple[Distribution, list[DistributionShare], type[StoreError]]] = [
+        (distribution(farmer_total=0, pool_fee=0), [], StoreError),  # nothing
+        (dataclasses.replace(distribution(500, 100), total=700), [DistributionShare(a, 500, 0)], StoreError),
+        (distribution(500, 100), [DistributionShare(a, 400, 0)], StoreError),  # shares do not add up
+        (distribution(500), [DistributionShare(a, 500, 0), DistributionShare(b, 0, 0)], StoreError),
+        (distribution(500), [DistributionShare(a, 600, 0), DistributionShare(b, -100, 0)], StoreError),
+        (distribution(500), [DistributionShare(a, 500, -1)], StoreError),
+        (distribution(500), [DistributionShare(a, 250, 0), DistributionShare(a, 250, 0)], StoreError),  # twice
+        (distribution(500, -1), [DistributionShare(a, 500, 0)], StoreError),
+        (distribution(500, remainder=-1), [DistributionShare(a, 500, 0)], StoreError),
+        # the farmer has fewer points than the share takes: refused after the money moved, all rolled back
+        (distribution(500, 100), [DistributionShare(a, 300, 100), DistributionShare(b, 200, 51)], StoreError),
+        (
+            distribution(500, 100),
+            [DistributionShare(a, 300, 0), DistributionShare(h("nobody"), 200, 0)],
+            FarmerNotFound,
+        ),
+    ]
+    for made, shares, error in bad:
+        with pytest.raises(error):
+            await store.distribute(made, shares)
+    assert (await record_of(store, one), await record_of(store, two)) == (
+        make_farmer(1, points=100),
+        make_farmer(2, points=50),
+    )
+    assert await store.distributions() == []
+    ledger = await store.ledger()
+    assert (ledger.undistributed, ledger.pool_fee_share, ledger.owed) == (10_000, 0, 0)
+    assert [e.kind for e in await store.ledger_entries()] == [LedgerKind.CLAIM]
+
+
 # -- payouts ------------------------------------------------------------------------------------------------------
-async def farmers_with_points(store: AbstractPoolStore, *points: int) -> list[FarmerRecord]:
-    farmers = [make_farmer(seed, points=p) for seed, p in enumerate(points, start=1)]
-    for farmer in farmers:
-        await store.add_farmer(farmer)
-    return farmers
+async def test_payout_round_records_everything_and_pays_owed_balances(store: AbstractPoolStore) -> None:
+    one, two = await add_farmers(store, 100, 50)
+    await fund(store, [(one, 600), (two, 300)], pool_fee=12)
+    payments = [farmer_payment(one, 600, 0), farmer_payment(two, 300, 1), fee_payment(10, 1)]
+    payout_round = make_round(farmer_total=900, pool_fee=10, batch_fees=[1, 1])
+    assert payout_round.total == 912
+    round_id = await store.create_payout_round(payout_round, payments, batch_fees=[1, 1])
 
-
-async def test_payout_round_records_everything_and_consumes_points(store: AbstractPoolStore) -> None:
-    one, two = await farmers_with_points(store, 100, 50)
-    payments = [farmer_payment(one, 600, 100, 0), farmer_payment(two, 300, 40, 1), fee_payment(10, 1)]
-    round_id = await store.create_payout_round(make_round(total=912), payments, batch_fees=[1, 1])
-
-    expected_round = dataclasses.replace(make_round(total=912), id=round_id, status=RoundStatus.OPEN)
+    expected_round = dataclasses.replace(payout_round, id=round_id, status=RoundStatus.OPEN)
     assert await store.get_round(round_id) == expected_round
     assert await store.open_round() == expected_round
     assert await store.rounds() == [expected_round]
@@ -526,52 +810,119 @@ async def test_payout_round_records_everything_and_consumes_points(store: Abstra
     assert [p.amount for p in await store.payments(launcher_id=two.launcher_id)] == [300]
     assert await store.payments(round_id=round_id + 1) == []
 
-    assert await points_of(store, one) == 0
-    assert await points_of(store, two) == 10
+    # Paid from the owed balances and the pool fee share; points belong to distributions and stay.
+    assert (await owed_of(store, one), await owed_of(store, two)) == (0, 0)
+    assert (await points_of(store, one), await points_of(store, two)) == (100, 50)
+    ledger = await store.ledger()
+    assert ledger == LedgerSummary(
+        confirmed_claims=912,
+        farmer_payments=900,
+        farmer_payments_in_flight=900,
+        owed=0,
+        pool_fee_share=0,
+        pool_fee_payments=10,
+        blockchain_fees=2,
+        undistributed=0,
+    )
+    assert ledger.balanced and ledger.wallet_should_hold == 0
+    reference = f"round {round_id}"
+    assert {(e.kind, e.amount, e.launcher_id, e.reference) for e in (await store.ledger_entries())[:5]} == {
+        (LedgerKind.PAYMENT, 600, one.launcher_id, reference),
+        (LedgerKind.PAYMENT, 300, two.launcher_id, reference),
+        (LedgerKind.POOL_FEE_PAYMENT, 10, None, reference),
+        (LedgerKind.BATCH_FEE, 1, None, f"{reference} batch 0"),
+        (LedgerKind.BATCH_FEE, 1, None, f"{reference} batch 1"),
+    }
 
 
-async def test_a_failing_round_leaves_balances_and_rounds_untouched(store: AbstractPoolStore) -> None:
-    one, two = await farmers_with_points(store, 100, 50)
-    too_many = [farmer_payment(one, 600, 100), farmer_payment(two, 300, 51)]  # two has only 50 points
-    with pytest.raises(StoreError):
-        await store.create_payout_round(make_round(), too_many, batch_fees=[0])
+async def test_a_round_may_pay_part_of_the_owed_balances(store: AbstractPoolStore) -> None:
+    one, two = await add_farmers(store, 0, 0)
+    await fund(store, [(one, 600), (two, 5)], pool_fee=50)
+    # two's balance is below the minimum payment: it waits, one farmer paid in two payments of one round.
+    payments = [farmer_payment(one, 400, 0), farmer_payment(one, 200, 0)]
+    await store.create_payout_round(make_round(farmer_total=600, batch_fees=[7]), payments, batch_fees=[7])
+    assert (await owed_of(store, one), await owed_of(store, two)) == (0, 5)
+    ledger = await store.ledger()
+    assert (ledger.owed, ledger.pool_fee_share, ledger.farmer_payments, ledger.blockchain_fees) == (5, 43, 600, 7)
+    assert ledger.balanced and ledger.wallet_should_hold == 48
 
-    assert await points_of(store, one) == 100
-    assert await points_of(store, two) == 50
+
+async def test_a_round_beyond_an_owed_balance_or_the_pool_fee_share_writes_nothing(store: AbstractPoolStore) -> None:
+    one, two = await add_farmers(store, 100, 50)
+    await fund(store, [(one, 600), (two, 300)], pool_fee=12)
+    before, journal = await store.ledger(), await store.ledger_entries()
+    too_much = [
+        # two is owed only 300
+        ([farmer_payment(one, 600), farmer_payment(two, 301)], 0, [0]),
+        # the fee-address payment and the batch fees come from a share of 12
+        ([farmer_payment(one, 600), fee_payment(13)], 13, [0]),
+        ([farmer_payment(one, 600), fee_payment(10)], 10, [1, 2]),
+        ([farmer_payment(one, 600)], 0, [13]),
+    ]
+    for payments, pool_fee, batch_fees in too_much:
+        farmer_total = sum(p.amount for p in payments if p.launcher_id is not None)
+        with pytest.raises(InsufficientFunds):
+            await store.create_payout_round(make_round(farmer_total, pool_fee, batch_fees), payments, batch_fees)
+
+    assert (await record_of(store, one)).owed == 600
+    assert (await record_of(store, two)).owed == 300
     assert await store.open_round() is None
     assert await store.rounds() == []
     assert await store.payments() == []
+    assert await store.ledger() == before
+    assert await store.ledger_entries() == journal
+    # exactly the balances is fine
+    payments = [farmer_payment(one, 600), farmer_payment(two, 300), fee_payment(10)]
+    await store.create_payout_round(make_round(900, 10, [2]), payments, [2])
+    assert (await store.ledger()).pool_fee_share == 0
 
 
 async def test_round_payments_must_fit_the_round(store: AbstractPoolStore) -> None:
-    (one,) = await farmers_with_points(store, 100)
+    (one,) = await add_farmers(store, 100)
+    await fund(store, [(one, 600)], pool_fee=100)
+    before = await store.ledger()
     bad_rounds = [
-        ([farmer_payment(one, 600, 100, batch_index=1)], [0]),  # no batch 1
-        ([fee_payment(10), Payment(h("fee"), 5, None, points=3, batch_index=0)], [0]),  # the fee earns no points
-        ([farmer_payment(one, 600, 100)], []),  # no batch at all
-        ([farmer_payment(one, 600, 100)], [-1]),
-        ([farmer_payment(make_farmer(9), 600, 1)], [0]),  # unknown farmer
+        (make_round(600), [farmer_payment(one, 600, batch_index=1)], [0]),  # no batch 1
+        (make_round(0, 15), [fee_payment(10), Payment(h("fee"), 5, None, points=3, batch_index=0)], [0]),
+        (make_round(600), [dataclasses.replace(farmer_payment(one, 600), points=100)], [0]),  # points are not paid
+        (make_round(600, batch_fees=[]), [farmer_payment(one, 600)], []),  # no batch at all
+        (make_round(600, batch_fees=[-1]), [farmer_payment(one, 600)], [-1]),
+        (make_round(700), [farmer_payment(one, 600), farmer_payment(one, 100)], [0]),  # more than owed, summed
+        (make_round(0), [farmer_payment(one, 0)], [0]),  # nothing paid
+        (make_round(-5), [farmer_payment(one, 5), farmer_payment(one, -10)], [0]),
+        (make_round(600, 0, [0]), [farmer_payment(make_farmer(9), 600)], [0]),  # unknown farmer
+        # totals that do not match the payments and the batch fees
+        (make_round(599), [farmer_payment(one, 600)], [0]),
+        (make_round(600, 10), [farmer_payment(one, 600)], [0]),
+        (make_round(600, 0, [1]), [farmer_payment(one, 600)], [2]),
+        (dataclasses.replace(make_round(600), total=601), [farmer_payment(one, 600)], [0]),
     ]
-    for payments, fees in bad_rounds:
+    for payout_round, payments, fees in bad_rounds:
         with pytest.raises(StoreError):
-            await store.create_payout_round(make_round(), payments, batch_fees=fees)
+            await store.create_payout_round(payout_round, payments, batch_fees=fees)
+    assert await owed_of(store, one) == 600
     assert await points_of(store, one) == 100
     assert await store.rounds() == []
+    assert await store.payments() == []
+    assert await store.ledger() == before
 
 
 async def test_only_one_round_is_open_at_a_time(store: AbstractPoolStore) -> None:
-    one, two = await farmers_with_points(store, 100, 50)
-    first = await store.create_payout_round(make_round(), [farmer_payment(one, 600, 60)], batch_fees=[0])
+    one, two = await add_farmers(store, 100, 50)
+    await fund(store, [(one, 600), (two, 300)])
+    first = await store.create_payout_round(make_round(600), [farmer_payment(one, 600)], batch_fees=[0])
     with pytest.raises(RoundAlreadyOpen):
-        await store.create_payout_round(make_round(), [farmer_payment(two, 300, 50)], batch_fees=[0])
-    assert await points_of(store, two) == 50
+        await store.create_payout_round(make_round(300), [farmer_payment(two, 300)], batch_fees=[0])
+    assert await owed_of(store, two) == 300
     assert [r.id for r in await store.rounds()] == [first]
+    assert len(await store.payments()) == 1
 
 
 async def test_batch_lifecycle_closes_the_round_when_all_batches_confirm(store: AbstractPoolStore) -> None:
-    one, two = await farmers_with_points(store, 100, 50)
-    payments = [farmer_payment(one, 600, 100, 0), farmer_payment(two, 300, 50, 1)]
-    round_id = await store.create_payout_round(make_round(), payments, batch_fees=[1, 2])
+    one, two, three = await add_farmers(store, 100, 50, 5)
+    await fund(store, [(one, 600), (two, 300), (three, 1)], pool_fee=3)
+    payments = [farmer_payment(one, 600, 0), farmer_payment(two, 300, 1)]
+    round_id = await store.create_payout_round(make_round(900, 0, [1, 2]), payments, batch_fees=[1, 2])
     first, second = await store.batches(round_id)
     assert first.id is not None and second.id is not None
 
@@ -579,7 +930,7 @@ async def test_batch_lifecycle_closes_the_round_when_all_batches_confirm(store: 
         await store.mark_batch_confirmed(first.id, height=10, now=6_000)  # not submitted yet
     assert await store.batch_status(first.id) is BatchStatus.PENDING
 
-    await store.mark_batch_submitted(first.id, h("tx 1"), b"signed bundle 1", now=6_001)
+    await store.mark_batch_submitted(first.id, h("tx 1"), b"signed bundle 1", now=6_001, height=100)
     submitted = (await store.batches(round_id))[0]
     assert (submitted.status, submitted.tx_id, submitted.spend_bundle, submitted.updated_at) == (
         BatchStatus.SUBMITTED,
@@ -587,6 +938,7 @@ async def test_batch_lifecycle_closes_the_round_when_all_batches_confirm(store: 
         b"signed bundle 1",
         6_001,
     )
+    assert submitted.submitted_height == 100
     with pytest.raises(StoreError):
         await store.mark_batch_submitted(first.id, h("tx 2"), b"another", now=6_002)  # already submitted
     assert (await store.batches(round_id))[0].tx_id == h("tx 1")
@@ -596,26 +948,32 @@ async def test_batch_lifecycle_closes_the_round_when_all_batches_confirm(store: 
     assert (reset.status, reset.tx_id, reset.spend_bundle) == (BatchStatus.PENDING, None, None)
     with pytest.raises(StoreError):
         await store.reset_batch(first.id, now=6_004)  # only a submitted batch can be reset
+    assert (await store.ledger()).farmer_payments == 900  # a reset batch is still owed to its farmers
 
-    await store.mark_batch_submitted(first.id, h("tx 1b"), b"signed bundle 1b", now=6_005)
+    await store.mark_batch_submitted(first.id, h("tx 1b"), b"signed bundle 1b", now=6_005, height=101)
     await store.mark_batch_confirmed(first.id, height=120, now=6_006)
     assert await store.batch_status(first.id) is BatchStatus.CONFIRMED
     assert (await store.batches(round_id))[0].confirmed_height == 120
     open_round = await store.open_round()
     assert open_round is not None and open_round.id == round_id  # the second batch is still unpaid
+    assert (await store.ledger()).farmer_payments_in_flight == 300
 
     with pytest.raises(StoreError):
         await store.reset_batch(first.id, now=6_007)  # a confirmed payment is never undone
+    with pytest.raises(StoreError):
+        await store.mark_batch_confirmed(first.id, height=121, now=6_007)  # nor confirmed twice
 
     await store.mark_batch_submitted(second.id, h("tx 2"), b"signed bundle 2", now=6_008)
     await store.mark_batch_confirmed(second.id, height=121, now=6_009)
     done = await store.get_round(round_id)
     assert done is not None and done.status is RoundStatus.DONE
     assert await store.open_round() is None
+    ledger = await store.ledger()
+    assert (ledger.farmer_payments, ledger.farmer_payments_in_flight, ledger.blockchain_fees) == (900, 0, 3)
+    assert ledger.balanced
 
     # with the round done, the next one may start
-    await store.add_farmer(make_farmer(3, points=5))
-    next_round = await store.create_payout_round(make_round(), [farmer_payment(make_farmer(3), 1, 5)], [0])
+    next_round = await store.create_payout_round(make_round(1), [farmer_payment(three, 1)], [0])
     assert [r.id for r in await store.rounds()] == [next_round, round_id]
     assert [r.id for r in await store.rounds(limit=1)] == [next_round]
 
@@ -628,6 +986,191 @@ async def test_transitions_of_an_unknown_batch_raise(store: AbstractPoolStore) -
         await store.mark_batch_confirmed(12345, height=1, now=1)
     with pytest.raises(StoreError):
         await store.reset_batch(12345, now=1)
+    with pytest.raises(StoreError):
+        await store.replace_batch_transaction(12345, h("tx"), b"bundle", fee=1, now=1, height=1)
+
+
+async def one_batch_round(store: AbstractPoolStore, fee: int, pool_fee_share: int) -> tuple[int, int]:
+    """A farmer owed 1 000 and a pool fee share, then a round of one batch paying the farmer with ``fee``."""
+    (farmer,) = await add_farmers(store, 0)
+    await fund(store, [(farmer, 1_000)], pool_fee=pool_fee_share)
+    round_id = await store.create_payout_round(make_round(1_000, 0, [fee]), [farmer_payment(farmer, 1_000)], [fee])
+    (batch,) = await store.batches(round_id)
+    assert batch.id is not None
+    return round_id, batch.id
+
+
+async def test_a_fee_bump_charges_the_increase_to_the_pool_fee_share(store: AbstractPoolStore) -> None:
+    round_id, batch_id = await one_batch_round(store, fee=10, pool_fee_share=100)
+    with pytest.raises(StoreError):  # only a submitted batch has a transaction to replace
+        await store.replace_batch_transaction(batch_id, h("tx 2"), b"bundle 2", fee=20, now=6_001, height=101)
+    await store.mark_batch_submitted(batch_id, h("tx 1"), b"bundle 1", now=6_000, height=100)
+
+    await store.replace_batch_transaction(batch_id, h("tx 2"), b"bundle 2", fee=35, now=6_001, height=110)
+    (batch,) = await store.batches(round_id)
+    assert (batch.status, batch.tx_id, batch.spend_bundle, batch.fee, batch.updated_at, batch.submitted_height) == (
+        BatchStatus.SUBMITTED,
+        h("tx 2"),
+        b"bundle 2",
+        35,
+        6_001,
+        110,
+    )
+    bumped_round = await store.get_round(round_id)
+    assert bumped_round is not None
+    assert (bumped_round.blockchain_fees, bumped_round.total) == (35, 1_035)
+    ledger = await store.ledger()
+    assert (ledger.pool_fee_share, ledger.blockchain_fees) == (65, 35)
+    assert ledger.balanced
+    latest = (await store.ledger_entries())[0]
+    assert (latest.kind, latest.amount, latest.reference) == (LedgerKind.BATCH_FEE, 25, f"round {round_id} batch 0")
+
+    # The same fee again: a new transaction, nothing charged.
+    await store.replace_batch_transaction(batch_id, h("tx 3"), b"bundle 3", fee=35, now=6_002, height=111)
+    assert (await store.ledger()).pool_fee_share == 65
+    assert (await store.batches(round_id))[0].tx_id == h("tx 3")
+    before, journal = await store.ledger(), await store.ledger_entries()
+
+    with pytest.raises(StoreError):  # a lower fee is refused
+        await store.replace_batch_transaction(batch_id, h("tx 4"), b"bundle 4", fee=34, now=6_003, height=112)
+    with pytest.raises(InsufficientFunds):  # more than the share can pay: nothing written
+        await store.replace_batch_transaction(batch_id, h("tx 5"), b"bundle 5", fee=35 + 66, now=6_003, height=112)
+    (batch,) = await store.batches(round_id)
+    assert (batch.tx_id, batch.fee, batch.submitted_height) == (h("tx 3"), 35, 111)
+    assert await store.ledger() == before
+    assert await store.ledger_entries() == journal
+
+    await store.mark_batch_confirmed(batch_id, height=130, now=6_010)
+    with pytest.raises(StoreError):  # a confirmed batch is never replaced
+        await store.replace_batch_transaction(batch_id, h("tx 6"), b"bundle 6", fee=40, now=6_011, height=131)
+    assert (await store.batches(round_id))[0].fee == 35
+
+
+async def test_a_cheaper_version_landing_refunds_the_fee_not_spent(store: AbstractPoolStore) -> None:
+    round_id, batch_id = await one_batch_round(store, fee=10, pool_fee_share=100)
+    await store.mark_batch_submitted(batch_id, h("tx 1"), b"bundle 1", now=6_000, height=100)
+    await store.replace_batch_transaction(batch_id, h("tx 2"), b"bundle 2", fee=50, now=6_001, height=110)
+    assert (await store.ledger()).pool_fee_share == 50
+
+    await store.mark_batch_confirmed(batch_id, height=130, now=6_010, fee_paid=10)  # the first version landed
+    (batch,) = await store.batches(round_id)
+    assert (batch.status, batch.fee) == (BatchStatus.CONFIRMED, 10)
+    done = await store.get_round(round_id)
+    assert done is not None
+    assert (done.status, done.blockchain_fees, done.total) == (RoundStatus.DONE, 10, 1_010)
+    ledger = await store.ledger()
+    assert (ledger.pool_fee_share, ledger.blockchain_fees) == (90, 10)
+    assert ledger.balanced
+    latest = (await store.ledger_entries())[0]
+    assert (latest.kind, latest.amount, latest.reference) == (
+        LedgerKind.BATCH_FEE_REFUND,
+        40,
+        f"round {round_id} batch 0",
+    )
+
+
+@pytest.mark.parametrize("fee_paid", [None, 10])
+async def test_confirming_with_the_fee_charged_refunds_nothing(store: AbstractPoolStore, fee_paid: int | None) -> None:
+    round_id, batch_id = await one_batch_round(store, fee=10, pool_fee_share=100)
+    await store.mark_batch_submitted(batch_id, h("tx 1"), b"bundle 1", now=6_000, height=100)
+    journal = await store.ledger_entries()
+    await store.mark_batch_confirmed(batch_id, height=130, now=6_010, fee_paid=fee_paid)
+    assert (await store.batches(round_id))[0].fee == 10
+    assert (await store.ledger()).pool_fee_share == 90
+    assert await store.ledger_entries() == journal
+
+
+async def test_a_negative_fee_paid_is_refused(store: AbstractPoolStore) -> None:
+    round_id, batch_id = await one_batch_round(store, fee=10, pool_fee_share=100)
+    await store.mark_batch_submitted(batch_id, h("tx 1"), b"bundle 1", now=6_000, height=100)
+    before, journal = await store.ledger(), await store.ledger_entries()
+    with pytest.raises(StoreError):
+        await store.mark_batch_confirmed(batch_id, height=130, now=6_010, fee_paid=-1)
+    (batch,) = await store.batches(round_id)
+    assert (batch.status, batch.fee) == (BatchStatus.SUBMITTED, 10)
+    assert await store.ledger() == before
+    assert await store.ledger_entries() == journal
+
+
+# -- the ledger: the summary and the journal ----------------------------------------------------------------------
+async def test_a_new_store_has_an_empty_balanced_ledger(store: AbstractPoolStore) -> None:
+    ledger = await store.ledger()
+    assert ledger == LedgerSummary(0, 0, 0, 0, 0, 0, 0, 0)
+    assert ledger.balanced and ledger.accounted == 0 and ledger.wallet_should_hold == 0
+    assert await store.ledger_entries() == []
+    assert await store.distributions() == []
+
+
+async def test_ledger_figures_and_journal_through_a_whole_cycle(store: AbstractPoolStore) -> None:
+    one, two = await add_farmers(store, 30, 10)
+    # Two rewards: one lands, one fails (its fee refunded); a third is still in flight.
+    await credit(store, one, "reward 1", 1_000)
+    await store.distribute(distribution(farmer_total=0, pool_fee=20), [])  # a pool fee share to pay claim fees from
+    assert await store.add_reward_claim(make_claim("reward 2", two, amount=2_000, fee=5))
+    await store.update_reward_claim(h("reward 2"), ClaimStatus.CONFIRMED, confirmed_height=80)
+    assert await store.add_reward_claim(make_claim("reward 3", one, amount=3_000, fee=4))
+    await store.update_reward_claim(h("reward 3"), ClaimStatus.FAILED, error="gone")
+    assert await store.add_reward_claim(make_claim("reward 4", one, amount=4_000, fee=3))
+
+    # 2 980 undistributed: 10 % pool fee, 2 682 split 3:1 (one mojo of rounding stays behind).
+    distribution_id = await store.distribute(
+        distribution(farmer_total=2_681, pool_fee=298, remainder=1),
+        [DistributionShare(one.launcher_id, 2_011, 30), DistributionShare(two.launcher_id, 670, 10)],
+    )
+    # Pay one (two's 670 waits for more), 300 to the fee address, blockchain fee 6, then bumped to 8.
+    round_id = await store.create_payout_round(
+        make_round(2_011, 300, [6]), [farmer_payment(one, 2_011), fee_payment(300)], [6]
+    )
+    (batch,) = await store.batches(round_id)
+    assert batch.id is not None
+    await store.mark_batch_submitted(batch.id, h("tx"), b"bundle", now=6_000, height=100)
+    await store.replace_batch_transaction(batch.id, h("tx b"), b"bundle b", fee=8, now=6_001, height=110)
+
+    ledger = await store.ledger()
+    assert ledger == LedgerSummary(
+        confirmed_claims=3_000,
+        farmer_payments=2_011,
+        farmer_payments_in_flight=2_011,
+        owed=670,
+        pool_fee_share=20 - 5 - 4 + 4 - 3 + 298 - 300 - 8,
+        pool_fee_payments=300,
+        blockchain_fees=5 + 3 + 8,
+        undistributed=1,
+    )
+    assert ledger.pool_fee_share == 2
+    assert ledger.balanced
+    assert ledger.wallet_should_hold == 670 + 2 + 1
+
+    await store.mark_batch_confirmed(batch.id, height=130, now=6_010, fee_paid=6)
+    ledger = await store.ledger()
+    assert (ledger.farmer_payments_in_flight, ledger.pool_fee_share, ledger.blockchain_fees) == (0, 4, 14)
+    assert ledger.balanced
+
+    one_hex, two_hex = one.launcher_id, two.launcher_id
+    dist, paid = f"distribution {distribution_id}", f"round {round_id}"
+    journal = [(e.kind, e.amount, e.launcher_id, e.reference) for e in reversed(await store.ledger_entries())]
+    first_distribution = f"distribution {distribution_id - 1}"
+    assert journal == [
+        (LedgerKind.CLAIM, 1_000, one_hex, h("reward 1").hex()),
+        (LedgerKind.DISTRIBUTION_POOL_FEE, 20, None, first_distribution),
+        (LedgerKind.CLAIM_FEE, 5, two_hex, h("reward 2").hex()),
+        (LedgerKind.CLAIM, 2_000, two_hex, h("reward 2").hex()),
+        (LedgerKind.CLAIM_FEE, 4, one_hex, h("reward 3").hex()),
+        (LedgerKind.CLAIM_FEE_REFUND, 4, one_hex, h("reward 3").hex()),
+        (LedgerKind.CLAIM_FEE, 3, one_hex, h("reward 4").hex()),
+        (LedgerKind.DISTRIBUTION_POOL_FEE, 298, None, dist),
+        (LedgerKind.DISTRIBUTION_SHARE, 2_011, one_hex, dist),
+        (LedgerKind.DISTRIBUTION_SHARE, 670, two_hex, dist),
+        (LedgerKind.PAYMENT, 2_011, one_hex, paid),
+        (LedgerKind.POOL_FEE_PAYMENT, 300, None, paid),
+        (LedgerKind.BATCH_FEE, 6, None, f"{paid} batch 0"),
+        (LedgerKind.BATCH_FEE, 2, None, f"{paid} batch 0"),
+        (LedgerKind.BATCH_FEE_REFUND, 2, None, f"{paid} batch 0"),
+    ]
+    entries = await store.ledger_entries()
+    assert [e.id for e in entries] == sorted((e.id for e in entries if e.id is not None), reverse=True)
+    assert await store.ledger_entries(limit=2) == entries[:2]
+    assert all(e.created_at > 0 for e in entries)
 
 
 # -- durability ---------------------------------------------------------------------------------------------------
@@ -640,24 +1183,82 @@ async def test_everything_survives_close_and_reopen(store_factory: StoreFactory,
     pending_id = await first.add_partial(make_partial(farmer, "pending", 200))
     assert confirmed_id is not None and pending_id is not None
     await first.confirm_partial(confirmed_id)
-    claim = make_claim("coin", farmer)
+    await credit(first, farmer, "landed", 1_000)
+    distribution_id = await first.distribute(
+        distribution(farmer_total=880, pool_fee=100, remainder=20), [DistributionShare(farmer.launcher_id, 880, 4)]
+    )
+    claim = make_claim("coin", farmer, fee=3)
     await first.add_reward_claim(claim)
-    round_id = await first.create_payout_round(make_round(), [farmer_payment(farmer, 60, 4)], batch_fees=[1])
+    round_id = await first.create_payout_round(make_round(60, 0, [1]), [farmer_payment(farmer, 60)], batch_fees=[1])
     (batch,) = await first.batches(round_id)
     assert batch.id is not None
-    await first.mark_batch_submitted(batch.id, h("tx"), b"signed bundle", now=7_000)
+    await first.mark_batch_submitted(batch.id, h("tx"), b"signed bundle", now=7_000, height=300)
     version = await first.schema_version()
+    ledger, journal = await first.ledger(), await first.ledger_entries()
+    distributions = await first.distributions()
     await first.close()
 
     reopened = store_factory(tmp_path)
     await reopened.open()
     try:
         assert await reopened.schema_version() == version
-        assert await reopened.get_farmer(farmer.launcher_id) == dataclasses.replace(farmer, points=6)
+        assert await reopened.get_farmer(farmer.launcher_id) == dataclasses.replace(farmer, points=6, owed=820)
         assert [p.id for p in await reopened.pending_partials(received_before=10_000)] == [pending_id]
         assert await reopened.get_reward_claim(claim.coin_id) == claim
         (batch_again,) = await reopened.batches(round_id)
-        assert (batch_again.status, batch_again.spend_bundle) == (BatchStatus.SUBMITTED, b"signed bundle")
+        assert (batch_again.status, batch_again.spend_bundle, batch_again.submitted_height) == (
+            BatchStatus.SUBMITTED,
+            b"signed bundle",
+            300,
+        )
         assert await reopened.add_partial(make_partial(farmer, "confirmed", 300)) is None  # still known after restart
+        assert await reopened.ledger() == ledger
+        assert ledger.balanced and (ledger.undistributed, ledger.pool_fee_share, ledger.owed) == (20, 96, 820)
+        assert await reopened.ledger_entries() == journal
+        assert await reopened.distributions() == distributions
+        assert [s.amount for s in await reopened.distribution_shares(distribution_id)] == [880]
     finally:
         await reopened.close()
+
+
+# -- concurrency --------------------------------------------------------------------------------------------------
+async def test_concurrent_claim_fees_never_overdraw_the_pool_fee_share(store: AbstractPoolStore) -> None:
+    (farmer,) = await add_farmers(store, 0)
+    await fund(store, [], pool_fee=100, claimant=farmer)
+    results = await asyncio.gather(
+        *(store.add_reward_claim(make_claim(f"raced {i}", farmer, fee=30)) for i in range(5)),
+        return_exceptions=True,
+    )
+    assert sorted(type(result).__name__ for result in results) == ["InsufficientFunds"] * 2 + ["bool"] * 3
+    assert len(await store.reward_claims(ClaimStatus.SUBMITTED)) == 3
+    ledger = await store.ledger()
+    assert (ledger.pool_fee_share, ledger.blockchain_fees) == (10, 90)
+    assert ledger.balanced
+
+
+async def test_concurrent_confirmations_of_a_claim_credit_once(store: AbstractPoolStore) -> None:
+    (farmer,) = await add_farmers(store, 0)
+    assert await store.add_reward_claim(make_claim("coin", farmer, amount=1_750))
+    results = await asyncio.gather(
+        *(store.update_reward_claim(h("coin"), ClaimStatus.CONFIRMED, confirmed_height=70) for _ in range(10)),
+        return_exceptions=True,
+    )
+    assert sum(result is None for result in results) == 1
+    assert all(isinstance(result, StoreError) for result in results if result is not None)
+    ledger = await store.ledger()
+    assert (ledger.confirmed_claims, ledger.undistributed) == (1_750, 1_750)
+    assert [e.kind for e in await store.ledger_entries()] == [LedgerKind.CLAIM]
+
+
+async def test_concurrent_distributions_never_share_the_same_money_twice(store: AbstractPoolStore) -> None:
+    one, two = await add_farmers(store, 0, 0)
+    await credit(store, one, "coin", 1_000)
+    results = await asyncio.gather(
+        store.distribute(distribution(farmer_total=700), [DistributionShare(one.launcher_id, 700, 0)]),
+        store.distribute(distribution(farmer_total=700), [DistributionShare(two.launcher_id, 700, 0)]),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(result, InsufficientFunds) for result in results) == 1
+    ledger = await store.ledger()
+    assert (ledger.undistributed, ledger.owed) == (300, 700)
+    assert ledger.balanced

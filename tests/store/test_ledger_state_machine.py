@@ -1,0 +1,498 @@
+"""The ledger invariant under random sequences of everything that moves money, through the real SqlitePoolStore.
+
+Each run of the machine gets a fresh database file and its own event loop. Rules drive what the pool's loops do —
+points from partials, absorb claims (with fees, sometimes more than the pool's share), claims confirmed or failed,
+distributions planned by ``plan_distribution`` (points balance or a PPLNS-like window weight), payment rounds planned
+by ``plan_payments``, batches submitted, confirmed (sometimes with a cheaper version landing), dropped by a reorg,
+fee bumps, and restarts — and after every step the books must balance, to the mojo:
+
+- ``store.ledger().balanced`` and no figure below zero;
+- every figure equals an independent model of the balances kept by the machine;
+- the journal, summed per kind, gives every figure of the summary; per farmer, owed == shares - payments;
+- no farmer is ever paid more than distributions credited it; points never go below zero;
+- rounds' totals match their batches' fees; a round is done exactly when its batches are confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Coroutine
+from dataclasses import astuple, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from chia_rs import Program
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from pool.chia_adapter import (
+    AugSchemeMPL,
+    Coin,
+    CoinSpend,
+    PoolSingletonState,
+    PoolState,
+    bytes32,
+    std_hash,
+    uint8,
+    uint32,
+    uint64,
+)
+from pool.payouts.split import FarmerShare, Payable, plan_distribution, plan_payments
+from pool.store.abstract import InsufficientFunds, RoundAlreadyOpen, StoreError
+from pool.store.models import (
+    BatchStatus,
+    ClaimStatus,
+    Distribution,
+    DistributionShare,
+    FarmerRecord,
+    LedgerKind,
+    PartialRecord,
+    Payment,
+    PayoutRound,
+    RewardClaim,
+    RoundStatus,
+)
+from pool.store.sqlite import SqlitePoolStore
+
+T = TypeVar("T")
+FARMER_SEEDS = (1, 2, 3)
+FEE_PUZZLE_HASH = std_hash(b"fee address")
+XCH_REWARD = 1_750_000_000_000
+
+
+def h(label: str) -> bytes32:
+    return std_hash(label.encode())
+
+
+def make_farmer(seed: int) -> FarmerRecord:
+    key = AugSchemeMPL.key_gen(bytes([seed]) * 32).get_g1()
+    tip = CoinSpend(Coin(h(f"parent {seed}"), h(f"singleton {seed}"), uint64(1)), Program.to(1), Program.to(0))
+    state = PoolState(
+        uint8(1), uint8(PoolSingletonState.FARMING_TO_POOL.value), h("pool target"), key, "https://x", uint32(10)
+    )
+    return FarmerRecord(
+        launcher_id=h(f"launcher {seed}"),
+        p2_singleton_puzzle_hash=h(f"p2 {seed}"),
+        delay_time=604800,
+        delay_puzzle_hash=h(f"delay {seed}"),
+        authentication_public_key=key,
+        singleton_tip=tip,
+        singleton_tip_state=state,
+        difficulty=1,
+        payout_instructions=h(f"payout {seed}").hex(),
+        # Two farmers share one payout address: payments are still booked per farmer.
+        payout_puzzle_hash=h(f"payout {min(seed, 2)}"),
+        is_pool_member=True,
+        points=0,
+        joined_at=1_000 + seed,
+    )
+
+
+@dataclass
+class ModelClaim:
+    launcher_id: bytes32
+    amount: int
+    fee: int
+    status: ClaimStatus
+
+
+@dataclass
+class ModelBatch:
+    round_id: int
+    fee: int
+    status: BatchStatus
+
+
+# Claim amounts: whole block rewards and odd small ones (so that rounding remainders appear).
+amounts = st.one_of(st.just(XCH_REWARD), st.integers(min_value=1, max_value=10**6))
+fees_fraction = st.fractions(min_value=0, max_value=1, max_denominator=1_000)
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.directory = Path(tempfile.mkdtemp(prefix="ledger-machine-"))
+        self.path = self.directory / "pool.sqlite"
+        self.store = SqlitePoolStore(self.path)
+        self.run(self.store.open())
+        self.farmers = [make_farmer(seed) for seed in FARMER_SEEDS]
+        for farmer in self.farmers:
+            self.run(self.store.add_farmer(farmer))
+        self.counter = 0
+        # The model: every balance, kept from what the rules did, independently of the store.
+        self.points: dict[bytes32, int] = {f.launcher_id: 0 for f in self.farmers}
+        self.owed: dict[bytes32, int] = {f.launcher_id: 0 for f in self.farmers}
+        self.credited: dict[bytes32, int] = {f.launcher_id: 0 for f in self.farmers}  # by distributions
+        self.paid: dict[bytes32, int] = {f.launcher_id: 0 for f in self.farmers}
+        self.undistributed = 0
+        self.pool_fee_share = 0
+        self.pool_fee_payments = 0
+        self.blockchain_fees = 0
+        self.claims: dict[bytes32, ModelClaim] = {}
+        self.batches: dict[int, ModelBatch] = {}
+        self.open_round: int | None = None
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coroutine)
+
+    def teardown(self) -> None:
+        try:
+            self.run(self.store.close())
+        finally:
+            self.loop.close()
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def next_label(self, what: str) -> str:
+        self.counter += 1
+        return f"{what} {self.counter}"
+
+    def claims_in(self, status: ClaimStatus) -> list[bytes32]:
+        return sorted((c for c, m in self.claims.items() if m.status is status), key=bytes)
+
+    def batches_in(self, status: BatchStatus) -> list[int]:
+        return sorted(b for b, m in self.batches.items() if m.status is status)
+
+    # -- points ----------------------------------------------------------------------------------------------------
+    @rule(farmer=st.sampled_from(FARMER_SEEDS), difficulty=st.integers(min_value=1, max_value=1_000))
+    def partial_confirmed(self, farmer: int, difficulty: int) -> None:
+        record = self.farmers[farmer - 1]
+        label = self.next_label("proof")
+        partial = PartialRecord(record.launcher_id, h(label), h("sp"), False, h("harvester"), self.counter, difficulty)
+        partial_id = self.run(self.store.add_partial(partial))
+        assert partial_id is not None
+        assert self.run(self.store.confirm_partial(partial_id))
+        self.points[record.launcher_id] += difficulty
+
+    # -- claims ----------------------------------------------------------------------------------------------------
+    def new_claim(self, coin_id: bytes32, launcher_id: bytes32, amount: int, fee: int) -> RewardClaim:
+        return RewardClaim(
+            coin_id=coin_id,
+            launcher_id=launcher_id,
+            amount=amount,
+            coin_height=self.counter,
+            spend_bundle_name=h(self.next_label("bundle")),
+            status=ClaimStatus.SUBMITTED,
+            submitted_at=self.counter,
+            submitted_height=self.counter,
+            fee=fee,
+        )
+
+    def add_claims(self, claims: list[RewardClaim], live_coin_included: bool) -> None:
+        fees = sum(c.fee for c in claims)
+        before = {c.coin_id: self.run(self.store.get_reward_claim(c.coin_id)) for c in claims}
+        try:
+            added = self.run(self.store.add_reward_claims(claims))
+        except InsufficientFunds:
+            assert fees > self.pool_fee_share
+            added = False
+        else:
+            assert added is not live_coin_included
+            if added:
+                assert fees <= self.pool_fee_share
+        if not added:  # all or nothing: every claim as it was before
+            assert {c.coin_id: self.run(self.store.get_reward_claim(c.coin_id)) for c in claims} == before
+            return
+        for claim in claims:
+            self.claims[claim.coin_id] = ModelClaim(claim.launcher_id, claim.amount, claim.fee, ClaimStatus.SUBMITTED)
+        self.pool_fee_share -= fees
+        self.blockchain_fees += fees
+
+    @rule(
+        data=st.data(),
+        farmer=st.sampled_from(FARMER_SEEDS),
+        claim_amounts=st.lists(amounts, min_size=1, max_size=3),
+        with_live_coin=st.booleans(),
+    )
+    def claims_submitted(
+        self, data: st.DataObject, farmer: int, claim_amounts: list[int], with_live_coin: bool
+    ) -> None:
+        launcher_id = self.farmers[farmer - 1].launcher_id
+        # Sometimes no fee, sometimes one the pool's share can pay, sometimes more than it has.
+        fee = data.draw(st.one_of(st.just(0), st.integers(min_value=0, max_value=self.pool_fee_share + 1_000)))
+        claims = [
+            self.new_claim(h(self.next_label("coin")), launcher_id, amount, fee if index == 0 else 0)
+            for index, amount in enumerate(claim_amounts)
+        ]
+        live = self.claims_in(ClaimStatus.SUBMITTED) + self.claims_in(ClaimStatus.CONFIRMED)
+        include_live = with_live_coin and bool(live)
+        if include_live:
+            coin_id = data.draw(st.sampled_from(live))
+            claims.append(self.new_claim(coin_id, launcher_id, self.claims[coin_id].amount, 0))
+        self.add_claims(claims, include_live)
+
+    @precondition(lambda self: bool(self.claims_in(ClaimStatus.FAILED)))
+    @rule(data=st.data())
+    def failed_claim_retried(self, data: st.DataObject) -> None:
+        coin_id = data.draw(st.sampled_from(self.claims_in(ClaimStatus.FAILED)))
+        fee = data.draw(st.integers(min_value=0, max_value=self.pool_fee_share + 1_000))
+        failed = self.claims[coin_id]
+        self.add_claims([self.new_claim(coin_id, failed.launcher_id, failed.amount, fee)], live_coin_included=False)
+
+    @precondition(lambda self: bool(self.claims_in(ClaimStatus.SUBMITTED)))
+    @rule(data=st.data())
+    def claim_confirmed(self, data: st.DataObject) -> None:
+        coin_id = data.draw(st.sampled_from(self.claims_in(ClaimStatus.SUBMITTED)))
+        self.run(self.store.update_reward_claim(coin_id, ClaimStatus.CONFIRMED, confirmed_height=self.counter))
+        self.claims[coin_id].status = ClaimStatus.CONFIRMED
+        self.undistributed += self.claims[coin_id].amount
+
+    @precondition(lambda self: bool(self.claims_in(ClaimStatus.SUBMITTED)))
+    @rule(data=st.data())
+    def claim_failed(self, data: st.DataObject) -> None:
+        coin_id = data.draw(st.sampled_from(self.claims_in(ClaimStatus.SUBMITTED)))
+        self.run(self.store.update_reward_claim(coin_id, ClaimStatus.FAILED, error="dropped"))
+        claim = self.claims[coin_id]
+        claim.status = ClaimStatus.FAILED
+        self.pool_fee_share += claim.fee
+        self.blockchain_fees -= claim.fee
+
+    @precondition(lambda self: bool(self.claims_in(ClaimStatus.CONFIRMED) + self.claims_in(ClaimStatus.FAILED)))
+    @rule(data=st.data(), status=st.sampled_from(ClaimStatus))
+    def settled_claim_settled_again(self, data: st.DataObject, status: ClaimStatus) -> None:
+        coin_id = data.draw(st.sampled_from(self.claims_in(ClaimStatus.CONFIRMED) + self.claims_in(ClaimStatus.FAILED)))
+        with pytest.raises(StoreError):
+            self.run(self.store.update_reward_claim(coin_id, status, confirmed_height=1))
+
+    # -- distributions ---------------------------------------------------------------------------------------------
+    @rule(data=st.data(), fee=fees_fraction, pplns=st.booleans())
+    def distributed(self, data: st.DataObject, fee: Fraction, pplns: bool) -> None:
+        undistributed = self.run(self.store.ledger()).undistributed
+        farmers = self.run(self.store.list_farmers())
+        if pplns:  # the window's points: any weight, while the whole balance of points is taken
+            weights = data.draw(st.lists(st.integers(0, 10**6), min_size=len(farmers), max_size=len(farmers)))
+            shares = [FarmerShare(f.launcher_id, w, f.points) for f, w in zip(farmers, weights, strict=True)]
+        else:
+            shares = [FarmerShare(f.launcher_id, f.points, f.points) for f in farmers]
+        plan = plan_distribution(undistributed, fee, shares)
+        if plan is None:  # nothing to share, nobody to share it with, or all of it rounds to nothing
+            no_pool_fee = undistributed * fee.numerator // fee.denominator == 0
+            assert undistributed == 0 or all(s.weight == 0 for s in shares) or no_pool_fee
+            return
+        scheme = "pplns" if pplns else "proportional"
+        distribution = Distribution(self.counter, scheme, plan.total, plan.pool_fee, plan.farmer_total, plan.remainder)
+        planned = [DistributionShare(s.launcher_id, s.amount, s.points) for s in plan.shares]
+        distribution_id = self.run(self.store.distribute(distribution, planned))
+        assert self.run(self.store.distribution_shares(distribution_id)) == sorted(
+            (DistributionShare(s.launcher_id, s.amount, s.points, distribution_id) for s in planned),
+            key=lambda s: bytes(s.launcher_id),
+        )
+        self.undistributed -= plan.total
+        self.pool_fee_share += plan.pool_fee
+        for share in plan.shares:
+            self.owed[share.launcher_id] += share.amount
+            self.credited[share.launcher_id] += share.amount
+            self.points[share.launcher_id] -= share.points
+
+    @rule(excess=st.integers(min_value=1, max_value=10))
+    def distribution_beyond_the_money(self, excess: int) -> None:
+        launcher_id = self.farmers[0].launcher_id
+        total = self.undistributed + excess
+        distribution = Distribution(self.counter, "proportional", total, 0, total, 0)
+        with pytest.raises(InsufficientFunds):
+            self.run(self.store.distribute(distribution, [DistributionShare(launcher_id, total, 0)]))
+
+    # -- payment rounds --------------------------------------------------------------------------------------------
+    @rule(
+        min_payment=st.one_of(st.just(0), st.integers(min_value=0, max_value=10**6), st.just(XCH_REWARD)),
+        blockchain_fee=st.one_of(st.just(0), st.integers(min_value=0, max_value=1_000), st.just(10**9)),
+        fee_reserve=st.one_of(st.just(0), st.integers(min_value=0, max_value=10**6)),
+        max_additions=st.integers(min_value=1, max_value=4),
+    )
+    def round_recorded(self, min_payment: int, blockchain_fee: int, fee_reserve: int, max_additions: int) -> None:
+        ledger = self.run(self.store.ledger())
+        farmers = self.run(self.store.list_farmers())
+        payable = [Payable(f.launcher_id, f.payout_puzzle_hash, f.owed) for f in farmers if f.owed > 0]
+        plan = plan_payments(
+            payable,
+            min_payment=min_payment,
+            pool_fee_share=ledger.pool_fee_share,
+            fee_reserve=fee_reserve,
+            blockchain_fee=blockchain_fee,
+            max_additions=max_additions,
+            fee_puzzle_hash=FEE_PUZZLE_HASH,
+        )
+        if plan is None:
+            assert all(p.owed < max(min_payment, 1) for p in payable)
+            return
+        payout_round = PayoutRound(
+            self.counter, "proportional", plan.total, plan.pool_fee, plan.blockchain_fees, plan.farmer_total
+        )
+        payments = [Payment(p.puzzle_hash, p.amount, p.launcher_id, 0, p.batch_index) for p in plan.payments]
+        if self.open_round is not None:
+            with pytest.raises(RoundAlreadyOpen):
+                self.run(self.store.create_payout_round(payout_round, payments, plan.batch_fees))
+            return
+        round_id = self.run(self.store.create_payout_round(payout_round, payments, plan.batch_fees))
+        self.open_round = round_id
+        for batch in self.run(self.store.batches(round_id)):
+            assert batch.id is not None and batch.status is BatchStatus.PENDING
+            self.batches[batch.id] = ModelBatch(round_id, batch.fee, BatchStatus.PENDING)
+        for payment in plan.payments:
+            if payment.launcher_id is None:
+                self.pool_fee_payments += payment.amount
+            else:
+                self.owed[payment.launcher_id] -= payment.amount
+                self.paid[payment.launcher_id] += payment.amount
+        self.pool_fee_share -= plan.pool_fee + plan.blockchain_fees
+        self.blockchain_fees += plan.blockchain_fees
+
+    @precondition(lambda self: bool(self.batches_in(BatchStatus.PENDING)))
+    @rule(data=st.data())
+    def batch_submitted(self, data: st.DataObject) -> None:
+        batch_id = data.draw(st.sampled_from(self.batches_in(BatchStatus.PENDING)))
+        label = self.next_label("tx")
+        self.run(self.store.mark_batch_submitted(batch_id, h(label), label.encode(), self.counter, self.counter))
+        self.batches[batch_id].status = BatchStatus.SUBMITTED
+
+    @precondition(lambda self: bool(self.batches_in(BatchStatus.SUBMITTED)))
+    @rule(data=st.data(), cheaper_version_landed=st.booleans())
+    def batch_confirmed(self, data: st.DataObject, cheaper_version_landed: bool) -> None:
+        batch_id = data.draw(st.sampled_from(self.batches_in(BatchStatus.SUBMITTED)))
+        batch = self.batches[batch_id]
+        fee_paid = data.draw(st.integers(0, batch.fee)) if cheaper_version_landed else None
+        self.run(self.store.mark_batch_confirmed(batch_id, self.counter, self.counter, fee_paid))
+        refund = 0 if fee_paid is None else batch.fee - fee_paid
+        batch.fee -= refund
+        batch.status = BatchStatus.CONFIRMED
+        self.pool_fee_share += refund
+        self.blockchain_fees -= refund
+        if all(b.status is BatchStatus.CONFIRMED for b in self.batches.values() if b.round_id == batch.round_id):
+            self.open_round = None
+
+    @precondition(lambda self: bool(self.batches_in(BatchStatus.SUBMITTED)))
+    @rule(data=st.data())
+    def batch_dropped_by_a_reorg(self, data: st.DataObject) -> None:
+        batch_id = data.draw(st.sampled_from(self.batches_in(BatchStatus.SUBMITTED)))
+        self.run(self.store.reset_batch(batch_id, self.counter))
+        self.batches[batch_id].status = BatchStatus.PENDING
+
+    @precondition(lambda self: bool(self.batches_in(BatchStatus.SUBMITTED)))
+    @rule(data=st.data(), lower=st.booleans())
+    def batch_fee_bumped(self, data: st.DataObject, lower: bool) -> None:
+        batch_id = data.draw(st.sampled_from(self.batches_in(BatchStatus.SUBMITTED)))
+        batch = self.batches[batch_id]
+        label = self.next_label("replacement")
+        if lower and batch.fee > 0:
+            with pytest.raises(StoreError):
+                self.run(self.store.replace_batch_transaction(batch_id, h(label), b"r", batch.fee - 1, 0, 0))
+            return
+        increase = data.draw(st.integers(min_value=0, max_value=self.pool_fee_share + 100))
+        replace = self.store.replace_batch_transaction(
+            batch_id, h(label), label.encode(), batch.fee + increase, self.counter, self.counter
+        )
+        if increase > self.pool_fee_share:
+            with pytest.raises(InsufficientFunds):
+                self.run(replace)
+            return
+        self.run(replace)
+        batch.fee += increase
+        self.pool_fee_share -= increase
+        self.blockchain_fees += increase
+
+    # -- crashes ---------------------------------------------------------------------------------------------------
+    @rule()
+    def restarted(self) -> None:
+        self.run(self.store.close())
+        self.store = SqlitePoolStore(self.path)
+        self.run(self.store.open())
+
+    # -- the books -------------------------------------------------------------------------------------------------
+    @invariant()
+    def books_balance(self) -> None:
+        s = self.run(self.store.ledger())
+        assert s.balanced, s
+        assert all(figure >= 0 for figure in astuple(s)), s
+        confirmed = sum(c.amount for c in self.claims.values() if c.status is ClaimStatus.CONFIRMED)
+        assert (
+            s.confirmed_claims,
+            s.undistributed,
+            s.pool_fee_share,
+            s.owed,
+            s.farmer_payments,
+            s.pool_fee_payments,
+            s.blockchain_fees,
+            s.pre_ledger_excess,
+        ) == (
+            confirmed,
+            self.undistributed,
+            self.pool_fee_share,
+            sum(self.owed.values()),
+            sum(self.paid.values()),
+            self.pool_fee_payments,
+            self.blockchain_fees,
+            0,
+        )
+
+        # The journal, per kind, reconciles with the summary.
+        entries = self.run(self.store.ledger_entries(limit=1_000_000))
+        kind: dict[LedgerKind, int] = defaultdict(int)
+        shares: dict[bytes32 | None, int] = defaultdict(int)
+        payments: dict[bytes32 | None, int] = defaultdict(int)
+        for entry in entries:
+            assert entry.amount > 0
+            kind[entry.kind] += entry.amount
+            if entry.kind is LedgerKind.DISTRIBUTION_SHARE:
+                shares[entry.launcher_id] += entry.amount
+            elif entry.kind is LedgerKind.PAYMENT:
+                payments[entry.launcher_id] += entry.amount
+        K = LedgerKind
+        assert kind[K.CLAIM] == s.confirmed_claims
+        assert kind[K.CLAIM] - kind[K.DISTRIBUTION_POOL_FEE] - kind[K.DISTRIBUTION_SHARE] == s.undistributed
+        assert kind[K.DISTRIBUTION_SHARE] - kind[K.PAYMENT] == s.owed
+        assert kind[K.PAYMENT] == s.farmer_payments
+        assert kind[K.POOL_FEE_PAYMENT] == s.pool_fee_payments
+        chain_fees = kind[K.BATCH_FEE] - kind[K.BATCH_FEE_REFUND] + kind[K.CLAIM_FEE] - kind[K.CLAIM_FEE_REFUND]
+        assert chain_fees == s.blockchain_fees
+        assert kind[K.DISTRIBUTION_POOL_FEE] - kind[K.POOL_FEE_PAYMENT] - chain_fees == s.pool_fee_share
+
+        # Per farmer: points and owed balances never negative; owed == credited - paid; never paid beyond credit.
+        for farmer in self.run(self.store.list_farmers()):
+            launcher_id = farmer.launcher_id
+            assert farmer.points >= 0 and farmer.owed >= 0
+            assert (farmer.points, farmer.owed) == (self.points[launcher_id], self.owed[launcher_id])
+            assert farmer.owed == shares[launcher_id] - payments[launcher_id]
+            paid = sum(p.amount for p in self.run(self.store.payments(launcher_id=launcher_id)))
+            assert paid == payments[launcher_id] == self.paid[launcher_id] <= self.credited[launcher_id]
+
+        # Distributions and rounds agree with their parts.
+        distributions = self.run(self.store.distributions(limit=1_000_000))
+        assert sum(d.total for d in distributions) == kind[K.DISTRIBUTION_POOL_FEE] + kind[K.DISTRIBUTION_SHARE]
+        in_flight = 0
+        open_rounds = []
+        for payout_round in self.run(self.store.rounds(limit=1_000_000)):
+            assert payout_round.id is not None
+            batches = self.run(self.store.batches(payout_round.id))
+            round_payments = self.run(self.store.payments(round_id=payout_round.id))
+            assert payout_round.blockchain_fees == sum(b.fee for b in batches)
+            assert (
+                payout_round.total == payout_round.farmer_total + payout_round.pool_fee + payout_round.blockchain_fees
+            )
+            assert payout_round.farmer_total == sum(p.amount for p in round_payments if p.launcher_id is not None)
+            assert payout_round.pool_fee == sum(p.amount for p in round_payments if p.launcher_id is None)
+            done = all(b.status is BatchStatus.CONFIRMED for b in batches)
+            assert (payout_round.status is RoundStatus.DONE) == done
+            if not done:
+                open_rounds.append(payout_round.id)
+            unconfirmed = {b.index for b in batches if b.status is not BatchStatus.CONFIRMED}
+            in_flight += sum(p.amount for p in round_payments if p.launcher_id and p.batch_index in unconfirmed)
+            for batch in batches:
+                assert batch.id is not None
+                assert (batch.status, batch.fee) == (self.batches[batch.id].status, self.batches[batch.id].fee)
+        assert s.farmer_payments_in_flight == in_flight
+        assert open_rounds == ([] if self.open_round is None else [self.open_round])
+
+
+LedgerMachine.TestCase.settings = settings(
+    max_examples=80,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_ledger_state_machine = LedgerMachine.TestCase
