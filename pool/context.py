@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pool.chain.interface import FullNode, Wallet
-from pool.chia_adapter import ConsensusConstants
+from pool.chia_adapter import ConsensusConstants, bytes32
 from pool.config import PoolConfig
+from pool.protocol.signage_points import SignagePointCache
 from pool.stats import PoolStats
 from pool.store.abstract import AbstractPoolStore
 
@@ -26,3 +27,12 @@ class PoolContext:
     constants: ConsensusConstants  # of the configured network (see chia_adapter.consensus_constants_for)
     now: Callable[[], int] = field(default=unix_now)  # injectable clock, integer unix seconds
     stats: PoolStats = field(default_factory=PoolStats)  # counters for operators; not durable, not money
+    # POST /farmer: launcher ids refused after a chain walk -> (unix time until which they stay refused, why).
+    refused_launchers: dict[bytes32, tuple[int, str]] = field(default_factory=dict)
+    _signage_points: SignagePointCache | None = field(default=None, repr=False)
+
+    def signage_point_cache(self) -> SignagePointCache:
+        """The node's signage points, looked up once and shared by POST /partial and the confirmation loop."""
+        if self._signage_points is None:
+            self._signage_points = SignagePointCache(self.node, wait=self.config.partials.signage_point_wait)
+        return self._signage_points

@@ -174,3 +174,9 @@ __all__ += [
 from chia.consensus.pot_iterations import calculate_sp_interval_iters  # noqa: E402
 
 __all__ += ["calculate_sp_interval_iters"]
+
+
+# -- added for membership checks (issue #9): the full singleton puzzle a pool state implies ------------------------
+from chia.pools.pool_puzzles import create_full_puzzle  # noqa: E402
+
+__all__ += ["create_full_puzzle"]

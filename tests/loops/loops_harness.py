@@ -95,7 +95,11 @@ class Pool:
         await self.peak()
         peak = self.status.peak_height
         view = await follow_singleton(
-            self.ctx.node, plotnft.launcher_id, peak_height=peak, confirmation_security_threshold=THRESHOLD
+            self.ctx.node,
+            plotnft.launcher_id,
+            peak_height=peak,
+            confirmation_security_threshold=THRESHOLD,
+            genesis_challenge=self.ctx.constants.GENESIS_CHALLENGE,
         )
         farmer = FarmerRecord(
             launcher_id=plotnft.launcher_id,
@@ -108,7 +112,7 @@ class Pool:
             difficulty=1,
             payout_instructions=payout_puzzle_hash.hex(),
             payout_puzzle_hash=payout_puzzle_hash,
-            is_pool_member=is_member_of_pool(view.state, self.ctx.config.pool, peak, view.state_height),
+            is_pool_member=is_member_of_pool(view.state, self.ctx.config.pool, peak, view.coin_height),
             points=0,
             joined_at=self.ctx.now(),
         )
