@@ -31,6 +31,10 @@ class PoolContext:
     refused_launchers: dict[bytes32, tuple[int, str]] = field(default_factory=dict)
     _signage_points: SignagePointCache | None = field(default=None, repr=False)
 
+    def precise_now(self) -> float:
+        """Unix time with sub-second precision, for time limits; an injected ``now`` clock is used as it is."""
+        return time.time() if self.now is unix_now else float(self.now())
+
     def signage_point_cache(self) -> SignagePointCache:
         """The node's signage points, looked up once and shared by POST /partial and the confirmation loop."""
         if self._signage_points is None:

@@ -58,12 +58,14 @@ class DevnetStatus:
     rewards_absorbed: int
     payouts_confirmed: int  # payment batches confirmed on chain
     paid_to_farmers: int  # mojos
+    partials_stale: int = 0  # settled without their signage point (the pool fell behind), credited or dropped
 
     def line(self) -> str:
         rejected = ", ".join(f"{name} {count}" for name, count in sorted(self.rejected_by_reason.items())) or "none"
         return (
             f"height {self.height} | farmers {self.members}/{self.farmers} | partials pending {self.partials_pending} "
-            f"confirmed {self.partials_confirmed} | rejected: {rejected} | points {self.points} "
+            f"confirmed {self.partials_confirmed} stale {self.partials_stale} | rejected: {rejected} "
+            f"| points {self.points} "
             f"| difficulty {','.join(map(str, self.difficulty)) or '-'} | blocks won {self.blocks_won} "
             f"| rewards absorbed {self.rewards_absorbed} | payouts confirmed {self.payouts_confirmed} "
             f"({self.paid_to_farmers / 10**12:.6f} XCH)"
@@ -214,9 +216,11 @@ class Devnet:
         ctx = self.ctx
         farmers = await ctx.store.list_farmers()
         counts = {status: 0 for status in PartialStatus}
+        stale = 0
         for farmer in farmers:
             for partial in await ctx.store.recent_partials(farmer.launcher_id, since=0):
                 counts[partial.status] += 1
+                stale += partial.stale
         confirmed_batches, paid = await self.confirmed_payouts()
         return DevnetStatus(
             height=self.world.peak_height,
@@ -232,6 +236,7 @@ class Devnet:
             rewards_absorbed=len(await ctx.store.reward_claims(ClaimStatus.CONFIRMED)),
             payouts_confirmed=confirmed_batches,
             paid_to_farmers=paid,
+            partials_stale=stale,
         )
 
     async def confirmed_payouts(self) -> tuple[int, int]:

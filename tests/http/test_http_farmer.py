@@ -184,6 +184,24 @@ async def test_post_farmer_with_a_singleton_of_another_pool(
     assert "does not farm to this pool" in reply["error_message"]
 
 
+async def test_post_farmer_with_a_forged_plotnft(world: World, pool: PoolUnderTest, payout_address: str) -> None:
+    """A real singleton that self-pools to its owner while its launcher data claims FARMING_TO_POOL to this pool:
+    refused and remembered for a while (never registered, so no partial of it is ever accepted)."""
+    forged = await world.create_forged_plotnft(
+        claimed_target_puzzle_hash=pool.target_puzzle_hash,
+        claimed_relative_lock_height=pool.ctx.config.pool.relative_lock_height,
+    )
+    await world.farm_blocks(THRESHOLD + 1)
+    # Signed by the owner key the launcher data names, as a real farmer would: the chain check alone refuses it.
+    body = post_farmer_body(forged, forged.authentication_secret_key, pool.token, payout_address)
+    reply = await pool.send("POST", "/farmer", body)
+    assert error_code(reply) is PoolErrorCode.INVALID_SINGLETON
+    assert forged.launcher_id.hex() in reply["error_message"] and "puzzle hash" in reply["error_message"]
+    assert await pool.ctx.store.get_farmer(forged.launcher_id) is None
+    again = await pool.send("POST", "/farmer", body)
+    assert error_code(again) is PoolErrorCode.INVALID_SINGLETON and "refused recently" in again["error_message"]
+
+
 @pytest.mark.parametrize(
     "raw",
     [

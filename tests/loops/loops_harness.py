@@ -34,14 +34,8 @@ class Clock:
 
 
 def pool_config(world: World, store_path: Path, **overrides: object) -> PoolConfig:
-    return world_pool_config(
-        world,
-        store_path=store_path,
-        server_port=0,
-        relative_lock_height=5,
-        confirmation_threshold=THRESHOLD,
-        **overrides,
-    )
+    settings: dict[str, object] = {"relative_lock_height": 5, "confirmation_threshold": THRESHOLD, **overrides}
+    return world_pool_config(world, store_path=store_path, server_port=0, **settings)  # type: ignore[arg-type]
 
 
 @dataclass
