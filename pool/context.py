@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pool.chain.interface import FullNode, Wallet
+from pool.chain.singleton import SingletonView
 from pool.chia_adapter import ConsensusConstants, bytes32
 from pool.config import PoolConfig
-from pool.protocol.signage_points import SignagePointCache
+from pool.protocol.signage_points import SharedLookups, SignagePointCache
 from pool.stats import PoolStats
 from pool.store.abstract import AbstractPoolStore
 
@@ -29,6 +30,8 @@ class PoolContext:
     stats: PoolStats = field(default_factory=PoolStats)  # counters for operators; not durable, not money
     # POST /farmer: launcher ids refused after a chain walk -> (unix time until which they stay refused, why).
     refused_launchers: dict[bytes32, tuple[int, str]] = field(default_factory=dict)
+    # POST /farmer: concurrent requests for the same launcher id share one chain walk.
+    singleton_walks: SharedLookups[tuple[SingletonView, int]] = field(default_factory=SharedLookups, repr=False)
     _signage_points: SignagePointCache | None = field(default=None, repr=False)
 
     def precise_now(self) -> float:

@@ -88,7 +88,9 @@ async def register_farmer(ctx: PoolContext, request: PostFarmerRequest) -> PostF
         raise PoolProtocolError(PoolErrorCode.INVALID_SINGLETON, f"{refused[1]} (refused recently; try again later)")
 
     try:
-        singleton, peak_height = await current_singleton(ctx, payload.launcher_id)
+        singleton, peak_height = await ctx.singleton_walks.run(
+            payload.launcher_id, lambda: current_singleton(ctx, payload.launcher_id)
+        )
         if not view_is_member(singleton, ctx.config.pool, peak_height):
             raise PoolProtocolError(
                 PoolErrorCode.INVALID_SINGLETON,

@@ -28,7 +28,7 @@ DEFAULT_PEAK_TTL = 2.0
 _Key = tuple[bytes32, bool]  # (sp_hash, end_of_sub_slot)
 
 
-class _SharedLookups(Generic[T]):
+class SharedLookups(Generic[T]):
     """At most one running lookup per key; every caller of the same key awaits the same task."""
 
     def __init__(self) -> None:
@@ -67,7 +67,7 @@ class SignagePointCache:
         self._max_entries = max_entries
         self._clock = clock
         self._found: OrderedDict[_Key, tuple[ChallengeInfo, float]] = OrderedDict()
-        self._lookups: _SharedLookups[ChallengeInfo | None] = _SharedLookups()
+        self._lookups: SharedLookups[ChallengeInfo | None] = SharedLookups()
         self.node_requests = 0  # asks sent to the node (observable, e.g. to test the sharing)
 
     async def lookup(self, sp_hash: bytes32, end_of_sub_slot: bool, wait: float | None = None) -> ChallengeInfo | None:
@@ -115,7 +115,7 @@ class PeakCache:
         self._ttl = ttl
         self._clock = clock
         self._peak: tuple[PeakInfo, float] | None = None
-        self._lookups: _SharedLookups[PeakInfo] = _SharedLookups()
+        self._lookups: SharedLookups[PeakInfo] = SharedLookups()
 
     async def get(self) -> PeakInfo:
         """Raises ChainUnavailable if the node cannot be asked."""
