@@ -27,6 +27,8 @@ class PoolContext:
     wallet: Wallet
     constants: ConsensusConstants  # of the configured network (see chia_adapter.consensus_constants_for)
     now: Callable[[], int] = field(default=unix_now)  # injectable clock, integer unix seconds
+    # The same clock with sub-second precision (time limits); by default time.time(), or ``now`` when that is injected.
+    precise_clock: Callable[[], float] | None = None
     stats: PoolStats = field(default_factory=PoolStats)  # counters for operators; not durable, not money
     # POST /farmer: launcher ids refused after a chain walk -> (unix time until which they stay refused, why).
     refused_launchers: dict[bytes32, tuple[int, str]] = field(default_factory=dict)
@@ -36,6 +38,8 @@ class PoolContext:
 
     def precise_now(self) -> float:
         """Unix time with sub-second precision, for time limits; an injected ``now`` clock is used as it is."""
+        if self.precise_clock is not None:
+            return self.precise_clock()
         return time.time() if self.now is unix_now else float(self.now())
 
     def signage_point_cache(self) -> SignagePointCache:
