@@ -77,6 +77,9 @@ class PartialsConfig:
     confirmation_delay: int  # seconds before a pending partial is checked again and credited
     signage_point_wait: float  # seconds a partial waits for a signage point the node has not yet seen
     max_body_bytes: int
+    # "credit" or "drop": what becomes of a pending partial whose signage point the node no longer knows when it is
+    # re-checked (the pool fell behind, or the node restarted); such partials are marked stale either way.
+    stale_partials: str = "credit"
 
 
 @dataclass(frozen=True)
@@ -298,12 +301,13 @@ def _difficulty(s: _Section) -> DifficultyConfig:
 
 
 def _partials(s: _Section) -> PartialsConfig:
-    s.unknown_keys({"time_limit", "confirmation_delay", "signage_point_wait", "max_body_bytes"})
+    s.unknown_keys({"time_limit", "confirmation_delay", "signage_point_wait", "max_body_bytes", "stale_partials"})
     return PartialsConfig(
         time_limit=s.int_("time_limit", 25, minimum=1, maximum=300),
         confirmation_delay=s.int_("confirmation_delay", 30, minimum=0),
         signage_point_wait=s.number("signage_point_wait", 3.0, minimum=0),
         max_body_bytes=s.int_("max_body_bytes", 65536, minimum=4096),
+        stale_partials=s.choice("stale_partials", STALE_PARTIAL_POLICIES, "credit"),
     )
 
 
@@ -420,6 +424,9 @@ def _optional_section(root: _Section, name: str) -> _Section:
     return root.section(name) if root.raw(name, None) is not None else _Section({}, name)
 
 
+STALE_PARTIAL_POLICIES = ("credit", "drop")
+
+
 def parse_config(data: Any, base_dir: Path, source: Path | None = None) -> PoolConfig:
     """Validate a parsed YAML document; relative paths are taken from ``base_dir``."""
     root = _Section(data, "")
@@ -428,8 +435,17 @@ def parse_config(data: Any, base_dir: Path, source: Path | None = None) -> PoolC
     )
     chain = _chain(root.section("chain"), base_dir)
     section: Callable[[str], _Section] = lambda name: _optional_section(root, name)  # noqa: E731
+    pool = _pool_info(root.section("pool"), chain.network)
+    if pool.relative_lock_height < chain.confirmation_security_threshold:
+        # The pool trusts a singleton state only that many blocks deep; a farmer could leave (escape the waiting
+        # room) before the pool sees it leaving, and keep earning points and rewards meanwhile.
+        raise ConfigError(
+            "pool.relative_lock_height",
+            f"must be at least chain.confirmation_security_threshold ({chain.confirmation_security_threshold}), "
+            f"got {pool.relative_lock_height}: a farmer could leave before the pool sees it leaving",
+        )
     return PoolConfig(
-        pool=_pool_info(root.section("pool"), chain.network),
+        pool=pool,
         difficulty=_difficulty(root.section("difficulty")),
         partials=_partials(section("partials")),
         chain=chain,

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pool.chain.interface import FullNode, Wallet
-from pool.chia_adapter import ConsensusConstants
+from pool.chain.singleton import SingletonView
+from pool.chia_adapter import ConsensusConstants, bytes32
 from pool.config import PoolConfig
+from pool.protocol.signage_points import SharedLookups, SignagePointCache
 from pool.stats import PoolStats
 from pool.store.abstract import AbstractPoolStore
 
@@ -25,4 +27,23 @@ class PoolContext:
     wallet: Wallet
     constants: ConsensusConstants  # of the configured network (see chia_adapter.consensus_constants_for)
     now: Callable[[], int] = field(default=unix_now)  # injectable clock, integer unix seconds
+    # The same clock with sub-second precision (time limits); by default time.time(), or ``now`` when that is injected.
+    precise_clock: Callable[[], float] | None = None
     stats: PoolStats = field(default_factory=PoolStats)  # counters for operators; not durable, not money
+    # POST /farmer: launcher ids refused after a chain walk -> (unix time until which they stay refused, why).
+    refused_launchers: dict[bytes32, tuple[int, str]] = field(default_factory=dict)
+    # POST /farmer: concurrent requests for the same launcher id share one chain walk.
+    singleton_walks: SharedLookups[tuple[SingletonView, int]] = field(default_factory=SharedLookups, repr=False)
+    _signage_points: SignagePointCache | None = field(default=None, repr=False)
+
+    def precise_now(self) -> float:
+        """Unix time with sub-second precision, for time limits; an injected ``now`` clock is used as it is."""
+        if self.precise_clock is not None:
+            return self.precise_clock()
+        return time.time() if self.now is unix_now else float(self.now())
+
+    def signage_point_cache(self) -> SignagePointCache:
+        """The node's signage points, looked up once and shared by POST /partial and the confirmation loop."""
+        if self._signage_points is None:
+            self._signage_points = SignagePointCache(self.node, wait=self.config.partials.signage_point_wait)
+        return self._signage_points

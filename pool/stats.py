@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 class PoolStats:
     partials_accepted: int = 0
     partials_rejected: Counter[str] = field(default_factory=Counter)  # by error code name
+    stale_partials: int = 0  # settled without their signage point since start (see partials.stale_partials)
 
     def accepted(self) -> None:
         self.partials_accepted += 1

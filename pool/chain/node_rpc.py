@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +34,8 @@ T = TypeVar("T")
 
 # chia's RPC client waits up to 300 s by default; a farmer's partial must be answered within seconds.
 DEFAULT_CALL_TIMEOUT = 30.0
+# Sub-slot iterations change only at epoch boundaries (hundreds of blocks apart): re-read at most this often.
+SUB_SLOT_ITERS_TTL = 10.0
 
 # The errors that mean "the node is not there or did not answer", as opposed to a well-formed refusal.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -46,6 +49,9 @@ class RpcFullNode(FullNode):
         self._where = where  # "host:port", for error messages
         self._call_timeout = call_timeout
         self._constants: ConsensusConstants | None = None  # the node's, fetched once
+        # (sub_slot_iters, monotonic time read): shared by the signage point look-ups of a few seconds, so that many
+        # signage points looked up together (the confirmation loop's batch) cost one get_blockchain_state.
+        self._sub_slot_iters: tuple[int, float] | None = None
 
     @classmethod
     async def connect(
@@ -141,10 +147,18 @@ class RpcFullNode(FullNode):
         Only v2 plots use it (their plot filter); v1 proofs verify without it. The node's current sub-slot iters
         are used: they change only at epoch boundaries, rarely within a signage point's short life.
         """
-        state = await self._blockchain_state()
-        sub_slot_iters = int(state.get("sub_slot_iters") or 0)
+        sub_slot_iters = await self._current_sub_slot_iters()
         interval = sub_slot_iters // int((await self.consensus_constants()).NUM_SPS_SUB_SLOT)
         return iterations // interval if interval > 0 else 0
+
+    async def _current_sub_slot_iters(self) -> int:
+        now = time.monotonic()
+        if self._sub_slot_iters is not None and now - self._sub_slot_iters[1] < SUB_SLOT_ITERS_TTL:
+            return self._sub_slot_iters[0]
+        state = await self._blockchain_state()
+        sub_slot_iters = int(state.get("sub_slot_iters") or 0)
+        self._sub_slot_iters = (sub_slot_iters, now)
+        return sub_slot_iters
 
     async def end_of_sub_slot(self, challenge_hash: bytes32) -> ChallengeInfo | None:
         found = await self._call_or_none(self._client.get_recent_signage_point_or_eos(None, challenge_hash))

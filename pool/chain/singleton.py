@@ -5,23 +5,35 @@ spends carry a new pool state (joining, leaving, the launcher's initial state); 
 don't, and the last state carried stays in force. Only spends buried at least ``confirmation_security_threshold``
 blocks deep are trusted, so a reorg cannot make the pool act on a state that then disappears.
 
-Used by the HTTP layer (POST/PUT /farmer) and by the singleton-following loop.
+A pool state is data the farmer writes (the launcher's key-value list, a travel spend's extra data); what binds the
+singleton is its puzzle. So every state is checked against the chain: the launcher coin must be the singleton
+launcher's, and each spend's singleton child must have exactly the full singleton puzzle that the state in force
+describes (built from the state, the launcher id, the delay time and delay puzzle hash, and the network's genesis
+challenge). A PlotNFT whose puzzle says otherwise is refused with SingletonForged.
+
+Used by the HTTP layer (POST/PUT /farmer), the singleton-following loop and the reward loop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pool.chain.interface import FullNode
 from pool.chia_adapter import (
     POOL_PROTOCOL_VERSION,
+    SINGLETON_LAUNCHER_HASH,
+    Coin,
+    CoinRecord,
     CoinSpend,
     PoolSingletonState,
     PoolState,
     bytes32,
+    create_full_puzzle,
     get_delayed_puz_info_from_launcher_spend,
     get_most_recent_singleton_coin_from_coin_spend,
     launcher_id_to_p2_puzzle_hash,
+    pool_state_to_inner_puzzle,
     solution_to_pool_state,
     uint64,
 )
@@ -30,6 +42,14 @@ from pool.config import PoolInfoConfig
 
 class SingletonNotFound(Exception):
     """The launcher is unknown, unspent, not buried deep enough, or its spends cannot be decoded."""
+
+
+class SingletonForged(SingletonNotFound):
+    """The chain contradicts the pool state the PlotNFT announces (its puzzle is not the one that state implies)."""
+
+
+class SingletonWalkTooLong(SingletonNotFound):
+    """The walk from the known position to the buried tip needs more spends than the caller allows."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +61,13 @@ class SingletonView:
     delay_puzzle_hash: bytes32  # where such a delayed claim pays
     tip: CoinSpend  # the most recent buried spend (the launcher spend for a fresh singleton)
     tip_height: int  # height at which ``tip`` was spent
-    state: PoolState  # the pool state in force after ``tip``
-    state_height: int  # height of the spend that set ``state`` (a LEAVING_POOL countdown starts there)
+    state: PoolState  # the pool state in force after ``tip`` (checked against the puzzle of tip's child)
+    state_height: int  # height of the spend that set ``state``, or of the known tip the walk resumed from
+    # Height at which the live singleton coin was created: the newest coin reached from ``tip`` through spends that
+    # keep the state (absorbs, buried or not). The waiting room's escape is relative to this coin, so a LEAVING_POOL
+    # countdown runs from here; every absorb restarts it.
+    coin_height: int
+    melted: bool = False  # the tip created no singleton coin: the PlotNFT is gone for good
 
     @property
     def p2_singleton_puzzle_hash(self) -> bytes32:
@@ -52,7 +77,7 @@ class SingletonView:
 
 @dataclass(frozen=True)
 class KnownTip:
-    """A previously followed position, to continue from instead of walking from the launcher again."""
+    """A previously followed (and checked) position, to continue from instead of walking from the launcher again."""
 
     tip: CoinSpend
     state: PoolState
@@ -64,16 +89,23 @@ async def follow_singleton(
     *,
     peak_height: int,
     confirmation_security_threshold: int,
+    genesis_challenge: bytes32,
     known: KnownTip | None = None,
+    max_spends: int | None = None,
 ) -> SingletonView:
-    """Walk the singleton from its launcher (or from ``known``) to its most recent buried spend.
+    """Walk the singleton from its launcher (or from ``known``) to its most recent buried spend, checking each state.
 
-    Raises SingletonNotFound if the launcher is missing, unspent or not yet buried, and ChainUnavailable if the
-    node cannot be asked. A LEAVING_POOL ``known`` tip is not resumed from: its countdown needs the height at which
-    the state was set, which only a walk from the launcher finds.
+    Raises SingletonNotFound if the launcher is missing, unspent, not yet buried or not a PlotNFT's; SingletonForged
+    if a state does not match the singleton's puzzle; SingletonWalkTooLong if more than ``max_spends`` spends would
+    be read; ChainUnavailable if the node cannot be asked.
     """
     buried_below = peak_height - confirmation_security_threshold  # spends at or below this height are trusted
     launcher_spend, launcher_height = await _buried_spend(node, launcher_id, buried_below, "launcher")
+    if launcher_spend.coin.puzzle_hash != SINGLETON_LAUNCHER_HASH:
+        raise SingletonForged(
+            f"PlotNFT {launcher_id.hex()}: the launcher coin's puzzle hash {launcher_spend.coin.puzzle_hash.hex()} "
+            f"is not the singleton launcher's {SINGLETON_LAUNCHER_HASH.hex()}"
+        )
     try:
         delay_time, delay_puzzle_hash = get_delayed_puz_info_from_launcher_spend(launcher_spend)
         initial_state = solution_to_pool_state(launcher_spend)
@@ -82,7 +114,8 @@ async def follow_singleton(
     if initial_state is None:
         raise SingletonNotFound(f"launcher {launcher_id.hex()} carries no pool state")
 
-    view = SingletonView(
+    walk = _Walk(node, launcher_id, int(delay_time), delay_puzzle_hash, genesis_challenge, buried_below, max_spends)
+    start = SingletonView(
         launcher_id=launcher_id,
         delay_time=int(delay_time),
         delay_puzzle_hash=delay_puzzle_hash,
@@ -90,9 +123,10 @@ async def follow_singleton(
         tip_height=launcher_height,
         state=initial_state,
         state_height=launcher_height,
+        coin_height=launcher_height,
     )
-    resumed = await _resume_point(node, view, known, buried_below)
-    return await _walk(node, resumed or view, buried_below)
+    resumed = await walk.resume_point(start, known)
+    return await walk.run(resumed or start)
 
 
 async def _buried_spend(node: FullNode, coin_id: bytes32, buried_below: int, what: str) -> tuple[CoinSpend, int]:
@@ -109,48 +143,157 @@ async def _buried_spend(node: FullNode, coin_id: bytes32, buried_below: int, wha
     return spend, int(record.spent_block_index)
 
 
-async def _resume_point(
-    node: FullNode, start: SingletonView, known: KnownTip | None, buried_below: int
-) -> SingletonView | None:
-    """``start`` advanced to a still-valid known tip, or None to walk from the launcher."""
-    if known is None or known.state.state == PoolSingletonState.LEAVING_POOL.value:
-        return None
-    record = await node.coin_record(known.tip.coin.name())
-    if record is None or not record.spent or record.spent_block_index > buried_below:
-        return None  # reorged away or no longer buried: start over from the launcher
-    return SingletonView(
-        launcher_id=start.launcher_id,
-        delay_time=start.delay_time,
-        delay_puzzle_hash=start.delay_puzzle_hash,
-        tip=known.tip,
-        tip_height=int(record.spent_block_index),
-        state=known.state,
-        state_height=int(record.spent_block_index),  # only a LEAVING_POOL countdown reads it, see above
+@lru_cache(maxsize=4096)
+def _singleton_puzzle_hash(
+    state_bytes: bytes, launcher_id: bytes32, genesis_challenge: bytes32, delay_time: int, delay_puzzle_hash: bytes32
+) -> bytes32:
+    inner = pool_state_to_inner_puzzle(
+        PoolState.from_bytes(state_bytes), launcher_id, genesis_challenge, uint64(delay_time), delay_puzzle_hash
+    )
+    return bytes32(create_full_puzzle(inner, launcher_id).get_tree_hash())
+
+
+def singleton_puzzle_hash(
+    state: PoolState, launcher_id: bytes32, genesis_challenge: bytes32, delay_time: int, delay_puzzle_hash: bytes32
+) -> bytes32:
+    """The puzzle hash a singleton coin of this PlotNFT has while ``state`` is in force."""
+    return _singleton_puzzle_hash(bytes(state), launcher_id, genesis_challenge, delay_time, delay_puzzle_hash)
+
+
+_STATE_NAMES = {member.value: member.name for member in PoolSingletonState}
+
+
+def describe_state(state: PoolState) -> str:
+    return (
+        f"{_STATE_NAMES.get(int(state.state), str(state.state))} to {state.target_puzzle_hash.hex()} "
+        f"(relative lock height {state.relative_lock_height})"
     )
 
 
-async def _walk(node: FullNode, view: SingletonView, buried_below: int) -> SingletonView:
-    while True:
-        child = get_most_recent_singleton_coin_from_coin_spend(view.tip)
+class _Walk:
+    def __init__(
+        self,
+        node: FullNode,
+        launcher_id: bytes32,
+        delay_time: int,
+        delay_puzzle_hash: bytes32,
+        genesis_challenge: bytes32,
+        buried_below: int,
+        max_spends: int | None,
+    ) -> None:
+        self.node = node
+        self.launcher_id = launcher_id
+        self.delay_time = delay_time
+        self.delay_puzzle_hash = delay_puzzle_hash
+        self.genesis_challenge = genesis_challenge
+        self.buried_below = buried_below
+        self.max_spends = max_spends
+        self.spends_read = 0
+
+    def checked_child(self, spend: CoinSpend, state: PoolState, height: int) -> Coin | None:
+        """The singleton coin ``spend`` creates, checked to have the puzzle ``state`` implies; None if melted."""
+        child = get_most_recent_singleton_coin_from_coin_spend(spend)
         if child is None:
-            return view  # the singleton was melted: its last spend is final
-        record = await node.coin_record(child.name())
-        if record is None or not record.spent or record.spent_block_index > buried_below:
-            return view  # ``child`` is the live singleton coin (or its spend is too recent to trust)
-        spend = await node.coin_spend(record)
-        if spend is None:
-            return view
-        height = int(record.spent_block_index)
-        new_state = _state_of(spend)
-        view = SingletonView(
-            launcher_id=view.launcher_id,
-            delay_time=view.delay_time,
-            delay_puzzle_hash=view.delay_puzzle_hash,
-            tip=spend,
-            tip_height=height,
-            state=new_state if new_state is not None else view.state,
-            state_height=height if new_state is not None else view.state_height,
+            return None
+        expected = singleton_puzzle_hash(
+            state, self.launcher_id, self.genesis_challenge, self.delay_time, self.delay_puzzle_hash
         )
+        if child.puzzle_hash != expected:
+            what = "launcher spend" if spend.coin.puzzle_hash == SINGLETON_LAUNCHER_HASH else "spend"
+            raise SingletonForged(
+                f"PlotNFT {self.launcher_id.hex()}: the {what} of coin {spend.coin.name().hex()} at height {height} "
+                f"leaves the state {describe_state(state)}, which implies singleton puzzle hash {expected.hex()}, "
+                f"but its singleton coin {child.name().hex()} has puzzle hash {child.puzzle_hash.hex()}"
+            )
+        return child
+
+    async def resume_point(self, start: SingletonView, known: KnownTip | None) -> SingletonView | None:
+        """``start`` advanced to a still-valid known tip, or None to walk from the launcher."""
+        if known is None or known.tip.coin.name() == start.tip.coin.name():
+            return None
+        record = await self.node.coin_record(known.tip.coin.name())
+        if record is None or not record.spent or record.spent_block_index > self.buried_below:
+            return None  # reorged away or no longer buried: start over from the launcher
+        height = int(record.spent_block_index)
+        return SingletonView(
+            launcher_id=start.launcher_id,
+            delay_time=start.delay_time,
+            delay_puzzle_hash=start.delay_puzzle_hash,
+            tip=known.tip,
+            tip_height=height,
+            state=known.state,
+            state_height=height,
+            coin_height=height,
+        )
+
+    async def run(self, view: SingletonView) -> SingletonView:
+        while True:
+            # The known or launcher tip is checked too: a tip recorded before this check existed is not trusted.
+            child = self.checked_child(view.tip, view.state, view.tip_height)
+            if child is None:
+                return _replace(view, melted=True)  # its last spend is final
+            record = await self.node.coin_record(child.name())
+            if record is None:
+                return view  # the child of a buried spend is on chain; a node that lost it says nothing new
+            if not record.spent:
+                return _replace(view, coin_height=int(record.confirmed_block_index))
+            if record.spent_block_index > self.buried_below:
+                # ``child`` was spent too recently to trust the spend's state; it may still be an absorb, after which
+                # the live coin (and the waiting room's countdown) is newer.
+                return _replace(view, coin_height=await self._live_coin_height(view, record))
+            spend = await self._spend(record)
+            if spend is None:
+                return view
+            height = int(record.spent_block_index)
+            new_state = _state_of(spend)
+            view = SingletonView(
+                launcher_id=view.launcher_id,
+                delay_time=view.delay_time,
+                delay_puzzle_hash=view.delay_puzzle_hash,
+                tip=spend,
+                tip_height=height,
+                state=new_state if new_state is not None else view.state,
+                state_height=height if new_state is not None else view.state_height,
+                coin_height=height,
+            )
+
+    async def _spend(self, record: CoinRecord) -> CoinSpend | None:
+        self.spends_read += 1
+        if self.max_spends is not None and self.spends_read > self.max_spends:
+            raise SingletonWalkTooLong(
+                f"PlotNFT {self.launcher_id.hex()}: more than {self.max_spends} spends to follow in one request"
+            )
+        return await self.node.coin_spend(record)
+
+    async def _live_coin_height(self, view: SingletonView, record: CoinRecord) -> int:
+        """Creation height of the newest coin reached through not yet buried spends that keep the state."""
+        height = int(record.confirmed_block_index)
+        if view.state.state != PoolSingletonState.LEAVING_POOL.value:
+            return height  # only a LEAVING_POOL countdown reads it: spare the node the look-ups
+        while record.spent:
+            spend = await self._spend(record)
+            if spend is None or _state_of(spend) is not None:
+                break  # a travel not yet buried: the coin it spent is the one the countdown ran on
+            child = get_most_recent_singleton_coin_from_coin_spend(spend)
+            next_record = None if child is None else await self.node.coin_record(child.name())
+            if next_record is None:
+                break
+            record, height = next_record, int(next_record.confirmed_block_index)
+        return height
+
+
+def _replace(view: SingletonView, *, coin_height: int | None = None, melted: bool = False) -> SingletonView:
+    return SingletonView(
+        launcher_id=view.launcher_id,
+        delay_time=view.delay_time,
+        delay_puzzle_hash=view.delay_puzzle_hash,
+        tip=view.tip,
+        tip_height=view.tip_height,
+        state=view.state,
+        state_height=view.state_height,
+        coin_height=view.coin_height if coin_height is None else coin_height,
+        melted=melted,
+    )
 
 
 def _state_of(spend: CoinSpend) -> PoolState | None:
@@ -161,12 +304,15 @@ def _state_of(spend: CoinSpend) -> PoolState | None:
         return None
 
 
-def is_member_of_pool(state: PoolState, pool: PoolInfoConfig, peak_height: int, state_height: int) -> bool:
-    """Whether a singleton in ``state`` (set at ``state_height``) farms to this pool at ``peak_height``.
+def is_member_of_pool(state: PoolState, pool: PoolInfoConfig, peak_height: int, coin_height: int) -> bool:
+    """Whether a singleton in ``state`` whose live coin was created at ``coin_height`` farms to this pool at
+    ``peak_height``.
 
     It must point at this pool's target puzzle hash with this pool's relative lock height and protocol version,
-    and be FARMING_TO_POOL, or LEAVING_POOL for fewer than relative_lock_height blocks: until then the farmer
-    cannot leave, so its rewards still come to the pool and its partials still count.
+    and be FARMING_TO_POOL, or LEAVING_POOL while the waiting room still holds it: its escape spend asserts a height
+    relative to the live singleton coin (ASSERT_HEIGHT_RELATIVE relative_lock_height), so it cannot be in a block
+    below ``coin_height + relative_lock_height``. Until then its rewards still come to the pool and its partials
+    still count. (chia's pool wallet computes its leave height the same way: last spend's height plus the lock.)
     """
     if state.version != POOL_PROTOCOL_VERSION:
         return False
@@ -177,5 +323,10 @@ def is_member_of_pool(state: PoolState, pool: PoolInfoConfig, peak_height: int, 
     if state.state == PoolSingletonState.FARMING_TO_POOL.value:
         return True
     if state.state == PoolSingletonState.LEAVING_POOL.value:
-        return peak_height - state_height < pool.relative_lock_height
+        return peak_height < coin_height + pool.relative_lock_height
     return False
+
+
+def view_is_member(view: SingletonView, pool: PoolInfoConfig, peak_height: int) -> bool:
+    """Membership of a followed singleton (a melted one is no member)."""
+    return not view.melted and is_member_of_pool(view.state, pool, peak_height, view.coin_height)

@@ -181,3 +181,9 @@ from chia.wallet.conditions import AssertConcurrentSpend, Condition  # noqa: E40
 from chia.wallet.wallet_request_types import GetSpendableCoins  # noqa: E402
 
 __all__ += ["AssertConcurrentSpend", "Condition", "GetSpendableCoins"]
+
+
+# -- added for membership checks (issue #9): the full singleton puzzle a pool state implies ------------------------
+from chia.pools.pool_puzzles import create_full_puzzle  # noqa: E402
+
+__all__ += ["create_full_puzzle"]

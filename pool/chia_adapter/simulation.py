@@ -140,3 +140,24 @@ __all__ = [
     "update_testnet_overrides",
     "verify_and_get_quality_string",
 ]
+
+
+# -- added for membership tests (issue #9): forged PlotNFTs and lying travel spends built by hand ------------------
+from chia.consensus.condition_tools import conditions_dict_for_solution, pkm_pairs_for_conditions_dict
+from chia.pools.pool_puzzles import create_travel_spend
+from chia.pools.pool_wallet_info import create_pool_state
+from chia.types.blockchain_format.program import Program
+from chia.types.coin_spend import make_spend
+from chia.wallet.derive_keys import master_sk_to_singleton_owner_sk
+from chia.wallet.puzzles.singleton_top_layer import SINGLETON_LAUNCHER
+
+__all__ += [
+    "SINGLETON_LAUNCHER",
+    "Program",
+    "conditions_dict_for_solution",
+    "create_pool_state",
+    "create_travel_spend",
+    "make_spend",
+    "master_sk_to_singleton_owner_sk",
+    "pkm_pairs_for_conditions_dict",
+]

@@ -60,13 +60,15 @@ class DevnetStatus:
     paid_to_farmers: int  # mojos
     owed: int = 0  # mojos shared out to farmers, not yet paid
     wallet_shortfall: int = 0  # mojos the wallet lacks against the ledger (payouts wait)
+    partials_stale: int = 0  # settled without their signage point (the pool fell behind), credited or dropped
 
     def line(self) -> str:
         rejected = ", ".join(f"{name} {count}" for name, count in sorted(self.rejected_by_reason.items())) or "none"
         short = f" | WALLET SHORT {self.wallet_shortfall / 10**12:.6f} XCH" if self.wallet_shortfall > 0 else ""
         return (
             f"height {self.height} | farmers {self.members}/{self.farmers} | partials pending {self.partials_pending} "
-            f"confirmed {self.partials_confirmed} | rejected: {rejected} | points {self.points} "
+            f"confirmed {self.partials_confirmed} stale {self.partials_stale} | rejected: {rejected} "
+            f"| points {self.points} "
             f"| difficulty {','.join(map(str, self.difficulty)) or '-'} | blocks won {self.blocks_won} "
             f"| rewards absorbed {self.rewards_absorbed} | payouts confirmed {self.payouts_confirmed} "
             f"({self.paid_to_farmers / 10**12:.6f} XCH) | owed {self.owed / 10**12:.6f} XCH{short}"
@@ -217,9 +219,11 @@ class Devnet:
         ctx = self.ctx
         farmers = await ctx.store.list_farmers()
         counts = {status: 0 for status in PartialStatus}
+        stale = 0
         for farmer in farmers:
             for partial in await ctx.store.recent_partials(farmer.launcher_id, since=0):
                 counts[partial.status] += 1
+                stale += partial.stale
         confirmed_batches, paid = await self.confirmed_payouts()
         ledger = await ctx.store.ledger()
         shortfall = 0
@@ -241,6 +245,7 @@ class Devnet:
             paid_to_farmers=paid,
             owed=ledger.owed,
             wallet_shortfall=shortfall,
+            partials_stale=stale,
         )
 
     async def confirmed_payouts(self) -> tuple[int, int]:

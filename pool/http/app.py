@@ -48,7 +48,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def create_app(ctx: PoolContext) -> web.Application:
     app = web.Application(client_max_size=ctx.config.partials.max_body_bytes, middlewares=[_protocol_errors])
-    signage_points = SignagePointCache(ctx.node, wait=ctx.config.partials.signage_point_wait)
+    signage_points = ctx.signage_point_cache()  # shared with the confirmation loop
     app[CONTEXT] = ctx
     app[SIGNAGE_POINTS] = signage_points
     app[PARTIALS] = PartialChecker(ctx, signage_points, PeakCache(ctx.node))

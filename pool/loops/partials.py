@@ -1,31 +1,51 @@
 """Credits pending partials once their confirmation delay has passed, or rejects them with a reason.
 
 A partial is accepted by POST /partial as PENDING. After ``partials.confirmation_delay`` seconds it is checked again:
-its signage point (or end of sub-slot) must still be known to the node and not reverted by a reorg, and the farmer
-must still be a pool member. Everything lives in the store, so a restart simply picks up the pending partials again.
+the farmer must still be a pool member, and its signage point (or end of sub-slot) must not have been reverted by a
+reorg. Everything lives in the store, so a restart simply picks up the pending partials again.
+
+Only the node is needed (never the wallet), and each iteration asks it little: the farmers of a batch are read once,
+each distinct signage point is looked up once through the signage point cache shared with POST /partial. A partial
+whose re-check raises is set aside and retried later; the others go on. A partial whose signage point the node no
+longer knows (it keeps about an hour of them, and none after a restart) was checked against it at receipt: it is
+marked stale and credited or dropped as ``partials.stale_partials`` says.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
 
-from pool.chain.interface import ChallengeInfo
+from pool.chain.interface import ChainUnavailable, ChallengeInfo
+from pool.chia_adapter import bytes32
 from pool.context import PoolContext
 from pool.loops.status import ChainStatus
-from pool.store.models import PartialRecord
+from pool.store.models import FarmerRecord, PartialRecord
 
 log = logging.getLogger(__name__)
 
 REASON_UNKNOWN_SP = "signage point no longer known"
+REASON_STALE_DROPPED = "stale: signage point no longer known to the node (the pool fell behind); dropped by config"
 REASON_REVERTED_SP = "signage point reverted"
 REASON_NOT_MEMBER = "farmer is not a pool member"
+
+# A partial whose re-check raised is tried again after this many seconds (meanwhile it takes no place in a batch).
+RETRY_AFTER_SECONDS = 60
+LOOKUP_CONCURRENCY = 16  # signage point look-ups in flight at once
 
 
 @dataclass
 class ConfirmStats:
     confirmed: int = 0
     rejected: int = 0
+    stale: int = 0  # settled without their signage point (credited or dropped, see partials.stale_partials)
+    failed: list[int] = field(default_factory=list)  # ids whose re-check raised: left pending, retried later
+
+
+_Key = tuple[bytes32, bool]
+T = TypeVar("T")
 
 
 class PartialConfirmLoop:
@@ -34,41 +54,113 @@ class PartialConfirmLoop:
     def __init__(self, status: ChainStatus, batch_size: int = 1000) -> None:
         self.status = status
         self.batch_size = batch_size
+        self._retry_at: dict[int, int] = {}  # partial id -> unix time its re-check may run again
 
     def interval(self, ctx: PoolContext) -> float:
         return ctx.config.loops.confirm_interval
 
     async def run_once(self, ctx: PoolContext) -> ConfirmStats:
         stats = ConfirmStats()
-        if not self.status.ready:
+        if not self.status.node_ready:
             return stats  # an unsynced node does not know recent signage points: rejecting now would be wrong
-        due_before = ctx.now() - ctx.config.partials.confirmation_delay
-        for partial in await ctx.store.pending_partials(received_before=due_before, limit=self.batch_size):
+        now = ctx.now()
+        self._retry_at = {pid: at for pid, at in self._retry_at.items() if at > now}
+        due_before = now - ctx.config.partials.confirmation_delay
+        # Partials set aside are fetched on top of a full batch, so they never take the others' places.
+        fetched = await ctx.store.pending_partials(
+            received_before=due_before, limit=self.batch_size + len(self._retry_at)
+        )
+        batch = [p for p in fetched if p.id not in self._retry_at][: self.batch_size]
+        if not batch:
+            return stats
+        farmers = await self._farmers(ctx, batch)
+        challenges = await self._challenges(ctx, batch)
+        for partial in batch:
             assert partial.id is not None
-            reason = await rejection_reason(ctx, partial)
-            if reason is None:
-                if await ctx.store.confirm_partial(partial.id):
-                    stats.confirmed += 1
-            elif await ctx.store.reject_partial(partial.id, reason):
-                log.info("partial %d of %s rejected: %s", partial.id, partial.launcher_id.hex(), reason)
-                stats.rejected += 1
+            try:
+                await self._settle(ctx, partial, farmers, challenges, stats)
+            except ChainUnavailable:
+                raise  # a node outage must not reject anything: the whole iteration waits for the node
+            except Exception as exc:
+                log.warning(
+                    "re-check of partial %d of %s failed, retried later: %s", partial.id, partial.launcher_id.hex(), exc
+                )
+                self._retry_at[partial.id] = now + RETRY_AFTER_SECONDS
+                stats.failed.append(partial.id)
+        if stats.stale:
+            ctx.stats.stale_partials += stats.stale
         return stats
 
+    async def _settle(
+        self,
+        ctx: PoolContext,
+        partial: PartialRecord,
+        farmers: dict[bytes32, FarmerRecord | BaseException | None],
+        challenges: dict[_Key, ChallengeInfo | BaseException | None],
+        stats: ConfirmStats,
+    ) -> None:
+        assert partial.id is not None
+        farmer = _result(farmers[partial.launcher_id])
+        challenge = _result(challenges[(partial.sp_hash, partial.end_of_sub_slot)])
+        if farmer is None or not farmer.is_pool_member:
+            reason: str | None = REASON_NOT_MEMBER
+        elif challenge is None:
+            credit = ctx.config.partials.stale_partials == "credit"
+            reason = REASON_UNKNOWN_SP if credit else REASON_STALE_DROPPED
+            if await ctx.store.settle_stale_partial(partial.id, credit, reason):
+                log.info(
+                    "partial %d of %s is stale (%s): %s",
+                    partial.id,
+                    partial.launcher_id.hex(),
+                    REASON_UNKNOWN_SP,
+                    "credited" if credit else "dropped",
+                )
+                stats.stale += 1
+            return
+        elif challenge.reverted:
+            reason = REASON_REVERTED_SP
+        else:
+            reason = None
+        if reason is None:
+            if await ctx.store.confirm_partial(partial.id):
+                stats.confirmed += 1
+        elif await ctx.store.reject_partial(partial.id, reason):
+            log.info("partial %d of %s rejected: %s", partial.id, partial.launcher_id.hex(), reason)
+            stats.rejected += 1
 
-async def _challenge(ctx: PoolContext, partial: PartialRecord) -> ChallengeInfo | None:
-    if partial.end_of_sub_slot:
-        return await ctx.node.end_of_sub_slot(partial.sp_hash)
-    return await ctx.node.signage_point(partial.sp_hash)
+    @staticmethod
+    async def _farmers(
+        ctx: PoolContext, batch: list[PartialRecord]
+    ) -> dict[bytes32, FarmerRecord | BaseException | None]:
+        found: dict[bytes32, FarmerRecord | BaseException | None] = {}
+        for launcher_id in {p.launcher_id for p in batch}:
+            try:
+                found[launcher_id] = await ctx.store.get_farmer(launcher_id)
+            except Exception as exc:  # one unreadable farmer fails its own partials only
+                found[launcher_id] = exc
+        return found
+
+    @staticmethod
+    async def _challenges(
+        ctx: PoolContext, batch: list[PartialRecord]
+    ) -> dict[_Key, ChallengeInfo | BaseException | None]:
+        cache = ctx.signage_point_cache()
+        limit = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+        async def lookup(key: _Key) -> ChallengeInfo | None:
+            async with limit:
+                # No waiting: a signage point the node does not know this long after receipt will not come back.
+                return await cache.lookup(key[0], key[1], wait=0)
+
+        keys = list({(p.sp_hash, p.end_of_sub_slot) for p in batch})
+        results = await asyncio.gather(*(lookup(key) for key in keys), return_exceptions=True)
+        for result in results:
+            if isinstance(result, ChainUnavailable):
+                raise result
+        return dict(zip(keys, results, strict=True))
 
 
-async def rejection_reason(ctx: PoolContext, partial: PartialRecord) -> str | None:
-    """None if the partial still stands. ChainUnavailable propagates: a node outage must not reject anything."""
-    challenge = await _challenge(ctx, partial)
-    if challenge is None:
-        return REASON_UNKNOWN_SP
-    if challenge.reverted:
-        return REASON_REVERTED_SP
-    farmer = await ctx.store.get_farmer(partial.launcher_id)
-    if farmer is None or not farmer.is_pool_member:
-        return REASON_NOT_MEMBER
-    return None
+def _result(value: T | BaseException) -> T:
+    if isinstance(value, BaseException):
+        raise value
+    return value

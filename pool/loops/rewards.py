@@ -63,8 +63,8 @@ class RewardLoop:
 
     async def run_once(self, ctx: PoolContext) -> RewardStats:
         stats = RewardStats()
-        if not self.status.ready or self.status.peak is None:
-            return stats
+        if not self.status.node_ready or self.status.peak is None:
+            return stats  # only the node is needed: a claim goes without its fee when the wallet is away
         peak_height = self.status.peak.height
         await self.settle_claims(ctx, peak_height, stats)
         await self.collect(ctx, peak_height, stats)
@@ -100,7 +100,7 @@ class RewardLoop:
 
     # -- new claims ----------------------------------------------------------------------------------------------
     async def collect(self, ctx: PoolContext, peak_height: int, stats: RewardStats) -> None:
-        farmers = await ctx.store.list_farmers(members_only=True)
+        farmers = claimable_farmers(ctx, await ctx.store.list_farmers())
         if not farmers:
             return
         in_flight = {claim.launcher_id for claim in await ctx.store.reward_claims(ClaimStatus.SUBMITTED)}
@@ -176,7 +176,7 @@ class RewardLoop:
         only coins no transaction in flight holds. A claim never waits for a fee: with too small a fee share, no
         coin or no wallet, it goes without one."""
         claim_fee = ctx.config.rewards.claim_fee
-        if claim_fee <= 0 or (await ctx.store.ledger()).pool_fee_share < claim_fee:
+        if claim_fee <= 0 or not self.status.wallet_synced or (await ctx.store.ledger()).pool_fee_share < claim_fee:
             return None
         try:
             coins = select_coins(await ctx.wallet.spendable_coins(), claim_fee, held=await coins_in_flight(ctx))
@@ -226,6 +226,15 @@ class RewardLoop:
         return []
 
 
+def claimable_farmers(ctx: PoolContext, farmers: Sequence[FarmerRecord]) -> list[FarmerRecord]:
+    """Farmers whose p2_singleton may hold rewards this pool can still absorb: the members, and those no longer
+    members whose recorded state still pays this pool (LEAVING_POOL past the countdown but not escaped yet, or
+    revoked just now): blocks they won just before leaving are still the pool's while the live singleton pays it.
+    ``claim`` checks the live, chain-checked singleton before spending anything."""
+    target = ctx.config.pool.target_puzzle_hash
+    return [f for f in farmers if f.is_pool_member or f.singleton_tip_state.target_puzzle_hash == target]
+
+
 # A block's rewards are created in a later transaction block; the blocks in between are few (no transaction block
 # for a while is rare), and chia's own wallet looks back the same 100 heights.
 _FARMED_HEIGHT_LOOKBACK = 128
@@ -256,6 +265,7 @@ async def live_singleton(ctx: PoolContext, farmer: FarmerRecord, peak_height: in
         farmer.launcher_id,
         peak_height=peak_height,
         confirmation_security_threshold=0,
+        genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
         known=KnownTip(tip=farmer.singleton_tip, state=farmer.singleton_tip_state),
     )
     current = get_most_recent_singleton_coin_from_coin_spend(view.tip)

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from pool.chain.interface import ChainUnavailable
-from pool.chain.singleton import KnownTip, follow_singleton, is_member_of_pool
+from pool.chain.singleton import KnownTip, SingletonNotFound, follow_singleton, view_is_member
 from pool.context import PoolContext
 from pool.loops.status import ChainStatus
 from pool.store.models import FarmerRecord
@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 class SingletonStats:
     updated: int = 0
     failed: int = 0
+    revoked: int = 0  # members whose singleton could not be followed or failed the chain check
 
 
 class SingletonLoop:
@@ -31,7 +32,7 @@ class SingletonLoop:
 
     async def run_once(self, ctx: PoolContext) -> SingletonStats:
         stats = SingletonStats()
-        if not self.status.ready or self.status.peak is None:
+        if not self.status.node_ready or self.status.peak is None:
             return stats
         peak_height = self.status.peak.height
         # Every farmer, members or not: one that left and came back must become a member again.
@@ -42,9 +43,12 @@ class SingletonLoop:
             except ChainUnavailable:
                 raise  # the node is gone: no point trying the other farmers now
             except Exception as exc:
-                # One farmer's odd singleton (melted, undecodable, not found) must not stop the others.
+                # One farmer's odd singleton (forged, undecodable, not found) must not stop the others. What cannot
+                # be followed is not trusted: a member whose singleton fails is no member until it can be followed.
                 log.warning("cannot follow the singleton of %s: %s", farmer.launcher_id.hex(), exc)
                 stats.failed += 1
+                if farmer.is_pool_member and isinstance(exc, SingletonNotFound) and await revoke(ctx, farmer):
+                    stats.revoked += 1
         return stats
 
 
@@ -55,9 +59,10 @@ async def refresh_farmer(ctx: PoolContext, farmer: FarmerRecord, peak_height: in
         farmer.launcher_id,
         peak_height=peak_height,
         confirmation_security_threshold=ctx.config.chain.confirmation_security_threshold,
+        genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
         known=KnownTip(tip=farmer.singleton_tip, state=farmer.singleton_tip_state),
     )
-    member = is_member_of_pool(view.state, ctx.config.pool, peak_height, view.state_height)
+    member = view_is_member(view, ctx.config.pool, peak_height)
     unchanged = (
         view.tip == farmer.singleton_tip
         and view.state == farmer.singleton_tip_state
@@ -65,7 +70,26 @@ async def refresh_farmer(ctx: PoolContext, farmer: FarmerRecord, peak_height: in
     )
     if unchanged:
         return False
+    # Compare-and-set on the tip this walk started from: a newer view written meanwhile (PUT /farmer) stays.
+    if not await ctx.store.update_singleton(
+        farmer.launcher_id, view.tip, view.state, member, expected_tip=farmer.singleton_tip
+    ):
+        return False
     if member != farmer.is_pool_member:
-        log.info("farmer %s is %s a pool member", farmer.launcher_id.hex(), "now" if member else "no longer")
-    await ctx.store.update_singleton(farmer.launcher_id, view.tip, view.state, member)
+        why = "melted" if view.melted else f"state {view.state.state} at height {peak_height}"
+        log.info("farmer %s is %s a pool member (%s)", farmer.launcher_id.hex(), "now" if member else "no longer", why)
     return True
+
+
+async def revoke(ctx: PoolContext, farmer: FarmerRecord) -> bool:
+    """Membership off, tip and state as recorded (unless someone recorded a newer tip meanwhile)."""
+    revoked = await ctx.store.update_singleton(
+        farmer.launcher_id,
+        farmer.singleton_tip,
+        farmer.singleton_tip_state,
+        False,
+        expected_tip=farmer.singleton_tip,
+    )
+    if revoked:
+        log.warning("farmer %s is no longer a pool member: its singleton cannot be trusted", farmer.launcher_id.hex())
+    return revoked

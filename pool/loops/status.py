@@ -22,8 +22,15 @@ class ChainStatus:
 
     @property
     def ready(self) -> bool:
-        """Loops that act on the chain (confirm, claim, pay) run only when both node and wallet are synced."""
-        return self.peak is not None and self.node_synced and self.wallet_synced
+        """Loops that need the wallet (payouts) run only when both node and wallet are synced."""
+        return self.node_ready and self.wallet_synced
+
+    @property
+    def node_ready(self) -> bool:
+        """Loops that need only the node (confirming partials, following singletons, claiming rewards) run as soon
+        as the node is synced: a wallet outage must not make pending partials outlive the node's memory of their
+        signage points, nor leave rewards unclaimed until the farmer may sweep them."""
+        return self.peak is not None and self.node_synced
 
     @property
     def peak_height(self) -> int:
@@ -46,17 +53,27 @@ class PeakLoop:
     async def run_once(self, ctx: PoolContext) -> None:
         try:
             peak = await ctx.node.peak()
-            wallet_synced = await ctx.wallet.synced()
         except ChainUnavailable as exc:
             # Not synced until proven otherwise: the other loops pause instead of acting on stale data.
-            if self.status.error != str(exc):
-                log.warning("chain unavailable, chain loops paused: %s", exc)
+            self._failed(f"node: {exc}")
             self.status.node_synced = self.status.wallet_synced = False
-            self.status.error = str(exc)
             return
+        try:
+            wallet_synced = await ctx.wallet.synced()
+            wallet_error = None
+        except ChainUnavailable as exc:  # only the wallet's loops pause; the node's go on
+            wallet_synced, wallet_error = False, f"wallet: {exc}"
         if not self.status.ready and peak.synced and wallet_synced:
             log.info("node and wallet synced at height %d", peak.height)
         self.status.peak = peak
         self.status.node_synced = peak.synced
         self.status.wallet_synced = wallet_synced
-        self.status.error = None
+        if wallet_error is not None:
+            self._failed(wallet_error)
+        else:
+            self.status.error = None
+
+    def _failed(self, error: str) -> None:
+        if self.status.error != error:
+            log.warning("chain unavailable, the loops that need it are paused: %s", error)
+        self.status.error = error

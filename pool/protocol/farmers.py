@@ -6,9 +6,17 @@ protocol's error code at the first failed check; only a request that passed ever
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from pool.chain.singleton import KnownTip, SingletonNotFound, SingletonView, follow_singleton, is_member_of_pool
+from pool.chain.singleton import (
+    KnownTip,
+    SingletonForged,
+    SingletonNotFound,
+    SingletonView,
+    follow_singleton,
+    view_is_member,
+)
 from pool.chia_adapter import (
     G1Element,
     G2Element,
@@ -35,9 +43,19 @@ from pool.protocol.payout import parse_payout_instructions
 from pool.store.abstract import FarmerAlreadyExists
 from pool.store.models import FarmerRecord
 
+log = logging.getLogger(__name__)
+
 # A farmer can take its block rewards out of the p2_singleton alone after this delay; a shorter one would let it take
 # rewards the pool is about to claim.
 MINIMUM_DELAY_TIME = 3600
+# Most singleton spends one request may make the node read (each costs two look-ups). A PlotNFT absorbs once per block
+# its plots win, so this covers a farmer of a few percent of the netspace for months; the singleton loop, which
+# follows known farmers from their recorded tip, has no bound.
+MAX_REQUEST_WALK = 10_000
+# A launcher id refused after a chain walk is refused again without one for this long (an anonymous client cannot
+# make the node walk a long-lived PlotNFT over and over). Shorter than the farmer's 300 s retry of POST /farmer.
+REFUSAL_MEMORY_SECONDS = 120
+REFUSAL_MEMORY_ENTRIES = 10_000
 
 
 @streamable
@@ -65,16 +83,25 @@ async def register_farmer(ctx: PoolContext, request: PostFarmerRequest) -> PostF
     payout_puzzle_hash = parse_payout_instructions(payload.payout_instructions, ctx.config.chain.network)
     if await ctx.store.get_farmer(payload.launcher_id) is not None:
         raise _already_known(payload.launcher_id)
+    refused = ctx.refused_launchers.get(payload.launcher_id)
+    if refused is not None and now < refused[0]:
+        raise PoolProtocolError(PoolErrorCode.INVALID_SINGLETON, f"{refused[1]} (refused recently; try again later)")
 
-    singleton, peak_height = await current_singleton(ctx, payload.launcher_id)
-    if not is_member_of_pool(singleton.state, ctx.config.pool, peak_height, singleton.state_height):
-        raise PoolProtocolError(
-            PoolErrorCode.INVALID_SINGLETON,
-            f"the PlotNFT {payload.launcher_id.hex()} does not farm to this pool: join with target puzzle hash "
-            f"{ctx.config.pool.target_puzzle_hash.hex()} and relative lock height "
-            f"{ctx.config.pool.relative_lock_height}, then wait {ctx.config.chain.confirmation_security_threshold} "
-            "blocks",
+    try:
+        singleton, peak_height = await ctx.singleton_walks.run(
+            payload.launcher_id, lambda: current_singleton(ctx, payload.launcher_id)
         )
+        if not view_is_member(singleton, ctx.config.pool, peak_height):
+            raise PoolProtocolError(
+                PoolErrorCode.INVALID_SINGLETON,
+                f"the PlotNFT {payload.launcher_id.hex()} does not farm to this pool: join with target puzzle hash "
+                f"{ctx.config.pool.target_puzzle_hash.hex()} and relative lock height "
+                f"{ctx.config.pool.relative_lock_height}, then wait "
+                f"{ctx.config.chain.confirmation_security_threshold} blocks",
+            )
+    except PoolProtocolError as error:
+        _remember_refusal(ctx, payload.launcher_id, now, error.message)
+        raise
     check_signature(singleton.state.owner_pubkey, payload.get_hash(), request.signature, "not the PlotNFT owner's")
     if singleton.delay_time < MINIMUM_DELAY_TIME:
         raise PoolProtocolError(
@@ -118,6 +145,8 @@ async def update_farmer(ctx: PoolContext, request: PutFarmerRequest) -> PutFarme
     farmer = await known_farmer(ctx, payload.launcher_id)
     if request.signature is None:
         raise PoolProtocolError(PoolErrorCode.INVALID_SIGNATURE, "PUT /farmer must be signed by the PlotNFT owner")
+    if farmer.last_put_token is not None and payload.authentication_token <= farmer.last_put_token:
+        raise _token_not_newer(farmer.last_put_token)
     # The owner key can change on chain (a new owner takes the PlotNFT to another wallet): ask the chain, not the store.
     singleton, peak_height = await current_singleton(ctx, payload.launcher_id, farmer)
     signed = ClassicPutFarmerPayload(
@@ -146,6 +175,10 @@ async def update_farmer(ctx: PoolContext, request: PutFarmerRequest) -> PutFarme
     key_changed = new_key is not None and new_key != farmer.authentication_public_key
     payout_changed = payout is not None and payout[0] != farmer.payout_instructions
     difficulty_changed = difficulty is not None and difficulty != _latest_difficulty(farmer)
+    # Only now, signed by the owner: the token becomes the newest accepted (atomically, so of two concurrent PUTs
+    # with the same token one wins), and a replay of this request is refused from here on.
+    if not await ctx.store.accept_put_token(payload.launcher_id, int(payload.authentication_token)):
+        raise _token_not_newer(int(payload.authentication_token))
     await ctx.store.update_farmer_settings(
         payload.launcher_id,
         authentication_public_key=new_key if key_changed else None,
@@ -154,8 +187,11 @@ async def update_farmer(ctx: PoolContext, request: PutFarmerRequest) -> PutFarme
         if difficulty is not None and difficulty_changed
         else None,
     )
-    member = is_member_of_pool(singleton.state, ctx.config.pool, peak_height, singleton.state_height)
-    await ctx.store.update_singleton(payload.launcher_id, singleton.tip, singleton.state, member)
+    member = view_is_member(singleton, ctx.config.pool, peak_height)
+    # Compare-and-set on the tip this walk started from: never over a newer view the singleton loop wrote meanwhile.
+    await ctx.store.update_singleton(
+        payload.launcher_id, singleton.tip, singleton.state, member, expected_tip=farmer.singleton_tip
+    )
     return PutFarmerResponse(
         key_changed if new_key is not None else None,
         payout_changed if payout is not None else None,
@@ -201,11 +237,31 @@ async def current_singleton(
             launcher_id,
             peak_height=peak.height,
             confirmation_security_threshold=ctx.config.chain.confirmation_security_threshold,
+            genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
             known=known,
+            max_spends=MAX_REQUEST_WALK,
         )
+    except SingletonForged as exc:
+        log.warning("refused PlotNFT %s: %s", launcher_id.hex(), exc)
+        raise PoolProtocolError(PoolErrorCode.INVALID_SINGLETON, f"PlotNFT fails the chain check: {exc}") from None
     except SingletonNotFound as exc:
         raise PoolProtocolError(PoolErrorCode.INVALID_SINGLETON, f"no usable PlotNFT singleton: {exc}") from None
     return view, peak.height
+
+
+def _remember_refusal(ctx: PoolContext, launcher_id: bytes32, now: int, message: str) -> None:
+    refused = ctx.refused_launchers
+    refused.pop(launcher_id, None)
+    refused[launcher_id] = (now + REFUSAL_MEMORY_SECONDS, message)
+    while len(refused) > REFUSAL_MEMORY_ENTRIES:
+        del refused[next(iter(refused))]  # the oldest refusal
+
+
+def _token_not_newer(last: int) -> PoolProtocolError:
+    return PoolProtocolError(
+        PoolErrorCode.INVALID_AUTHENTICATION_TOKEN,
+        f"PUT /farmer needs an authentication token newer than {last}, the last one accepted for this farmer",
+    )
 
 
 def _already_known(launcher_id: bytes32) -> PoolProtocolError:

@@ -55,14 +55,16 @@ class PartialChecker:
         """Check and record a partial; raises PoolProtocolError with the code of the first failed check."""
         ctx = self._ctx
         try:
-            accepted = await self._accept(request, received_at=ctx.now())
+            accepted = await self._accept(request, received_at=ctx.now(), received_precisely=ctx.precise_now())
         except PoolProtocolError as error:
             ctx.stats.rejected(error.code.name)
             raise
         ctx.stats.accepted()
         return PostPartialResponse(uint64(accepted.new_difficulty))
 
-    async def _accept(self, request: PostPartialRequest, received_at: int) -> AcceptedPartial:
+    async def _accept(
+        self, request: PostPartialRequest, received_at: int, received_precisely: float
+    ) -> AcceptedPartial:
         ctx, payload = self._ctx, request.payload
         check_authentication_token(
             payload.authentication_token, received_at, ctx.config.pool.authentication_token_timeout
@@ -76,7 +78,7 @@ class PartialChecker:
                 f"the PlotNFT {farmer.launcher_id.hex()} no longer farms to this pool: partials are not accepted",
             )
         challenge = await self._challenge(payload.sp_hash, payload.end_of_sub_slot)
-        self._check_in_time(challenge, received_at)
+        self._check_in_time(challenge, received_precisely)
         peak = await self._peak.get()
         quality_string = self._quality_string(payload.proof_of_space, challenge, peak)
         # The points a partial is worth are fixed now, at receipt: a difficulty change (PUT /farmer) that becomes
@@ -100,13 +102,15 @@ class PartialChecker:
             )
         return challenge
 
-    def _check_in_time(self, challenge: ChallengeInfo, received_at: int) -> None:
+    def _check_in_time(self, challenge: ChallengeInfo, received_at: float) -> None:
+        # Sub-second: the node's time of first sight is a float, and truncating the receipt time to whole seconds
+        # would accept partials up to a second late.
         limit = self._ctx.config.partials.time_limit
         age = received_at - challenge.time_received
         if age > limit:
             raise PoolProtocolError(
                 PoolErrorCode.TOO_LATE,
-                f"partial received {age:.0f} s after the pool's node saw its signage point; the limit is {limit} s",
+                f"partial received {age:.1f} s after the pool's node saw its signage point; the limit is {limit} s",
             )
 
     def _quality_string(self, proof: ProofOfSpace, challenge: ChallengeInfo, peak: PeakInfo) -> bytes32:

@@ -28,7 +28,7 @@ DEFAULT_PEAK_TTL = 2.0
 _Key = tuple[bytes32, bool]  # (sp_hash, end_of_sub_slot)
 
 
-class _SharedLookups(Generic[T]):
+class SharedLookups(Generic[T]):
     """At most one running lookup per key; every caller of the same key awaits the same task."""
 
     def __init__(self) -> None:
@@ -67,11 +67,12 @@ class SignagePointCache:
         self._max_entries = max_entries
         self._clock = clock
         self._found: OrderedDict[_Key, tuple[ChallengeInfo, float]] = OrderedDict()
-        self._lookups: _SharedLookups[ChallengeInfo | None] = _SharedLookups()
+        self._lookups: SharedLookups[ChallengeInfo | None] = SharedLookups()
         self.node_requests = 0  # asks sent to the node (observable, e.g. to test the sharing)
 
-    async def lookup(self, sp_hash: bytes32, end_of_sub_slot: bool) -> ChallengeInfo | None:
-        """The signage point (or end of sub-slot) as the node saw it, or None if still unknown after the wait.
+    async def lookup(self, sp_hash: bytes32, end_of_sub_slot: bool, wait: float | None = None) -> ChallengeInfo | None:
+        """The signage point (or end of sub-slot) as the node saw it, or None if still unknown after the wait
+        (``wait`` seconds, the cache's own by default; 0 asks the node once).
 
         Raises ChainUnavailable if the node cannot be asked.
         """
@@ -79,10 +80,10 @@ class SignagePointCache:
         cached = self._found.get(key)
         if cached is not None and self._clock() - cached[1] < self._found_ttl:
             return cached[0]
-        return await self._lookups.run(key, lambda: self._poll(key))
+        return await self._lookups.run(key, lambda: self._poll(key, self._wait if wait is None else wait))
 
-    async def _poll(self, key: _Key) -> ChallengeInfo | None:
-        deadline = self._clock() + self._wait
+    async def _poll(self, key: _Key, wait: float) -> ChallengeInfo | None:
+        deadline = self._clock() + wait
         while True:
             info = await self._ask_node(key)
             if info is not None:
@@ -114,7 +115,7 @@ class PeakCache:
         self._ttl = ttl
         self._clock = clock
         self._peak: tuple[PeakInfo, float] | None = None
-        self._lookups: _SharedLookups[PeakInfo] = _SharedLookups()
+        self._lookups: SharedLookups[PeakInfo] = SharedLookups()
 
     async def get(self) -> PeakInfo:
         """Raises ChainUnavailable if the node cannot be asked."""

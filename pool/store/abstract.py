@@ -98,9 +98,24 @@ class AbstractPoolStore(ABC):
 
     @abstractmethod
     async def update_singleton(
-        self, launcher_id: bytes32, tip: CoinSpend, tip_state: PoolState, is_pool_member: bool
-    ) -> None:
-        """Record the farmer's singleton tip, its pool state and the membership it implies."""
+        self,
+        launcher_id: bytes32,
+        tip: CoinSpend,
+        tip_state: PoolState,
+        is_pool_member: bool,
+        *,
+        expected_tip: CoinSpend | None = None,
+    ) -> bool:
+        """Record the farmer's singleton tip, its pool state and the membership it implies.
+
+        With ``expected_tip`` it is a compare-and-set: it writes only if the recorded tip is still ``expected_tip``
+        (the one the caller started from), so a view computed earlier never overwrites a newer one written
+        meanwhile. Returns whether it wrote. Raises FarmerNotFound."""
+
+    @abstractmethod
+    async def accept_put_token(self, launcher_id: bytes32, token: int) -> bool:
+        """Record ``token`` as the farmer's last accepted PUT /farmer token if it is newer than the recorded one;
+        False (nothing changed) if it is not, so a captured PUT cannot be replayed. Raises FarmerNotFound."""
 
     # -- partials ----------------------------------------------------------------------------------------------
     @abstractmethod
@@ -118,6 +133,15 @@ class AbstractPoolStore(ABC):
     async def confirm_partial(self, partial_id: int) -> bool:
         """Pending -> confirmed and the partial's points added to the farmer's balance, in one transaction.
         Returns False (and changes nothing) if the partial was not pending: points are credited exactly once."""
+
+    @abstractmethod
+    async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
+        """Pending -> stale: CONFIRMED with its points credited (``credit``) or REJECTED with ``reason``, marked
+        stale either way. Returns False (and changes nothing) if the partial was not pending."""
+
+    @abstractmethod
+    async def count_stale_partials(self) -> int:
+        """How many partials were settled stale (credited or not)."""
 
     @abstractmethod
     async def reject_partial(self, partial_id: int, reason: str) -> bool:

@@ -50,6 +50,8 @@ class FarmerRecord:
     pending_difficulty: int | None = None
     pending_difficulty_at: int | None = None
     owed: int = 0  # mojos shared out to this farmer and not yet paid (paid once at least payouts.min_payment)
+    # The authentication token of the last PUT /farmer accepted: a PUT needs a newer one (no replay).
+    last_put_token: int | None = None
 
     def difficulty_at(self, now: int) -> int:
         """The difficulty in force at ``now``, counting a pending change whose cooldown has passed."""
@@ -70,6 +72,9 @@ class PartialRecord:
     difficulty: int  # the farmer's difficulty when the partial was received = the points it is worth
     status: PartialStatus = PartialStatus.PENDING
     reject_reason: str | None = None
+    # Settled without its re-check: the node no longer knew its signage point because the pool fell behind. Credited
+    # (CONFIRMED) or not (REJECTED) as partials.stale_partials says.
+    stale: bool = False
     id: int | None = None  # assigned by the store
 
 

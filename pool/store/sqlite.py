@@ -199,7 +199,15 @@ _SCHEMA_V2_LEDGER: Migration = (
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_SCHEMA_V1, _SCHEMA_V2_LEDGER)
+# Membership and loop robustness (issue #9): the newest PUT /farmer token accepted per farmer (a captured PUT cannot
+# be replayed to undo a later change), and partials settled without a re-check because the node no longer knew their
+# signage point (the pool fell behind; config partials.stale_partials decides whether they are credited).
+_SCHEMA_V3_MEMBERSHIP: Migration = (
+    "ALTER TABLE farmers ADD COLUMN last_put_token INTEGER",
+    "ALTER TABLE partials ADD COLUMN stale INTEGER NOT NULL DEFAULT 0 CHECK (stale IN (0, 1))",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_SCHEMA_V1, _SCHEMA_V2_LEDGER, _SCHEMA_V3_MEMBERSHIP)
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""
 
 
@@ -400,15 +408,48 @@ class SqlitePoolStore(AbstractPoolStore):
             return int(row["difficulty"])
 
     async def update_singleton(
-        self, launcher_id: bytes32, tip: CoinSpend, tip_state: PoolState, is_pool_member: bool
-    ) -> None:
+        self,
+        launcher_id: bytes32,
+        tip: CoinSpend,
+        tip_state: PoolState,
+        is_pool_member: bool,
+        *,
+        expected_tip: CoinSpend | None = None,
+    ) -> bool:
         changes = {
             "singleton_tip": bytes(tip),
             "singleton_tip_state": bytes(tip_state),
             "is_pool_member": int(is_pool_member),
         }
         async with self._write() as db:
-            await _update_farmer(db, launcher_id, changes)
+            if expected_tip is None:
+                await _update_farmer(db, launcher_id, changes)
+                return True
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            cursor = await db.execute(
+                f"UPDATE farmers SET {assignments} WHERE launcher_id = ? AND singleton_tip = ?",
+                (*changes.values(), launcher_id, bytes(expected_tip)),
+            )
+            if cursor.rowcount == 1:
+                return True
+            if not await _has_row(db, "SELECT 1 FROM farmers WHERE launcher_id = ?", (launcher_id,)):
+                raise FarmerNotFound(launcher_id.hex())
+            return False
+
+    async def accept_put_token(self, launcher_id: bytes32, token: int) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute(
+                """
+                UPDATE farmers SET last_put_token = ?
+                WHERE launcher_id = ? AND (last_put_token IS NULL OR last_put_token < ?)
+                """,
+                (token, launcher_id, token),
+            )
+            if cursor.rowcount == 1:
+                return True
+            if not await _has_row(db, "SELECT 1 FROM farmers WHERE launcher_id = ?", (launcher_id,)):
+                raise FarmerNotFound(launcher_id.hex())
+            return False
 
     # -- partials ----------------------------------------------------------------------------------------------
     async def add_partial(self, partial: PartialRecord) -> int | None:
@@ -469,6 +510,33 @@ class SqlitePoolStore(AbstractPoolStore):
                 "UPDATE farmers SET points = points + ? WHERE launcher_id = ?", (row["difficulty"], row["launcher_id"])
             )
             return True
+
+    async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
+        async with self._write() as db:
+            if not credit:
+                cursor = await db.execute(
+                    "UPDATE partials SET status = 'rejected', stale = 1, reject_reason = ? "
+                    "WHERE id = ? AND status = 'pending'",
+                    (reason, partial_id),
+                )
+                return cursor.rowcount == 1
+            # Credited like confirm_partial: the status guard and the credit share this transaction.
+            async with db.execute(
+                "UPDATE partials SET status = 'confirmed', stale = 1 WHERE id = ? AND status = 'pending' "
+                "RETURNING launcher_id, difficulty",
+                (partial_id,),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                return False
+            await db.execute(
+                "UPDATE farmers SET points = points + ? WHERE launcher_id = ?", (row["difficulty"], row["launcher_id"])
+            )
+            return True
+
+    async def count_stale_partials(self) -> int:
+        row = await self._fetchone("SELECT COUNT(*) AS n FROM partials WHERE stale = 1")
+        return 0 if row is None else int(row["n"])
 
     async def reject_partial(self, partial_id: int, reason: str) -> bool:
         async with self._write() as db:
@@ -1069,6 +1137,7 @@ def _farmer_from_row(row: sqlite3.Row) -> FarmerRecord:
         pending_difficulty=_optional_int(row["pending_difficulty"]),
         pending_difficulty_at=_optional_int(row["pending_difficulty_at"]),
         owed=int(row["owed"]),
+        last_put_token=_optional_int(row["last_put_token"]),
     )
 
 
@@ -1083,6 +1152,7 @@ def _partial_from_row(row: sqlite3.Row) -> PartialRecord:
         difficulty=int(row["difficulty"]),
         status=PartialStatus(row["status"]),
         reject_reason=row["reject_reason"],
+        stale=bool(row["stale"]),
         id=int(row["id"]),
     )
 

@@ -74,6 +74,8 @@ def test_fee_is_exact_not_float() -> None:
         ("server.port", True, "server.port", "integer"),
         ("logging.level", "LOUD", "logging.level", "one of"),
         ("pool.feee", 0.01, "pool.feee", "unknown key"),
+        ("partials.stale_partials", "keep", "partials.stale_partials", "credit, drop"),
+        ("pool.relative_lock_height", 31, "pool.relative_lock_height", "chain.confirmation_security_threshold (32)"),
     ],
 )
 def test_bad_values_name_their_key(path: str, value: Any, key: str, words: str) -> None:
@@ -119,3 +121,12 @@ def test_tls_files_must_exist() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(data, REPO)
     assert info.value.key == "server.tls_cert"
+
+
+def test_stale_partials_are_credited_unless_the_operator_drops_them() -> None:
+    assert load_config_file(EXAMPLE).partials.stale_partials == "credit"
+    assert parse_config(with_change("partials.stale_partials", "drop"), REPO).partials.stale_partials == "drop"
+
+
+def test_relative_lock_height_may_equal_the_confirmation_threshold() -> None:
+    assert parse_config(with_change("pool.relative_lock_height", 32), REPO).pool.relative_lock_height == 32

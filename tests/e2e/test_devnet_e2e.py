@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from pool.chain.wallet_rpc import WalletRpc
 from pool.chia_adapter import bytes32, std_hash
 from pool.devnet.session import Devnet
 from pool.store.models import ClaimStatus, FarmerRecord, PartialStatus
@@ -144,6 +145,25 @@ async def test_payout_instruction_change_reaches_the_next_payment(devnet: Devnet
         return await coins_at(devnet, new_puzzle_hash) > 0
 
     await drive_until(devnet, paid_to_new_address, "payment to the new payout address", farm_every=2)
+
+
+async def test_partials_are_confirmed_while_the_pool_wallet_is_away(devnet: Devnet) -> None:
+    """The pool's wallet becomes unreachable for several confirmation delays while the real farmer keeps sending
+    partials: none is rejected, they are credited meanwhile (only the node is needed), and payouts resume after."""
+    rejected_before = await farmer_partials(devnet, PartialStatus.REJECTED)
+    confirmed_before = await farmer_partials(devnet, PartialStatus.CONFIRMED)
+    await devnet.ctx.wallet.close()
+    away_since = time.monotonic()
+
+    async def confirmed_while_away() -> bool:
+        away_long_enough = time.monotonic() - away_since > 3 * devnet.config.partials.confirmation_delay
+        return away_long_enough and await farmer_partials(devnet, PartialStatus.CONFIRMED) >= confirmed_before + 3
+
+    try:
+        await drive_until(devnet, confirmed_while_away, "partials confirmed with the wallet away")
+    finally:
+        devnet.ctx.wallet = await WalletRpc.connect(devnet.ctx.config.chain)
+    assert await farmer_partials(devnet, PartialStatus.REJECTED) == rejected_before
 
 
 async def test_restart_loses_nothing(devnet: Devnet) -> None:

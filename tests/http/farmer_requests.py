@@ -53,10 +53,13 @@ HARVESTER_ID = bytes32(b"\x11" * 32)
 class Clock:
     """The pool's clock: real time plus an offset a test may move (the node's signage point times are real)."""
 
-    offset: int = 0
+    offset: float = 0
 
     def __call__(self) -> int:
-        return int(time.time()) + self.offset
+        return int(time.time() + self.offset)
+
+    def precise(self) -> float:
+        return time.time() + self.offset
 
 
 def pool_config_for(world: World, store_path: Path, **sections: dict[str, Any]) -> PoolConfig:
@@ -88,7 +91,15 @@ class PoolUnderTest:
         # The constants the way production builds them: from the node's chia root config and the network name.
         constants = consensus_constants_for(config.chain.network, chia_config(config.chain.full_node.chia_root))
         clock = Clock()
-        ctx = PoolContext(config=config, store=store, node=node, wallet=wallet, constants=constants, now=clock)
+        ctx = PoolContext(
+            config=config,
+            store=store,
+            node=node,
+            wallet=wallet,
+            constants=constants,
+            now=clock,
+            precise_clock=clock.precise,
+        )
         client: TestClient[Any, Any] = TestClient(TestServer(create_app(ctx)))
         await client.start_server()
         return cls(ctx, client, clock)

@@ -55,6 +55,13 @@ def key(seed: bytes) -> PrivateKey:
     return AugSchemeMPL.key_gen(std_hash(seed))
 
 
+def next_token(pool: PoolUnderTest) -> int:
+    """A token newer than any accepted so far (PUT /farmer refuses one not newer than the last it accepted): the
+    pool's clock moves on by one token period."""
+    pool.clock.offset += 60 * pool.ctx.config.pool.authentication_token_timeout
+    return pool.token
+
+
 def error_code(reply: dict[str, Any]) -> PoolErrorCode:
     assert set(reply) == {"error_code", "error_message"}, reply
     assert reply["error_message"], reply
@@ -175,6 +182,24 @@ async def test_post_farmer_with_a_singleton_of_another_pool(
     reply = await pool.send("POST", "/farmer", body)
     assert error_code(reply) is PoolErrorCode.INVALID_SINGLETON
     assert "does not farm to this pool" in reply["error_message"]
+
+
+async def test_post_farmer_with_a_forged_plotnft(world: World, pool: PoolUnderTest, payout_address: str) -> None:
+    """A real singleton that self-pools to its owner while its launcher data claims FARMING_TO_POOL to this pool:
+    refused and remembered for a while (never registered, so no partial of it is ever accepted)."""
+    forged = await world.create_forged_plotnft(
+        claimed_target_puzzle_hash=pool.target_puzzle_hash,
+        claimed_relative_lock_height=pool.ctx.config.pool.relative_lock_height,
+    )
+    await world.farm_blocks(THRESHOLD + 1)
+    # Signed by the owner key the launcher data names, as a real farmer would: the chain check alone refuses it.
+    body = post_farmer_body(forged, forged.authentication_secret_key, pool.token, payout_address)
+    reply = await pool.send("POST", "/farmer", body)
+    assert error_code(reply) is PoolErrorCode.INVALID_SINGLETON
+    assert forged.launcher_id.hex() in reply["error_message"] and "puzzle hash" in reply["error_message"]
+    assert await pool.ctx.store.get_farmer(forged.launcher_id) is None
+    again = await pool.send("POST", "/farmer", body)
+    assert error_code(again) is PoolErrorCode.INVALID_SINGLETON and "refused recently" in again["error_message"]
 
 
 @pytest.mark.parametrize(
@@ -299,7 +324,9 @@ async def test_put_farmer_payout_instructions(
     pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str
 ) -> None:
     new_payout = std_hash(b"new payout").hex()  # a puzzle hash in hex, without 0x
-    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, payout_instructions=new_payout)
+    body = put_farmer_body(
+        plotnft.launcher_id, plotnft.owner_secret_key, next_token(pool), payout_instructions=new_payout
+    )
     reply = await pool.send("PUT", "/farmer", body)
     assert reply == {"authentication_public_key": None, "payout_instructions": True, "suggested_difficulty": None}
     farmer = await pool.ctx.store.get_farmer(plotnft.launcher_id)
@@ -308,13 +335,19 @@ async def test_put_farmer_payout_instructions(
     assert farmer.payout_puzzle_hash == std_hash(b"new payout")
 
     # The same again changes nothing.
-    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, payout_instructions=new_payout)
+    body = put_farmer_body(
+        plotnft.launcher_id, plotnft.owner_secret_key, next_token(pool), payout_instructions=new_payout
+    )
     reply = await pool.send("PUT", "/farmer", body)
     assert reply == {"authentication_public_key": None, "payout_instructions": False, "suggested_difficulty": None}
 
     # Back to the address, as the farmer does when GET /farmer shows instructions other than its own.
     body = put_farmer_body(
-        plotnft.launcher_id, plotnft.owner_secret_key, pool.token, auth_sk=auth_sk, payout_instructions=payout_address
+        plotnft.launcher_id,
+        plotnft.owner_secret_key,
+        next_token(pool),
+        auth_sk=auth_sk,
+        payout_instructions=payout_address,
     )
     reply = await pool.send("PUT", "/farmer", body)
     assert reply == {"authentication_public_key": False, "payout_instructions": True, "suggested_difficulty": None}
@@ -324,6 +357,7 @@ async def test_put_farmer_refusals(
     pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str
 ) -> None:
     launcher, owner = plotnft.launcher_id, plotnft.owner_secret_key
+    next_token(pool)  # none of these is accepted, so none uses the token up
     # chia 2.7.5's six-field PutFarmerPayload hash is not what a v1 farmer signs.
     six = put_farmer_body(launcher, owner, pool.token, payout_instructions=payout_address, sign_six_fields=True)
     assert error_code(await pool.send("PUT", "/farmer", six)) is PoolErrorCode.INVALID_SIGNATURE
@@ -344,7 +378,7 @@ async def test_put_farmer_new_authentication_key(
     pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey
 ) -> None:
     new_sk = key(b"farmer authentication key 2")
-    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, auth_sk=new_sk)
+    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, next_token(pool), auth_sk=new_sk)
     reply = await pool.send("PUT", "/farmer", body)
     assert reply == {"authentication_public_key": True, "payout_instructions": None, "suggested_difficulty": None}
     launcher, target = plotnft.launcher_id, pool.target_puzzle_hash
@@ -353,18 +387,18 @@ async def test_put_farmer_new_authentication_key(
     new = authenticated_params("get_farmer", launcher, target, new_sk, pool.token)
     assert (await pool.get("/farmer", new))["authentication_public_key"] == "0x" + bytes(new_sk.get_g1()).hex()
 
-    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, auth_sk=auth_sk)
+    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, next_token(pool), auth_sk=auth_sk)
     assert (await pool.send("PUT", "/farmer", body))["authentication_public_key"] is True
 
 
 async def test_put_farmer_difficulty_takes_effect_after_the_cooldown(
     pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey
 ) -> None:
-    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, suggested_difficulty=50)
+    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, next_token(pool), suggested_difficulty=50)
     reply = await pool.send("PUT", "/farmer", body)
     assert reply == {"authentication_public_key": None, "payout_instructions": None, "suggested_difficulty": True}
-    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, suggested_difficulty=50)
-    assert (await pool.send("PUT", "/farmer", body))["suggested_difficulty"] is False  # already pending
+    # A captured PUT replayed within the token window is refused: its token is not newer than the last accepted.
+    assert error_code(await pool.send("PUT", "/farmer", body)) is PoolErrorCode.INVALID_AUTHENTICATION_TOKEN
 
     def params() -> dict[str, Any]:
         return authenticated_params("get_farmer", plotnft.launcher_id, pool.target_puzzle_hash, auth_sk, pool.token)
@@ -423,7 +457,11 @@ async def test_delay_time_too_short(
         await world.farm_blocks(1)
     await world.farm_blocks(THRESHOLD + 1)
     view = await follow_singleton(
-        pool.ctx.node, launcher_id, peak_height=world.peak_height, confirmation_security_threshold=THRESHOLD
+        pool.ctx.node,
+        launcher_id,
+        peak_height=world.peak_height,
+        confirmation_security_threshold=THRESHOLD,
+        genesis_challenge=world.constants.GENESIS_CHALLENGE,
     )
     assert view.delay_time == 600
     owner = find_owner_sk([world.block_tools.farmer_master_sk], view.state.owner_pubkey)
@@ -449,13 +487,19 @@ async def test_leaving_the_pool(world: World, pool: PoolUnderTest, plotnft: Plot
     await world.leave_pool(plotnft)
     await world.farm_blocks(THRESHOLD + 1)
     view = await follow_singleton(
-        pool.ctx.node, plotnft.launcher_id, peak_height=world.peak_height, confirmation_security_threshold=THRESHOLD
+        pool.ctx.node,
+        plotnft.launcher_id,
+        peak_height=world.peak_height,
+        confirmation_security_threshold=THRESHOLD,
+        genesis_challenge=world.constants.GENESIS_CHALLENGE,
     )
     assert view.state.state == PoolSingletonState.LEAVING_POOL.value
-    assert view.state_height <= view.tip_height
-    assert is_member_of_pool(view.state, pool.ctx.config.pool, world.peak_height, view.state_height)
-    later = view.state_height + relative_lock_height
-    assert not is_member_of_pool(view.state, pool.ctx.config.pool, later, view.state_height)
+    assert view.state_height <= view.tip_height <= view.coin_height
+    assert is_member_of_pool(view.state, pool.ctx.config.pool, world.peak_height, view.coin_height)
+    later = view.coin_height + relative_lock_height  # the waiting room's escape is relative to the live coin
+    assert not is_member_of_pool(view.state, pool.ctx.config.pool, later, view.coin_height)
 
-    body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, pool.token, payout_instructions="ab" * 32)
+    body = put_farmer_body(
+        plotnft.launcher_id, plotnft.owner_secret_key, next_token(pool), payout_instructions="ab" * 32
+    )
     assert (await pool.send("PUT", "/farmer", body))["payout_instructions"] is True

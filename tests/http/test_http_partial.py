@@ -250,6 +250,23 @@ async def test_too_late(world: World, pool: PoolUnderTest, farmer: Farmer) -> No
         pool.clock.offset -= pool.ctx.config.partials.time_limit + 5
 
 
+async def test_too_late_by_half_a_second(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    """The time limit is compared to the sub-second: with whole seconds it could pass (truncating the receipt time
+    makes a partial up to 1 s younger)."""
+    sp, found = await fresh_proofs(world, farmer.plots)
+    seen = await pool.ctx.signage_point_cache().lookup(sp.sp_hash, sp.end_of_sub_slot)
+    assert seen is not None
+    late_by = seen.time_received + pool.ctx.config.partials.time_limit + 0.5 - time.time()
+    pool.clock.offset += late_by
+    try:
+        body = partial_body(farmer.plotnft.launcher_id, pool.token, found[0], sp, farmer.auth_sk)
+        reply = await submit(pool, body)
+        assert error_code(reply) is PoolErrorCode.TOO_LATE
+        assert f"the limit is {pool.ctx.config.partials.time_limit} s" in reply["error_message"]
+    finally:
+        pool.clock.offset -= late_by
+
+
 async def test_difficulty_raised_with_put_applies_only_after_the_cooldown(
     world: World, pool: PoolUnderTest, farmer: Farmer
 ) -> None:

@@ -34,14 +34,8 @@ class Clock:
 
 
 def pool_config(world: World, store_path: Path, **overrides: object) -> PoolConfig:
-    return world_pool_config(
-        world,
-        store_path=store_path,
-        server_port=0,
-        relative_lock_height=5,
-        confirmation_threshold=THRESHOLD,
-        **overrides,
-    )
+    settings: dict[str, object] = {"relative_lock_height": 5, "confirmation_threshold": THRESHOLD, **overrides}
+    return world_pool_config(world, store_path=store_path, server_port=0, **settings)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -95,7 +89,11 @@ class Pool:
         await self.peak()
         peak = self.status.peak_height
         view = await follow_singleton(
-            self.ctx.node, plotnft.launcher_id, peak_height=peak, confirmation_security_threshold=THRESHOLD
+            self.ctx.node,
+            plotnft.launcher_id,
+            peak_height=peak,
+            confirmation_security_threshold=THRESHOLD,
+            genesis_challenge=self.ctx.constants.GENESIS_CHALLENGE,
         )
         farmer = FarmerRecord(
             launcher_id=plotnft.launcher_id,
@@ -108,7 +106,7 @@ class Pool:
             difficulty=1,
             payout_instructions=payout_puzzle_hash.hex(),
             payout_puzzle_hash=payout_puzzle_hash,
-            is_pool_member=is_member_of_pool(view.state, self.ctx.config.pool, peak, view.state_height),
+            is_pool_member=is_member_of_pool(view.state, self.ctx.config.pool, peak, view.coin_height),
             points=0,
             joined_at=self.ctx.now(),
         )

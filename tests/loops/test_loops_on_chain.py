@@ -17,7 +17,7 @@ from loops_harness import THRESHOLD, Clock, Pool, random_puzzle_hash
 
 from pool.chia_adapter import SpendBundle, calculate_pool_reward, uint32
 from pool.devnet.world import PlotNFTInfo, World
-from pool.loops.partials import REASON_NOT_MEMBER, REASON_REVERTED_SP, REASON_UNKNOWN_SP
+from pool.loops.partials import REASON_NOT_MEMBER, REASON_REVERTED_SP, REASON_STALE_DROPPED
 from pool.loops.runner import LoopRunner
 from pool.store.models import BatchStatus, ClaimStatus, PartialStatus, RoundStatus
 
@@ -185,27 +185,49 @@ async def test_payouts_survive_crashes_and_pay_exactly_once(
     await pool.stop()
 
 
-async def test_partials_with_unknown_or_reorged_signage_points_are_rejected(
+async def test_partials_with_forgotten_or_reorged_signage_points(
     world: World, plotnfts: list[PlotNFTInfo], pool: Pool
 ) -> None:
+    """A signage point the node no longer knows makes its partial stale (credited by default: it was checked against
+    that signage point at receipt); one the node reports reverted is rejected."""
     first, _ = plotnfts
     await pool.add_farmer(first, random_puzzle_hash())
-    unknown = await pool.add_partial(first.launcher_id, random_puzzle_hash(), 5)
-    unknown_eos = await pool.add_partial(first.launcher_id, random_puzzle_hash(), 5, end_of_sub_slot=True)
+    forgotten = await pool.add_partial(first.launcher_id, random_puzzle_hash(), 5)
+    forgotten_eos = await pool.add_partial(first.launcher_id, random_puzzle_hash(), 5, end_of_sub_slot=True)
     sp = await world.new_signage_point()
     reorged = await pool.add_partial(first.launcher_id, sp.sp_hash, 7)
     await world.reorg(fork_height=world.peak_height - 2, new_peak_height=world.peak_height + 1)
     pool.ctx.now.now += pool.ctx.config.partials.confirmation_delay + 1  # type: ignore[attr-defined]
     await pool.peak()
     stats = await pool.partials.run_once(pool.ctx)
-    assert (stats.confirmed, stats.rejected) == (0, 3)
-    for partial_id, reasons in (
-        (unknown, {REASON_UNKNOWN_SP}),
-        (unknown_eos, {REASON_UNKNOWN_SP}),
-        (reorged, {REASON_UNKNOWN_SP, REASON_REVERTED_SP}),
-    ):
+    assert stats.confirmed == 0 and stats.rejected + stats.stale == 3 and stats.failed == []
+    for partial_id in (forgotten, forgotten_eos):
         partial = await pool.ctx.store.get_partial(partial_id)
-        assert partial is not None and partial.status == PartialStatus.REJECTED and partial.reject_reason in reasons
+        assert partial is not None and partial.stale and partial.status == PartialStatus.CONFIRMED
+    partial = await pool.ctx.store.get_partial(reorged)
+    assert partial is not None
+    # The node either still knows the reorged signage point (reverted) or forgot it (stale).
+    assert (partial.status, partial.reject_reason) == (PartialStatus.REJECTED, REASON_REVERTED_SP) or partial.stale
+    points = 10 + (7 if partial.stale else 0)
+    assert (await pool.ctx.store.get_farmer(first.launcher_id)).points == points  # type: ignore[union-attr]
+    assert await pool.ctx.store.count_stale_partials() == stats.stale
+    assert pool.ctx.stats.stale_partials == stats.stale
+
+
+async def test_stale_partials_are_dropped_when_the_operator_says_so(
+    world: World, plotnfts: list[PlotNFTInfo], pool: Pool
+) -> None:
+    first, _ = plotnfts
+    config = pool.ctx.config
+    pool.ctx.config = dataclasses.replace(config, partials=dataclasses.replace(config.partials, stale_partials="drop"))
+    await pool.add_farmer(first, random_puzzle_hash())
+    forgotten = await pool.add_partial(first.launcher_id, random_puzzle_hash(), 5)
+    pool.ctx.now.now += pool.ctx.config.partials.confirmation_delay + 1  # type: ignore[attr-defined]
+    await pool.peak()
+    assert (await pool.partials.run_once(pool.ctx)).stale == 1
+    partial = await pool.ctx.store.get_partial(forgotten)
+    assert partial is not None and partial.stale
+    assert (partial.status, partial.reject_reason) == (PartialStatus.REJECTED, REASON_STALE_DROPPED)
     assert (await pool.ctx.store.get_farmer(first.launcher_id)).points == 0  # type: ignore[union-attr]
 
 

@@ -131,14 +131,14 @@ def test_payout_instructions() -> None:
 
 def test_membership() -> None:
     pool = pool_info(relative_lock_height=10)
-    assert is_member_of_pool(state(), pool, peak_height=1000, state_height=10)
+    assert is_member_of_pool(state(), pool, peak_height=1000, coin_height=10)
     assert not is_member_of_pool(state(target=bytes32(b"\x01" * 32)), pool, 1000, 10)
     assert not is_member_of_pool(state(relative_lock_height=11), pool, 1000, 10)
     assert not is_member_of_pool(state(version=2), pool, 1000, 10)
     assert not is_member_of_pool(state(PoolSingletonState.SELF_POOLING), pool, 1000, 10)
     leaving = state(PoolSingletonState.LEAVING_POOL)
-    assert is_member_of_pool(leaving, pool, peak_height=109, state_height=100)
-    assert not is_member_of_pool(leaving, pool, peak_height=110, state_height=100)
+    assert is_member_of_pool(leaving, pool, peak_height=109, coin_height=100)
+    assert not is_member_of_pool(leaving, pool, peak_height=110, coin_height=100)
 
 
 def test_classic_put_payload_is_the_first_five_fields() -> None:

@@ -350,6 +350,58 @@ async def test_singleton_update_round_trips_spend_state_and_membership(store: Ab
     assert await store.list_farmers(members_only=True) == []
 
 
+async def test_singleton_update_with_expected_tip_is_compare_and_set(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1)
+    await store.add_farmer(farmer)
+    newer, older_view = singleton_spend(80), singleton_spend(81)
+    leaving = pool_state(1, PoolSingletonState.LEAVING_POOL)
+    # Two writers started from the recorded tip; the first one wins, the second (computed earlier) writes nothing.
+    assert await store.update_singleton(farmer.launcher_id, newer, leaving, False, expected_tip=farmer.singleton_tip)
+    assert not await store.update_singleton(
+        farmer.launcher_id, older_view, farmer.singleton_tip_state, True, expected_tip=farmer.singleton_tip
+    )
+    recorded = await store.get_farmer(farmer.launcher_id)
+    assert recorded is not None
+    assert (recorded.singleton_tip, recorded.singleton_tip_state, recorded.is_pool_member) == (newer, leaving, False)
+    assert await store.update_singleton(farmer.launcher_id, newer, leaving, True, expected_tip=newer)
+    with pytest.raises(FarmerNotFound):
+        await store.update_singleton(h("unknown"), newer, leaving, True, expected_tip=newer)
+
+
+async def test_put_tokens_must_increase(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1)
+    await store.add_farmer(farmer)
+    assert (await store.get_farmer(farmer.launcher_id)).last_put_token is None  # type: ignore[union-attr]
+    assert await store.accept_put_token(farmer.launcher_id, 100)
+    assert not await store.accept_put_token(farmer.launcher_id, 100)  # a replay of the same PUT
+    assert not await store.accept_put_token(farmer.launcher_id, 99)
+    assert await store.accept_put_token(farmer.launcher_id, 101)
+    assert (await store.get_farmer(farmer.launcher_id)).last_put_token == 101  # type: ignore[union-attr]
+    with pytest.raises(FarmerNotFound):
+        await store.accept_put_token(h("unknown"), 1)
+
+
+async def test_stale_partials_are_credited_or_dropped_once_and_counted(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1, difficulty=10)
+    await store.add_farmer(farmer)
+    credited = await store.add_partial(make_partial(farmer, "a", 100, difficulty=7))
+    dropped = await store.add_partial(make_partial(farmer, "b", 100, difficulty=5))
+    assert credited is not None and dropped is not None
+    assert await store.settle_stale_partial(credited, True, "stale")
+    assert not await store.settle_stale_partial(credited, True, "stale")  # credited exactly once
+    assert await store.settle_stale_partial(dropped, False, "stale: dropped")
+    assert not await store.confirm_partial(dropped)
+    first, second = await store.get_partial(credited), await store.get_partial(dropped)
+    assert first is not None and (first.status, first.stale) == (PartialStatus.CONFIRMED, True)
+    assert second is not None and (second.status, second.stale, second.reject_reason) == (
+        PartialStatus.REJECTED,
+        True,
+        "stale: dropped",
+    )
+    assert await points_of(store, farmer) == 7
+    assert await store.count_stale_partials() == 2
+
+
 # -- partials -----------------------------------------------------------------------------------------------------
 async def test_partial_round_trips_as_pending_with_an_id(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1)
