@@ -30,7 +30,11 @@ def devnet_pool_document(
     relative_lock_height: int = 5,
     confirmation_threshold: int = 2,
     fee: str = "0.01",
+    rewards: dict[str, Any] | None = None,
+    payouts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``rewards`` and ``payouts``: keys that override (or add to) those sections, as an operator would write them
+    (e.g. ``{"claim_fee": 1000}``, ``{"scheme": "pplns", "min_payment": 20_000_000_000}``)."""
     prefix = address_prefix_for(network)
     # The fee goes to an address nobody on the devnet owns, so the farmer's and the pool's balances stay readable.
     fee_address = encode_puzzle_hash(bytes32(std_hash(b"devnet pool fee")), prefix)
@@ -56,8 +60,8 @@ def devnet_pool_document(
             "wallet_fingerprint": wallet_fingerprint,
             "confirmation_security_threshold": confirmation_threshold,
         },
-        "rewards": {"collect_interval": 2, "claim_fee": 0},
-        "payouts": {"interval": 5, "scheme": "proportional", "max_additions_per_transaction": 100},
+        "rewards": {"collect_interval": 2, "claim_fee": 0, **(rewards or {})},
+        "payouts": {"interval": 5, "scheme": "proportional", "max_additions_per_transaction": 100, **(payouts or {})},
         "loops": {"peak_interval": 0.5, "confirm_interval": 1, "singleton_interval": 2, "difficulty_interval": 5},
         "server": {"host": "127.0.0.1", "port": server_port},
         "store": {"backend": "sqlite", "path": str(store_path)},

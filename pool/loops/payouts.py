@@ -13,9 +13,11 @@ Every payout interval:
    whose very same transaction is pushed again later.
 4. a SUBMITTED batch is CONFIRMED once its payment is buried ``confirmation_security_threshold`` deep, with the fee the
    landed version really paid. A new version of a batch always spends every coin of the old one that still exists,
-   so two versions conflict and at most one can ever land: one whose coins were spent elsewhere or vanished in a
-   reorg is built anew around what is left of them; one still unconfirmed ``fee_bump_after_blocks`` after sending is
-   replaced by one spending the same coins with ``fee_bump`` more fee (from the pool's share).
+   so two versions conflict and at most one can ever land: one whose coins were spent elsewhere is built anew around
+   what is left of them (one whose coins vanished in a reorg, or are all gone, only once
+   ``confirmation_security_threshold`` blocks have passed: the coins may come back); one still unconfirmed
+   ``fee_bump_after_blocks`` after sending is replaced by one spending the same coins with ``fee_bump`` more fee
+   (from the pool's share).
 
 No new round starts while one is open, so the same money is never paid twice.
 """
@@ -236,13 +238,16 @@ class PayoutLoop:
             # enough that a reorg cannot take it back; until then a reorged-away payment is simply re-pushed.
             height = int(landed.confirmed_block_index)
             if self.status.peak_height - height >= ctx.config.chain.confirmation_security_threshold:
-                fee_paid = await fee_paid_on_chain(ctx, bundle, height)
+                # An older version made the payment from a coin this one does not spend: what it paid in fees is
+                # not known from this version's coins, and the fee charged stays charged (a surplus, never a loss).
+                made_by_this = landed.coin.parent_coin_info in {coin.name() for coin in bundle.removals()}
+                fee_paid = await fee_paid_on_chain(ctx, bundle, height) if made_by_this else None
                 await ctx.store.mark_batch_confirmed(batch.id, height, ctx.now(), fee_paid)
                 stats.confirmed.append(batch.id)
             return
-        unspent = await unspent_inputs(ctx, bundle)
+        unspent, vanished = await input_states(ctx, bundle)
         if len(unspent) < len(bundle.removals()):
-            await self.replan(ctx, batch, bundle, unspent, stats)
+            await self.replan(ctx, batch, bundle, unspent, vanished, stats)
             return
         if self._stuck(ctx, batch) and await self.bump_fee(ctx, batch, bundle):
             stats.bumped.append(batch.id)
@@ -258,17 +263,33 @@ class PayoutLoop:
         return self.status.peak_height - batch.submitted_height >= ctx.config.payouts.fee_bump_after_blocks
 
     async def replan(
-        self, ctx: PoolContext, batch: PaymentBatch, bundle: SpendBundle, unspent: list[Coin], stats: PayoutStats
+        self,
+        ctx: PoolContext,
+        batch: PaymentBatch,
+        bundle: SpendBundle,
+        unspent: list[Coin],
+        vanished: list[Coin],
+        stats: PayoutStats,
     ) -> None:
         """Some of the batch's coins were spent by something else or vanished in a reorg: its transaction cannot
         land as it is. The new one spends every old coin that still exists, so that the two conflict and at most
-        one can ever land; when none is left, it waits until the old coins are gone for good (a reorg deeper than
-        ``confirmation_security_threshold`` is not expected)."""
+        one can ever land. When none is left, or a coin vanished (a reorg took away the block that made it; the
+        chain that replaces it may make it again, and then the old transaction, still in other nodes' mempools, can
+        land), it waits until the old coins are gone for good: a reorg deeper than
+        ``confirmation_security_threshold`` is not expected."""
         assert batch.id is not None
         if await landed_payment(ctx, batch, bundle) is not None:
             return  # spent by our own transaction after all: the next iterations confirm it once buried
         waited = self.status.peak_height - (batch.submitted_height or 0)
-        if not unspent and waited < ctx.config.chain.confirmation_security_threshold:
+        if (not unspent or vanished) and waited < ctx.config.chain.confirmation_security_threshold:
+            log.info(
+                "payout batch %d (round %d): %d of its coins vanished or were spent elsewhere; waiting %d more "
+                "block(s) before building it anew",
+                batch.index,
+                batch.round_id,
+                len(bundle.removals()) - len(unspent),
+                ctx.config.chain.confirmation_security_threshold - waited,
+            )
             return
         log.warning("payout batch %d (round %d) can no longer land: building it anew", batch.index, batch.round_id)
         if await self.rebuild(ctx, batch, batch.fee, required=unspent, held_by_self=bundle.removals()):
@@ -344,15 +365,33 @@ async def coins_in_flight(ctx: PoolContext) -> set[bytes32]:
 async def landed_payment(ctx: PoolContext, batch: PaymentBatch, bundle: SpendBundle) -> CoinRecord | None:
     """The on-chain coin of the batch's first payment, made by any version of its transaction, or None.
 
-    Every version spends (a superset of) the same coins, so a payment made by any of them is a child of one of the
-    latest version's inputs: one look-up by parent ids finds it whichever version landed."""
+    A fee bump spends the same coins, so its payment is a child of one of the latest version's inputs: one look-up
+    by parent ids finds it whichever version landed. A version rebuilt around what was left of an older one's coins
+    no longer spends the older one's coins that were spent elsewhere or vanished; if a reorg brings those back and
+    the older version lands, its payment's parent is not among the latest inputs, but it spent the inputs the two
+    share in the very block that made the payment: found by the payment's puzzle hash, amount and that height."""
     additions = await batch_additions(ctx, batch)
     if not additions:
         raise ValueError("a payout transaction without outputs cannot be confirmed")
     puzzle_hash, amount = additions[0]
-    children = await ctx.node.coin_records_by_parent_ids([c.name() for c in bundle.removals()], include_spent=True)
+    removals = bundle.removals()
+    children = await ctx.node.coin_records_by_parent_ids([c.name() for c in removals], include_spent=True)
     for record in children:
         if record.coin.puzzle_hash == puzzle_hash and record.coin.amount == amount:
+            return record
+    spent_at: set[int] = set()
+    for coin in removals:
+        input_record = await ctx.node.coin_record(coin.name())
+        if input_record is not None and input_record.spent:
+            spent_at.add(int(input_record.spent_block_index))
+    if not spent_at:
+        return None
+    candidates = await ctx.node.coin_records_by_puzzle_hashes([puzzle_hash], True, start_height=min(spent_at))
+    for record in candidates:
+        if record.coin.amount != amount or int(record.confirmed_block_index) not in spent_at:
+            continue
+        parent = await ctx.node.coin_record(record.coin.parent_coin_info)
+        if parent is not None and parent.spent and parent.spent_block_index == record.confirmed_block_index:
             return record
     return None
 
@@ -369,14 +408,18 @@ async def fee_paid_on_chain(ctx: PoolContext, bundle: SpendBundle, height: int) 
     return sum(c.amount for c in inputs) - created
 
 
-async def unspent_inputs(ctx: PoolContext, bundle: SpendBundle) -> list[Coin]:
-    """The transaction's coins that still exist unspent (all of them, unless it landed or cannot land)."""
+async def input_states(ctx: PoolContext, bundle: SpendBundle) -> tuple[list[Coin], list[Coin]]:
+    """The transaction's coins that still exist unspent (all of them, unless it landed or cannot land), and those
+    the chain does not know (any more: taken away by a reorg)."""
     unspent: list[Coin] = []
+    vanished: list[Coin] = []
     for coin in bundle.removals():
         record = await ctx.node.coin_record(coin.name())
-        if record is not None and not record.spent:
+        if record is None:
+            vanished.append(coin)
+        elif not record.spent:
             unspent.append(coin)
-    return unspent
+    return unspent, vanished
 
 
 async def farmer_shares(ctx: PoolContext) -> list[FarmerShare]:

@@ -1,4 +1,8 @@
-"""Test helpers for the loops: a pool (context + loops) on a devnet World, with a clock the test moves by hand."""
+"""Test helpers for the loops: a pool (context + loops) on a devnet World, with a clock the test moves by hand.
+
+Money reaches a pool only the way it does in production: a member's pool plot wins a block (its pool reward lands at
+the PlotNFT's p2_singleton puzzle hash), the reward loop absorbs it and the absorb is buried (``win_and_claim``).
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,11 @@ from pool.context import PoolContext
 from pool.devnet.pool_config import world_pool_config
 from pool.devnet.world import PlotNFTInfo, World
 from pool.loops.partials import PartialConfirmLoop
-from pool.loops.payouts import PayoutLoop
-from pool.loops.rewards import RewardLoop
+from pool.loops.payouts import PayoutLoop, PayoutStats
+from pool.loops.rewards import RewardLoop, RewardStats
 from pool.loops.singletons import SingletonLoop
 from pool.loops.status import ChainStatus, PeakLoop
-from pool.store.models import FarmerRecord, PartialRecord
+from pool.store.models import ClaimStatus, FarmerRecord, PartialRecord, PayoutRound, RoundStatus
 from pool.store.sqlite import SqlitePoolStore
 
 THRESHOLD = 2  # confirmation_security_threshold of the test pool
@@ -45,6 +49,7 @@ class Pool:
     ctx: PoolContext
     status: ChainStatus = field(default_factory=ChainStatus)
     stopped: bool = False
+    config_overrides: dict[str, object] = field(default_factory=dict)  # kept across restarts
 
     def __post_init__(self) -> None:
         self.peak_loop = PeakLoop(self.status)
@@ -61,7 +66,7 @@ class Pool:
         node = await RpcFullNode.connect(config.chain.full_node)
         wallet = await WalletRpc.connect(config.chain)
         ctx = PoolContext(config=config, store=store, node=node, wallet=wallet, constants=world.constants, now=clock)
-        pool = cls(ctx)
+        pool = cls(ctx, config_overrides=dict(config_overrides))
         await pool.peak()
         return pool
 
@@ -79,7 +84,7 @@ class Pool:
         clock = self.ctx.now
         assert isinstance(clock, Clock)
         await self.stop()
-        return await Pool.start(world, store_path, clock)
+        return await Pool.start(world, store_path, clock, **self.config_overrides)
 
     async def peak(self) -> None:
         await self.peak_loop.run_once(self.ctx)
@@ -131,6 +136,80 @@ class Pool:
 
     async def coins_at(self, puzzle_hash: bytes32) -> list[CoinRecord]:
         return await self.ctx.node.coin_records_by_puzzle_hashes([puzzle_hash], include_spent=True)
+
+    def advance(self, seconds: int) -> None:
+        clock = self.ctx.now
+        assert isinstance(clock, Clock)
+        clock.now += seconds
+
+    async def confirm_partials(self, world: World, *points: tuple[PlotNFTInfo, int]) -> None:
+        """One partial per (PlotNFT, difficulty) on a fresh signage point, confirmed by the partials loop."""
+        sp = await world.new_signage_point()
+        for plotnft, difficulty in points:
+            await self.add_partial(plotnft.launcher_id, sp.sp_hash, difficulty)
+        self.advance(self.ctx.config.partials.confirmation_delay + 1)
+        await self.peak()
+        stats = await self.partials.run_once(self.ctx)
+        assert (stats.confirmed, stats.rejected) == (len(points), 0)
+
+    async def points(self) -> dict[bytes32, int]:
+        return {f.launcher_id: f.points for f in await self.ctx.store.list_farmers()}
+
+    async def run_payouts(self) -> PayoutStats:
+        await self.peak()
+        return await self.payouts.run_once(self.ctx)
+
+
+async def win(world: World, pool: Pool, plotnft: PlotNFTInfo, blocks: int = 1) -> None:
+    """``blocks`` blocks won by the PlotNFT's pool plots (their pool rewards at its p2_singleton puzzle hash), then
+    farmed on until the last reward coin is buried deep enough to be claimed."""
+    await world.farm_blocks(blocks, pool_reward_puzzle_hash=plotnft.p2_singleton_puzzle_hash)
+    await world.farm_blocks(THRESHOLD + 1)  # a block's reward is created in the next block, then buried
+    await pool.peak()
+
+
+async def absorb(pool: Pool, coins: int) -> RewardStats:
+    """One reward loop iteration that must push absorbs of exactly ``coins`` reward coins."""
+    await pool.peak()
+    stats = await pool.rewards.run_once(pool.ctx)
+    assert len(stats.submitted) == coins, stats
+    return stats
+
+
+async def bury_claims(world: World, pool: Pool, coins: int) -> None:
+    """Farm the absorbs in flight into a block, bury them and let the reward loop confirm ``coins`` claims."""
+    await world.farm_blocks(1)
+    await pool.peak()
+    assert (await pool.rewards.run_once(pool.ctx)).confirmed == 0  # on chain, not yet buried
+    await world.farm_blocks(THRESHOLD)
+    await pool.peak()
+    assert (await pool.rewards.run_once(pool.ctx)).confirmed == coins
+
+
+async def win_and_claim(pool: Pool, world: World, plotnft: PlotNFTInfo, blocks: int = 1) -> int:
+    """Win ``blocks`` blocks with the PlotNFT's pool plots, absorb the rewards and bury the absorb: returns the mojos
+    the new confirmed claims credited to the ledger (all of them rewards of this PlotNFT)."""
+    before = {c.coin_id for c in await pool.ctx.store.reward_claims(ClaimStatus.CONFIRMED)}
+    await win(world, pool, plotnft, blocks)
+    await absorb(pool, blocks)
+    await bury_claims(world, pool, blocks)
+    new = [c for c in await pool.ctx.store.reward_claims(ClaimStatus.CONFIRMED) if c.coin_id not in before]
+    assert len(new) == blocks and {c.launcher_id for c in new} == {plotnft.launcher_id}
+    assert (await pool.ctx.store.ledger()).balanced
+    return sum(c.amount for c in new)
+
+
+async def settle_round(pool: Pool, world: World, round_id: int) -> PayoutRound:
+    """Farm the round's pushed batches into a block and bury them until the payout loop closes the round."""
+    await world.farm_blocks(1)
+    assert (await pool.run_payouts()).confirmed == []  # on chain, not yet buried
+    await world.farm_blocks(THRESHOLD)
+    stats = await pool.run_payouts()
+    assert stats.round_id == round_id and stats.confirmed, stats
+    done = await pool.ctx.store.get_round(round_id)
+    assert done is not None and done.status == RoundStatus.DONE, done
+    assert (await pool.ctx.store.ledger()).balanced
+    return done
 
 
 def random_puzzle_hash() -> bytes32:

@@ -1,7 +1,9 @@
 """The background loops against a simulated chain: real PlotNFTs, real absorbs, real payments, real restarts.
 
 One World for the module (it is slow to start); every test has its own pool database. Tests drive single loop
-iterations (``run_once``) and move the pool's clock by hand, so nothing sleeps.
+iterations (``run_once``) and move the pool's clock by hand, so nothing sleeps. Money to pay comes only from blocks
+won by members' pool plots, absorbed and buried (``win_and_claim``); the ledger's own acceptance tests (operator funds,
+dust, owed balances, claim fees, fee bumps) are in tests/payouts/test_ledger_on_chain.py.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from loops_harness import THRESHOLD, Clock, Pool, random_puzzle_hash
+from loops_harness import THRESHOLD, Clock, Pool, absorb, bury_claims, random_puzzle_hash, settle_round, win_and_claim
 
 from pool.chia_adapter import SpendBundle, calculate_pool_reward, uint32
 from pool.devnet.world import PlotNFTInfo, World
 from pool.loops.partials import REASON_NOT_MEMBER, REASON_REVERTED_SP, REASON_STALE_DROPPED
+from pool.loops.payouts import PayoutStats, batch_additions
 from pool.loops.runner import LoopRunner
-from pool.store.models import BatchStatus, ClaimStatus, PartialStatus, RoundStatus
+from pool.store.models import BatchStatus, ClaimStatus, PartialStatus
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -46,16 +49,6 @@ async def pool(world: World, tmp_path: Path) -> AsyncIterator[Pool]:
     await started.stop()  # a no-op if a test restarted it (the test stops the pool it ends with)
 
 
-async def _confirm_partials(pool: Pool, *points: tuple[PlotNFTInfo, int], world: World) -> None:
-    sp = await world.new_signage_point()
-    for plotnft, difficulty in points:
-        await pool.add_partial(plotnft.launcher_id, sp.sp_hash, difficulty)
-    pool.ctx.now.now += pool.ctx.config.partials.confirmation_delay + 1  # type: ignore[attr-defined]
-    await pool.peak()
-    stats = await pool.partials.run_once(pool.ctx)
-    assert (stats.confirmed, stats.rejected) == (len(points), 0)
-
-
 async def test_rewards_absorbed_and_farmers_paid_in_proportion(
     world: World, plotnfts: list[PlotNFTInfo], pool: Pool
 ) -> None:
@@ -63,9 +56,8 @@ async def test_rewards_absorbed_and_farmers_paid_in_proportion(
     pay_first, pay_second = random_puzzle_hash(), random_puzzle_hash()
     await pool.add_farmer(first, pay_first)
     await pool.add_farmer(second, pay_second)
-    await _confirm_partials(pool, (first, 2), (first, 1), (second, 1), world=world)
-    points = {f.launcher_id: f.points for f in await pool.ctx.store.list_farmers()}
-    assert points == {first.launcher_id: 3, second.launcher_id: 1}
+    await pool.confirm_partials(world, (first, 2), (first, 1), (second, 1))
+    assert await pool.points() == {first.launcher_id: 3, second.launcher_id: 1}
 
     # One block with both rewards at the p2_singleton (the farmer's 1/8 is not claimable), one with the pool's only.
     await world.farm_blocks(1, first.p2_singleton_puzzle_hash)
@@ -74,46 +66,40 @@ async def test_rewards_absorbed_and_farmers_paid_in_proportion(
     await pool.peak()
     assert (await pool.rewards.run_once(pool.ctx)).submitted == []  # not buried deep enough yet
     await world.farm_blocks(THRESHOLD)
-    await pool.peak()
-    stats = await pool.rewards.run_once(pool.ctx)
-    assert len(stats.submitted) == 2  # chained in one spend bundle
-    again = await pool.rewards.run_once(pool.ctx)
-    assert again.submitted == []  # never claimed twice while in flight
-    await world.farm_blocks(1)
-    await pool.peak()
-    assert (await pool.rewards.run_once(pool.ctx)).confirmed == 0  # on chain, not yet buried
-    await world.farm_blocks(THRESHOLD)
-    await pool.peak()
-    assert (await pool.rewards.run_once(pool.ctx)).confirmed == 2
+    await absorb(pool, 2)  # chained in one spend bundle
+    assert (await pool.rewards.run_once(pool.ctx)).submitted == []  # never claimed twice while in flight
+    assert (await pool.ctx.store.ledger()).undistributed == 0  # nothing is paid before the claims are buried
+    await bury_claims(world, pool, 2)
     claims = await pool.ctx.store.reward_claims()
     assert {c.status for c in claims} == {ClaimStatus.CONFIRMED} and len(claims) == 2
     absorbed = sum(c.amount for c in claims)
     assert all(c.amount == calculate_pool_reward(uint32(c.coin_height - 1)) for c in claims)  # farmed one block earlier
     unclaimed = await pool.ctx.node.coin_records_by_puzzle_hashes([first.p2_singleton_puzzle_hash], False)
     assert len(unclaimed) == 1 and not unclaimed[0].spent  # the farmer's 1/8 reward stays
+    ledger = await pool.ctx.store.ledger()
+    assert ledger.confirmed_claims == ledger.undistributed == absorbed and ledger.balanced
 
-    balance = await pool.ctx.wallet.spendable_balance()
-    assert balance >= absorbed
-    payout = await pool.payouts.run_once(pool.ctx)
-    assert payout.created and len(payout.signed) == 1
-    assert (await pool.payouts.run_once(pool.ctx)).created is False  # no new round while one is open
-    await world.farm_blocks(1)
-    await pool.peak()
-    assert (await pool.payouts.run_once(pool.ctx)).confirmed == []  # on chain, not yet buried
-    await world.farm_blocks(THRESHOLD)
-    await pool.peak()
-    assert len((await pool.payouts.run_once(pool.ctx)).confirmed) == 1
-    (done,) = await pool.ctx.store.rounds()
-    assert done.status == RoundStatus.DONE and done.total == balance
+    assert await pool.ctx.wallet.spendable_balance() >= absorbed
+    payout = await pool.run_payouts()
+    assert payout.created and payout.distribution_id is not None and len(payout.signed) == 1
+    assert (await pool.run_payouts()).created is False  # no new round while one is open
+    assert payout.round_id is not None
+    done = await settle_round(pool, world, payout.round_id)
 
-    fee = balance // 100  # pool.fee 0.01, exact; blockchain_fee 0
-    share = balance - fee
+    fee = absorbed // 100  # pool.fee 0.01, exact; blockchain_fee 0, fee_reserve 0: the whole fee share is paid
+    share = absorbed - fee
     expected_first, expected_second = share * 3 // 4, share * 1 // 4
+    (distribution,) = await pool.ctx.store.distributions()
+    assert (distribution.total, distribution.pool_fee) == (fee + expected_first + expected_second, fee)
+    assert distribution.remainder == share - expected_first - expected_second
     assert [c.coin.amount for c in await pool.coins_at(pay_first)] == [expected_first]
     assert [c.coin.amount for c in await pool.coins_at(pay_second)] == [expected_second]
     assert done.farmer_total == expected_first + expected_second and done.pool_fee == fee
-    assert done.remainder == balance - fee - expected_first - expected_second
+    assert done.total == distribution.total and done.blockchain_fees == 0
     assert [f.points for f in await pool.ctx.store.list_farmers()] == [0, 0]
+    ledger = await pool.ctx.store.ledger()
+    assert (ledger.owed, ledger.pool_fee_share, ledger.undistributed) == (0, 0, distribution.remainder)
+    assert ledger.farmer_payments == expected_first + expected_second and ledger.balanced
 
 
 async def test_payouts_survive_crashes_and_pay_exactly_once(
@@ -125,63 +111,57 @@ async def test_payouts_survive_crashes_and_pay_exactly_once(
     await pool.add_farmer(second, pay_second)
 
     # Round 1: crash right after the round is recorded (nothing signed), then right after it was sent.
-    await _confirm_partials(pool, (first, 1), (second, 1), world=world)
-    await world.farm_blocks(2, world.pool_target_puzzle_hash)
-    await world.farm_blocks(1)
+    await pool.confirm_partials(world, (first, 1), (second, 1))
+    await win_and_claim(pool, world, first)
     await pool.peak()
-    round_id = await pool.payouts.record_round(pool.ctx)
+    assert await pool.payouts.distribute(pool.ctx) is not None
+    round_id = await pool.payouts.record_round(pool.ctx, PayoutStats())
     assert round_id is not None
     pool = await pool.restart(world)
-    first_run = await pool.payouts.run_once(pool.ctx)
+    first_run = await pool.run_payouts()
     assert first_run.round_id == round_id and not first_run.created and len(first_run.signed) == 1
+    assert first_run.distribution_id is None  # the money was shared out once, before the crash
     (batch,) = await pool.ctx.store.batches(round_id)
     assert batch.status == BatchStatus.SUBMITTED
     pool = await pool.restart(world)
-    await pool.payouts.run_once(pool.ctx)  # in the mempool: nothing to do, certainly not a new signature
+    await pool.run_payouts()  # in the mempool: nothing to do, certainly not a new signature
     assert (await pool.ctx.store.batches(round_id))[0].tx_id == batch.tx_id
-    await world.farm_blocks(1)
-    await pool.peak()
-    assert (await pool.payouts.run_once(pool.ctx)).confirmed == []  # on chain, not yet buried
-    await world.farm_blocks(THRESHOLD)
-    await pool.peak()
-    assert len((await pool.payouts.run_once(pool.ctx)).confirmed) == 1
-    assert (await pool.ctx.store.get_round(round_id)).status == RoundStatus.DONE  # type: ignore[union-attr]
+    await settle_round(pool, world, round_id)
 
     # Round 2: crash between recording the signed transaction and pushing it: the SAME transaction is pushed later.
-    pool.ctx.now.now += pool.ctx.config.payouts.interval  # type: ignore[attr-defined]
-    await _confirm_partials(pool, (first, 1), (second, 1), world=world)
-    await world.farm_blocks(1, world.pool_target_puzzle_hash)
-    await world.farm_blocks(1)
+    pool.advance(pool.ctx.config.payouts.interval)
+    await pool.confirm_partials(world, (first, 1), (second, 1))
+    await win_and_claim(pool, world, second)
     await pool.peak()
-    second_round = await pool.payouts.record_round(pool.ctx)
+    assert await pool.payouts.distribute(pool.ctx) is not None
+    second_round = await pool.payouts.record_round(pool.ctx, PayoutStats())
     assert second_round is not None
     (pending,) = await pool.ctx.store.batches(second_round)
-    payments = await pool.ctx.store.payments(round_id=second_round)
-    signed = await pool.ctx.wallet.sign_payment([(p.puzzle_hash, p.amount) for p in payments], pending.fee)
     assert pending.id is not None
-    await pool.ctx.store.mark_batch_submitted(pending.id, signed.tx_id, bytes(signed.spend_bundle), pool.ctx.now())
+    signed = await pool.ctx.wallet.sign_payment(await batch_additions(pool.ctx, pending), pending.fee)
+    await pool.ctx.store.mark_batch_submitted(
+        pending.id, signed.tx_id, bytes(signed.spend_bundle), pool.ctx.now(), pool.status.peak_height
+    )
     pool = await pool.restart(world)  # ... and the push never happened
     assert not await pool.ctx.node.in_mempool(signed.spend_bundle.name())
-    progress = await pool.payouts.run_once(pool.ctx)
-    assert progress.repushed == [pending.id] and progress.signed == []
+    progress = await pool.run_payouts()
+    assert progress.repushed == [pending.id] and progress.signed == [] and progress.reset == []
     assert await pool.ctx.node.in_mempool(signed.spend_bundle.name())
-    await world.farm_blocks(1)
-    await pool.peak()
-    assert (await pool.payouts.run_once(pool.ctx)).confirmed == []  # on chain, not yet buried
-    await world.farm_blocks(THRESHOLD)
-    await pool.peak()
-    assert (await pool.payouts.run_once(pool.ctx)).confirmed == [pending.id]
+    await settle_round(pool, world, second_round)
     stored = (await pool.ctx.store.batches(second_round))[0]
     assert SpendBundle.from_bytes(stored.spend_bundle or b"").name() == signed.spend_bundle.name()
 
     # Each farmer: exactly one coin per round, of the recorded amount.
     for launcher_id, puzzle_hash in ((first.launcher_id, pay_first), (second.launcher_id, pay_second)):
         paid = sorted(p.amount for p in await pool.ctx.store.payments(launcher_id=launcher_id))
-        assert len(paid) == 2
+        assert len(paid) == 2 and all(amount > 0 for amount in paid)
         assert sorted(c.coin.amount for c in await pool.coins_at(puzzle_hash)) == paid
+    ledger = await pool.ctx.store.ledger()
+    assert ledger.owed == 0 and ledger.balanced
     # Nothing left to pay: no third round even when one is due.
-    pool.ctx.now.now += pool.ctx.config.payouts.interval  # type: ignore[attr-defined]
-    assert not (await pool.payouts.run_once(pool.ctx)).created
+    pool.advance(pool.ctx.config.payouts.interval)
+    third = await pool.run_payouts()
+    assert not third.created and third.distribution_id is None
     await pool.stop()
 
 
@@ -197,7 +177,7 @@ async def test_partials_with_forgotten_or_reorged_signage_points(
     sp = await world.new_signage_point()
     reorged = await pool.add_partial(first.launcher_id, sp.sp_hash, 7)
     await world.reorg(fork_height=world.peak_height - 2, new_peak_height=world.peak_height + 1)
-    pool.ctx.now.now += pool.ctx.config.partials.confirmation_delay + 1  # type: ignore[attr-defined]
+    pool.advance(pool.ctx.config.partials.confirmation_delay + 1)
     await pool.peak()
     stats = await pool.partials.run_once(pool.ctx)
     assert stats.confirmed == 0 and stats.rejected + stats.stale == 3 and stats.failed == []
@@ -236,7 +216,7 @@ async def test_runner_starts_and_stops_cleanly(world: World, plotnfts: list[Plot
     await pool.add_farmer(first, random_puzzle_hash())
     sp = await world.new_signage_point()
     partial_id = await pool.add_partial(first.launcher_id, sp.sp_hash, 4)
-    pool.ctx.now.now += pool.ctx.config.partials.confirmation_delay + 1  # type: ignore[attr-defined]
+    pool.advance(pool.ctx.config.partials.confirmation_delay + 1)
     runner = LoopRunner()
     runner.start(pool.ctx)
     try:
@@ -250,64 +230,98 @@ async def test_runner_starts_and_stops_cleanly(world: World, plotnfts: list[Plot
     assert (await pool.ctx.store.get_partial(partial_id)).status == PartialStatus.CONFIRMED  # type: ignore[union-attr]
 
 
-async def test_claim_fee_is_paid_from_the_pool_wallet(world: World, plotnfts: list[PlotNFTInfo], pool: Pool) -> None:
-    _, second = plotnfts
-    config = pool.ctx.config
-    pool.ctx.config = dataclasses.replace(config, rewards=dataclasses.replace(config.rewards, claim_fee=1_000))
-    await pool.add_farmer(second, random_puzzle_hash())
-    await world.farm_blocks(1, world.pool_target_puzzle_hash)  # the pool wallet needs coins to pay the fee
-    await world.farm_blocks(1, pool_reward_puzzle_hash=second.p2_singleton_puzzle_hash)
-    await world.farm_blocks(THRESHOLD + 1)
-    await pool.peak()
-    stats = await pool.rewards.run_once(pool.ctx)
-    assert len(stats.submitted) == 1
-    (claim,) = await pool.ctx.store.reward_claims()
-    assert claim.spend_bundle_name is not None
-    mempool = world.simulator.full_node.mempool_manager.mempool
-    item = mempool.get_item_by_id(claim.spend_bundle_name)
-    assert item is not None and item.fee == 1_000
-    await world.farm_blocks(1)
-    await pool.peak()
-    assert (await pool.rewards.run_once(pool.ctx)).confirmed == 0  # on chain, not yet buried
-    await world.farm_blocks(THRESHOLD)
-    await pool.peak()
-    assert (await pool.rewards.run_once(pool.ctx)).confirmed == 1
-
-
-async def test_batch_whose_coins_were_spent_elsewhere_is_signed_anew(
+async def test_batch_whose_coins_were_spent_elsewhere_is_built_anew(
     world: World, plotnfts: list[PlotNFTInfo], pool: Pool
 ) -> None:
     _, second = plotnfts
     pay_to = random_puzzle_hash()
     await pool.add_farmer(second, pay_to)
-    await _confirm_partials(pool, (second, 1), world=world)
-    await world.farm_blocks(1, world.pool_target_puzzle_hash)
-    await world.farm_blocks(1)
+    await pool.confirm_partials(world, (second, 1))
+    await world.farm_blocks(1, world.pool_target_puzzle_hash)  # the operator's own coins, next to the reward
+    await win_and_claim(pool, world, second)
     await pool.peak()
-    round_id = await pool.payouts.record_round(pool.ctx)
+    assert await pool.payouts.distribute(pool.ctx) is not None
+    round_id = await pool.payouts.record_round(pool.ctx, PayoutStats())
     assert round_id is not None
     (batch,) = await pool.ctx.store.batches(round_id)
-    payments = await pool.ctx.store.payments(round_id=round_id)
-    signed = await pool.ctx.wallet.sign_payment([(p.puzzle_hash, p.amount) for p in payments], batch.fee)
     assert batch.id is not None
-    await pool.ctx.store.mark_batch_submitted(batch.id, signed.tx_id, bytes(signed.spend_bundle), pool.ctx.now())
-    # Crash before the push; meanwhile the wallet spends the same coins (back to itself, so the balance stays).
-    conflicting = await pool.ctx.wallet.sign_payment([(world.pool_target_puzzle_hash, 1)], 0)
-    assert set(conflicting.removals) & set(signed.removals)
+    payments = await pool.ctx.store.payments(round_id=round_id)
+    # Signed from the two largest coins, recorded; then a crash before the push.
+    largest, other = sorted(await pool.ctx.wallet.spendable_coins(), key=lambda c: -c.amount)[:2]
+    signed = await pool.ctx.wallet.sign_payment(
+        await batch_additions(pool.ctx, batch), batch.fee, coins=[largest, other]
+    )
+    await pool.ctx.store.mark_batch_submitted(
+        batch.id, signed.tx_id, bytes(signed.spend_bundle), pool.ctx.now(), pool.status.peak_height
+    )
+    # Meanwhile the wallet spends one of its coins (back to itself, so the balance stays).
+    conflicting = await pool.ctx.wallet.sign_payment([(world.pool_target_puzzle_hash, 1)], 0, coins=[other])
     assert (await pool.ctx.node.push(conflicting.spend_bundle)).accepted
     await world.farm_blocks(1)
     pool = await pool.restart(world)
-    progress = await pool.payouts.run_once(pool.ctx)
-    assert progress.reset == [batch.id] and progress.signed == [batch.id]
-    resigned = (await pool.ctx.store.batches(round_id))[0]
-    assert resigned.status == BatchStatus.SUBMITTED and resigned.tx_id != signed.tx_id
-    await world.farm_blocks(1)
-    await pool.peak()
-    assert (await pool.payouts.run_once(pool.ctx)).confirmed == []  # on chain, not yet buried
-    await world.farm_blocks(THRESHOLD)
-    await pool.peak()
-    assert (await pool.payouts.run_once(pool.ctx)).confirmed == [batch.id]
+    progress = await pool.run_payouts()
+    # The batch stays SUBMITTED with a new transaction around what is left of the old one's coins: the two conflict,
+    # so at most one of them can ever land.
+    assert progress.reset == [batch.id] and progress.signed == [] and progress.repushed == []
+    rebuilt = (await pool.ctx.store.batches(round_id))[0]
+    assert rebuilt.status == BatchStatus.SUBMITTED and rebuilt.tx_id != signed.tx_id
+    removals = {c.name() for c in SpendBundle.from_bytes(rebuilt.spend_bundle or b"").removals()}
+    assert largest.name() in removals and other.name() not in removals
+    assert rebuilt.tx_id is not None and await pool.ctx.node.in_mempool(rebuilt.tx_id)
+    await settle_round(pool, world, round_id)
     assert [c.coin.amount for c in await pool.coins_at(pay_to)] == [p.amount for p in payments if p.launcher_id]
+    await pool.stop()
+
+
+async def test_batch_whose_coin_vanished_in_a_reorg_waits_for_it(
+    world: World, plotnfts: list[PlotNFTInfo], pool: Pool
+) -> None:
+    """A reorg takes away the block that made one of a batch's coins. The chain that replaces it may make the coin
+    again (and the batch's transaction, in other nodes' mempools, may then land): the batch is not built anew
+    around the rest while that can happen, so two versions of it can never both pay."""
+    _, second = plotnfts
+    pay_to = random_puzzle_hash()
+    await pool.add_farmer(second, pay_to)
+    await pool.confirm_partials(world, (second, 1))
+    await world.farm_blocks(1, world.pool_target_puzzle_hash)  # the operator's own coins, next to the reward
+    claimed = await win_and_claim(pool, world, second)
+    await pool.peak()
+    assert await pool.payouts.distribute(pool.ctx) is not None
+    round_id = await pool.payouts.record_round(pool.ctx, PayoutStats())
+    assert round_id is not None
+    (batch,) = await pool.ctx.store.batches(round_id)
+    assert batch.id is not None
+    # The wallet moves a coin to itself: the new coin exists only from the next block on.
+    coins = sorted(await pool.ctx.wallet.spendable_coins(), key=lambda c: -c.amount)
+    largest, other = coins[0], next(c for c in coins[1:] if c.amount > 1_000_000)
+    self_send = await pool.ctx.wallet.sign_payment([(world.pool_target_puzzle_hash, 1_000_000)], 0, coins=[other])
+    assert (await pool.ctx.node.push(self_send.spend_bundle)).accepted
+    made_at = await world.farm_blocks(1)
+    (fresh,) = [c for c in self_send.spend_bundle.additions() if c.amount == 1_000_000]
+    assert fresh in await pool.ctx.wallet.spendable_coins()
+    signed = await pool.ctx.wallet.sign_payment(
+        await batch_additions(pool.ctx, batch), batch.fee, coins=[largest, fresh]
+    )
+    await pool.ctx.store.mark_batch_submitted(
+        batch.id, signed.tx_id, bytes(signed.spend_bundle), pool.ctx.now(), made_at
+    )  # ... and a crash before the push
+    await world.reorg(fork_height=made_at - 1, new_peak_height=made_at + 1)
+    assert await pool.ctx.node.coin_record(fresh.name()) is None
+
+    await pool.peak()
+    waiting = await pool.run_payouts()
+    assert waiting.reset == [] and waiting.repushed == [] and waiting.confirmed == []
+    assert (await pool.ctx.store.batches(round_id))[0].tx_id == signed.tx_id  # no second version
+    # The new chain makes the coin again (the same transaction lands anew): the batch's own transaction goes out.
+    world.simulator.full_node.mempool_manager.remove_seen(self_send.spend_bundle.name())
+    assert (await pool.ctx.node.push(self_send.spend_bundle)).accepted
+    await world.farm_blocks(1)
+    assert await pool.ctx.node.coin_record(fresh.name()) is not None
+    progress = await pool.run_payouts()
+    assert progress.repushed == [batch.id] and progress.reset == []
+    assert await pool.ctx.node.in_mempool(signed.spend_bundle.name())
+    await settle_round(pool, world, round_id)
+    assert [c.coin.amount for c in await pool.coins_at(pay_to)] == [claimed - claimed // 100]
     await pool.stop()
 
 
@@ -332,7 +346,7 @@ async def test_farmer_leaving_the_pool_stops_being_credited(
 
     sp = await world.new_signage_point()
     partial_id = await pool.add_partial(leaving.launcher_id, sp.sp_hash, 9)
-    pool.ctx.now.now += pool.ctx.config.partials.confirmation_delay + 1  # type: ignore[attr-defined]
+    pool.advance(pool.ctx.config.partials.confirmation_delay + 1)
     await pool.peak()
     await pool.partials.run_once(pool.ctx)
     partial = await pool.ctx.store.get_partial(partial_id)

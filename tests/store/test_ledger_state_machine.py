@@ -16,6 +16,7 @@ fee bumps, and restarts — and after every step the books must balance, to the 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 from collections import defaultdict
@@ -27,9 +28,9 @@ from typing import Any, TypeVar
 
 import pytest
 from chia_rs import Program
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from pool.chia_adapter import (
     AugSchemeMPL,
@@ -61,6 +62,9 @@ from pool.store.models import (
 from pool.store.sqlite import SqlitePoolStore
 
 T = TypeVar("T")
+# The store syncs every commit to disk (synchronous=FULL): on a RAM-backed directory, where there is one, thousands of
+# steps take seconds, not minutes on a busy disk. Restarts still close and reopen the same file.
+MEMORY_DIRECTORY = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 FARMER_SEEDS = (1, 2, 3)
 FEE_PUZZLE_HASH = std_hash(b"fee address")
 XCH_REWARD = 1_750_000_000_000
@@ -112,13 +116,15 @@ class ModelBatch:
 # Claim amounts: whole block rewards and odd small ones (so that rounding remainders appear).
 amounts = st.one_of(st.just(XCH_REWARD), st.integers(min_value=1, max_value=10**6))
 fees_fraction = st.fractions(min_value=0, max_value=1, max_denominator=1_000)
+min_payments = st.one_of(st.just(0), st.integers(min_value=0, max_value=10**6), st.just(XCH_REWARD))
+blockchain_fees = st.one_of(st.just(0), st.integers(min_value=0, max_value=1_000), st.just(10**9))
 
 
 class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.directory = Path(tempfile.mkdtemp(prefix="ledger-machine-"))
+        self.directory = Path(tempfile.mkdtemp(prefix="ledger-machine-", dir=MEMORY_DIRECTORY))
         self.path = self.directory / "pool.sqlite"
         self.store = SqlitePoolStore(self.path)
         self.run(self.store.open())
@@ -159,6 +165,28 @@ class LedgerMachine(RuleBasedStateMachine):
     def batches_in(self, status: BatchStatus) -> list[int]:
         return sorted(b for b, m in self.batches.items() if m.status is status)
 
+    def fee_for(self, data: st.DataObject) -> int:
+        """No fee, one the pool's share can pay, or more than it has."""
+        kind = data.draw(st.sampled_from(["none", "affordable", "beyond the share"]))
+        if kind == "none":
+            return 0
+        if kind == "affordable":
+            return data.draw(st.integers(min_value=0, max_value=self.pool_fee_share))
+        return data.draw(st.integers(min_value=self.pool_fee_share + 1, max_value=self.pool_fee_share + 1_000))
+
+    @initialize(
+        points=st.lists(st.integers(min_value=0, max_value=1_000), min_size=len(FARMER_SEEDS), max_size=3),
+        rewards=st.lists(amounts, min_size=1, max_size=2),
+    )
+    def some_points_and_rewards(self, points: list[int], rewards: list[int]) -> None:
+        """Most runs start with points and confirmed rewards, so that the money reaches rounds and batches."""
+        for seed, difficulty in zip(FARMER_SEEDS, points, strict=True):
+            if difficulty:
+                self.partial_confirmed(seed, difficulty)
+        for amount in rewards:
+            self.add_claims([self.new_claim(h(self.next_label("coin")), self.farmers[0].launcher_id, amount, 0)], False)
+            self.settle(self.claims_in(ClaimStatus.SUBMITTED)[0], ClaimStatus.CONFIRMED)
+
     # -- points ----------------------------------------------------------------------------------------------------
     @rule(farmer=st.sampled_from(FARMER_SEEDS), difficulty=st.integers(min_value=1, max_value=1_000))
     def partial_confirmed(self, farmer: int, difficulty: int) -> None:
@@ -191,14 +219,18 @@ class LedgerMachine(RuleBasedStateMachine):
             added = self.run(self.store.add_reward_claims(claims))
         except InsufficientFunds:
             assert fees > self.pool_fee_share
+            event("claims refused: fee beyond the pool fee share")
             added = False
         else:
             assert added is not live_coin_included
             if added:
                 assert fees <= self.pool_fee_share
+            else:
+                event("claims refused: a live claim of a coin")
         if not added:  # all or nothing: every claim as it was before
             assert {c.coin_id: self.run(self.store.get_reward_claim(c.coin_id)) for c in claims} == before
             return
+        event("claims recorded with a fee" if fees else "claims recorded without a fee")
         for claim in claims:
             self.claims[claim.coin_id] = ModelClaim(claim.launcher_id, claim.amount, claim.fee, ClaimStatus.SUBMITTED)
         self.pool_fee_share -= fees
@@ -214,8 +246,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self, data: st.DataObject, farmer: int, claim_amounts: list[int], with_live_coin: bool
     ) -> None:
         launcher_id = self.farmers[farmer - 1].launcher_id
-        # Sometimes no fee, sometimes one the pool's share can pay, sometimes more than it has.
-        fee = data.draw(st.one_of(st.just(0), st.integers(min_value=0, max_value=self.pool_fee_share + 1_000)))
+        fee = self.fee_for(data)
         claims = [
             self.new_claim(h(self.next_label("coin")), launcher_id, amount, fee if index == 0 else 0)
             for index, amount in enumerate(claim_amounts)
@@ -227,42 +258,42 @@ class LedgerMachine(RuleBasedStateMachine):
             claims.append(self.new_claim(coin_id, launcher_id, self.claims[coin_id].amount, 0))
         self.add_claims(claims, include_live)
 
-    @precondition(lambda self: bool(self.claims_in(ClaimStatus.FAILED)))
-    @rule(data=st.data())
-    def failed_claim_retried(self, data: st.DataObject) -> None:
-        coin_id = data.draw(st.sampled_from(self.claims_in(ClaimStatus.FAILED)))
-        fee = data.draw(st.integers(min_value=0, max_value=self.pool_fee_share + 1_000))
-        failed = self.claims[coin_id]
-        self.add_claims([self.new_claim(coin_id, failed.launcher_id, failed.amount, fee)], live_coin_included=False)
-
-    @precondition(lambda self: bool(self.claims_in(ClaimStatus.SUBMITTED)))
-    @rule(data=st.data())
-    def claim_confirmed(self, data: st.DataObject) -> None:
-        coin_id = data.draw(st.sampled_from(self.claims_in(ClaimStatus.SUBMITTED)))
-        self.run(self.store.update_reward_claim(coin_id, ClaimStatus.CONFIRMED, confirmed_height=self.counter))
-        self.claims[coin_id].status = ClaimStatus.CONFIRMED
-        self.undistributed += self.claims[coin_id].amount
-
-    @precondition(lambda self: bool(self.claims_in(ClaimStatus.SUBMITTED)))
-    @rule(data=st.data())
-    def claim_failed(self, data: st.DataObject) -> None:
-        coin_id = data.draw(st.sampled_from(self.claims_in(ClaimStatus.SUBMITTED)))
-        self.run(self.store.update_reward_claim(coin_id, ClaimStatus.FAILED, error="dropped"))
+    def settle(self, coin_id: bytes32, status: ClaimStatus) -> None:
+        self.run(self.store.update_reward_claim(coin_id, status, confirmed_height=self.counter, error="dropped"))
         claim = self.claims[coin_id]
-        claim.status = ClaimStatus.FAILED
-        self.pool_fee_share += claim.fee
-        self.blockchain_fees -= claim.fee
+        claim.status = status
+        if status is ClaimStatus.CONFIRMED:
+            self.undistributed += claim.amount
+        else:
+            self.pool_fee_share += claim.fee
+            self.blockchain_fees -= claim.fee
 
-    @precondition(lambda self: bool(self.claims_in(ClaimStatus.CONFIRMED) + self.claims_in(ClaimStatus.FAILED)))
-    @rule(data=st.data(), status=st.sampled_from(ClaimStatus))
-    def settled_claim_settled_again(self, data: st.DataObject, status: ClaimStatus) -> None:
-        coin_id = data.draw(st.sampled_from(self.claims_in(ClaimStatus.CONFIRMED) + self.claims_in(ClaimStatus.FAILED)))
-        with pytest.raises(StoreError):
-            self.run(self.store.update_reward_claim(coin_id, status, confirmed_height=1))
+    @precondition(lambda self: bool(self.claims))
+    @rule(data=st.data())
+    def claim_moved(self, data: st.DataObject) -> None:
+        """A claim in flight confirmed or failed, a failed one made again, or a settled one settled again."""
+        coin_id = data.draw(st.sampled_from(sorted(self.claims, key=bytes)))
+        claim = self.claims[coin_id]
+        if claim.status is ClaimStatus.SUBMITTED:
+            status = data.draw(st.sampled_from([ClaimStatus.CONFIRMED, ClaimStatus.FAILED]))
+            self.settle(coin_id, status)
+            event(f"claim {status.value}")
+        elif claim.status is ClaimStatus.FAILED and data.draw(st.booleans()):
+            retry = self.new_claim(coin_id, claim.launcher_id, claim.amount, self.fee_for(data))
+            self.add_claims([retry], live_coin_included=False)
+        else:
+            status = data.draw(st.sampled_from(ClaimStatus))
+            with pytest.raises(StoreError):  # credited (or refunded) once
+                self.run(self.store.update_reward_claim(coin_id, status, confirmed_height=1))
 
     # -- distributions ---------------------------------------------------------------------------------------------
+    @precondition(lambda self: self.undistributed > 0)
     @rule(data=st.data(), fee=fees_fraction, pplns=st.booleans())
     def distributed(self, data: st.DataObject, fee: Fraction, pplns: bool) -> None:
+        self.distribute(data, fee, pplns)
+
+    def distribute(self, data: st.DataObject, fee: Fraction, pplns: bool) -> None:
+        self.distribution_beyond_the_money(data.draw(st.integers(min_value=1, max_value=10)))
         undistributed = self.run(self.store.ledger()).undistributed
         farmers = self.run(self.store.list_farmers())
         if pplns:  # the window's points: any weight, while the whole balance of points is taken
@@ -279,6 +310,7 @@ class LedgerMachine(RuleBasedStateMachine):
         distribution = Distribution(self.counter, scheme, plan.total, plan.pool_fee, plan.farmer_total, plan.remainder)
         planned = [DistributionShare(s.launcher_id, s.amount, s.points) for s in plan.shares]
         distribution_id = self.run(self.store.distribute(distribution, planned))
+        event(f"distribution made ({scheme}{', with remainder' if plan.remainder else ''})")
         assert self.run(self.store.distribution_shares(distribution_id)) == sorted(
             (DistributionShare(s.launcher_id, s.amount, s.points, distribution_id) for s in planned),
             key=lambda s: bytes(s.launcher_id),
@@ -290,7 +322,6 @@ class LedgerMachine(RuleBasedStateMachine):
             self.credited[share.launcher_id] += share.amount
             self.points[share.launcher_id] -= share.points
 
-    @rule(excess=st.integers(min_value=1, max_value=10))
     def distribution_beyond_the_money(self, excess: int) -> None:
         launcher_id = self.farmers[0].launcher_id
         total = self.undistributed + excess
@@ -299,13 +330,16 @@ class LedgerMachine(RuleBasedStateMachine):
             self.run(self.store.distribute(distribution, [DistributionShare(launcher_id, total, 0)]))
 
     # -- payment rounds --------------------------------------------------------------------------------------------
-    @rule(
-        min_payment=st.one_of(st.just(0), st.integers(min_value=0, max_value=10**6), st.just(XCH_REWARD)),
-        blockchain_fee=st.one_of(st.just(0), st.integers(min_value=0, max_value=1_000), st.just(10**9)),
-        fee_reserve=st.one_of(st.just(0), st.integers(min_value=0, max_value=10**6)),
-        max_additions=st.integers(min_value=1, max_value=4),
-    )
-    def round_recorded(self, min_payment: int, blockchain_fee: int, fee_reserve: int, max_additions: int) -> None:
+    @precondition(lambda self: any(self.owed.values()))
+    @rule(data=st.data())
+    def round_recorded(self, data: st.DataObject) -> None:
+        self.record_round(data)
+
+    def record_round(self, data: st.DataObject) -> None:
+        min_payment = data.draw(min_payments)
+        blockchain_fee = data.draw(blockchain_fees)
+        fee_reserve = data.draw(st.one_of(st.just(0), st.integers(min_value=0, max_value=10**6)))
+        max_additions = data.draw(st.integers(min_value=1, max_value=4))
         ledger = self.run(self.store.ledger())
         farmers = self.run(self.store.list_farmers())
         payable = [Payable(f.launcher_id, f.payout_puzzle_hash, f.owed) for f in farmers if f.owed > 0]
@@ -328,8 +362,10 @@ class LedgerMachine(RuleBasedStateMachine):
         if self.open_round is not None:
             with pytest.raises(RoundAlreadyOpen):
                 self.run(self.store.create_payout_round(payout_round, payments, plan.batch_fees))
+            event("round refused: one is open")
             return
         round_id = self.run(self.store.create_payout_round(payout_round, payments, plan.batch_fees))
+        event(f"round recorded ({len(plan.batch_fees)} batch(es){', fee-address payment' if plan.pool_fee else ''})")
         self.open_round = round_id
         for batch in self.run(self.store.batches(round_id)):
             assert batch.id is not None and batch.status is BatchStatus.PENDING
@@ -343,18 +379,44 @@ class LedgerMachine(RuleBasedStateMachine):
         self.pool_fee_share -= plan.pool_fee + plan.blockchain_fees
         self.blockchain_fees += plan.blockchain_fees
 
-    @precondition(lambda self: bool(self.batches_in(BatchStatus.PENDING)))
+    @precondition(lambda self: self.open_round is not None)
     @rule(data=st.data())
-    def batch_submitted(self, data: st.DataObject) -> None:
-        batch_id = data.draw(st.sampled_from(self.batches_in(BatchStatus.PENDING)))
+    def batch_moved(self, data: st.DataObject) -> None:
+        batch_id = data.draw(
+            st.sampled_from(self.batches_in(BatchStatus.PENDING) + self.batches_in(BatchStatus.SUBMITTED))
+        )
+        self.move_batch(data, batch_id)
+
+    @rule(data=st.data())
+    def payout_loop_iteration(self, data: st.DataObject) -> None:
+        """What the payout loop does in one pass: distribute, record a round when none is open, move every batch."""
+        if self.undistributed > 0 and data.draw(st.booleans()):
+            self.distribute(data, data.draw(fees_fraction), pplns=data.draw(st.booleans()))
+        if self.open_round is None and any(self.owed.values()):
+            self.record_round(data)
+        for batch_id in self.batches_in(BatchStatus.PENDING) + self.batches_in(BatchStatus.SUBMITTED):
+            self.move_batch(data, batch_id)
+
+    def move_batch(self, data: st.DataObject, batch_id: int) -> None:
+        """A batch of the open round sent; or, once sent, confirmed (perhaps a cheaper version), dropped by a reorg
+        (its coins spent elsewhere), or its fee bumped."""
+        if self.batches[batch_id].status is BatchStatus.PENDING:
+            self.batch_submitted(batch_id)
+            return
+        what = data.draw(st.sampled_from(["confirmed", "cheaper version confirmed", "reorg", "bump", "lower bump"]))
+        if what == "reorg":
+            self.batch_dropped_by_a_reorg(batch_id)
+        elif what in ("bump", "lower bump"):
+            self.batch_fee_bumped(data, batch_id, lower=what == "lower bump")
+        else:
+            self.batch_confirmed(data, batch_id, cheaper_version_landed=what != "confirmed")
+
+    def batch_submitted(self, batch_id: int) -> None:
         label = self.next_label("tx")
         self.run(self.store.mark_batch_submitted(batch_id, h(label), label.encode(), self.counter, self.counter))
         self.batches[batch_id].status = BatchStatus.SUBMITTED
 
-    @precondition(lambda self: bool(self.batches_in(BatchStatus.SUBMITTED)))
-    @rule(data=st.data(), cheaper_version_landed=st.booleans())
-    def batch_confirmed(self, data: st.DataObject, cheaper_version_landed: bool) -> None:
-        batch_id = data.draw(st.sampled_from(self.batches_in(BatchStatus.SUBMITTED)))
+    def batch_confirmed(self, data: st.DataObject, batch_id: int, cheaper_version_landed: bool) -> None:
         batch = self.batches[batch_id]
         fee_paid = data.draw(st.integers(0, batch.fee)) if cheaper_version_landed else None
         self.run(self.store.mark_batch_confirmed(batch_id, self.counter, self.counter, fee_paid))
@@ -363,20 +425,20 @@ class LedgerMachine(RuleBasedStateMachine):
         batch.status = BatchStatus.CONFIRMED
         self.pool_fee_share += refund
         self.blockchain_fees -= refund
+        if refund:
+            event("batch confirmed with a fee refund")
         if all(b.status is BatchStatus.CONFIRMED for b in self.batches.values() if b.round_id == batch.round_id):
+            event("round done")
             self.open_round = None
 
-    @precondition(lambda self: bool(self.batches_in(BatchStatus.SUBMITTED)))
-    @rule(data=st.data())
-    def batch_dropped_by_a_reorg(self, data: st.DataObject) -> None:
-        batch_id = data.draw(st.sampled_from(self.batches_in(BatchStatus.SUBMITTED)))
+    def batch_dropped_by_a_reorg(self, batch_id: int) -> None:
+        with pytest.raises(StoreError):  # a reorg of a batch not yet confirmed; nothing else can be reset
+            self.run(self.store.mark_batch_submitted(batch_id, h("twice"), b"twice", self.counter))
         self.run(self.store.reset_batch(batch_id, self.counter))
+        event("batch dropped by a reorg")
         self.batches[batch_id].status = BatchStatus.PENDING
 
-    @precondition(lambda self: bool(self.batches_in(BatchStatus.SUBMITTED)))
-    @rule(data=st.data(), lower=st.booleans())
-    def batch_fee_bumped(self, data: st.DataObject, lower: bool) -> None:
-        batch_id = data.draw(st.sampled_from(self.batches_in(BatchStatus.SUBMITTED)))
+    def batch_fee_bumped(self, data: st.DataObject, batch_id: int, lower: bool) -> None:
         batch = self.batches[batch_id]
         label = self.next_label("replacement")
         if lower and batch.fee > 0:
@@ -390,18 +452,22 @@ class LedgerMachine(RuleBasedStateMachine):
         if increase > self.pool_fee_share:
             with pytest.raises(InsufficientFunds):
                 self.run(replace)
+            event("fee bump refused: beyond the pool fee share")
             return
         self.run(replace)
+        event("fee bump charged" if increase else "fee bump of nothing")
         batch.fee += increase
         self.pool_fee_share -= increase
         self.blockchain_fees += increase
 
     # -- crashes ---------------------------------------------------------------------------------------------------
-    @rule()
-    def restarted(self) -> None:
+    @rule(open_twice=st.booleans())
+    def restarted(self, open_twice: bool) -> None:
         self.run(self.store.close())
         self.store = SqlitePoolStore(self.path)
         self.run(self.store.open())
+        if open_twice:  # opening an open store changes nothing
+            self.run(self.store.open())
 
     # -- the books -------------------------------------------------------------------------------------------------
     @invariant()

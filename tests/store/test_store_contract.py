@@ -1155,9 +1155,9 @@ async def test_a_new_store_has_an_empty_balanced_ledger(store: AbstractPoolStore
 
 async def test_ledger_figures_and_journal_through_a_whole_cycle(store: AbstractPoolStore) -> None:
     one, two = await add_farmers(store, 30, 10)
-    # Two rewards: one lands, one fails (its fee refunded); a third is still in flight.
+    # Rewards 1 and 2 land, 3 fails (its fee refunded), 4 is still in flight (its fee spent unless it fails).
     await credit(store, one, "reward 1", 1_000)
-    await store.distribute(distribution(farmer_total=0, pool_fee=20), [])  # a pool fee share to pay claim fees from
+    await store.distribute(distribution(farmer_total=0, pool_fee=20), [])  # a fee share to pay claim fees from
     assert await store.add_reward_claim(make_claim("reward 2", two, amount=2_000, fee=5))
     await store.update_reward_claim(h("reward 2"), ClaimStatus.CONFIRMED, confirmed_height=80)
     assert await store.add_reward_claim(make_claim("reward 3", one, amount=3_000, fee=4))
@@ -1198,22 +1198,22 @@ async def test_ledger_figures_and_journal_through_a_whole_cycle(store: AbstractP
     assert (ledger.farmer_payments_in_flight, ledger.pool_fee_share, ledger.blockchain_fees) == (0, 4, 14)
     assert ledger.balanced
 
-    one_hex, two_hex = one.launcher_id, two.launcher_id
+    one_id, two_id = one.launcher_id, two.launcher_id
     dist, paid = f"distribution {distribution_id}", f"round {round_id}"
     journal = [(e.kind, e.amount, e.launcher_id, e.reference) for e in reversed(await store.ledger_entries())]
     first_distribution = f"distribution {distribution_id - 1}"
     assert journal == [
-        (LedgerKind.CLAIM, 1_000, one_hex, h("reward 1").hex()),
+        (LedgerKind.CLAIM, 1_000, one_id, h("reward 1").hex()),
         (LedgerKind.DISTRIBUTION_POOL_FEE, 20, None, first_distribution),
-        (LedgerKind.CLAIM_FEE, 5, two_hex, h("reward 2").hex()),
-        (LedgerKind.CLAIM, 2_000, two_hex, h("reward 2").hex()),
-        (LedgerKind.CLAIM_FEE, 4, one_hex, h("reward 3").hex()),
-        (LedgerKind.CLAIM_FEE_REFUND, 4, one_hex, h("reward 3").hex()),
-        (LedgerKind.CLAIM_FEE, 3, one_hex, h("reward 4").hex()),
+        (LedgerKind.CLAIM_FEE, 5, two_id, h("reward 2").hex()),
+        (LedgerKind.CLAIM, 2_000, two_id, h("reward 2").hex()),
+        (LedgerKind.CLAIM_FEE, 4, one_id, h("reward 3").hex()),
+        (LedgerKind.CLAIM_FEE_REFUND, 4, one_id, h("reward 3").hex()),
+        (LedgerKind.CLAIM_FEE, 3, one_id, h("reward 4").hex()),
         (LedgerKind.DISTRIBUTION_POOL_FEE, 298, None, dist),
-        (LedgerKind.DISTRIBUTION_SHARE, 2_011, one_hex, dist),
-        (LedgerKind.DISTRIBUTION_SHARE, 670, two_hex, dist),
-        (LedgerKind.PAYMENT, 2_011, one_hex, paid),
+        (LedgerKind.DISTRIBUTION_SHARE, 2_011, one_id, dist),
+        (LedgerKind.DISTRIBUTION_SHARE, 670, two_id, dist),
+        (LedgerKind.PAYMENT, 2_011, one_id, paid),
         (LedgerKind.POOL_FEE_PAYMENT, 300, None, paid),
         (LedgerKind.BATCH_FEE, 6, None, f"{paid} batch 0"),
         (LedgerKind.BATCH_FEE, 2, None, f"{paid} batch 0"),

@@ -1,0 +1,436 @@
+"""Issue 8's acceptance tests on chia's simulator with the real wallet: the pool pays exactly what it claimed.
+
+Money reaches a pool only through blocks won by members' pool plots, absorbed by the reward loop and buried; each test
+has its own pool database on one shared World (the operator's coins, dust and earlier tests' leftovers in the pool
+wallet are never paid to farmers). Tests drive single loop iterations and move the pool's clock by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from chia.consensus.condition_tools import conditions_dict_for_solution
+from chia.full_node.mempool import MempoolRemoveReason
+from chia.types.condition_opcodes import ConditionOpcode
+from loops_harness import (
+    THRESHOLD,
+    Clock,
+    Pool,
+    absorb,
+    bury_claims,
+    random_puzzle_hash,
+    settle_round,
+    win,
+    win_and_claim,
+)
+
+from pool.chia_adapter import (
+    DEFAULT_TX_CONFIG,
+    Addition,
+    CreateSignedTransaction,
+    SpendBundle,
+    bytes32,
+    calculate_pool_reward,
+    uint32,
+    uint64,
+)
+from pool.devnet.world import PlotNFTInfo, World
+from pool.payouts.coins import select_coins
+from pool.store.models import BatchStatus, ClaimStatus, LedgerSummary
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+XCH = 1_000_000_000_000
+POOL_REWARD = 1_750_000_000_000  # the pool's 7/8 of a block on the simulator's early heights
+MIN_DISTRIBUTION = 1_000_000_000  # payouts.min_distribution default
+DUST = 1_000_000  # chia's wallet keeps track of every coin from this amount up (xch_spam_amount)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    async with World.create(work_dir=tmp_path_factory.mktemp("ledger-world")) as started:
+        yield started
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def plotnfts(world: World) -> list[PlotNFTInfo]:
+    first = await world.create_plotnft(pool_url="http://127.0.0.1:1", relative_lock_height=5)
+    second = await world.create_plotnft(pool_url="http://127.0.0.1:1", relative_lock_height=5)
+    await world.farm_blocks(THRESHOLD + 1)  # bury both launchers
+    assert calculate_pool_reward(uint32(world.peak_height)) == POOL_REWARD
+    return [first, second]
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def pool_path(tmp_path: Path) -> Path:
+    return tmp_path / "pool.sqlite"
+
+
+async def start_pool(world: World, path: Path, **overrides: object) -> Pool:
+    return await Pool.start(world, path, Clock(), **overrides)
+
+
+async def balanced(pool: Pool) -> LedgerSummary:
+    ledger = await pool.ctx.store.ledger()
+    assert ledger.balanced, ledger
+    return ledger
+
+
+async def paid_to(pool: Pool, puzzle_hash: bytes32) -> list[int]:
+    return sorted(int(c.coin.amount) for c in await pool.coins_at(puzzle_hash))
+
+
+def mempool_fee(world: World, bundle_name: bytes32) -> int:
+    item = world.simulator.full_node.mempool_manager.mempool.get_item_by_id(bundle_name)
+    assert item is not None, "not in the mempool"
+    return int(item.fee)
+
+
+async def test_operator_funds_untouched_and_farmers_paid_exactly_what_was_won(
+    world: World, plotnfts: list[PlotNFTInfo], pool_path: Path
+) -> None:
+    """(a) 10 XCH of the operator's own in the pool wallet; two blocks won: farmers get 2 x 1.75 XCH x 0.99."""
+    first, second = plotnfts
+    pool = await start_pool(world, pool_path)
+    try:
+        pay_first, pay_second = random_puzzle_hash(), random_puzzle_hash()
+        await pool.add_farmer(first, pay_first)
+        await pool.add_farmer(second, pay_second)
+        before = await pool.ctx.wallet.spendable_balance()
+        await world.farm_blocks(5, world.pool_target_puzzle_hash)  # 5 x 2 XCH (pool and farmer reward)
+        await world.farm_blocks(1)  # the last block's rewards are paid in the next block
+        own = await pool.ctx.wallet.spendable_balance()
+        assert own - before == 10 * XCH
+        await balanced(pool)
+
+        # Nothing won yet: however long it waits, the pool pays nothing, though the wallet is full.
+        await pool.confirm_partials(world, (first, 3), (second, 1))
+        pool.advance(pool.ctx.config.payouts.interval)
+        idle = await pool.run_payouts()
+        assert (idle.created, idle.distribution_id, idle.round_id) == (False, None, None)
+        assert await pool.ctx.store.rounds() == [] and await pool.ctx.store.distributions() == []
+        assert await pool.points() == {first.launcher_id: 3, second.launcher_id: 1}
+
+        # Two blocks won by the members' pool plots, claimed and buried one after the other.
+        assert await win_and_claim(pool, world, first) == POOL_REWARD
+        assert (await balanced(pool)).undistributed == POOL_REWARD
+        assert await win_and_claim(pool, world, second) == POOL_REWARD
+        ledger = await balanced(pool)
+        assert ledger.confirmed_claims == ledger.undistributed == 2 * POOL_REWARD
+
+        payout = await pool.run_payouts()
+        assert payout.created and payout.distribution_id is not None and len(payout.signed) == 1
+        assert payout.round_id is not None
+        ledger = await balanced(pool)
+        assert ledger.undistributed == ledger.owed == 0 and ledger.farmer_payments_in_flight > 0
+        done = await settle_round(pool, world, payout.round_id)
+
+        farmers_share = 2 * POOL_REWARD * 99 // 100  # pool.fee 0.01; blockchain_fee 0
+        assert farmers_share == 3_465_000_000_000
+        assert await paid_to(pool, pay_first) == [farmers_share * 3 // 4]
+        assert await paid_to(pool, pay_second) == [farmers_share // 4]
+        assert done.farmer_total == farmers_share and done.blockchain_fees == 0
+        assert done.pool_fee == 2 * POOL_REWARD // 100  # the pool's fee share, paid to the fee address
+        fee_payments = [p for p in await pool.ctx.store.payments(round_id=payout.round_id) if p.launcher_id is None]
+        assert [p.amount for p in fee_payments] == [done.pool_fee]
+        assert await pool.points() == {first.launcher_id: 0, second.launcher_id: 0}
+
+        ledger = await balanced(pool)
+        assert ledger.farmer_payments == farmers_share and ledger.wallet_should_hold == 0
+        held = await pool.ctx.wallet.spendable_balance()
+        assert held >= 10 * XCH + ledger.wallet_should_hold
+        assert held == own + ledger.wallet_should_hold  # the operator's coins, to the mojo
+    finally:
+        await pool.stop()
+
+
+async def test_dust_sent_to_the_target_address_does_not_stop_payouts(
+    world: World, plotnfts: list[PlotNFTInfo], pool_path: Path
+) -> None:
+    """(b) 1 000 dust coins at the target address (more than a transaction may spend), then a won block.
+
+    Each just above chia's wallet spam threshold (``xch_spam_amount``, 1 000 000 mojos): the wallet ignores smaller
+    coins beyond the first 200 at a puzzle hash, so these are the ones it really offers to spend."""
+    first, _ = plotnfts
+    pool = await start_pool(world, pool_path)
+    try:
+        pay_to = random_puzzle_hash()
+        await pool.add_farmer(first, pay_to)
+        # Distinct amounts: equal outputs of one spend would be one coin.
+        dust_amounts = [DUST + index for index in range(1000)]
+        response = await world.farmer_wallet_client.create_signed_transactions(
+            CreateSignedTransaction(
+                additions=[Addition(puzzle_hash=world.pool_target_puzzle_hash, amount=uint64(a)) for a in dust_amounts],
+                wallet_id=uint32(1),
+                fee=uint64(0),
+                push=False,
+            ),
+            DEFAULT_TX_CONFIG,
+        )
+        assert response.signed_tx.spend_bundle is not None
+        dust = response.signed_tx.spend_bundle
+        assert (await pool.ctx.node.push(SpendBundle(dust.coin_spends, dust.aggregated_signature))).accepted
+        await world.farm_blocks(1)
+        dust_ids = {coin.name() for coin in dust.additions() if coin.puzzle_hash == world.pool_target_puzzle_hash}
+        spendable = {coin.name() for coin in await pool.ctx.wallet.spendable_coins()}
+        assert len(dust_ids) == 1000 and dust_ids <= spendable  # the pool wallet holds every dust coin
+
+        await pool.confirm_partials(world, (first, 1))
+        claimed = await win_and_claim(pool, world, first)
+        payout = await pool.run_payouts()
+        assert payout.created and len(payout.signed) == 1 and payout.round_id is not None
+        (batch,) = await pool.ctx.store.batches(payout.round_id)
+        spent = SpendBundle.from_bytes(batch.spend_bundle or b"").removals()
+        assert not {coin.name() for coin in spent} & dust_ids  # the pool picks big coins, never the dust
+        await settle_round(pool, world, payout.round_id)
+        assert await paid_to(pool, pay_to) == [claimed - claimed // 100]  # the dust is nobody's earnings
+        assert dust_ids <= {coin.name() for coin in await pool.ctx.wallet.spendable_coins()}
+        await balanced(pool)
+    finally:
+        await pool.stop()
+
+
+async def test_no_round_and_no_points_taken_without_new_rewards(
+    world: World, plotnfts: list[PlotNFTInfo], pool_path: Path
+) -> None:
+    """(c) After a payout, with only rounding left over and farmers holding new points, nothing happens. The payout
+    is made of one transaction per addition (max_additions_per_transaction 1), each spending coins of its own and
+    paying blockchain_fee from the pool's share: the farmers still get their exact shares."""
+    first, second = plotnfts
+    blockchain_fee = 1_000_000
+    pool = await start_pool(
+        world, pool_path, payouts={"max_additions_per_transaction": 1, "blockchain_fee": blockchain_fee}
+    )
+    try:
+        pay_first, pay_second = random_puzzle_hash(), random_puzzle_hash()
+        await pool.add_farmer(first, pay_first)
+        await pool.add_farmer(second, pay_second)
+        await pool.confirm_partials(world, (first, 12), (second, 1))  # 13 does not divide the share: a remainder
+        await win_and_claim(pool, world, first)
+        payout = await pool.run_payouts()
+        assert payout.created and payout.round_id is not None
+        assert len(payout.signed) == 3  # two farmers and the fee address
+        spent = [
+            {coin.name() for coin in SpendBundle.from_bytes(batch.spend_bundle or b"").removals()}
+            for batch in await pool.ctx.store.batches(payout.round_id)
+        ]
+        assert all(spent) and len(set.union(*spent)) == sum(len(coins) for coins in spent)  # no coin twice
+        done = await settle_round(pool, world, payout.round_id)
+        farmers_share = POOL_REWARD - POOL_REWARD // 100
+        assert await paid_to(pool, pay_first) == [farmers_share * 12 // 13]
+        assert await paid_to(pool, pay_second) == [farmers_share // 13]
+        assert done.blockchain_fees == 3 * blockchain_fee  # paid on chain, batch by batch
+        assert [b.fee for b in await pool.ctx.store.batches(payout.round_id)] == [blockchain_fee] * 3
+        assert done.pool_fee == POOL_REWARD // 100 - 3 * blockchain_fee
+        ledger = await balanced(pool)
+        assert 0 < ledger.undistributed < MIN_DISTRIBUTION and ledger.owed == 0
+
+        await pool.confirm_partials(world, (first, 5), (second, 7))
+        points = await pool.points()
+        assert points == {first.launcher_id: 5, second.launcher_id: 7}
+        for _ in range(2):
+            pool.advance(pool.ctx.config.payouts.interval)
+            again = await pool.run_payouts()
+            assert (again.created, again.distribution_id, again.round_id) == (False, None, None)
+        assert len(await pool.ctx.store.rounds()) == 1 and len(await pool.ctx.store.distributions()) == 1
+        assert await pool.points() == points
+        assert await pool.ctx.store.ledger() == ledger
+    finally:
+        await pool.stop()
+
+
+@pytest.mark.parametrize("scheme", ["proportional", "pplns"])
+async def test_small_farmer_is_paid_once_its_owed_balance_reaches_min_payment(
+    world: World, plotnfts: list[PlotNFTInfo], pool_path: Path, scheme: str
+) -> None:
+    """(d) A 1 % farmer's share of one block is below min_payment: it is owed, never re-split, and paid with the
+    second block's share. Under PPLNS its weight does not grow (no new partials), its owed balance does."""
+    big, small = plotnfts
+    farmers_share = POOL_REWARD * 99 // 100
+    small_share = farmers_share // 100
+    min_payment = 2 * small_share - 1  # reached by two shares, not by one
+    pool = await start_pool(world, pool_path, payouts={"scheme": scheme, "min_payment": min_payment})
+    try:
+        pay_big, pay_small = random_puzzle_hash(), random_puzzle_hash()
+        await pool.add_farmer(big, pay_big)
+        await pool.add_farmer(small, pay_small)
+        await pool.confirm_partials(world, (big, 99), (small, 1))
+
+        await win_and_claim(pool, world, big)
+        first = await pool.run_payouts()
+        assert first.created and first.round_id is not None
+        await settle_round(pool, world, first.round_id)
+        assert await paid_to(pool, pay_big) == [farmers_share - small_share]  # 99 %, not a mojo more
+        assert await paid_to(pool, pay_small) == []
+        owed = {f.launcher_id: f.owed for f in await pool.ctx.store.list_farmers()}
+        assert owed == {big.launcher_id: 0, small.launcher_id: small_share}
+        await balanced(pool)
+
+        if scheme == "proportional":  # points were used up by the first distribution
+            await pool.confirm_partials(world, (big, 99), (small, 1))
+        pool.advance(pool.ctx.config.payouts.interval)
+        await win_and_claim(pool, world, small)
+        second = await pool.run_payouts()
+        assert second.created and second.round_id is not None
+        await settle_round(pool, world, second.round_id)
+        assert await paid_to(pool, pay_big) == [farmers_share - small_share] * 2
+        assert await paid_to(pool, pay_small) == [2 * small_share]  # its two shares, in one payment
+        ledger = await balanced(pool)
+        assert ledger.owed == 0 and ledger.farmer_payments == 2 * farmers_share
+        fee_paid = sum(p.amount for p in await pool.ctx.store.payments() if p.launcher_id is None)
+        assert fee_paid == 2 * POOL_REWARD // 100  # the pool fee, charged once per block won
+    finally:
+        await pool.stop()
+
+
+async def test_claim_fee_comes_from_the_pool_share_and_never_stops_a_claim(
+    world: World, plotnfts: list[PlotNFTInfo], pool_path: Path
+) -> None:
+    """(e) claim_fee > 0: with an empty pool share the absorb goes without a fee and lands; with a share it carries
+    the fee, in a spend that asserts the absorb's singleton spend, and the ledger charges it to the share."""
+    first, _ = plotnfts
+    claim_fee = 1_000
+    pool = await start_pool(world, pool_path, rewards={"claim_fee": claim_fee})
+    try:
+        await pool.add_farmer(first, random_puzzle_hash())
+        await pool.confirm_partials(world, (first, 1))
+        await win(world, pool, first)
+        await absorb(pool, 1)
+        (claim,) = await pool.ctx.store.reward_claims(ClaimStatus.SUBMITTED)
+        assert claim.fee == 0 and claim.fee_spend_bundle is None and claim.spend_bundle_name is not None
+        assert mempool_fee(world, claim.spend_bundle_name) == 0
+        await bury_claims(world, pool, 1)
+        assert (await balanced(pool)).blockchain_fees == 0
+
+        assert await pool.payouts.distribute(pool.ctx) is not None  # the pool's fee share: 1 % of the reward
+        share = (await balanced(pool)).pool_fee_share
+        assert share == POOL_REWARD // 100
+        held = await pool.ctx.wallet.spendable_balance()
+        await win(world, pool, first)
+        await absorb(pool, 1)
+        (claim,) = await pool.ctx.store.reward_claims(ClaimStatus.SUBMITTED)
+        assert claim.fee == claim_fee and claim.fee_spend_bundle is not None and claim.spend_bundle_name is not None
+        assert mempool_fee(world, claim.spend_bundle_name) == claim_fee
+        ledger = await balanced(pool)
+        assert (ledger.pool_fee_share, ledger.blockchain_fees) == (share - claim_fee, claim_fee)
+        # The fee spend cannot be mined without the absorb: it asserts the spend of the singleton coin.
+        fee_spend = SpendBundle.from_bytes(claim.fee_spend_bundle)
+        asserted = {
+            bytes32(condition.vars[0])
+            for spend in fee_spend.coin_spends
+            for condition in conditions_dict_for_solution(spend.puzzle_reveal, spend.solution, 11_000_000_000).get(
+                ConditionOpcode.ASSERT_CONCURRENT_SPEND, []
+            )
+        }
+        mempool = world.simulator.full_node.mempool_manager.mempool
+        absorb_item = mempool.get_item_by_id(claim.spend_bundle_name)
+        assert absorb_item is not None
+        absorb_removals = {coin.name() for coin in absorb_item.to_spend_bundle().removals()}
+        fee_removals = {coin.name() for coin in fee_spend.removals()}
+        assert len(asserted) == 1 and asserted <= absorb_removals - fee_removals
+        await bury_claims(world, pool, 1)
+        ledger = await balanced(pool)
+        # One farmer: the first distribution left no rounding behind; the second reward waits to be shared out.
+        assert ledger.blockchain_fees == claim_fee and ledger.undistributed == POOL_REWARD
+        assert await pool.ctx.wallet.spendable_balance() == held + POOL_REWARD - claim_fee
+    finally:
+        await pool.stop()
+
+
+async def test_stuck_batch_is_replaced_with_a_higher_fee_from_the_pool_share(
+    world: World, plotnfts: list[PlotNFTInfo], pool_path: Path
+) -> None:
+    """A payment kept out of blocks for fee_bump_after_blocks is replaced (same coins, fee_bump more fee, from the
+    pool's share); the replacement displaces it in the mempool, lands, and the farmer is paid once."""
+    first, _ = plotnfts
+    fee_reserve, bump_after = 100_000_000, 2
+    pool = await start_pool(world, pool_path, payouts={"fee_reserve": fee_reserve, "fee_bump_after_blocks": bump_after})
+    try:
+        pay_to = random_puzzle_hash()
+        await pool.add_farmer(first, pay_to)
+        await pool.confirm_partials(world, (first, 1))
+        await win_and_claim(pool, world, first)
+        payout = await pool.run_payouts()
+        assert payout.created and payout.round_id is not None
+        (batch,) = await pool.ctx.store.batches(payout.round_id)
+        assert batch.id is not None and batch.fee == 0 and batch.spend_bundle is not None
+        original = SpendBundle.from_bytes(batch.spend_bundle)
+        assert (await balanced(pool)).pool_fee_share == fee_reserve
+
+        # Kept out of the blocks (as by a full mempool) for fee_bump_after_blocks blocks, then back in the mempool.
+        manager = world.simulator.full_node.mempool_manager
+        manager.mempool.remove_from_pool([original.name()], MempoolRemoveReason.EXPIRED)
+        manager.remove_seen(original.name())
+        await world.farm_blocks(bump_after)
+        assert (await pool.ctx.node.push(original)).accepted
+        assert await pool.ctx.node.in_mempool(original.name())
+
+        bumped = await pool.run_payouts()
+        assert bumped.bumped == [batch.id] and bumped.reset == [] and bumped.repushed == []
+        replaced = (await pool.ctx.store.batches(payout.round_id))[0]
+        fee_bump = pool.ctx.config.payouts.fee_bump
+        assert replaced.status == BatchStatus.SUBMITTED and replaced.fee == fee_bump
+        replacement = SpendBundle.from_bytes(replaced.spend_bundle or b"")
+        assert {c.name() for c in original.removals()} <= {c.name() for c in replacement.removals()}
+        assert not await pool.ctx.node.in_mempool(original.name())  # displaced: only one can land
+        assert mempool_fee(world, replacement.name()) == fee_bump
+        ledger = await balanced(pool)
+        assert ledger.pool_fee_share == fee_reserve - fee_bump
+
+        done = await settle_round(pool, world, payout.round_id)
+        assert done.blockchain_fees == fee_bump
+        (confirmed,) = await pool.ctx.store.batches(payout.round_id)
+        assert confirmed.fee == fee_bump  # what the landed transaction paid
+        assert len(await paid_to(pool, pay_to)) == 1
+        ledger = await balanced(pool)
+        assert (ledger.pool_fee_share, ledger.blockchain_fees) == (fee_reserve - fee_bump, fee_bump)
+    finally:
+        await pool.stop()
+
+
+async def test_round_waits_while_the_wallet_holds_less_than_the_ledger(
+    world: World, plotnfts: list[PlotNFTInfo], pool_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Coins spent outside the pool leave the wallet short of what the ledger says it holds: the round waits (and
+    says so every time) without taking anyone's money; once the wallet is refilled, the farmer is paid exactly."""
+    first, _ = plotnfts
+    pool = await start_pool(world, pool_path)
+    try:
+        pay_to = random_puzzle_hash()
+        await pool.add_farmer(first, pay_to)
+        await pool.confirm_partials(world, (first, 1))
+        claimed = await win_and_claim(pool, world, first)
+        should_hold = (await balanced(pool)).wallet_should_hold
+        short = 1_000_000_000
+        away = await pool.ctx.wallet.spendable_balance() - should_hold + short
+        coins = select_coins(await pool.ctx.wallet.spendable_coins(), away)
+        spent = await pool.ctx.wallet.sign_payment([(random_puzzle_hash(), away)], 0, coins=coins)
+        assert (await pool.ctx.node.push(spent.spend_bundle)).accepted
+        await world.farm_blocks(1)
+        assert await pool.ctx.wallet.spendable_balance() == should_hold - short
+
+        pool.advance(pool.ctx.config.payouts.interval)
+        for attempt in range(2):
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="pool.loops.payouts"):
+                waiting = await pool.run_payouts()
+            assert not waiting.created and waiting.round_id is None and waiting.shortfall == short
+            assert any("payout round waits" in record.getMessage() for record in caplog.records)
+            assert (waiting.distribution_id is not None) == (attempt == 0)  # the ledger's own step goes on
+            pool.advance(pool.ctx.config.payouts.interval)
+        assert await pool.ctx.store.rounds() == [] and await paid_to(pool, pay_to) == []
+        ledger = await balanced(pool)
+        assert ledger.owed == claimed - claimed // 100 and ledger.farmer_payments == 0
+
+        await world.farm_blocks(1, world.pool_target_puzzle_hash)  # the operator refills the wallet
+        await world.farm_blocks(1)
+        paying = await pool.run_payouts()
+        assert paying.created and paying.shortfall == 0 and paying.round_id is not None
+        await settle_round(pool, world, paying.round_id)
+        assert await paid_to(pool, pay_to) == [claimed - claimed // 100]
+    finally:
+        await pool.stop()
