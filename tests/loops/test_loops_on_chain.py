@@ -1,6 +1,6 @@
 """The background loops against a simulated chain: real PlotNFTs, real absorbs, real payments, real restarts.
 
-One World for the module (it is slow to start); every test has its own pool database. Tests drive single loop
+The session's shared World (tests/conftest.py); every test has its own pool database. Tests drive single loop
 iterations (``run_once``) and move the pool's clock by hand, so nothing sleeps.
 """
 
@@ -11,26 +11,17 @@ import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import pytest_asyncio
-from loops_harness import THRESHOLD, Clock, Pool, random_puzzle_hash
 
 from pool.chia_adapter import SpendBundle, calculate_pool_reward, uint32
 from pool.devnet.world import PlotNFTInfo, World
 from pool.loops.partials import REASON_NOT_MEMBER, REASON_REVERTED_SP, REASON_UNKNOWN_SP
 from pool.loops.runner import LoopRunner
 from pool.store.models import BatchStatus, ClaimStatus, PartialStatus, RoundStatus
-
-pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    async with World.create(work_dir=tmp_path_factory.mktemp("loops-world")) as started:
-        yield started
+from tests.loops.loops_harness import THRESHOLD, Clock, Pool, random_puzzle_hash
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module")
 async def plotnfts(world: World) -> list[PlotNFTInfo]:
     """Two PlotNFTs farming to the pool (the second one leaves the pool in the last test)."""
     first = await world.create_plotnft(pool_url="http://127.0.0.1:1", relative_lock_height=5)
@@ -39,7 +30,7 @@ async def plotnfts(world: World) -> list[PlotNFTInfo]:
     return [first, second]
 
 
-@pytest_asyncio.fixture(loop_scope="module")
+@pytest_asyncio.fixture
 async def pool(world: World, tmp_path: Path) -> AsyncIterator[Pool]:
     started = await Pool.start(world, tmp_path / "pool.sqlite", Clock())
     yield started
