@@ -1,12 +1,12 @@
 # Two entry points for a fresh machine (see README.md):
 #   make demo   set up, then run the pool on an embedded simulated chain with a real chia farmer
-#   make test   set up, then run the test suite
+#   make test   set up, then run the test suite (every test; make test-fast skips those that need a simulated chain)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
 
-.PHONY: demo test lint check setup clean
+.PHONY: demo test test-fast lint check setup clean
 
 $(VENV)/.installed: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider -m "not chain"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check pool tests

@@ -1,11 +1,10 @@
-"""The devnet world: a simulated chain the pool tests run against (one world for the whole module: it is slow)."""
+"""The devnet world: a simulated chain the pool tests run against (the session's shared one, tests/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 
-import pytest
 import pytest_asyncio
 from chia_rs import AugSchemeMPL
 from chia_rs.sized_bytes import bytes32
@@ -22,23 +21,15 @@ from pool.chia_adapter.simulation import (
 )
 from pool.devnet.world import FarmerHandle, PlotNFTInfo, PoolPlot, RpcEndpoint, World
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    async with World.create(work_dir=tmp_path_factory.mktemp("devnet")) as started:
-        yield started
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module")
 async def plotnft(world: World) -> PlotNFTInfo:
     return await world.create_plotnft(
         pool_url="http://127.0.0.1:1", target_puzzle_hash=world.pool_target_puzzle_hash, relative_lock_height=5
     )
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module")
 async def plots(world: World, plotnft: PlotNFTInfo) -> list[PoolPlot]:
     return await world.create_pool_plots(plotnft.p2_singleton_puzzle_hash, 3)
 
@@ -170,9 +161,12 @@ async def test_reorg_reverts_a_signage_point(world: World) -> None:
         await client.await_closed()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def farmer(world: World, plots: list[PoolPlot]) -> FarmerHandle:
-    return await world.start_farmer(plots)
+@pytest_asyncio.fixture(scope="module")
+async def farmer(world: World, plots: list[PoolPlot]) -> AsyncIterator[FarmerHandle]:
+    handle = await world.start_farmer(plots)
+    yield handle
+    # The chain is shared: a farmer left running would look up proofs for every later test's signage points.
+    await handle.stop()
 
 
 async def test_farmer_receives_signage_points(world: World, plotnft: PlotNFTInfo, farmer: FarmerHandle) -> None:

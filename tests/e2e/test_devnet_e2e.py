@@ -25,6 +25,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 DEADLINE = 120.0
 
 
+# A chain of its own (these tests are marked e2e and slow by tests/conftest.py): the Devnet runs a real chia farmer,
+# which answers every signage point, and the pool's payout loop, which spends everything in the pool wallet.
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def devnet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Devnet]:
     work_dir: Path = tmp_path_factory.mktemp("devnet")

@@ -1,6 +1,6 @@
 """GET /pool_info, POST/PUT/GET /farmer and GET /login against a real node (devnet World), real keys and PlotNFTs.
 
-One World for the module (it is slow to start); the tests run in file order and build on each other's farmer.
+The session's shared World (tests/conftest.py); the tests run in file order and build on each other's farmer.
 """
 
 from __future__ import annotations
@@ -13,15 +13,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from farmer_requests import (
-    THRESHOLD,
-    PoolUnderTest,
-    authenticated_params,
-    buried_plotnft,
-    post_farmer_body,
-    put_farmer_body,
-    strip_0x,
-)
 
 from pool.chain.singleton import follow_singleton, is_member_of_pool
 from pool.chia_adapter import (
@@ -44,8 +35,15 @@ from pool.chia_adapter.simulation import (
     find_owner_sk,
 )
 from pool.devnet.world import PlotNFTInfo, World
-
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+from tests.http.farmer_requests import (
+    THRESHOLD,
+    PoolUnderTest,
+    authenticated_params,
+    buried_plotnft,
+    post_farmer_body,
+    put_farmer_body,
+    strip_0x,
+)
 
 POOL_URL = "http://127.0.0.1:1"
 PUT_COOLDOWN = 60
@@ -68,13 +66,7 @@ def error_code(reply: dict[str, Any]) -> PoolErrorCode:
     return PoolErrorCode(reply["error_code"])
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    async with World.create(work_dir=tmp_path_factory.mktemp("devnet")) as started:
-        yield started
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module")
 async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PoolUnderTest]:
     store_path = tmp_path_factory.mktemp("pool") / "pool.sqlite"
     started = await PoolUnderTest.start(world, store_path, difficulty={"put_cooldown": PUT_COOLDOWN})
@@ -82,9 +74,10 @@ async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
     await started.close()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module")
 async def plotnft(world: World) -> PlotNFTInfo:
-    # fresh_launcher=False: the same launcher every run (the chain is deterministic), so its plots stay cached.
+    # fresh_launcher=False: the same launcher every run of the same tests on the (deterministic) chain, so its plots
+    # stay cached; the launcher changes when the tests run before it on the shared chain change.
     return await buried_plotnft(world, pool_url=POOL_URL, fresh_launcher=False)
 
 

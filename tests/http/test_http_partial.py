@@ -1,7 +1,7 @@
 """POST /partial with real proofs of space from real pool plots, for signage points injected into a real node.
 
-One World for the module; two registered farmers (A, whose partials are tested, and B, whose plots pay another pool
-contract). Every error code of the partial checks has a test.
+The session's shared World (tests/conftest.py); two registered farmers (A, whose partials are tested, and B, whose
+plots pay another pool contract). Every error code of the partial checks has a test.
 """
 
 from __future__ import annotations
@@ -15,15 +15,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from farmer_requests import (
-    PoolUnderTest,
-    authenticated_params,
-    buried_plotnft,
-    partial_body,
-    post_farmer_body,
-    put_farmer_body,
-    strip_0x,
-)
 
 from pool.chain.interface import ChainUnavailable
 from pool.chain.node_rpc import RpcFullNode
@@ -32,8 +23,15 @@ from pool.config import RpcConfig
 from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, SignagePointInfo, World
 from pool.protocol.signage_points import SignagePointCache
 from pool.store.models import PartialStatus
-
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+from tests.http.farmer_requests import (
+    PoolUnderTest,
+    authenticated_params,
+    buried_plotnft,
+    partial_body,
+    post_farmer_body,
+    put_farmer_body,
+    strip_0x,
+)
 
 PUT_COOLDOWN = 5  # short, so that a partial after the cooldown is still in time for its signage point
 SIGNAGE_POINT_WAIT = 0.6
@@ -52,13 +50,7 @@ def error_code(reply: dict[str, Any]) -> PoolErrorCode:
     return PoolErrorCode(reply["error_code"])
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    async with World.create(work_dir=tmp_path_factory.mktemp("devnet")) as started:
-        yield started
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module")
 async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PoolUnderTest]:
     store_path = tmp_path_factory.mktemp("pool") / "pool.sqlite"
     started = await PoolUnderTest.start(
@@ -72,7 +64,8 @@ async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
 
 
 async def _registered(world: World, pool: PoolUnderTest, name: bytes, plot_count: int) -> Farmer:
-    # fresh_launcher=False: the same launchers every run, so their plots stay cached between runs.
+    # fresh_launcher=False: the same launchers every run of the same tests on the (deterministic) chain, so their
+    # plots stay cached; the launchers change when the tests run before them on the shared chain change.
     plotnft = await buried_plotnft(world, pool_url="http://127.0.0.1:1", fresh_launcher=False)
     plots = await world.create_pool_plots(plotnft.p2_singleton_puzzle_hash, plot_count)
     auth_sk = AugSchemeMPL.key_gen(std_hash(name))
@@ -82,12 +75,12 @@ async def _registered(world: World, pool: PoolUnderTest, name: bytes, plot_count
     return Farmer(plotnft, plots, auth_sk)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module")
 async def farmer(world: World, pool: PoolUnderTest) -> Farmer:
     return await _registered(world, pool, b"farmer A", 3)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module")
 async def other_farmer(world: World, pool: PoolUnderTest, farmer: Farmer) -> Farmer:
     return await _registered(world, pool, b"farmer B", 1)
 

@@ -1,6 +1,6 @@
 """The background loops against a simulated chain: real PlotNFTs, real absorbs, real payments, real restarts.
 
-One World for the module (it is slow to start); every test has its own pool database. Tests drive single loop
+The session's shared World (tests/conftest.py); every test has its own pool database. Tests drive single loop
 iterations (``run_once``) and move the pool's clock by hand, so nothing sleeps. Money to pay comes only from blocks
 won by members' pool plots, absorbed and buried (``win_and_claim``); the ledger's own acceptance tests (operator funds,
 dust, owed balances, claim fees, fee bumps) are in tests/payouts/test_ledger_on_chain.py.
@@ -13,9 +13,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import pytest_asyncio
-from loops_harness import THRESHOLD, Clock, Pool, absorb, bury_claims, random_puzzle_hash, settle_round, win_and_claim
 
 from pool.chia_adapter import SpendBundle, calculate_pool_reward, uint32
 from pool.devnet.world import PlotNFTInfo, World
@@ -23,17 +21,19 @@ from pool.loops.partials import REASON_NOT_MEMBER, REASON_REVERTED_SP, REASON_ST
 from pool.loops.payouts import PayoutStats, batch_additions
 from pool.loops.runner import LoopRunner
 from pool.store.models import BatchStatus, ClaimStatus, PartialStatus
+from tests.loops.loops_harness import (
+    THRESHOLD,
+    Clock,
+    Pool,
+    absorb,
+    bury_claims,
+    random_puzzle_hash,
+    settle_round,
+    win_and_claim,
+)
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    async with World.create(work_dir=tmp_path_factory.mktemp("loops-world")) as started:
-        yield started
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module")
 async def plotnfts(world: World) -> list[PlotNFTInfo]:
     """Two PlotNFTs farming to the pool (the second one leaves the pool in the last test)."""
     first = await world.create_plotnft(pool_url="http://127.0.0.1:1", relative_lock_height=5)
@@ -42,7 +42,7 @@ async def plotnfts(world: World) -> list[PlotNFTInfo]:
     return [first, second]
 
 
-@pytest_asyncio.fixture(loop_scope="module")
+@pytest_asyncio.fixture
 async def pool(world: World, tmp_path: Path) -> AsyncIterator[Pool]:
     started = await Pool.start(world, tmp_path / "pool.sqlite", Clock())
     yield started

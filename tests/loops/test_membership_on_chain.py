@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from loops_harness import THRESHOLD, Clock, Pool, random_puzzle_hash
 
 from pool.chain.singleton import SingletonForged, SingletonView, follow_singleton
 from pool.chain.wallet_rpc import WalletRpc
@@ -22,20 +21,13 @@ from pool.chia_adapter import PoolSingletonState, bytes32
 from pool.devnet.world import PlotNFTInfo, World
 from pool.loops.partials import REASON_NOT_MEMBER, RETRY_AFTER_SECONDS
 from pool.store.models import FarmerRecord, PartialStatus
-
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+from tests.loops.loops_harness import THRESHOLD, Clock, Pool, random_puzzle_hash
 
 RELATIVE_LOCK_HEIGHT = 10  # long enough for an absorb to land inside the LEAVING_POOL countdown
 POOL_URL = "http://127.0.0.1:1"
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    async with World.create(work_dir=tmp_path_factory.mktemp("membership-world")) as started:
-        yield started
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module")
 async def plotnfts(world: World) -> list[PlotNFTInfo]:
     """Two honest PlotNFTs farming to the pool; the second one leaves in a later test."""
     first = await world.create_plotnft(pool_url=POOL_URL, relative_lock_height=RELATIVE_LOCK_HEIGHT)
@@ -44,7 +36,7 @@ async def plotnfts(world: World) -> list[PlotNFTInfo]:
     return [first, second]
 
 
-@pytest_asyncio.fixture(loop_scope="module")
+@pytest_asyncio.fixture
 async def pool(world: World, tmp_path: Path) -> AsyncIterator[Pool]:
     started = await Pool.start(world, tmp_path / "pool.sqlite", Clock(), relative_lock_height=RELATIVE_LOCK_HEIGHT)
     yield started

@@ -1,8 +1,8 @@
 """Issue 8's acceptance tests on chia's simulator with the real wallet: the pool pays exactly what it claimed.
 
 Money reaches a pool only through blocks won by members' pool plots, absorbed by the reward loop and buried; each test
-has its own pool database on one shared World (the operator's coins, dust and earlier tests' leftovers in the pool
-wallet are never paid to farmers). Tests drive single loop iterations and move the pool's clock by hand.
+has its own pool database on this module's own World (the operator's coins, dust and earlier tests' leftovers in the
+pool wallet are never paid to farmers). Tests drive single loop iterations and move the pool's clock by hand.
 """
 
 from __future__ import annotations
@@ -16,17 +16,6 @@ import pytest_asyncio
 from chia.consensus.condition_tools import conditions_dict_for_solution
 from chia.full_node.mempool import MempoolRemoveReason
 from chia.types.condition_opcodes import ConditionOpcode
-from loops_harness import (
-    THRESHOLD,
-    Clock,
-    Pool,
-    absorb,
-    bury_claims,
-    random_puzzle_hash,
-    settle_round,
-    win,
-    win_and_claim,
-)
 
 from pool.chia_adapter import (
     DEFAULT_TX_CONFIG,
@@ -41,8 +30,21 @@ from pool.chia_adapter import (
 from pool.devnet.world import PlotNFTInfo, World
 from pool.payouts.coins import select_coins
 from pool.store.models import BatchStatus, ClaimStatus, LedgerSummary
+from tests.loops.loops_harness import (
+    THRESHOLD,
+    Clock,
+    Pool,
+    absorb,
+    bury_claims,
+    random_puzzle_hash,
+    settle_round,
+    win,
+    win_and_claim,
+)
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# A chain of its own (not the session's shared one): these tests check the pool wallet's balance to the mojo, which
+# the other modules' pools and payments on a shared chain would change.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 XCH = 1_000_000_000_000
 POOL_REWARD = 1_750_000_000_000  # the pool's 7/8 of a block on the simulator's early heights
