@@ -480,6 +480,11 @@ def _store(s: _Section, base: Path) -> StoreConfig:
     )
 
 
+def parse_store_section(data: Any, base_dir: Path) -> StoreConfig:
+    """A ``store`` section on its own (the migrate-store command's target)."""
+    return _store(_Section(data, "store"), base_dir)
+
+
 def _logging(s: _Section, base: Path) -> LoggingConfig:
     s.unknown_keys({"level", "file"})
     level = s.str_("level", "INFO").upper()

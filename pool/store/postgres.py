@@ -25,7 +25,7 @@ To add a method of AbstractPoolStore: write it like its SQLite twin, inside ``as
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -242,6 +242,10 @@ _UNDISTRIBUTED = "undistributed"
 _POOL_FEE_SHARE = "pool_fee_share"
 
 
+class TargetNotEmpty(StoreError):
+    """migrate-store: the PostgreSQL database already holds pool data."""
+
+
 class PostgresPoolStore(AbstractPoolStore):
     """``dsn`` names the server and database (``postgresql://user@host:port/db``); ``password`` comes from the
     configuration's environment variable or file, never from the DSN, and is never logged."""
@@ -343,6 +347,63 @@ class PostgresPoolStore(AbstractPoolStore):
         """Rows per table (one consistent snapshot): what migrate-store compares."""
         async with self._connections().acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             return {table: int(await conn.fetchval(f"SELECT count(*) FROM {table}")) for table in TABLES}
+
+    async def import_tables(
+        self, tables: Mapping[str, tuple[Sequence[str], Sequence[Sequence[Any]]]], expected_ledger: LedgerSummary
+    ) -> dict[str, int]:
+        """Copy another store's tables (name -> (columns, rows)) into this empty store, in one transaction: the
+        rows keep their ids, the id sequences move past them, and it commits only if every table then holds exactly
+        the rows given and the ledger reads ``expected_ledger`` and balances (StoreError otherwise, nothing written).
+        Refuses (TargetNotEmpty) a store that already holds anything. Returns the rows per table."""
+        if set(tables) != set(TABLES):
+            raise StoreError(f"an import needs exactly the tables {', '.join(TABLES)}")
+        async with self._write(ledger=True) as conn:
+            # Nobody else may write (or read half a copy) until it is complete.
+            await conn.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE")
+            holding = [
+                table
+                for table in TABLES
+                if table != "ledger_accounts" and await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})")
+            ]
+            if await conn.fetchval("SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts") != 0:
+                holding.append("ledger_accounts")
+            if holding:
+                raise TargetNotEmpty(f"{self._dsn} already holds pool data (in {', '.join(holding)})")
+            await conn.execute("DELETE FROM ledger_accounts")  # the opening balances (all 0) come from the source
+            column_types: dict[str, dict[str, str]] = {}
+            for row in await conn.fetch(
+                "SELECT table_name, column_name, data_type, is_identity FROM information_schema.columns "
+                "WHERE table_schema = current_schema()"
+            ):
+                column_types.setdefault(row["table_name"], {})[row["column_name"]] = row["data_type"]
+            counts: dict[str, int] = {}
+            for table in TABLES:
+                columns, rows = tables[table]
+                types = column_types[table]
+                if set(columns) != set(types):
+                    raise StoreError(
+                        f"table {table}: the source has columns {sorted(columns)}, this store {sorted(types)}"
+                    )
+                kinds = [types[column] for column in columns]
+                records = [
+                    tuple(_import_value(kind, value) for kind, value in zip(kinds, row, strict=True)) for row in rows
+                ]
+                await conn.copy_records_to_table(table, records=records, columns=list(columns))
+                counts[table] = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+                if counts[table] != len(rows):
+                    raise StoreError(f"table {table}: {len(rows)} rows copied but {counts[table]} found")
+            for table in TABLES:
+                if column_types[table].get("id") is not None:
+                    await conn.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+                    )
+            ledger = await _ledger_in(conn)
+            if ledger != expected_ledger or not ledger.balanced:
+                raise StoreError(
+                    f"after the copy the ledger reads {ledger}, not {expected_ledger}: nothing was written"
+                )
+            return counts
 
     # -- farmers -----------------------------------------------------------------------------------------------
     async def add_farmer(self, farmer: FarmerRecord) -> None:
@@ -687,28 +748,8 @@ class PostgresPoolStore(AbstractPoolStore):
         ]
 
     async def ledger(self) -> LedgerSummary:
-        # One statement: every figure comes from the same snapshot, whatever other processes commit meanwhile.
-        row = await self._fetchrow(
-            """
-            SELECT
-                (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed') AS confirmed_claims,
-                (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NOT NULL) AS farmer_payments,
-                (SELECT COALESCE(SUM(p.amount), 0) FROM payments p JOIN payment_batches b
-                    ON b.round_id = p.round_id AND b.batch_index = p.batch_index
-                    WHERE b.status != 'confirmed' AND p.launcher_id IS NOT NULL) AS farmer_payments_in_flight,
-                (SELECT COALESCE(SUM(owed), 0) FROM farmers) AS owed,
-                (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pool_fee_share')
-                    AS pool_fee_share,
-                (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NULL) AS pool_fee_payments,
-                (SELECT COALESCE(SUM(fee), 0) FROM payment_batches)
-                    + (SELECT COALESCE(SUM(fee), 0) FROM reward_claims WHERE status != 'failed') AS blockchain_fees,
-                (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'undistributed') AS undistributed,
-                (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pre_ledger_excess')
-                    AS pre_ledger_excess
-            """
-        )
-        assert row is not None  # a SELECT without FROM always gives one row
-        return LedgerSummary(**{name: int(value) for name, value in row.items()})
+        async with self._connections().acquire() as conn:
+            return await _ledger_in(conn)
 
     async def ledger_entries(self, limit: int = 1000) -> list[LedgerEntry]:
         rows = await self._fetch("SELECT * FROM ledger_entries ORDER BY id DESC LIMIT $1", limit)
@@ -907,6 +948,41 @@ class PostgresPoolStore(AbstractPoolStore):
 # -- helpers that run inside a transaction -----------------------------------------------------------------------
 class _ClaimExists(StoreError):
     """Internal: a coin of the claims being added already has a live claim (rolls the whole bundle back)."""
+
+
+_LEDGER_SQL = """
+    SELECT
+        (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed') AS confirmed_claims,
+        (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NOT NULL) AS farmer_payments,
+        (SELECT COALESCE(SUM(p.amount), 0) FROM payments p JOIN payment_batches b
+            ON b.round_id = p.round_id AND b.batch_index = p.batch_index
+            WHERE b.status != 'confirmed' AND p.launcher_id IS NOT NULL) AS farmer_payments_in_flight,
+        (SELECT COALESCE(SUM(owed), 0) FROM farmers) AS owed,
+        (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pool_fee_share') AS pool_fee_share,
+        (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NULL) AS pool_fee_payments,
+        (SELECT COALESCE(SUM(fee), 0) FROM payment_batches)
+            + (SELECT COALESCE(SUM(fee), 0) FROM reward_claims WHERE status != 'failed') AS blockchain_fees,
+        (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'undistributed') AS undistributed,
+        (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pre_ledger_excess') AS pre_ledger_excess
+"""
+
+
+async def _ledger_in(conn: Connection) -> LedgerSummary:
+    # One statement: every figure comes from the same snapshot, whatever other processes commit meanwhile.
+    row = await conn.fetchrow(_LEDGER_SQL)
+    assert row is not None  # a SELECT without FROM always gives one row
+    return LedgerSummary(**{name: int(value) for name, value in row.items()})
+
+
+def _import_value(data_type: str, value: Any) -> Any:
+    """A value read from SQLite, as the PostgreSQL column's type wants it (SQLite keeps booleans as 0/1)."""
+    if value is None:
+        return None
+    if data_type == "boolean":
+        return bool(value)
+    if data_type == "bytea":
+        return bytes(value)
+    return value
 
 
 async def _read_schema_version(conn: Connection) -> int:

@@ -8,7 +8,7 @@ one database would; their calls are run concurrently against the real server. Th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
@@ -36,7 +36,7 @@ PROCESSES = 4
 
 
 @pytest.fixture
-async def dsn(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+def dsn(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
     name = f"pool_pg_{abs(hash(request.node.nodeid))}"
     yield postgres_server.create_database(name)
     postgres_server.drop_database(name)
