@@ -20,13 +20,15 @@ _databases = itertools.count()
 
 
 class PostgresLedgerMachine(LedgerMachine):
-    def __init__(self, server: PostgresServer) -> None:
+    server: PostgresServer  # set by the test on a subclass (hypothesis builds the machine with no arguments)
+
+    def __init__(self) -> None:
         super().__init__()  # the model, and the farmers in an SQLite store that is swapped out here
         self.run(self.store.close())
-        self.server = server
         self.database = f"pool_ledger_machine_{next(_databases)}"
-        self.dsn = server.create_database(self.database)
-        self.store = PostgresPoolStore(self.dsn, max_connections=2)
+        self.dsn = self.server.create_database(self.database)
+        # The machine only calls AbstractPoolStore methods; its attribute is typed with the SQLite store.
+        self.store = PostgresPoolStore(self.dsn, max_connections=2)  # type: ignore[assignment]
         self.run(self.store.open())
         for farmer in self.farmers:
             self.run(self.store.add_farmer(farmer))
@@ -34,7 +36,7 @@ class PostgresLedgerMachine(LedgerMachine):
     @rule()
     def restarted(self) -> None:
         self.run(self.store.close())
-        self.store = PostgresPoolStore(self.dsn, max_connections=2)
+        self.store = PostgresPoolStore(self.dsn, max_connections=2)  # type: ignore[assignment]
         self.run(self.store.open())
 
     def teardown(self) -> None:
@@ -45,8 +47,11 @@ class PostgresLedgerMachine(LedgerMachine):
 
 
 def test_ledger_state_machine_on_postgresql(postgres_server: PostgresServer) -> None:
+    class OnThisServer(PostgresLedgerMachine):
+        server = postgres_server
+
     run_state_machine_as_test(
-        lambda: PostgresLedgerMachine(postgres_server),
+        OnThisServer,
         settings=settings(
             max_examples=20, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
         ),
