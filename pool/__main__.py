@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="override logging.level from the config file",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # Internal: a worker process started by the pool itself when server.workers > 1.
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     from pool.server import StartupError, run_server
 
     try:
-        asyncio.run(run_server(config, log_level=args.log_level))
+        asyncio.run(run_server(config, log_level=args.log_level, worker=args.worker))
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -133,6 +133,7 @@ class ServerConfig:
     port: int
     tls_cert: Path | None
     tls_key: Path | None
+    workers: int = 1  # HTTP worker processes sharing the port (SO_REUSEPORT); one of them leads the chain loops
 
 
 @dataclass(frozen=True)
@@ -418,7 +419,7 @@ def _loops(s: _Section) -> LoopsConfig:
 
 
 def _server(s: _Section, base: Path) -> ServerConfig:
-    s.unknown_keys({"host", "port", "tls_cert", "tls_key"})
+    s.unknown_keys({"host", "port", "tls_cert", "tls_key", "workers"})
     cert, key = s.optional_path("tls_cert", base), s.optional_path("tls_key", base)
     if (cert is None) != (key is None):
         raise ConfigError(s.key("tls_cert" if cert is None else "tls_key"), "tls_cert and tls_key go together")
@@ -426,7 +427,11 @@ def _server(s: _Section, base: Path) -> ServerConfig:
         if file is not None and not file.is_file():
             raise ConfigError(s.key(name), f"file not found: {file}")
     return ServerConfig(
-        host=s.str_("host", "0.0.0.0"), port=s.int_("port", 80, minimum=0, maximum=65535), tls_cert=cert, tls_key=key
+        host=s.str_("host", "0.0.0.0"),
+        port=s.int_("port", 80, minimum=0, maximum=65535),
+        tls_cert=cert,
+        tls_key=key,
+        workers=s.int_("workers", 1, minimum=1, maximum=256),
     )
 
 
