@@ -96,7 +96,12 @@ class PostgresLeadership(Leadership):
             return True
         try:
             if self._connection is None:
-                self._connection = await asyncpg.connect(self._dsn, password=self._password)
+                self._connection = await asyncpg.connect(
+                    self._dsn,
+                    password=self._password,
+                    # Operators (and tests) see which process leads: pg_stat_activity.application_name.
+                    server_settings={"application_name": f"pool-leader-{os.getpid()}"},
+                )
             self._held = bool(await self._connection.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("cannot reach PostgreSQL for the leader lock: %s", exc)
