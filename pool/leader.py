@@ -143,6 +143,15 @@ def create_leadership(config: StoreConfig) -> Leadership:
     return FileLeadership(config.path.with_name(config.path.name + ".leader"))
 
 
+async def _safely(check: Callable[[], Awaitable[bool]], what: str) -> bool:
+    """A lock check that fails counts as "not held": never lead on an error, never let it end the election."""
+    try:
+        return await check()
+    except Exception:
+        log.exception("%s failed", what)
+        return False
+
+
 async def lead(
     leadership: Leadership,
     begin: Callable[[], None],
@@ -155,7 +164,7 @@ async def lead(
     try:
         while True:
             while True:  # polling is the point: the holder's death is noticed by asking again
-                if await leadership.try_acquire():
+                if await _safely(leadership.try_acquire, "taking the leader lock"):
                     break
                 await asyncio.sleep(poll)
             log.info("this process is the leader: it runs the chain loops")
@@ -163,7 +172,7 @@ async def lead(
             try:
                 while True:
                     await asyncio.sleep(poll)
-                    if not await leadership.held():
+                    if not await _safely(leadership.held, "checking the leader lock"):
                         break
                 log.warning("leadership lost: stopping the chain loops")
             finally:

@@ -20,9 +20,10 @@ from aiohttp import web
 
 from pool.chain.interface import ChainUnavailable, FullNode, Wallet
 from pool.chia_adapter import ConsensusConstants, chia_config, consensus_constants_for
-from pool.config import PoolConfig
+from pool.config import ConfigError, PoolConfig
 from pool.context import PoolContext
 from pool.payouts.books import Books
+from pool.store.abstract import StoreError
 from pool.store.factory import create_store
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,11 @@ async def pool_context(config: PoolConfig) -> AsyncIterator[PoolContext]:
             await check_same_network(node, constants, config.chain.network)
         except ChainUnavailable as exc:
             raise StartupError(str(exc)) from None
-        store = create_store(config.store)
-        await store.open()
+        try:
+            store = create_store(config.store)
+            await store.open()
+        except (ConfigError, StoreError) as exc:
+            raise StartupError(f"store: {exc}") from None
         stack.push_async_callback(store.close)
         yield PoolContext(config=config, store=store, node=node, wallet=wallet, constants=constants)
 
