@@ -13,6 +13,8 @@ setup(
         "chia-blockchain==2.7.5",
         "aiohttp>=3.9",
         "aiosqlite>=0.19",
+        # The PostgreSQL store (store.backend: postgresql), for pools that run several processes.
+        "asyncpg>=0.29",
         "pyyaml>=6.0",
     ],
     extras_require={
@@ -23,6 +25,7 @@ setup(
             "ruff==0.17.5",
             "mypy==2.4.1",
             "types-PyYAML",
+            "asyncpg-stubs>=0.29",
         ],
     },
     entry_points={"console_scripts": ["chia-pool=pool.__main__:main"]},

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 from pool import __version__
-from pool.config import ConfigError, load_config_file
+from pool.config import ConfigError, StoreConfig, load_config_file, parse_store_section
 
 EXIT_OK = 0
+EXIT_REFUSED = 1
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 3
 
@@ -26,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Every key of the config file is documented in the example config.yaml shipped with the server. "
-            "'python -m pool ledger --config config.yaml' prints the pool's books (see its --help)."
+            "'python -m pool ledger --config config.yaml' prints the pool's books; 'python -m pool migrate-store "
+            "--config config.yaml --to postgresql://...' moves an SQLite store to PostgreSQL (see their --help)."
         ),
     )
     parser.add_argument(
@@ -47,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="override logging.level from the config file",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # Internal: a worker process started by the pool itself when server.workers > 1.
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -88,10 +92,82 @@ def ledger_main(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def build_migrate_store_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pool migrate-store",
+        description=(
+            "Move the pool's SQLite store (store.path of --config) into an empty PostgreSQL database: every table is "
+            "copied in one transaction, which commits only if the row counts match and the ledger reads as before and "
+            "balances. Stop the pool first. Afterwards set store.backend: postgresql and store.dsn in the config."
+        ),
+    )
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"), metavar="PATH", help="the pool's config")
+    parser.add_argument(
+        "--to", required=True, metavar="DSN", help="the target database: postgresql://user@host:port/database"
+    )
+    password = parser.add_mutually_exclusive_group()
+    password.add_argument("--password-env", metavar="NAME", help="read the database password from this variable")
+    password.add_argument("--password-file", type=Path, metavar="PATH", help="read it from this file's first line")
+    return parser
+
+
+def migrate_store_main(argv: list[str]) -> int:
+    args = build_migrate_store_parser().parse_args(argv)
+    try:
+        config = load_config_file(args.config)
+        if config.store.backend != "sqlite":
+            raise ConfigError("store.backend", "the store to move must be sqlite")
+    except ConfigError as exc:
+        print(f"error: {args.config}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        # The rules of the config's store section: no password in the DSN (it would show in `ps` and shell history).
+        target = parse_config_store_target(args.to, args.password_env, args.password_file)
+    except ConfigError as exc:
+        option = {"store.dsn": "--to", "store.password_env": "--password-env"}.get(exc.key, "--password-file")
+        print(f"error: {option}: {exc.problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    from pool.store.abstract import StoreError
+    from pool.store.factory import create_store
+    from pool.store.migrate import migrate_sqlite_to_postgres
+    from pool.store.postgres import PostgresPoolStore
+
+    try:
+        store = create_store(target)
+        assert isinstance(store, PostgresPoolStore)
+        result = asyncio.run(migrate_sqlite_to_postgres(config.store.path, store))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"error: nothing was migrated: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    width = max(len(table) for table in result.rows)
+    for table, count in result.rows.items():
+        print(f"{table:<{width}}  {count:>10} rows copied, as many as in the source")
+    print(
+        f"ledger balanced: {result.ledger.confirmed_claims} mojos of confirmed claims, all accounted for, the same "
+        "as in the source"
+    )
+    print(f"now set store.backend: postgresql and store.dsn: {args.to} in {args.config}")
+    return EXIT_OK
+
+
+def parse_config_store_target(dsn: str, password_env: str | None, password_file: Path | None) -> StoreConfig:
+    section: dict[str, object] = {"backend": "postgresql", "dsn": dsn}
+    if password_env is not None:
+        section["password_env"] = password_env
+    if password_file is not None:
+        section["password_file"] = str(password_file)
+    return parse_store_section(section, Path.cwd())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["ledger"]:
         return ledger_main(argv[1:])
+    if argv[:1] == ["migrate-store"]:
+        return migrate_store_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         config = load_config_file(args.config)
@@ -106,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     from pool.server import StartupError, run_server
 
     try:
-        asyncio.run(run_server(config, log_level=args.log_level))
+        asyncio.run(run_server(config, log_level=args.log_level, worker=args.worker))
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -6,11 +6,13 @@ operator never has to read a traceback to fix a typo.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -20,6 +22,7 @@ T = TypeVar("T")
 
 MAINNET = "mainnet"
 PAYOUT_SCHEMES = ("proportional", "pplns")
+STORE_BACKENDS = ("sqlite", "postgresql")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -133,12 +136,37 @@ class ServerConfig:
     port: int
     tls_cert: Path | None
     tls_key: Path | None
+    workers: int = 1  # HTTP worker processes sharing the port (SO_REUSEPORT); one of them leads the chain loops
 
 
 @dataclass(frozen=True)
 class StoreConfig:
     backend: str
-    path: Path
+    path: Path  # sqlite
+    dsn: str | None = None  # postgresql: postgresql://user@host:port/db (no password)
+    password_env: str | None = None  # postgresql: name of the environment variable holding the password
+    password_file: Path | None = None  # postgresql: file holding the password (first line)
+    min_connections: int = 1
+    max_connections: int = 10
+
+    def password(self) -> str | None:
+        """The PostgreSQL password, read now from its environment variable or file (never kept in the config, so
+        that printing or logging a config cannot show it). None: no password (trust, peer, or libpq's own
+        PGPASSWORD / ~/.pgpass). Raises ConfigError naming the key if it cannot be read."""
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError("store.password_env", f"environment variable {self.password_env} is not set")
+            return value
+        if self.password_file is not None:
+            try:
+                lines = self.password_file.read_text().splitlines()
+            except OSError as exc:
+                raise ConfigError(
+                    "store.password_file", f"cannot read {self.password_file}: {exc.strerror or exc}"
+                ) from None
+            return lines[0] if lines else ""
+        return None
 
 
 @dataclass(frozen=True)
@@ -395,7 +423,7 @@ def _loops(s: _Section) -> LoopsConfig:
 
 
 def _server(s: _Section, base: Path) -> ServerConfig:
-    s.unknown_keys({"host", "port", "tls_cert", "tls_key"})
+    s.unknown_keys({"host", "port", "tls_cert", "tls_key", "workers"})
     cert, key = s.optional_path("tls_cert", base), s.optional_path("tls_key", base)
     if (cert is None) != (key is None):
         raise ConfigError(s.key("tls_cert" if cert is None else "tls_key"), "tls_cert and tls_key go together")
@@ -403,13 +431,67 @@ def _server(s: _Section, base: Path) -> ServerConfig:
         if file is not None and not file.is_file():
             raise ConfigError(s.key(name), f"file not found: {file}")
     return ServerConfig(
-        host=s.str_("host", "0.0.0.0"), port=s.int_("port", 80, minimum=0, maximum=65535), tls_cert=cert, tls_key=key
+        host=s.str_("host", "0.0.0.0"),
+        port=s.int_("port", 80, minimum=0, maximum=65535),
+        tls_cert=cert,
+        tls_key=key,
+        workers=s.int_("workers", 1, minimum=1, maximum=256),
     )
 
 
 def _store(s: _Section, base: Path) -> StoreConfig:
-    s.unknown_keys({"backend", "path"})
-    return StoreConfig(backend=s.choice("backend", ("sqlite",), "sqlite"), path=s.path("path", base, "pool.sqlite"))
+    s.unknown_keys({"backend", "path", "dsn", "password_env", "password_file", "min_connections", "max_connections"})
+    backend = s.choice("backend", STORE_BACKENDS, "sqlite")
+    path = s.path("path", base, "pool.sqlite")
+    if backend == "sqlite":
+        for name in ("dsn", "password_env", "password_file"):
+            if s.raw(name, None) is not None:
+                raise ConfigError(s.key(name), "only for store.backend: postgresql")
+        return StoreConfig(backend=backend, path=path)
+    dsn = s.str_("dsn")
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(s.key("dsn"), "must be a URL postgresql://user@host:port/database")
+    try:
+        parsed = urlsplit(dsn)
+        has_password = parsed.password is not None
+    except ValueError as exc:
+        raise ConfigError(s.key("dsn"), f"is not a valid URL: {exc}") from None
+    if has_password or "password=" in parsed.query:
+        # Not repeated in the message: the point is that it must not be printed.
+        raise ConfigError(
+            s.key("dsn"), "must not contain a password: put it in store.password_env or store.password_file"
+        )
+    password_env = s.raw("password_env", None)
+    if password_env is not None:
+        password_env = s.str_("password_env")
+        if password_env not in os.environ:
+            raise ConfigError(s.key("password_env"), f"environment variable {password_env} is not set")
+    password_file = s.optional_path("password_file", base)
+    if password_env is not None and password_file is not None:
+        raise ConfigError(s.key("password_file"), "give store.password_env or store.password_file, not both")
+    if password_file is not None and not password_file.is_file():
+        raise ConfigError(s.key("password_file"), f"file not found: {password_file}")
+    min_connections = s.int_("min_connections", 1, minimum=1)
+    max_connections = s.int_("max_connections", 10, minimum=1)
+    if max_connections < min_connections:
+        raise ConfigError(
+            s.key("max_connections"),
+            f"must be at least store.min_connections ({min_connections}), got {max_connections}",
+        )
+    return StoreConfig(
+        backend=backend,
+        path=path,
+        dsn=dsn,
+        password_env=password_env,
+        password_file=password_file,
+        min_connections=min_connections,
+        max_connections=max_connections,
+    )
+
+
+def parse_store_section(data: Any, base_dir: Path) -> StoreConfig:
+    """A ``store`` section on its own (the migrate-store command's target)."""
+    return _store(_Section(data, "store"), base_dir)
 
 
 def _logging(s: _Section, base: Path) -> LoggingConfig:

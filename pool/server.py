@@ -8,9 +8,11 @@ through aiohttp's cleanup contexts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -18,9 +20,10 @@ from aiohttp import web
 
 from pool.chain.interface import ChainUnavailable, FullNode, Wallet
 from pool.chia_adapter import ConsensusConstants, chia_config, consensus_constants_for
-from pool.config import PoolConfig
+from pool.config import ConfigError, PoolConfig
 from pool.context import PoolContext
 from pool.payouts.books import Books
+from pool.store.abstract import StoreError
 from pool.store.factory import create_store
 
 log = logging.getLogger(__name__)
@@ -88,8 +91,11 @@ async def pool_context(config: PoolConfig) -> AsyncIterator[PoolContext]:
             await check_same_network(node, constants, config.chain.network)
         except ChainUnavailable as exc:
             raise StartupError(str(exc)) from None
-        store = create_store(config.store)
-        await store.open()
+        try:
+            store = create_store(config.store)
+            await store.open()
+        except (ConfigError, StoreError) as exc:
+            raise StartupError(f"store: {exc}") from None
         stack.push_async_callback(store.close)
         yield PoolContext(config=config, store=store, node=node, wallet=wallet, constants=constants)
 
@@ -119,18 +125,32 @@ async def read_books(config: PoolConfig, *, with_wallet: bool, limit: int) -> Bo
 
 
 def build_application(ctx: PoolContext, with_loops: bool = True) -> web.Application:
-    """The aiohttp application with the background loops tied to its lifetime."""
+    """The aiohttp application with the background loops tied to its lifetime. The loops run only while this
+    process is the pool's leader (pool/leader.py): of several processes sharing a store, exactly one runs them."""
     from pool.http.app import create_app
+    from pool.leader import create_leadership, lead
     from pool.loops.runner import LoopRunner
 
     app = create_app(ctx)
     if with_loops:
 
         async def loops_context(_: web.Application) -> AsyncIterator[None]:
-            runner = LoopRunner()
-            runner.start(ctx)
+            runners: list[LoopRunner] = []
+
+            def begin() -> None:
+                runner = LoopRunner()
+                runner.start(ctx)
+                runners.append(runner)
+
+            async def end() -> None:
+                while runners:
+                    await runners.pop().stop()
+
+            leading = asyncio.create_task(lead(create_leadership(ctx.config.store), begin, end), name="pool-leader")
             yield
-            await runner.stop()
+            leading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leading
 
         app.cleanup_ctx.append(loops_context)
     return app
@@ -144,12 +164,19 @@ def tls_context(config: PoolConfig) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(ctx: PoolContext, stop: asyncio.Event) -> None:
+async def serve(ctx: PoolContext, stop: asyncio.Event, *, reuse_port: bool = False) -> None:
+    """Serve until ``stop``. ``reuse_port``: share the port with the pool's other worker processes."""
     app = build_application(ctx)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, ctx.config.server.host, ctx.config.server.port, ssl_context=tls_context(ctx.config))
+        site = web.TCPSite(
+            runner,
+            ctx.config.server.host,
+            ctx.config.server.port,
+            ssl_context=tls_context(ctx.config),
+            reuse_port=reuse_port or None,
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -162,12 +189,69 @@ async def serve(ctx: PoolContext, stop: asyncio.Event) -> None:
         await runner.cleanup()
 
 
-async def run_server(config: PoolConfig, log_level: str | None = None) -> None:
+async def run_server(config: PoolConfig, log_level: str | None = None, *, worker: bool = False) -> None:
+    """Run the pool. With ``server.workers`` > 1 this process only supervises that many worker processes (each
+    ``python -m pool --config ... --worker``), which share the port; ``worker``: this process is one of them."""
     configure_logging(config, log_level)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if config.server.workers > 1 and not worker:
+        await supervise_workers(config, log_level, stop)
+        return
     async with pool_context(config) as ctx:
-        await serve(ctx, stop)
+        await serve(ctx, stop, reuse_port=worker)
+    log.info("pool stopped")
+
+
+WORKER_STARTUP_FAILED = (2, 3)
+"""Exit codes of ``python -m pool`` for a configuration or start-up error: restarting such a worker cannot help."""
+
+WORKER_RESTART_DELAY = 1.0
+
+
+async def supervise_workers(config: PoolConfig, log_level: str | None, stop: asyncio.Event) -> None:
+    """Keep ``server.workers`` worker processes running until ``stop``: a worker that dies (even by SIGKILL) is
+    started again; its leadership, if it led, passes to another worker meanwhile. A worker that fails to start
+    (config, chain, port) stops them all with its error."""
+    if config.source is None:
+        raise StartupError("server.workers: several workers need the pool to be started from a config file")
+    command = [sys.executable, "-m", "pool", "--config", str(config.source.resolve()), "--worker"]
+    if log_level is not None:
+        command += ["--log-level", log_level]
+    failures: list[str] = []
+
+    async def keep_running(index: int) -> None:
+        while not stop.is_set():
+            process = await asyncio.create_subprocess_exec(*command)
+            log.info("worker %d started (pid %d)", index, process.pid)
+            exited = asyncio.create_task(process.wait())
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if stop.is_set():  # shutting down (a terminal's Ctrl-C reaches the workers too)
+                if not exited.done():
+                    process.terminate()
+                    await exited
+                return
+            code = exited.result()
+            if code in WORKER_STARTUP_FAILED:
+                failures.append(f"worker {index} could not start (exit code {code}); see its message above")
+                stop.set()
+                return
+            log.warning("worker %d (pid %d) exited with %s: starting it again", index, process.pid, code)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WORKER_RESTART_DELAY)
+
+    log.info(
+        "pool '%s': %d workers on %s:%d",
+        config.pool.name,
+        config.server.workers,
+        config.server.host,
+        config.server.port,
+    )
+    await asyncio.gather(*(keep_running(index) for index in range(config.server.workers)))
+    if failures:
+        raise StartupError(failures[0])
     log.info("pool stopped")

@@ -1,0 +1,58 @@
+"""The ledger state machine of test_ledger_state_machine.py, through the real PostgresPoolStore.
+
+Each example gets a fresh database on the session's throwaway PostgreSQL server; the machine's rules, model and
+invariants are those of the SQLite run, only the store under them differs (its ``restarted`` rule reopens the
+PostgreSQL store). Fewer examples than on SQLite: each costs a database.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import rule, run_state_machine_as_test
+
+from pool.devnet.postgres import PostgresServer
+from pool.store.postgres import PostgresPoolStore
+from tests.store.test_ledger_state_machine import LedgerMachine
+
+_databases = itertools.count()
+
+
+class PostgresLedgerMachine(LedgerMachine):
+    server: PostgresServer  # set by the test on a subclass (hypothesis builds the machine with no arguments)
+
+    def __init__(self) -> None:
+        super().__init__()  # the model, and the farmers in an SQLite store that is swapped out here
+        self.run(self.store.close())
+        self.database = f"pool_ledger_machine_{next(_databases)}"
+        self.dsn = self.server.create_database(self.database)
+        # The machine only calls AbstractPoolStore methods; its attribute is typed with the SQLite store.
+        self.store = PostgresPoolStore(self.dsn, max_connections=2)  # type: ignore[assignment]
+        self.run(self.store.open())
+        for farmer in self.farmers:
+            self.run(self.store.add_farmer(farmer))
+
+    @rule()
+    def restarted(self) -> None:
+        self.run(self.store.close())
+        self.store = PostgresPoolStore(self.dsn, max_connections=2)  # type: ignore[assignment]
+        self.run(self.store.open())
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            self.server.drop_database(self.database)
+
+
+def test_ledger_state_machine_on_postgresql(postgres_server: PostgresServer) -> None:
+    class OnThisServer(PostgresLedgerMachine):
+        server = postgres_server
+
+    run_state_machine_as_test(
+        OnThisServer,
+        settings=settings(
+            max_examples=20, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+        ),
+    )
