@@ -8,12 +8,17 @@ setup(
     python_requires=">=3.10, <3.13",
     packages=find_packages(include=["pool", "pool.*"]),
     include_package_data=True,
+    package_data={"pool.http": ["templates/*.html"]},
     install_requires=[
         # chia renames modules between minor versions: pinned exactly, imported only in pool/chia_adapter/.
         "chia-blockchain==2.7.5",
         "aiohttp>=3.9",
         "aiosqlite>=0.19",
         "pyyaml>=6.0",
+        # the farmer and pool pages (server-rendered) and the operator's metrics
+        "jinja2>=3.1",
+        "aiohttp-jinja2>=1.6",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "dev": [
@@ -23,6 +28,8 @@ setup(
             "ruff==0.17.5",
             "mypy==2.4.1",
             "types-PyYAML",
+            # browser tests of the pages drive Debian's chromium (make browser installs it)
+            "playwright>=1.40",
         ],
     },
     entry_points={"console_scripts": ["chia-pool=pool.__main__:main"]},

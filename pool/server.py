@@ -91,7 +91,12 @@ async def pool_context(config: PoolConfig) -> AsyncIterator[PoolContext]:
         store = create_store(config.store)
         await store.open()
         stack.push_async_callback(store.close)
-        yield PoolContext(config=config, store=store, node=node, wallet=wallet, constants=constants)
+        ctx = PoolContext(config=config, store=store, node=node, wallet=wallet, constants=constants)
+        from pool.chain.node_rpc import RpcFullNode
+
+        if isinstance(node, RpcFullNode):  # its RPC latency and errors go to the metrics
+            node.observer = ctx.stats.metrics.node_rpc
+        yield ctx
 
 
 async def read_books(config: PoolConfig, *, with_wallet: bool, limit: int) -> Books:
@@ -121,13 +126,15 @@ async def read_books(config: PoolConfig, *, with_wallet: bool, limit: int) -> Bo
 def build_application(ctx: PoolContext, with_loops: bool = True) -> web.Application:
     """The aiohttp application with the background loops tied to its lifetime."""
     from pool.http.app import create_app
+    from pool.http.keys import CHAIN_STATUS
     from pool.loops.runner import LoopRunner
 
     app = create_app(ctx)
     if with_loops:
+        runner = LoopRunner()
+        app[CHAIN_STATUS] = runner.status  # what the loops know of the chain, for GET /status
 
         async def loops_context(_: web.Application) -> AsyncIterator[None]:
-            runner = LoopRunner()
             runner.start(ctx)
             yield
             await runner.stop()
