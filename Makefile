@@ -1,12 +1,12 @@
 # Two entry points for a fresh machine (see README.md):
 #   make demo   set up, then run the pool on an embedded simulated chain with a real chia farmer
-#   make test   set up, then run the test suite
+#   make test   set up (the virtualenv, and Debian's chromium for the browser tests), then run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
 
-.PHONY: demo test lint check setup clean
+.PHONY: demo test lint check setup browser clean
 
 $(VENV)/.installed: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,17 @@ $(VENV)/.installed: setup.py pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The browser tests drive Debian's chromium through Playwright (Playwright's own browser downloads are not used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 demo: $(VENV)/.installed
 	$(PY) -m pool.devnet $(DEMO_ARGS)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(VENV)/.installed
