@@ -74,7 +74,7 @@ async def farmer_page(request: web.Request) -> web.StreamResponse:
             path="/",
             httponly=True,
             samesite="Lax",  # sent on the GUI's top-level link and the redirect; never on cross-site sub-requests
-            secure=request.secure,
+            secure=request.secure or (ctx.config.server.public_url or "").startswith("https://"),  # TLS at a proxy
         )
         redirect.headers["Cache-Control"] = "no-store"
         return redirect
