@@ -11,9 +11,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
+from prometheus_client.parser import text_string_to_metric_families
 
 from pool.chia_adapter import encode_puzzle_hash
 from pool.devnet.session import Devnet
@@ -244,3 +246,42 @@ async def test_farmer_page_from_the_real_farmers_login_link(devnet: Devnet, brow
     assert response is not None and response.status == 200
     assert await text(page, "#launcher-id") == record.launcher_id.hex()
     await context.close()
+
+
+async def test_status_and_metrics_of_the_running_pool(devnet: Devnet) -> None:
+    """The operator's view of the same pool, its loops running: GET /status and GET /metrics against the store."""
+    store = devnet.ctx.store
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{devnet.pool_url}/status") as response:
+            assert response.status == 200
+            status = await response.json()
+        async with session.get(f"{devnet.pool_url}/metrics") as response:
+            assert response.status == 200
+            exposition = await response.text()
+
+    loops = status["loops"]
+    assert {"peak", "confirm-partials", "singletons", "rewards", "payouts", "difficulty"} <= set(loops)
+    for name, health in loops.items():
+        assert health["runs"] >= 1 and health["last_success"] is not None, (name, health)
+    assert status["chain"]["node_synced"] and status["chain"]["wallet_synced"]
+    assert status["chain"]["peak_height"] == (await devnet.ctx.node.peak()).height
+    assert status["partials"]["pending"] == len(await store.pending_partials(received_before=devnet.ctx.now() + 1))
+    assert status["ledger"]["balanced"] is True
+    assert status["ledger"]["owed"] == (await store.ledger()).owed
+
+    samples = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    assert samples[("pool_partials_total", (("result", "accepted"),))] >= 1
+    assert samples[("pool_partials_total", (("result", "PROOF_NOT_GOOD_ENOUGH"),))] >= 1
+    confirmed_claims = await store.reward_claims(ClaimStatus.CONFIRMED)
+    assert samples[("pool_reward_claims", (("status", "confirmed"),))] == len(confirmed_claims)
+    batches = [b for r in await store.rounds() if r.id is not None for b in await store.batches(r.id)]
+    confirmed_batches = sum(1 for b in batches if b.status is BatchStatus.CONFIRMED)
+    assert samples[("pool_payment_batches", (("status", "confirmed"),))] == confirmed_batches
+    assert samples[("pool_loop_last_success_timestamp_seconds", (("loop", "peak"),))] > 0
+    rpc_calls = sum(v for (name, _), v in samples.items() if name == "pool_node_rpc_duration_seconds_count")
+    assert rpc_calls > 0
+    assert samples[("pool_wallet_up", ())] == 1
+    assert samples[("pool_ledger_balanced", ())] == 1
