@@ -186,6 +186,8 @@ __all__ += ["AssertConcurrentSpend", "Condition", "GetSpendableCoins"]
 from chia.types.blockchain_format.proof_of_space import calculate_prefix_bits  # noqa: E402
 from chia_rs import PlotParam  # noqa: E402
 
+__all__ += ["PlotParam", "plot_filter_bits"]
+
 
 def plot_filter_bits(constants: ConsensusConstants, height: int) -> int:
     """Zero bits the plot filter asks of a (v1) plot's filter hash at ``height``: 1 plot in 2**bits passes."""
