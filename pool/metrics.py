@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from pool.store.abstract import AbstractPoolStore
-from pool.store.models import BatchStatus, ClaimStatus
+from pool.store.models import BatchStatus, ClaimStatus, RoundStatus
 
 __all__ = ["CONTENT_TYPE_LATEST", "PoolMetrics"]
 
@@ -78,8 +78,15 @@ class PoolMetrics:
         self.claims_mojos = Gauge(
             "pool_reward_claims_mojos", "Mojos of reward claims by status", ["status"], registry=r
         )
+        self.payout_rounds = Gauge("pool_payout_rounds", "Payout rounds by status (open, done)", ["status"], registry=r)
         self.payment_batches = Gauge(
-            "pool_payment_batches", "Payout transactions (batches) by status", ["status"], registry=r
+            "pool_payment_batches_open_round",
+            "Payout transactions (batches) of the open payout round by status (all 0 when no round is open)",
+            ["status"],
+            registry=r,
+        )
+        self.paid_mojos = Gauge(
+            "pool_paid_to_farmers_mojos", "Mojos paid to farmers in confirmed payout transactions", registry=r
         )
         self.owed_mojos = Gauge("pool_owed_mojos", "Mojos shared out to farmers and not yet paid", registry=r)
         self.ledger_wallet_mojos = Gauge(
@@ -126,14 +133,18 @@ class PoolMetrics:
             of_status = [c for c in claims if c.status is claim_status]
             self.claims.labels(status=claim_status.value).set(len(of_status))
             self.claims_mojos.labels(status=claim_status.value).set(sum(c.amount for c in of_status))
+        rounds = await store.rounds(limit=10**9)  # one query; batches only of the open round (at most one is open)
+        for round_status in RoundStatus:
+            self.payout_rounds.labels(status=round_status.value).set(sum(1 for r in rounds if r.status is round_status))
         batch_counts = dict.fromkeys(BatchStatus, 0)
-        for payout_round in await store.rounds(limit=10**6):
-            assert payout_round.id is not None
-            for batch in await store.batches(payout_round.id):
+        open_round = await store.open_round()
+        if open_round is not None and open_round.id is not None:
+            for batch in await store.batches(open_round.id):
                 batch_counts[batch.status] += 1
         for batch_status, count in batch_counts.items():
             self.payment_batches.labels(status=batch_status.value).set(count)
         ledger = await store.ledger()
+        self.paid_mojos.set(ledger.farmer_payments - ledger.farmer_payments_in_flight)
         self.owed_mojos.set(ledger.owed)
         self.ledger_wallet_mojos.set(ledger.wallet_should_hold)
         self.ledger_balanced.set(1 if ledger.balanced else 0)

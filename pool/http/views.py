@@ -276,24 +276,21 @@ async def pool_view(ctx: PoolContext) -> PoolView:
     counts = await store.partial_counts(now - DAY)
     accepted_points = sum(c.points for c in counts if c.outcome in ACCEPTED)
     claims = await store.reward_claims()
+    ledger = await store.ledger()
     rounds: list[RoundRow] = []
-    paid = 0
-    for payout_round in await store.rounds(limit=10**6):
+    for payout_round in await store.rounds(limit=10):  # the page's queries do not grow with the pool's history
         assert payout_round.id is not None
         batches = await store.batches(payout_round.id)
-        confirmed = {b.index for b in batches if b.status is BatchStatus.CONFIRMED}
         payments = [p for p in await store.payments(round_id=payout_round.id) if p.launcher_id is not None]
-        paid += sum(p.amount for p in payments if p.batch_index in confirmed)
-        if len(rounds) < 10:
-            rounds.append(
-                RoundRow(
-                    created_at=payout_round.created_at,
-                    status=payout_round.status.value,
-                    farmer_total=payout_round.farmer_total,
-                    farmers_paid=len({p.launcher_id for p in payments}),
-                    tx_ids=[b.tx_id.hex() for b in batches if b.tx_id is not None],
-                )
+        rounds.append(
+            RoundRow(
+                created_at=payout_round.created_at,
+                status=payout_round.status.value,
+                farmer_total=payout_round.farmer_total,
+                farmers_paid=len({p.launcher_id for p in payments}),
+                tx_ids=[b.tx_id.hex() for b in batches if b.tx_id is not None],
             )
+        )
     return PoolView(
         name=pool.name,
         description=pool.description,
@@ -303,7 +300,7 @@ async def pool_view(ctx: PoolContext) -> PoolView:
         estimated_space=estimated_space(accepted_points, DAY, ctx.constants, await peak_height(ctx)),
         blocks_won=len({c.coin_id for c in claims if c.status is not ClaimStatus.FAILED}),
         rewards_claimed=sum(c.amount for c in claims if c.status is ClaimStatus.CONFIRMED),
-        paid_to_farmers=paid,
+        paid_to_farmers=ledger.farmer_payments - ledger.farmer_payments_in_flight,
         partials_24h=sum(c.count for c in counts if c.outcome in ACCEPTED),
         minimum_difficulty=ctx.config.difficulty.minimum,
         relative_lock_height=pool.relative_lock_height,

@@ -277,9 +277,14 @@ async def test_status_and_metrics_of_the_running_pool(devnet: Devnet) -> None:
     assert samples[("pool_partials_total", (("result", "PROOF_NOT_GOOD_ENOUGH"),))] >= 1
     confirmed_claims = await store.reward_claims(ClaimStatus.CONFIRMED)
     assert samples[("pool_reward_claims", (("status", "confirmed"),))] == len(confirmed_claims)
-    batches = [b for r in await store.rounds() if r.id is not None for b in await store.batches(r.id)]
-    confirmed_batches = sum(1 for b in batches if b.status is BatchStatus.CONFIRMED)
-    assert samples[("pool_payment_batches", (("status", "confirmed"),))] == confirmed_batches
+    rounds = await store.rounds()
+    assert samples[("pool_payout_rounds", (("status", "done"),))] == sum(1 for r in rounds if r.status.value == "done")
+    open_round = await store.open_round()
+    open_batches = [] if open_round is None or open_round.id is None else await store.batches(open_round.id)
+    for batch_status in BatchStatus:
+        expected = sum(1 for b in open_batches if b.status is batch_status)
+        assert samples[("pool_payment_batches_open_round", (("status", batch_status.value),))] == expected
+    assert samples[("pool_paid_to_farmers_mojos", ())] == (await devnet.confirmed_payouts())[1]
     assert samples[("pool_loop_last_success_timestamp_seconds", (("loop", "peak"),))] > 0
     rpc_calls = sum(v for (name, _), v in samples.items() if name == "pool_node_rpc_duration_seconds_count")
     assert rpc_calls > 0
