@@ -1,12 +1,13 @@
 # Two entry points for a fresh machine (see README.md):
 #   make demo   set up, then run the pool on an embedded simulated chain with a real chia farmer
-#   make test   set up, then run the test suite (every test; make test-fast skips those that need a simulated chain)
+#   make test   set up (the virtualenv, and Debian's chromium for the browser tests), then run every test
+#   make test-fast  the tests that need no simulated chain
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
 
-.PHONY: demo test test-fast lint check setup clean
+.PHONY: demo test test-fast lint check setup browser clean
 
 $(VENV)/.installed: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +17,17 @@ $(VENV)/.installed: setup.py pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The browser tests drive Debian's chromium through Playwright (Playwright's own browser downloads are not used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 demo: $(VENV)/.installed
 	$(PY) -m pool.devnet $(DEMO_ARGS)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: $(VENV)/.installed

@@ -8,6 +8,7 @@ setup(
     python_requires=">=3.10, <3.13",
     packages=find_packages(include=["pool", "pool.*"]),
     include_package_data=True,
+    package_data={"pool.http": ["templates/*.html"]},
     install_requires=[
         # chia renames modules between minor versions: pinned exactly, imported only in pool/chia_adapter/.
         "chia-blockchain==2.7.5",
@@ -16,6 +17,10 @@ setup(
         # The PostgreSQL store (store.backend: postgresql), for pools that run several processes.
         "asyncpg>=0.29",
         "pyyaml>=6.0",
+        # the farmer and pool pages (server-rendered) and the operator's metrics
+        "jinja2>=3.1",
+        "aiohttp-jinja2>=1.6",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "dev": [
@@ -26,6 +31,8 @@ setup(
             "mypy==2.4.1",
             "types-PyYAML",
             "asyncpg-stubs>=0.29",
+            # browser tests of the pages drive Debian's chromium (make browser installs it)
+            "playwright>=1.40",
         ],
     },
     entry_points={"console_scripts": ["chia-pool=pool.__main__:main"]},

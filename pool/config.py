@@ -137,6 +137,10 @@ class ServerConfig:
     tls_cert: Path | None
     tls_key: Path | None
     workers: int = 1  # HTTP worker processes sharing the port (SO_REUSEPORT); one of them leads the chain loops
+    # GET /status and GET /metrics ask for this token (Authorization: Bearer ...) when set; open when None.
+    operator_token: str | None = None
+    session_lifetime: int = 8 * 3600  # seconds a farmer's page stays open without a new signed link
+    public_url: str | None = None  # the URL farmers join with, shown on the pool page (default: as requested)
 
 
 @dataclass(frozen=True)
@@ -423,19 +427,32 @@ def _loops(s: _Section) -> LoopsConfig:
 
 
 def _server(s: _Section, base: Path) -> ServerConfig:
-    s.unknown_keys({"host", "port", "tls_cert", "tls_key", "workers"})
+    s.unknown_keys(
+        {"host", "port", "tls_cert", "tls_key", "workers", "operator_token", "session_lifetime", "public_url"}
+    )
     cert, key = s.optional_path("tls_cert", base), s.optional_path("tls_key", base)
     if (cert is None) != (key is None):
         raise ConfigError(s.key("tls_cert" if cert is None else "tls_key"), "tls_cert and tls_key go together")
     for name, file in (("tls_cert", cert), ("tls_key", key)):
         if file is not None and not file.is_file():
             raise ConfigError(s.key(name), f"file not found: {file}")
+    token = s.raw("operator_token", None)
+    if token is not None and (not isinstance(token, str) or len(token) < 16):
+        raise ConfigError(s.key("operator_token"), "must be a string of at least 16 characters (or left out)")
+    public_url = s.raw("public_url", None)
+    if public_url is not None and (
+        not isinstance(public_url, str) or not public_url.startswith(("http://", "https://"))
+    ):
+        raise ConfigError(s.key("public_url"), "must be an http:// or https:// URL (or left out)")
     return ServerConfig(
         host=s.str_("host", "0.0.0.0"),
         port=s.int_("port", 80, minimum=0, maximum=65535),
         tls_cert=cert,
         tls_key=key,
         workers=s.int_("workers", 1, minimum=1, maximum=256),
+        operator_token=token,
+        session_lifetime=s.int_("session_lifetime", 8 * 3600, minimum=60),
+        public_url=None if public_url is None else public_url.rstrip("/"),
     )
 
 

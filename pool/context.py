@@ -45,5 +45,9 @@ class PoolContext:
     def signage_point_cache(self) -> SignagePointCache:
         """The node's signage points, looked up once and shared by POST /partial and the confirmation loop."""
         if self._signage_points is None:
-            self._signage_points = SignagePointCache(self.node, wait=self.config.partials.signage_point_wait)
+            self._signage_points = SignagePointCache(
+                self.node,
+                wait=self.config.partials.signage_point_wait,
+                on_lookup=self.stats.metrics.signage_point_lookup,
+            )
         return self._signage_points

@@ -97,7 +97,12 @@ async def pool_context(config: PoolConfig) -> AsyncIterator[PoolContext]:
         except (ConfigError, StoreError) as exc:
             raise StartupError(f"store: {exc}") from None
         stack.push_async_callback(store.close)
-        yield PoolContext(config=config, store=store, node=node, wallet=wallet, constants=constants)
+        ctx = PoolContext(config=config, store=store, node=node, wallet=wallet, constants=constants)
+        from pool.chain.node_rpc import RpcFullNode
+
+        if isinstance(node, RpcFullNode):  # its RPC latency and errors go to the metrics
+            node.observer = ctx.stats.metrics.node_rpc
+        yield ctx
 
 
 async def read_books(config: PoolConfig, *, with_wallet: bool, limit: int) -> Books:
@@ -128,17 +133,22 @@ def build_application(ctx: PoolContext, with_loops: bool = True) -> web.Applicat
     """The aiohttp application with the background loops tied to its lifetime. The loops run only while this
     process is the pool's leader (pool/leader.py): of several processes sharing a store, exactly one runs them."""
     from pool.http.app import create_app
+    from pool.http.keys import CHAIN_STATUS
     from pool.leader import create_leadership, lead
     from pool.loops.runner import LoopRunner
+    from pool.loops.status import ChainStatus
 
     app = create_app(ctx)
     if with_loops:
+        # What the loops know of the chain, for GET /status (it stays empty in a process that does not lead).
+        status = ChainStatus()
+        app[CHAIN_STATUS] = status
 
         async def loops_context(_: web.Application) -> AsyncIterator[None]:
             runners: list[LoopRunner] = []
 
             def begin() -> None:
-                runner = LoopRunner()
+                runner = LoopRunner(status=status)
                 runner.start(ctx)
                 runners.append(runner)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,6 +52,8 @@ class RpcFullNode(FullNode):
         # (sub_slot_iters, monotonic time read): shared by the signage point look-ups of a few seconds, so that many
         # signage points looked up together (the confirmation loop's batch) cost one get_blockchain_state.
         self._sub_slot_iters: tuple[int, float] | None = None
+        # Told (call name, seconds, answered) after every RPC: the pool's metrics (RPC latency and errors).
+        self.observer: Callable[[str, float, bool], None] | None = None
 
     @classmethod
     async def connect(
@@ -76,10 +78,25 @@ class RpcFullNode(FullNode):
         self._client.close()
         await self._client.await_closed()
 
+    async def _timed(self, request: Awaitable[T]) -> T:
+        """Await one RPC with the deadline, telling the observer how long it took and whether the node answered."""
+        started, answered = time.monotonic(), False
+        try:
+            result = await asyncio.wait_for(request, self._call_timeout)
+            answered = True
+            return result
+        except ResponseFailureError:
+            answered = True  # a well-formed refusal ("not found"): the node is fine
+            raise
+        finally:
+            if self.observer is not None:
+                name = str(getattr(request, "__qualname__", "rpc")).rsplit(".", 1)[-1]
+                self.observer(name, time.monotonic() - started, answered)
+
     async def _call(self, request: Awaitable[T]) -> T:
         """Run one RPC with a deadline; transport failures and refusals become ChainUnavailable."""
         try:
-            return await asyncio.wait_for(request, self._call_timeout)
+            return await self._timed(request)
         except _TRANSPORT_ERRORS as exc:
             raise ChainUnavailable(f"full node at {self._where}: {exc or type(exc).__name__}") from exc
         except ResponseFailureError as exc:
@@ -88,7 +105,7 @@ class RpcFullNode(FullNode):
     async def _call_or_none(self, request: Awaitable[T]) -> T | None:
         """Like _call, but a refusal by the node (e.g. "not in cache", "not found") means None."""
         try:
-            return await asyncio.wait_for(request, self._call_timeout)
+            return await self._timed(request)
         except _TRANSPORT_ERRORS as exc:
             raise ChainUnavailable(f"full node at {self._where}: {exc or type(exc).__name__}") from exc
         except ResponseFailureError:
@@ -204,7 +221,7 @@ class RpcFullNode(FullNode):
 
     async def push(self, spend_bundle: SpendBundle) -> PushResult:
         try:
-            await asyncio.wait_for(self._client.push_tx(spend_bundle), self._call_timeout)
+            await self._timed(self._client.push_tx(spend_bundle))
         except _TRANSPORT_ERRORS as exc:
             raise ChainUnavailable(f"full node at {self._where}: {exc or type(exc).__name__}") from exc
         except ResponseFailureError as exc:

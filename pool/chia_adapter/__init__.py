@@ -187,3 +187,15 @@ __all__ += ["AssertConcurrentSpend", "Condition", "GetSpendableCoins"]
 from chia.pools.pool_puzzles import create_full_puzzle  # noqa: E402
 
 __all__ += ["create_full_puzzle"]
+
+
+# -- added for the pages (issue #14): the plot filter, for the plot space estimate ------------------------------
+from chia.types.blockchain_format.proof_of_space import calculate_prefix_bits  # noqa: E402
+from chia_rs import PlotParam  # noqa: E402
+
+__all__ += ["PlotParam", "plot_filter_bits"]
+
+
+def plot_filter_bits(constants: ConsensusConstants, height: int) -> int:
+    """Zero bits the plot filter asks of a (v1) plot's filter hash at ``height``: 1 plot in 2**bits passes."""
+    return calculate_prefix_bits(constants, uint32(height), PlotParam.make_v1(32))

@@ -90,11 +90,15 @@ async def run_demo(args: argparse.Namespace, work_dir: Path, out: TextIO) -> int
     started = time.monotonic()
     async with Devnet(work_dir, args.farmers, args.plots, progress=printer.message) as devnet:
         printer.message(f"pool running at {devnet.pool_url} (database {devnet.config.store.path}); Ctrl-C stops")
+        printer.message(f"pool page: {devnet.pool_url}/")
         signage_points = 0
+        links_shown = False
         while True:
             signage_points += 1
             await drive_chain(devnet, args.pace, signage_points)
             status = await devnet.status()
+            if not links_shown and status.members == len(devnet.farmers):
+                links_shown = await show_farmer_links(devnet, printer)
             printer.show(status)
             if args.until_payout and status.paid_to_farmers > 0:
                 printer.show(status, force=True)
@@ -104,6 +108,17 @@ async def run_demo(args: argparse.Namespace, work_dir: Path, out: TextIO) -> int
                 printer.show(status, force=True)
                 printer.message(f"no confirmed payout within {args.timeout:.0f} s")
                 return EXIT_TIMEOUT
+
+
+async def show_farmer_links(devnet: Devnet, printer: StatusPrinter) -> bool:
+    """Print each farmer's page link, signed by the real farmer as its GUI's "login to pool" link would be."""
+    links = [await devnet.login_link(farmer) for farmer in devnet.farmers]
+    if any(link is None for link in links):
+        return False
+    timeout = devnet.config.pool.authentication_token_timeout
+    for number, link in enumerate(links, start=1):
+        printer.message(f"farmer {number} page (signed link, opens a session; valid {timeout} min): {link}")
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

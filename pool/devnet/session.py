@@ -248,6 +248,12 @@ class Devnet:
             partials_stale=stale,
         )
 
+    async def login_link(self, farmer: DevnetFarmer) -> str | None:
+        """The signed GET /login link chia's farmer makes for its GUI's "login to pool" (None until the farmer has
+        read the pool's GET /pool_info)."""
+        link: str | None = await self.farmer.farmer_service._node.generate_login_link(farmer.plotnft.launcher_id)
+        return link
+
     async def confirmed_payouts(self) -> tuple[int, int]:
         """(payment batches confirmed on chain, mojos they paid to farmers)."""
         store = self.ctx.store

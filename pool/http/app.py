@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,7 +30,9 @@ from pool.chia_adapter import (
     uint64,
 )
 from pool.context import PoolContext
-from pool.http.login_page import login_page
+from pool.http.keys import CONTEXT
+from pool.http.pages import setup_pages
+from pool.http.status import setup_operator_endpoints
 from pool.protocol.encoding import parse_bytes32, parse_g2, parse_uint64, query_value, streamable_from_json
 from pool.protocol.errors import PoolProtocolError, malformed
 from pool.protocol.farmers import authenticated_farmer, register_farmer, update_farmer
@@ -39,7 +42,6 @@ from pool.store.models import FarmerRecord
 
 log = logging.getLogger(__name__)
 
-CONTEXT = web.AppKey("context", PoolContext)
 PARTIALS = web.AppKey("partials", PartialChecker)
 SIGNAGE_POINTS = web.AppKey("signage_points", SignagePointCache)
 
@@ -47,7 +49,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_app(ctx: PoolContext) -> web.Application:
-    app = web.Application(client_max_size=ctx.config.partials.max_body_bytes, middlewares=[_protocol_errors])
+    app = web.Application(
+        client_max_size=ctx.config.partials.max_body_bytes, middlewares=[_request_timing, _protocol_errors]
+    )
     signage_points = ctx.signage_point_cache()  # shared with the confirmation loop
     app[CONTEXT] = ctx
     app[SIGNAGE_POINTS] = signage_points
@@ -57,7 +61,8 @@ def create_app(ctx: PoolContext) -> web.Application:
     app.router.add_post("/farmer", post_farmer)
     app.router.add_put("/farmer", put_farmer)
     app.router.add_post("/partial", post_partial)
-    app.router.add_get("/login", get_login)
+    setup_pages(app)  # GET / and GET /login
+    setup_operator_endpoints(app)  # GET /status and GET /metrics
     return app
 
 
@@ -110,18 +115,11 @@ async def post_partial(request: web.Request) -> web.Response:
     return _reply(await request.app[PARTIALS].submit(partial_request))
 
 
-async def get_login(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    farmer = await _authenticated(request, "get_login")
-    page = login_page(ctx.config.pool.name, farmer, farmer.difficulty_at(ctx.now()))
-    return web.Response(text=page, content_type="text/html")
-
-
 # ---------------------------------------------------------------------------------------------------- helpers
 
 
 async def _authenticated(request: web.Request, method_name: str) -> FarmerRecord:
-    """GET /farmer and GET /login carry launcher_id, authentication_token and signature as query parameters."""
+    """GET /farmer carries launcher_id, authentication_token and signature as query parameters."""
     query = request.query
     launcher_id = parse_bytes32(query_value(query, "launcher_id"), "launcher_id")
     token = parse_uint64(query_value(query, "authentication_token"), "authentication_token")
@@ -148,6 +146,20 @@ def _reply(message: Streamable) -> web.Response:
 
 def _error(code: PoolErrorCode, message: str) -> web.Response:
     return _reply(PoolProtocolError(code, message).response())
+
+
+@web.middleware
+async def _request_timing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Latency per route for GET /metrics (the route's pattern, never the raw path: no unbounded label values)."""
+    started = time.monotonic()
+    try:
+        return await handler(request)
+    finally:
+        resource = request.match_info.route.resource
+        endpoint = resource.canonical if resource is not None else "unmatched"
+        request.app[CONTEXT].stats.metrics.http_request_seconds.labels(
+            endpoint=endpoint, method=request.method
+        ).observe(time.monotonic() - started)
 
 
 @web.middleware

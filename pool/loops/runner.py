@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Protocol
 
 from pool.context import PoolContext
@@ -40,13 +41,17 @@ def default_loops(status: ChainStatus) -> list[Loop]:
 async def run_periodically(ctx: PoolContext, loop: Loop) -> None:
     """Run ``loop`` forever; nothing but cancellation stops it."""
     while True:
+        started = time.monotonic()
         try:
             await loop.run_once(ctx)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             # One bad iteration (node hiccup, unexpected data) must not stop the pool: log and try again later.
             log.exception("%s loop iteration failed", loop.name)
+            ctx.stats.loop_ran(loop.name, time.monotonic() - started, ctx.now(), f"{type(exc).__name__}: {exc}")
+        else:
+            ctx.stats.loop_ran(loop.name, time.monotonic() - started, ctx.now())
         await asyncio.sleep(loop.interval(ctx))
 
 

@@ -7,6 +7,7 @@ the points (difficulty) in force when it was received; the confirmation loop cre
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -71,6 +72,18 @@ class PartialChecker:
         )
         farmer = await known_farmer(ctx, payload.launcher_id)
         _check_signatures(request, farmer)
+        try:
+            return await self._check_and_record(request, farmer, received_at, received_precisely)
+        except PoolProtocolError as error:
+            # Signed by the farmer: a refusal it may see on its page (nobody else can add refusals to its chart).
+            with contextlib.suppress(FarmerNotFound):
+                await ctx.store.add_partial_refusal(farmer.launcher_id, received_at, error.code.name)
+            raise
+
+    async def _check_and_record(
+        self, request: PostPartialRequest, farmer: FarmerRecord, received_at: int, received_precisely: float
+    ) -> AcceptedPartial:
+        payload = request.payload
         _check_pool_contract(payload.proof_of_space, farmer)
         if not farmer.is_pool_member:
             raise PoolProtocolError(

@@ -59,8 +59,10 @@ class SignagePointCache:
         found_ttl: float = DEFAULT_FOUND_TTL,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
+        on_lookup: Callable[[bool], None] | None = None,
     ) -> None:
         self._node = node
+        self._on_lookup = on_lookup  # called with True on a cache hit, False when the node is asked (metrics)
         self._wait = wait
         self._poll_interval = poll_interval
         self._found_ttl = found_ttl
@@ -78,7 +80,10 @@ class SignagePointCache:
         """
         key = (sp_hash, end_of_sub_slot)
         cached = self._found.get(key)
-        if cached is not None and self._clock() - cached[1] < self._found_ttl:
+        hit = cached is not None and self._clock() - cached[1] < self._found_ttl
+        if self._on_lookup is not None:
+            self._on_lookup(hit)
+        if cached is not None and hit:
             return cached[0]
         return await self._lookups.run(key, lambda: self._poll(key, self._wait if wait is None else wait))
 

@@ -14,12 +14,14 @@ from pool.store.models import (
     FarmerRecord,
     LedgerEntry,
     LedgerSummary,
+    PartialCount,
     PartialRecord,
     PartialStatus,
     Payment,
     PaymentBatch,
     PayoutRound,
     RewardClaim,
+    WebSession,
 )
 
 
@@ -156,6 +158,25 @@ class AbstractPoolStore(ABC):
     @abstractmethod
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
         """Per farmer, the points of confirmed partials received at or after ``since`` (the PPLNS window)."""
+
+    @abstractmethod
+    async def add_partial_refusal(self, launcher_id: bytes32, received_at: int, reason: str) -> None:
+        """Record a partial refused at intake after its farmer's signature was verified (for the farmer's chart).
+        Raises FarmerNotFound."""
+
+    @abstractmethod
+    async def partial_counts(self, since: int, launcher_id: bytes32 | None = None) -> list[PartialCount]:
+        """Partials received at or after ``since`` (one farmer's, or everyone's), counted per hour and outcome:
+        accepted ones by status, refused and rejected ones by reason. Oldest hour first."""
+
+    # -- browser sessions --------------------------------------------------------------------------------------
+    @abstractmethod
+    async def add_session(self, session: WebSession) -> None:
+        """Record a session; sessions expired before ``session.created_at`` are deleted in the same transaction."""
+
+    @abstractmethod
+    async def get_session(self, token_hash: bytes32, now: int) -> WebSession | None:
+        """The session with this token hash if it has not expired at ``now``."""
 
     # -- block rewards -----------------------------------------------------------------------------------------
     @abstractmethod

@@ -220,3 +220,24 @@ class LedgerSummary:
     def wallet_should_hold(self) -> int:
         """Mojos of the ledger that are still in the pool wallet (in-flight payments excluded)."""
         return self.owed + self.pool_fee_share + self.undistributed
+
+
+@dataclass(frozen=True)
+class PartialCount:
+    """Partials of one hour with one outcome, for charts: ``outcome`` is "pending" or "confirmed" (accepted), or the
+    reason of a refusal (an error code name at intake, or the reason of a later rejection)."""
+
+    hour: int  # unix time of the start of the hour
+    outcome: str
+    count: int
+    points: int  # the partials' difficulty summed (what accepted ones are worth)
+
+
+@dataclass(frozen=True)
+class WebSession:
+    """A farmer's browser session, opened by a signed GET /login; the cookie carries the token, the store its hash."""
+
+    token_hash: bytes32
+    launcher_id: bytes32
+    created_at: int
+    expires_at: int

@@ -38,6 +38,7 @@ from pool.store.models import (
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
+    PartialCount,
     PartialRecord,
     PartialStatus,
     Payment,
@@ -45,6 +46,7 @@ from pool.store.models import (
     PayoutRound,
     RewardClaim,
     RoundStatus,
+    WebSession,
 )
 
 Migration = Sequence[str]
@@ -207,7 +209,34 @@ _SCHEMA_V3_MEMBERSHIP: Migration = (
     "ALTER TABLE partials ADD COLUMN stale INTEGER NOT NULL DEFAULT 0 CHECK (stale IN (0, 1))",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_SCHEMA_V1, _SCHEMA_V2_LEDGER, _SCHEMA_V3_MEMBERSHIP)
+
+_SCHEMA_V4_PAGES: Migration = (
+    # Partials refused at intake once the farmer's signature was verified (so nobody else can fill its chart).
+    """
+    CREATE TABLE partial_refusals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        received_at INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX partial_refusals_launcher_received ON partial_refusals (launcher_id, received_at)",
+    "CREATE INDEX partial_refusals_received ON partial_refusals (received_at)",
+    "CREATE INDEX partials_received ON partials (received_at)",
+    # Farmers' browser sessions (GET /login): only a hash of the cookie's token is kept.
+    """
+    CREATE TABLE web_sessions (
+        token_hash BLOB PRIMARY KEY,
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX web_sessions_expires ON web_sessions (expires_at)",
+)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_SCHEMA_V1, _SCHEMA_V2_LEDGER, _SCHEMA_V3_MEMBERSHIP, _SCHEMA_V4_PAGES)
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""
 
 
@@ -568,6 +597,54 @@ class SqlitePoolStore(AbstractPoolStore):
             (since,),
         )
         return {bytes32(row["launcher_id"]): int(row["points"]) for row in rows}
+
+    async def add_partial_refusal(self, launcher_id: bytes32, received_at: int, reason: str) -> None:
+        async with self._write() as db:
+            if not await _has_row(db, "SELECT 1 FROM farmers WHERE launcher_id = ?", (launcher_id,)):
+                raise FarmerNotFound(launcher_id.hex())
+            await db.execute(
+                "INSERT INTO partial_refusals (launcher_id, received_at, reason) VALUES (?, ?, ?)",
+                (launcher_id, received_at, reason),
+            )
+
+    async def partial_counts(self, since: int, launcher_id: bytes32 | None = None) -> list[PartialCount]:
+        farmer = "" if launcher_id is None else " AND launcher_id = ?"
+        params: list[Any] = [since] if launcher_id is None else [since, launcher_id]
+        rows = await self._fetchall(
+            f"""
+            SELECT hour, outcome, SUM(n) AS n, SUM(points) AS points FROM (
+                SELECT received_at - received_at % 3600 AS hour,
+                       CASE WHEN status = 'rejected' THEN COALESCE(reject_reason, 'rejected') ELSE status END
+                           AS outcome,
+                       COUNT(*) AS n, SUM(difficulty) AS points
+                FROM partials WHERE received_at >= ?{farmer} GROUP BY hour, outcome
+                UNION ALL
+                SELECT received_at - received_at % 3600 AS hour, reason AS outcome, COUNT(*) AS n, 0 AS points
+                FROM partial_refusals WHERE received_at >= ?{farmer} GROUP BY hour, outcome
+            ) GROUP BY hour, outcome ORDER BY hour, outcome
+            """,
+            params + params,
+        )
+        return [PartialCount(int(r["hour"]), str(r["outcome"]), int(r["n"]), int(r["points"])) for r in rows]
+
+    # -- browser sessions --------------------------------------------------------------------------------------
+    async def add_session(self, session: WebSession) -> None:
+        async with self._write() as db:
+            await db.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (session.created_at,))
+            await db.execute(
+                "INSERT INTO web_sessions (token_hash, launcher_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                (session.token_hash, session.launcher_id, session.created_at, session.expires_at),
+            )
+
+    async def get_session(self, token_hash: bytes32, now: int) -> WebSession | None:
+        row = await self._fetchone(
+            "SELECT * FROM web_sessions WHERE token_hash = ? AND expires_at > ?", (token_hash, now)
+        )
+        if row is None:
+            return None
+        return WebSession(
+            bytes32(row["token_hash"]), bytes32(row["launcher_id"]), int(row["created_at"]), int(row["expires_at"])
+        )
 
     # -- block rewards -----------------------------------------------------------------------------------------
     async def add_reward_claims(self, claims: Sequence[RewardClaim]) -> bool:

@@ -72,6 +72,9 @@ def test_fee_is_exact_not_float() -> None:
         ("payouts.scheme", "lottery", "payouts.scheme", "proportional, pplns"),
         ("payouts.max_additions_per_transaction", 0, "payouts.max_additions_per_transaction", "at least 1"),
         ("server.port", True, "server.port", "integer"),
+        ("server.operator_token", "short", "server.operator_token", "at least 16 characters"),
+        ("server.session_lifetime", 10, "server.session_lifetime", "at least 60"),
+        ("server.public_url", "pool.example.com", "server.public_url", "http:// or https://"),
         ("logging.level", "LOUD", "logging.level", "one of"),
         ("pool.feee", 0.01, "pool.feee", "unknown key"),
         ("partials.stale_partials", "keep", "partials.stale_partials", "credit, drop"),
@@ -83,6 +86,17 @@ def test_bad_values_name_their_key(path: str, value: Any, key: str, words: str) 
         parse_config(with_change(path, value), REPO)
     assert info.value.key == key
     assert words in str(info.value)
+
+
+def test_operator_endpoints_and_pages_settings() -> None:
+    config = parse_config(example(), REPO)
+    assert config.server.operator_token is None  # open unless set
+    assert config.server.session_lifetime == 28800
+    data = with_change("server.operator_token", "s" * 20)
+    data["server"]["public_url"] = "https://pool.example.com/"
+    config = parse_config(data, REPO)
+    assert config.server.operator_token == "s" * 20
+    assert config.server.public_url == "https://pool.example.com"
 
 
 def test_address_of_other_network_is_refused() -> None:

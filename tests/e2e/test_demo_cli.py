@@ -21,6 +21,8 @@ def test_demo_runs_until_a_confirmed_payout(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert any(line.startswith("pool running at http://127.0.0.1:") for line in lines)
+    assert any(line.startswith("pool page: http://127.0.0.1:") for line in lines)
+    assert any(line.startswith("farmer 1 page") and "/login?launcher_id=" in line for line in lines)
     assert "payout to the farmer confirmed" in lines[-1]
     final_status = lines[-2]
     assert "farmers 1/1" in final_status and "payouts confirmed 0 " not in final_status

@@ -302,12 +302,36 @@ async def test_login_page(pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: Pr
     params = strip_0x(
         authenticated_params("get_login", plotnft.launcher_id, pool.target_puzzle_hash, auth_sk, pool.token)
     )
+    # Nothing about any farmer without a signature or a session.
+    pool.client.session.cookie_jar.clear()
+    anonymous = await pool.client.get("/login")
+    assert anonymous.status == 401
+    assert plotnft.launcher_id.hex() not in await anonymous.text()
+
     response = await pool.client.get("/login", params=params)
+    # The signed link opens a session and sends the browser to the plain /login (a reload needs no signature).
+    assert [r.status for r in response.history] == [303]
+    cookie = response.history[0].headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert f"Max-Age={pool.ctx.config.server.session_lifetime}" in cookie
+    assert response.url.path == "/login" and not response.url.query
     assert response.status == 200
     assert response.content_type == "text/html"
     page = await response.text()
     assert plotnft.launcher_id.hex() in page
-    assert "<td>7</td>" in page  # difficulty
+    assert '<div class="value" id="difficulty">7</div>' in page
+    reloaded = await pool.client.get("/login")
+    assert reloaded.status == 200 and plotnft.launcher_id.hex() in await reloaded.text()
+
+    # The session expires: then the page is gone again.
+    pool.clock.offset += pool.ctx.config.server.session_lifetime
+    try:
+        expired = await pool.client.get("/login")
+        assert expired.status == 401
+        assert plotnft.launcher_id.hex() not in await expired.text()
+    finally:
+        pool.clock.offset -= pool.ctx.config.server.session_lifetime
+    pool.client.session.cookie_jar.clear()
 
     wrong_method = authenticated_params("get_farmer", plotnft.launcher_id, pool.target_puzzle_hash, auth_sk, pool.token)
     assert error_code(await pool.get("/login", wrong_method)) is PoolErrorCode.INVALID_SIGNATURE

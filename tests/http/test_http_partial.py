@@ -7,6 +7,7 @@ plots pay another pool contract). Every error code of the partial checks has a t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
 from pool.chain.interface import ChainUnavailable
 from pool.chain.node_rpc import RpcFullNode
@@ -258,6 +260,78 @@ async def test_too_late_by_half_a_second(world: World, pool: PoolUnderTest, farm
         assert f"the limit is {pool.ctx.config.partials.time_limit} s" in reply["error_message"]
     finally:
         pool.clock.offset -= late_by
+
+
+async def scrape(pool: PoolUnderTest) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET /metrics read with prometheus-client's own text parser: (sample name, labels) -> value."""
+    response = await pool.client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(await response.text()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def partials_total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], result: str) -> float:
+    return samples.get(("pool_partials_total", (("result", result),)), 0.0)
+
+
+async def test_metrics_count_partials_as_they_are_sent(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    launcher = farmer.plotnft.launcher_id
+    before = await scrape(pool)
+    refusals_before = {c.outcome: c.count for c in await pool.ctx.store.partial_counts(0, launcher)}
+
+    sp, found = await fresh_proofs(world, farmer.plots)
+    body = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)
+    assert "new_difficulty" in await submit(pool, body)
+    assert error_code(await submit(pool, body)) is PoolErrorCode.REQUEST_FAILED  # the same proof again
+    unknown = partial_body(bytes32(std_hash(b"nobody")), pool.token, found[0], sp, farmer.auth_sk)
+    assert error_code(await submit(pool, unknown)) is PoolErrorCode.FARMER_NOT_KNOWN
+    after = await scrape(pool)
+
+    assert partials_total(after, "accepted") == partials_total(before, "accepted") + 1
+    assert partials_total(after, "REQUEST_FAILED") == partials_total(before, "REQUEST_FAILED") + 1
+    assert partials_total(after, "FARMER_NOT_KNOWN") == partials_total(before, "FARMER_NOT_KNOWN") + 1
+    timing = ("pool_http_request_duration_seconds_count", (("endpoint", "/partial"), ("method", "POST")))
+    assert after[timing] == before.get(timing, 0.0) + 3
+    hits = ("pool_signage_point_cache_lookups_total", (("result", "hit"),))
+    misses = ("pool_signage_point_cache_lookups_total", (("result", "miss"),))
+    # The farmer not known is refused before any lookup; of the other two, one asked the node and one hit the cache.
+    assert after.get(hits, 0) + after.get(misses, 0) == before.get(hits, 0) + before.get(misses, 0) + 2
+    pending = await pool.ctx.store.pending_partials(received_before=pool.ctx.now() + 1)
+    assert after[("pool_partials_pending", ())] == len(pending)
+    assert after[("pool_farmers", (("membership", "member"),))] == len(await pool.ctx.store.list_farmers(True))
+
+    # The signed refusal is kept for the farmer's chart; the anonymous one (no verified signature) is not.
+    refusals_after = {c.outcome: c.count for c in await pool.ctx.store.partial_counts(0, launcher)}
+    assert refusals_after.get("REQUEST_FAILED", 0) == refusals_before.get("REQUEST_FAILED", 0) + 1
+    assert "FARMER_NOT_KNOWN" not in refusals_after
+
+
+async def test_operator_status(pool: PoolUnderTest, farmer: Farmer) -> None:
+    response = await pool.client.get("/status")
+    assert response.status == 200
+    status = await response.json()
+    pending = await pool.ctx.store.pending_partials(received_before=pool.ctx.now() + 1)
+    assert status["partials"]["pending"] == len(pending)
+    assert status["chain"]["node_synced"] is True and status["chain"]["peak_height"] > 0
+    assert status["ledger"]["balanced"] is True
+    assert status["open_round"] is None
+
+    config = pool.ctx.config
+    token = "t" * 24
+    pool.ctx.config = dataclasses.replace(config, server=dataclasses.replace(config.server, operator_token=token))
+    try:
+        for path in ("/status", "/metrics"):
+            assert (await pool.client.get(path)).status == 401
+            wrong = await pool.client.get(path, headers={"Authorization": "Bearer " + "x" * 24})
+            assert wrong.status == 401
+            right = await pool.client.get(path, headers={"Authorization": f"Bearer {token}"})
+            assert right.status == 200
+    finally:
+        pool.ctx.config = config
 
 
 async def test_difficulty_raised_with_put_applies_only_after_the_cooldown(

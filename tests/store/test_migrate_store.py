@@ -13,7 +13,7 @@ import yaml
 
 from pool.devnet.postgres import PostgresServer
 from pool.store.abstract import AbstractPoolStore
-from pool.store.models import BatchStatus, ClaimStatus, DistributionShare
+from pool.store.models import BatchStatus, ClaimStatus, DistributionShare, WebSession
 from pool.store.postgres import TABLES, PostgresPoolStore, TargetNotEmpty
 from pool.store.sqlite import SqlitePoolStore
 from tests.store.test_store_contract import (
@@ -44,6 +44,8 @@ async def populate(store: AbstractPoolStore) -> None:
         assert confirmed is not None and rejected is not None
         assert await store.confirm_partial(confirmed)
         assert await store.reject_partial(rejected, "too late")
+        await store.add_partial_refusal(farmer.launcher_id, 250 + number, "PROOF_NOT_GOOD_ENOUGH")
+    await store.add_session(WebSession(h("session"), farmers[0].launcher_id, created_at=5_000, expires_at=9_000))
     await credit(store, farmers[0], "coin 1", 10_000)
     shares = [(farmers[0], 4_000, 10), (farmers[1], 2_000, 10), (farmers[2], 2_000, 0)]
     await store.distribute(
@@ -88,6 +90,8 @@ async def everything(store: AbstractPoolStore) -> dict[str, object]:
         "payments": await store.payments(),
         "journal": await store.ledger_entries(),
         "ledger": await store.ledger(),
+        "partial counts": await store.partial_counts(0),
+        "session": await store.get_session(h("session"), now=5_001),
     }
 
 

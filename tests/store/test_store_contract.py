@@ -41,12 +41,14 @@ from pool.store.models import (
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
+    PartialCount,
     PartialRecord,
     PartialStatus,
     Payment,
     PayoutRound,
     RewardClaim,
     RoundStatus,
+    WebSession,
 )
 
 StoreFactory = Callable[[Path], AbstractPoolStore]  # as in conftest.py: location -> unopened store
@@ -557,6 +559,48 @@ async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(store: 
 
     assert await store.confirmed_points_since(100) == {one.launcher_id: 30, two.launcher_id: 7}
     assert await store.confirmed_points_since(501) == {}
+
+
+async def test_partial_counts_per_hour_and_outcome_include_refusals(store: AbstractPoolStore) -> None:
+    farmer, other = make_farmer(1, difficulty=7), make_farmer(2)
+    await store.add_farmer(farmer)
+    await store.add_farmer(other)
+    hour = 3600 * 100
+    ids = [await store.add_partial(make_partial(farmer, n, hour + n)) for n in range(4)]
+    await store.add_partial(make_partial(farmer, "next hour", hour + 3600))
+    await store.add_partial(make_partial(other, "other", hour + 5))
+    await store.add_partial(make_partial(farmer, "too old", hour - 1))
+    assert ids[0] is not None and ids[1] is not None
+    await store.confirm_partial(ids[0])
+    await store.reject_partial(ids[1], "singleton left the pool")
+    await store.add_partial_refusal(farmer.launcher_id, hour + 10, "TOO_LATE")
+    await store.add_partial_refusal(farmer.launcher_id, hour + 11, "TOO_LATE")
+    with pytest.raises(FarmerNotFound):
+        await store.add_partial_refusal(h("nobody"), hour, "TOO_LATE")
+
+    assert await store.partial_counts(hour, farmer.launcher_id) == [
+        PartialCount(hour, "TOO_LATE", 2, 0),
+        PartialCount(hour, "confirmed", 1, 7),
+        PartialCount(hour, "pending", 2, 14),
+        PartialCount(hour, "singleton left the pool", 1, 7),
+        PartialCount(hour + 3600, "pending", 1, 7),
+    ]
+    everyone = await store.partial_counts(hour)
+    assert sum(c.count for c in everyone if c.outcome == "pending") == 4
+
+
+async def test_sessions_expire_and_expired_ones_are_deleted(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1)
+    await store.add_farmer(farmer)
+    first = WebSession(h("token 1"), farmer.launcher_id, created_at=1_000, expires_at=2_000)
+    await store.add_session(first)
+    assert await store.get_session(first.token_hash, 1_999) == first
+    assert await store.get_session(first.token_hash, 2_000) is None
+    assert await store.get_session(h("unknown"), 1_500) is None
+    second = WebSession(h("token 2"), farmer.launcher_id, created_at=2_500, expires_at=3_000)
+    await store.add_session(second)  # deletes the expired first one
+    assert await store.get_session(first.token_hash, 0) is None
+    assert await store.get_session(second.token_hash, 2_600) == second
 
 
 async def test_concurrent_add_partial_of_one_proof_gives_exactly_one_id(store: AbstractPoolStore) -> None:

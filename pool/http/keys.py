@@ -1,0 +1,12 @@
+"""Keys of the aiohttp application's shared objects (one module, so that the handler modules need not import each
+other)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from pool.context import PoolContext
+from pool.loops.status import ChainStatus
+
+CONTEXT = web.AppKey("context", PoolContext)
+CHAIN_STATUS = web.AppKey("chain_status", ChainStatus)  # set when the background loops run with the app

@@ -1,0 +1,123 @@
+"""The operator's endpoints: GET /status (JSON) and GET /metrics (Prometheus text format).
+
+Both answer only with ``Authorization: Bearer <server.operator_token>`` when that token is configured. Every figure
+about money or partials is read from the store at each request; chain and wallet figures are asked live.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from aiohttp import web
+
+from pool.chain.interface import ChainUnavailable
+from pool.http.keys import CHAIN_STATUS, CONTEXT
+from pool.metrics import CONTENT_TYPE_LATEST
+from pool.payouts.books import books_json, build_books
+
+DAY = 24 * 3600
+
+
+def setup_operator_endpoints(app: web.Application) -> None:
+    app.router.add_get("/status", get_status)
+    app.router.add_get("/metrics", get_metrics)
+
+
+def _authorized(request: web.Request) -> None:
+    token = request.app[CONTEXT].config.server.operator_token
+    if token is None:
+        return
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise web.HTTPUnauthorized(
+            text='{"error": "operator token required"}',
+            content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="pool operator"'},
+        )
+
+
+async def _chain(request: web.Request) -> dict[str, Any]:
+    """The node's peak and both sync flags, asked now; the wallet's spendable balance too."""
+    ctx = request.app[CONTEXT]
+    chain: dict[str, Any] = {"peak_height": None, "node_synced": False, "wallet_synced": False, "error": None}
+    chain["wallet_spendable"] = None
+    try:
+        peak = await ctx.node.peak()
+        chain.update(peak_height=peak.height, node_synced=peak.synced)
+        chain["wallet_synced"] = await ctx.wallet.synced()
+        chain["wallet_spendable"] = await ctx.wallet.spendable_balance()
+    except ChainUnavailable as exc:
+        chain["error"] = str(exc)
+    loops_status = request.app.get(CHAIN_STATUS)
+    chain["loops_see_chain_ready"] = None if loops_status is None else loops_status.ready
+    return chain
+
+
+async def get_status(request: web.Request) -> web.Response:
+    _authorized(request)
+    ctx = request.app[CONTEXT]
+    now = ctx.now()
+    chain = await _chain(request)
+    counts: dict[str, int] = {}
+    for count in await ctx.store.partial_counts(now - DAY):
+        counts[count.outcome] = counts.get(count.outcome, 0) + count.count
+    open_round = await ctx.store.open_round()
+    open_round_json: dict[str, Any] | None = None
+    if open_round is not None:
+        assert open_round.id is not None
+        batches = await ctx.store.batches(open_round.id)
+        open_round_json = {
+            "id": open_round.id,
+            "created_at": open_round.created_at,
+            "farmer_total": open_round.farmer_total,
+            "pool_fee": open_round.pool_fee,
+            "blockchain_fees": open_round.blockchain_fees,
+            "batches": {status: sum(1 for b in batches if b.status.value == status) for status in _statuses(batches)},
+        }
+    books = await build_books(
+        ctx.store, chain["wallet_spendable"], chain["error"] if chain["wallet_spendable"] is None else None, limit=5
+    )
+    body = {
+        "pool": ctx.config.pool.name,
+        "time": now,
+        "chain": chain,
+        "loops": {
+            name: {
+                "runs": health.runs,
+                "last_success": health.last_success,
+                "last_error": health.last_error,
+                "last_error_at": health.last_error_at,
+                "last_duration_seconds": health.last_duration,
+            }
+            for name, health in sorted(ctx.stats.loops.items())
+        },
+        "partials": {
+            "pending": len(await ctx.store.pending_partials(received_before=now + 1, limit=10**6)),
+            "last_24h": counts,
+            "answered_since_start": {
+                "accepted": ctx.stats.partials_accepted,
+                "refused": dict(ctx.stats.partials_rejected),
+            },
+        },
+        "open_round": open_round_json,
+        "ledger": books_json(books),
+    }
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+def _statuses(batches: list[Any]) -> list[str]:
+    return sorted({b.status.value for b in batches})
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    _authorized(request)
+    ctx = request.app[CONTEXT]
+    metrics = ctx.stats.metrics
+    await metrics.refresh_from_store(ctx.store, ctx.now())
+    chain = await _chain(request)
+    metrics.chain(chain["peak_height"], chain["node_synced"], chain["wallet_synced"])
+    metrics.wallet(chain["wallet_spendable"])
+    response = web.Response(body=metrics.exposition())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response

@@ -1,0 +1,292 @@
+"""The pool page and a farmer's page in a real browser: Debian's headless Chromium driven by Playwright, against a
+pool on chia's simulator with chia's real farmer (its partials, a won block, a payout), every visible number checked
+against the store. Screenshots go to the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, async_playwright
+from prometheus_client.parser import text_string_to_metric_families
+
+from pool.chia_adapter import encode_puzzle_hash
+from pool.devnet.session import Devnet
+from pool.estimates import estimated_space, format_space
+from pool.http.pages import SESSION_COOKIE
+from pool.payouts.books import xch
+from pool.store.models import BatchStatus, ClaimStatus, FarmerRecord
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+DEADLINE = 180.0
+HUGE_DIFFICULTY = 10**12  # far above what a k20 proof meets with the simulator's constants
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def devnet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Devnet]:
+    async with Devnet(tmp_path_factory.mktemp("devnet"), farmers_count=1, plots_per_farmer=3) as running:
+        yield running
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    chromium = shutil.which("chromium")
+    assert chromium is not None, "Debian's chromium is not installed: run `make browser` (apt-get install chromium)"
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+async def drive_until(devnet: Devnet, condition: Callable[[], Awaitable[bool]], what: str, farm_every: int = 6) -> None:
+    deadline = time.monotonic() + DEADLINE
+    step = 0
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}; status: {(await devnet.status()).line()}")
+        step += 1
+        await devnet.signage_point(pause=0.2)
+        if step % farm_every == 0:
+            await devnet.farm(1)
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait (without moving the chain) for the pool's loops to reach a state."""
+    deadline = time.monotonic() + DEADLINE
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.25)
+
+
+async def farmer_record(devnet: Devnet) -> FarmerRecord:
+    record = await devnet.ctx.store.get_farmer(devnet.farmers[0].plotnft.launcher_id)
+    assert record is not None
+    return record
+
+
+async def text(page: Page, selector: str) -> str:
+    return (await page.locator(selector).inner_text()).strip()
+
+
+async def test_a_real_farmer_earns_is_refused_once_and_gets_paid(devnet: Devnet) -> None:
+    """The state the pages show: accepted partials, refusals with a reason, a won block absorbed and paid."""
+    farmer = devnet.farmers[0]
+    launcher_id = farmer.plotnft.launcher_id
+    store = devnet.ctx.store
+
+    async def credited() -> bool:
+        record = await store.get_farmer(launcher_id)
+        return record is not None and record.points > 0
+
+    await drive_until(devnet, credited, "farmer registered and points credited")
+
+    # The real farmer still sends at the difficulty it knows; the pool refuses those proofs: PROOF_NOT_GOOD_ENOUGH.
+    difficulty = (await farmer_record(devnet)).difficulty
+    await store.set_difficulty(launcher_id, HUGE_DIFFICULTY)
+
+    async def refused() -> bool:
+        counts = await store.partial_counts(0, launcher_id)
+        return any(c.outcome == "PROOF_NOT_GOOD_ENOUGH" for c in counts)
+
+    await drive_until(devnet, refused, "a partial refused as not good enough")
+    await store.set_difficulty(launcher_id, difficulty)
+    state = devnet.farmer.pool_state(farmer.plotnft.p2_singleton_puzzle_hash)
+    assert state is not None
+    state["next_farmer_update"] = 0  # the farmer reads its difficulty again now (GET /farmer)
+
+    await devnet.win_block(farmer)
+
+    async def paid() -> bool:
+        return (await devnet.confirmed_payouts())[1] > 0
+
+    await drive_until(devnet, paid, "payout confirmed", farm_every=2)
+
+    async def earning_again() -> bool:
+        counts = await store.partial_counts(int(time.time()) - 60, launcher_id)
+        return any(c.outcome in ("pending", "confirmed") for c in counts)
+
+    await drive_until(devnet, earning_again, "partials accepted again at the normal difficulty")
+
+    # The chain stops here; once every pending partial is settled, the figures hold still for the pages.
+    async def settled() -> bool:
+        return not await store.pending_partials(received_before=devnet.ctx.now() + 1)
+
+    await wait_until(settled, "pending partials settled")
+
+
+async def test_pool_page_shows_the_store(devnet: Devnet, browser: Browser, shots: Path) -> None:
+    store = devnet.ctx.store
+    page = await browser.new_page(viewport={"width": 1100, "height": 900})
+    response = await page.goto(f"{devnet.pool_url}/")
+    assert response is not None and response.status == 200
+    assert await text(page, "#pool-name") == devnet.config.pool.name
+    assert await text(page, "#fee") == devnet.config.pool.fee_display
+    assert await text(page, "#farmers") == str(len(await store.list_farmers(members_only=True)))
+    claims = await store.reward_claims()
+    won = {c.coin_id for c in claims if c.status is not ClaimStatus.FAILED}
+    assert await text(page, "#blocks-won") == str(len(won))
+    confirmed = sum(c.amount for c in claims if c.status is ClaimStatus.CONFIRMED)
+    assert confirmed > 0
+    assert await text(page, "#rewards-claimed") == xch(confirmed)
+    assert await text(page, "#paid") == xch((await devnet.confirmed_payouts())[1])
+    assert await text(page, "#pool-url") == devnet.pool_url
+    assert devnet.pool_url in await text(page, "#join")
+    # Every recent round with its transactions, and no farmer's launcher id anywhere on the public page.
+    tx_ids = []
+    for payout_round in await store.rounds(limit=10):
+        assert payout_round.id is not None
+        tx_ids += [b.tx_id.hex() for b in await store.batches(payout_round.id) if b.tx_id is not None]
+    shown = [t.strip() for t in await page.locator("#rounds code.tx-id").all_inner_texts()]
+    assert sorted(shown) == sorted(tx_ids) and tx_ids
+    assert devnet.farmers[0].plotnft.launcher_id.hex() not in await page.content()
+    await page.screenshot(path=shots / "pool-page.png", full_page=True)
+    await page.close()
+
+
+async def test_nothing_about_a_farmer_without_signature_or_session(devnet: Devnet, browser: Browser) -> None:
+    launcher = devnet.farmers[0].plotnft.launcher_id.hex()
+    context = await browser.new_context()
+    page = await context.new_page()
+    response = await page.goto(f"{devnet.pool_url}/login")
+    assert response is not None and response.status == 401
+    assert launcher not in await page.content()
+    # A link with the launcher id but no valid signature is refused (the protocol's error reply).
+    response = await page.goto(f"{devnet.pool_url}/login?launcher_id={launcher}&authentication_token=1&signature=00")
+    assert response is not None
+    assert "error_code" in await page.content()
+    assert await context.cookies() == []
+    # A made-up session cookie opens nothing either.
+    await context.add_cookies([{"name": SESSION_COOKIE, "value": "forged", "url": devnet.pool_url}])
+    response = await page.goto(f"{devnet.pool_url}/login")
+    assert response is not None and response.status == 401
+    assert launcher not in await page.content()
+    await context.close()
+
+
+async def test_farmer_page_from_the_real_farmers_login_link(devnet: Devnet, browser: Browser, shots: Path) -> None:
+    farmer = devnet.farmers[0]
+    store = devnet.ctx.store
+    link = await devnet.login_link(farmer)
+    assert link is not None and link.startswith(f"{devnet.pool_url}/login?launcher_id=")
+    context = await browser.new_context(viewport={"width": 1100, "height": 900})
+    page = await context.new_page()
+    response = await page.goto(link)
+    assert response is not None and response.status == 200
+    assert page.url == f"{devnet.pool_url}/login"  # the signature is not left in the address bar or history
+
+    (cookie,) = await context.cookies()
+    assert cookie["name"] == SESSION_COOKIE
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Lax"
+    lifetime = devnet.config.server.session_lifetime
+    assert time.time() < cookie["expires"] <= time.time() + lifetime + 5
+
+    record = await farmer_record(devnet)
+    assert await text(page, "#launcher-id") == record.launcher_id.hex()
+    assert await text(page, "#payout-address") == encode_puzzle_hash(record.payout_puzzle_hash, "txch")
+    assert await text(page, "#member") == "yes"
+    assert await text(page, "#plotnft-state") == "FARMING_TO_POOL"
+    assert await text(page, "#points") == str(record.points)
+    assert await text(page, "#difficulty") == str(record.difficulty_at(devnet.ctx.now()))
+    assert await text(page, "#owed-mojos") == str(record.owed)
+    members = await store.list_farmers()
+    assert await text(page, "#pool-points") == str(sum(f.points for f in members))
+
+    counts = await store.partial_counts(devnet.ctx.now() - 24 * 3600, record.launcher_id)
+    accepted = sum(c.count for c in counts if c.outcome in ("pending", "confirmed"))
+    refused = {c.outcome: c.count for c in counts if c.outcome not in ("pending", "confirmed")}
+    assert accepted > 0 and refused.get("PROOF_NOT_GOOD_ENOUGH", 0) > 0
+    assert await text(page, "#partials-accepted") == str(accepted)
+    assert await text(page, "#partials-refused") == str(sum(refused.values()))
+    for reason, count in refused.items():
+        assert await text(page, f'#refusals td[data-reason="{reason}"]') == str(count)
+    points_24h = sum(c.points for c in counts if c.outcome in ("pending", "confirmed"))
+    assert await text(page, "#points-24h") == str(points_24h)
+    height = (await devnet.ctx.node.peak()).height
+    space = estimated_space(points_24h, 24 * 3600, devnet.ctx.constants, height)
+    assert await text(page, "#space") == format_space(space)
+    assert await page.locator("#partials svg rect").count() > 0  # the chart has bars
+
+    payments = await store.payments(launcher_id=record.launcher_id)
+    assert payments
+    expected = []
+    for payment in payments:
+        assert payment.round_id is not None
+        (batch,) = [b for b in await store.batches(payment.round_id) if b.index == payment.batch_index]
+        assert batch.status is BatchStatus.CONFIRMED and batch.tx_id is not None
+        expected.append((str(payment.amount), batch.tx_id.hex()))
+    rows = page.locator("#payouts tr:has(td)")
+    shown = [
+        (
+            await rows.nth(i).locator("td[data-mojos]").get_attribute("data-mojos"),
+            await text(page, f"#payouts tr:nth-child({i + 2}) code.tx-id"),
+        )
+        for i in range(await rows.count())
+    ]
+    assert sorted(shown) == sorted(expected)
+    await page.screenshot(path=shots / "farmer-page.png", full_page=True)
+
+    # A reload needs no new signature: the session cookie carries it.
+    response = await page.reload()
+    assert response is not None and response.status == 200
+    assert await text(page, "#launcher-id") == record.launcher_id.hex()
+    await context.close()
+
+
+async def test_status_and_metrics_of_the_running_pool(devnet: Devnet) -> None:
+    """The operator's view of the same pool, its loops running: GET /status and GET /metrics against the store."""
+    store = devnet.ctx.store
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{devnet.pool_url}/status") as response:
+            assert response.status == 200
+            status = await response.json()
+        async with session.get(f"{devnet.pool_url}/metrics") as response:
+            assert response.status == 200
+            exposition = await response.text()
+
+    loops = status["loops"]
+    assert {"peak", "confirm-partials", "singletons", "rewards", "payouts", "difficulty"} <= set(loops)
+    for name, health in loops.items():
+        assert health["runs"] >= 1 and health["last_success"] is not None, (name, health)
+    assert status["chain"]["node_synced"] and status["chain"]["wallet_synced"]
+    assert status["chain"]["peak_height"] == (await devnet.ctx.node.peak()).height
+    assert status["partials"]["pending"] == len(await store.pending_partials(received_before=devnet.ctx.now() + 1))
+    assert status["ledger"]["balanced"] is True
+    assert status["ledger"]["owed"] == (await store.ledger()).owed
+
+    samples = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    assert samples[("pool_partials_total", (("result", "accepted"),))] >= 1
+    assert samples[("pool_partials_total", (("result", "PROOF_NOT_GOOD_ENOUGH"),))] >= 1
+    confirmed_claims = await store.reward_claims(ClaimStatus.CONFIRMED)
+    assert samples[("pool_reward_claims", (("status", "confirmed"),))] == len(confirmed_claims)
+    rounds = await store.rounds()
+    assert samples[("pool_payout_rounds", (("status", "done"),))] == sum(1 for r in rounds if r.status.value == "done")
+    open_round = await store.open_round()
+    open_batches = [] if open_round is None or open_round.id is None else await store.batches(open_round.id)
+    for batch_status in BatchStatus:
+        expected = sum(1 for b in open_batches if b.status is batch_status)
+        assert samples[("pool_payment_batches_open_round", (("status", batch_status.value),))] == expected
+    assert samples[("pool_paid_to_farmers_mojos", ())] == (await devnet.confirmed_payouts())[1]
+    assert samples[("pool_loop_last_success_timestamp_seconds", (("loop", "peak"),))] > 0
+    rpc_calls = sum(v for (name, _), v in samples.items() if name == "pool_node_rpc_duration_seconds_count")
+    assert rpc_calls > 0
+    assert samples[("pool_wallet_up", ())] == 1
+    assert samples[("pool_ledger_balanced", ())] == 1
