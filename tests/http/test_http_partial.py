@@ -427,7 +427,7 @@ async def test_reverted_signage_point(world: World, pool: PoolUnderTest, farmer:
         assert info is not None
         if info.reverted:
             break
-    assert info.reverted
+    assert info is not None and info.reverted
     body = partial_body(farmer.plotnft.launcher_id, pool.token, found[0], sp, farmer.auth_sk)
     assert error_code(await submit(pool, body)) is PoolErrorCode.REVERTED_SIGNAGE_POINT
 
