@@ -56,8 +56,16 @@ from pool.store.models import (
     PaymentBatch,
     PayoutRound,
     RewardClaim,
-    RoundStatus,
     WebSession,
+)
+from pool.store.rows import (
+    batch_from_row,
+    claim_from_row,
+    farmer_from_row,
+    optional_bytes32,
+    partial_from_row,
+    payment_from_row,
+    round_from_row,
 )
 from pool.store.sqlite import SchemaTooNew, _validate_distribution, _validate_round
 
@@ -475,12 +483,12 @@ class PostgresPoolStore(AbstractPoolStore):
 
     async def get_farmer(self, launcher_id: bytes32) -> FarmerRecord | None:
         row = await self._fetchrow("SELECT * FROM farmers WHERE launcher_id = $1", bytes(launcher_id))
-        return None if row is None else _farmer_from_row(row)
+        return None if row is None else farmer_from_row(row)
 
     async def list_farmers(self, members_only: bool = False) -> list[FarmerRecord]:
         where = "WHERE is_pool_member" if members_only else ""
         rows = await self._fetch(f"SELECT * FROM farmers {where} ORDER BY joined_at, launcher_id")
-        return [_farmer_from_row(row) for row in rows]
+        return [farmer_from_row(row) for row in rows]
 
     async def update_farmer_settings(
         self,
@@ -623,7 +631,7 @@ class PostgresPoolStore(AbstractPoolStore):
 
     async def get_partial(self, partial_id: int) -> PartialRecord | None:
         row = await self._fetchrow("SELECT * FROM partials WHERE id = $1", partial_id)
-        return None if row is None else _partial_from_row(row)
+        return None if row is None else partial_from_row(row)
 
     async def pending_partials(self, received_before: int, limit: int = 1000) -> list[PartialRecord]:
         rows = await self._fetch(
@@ -634,7 +642,7 @@ class PostgresPoolStore(AbstractPoolStore):
             received_before,
             limit,
         )
-        return [_partial_from_row(row) for row in rows]
+        return [partial_from_row(row) for row in rows]
 
     async def confirm_partial(self, partial_id: int) -> bool:
         async with self._write() as conn:
@@ -700,7 +708,7 @@ class PostgresPoolStore(AbstractPoolStore):
             sql += " AND status = ANY($3::text[])"
             params.append([status.value for status in statuses])
         rows = await self._fetch(sql + " ORDER BY received_at DESC, id DESC", *params)
-        return [_partial_from_row(row) for row in rows]
+        return [partial_from_row(row) for row in rows]
 
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
         rows = await self._fetch(
@@ -790,7 +798,7 @@ class PostgresPoolStore(AbstractPoolStore):
 
     async def get_reward_claim(self, coin_id: bytes32) -> RewardClaim | None:
         row = await self._fetchrow("SELECT * FROM reward_claims WHERE coin_id = $1", bytes(coin_id))
-        return None if row is None else _claim_from_row(row)
+        return None if row is None else claim_from_row(row)
 
     async def reward_claims(self, status: ClaimStatus | None = None) -> list[RewardClaim]:
         if status is None:
@@ -799,7 +807,7 @@ class PostgresPoolStore(AbstractPoolStore):
             rows = await self._fetch(
                 "SELECT * FROM reward_claims WHERE status = $1 ORDER BY coin_height, coin_id", status.value
             )
-        return [_claim_from_row(row) for row in rows]
+        return [claim_from_row(row) for row in rows]
 
     async def update_reward_claim(
         self, coin_id: bytes32, status: ClaimStatus, confirmed_height: int | None = None, error: str | None = None
@@ -808,7 +816,7 @@ class PostgresPoolStore(AbstractPoolStore):
             row = await conn.fetchrow("SELECT * FROM reward_claims WHERE coin_id = $1 FOR UPDATE", bytes(coin_id))
             if row is None:
                 raise StoreError(f"no reward claim for coin {coin_id.hex()}")
-            claim = _claim_from_row(row)
+            claim = claim_from_row(row)
             # Only SUBMITTED -> CONFIRMED or FAILED: a settled claim moved back to SUBMITTED could be settled again.
             if status is ClaimStatus.SUBMITTED or claim.status is not ClaimStatus.SUBMITTED:
                 raise StoreError(
@@ -913,7 +921,7 @@ class PostgresPoolStore(AbstractPoolStore):
                 created_at=int(row["created_at"]),
                 kind=LedgerKind(row["kind"]),
                 amount=int(row["amount"]),
-                launcher_id=_optional_bytes32(row["launcher_id"]),
+                launcher_id=optional_bytes32(row["launcher_id"]),
                 reference=str(row["reference"]),
                 id=int(row["id"]),
             )
@@ -972,19 +980,19 @@ class PostgresPoolStore(AbstractPoolStore):
 
     async def open_round(self) -> PayoutRound | None:
         row = await self._fetchrow("SELECT * FROM payout_rounds WHERE status = 'open'")
-        return None if row is None else _round_from_row(row)
+        return None if row is None else round_from_row(row)
 
     async def get_round(self, round_id: int) -> PayoutRound | None:
         row = await self._fetchrow("SELECT * FROM payout_rounds WHERE id = $1", round_id)
-        return None if row is None else _round_from_row(row)
+        return None if row is None else round_from_row(row)
 
     async def rounds(self, limit: int = 100) -> list[PayoutRound]:
         rows = await self._fetch("SELECT * FROM payout_rounds ORDER BY id DESC LIMIT $1", limit)
-        return [_round_from_row(row) for row in rows]
+        return [round_from_row(row) for row in rows]
 
     async def batches(self, round_id: int) -> list[PaymentBatch]:
         rows = await self._fetch("SELECT * FROM payment_batches WHERE round_id = $1 ORDER BY batch_index", round_id)
-        return [_batch_from_row(row) for row in rows]
+        return [batch_from_row(row) for row in rows]
 
     async def payments(
         self, *, round_id: int | None = None, batch_index: int | None = None, launcher_id: bytes32 | None = None
@@ -1002,7 +1010,7 @@ class PostgresPoolStore(AbstractPoolStore):
                 conditions.append(f"{column} = ${len(params)}")
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = await self._fetch(f"SELECT * FROM payments {where} ORDER BY id", *params)
-        return [_payment_from_row(row) for row in rows]
+        return [payment_from_row(row) for row in rows]
 
     async def mark_batch_submitted(
         self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, now: int, height: int | None = None
@@ -1255,7 +1263,7 @@ async def _batch_in(conn: Connection, batch_id: int) -> PaymentBatch:
     row = await conn.fetchrow("SELECT * FROM payment_batches WHERE id = $1 FOR UPDATE", batch_id)
     if row is None:
         raise StoreError(f"no batch {batch_id}")
-    return _batch_from_row(row)
+    return batch_from_row(row)
 
 
 def _batch_reference(batch: PaymentBatch) -> str:
@@ -1300,108 +1308,3 @@ async def _move_batch(
         found = "no such batch" if current is None else f"it is {current}"
         raise StoreError(f"batch {batch_id} cannot go {from_status.value} -> {to_status.value}: {found}")
     return int(round_id)
-
-
-# -- rows to records ---------------------------------------------------------------------------------------------
-def _optional_bytes32(value: bytes | None) -> bytes32 | None:
-    return None if value is None else bytes32(value)
-
-
-def _optional_int(value: int | None) -> int | None:
-    return None if value is None else int(value)
-
-
-def _farmer_from_row(row: asyncpg.Record) -> FarmerRecord:
-    return FarmerRecord(
-        launcher_id=bytes32(row["launcher_id"]),
-        p2_singleton_puzzle_hash=bytes32(row["p2_singleton_puzzle_hash"]),
-        delay_time=int(row["delay_time"]),
-        delay_puzzle_hash=bytes32(row["delay_puzzle_hash"]),
-        authentication_public_key=G1Element.from_bytes(row["authentication_public_key"]),
-        singleton_tip=CoinSpend.from_bytes(row["singleton_tip"]),
-        singleton_tip_state=PoolState.from_bytes(row["singleton_tip_state"]),
-        difficulty=int(row["difficulty"]),
-        payout_instructions=str(row["payout_instructions"]),
-        payout_puzzle_hash=bytes32(row["payout_puzzle_hash"]),
-        is_pool_member=bool(row["is_pool_member"]),
-        points=int(row["points"]),
-        joined_at=int(row["joined_at"]),
-        pending_difficulty=_optional_int(row["pending_difficulty"]),
-        pending_difficulty_at=_optional_int(row["pending_difficulty_at"]),
-        owed=int(row["owed"]),
-        last_put_token=_optional_int(row["last_put_token"]),
-    )
-
-
-def _partial_from_row(row: asyncpg.Record) -> PartialRecord:
-    return PartialRecord(
-        launcher_id=bytes32(row["launcher_id"]),
-        proof_hash=bytes32(row["proof_hash"]),
-        sp_hash=bytes32(row["sp_hash"]),
-        end_of_sub_slot=bool(row["end_of_sub_slot"]),
-        harvester_id=bytes32(row["harvester_id"]),
-        received_at=int(row["received_at"]),
-        difficulty=int(row["difficulty"]),
-        status=PartialStatus(row["status"]),
-        reject_reason=row["reject_reason"],
-        stale=bool(row["stale"]),
-        id=int(row["id"]),
-    )
-
-
-def _claim_from_row(row: asyncpg.Record) -> RewardClaim:
-    return RewardClaim(
-        coin_id=bytes32(row["coin_id"]),
-        launcher_id=bytes32(row["launcher_id"]),
-        amount=int(row["amount"]),
-        coin_height=int(row["coin_height"]),
-        spend_bundle_name=_optional_bytes32(row["spend_bundle_name"]),
-        status=ClaimStatus(row["status"]),
-        submitted_at=int(row["submitted_at"]),
-        submitted_height=int(row["submitted_height"]),
-        confirmed_height=_optional_int(row["confirmed_height"]),
-        error=row["error"],
-        fee=int(row["fee"]),
-        fee_spend_bundle=None if row["fee_spend_bundle"] is None else bytes(row["fee_spend_bundle"]),
-    )
-
-
-def _round_from_row(row: asyncpg.Record) -> PayoutRound:
-    return PayoutRound(
-        created_at=int(row["created_at"]),
-        scheme=str(row["scheme"]),
-        total=int(row["total"]),
-        pool_fee=int(row["pool_fee"]),
-        blockchain_fees=int(row["blockchain_fees"]),
-        farmer_total=int(row["farmer_total"]),
-        remainder=int(row["remainder"]),
-        status=RoundStatus(row["status"]),
-        id=int(row["id"]),
-    )
-
-
-def _payment_from_row(row: asyncpg.Record) -> Payment:
-    return Payment(
-        puzzle_hash=bytes32(row["puzzle_hash"]),
-        amount=int(row["amount"]),
-        launcher_id=_optional_bytes32(row["launcher_id"]),
-        points=int(row["points"]),
-        batch_index=int(row["batch_index"]),
-        round_id=int(row["round_id"]),
-        id=int(row["id"]),
-    )
-
-
-def _batch_from_row(row: asyncpg.Record) -> PaymentBatch:
-    return PaymentBatch(
-        round_id=int(row["round_id"]),
-        index=int(row["batch_index"]),
-        fee=int(row["fee"]),
-        status=BatchStatus(row["status"]),
-        tx_id=_optional_bytes32(row["tx_id"]),
-        spend_bundle=None if row["spend_bundle"] is None else bytes(row["spend_bundle"]),
-        confirmed_height=_optional_int(row["confirmed_height"]),
-        updated_at=int(row["updated_at"]),
-        submitted_height=_optional_int(row["submitted_height"]),
-        id=int(row["id"]),
-    )

@@ -1,0 +1,127 @@
+"""Rows to records: the same for every backend (sqlite3.Row and asyncpg.Record are both read by column name)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
+from pool.store.models import (
+    BatchStatus,
+    ClaimStatus,
+    FarmerRecord,
+    PartialRecord,
+    PartialStatus,
+    Payment,
+    PaymentBatch,
+    PayoutRound,
+    RewardClaim,
+    RoundStatus,
+)
+
+
+class Row(Protocol):
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def optional_bytes32(value: bytes | None) -> bytes32 | None:
+    return None if value is None else bytes32(value)
+
+
+def optional_int(value: int | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def farmer_from_row(row: Row) -> FarmerRecord:
+    return FarmerRecord(
+        launcher_id=bytes32(row["launcher_id"]),
+        p2_singleton_puzzle_hash=bytes32(row["p2_singleton_puzzle_hash"]),
+        delay_time=int(row["delay_time"]),
+        delay_puzzle_hash=bytes32(row["delay_puzzle_hash"]),
+        authentication_public_key=G1Element.from_bytes(row["authentication_public_key"]),
+        singleton_tip=CoinSpend.from_bytes(row["singleton_tip"]),
+        singleton_tip_state=PoolState.from_bytes(row["singleton_tip_state"]),
+        difficulty=int(row["difficulty"]),
+        payout_instructions=str(row["payout_instructions"]),
+        payout_puzzle_hash=bytes32(row["payout_puzzle_hash"]),
+        is_pool_member=bool(row["is_pool_member"]),
+        points=int(row["points"]),
+        joined_at=int(row["joined_at"]),
+        pending_difficulty=optional_int(row["pending_difficulty"]),
+        pending_difficulty_at=optional_int(row["pending_difficulty_at"]),
+        owed=int(row["owed"]),
+        last_put_token=optional_int(row["last_put_token"]),
+    )
+
+
+def partial_from_row(row: Row) -> PartialRecord:
+    return PartialRecord(
+        launcher_id=bytes32(row["launcher_id"]),
+        proof_hash=bytes32(row["proof_hash"]),
+        sp_hash=bytes32(row["sp_hash"]),
+        end_of_sub_slot=bool(row["end_of_sub_slot"]),
+        harvester_id=bytes32(row["harvester_id"]),
+        received_at=int(row["received_at"]),
+        difficulty=int(row["difficulty"]),
+        status=PartialStatus(row["status"]),
+        reject_reason=row["reject_reason"],
+        stale=bool(row["stale"]),
+        id=int(row["id"]),
+    )
+
+
+def claim_from_row(row: Row) -> RewardClaim:
+    return RewardClaim(
+        coin_id=bytes32(row["coin_id"]),
+        launcher_id=bytes32(row["launcher_id"]),
+        amount=int(row["amount"]),
+        coin_height=int(row["coin_height"]),
+        spend_bundle_name=optional_bytes32(row["spend_bundle_name"]),
+        status=ClaimStatus(row["status"]),
+        submitted_at=int(row["submitted_at"]),
+        submitted_height=int(row["submitted_height"]),
+        confirmed_height=optional_int(row["confirmed_height"]),
+        error=row["error"],
+        fee=int(row["fee"]),
+        fee_spend_bundle=None if row["fee_spend_bundle"] is None else bytes(row["fee_spend_bundle"]),
+    )
+
+
+def round_from_row(row: Row) -> PayoutRound:
+    return PayoutRound(
+        created_at=int(row["created_at"]),
+        scheme=str(row["scheme"]),
+        total=int(row["total"]),
+        pool_fee=int(row["pool_fee"]),
+        blockchain_fees=int(row["blockchain_fees"]),
+        farmer_total=int(row["farmer_total"]),
+        remainder=int(row["remainder"]),
+        status=RoundStatus(row["status"]),
+        id=int(row["id"]),
+    )
+
+
+def payment_from_row(row: Row) -> Payment:
+    return Payment(
+        puzzle_hash=bytes32(row["puzzle_hash"]),
+        amount=int(row["amount"]),
+        launcher_id=optional_bytes32(row["launcher_id"]),
+        points=int(row["points"]),
+        batch_index=int(row["batch_index"]),
+        round_id=int(row["round_id"]),
+        id=int(row["id"]),
+    )
+
+
+def batch_from_row(row: Row) -> PaymentBatch:
+    return PaymentBatch(
+        round_id=int(row["round_id"]),
+        index=int(row["batch_index"]),
+        fee=int(row["fee"]),
+        status=BatchStatus(row["status"]),
+        tx_id=optional_bytes32(row["tx_id"]),
+        spend_bundle=None if row["spend_bundle"] is None else bytes(row["spend_bundle"]),
+        confirmed_height=optional_int(row["confirmed_height"]),
+        updated_at=int(row["updated_at"]),
+        submitted_height=optional_int(row["submitted_height"]),
+        id=int(row["id"]),
+    )
