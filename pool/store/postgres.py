@@ -61,11 +61,13 @@ from pool.store.models import (
 from pool.store.rows import (
     batch_from_row,
     claim_from_row,
+    distribution_from_row,
+    entry_from_row,
     farmer_from_row,
-    optional_bytes32,
     partial_from_row,
     payment_from_row,
     round_from_row,
+    share_from_row,
 )
 from pool.store.sqlite import SchemaTooNew, _validate_distribution, _validate_round
 
@@ -883,32 +885,13 @@ class PostgresPoolStore(AbstractPoolStore):
 
     async def distributions(self, limit: int = 100) -> list[Distribution]:
         rows = await self._fetch("SELECT * FROM distributions ORDER BY id DESC LIMIT $1", limit)
-        return [
-            Distribution(
-                created_at=int(row["created_at"]),
-                scheme=str(row["scheme"]),
-                total=int(row["total"]),
-                pool_fee=int(row["pool_fee"]),
-                farmer_total=int(row["farmer_total"]),
-                remainder=int(row["remainder"]),
-                id=int(row["id"]),
-            )
-            for row in rows
-        ]
+        return [distribution_from_row(row) for row in rows]
 
     async def distribution_shares(self, distribution_id: int) -> list[DistributionShare]:
         rows = await self._fetch(
             "SELECT * FROM distribution_shares WHERE distribution_id = $1 ORDER BY launcher_id", distribution_id
         )
-        return [
-            DistributionShare(
-                launcher_id=bytes32(row["launcher_id"]),
-                amount=int(row["amount"]),
-                points=int(row["points"]),
-                distribution_id=int(row["distribution_id"]),
-            )
-            for row in rows
-        ]
+        return [share_from_row(row) for row in rows]
 
     async def ledger(self) -> LedgerSummary:
         async with self._connections().acquire() as conn:
@@ -916,17 +899,7 @@ class PostgresPoolStore(AbstractPoolStore):
 
     async def ledger_entries(self, limit: int = 1000) -> list[LedgerEntry]:
         rows = await self._fetch("SELECT * FROM ledger_entries ORDER BY id DESC LIMIT $1", limit)
-        return [
-            LedgerEntry(
-                created_at=int(row["created_at"]),
-                kind=LedgerKind(row["kind"]),
-                amount=int(row["amount"]),
-                launcher_id=optional_bytes32(row["launcher_id"]),
-                reference=str(row["reference"]),
-                id=int(row["id"]),
-            )
-            for row in rows
-        ]
+        return [entry_from_row(row) for row in rows]
 
     # -- payouts -----------------------------------------------------------------------------------------------
     async def create_payout_round(

@@ -8,7 +8,11 @@ from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
 from pool.store.models import (
     BatchStatus,
     ClaimStatus,
+    Distribution,
+    DistributionShare,
     FarmerRecord,
+    LedgerEntry,
+    LedgerKind,
     PartialRecord,
     PartialStatus,
     Payment,
@@ -123,5 +127,37 @@ def batch_from_row(row: Row) -> PaymentBatch:
         confirmed_height=optional_int(row["confirmed_height"]),
         updated_at=int(row["updated_at"]),
         submitted_height=optional_int(row["submitted_height"]),
+        id=int(row["id"]),
+    )
+
+
+def distribution_from_row(row: Row) -> Distribution:
+    return Distribution(
+        created_at=int(row["created_at"]),
+        scheme=str(row["scheme"]),
+        total=int(row["total"]),
+        pool_fee=int(row["pool_fee"]),
+        farmer_total=int(row["farmer_total"]),
+        remainder=int(row["remainder"]),
+        id=int(row["id"]),
+    )
+
+
+def share_from_row(row: Row) -> DistributionShare:
+    return DistributionShare(
+        launcher_id=bytes32(row["launcher_id"]),
+        amount=int(row["amount"]),
+        points=int(row["points"]),
+        distribution_id=int(row["distribution_id"]),
+    )
+
+
+def entry_from_row(row: Row) -> LedgerEntry:
+    return LedgerEntry(
+        created_at=int(row["created_at"]),
+        kind=LedgerKind(row["kind"]),
+        amount=int(row["amount"]),
+        launcher_id=optional_bytes32(row["launcher_id"]),
+        reference=str(row["reference"]),
         id=int(row["id"]),
     )

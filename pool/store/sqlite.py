@@ -50,11 +50,13 @@ from pool.store.models import (
 from pool.store.rows import (
     batch_from_row,
     claim_from_row,
+    distribution_from_row,
+    entry_from_row,
     farmer_from_row,
-    optional_bytes32,
     partial_from_row,
     payment_from_row,
     round_from_row,
+    share_from_row,
 )
 
 Migration = Sequence[str]
@@ -769,32 +771,13 @@ class SqlitePoolStore(AbstractPoolStore):
 
     async def distributions(self, limit: int = 100) -> list[Distribution]:
         rows = await self._fetchall("SELECT * FROM distributions ORDER BY id DESC LIMIT ?", (limit,))
-        return [
-            Distribution(
-                created_at=int(row["created_at"]),
-                scheme=str(row["scheme"]),
-                total=int(row["total"]),
-                pool_fee=int(row["pool_fee"]),
-                farmer_total=int(row["farmer_total"]),
-                remainder=int(row["remainder"]),
-                id=int(row["id"]),
-            )
-            for row in rows
-        ]
+        return [distribution_from_row(row) for row in rows]
 
     async def distribution_shares(self, distribution_id: int) -> list[DistributionShare]:
         rows = await self._fetchall(
             "SELECT * FROM distribution_shares WHERE distribution_id = ? ORDER BY launcher_id", (distribution_id,)
         )
-        return [
-            DistributionShare(
-                launcher_id=bytes32(row["launcher_id"]),
-                amount=int(row["amount"]),
-                points=int(row["points"]),
-                distribution_id=int(row["distribution_id"]),
-            )
-            for row in rows
-        ]
+        return [share_from_row(row) for row in rows]
 
     async def ledger(self) -> LedgerSummary:
         # Under the lock: one consistent snapshot (no write transaction can commit between these reads).
@@ -825,17 +808,7 @@ class SqlitePoolStore(AbstractPoolStore):
 
     async def ledger_entries(self, limit: int = 1000) -> list[LedgerEntry]:
         rows = await self._fetchall("SELECT * FROM ledger_entries ORDER BY id DESC LIMIT ?", (limit,))
-        return [
-            LedgerEntry(
-                created_at=int(row["created_at"]),
-                kind=LedgerKind(row["kind"]),
-                amount=int(row["amount"]),
-                launcher_id=optional_bytes32(row["launcher_id"]),
-                reference=str(row["reference"]),
-                id=int(row["id"]),
-            )
-            for row in rows
-        ]
+        return [entry_from_row(row) for row in rows]
 
     # -- payouts -----------------------------------------------------------------------------------------------
     async def create_payout_round(
