@@ -401,6 +401,8 @@ def _payouts(s: _Section) -> PayoutsConfig:
             "fee_bump",
         }
     )
+    # chia's mempool replaces a transaction only for at least MEMPOOL_MIN_FEE_INCREASE (10 000 000) more fee.
+    fee_bump = s.int_("fee_bump", 10_000_000, minimum=10_000_000)
     return PayoutsConfig(
         interval=s.int_("interval", 7200, minimum=1),
         scheme=s.choice("scheme", PAYOUT_SCHEMES, "proportional"),
@@ -409,10 +411,11 @@ def _payouts(s: _Section) -> PayoutsConfig:
         max_additions_per_transaction=s.int_("max_additions_per_transaction", 400, minimum=1, maximum=2000),
         min_payment=s.int_("min_payment", 0, minimum=0),
         min_distribution=s.int_("min_distribution", 1_000_000_000, minimum=1),
-        fee_reserve=s.int_("fee_reserve", 0, minimum=0),
+        # By default the share keeps one fee bump back: with nothing kept, a stuck payment could only be re-sent
+        # with a higher fee if the share happened to hold it between two rounds.
+        fee_reserve=s.int_("fee_reserve", fee_bump, minimum=0),
         fee_bump_after_blocks=s.int_("fee_bump_after_blocks", 20, minimum=1),
-        # chia's mempool replaces a transaction only for at least MEMPOOL_MIN_FEE_INCREASE (10 000 000) more fee.
-        fee_bump=s.int_("fee_bump", 10_000_000, minimum=10_000_000),
+        fee_bump=fee_bump,
     )
 
 

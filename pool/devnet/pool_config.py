@@ -61,7 +61,14 @@ def devnet_pool_document(
             "confirmation_security_threshold": confirmation_threshold,
         },
         "rewards": {"collect_interval": 2, "claim_fee": 0, **(rewards or {})},
-        "payouts": {"interval": 5, "scheme": "proportional", "max_additions_per_transaction": 100, **(payouts or {})},
+        # fee_reserve 0: the whole fee share goes to the fee address each round, so tests can check it to the mojo.
+        "payouts": {
+            "interval": 5,
+            "scheme": "proportional",
+            "max_additions_per_transaction": 100,
+            "fee_reserve": 0,
+            **(payouts or {}),
+        },
         "loops": {"peak_interval": 0.5, "confirm_interval": 1, "singleton_interval": 2, "difficulty_interval": 5},
         "server": {"host": "127.0.0.1", "port": server_port},
         "store": {"backend": "sqlite", "path": str(store_path)},

@@ -144,3 +144,12 @@ def test_stale_partials_are_credited_unless_the_operator_drops_them() -> None:
 
 def test_relative_lock_height_may_equal_the_confirmation_threshold() -> None:
     assert parse_config(with_change("pool.relative_lock_height", 32), REPO).pool.relative_lock_height == 32
+
+
+def test_fee_reserve_keeps_one_fee_bump_unless_set() -> None:
+    # A stuck payment can only be re-sent with fee_bump more fee if the pool's fee share still holds it.
+    without_reserve = with_change("payouts.fee_reserve", DELETE)
+    assert parse_config(without_reserve, REPO).payouts.fee_reserve == 10_000_000
+    without_reserve["payouts"]["fee_bump"] = 50_000_000
+    assert parse_config(without_reserve, REPO).payouts.fee_reserve == 50_000_000
+    assert parse_config(with_change("payouts.fee_reserve", 0), REPO).payouts.fee_reserve == 0
