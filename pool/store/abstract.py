@@ -14,8 +14,10 @@ from pool.store.models import (
     FarmerRecord,
     LedgerEntry,
     LedgerSummary,
+    NotAdded,
     PartialCount,
     PartialRecord,
+    PartialRefusal,
     PartialStatus,
     Payment,
     PaymentBatch,
@@ -44,6 +46,12 @@ class RoundAlreadyOpen(StoreError):
 class InsufficientFunds(StoreError):
     """A ledger balance (undistributed, the pool fee share, a farmer's owed balance) would go below zero; nothing
     was written."""
+
+
+def check_new_partial(partial: PartialRecord) -> None:
+    if partial.status is not PartialStatus.PENDING:
+        # A partial enters as pending; crediting happens only through confirm_partial.
+        raise StoreError(f"a new partial must be pending, got {partial.status.value}")
 
 
 class AbstractPoolStore(ABC):
@@ -121,8 +129,21 @@ class AbstractPoolStore(ABC):
 
     # -- partials ----------------------------------------------------------------------------------------------
     @abstractmethod
+    async def record_partials(
+        self, partials: Sequence[PartialRecord], refusals: Sequence[PartialRefusal] = ()
+    ) -> list[int | NotAdded]:
+        """Group commit of POST /partial: insert pending partials and refusal records in ONE transaction (all or
+        nothing). Returns, for each partial in order, its id or why it was not added (a proof hash received before,
+        also earlier in the same batch or by another process: DUPLICATE; UNKNOWN_FARMER). Refusals of unknown
+        farmers are skipped."""
+
     async def add_partial(self, partial: PartialRecord) -> int | None:
-        """Insert a pending partial; returns its id, or None when its proof hash was already received."""
+        """Insert a pending partial; returns its id, or None when its proof hash was already received. Raises
+        FarmerNotFound."""
+        (added,) = await self.record_partials([partial])
+        if added is NotAdded.UNKNOWN_FARMER:
+            raise FarmerNotFound(partial.launcher_id.hex())
+        return None if added is NotAdded.DUPLICATE else added
 
     @abstractmethod
     async def get_partial(self, partial_id: int) -> PartialRecord | None: ...

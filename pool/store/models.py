@@ -61,6 +61,22 @@ class FarmerRecord:
         return self.difficulty
 
 
+class NotAdded(str, Enum):
+    """Why ``record_partials`` did not add a partial."""
+
+    DUPLICATE = "duplicate"  # its proof was received before (or earlier in the same batch): credited once
+    UNKNOWN_FARMER = "unknown farmer"
+
+
+@dataclass(frozen=True)
+class PartialRefusal:
+    """A partial refused at intake after its farmer's signature checked out (shown on the farmer's page)."""
+
+    launcher_id: bytes32
+    received_at: int
+    reason: str  # the error code's name
+
+
 @dataclass(frozen=True)
 class PartialRecord:
     launcher_id: bytes32

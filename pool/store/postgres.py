@@ -39,6 +39,7 @@ from pool.store.abstract import (
     InsufficientFunds,
     RoundAlreadyOpen,
     StoreError,
+    check_new_partial,
 )
 from pool.store.models import (
     BatchStatus,
@@ -49,8 +50,10 @@ from pool.store.models import (
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
+    NotAdded,
     PartialCount,
     PartialRecord,
+    PartialRefusal,
     PartialStatus,
     Payment,
     PaymentBatch,
@@ -605,31 +608,58 @@ class PostgresPoolStore(AbstractPoolStore):
             return False
 
     # -- partials ----------------------------------------------------------------------------------------------
-    async def add_partial(self, partial: PartialRecord) -> int | None:
-        if partial.status is not PartialStatus.PENDING:
-            # A partial enters as pending; crediting happens only through confirm_partial.
-            raise StoreError(f"a new partial must be pending, got {partial.status.value}")
+    async def record_partials(
+        self, partials: Sequence[PartialRecord], refusals: Sequence[PartialRefusal] = ()
+    ) -> list[int | NotAdded]:
+        for partial in partials:
+            check_new_partial(partial)
         async with self._write() as conn:
-            if not await _farmer_exists(conn, partial.launcher_id):
-                raise FarmerNotFound(partial.launcher_id.hex())
-            # A concurrent insert of the same proof (another worker) waits for this one and then does nothing.
-            partial_id = await conn.fetchval(
-                """
+            launchers = {p.launcher_id for p in partials} | {r.launcher_id for r in refusals}
+            rows = await conn.fetch(
+                "SELECT launcher_id FROM farmers WHERE launcher_id = ANY($1::bytea[])", [bytes(i) for i in launchers]
+            )
+            known = {bytes32(row["launcher_id"]) for row in rows}
+            fresh = [p for p in partials if p.launcher_id in known]
+            # One statement for the batch. A proof inserted concurrently by another worker makes this one wait for
+            # it and then skip the row; a proof twice in the batch is inserted once (the first row wins).
+            inserted = (
+                await conn.fetch(
+                    """
                 INSERT INTO partials (
                     launcher_id, proof_hash, sp_hash, end_of_sub_slot, harvester_id, received_at, difficulty, status
-                ) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')
+                )
+                SELECT l, p, s, e, h, r, d, 'pending' FROM unnest(
+                    $1::bytea[], $2::bytea[], $3::bytea[], $4::boolean[], $5::bytea[], $6::bigint[], $7::bigint[]
+                ) WITH ORDINALITY AS batch(l, p, s, e, h, r, d, position)
+                ORDER BY position
                 ON CONFLICT (proof_hash) DO NOTHING
-                RETURNING id
+                RETURNING id, proof_hash
                 """,
-                bytes(partial.launcher_id),
-                bytes(partial.proof_hash),
-                bytes(partial.sp_hash),
-                partial.end_of_sub_slot,
-                bytes(partial.harvester_id),
-                partial.received_at,
-                partial.difficulty,
+                    [bytes(p.launcher_id) for p in fresh],
+                    [bytes(p.proof_hash) for p in fresh],
+                    [bytes(p.sp_hash) for p in fresh],
+                    [p.end_of_sub_slot for p in fresh],
+                    [bytes(p.harvester_id) for p in fresh],
+                    [p.received_at for p in fresh],
+                    [p.difficulty for p in fresh],
+                )
+                if fresh
+                else []
             )
-            return None if partial_id is None else int(partial_id)  # None: the same proof earns points once
+            ids = {bytes32(row["proof_hash"]): int(row["id"]) for row in inserted}
+            refused = [(bytes(r.launcher_id), r.received_at, r.reason) for r in refusals if r.launcher_id in known]
+            if refused:
+                await conn.executemany(
+                    "INSERT INTO partial_refusals (launcher_id, received_at, reason) VALUES ($1, $2, $3)", refused
+                )
+        added: list[int | NotAdded] = []
+        for partial in partials:
+            if partial.launcher_id not in known:
+                added.append(NotAdded.UNKNOWN_FARMER)
+            else:
+                # pop: a second copy of the same proof in the batch is a duplicate of the first.
+                added.append(ids.pop(partial.proof_hash, NotAdded.DUPLICATE))
+        return added
 
     async def get_partial(self, partial_id: int) -> PartialRecord | None:
         row = await self._fetchrow("SELECT * FROM partials WHERE id = $1", partial_id)

@@ -28,6 +28,7 @@ from pool.store.abstract import (
     InsufficientFunds,
     RoundAlreadyOpen,
     StoreError,
+    check_new_partial,
 )
 from pool.store.models import (
     BatchStatus,
@@ -38,8 +39,10 @@ from pool.store.models import (
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
+    NotAdded,
     PartialCount,
     PartialRecord,
+    PartialRefusal,
     PartialStatus,
     Payment,
     PaymentBatch,
@@ -491,33 +494,46 @@ class SqlitePoolStore(AbstractPoolStore):
             return False
 
     # -- partials ----------------------------------------------------------------------------------------------
-    async def add_partial(self, partial: PartialRecord) -> int | None:
-        if partial.status is not PartialStatus.PENDING:
-            # A partial enters as pending; crediting happens only through confirm_partial.
-            raise StoreError(f"a new partial must be pending, got {partial.status.value}")
+    async def record_partials(
+        self, partials: Sequence[PartialRecord], refusals: Sequence[PartialRefusal] = ()
+    ) -> list[int | NotAdded]:
+        for partial in partials:
+            check_new_partial(partial)
         async with self._write() as db:
-            if not await _has_row(db, "SELECT 1 FROM farmers WHERE launcher_id = ?", (partial.launcher_id,)):
-                raise FarmerNotFound(partial.launcher_id.hex())
-            cursor = await db.execute(
-                """
-                INSERT INTO partials (
-                    launcher_id, proof_hash, sp_hash, end_of_sub_slot, harvester_id, received_at, difficulty, status
-                ) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')
-                ON CONFLICT (proof_hash) DO NOTHING
-                """,
-                (
-                    partial.launcher_id,
-                    partial.proof_hash,
-                    partial.sp_hash,
-                    int(partial.end_of_sub_slot),
-                    partial.harvester_id,
-                    partial.received_at,
-                    partial.difficulty,
-                ),
-            )
-            if cursor.rowcount == 0:
-                return None  # the same proof was received before: it earns points once
-            return cursor.lastrowid
+            known = await _known_farmers(db, {p.launcher_id for p in partials} | {r.launcher_id for r in refusals})
+            added: list[int | NotAdded] = []
+            for partial in partials:
+                if partial.launcher_id not in known:
+                    added.append(NotAdded.UNKNOWN_FARMER)
+                    continue
+                cursor = await db.execute(
+                    """
+                    INSERT INTO partials (
+                        launcher_id, proof_hash, sp_hash, end_of_sub_slot, harvester_id, received_at, difficulty,
+                        status
+                    ) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')
+                    ON CONFLICT (proof_hash) DO NOTHING
+                    """,
+                    (
+                        partial.launcher_id,
+                        partial.proof_hash,
+                        partial.sp_hash,
+                        int(partial.end_of_sub_slot),
+                        partial.harvester_id,
+                        partial.received_at,
+                        partial.difficulty,
+                    ),
+                )
+                # No row inserted: the same proof was received before; it earns points once.
+                added.append(
+                    NotAdded.DUPLICATE if cursor.rowcount == 0 or cursor.lastrowid is None else cursor.lastrowid
+                )
+            refused = [(r.launcher_id, r.received_at, r.reason) for r in refusals if r.launcher_id in known]
+            if refused:
+                await db.executemany(
+                    "INSERT INTO partial_refusals (launcher_id, received_at, reason) VALUES (?, ?, ?)", refused
+                )
+            return added
 
     async def get_partial(self, partial_id: int) -> PartialRecord | None:
         row = await self._fetchone("SELECT * FROM partials WHERE id = ?", (partial_id,))
@@ -964,6 +980,14 @@ class SqlitePoolStore(AbstractPoolStore):
 async def _has_row(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> bool:
     async with db.execute(sql, params) as cursor:
         return await cursor.fetchone() is not None
+
+
+async def _known_farmers(db: aiosqlite.Connection, launcher_ids: set[bytes32]) -> set[bytes32]:
+    if not launcher_ids:
+        return set()
+    marks = ", ".join("?" for _ in launcher_ids)
+    async with db.execute(f"SELECT launcher_id FROM farmers WHERE launcher_id IN ({marks})", list(launcher_ids)) as c:
+        return {bytes32(row["launcher_id"]) for row in await c.fetchall()}
 
 
 async def _read_schema_version(db: aiosqlite.Connection) -> int:

@@ -41,8 +41,10 @@ from pool.store.models import (
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
+    NotAdded,
     PartialCount,
     PartialRecord,
+    PartialRefusal,
     PartialStatus,
     Payment,
     PayoutRound,
@@ -610,6 +612,53 @@ async def test_concurrent_add_partial_of_one_proof_gives_exactly_one_id(store: A
     ids = [result for result in results if result is not None]
     assert len(ids) == 1
     assert [p.id for p in await store.pending_partials(received_before=10_000)] == ids
+
+
+async def test_record_partials_commits_a_batch_with_each_partials_outcome(store: AbstractPoolStore) -> None:
+    farmer, other = make_farmer(1, difficulty=3), make_farmer(2)
+    await store.add_farmer(farmer)
+    await store.add_farmer(other)
+    earlier = await store.add_partial(make_partial(farmer, "sent before", 100))
+    batch = [
+        make_partial(farmer, "new", 101),
+        make_partial(farmer, "sent before", 102),
+        make_partial(make_farmer(9), "of nobody", 103),
+        make_partial(other, "twice in the batch", 104),
+        make_partial(farmer, "twice in the batch", 105),
+        make_partial(farmer, "last", 106),
+    ]
+    refusals = [PartialRefusal(farmer.launcher_id, 107, "TOO_LATE"), PartialRefusal(h("nobody"), 107, "TOO_LATE")]
+    new, again, unknown, first_copy, second_copy, last = await store.record_partials(batch, refusals)
+    assert (again, unknown, second_copy) == (NotAdded.DUPLICATE, NotAdded.UNKNOWN_FARMER, NotAdded.DUPLICATE)
+    assert isinstance(new, int) and isinstance(first_copy, int) and isinstance(last, int)
+    assert len({earlier, new, first_copy, last}) == 4
+    assert await store.get_partial(new) == dataclasses.replace(batch[0], id=new)
+    assert await store.get_partial(first_copy) == dataclasses.replace(batch[3], id=first_copy)
+    assert await store.get_partial(last) == dataclasses.replace(batch[5], id=last)
+    pending = await store.pending_partials(received_before=10_000)
+    assert {p.id for p in pending} == {earlier, new, first_copy, last}
+    assert PartialCount(0, "TOO_LATE", 1, 0) in await store.partial_counts(0, farmer.launcher_id)
+    assert await store.record_partials([], []) == []
+
+
+async def test_record_partials_is_all_or_nothing(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1)
+    await store.add_farmer(farmer)
+    credited = dataclasses.replace(make_partial(farmer, "credited", 101), status=PartialStatus.CONFIRMED)
+    with pytest.raises(StoreError):
+        await store.record_partials([make_partial(farmer, "fine", 100), credited])
+    assert await store.pending_partials(received_before=10_000) == []
+
+
+async def test_concurrent_batches_of_one_proof_credit_it_once(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1)
+    await store.add_farmer(farmer)
+    batches = [[make_partial(farmer, "raced", 100 + i), make_partial(farmer, f"own {i}", 100)] for i in range(10)]
+    results = await asyncio.gather(*(store.record_partials(batch) for batch in batches))
+    raced = [first for first, _ in results if isinstance(first, int)]
+    assert len(raced) == 1
+    assert all(isinstance(own, int) for _, own in results)
+    assert len(await store.pending_partials(received_before=10_000)) == 11
 
 
 # -- block rewards ------------------------------------------------------------------------------------------------
