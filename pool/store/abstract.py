@@ -18,6 +18,7 @@ from pool.store.models import (
     PartialCount,
     PartialRecord,
     PartialRefusal,
+    PartialsSummary,
     PartialStatus,
     Payment,
     PaymentBatch,
@@ -153,9 +154,14 @@ class AbstractPoolStore(ABC):
         """Pending partials received before ``received_before``, oldest first."""
 
     @abstractmethod
+    async def confirm_partials(self, partial_ids: Sequence[int]) -> list[int]:
+        """Pending -> confirmed and the partials' points added to their farmers' balances, all in one transaction.
+        Returns the ids that were pending (and are now confirmed); the others are left as they are: points are
+        credited exactly once however often or concurrently a partial is confirmed."""
+
     async def confirm_partial(self, partial_id: int) -> bool:
-        """Pending -> confirmed and the partial's points added to the farmer's balance, in one transaction.
-        Returns False (and changes nothing) if the partial was not pending: points are credited exactly once."""
+        """One partial of ``confirm_partials``: False (and nothing changed) if it was not pending."""
+        return bool(await self.confirm_partials([partial_id]))
 
     @abstractmethod
     async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
@@ -175,6 +181,12 @@ class AbstractPoolStore(ABC):
         self, launcher_id: bytes32, since: int, statuses: Sequence[PartialStatus] | None = None
     ) -> list[PartialRecord]:
         """A farmer's partials received at or after ``since`` (all statuses unless given), newest first."""
+
+    @abstractmethod
+    async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
+        """For every pool member with partials received at or after ``since``, one query's summary of them: the
+        newest partial and the newest run at the farmer's current difficulty from ``window_start`` on (exactly
+        pool.protocol.difficulty.summarize of those partials). Members without partials are left out."""
 
     @abstractmethod
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:

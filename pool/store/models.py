@@ -61,6 +61,21 @@ class FarmerRecord:
         return self.difficulty
 
 
+@dataclass(frozen=True)
+class PartialsSummary:
+    """All that the adjustment needs of a farmer's partials (the store computes it in one query for every farmer;
+    pool.protocol.difficulty.summarize from a list).
+
+    ``newest``: (received_at, difficulty) of the newest partial, the highest difficulty among the newest ones.
+    ``run_count`` and ``run_oldest``: how many partials the newest run at the current difficulty within the window
+    holds, and when its oldest one arrived (see pool.protocol.difficulty.summarize).
+    """
+
+    newest: tuple[int, int] | None
+    run_count: int = 0
+    run_oldest: int | None = None
+
+
 class NotAdded(str, Enum):
     """Why ``record_partials`` did not add a partial."""
 

@@ -54,6 +54,7 @@ from pool.store.models import (
     PartialCount,
     PartialRecord,
     PartialRefusal,
+    PartialsSummary,
     PartialStatus,
     Payment,
     PaymentBatch,
@@ -62,6 +63,7 @@ from pool.store.models import (
     WebSession,
 )
 from pool.store.rows import (
+    DIFFICULTY_SUMMARIES_SQL,
     batch_from_row,
     claim_from_row,
     distribution_from_row,
@@ -69,8 +71,10 @@ from pool.store.rows import (
     farmer_from_row,
     partial_from_row,
     payment_from_row,
+    points_per_farmer,
     round_from_row,
     share_from_row,
+    summary_from_row,
 )
 from pool.store.sqlite import SchemaTooNew, _validate_distribution, _validate_round
 
@@ -676,21 +680,23 @@ class PostgresPoolStore(AbstractPoolStore):
         )
         return [partial_from_row(row) for row in rows]
 
-    async def confirm_partial(self, partial_id: int) -> bool:
+    async def confirm_partials(self, partial_ids: Sequence[int]) -> list[int]:
+        if not partial_ids:
+            return []
         async with self._write() as conn:
-            # The status guard and the credit share one transaction; a concurrent confirmation waits on the row and
-            # then finds it no longer pending, so the points are added once.
-            row = await conn.fetchrow(
-                "UPDATE partials SET status = 'confirmed' WHERE id = $1 AND status = 'pending' "
-                "RETURNING launcher_id, difficulty",
-                partial_id,
+            # The status guard and the credit share one transaction; a concurrent confirmation waits on the rows and
+            # then finds them no longer pending, so the points are added once.
+            rows = await conn.fetch(
+                "UPDATE partials SET status = 'confirmed' WHERE id = ANY($1::bigint[]) AND status = 'pending' "
+                "RETURNING id, launcher_id, difficulty",
+                list(partial_ids),
             )
-            if row is None:
-                return False
-            await conn.execute(
-                "UPDATE farmers SET points = points + $1 WHERE launcher_id = $2", row["difficulty"], row["launcher_id"]
+            # In launcher id order: two processes crediting the same farmers lock their rows in the same order.
+            await conn.executemany(
+                "UPDATE farmers SET points = points + $1 WHERE launcher_id = $2",
+                [(points, bytes(launcher)) for launcher, points in sorted(points_per_farmer(rows).items())],
             )
-            return True
+            return sorted(int(row["id"]) for row in rows)
 
     async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
         async with self._write() as conn:
@@ -741,6 +747,10 @@ class PostgresPoolStore(AbstractPoolStore):
             params.append([status.value for status in statuses])
         rows = await self._fetch(sql + " ORDER BY received_at DESC, id DESC", *params)
         return [partial_from_row(row) for row in rows]
+
+    async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
+        sql = DIFFICULTY_SUMMARIES_SQL.format(window="$1", since="$2")
+        return dict(summary_from_row(row) for row in await self._fetch(sql, window_start, since))
 
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
         rows = await self._fetch(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
@@ -14,6 +15,7 @@ from pool.store.models import (
     LedgerEntry,
     LedgerKind,
     PartialRecord,
+    PartialsSummary,
     PartialStatus,
     Payment,
     PaymentBatch,
@@ -33,6 +35,57 @@ def optional_bytes32(value: bytes | None) -> bytes32 | None:
 
 def optional_int(value: int | None) -> int | None:
     return None if value is None else int(value)
+
+
+# One row per pool member with partials since {since}: its newest partial and the newest run at its current difficulty
+# within the window from {window} (pool.protocol.difficulty.summarize, computed in the database instead of reading
+# every farmer's partials). In newest-first order with ties at the higher difficulty first, the run ends at the
+# largest (received_at, difficulty) of another difficulty in the window: "cut".
+# {since} and {window} are the backend's placeholders ($n, or ? with the parameters in order of appearance).
+DIFFICULTY_SUMMARIES_SQL = """
+WITH recent AS (
+    SELECT p.launcher_id, p.received_at, p.difficulty, f.difficulty AS current_difficulty,
+           p.received_at >= {window} AND p.difficulty <> f.difficulty AS cuts
+    FROM partials p JOIN farmers f ON f.launcher_id = p.launcher_id
+    WHERE p.received_at >= {since} AND f.is_pool_member
+),
+ranked AS (
+    SELECT *,
+           ROW_NUMBER() OVER (PARTITION BY launcher_id ORDER BY received_at DESC, difficulty DESC) AS newest_rank,
+           ROW_NUMBER() OVER (PARTITION BY launcher_id, cuts ORDER BY received_at DESC, difficulty DESC) AS cut_rank
+    FROM recent
+),
+cut AS (
+    SELECT launcher_id, received_at, difficulty FROM ranked WHERE cuts AND cut_rank = 1
+),
+run AS (
+    SELECT r.launcher_id, COUNT(*) AS run_count, MIN(r.received_at) AS run_oldest
+    FROM recent r LEFT JOIN cut c ON c.launcher_id = r.launcher_id
+    WHERE r.received_at >= {window} AND r.difficulty = r.current_difficulty
+      AND (c.received_at IS NULL OR r.received_at > c.received_at
+           OR (r.received_at = c.received_at AND r.difficulty > c.difficulty))
+    GROUP BY r.launcher_id
+)
+SELECT n.launcher_id, n.received_at AS newest_at, n.difficulty AS newest_difficulty, run.run_count, run.run_oldest
+FROM ranked n LEFT JOIN run ON run.launcher_id = n.launcher_id WHERE n.newest_rank = 1
+"""
+
+
+def summary_from_row(row: Row) -> tuple[bytes32, PartialsSummary]:
+    return bytes32(row["launcher_id"]), PartialsSummary(
+        (int(row["newest_at"]), int(row["newest_difficulty"])),
+        int(row["run_count"] or 0),
+        optional_int(row["run_oldest"]),
+    )
+
+
+def points_per_farmer(rows: Sequence[Row]) -> dict[bytes32, int]:
+    """Rows with launcher_id and difficulty (partials being credited) summed per farmer."""
+    points: dict[bytes32, int] = {}
+    for row in rows:
+        launcher_id = bytes32(row["launcher_id"])
+        points[launcher_id] = points.get(launcher_id, 0) + int(row["difficulty"])
+    return points
 
 
 def farmer_from_row(row: Row) -> FarmerRecord:

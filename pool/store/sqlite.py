@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from pool.store.models import (
     PartialCount,
     PartialRecord,
     PartialRefusal,
+    PartialsSummary,
     PartialStatus,
     Payment,
     PaymentBatch,
@@ -51,6 +52,7 @@ from pool.store.models import (
     WebSession,
 )
 from pool.store.rows import (
+    DIFFICULTY_SUMMARIES_SQL,
     batch_from_row,
     claim_from_row,
     distribution_from_row,
@@ -58,8 +60,10 @@ from pool.store.rows import (
     farmer_from_row,
     partial_from_row,
     payment_from_row,
+    points_per_farmer,
     round_from_row,
     share_from_row,
+    summary_from_row,
 )
 
 Migration = Sequence[str]
@@ -298,7 +302,7 @@ class SqlitePoolStore(AbstractPoolStore):
             row: sqlite3.Row | None = await cursor.fetchone()
             return row
 
-    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    async def _fetchall(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         async with self._read() as db, db.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
@@ -549,22 +553,24 @@ class SqlitePoolStore(AbstractPoolStore):
         )
         return [partial_from_row(row) for row in rows]
 
-    async def confirm_partial(self, partial_id: int) -> bool:
+    async def confirm_partials(self, partial_ids: Sequence[int]) -> list[int]:
+        if not partial_ids:
+            return []
+        marks = ", ".join("?" for _ in partial_ids)
         async with self._write() as db:
             # The status guard and the credit share one transaction: a partial moves out of pending once, so its
             # points are added once, however often or concurrently it is confirmed.
             async with db.execute(
-                "UPDATE partials SET status = 'confirmed' WHERE id = ? AND status = 'pending' "
-                "RETURNING launcher_id, difficulty",
-                (partial_id,),
+                f"UPDATE partials SET status = 'confirmed' WHERE id IN ({marks}) AND status = 'pending' "
+                "RETURNING id, launcher_id, difficulty",
+                list(partial_ids),
             ) as cursor:
-                row = await cursor.fetchone()
-            if row is None:
-                return False
-            await db.execute(
-                "UPDATE farmers SET points = points + ? WHERE launcher_id = ?", (row["difficulty"], row["launcher_id"])
+                rows = list(await cursor.fetchall())
+            await db.executemany(
+                "UPDATE farmers SET points = points + ? WHERE launcher_id = ?",
+                [(points, launcher_id) for launcher_id, points in points_per_farmer(rows).items()],
             )
-            return True
+            return sorted(int(row["id"]) for row in rows)
 
     async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
         async with self._write() as db:
@@ -613,6 +619,11 @@ class SqlitePoolStore(AbstractPoolStore):
             params.extend(status.value for status in statuses)
         rows = await self._fetchall(sql + " ORDER BY received_at DESC, id DESC", params)
         return [partial_from_row(row) for row in rows]
+
+    async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
+        sql = DIFFICULTY_SUMMARIES_SQL.format(window=":window", since=":since")
+        rows = await self._fetchall(sql, {"window": window_start, "since": since})
+        return dict(summary_from_row(row) for row in rows)
 
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
         rows = await self._fetchall(

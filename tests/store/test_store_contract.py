@@ -24,6 +24,7 @@ from pool.chia_adapter import (
     uint32,
     uint64,
 )
+from pool.protocol.difficulty import summarize
 from pool.store.abstract import (
     AbstractPoolStore,
     FarmerAlreadyExists,
@@ -45,6 +46,7 @@ from pool.store.models import (
     PartialCount,
     PartialRecord,
     PartialRefusal,
+    PartialsSummary,
     PartialStatus,
     Payment,
     PayoutRound,
@@ -561,6 +563,37 @@ async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(store: 
 
     assert await store.confirmed_points_since(100) == {one.launcher_id: 30, two.launcher_id: 7}
     assert await store.confirmed_points_since(501) == {}
+
+
+async def test_difficulty_summaries_are_the_summaries_of_each_members_recent_partials(
+    store: AbstractPoolStore,
+) -> None:
+    steady, cut_low, cut_high, quiet, left = (make_farmer(n, difficulty=8) for n in range(1, 6))
+    for farmer in (steady, cut_low, cut_high, quiet, left):
+        await store.add_farmer(farmer)
+    await store.update_singleton(left.launcher_id, left.singleton_tip, left.singleton_tip_state, is_pool_member=False)
+    since, window = 1_000, 2_000
+    received = {
+        # the newest run at the current difficulty (8) reaches back into the window's start; one is too old
+        steady: [(900, 8), (1_500, 8), (2_000, 8), (2_100, 8), (2_400, 8)],
+        # another difficulty cuts the run; at a time shared with the current one, the higher difficulty comes first
+        cut_low: [(2_050, 8), (2_200, 4), (2_200, 8), (2_500, 8), (2_600, 8)],
+        cut_high: [(2_050, 8), (2_300, 16), (2_300, 8), (2_500, 8)],
+        quiet: [(1_200, 8)],  # only before the window: a newest partial, no run
+        left: [(2_500, 8)],
+    }
+    for farmer, partials in received.items():
+        for n, (at, difficulty) in enumerate(partials):
+            await store.add_partial(make_partial(farmer, f"{farmer.launcher_id.hex()} {n}", at, difficulty))
+    summaries = await store.difficulty_summaries(since=since, window_start=window)
+    assert set(summaries) == {steady.launcher_id, cut_low.launcher_id, cut_high.launcher_id, quiet.launcher_id}
+    for farmer in (steady, cut_low, cut_high, quiet):
+        in_range = [(at, difficulty) for at, difficulty in received[farmer] if at >= since]
+        assert summaries[farmer.launcher_id] == summarize(in_range, farmer.difficulty, window), farmer
+    assert summaries[steady.launcher_id] == PartialsSummary((2_400, 8), 3, 2_000)
+    assert summaries[cut_low.launcher_id] == PartialsSummary((2_600, 8), 3, 2_200)
+    assert summaries[cut_high.launcher_id] == PartialsSummary((2_500, 8), 1, 2_500)
+    assert summaries[quiet.launcher_id] == PartialsSummary((1_200, 8), 0, None)
 
 
 async def test_partial_counts_per_hour_and_outcome_include_refusals(store: AbstractPoolStore) -> None:
