@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -88,15 +89,30 @@ def points_per_farmer(rows: Sequence[Row]) -> dict[bytes32, int]:
     return points
 
 
+# Decoding a BLS public key checks that the point is on the curve and in the subgroup (~0.1 ms, and a PoolState holds
+# one too); POST /partial reads its farmer for every partial, and the keys of a pool's farmers are few and immutable.
+FARMER_KEYS_CACHED = 16_384
+
+
+@functools.lru_cache(maxsize=FARMER_KEYS_CACHED)
+def public_key_from_bytes(data: bytes) -> G1Element:
+    return G1Element.from_bytes(data)
+
+
+@functools.lru_cache(maxsize=FARMER_KEYS_CACHED)
+def pool_state_from_bytes(data: bytes) -> PoolState:
+    return PoolState.from_bytes(data)
+
+
 def farmer_from_row(row: Row) -> FarmerRecord:
     return FarmerRecord(
         launcher_id=bytes32(row["launcher_id"]),
         p2_singleton_puzzle_hash=bytes32(row["p2_singleton_puzzle_hash"]),
         delay_time=int(row["delay_time"]),
         delay_puzzle_hash=bytes32(row["delay_puzzle_hash"]),
-        authentication_public_key=G1Element.from_bytes(row["authentication_public_key"]),
+        authentication_public_key=public_key_from_bytes(bytes(row["authentication_public_key"])),
         singleton_tip=CoinSpend.from_bytes(row["singleton_tip"]),
-        singleton_tip_state=PoolState.from_bytes(row["singleton_tip_state"]),
+        singleton_tip_state=pool_state_from_bytes(bytes(row["singleton_tip_state"])),
         difficulty=int(row["difficulty"]),
         payout_instructions=str(row["payout_instructions"]),
         payout_puzzle_hash=bytes32(row["payout_puzzle_hash"]),

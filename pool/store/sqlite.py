@@ -266,6 +266,10 @@ class SqlitePoolStore(AbstractPoolStore):
         self._path = path
         self._migrations = tuple(migrations)
         self._db: aiosqlite.Connection | None = None
+        # Plain reads go through a second connection (its own thread): in WAL mode they see every committed write
+        # and never wait for a write transaction's commit (fsync), e.g. POST /partial's farmer look-ups during a
+        # group commit.
+        self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
     # -- connection and transactions ---------------------------------------------------------------------------
@@ -292,18 +296,24 @@ class SqlitePoolStore(AbstractPoolStore):
                 raise
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
-        # Reads take the lock too: on a shared connection they would otherwise see another task's uncommitted rows.
+    async def _snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Several reads that must see one state: on the writing connection, under its lock, so that no write
+        transaction commits between them (and none is half done on it)."""
         async with self._lock:
             yield self._connection()
 
+    def _read(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StoreError("the store is not open")
+        return self._reader
+
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        async with self._read() as db, db.execute(sql, params) as cursor:
+        async with self._read().execute(sql, params) as cursor:
             row: sqlite3.Row | None = await cursor.fetchone()
             return row
 
     async def _fetchall(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
-        async with self._read() as db, db.execute(sql, params) as cursor:
+        async with self._read().execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -320,6 +330,11 @@ class SqlitePoolStore(AbstractPoolStore):
             await db.execute("PRAGMA busy_timeout = 10000")  # another process (a CLI) may hold the lock briefly
             self._db = db
             await self._migrate()
+            reader = await aiosqlite.connect(self._path, isolation_level=None)
+            reader.row_factory = sqlite3.Row
+            await reader.execute("PRAGMA query_only = ON")
+            await reader.execute("PRAGMA busy_timeout = 10000")
+            self._reader = reader
         except BaseException:
             self._db = None
             await db.close()
@@ -330,9 +345,12 @@ class SqlitePoolStore(AbstractPoolStore):
             async with self._lock:
                 db, self._db = self._db, None
                 await db.close()
+                if self._reader is not None:
+                    reader, self._reader = self._reader, None
+                    await reader.close()
 
     async def schema_version(self) -> int:
-        async with self._read() as db:
+        async with self._snapshot() as db:
             return await _read_schema_version(db)
 
     async def _migrate(self) -> None:
@@ -808,7 +826,7 @@ class SqlitePoolStore(AbstractPoolStore):
 
     async def ledger(self) -> LedgerSummary:
         # Under the lock: one consistent snapshot (no write transaction can commit between these reads).
-        async with self._read() as db:
+        async with self._snapshot() as db:
 
             async def total(sql: str) -> int:
                 async with db.execute(sql) as cursor:
