@@ -61,6 +61,11 @@ class PartialWriter:
                 if not done.done():
                     done.set_exception(exc)
             return
+        except BaseException:  # the writer itself was cancelled (shutdown): its requests must not wait forever
+            waiting, self._queue = batch + self._queue, []
+            for _, done in waiting:
+                done.cancel()
+            raise
         self.batches += 1
         for (_, done), outcome in zip(partials, added, strict=True):
             if not done.done():
