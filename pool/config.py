@@ -83,6 +83,15 @@ class PartialsConfig:
     # "credit" or "drop": what becomes of a pending partial whose signage point the node no longer knows when it is
     # re-checked (the pool fell behind, or the node restarted); such partials are marked stale either way.
     stale_partials: str = "credit"
+    # Threads that check partials' BLS signatures (chia_rs releases the GIL, so they use every core); 0: on the event
+    # loop. Default: the machine's CPUs.
+    verify_threads: int = field(default_factory=lambda: default_verify_threads())
+    # POST /partial requests being handled at once; more are refused at once with SERVER_EXCEPTION ("busy, retry").
+    max_in_flight: int = 128
+
+
+def default_verify_threads() -> int:
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -333,13 +342,25 @@ def _difficulty(s: _Section) -> DifficultyConfig:
 
 
 def _partials(s: _Section) -> PartialsConfig:
-    s.unknown_keys({"time_limit", "confirmation_delay", "signage_point_wait", "max_body_bytes", "stale_partials"})
+    s.unknown_keys(
+        {
+            "time_limit",
+            "confirmation_delay",
+            "signage_point_wait",
+            "max_body_bytes",
+            "stale_partials",
+            "verify_threads",
+            "max_in_flight",
+        }
+    )
     return PartialsConfig(
         time_limit=s.int_("time_limit", 25, minimum=1, maximum=300),
         confirmation_delay=s.int_("confirmation_delay", 30, minimum=0),
         signage_point_wait=s.number("signage_point_wait", 3.0, minimum=0),
         max_body_bytes=s.int_("max_body_bytes", 65536, minimum=4096),
         stale_partials=s.choice("stale_partials", STALE_PARTIAL_POLICIES, "credit"),
+        verify_threads=s.int_("verify_threads", default_verify_threads(), minimum=0, maximum=256),
+        max_in_flight=s.int_("max_in_flight", 128, minimum=1, maximum=100_000),
     )
 
 

@@ -30,6 +30,7 @@ from pool.chia_adapter import (
     uint64,
 )
 from pool.context import PoolContext
+from pool.http.admission import Admission
 from pool.http.keys import CONTEXT
 from pool.http.pages import setup_pages
 from pool.http.status import setup_operator_endpoints
@@ -38,11 +39,13 @@ from pool.protocol.errors import PoolProtocolError, malformed
 from pool.protocol.farmers import authenticated_farmer, register_farmer, update_farmer
 from pool.protocol.partials import PartialChecker
 from pool.protocol.signage_points import PeakCache, SignagePointCache
+from pool.protocol.verification import SignatureVerifier
 from pool.store.models import FarmerRecord
 
 log = logging.getLogger(__name__)
 
 PARTIALS = web.AppKey("partials", PartialChecker)
+ADMISSION = web.AppKey("admission", Admission)
 SIGNAGE_POINTS = web.AppKey("signage_points", SignagePointCache)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,7 +58,10 @@ def create_app(ctx: PoolContext) -> web.Application:
     signage_points = ctx.signage_point_cache()  # shared with the confirmation loop
     app[CONTEXT] = ctx
     app[SIGNAGE_POINTS] = signage_points
-    app[PARTIALS] = PartialChecker(ctx, signage_points, PeakCache(ctx.node))
+    verifier = SignatureVerifier(ctx.config.partials.verify_threads)
+    app[PARTIALS] = PartialChecker(ctx, signage_points, PeakCache(ctx.node), verifier)
+    app[ADMISSION] = Admission(ctx.config.partials.max_in_flight)
+    app.on_cleanup.append(lambda _: _closed(verifier))
     app.router.add_get("/pool_info", get_pool_info)
     app.router.add_get("/farmer", get_farmer)
     app.router.add_post("/farmer", post_farmer)
@@ -111,11 +117,24 @@ async def get_farmer(request: web.Request) -> web.Response:
 
 
 async def post_partial(request: web.Request) -> web.Response:
-    partial_request = streamable_from_json(PostPartialRequest, await _json_body(request))
-    return _reply(await request.app[PARTIALS].submit(partial_request))
+    admission = request.app[ADMISSION]
+    try:
+        admission.enter()
+    except PoolProtocolError as busy:
+        request.app[CONTEXT].stats.rejected(busy.code.name)
+        raise
+    try:
+        partial_request = streamable_from_json(PostPartialRequest, await _json_body(request))
+        return _reply(await request.app[PARTIALS].submit(partial_request))
+    finally:
+        admission.leave()
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
+
+
+async def _closed(verifier: SignatureVerifier) -> None:
+    verifier.close()
 
 
 async def _authenticated(request: web.Request, method_name: str) -> FarmerRecord:

@@ -1,7 +1,8 @@
 """Adjusts each member's difficulty towards ``number_of_partials_target`` partials per ``time_target``.
 
-The arithmetic is the pure ``pool.protocol.difficulty.next_difficulty``; this loop only feeds it the farmer's recent
-partials and stores the result. It runs apart from POST /partial so that the hot path stays a few store calls.
+The arithmetic is the pure ``pool.protocol.difficulty``; this loop feeds it a summary of each member's recent partials,
+computed by the store in one query for all members (never every farmer's partials read back each pass), and stores
+the result. It runs apart from POST /partial so that the hot path stays a few store calls.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import logging
 
 from pool.context import PoolContext
 from pool.protocol.difficulty import next_difficulty
-from pool.store.models import FarmerRecord
+from pool.store.models import FarmerRecord, PartialsSummary
 
 log = logging.getLogger(__name__)
 
 # How far back partials are read: the adjustment uses the last time_target, plus older ones only to measure a
 # silence, for which a few time_targets are plenty (the silence rule halves the difficulty step by step anyway).
 HISTORY_TIME_TARGETS = 4
+NO_PARTIALS = PartialsSummary(newest=None)
 
 
 class DifficultyLoop:
@@ -28,26 +30,30 @@ class DifficultyLoop:
     async def run_once(self, ctx: PoolContext) -> int:
         """Adjust every member; returns how many difficulties changed."""
         changed = 0
-        for farmer in await ctx.store.list_farmers(members_only=True):
+        now = ctx.now()
+        time_target = ctx.config.difficulty.time_target
+        # Farmers first: a difficulty changed after this read fails the compare-and-set below instead of being
+        # adjusted from a summary of partials at another difficulty.
+        farmers = await ctx.store.list_farmers(members_only=True)
+        summaries = await ctx.store.difficulty_summaries(
+            since=now - HISTORY_TIME_TARGETS * time_target, window_start=now - time_target
+        )
+        for farmer in farmers:
             try:
-                changed += await adjust_farmer(ctx, farmer)
+                changed += await adjust_farmer(ctx, farmer, summaries.get(farmer.launcher_id, NO_PARTIALS), now)
             except Exception:
                 log.exception("difficulty adjustment of %s failed", farmer.launcher_id.hex())
         return changed
 
 
-async def adjust_farmer(ctx: PoolContext, farmer: FarmerRecord) -> int:
-    now = ctx.now()
+async def adjust_farmer(ctx: PoolContext, farmer: FarmerRecord, partials: PartialsSummary, now: int) -> int:
     if farmer.pending_difficulty is not None:
         # A difficulty the farmer asked for with PUT /farmer: apply it when its cooldown is over, never override it.
         await ctx.store.apply_due_difficulty(farmer.launcher_id, now)
         return 0
     settings = ctx.config.difficulty
-    partials = await ctx.store.recent_partials(
-        farmer.launcher_id, since=now - HISTORY_TIME_TARGETS * settings.time_target
-    )
     new = next_difficulty(
-        [(partial.received_at, partial.difficulty) for partial in partials],
+        partials,
         farmer.difficulty,
         now,
         settings.number_of_partials_target,

@@ -75,21 +75,32 @@ class PartialConfirmLoop:
             return stats
         farmers = await self._farmers(ctx, batch)
         challenges = await self._challenges(ctx, batch)
+        confirmable: list[int] = []
         for partial in batch:
             assert partial.id is not None
             try:
-                await self._settle(ctx, partial, farmers, challenges, stats)
+                if await self._settle(ctx, partial, farmers, challenges, stats):
+                    confirmable.append(partial.id)
             except ChainUnavailable:
                 raise  # a node outage must not reject anything: the whole iteration waits for the node
             except Exception as exc:
-                log.warning(
-                    "re-check of partial %d of %s failed, retried later: %s", partial.id, partial.launcher_id.hex(), exc
-                )
-                self._retry_at[partial.id] = now + RETRY_AFTER_SECONDS
-                stats.failed.append(partial.id)
+                self._set_aside(now, [partial], stats, exc)
+        # The good ones, the bulk, are credited together: one transaction instead of one per partial.
+        try:
+            stats.confirmed += len(await ctx.store.confirm_partials(confirmable))
+        except Exception as exc:
+            ids = set(confirmable)
+            self._set_aside(now, [p for p in batch if p.id in ids], stats, exc)
         if stats.stale:
             ctx.stats.stale_partials += stats.stale
         return stats
+
+    def _set_aside(self, now: int, partials: list[PartialRecord], stats: ConfirmStats, exc: Exception) -> None:
+        ids = [partial.id for partial in partials if partial.id is not None]
+        log.warning("re-check of partials %s failed, retried later: %s", ids, exc)
+        for partial_id in ids:
+            self._retry_at[partial_id] = now + RETRY_AFTER_SECONDS
+            stats.failed.append(partial_id)
 
     async def _settle(
         self,
@@ -98,7 +109,8 @@ class PartialConfirmLoop:
         farmers: dict[bytes32, FarmerRecord | BaseException | None],
         challenges: dict[_Key, ChallengeInfo | BaseException | None],
         stats: ConfirmStats,
-    ) -> None:
+    ) -> bool:
+        """Rejects or settles as stale what must be; True: the partial is to be confirmed."""
         assert partial.id is not None
         farmer = _result(farmers[partial.launcher_id])
         challenge = _result(challenges[(partial.sp_hash, partial.end_of_sub_slot)])
@@ -116,17 +128,17 @@ class PartialConfirmLoop:
                     "credited" if credit else "dropped",
                 )
                 stats.stale += 1
-            return
+            return False
         elif challenge.reverted:
             reason = REASON_REVERTED_SP
         else:
             reason = None
         if reason is None:
-            if await ctx.store.confirm_partial(partial.id):
-                stats.confirmed += 1
-        elif await ctx.store.reject_partial(partial.id, reason):
+            return True
+        if await ctx.store.reject_partial(partial.id, reason):
             log.info("partial %d of %s rejected: %s", partial.id, partial.launcher_id.hex(), reason)
             stats.rejected += 1
+        return False
 
     @staticmethod
     async def _farmers(

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pool.store.models import PartialsSummary
+
 MIN_PARTIALS = 5
 """Partials at the current difficulty needed before the rate is trusted."""
 
@@ -50,8 +52,19 @@ CONFIDENCE_SIGMAS = 3
 """How many standard deviations of Poisson noise the observed count must be off before the difficulty moves."""
 
 
+def summarize(partials: Sequence[tuple[int, int]], current_difficulty: int, window_start: int) -> PartialsSummary:
+    """The summary of partials given as (received_at, difficulty), in any order.
+
+    In newest-first order (ties: higher difficulty first) the run is the partials at the current difficulty received
+    at or after ``window_start`` up to the first partial at another difficulty or before the window.
+    """
+    newest_first = sorted(partials, reverse=True)
+    run = _run_at_current_difficulty(newest_first, current_difficulty, window_start)
+    return PartialsSummary(newest_first[0] if newest_first else None, len(run), run[-1] if run else None)
+
+
 def next_difficulty(
-    partials: Sequence[tuple[int, int]],
+    partials: Sequence[tuple[int, int]] | PartialsSummary,
     current_difficulty: int,
     now: int,
     number_of_partials_target: int,
@@ -62,32 +75,31 @@ def next_difficulty(
 ) -> int:
     """The difficulty a farmer should have now.
 
-    ``partials``: the farmer's partials as (received_at, difficulty), newest first, at least those of the last
+    ``partials``: the farmer's partials as (received_at, difficulty), in any order, at least those of the last
     ``time_target`` seconds. Older ones are used only to measure a silence: include the newest partial even when it
-    is older, or a farmer silent for longer than ``time_target`` stops coming down.
+    is older, or a farmer silent for longer than ``time_target`` stops coming down. Or their summary (``summarize``
+    with window_start = now - time_target), as the store computes it.
     ``active_since``: optional time from which a silence may be counted when there is no later partial (when the
     farmer joined, say). Without partials and without it nothing is known, and the difficulty stays.
     """
+    summary = (
+        partials
+        if isinstance(partials, PartialsSummary)
+        else summarize(partials, current_difficulty, now - time_target)
+    )
     if number_of_partials_target <= 0 or time_target <= 0:
         raise ValueError("number_of_partials_target and time_target must be positive")
-    newest_first = sorted(partials, reverse=True)  # whatever order was passed
-
     lowered = _lowered_for_silence(
-        newest_first[0] if newest_first else None,
-        active_since,
-        current_difficulty,
-        now,
-        number_of_partials_target,
-        time_target,
+        summary.newest, active_since, current_difficulty, now, number_of_partials_target, time_target
     )
     if lowered is not None:
         return _bounded(lowered, current_difficulty, minimum)
-
-    run = _run_at_current_difficulty(newest_first, current_difficulty, now - time_target)
-    if len(run) < MIN_PARTIALS:
+    if summary.run_count < MIN_PARTIALS or summary.run_oldest is None:
         return max(current_difficulty, minimum)
-    span = max(now - run[-1], 1)
-    proposed = _rescaled_for_rate(len(run) - 1, span, current_difficulty, number_of_partials_target, time_target)
+    span = max(now - summary.run_oldest, 1)
+    proposed = _rescaled_for_rate(
+        summary.run_count - 1, span, current_difficulty, number_of_partials_target, time_target
+    )
     if proposed is None:
         return max(current_difficulty, minimum)
     return _bounded(proposed, current_difficulty, minimum)

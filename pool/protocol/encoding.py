@@ -7,6 +7,7 @@ bodies as JSON; other clients may leave the ``0x`` out. Every failure becomes a 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -98,6 +99,7 @@ def with_hex_prefixes(cls: Any, data: dict[str, Any]) -> dict[str, Any]:
     return fixed
 
 
+@functools.cache  # get_type_hints is slow and the classes are few: this runs for every partial
 def _field_types(cls: Any) -> dict[str, Any] | None:
     if not dataclasses.is_dataclass(cls):
         return None

@@ -7,13 +7,11 @@ the points (difficulty) in force when it was received; the confirmation loop cre
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 
 from pool.chain.interface import ChallengeInfo, PeakInfo
 from pool.chia_adapter import (
-    AugSchemeMPL,
     PoolErrorCode,
     PostPartialRequest,
     PostPartialResponse,
@@ -31,8 +29,9 @@ from pool.protocol.auth import check_authentication_token
 from pool.protocol.errors import PoolProtocolError
 from pool.protocol.farmers import known_farmer
 from pool.protocol.signage_points import PeakCache, SignagePointCache
-from pool.store.abstract import FarmerNotFound
-from pool.store.models import FarmerRecord, PartialRecord
+from pool.protocol.verification import SignatureVerifier
+from pool.store.group_commit import PartialWriter
+from pool.store.models import FarmerRecord, NotAdded, PartialRecord, PartialRefusal
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +46,14 @@ class AcceptedPartial:
 class PartialChecker:
     """Checks partials against the store and the node, sharing the signage point and peak lookups."""
 
-    def __init__(self, ctx: PoolContext, signage_points: SignagePointCache, peak: PeakCache) -> None:
+    def __init__(
+        self, ctx: PoolContext, signage_points: SignagePointCache, peak: PeakCache, verifier: SignatureVerifier
+    ) -> None:
         self._ctx = ctx
         self._signage_points = signage_points
         self._peak = peak
+        self._verifier = verifier
+        self._writer = PartialWriter(ctx.store)
 
     async def submit(self, request: PostPartialRequest) -> PostPartialResponse:
         """Check and record a partial; raises PoolProtocolError with the code of the first failed check."""
@@ -71,13 +74,12 @@ class PartialChecker:
             payload.authentication_token, received_at, ctx.config.pool.authentication_token_timeout
         )
         farmer = await known_farmer(ctx, payload.launcher_id)
-        _check_signatures(request, farmer)
+        await self._check_signatures(request, farmer)
         try:
             return await self._check_and_record(request, farmer, received_at, received_precisely)
         except PoolProtocolError as error:
             # Signed by the farmer: a refusal it may see on its page (nobody else can add refusals to its chart).
-            with contextlib.suppress(FarmerNotFound):
-                await ctx.store.add_partial_refusal(farmer.launcher_id, received_at, error.code.name)
+            await self._writer.add_refusal(PartialRefusal(farmer.launcher_id, received_at, error.code.name))
             raise
 
     async def _check_and_record(
@@ -101,6 +103,17 @@ class PartialChecker:
         partial_id = await self._record(request, received_at, difficulty)
         new_difficulty = await self._current_difficulty(farmer, received_at)
         return AcceptedPartial(partial_id, difficulty, new_difficulty)
+
+    async def _check_signatures(self, request: PostPartialRequest, farmer: FarmerRecord) -> None:
+        """The plot key (harvester and farmer together) and the farmer's current authentication key sign the
+        payload; checked in the verifier's threads, the event loop meanwhile serves other requests."""
+        message = request.payload.get_hash()
+        public_keys = [request.payload.proof_of_space.plot_public_key, farmer.authentication_public_key]
+        if not await self._verifier.aggregate_verify(public_keys, [message, message], request.aggregate_signature):
+            raise PoolProtocolError(
+                PoolErrorCode.INVALID_SIGNATURE,
+                "invalid signature: expected the plot key and the latest authentication key over the payload",
+            )
 
     async def _challenge(self, sp_hash: bytes32, end_of_sub_slot: bool) -> ChallengeInfo:
         what = "end of sub-slot" if end_of_sub_slot else "signage point"
@@ -179,17 +192,17 @@ class PartialChecker:
             received_at=received_at,
             difficulty=difficulty,
         )
-        try:
-            partial_id = await self._ctx.store.add_partial(partial)
-        except FarmerNotFound:  # removed between the check and now
-            raise PoolProtocolError(PoolErrorCode.FARMER_NOT_KNOWN, "farmer is not known to this pool") from None
-        if partial_id is None:
+        # Durable before the reply: this returns once the batch holding the partial committed.
+        added = await self._writer.add_partial(partial)
+        if added is NotAdded.UNKNOWN_FARMER:  # removed between the check and now
+            raise PoolProtocolError(PoolErrorCode.FARMER_NOT_KNOWN, "farmer is not known to this pool")
+        if added is NotAdded.DUPLICATE:
             # Not INVALID_PROOF: the proof is valid, it was just sent before. The farmer logs the message.
             raise PoolProtocolError(
                 PoolErrorCode.REQUEST_FAILED,
                 "duplicate partial: this proof of space was already received and is credited only once",
             )
-        return partial_id
+        return added
 
     async def _current_difficulty(self, farmer: FarmerRecord, now: int) -> int:
         """The difficulty to tell the farmer; a pending PUT difficulty that is due becomes the stored one."""
@@ -204,17 +217,6 @@ def proof_identity(proof: ProofOfSpace) -> bytes32:
     A proof commits to its plot and to the challenge of one signage point, so it cannot be reused elsewhere.
     """
     return std_hash(bytes(proof))
-
-
-def _check_signatures(request: PostPartialRequest, farmer: FarmerRecord) -> None:
-    """The plot key (harvester and farmer together) and the farmer's current authentication key sign the payload."""
-    message = request.payload.get_hash()
-    public_keys = [request.payload.proof_of_space.plot_public_key, farmer.authentication_public_key]
-    if not AugSchemeMPL.aggregate_verify(public_keys, [message, message], request.aggregate_signature):
-        raise PoolProtocolError(
-            PoolErrorCode.INVALID_SIGNATURE,
-            "invalid signature: expected the plot key and the latest authentication key over the payload",
-        )
 
 
 def _check_pool_contract(proof: ProofOfSpace, farmer: FarmerRecord) -> None:

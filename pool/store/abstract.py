@@ -14,8 +14,11 @@ from pool.store.models import (
     FarmerRecord,
     LedgerEntry,
     LedgerSummary,
+    NotAdded,
     PartialCount,
     PartialRecord,
+    PartialRefusal,
+    PartialsSummary,
     PartialStatus,
     Payment,
     PaymentBatch,
@@ -44,6 +47,12 @@ class RoundAlreadyOpen(StoreError):
 class InsufficientFunds(StoreError):
     """A ledger balance (undistributed, the pool fee share, a farmer's owed balance) would go below zero; nothing
     was written."""
+
+
+def check_new_partial(partial: PartialRecord) -> None:
+    if partial.status is not PartialStatus.PENDING:
+        # A partial enters as pending; crediting happens only through confirm_partial.
+        raise StoreError(f"a new partial must be pending, got {partial.status.value}")
 
 
 class AbstractPoolStore(ABC):
@@ -121,8 +130,21 @@ class AbstractPoolStore(ABC):
 
     # -- partials ----------------------------------------------------------------------------------------------
     @abstractmethod
+    async def record_partials(
+        self, partials: Sequence[PartialRecord], refusals: Sequence[PartialRefusal] = ()
+    ) -> list[int | NotAdded]:
+        """Group commit of POST /partial: insert pending partials and refusal records in ONE transaction (all or
+        nothing). Returns, for each partial in order, its id or why it was not added (a proof hash received before,
+        also earlier in the same batch or by another process: DUPLICATE; UNKNOWN_FARMER). Refusals of unknown
+        farmers are skipped."""
+
     async def add_partial(self, partial: PartialRecord) -> int | None:
-        """Insert a pending partial; returns its id, or None when its proof hash was already received."""
+        """Insert a pending partial; returns its id, or None when its proof hash was already received. Raises
+        FarmerNotFound."""
+        (added,) = await self.record_partials([partial])
+        if added is NotAdded.UNKNOWN_FARMER:
+            raise FarmerNotFound(partial.launcher_id.hex())
+        return None if added is NotAdded.DUPLICATE else added
 
     @abstractmethod
     async def get_partial(self, partial_id: int) -> PartialRecord | None: ...
@@ -132,9 +154,14 @@ class AbstractPoolStore(ABC):
         """Pending partials received before ``received_before``, oldest first."""
 
     @abstractmethod
+    async def confirm_partials(self, partial_ids: Sequence[int]) -> list[int]:
+        """Pending -> confirmed and the partials' points added to their farmers' balances, all in one transaction.
+        Returns the ids that were pending (and are now confirmed); the others are left as they are: points are
+        credited exactly once however often or concurrently a partial is confirmed."""
+
     async def confirm_partial(self, partial_id: int) -> bool:
-        """Pending -> confirmed and the partial's points added to the farmer's balance, in one transaction.
-        Returns False (and changes nothing) if the partial was not pending: points are credited exactly once."""
+        """One partial of ``confirm_partials``: False (and nothing changed) if it was not pending."""
+        return bool(await self.confirm_partials([partial_id]))
 
     @abstractmethod
     async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
@@ -154,6 +181,12 @@ class AbstractPoolStore(ABC):
         self, launcher_id: bytes32, since: int, statuses: Sequence[PartialStatus] | None = None
     ) -> list[PartialRecord]:
         """A farmer's partials received at or after ``since`` (all statuses unless given), newest first."""
+
+    @abstractmethod
+    async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
+        """For every pool member with partials received at or after ``since``, one query's summary of them: the
+        newest partial and the newest run at the farmer's current difficulty from ``window_start`` on (exactly
+        pool.protocol.difficulty.summarize of those partials). Members without partials are left out."""
 
     @abstractmethod
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:

@@ -62,6 +62,37 @@ class FarmerRecord:
 
 
 @dataclass(frozen=True)
+class PartialsSummary:
+    """All that the adjustment needs of a farmer's partials (the store computes it in one query for every farmer;
+    pool.protocol.difficulty.summarize from a list).
+
+    ``newest``: (received_at, difficulty) of the newest partial, the highest difficulty among the newest ones.
+    ``run_count`` and ``run_oldest``: how many partials the newest run at the current difficulty within the window
+    holds, and when its oldest one arrived (see pool.protocol.difficulty.summarize).
+    """
+
+    newest: tuple[int, int] | None
+    run_count: int = 0
+    run_oldest: int | None = None
+
+
+class NotAdded(str, Enum):
+    """Why ``record_partials`` did not add a partial."""
+
+    DUPLICATE = "duplicate"  # its proof was received before (or earlier in the same batch): credited once
+    UNKNOWN_FARMER = "unknown farmer"
+
+
+@dataclass(frozen=True)
+class PartialRefusal:
+    """A partial refused at intake after its farmer's signature checked out (shown on the farmer's page)."""
+
+    launcher_id: bytes32
+    received_at: int
+    reason: str  # the error code's name
+
+
+@dataclass(frozen=True)
 class PartialRecord:
     launcher_id: bytes32
     proof_hash: bytes32  # identity of the proof: the same proof is credited once

@@ -39,6 +39,7 @@ from pool.store.abstract import (
     InsufficientFunds,
     RoundAlreadyOpen,
     StoreError,
+    check_new_partial,
 )
 from pool.store.models import (
     BatchStatus,
@@ -49,8 +50,11 @@ from pool.store.models import (
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
+    NotAdded,
     PartialCount,
     PartialRecord,
+    PartialRefusal,
+    PartialsSummary,
     PartialStatus,
     Payment,
     PaymentBatch,
@@ -59,6 +63,7 @@ from pool.store.models import (
     WebSession,
 )
 from pool.store.rows import (
+    DIFFICULTY_SUMMARIES_SQL,
     batch_from_row,
     claim_from_row,
     distribution_from_row,
@@ -66,8 +71,10 @@ from pool.store.rows import (
     farmer_from_row,
     partial_from_row,
     payment_from_row,
+    points_per_farmer,
     round_from_row,
     share_from_row,
+    summary_from_row,
 )
 from pool.store.sqlite import SchemaTooNew, _validate_distribution, _validate_round
 
@@ -605,31 +612,58 @@ class PostgresPoolStore(AbstractPoolStore):
             return False
 
     # -- partials ----------------------------------------------------------------------------------------------
-    async def add_partial(self, partial: PartialRecord) -> int | None:
-        if partial.status is not PartialStatus.PENDING:
-            # A partial enters as pending; crediting happens only through confirm_partial.
-            raise StoreError(f"a new partial must be pending, got {partial.status.value}")
+    async def record_partials(
+        self, partials: Sequence[PartialRecord], refusals: Sequence[PartialRefusal] = ()
+    ) -> list[int | NotAdded]:
+        for partial in partials:
+            check_new_partial(partial)
         async with self._write() as conn:
-            if not await _farmer_exists(conn, partial.launcher_id):
-                raise FarmerNotFound(partial.launcher_id.hex())
-            # A concurrent insert of the same proof (another worker) waits for this one and then does nothing.
-            partial_id = await conn.fetchval(
-                """
+            launchers = {p.launcher_id for p in partials} | {r.launcher_id for r in refusals}
+            rows = await conn.fetch(
+                "SELECT launcher_id FROM farmers WHERE launcher_id = ANY($1::bytea[])", [bytes(i) for i in launchers]
+            )
+            known = {bytes32(row["launcher_id"]) for row in rows}
+            fresh = [p for p in partials if p.launcher_id in known]
+            # One statement for the batch. A proof inserted concurrently by another worker makes this one wait for
+            # it and then skip the row; a proof twice in the batch is inserted once (the first row wins).
+            inserted = (
+                await conn.fetch(
+                    """
                 INSERT INTO partials (
                     launcher_id, proof_hash, sp_hash, end_of_sub_slot, harvester_id, received_at, difficulty, status
-                ) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')
+                )
+                SELECT l, p, s, e, h, r, d, 'pending' FROM unnest(
+                    $1::bytea[], $2::bytea[], $3::bytea[], $4::boolean[], $5::bytea[], $6::bigint[], $7::bigint[]
+                ) WITH ORDINALITY AS batch(l, p, s, e, h, r, d, position)
+                ORDER BY position
                 ON CONFLICT (proof_hash) DO NOTHING
-                RETURNING id
+                RETURNING id, proof_hash
                 """,
-                bytes(partial.launcher_id),
-                bytes(partial.proof_hash),
-                bytes(partial.sp_hash),
-                partial.end_of_sub_slot,
-                bytes(partial.harvester_id),
-                partial.received_at,
-                partial.difficulty,
+                    [bytes(p.launcher_id) for p in fresh],
+                    [bytes(p.proof_hash) for p in fresh],
+                    [bytes(p.sp_hash) for p in fresh],
+                    [p.end_of_sub_slot for p in fresh],
+                    [bytes(p.harvester_id) for p in fresh],
+                    [p.received_at for p in fresh],
+                    [p.difficulty for p in fresh],
+                )
+                if fresh
+                else []
             )
-            return None if partial_id is None else int(partial_id)  # None: the same proof earns points once
+            ids = {bytes32(row["proof_hash"]): int(row["id"]) for row in inserted}
+            refused = [(bytes(r.launcher_id), r.received_at, r.reason) for r in refusals if r.launcher_id in known]
+            if refused:
+                await conn.executemany(
+                    "INSERT INTO partial_refusals (launcher_id, received_at, reason) VALUES ($1, $2, $3)", refused
+                )
+        added: list[int | NotAdded] = []
+        for partial in partials:
+            if partial.launcher_id not in known:
+                added.append(NotAdded.UNKNOWN_FARMER)
+            else:
+                # pop: a second copy of the same proof in the batch is a duplicate of the first.
+                added.append(ids.pop(partial.proof_hash, NotAdded.DUPLICATE))
+        return added
 
     async def get_partial(self, partial_id: int) -> PartialRecord | None:
         row = await self._fetchrow("SELECT * FROM partials WHERE id = $1", partial_id)
@@ -646,21 +680,23 @@ class PostgresPoolStore(AbstractPoolStore):
         )
         return [partial_from_row(row) for row in rows]
 
-    async def confirm_partial(self, partial_id: int) -> bool:
+    async def confirm_partials(self, partial_ids: Sequence[int]) -> list[int]:
+        if not partial_ids:
+            return []
         async with self._write() as conn:
-            # The status guard and the credit share one transaction; a concurrent confirmation waits on the row and
-            # then finds it no longer pending, so the points are added once.
-            row = await conn.fetchrow(
-                "UPDATE partials SET status = 'confirmed' WHERE id = $1 AND status = 'pending' "
-                "RETURNING launcher_id, difficulty",
-                partial_id,
+            # The status guard and the credit share one transaction; a concurrent confirmation waits on the rows and
+            # then finds them no longer pending, so the points are added once.
+            rows = await conn.fetch(
+                "UPDATE partials SET status = 'confirmed' WHERE id = ANY($1::bigint[]) AND status = 'pending' "
+                "RETURNING id, launcher_id, difficulty",
+                list(partial_ids),
             )
-            if row is None:
-                return False
-            await conn.execute(
-                "UPDATE farmers SET points = points + $1 WHERE launcher_id = $2", row["difficulty"], row["launcher_id"]
+            # In launcher id order: two processes crediting the same farmers lock their rows in the same order.
+            await conn.executemany(
+                "UPDATE farmers SET points = points + $1 WHERE launcher_id = $2",
+                [(points, bytes(launcher)) for launcher, points in sorted(points_per_farmer(rows).items())],
             )
-            return True
+            return sorted(int(row["id"]) for row in rows)
 
     async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
         async with self._write() as conn:
@@ -711,6 +747,10 @@ class PostgresPoolStore(AbstractPoolStore):
             params.append([status.value for status in statuses])
         rows = await self._fetch(sql + " ORDER BY received_at DESC, id DESC", *params)
         return [partial_from_row(row) for row in rows]
+
+    async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
+        sql = DIFFICULTY_SUMMARIES_SQL.format(window="$1", since="$2")
+        return dict(summary_from_row(row) for row in await self._fetch(sql, window_start, since))
 
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
         rows = await self._fetch(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
@@ -14,6 +16,7 @@ from pool.store.models import (
     LedgerEntry,
     LedgerKind,
     PartialRecord,
+    PartialsSummary,
     PartialStatus,
     Payment,
     PaymentBatch,
@@ -35,15 +38,81 @@ def optional_int(value: int | None) -> int | None:
     return None if value is None else int(value)
 
 
+# One row per pool member with partials since {since}: its newest partial and the newest run at its current difficulty
+# within the window from {window} (pool.protocol.difficulty.summarize, computed in the database instead of reading
+# every farmer's partials). In newest-first order with ties at the higher difficulty first, the run ends at the
+# largest (received_at, difficulty) of another difficulty in the window: "cut".
+# {since} and {window} are the backend's placeholders ($n, or ? with the parameters in order of appearance).
+DIFFICULTY_SUMMARIES_SQL = """
+WITH recent AS (
+    SELECT p.launcher_id, p.received_at, p.difficulty, f.difficulty AS current_difficulty,
+           p.received_at >= {window} AND p.difficulty <> f.difficulty AS cuts
+    FROM partials p JOIN farmers f ON f.launcher_id = p.launcher_id
+    WHERE p.received_at >= {since} AND f.is_pool_member
+),
+ranked AS (
+    SELECT *,
+           ROW_NUMBER() OVER (PARTITION BY launcher_id ORDER BY received_at DESC, difficulty DESC) AS newest_rank,
+           ROW_NUMBER() OVER (PARTITION BY launcher_id, cuts ORDER BY received_at DESC, difficulty DESC) AS cut_rank
+    FROM recent
+),
+cut AS (
+    SELECT launcher_id, received_at, difficulty FROM ranked WHERE cuts AND cut_rank = 1
+),
+run AS (
+    SELECT r.launcher_id, COUNT(*) AS run_count, MIN(r.received_at) AS run_oldest
+    FROM recent r LEFT JOIN cut c ON c.launcher_id = r.launcher_id
+    WHERE r.received_at >= {window} AND r.difficulty = r.current_difficulty
+      AND (c.received_at IS NULL OR r.received_at > c.received_at
+           OR (r.received_at = c.received_at AND r.difficulty > c.difficulty))
+    GROUP BY r.launcher_id
+)
+SELECT n.launcher_id, n.received_at AS newest_at, n.difficulty AS newest_difficulty, run.run_count, run.run_oldest
+FROM ranked n LEFT JOIN run ON run.launcher_id = n.launcher_id WHERE n.newest_rank = 1
+"""
+
+
+def summary_from_row(row: Row) -> tuple[bytes32, PartialsSummary]:
+    return bytes32(row["launcher_id"]), PartialsSummary(
+        (int(row["newest_at"]), int(row["newest_difficulty"])),
+        int(row["run_count"] or 0),
+        optional_int(row["run_oldest"]),
+    )
+
+
+def points_per_farmer(rows: Sequence[Row]) -> dict[bytes32, int]:
+    """Rows with launcher_id and difficulty (partials being credited) summed per farmer."""
+    points: dict[bytes32, int] = {}
+    for row in rows:
+        launcher_id = bytes32(row["launcher_id"])
+        points[launcher_id] = points.get(launcher_id, 0) + int(row["difficulty"])
+    return points
+
+
+# Decoding a BLS public key checks that the point is on the curve and in the subgroup (~0.1 ms, and a PoolState holds
+# one too); POST /partial reads its farmer for every partial, and the keys of a pool's farmers are few and immutable.
+FARMER_KEYS_CACHED = 16_384
+
+
+@functools.lru_cache(maxsize=FARMER_KEYS_CACHED)
+def public_key_from_bytes(data: bytes) -> G1Element:
+    return G1Element.from_bytes(data)
+
+
+@functools.lru_cache(maxsize=FARMER_KEYS_CACHED)
+def pool_state_from_bytes(data: bytes) -> PoolState:
+    return PoolState.from_bytes(data)
+
+
 def farmer_from_row(row: Row) -> FarmerRecord:
     return FarmerRecord(
         launcher_id=bytes32(row["launcher_id"]),
         p2_singleton_puzzle_hash=bytes32(row["p2_singleton_puzzle_hash"]),
         delay_time=int(row["delay_time"]),
         delay_puzzle_hash=bytes32(row["delay_puzzle_hash"]),
-        authentication_public_key=G1Element.from_bytes(row["authentication_public_key"]),
+        authentication_public_key=public_key_from_bytes(bytes(row["authentication_public_key"])),
         singleton_tip=CoinSpend.from_bytes(row["singleton_tip"]),
-        singleton_tip_state=PoolState.from_bytes(row["singleton_tip_state"]),
+        singleton_tip_state=pool_state_from_bytes(bytes(row["singleton_tip_state"])),
         difficulty=int(row["difficulty"]),
         payout_instructions=str(row["payout_instructions"]),
         payout_puzzle_hash=bytes32(row["payout_puzzle_hash"]),

@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from pool.store.abstract import (
     InsufficientFunds,
     RoundAlreadyOpen,
     StoreError,
+    check_new_partial,
 )
 from pool.store.models import (
     BatchStatus,
@@ -38,8 +39,11 @@ from pool.store.models import (
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
+    NotAdded,
     PartialCount,
     PartialRecord,
+    PartialRefusal,
+    PartialsSummary,
     PartialStatus,
     Payment,
     PaymentBatch,
@@ -48,6 +52,7 @@ from pool.store.models import (
     WebSession,
 )
 from pool.store.rows import (
+    DIFFICULTY_SUMMARIES_SQL,
     batch_from_row,
     claim_from_row,
     distribution_from_row,
@@ -55,8 +60,10 @@ from pool.store.rows import (
     farmer_from_row,
     partial_from_row,
     payment_from_row,
+    points_per_farmer,
     round_from_row,
     share_from_row,
+    summary_from_row,
 )
 
 Migration = Sequence[str]
@@ -259,6 +266,10 @@ class SqlitePoolStore(AbstractPoolStore):
         self._path = path
         self._migrations = tuple(migrations)
         self._db: aiosqlite.Connection | None = None
+        # Plain reads go through a second connection (its own thread): in WAL mode they see every committed write
+        # and never wait for a write transaction's commit (fsync), e.g. POST /partial's farmer look-ups during a
+        # group commit.
+        self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
     # -- connection and transactions ---------------------------------------------------------------------------
@@ -285,18 +296,24 @@ class SqlitePoolStore(AbstractPoolStore):
                 raise
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
-        # Reads take the lock too: on a shared connection they would otherwise see another task's uncommitted rows.
+    async def _snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Several reads that must see one state: on the writing connection, under its lock, so that no write
+        transaction commits between them (and none is half done on it)."""
         async with self._lock:
             yield self._connection()
 
+    def _read(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StoreError("the store is not open")
+        return self._reader
+
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        async with self._read() as db, db.execute(sql, params) as cursor:
+        async with self._read().execute(sql, params) as cursor:
             row: sqlite3.Row | None = await cursor.fetchone()
             return row
 
-    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        async with self._read() as db, db.execute(sql, params) as cursor:
+    async def _fetchall(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+        async with self._read().execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -313,6 +330,11 @@ class SqlitePoolStore(AbstractPoolStore):
             await db.execute("PRAGMA busy_timeout = 10000")  # another process (a CLI) may hold the lock briefly
             self._db = db
             await self._migrate()
+            reader = await aiosqlite.connect(self._path, isolation_level=None)
+            reader.row_factory = sqlite3.Row
+            await reader.execute("PRAGMA query_only = ON")
+            await reader.execute("PRAGMA busy_timeout = 10000")
+            self._reader = reader
         except BaseException:
             self._db = None
             await db.close()
@@ -323,9 +345,12 @@ class SqlitePoolStore(AbstractPoolStore):
             async with self._lock:
                 db, self._db = self._db, None
                 await db.close()
+                if self._reader is not None:
+                    reader, self._reader = self._reader, None
+                    await reader.close()
 
     async def schema_version(self) -> int:
-        async with self._read() as db:
+        async with self._snapshot() as db:
             return await _read_schema_version(db)
 
     async def _migrate(self) -> None:
@@ -491,33 +516,46 @@ class SqlitePoolStore(AbstractPoolStore):
             return False
 
     # -- partials ----------------------------------------------------------------------------------------------
-    async def add_partial(self, partial: PartialRecord) -> int | None:
-        if partial.status is not PartialStatus.PENDING:
-            # A partial enters as pending; crediting happens only through confirm_partial.
-            raise StoreError(f"a new partial must be pending, got {partial.status.value}")
+    async def record_partials(
+        self, partials: Sequence[PartialRecord], refusals: Sequence[PartialRefusal] = ()
+    ) -> list[int | NotAdded]:
+        for partial in partials:
+            check_new_partial(partial)
         async with self._write() as db:
-            if not await _has_row(db, "SELECT 1 FROM farmers WHERE launcher_id = ?", (partial.launcher_id,)):
-                raise FarmerNotFound(partial.launcher_id.hex())
-            cursor = await db.execute(
-                """
-                INSERT INTO partials (
-                    launcher_id, proof_hash, sp_hash, end_of_sub_slot, harvester_id, received_at, difficulty, status
-                ) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')
-                ON CONFLICT (proof_hash) DO NOTHING
-                """,
-                (
-                    partial.launcher_id,
-                    partial.proof_hash,
-                    partial.sp_hash,
-                    int(partial.end_of_sub_slot),
-                    partial.harvester_id,
-                    partial.received_at,
-                    partial.difficulty,
-                ),
-            )
-            if cursor.rowcount == 0:
-                return None  # the same proof was received before: it earns points once
-            return cursor.lastrowid
+            known = await _known_farmers(db, {p.launcher_id for p in partials} | {r.launcher_id for r in refusals})
+            added: list[int | NotAdded] = []
+            for partial in partials:
+                if partial.launcher_id not in known:
+                    added.append(NotAdded.UNKNOWN_FARMER)
+                    continue
+                cursor = await db.execute(
+                    """
+                    INSERT INTO partials (
+                        launcher_id, proof_hash, sp_hash, end_of_sub_slot, harvester_id, received_at, difficulty,
+                        status
+                    ) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')
+                    ON CONFLICT (proof_hash) DO NOTHING
+                    """,
+                    (
+                        partial.launcher_id,
+                        partial.proof_hash,
+                        partial.sp_hash,
+                        int(partial.end_of_sub_slot),
+                        partial.harvester_id,
+                        partial.received_at,
+                        partial.difficulty,
+                    ),
+                )
+                # No row inserted: the same proof was received before; it earns points once.
+                added.append(
+                    NotAdded.DUPLICATE if cursor.rowcount == 0 or cursor.lastrowid is None else cursor.lastrowid
+                )
+            refused = [(r.launcher_id, r.received_at, r.reason) for r in refusals if r.launcher_id in known]
+            if refused:
+                await db.executemany(
+                    "INSERT INTO partial_refusals (launcher_id, received_at, reason) VALUES (?, ?, ?)", refused
+                )
+            return added
 
     async def get_partial(self, partial_id: int) -> PartialRecord | None:
         row = await self._fetchone("SELECT * FROM partials WHERE id = ?", (partial_id,))
@@ -533,22 +571,24 @@ class SqlitePoolStore(AbstractPoolStore):
         )
         return [partial_from_row(row) for row in rows]
 
-    async def confirm_partial(self, partial_id: int) -> bool:
+    async def confirm_partials(self, partial_ids: Sequence[int]) -> list[int]:
+        if not partial_ids:
+            return []
+        marks = ", ".join("?" for _ in partial_ids)
         async with self._write() as db:
             # The status guard and the credit share one transaction: a partial moves out of pending once, so its
             # points are added once, however often or concurrently it is confirmed.
             async with db.execute(
-                "UPDATE partials SET status = 'confirmed' WHERE id = ? AND status = 'pending' "
-                "RETURNING launcher_id, difficulty",
-                (partial_id,),
+                f"UPDATE partials SET status = 'confirmed' WHERE id IN ({marks}) AND status = 'pending' "
+                "RETURNING id, launcher_id, difficulty",
+                list(partial_ids),
             ) as cursor:
-                row = await cursor.fetchone()
-            if row is None:
-                return False
-            await db.execute(
-                "UPDATE farmers SET points = points + ? WHERE launcher_id = ?", (row["difficulty"], row["launcher_id"])
+                rows = list(await cursor.fetchall())
+            await db.executemany(
+                "UPDATE farmers SET points = points + ? WHERE launcher_id = ?",
+                [(points, launcher_id) for launcher_id, points in points_per_farmer(rows).items()],
             )
-            return True
+            return sorted(int(row["id"]) for row in rows)
 
     async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
         async with self._write() as db:
@@ -597,6 +637,11 @@ class SqlitePoolStore(AbstractPoolStore):
             params.extend(status.value for status in statuses)
         rows = await self._fetchall(sql + " ORDER BY received_at DESC, id DESC", params)
         return [partial_from_row(row) for row in rows]
+
+    async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
+        sql = DIFFICULTY_SUMMARIES_SQL.format(window=":window", since=":since")
+        rows = await self._fetchall(sql, {"window": window_start, "since": since})
+        return dict(summary_from_row(row) for row in rows)
 
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
         rows = await self._fetchall(
@@ -781,7 +826,7 @@ class SqlitePoolStore(AbstractPoolStore):
 
     async def ledger(self) -> LedgerSummary:
         # Under the lock: one consistent snapshot (no write transaction can commit between these reads).
-        async with self._read() as db:
+        async with self._snapshot() as db:
 
             async def total(sql: str) -> int:
                 async with db.execute(sql) as cursor:
@@ -964,6 +1009,14 @@ class SqlitePoolStore(AbstractPoolStore):
 async def _has_row(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> bool:
     async with db.execute(sql, params) as cursor:
         return await cursor.fetchone() is not None
+
+
+async def _known_farmers(db: aiosqlite.Connection, launcher_ids: set[bytes32]) -> set[bytes32]:
+    if not launcher_ids:
+        return set()
+    marks = ", ".join("?" for _ in launcher_ids)
+    async with db.execute(f"SELECT launcher_id FROM farmers WHERE launcher_id IN ({marks})", list(launcher_ids)) as c:
+        return {bytes32(row["launcher_id"]) for row in await c.fetchall()}
 
 
 async def _read_schema_version(db: aiosqlite.Connection) -> int:

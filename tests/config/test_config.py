@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,9 @@ def test_fee_is_exact_not_float() -> None:
         ("logging.level", "LOUD", "logging.level", "one of"),
         ("pool.feee", 0.01, "pool.feee", "unknown key"),
         ("partials.stale_partials", "keep", "partials.stale_partials", "credit, drop"),
+        ("partials.verify_threads", -1, "partials.verify_threads", "at least 0"),
+        ("partials.verify_threads", "all", "partials.verify_threads", "integer"),
+        ("partials.max_in_flight", 0, "partials.max_in_flight", "at least 1"),
         ("pool.relative_lock_height", 31, "pool.relative_lock_height", "chain.confirmation_security_threshold (32)"),
     ],
 )
@@ -86,6 +90,16 @@ def test_bad_values_name_their_key(path: str, value: Any, key: str, words: str) 
         parse_config(with_change(path, value), REPO)
     assert info.value.key == key
     assert words in str(info.value)
+
+
+def test_partial_intake_settings() -> None:
+    config = parse_config(example(), REPO)
+    assert config.partials.max_in_flight == 128
+    assert config.partials.verify_threads == (os.cpu_count() or 1)  # left out of the example: one per CPU
+    changed = with_change("partials.verify_threads", 0)
+    changed["partials"]["max_in_flight"] = 10
+    config = parse_config(changed, REPO)
+    assert (config.partials.verify_threads, config.partials.max_in_flight) == (0, 10)
 
 
 def test_operator_endpoints_and_pages_settings() -> None:

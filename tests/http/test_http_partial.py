@@ -23,6 +23,7 @@ from pool.chain.node_rpc import RpcFullNode
 from pool.chia_adapter import AugSchemeMPL, PoolErrorCode, PrivateKey, bytes32, encode_puzzle_hash, std_hash
 from pool.config import RpcConfig
 from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, SignagePointInfo, World
+from pool.http.app import ADMISSION
 from pool.protocol.signage_points import SignagePointCache
 from pool.store.models import PartialStatus
 from tests.http.farmer_requests import (
@@ -205,6 +206,35 @@ async def test_unknown_signage_point_is_not_found(world: World, pool: PoolUnderT
     assert error_code(await submit(pool, body)) is PoolErrorCode.NOT_FOUND
     waited = time.monotonic() - started
     assert SIGNAGE_POINT_WAIT * 0.5 <= waited < SIGNAGE_POINT_WAIT + 2
+
+
+async def test_excess_partials_are_refused_at_once_as_busy_while_the_pool_keeps_answering(
+    world: World, pool: PoolUnderTest, farmer: Farmer
+) -> None:
+    admission = pool.client.app[ADMISSION]
+    sp, found = await fresh_proofs(world, farmer.plots, wanted=1)
+    # Partials for a signage point the node does not know stay in flight for the signage point wait.
+    waiting = [
+        partial_body(farmer.plotnft.launcher_id, pool.token, found[0], sp, farmer.auth_sk, sp_hash=bytes32(std_hash(n)))
+        for n in (b"unknown 1", b"unknown 2")
+    ]
+    admission.limit = 2
+    try:
+        holding = asyncio.gather(*(submit(pool, body) for body in waiting))
+        for _ in range(1000):  # until both are being handled (a hang guard, not a timing assertion)
+            if admission.in_flight == 2:
+                break
+            await asyncio.sleep(0.01)
+        valid = partial_body(farmer.plotnft.launcher_id, pool.token, found[0], sp, farmer.auth_sk)
+        busy = await submit(pool, valid)
+        assert error_code(busy) is PoolErrorCode.SERVER_EXCEPTION and "busy" in busy["error_message"]
+        assert admission.in_flight == 2  # answered while both places were still taken
+        assert "name" in await pool.get("/pool_info", {})  # the other endpoints keep answering
+        assert [error_code(reply) for reply in await holding] == [PoolErrorCode.NOT_FOUND] * 2
+        assert await submit(pool, valid) == {"new_difficulty": 1}  # once a place is free, the same partial counts
+    finally:
+        admission.limit = pool.ctx.config.partials.max_in_flight
+    assert admission.in_flight == 0
 
 
 async def test_proof_for_another_signage_point_is_invalid(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:

@@ -24,6 +24,7 @@ from pool.chia_adapter import (
     uint32,
     uint64,
 )
+from pool.protocol.difficulty import summarize
 from pool.store.abstract import (
     AbstractPoolStore,
     FarmerAlreadyExists,
@@ -41,8 +42,11 @@ from pool.store.models import (
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
+    NotAdded,
     PartialCount,
     PartialRecord,
+    PartialRefusal,
+    PartialsSummary,
     PartialStatus,
     Payment,
     PayoutRound,
@@ -561,6 +565,37 @@ async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(store: 
     assert await store.confirmed_points_since(501) == {}
 
 
+async def test_difficulty_summaries_are_the_summaries_of_each_members_recent_partials(
+    store: AbstractPoolStore,
+) -> None:
+    steady, cut_low, cut_high, quiet, left = (make_farmer(n, difficulty=8) for n in range(1, 6))
+    for farmer in (steady, cut_low, cut_high, quiet, left):
+        await store.add_farmer(farmer)
+    await store.update_singleton(left.launcher_id, left.singleton_tip, left.singleton_tip_state, is_pool_member=False)
+    since, window = 1_000, 2_000
+    received = {
+        # the newest run at the current difficulty (8) reaches back into the window's start; one is too old
+        steady: [(900, 8), (1_500, 8), (2_000, 8), (2_100, 8), (2_400, 8)],
+        # another difficulty cuts the run; at a time shared with the current one, the higher difficulty comes first
+        cut_low: [(2_050, 8), (2_200, 4), (2_200, 8), (2_500, 8), (2_600, 8)],
+        cut_high: [(2_050, 8), (2_300, 16), (2_300, 8), (2_500, 8)],
+        quiet: [(1_200, 8)],  # only before the window: a newest partial, no run
+        left: [(2_500, 8)],
+    }
+    for farmer, partials in received.items():
+        for n, (at, difficulty) in enumerate(partials):
+            await store.add_partial(make_partial(farmer, f"{farmer.launcher_id.hex()} {n}", at, difficulty))
+    summaries = await store.difficulty_summaries(since=since, window_start=window)
+    assert set(summaries) == {steady.launcher_id, cut_low.launcher_id, cut_high.launcher_id, quiet.launcher_id}
+    for farmer in (steady, cut_low, cut_high, quiet):
+        in_range = [(at, difficulty) for at, difficulty in received[farmer] if at >= since]
+        assert summaries[farmer.launcher_id] == summarize(in_range, farmer.difficulty, window), farmer
+    assert summaries[steady.launcher_id] == PartialsSummary((2_400, 8), 3, 2_000)
+    assert summaries[cut_low.launcher_id] == PartialsSummary((2_600, 8), 3, 2_200)
+    assert summaries[cut_high.launcher_id] == PartialsSummary((2_500, 8), 1, 2_500)
+    assert summaries[quiet.launcher_id] == PartialsSummary((1_200, 8), 0, None)
+
+
 async def test_partial_counts_per_hour_and_outcome_include_refusals(store: AbstractPoolStore) -> None:
     farmer, other = make_farmer(1, difficulty=7), make_farmer(2)
     await store.add_farmer(farmer)
@@ -610,6 +645,53 @@ async def test_concurrent_add_partial_of_one_proof_gives_exactly_one_id(store: A
     ids = [result for result in results if result is not None]
     assert len(ids) == 1
     assert [p.id for p in await store.pending_partials(received_before=10_000)] == ids
+
+
+async def test_record_partials_commits_a_batch_with_each_partials_outcome(store: AbstractPoolStore) -> None:
+    farmer, other = make_farmer(1, difficulty=3), make_farmer(2)
+    await store.add_farmer(farmer)
+    await store.add_farmer(other)
+    earlier = await store.add_partial(make_partial(farmer, "sent before", 100))
+    batch = [
+        make_partial(farmer, "new", 101),
+        make_partial(farmer, "sent before", 102),
+        make_partial(make_farmer(9), "of nobody", 103),
+        make_partial(other, "twice in the batch", 104),
+        make_partial(farmer, "twice in the batch", 105),
+        make_partial(farmer, "last", 106),
+    ]
+    refusals = [PartialRefusal(farmer.launcher_id, 107, "TOO_LATE"), PartialRefusal(h("nobody"), 107, "TOO_LATE")]
+    new, again, unknown, first_copy, second_copy, last = await store.record_partials(batch, refusals)
+    assert (again, unknown, second_copy) == (NotAdded.DUPLICATE, NotAdded.UNKNOWN_FARMER, NotAdded.DUPLICATE)
+    assert isinstance(new, int) and isinstance(first_copy, int) and isinstance(last, int)
+    assert len({earlier, new, first_copy, last}) == 4
+    assert await store.get_partial(new) == dataclasses.replace(batch[0], id=new)
+    assert await store.get_partial(first_copy) == dataclasses.replace(batch[3], id=first_copy)
+    assert await store.get_partial(last) == dataclasses.replace(batch[5], id=last)
+    pending = await store.pending_partials(received_before=10_000)
+    assert {p.id for p in pending} == {earlier, new, first_copy, last}
+    assert PartialCount(0, "TOO_LATE", 1, 0) in await store.partial_counts(0, farmer.launcher_id)
+    assert await store.record_partials([], []) == []
+
+
+async def test_record_partials_is_all_or_nothing(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1)
+    await store.add_farmer(farmer)
+    credited = dataclasses.replace(make_partial(farmer, "credited", 101), status=PartialStatus.CONFIRMED)
+    with pytest.raises(StoreError):
+        await store.record_partials([make_partial(farmer, "fine", 100), credited])
+    assert await store.pending_partials(received_before=10_000) == []
+
+
+async def test_concurrent_batches_of_one_proof_credit_it_once(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1)
+    await store.add_farmer(farmer)
+    batches = [[make_partial(farmer, "raced", 100 + i), make_partial(farmer, f"own {i}", 100)] for i in range(10)]
+    results = await asyncio.gather(*(store.record_partials(batch) for batch in batches))
+    raced = [first for first, _ in results if isinstance(first, int)]
+    assert len(raced) == 1
+    assert all(isinstance(own, int) for _, own in results)
+    assert len(await store.pending_partials(received_before=10_000)) == 11
 
 
 # -- block rewards ------------------------------------------------------------------------------------------------
