@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AcceptedPartial:
-    partial_id: int
+    partial_id: int | None  # None: a resend of a proof already received, credited with the first copy only
     points: int
     new_difficulty: int
 
@@ -60,7 +60,10 @@ class PartialChecker:
         except PoolProtocolError as error:
             ctx.stats.rejected(error.code.name)
             raise
-        ctx.stats.accepted()
+        if accepted.partial_id is None:
+            ctx.stats.resent()
+        else:
+            ctx.stats.accepted()
         return PostPartialResponse(uint64(accepted.new_difficulty))
 
     async def _accept(
@@ -100,7 +103,7 @@ class PartialChecker:
         self._check_good_enough(payload.proof_of_space, quality_string, challenge, peak, difficulty)
         partial_id = await self._record(request, received_at, difficulty)
         new_difficulty = await self._current_difficulty(farmer, received_at)
-        return AcceptedPartial(partial_id, difficulty, new_difficulty)
+        return AcceptedPartial(partial_id, difficulty if partial_id is not None else 0, new_difficulty)
 
     async def _challenge(self, sp_hash: bytes32, end_of_sub_slot: bool) -> ChallengeInfo:
         what = "end of sub-slot" if end_of_sub_slot else "signage point"
@@ -168,7 +171,8 @@ class PartialChecker:
                 f"proof of space not good enough for difficulty {difficulty}: fetch GET /farmer for your difficulty",
             )
 
-    async def _record(self, request: PostPartialRequest, received_at: int, difficulty: int) -> int:
+    async def _record(self, request: PostPartialRequest, received_at: int, difficulty: int) -> int | None:
+        """The new partial's id, or None when the store already holds this proof (a resend: nothing is credited)."""
         payload = request.payload
         partial = PartialRecord(
             launcher_id=payload.launcher_id,
@@ -183,12 +187,11 @@ class PartialChecker:
             partial_id = await self._ctx.store.add_partial(partial)
         except FarmerNotFound:  # removed between the check and now
             raise PoolProtocolError(PoolErrorCode.FARMER_NOT_KNOWN, "farmer is not known to this pool") from None
-        if partial_id is None:
-            # Not INVALID_PROOF: the proof is valid, it was just sent before. The farmer logs the message.
-            raise PoolProtocolError(
-                PoolErrorCode.REQUEST_FAILED,
-                "duplicate partial: this proof of space was already received and is credited only once",
-            )
+        # A proof already received (partial_id None) is answered as the first copy was, and earns nothing more: the
+        # proof names this farmer's pool contract, so only this farmer (or a replay of its own request) can send it,
+        # and chia's farmer resends a proof through no fault of its own (a signage point that reaches it twice with
+        # different reward chain hashes makes it post each of its proofs once per copy). An error would show up as
+        # "Error in pooling" in its log, and it can do nothing about it.
         return partial_id
 
     async def _current_difficulty(self, farmer: FarmerRecord, now: int) -> int:

@@ -119,19 +119,28 @@ async def test_valid_partial_is_recorded_pending_with_its_difficulty(
     assert partials[0].harvester_id == bytes32(b"\x11" * 32)
 
 
-async def test_duplicate_proof_is_credited_once(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+async def test_resent_proof_is_answered_as_accepted_and_credited_once(
+    world: World, pool: PoolUnderTest, farmer: Farmer
+) -> None:
     sp, found = await fresh_proofs(world, farmer.plots)
     launcher = farmer.plotnft.launcher_id
     before = len(await pool.ctx.store.recent_partials(launcher, since=0))
+    resent_before = pool.ctx.stats.partials_resent
     body = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)
-    assert "new_difficulty" in await submit(pool, body)
-    # The same proof again, even from another harvester (a new signature over a new payload).
+    first = await submit(pool, body)
+    assert "new_difficulty" in first
+    # The same proof again, even from another harvester (a new signature over a new payload): the farmer is told what
+    # the first copy told it, and the store still holds the proof once, worth the first copy's difficulty.
     again = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk, harvester_id=bytes32(b"\x22" * 32))
-    reply = await submit(pool, again)
-    assert error_code(reply) is PoolErrorCode.REQUEST_FAILED
-    assert "duplicate" in reply["error_message"]
-    assert error_code(await submit(pool, body)) is PoolErrorCode.REQUEST_FAILED
-    assert len(await pool.ctx.store.recent_partials(launcher, since=0)) == before + 1
+    assert await submit(pool, again) == first
+    assert await submit(pool, body) == first
+    partials = await pool.ctx.store.recent_partials(launcher, since=0)
+    assert len(partials) == before + 1
+    assert sum(1 for partial in partials if partial.sp_hash == sp.sp_hash) == 1
+    assert pool.ctx.stats.partials_resent == resent_before + 2
+    # A resend still passes every check first: a copy with a bad signature is refused as such.
+    forged = dict(again, aggregate_signature=body["aggregate_signature"])
+    assert error_code(await submit(pool, forged)) is PoolErrorCode.INVALID_SIGNATURE
 
 
 async def test_hex_without_0x(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
