@@ -23,6 +23,7 @@ class LoopHealth:
 @dataclass
 class PoolStats:
     partials_accepted: int = 0
+    partials_resent: int = 0  # proofs received again: answered as accepted, not credited again
     partials_rejected: Counter[str] = field(default_factory=Counter)  # by error code name
     stale_partials: int = 0  # settled without their signage point since start (see partials.stale_partials)
     loops: dict[str, LoopHealth] = field(default_factory=dict)
@@ -31,6 +32,11 @@ class PoolStats:
     def accepted(self) -> None:
         self.partials_accepted += 1
         self.metrics.partial_answered("accepted")
+
+    def resent(self) -> None:
+        """A proof received before, answered as accepted and credited only once (SPECIFICATION.md, POST /partial)."""
+        self.partials_resent += 1
+        self.metrics.partial_answered("resent")
 
     def rejected(self, reason: str) -> None:
         self.partials_rejected[reason] += 1

@@ -126,22 +126,44 @@ def main(argv: list[str] | None = None) -> int:
     if args.farmers < 1 or args.plots < 1:
         print("error: --farmers and --plots must be at least 1", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
-        # chia's services are chatty at WARNING about things that are normal on a simulated chain.
-        logging.getLogger("chia").setLevel(logging.ERROR)
+    # A work dir of its own by default, kept after the demo stops: it holds the chia log a user may want to read.
+    work_dir: Path = args.work_dir or Path(tempfile.mkdtemp(prefix="pool-devnet-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    chia_log = route_logs(work_dir / CHIA_LOG_NAME, args.verbose)
     out = sys.stdout if args.verbose else quiet_stdout()
+    print(f"work dir {work_dir}; chia's own logs (node, wallets, farmer, harvester) go to {chia_log}", file=out)
     try:
-        if args.work_dir is not None:
-            return asyncio.run(run_demo(args, args.work_dir, out))
-        with tempfile.TemporaryDirectory(prefix="pool-devnet-") as tmp:
-            return asyncio.run(run_demo(args, Path(tmp), out))
+        return asyncio.run(run_demo(args, work_dir, out))
     except KeyboardInterrupt:
         print("\nstopped", flush=True, file=out)
         return 0
+
+
+CHIA_LOG_NAME = "chia.log"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def route_logs(chia_log: Path, verbose: bool) -> Path:
+    """Every log line goes to ``chia_log``; the console shows only the pool's own warnings and errors.
+
+    chia's services run in this process and log what is routine for them at WARNING and ERROR (a farmer that cannot
+    reach a peer yet, a pool answer it logs as "Error in pooling"); mixed into the demo's output a newcomer reads them
+    as a broken pool. The file keeps them for whoever wants to look. ``--verbose`` shows everything on the console.
+    """
+    to_file = logging.FileHandler(chia_log)
+    to_file.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [to_file]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    to_console = logging.StreamHandler(sys.stderr)
+    to_console.setFormatter(logging.Formatter(LOG_FORMAT))
+    if verbose:
+        root.addHandler(to_console)
+    else:
+        to_console.setLevel(logging.WARNING)
+        logging.getLogger("pool").addHandler(to_console)
+    return chia_log
 
 
 def quiet_stdout() -> TextIO:

@@ -105,13 +105,29 @@ class ChainMixin(WorldBase):
                 transaction_data=None if bundle is None else bundle[0],
                 guarantee_transaction_block=True,
                 skip_slots=skip_slots,
+                min_signage_point=self._last_announced_sp_index(),
             )[-1]
-        if announce_end_of_sub_slots:
-            # As a timelord would: the node learns each finished sub-slot before the block, and tells farmers.
-            for end_of_sub_slot in block.finished_sub_slots:
-                await sim.respond_end_of_sub_slot(RespondEndOfSubSlot(end_of_sub_slot), _LOCAL_PEER)
+        if announce_end_of_sub_slots and len(block.finished_sub_slots) == 1:
+            # As a timelord would: the node learns the finished sub-slot before the block, and tells farmers. Not when
+            # the block finishes several (a sub-slot went by without a block): once such a block is in, chia's node
+            # finds only the last of them in the chain and reports the others "reverted" (get_recent_signage_point_or
+            # _eos looks at a block's last finished sub-slot only), so the farmer's partials for them would be
+            # refused. The node learns them from the block itself.
+            await sim.respond_end_of_sub_slot(RespondEndOfSubSlot(block.finished_sub_slots[0]), _LOCAL_PEER)
         await sim.full_node.add_block(block)
         return block
+
+    def _last_announced_sp_index(self) -> int:
+        """The last signage point index announced in the peak's sub-slot (-1: none yet).
+
+        A new block must be infused after it, as on a real network, where a timelord announces signage points in
+        order of time: a block infused before an announced point would make the farmer see that point again with
+        another reward chain hash (and send its proofs twice), and make the node report the point reverted.
+        """
+        peak = self.simulator.full_node.blockchain.get_peak()
+        if peak is None or peak.header_hash != self._sp_peak:
+            return -1
+        return self._next_sp_index - 1
 
     async def wait_for_wallets_synced(self, timeout: float = _WAIT_SECONDS) -> None:
         nodes = [wallet.service._node for wallet in self._wallets.values()]
@@ -194,6 +210,10 @@ class ChainMixin(WorldBase):
         The returned info is the end of sub-slot as farmers see it (index 0, sp_hash = the sub-slot challenge hash).
         """
         block = await self._farm_block(BURN_PUZZLE_HASH, BURN_PUZZLE_HASH, skip_slots=1, announce_end_of_sub_slots=True)
+        while len(block.finished_sub_slots) != 1:  # not announced (see _farm_block): try the next sub-slot
+            block = await self._farm_block(
+                BURN_PUZZLE_HASH, BURN_PUZZLE_HASH, skip_slots=1, announce_end_of_sub_slots=True
+            )
         await self.wait_for_wallets_synced()
         end_of_sub_slot = block.finished_sub_slots[-1]
         challenge = end_of_sub_slot.challenge_chain.get_hash()

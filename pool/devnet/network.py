@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from chia_rs import ConsensusConstants
-from chia_rs.sized_ints import uint16
+from chia_rs.sized_ints import uint16, uint32
 
 from pool.chia_adapter.simulation import (
     DEFAULT_CONSTANTS,
@@ -34,7 +34,12 @@ def devnet_constants(discriminant_bits: int) -> ConsensusConstants:
     chia's 16-bit test discriminant makes signage point hashes repeat within a sub-slot; a 1024-bit one gives distinct
     signage points at about half a second of VDF work per block.
     """
-    base = test_constants.replace(DISCRIMINANT_SIZE_BITS=uint16(discriminant_bits))
+    # HARD_FORK_HEIGHT 0: chia's test constants keep mainnet's hard fork height (5 496 000), which a devnet never
+    # reaches. Below it the full node still builds a block from its mempool when chia's farmer finds a winning proof,
+    # but in the post-fork generator format, and then checks it by the pre-fork rules, whose cost exceeds the block
+    # maximum ("Cannot farm blocks pre-hard fork", "Error farming block ... BLOCK_COST_EXCEEDS_MAX"). From genesis on,
+    # the devnet follows today's mainnet rules.
+    base = test_constants.replace(DISCRIMINANT_SIZE_BITS=uint16(discriminant_bits), HARD_FORK_HEIGHT=uint32(0))
     genesis = DEVNET_GENESIS_CHALLENGE.hex()
     # AGG_SIG_ME_ADDITIONAL_DATA = genesis, and the other AGG_SIG_* data derived from it, as chia's networks do.
     return replace_str_to_bytes(base, GENESIS_CHALLENGE=genesis, AGG_SIG_ME_ADDITIONAL_DATA=genesis)

@@ -81,9 +81,10 @@ def devnet_pool_config(**kwargs: Any) -> PoolConfig:
     return parse_config(document, Path(document["store"]["path"]).parent)
 
 
-def world_pool_config(world: World, *, store_path: Path, server_port: int, **options: Any) -> PoolConfig:
-    """The devnet pool configuration for a running World: its network, node, pool wallet and target address."""
-    return devnet_pool_config(
+def world_pool_document(world: World, *, store_path: Path, server_port: int, **options: Any) -> dict[str, Any]:
+    """The devnet pool configuration document for a running World: its network, node, pool wallet and target
+    address (the YAML an operator would write; ``options`` as for devnet_pool_document)."""
+    return devnet_pool_document(
         network=world.network,
         target_puzzle_hash=world.pool_target_puzzle_hash,
         node_host=world.full_node_rpc.host,
@@ -97,3 +98,9 @@ def world_pool_config(world: World, *, store_path: Path, server_port: int, **opt
         server_port=server_port,
         **options,
     )
+
+
+def world_pool_config(world: World, *, store_path: Path, server_port: int, **options: Any) -> PoolConfig:
+    """The devnet pool configuration for a running World, parsed."""
+    document = world_pool_document(world, store_path=store_path, server_port=server_port, **options)
+    return parse_config(document, store_path.parent)

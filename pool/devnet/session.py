@@ -23,6 +23,7 @@ import aiohttp
 from pool.chia_adapter import bytes32
 from pool.config import PoolConfig
 from pool.context import PoolContext
+from pool.devnet.base import _wait_until
 from pool.devnet.pool_config import world_pool_config
 from pool.devnet.world import FarmerHandle, PlotNFTInfo, PoolPlot, World
 from pool.server import pool_context, serve
@@ -130,6 +131,28 @@ class Devnet:
         await self.world.farm_blocks(self.config.chain.confirmation_security_threshold + 1)
         self.progress("starting the chia farmer and harvester")
         self.farmer = await self.world.start_farmer([plot for farmer in self.farmers for plot in farmer.plots])
+        await self._wait_for_registration()
+
+    async def _wait_for_registration(self, timeout: float = 60.0) -> None:
+        """Keep the chain still until the farmer has registered every PlotNFT (it does so on its own within seconds).
+
+        chia's farmer posts partials as soon as GET /pool_info gave it a difficulty, before its POST /farmer is done:
+        partials of signage points in that window would be refused FARMER_NOT_KNOWN.
+        """
+        wanted = {farmer.plotnft.launcher_id for farmer in self.farmers}
+
+        async def registered() -> bool:
+            known = await self.registered_launcher_ids()
+            return known is None or wanted <= known
+
+        await _wait_until(registered, timeout, "the farmer registered with the pool")
+
+    async def registered_launcher_ids(self) -> set[bytes32] | None:
+        """The launcher ids the pool's store knows; None when this devnet cannot read the store (a subclass that runs
+        the pool elsewhere and does not say how to read it: then nothing waits)."""
+        if self._ctx is None:
+            return None
+        return {farmer.launcher_id for farmer in await self._ctx.store.list_farmers()}
 
     def _pool_config(self) -> PoolConfig:
         return world_pool_config(self.world, store_path=self.work_dir / "pool" / "pool.sqlite", server_port=free_port())

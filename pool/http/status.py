@@ -97,6 +97,7 @@ async def get_status(request: web.Request) -> web.Response:
             "last_24h": counts,
             "answered_since_start": {
                 "accepted": ctx.stats.partials_accepted,
+                "resent": ctx.stats.partials_resent,
                 "refused": dict(ctx.stats.partials_rejected),
             },
         },

@@ -18,6 +18,8 @@ from pool.loops.status import ChainStatus, PeakLoop
 
 log = logging.getLogger(__name__)
 
+CANCEL_AGAIN_AFTER = 0.5  # seconds: a loop that has not stopped by then lost its cancellation (see LoopRunner.stop)
+
 
 class Loop(Protocol):
     name: str
@@ -69,10 +71,19 @@ class LoopRunner:
         ]
 
     async def stop(self) -> None:
-        """Cancel every loop and wait for it: each store call is one transaction, so stopping anywhere is safe."""
+        """Cancel every loop and wait for it: each store call is one transaction, so stopping anywhere is safe.
+
+        A cancellation can be lost: Python 3.11's ``asyncio.wait_for`` (every RPC call) returns the result instead of
+        raising when the call finishes just as the task is cancelled, and the loop then goes on. So a loop still
+        running a moment later is cancelled again, until it stops; otherwise the pool would never exit on SIGTERM.
+        """
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         for task in tasks:
+            while not task.done():
+                await asyncio.wait({task}, timeout=CANCEL_AGAIN_AFTER)
+                if not task.done():
+                    task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AcceptedPartial:
-    partial_id: int
+    partial_id: int | None  # None: a resend of a proof already received, credited with the first copy only
     points: int
     new_difficulty: int
 
@@ -63,7 +63,10 @@ class PartialChecker:
         except PoolProtocolError as error:
             ctx.stats.rejected(error.code.name)
             raise
-        ctx.stats.accepted()
+        if accepted.partial_id is None:
+            ctx.stats.resent()
+        else:
+            ctx.stats.accepted()
         return PostPartialResponse(uint64(accepted.new_difficulty))
 
     async def _accept(
@@ -102,7 +105,7 @@ class PartialChecker:
         self._check_good_enough(payload.proof_of_space, quality_string, challenge, peak, difficulty)
         partial_id = await self._record(request, received_at, difficulty)
         new_difficulty = await self._current_difficulty(farmer, received_at)
-        return AcceptedPartial(partial_id, difficulty, new_difficulty)
+        return AcceptedPartial(partial_id, difficulty if partial_id is not None else 0, new_difficulty)
 
     async def _check_signatures(self, request: PostPartialRequest, farmer: FarmerRecord) -> None:
         """The plot key (harvester and farmer together) and the farmer's current authentication key sign the
@@ -181,7 +184,8 @@ class PartialChecker:
                 f"proof of space not good enough for difficulty {difficulty}: fetch GET /farmer for your difficulty",
             )
 
-    async def _record(self, request: PostPartialRequest, received_at: int, difficulty: int) -> int:
+    async def _record(self, request: PostPartialRequest, received_at: int, difficulty: int) -> int | None:
+        """The new partial's id, or None when the store already holds this proof (a resend: nothing is credited)."""
         payload = request.payload
         partial = PartialRecord(
             launcher_id=payload.launcher_id,
@@ -197,11 +201,12 @@ class PartialChecker:
         if added is NotAdded.UNKNOWN_FARMER:  # removed between the check and now
             raise PoolProtocolError(PoolErrorCode.FARMER_NOT_KNOWN, "farmer is not known to this pool")
         if added is NotAdded.DUPLICATE:
-            # Not INVALID_PROOF: the proof is valid, it was just sent before. The farmer logs the message.
-            raise PoolProtocolError(
-                PoolErrorCode.REQUEST_FAILED,
-                "duplicate partial: this proof of space was already received and is credited only once",
-            )
+            # A proof already received is answered as the first copy was, and earns nothing more: the proof names
+            # this farmer's pool contract, so only this farmer (or a replay of its own request) can send it, and
+            # chia's farmer resends a proof through no fault of its own (a signage point that reaches it twice with
+            # different reward chain hashes makes it post each of its proofs once per copy). An error would show
+            # up as "Error in pooling" in its log, and it can do nothing about it.
+            return None
         return added
 
     async def _current_difficulty(self, farmer: FarmerRecord, now: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,5 +27,19 @@ def test_demo_runs_until_a_confirmed_payout(tmp_path: Path) -> None:
     assert "payout to the farmer confirmed" in lines[-1]
     final_status = lines[-2]
     assert "farmers 1/1" in final_status and "payouts confirmed 0 " not in final_status
-    # chia's own start-up chatter is kept off the demo's output.
+    # chia's own start-up chatter and logs are kept off the demo's output: only the pool's lines, no error.
     assert not any(line.startswith("Chia directory") for line in lines)
+    output = result.stdout + result.stderr
+    assert [line for line in output.splitlines() if "ERROR" in line or "Traceback" in line] == []
+    # chia's logs went to the file named on the first line, in the work dir.
+    named = re.fullmatch(r"work dir (\S+); chia's own logs \(node, wallets, farmer, harvester\) go to (\S+)", lines[0])
+    assert named is not None, lines[0]
+    assert Path(named[1]) == tmp_path
+    chia_log = Path(named[2])
+    assert chia_log.parent == tmp_path
+    chia_lines = chia_log.read_text().splitlines()
+    assert any(" chia." in line for line in chia_lines)
+    # What the devnet used to provoke is gone, not just hidden: blocks chia's farmer tried to make failed (hard fork
+    # height), and the farmer logged pool answers as errors (a partial resent, one sent before it had registered).
+    provoked = ("Cannot farm blocks", "Error farming block", "Error in pooling")
+    assert [line for line in chia_lines if any(text in line for text in provoked)] == []

@@ -120,19 +120,28 @@ async def test_valid_partial_is_recorded_pending_with_its_difficulty(
     assert partials[0].harvester_id == bytes32(b"\x11" * 32)
 
 
-async def test_duplicate_proof_is_credited_once(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+async def test_resent_proof_is_answered_as_accepted_and_credited_once(
+    world: World, pool: PoolUnderTest, farmer: Farmer
+) -> None:
     sp, found = await fresh_proofs(world, farmer.plots)
     launcher = farmer.plotnft.launcher_id
     before = len(await pool.ctx.store.recent_partials(launcher, since=0))
+    resent_before = pool.ctx.stats.partials_resent
     body = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)
-    assert "new_difficulty" in await submit(pool, body)
-    # The same proof again, even from another harvester (a new signature over a new payload).
+    first = await submit(pool, body)
+    assert "new_difficulty" in first
+    # The same proof again, even from another harvester (a new signature over a new payload): the farmer is told what
+    # the first copy told it, and the store still holds the proof once, worth the first copy's difficulty.
     again = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk, harvester_id=bytes32(b"\x22" * 32))
-    reply = await submit(pool, again)
-    assert error_code(reply) is PoolErrorCode.REQUEST_FAILED
-    assert "duplicate" in reply["error_message"]
-    assert error_code(await submit(pool, body)) is PoolErrorCode.REQUEST_FAILED
-    assert len(await pool.ctx.store.recent_partials(launcher, since=0)) == before + 1
+    assert await submit(pool, again) == first
+    assert await submit(pool, body) == first
+    partials = await pool.ctx.store.recent_partials(launcher, since=0)
+    assert len(partials) == before + 1
+    assert sum(1 for partial in partials if partial.sp_hash == sp.sp_hash) == 1
+    assert pool.ctx.stats.partials_resent == resent_before + 2
+    # A resend still passes every check first: a copy with a bad signature is refused as such.
+    forged = dict(again, aggregate_signature=body["aggregate_signature"])
+    assert error_code(await submit(pool, forged)) is PoolErrorCode.INVALID_SIGNATURE
 
 
 async def test_hex_without_0x(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
@@ -308,35 +317,48 @@ def partials_total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]
     return samples.get(("pool_partials_total", (("result", result),)), 0.0)
 
 
-async def test_metrics_count_partials_as_they_are_sent(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+async def test_metrics_count_partials_as_they_are_sent(
+    world: World, pool: PoolUnderTest, farmer: Farmer, other_farmer: Farmer
+) -> None:
     launcher = farmer.plotnft.launcher_id
     before = await scrape(pool)
     refusals_before = {c.outcome: c.count for c in await pool.ctx.store.partial_counts(0, launcher)}
 
     sp, found = await fresh_proofs(world, farmer.plots)
     body = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)
-    assert "new_difficulty" in await submit(pool, body)
-    assert error_code(await submit(pool, body)) is PoolErrorCode.REQUEST_FAILED  # the same proof again
+    first = await submit(pool, body)
+    assert "new_difficulty" in first
+    assert await submit(pool, body) == first  # the same proof again: answered, not credited again
     unknown = partial_body(bytes32(std_hash(b"nobody")), pool.token, found[0], sp, farmer.auth_sk)
     assert error_code(await submit(pool, unknown)) is PoolErrorCode.FARMER_NOT_KNOWN
+    # Signed by farmer A, with a proof of B's plot: refused after the signature check, before any look-up.
+    other_sp, others = await fresh_proofs(world, other_farmer.plots)
+    foreign = partial_body(launcher, pool.token, others[0], other_sp, farmer.auth_sk)
+    assert error_code(await submit(pool, foreign)) is PoolErrorCode.INVALID_P2_SINGLETON_PUZZLE_HASH
     after = await scrape(pool)
 
     assert partials_total(after, "accepted") == partials_total(before, "accepted") + 1
-    assert partials_total(after, "REQUEST_FAILED") == partials_total(before, "REQUEST_FAILED") + 1
+    assert partials_total(after, "resent") == partials_total(before, "resent") + 1
+    assert partials_total(after, "REQUEST_FAILED") == partials_total(before, "REQUEST_FAILED")
     assert partials_total(after, "FARMER_NOT_KNOWN") == partials_total(before, "FARMER_NOT_KNOWN") + 1
+    foreign_name = "INVALID_P2_SINGLETON_PUZZLE_HASH"
+    assert partials_total(after, foreign_name) == partials_total(before, foreign_name) + 1
     timing = ("pool_http_request_duration_seconds_count", (("endpoint", "/partial"), ("method", "POST")))
-    assert after[timing] == before.get(timing, 0.0) + 3
+    assert after[timing] == before.get(timing, 0.0) + 4
     hits = ("pool_signage_point_cache_lookups_total", (("result", "hit"),))
     misses = ("pool_signage_point_cache_lookups_total", (("result", "miss"),))
-    # The farmer not known is refused before any lookup; of the other two, one asked the node and one hit the cache.
+    # The farmer not known and the foreign proof are refused before any lookup; of the other two (the first copy and
+    # the resend), one asked the node and one hit the cache.
     assert after.get(hits, 0) + after.get(misses, 0) == before.get(hits, 0) + before.get(misses, 0) + 2
     pending = await pool.ctx.store.pending_partials(received_before=pool.ctx.now() + 1)
     assert after[("pool_partials_pending", ())] == len(pending)
     assert after[("pool_farmers", (("membership", "member"),))] == len(await pool.ctx.store.list_farmers(True))
 
-    # The signed refusal is kept for the farmer's chart; the anonymous one (no verified signature) is not.
+    # The signed refusal is kept for the farmer's chart; the anonymous one (no verified signature) is not, and a
+    # resend is no refusal.
     refusals_after = {c.outcome: c.count for c in await pool.ctx.store.partial_counts(0, launcher)}
-    assert refusals_after.get("REQUEST_FAILED", 0) == refusals_before.get("REQUEST_FAILED", 0) + 1
+    assert refusals_after.get(foreign_name, 0) == refusals_before.get(foreign_name, 0) + 1
+    assert refusals_after.get("REQUEST_FAILED", 0) == refusals_before.get("REQUEST_FAILED", 0)
     assert "FARMER_NOT_KNOWN" not in refusals_after
 
 
