@@ -43,9 +43,14 @@ async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
         world,
         tmp_path_factory.mktemp("limits") / "pool.sqlite",
         partials={"signage_point_wait": 0.5},
-        limits={"trusted_proxies": (ipaddress.ip_network("127.0.0.1"),)},
+        # The operator's defaults (the devnet's configuration scales them up for its fast chain).
+        limits={
+            "per_address": DEFAULTS.per_address,
+            "per_launcher": DEFAULTS.per_launcher,
+            "signage_point_lookups": DEFAULTS.signage_point_lookups,
+            "trusted_proxies": (ipaddress.ip_network("127.0.0.1"),),
+        },
     )
-    assert started.ctx.config.limits.per_launcher == DEFAULTS.per_launcher
     yield started
     await started.close()
 
