@@ -43,13 +43,10 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from pool.chia_adapter import (
-    AugSchemeMPL,
     G2Element,
     PostPartialRequest,
     PutFarmerRequest,
     bytes32,
-    encode_puzzle_hash,
-    std_hash,
 )
 from pool.config import RateLimit
 from pool.devnet.world import World
@@ -66,10 +63,10 @@ from pool.protocol.farmers import ClassicPutFarmerPayload
 from tests.http.farmer_requests import (
     PoolUnderTest,
     authenticated_params,
-    buried_plotnft,
     partial_body,
     post_farmer_body,
     put_farmer_body,
+    shared_farmer,
 )
 from tests.http.test_http_partial import fresh_proofs
 
@@ -112,12 +109,9 @@ class Templates:
 
 @pytest_asyncio.fixture(scope="module")
 async def templates(world: World, pool: PoolUnderTest) -> Templates:
-    plotnft = await buried_plotnft(world, pool_url="http://127.0.0.1:1", fresh_launcher=False)
-    plots = await world.create_pool_plots(plotnft.p2_singleton_puzzle_hash, 1)
-    auth_sk = AugSchemeMPL.key_gen(std_hash(b"hostile farmer"))
-    payout = encode_puzzle_hash(bytes32(std_hash(b"hostile payout")), "txch")
-    post = post_farmer_body(plotnft, auth_sk, pool.token, payout)
-    assert "welcome_message" in await pool.send("POST", "/farmer", post)
+    farmer = await shared_farmer(world, pool, "farmer one")  # the rate limit tests' farmer, in a pool of our own
+    plotnft, plots, auth_sk = farmer.plotnft, farmer.plots, farmer.auth_sk
+    post = post_farmer_body(plotnft, auth_sk, pool.token, "txch1" + "q" * 58)  # registered already: refused as such
     sp, found = await fresh_proofs(world, plots)
     launcher, target = plotnft.launcher_id, pool.target_puzzle_hash
     return Templates(
@@ -176,7 +170,9 @@ JSON_LEAF = st.one_of(
     st.sampled_from(["0x" + "ab" * 32, "ab" * 48, "0x" + "cd" * 96, "txch1qqqq"]),
 )
 JSON_VALUE = st.recursive(
-    JSON_LEAF, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    JSON_LEAF,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
 )
 
 
@@ -345,7 +341,18 @@ def requests_strategy(templates: Templates) -> st.SearchStrategy[Fuzzed]:
             st.binary(max_size=100), st.integers(1, 50_000).map(lambda n: gzip.compress(b"[" * n, compresslevel=1))
         ),
     )
-    return st.one_of(signed_bodies, signed_bodies, signed_queries, anything, anything, gzip_junk, RAW_REQUESTS)
+    # Raw requests (a connection each) and gzip bodies are the slowest to make and send: fewer of them.
+    return st.one_of(
+        signed_bodies,
+        signed_bodies,
+        signed_bodies,
+        signed_queries,
+        anything,
+        anything,
+        anything,
+        gzip_junk,
+        RAW_REQUESTS,
+    )
 
 
 def is_the_valid_original(request: Fuzzed, templates: Templates) -> bool:
