@@ -57,5 +57,5 @@ class PoolContext:
     def rate_limits(self) -> RateLimits:
         """The process's rate limits (pool/protocol/rate_limits.py), shared by the HTTP layer and the checks."""
         if self._rate_limits is None:
-            self._rate_limits = RateLimits(self.config.limits)
+            self._rate_limits = RateLimits(self.config.limits, registry=self.stats.metrics.registry)
         return self._rate_limits

@@ -18,6 +18,8 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
+from prometheus_client import CollectorRegistry, Counter
+
 from pool.chia_adapter import PoolErrorCode, bytes32
 from pool.config import LimitsConfig, RateLimit
 from pool.protocol.errors import PoolProtocolError
@@ -83,7 +85,19 @@ class SignedAllowance:
 class RateLimits:
     """The pool's rate limits (see LimitsConfig for what each one counts)."""
 
-    def __init__(self, config: LimitsConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: LimitsConfig,
+        clock: Callable[[], float] = time.monotonic,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        """``registry``: where the count of refusals per limit is exposed (GET /metrics)."""
+        self.refused = Counter(
+            "pool_rate_limited",
+            "Requests refused by a rate limit, per limit",
+            ["limit"],
+            registry=registry if registry is not None else CollectorRegistry(),  # never prometheus' global one
+        )
         self.addresses: TokenBuckets[str] = TokenBuckets(config.per_address, config.tracked_keys, clock)
         self.launchers: TokenBuckets[bytes32] = TokenBuckets(config.per_launcher, config.tracked_keys, clock)
         self.signage_point_lookups: TokenBuckets[bytes32] = TokenBuckets(
@@ -94,6 +108,7 @@ class RateLimits:
         """Raises RateLimited when ``address`` sent more than its share of requests."""
         wait = self.addresses.take(address)
         if wait:
+            self.refused.labels(limit="per_address").inc()
             raise RateLimited(f"more than {_rate(self.addresses.limit)} requests from {address}", wait)
 
     @contextmanager
@@ -103,6 +118,7 @@ class RateLimits:
         the farmer's keys never use up its allowance."""
         wait = self.launchers.take(launcher_id)
         if wait:
+            self.refused.labels(limit="per_launcher").inc()
             raise RateLimited(
                 f"more than {_rate(self.launchers.limit)} signed requests for launcher {launcher_id.hex()}", wait
             )
@@ -118,6 +134,7 @@ class RateLimits:
         it had not cached (each such look-up may poll the node for seconds)."""
         wait = self.signage_point_lookups.take(launcher_id)
         if wait:
+            self.refused.labels(limit="signage_point_lookups").inc()
             raise RateLimited(
                 f"more than {_rate(self.signage_point_lookups.limit)} look-ups of signage points the pool had not "
                 f"seen for launcher {launcher_id.hex()}",

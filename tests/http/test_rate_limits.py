@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
 from pool.chia_adapter import AugSchemeMPL, PoolErrorCode, bytes32, std_hash
 from pool.config import LimitsConfig, RateLimit
@@ -156,6 +157,17 @@ async def test_a_flood_from_one_launcher_and_one_address_leaves_other_farmers_al
     assert set(by_attacker) <= {"rate limited", "INVALID_SIGNATURE"}
     assert by_attacker["rate limited"] > 0
     assert by_attacker["INVALID_SIGNATURE"] <= DEFAULTS.per_address.burst + DEFAULTS.per_address.rate * elapsed
+
+    # Operators see the refusals per limit (asked from an address of its own: the attacker's is refused).
+    metrics = await (await pool.client.get("/metrics", headers={"X-Forwarded-For": "192.0.2.99"})).text()
+    refused = {
+        sample.labels["limit"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "pool_rate_limited_total"
+    }
+    assert refused["per_address"] >= by_attacker["rate limited"]
+    assert refused["per_launcher"] >= by_flooder["rate limited"]
 
     # Every endpoint refuses a flooding address: protocol endpoints as the farmer reads them, the pages with 429.
     info = await until_refused(pool, "/pool_info", lambda response: "Retry-After" in response.headers)
