@@ -33,6 +33,7 @@ DEFAULTS = LimitsConfig()
 FLOODER = "203.0.113.1"  # the farmer that floods with its own partial
 ATTACKER = "203.0.113.2"  # someone without keys, flooding another farmer's launcher id
 HONEST = "198.51.100.7"
+LATER = "198.51.100.8"  # the first farmer after its flood, from an address the flood did not use up
 CONCURRENT = 10  # requests of each flood in flight at once
 
 
@@ -197,6 +198,7 @@ async def test_signage_point_lookups_are_bounded_per_farmer(
     limits = pool.ctx.rate_limits()
     default_buckets = limits.signage_point_lookups
     limits.signage_point_lookups = TokenBuckets(RateLimit(rate=0.001, burst=3), max_keys=100)
+    limits.launchers = TokenBuckets(DEFAULTS.per_launcher, max_keys=100)  # what the flood test used up is refilled
     try:
         cache = pool.ctx.signage_point_cache()
         sp, found = await fresh_proofs(world, flooder.plots)
@@ -205,7 +207,7 @@ async def test_signage_point_lookups_are_bounded_per_farmer(
             unknown = bytes32(std_hash(b"no such signage point %d" % attempt))
             body = partial_body(flooder.launcher_id, pool.token, found[0], sp, flooder.auth_sk, sp_hash=unknown)
             asked_before = cache.node_requests
-            reply, _ = await post_partial(pool, body, FLOODER)
+            reply, _ = await post_partial(pool, body, LATER)
             results.append((outcome(reply), cache.node_requests > asked_before))
         # Three look-ups polled the node and found nothing; then refused without asking it.
         assert results == [("NOT_FOUND", True)] * 3 + [("rate limited", False)] * 3
@@ -214,7 +216,7 @@ async def test_signage_point_lookups_are_bounded_per_farmer(
         # look-up: the farmer's real partial for it is accepted even now.
         assert await cache.lookup(sp.sp_hash, sp.end_of_sub_slot) is not None
         own = partial_body(flooder.launcher_id, pool.token, found[0], sp, flooder.auth_sk)
-        assert outcome((await post_partial(pool, own, FLOODER))[0]) == "accepted"
+        assert outcome((await post_partial(pool, own, LATER))[0]) == "accepted"
         # Another farmer's bound is its own.
         assert (await honest_partial(world, pool, honest))[0] == "accepted"
     finally:
