@@ -154,7 +154,8 @@ async def _request_timing(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def _protocol_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes an ErrorResponse the farmer can read; routing errors (404, 405) stay as they are."""
+    """Every failure becomes an ErrorResponse the farmer can read; routing errors stay as they are (404, and 405
+    outside the protocol's endpoints: see guard.protocol_methods)."""
     try:
         return await handler(request)
     except PoolProtocolError as error:
