@@ -6,6 +6,7 @@ operator never has to read a traceback to fix a typo.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -153,6 +154,36 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``burst`` requests at once, refilled at ``rate`` per second."""
+
+    rate: float
+    burst: int
+
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Rate limits of one pool process, in memory (they protect the process; they are not durable state).
+
+    The defaults sit far above what an honest farmer sends (a few partials per signage point, one signage point
+    every ~9.4 s on mainnet) and far below what would slow the pool for everyone else."""
+
+    # Every request from one client address (an IPv6 client: its /64), checked before the body is read.
+    per_address: RateLimit = RateLimit(50.0, 250)
+    # Requests signed by one farmer's authentication key (POST /partial, GET /farmer, GET /login), checked before
+    # the signature; only requests whose signature verifies use it up, so nobody else can spend a farmer's allowance.
+    per_launcher: RateLimit = RateLimit(10.0, 200)
+    # Per farmer: partials for a signage point the pool has not cached, whose look-up reaches the node.
+    signage_point_lookups: RateLimit = RateLimit(1.0, 30)
+    # Peers whose X-Forwarded-For header names the client (a reverse proxy in front of the pool); none by default.
+    trusted_proxies: tuple[IpNetwork, ...] = ()
+    tracked_keys: int = 100_000  # clients (addresses, launcher ids) remembered per limit; the least recent go first
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     backend: str
     path: Path  # sqlite
@@ -201,6 +232,7 @@ class PoolConfig:
     store: StoreConfig
     logging: LoggingConfig
     source: Path | None = field(default=None, compare=False)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
 
 class _Section:
@@ -480,6 +512,41 @@ def _server(s: _Section, base: Path) -> ServerConfig:
     )
 
 
+def _rate_limit(s: _Section, default: RateLimit) -> RateLimit:
+    s.unknown_keys({"rate", "burst"})
+    return RateLimit(
+        rate=s.number("rate", default.rate, minimum=0.001),
+        burst=s.int_("burst", default.burst, minimum=1),
+    )
+
+
+def _trusted_proxies(s: _Section) -> tuple[IpNetwork, ...]:
+    entries = s.raw("trusted_proxies", [])
+    if not isinstance(entries, list):
+        raise ConfigError(s.key("trusted_proxies"), "must be a list of addresses or networks (CIDR), e.g. [127.0.0.1]")
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(str(entry), strict=False))
+        except ValueError:
+            raise ConfigError(s.key("trusted_proxies"), f"{entry!r} is not an IP address or network (CIDR)") from None
+    return tuple(networks)
+
+
+def _limits(s: _Section) -> LimitsConfig:
+    s.unknown_keys({"per_address", "per_launcher", "signage_point_lookups", "trusted_proxies", "tracked_keys"})
+    defaults = LimitsConfig()
+    return LimitsConfig(
+        per_address=_rate_limit(_optional_section(s, "per_address"), defaults.per_address),
+        per_launcher=_rate_limit(_optional_section(s, "per_launcher"), defaults.per_launcher),
+        signage_point_lookups=_rate_limit(
+            _optional_section(s, "signage_point_lookups"), defaults.signage_point_lookups
+        ),
+        trusted_proxies=_trusted_proxies(s),
+        tracked_keys=s.int_("tracked_keys", defaults.tracked_keys, minimum=100),
+    )
+
+
 def _store(s: _Section, base: Path) -> StoreConfig:
     s.unknown_keys({"backend", "path", "dsn", "password_env", "password_file", "min_connections", "max_connections"})
     backend = s.choice("backend", STORE_BACKENDS, "sqlite")
@@ -554,7 +621,19 @@ def parse_config(data: Any, base_dir: Path, source: Path | None = None) -> PoolC
     """Validate a parsed YAML document; relative paths are taken from ``base_dir``."""
     root = _Section(data, "")
     root.unknown_keys(
-        {"pool", "difficulty", "partials", "chain", "rewards", "payouts", "loops", "server", "store", "logging"}
+        {
+            "pool",
+            "difficulty",
+            "partials",
+            "chain",
+            "rewards",
+            "payouts",
+            "loops",
+            "server",
+            "store",
+            "logging",
+            "limits",
+        }
     )
     chain = _chain(root.section("chain"), base_dir)
     section: Callable[[str], _Section] = lambda name: _optional_section(root, name)  # noqa: E731
@@ -579,6 +658,7 @@ def parse_config(data: Any, base_dir: Path, source: Path | None = None) -> PoolC
         store=_store(section("store"), base_dir),
         logging=_logging(section("logging"), base_dir),
         source=source,
+        limits=_limits(section("limits")),
     )
 
 

@@ -10,6 +10,7 @@ from pool.chain.interface import FullNode, Wallet
 from pool.chain.singleton import SingletonView
 from pool.chia_adapter import ConsensusConstants, bytes32
 from pool.config import PoolConfig
+from pool.protocol.rate_limits import RateLimits
 from pool.protocol.signage_points import SharedLookups, SignagePointCache
 from pool.stats import PoolStats
 from pool.store.abstract import AbstractPoolStore
@@ -35,6 +36,7 @@ class PoolContext:
     # POST /farmer: concurrent requests for the same launcher id share one chain walk.
     singleton_walks: SharedLookups[tuple[SingletonView, int]] = field(default_factory=SharedLookups, repr=False)
     _signage_points: SignagePointCache | None = field(default=None, repr=False)
+    _rate_limits: RateLimits | None = field(default=None, repr=False)
 
     def precise_now(self) -> float:
         """Unix time with sub-second precision, for time limits; an injected ``now`` clock is used as it is."""
@@ -51,3 +53,9 @@ class PoolContext:
                 on_lookup=self.stats.metrics.signage_point_lookup,
             )
         return self._signage_points
+
+    def rate_limits(self) -> RateLimits:
+        """The process's rate limits (pool/protocol/rate_limits.py), shared by the HTTP layer and the checks."""
+        if self._rate_limits is None:
+            self._rate_limits = RateLimits(self.config.limits, registry=self.stats.metrics.registry)
+        return self._rate_limits

@@ -174,9 +174,10 @@ def tls_context(config: PoolConfig) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(ctx: PoolContext, stop: asyncio.Event, *, reuse_port: bool = False) -> None:
-    """Serve until ``stop``. ``reuse_port``: share the port with the pool's other worker processes."""
-    app = build_application(ctx)
+async def serve(ctx: PoolContext, stop: asyncio.Event, *, reuse_port: bool = False, with_loops: bool = True) -> None:
+    """Serve until ``stop``. ``reuse_port``: share the port with the pool's other worker processes; ``with_loops``
+    False serves the HTTP API alone (tests on a shared chain)."""
+    app = build_application(ctx, with_loops=with_loops)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

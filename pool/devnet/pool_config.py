@@ -71,6 +71,13 @@ def devnet_pool_document(
         },
         "loops": {"peak_interval": 0.5, "confirm_interval": 1, "singleton_interval": 2, "difficulty_interval": 5},
         "server": {"host": "127.0.0.1", "port": server_port},
+        # The devnet's signage points come every half second or faster (mainnet: every ~9.4 s), and every farmer
+        # connects from 127.0.0.1: the limits are scaled up accordingly.
+        "limits": {
+            "per_address": {"rate": 1000, "burst": 5000},
+            "per_launcher": {"rate": 100, "burst": 1000},
+            "signage_point_lookups": {"rate": 50, "burst": 500},
+        },
         "store": {"backend": "sqlite", "path": str(store_path)},
         "logging": {"level": "INFO"},
     }

@@ -7,11 +7,9 @@ SERVER_EXCEPTION with a generic message (the details go to the log); never a 500
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -31,11 +29,13 @@ from pool.chia_adapter import (
 )
 from pool.context import PoolContext
 from pool.http.admission import Admission
+from pool.http.guard import json_body, protocol_methods, quiet_http_parser_errors
 from pool.http.keys import CONTEXT
+from pool.http.limits import per_address_limit
 from pool.http.pages import setup_pages
 from pool.http.status import setup_operator_endpoints
 from pool.protocol.encoding import parse_bytes32, parse_g2, parse_uint64, query_value, streamable_from_json
-from pool.protocol.errors import PoolProtocolError, malformed
+from pool.protocol.errors import PoolProtocolError, one_line
 from pool.protocol.farmers import authenticated_farmer, register_farmer, update_farmer
 from pool.protocol.partials import PartialChecker
 from pool.protocol.signage_points import PeakCache, SignagePointCache
@@ -52,8 +52,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_app(ctx: PoolContext) -> web.Application:
+    quiet_http_parser_errors()
     app = web.Application(
-        client_max_size=ctx.config.partials.max_body_bytes, middlewares=[_request_timing, _protocol_errors]
+        client_max_size=ctx.config.partials.max_body_bytes,
+        # The per-address limit first: a client over its limit costs no more than this look-up.
+        middlewares=[per_address_limit, _request_timing, _protocol_errors, protocol_methods],
     )
     signage_points = ctx.signage_point_cache()  # shared with the confirmation loop
     app[CONTEXT] = ctx
@@ -94,12 +97,12 @@ async def get_pool_info(request: web.Request) -> web.Response:
 
 
 async def post_farmer(request: web.Request) -> web.Response:
-    farmer_request = streamable_from_json(PostFarmerRequest, await _json_body(request))
+    farmer_request = streamable_from_json(PostFarmerRequest, await json_body(request))
     return _reply(await register_farmer(request.app[CONTEXT], farmer_request))
 
 
 async def put_farmer(request: web.Request) -> web.Response:
-    farmer_request = streamable_from_json(PutFarmerRequest, await _json_body(request))
+    farmer_request = streamable_from_json(PutFarmerRequest, await json_body(request))
     return _reply(await update_farmer(request.app[CONTEXT], farmer_request))
 
 
@@ -124,7 +127,7 @@ async def post_partial(request: web.Request) -> web.Response:
         request.app[CONTEXT].stats.rejected(busy.code.name)
         raise
     try:
-        partial_request = streamable_from_json(PostPartialRequest, await _json_body(request))
+        partial_request = streamable_from_json(PostPartialRequest, await json_body(request))
         return _reply(await request.app[PARTIALS].submit(partial_request))
     finally:
         admission.leave()
@@ -144,19 +147,6 @@ async def _authenticated(request: web.Request, method_name: str) -> FarmerRecord
     token = parse_uint64(query_value(query, "authentication_token"), "authentication_token")
     signature = parse_g2(query_value(query, "signature"), "signature")
     return await authenticated_farmer(request.app[CONTEXT], method_name, launcher_id, token, signature)
-
-
-async def _json_body(request: web.Request) -> Any:
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise malformed(
-            f"request body larger than {request.app[CONTEXT].config.partials.max_body_bytes} bytes"
-        ) from None
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
-        raise malformed("the body is not JSON") from None
 
 
 def _reply(message: Streamable) -> web.Response:
@@ -183,17 +173,18 @@ async def _request_timing(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def _protocol_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes an ErrorResponse the farmer can read; routing errors (404, 405) stay as they are."""
+    """Every failure becomes an ErrorResponse the farmer can read; routing errors stay as they are (404, and 405
+    outside the protocol's endpoints: see guard.protocol_methods)."""
     try:
         return await handler(request)
     except PoolProtocolError as error:
-        log.debug("%s %s refused: %s", request.method, request.path, error)
+        log.debug("%s %s refused: %s", one_line(request.method, 16), one_line(request.path, 80), error)
         return _reply(error.response())
     except ChainUnavailable as exc:
-        log.warning("%s %s: %s", request.method, request.path, exc)
+        log.warning("%s %s: %s", request.method, one_line(request.path, 80), exc)
         return _error(PoolErrorCode.SERVER_EXCEPTION, "the pool cannot reach its full node right now; try again later")
     except web.HTTPException:
         raise
     except Exception:
-        log.exception("unexpected error in %s %s", request.method, request.path)
+        log.exception("unexpected error in %s %s", request.method, one_line(request.path, 80))
         return _error(PoolErrorCode.SERVER_EXCEPTION, "internal error in the pool server")

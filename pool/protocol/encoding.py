@@ -58,7 +58,10 @@ def parse_g2(text: str, name: str) -> G2Element:
 def parse_uint64(text: str, name: str) -> int:
     if not text.isdigit() or not text.isascii():
         raise malformed(f"{name} must be a non-negative decimal integer")
-    value = int(text)
+    significant = text.lstrip("0") or "0"
+    if len(significant) > len(str(UINT64_MAX)):  # before int(): Python refuses to convert over 4300 digits
+        raise malformed(f"{name} does not fit in 64 bits")
+    value = int(significant)
     if value > UINT64_MAX:
         raise malformed(f"{name} does not fit in 64 bits")
     return value

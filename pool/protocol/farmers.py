@@ -209,9 +209,11 @@ async def authenticated_farmer(
 ) -> FarmerRecord:
     """GET /farmer and GET /login: token, known farmer, signature of its latest authentication key."""
     check_authentication_token(token, ctx.now(), ctx.config.pool.authentication_token_timeout)
-    farmer = await known_farmer(ctx, launcher_id)
-    message = authentication_message(method_name, launcher_id, ctx.config.pool.target_puzzle_hash, token)
-    check_signature(farmer.authentication_public_key, message, signature, "not the farmer's authentication key's")
+    with ctx.rate_limits().signed_request(launcher_id) as allowance:  # cheap, before the store and the signature
+        farmer = await known_farmer(ctx, launcher_id)
+        message = authentication_message(method_name, launcher_id, ctx.config.pool.target_puzzle_hash, token)
+        check_signature(farmer.authentication_public_key, message, signature, "not the farmer's authentication key's")
+        allowance.verified()
     return farmer
 
 

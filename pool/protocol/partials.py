@@ -76,8 +76,11 @@ class PartialChecker:
         check_authentication_token(
             payload.authentication_token, received_at, ctx.config.pool.authentication_token_timeout
         )
-        farmer = await known_farmer(ctx, payload.launcher_id)
-        await self._check_signatures(request, farmer)
+        # Before the store and the signature; the farmer's allowance is used only once its signature verified.
+        with ctx.rate_limits().signed_request(payload.launcher_id) as allowance:
+            farmer = await known_farmer(ctx, payload.launcher_id)
+            await self._check_signatures(request, farmer)
+            allowance.verified()
         try:
             return await self._check_and_record(request, farmer, received_at, received_precisely)
         except PoolProtocolError as error:
@@ -95,7 +98,7 @@ class PartialChecker:
                 PoolErrorCode.INVALID_SINGLETON,
                 f"the PlotNFT {farmer.launcher_id.hex()} no longer farms to this pool: partials are not accepted",
             )
-        challenge = await self._challenge(payload.sp_hash, payload.end_of_sub_slot)
+        challenge = await self._challenge(payload.sp_hash, payload.end_of_sub_slot, farmer.launcher_id)
         self._check_in_time(challenge, received_precisely)
         peak = await self._peak.get()
         quality_string = self._quality_string(payload.proof_of_space, challenge, peak)
@@ -118,9 +121,12 @@ class PartialChecker:
                 "invalid signature: expected the plot key and the latest authentication key over the payload",
             )
 
-    async def _challenge(self, sp_hash: bytes32, end_of_sub_slot: bool) -> ChallengeInfo:
+    async def _challenge(self, sp_hash: bytes32, end_of_sub_slot: bool, launcher_id: bytes32) -> ChallengeInfo:
         what = "end of sub-slot" if end_of_sub_slot else "signage point"
-        challenge = await self._signage_points.lookup(sp_hash, end_of_sub_slot)
+        limits = self._ctx.rate_limits()
+        challenge = await self._signage_points.lookup(
+            sp_hash, end_of_sub_slot, admit=lambda: limits.admit_signage_point_lookup(launcher_id)
+        )
         if challenge is None:
             raise PoolProtocolError(
                 PoolErrorCode.NOT_FOUND, f"{what} {sp_hash.hex()} is not known to the pool's full node"

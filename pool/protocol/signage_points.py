@@ -43,6 +43,9 @@ class SharedLookups(Generic[T]):
         # shield: one caller giving up (its client disconnected) must not cancel the others' lookup.
         return await asyncio.shield(task)
 
+    def is_running(self, key: object) -> bool:
+        return key in self._running
+
     def _finished(self, key: object, task: asyncio.Task[T]) -> None:
         self._running.pop(key, None)
         if not task.cancelled():
@@ -72,11 +75,18 @@ class SignagePointCache:
         self._lookups: SharedLookups[ChallengeInfo | None] = SharedLookups()
         self.node_requests = 0  # asks sent to the node (observable, e.g. to test the sharing)
 
-    async def lookup(self, sp_hash: bytes32, end_of_sub_slot: bool, wait: float | None = None) -> ChallengeInfo | None:
+    async def lookup(
+        self,
+        sp_hash: bytes32,
+        end_of_sub_slot: bool,
+        wait: float | None = None,
+        admit: Callable[[], None] | None = None,
+    ) -> ChallengeInfo | None:
         """The signage point (or end of sub-slot) as the node saw it, or None if still unknown after the wait
         (``wait`` seconds, the cache's own by default; 0 asks the node once).
 
-        Raises ChainUnavailable if the node cannot be asked.
+        ``admit`` is called only when this call would start a look-up at the node (not cached, nobody asking for it
+        already); it may refuse by raising. Raises ChainUnavailable if the node cannot be asked.
         """
         key = (sp_hash, end_of_sub_slot)
         cached = self._found.get(key)
@@ -85,6 +95,8 @@ class SignagePointCache:
             self._on_lookup(hit)
         if cached is not None and hit:
             return cached[0]
+        if admit is not None and not self._lookups.is_running(key):
+            admit()
         return await self._lookups.run(key, lambda: self._poll(key, self._wait if wait is None else wait))
 
     async def _poll(self, key: _Key, wait: float) -> ChallengeInfo | None:

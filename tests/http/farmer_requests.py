@@ -33,12 +33,14 @@ from pool.chia_adapter import (
     bytes32,
     chia_config,
     consensus_constants_for,
+    encode_puzzle_hash,
+    std_hash,
     uint64,
 )
 from pool.config import PoolConfig
 from pool.context import PoolContext
 from pool.devnet.pool_config import world_pool_config
-from pool.devnet.world import FoundProof, PlotNFTInfo, SignagePointInfo, World
+from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, SignagePointInfo, World
 from pool.http.app import create_app
 from pool.protocol.auth import current_authentication_token
 from pool.protocol.farmers import ClassicPutFarmerPayload
@@ -248,3 +250,34 @@ async def buried_plotnft(world: World, **kwargs: Any) -> PlotNFTInfo:
     plotnft = await world.create_plotnft(relative_lock_height=RELATIVE_LOCK_HEIGHT, **kwargs)
     await world.farm_blocks(THRESHOLD + 1)
     return plotnft
+
+
+# PlotNFTs with plots, made once per chain and name: modules that only need *some* farmer's keys and plots share them
+# (each registers the farmer in its own pool) instead of each farming PlotNFTs and creating plots of their own.
+_SHARED_PLOTNFTS: dict[tuple[int, str], tuple[PlotNFTInfo, list[PoolPlot]]] = {}
+
+
+@dataclass
+class SharedFarmer:
+    plotnft: PlotNFTInfo
+    plots: list[PoolPlot]
+    auth_sk: PrivateKey
+
+    @property
+    def launcher_id(self) -> bytes32:
+        return self.plotnft.launcher_id
+
+
+async def shared_farmer(world: World, pool: PoolUnderTest, name: str) -> SharedFarmer:
+    """The farmer ``name`` (a PlotNFT with one plot, shared by every module that asks for that name), registered in
+    ``pool`` with an authentication key of its own."""
+    key = (id(world), name)
+    if key not in _SHARED_PLOTNFTS:
+        plotnft = await buried_plotnft(world, pool_url="http://127.0.0.1:1", fresh_launcher=False)
+        _SHARED_PLOTNFTS[key] = (plotnft, await world.create_pool_plots(plotnft.p2_singleton_puzzle_hash, 1))
+    plotnft, plots = _SHARED_PLOTNFTS[key]
+    auth_sk = AugSchemeMPL.key_gen(std_hash(name.encode()))
+    payout = encode_puzzle_hash(bytes32(std_hash(name.encode() + b" payout")), "txch")
+    reply = await pool.send("POST", "/farmer", post_farmer_body(plotnft, auth_sk, pool.token, payout))
+    assert "welcome_message" in reply, reply
+    return SharedFarmer(plotnft, plots, auth_sk)

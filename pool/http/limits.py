@@ -1,0 +1,90 @@
+"""The per-address rate limit, the first thing every request meets (before its body is read), and who the client is.
+
+The client is the TCP peer, unless the peer is one of ``limits.trusted_proxies``: then it is the last address in
+``X-Forwarded-For`` that is not a trusted proxy itself (each proxy appends the address it received the request from,
+so entries left of the trusted ones are whatever the client wrote, and only the right-most untrusted one is known to
+be true). An IPv6 client counts as its /64, the block one subscriber usually holds.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from pool.config import IpNetwork, LimitsConfig
+from pool.http.guard import PROTOCOL_PATHS
+from pool.http.keys import CONTEXT
+from pool.protocol.errors import one_line
+from pool.protocol.rate_limits import RateLimited
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_FORWARDED_HOPS = 16  # more proxies than any real chain: the rest of a longer header is not looked at
+UNKNOWN = "unknown"  # a peer without an IP address (a Unix socket)
+
+
+@web.middleware
+async def per_address_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    address = client_address(request.remote, request.headers.getall("X-Forwarded-For", []), ctx.config.limits)
+    try:
+        ctx.rate_limits().admit_address(address)
+    except RateLimited as refused:
+        log.debug("%s %s refused: %s", one_line(request.method, 16), one_line(request.path, 80), refused.message)
+        return refusal(request.path, refused)
+    return await handler(request)
+
+
+def refusal(path: str, refused: RateLimited) -> web.Response:
+    """A farmer reads protocol errors only from HTTP 200 replies; other clients (browsers, Prometheus) get 429."""
+    headers = {"Retry-After": str(refused.retry_after)}
+    if path in PROTOCOL_PATHS:
+        return web.json_response(refused.response().to_json_dict(), headers=headers)
+    return web.Response(status=429, text=refused.message, headers=headers)
+
+
+def client_address(peer: str | None, forwarded_for: list[str], limits: LimitsConfig) -> str:
+    """The key the per-address limit counts requests under (see the module's description)."""
+    peer_address = _parse(peer)
+    if peer_address is None:
+        return UNKNOWN if peer is None else one_line(peer, 64)
+    trusted = limits.trusted_proxies
+    client = peer_address
+    if _is_trusted(client, trusted):
+        hops = [hop for header in forwarded_for for hop in header.split(",")][-MAX_FORWARDED_HOPS:]
+        for hop in reversed(hops):
+            address = _parse(hop.strip())
+            if address is None:
+                break  # not written by a proxy that appends what it saw: stop at the last address known true
+            client = address
+            if not _is_trusted(address, trusted):
+                break
+    return _bucket_key(client)
+
+
+def _parse(text: str | None) -> IpAddress | None:
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])  # without an IPv6 zone (fe80::1%eth0)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _is_trusted(address: IpAddress, trusted: tuple[IpNetwork, ...]) -> bool:
+    return any(address.version == network.version and address in network for network in trusted)
+
+
+def _bucket_key(address: IpAddress) -> str:
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)

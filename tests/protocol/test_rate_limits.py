@@ -1,0 +1,143 @@
+"""The rate limits' parts without a chain: token buckets, who the client is behind a proxy, and the config."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+
+from pool.chia_adapter import PoolErrorCode, bytes32, std_hash
+from pool.config import ConfigError, LimitsConfig, RateLimit, parse_config
+from pool.http.limits import client_address
+from pool.protocol.errors import PoolProtocolError
+from pool.protocol.rate_limits import RateLimited, RateLimits, TokenBuckets
+from tests.config.test_config import EXAMPLE, REPO
+
+
+@dataclass
+class FakeClock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_bucket_allows_a_burst_then_the_rate() -> None:
+    clock = FakeClock()
+    buckets: TokenBuckets[str] = TokenBuckets(RateLimit(rate=2.0, burst=3), max_keys=10, clock=clock)
+    assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert buckets.take("a") == pytest.approx(0.5)  # the next token comes in 1 / rate seconds
+    assert buckets.take("b") == 0.0  # another key has its own bucket
+    clock.now += 0.5
+    assert buckets.take("a") == 0.0
+    assert buckets.take("a") > 0
+    clock.now += 3600  # refills up to the burst, never beyond
+    assert [buckets.take("a") for _ in range(4)].count(0.0) == 3
+
+
+def test_bucket_gives_back_and_forgets_the_least_recent_keys() -> None:
+    clock = FakeClock()
+    buckets: TokenBuckets[int] = TokenBuckets(RateLimit(rate=0.001, burst=1), max_keys=3, clock=clock)
+    assert buckets.take(1) == 0.0
+    assert buckets.take(1) > 0
+    buckets.give_back(1)
+    assert buckets.take(1) == 0.0
+    for key in range(2, 10):
+        buckets.take(key)
+    assert len(buckets) == 3  # bounded: a flood of new keys cannot grow the map
+    assert buckets.take(1) == 0.0  # forgotten, so full again (never fewer tokens than a new client)
+
+
+def test_signed_request_uses_the_allowance_only_when_the_signature_verified() -> None:
+    limits = RateLimits(LimitsConfig(per_launcher=RateLimit(rate=0.001, burst=2)), clock=FakeClock())
+    launcher = bytes32(std_hash(b"launcher"))
+    for _ in range(10):  # someone without the farmer's keys: refused by the signature, never by the limit
+        with pytest.raises(PoolProtocolError), limits.signed_request(launcher):
+            raise PoolProtocolError(PoolErrorCode.INVALID_SIGNATURE, "bad signature")
+    for _ in range(2):
+        with limits.signed_request(launcher) as allowance:
+            allowance.verified()
+    with pytest.raises(RateLimited) as refused, limits.signed_request(launcher):
+        pass
+    assert refused.value.code is PoolErrorCode.REQUEST_FAILED
+    assert launcher.hex() in refused.value.message and "retry in" in refused.value.message
+    assert refused.value.retry_after >= 1
+
+
+def limits_with_proxies(*networks: str) -> LimitsConfig:
+    return LimitsConfig(trusted_proxies=tuple(ipaddress.ip_network(network) for network in networks))
+
+
+@pytest.mark.parametrize(
+    "peer, forwarded, proxies, expected",
+    [
+        # Not from a trusted proxy: the header is the client's own claim, ignored.
+        ("203.0.113.9", ["198.51.100.1"], (), "203.0.113.9"),
+        ("203.0.113.9", ["198.51.100.1"], ("10.0.0.0/8",), "203.0.113.9"),
+        # From the proxy: the right-most address the proxy did not add itself.
+        ("10.0.0.2", ["198.51.100.1"], ("10.0.0.0/8",), "198.51.100.1"),
+        ("10.0.0.2", ["6.6.6.6, 198.51.100.1"], ("10.0.0.0/8",), "198.51.100.1"),
+        ("10.0.0.2", ["6.6.6.6, 198.51.100.1, 10.0.0.7"], ("10.0.0.0/8",), "198.51.100.1"),
+        ("10.0.0.2", ["6.6.6.6", "198.51.100.1"], ("10.0.0.0/8",), "198.51.100.1"),  # header given twice
+        # Junk stops the walk at the last address known true.
+        ("10.0.0.2", ["not-an-ip"], ("10.0.0.0/8",), "10.0.0.2"),
+        ("10.0.0.2", ["198.51.100.1, junk, 10.0.0.3"], ("10.0.0.0/8",), "10.0.0.3"),
+        ("10.0.0.2", [], ("10.0.0.0/8",), "10.0.0.2"),
+        # IPv6 clients count by their /64; IPv4 written as IPv6 is IPv4.
+        ("10.0.0.2", ["2001:db8:1:2:3:4:5:6"], ("10.0.0.0/8",), "2001:db8:1:2::/64"),
+        ("2001:db8::1", [], (), "2001:db8::/64"),
+        ("::ffff:192.0.2.1", [], (), "192.0.2.1"),
+        (None, [], (), "unknown"),
+    ],
+)
+def test_client_address(peer: str | None, forwarded: list[str], proxies: tuple[str, ...], expected: str) -> None:
+    assert client_address(peer, forwarded, limits_with_proxies(*proxies)) == expected
+
+
+def example_with_limits(limits: Any) -> dict[str, Any]:
+    data = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text()))
+    data["limits"] = limits
+    return dict(data)
+
+
+def test_example_config_documents_the_defaults() -> None:
+    parsed = parse_config(yaml.safe_load(EXAMPLE.read_text()), REPO)
+    assert parsed.limits == LimitsConfig()
+    without = example_with_limits(None)
+    assert parse_config(without, REPO).limits == LimitsConfig()
+
+
+def test_limits_config_values() -> None:
+    config = parse_config(
+        example_with_limits(
+            {"per_address": {"rate": 0.5}, "trusted_proxies": ["127.0.0.1", "10.0.0.0/8", "::1"], "tracked_keys": 500}
+        ),
+        REPO,
+    ).limits
+    assert config.per_address == RateLimit(rate=0.5, burst=LimitsConfig().per_address.burst)
+    assert [str(network) for network in config.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+    assert config.tracked_keys == 500
+
+
+@pytest.mark.parametrize(
+    "limits, key, words",
+    [
+        ({"per_address": {"rate": 0}}, "limits.per_address.rate", "at least"),
+        ({"per_launcher": {"burst": 0}}, "limits.per_launcher.burst", "at least 1"),
+        ({"per_launcher": {"brust": 5}}, "limits.per_launcher.brust", "unknown key"),
+        ({"signage_point_lookups": 5}, "limits.signage_point_lookups", "mapping"),
+        ({"trusted_proxies": "127.0.0.1"}, "limits.trusted_proxies", "list"),
+        ({"trusted_proxies": ["localhost"]}, "limits.trusted_proxies", "'localhost' is not an IP address"),
+        ({"tracked_keys": 5}, "limits.tracked_keys", "at least 100"),
+        ({"per_ip": {}}, "limits.per_ip", "unknown key"),
+    ],
+)
+def test_limits_config_errors_name_the_key(limits: dict[str, Any], key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(example_with_limits(limits), REPO)
+    assert error.value.key == key
+    assert words in error.value.problem
