@@ -23,15 +23,17 @@ AUTHENTICATION_TOKEN_TIMEOUT = 5  # minutes: the devnet pool's pool.authenticati
 # As chia's farmer sends them (aiohttp adds the rest).
 HEADERS = {"Content-Type": "application/json", "User-Agent": "chia-pool-bench", "chia-farmer-version": "2.7.5"}
 ACCEPTED = "accepted"
+LOOKAHEAD = 3  # events announced ahead of the one whose partials are being sent
 
 
 class Announcer:
-    """Announces corpus events to the node in order, one event ahead of the partials being sent (so that a block's
-    validation does not stall the sender), never further: the node sees each signage point right before its
-    partials."""
+    """Announces corpus events to the node in order, a few events ahead of the partials being sent (so that a block's
+    validation does not stall the sender), never further: the node sees each signage point a fraction of a second
+    before its partials, as the farmer's partials follow the signage point on a real network."""
 
-    def __init__(self, node: NodeProcess, events: int, lookahead: int = 1) -> None:
+    def __init__(self, node: NodeProcess, events: int, lookahead: int = LOOKAHEAD) -> None:
         self._node = node
+        self.cpu_seconds = 0.0  # the node's CPU spent announcing events
         self._last = events - 1
         self._lookahead = lookahead
         self.done = -1
@@ -59,7 +61,7 @@ class Announcer:
             self._wake.clear()
             while self.done < self._wanted:
                 try:
-                    await self._node.announce(self.done + 1)
+                    self.cpu_seconds += await self._node.announce(self.done + 1)
                 except BaseException as exc:
                     self._failure = exc
                     async with self._progress:
@@ -100,17 +102,17 @@ class Sender:
         self._corpus = corpus
         self._signer = Signer(corpus)
         self._url = f"{pool_url}/partial"
-        self._announcer = Announcer(node, len(corpus.events))
+        self.announcer = Announcer(node, len(corpus.events))
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=connections, force_close=False), headers=HEADERS
         )
 
     async def close(self) -> None:
-        await self._announcer.close()
+        await self.announcer.close()
         await self._session.close()
 
     async def _send(self, partial: CorpusPartial, outcomes: Outcomes) -> None:
-        await self._announcer.ready(partial.event)
+        await self.announcer.ready(partial.event)
         token = current_authentication_token(int(time.time()), AUTHENTICATION_TOKEN_TIMEOUT)
         body = self._signer.partial(partial, token).body
         started = time.perf_counter()

@@ -85,14 +85,17 @@ class NodeProcess:
         )
         return cls(process, endpoints)
 
-    async def announce(self, event: int) -> None:
+    async def announce(self, event: int) -> float:
+        """Have the node announce corpus event ``event``; returns the node's CPU seconds spent on it."""
         async with self._lock:
             assert self.process.stdin is not None
             self.process.stdin.write(f"event {event}\n".encode())
             await self.process.stdin.drain()
             answer = await _read_answer(self.process)
-        if answer != f"ok {event}":
+        words = answer.split()
+        if words[:2] != ["ok", str(event)]:
             raise RuntimeError(f"the bench node failed to announce event {event}: {answer}")
+        return float(words[2])
 
     async def stop(self) -> None:
         if self.process.returncode is None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pool.bench.corpus import Corpus, CorpusPartial, Progress
 from pool.bench.floor import Floor, measure_floor
-from pool.bench.load import AUTHENTICATION_TOKEN_TIMEOUT, Outcomes, Sender
+from pool.bench.load import AUTHENTICATION_TOKEN_TIMEOUT, Announcer, Outcomes, Sender
 from pool.bench.processes import NodeProcess, PoolProcess, pool_document, write_pool_config
 from pool.bench.procstat import TreeCpu, peak_rss_mb, process_tree, rss_mb
 from pool.config import parse_config
@@ -49,10 +49,16 @@ class BenchOptions:
 class Meters:
     pool: TreeCpu
     node: TreeCpu
+    announcer: Announcer
     store_server: TreeCpu | None
 
     def read(self) -> dict[str, float]:
-        readings = {"pool": self.pool.seconds(), "node": self.node.seconds(), "sender": _own_cpu()}
+        readings = {
+            "pool": self.pool.seconds(),
+            "node": self.node.seconds(),
+            "node_events": self.announcer.cpu_seconds,
+            "sender": _own_cpu(),
+        }
         if self.store_server is not None:
             readings["store_server"] = self.store_server.seconds()
         return readings
@@ -134,7 +140,7 @@ async def run_bench(corpus: Corpus, corpus_path: Path, options: BenchOptions, pr
         stack.push_async_callback(sender.close)
         progress(f"registering {len(corpus.farmers)} PlotNFTs with POST /farmer")
         await sender.register(pool.url)
-        meters = Meters(TreeCpu.of(pool.pid), TreeCpu.of(node.pid), store_server)
+        meters = Meters(TreeCpu.of(pool.pid), TreeCpu.of(node.pid), sender.announcer, store_server)
         phases, notes = await _run_phases(corpus, options, sender, store, meters, pool.pid, progress)
         counts = await _outcome_counts(store)
         return BenchResult(
