@@ -7,6 +7,7 @@ Every partial is sent once (the pool credits a proof once), so each phase takes 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -86,7 +87,16 @@ class Outcomes:
     latencies_ms: list[float] = field(default_factory=list)
     refused_latencies_ms: list[float] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
-    lateness_ms: list[float] = field(default_factory=list)  # open loop: sent after its scheduled time by
+    # Open loop: how late each partial left against its schedule (waiting for its event, signing, the event loop).
+    lateness_ms: list[float] = field(default_factory=list)
+    first_sent: float = math.inf  # perf_counter of the first and the last request
+    last_sent: float = -math.inf
+
+    @property
+    def send_rate(self) -> float:
+        """Requests a second from the first to the last (the offered rate the sender achieved)."""
+        span = self.last_sent - self.first_sent
+        return (self.sent - 1) / span if self.sent > 1 and span > 0 else 0.0
 
     @property
     def accepted(self) -> int:
@@ -111,11 +121,15 @@ class Sender:
         await self.announcer.close()
         await self._session.close()
 
-    async def _send(self, partial: CorpusPartial, outcomes: Outcomes) -> None:
+    async def _send(self, partial: CorpusPartial, outcomes: Outcomes, due: float | None = None) -> None:
         await self.announcer.ready(partial.event)
         token = current_authentication_token(int(time.time()), AUTHENTICATION_TOKEN_TIMEOUT)
         body = self._signer.partial(partial, token).body
         started = time.perf_counter()
+        outcomes.first_sent = min(outcomes.first_sent, started)
+        outcomes.last_sent = max(outcomes.last_sent, started)
+        if due is not None:
+            outcomes.lateness_ms.append(max(0.0, (started - due) * 1000))
         try:
             async with self._session.post(self._url, data=body) as response:
                 answer = await response.json(content_type=None) if response.status == 200 else None
@@ -148,8 +162,7 @@ class Sender:
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            outcomes.lateness_ms.append(max(0.0, (time.perf_counter() - due) * 1000))
-            tasks.append(asyncio.create_task(self._send(partial, outcomes)))
+            tasks.append(asyncio.create_task(self._send(partial, outcomes, due)))
         await asyncio.gather(*tasks)
         return outcomes
 

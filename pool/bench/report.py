@@ -52,6 +52,7 @@ def phase_json(phase: PhaseResult, result: BenchResult) -> dict[str, Any]:
     refused = {outcome: count for outcome, count in phase.outcomes.counts.items() if outcome != "accepted"}
     per_accepted = (lambda seconds: seconds * 1000 / accepted) if accepted else (lambda seconds: None)
     lateness_p99 = percentile(phase.outcomes.lateness_ms, 0.99)
+    # The sender kept up when it sent at the offered rate (within 5%) over the intake window.
     kept_up = None if phase.offered_rate is None else phase.sent_per_s >= 0.95 * phase.offered_rate
     data: dict[str, Any] = {
         "name": phase.name,

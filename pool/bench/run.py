@@ -89,7 +89,7 @@ class PhaseResult:
 
     @property
     def sent_per_s(self) -> float:
-        return self.outcomes.sent / self.intake_seconds if self.intake_seconds > 0 else 0.0
+        return self.outcomes.send_rate
 
 
 @dataclass
