@@ -18,6 +18,7 @@ import aiohttp
 from pool.bench.corpus import Corpus, CorpusPartial
 from pool.bench.processes import NodeProcess
 from pool.bench.signing import Signer
+from pool.chia_adapter import PoolErrorCode
 from pool.protocol.auth import current_authentication_token
 
 AUTHENTICATION_TOKEN_TIMEOUT = 5  # minutes: the devnet pool's pool.authentication_token_timeout
@@ -181,5 +182,13 @@ def _outcome(status: int, answer: object) -> str:
     if status != 200 or not isinstance(answer, dict):
         return f"HTTP {status}"
     if "error_code" in answer:
-        return f"error {answer['error_code']}"
+        return _error_name(answer["error_code"])
     return ACCEPTED
+
+
+def _error_name(code: object) -> str:
+    """A protocol error by its name (TOO_LATE, ...), or its number if the protocol has no such code."""
+    try:
+        return f"error {PoolErrorCode(int(str(code))).name}"
+    except ValueError:
+        return f"error {code}"

@@ -230,7 +230,7 @@ def _phase_rows(phase: dict[str, Any], floor_ms: float) -> list[tuple[str, str]]
     refused = ", ".join(f"{name} {count}" for name, count in sorted(phase["refused"].items())) or "none"
     offered = "as fast as possible" if phase["offered_per_s"] is None else f"{phase['offered_per_s']:.0f}/s"
     kept_up = phase["sender_kept_up"]
-    return [
+    rows = [
         (
             "offered",
             f"{offered}; sent {phase['sent']} at {phase['sent_per_s']:.0f}/s"
@@ -261,6 +261,12 @@ def _phase_rows(phase: dict[str, Any], floor_ms: float) -> list[tuple[str, str]]
         ),
         ("confirmation caught up after, s", _fmt(phase["confirmation_catch_up_seconds"])),
     ]
+    if "pool_rss_samples_mb" in phase:
+        samples = phase["pool_rss_samples_mb"]
+        rows.append(
+            ("pool RSS over the soak, MB", f"{len(samples)} samples, first {samples[0]:.0f}, last {samples[-1]:.0f}")
+        )
+    return rows
 
 
 def render_table(document: dict[str, Any]) -> str:
