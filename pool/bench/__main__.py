@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from pool.bench.corpus import FORMAT_VERSION, Corpus, CorpusSize, build_corpus
@@ -74,13 +77,27 @@ def load_cached(path: Path, rebuild: bool, progress: Progress) -> Corpus | None:
 
 async def build_and_cache(path: Path, size: CorpusSize, progress: Progress) -> Corpus:
     progress(f"building the corpus ({size.farmers} PlotNFTs, {size.partials} partials): minutes the first time")
-    with tempfile.TemporaryDirectory(prefix="pool-bench-build-") as work:
+    with tempfile.TemporaryDirectory(prefix="pool-bench-build-") as work, _stdout_to_stderr():
         # A fresh deterministic chain: the same PlotNFTs every build, so their plots come back from the cache.
         async with BenchWorld(work_dir=Path(work), discriminant_bits=1024) as world:
             corpus = await build_corpus(world, size, fresh_launchers=False, progress=progress)
     corpus.save(path)
     progress(f"corpus saved to {path} ({corpus.partial_count} partials, {len(corpus.events)} events)")
     return corpus
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """chia's plotter (native code) prints its progress on file descriptor 1: keep stdout for the table."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _raise_open_files_limit() -> None:
