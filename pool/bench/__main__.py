@@ -24,7 +24,7 @@ from pool.bench.report import render
 from pool.bench.run import BenchOptions, run_bench
 
 DEFAULT_CACHE = Path.home() / ".chia" / "pool-bench"
-FULL = {"farmers": 32, "plots": 4, "partials": 8000, "closed_partials": 1500, "duration": 10.0, "rates": "100,200,2x"}
+FULL = {"farmers": 32, "plots": 4, "partials": 16000, "closed_partials": 2000, "duration": 10.0, "rates": "100,200,2x"}
 QUICK = {"farmers": 4, "plots": 1, "partials": 400, "closed_partials": 150, "duration": 3.0, "rates": "50"}
 
 
