@@ -28,6 +28,20 @@ FULL = {"farmers": 32, "plots": 4, "partials": 16000, "closed_partials": 2000, "
 QUICK = {"farmers": 4, "plots": 1, "partials": 400, "closed_partials": 150, "duration": 3.0, "rates": "50"}
 
 
+def _rates(text: str) -> str:
+    """``--rates``: comma-separated partials/s, each a positive number or ``2x``."""
+    for part in (item.strip() for item in text.split(",")):
+        if part == "2x":
+            continue
+        try:
+            if float(part) > 0:
+                continue
+        except ValueError:
+            pass
+        raise argparse.ArgumentTypeError(f"{part!r} is neither a positive rate nor 2x")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pool.bench",
@@ -37,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=1, help="the pool's server.workers (default 1)")
     parser.add_argument(
         "--rates",
+        type=_rates,
         help="open-loop offered rates in partials/s, comma separated; '2x' is twice the closed loop's accepted/s "
         f"(default {FULL['rates']})",
     )
