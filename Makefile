@@ -2,12 +2,14 @@
 #   make demo   set up, then run the pool on an embedded simulated chain with a real chia farmer
 #   make test   set up (the virtualenv, and Debian's chromium for the browser tests), then run every test
 #   make test-fast  the tests that need no simulated chain
+#   make bench  measure the pool on a cached corpus of real partials (BENCH_ARGS="--help" lists the options)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: demo test test-fast lint check setup browser clean
+.PHONY: demo bench test test-fast lint check setup browser clean
 
 $(VENV)/.installed: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +28,9 @@ browser:
 
 demo: $(VENV)/.installed
 	$(PY) -m pool.devnet $(DEMO_ARGS)
+
+bench: $(VENV)/.installed
+	$(PY) -m pool.bench $(BENCH_ARGS)
 
 test: $(VENV)/.installed browser
 	$(PY) -m pytest -q -p no:cacheprovider

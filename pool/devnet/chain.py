@@ -204,6 +204,30 @@ class ChainMixin(WorldBase):
             peak_height=int(peak.height),
         )
 
+    async def replay_signage_point(self, request: RespondSignagePoint) -> None:
+        """Announce a signage point recorded on an identical chain (the benchmark replays its corpus this way)."""
+        await self.simulator.respond_signage_point(request, _LOCAL_PEER)
+        sp_hash = request.challenge_chain_vdf.output.get_hash()
+        if self.simulator.full_node.full_node_store.get_signage_point(sp_hash) is None:
+            raise RuntimeError(f"the node refused the replayed signage point {request.index_from_challenge}")
+
+    async def replay_block(self, block: FullBlock) -> None:
+        """Announce a recorded block's ends of sub-slot, then add the block, as the timelord and a farmer would."""
+        for end_of_sub_slot in block.finished_sub_slots:
+            await self.simulator.respond_end_of_sub_slot(RespondEndOfSubSlot(end_of_sub_slot), _LOCAL_PEER)
+        await self.simulator.full_node.add_block(block)
+        peak = self.simulator.full_node.blockchain.get_peak()
+        if peak is None or peak.header_hash != block.header_hash:
+            raise RuntimeError(f"the node did not take the replayed block at height {block.height}")
+
+    def recorded_signage_point(self, sp_hash: bytes32) -> RespondSignagePoint:
+        """The announcement of a signage point the node knows, as it would travel between nodes."""
+        sp = self.simulator.full_node.full_node_store.get_signage_point(sp_hash)
+        assert sp is not None and sp.cc_vdf is not None and sp.cc_proof is not None
+        assert sp.rc_vdf is not None and sp.rc_proof is not None
+        index = self._next_sp_index - 1
+        return RespondSignagePoint(uint8(index), sp.cc_vdf, sp.cc_proof, sp.rc_vdf, sp.rc_proof)
+
     async def end_of_sub_slot(self) -> SignagePointInfo:
         """Finish the current sub-slot: announce its end of sub-slot bundle, then farm a block in the next one.
 

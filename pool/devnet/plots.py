@@ -83,15 +83,20 @@ class FoundProof:
 class PlotsMixin(WorldBase):
     """Pool plots of a World and the proofs of space they hold."""
 
+    # Subfolder of the plot cache holding pool plots, and how many PlotNFTs' plot folders it keeps (the benchmark's
+    # corpus keeps its many PlotNFTs' plots in a folder of its own).
+    pool_plot_folder: str = "pool"
+    pool_plot_dirs_kept: int = _POOL_PLOT_DIRS_KEPT
+
     async def create_pool_plots(self, p2_singleton_puzzle_hash: bytes32, count: int) -> list[PoolPlot]:
         """``count`` k20 plots tied to the pool contract ``p2_singleton_puzzle_hash``, signed by the farmer key.
 
         Cached in chia's test plot folder per puzzle hash: the same PlotNFT gets the same plots back without plotting.
         """
-        plot_root = self.block_tools.plot_dir / "pool"
+        plot_root = self.block_tools.plot_dir / self.pool_plot_folder
         plot_dir = plot_root / p2_singleton_puzzle_hash.hex()
         plots = [await self._pool_plot(plot_dir, p2_singleton_puzzle_hash, index) for index in range(count)]
-        _prune_plot_dirs(plot_root, keep=plot_dir)
+        _prune_plot_dirs(plot_root, keep=plot_dir, kept=self.pool_plot_dirs_kept)
         return plots
 
     async def _pool_plot(self, plot_dir: Path, p2_singleton_puzzle_hash: bytes32, index: int) -> PoolPlot:
@@ -154,9 +159,9 @@ class PlotsMixin(WorldBase):
         return self._provers[path]
 
 
-def _prune_plot_dirs(plot_root: Path, *, keep: Path) -> None:
+def _prune_plot_dirs(plot_root: Path, *, keep: Path, kept: int) -> None:
     """Keep the plot cache bounded: each fresh PlotNFT adds a folder of plots that no later run will reuse."""
     folders = sorted((p for p in plot_root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
-    for folder in folders[_POOL_PLOT_DIRS_KEPT:]:
+    for folder in folders[kept:]:
         if folder != keep:
             shutil.rmtree(folder, ignore_errors=True)

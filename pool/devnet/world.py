@@ -153,7 +153,11 @@ class World(ForgeriesMixin, ChainMixin, WalletsMixin, PlotsMixin, FarmerMixin):
         self._wallets["farmer"] = await self._start_wallet("farmer_wallet", _FARMER_KEY_ENTROPY)
         # The PlotNFT owner key must be one the farmer service (BlockTools' keychain) holds.
         assert self._wallets["farmer"].fingerprint == bt.farmer_master_sk.get_g1().get_fingerprint()
-        await self._farm_block(BURN_PUZZLE_HASH, BURN_PUZZLE_HASH)
+        await self._first_blocks()
         await self.wait_for_wallets_synced()
         self.pool_target_puzzle_hash = await self._wallet_address("pool")
         log.info("devnet world started in %.1f s", time.monotonic() - started)
+
+    async def _first_blocks(self) -> None:
+        """The chain the world starts on: a genesis block (the benchmark's node replays a recorded chain instead)."""
+        await self._farm_block(BURN_PUZZLE_HASH, BURN_PUZZLE_HASH)

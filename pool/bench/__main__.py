@@ -1,0 +1,161 @@
+"""``python -m pool.bench`` (``make bench``): build or reuse the cached corpus, then measure the pool.
+
+Progress goes to stderr; the table to stdout; ``--json PATH`` writes the same figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pool.bench.corpus import FORMAT_VERSION, Corpus, CorpusSize, build_corpus
+from pool.bench.node import BenchWorld
+from pool.bench.report import render
+from pool.bench.run import BenchOptions, run_bench
+
+DEFAULT_CACHE = Path.home() / ".chia" / "pool-bench"
+FULL = {"farmers": 32, "plots": 4, "partials": 16000, "closed_partials": 2000, "duration": 10.0, "rates": "100,200,2x"}
+QUICK = {"farmers": 4, "plots": 1, "partials": 400, "closed_partials": 150, "duration": 3.0, "rates": "50"}
+
+
+def _rates(text: str) -> str:
+    """``--rates``: comma-separated partials/s, each a positive number or ``2x``."""
+    for part in (item.strip() for item in text.split(",")):
+        if part == "2x":
+            continue
+        try:
+            if float(part) > 0:
+                continue
+        except ValueError:
+            pass
+        raise argparse.ArgumentTypeError(f"{part!r} is neither a positive rate nor 2x")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pool.bench",
+        description="Benchmark the pool on a cached corpus of real partials replayed against a simulated chain.",
+    )
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite", help="the pool's store")
+    parser.add_argument("--workers", type=int, default=1, help="the pool's server.workers (default 1)")
+    parser.add_argument(
+        "--rates",
+        type=_rates,
+        help="open-loop offered rates in partials/s, comma separated; '2x' is twice the closed loop's accepted/s "
+        f"(default {FULL['rates']})",
+    )
+    parser.add_argument("--connections", type=int, default=8, help="closed-loop connections (default 8)")
+    parser.add_argument("--closed-partials", type=int, help=f"partials of the closed loop ({FULL['closed_partials']})")
+    parser.add_argument("--duration", type=float, help=f"seconds of each open-loop rate ({FULL['duration']})")
+    parser.add_argument("--soak", type=float, default=0.0, help="seconds of a memory soak at half the sustainable rate")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
+    parser.add_argument("--quick", action="store_true", help="a small corpus and short phases (a smoke run)")
+    parser.add_argument("--farmers", type=int, help=f"PlotNFTs in the corpus ({FULL['farmers']})")
+    parser.add_argument("--plots", type=int, help=f"k20 plots per PlotNFT ({FULL['plots']})")
+    parser.add_argument("--partials", type=int, help=f"partials in the corpus ({FULL['partials']})")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"corpus cache (default {DEFAULT_CACHE})")
+    parser.add_argument("--rebuild", action="store_true", help="build the corpus again even if it is cached")
+    parser.add_argument("--run-dir", type=Path, help="where the node, pool and logs of this run live (default: temp)")
+    return parser
+
+
+class Progress:
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.monotonic() - self._started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def _choose(args: argparse.Namespace, name: str) -> object:
+    given = getattr(args, name)
+    return given if given is not None else (QUICK if args.quick else FULL)[name]
+
+
+def load_cached(path: Path, rebuild: bool, progress: Progress) -> Corpus | None:
+    if path.exists() and not rebuild:
+        progress(f"using the cached corpus {path}")
+        return Corpus.load(path)
+    return None
+
+
+async def build_and_cache(path: Path, size: CorpusSize, progress: Progress) -> Corpus:
+    progress(f"building the corpus ({size.farmers} PlotNFTs, {size.partials} partials): minutes the first time")
+    with tempfile.TemporaryDirectory(prefix="pool-bench-build-") as work, _stdout_to_stderr():
+        # A fresh deterministic chain: the same PlotNFTs every build, so their plots come back from the cache.
+        async with BenchWorld(work_dir=Path(work), discriminant_bits=1024) as world:
+            corpus = await build_corpus(world, size, fresh_launchers=False, progress=progress)
+    corpus.save(path)
+    progress(f"corpus saved to {path} ({corpus.partial_count} partials, {len(corpus.events)} events)")
+    return corpus
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """chia's plotter (native code) prints its progress on file descriptor 1: keep stdout for the table."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _raise_open_files_limit() -> None:
+    # An overloaded pool leaves many requests in flight, each on its own connection.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def run(args: argparse.Namespace, progress: Progress) -> int:
+    size = CorpusSize(
+        int(str(_choose(args, "farmers"))), int(str(_choose(args, "plots"))), int(str(_choose(args, "partials")))
+    )
+    corpus_path = (
+        args.cache_dir / f"corpus-f{size.farmers}-p{size.plots_per_farmer}-n{size.partials}-v{FORMAT_VERSION}.json"
+    )
+    corpus = load_cached(corpus_path, args.rebuild, progress) or await build_and_cache(corpus_path, size, progress)
+    run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="pool-bench-run-"))
+    progress(f"run directory (logs, config, store): {run_dir}")
+    options = BenchOptions(
+        run_dir=run_dir,
+        store=args.store,
+        workers=args.workers,
+        rates=tuple(part.strip() for part in str(_choose(args, "rates")).split(",") if part.strip()),
+        connections=args.connections,
+        closed_partials=int(str(_choose(args, "closed_partials"))),
+        duration=float(str(_choose(args, "duration"))),
+        soak=args.soak,
+    )
+    result = await run_bench(corpus, corpus_path, options, progress)
+    rendered = render(result)
+    print(rendered.table)
+    if args.json is not None:
+        args.json.write_text(json.dumps(rendered.document, indent=2))
+        progress(f"figures written to {args.json}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    _raise_open_files_limit()
+    return asyncio.run(run(args, Progress()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

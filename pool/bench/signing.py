@@ -1,0 +1,102 @@
+"""Requests signed as chia's farmer signs them: POST /farmer with the owner key, partials with the plot key (harvester
+and farmer halves) aggregated with the farmer's authentication key, over the payload's hash.
+
+The plot key signature is made with one signature instead of three: under the augmented scheme, signatures of the same
+message with the same prepended public key add up like their secret keys, so signing once with local + farmer +
+taproot secret keys gives exactly the bytes chia's harvester and farmer produce together, at a third of the cost (the
+sender shares the machine with the pool it measures).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pool.bench.corpus import Corpus, CorpusPartial
+from pool.chia_adapter import (
+    AugSchemeMPL,
+    G1Element,
+    G2Element,
+    PostFarmerPayload,
+    PostFarmerRequest,
+    PostPartialPayload,
+    PostPartialRequest,
+    PrivateKey,
+    bytes32,
+    std_hash,
+    uint64,
+)
+from pool.chia_adapter.simulation import generate_taproot_sk
+
+HARVESTER_ID = bytes32(std_hash(b"pool bench harvester"))
+# The order of the BLS12-381 group: secret keys are integers modulo it.
+_GROUP_ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
+
+
+def _sum_of_keys(keys: list[PrivateKey]) -> PrivateKey:
+    total = sum(int.from_bytes(bytes(key), "big") for key in keys) % _GROUP_ORDER
+    return PrivateKey.from_bytes(total.to_bytes(32, "big"))
+
+
+@dataclass(frozen=True)
+class _PlotSigner:
+    public_key: G1Element
+    secret_key: PrivateKey  # local + farmer + taproot
+
+
+@dataclass(frozen=True)
+class SignedPartial:
+    body: bytes
+    message: bytes32
+    signature: G2Element
+    plot_public_key: G1Element
+    authentication_public_key: G1Element
+
+
+class Signer:
+    def __init__(self, corpus: Corpus) -> None:
+        self._corpus = corpus
+        self._plots: list[_PlotSigner] = []
+        for plot in corpus.plots:
+            farmer = corpus.farmers[plot.farmer]
+            pool_plot = plot.pool_plot(farmer.p2_singleton_puzzle_hash)
+            taproot = generate_taproot_sk(plot.local_secret_key.get_g1(), plot.farmer_secret_key.get_g1())
+            combined = _sum_of_keys([plot.local_secret_key, plot.farmer_secret_key, taproot])
+            self._plots.append(_PlotSigner(pool_plot.plot_public_key, combined))
+
+    def partial(self, partial: CorpusPartial, token: int) -> SignedPartial:
+        event = self._corpus.events[partial.event]
+        plot = self._plots[partial.proof.plot]
+        farmer = self._corpus.farmers[self._corpus.plots[partial.proof.plot].farmer]
+        payload = PostPartialPayload(
+            farmer.launcher_id,
+            uint64(token),
+            partial.proof.proof_of_space,
+            event.sp_hash,
+            event.end_of_sub_slot,
+            HARVESTER_ID,
+        )
+        message = payload.get_hash()
+        signature = AugSchemeMPL.aggregate(
+            [
+                AugSchemeMPL.sign(plot.secret_key, message, plot.public_key),
+                AugSchemeMPL.sign(farmer.authentication_secret_key, message),
+            ]
+        )
+        request = PostPartialRequest(payload, signature, authentication_token_v2=str(token))
+        return SignedPartial(
+            json.dumps(request.to_json_dict()).encode(),
+            message,
+            signature,
+            plot.public_key,
+            farmer.authentication_secret_key.get_g1(),
+        )
+
+    def post_farmer(self, farmer_index: int, token: int) -> bytes:
+        farmer = self._corpus.farmers[farmer_index]
+        payout = std_hash(b"pool bench payout" + farmer.launcher_id).hex()
+        payload = PostFarmerPayload(
+            farmer.launcher_id, uint64(token), farmer.authentication_secret_key.get_g1(), payout, None
+        )
+        signature = AugSchemeMPL.sign(farmer.owner_secret_key, payload.get_hash())
+        return json.dumps(PostFarmerRequest(payload, signature).to_json_dict()).encode()
