@@ -38,7 +38,7 @@ from pool.chia_adapter import (
 from pool.config import PoolConfig
 from pool.context import PoolContext
 from pool.devnet.pool_config import world_pool_config
-from pool.devnet.world import FoundProof, PlotNFTInfo, SignagePointInfo, World
+from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, SignagePointInfo, World
 from pool.http.app import create_app
 from pool.protocol.auth import current_authentication_token
 from pool.protocol.farmers import ClassicPutFarmerPayload
@@ -230,6 +230,18 @@ def partial_body(
     # The harvester and the farmer together sign with the plot key; the farmer adds the authentication key.
     signature = AugSchemeMPL.aggregate([found.plot.sign(message), AugSchemeMPL.sign(auth_sk, message)])
     return PostPartialRequest(payload, signature, authentication_token_v2=str(token)).to_json_dict()
+
+
+async def fresh_proofs(
+    world: World, plots: list[PoolPlot], wanted: int = 1
+) -> tuple[SignagePointInfo, list[FoundProof]]:
+    """A newly injected signage point for which the plots hold at least ``wanted`` proofs."""
+    for _ in range(60):
+        sp = await world.new_signage_point()
+        found = world.proofs_for_signage_point(plots, sp)
+        if len(found) >= wanted:
+            return sp, found
+    raise AssertionError("no proofs found for 60 signage points")
 
 
 def strip_0x(value: Any) -> Any:
