@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
 from chia.consensus.constants import replace_str_to_bytes
 from chia.consensus.default_constants import DEFAULT_CONSTANTS, update_testnet_overrides
 from chia.consensus.pot_iterations import calculate_iterations_quality
@@ -44,7 +45,6 @@ from chia.protocols.pool_protocol import (
 from chia.rpc.rpc_client import ResponseFailureError
 from chia.types.blockchain_format.proof_of_space import verify_and_get_quality_string
 from chia.util.bech32m import decode_puzzle_hash, encode_puzzle_hash
-from chia.util.config import load_config
 from chia.util.hash import std_hash
 from chia.util.streamable import Streamable, streamable
 from chia.wallet.puzzles.singleton_top_layer import SINGLETON_LAUNCHER_HASH
@@ -125,8 +125,22 @@ __all__ = [
 
 
 def chia_config(root_path: Path) -> dict[str, Any]:
-    """The chia root's config.yaml (needed by chia's RPC clients for their SSL certificates)."""
-    return load_config(root_path, "config.yaml", exit_on_error=False)
+    """The chia root's config.yaml (chia's RPC clients take their certificate paths from it, and the consensus
+    constants its network overrides).
+
+    Read without chia's lock: chia's own loader creates ``config/config.yaml.lock``, which fails where a pool host
+    sees the chia root read-only (a read-only volume in a container, another user's files). The pool only reads, and
+    chia saves the file by replacing it (os.replace), so a read sees the old or the new file whole.
+    """
+    path = root_path / "config" / "config.yaml"
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    loaded = yaml.safe_load(text)
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path} is not a chia config: no mapping at the top")
+    return loaded
 
 
 def consensus_constants_for(network: str, chia_root_config: dict[str, Any] | None) -> ConsensusConstants:

@@ -1,11 +1,14 @@
 """Two worker processes on one port, sharing a real PostgreSQL, with chia 2.7.5's real farmer on the devnet; the
-leader is killed with SIGKILL between two won blocks.
+leader is killed with SIGKILL between two won blocks. Then, on the same chain and database, two pool hosts: separate
+``python -m pool`` processes on two ports behind a round-robin load balancer (tests/e2e/pool_hosts.py).
 
 The pool runs as an operator runs it (``python -m pool --config ...`` with ``server.workers: 2`` and
 ``store.backend: postgresql``): a supervisor and two workers, the farmer's requests spread over them by the kernel.
 What must hold: every proof credited once (the farmer's points are exactly the confirmed partials' difficulties, less
 what distributions took), one payout per round, the books balanced, and after the leader's death another worker leads
-and the next block is absorbed and paid.
+and the next block is absorbed and paid. With two hosts the same, and: both hosts accept the farmer's partials, one
+of them runs the chain loops, a proof sent to both is refused by the second as a duplicate, and both tell the farmer
+the same difficulty and points.
 """
 
 from __future__ import annotations
@@ -24,12 +27,17 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from pool.chia_adapter import PoolErrorCode, PrivateKey, bytes32
 from pool.config import PoolConfig, parse_config
 from pool.devnet.pool_config import devnet_pool_document
 from pool.devnet.postgres import PostgresServer
-from pool.devnet.session import Devnet
-from pool.store.models import BatchStatus, ClaimStatus, PartialStatus, RoundStatus
+from pool.devnet.session import Devnet, DevnetFarmer
+from pool.protocol.auth import current_authentication_token
+from pool.protocol.partials import proof_identity
+from pool.store.models import BatchStatus, ClaimStatus, PartialRecord, PartialStatus, RoundStatus
 from pool.store.postgres import PostgresPoolStore
+from tests.e2e.pool_hosts import PoolHost, PoolHosts, pool_hosts
+from tests.http.farmer_requests import authenticated_params, fresh_proofs, partial_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -140,21 +148,39 @@ def worker_pids(supervisor: int) -> set[int]:
     return {int(pid) for pid in children}
 
 
-async def books_agree(devnet: WorkersDevnet) -> None:
-    store = devnet.store
+async def books_agree(store: PostgresPoolStore) -> None:
     ledger = await store.ledger()
     assert ledger.balanced, ledger
     rounds = await store.rounds()
     assert sum(1 for r in rounds if r.status is RoundStatus.OPEN) <= 1
     (farmer,) = await store.list_farmers()
-    confirmed = await store.recent_partials(farmer.launcher_id, 0, [PartialStatus.CONFIRMED])
+    for _ in range(READ_ATTEMPTS):
+        # The leader keeps confirming the farmer's partials while this reads: the farmer's points count only when
+        # nothing was confirmed or distributed between the reads before and after them.
+        confirmed, distributed_points = await credited(store, farmer.launcher_id)
+        record = await store.get_farmer(farmer.launcher_id)
+        assert record is not None
+        if await credited(store, farmer.launcher_id) == (confirmed, distributed_points):
+            break
+    else:
+        raise AssertionError("the farmer's points kept changing while the test read them")
     assert len({p.proof_hash for p in confirmed}) == len(confirmed)
+    # Every confirmed proof counted once: points now + points taken by distributions == their difficulties.
+    assert record.points + distributed_points == sum(p.difficulty for p in confirmed)
+
+
+READ_ATTEMPTS = 20
+
+
+async def credited(store: PostgresPoolStore, launcher_id: bytes32) -> tuple[list[PartialRecord], int]:
+    """The farmer's confirmed partials, and the points distributions took from it."""
+    confirmed = await store.recent_partials(launcher_id, 0, [PartialStatus.CONFIRMED])
     distributed_points = 0
     for distribution in await store.distributions(limit=1_000):
         assert distribution.id is not None
-        distributed_points += sum(s.points for s in await store.distribution_shares(distribution.id))
-    # Every confirmed proof counted once: points now + points taken by distributions == their difficulties.
-    assert farmer.points + distributed_points == sum(p.difficulty for p in confirmed)
+        shares = await store.distribution_shares(distribution.id)
+        distributed_points += sum(s.points for s in shares if s.launcher_id == launcher_id)
+    return confirmed, distributed_points
 
 
 async def paid_batches(store: PostgresPoolStore) -> int:
@@ -184,7 +210,7 @@ async def test_two_workers_serve_the_farmer_and_one_leader_pays(devnet: WorkersD
         return await paid_batches(store) >= 1
 
     await drive_until(devnet, paid_once, "first reward absorbed and paid", farm_every=2)
-    await books_agree(devnet)
+    await books_agree(devnet.store)
 
 
 async def test_the_leader_killed_mid_life_another_worker_takes_over_and_pays(devnet: WorkersDevnet) -> None:
@@ -210,7 +236,125 @@ async def test_the_leader_killed_mid_life_another_worker_takes_over_and_pays(dev
         )
 
     await drive_until(devnet, second_payout, "second reward absorbed and paid after the failover", farm_every=2)
-    await books_agree(devnet)
+    await books_agree(devnet.store)
     # The supervisor started a worker in place of the killed one.
     assert len(worker_pids(devnet.process.pid)) == 2
     assert old_leader not in worker_pids(devnet.process.pid)
+
+
+# ---------------------------------------------------------------------------------------------------- several hosts
+
+
+def real_farmer_auth_key(devnet: WorkersDevnet, farmer: DevnetFarmer) -> PrivateKey:
+    """The authentication key chia's farmer signs this PlotNFT's partials and GET /farmer with."""
+    state = devnet.farmer.pool_state(farmer.plotnft.p2_singleton_puzzle_hash)
+    assert state is not None
+    key = devnet.farmer.farmer_service._node.get_authentication_sk(state["pool_config"])
+    assert key is not None
+    return key
+
+
+async def exactly_one_leads(pool: PoolHosts, dsn: str) -> None:
+    """One host holds the leader lock, and only that one has run chain loops (its own Prometheus counters)."""
+    leader = await leader_pid(dsn)
+    assert leader in {host.pid for host in pool.hosts}
+    for host in pool.hosts:
+        loop_iterations = await host.metric("pool_loop_duration_seconds_count")
+        assert (loop_iterations > 0) == (host.pid == leader), (host.pid, leader, loop_iterations)
+
+
+async def one_payment_per_round(store: PostgresPoolStore, launcher_id: bytes32, round_ids: set[int]) -> None:
+    for round_id in round_ids:
+        assert len(await store.payments(round_id=round_id, launcher_id=launcher_id)) == 1
+        batches = await store.batches(round_id)
+        assert batches and all(batch.status is BatchStatus.CONFIRMED for batch in batches)
+
+
+async def hosts_agree_with_store(pool: PoolHosts, launcher_id: bytes32, get_farmer: dict[str, str]) -> None:
+    """GET /farmer of every host answers the store's difficulty and points (read again if the leader's difficulty
+    loop changed them meanwhile)."""
+    for _ in range(READ_ATTEMPTS):
+        before = await pool.store.get_farmer(launcher_id)
+        replies = [await host.get("/farmer", get_farmer) for host in pool.hosts]
+        if before is not None and before == await pool.store.get_farmer(launcher_id):
+            break
+    else:
+        raise AssertionError("the farmer's record kept changing while the test read it")
+    for reply in replies:
+        assert (reply["current_difficulty"], reply["current_points"]) == (before.difficulty, before.points)
+
+
+async def accepted_by(host: PoolHost) -> int:
+    return int(await host.metric("pool_partials_total", result="accepted"))
+
+
+async def test_two_pool_hosts_on_two_ports_sharing_postgresql_act_as_one_pool(devnet: WorkersDevnet) -> None:
+    """In place of the supervisor above: two ``python -m pool`` processes with one worker each, on their own ports,
+    on the same PostgreSQL, and a round-robin balancer on the farmer's pool URL (as nginx or HAProxy would be)."""
+    config = devnet.config
+    assert config.source is not None
+    farmer = devnet.farmers[0]
+    launcher = farmer.plotnft.launcher_id
+    async with pool_hosts(config.source, 2, devnet.dsn) as pool:
+        # As an operator moves a pool: the new hosts are up before the old process stops, and the balancer takes
+        # its place on the farmer's pool URL; the leader lock passes to one of the hosts.
+        await devnet.stop_pool()
+        balancer = await pool.balance(config.server.port)
+        first, second = pool.hosts
+        store = pool.store
+        partials_before = len(await store.recent_partials(launcher, 0))
+        claims_before = len(await store.reward_claims(ClaimStatus.CONFIRMED))
+        rounds_before = {r.id for r in await store.rounds()}
+
+        async def both_accept_and_one_leads() -> bool:
+            leader = await leader_pid(devnet.dsn)
+            leading = [host for host in pool.hosts if host.pid == leader]
+            return (
+                min([await accepted_by(host) for host in pool.hosts]) >= 2
+                and bool(leading)
+                and await leading[0].metric("pool_loop_duration_seconds_count") > 0
+            )
+
+        await drive_until(devnet, both_accept_and_one_leads, "the farmer's partials accepted by both hosts, one leads")
+        await exactly_one_leads(pool, devnet.dsn)
+        assert all(count > 0 for count in balancer.connections.values())
+
+        await devnet.win_block(farmer)
+
+        async def new_rounds() -> dict[int, RoundStatus]:
+            return {r.id: r.status for r in await store.rounds() if r.id is not None and r.id not in rounds_before}
+
+        async def paid() -> bool:
+            rounds = await new_rounds()
+            claimed = len(await store.reward_claims(ClaimStatus.CONFIRMED)) > claims_before
+            return claimed and bool(rounds) and all(status is RoundStatus.DONE for status in rounds.values())
+
+        await drive_until(devnet, paid, "the won block absorbed and paid", farm_every=2)
+        await one_payment_per_round(store, launcher, set(await new_rounds()))
+
+        # The same real partial sent to each host directly; the farmer is stopped, so it cannot send it first.
+        auth_sk = real_farmer_auth_key(devnet, farmer)
+        await devnet.farmer.stop()
+        sp, found = await fresh_proofs(devnet.world, farmer.plots)
+        token = current_authentication_token(int(time.time()), config.pool.authentication_token_timeout)
+        body = partial_body(launcher, token, found[0], sp, auth_sk)
+        assert "new_difficulty" in await first.post("/partial", body)
+        refused = await second.post("/partial", body)
+        assert refused["error_code"] == PoolErrorCode.REQUEST_FAILED.value, refused
+        assert "duplicate" in refused["error_message"]
+
+        async def settled() -> bool:
+            return not await store.recent_partials(launcher, 0, [PartialStatus.PENDING])
+
+        await drive_until(devnet, settled, "every partial confirmed or rejected")
+        partials = await store.recent_partials(launcher, 0)
+        proof = proof_identity(found[0].proof_of_space)
+        assert [p.status for p in partials if p.proof_hash == proof] == [PartialStatus.CONFIRMED]
+        # Each partial a host accepted is one row, whichever host took it; no row without an acceptance.
+        assert len(partials) - partials_before == sum([await accepted_by(host) for host in pool.hosts])
+        await books_agree(store)
+        await exactly_one_leads(pool, devnet.dsn)
+
+        # Both hosts tell the farmer the same difficulty and points: the store's.
+        params = authenticated_params("get_farmer", launcher, config.pool.target_puzzle_hash, auth_sk, token)
+        await hosts_agree_with_store(pool, launcher, {name: str(value) for name, value in params.items()})

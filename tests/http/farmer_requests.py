@@ -234,6 +234,18 @@ def partial_body(
     return PostPartialRequest(payload, signature, authentication_token_v2=str(token)).to_json_dict()
 
 
+async def fresh_proofs(
+    world: World, plots: list[PoolPlot], wanted: int = 1
+) -> tuple[SignagePointInfo, list[FoundProof]]:
+    """A newly injected signage point for which the plots hold at least ``wanted`` proofs."""
+    for _ in range(60):
+        sp = await world.new_signage_point()
+        found = world.proofs_for_signage_point(plots, sp)
+        if len(found) >= wanted:
+            return sp, found
+    raise AssertionError("no proofs found for 60 signage points")
+
+
 def strip_0x(value: Any) -> Any:
     """The same JSON with every ``0x`` hex string written without the prefix."""
     if isinstance(value, dict):

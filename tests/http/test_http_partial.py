@@ -22,7 +22,7 @@ from pool.chain.interface import ChainUnavailable
 from pool.chain.node_rpc import RpcFullNode
 from pool.chia_adapter import AugSchemeMPL, PoolErrorCode, PrivateKey, bytes32, encode_puzzle_hash, std_hash
 from pool.config import RpcConfig
-from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, SignagePointInfo, World
+from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, World
 from pool.http.app import ADMISSION
 from pool.protocol.signage_points import SignagePointCache
 from pool.store.models import PartialStatus
@@ -30,6 +30,7 @@ from tests.http.farmer_requests import (
     PoolUnderTest,
     authenticated_params,
     buried_plotnft,
+    fresh_proofs,
     partial_body,
     post_farmer_body,
     put_farmer_body,
@@ -86,18 +87,6 @@ async def farmer(world: World, pool: PoolUnderTest) -> Farmer:
 @pytest_asyncio.fixture(scope="module")
 async def other_farmer(world: World, pool: PoolUnderTest, farmer: Farmer) -> Farmer:
     return await _registered(world, pool, b"farmer B", 1)
-
-
-async def fresh_proofs(
-    world: World, plots: list[PoolPlot], wanted: int = 1
-) -> tuple[SignagePointInfo, list[FoundProof]]:
-    """A newly injected signage point for which the plots hold at least ``wanted`` proofs."""
-    for _ in range(60):
-        sp = await world.new_signage_point()
-        found = world.proofs_for_signage_point(plots, sp)
-        if len(found) >= wanted:
-            return sp, found
-    raise AssertionError("no proofs found for 60 signage points")
 
 
 async def submit(pool: PoolUnderTest, body: dict[str, Any]) -> dict[str, Any]:
