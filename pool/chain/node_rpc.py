@@ -36,6 +36,10 @@ T = TypeVar("T")
 DEFAULT_CALL_TIMEOUT = 30.0
 # Sub-slot iterations change only at epoch boundaries (hundreds of blocks apart): re-read at most this often.
 SUB_SLOT_ITERS_TTL = 10.0
+# chia's node looks for a finished sub-slot only 10 sub-slots back from its peak and calls an older one "reverted".
+# The pool searches the chain itself this far back (about a day of mainnet blocks, 140 sub-slots), in chunks.
+END_OF_SUB_SLOT_SEARCH_BLOCKS = 4608
+BLOCK_RECORDS_PER_CALL = 500
 
 # The errors that mean "the node is not there or did not answer", as opposed to a well-formed refusal.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -192,8 +196,27 @@ class RpcFullNode(FullNode):
             cc_sp_output_hash=sub_slot_challenge,
             signage_point_index=0,
             time_received=float(found["time_received"]),
-            reverted=bool(found["reverted"]),
+            reverted=bool(found["reverted"]) and not await self._sub_slot_finished_in_chain(sub_slot_challenge),
         )
+
+    async def _sub_slot_finished_in_chain(self, sub_slot_challenge: bytes32) -> bool:
+        """Whether a block of the peak's chain finished this sub-slot, searched from the peak down.
+
+        chia's node gives up after 10 sub-slots (100 minutes on mainnet) and answers "reverted" for an end of
+        sub-slot further back, although it is in the chain. A pool whose confirmation fell that far behind (a
+        restart, a slow node) would wrongly refuse the partials its farmers sent on it.
+        """
+        peak_height = (await self.peak()).height
+        end = peak_height + 1
+        lowest = max(0, end - END_OF_SUB_SLOT_SEARCH_BLOCKS)
+        while end > lowest:
+            start = max(lowest, end - BLOCK_RECORDS_PER_CALL)
+            for record in await self._call(self._client.get_block_records(start, end)):
+                finished = record.get("finished_challenge_slot_hashes") or []
+                if any(bytes32.from_hexstr(slot_hash) == sub_slot_challenge for slot_hash in finished):
+                    return True
+            end = start
+        return False
 
     async def coin_record(self, coin_id: bytes32) -> CoinRecord | None:
         return await self._call_or_none(self._client.get_coin_record_by_name(coin_id))

@@ -154,6 +154,15 @@ async def test_end_of_sub_slot_partial(world: World, pool: PoolUnderTest, farmer
     partials = await pool.ctx.store.recent_partials(farmer.plotnft.launcher_id, since=0)
     assert partials[0].end_of_sub_slot and partials[0].sp_hash == eos.sp_hash
 
+    # Twelve sub-slots later chia's node no longer looks back far enough and calls the end of sub-slot "reverted";
+    # the pool searches the chain itself, so a confirmation that fell behind still credits the partial.
+    await world.farm_blocks(1, skip_slots=12)
+    node = pool.ctx.node
+    assert isinstance(node, RpcFullNode)
+    assert (await node._client.get_recent_signage_point_or_eos(None, eos.sp_hash))["reverted"]
+    info = await node.end_of_sub_slot(eos.sp_hash)
+    assert info is not None and not info.reverted
+
 
 async def test_invalid_authentication_token(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
     sp, found = await fresh_proofs(world, farmer.plots)
