@@ -18,7 +18,7 @@ import pytest_asyncio
 from pool.chain.wallet_rpc import WalletRpc
 from pool.chia_adapter import bytes32, std_hash
 from pool.devnet.session import Devnet
-from pool.store.models import ClaimStatus, FarmerRecord, PartialStatus
+from pool.store.models import ClaimStatus, FarmerRecord, PartialRecord, PartialStatus
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -55,6 +55,16 @@ async def farmer_record(devnet: Devnet) -> FarmerRecord:
     return record
 
 
+async def points_and_confirmed_partials(devnet: Devnet) -> tuple[FarmerRecord, list[PartialRecord]]:
+    """The farmer's record and its confirmed partials as of one moment: the confirmation loop keeps crediting while
+    the test reads, so the two reads count only when the points did not move between them."""
+    while True:
+        record = await farmer_record(devnet)
+        confirmed = await devnet.ctx.store.recent_partials(record.launcher_id, 0, [PartialStatus.CONFIRMED])
+        if (await farmer_record(devnet)).points == record.points:
+            return record, confirmed
+
+
 async def farmer_partials(devnet: Devnet, status: PartialStatus | None = None) -> int:
     launcher_id = devnet.farmers[0].plotnft.launcher_id
     statuses = None if status is None else [status]
@@ -87,8 +97,7 @@ async def test_points_are_credited_after_the_confirmation_delay(devnet: Devnet) 
         return (await farmer_record(devnet)).points > 0
 
     await drive_until(devnet, credited, "points credited")
-    record = await farmer_record(devnet)
-    confirmed = await devnet.ctx.store.recent_partials(record.launcher_id, 0, [PartialStatus.CONFIRMED])
+    record, confirmed = await points_and_confirmed_partials(devnet)
     assert record.points == sum(partial.difficulty for partial in confirmed)
 
     # The farmer sees its points through GET /farmer.
@@ -96,7 +105,9 @@ async def test_points_are_credited_after_the_confirmation_delay(devnet: Devnet) 
         state = devnet.farmer.pool_state(record.p2_singleton_puzzle_hash)
         return state is not None and (state.get("current_points") or 0) > 0
 
+    # chia's farmer asks GET /farmer once its next update is due, looking every 60 s: make it due, and look now.
     devnet.farmer.pool_state(record.p2_singleton_puzzle_hash)["next_farmer_update"] = 0  # type: ignore[index]
+    await devnet.farmer.farmer_service._node.update_pool_state()
     await drive_until(devnet, farmer_sees_points, "farmer sees its points in GET /farmer")
 
 
