@@ -22,6 +22,7 @@ from pool.bench.corpus import FORMAT_VERSION, Corpus, CorpusSize, build_corpus
 from pool.bench.node import BenchWorld
 from pool.bench.report import render
 from pool.bench.run import BenchOptions, run_bench
+from pool.devnet.network import devnet_constants
 
 DEFAULT_CACHE = Path.home() / ".chia" / "pool-bench"
 FULL = {"farmers": 32, "plots": 4, "partials": 16000, "closed_partials": 2000, "duration": 10.0, "rates": "100,200,2x"}
@@ -85,8 +86,13 @@ def _choose(args: argparse.Namespace, name: str) -> object:
 
 def load_cached(path: Path, rebuild: bool, progress: Progress) -> Corpus | None:
     if path.exists() and not rebuild:
+        corpus = Corpus.load(path)
+        if corpus.constants_hash != devnet_constants(corpus.discriminant_bits).get_hash():
+            # The devnet's consensus constants changed since (a newer pool): its blocks would no longer validate.
+            progress(f"the cached corpus {path} was recorded under other consensus constants: building it anew")
+            return None
         progress(f"using the cached corpus {path}")
-        return Corpus.load(path)
+        return corpus
     return None
 
 

@@ -23,7 +23,8 @@ from pool.chia_adapter import calculate_iterations_quality
 from pool.chia_adapter.simulation import RespondSignagePoint, calculate_sp_interval_iters, generate_plot_public_key
 from pool.devnet.world import FoundProof, PoolPlot, SignagePointInfo, World
 
-FORMAT_VERSION = 1
+# 2: the consensus constants' hash is recorded (a corpus's blocks are valid only under the constants it was made with).
+FORMAT_VERSION = 2
 # Blocks deep the PlotNFT launchers are buried before the corpus starts: above any confirmation threshold the bench's
 # pool uses, so that POST /farmer finds every singleton.
 BURY_BLOCKS = 4
@@ -102,6 +103,7 @@ class CorpusPartial:
 @dataclass(frozen=True)
 class Corpus:
     discriminant_bits: int
+    constants_hash: bytes32  # of the devnet's consensus constants the chain was made under
     target_puzzle_hash: bytes32
     chain: tuple[FullBlock, ...]  # every block up to the first event, from genesis
     farmers: tuple[CorpusFarmer, ...]
@@ -136,6 +138,7 @@ class Corpus:
         return {
             "version": FORMAT_VERSION,
             "discriminant_bits": self.discriminant_bits,
+            "constants_hash": self.constants_hash.hex(),
             "target_puzzle_hash": self.target_puzzle_hash.hex(),
             "chain": [bytes(block).hex() for block in self.chain],
             "farmers": [
@@ -158,6 +161,7 @@ class Corpus:
     def _from_json(cls, document: dict[str, Any]) -> Corpus:
         return cls(
             discriminant_bits=int(document["discriminant_bits"]),
+            constants_hash=bytes32.fromhex(document["constants_hash"]),
             target_puzzle_hash=bytes32.fromhex(document["target_puzzle_hash"]),
             chain=tuple(FullBlock.from_bytes(bytes.fromhex(text)) for text in document["chain"]),
             farmers=tuple(
@@ -249,6 +253,7 @@ async def build_corpus(world: World, size: CorpusSize, *, fresh_launchers: bool,
     )
     return Corpus(
         discriminant_bits=int(world.constants.DISCRIMINANT_SIZE_BITS),
+        constants_hash=world.constants.get_hash(),
         target_puzzle_hash=world.pool_target_puzzle_hash,
         chain=chain,
         farmers=tuple(farmers),
