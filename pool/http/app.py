@@ -120,6 +120,8 @@ async def get_farmer(request: web.Request) -> web.Response:
 
 
 async def post_partial(request: web.Request) -> web.Response:
+    # The body first: a client that is slow to send it must not hold one of the places of partials in flight.
+    partial_request = streamable_from_json(PostPartialRequest, await json_body(request))
     admission = request.app[ADMISSION]
     try:
         admission.enter()
@@ -127,7 +129,6 @@ async def post_partial(request: web.Request) -> web.Response:
         request.app[CONTEXT].stats.rejected(busy.code.name)
         raise
     try:
-        partial_request = streamable_from_json(PostPartialRequest, await json_body(request))
         return _reply(await request.app[PARTIALS].submit(partial_request))
     finally:
         admission.leave()

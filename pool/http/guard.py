@@ -3,9 +3,9 @@
 Anyone can send the pool anything. A request that does not parse must cost little, change nothing and leave at most
 one short line in the log, or a stream of them would flood the operator's log (and disk). So:
 
-- the body is read and decoded here, once, with every way that can fail (too large, a broken chunked or compressed
-  transfer, not UTF-8, not JSON, a number of more digits than Python converts, nesting deeper than any protocol
-  message) turned into REQUEST_FAILED;
+- the body is read and decoded here, once, with every way that can fail (too large, too slow, a broken chunked or
+  compressed transfer, not UTF-8, not JSON, a number of more digits than Python converts, nesting deeper than any
+  protocol message) turned into REQUEST_FAILED;
 - a protocol endpoint asked with a method it does not serve answers REQUEST_FAILED (HTTP 200, so that the farmer can
   read it), not aiohttp's 405;
 - what the HTTP parser itself refuses (a bad request line, headers too long ...) is answered 400 by aiohttp before
@@ -14,6 +14,7 @@ one short line in the log, or a stream of them would flood the operator's log (a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -34,12 +35,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PROTOCOL_PATHS = frozenset({"/pool_info", "/farmer", "/partial"})
 # The deepest protocol message is a partial's proof of space inside its payload inside the request: 3 levels.
 MAX_JSON_DEPTH = 8
+# A protocol body is a few kilobytes: a farmer sends it at once. Longer means a stalled or deliberately slow client.
+BODY_READ_TIMEOUT = 10.0
 
 
 async def json_body(request: web.Request) -> Any:
     """The request's body as parsed JSON; REQUEST_FAILED for anything that is not a small, shallow JSON document."""
     try:
-        body = await request.read()
+        # aiohttp waits for a body as long as the client likes: a client trickling its body would hold a connection
+        # and, for POST /partial, nothing else, since the body is read before a place among the partials in flight.
+        body = await asyncio.wait_for(request.read(), BODY_READ_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise malformed(f"the body was not received within {BODY_READ_TIMEOUT:g} s") from None
     except web.HTTPRequestEntityTooLarge:
         raise malformed(
             f"request body larger than {request.app[CONTEXT].config.partials.max_body_bytes} bytes"

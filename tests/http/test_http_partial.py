@@ -23,6 +23,7 @@ from pool.chain.node_rpc import RpcFullNode
 from pool.chia_adapter import AugSchemeMPL, PoolErrorCode, PrivateKey, bytes32, encode_puzzle_hash, std_hash
 from pool.config import RpcConfig
 from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, World
+from pool.http import guard
 from pool.http.app import ADMISSION
 from pool.protocol.signage_points import SignagePointCache
 from pool.store.models import PartialStatus
@@ -241,6 +242,38 @@ async def test_excess_partials_are_refused_at_once_as_busy_while_the_pool_keeps_
         assert await submit(pool, valid) == {"new_difficulty": 1}  # once a place is free, the same partial counts
     finally:
         admission.limit = pool.ctx.config.partials.max_in_flight
+    assert admission.in_flight == 0
+
+
+async def test_a_slow_body_holds_no_place_among_partials_in_flight(
+    world: World, pool: PoolUnderTest, farmer: Farmer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that sends its headers and then trickles (or never finishes) its body is refused once the body read
+    times out, and meanwhile takes none of the places of partials in flight: the farmers' partials keep counting."""
+    monkeypatch.setattr(guard, "BODY_READ_TIMEOUT", 1.0)
+    admission = pool.client.app[ADMISSION]
+    admission.limit = 1
+    server = pool.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(b"POST /partial HTTP/1.1\r\nHost: pool\r\nContent-Type: application/json\r\n")
+        writer.write(b'Content-Length: 1000\r\n\r\n{"payload": ')
+        await writer.drain()
+        sp, found = await fresh_proofs(world, farmer.plots, wanted=1)
+        valid = partial_body(farmer.plotnft.launcher_id, pool.token, found[0], sp, farmer.auth_sk)
+        assert "new_difficulty" in await submit(pool, valid)  # the one place was free
+        answer = b""
+        while not answer.rstrip().endswith(b"}"):  # the slow client's answer, once its read timed out
+            chunk = await asyncio.wait_for(reader.read(4096), 30)
+            assert chunk, answer
+            answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        refused = json.loads(body)
+        assert refused["error_code"] == PoolErrorCode.REQUEST_FAILED.value and "within 1 s" in refused["error_message"]
+    finally:
+        admission.limit = pool.ctx.config.partials.max_in_flight
+        writer.close()
     assert admission.in_flight == 0
 
 
