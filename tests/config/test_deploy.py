@@ -6,6 +6,7 @@ version) is checked against the services that provide it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
@@ -142,6 +143,12 @@ def test_the_load_balancer_spreads_over_every_pool_host_on_its_port(
     assert upstreams is not None
     assert set(upstreams.group(1).split()) == {f"{name}:{config.server.port}" for name in pool_hosts(document)}
     assert {"443:443", "80:80"} <= set(caddy["ports"])
+    # The hosts trust X-Forwarded-For from Caddy alone (else every farmer would share Caddy's rate limit), and
+    # Caddy's address is fixed inside the compose network.
+    caddy_address = ipaddress.ip_address(caddy["networks"]["default"]["ipv4_address"])
+    (subnet,) = (ipaddress.ip_network(c["subnet"]) for c in document["networks"]["default"]["ipam"]["config"])
+    assert caddy_address in subnet
+    assert [str(proxy) for proxy in config.limits.trusted_proxies] in ([str(caddy_address)], [f"{caddy_address}/32"])
     assert config.server.public_url is not None and config.server.public_url.startswith("https://")
 
 
