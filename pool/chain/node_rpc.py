@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,9 +38,11 @@ DEFAULT_CALL_TIMEOUT = 30.0
 # Sub-slot iterations change only at epoch boundaries (hundreds of blocks apart): re-read at most this often.
 SUB_SLOT_ITERS_TTL = 10.0
 # chia's node looks for a finished sub-slot only 10 sub-slots back from its peak and calls an older one "reverted".
-# The pool searches the chain itself this far back (about a day of mainnet blocks, 140 sub-slots), in chunks.
-END_OF_SUB_SLOT_SEARCH_BLOCKS = 4608
-BLOCK_RECORDS_PER_CALL = 500
+# The pool searches the chain itself this far back, in chunks: the node remembers the last 50 ends of sub-slot (older
+# ones are not found at all), about 1 600 blocks on mainnet (32 a sub-slot on average).
+END_OF_SUB_SLOT_SEARCH_BLOCKS = 2048
+BLOCK_RECORDS_PER_CALL = 512
+SEARCHED_SUB_SLOTS_KEPT = 256  # answers remembered (each partial of a sub-slot's end would ask again)
 
 # The errors that mean "the node is not there or did not answer", as opposed to a well-formed refusal.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -56,6 +59,9 @@ class RpcFullNode(FullNode):
         # (sub_slot_iters, monotonic time read): shared by the signage point look-ups of a few seconds, so that many
         # signage points looked up together (the confirmation loop's batch) cost one get_blockchain_state.
         self._sub_slot_iters: tuple[int, float] | None = None
+        # sub-slot challenge -> the peak height of the search and whether the chain finished it: found stays found
+        # (buried under a day of blocks), not found is searched again at a new peak.
+        self._searched_sub_slots: OrderedDict[bytes32, tuple[int, bool]] = OrderedDict()
         # Told (call name, seconds, answered) after every RPC: the pool's metrics (RPC latency and errors).
         self.observer: Callable[[str, float, bool], None] | None = None
 
@@ -207,6 +213,17 @@ class RpcFullNode(FullNode):
         restart, a slow node) would wrongly refuse the partials its farmers sent on it.
         """
         peak_height = (await self.peak()).height
+        known = self._searched_sub_slots.get(sub_slot_challenge)
+        if known is not None and (known[1] or known[0] == peak_height):
+            return known[1]
+        found = await self._search_finished_sub_slot(sub_slot_challenge, peak_height)
+        self._searched_sub_slots[sub_slot_challenge] = (peak_height, found)
+        self._searched_sub_slots.move_to_end(sub_slot_challenge)
+        while len(self._searched_sub_slots) > SEARCHED_SUB_SLOTS_KEPT:
+            self._searched_sub_slots.popitem(last=False)
+        return found
+
+    async def _search_finished_sub_slot(self, sub_slot_challenge: bytes32, peak_height: int) -> bool:
         end = peak_height + 1
         lowest = max(0, end - END_OF_SUB_SLOT_SEARCH_BLOCKS)
         while end > lowest:

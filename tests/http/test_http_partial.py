@@ -163,6 +163,15 @@ async def test_end_of_sub_slot_partial(world: World, pool: PoolUnderTest, farmer
     assert (await node._client.get_recent_signage_point_or_eos(None, eos.sp_hash))["reverted"]
     info = await node.end_of_sub_slot(eos.sp_hash)
     assert info is not None and not info.reverted
+    # Found once, remembered: the next partials of this end of sub-slot do not make the pool search again.
+    observer, calls = node.observer, []
+    node.observer = lambda name, seconds, answered: calls.append(name)
+    try:
+        again = await node.end_of_sub_slot(eos.sp_hash)
+    finally:
+        node.observer = observer
+    assert again is not None and not again.reverted
+    assert "get_block_records" not in calls and "get_recent_signage_point_or_eos" in calls
 
 
 async def test_invalid_authentication_token(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
