@@ -625,7 +625,9 @@ class PostgresPoolStore(AbstractPoolStore):
             known = {bytes32(row["launcher_id"]) for row in rows}
             fresh = [p for p in partials if p.launcher_id in known]
             # One statement for the batch. A proof inserted concurrently by another worker makes this one wait for
-            # it and then skip the row; a proof twice in the batch is inserted once (the first row wins).
+            # it and then skip the row; a proof twice in the batch is inserted once (the first row wins). Rows go in
+            # in proof hash order: two workers inserting the same proofs (a farmer's resends reaching both) then
+            # wait on them in the same order, never on each other in a deadlock.
             inserted = (
                 await conn.fetch(
                     """
@@ -635,7 +637,7 @@ class PostgresPoolStore(AbstractPoolStore):
                 SELECT l, p, s, e, h, r, d, 'pending' FROM unnest(
                     $1::bytea[], $2::bytea[], $3::bytea[], $4::boolean[], $5::bytea[], $6::bigint[], $7::bigint[]
                 ) WITH ORDINALITY AS batch(l, p, s, e, h, r, d, position)
-                ORDER BY position
+                ORDER BY p, position
                 ON CONFLICT (proof_hash) DO NOTHING
                 RETURNING id, proof_hash
                 """,
