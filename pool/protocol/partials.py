@@ -26,7 +26,7 @@ from pool.chia_adapter import (
 )
 from pool.context import PoolContext
 from pool.protocol.auth import check_authentication_token
-from pool.protocol.errors import PoolProtocolError
+from pool.protocol.errors import PoolProtocolError, one_line
 from pool.protocol.farmers import known_farmer
 from pool.protocol.signage_points import PeakCache, SignagePointCache
 from pool.protocol.verification import SignatureVerifier
@@ -85,7 +85,10 @@ class PartialChecker:
             return await self._check_and_record(request, farmer, received_at, received_precisely)
         except PoolProtocolError as error:
             # Signed by the farmer: a refusal it may see on its page (nobody else can add refusals to its chart).
-            await self._writer.add_refusal(PartialRefusal(farmer.launcher_id, received_at, error.code.name))
+            try:
+                await self._writer.add_refusal(PartialRefusal(farmer.launcher_id, received_at, error.code.name))
+            except Exception as exc:  # the store failing must not hide from the farmer why its partial was refused
+                log.warning("refusal of a partial of %s not recorded: %s", farmer.launcher_id.hex(), one_line(str(exc)))
             raise
 
     async def _check_and_record(

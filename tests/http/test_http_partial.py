@@ -24,7 +24,7 @@ from pool.chia_adapter import AugSchemeMPL, PoolErrorCode, PrivateKey, bytes32, 
 from pool.config import RpcConfig
 from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, World
 from pool.http import guard
-from pool.http.app import ADMISSION
+from pool.http.app import ADMISSION, PARTIALS
 from pool.protocol.signage_points import SignagePointCache
 from pool.store.models import PartialStatus
 from tests.http.farmer_requests import (
@@ -284,6 +284,19 @@ async def test_a_slow_body_holds_no_place_among_partials_in_flight(
         admission.limit = pool.ctx.config.partials.max_in_flight
         writer.close()
     assert admission.in_flight == 0
+
+
+async def test_a_refusal_the_store_cannot_record_still_tells_the_farmer_why(
+    world: World, pool: PoolUnderTest, farmer: Farmer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def store_down(refusal: object) -> None:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(pool.client.app[PARTIALS]._writer, "add_refusal", store_down)
+    _, found = await fresh_proofs(world, farmer.plots)
+    later = await world.new_signage_point()
+    body = partial_body(farmer.plotnft.launcher_id, pool.token, found[0], later, farmer.auth_sk)
+    assert error_code(await submit(pool, body)) is PoolErrorCode.INVALID_PROOF
 
 
 async def test_proof_for_another_signage_point_is_invalid(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
