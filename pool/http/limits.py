@@ -71,6 +71,7 @@ def client_address(peer: str | None, forwarded_for: list[str], limits: LimitsCon
 def _parse(text: str | None) -> IpAddress | None:
     if not text:
         return None
+    text = _without_port(text)
     try:
         address = ipaddress.ip_address(text.split("%", 1)[0])  # without an IPv6 zone (fe80::1%eth0)
     except ValueError:
@@ -78,6 +79,15 @@ def _parse(text: str | None) -> IpAddress | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def _without_port(text: str) -> str:
+    """Some proxies write the client's port too: ``192.0.2.1:5678``, ``[2001:db8::1]:443`` (or brackets alone)."""
+    if text.startswith("["):
+        return text[1:].split("]", 1)[0]
+    if text.count(":") == 1:  # IPv4 with a port (a bare IPv6 address has at least two colons)
+        return text.split(":", 1)[0]
+    return text
 
 
 def _is_trusted(address: IpAddress, trusted: tuple[IpNetwork, ...]) -> bool:
