@@ -40,6 +40,9 @@ class PartialWriter:
 
     async def _submit(self, item: _Item) -> int | NotAdded | None:
         done: asyncio.Future[int | NotAdded | None] = asyncio.get_running_loop().create_future()
+        # A request whose client went away no longer awaits its outcome: a failed batch's error must not then be
+        # logged by asyncio as "never retrieved" (it is the awaiting requests' to report).
+        done.add_done_callback(_mark_retrieved)
         self._queue.append((item, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._write_queued())
@@ -73,3 +76,8 @@ class PartialWriter:
         for item, done in batch:
             if isinstance(item, PartialRefusal) and not done.done():
                 done.set_result(None)
+
+
+def _mark_retrieved(done: asyncio.Future[int | NotAdded | None]) -> None:
+    if not done.cancelled():
+        done.exception()
