@@ -51,6 +51,8 @@ async def json_body(request: web.Request) -> Any:
         raise malformed(
             f"request body larger than {request.app[CONTEXT].config.partials.max_body_bytes} bytes"
         ) from None
+    except ConnectionResetError:  # the client closed the connection before its body was complete
+        raise malformed("the connection closed before the body was complete") from None
     except (web.RequestPayloadError, HttpProcessingError) as exc:  # a broken chunked or compressed transfer ...
         raise malformed(f"the body could not be read ({_http_error_text(exc)})") from None
     try:
