@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="open-loop offered rates in partials/s, comma separated; '2x' is twice the closed loop's accepted/s "
         f"(default {FULL['rates']})",
     )
-    parser.add_argument("--connections", type=int, default=8, help="closed-loop connections (default 8)")
+    # 16: as in the side-by-side measurement with pool-reference that set the targets (issue 11).
+    parser.add_argument("--connections", type=int, default=16, help="closed-loop connections (default 16)")
     parser.add_argument("--closed-partials", type=int, help=f"partials of the closed loop ({FULL['closed_partials']})")
     parser.add_argument("--duration", type=float, help=f"seconds of each open-loop rate ({FULL['duration']})")
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of a memory soak at half the sustainable rate")

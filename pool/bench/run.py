@@ -39,7 +39,7 @@ class BenchOptions:
     store: str = "sqlite"  # or "postgresql"
     workers: int = 1
     rates: tuple[str, ...] = ("100", "200", "2x")  # partials/s offered; "2x" = twice the closed loop's accepted/s
-    connections: int = 8  # closed loop
+    connections: int = 16  # closed loop
     closed_partials: int = 1500
     duration: float = 10.0  # seconds of each open-loop phase
     soak: float = 0.0  # seconds of the memory soak (0: none)
