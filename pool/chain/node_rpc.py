@@ -60,7 +60,8 @@ class RpcFullNode(FullNode):
         # signage points looked up together (the confirmation loop's batch) cost one get_blockchain_state.
         self._sub_slot_iters: tuple[int, float] | None = None
         # sub-slot challenge -> the peak height of the search and whether the chain finished it: found stays found
-        # (buried under a day of blocks), not found is searched again at a new peak.
+        # (searched only when the node gave up, so more than 10 sub-slots deep, beyond any reorg), not found is
+        # searched again at a new peak.
         self._searched_sub_slots: OrderedDict[bytes32, tuple[int, bool]] = OrderedDict()
         # Told (call name, seconds, answered) after every RPC: the pool's metrics (RPC latency and errors).
         self.observer: Callable[[str, float, bool], None] | None = None
