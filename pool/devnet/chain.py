@@ -136,7 +136,8 @@ class ChainMixin(WorldBase):
     async def reorg(self, fork_height: int, new_peak_height: int | None = None) -> int:
         """Replace the blocks above ``fork_height`` with a heavier chain (default: one block longer).
 
-        Signage points injected on the old chain then read ``reverted`` on the node.
+        Signage points injected on the old chain read ``reverted`` on the node when the new chain no longer holds
+        their sub-slot; one that stays within the point's sub-slot may keep it (chia's challenge chain is the same).
         """
         old_peak = self.peak_height
         new_peak = old_peak + 1 if new_peak_height is None else new_peak_height

@@ -148,24 +148,6 @@ async def test_end_of_sub_slot_is_visible(world: World) -> None:
         await client.await_closed()
 
 
-async def test_reorg_reverts_a_signage_point(world: World) -> None:
-    """A reorg makes the node call a signage point of the replaced chain reverted. The point is taken in a sub-slot
-    the old chain entered by skipping the rest of the one before (World.end_of_sub_slot); the new chain, farmed from
-    before that block, is still in the earlier sub-slot, so the point's sub-slot is not in it. (A reorg that stays
-    within the point's sub-slot may keep the point: chia's node then rightly does not call it reverted.)"""
-    eos = await world.end_of_sub_slot()
-    sp = await world.new_signage_point()
-    peak = world.peak_height
-    assert await world.reorg(eos.peak_height - 1, peak + 1) == peak + 1
-    client = await _node_client(world.full_node_rpc)
-    try:
-        recent = await client.get_recent_signage_point_or_eos(sp.sp_hash, None)
-        assert recent["reverted"]
-    finally:
-        client.close()
-        await client.await_closed()
-
-
 @pytest_asyncio.fixture(scope="module")
 async def farmer(world: World, plots: list[PoolPlot]) -> AsyncIterator[FarmerHandle]:
     handle = await world.start_farmer(plots)
