@@ -7,6 +7,7 @@ the same plots back), and looked up for a signage point the way a harvester does
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,9 @@ class PlotsMixin(WorldBase):
         plot_root = self.block_tools.plot_dir / self.pool_plot_folder
         plot_dir = plot_root / p2_singleton_puzzle_hash.hex()
         plots = [await self._pool_plot(plot_dir, p2_singleton_puzzle_hash, index) for index in range(count)]
+        # Used now, so among the last to be pruned: the cache keeps the folders used last (a PlotNFT every run makes
+        # again, as the end-to-end tests' and the benchmark's do), not just those plotted last.
+        os.utime(plot_dir)
         _prune_plot_dirs(plot_root, keep=plot_dir, kept=self.pool_plot_dirs_kept)
         return plots
 

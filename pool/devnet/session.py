@@ -84,6 +84,8 @@ class Devnet:
     farmers_count: int = 1
     plots_per_farmer: int = 3
     progress: Callable[[str], None] = field(default=lambda message: log.info("%s", message))
+    # Whether each PlotNFT gets a launcher no earlier run had; None: decided by _fresh_launchers.
+    fresh_launchers: bool | None = None
     world: World = field(init=False)
     config: PoolConfig = field(init=False)
     farmers: list[DevnetFarmer] = field(init=False, default_factory=list)
@@ -115,6 +117,7 @@ class Devnet:
         self.progress("starting the simulated chain (the first run on a machine creates test plots)")
         self.world = await self._stack.enter_async_context(World.create(work_dir=self.work_dir / "world"))
         self.config = self._pool_config()
+        fresh_launchers = self._fresh_launchers()  # before the pool creates its store
         await self.start_pool()
         info = await self.pool_info()
         for number in range(self.farmers_count):
@@ -123,6 +126,7 @@ class Devnet:
                 pool_url=self.pool_url,
                 target_puzzle_hash=bytes32.from_hexstr(str(info["target_puzzle_hash"])),
                 relative_lock_height=int(str(info["relative_lock_height"])),
+                fresh_launcher=fresh_launchers,
             )
             plots = await self.world.create_pool_plots(plotnft.p2_singleton_puzzle_hash, self.plots_per_farmer)
             self.farmers.append(DevnetFarmer(plotnft, plots))
@@ -153,6 +157,19 @@ class Devnet:
         if self._ctx is None:
             return None
         return {farmer.launcher_id for farmer in await self._ctx.store.list_farmers()}
+
+    def _fresh_launchers(self) -> bool:
+        """Fresh launchers (World.create_plotnft's fresh_launcher) only where the pool's store may know this chain's
+        launchers from an earlier run: any store but a new SQLite file, unless told.
+
+        Every new World makes the same chain up to the first PlotNFT, so without a fresh launcher every run gets the
+        same PlotNFT, and its plots come back from chia's test plot cache instead of being plotted again (some 3.5 s
+        a plot). A store that outlived its chain (a demo work dir used again) would hold stale records of it.
+        """
+        if self.fresh_launchers is not None:
+            return self.fresh_launchers
+        store = self.config.store
+        return store.backend != "sqlite" or store.path.exists()
 
     def _pool_config(self) -> PoolConfig:
         return world_pool_config(self.world, store_path=self.work_dir / "pool" / "pool.sqlite", server_port=free_port())

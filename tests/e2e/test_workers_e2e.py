@@ -113,7 +113,8 @@ def postgres() -> Iterator[PostgresServer]:
 async def devnet(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer) -> AsyncIterator[WorkersDevnet]:
     work_dir: Path = tmp_path_factory.mktemp("workers-devnet")
     dsn = postgres.create_database("pool_workers")
-    running = WorkersDevnet(work_dir, farmers_count=1, plots_per_farmer=3, dsn=dsn)
+    # The database is new: the same PlotNFT as every run is safe, and its plots come from the cache.
+    running = WorkersDevnet(work_dir, farmers_count=1, plots_per_farmer=3, fresh_launchers=False, dsn=dsn)
     async with running:
         yield running
 
