@@ -28,7 +28,7 @@ from chia.server.ws_connection import WSChiaConnection
 from chia.simulator.block_tools import BlockTools, get_signage_point, test_constants
 from chia.simulator.full_node_simulator import FullNodeSimulator
 from chia.simulator.keyring import TempKeyring
-from chia.simulator.setup_services import create_lock_and_load_config, setup_full_node, setup_wallet_node
+from chia.simulator.setup_services import setup_full_node, setup_wallet_node
 from chia.simulator.simulator_protocol import FarmNewBlockProtocol, ReorgProtocol
 from chia.simulator.start_simulator import SimulatorFullNodeService
 from chia.types.blockchain_format.proof_of_space import (
@@ -42,7 +42,7 @@ from chia.types.blockchain_format.proof_of_space import (
 )
 from chia.types.peer_info import PeerInfo, UnresolvedPeerInfo
 from chia.util.bech32m import decode_puzzle_hash, encode_puzzle_hash
-from chia.util.config import load_config, lock_and_load_config, save_config
+from chia.util.config import create_default_chia_config, load_config, lock_and_load_config, save_config
 from chia.util.hash import std_hash
 from chia.wallet.derive_keys import (
     find_authentication_sk,
@@ -112,9 +112,9 @@ __all__ = [
     "calculate_prefix_bits",
     "calculate_sp_interval_iters",
     "chia_init",
+    "create_default_chia_config",
     "create_farmer_service",
     "create_harvester_service",
-    "create_lock_and_load_config",
     "create_plots",
     "decode_puzzle_hash",
     "encode_puzzle_hash",

@@ -22,10 +22,11 @@ from pool.chia_adapter.simulation import (
     NodeType,
     PoolingShareState,
     UnresolvedPeerInfo,
+    create_default_chia_config,
     create_farmer_service,
     create_harvester_service,
-    create_lock_and_load_config,
     encode_puzzle_hash,
+    lock_and_load_config,
     save_config,
 )
 from pool.devnet.base import RpcEndpoint, WorldBase, _ready, _wait_until
@@ -98,8 +99,20 @@ class FarmerMixin(WorldBase):
         return handle
 
     def _service_root_config(self, root_path: Path) -> contextlib.AbstractContextManager[dict[str, Any]]:
-        # A fresh chia root whose certificates are signed by the node's CA, so the services can talk to each other.
-        return create_lock_and_load_config(self.block_tools.root_path / "config" / "ssl" / "ca", root_path)
+        """A fresh chia root holding the node root's TLS certificates, all signed by the node's CA, so that the services
+        can talk to each other; made as BlockTools makes the node's root.
+
+        Each service uses only its own certificate of the set. chia's create_lock_and_load_config would instead make
+        a root's dozen key pairs, twice over (some 2.5 s a root); BlockTools takes the node's from chia's pre-made
+        test certificates.
+        """
+        create_default_chia_config(root_path)
+        node_ssl = self.block_tools.root_path / "config" / "ssl"
+        shutil.copytree(node_ssl, root_path / "config" / "ssl", dirs_exist_ok=True)  # keeps the key files' modes
+        config_file = root_path / "config" / "config.yaml"
+        # As chia's test services do (chia: "using localhost leads to flakiness on CI").
+        config_file.write_text(config_file.read_text().replace("localhost", "127.0.0.1"))
+        return lock_and_load_config(root_path, "config.yaml")
 
     async def _start_farmer_service(self, root_path: Path, services: contextlib.AsyncExitStack) -> FarmerService:
         bt = self.block_tools
