@@ -49,6 +49,15 @@ async def drive_until(
             await devnet.farm(1)
 
 
+async def wait_until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait, without moving the chain, for the pool's loops to reach a state."""
+    deadline = time.monotonic() + DEADLINE
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.1)
+
+
 async def farmer_record(devnet: Devnet) -> FarmerRecord:
     record = await devnet.ctx.store.get_farmer(devnet.farmers[0].plotnft.launcher_id)
     assert record is not None
@@ -210,8 +219,13 @@ async def test_farmer_that_leaves_stops_earning(devnet: Devnet) -> None:
         return not (await farmer_record(devnet)).is_pool_member
 
     await drive_until(devnet, no_longer_member, "pool sees the farmer left", farm_every=2)
-    # Partials still pending when it left are not credited; from now on nothing is.
-    await asyncio.sleep(devnet.config.partials.confirmation_delay + 2)
+    # Partials still pending when it left are not credited; from now on nothing is. The chain holds still until
+    # they are settled, so that the figures below are taken after them.
+
+    async def none_pending() -> bool:
+        return await farmer_partials(devnet, PartialStatus.PENDING) == 0
+
+    await wait_until(none_pending, "partials pending when the farmer left settled")
     points = (await farmer_record(devnet)).points
     confirmed = await farmer_partials(devnet, PartialStatus.CONFIRMED)
     for _ in range(12):
