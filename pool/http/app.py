@@ -126,8 +126,9 @@ async def get_farmer(request: web.Request) -> web.Response:
 
 
 async def post_partial(request: web.Request) -> web.Response:
-    # The body first: a client that is slow to send it must not hold one of the places of partials in flight.
-    partial_request = partial_request_from_json(await json_body(request))
+    # The body first: a client that is slow to send it must not hold one of the places of partials in flight. Its
+    # decoding after admission: a partial refused as busy costs the pool as little as possible.
+    body = await json_body(request)
     admission = request.app[ADMISSION]
     try:
         admission.enter()
@@ -135,7 +136,7 @@ async def post_partial(request: web.Request) -> web.Response:
         request.app[CONTEXT].stats.rejected(busy.code.name)
         raise
     try:
-        return _reply(await request.app[PARTIALS].submit(partial_request))
+        return _reply(await request.app[PARTIALS].submit(partial_request_from_json(body)))
     finally:
         admission.leave()
 
