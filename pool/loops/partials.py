@@ -34,6 +34,7 @@ REASON_NOT_MEMBER = "farmer is not a pool member"
 # A partial whose re-check raised is tried again after this many seconds (meanwhile it takes no place in a batch).
 RETRY_AFTER_SECONDS = 60
 LOOKUP_CONCURRENCY = 16  # signage point look-ups in flight at once
+YIELD_EVERY = 100  # partials settled between two turns given to the rest of the event loop
 
 
 @dataclass
@@ -86,8 +87,10 @@ class PartialConfirmLoop:
         farmers = await self._farmers(ctx, batch)
         challenges = await self._challenges(ctx, batch)
         confirmable: list[int] = []
-        for partial in batch:
+        for number, partial in enumerate(batch, start=1):
             assert partial.id is not None
+            if number % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let waiting requests in: a batch must not stall POST /partial
             try:
                 if await self._settle(ctx, partial, farmers, challenges, stats):
                     confirmable.append(partial.id)
