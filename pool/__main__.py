@@ -179,10 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
     # Imported here so that --help and --check-config stay fast and work even if chia's RPC stack fails to import.
+    import uvloop
+
     from pool.server import StartupError, run_server
 
     try:
-        asyncio.run(run_server(config, log_level=args.log_level, worker=args.worker))
+        # libuv's event loop: the same asyncio API, with the loop, its transports and its callbacks in C (the pool
+        # spends a good part of each partial's CPU in the event loop's own work; docs/performance.md).
+        uvloop.run(run_server(config, log_level=args.log_level, worker=args.worker))
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -88,11 +88,18 @@ class PartialsConfig:
     # loop. Default: the machine's CPUs.
     verify_threads: int = field(default_factory=lambda: default_verify_threads())
     # POST /partial requests being handled at once; more are refused at once with SERVER_EXCEPTION ("busy, retry").
-    max_in_flight: int = 128
+    # Default: 128 per CPU, about a third of a second of work per core. Partials come in bursts after each signage
+    # point: a burst of a few times the pool's rate is absorbed (a refused partial's points are lost, chia's farmer
+    # does not send it again), and under lasting overload a partial the pool takes is answered within a second.
+    max_in_flight: int = field(default_factory=lambda: default_max_in_flight())
 
 
 def default_verify_threads() -> int:
     return os.cpu_count() or 1
+
+
+def default_max_in_flight() -> int:
+    return 128 * (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -392,7 +399,7 @@ def _partials(s: _Section) -> PartialsConfig:
         max_body_bytes=s.int_("max_body_bytes", 65536, minimum=4096),
         stale_partials=s.choice("stale_partials", STALE_PARTIAL_POLICIES, "credit"),
         verify_threads=s.int_("verify_threads", default_verify_threads(), minimum=0, maximum=256),
-        max_in_flight=s.int_("max_in_flight", 128, minimum=1, maximum=100_000),
+        max_in_flight=s.int_("max_in_flight", default_max_in_flight(), minimum=1, maximum=100_000),
     )
 
 

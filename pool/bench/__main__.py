@@ -60,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, default=16, help="closed-loop connections (default 16)")
     parser.add_argument("--closed-partials", type=int, help=f"partials of the closed loop ({FULL['closed_partials']})")
     parser.add_argument("--duration", type=float, help=f"seconds of each open-loop rate ({FULL['duration']})")
-    parser.add_argument("--soak", type=float, default=0.0, help="seconds of a memory soak at half the sustainable rate")
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=0.0,
+        help="seconds of a memory soak at half the sustainable rate (slower if the corpus left would not last)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     parser.add_argument("--quick", action="store_true", help="a small corpus and short phases (a smoke run)")
     parser.add_argument("--farmers", type=int, help=f"PlotNFTs in the corpus ({FULL['farmers']})")

@@ -26,6 +26,9 @@ AUTHENTICATION_TOKEN_TIMEOUT = 5  # minutes: the devnet pool's pool.authenticati
 HEADERS = {"Content-Type": "application/json", "User-Agent": "chia-pool-bench", "chia-farmer-version": "2.7.5"}
 ACCEPTED = "accepted"
 LOOKAHEAD = 3  # events announced ahead of the one whose partials are being sent
+# An open loop announces an event ahead only if its partials will go out within this many seconds: at a slow rate
+# (a soak), an event announced three events early would see its partials reach the pool after its 25 s time limit.
+LOOKAHEAD_SECONDS = 5
 
 
 class Announcer:
@@ -37,7 +40,7 @@ class Announcer:
         self._node = node
         self.cpu_seconds = 0.0  # the node's CPU spent announcing events
         self._last = events - 1
-        self._lookahead = lookahead
+        self.lookahead = lookahead
         self.done = -1
         self._wanted = -1
         self._wake = asyncio.Event()
@@ -48,7 +51,7 @@ class Announcer:
     async def ready(self, event: int) -> None:
         if event <= self.done:
             return
-        wanted = min(event + self._lookahead, self._last)
+        wanted = min(event + self.lookahead, self._last)
         if wanted > self._wanted:
             self._wanted = wanted
             self._wake.set()
@@ -157,6 +160,8 @@ class Sender:
         """One partial every 1/rate seconds, whatever the pool answers (its answers do not slow the sender)."""
         outcomes = Outcomes()
         tasks: list[asyncio.Task[None]] = []
+        partials_per_event = self._corpus.partial_count / max(1, len(self._corpus.events))
+        self.announcer.lookahead = min(LOOKAHEAD, int(rate * LOOKAHEAD_SECONDS / partials_per_event))
         start = time.perf_counter() + 0.05
         for number, partial in enumerate(partials):
             due = start + number / rate
@@ -165,6 +170,7 @@ class Sender:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(self._send(partial, outcomes, due)))
         await asyncio.gather(*tasks)
+        self.announcer.lookahead = LOOKAHEAD
         return outcomes
 
     async def register(self, pool_url: str) -> None:

@@ -148,6 +148,12 @@ def pool_document(
         "number_of_partials_target": 1_000_000_000,
         "time_target": 86400,
     }
+    # The loops, reward collection and payouts at the pool's default intervals, as an operator runs it (the
+    # devnet's are short for tests): their work is counted in the pool's CPU per partial and the node's. The
+    # confirmation delay stays the devnet's 2 s.
+    del document["loops"]
+    del document["rewards"]["collect_interval"]
+    del document["payouts"]["interval"]
     document["store"] = store
     document["server"]["workers"] = workers
     document["logging"] = {"level": "WARNING"}

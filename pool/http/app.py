@@ -20,7 +20,6 @@ from pool.chia_adapter import (
     GetPoolInfoResponse,
     PoolErrorCode,
     PostFarmerRequest,
-    PostPartialRequest,
     PutFarmerRequest,
     Streamable,
     uint8,
@@ -34,7 +33,14 @@ from pool.http.keys import CONTEXT
 from pool.http.limits import per_address_limit
 from pool.http.pages import setup_pages
 from pool.http.status import setup_operator_endpoints
-from pool.protocol.encoding import parse_bytes32, parse_g2, parse_uint64, query_value, streamable_from_json
+from pool.protocol.encoding import (
+    parse_bytes32,
+    parse_g2,
+    parse_uint64,
+    partial_request_from_json,
+    query_value,
+    streamable_from_json,
+)
 from pool.protocol.errors import PoolProtocolError, one_line
 from pool.protocol.farmers import authenticated_farmer, register_farmer, update_farmer
 from pool.protocol.partials import PartialChecker
@@ -120,8 +126,9 @@ async def get_farmer(request: web.Request) -> web.Response:
 
 
 async def post_partial(request: web.Request) -> web.Response:
-    # The body first: a client that is slow to send it must not hold one of the places of partials in flight.
-    partial_request = streamable_from_json(PostPartialRequest, await json_body(request))
+    # The body first: a client that is slow to send it must not hold one of the places of partials in flight. Its
+    # decoding after admission: a partial refused as busy costs the pool as little as possible.
+    body = await json_body(request)
     admission = request.app[ADMISSION]
     try:
         admission.enter()
@@ -129,7 +136,7 @@ async def post_partial(request: web.Request) -> web.Response:
         request.app[CONTEXT].stats.rejected(busy.code.name)
         raise
     try:
-        return _reply(await request.app[PARTIALS].submit(partial_request))
+        return _reply(await request.app[PARTIALS].submit(partial_request_from_json(body)))
     finally:
         admission.leave()
 

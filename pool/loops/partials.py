@@ -34,6 +34,7 @@ REASON_NOT_MEMBER = "farmer is not a pool member"
 # A partial whose re-check raised is tried again after this many seconds (meanwhile it takes no place in a batch).
 RETRY_AFTER_SECONDS = 60
 LOOKUP_CONCURRENCY = 16  # signage point look-ups in flight at once
+YIELD_EVERY = 100  # partials settled between two turns given to the rest of the event loop
 
 
 @dataclass
@@ -65,6 +66,16 @@ class PartialConfirmLoop:
             return stats  # an unsynced node does not know recent signage points: rejecting now would be wrong
         now = ctx.now()
         self._retry_at = {pid: at for pid, at in self._retry_at.items() if at > now}
+        # Every due partial, batch after batch: one batch per interval would cap what the pool can confirm (1000
+        # every 5 s by default) below what it can accept, and the backlog would grow for ever.
+        while await self._settle_batch(ctx, now, stats) == self.batch_size:
+            pass
+        if stats.stale:
+            ctx.stats.stale_partials += stats.stale
+        return stats
+
+    async def _settle_batch(self, ctx: PoolContext, now: int, stats: ConfirmStats) -> int:
+        """Settles the next batch of due partials; how many it held."""
         due_before = now - ctx.config.partials.confirmation_delay
         # Partials set aside are fetched on top of a full batch, so they never take the others' places.
         fetched = await ctx.store.pending_partials(
@@ -72,12 +83,14 @@ class PartialConfirmLoop:
         )
         batch = [p for p in fetched if p.id not in self._retry_at][: self.batch_size]
         if not batch:
-            return stats
+            return 0
         farmers = await self._farmers(ctx, batch)
         challenges = await self._challenges(ctx, batch)
         confirmable: list[int] = []
-        for partial in batch:
+        for number, partial in enumerate(batch, start=1):
             assert partial.id is not None
+            if number % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let waiting requests in: a batch must not stall POST /partial
             try:
                 if await self._settle(ctx, partial, farmers, challenges, stats):
                     confirmable.append(partial.id)
@@ -91,9 +104,7 @@ class PartialConfirmLoop:
         except Exception as exc:
             ids = set(confirmable)
             self._set_aside(now, [p for p in batch if p.id in ids], stats, exc)
-        if stats.stale:
-            ctx.stats.stale_partials += stats.stale
-        return stats
+        return len(batch)
 
     def _set_aside(self, now: int, partials: list[PartialRecord], stats: ConfirmStats, exc: Exception) -> None:
         ids = [partial.id for partial in partials if partial.id is not None]

@@ -11,9 +11,20 @@ import functools
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from pool.chia_adapter import G1Element, G2Element, Streamable, bytes32
+from pool.chia_adapter import (
+    G1Element,
+    G2Element,
+    PostPartialPayload,
+    PostPartialRequest,
+    ProofOfSpace,
+    Streamable,
+    bytes32,
+    uint8,
+    uint16,
+    uint64,
+)
 from pool.protocol.errors import PoolProtocolError, malformed
 
 S = TypeVar("S", bound=Streamable)
@@ -127,3 +138,94 @@ def _without_optional(field_type: Any) -> Any:
         if len(members) == 1:
             return members[0]
     return field_type
+
+
+def partial_request_from_json(data: Any) -> PostPartialRequest:
+    """POST /partial's body, decoded at a third of the generic parser's cost when it has the shape chia's farmer sends.
+
+    Any other shape (hex without ``0x``, numbers as text, an older farmer's fields ...) goes through
+    ``streamable_from_json``, which accepts and refuses exactly what it always did. The fast path decodes the plot key
+    and the signature without their subgroup checks (two thirds of the cost of decoding them): the signature check,
+    which every partial passes before anything else reads them, makes both checks again
+    (``AugSchemeMPL.aggregate_verify`` validates every key and the signature). A point outside its group is therefore
+    refused as INVALID_SIGNATURE instead of REQUEST_FAILED; it is refused all the same.
+    """
+    fast = _farmer_shaped_partial(data)
+    return fast if fast is not None else streamable_from_json(PostPartialRequest, data)
+
+
+def _farmer_shaped_partial(data: Any) -> PostPartialRequest | None:
+    """The request, or None if ``data`` is not exactly in the shape chia's farmer sends (or does not decode)."""
+    if type(data) is not dict:
+        return None
+    payload, token_v2 = data.get("payload"), data.get("authentication_token_v2", "")
+    signature = _exact_hex(data.get("aggregate_signature"), 96)
+    if type(payload) is not dict or type(token_v2) is not str or signature is None:
+        return None
+    proof = _farmer_shaped_proof(payload.get("proof_of_space"))
+    launcher_id, sp_hash = _exact_hex(payload.get("launcher_id"), 32), _exact_hex(payload.get("sp_hash"), 32)
+    harvester_id = _exact_hex(payload.get("harvester_id"), 32)
+    token, end_of_sub_slot = payload.get("authentication_token"), payload.get("end_of_sub_slot")
+    if proof is None or launcher_id is None or sp_hash is None or harvester_id is None:
+        return None
+    if type(token) is not int or not 0 <= token <= UINT64_MAX or type(end_of_sub_slot) is not bool:
+        return None
+    try:
+        return PostPartialRequest(
+            PostPartialPayload(
+                bytes32(launcher_id), uint64(token), proof, bytes32(sp_hash), end_of_sub_slot, bytes32(harvester_id)
+            ),
+            G2Element.from_bytes_unchecked(signature),  # checked by aggregate_verify
+            token_v2,
+        )
+    except Exception:  # not a point of the curve: the generic parser says why
+        return None
+
+
+def _farmer_shaped_proof(proof: Any) -> ProofOfSpace | None:
+    if type(proof) is not dict:
+        return None
+    challenge, plot_key = _exact_hex(proof.get("challenge"), 32), _exact_hex(proof.get("plot_public_key"), 48)
+    contract = proof.get("pool_contract_puzzle_hash")
+    contract_hash = None if contract is None else _exact_hex(contract, 32)
+    numbers = _integers(proof, ("version", "plot_index", "meta_group", "strength", "size"))
+    proof_bytes = _exact_hex(proof.get("proof"), None)
+    if challenge is None or plot_key is None or proof_bytes is None or (contract is not None and contract_hash is None):
+        return None
+    # A plot with a pool public key (an OG plot) is never a pool partial: the generic parser takes those.
+    if proof.get("pool_public_key") is not None or numbers is None:
+        return None
+    version, plot_index, meta_group, strength, size = numbers
+    try:
+        return ProofOfSpace(
+            bytes32(challenge),
+            None,
+            None if contract_hash is None else bytes32(contract_hash),
+            G1Element.from_bytes_unchecked(plot_key),  # checked by aggregate_verify, before the proof is read
+            uint8(version),
+            uint16(plot_index),
+            uint8(meta_group),
+            uint8(strength),
+            uint8(size),
+            proof_bytes,
+        )
+    except Exception:  # a number out of range, a point off the curve: the generic parser says why
+        return None
+
+
+def _integers(document: dict[str, Any], names: tuple[str, ...]) -> list[int] | None:
+    """The named fields if each is a JSON integer (not a bool, not text), else None."""
+    values = [document.get(name) for name in names]
+    return None if any(type(value) is not int for value in values) else cast(list[int], values)
+
+
+def _exact_hex(text: Any, length: int | None) -> bytes | None:
+    """``0x`` and exactly ``length`` bytes of hex (any length if None), nothing else; None otherwise."""
+    if type(text) is not str or text[:2] != "0x" or (length is not None and len(text) != 2 + 2 * length):
+        return None
+    try:
+        value = bytes.fromhex(text[2:])
+    except ValueError:
+        return None
+    # bytes.fromhex skips spaces: a length that does not match means some were there.
+    return value if 2 * len(value) == len(text) - 2 else None

@@ -94,8 +94,9 @@ def test_bad_values_name_their_key(path: str, value: Any, key: str, words: str) 
 
 def test_partial_intake_settings() -> None:
     config = parse_config(example(), REPO)
-    assert config.partials.max_in_flight == 128
-    assert config.partials.verify_threads == (os.cpu_count() or 1)  # left out of the example: one per CPU
+    # Both left out of the example: one verifying thread and 128 partials in flight per CPU.
+    assert config.partials.verify_threads == (os.cpu_count() or 1)
+    assert config.partials.max_in_flight == 128 * (os.cpu_count() or 1)
     changed = with_change("partials.verify_threads", 0)
     changed["partials"]["max_in_flight"] = 10
     config = parse_config(changed, REPO)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pool.chain.interface import ChainUnavailable
 from pool.chain.node_rpc import RpcFullNode
-from pool.chia_adapter import AugSchemeMPL, PoolErrorCode, PrivateKey, bytes32, encode_puzzle_hash, std_hash
+from pool.chia_adapter import (
+    AugSchemeMPL,
+    G2Element,
+    PoolErrorCode,
+    PrivateKey,
+    bytes32,
+    encode_puzzle_hash,
+    std_hash,
+)
 from pool.config import RpcConfig
 from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, World
 from pool.http import guard
@@ -203,6 +212,44 @@ async def test_signatures(world: World, pool: PoolUnderTest, farmer: Farmer) -> 
     body = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)
     body["payload"]["harvester_id"] = "0x" + "33" * 32
     assert error_code(await submit(pool, body)) is PoolErrorCode.INVALID_SIGNATURE
+
+
+# The order of the BLS12-381 groups G1 and G2.
+GROUP_ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
+
+
+def torsion_point_of_g2_curve() -> G2Element:
+    """A point of the curve of G2 outside the group G2: the group order times a random point of the curve. Added to
+    a genuine signature, it gives bytes that decode as a point of the curve but not of the group."""
+    for counter in itertools.count():
+        candidate = bytearray(std_hash(counter.to_bytes(4, "big")) * 3)
+        candidate[0] = 0x80 | (candidate[0] & 0x0F)  # compressed, not infinity; both x coordinates below the modulus
+        candidate[48] &= 0x0F
+        try:
+            point = G2Element.from_bytes_unchecked(bytes(candidate))
+        except ValueError:  # no point of the curve has this x
+            continue
+        multiple, power = G2Element(), point  # double and add: chia_rs points only add
+        for bit in bin(GROUP_ORDER)[:1:-1]:
+            if bit == "1":
+                multiple += power
+            power += power
+        return multiple
+    raise AssertionError("unreachable")
+
+
+async def test_signature_outside_its_group(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
+    # POST /partial decodes the signature without its (costly) group check, since aggregate_verify checks it: the
+    # pool must refuse the genuine signature plus a point of small order, and accept the genuine one after it.
+    sp, found = await fresh_proofs(world, farmer.plots)
+    body = partial_body(farmer.plotnft.launcher_id, pool.token, found[0], sp, farmer.auth_sk)
+    signature = G2Element.from_bytes(bytes.fromhex(body["aggregate_signature"][2:]))
+    shifted = bytes(signature + torsion_point_of_g2_curve())
+    with pytest.raises(ValueError):
+        G2Element.from_bytes(shifted)  # on the curve, outside the group
+    forged = dict(body, aggregate_signature="0x" + shifted.hex())
+    assert error_code(await submit(pool, forged)) is PoolErrorCode.INVALID_SIGNATURE
+    assert await submit(pool, body) == {"new_difficulty": 1}
 
 
 async def test_proof_of_another_pool_contract(
