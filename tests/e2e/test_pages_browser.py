@@ -22,7 +22,7 @@ from pool.devnet.session import Devnet
 from pool.estimates import estimated_space, format_space
 from pool.http.pages import SESSION_COOKIE
 from pool.payouts.books import xch
-from pool.store.models import BatchStatus, ClaimStatus, FarmerRecord
+from pool.store.models import BatchStatus, ClaimStatus, FarmerRecord, PartialStatus
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -106,9 +106,11 @@ async def test_a_real_farmer_earns_is_refused_once_and_gets_paid(devnet: Devnet)
 
     await drive_until(devnet, refused, "a partial refused as not good enough")
     await store.set_difficulty(launcher_id, difficulty)
+    restored_at = int(time.time())
     state = devnet.farmer.pool_state(farmer.plotnft.p2_singleton_puzzle_hash)
     assert state is not None
-    state["next_farmer_update"] = 0  # the farmer reads its difficulty again now (GET /farmer)
+    state["next_farmer_update"] = 0  # due now: the farmer reads its difficulty again (GET /farmer) ...
+    await devnet.farmer.farmer_service._node.update_pool_state()  # ... at once, not at its next 60 s poll
 
     await devnet.win_block(farmer)
 
@@ -118,8 +120,9 @@ async def test_a_real_farmer_earns_is_refused_once_and_gets_paid(devnet: Devnet)
     await drive_until(devnet, paid, "payout confirmed", farm_every=2)
 
     async def earning_again() -> bool:
-        counts = await store.partial_counts(int(time.time()) - 60, launcher_id)
-        return any(c.outcome in ("pending", "confirmed") for c in counts)
+        # partial_counts groups by hour: the partials themselves say whether any was accepted since the restore.
+        partials = await store.recent_partials(launcher_id, since=restored_at)
+        return any(p.status is not PartialStatus.REJECTED for p in partials)
 
     await drive_until(devnet, earning_again, "partials accepted again at the normal difficulty")
 
