@@ -186,6 +186,9 @@ def _farmer_shaped_proof(proof: Any) -> ProofOfSpace | None:
     if type(proof) is not dict:
         return None
     challenge, plot_key = _exact_hex(proof.get("challenge"), 32), _exact_hex(proof.get("plot_public_key"), 48)
+    # Both optional fields must be there, null or not, as for the generic parser: a missing one is malformed.
+    if "pool_public_key" not in proof or "pool_contract_puzzle_hash" not in proof:
+        return None
     contract = proof.get("pool_contract_puzzle_hash")
     contract_hash = None if contract is None else _exact_hex(contract, 32)
     numbers = _integers(proof, ("version", "plot_index", "meta_group", "strength", "size"))
