@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +19,9 @@ from pool.chain.wallet_rpc import WalletRpc
 from pool.chia_adapter import bytes32, std_hash
 from pool.devnet.session import Devnet
 from pool.store.models import ClaimStatus, FarmerRecord, PartialRecord, PartialStatus
+from tests.e2e.driving import drive_until, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-DEADLINE = 120.0
 
 
 # A chain of its own (these tests are marked e2e and slow by tests/conftest.py): the Devnet runs a real chia farmer,
@@ -32,30 +31,6 @@ async def devnet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Devn
     work_dir: Path = tmp_path_factory.mktemp("devnet")
     async with Devnet(work_dir, farmers_count=1, plots_per_farmer=3) as running:
         yield running
-
-
-async def drive_until(
-    devnet: Devnet, condition: Callable[[], Awaitable[bool]], what: str, *, farm_every: int = 6
-) -> None:
-    """Move the chain (signage points, and a block now and then) until ``condition`` holds."""
-    deadline = time.monotonic() + DEADLINE
-    step = 0
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}; status: {(await devnet.status()).line()}")
-        step += 1
-        await devnet.signage_point(pause=0.2)
-        if step % farm_every == 0:
-            await devnet.farm(1)
-
-
-async def wait_until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Wait, without moving the chain, for the pool's loops to reach a state."""
-    deadline = time.monotonic() + DEADLINE
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.1)
 
 
 async def farmer_record(devnet: Devnet) -> FarmerRecord:

@@ -5,10 +5,9 @@ against the store. Screenshots go to the test's tmp dir.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -23,6 +22,7 @@ from pool.estimates import estimated_space, format_space
 from pool.http.pages import SESSION_COOKIE
 from pool.payouts.books import xch
 from pool.store.models import BatchStatus, ClaimStatus, FarmerRecord, PartialStatus
+from tests.e2e.driving import drive_until, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -53,27 +53,6 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
-async def drive_until(devnet: Devnet, condition: Callable[[], Awaitable[bool]], what: str, farm_every: int = 6) -> None:
-    deadline = time.monotonic() + DEADLINE
-    step = 0
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}; status: {(await devnet.status()).line()}")
-        step += 1
-        await devnet.signage_point(pause=0.2)
-        if step % farm_every == 0:
-            await devnet.farm(1)
-
-
-async def wait_until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Wait (without moving the chain) for the pool's loops to reach a state."""
-    deadline = time.monotonic() + DEADLINE
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.25)
-
-
 async def farmer_record(devnet: Devnet) -> FarmerRecord:
     record = await devnet.ctx.store.get_farmer(devnet.farmers[0].plotnft.launcher_id)
     assert record is not None
@@ -94,7 +73,7 @@ async def test_a_real_farmer_earns_is_refused_once_and_gets_paid(devnet: Devnet)
         record = await store.get_farmer(launcher_id)
         return record is not None and record.points > 0
 
-    await drive_until(devnet, credited, "farmer registered and points credited")
+    await drive_until(devnet, credited, "farmer registered and points credited", deadline=DEADLINE)
 
     # The real farmer still sends at the difficulty it knows; the pool refuses those proofs: PROOF_NOT_GOOD_ENOUGH.
     difficulty = (await farmer_record(devnet)).difficulty
@@ -104,7 +83,7 @@ async def test_a_real_farmer_earns_is_refused_once_and_gets_paid(devnet: Devnet)
         counts = await store.partial_counts(0, launcher_id)
         return any(c.outcome == "PROOF_NOT_GOOD_ENOUGH" for c in counts)
 
-    await drive_until(devnet, refused, "a partial refused as not good enough")
+    await drive_until(devnet, refused, "a partial refused as not good enough", deadline=DEADLINE)
     await store.set_difficulty(launcher_id, difficulty)
     restored_at = int(time.time())
     state = devnet.farmer.pool_state(farmer.plotnft.p2_singleton_puzzle_hash)
@@ -117,20 +96,20 @@ async def test_a_real_farmer_earns_is_refused_once_and_gets_paid(devnet: Devnet)
     async def paid() -> bool:
         return (await devnet.confirmed_payouts())[1] > 0
 
-    await drive_until(devnet, paid, "payout confirmed", farm_every=2)
+    await drive_until(devnet, paid, "payout confirmed", farm_every=2, deadline=DEADLINE)
 
     async def earning_again() -> bool:
         # partial_counts groups by hour: the partials themselves say whether any was accepted since the restore.
         partials = await store.recent_partials(launcher_id, since=restored_at)
         return any(p.status is not PartialStatus.REJECTED for p in partials)
 
-    await drive_until(devnet, earning_again, "partials accepted again at the normal difficulty")
+    await drive_until(devnet, earning_again, "partials accepted again at the normal difficulty", deadline=DEADLINE)
 
     # The chain stops here; once every pending partial is settled, the figures hold still for the pages.
     async def settled() -> bool:
         return not await store.pending_partials(received_before=devnet.ctx.now() + 1)
 
-    await wait_until(settled, "pending partials settled")
+    await wait_until(settled, "pending partials settled", deadline=DEADLINE)
 
 
 async def test_pool_page_shows_the_store(devnet: Devnet, browser: Browser, shots: Path) -> None:

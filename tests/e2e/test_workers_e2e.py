@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,13 +36,14 @@ from pool.protocol.auth import current_authentication_token
 from pool.protocol.partials import proof_identity
 from pool.store.models import BatchStatus, ClaimStatus, PartialRecord, PartialStatus, RoundStatus
 from pool.store.postgres import PostgresPoolStore
+from tests.e2e.driving import drive_until
 from tests.e2e.pool_hosts import PoolHost, PoolHosts, pool_hosts
 from tests.http.farmer_requests import authenticated_params, fresh_proofs, partial_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 REPO = Path(__file__).resolve().parents[2]
-DEADLINE = 180.0  # a hang guard for driving the chain, as in test_devnet_e2e.py
+DEADLINE = 180.0  # a hang guard for driving the chain (tests/e2e/driving.py), longer here: two pool processes
 
 
 @dataclass
@@ -119,18 +120,6 @@ async def devnet(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresSer
         yield running
 
 
-async def drive_until(devnet: Devnet, condition: Callable[[], Awaitable[bool]], what: str, farm_every: int = 6) -> None:
-    deadline = time.monotonic() + DEADLINE
-    step = 0
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        step += 1
-        await devnet.signage_point(pause=0.2)
-        if step % farm_every == 0:
-            await devnet.farm(1)
-
-
 async def leader_pid(dsn: str) -> int | None:
     """The OS process id of the worker holding the leader lock (its connection names it)."""
     connection = await asyncpg.connect(dsn)
@@ -201,7 +190,7 @@ async def test_two_workers_serve_the_farmer_and_one_leader_pays(devnet: WorkersD
         farmers = await store.list_farmers()
         return bool(farmers) and farmers[0].points > 0
 
-    await drive_until(devnet, credited, "farmer registered and points credited")
+    await drive_until(devnet, credited, "farmer registered and points credited", deadline=DEADLINE, with_status=False)
     leader = await leader_pid(devnet.dsn)
     assert leader in worker_pids(devnet.process.pid)
 
@@ -210,7 +199,9 @@ async def test_two_workers_serve_the_farmer_and_one_leader_pays(devnet: WorkersD
     async def paid_once() -> bool:
         return await paid_batches(store) >= 1
 
-    await drive_until(devnet, paid_once, "first reward absorbed and paid", farm_every=2)
+    await drive_until(
+        devnet, paid_once, "first reward absorbed and paid", farm_every=2, deadline=DEADLINE, with_status=False
+    )
     await books_agree(devnet.store)
 
 
@@ -227,7 +218,7 @@ async def test_the_leader_killed_mid_life_another_worker_takes_over_and_pays(dev
         leader = await leader_pid(devnet.dsn)
         return leader is not None and leader != old_leader
 
-    await drive_until(devnet, new_leader, "another worker leads")
+    await drive_until(devnet, new_leader, "another worker leads", deadline=DEADLINE, with_status=False)
 
     async def second_payout() -> bool:
         return (
@@ -236,7 +227,14 @@ async def test_the_leader_killed_mid_life_another_worker_takes_over_and_pays(dev
             and await store.open_round() is None
         )
 
-    await drive_until(devnet, second_payout, "second reward absorbed and paid after the failover", farm_every=2)
+    await drive_until(
+        devnet,
+        second_payout,
+        "second reward absorbed and paid after the failover",
+        farm_every=2,
+        deadline=DEADLINE,
+        with_status=False,
+    )
     await books_agree(devnet.store)
     # The supervisor started a worker in place of the killed one.
     assert len(worker_pids(devnet.process.pid)) == 2
@@ -316,7 +314,13 @@ async def test_two_pool_hosts_on_two_ports_sharing_postgresql_act_as_one_pool(de
                 and await leading[0].metric("pool_loop_duration_seconds_count") > 0
             )
 
-        await drive_until(devnet, both_accept_and_one_leads, "the farmer's partials accepted by both hosts, one leads")
+        await drive_until(
+            devnet,
+            both_accept_and_one_leads,
+            "the farmer's partials accepted by both hosts, one leads",
+            deadline=DEADLINE,
+            with_status=False,
+        )
         await exactly_one_leads(pool, devnet.dsn)
         assert all(count > 0 for count in balancer.connections.values())
 
@@ -330,7 +334,9 @@ async def test_two_pool_hosts_on_two_ports_sharing_postgresql_act_as_one_pool(de
             claimed = len(await store.reward_claims(ClaimStatus.CONFIRMED)) > claims_before
             return claimed and bool(rounds) and all(status is RoundStatus.DONE for status in rounds.values())
 
-        await drive_until(devnet, paid, "the won block absorbed and paid", farm_every=2)
+        await drive_until(
+            devnet, paid, "the won block absorbed and paid", farm_every=2, deadline=DEADLINE, with_status=False
+        )
         await one_payment_per_round(store, launcher, set(await new_rounds()))
 
         # The same real partial sent to each host directly; the farmer is stopped, so it cannot send it first.
@@ -350,7 +356,7 @@ async def test_two_pool_hosts_on_two_ports_sharing_postgresql_act_as_one_pool(de
         async def settled() -> bool:
             return not await store.recent_partials(launcher, 0, [PartialStatus.PENDING])
 
-        await drive_until(devnet, settled, "every partial confirmed or rejected")
+        await drive_until(devnet, settled, "every partial confirmed or rejected", deadline=DEADLINE, with_status=False)
         partials = await store.recent_partials(launcher, 0)
         proof = proof_identity(found[0].proof_of_space)
         assert [p.status for p in partials if p.proof_hash == proof] == [PartialStatus.CONFIRMED]
