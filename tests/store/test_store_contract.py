@@ -674,6 +674,32 @@ async def test_record_partials_commits_a_batch_with_each_partials_outcome(store:
     assert await store.record_partials([], []) == []
 
 
+@pytest.mark.parametrize("size", [6, 250])
+async def test_record_partials_alone_gives_each_partials_outcome(store: AbstractPoolStore, size: int) -> None:
+    """Without refusals (SQLite: one statement in autocommit mode up to 100 partials, a transaction beyond)."""
+    farmer = make_farmer(1)
+    await store.add_farmer(farmer)
+    earlier = await store.add_partial(make_partial(farmer, "sent before", 100))
+    batch = [
+        make_partial(farmer, "sent before", 101),
+        make_partial(make_farmer(9), "of nobody", 102),
+        make_partial(farmer, "twice in the batch", 103),
+        make_partial(farmer, "twice in the batch", 104),
+    ] + [make_partial(farmer, f"new {n}", 105) for n in range(size - 4)]
+    again, unknown, first_copy, second_copy, *new = await store.record_partials(batch)
+    assert (again, unknown, second_copy) == (NotAdded.DUPLICATE, NotAdded.UNKNOWN_FARMER, NotAdded.DUPLICATE)
+    assert isinstance(first_copy, int) and all(isinstance(added, int) for added in new)
+    assert await store.get_partial(first_copy) == dataclasses.replace(batch[2], id=first_copy)
+    assert {p.id for p in await store.pending_partials(received_before=10_000, limit=1000)} == {
+        earlier,
+        first_copy,
+        *new,
+    }
+    # Committed: the next write transaction starts cleanly and sees them.
+    await store.add_farmer(make_farmer(2))
+    assert len(await store.pending_partials(received_before=10_000, limit=1000)) == size - 2
+
+
 async def test_record_partials_is_all_or_nothing(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1)
     await store.add_farmer(farmer)
