@@ -7,6 +7,21 @@ the GIL and is short (~0.1 ms): it stays on the event loop, where a thread hand-
 The threads are our own rather than a ``ThreadPoolExecutor``: ``run_in_executor`` wraps every call in two futures
 chained by callbacks, a work item and a condition variable, about 30 microseconds of the event loop's time per
 partial (2% of a signature check). Here a check is one queue entry, and its answer one call back into the loop.
+
+Checks waiting together are verified together. A thread takes every check queued (up to ``MAX_BATCH``), adds their
+signatures up and verifies the sum against all their keys and messages in one ``aggregate_verify``: one final
+exponentiation for the batch instead of one per check, about half the cost per partial from four checks up (measured
+here: 2.0 ms alone, 1.2 ms in fours, 1.05 ms in sixteens). Nothing waits for a batch to fill: a check that arrives
+alone is verified alone, so batches form only under load, when the saving matters.
+
+Why a sum that verifies proves every check: the sum equals the aggregate signature of every (key, message) pair of the
+batch. Signatures of honest clients contribute exactly their own pairs. For the rest to balance, whoever sent the
+other checks must produce the aggregate signature of their pairs, which needs the secret key of every key in them
+(forging it would break the aggregate signature scheme itself). So a check whose signature is wrong can pass in a
+batch only if its sender holds all of its keys and another check of its own carries the difference: it could as well
+have signed correctly, and gains nothing. A batch whose sum fails is verified check by check, so one bad signature
+costs its batch one extra verification and never fails another client's partial. Only checks with as many messages as
+keys are batched (the pairs of different checks must not shift against each other); any other goes alone.
 """
 
 from __future__ import annotations
@@ -19,12 +34,23 @@ from dataclasses import dataclass
 
 from pool.chia_adapter import AugSchemeMPL, G1Element, G2Element
 
+# Checks verified in one sum at most: beyond 16 the saving per check is below 5% (the hashing and the pairings of each
+# key stay), and a failed batch costs at most this many extra checks.
+MAX_BATCH = 16
 
-@dataclass(frozen=True)
-class _Check:
+
+@dataclass(frozen=True, eq=False)
+class SignedMessages:
+    """An AugSchemeMPL aggregate signature over messages[i] by public_keys[i], for every i."""
+
     public_keys: list[G1Element]
     messages: list[bytes]
     signature: G2Element
+
+
+@dataclass(frozen=True, eq=False)
+class _Check:
+    signed: SignedMessages
     answer: asyncio.Future[bool]
     loop: asyncio.AbstractEventLoop
 
@@ -34,6 +60,7 @@ class SignatureVerifier:
 
     def __init__(self, threads: int) -> None:
         self._checks: queue.SimpleQueue[_Check | None] = queue.SimpleQueue()
+        self._thread_count = max(1, threads)
         self._threads = [
             threading.Thread(target=self._serve, name=f"verify-{number}", daemon=True) for number in range(threads)
         ]
@@ -48,7 +75,7 @@ class SignatureVerifier:
             return bool(AugSchemeMPL.aggregate_verify(keys, payloads, signature))
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[bool] = loop.create_future()
-        self._checks.put(_Check(keys, payloads, signature, answer, loop))
+        self._checks.put(_Check(SignedMessages(keys, payloads, signature), answer, loop))
         return await answer
 
     def close(self) -> None:
@@ -58,16 +85,52 @@ class SignatureVerifier:
         self._threads = []
 
     def _serve(self) -> None:
-        while (check := self._checks.get()) is not None:
-            outcome: bool | Exception
-            try:
-                outcome = bool(AugSchemeMPL.aggregate_verify(check.public_keys, check.messages, check.signature))
-            except Exception as exc:  # raised in the request, as a direct call would
-                outcome = exc
-            try:
-                check.loop.call_soon_threadsafe(_answer, check.answer, outcome)
-            except RuntimeError:  # the event loop is closed: nobody waits for this answer any more
-                pass
+        running = True
+        while running:
+            first = self._checks.get()
+            if first is None:
+                return
+            batch = [first]
+            # Its share of what waits, so that every thread has work: one thread taking all would leave the others
+            # idle while it verifies.
+            share = min(MAX_BATCH, -(-(self._checks.qsize() + 1) // self._thread_count))
+            while len(batch) < share:
+                try:
+                    check = self._checks.get_nowait()
+                except queue.Empty:
+                    break
+                if check is None:  # this thread's stop sign: the batch taken is still answered
+                    running = False
+                    break
+                batch.append(check)
+            for check, outcome in zip(batch, verify_together([check.signed for check in batch]), strict=True):
+                try:
+                    check.loop.call_soon_threadsafe(_answer, check.answer, outcome)
+                except RuntimeError:  # the event loop is closed: nobody waits for this answer any more
+                    pass
+
+
+def verify_together(checks: Sequence[SignedMessages]) -> list[bool | Exception]:
+    """Each check's outcome: all True if the batch's sum verifies, else each check verified on its own."""
+    together = [len(check.public_keys) == len(check.messages) > 0 for check in checks]
+    batchable = [check for check, joins in zip(checks, together, strict=True) if joins]
+    if len(batchable) > 1:
+        try:
+            signature = AugSchemeMPL.aggregate([check.signature for check in batchable])
+            keys = [key for check in batchable for key in check.public_keys]
+            messages = [message for check in batchable for message in check.messages]
+            if AugSchemeMPL.aggregate_verify(keys, messages, signature):
+                return [True if joins else verify_alone(check) for check, joins in zip(checks, together, strict=True)]
+        except Exception:  # a check that raises is found, and its exception raised, one by one below
+            pass
+    return [verify_alone(check) for check in checks]
+
+
+def verify_alone(check: SignedMessages) -> bool | Exception:
+    try:
+        return bool(AugSchemeMPL.aggregate_verify(check.public_keys, check.messages, check.signature))
+    except Exception as exc:  # raised in the request, as a direct call would
+        return exc
 
 
 def _answer(answer: asyncio.Future[bool], outcome: bool | Exception) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -36,6 +35,7 @@ from pool.http import guard
 from pool.http.app import ADMISSION, PARTIALS
 from pool.protocol.signage_points import SignagePointCache
 from pool.store.models import PartialStatus
+from tests.bls_points import torsion_point_of_g2_curve
 from tests.http.farmer_requests import (
     PoolUnderTest,
     authenticated_params,
@@ -212,30 +212,6 @@ async def test_signatures(world: World, pool: PoolUnderTest, farmer: Farmer) -> 
     body = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)
     body["payload"]["harvester_id"] = "0x" + "33" * 32
     assert error_code(await submit(pool, body)) is PoolErrorCode.INVALID_SIGNATURE
-
-
-# The order of the BLS12-381 groups G1 and G2.
-GROUP_ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
-
-
-def torsion_point_of_g2_curve() -> G2Element:
-    """A point of the curve of G2 outside the group G2: the group order times a random point of the curve. Added to
-    a genuine signature, it gives bytes that decode as a point of the curve but not of the group."""
-    for counter in itertools.count():
-        candidate = bytearray(std_hash(counter.to_bytes(4, "big")) * 3)
-        candidate[0] = 0x80 | (candidate[0] & 0x0F)  # compressed, not infinity; both x coordinates below the modulus
-        candidate[48] &= 0x0F
-        try:
-            point = G2Element.from_bytes_unchecked(bytes(candidate))
-        except ValueError:  # no point of the curve has this x
-            continue
-        multiple, power = G2Element(), point  # double and add: chia_rs points only add
-        for bit in bin(GROUP_ORDER)[:1:-1]:
-            if bit == "1":
-                multiple += power
-            power += power
-        return multiple
-    raise AssertionError("unreachable")
 
 
 async def test_signature_outside_its_group(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
