@@ -150,13 +150,32 @@ def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
     def add(name: str, value: float | None, target: str, met: bool | None) -> None:
         rows.append({"target": name, "value": value, "wanted": target, "met": met})
 
-    share = None if closed is None else closed["share_of_machine_limit"]
-    add(
-        "sustained accepted/s, share of machine limit",
-        share,
-        f">= {SUSTAINED_SHARE_TARGET:.0%}",
-        _at_least(share, SUSTAINED_SHARE_TARGET),
-    )
+    sustained = _phase_named(document, lambda p: p["name"].endswith("of the limit)"))
+    if sustained is not None:
+        # Offered a share of the limit, open loop: sustained if every partial sent was accepted, the sender kept to
+        # the rate and answers stayed bounded as under overload. The rate is the one accepted while sending (the
+        # intake window also holds the last answers' latency, which is not a rate the pool failed to keep).
+        share = sustained["sent_per_s"] * sustained["accepted"] / max(1, sustained["sent"])
+        share /= document["machine_limit_per_s"]
+        kept_up = (
+            not sustained["refused"]
+            and sustained["sender_kept_up"] is True
+            and (sustained["latency_ms"]["p99"] or math.inf) < OVERLOAD_P99_TARGET_MS
+        )
+        add(
+            "sustained accepted/s, share of machine limit (open loop, all accepted)",
+            share,
+            f">= {SUSTAINED_SHARE_TARGET:.0%}",
+            kept_up and _at_least(share, SUSTAINED_SHARE_TARGET),
+        )
+    else:
+        share = None if closed is None else closed["share_of_machine_limit"]
+        add(
+            "sustained accepted/s, share of machine limit (closed loop)",
+            share,
+            f">= {SUSTAINED_SHARE_TARGET:.0%}",
+            _at_least(share, SUSTAINED_SHARE_TARGET),
+        )
     pool_x = None if closed is None else closed["pool_cpu_x_floor_per_accepted_total"]
     add(
         "pool CPU per accepted incl. confirmation, x floor",

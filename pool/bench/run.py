@@ -38,7 +38,8 @@ class BenchOptions:
     run_dir: Path
     store: str = "sqlite"  # or "postgresql"
     workers: int = 1
-    rates: tuple[str, ...] = ("100", "200", "2x")  # partials/s offered; "2x" = twice the closed loop's accepted/s
+    # Partials/s offered; "40%" = that share of the machine's limit, "2x" = twice the closed loop's accepted/s.
+    rates: tuple[str, ...] = ("100", "40%", "2x")
     connections: int = 16  # closed loop
     closed_partials: int = 1500
     duration: float = 10.0  # seconds of each open-loop phase
@@ -141,7 +142,9 @@ async def run_bench(corpus: Corpus, corpus_path: Path, options: BenchOptions, pr
         progress(f"registering {len(corpus.farmers)} PlotNFTs with POST /farmer")
         await sender.register(pool.url)
         meters = Meters(TreeCpu.of(pool.pid), TreeCpu.of(node.pid), sender.announcer, store_server)
-        phases, notes = await _run_phases(corpus, options, sender, store, meters, pool.pid, progress)
+        phases, notes = await _run_phases(
+            corpus, options, sender, store, meters, pool.pid, floor.machine_limit, progress
+        )
         counts = await _outcome_counts(store)
         # Measured again with the load gone: on a shared machine (a virtual one), either measurement may be slowed
         # by others; the lesser is the floor, so the ratios to it are never flattered by a slow moment.
@@ -191,6 +194,7 @@ async def _run_phases(
     store: AbstractPoolStore,
     meters: Meters,
     pool_pid: int,
+    machine_limit: float,
     progress: Progress,
 ) -> tuple[list[PhaseResult], list[str]]:
     partials = list(corpus.partials())
@@ -223,10 +227,10 @@ async def _run_phases(
     phases.append(closed)
     sustainable = closed.accepted_per_s
     for rate_text in options.rates:
-        rate = 2 * sustainable if rate_text == "2x" else float(rate_text)
+        rate, label = offered_rate(rate_text, sustainable, machine_limit)
         if rate <= 0:
             continue
-        name = f"open loop {rate:.0f}/s" + (" (2x sustainable)" if rate_text == "2x" else "")
+        name = f"open loop {rate:.0f}/s" + label
         chunk = take(round(rate * options.duration), name)
         if not chunk:
             continue
@@ -255,6 +259,16 @@ async def _run_phases(
             )
             phases.append(soak)
     return phases, notes
+
+
+def offered_rate(text: str, sustainable: float, machine_limit: float) -> tuple[float, str]:
+    """An open loop's rate in partials/s, and what it stands for in the phase's name: ``2x`` is twice the closed
+    loop's accepted/s, ``40%`` that share of the machine's limit, anything else partials/s."""
+    if text == "2x":
+        return 2 * sustainable, " (2x sustainable)"
+    if text.endswith("%"):
+        return float(text[:-1]) / 100 * machine_limit, f" ({text} of the limit)"
+    return float(text), ""
 
 
 def _open(sender: Sender, chunk: Sequence[CorpusPartial], rate: float) -> Callable[[], Awaitable[Outcomes]]:

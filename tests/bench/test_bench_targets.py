@@ -1,0 +1,65 @@
+"""How the bench judges its targets from the figures (no chain: documents as report_json writes them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pool.bench.report import targets
+from pool.bench.run import offered_rate
+
+
+def test_offered_rates() -> None:
+    assert offered_rate("100", 350.0, 1000.0) == (100.0, "")
+    assert offered_rate("2x", 350.0, 1000.0) == (700.0, " (2x sustainable)")
+    assert offered_rate("40%", 350.0, 1000.0) == (400.0, " (40% of the limit)")
+
+
+def phase(name: str, mode: str, share: float, **changes: Any) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "name": name,
+        "mode": mode,
+        "offered_per_s": None if mode == "closed" else 1000 * share,
+        "share_of_machine_limit": share * 0.97,  # over the intake window, which holds the last answers too
+        "sent_per_s": 1000 * share,
+        "sent": 1000,
+        "accepted": 1000,
+        "refused": {},
+        "sender_kept_up": None if mode == "closed" else True,
+        "latency_ms": {"p50": 10.0, "p90": 20.0, "p99": 40.0, "max": 50.0},
+        "pool_cpu_x_floor_per_accepted_total": 1.3,
+        "node_cpu_x_floor_per_partial": 0.05,
+    }
+    figures.update(changes)
+    return figures
+
+
+def sustained(*phases: dict[str, Any]) -> tuple[str, float | None, bool | None]:
+    closed = phase("closed loop, 16 connections", "closed", 0.34, share_of_machine_limit=0.34)
+    document = {"phases": [closed, *phases], "pool_peak_rss_mb": {}, "machine_limit_per_s": 1000.0}
+    row = next(row for row in targets(document) if row["target"].startswith("sustained"))
+    return row["target"], row["value"], row["met"]
+
+
+def test_the_sustained_rate_is_judged_on_the_share_of_the_limit_offered() -> None:
+    name, value, met = sustained(phase("open loop 400/s (40% of the limit)", "open", 0.399))
+    assert "open loop" in name and value == pytest.approx(0.399) and met is False  # just under: not met
+    assert sustained(phase("open loop 410/s (41% of the limit)", "open", 0.41))[2] is True
+
+
+@pytest.mark.parametrize(
+    "shortfall",
+    [
+        {"refused": {"error SERVER_EXCEPTION": 3}, "accepted": 997},  # some refused as busy: not sustained
+        {"sender_kept_up": False},  # the rate was not really offered
+        {"latency_ms": {"p50": 900.0, "p90": 1500.0, "p99": 2500.0, "max": 3000.0}},  # a queue, not a sustained rate
+    ],
+)
+def test_a_rate_not_kept_up_is_not_sustained(shortfall: dict[str, Any]) -> None:
+    assert sustained(phase("open loop 450/s (45% of the limit)", "open", 0.45, **shortfall))[2] is False
+
+
+def test_without_such_a_phase_the_closed_loop_decides() -> None:
+    name, value, met = sustained(phase("open loop 100/s", "open", 0.1))
+    assert "closed loop" in name and value == 0.34 and met is False
