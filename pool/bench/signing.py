@@ -45,6 +45,12 @@ class _PlotSigner:
 
 
 @dataclass(frozen=True)
+class _EncodedProof:
+    serialized: bytes
+    json: str
+
+
+@dataclass(frozen=True)
 class SignedPartial:
     body: bytes
     message: bytes32
@@ -65,12 +71,53 @@ class Signer:
             self._plots.append(_PlotSigner(pool_plot.plot_public_key, combined))
         # The farmer's software keeps its public keys too: deriving one costs a tenth of a signature.
         self._authentication_keys = [farmer.authentication_secret_key.get_g1() for farmer in corpus.farmers]
+        # Each proof's bytes (for the payload's hash) and JSON (for the body), encoded once: only the token and the
+        # signature change at send time, and the sender shares the machine with the pool it measures.
+        self._proofs = {
+            id(partial.proof): _EncodedProof(
+                bytes(partial.proof.proof_of_space), json.dumps(partial.proof.proof_of_space.to_json_dict())
+            )
+            for partial in corpus.partials()
+        }
 
     def partial(self, partial: CorpusPartial, token: int) -> SignedPartial:
+        """The request chia's farmer sends for this proof: ``PostPartialRequest(payload, signature, str(token))``
+        as JSON, its payload hashed from the Streamable serialization of its fields (written out here: see
+        ``request``, which builds the same through chia's classes)."""
         event = self._corpus.events[partial.event]
         plot = self._plots[partial.proof.plot]
         farmer_index = self._corpus.plots[partial.proof.plot].farmer
         farmer, authentication_key = self._corpus.farmers[farmer_index], self._authentication_keys[farmer_index]
+        proof = self._proofs[id(partial.proof)]
+        message = bytes32(
+            std_hash(
+                farmer.launcher_id
+                + token.to_bytes(8, "big")
+                + proof.serialized
+                + event.sp_hash
+                + (b"\x01" if event.end_of_sub_slot else b"\x00")
+                + HARVESTER_ID
+            )
+        )
+        signature = AugSchemeMPL.aggregate(
+            [
+                AugSchemeMPL.sign(plot.secret_key, message, plot.public_key),
+                AugSchemeMPL.sign(farmer.authentication_secret_key, message, authentication_key),
+            ]
+        )
+        body = (
+            f'{{"payload": {{"launcher_id": "0x{farmer.launcher_id.hex()}", "authentication_token": {token}, '
+            f'"proof_of_space": {proof.json}, "sp_hash": "0x{event.sp_hash.hex()}", '
+            f'"end_of_sub_slot": {"true" if event.end_of_sub_slot else "false"}, '
+            f'"harvester_id": "0x{HARVESTER_ID.hex()}"}}, "aggregate_signature": "0x{bytes(signature).hex()}", '
+            f'"authentication_token_v2": "{token}"}}'
+        )
+        return SignedPartial(body.encode(), message, signature, plot.public_key, authentication_key)
+
+    def request(self, partial: CorpusPartial, token: int, signature: G2Element) -> PostPartialRequest:
+        """The request as chia's classes build it (what ``partial`` writes out directly)."""
+        event = self._corpus.events[partial.event]
+        farmer = self._corpus.farmers[self._corpus.plots[partial.proof.plot].farmer]
         payload = PostPartialPayload(
             farmer.launcher_id,
             uint64(token),
@@ -79,21 +126,7 @@ class Signer:
             event.end_of_sub_slot,
             HARVESTER_ID,
         )
-        message = payload.get_hash()
-        signature = AugSchemeMPL.aggregate(
-            [
-                AugSchemeMPL.sign(plot.secret_key, message, plot.public_key),
-                AugSchemeMPL.sign(farmer.authentication_secret_key, message, authentication_key),
-            ]
-        )
-        request = PostPartialRequest(payload, signature, authentication_token_v2=str(token))
-        return SignedPartial(
-            json.dumps(request.to_json_dict()).encode(),
-            message,
-            signature,
-            plot.public_key,
-            authentication_key,
-        )
+        return PostPartialRequest(payload, signature, authentication_token_v2=str(token))
 
     def post_farmer(self, farmer_index: int, token: int) -> bytes:
         farmer = self._corpus.farmers[farmer_index]

@@ -7,6 +7,7 @@ and every figure of the report is present and positive. Slow: it starts a node a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from pool.bench.corpus import Corpus, CorpusSize, build_corpus
 from pool.bench.report import render_table, report_json
 from pool.bench.run import BenchOptions, run_bench
+from pool.bench.signing import Signer
 from pool.devnet.world import World
 
 pytestmark = pytest.mark.slow
@@ -29,6 +31,14 @@ async def test_bench_replays_a_tiny_corpus_and_reports_every_figure(world: World
     assert loaded.partial_count == corpus.partial_count >= 18
     assert [bytes(block) for block in loaded.chain] == [bytes(block) for block in corpus.chain]
     assert len(loaded.events) == len(corpus.events)
+
+    # The sender writes the request out directly: the same bytes, and the same payload hash, as chia's classes give.
+    signer = Signer(loaded)
+    for partial in loaded.partials():
+        signed = signer.partial(partial, 1234)
+        request = signer.request(partial, 1234, signed.signature)
+        assert signed.body == json.dumps(request.to_json_dict()).encode()
+        assert signed.message == request.payload.get_hash()
 
     options = BenchOptions(run_dir=tmp_path / "run", rates=("10",), connections=2, closed_partials=8, duration=1.0)
     result = await run_bench(loaded, path, options, progress=lambda _: None)
