@@ -73,6 +73,7 @@ class Signer:
         self._authentication_keys = [farmer.authentication_secret_key.get_g1() for farmer in corpus.farmers]
         # Each proof's bytes (for the payload's hash) and JSON (for the body), encoded once: only the token and the
         # signature change at send time, and the sender shares the machine with the pool it measures.
+        # Keyed by identity: the corpus (held here) keeps each CorpusProof, and hashing a proof would cost more.
         self._proofs = {
             id(partial.proof): _EncodedProof(
                 bytes(partial.proof.proof_of_space), json.dumps(partial.proof.proof_of_space.to_json_dict())

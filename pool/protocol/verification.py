@@ -40,7 +40,8 @@ from pool.chia_adapter import AugSchemeMPL, G1Element, G2Element
 # key stay), and a failed batch costs at most this many extra checks.
 MAX_BATCH = 16
 # How long a check waits for others to share its batch, at most (from when it was queued), when checks arrive more
-# often than that: at 300 partials/s a batch gathers two to three, a third less CPU each. Slower, nobody waits.
+# often than that (the mean gap over about the last eight): at 300 partials/s a batch gathers two to three, a third
+# less CPU each. Slower, checks wait only within a burst (the partials right after a signage point).
 BATCH_WAIT = 0.004
 
 
