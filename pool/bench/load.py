@@ -32,9 +32,10 @@ LOOKAHEAD_SECONDS = 5
 
 
 class Announcer:
-    """Announces corpus events to the node in order, a few events ahead of the partials being sent (so that a block's
-    validation does not stall the sender), never further: the node sees each signage point a fraction of a second
-    before its partials, as the farmer's partials follow the signage point on a real network."""
+    """Announces corpus events to the node in order, ``lookahead`` events ahead of the partials being sent (so that
+    a block's validation does not stall the sender), never further: the node sees each signage point a second or a
+    few (at most LOOKAHEAD_SECONDS in an open loop) before its partials, as on a real network, where a farmer's
+    partials follow the signage point by the time its plots take to answer."""
 
     def __init__(self, node: NodeProcess, events: int, lookahead: int = LOOKAHEAD) -> None:
         self._node = node
@@ -49,12 +50,15 @@ class Announcer:
         self._task = asyncio.create_task(self._run())
 
     async def ready(self, event: int) -> None:
-        if event <= self.done:
-            return
+        # The look-ahead is kept on every call, not only when the sender has caught up with the node: otherwise the
+        # sender would stall every few events and send their partials the instant the node saw them, while the node
+        # was still busy announcing the next events (a bench artefact: the slowest answers at 100/s were those).
         wanted = min(event + self.lookahead, self._last)
         if wanted > self._wanted:
             self._wanted = wanted
             self._wake.set()
+        if event <= self.done:
+            return
         async with self._progress:
             await self._progress.wait_for(lambda: self.done >= event or self._failure is not None)
         if self._failure is not None:
