@@ -35,7 +35,8 @@ T = TypeVar("T")
 
 # chia's RPC client waits up to 300 s by default; a farmer's partial must be answered within seconds.
 DEFAULT_CALL_TIMEOUT = 30.0
-# Sub-slot iterations change only at epoch boundaries (hundreds of blocks apart): re-read at most this often.
+# Sub-slot iterations change only at epoch boundaries (hundreds of blocks apart): re-read at most this often, in the
+# background after half of it (signage point look-ups keep the value meanwhile), waited for only past it.
 SUB_SLOT_ITERS_TTL = 10.0
 # chia's node looks for a finished sub-slot only 10 sub-slots back from its peak and calls an older one "reverted".
 # The pool searches the chain itself this far back, in chunks: the node remembers the last 50 ends of sub-slot (older
@@ -59,6 +60,7 @@ class RpcFullNode(FullNode):
         # (sub_slot_iters, monotonic time read): shared by the signage point look-ups of a few seconds, so that many
         # signage points looked up together (the confirmation loop's batch) cost one get_blockchain_state.
         self._sub_slot_iters: tuple[int, float] | None = None
+        self._sub_slot_iters_reread: asyncio.Task[int] | None = None
         # sub-slot challenge -> the peak height of the search and whether the chain finished it: found stays found
         # (searched only when the node gave up, so more than 10 sub-slots deep, beyond any reorg), not found is
         # searched again at a new peak.
@@ -180,13 +182,26 @@ class RpcFullNode(FullNode):
         return iterations // interval if interval > 0 else 0
 
     async def _current_sub_slot_iters(self) -> int:
-        now = time.monotonic()
-        if self._sub_slot_iters is not None and now - self._sub_slot_iters[1] < SUB_SLOT_ITERS_TTL:
-            return self._sub_slot_iters[0]
+        if self._sub_slot_iters is not None:
+            age = time.monotonic() - self._sub_slot_iters[1]
+            if age < SUB_SLOT_ITERS_TTL:
+                if age >= SUB_SLOT_ITERS_TTL / 2 and self._sub_slot_iters_reread is None:
+                    self._sub_slot_iters_reread = asyncio.ensure_future(self._read_sub_slot_iters())
+                    self._sub_slot_iters_reread.add_done_callback(self._sub_slot_iters_reread_done)
+                return self._sub_slot_iters[0]
+        return await self._read_sub_slot_iters()
+
+    async def _read_sub_slot_iters(self) -> int:
+        read_at = time.monotonic()
         state = await self._blockchain_state()
         sub_slot_iters = int(state.get("sub_slot_iters") or 0)
-        self._sub_slot_iters = (sub_slot_iters, now)
+        self._sub_slot_iters = (sub_slot_iters, read_at)
         return sub_slot_iters
+
+    def _sub_slot_iters_reread_done(self, task: asyncio.Task[int]) -> None:
+        self._sub_slot_iters_reread = None
+        if not task.cancelled():
+            task.exception()  # a failed re-read is retried by the next look-up past the time to live
 
     async def end_of_sub_slot(self, challenge_hash: bytes32) -> ChallengeInfo | None:
         found = await self._call_or_none(self._client.get_recent_signage_point_or_eos(None, challenge_hash))

@@ -4,6 +4,11 @@ Every farmer answers the same signage points, so each one is looked up from the 
 requests for the same hash await one lookup, and a hash the node has not seen yet (a farmer can be a little ahead of
 the pool's node) is polled until ``wait`` seconds have passed. Nothing here holds a lock: a request waiting for one
 signage point never delays requests for another.
+
+A cached view is re-read from the node once it is half its time to live old, in the background: requests keep the
+cached view meanwhile, so the partials of a busy signage point, and every partial at each peak refresh, never wait
+for a re-read while the pool is healthy. Past its time to live, a view is not used: callers wait for a fresh one, so
+no check ever relies on a view older than the time to live.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Generic, TypeVar
 
 from pool.chain.interface import ChallengeInfo, FullNode, PeakInfo
 from pool.chia_adapter import bytes32
+from pool.protocol.errors import PoolProtocolError
 
 T = TypeVar("T")
 
@@ -43,6 +49,14 @@ class SharedLookups(Generic[T]):
         # shield: one caller giving up (its client disconnected) must not cancel the others' lookup.
         return await asyncio.shield(task)
 
+    def start(self, key: object, start: Callable[[], Awaitable[T]]) -> None:
+        """Start the lookup in the background, unless one for the key is running; its failure is dropped (the next
+        caller of ``run`` meets it again)."""
+        if key not in self._running:
+            task = asyncio.ensure_future(start())
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+
     def is_running(self, key: object) -> bool:
         return key in self._running
 
@@ -60,6 +74,7 @@ class SignagePointCache:
         wait: float,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         found_ttl: float = DEFAULT_FOUND_TTL,
+        refresh_after: float | None = None,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
         on_lookup: Callable[[bool], None] | None = None,
@@ -69,6 +84,7 @@ class SignagePointCache:
         self._wait = wait
         self._poll_interval = poll_interval
         self._found_ttl = found_ttl
+        self._refresh_after = found_ttl / 2 if refresh_after is None else refresh_after
         self._max_entries = max_entries
         self._clock = clock
         self._found: OrderedDict[_Key, tuple[ChallengeInfo, float]] = OrderedDict()
@@ -90,14 +106,36 @@ class SignagePointCache:
         """
         key = (sp_hash, end_of_sub_slot)
         cached = self._found.get(key)
-        hit = cached is not None and self._clock() - cached[1] < self._found_ttl
+        age = self._clock() - cached[1] if cached is not None else None
+        hit = age is not None and age < self._found_ttl
         if self._on_lookup is not None:
             self._on_lookup(hit)
-        if cached is not None and hit:
+        if cached is not None and age is not None and hit:
+            if age >= self._refresh_after:
+                self._refresh_in_background(key, admit)
             return cached[0]
         if admit is not None and not self._lookups.is_running(key):
             admit()
         return await self._lookups.run(key, lambda: self._poll(key, self._wait if wait is None else wait))
+
+    def _refresh_in_background(self, key: _Key, admit: Callable[[], None] | None) -> None:
+        refresh_key = ("refresh", key)
+        if self._lookups.is_running(refresh_key) or self._lookups.is_running(key):
+            return
+        if admit is not None:
+            try:
+                admit()  # a re-read asks the node as a first look-up does, and counts the same
+            except PoolProtocolError:
+                return  # refused: the cached view is still within its time to live
+        self._lookups.start(refresh_key, lambda: self._reread(key))
+
+    async def _reread(self, key: _Key) -> ChallengeInfo | None:
+        """One ask; a signage point the node no longer finds keeps its cached view until that expires (then a
+        caller's own look-up polls for it and reports it not found)."""
+        info = await self._ask_node(key)
+        if info is not None:
+            self._remember(key, info)
+        return info
 
     async def _poll(self, key: _Key, wait: float) -> ChallengeInfo | None:
         deadline = self._clock() + wait
@@ -125,19 +163,25 @@ class SignagePointCache:
 
 
 class PeakCache:
-    """The node's peak, re-read at most every ``ttl`` seconds (proof checks need its heights)."""
+    """The node's peak, never older than ``ttl`` seconds (proof checks need its heights): re-read in the background
+    after ``ttl / 2``, waited for only when older than ``ttl``."""
 
     def __init__(self, node: FullNode, ttl: float = DEFAULT_PEAK_TTL, clock: Callable[[], float] = time.monotonic):
         self._node = node
         self._ttl = ttl
+        self._refresh_after = ttl / 2
         self._clock = clock
         self._peak: tuple[PeakInfo, float] | None = None
         self._lookups: SharedLookups[PeakInfo] = SharedLookups()
 
     async def get(self) -> PeakInfo:
         """Raises ChainUnavailable if the node cannot be asked."""
-        if self._peak is not None and self._clock() - self._peak[1] < self._ttl:
-            return self._peak[0]
+        if self._peak is not None:
+            age = self._clock() - self._peak[1]
+            if age < self._ttl:
+                if age >= self._refresh_after:
+                    self._lookups.start("peak", self._fetch)
+                return self._peak[0]
         return await self._lookups.run("peak", self._fetch)
 
     async def _fetch(self) -> PeakInfo:

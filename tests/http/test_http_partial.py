@@ -10,9 +10,9 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pytest
 import pytest_asyncio
@@ -33,7 +33,8 @@ from pool.config import RpcConfig
 from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, World
 from pool.http import guard
 from pool.http.app import ADMISSION, PARTIALS
-from pool.protocol.signage_points import SignagePointCache
+from pool.protocol.rate_limits import RateLimited
+from pool.protocol.signage_points import PeakCache, SignagePointCache
 from pool.store.models import PartialStatus
 from tests.bls_points import torsion_point_of_g2_curve
 from tests.http.farmer_requests import (
@@ -50,6 +51,8 @@ from tests.http.farmer_requests import (
 PUT_COOLDOWN = 5  # short, so that a partial after the cooldown is still in time for its signage point
 SIGNAGE_POINT_WAIT = 0.6
 HUGE_DIFFICULTY = 10**12  # far above what any k20 proof meets with the simulator's constants (~2e9)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -544,6 +547,78 @@ async def test_signage_point_lookups_are_shared(world: World, pool: PoolUnderTes
     assert not waiting.done()
     assert await waiting == [None] * 20
     assert cache.node_requests <= 1 + 9 + 1  # the first lookup, one poller (~8 asks), the other point
+
+
+def answered_at_once(lookup: Coroutine[Any, Any, T]) -> T:
+    """The look-up's answer, asserting it came without waiting for anything (the node, a lock, another task)."""
+    try:
+        lookup.send(None)
+    except StopIteration as answered:
+        return cast(T, answered.value)
+    lookup.close()
+    raise AssertionError("the look-up waited")
+
+
+async def changed(read: Callable[[], Awaitable[T]], old: object) -> T:
+    """The first answer of ``read`` that is not ``old`` (a background re-read replaced it)."""
+    for _ in range(500):
+        answer = await read()
+        if answer is not old:
+            return answer
+        await asyncio.sleep(0.01)
+    raise AssertionError("the cached view was never replaced")
+
+
+async def test_a_signage_point_is_reread_in_the_background(world: World, pool: PoolUnderTest) -> None:
+    """Past half its time to live, a cached signage point still answers at once while one re-read runs behind it;
+    past its time to live, it is not used: the look-up waits for the node."""
+    now = [1000.0]
+    cache = SignagePointCache(pool.ctx.node, wait=0.0, found_ttl=5.0, clock=lambda: now[0])
+    sp = await world.new_signage_point()
+    first = await cache.lookup(sp.sp_hash, False)
+    assert first is not None and cache.node_requests == 1
+    now[0] += 2.0
+    assert answered_at_once(cache.lookup(sp.sp_hash, False)) is first
+    await asyncio.sleep(0.1)
+    assert cache.node_requests == 1  # young: no re-read
+
+    def refuse() -> None:
+        raise RateLimited("signage point look-ups", 60)
+
+    now[0] += 1.0  # 3 s old: past half its time to live
+    assert answered_at_once(cache.lookup(sp.sp_hash, False, admit=refuse)) is first
+    await asyncio.sleep(0.1)
+    assert cache.node_requests == 1  # a refused re-read is skipped; the view is still within its time to live
+    read = [answered_at_once(cache.lookup(sp.sp_hash, False, admit=lambda: None)) for _ in range(10)]
+    assert read == [first] * 10
+    second = await changed(lambda: cache.lookup(sp.sp_hash, False), first)
+    assert second == first and cache.node_requests == 2  # one re-read for the ten
+
+    now[0] += 6.0  # past its time to live: waited for
+    waiting = cache.lookup(sp.sp_hash, False)
+    with pytest.raises(AssertionError, match="waited"):
+        answered_at_once(waiting)
+    third = await cache.lookup(sp.sp_hash, False)
+    assert third is not second and third == second and cache.node_requests == 3
+
+
+async def test_the_peak_is_reread_in_the_background(world: World, pool: PoolUnderTest) -> None:
+    now = [1000.0]
+    peaks = PeakCache(pool.ctx.node, ttl=2.0, clock=lambda: now[0])
+    first = await peaks.get()
+    now[0] += 0.5
+    assert answered_at_once(peaks.get()) is first
+    await asyncio.sleep(0.1)
+    assert answered_at_once(peaks.get()) is first  # young: not re-read
+    await world.farm_blocks(1)
+    now[0] += 0.6  # past half its time to live
+    assert answered_at_once(peaks.get()) is first
+    second = await changed(peaks.get, first)
+    assert second.height == first.height + 1
+    now[0] += 2.5  # past its time to live
+    with pytest.raises(AssertionError, match="waited"):
+        answered_at_once(peaks.get())
+    assert (await peaks.get()) is not second
 
 
 async def test_reverted_signage_point(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
