@@ -7,7 +7,6 @@ Every partial is sent once (the pool credits a proof once), so each phase takes 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -97,14 +96,22 @@ class Outcomes:
     counts: Counter[str] = field(default_factory=Counter)
     # Open loop: how late each partial left against its schedule (waiting for its event, signing, the event loop).
     lateness_ms: list[float] = field(default_factory=list)
-    first_sent: float = math.inf  # perf_counter of the first and the last request
-    last_sent: float = -math.inf
+    sent_at: list[float] = field(default_factory=list)  # perf_counter of each request
 
     @property
     def send_rate(self) -> float:
-        """Requests a second from the first to the last (the offered rate the sender achieved)."""
-        span = self.last_sent - self.first_sent
-        return (self.sent - 1) / span if self.sent > 1 and span > 0 else 0.0
+        """Requests a second the sender achieved: the slope of the sends over time (least squares), so that a few
+        late sends at either end, which move a first-to-last rate by a percent or two, barely move it."""
+        times = sorted(self.sent_at)
+        count = len(times)
+        if count < 2:
+            return 0.0
+        mean_rank, mean_time = (count - 1) / 2, sum(times) / count
+        covariance = sum((rank - mean_rank) * (at - mean_time) for rank, at in enumerate(times))
+        if covariance <= 0:
+            return 0.0
+        variance = sum((rank - mean_rank) ** 2 for rank in range(count))
+        return variance / covariance  # ranks per second
 
     @property
     def accepted(self) -> int:
@@ -134,8 +141,7 @@ class Sender:
         token = current_authentication_token(int(time.time()), AUTHENTICATION_TOKEN_TIMEOUT)
         body = self._signer.partial(partial, token).body
         started = time.perf_counter()
-        outcomes.first_sent = min(outcomes.first_sent, started)
-        outcomes.last_sent = max(outcomes.last_sent, started)
+        outcomes.sent_at.append(started)
         if due is not None:
             outcomes.lateness_ms.append(max(0.0, (started - due) * 1000))
         try:

@@ -83,6 +83,9 @@ class PhaseResult:
     cpu_total: dict[str, float]
     catch_up_seconds: float | None
     rss_samples_mb: list[float] = field(default_factory=list)
+    # A phase offered a share of the machine's limit: the limit its rate was set from (the lesser floor measured so
+    # far, the last time right before it), against which its sustained share is judged.
+    machine_limit: float | None = None
 
     @property
     def accepted_per_s(self) -> float:
@@ -115,6 +118,7 @@ async def run_bench(corpus: Corpus, corpus_path: Path, options: BenchOptions, pr
     progress("measuring the cryptography floor (aggregate_verify of 2 keys + proof of space, one thread)")
     floor = measure_floor(corpus, constants, _token())
     progress(f"floor {floor.ms:.3f} ms per partial; machine limit {floor.machine_limit:.0f} partials/s")
+    floors = Floors(floor, lambda: measure_floor(corpus, constants, _token()), progress)
     async with AsyncExitStack() as stack:
         startup: dict[str, float] = {}
         store_config, store_server = _store(options, stack)
@@ -142,18 +146,13 @@ async def run_bench(corpus: Corpus, corpus_path: Path, options: BenchOptions, pr
         progress(f"registering {len(corpus.farmers)} PlotNFTs with POST /farmer")
         await sender.register(pool.url)
         meters = Meters(TreeCpu.of(pool.pid), TreeCpu.of(node.pid), sender.announcer, store_server)
-        phases, notes = await _run_phases(
-            corpus, options, sender, store, meters, pool.pid, floor.machine_limit, progress
-        )
+        phases, notes = await _run_phases(corpus, options, sender, store, meters, pool.pid, floors, progress)
         counts = await _outcome_counts(store)
-        # Measured again with the load gone: on a shared machine (a virtual one), either measurement may be slowed
-        # by others; the lesser is the floor, so the ratios to it are never flattered by a slow moment.
-        again = measure_floor(corpus, constants, _token())
-        if again.ms < floor.ms:
-            progress(f"floor measured again after the load: {again.ms:.3f} ms per partial (was {floor.ms:.3f})")
-            floor = again
+        # Measured again with the load gone: on a shared machine (a virtual one), any measurement may be slowed by
+        # others; the least is the floor, so the ratios to it are never flattered by a slow moment.
+        floors.measure_again("after the load")
         return BenchResult(
-            floor=floor,
+            floor=floors.least,
             options=options,
             corpus_farmers=len(corpus.farmers),
             corpus_partials=corpus.partial_count,
@@ -166,6 +165,24 @@ async def run_bench(corpus: Corpus, corpus_path: Path, options: BenchOptions, pr
             startup_seconds=startup,
             notes=notes,
         )
+
+
+class Floors:
+    """The floor as measured so far in this run: the least of its measurements."""
+
+    def __init__(self, first: Floor, measure: Callable[[], Floor], progress: Progress) -> None:
+        self.least = first
+        self._measure = measure
+        self._progress = progress
+
+    def measure_again(self, when: str) -> Floor:
+        again = self._measure()
+        if again.ms < self.least.ms:
+            self._progress(f"floor measured again {when}: {again.ms:.3f} ms per partial (was {self.least.ms:.3f})")
+            self.least = again
+        else:
+            self._progress(f"floor measured again {when}: {again.ms:.3f} ms per partial, kept {self.least.ms:.3f}")
+        return self.least
 
 
 def pool_rss(pid: int) -> dict[int, float]:
@@ -194,7 +211,7 @@ async def _run_phases(
     store: AbstractPoolStore,
     meters: Meters,
     pool_pid: int,
-    machine_limit: float,
+    floors: Floors,
     progress: Progress,
 ) -> tuple[list[PhaseResult], list[str]]:
     partials = list(corpus.partials())
@@ -227,6 +244,12 @@ async def _run_phases(
     phases.append(closed)
     sustainable = closed.accepted_per_s
     for rate_text in options.rates:
+        share_of_limit = rate_text.endswith("%")
+        if share_of_limit:
+            # Right before: the floor drifts by 10-20% over minutes on a shared machine, and a share of the limit
+            # must be offered (and judged) against the machine's speed of the moment, never a slow reading of it.
+            floors.measure_again("before offering a share of the limit")
+        machine_limit = floors.least.machine_limit
         rate, label = offered_rate(rate_text, sustainable, machine_limit)
         if rate <= 0:
             continue
@@ -235,9 +258,10 @@ async def _run_phases(
         if not chunk:
             continue
         progress(f"{name}: {len(chunk)} partials over {len(chunk) / rate:.1f} s")
-        phases.append(
-            await _phase(name, "open", rate, None, chunk, _open(sender, chunk, rate), store, meters, progress)
-        )
+        result = await _phase(name, "open", rate, None, chunk, _open(sender, chunk, rate), store, meters, progress)
+        if share_of_limit:
+            result.machine_limit = machine_limit
+        phases.append(result)
     if options.soak > 0:
         # Half the sustainable rate, or slower if the corpus left would not last the soak's whole duration (memory
         # must be watched over time, and every partial is sent once): --partials builds a larger corpus.
