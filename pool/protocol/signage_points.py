@@ -41,17 +41,13 @@ class SharedLookups(Generic[T]):
         self._running: dict[object, asyncio.Task[T]] = {}
 
     async def run(self, key: object, start: Callable[[], Awaitable[T]]) -> T:
-        task = self._running.get(key)
-        if task is None:
-            task = asyncio.ensure_future(start())
-            self._running[key] = task
-            task.add_done_callback(lambda done: self._finished(key, done))
+        self.start(key, start)
         # shield: one caller giving up (its client disconnected) must not cancel the others' lookup.
-        return await asyncio.shield(task)
+        return await asyncio.shield(self._running[key])
 
     def start(self, key: object, start: Callable[[], Awaitable[T]]) -> None:
-        """Start the lookup in the background, unless one for the key is running; its failure is dropped (the next
-        caller of ``run`` meets it again)."""
+        """Start the lookup unless one for the key is running. Started alone (a background re-read), its failure
+        is dropped: the next caller of ``run`` meets it again."""
         if key not in self._running:
             task = asyncio.ensure_future(start())
             self._running[key] = task
