@@ -175,14 +175,13 @@ class Floors:
         self._measure = measure
         self._progress = progress
 
-    def measure_again(self, when: str) -> Floor:
+    def measure_again(self, when: str) -> None:
         again = self._measure()
         if again.ms < self.least.ms:
             self._progress(f"floor measured again {when}: {again.ms:.3f} ms per partial (was {self.least.ms:.3f})")
             self.least = again
         else:
             self._progress(f"floor measured again {when}: {again.ms:.3f} ms per partial, kept {self.least.ms:.3f}")
-        return self.least
 
 
 def pool_rss(pid: int) -> dict[int, float]:

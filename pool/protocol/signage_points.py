@@ -14,6 +14,7 @@ no check ever relies on a view older than the time to live.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -98,15 +99,16 @@ class SignagePointCache:
         (``wait`` seconds, the cache's own by default; 0 asks the node once).
 
         ``admit`` is called only when this call would start a look-up at the node (not cached, nobody asking for it
-        already); it may refuse by raising. Raises ChainUnavailable if the node cannot be asked.
+        already), or a background re-read; it may refuse by raising (a refused re-read is skipped, the cached view
+        answers). Raises ChainUnavailable if the node cannot be asked.
         """
         key = (sp_hash, end_of_sub_slot)
         cached = self._found.get(key)
-        age = self._clock() - cached[1] if cached is not None else None
-        hit = age is not None and age < self._found_ttl
+        age = math.inf if cached is None else self._clock() - cached[1]
+        hit = age < self._found_ttl
         if self._on_lookup is not None:
             self._on_lookup(hit)
-        if cached is not None and age is not None and hit:
+        if cached is not None and hit:
             if age >= self._refresh_after:
                 self._refresh_in_background(key, admit)
             return cached[0]
