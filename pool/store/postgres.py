@@ -1,4 +1,5 @@
-"""PostgreSQL implementation of the store (``store.backend: postgresql``), for pools that run several processes.
+"""PostgreSQL dialect of the store (``store.backend: postgresql``), for pools that run several processes; the store
+itself, every method and money rule, is sql.py.
 
 Several pool processes, on one machine or several, may share one database. Every public method is one transaction
 on a connection of an asyncpg pool, so the guarantees of the SQLite store hold across processes too:
@@ -17,72 +18,30 @@ on a connection of an asyncpg pool, so the guarantees of the SQLite store hold a
 Mojo amounts are ``NUMERIC(20, 0)`` (every uint64 fits, never a float); points, heights and times are ``BIGINT``.
 The schema versions are those of the SQLite store: MIGRATIONS[i] takes version i to i + 1 on both backends.
 
-To add a method of AbstractPoolStore: write it like its SQLite twin, inside ``async with self._write() as conn``
-(``self._write(ledger=True)`` when it touches money), with ``$1, $2`` placeholders; a read of one statement can use
-``self._fetchrow``/``self._fetch``. A schema change is a new entry appended to MIGRATIONS here and in sqlite.py.
+What is PostgreSQL's own: the schema, numbering sql.py's ``:name`` parameters for asyncpg, the pool of connections and
+the advisory locks, the multi-row insert of POST /partial (one statement over arrays), and migrate-store's import.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+import functools
+import re
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
-from pool.store.abstract import (
-    AbstractPoolStore,
-    FarmerAlreadyExists,
-    FarmerNotFound,
-    InsufficientFunds,
-    RoundAlreadyOpen,
-    StoreError,
-    check_new_partial,
-)
-from pool.store.models import (
-    BatchStatus,
-    ClaimStatus,
-    Distribution,
-    DistributionShare,
-    FarmerRecord,
-    LedgerEntry,
-    LedgerKind,
-    LedgerSummary,
-    NotAdded,
-    PartialCount,
-    PartialRecord,
-    PartialRefusal,
-    PartialsSummary,
-    PartialStatus,
-    Payment,
-    PaymentBatch,
-    PayoutRound,
-    RewardClaim,
-    WebSession,
-)
-from pool.store.rows import (
-    DIFFICULTY_SUMMARIES_SQL,
-    batch_from_row,
-    claim_from_row,
-    distribution_from_row,
-    entry_from_row,
-    farmer_from_row,
-    partial_from_row,
-    payment_from_row,
-    points_per_farmer,
-    round_from_row,
-    share_from_row,
-    summary_from_row,
-)
-from pool.store.sqlite import SchemaTooNew, _validate_distribution, _validate_round
+from pool.chia_adapter import bytes32
+from pool.store.abstract import StoreError
+from pool.store.models import LedgerSummary, PartialRecord
+from pool.store.rows import Row
+from pool.store.sql import Migration, Params, SqlPoolStore, Statements, read_ledger
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
     Connection = PoolConnectionProxy[asyncpg.Record]
-Migration = Sequence[str]
 
 MOJOS = "NUMERIC(20, 0)"
 """Every mojo amount: exact integers up to 10^20 - 1 (a uint64 coin amount always fits)."""
@@ -289,17 +248,74 @@ _MIGRATION_LOCK = 0x706F6F6C_6D696772  # "poolmigr"
 _LEDGER_LOCK = 0x706F6F6C_6C656467  # "poolledg"
 LEADER_LOCK = 0x706F6F6C_6C656164  # "poollead": held (session scope) by the process that runs the chain loops
 
-_UNDISTRIBUTED = "undistributed"
-_POOL_FEE_SHARE = "pool_fee_share"
-
 
 class TargetNotEmpty(StoreError):
     """migrate-store: the PostgreSQL database already holds pool data."""
 
 
-class PostgresPoolStore(AbstractPoolStore):
+# A quoted literal (left as it is) or a :name parameter; "::type" casts are neither.
+_LITERAL_OR_PARAMETER = re.compile(r"'(?:[^']|'')*'|(?<!:):([A-Za-z_]\w*)")
+
+
+@functools.lru_cache(maxsize=1024)
+def numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """sql.py's statement for asyncpg: its ``:name`` parameters as ``$1``, ``$2`` (one number per name, in the order
+    they first appear), and the names in that order. Cached: the shared statements are few and fixed."""
+    names: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return match.group(0)
+        return f"${names.setdefault(name, len(names) + 1)}"
+
+    return _LITERAL_OR_PARAMETER.sub(number, sql), tuple(names)
+
+
+def _bound(sql: str, params: Params | None) -> tuple[str, list[Any]]:
+    """The statement and its arguments in asyncpg's order; one without parameters is sent as written."""
+    if params is None:
+        return sql, []
+    text, names = numbered(sql)
+    return text, [params[name] for name in names]
+
+
+def _rows_changed(status: str) -> int:
+    """The row count of a command status ("UPDATE 3", "INSERT 0 1"); 0 for commands that report none."""
+    count = status.rsplit(" ", 1)[-1]
+    return int(count) if count.isdigit() else 0
+
+
+class _Postgres(Statements):
+    """The shared SQL on an asyncpg connection, or on the pool (each statement then takes a connection of its own)."""
+
+    def __init__(self, target: asyncpg.Pool[asyncpg.Record] | Connection) -> None:
+        self.target = target
+
+    async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
+        text, args = _bound(sql, params)
+        return await self.target.fetchrow(text, *args)
+
+    async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
+        text, args = _bound(sql, params)
+        return list(await self.target.fetch(text, *args))
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        text, args = _bound(sql, params)
+        return _rows_changed(await self.target.execute(text, *args))
+
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        text, names = numbered(sql)
+        await self.target.executemany(text, [[row[name] for name in names] for row in rows])
+
+
+class PostgresPoolStore(SqlPoolStore[_Postgres]):
     """``dsn`` names the server and database (``postgresql://user@host:port/db``); ``password`` comes from the
     configuration's environment variable or file, never from the DSN, and is never logged."""
+
+    _LOCK_ROWS = " FOR UPDATE"
+    # The unique index payout_rounds_one_open has the last word on a second open round: its refusal is RoundAlreadyOpen.
+    _UNIQUE_VIOLATION = (asyncpg.UniqueViolationError,)
 
     def __init__(
         self,
@@ -310,36 +326,51 @@ class PostgresPoolStore(AbstractPoolStore):
         max_connections: int = 10,
         migrations: Sequence[Migration] = MIGRATIONS,
     ) -> None:
+        super().__init__(migrations)
         self._dsn = dsn
         self._password = password
         self._min_connections = min_connections
         self._max_connections = max_connections
-        self._migrations = tuple(migrations)
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
 
     def __repr__(self) -> str:
         return f"PostgresPoolStore({self._dsn!r})"
 
-    # -- connection and transactions ---------------------------------------------------------------------------
+    # -- connections and transactions --------------------------------------------------------------------------
     def _connections(self) -> asyncpg.Pool[asyncpg.Record]:
         if self._pool is None:
             raise StoreError("the store is not open")
         return self._pool
 
     @asynccontextmanager
-    async def _write(self, *, ledger: bool = False) -> AsyncIterator[Connection]:
-        """One transaction; committed when the block ends, rolled back on any exception. ``ledger``: the method
-        moves money, so it first waits for every other process's money transaction to finish."""
+    async def _transaction(self, lock: int | None) -> AsyncIterator[Connection]:
+        """A pooled connection in a transaction (committed when the block ends, rolled back on any exception),
+        after waiting for the advisory ``lock`` if one is named (released at commit or rollback)."""
         async with self._connections().acquire() as conn, conn.transaction():
-            if ledger:
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LEDGER_LOCK)
+            if lock is not None:
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
             yield conn
 
-    async def _fetchrow(self, sql: str, *params: Any) -> asyncpg.Record | None:
-        return await self._connections().fetchrow(sql, *params)
+    @asynccontextmanager
+    async def _write(self, *, ledger: bool = False) -> AsyncIterator[_Postgres]:
+        async with self._transaction(_LEDGER_LOCK if ledger else None) as conn:
+            yield _Postgres(conn)
 
-    async def _fetch(self, sql: str, *params: Any) -> list[asyncpg.Record]:
-        return await self._connections().fetch(sql, *params)
+    @asynccontextmanager
+    async def _write_schema(self) -> AsyncIterator[_Postgres]:
+        # Processes starting together wait for each other here instead of applying a step twice.
+        async with self._transaction(_MIGRATION_LOCK) as conn:
+            yield _Postgres(conn)
+
+    def _reads(self) -> _Postgres:
+        return _Postgres(self._connections())
+
+    def _one_of(self, column: str, name: str, values: Collection[Any], array_type: str) -> tuple[str, dict[str, Any]]:
+        # One array parameter: the statement's text (and asyncpg's prepared statement) is the same for any count.
+        return f"{column} = ANY(:{name}::{array_type}[])", {name: list(values)}
+
+    def _name(self) -> str:
+        return f"the PostgreSQL store {self._dsn}"
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -367,33 +398,40 @@ class PostgresPoolStore(AbstractPoolStore):
             pool, self._pool = self._pool, None
             await pool.close()
 
-    async def schema_version(self) -> int:
-        async with self._connections().acquire() as conn:
-            return await _read_schema_version(conn)
+    # -- POST /partial's multi-row insert ----------------------------------------------------------------------
+    async def _insert_partials(self, tx: _Postgres, partials: Sequence[PartialRecord]) -> dict[bytes32, int]:
+        """One statement for the batch. A proof inserted concurrently by another worker makes this one wait for it and
+        then skip the row; a proof twice in the batch is inserted once (the first row wins). Rows go in in proof hash
+        order: two workers inserting the same proofs (a farmer's resends reaching both) then wait on them in the same
+        order, never on each other in a deadlock."""
+        if not partials:
+            return {}
+        rows = await tx.fetchall(
+            """
+            INSERT INTO partials (
+                launcher_id, proof_hash, sp_hash, end_of_sub_slot, harvester_id, received_at, difficulty, status
+            )
+            SELECT l, p, s, e, h, r, d, 'pending' FROM unnest(
+                :launcher_ids::bytea[], :proof_hashes::bytea[], :sp_hashes::bytea[], :end_of_sub_slots::boolean[],
+                :harvester_ids::bytea[], :received_ats::bigint[], :difficulties::bigint[]
+            ) WITH ORDINALITY AS batch(l, p, s, e, h, r, d, position)
+            ORDER BY p, position
+            ON CONFLICT (proof_hash) DO NOTHING
+            RETURNING id, proof_hash
+            """,
+            {
+                "launcher_ids": [p.launcher_id for p in partials],
+                "proof_hashes": [p.proof_hash for p in partials],
+                "sp_hashes": [p.sp_hash for p in partials],
+                "end_of_sub_slots": [p.end_of_sub_slot for p in partials],
+                "harvester_ids": [p.harvester_id for p in partials],
+                "received_ats": [p.received_at for p in partials],
+                "difficulties": [p.difficulty for p in partials],
+            },
+        )
+        return {bytes32(row["proof_hash"]): int(row["id"]) for row in rows}
 
-    async def _migrate(self) -> None:
-        """Apply, in order, each migration the database has not seen; each step and its version bump commit
-        together (an interrupted upgrade resumes from the last complete step), under a lock that makes processes
-        starting together wait for each other instead of applying a step twice."""
-        target = len(self._migrations)
-        while True:
-            async with self._write() as conn:
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-                await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-                version = await _read_schema_version(conn)
-                if version > target:
-                    raise SchemaTooNew(
-                        f"the PostgreSQL store {self._dsn} has schema version {version}, newer than this pool's "
-                        f"{target}: upgrade the pool software (or restore a matching backup)"
-                    )
-                if await conn.fetchval("SELECT count(*) FROM schema_version") == 0:
-                    await conn.execute("INSERT INTO schema_version (version) VALUES (0)")
-                if version == target:
-                    return
-                for statement in self._migrations[version]:
-                    await conn.execute(statement)
-                await conn.execute("UPDATE schema_version SET version = $1", version + 1)
-
+    # -- migrate-store -----------------------------------------------------------------------------------------
     async def table_counts(self) -> dict[str, int]:
         """Rows per table (one consistent snapshot): what migrate-store compares."""
         async with self._connections().acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
@@ -408,7 +446,7 @@ class PostgresPoolStore(AbstractPoolStore):
         Refuses (TargetNotEmpty) a store that already holds anything. Returns the rows per table."""
         if set(tables) != set(TABLES):
             raise StoreError(f"an import needs exactly the tables {', '.join(TABLES)}")
-        async with self._write(ledger=True) as conn:
+        async with self._transaction(_LEDGER_LOCK) as conn:
             # Nobody else may write (or read half a copy) until it is complete.
             await conn.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE")
             holding = [
@@ -449,707 +487,12 @@ class PostgresPoolStore(AbstractPoolStore):
                         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                         f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
                     )
-            ledger = await _ledger_in(conn)
+            ledger = await read_ledger(_Postgres(conn))
             if ledger != expected_ledger or not ledger.balanced:
                 raise StoreError(
                     f"after the copy the ledger reads {ledger}, not {expected_ledger}: nothing was written"
                 )
             return counts
-
-    # -- farmers -----------------------------------------------------------------------------------------------
-    async def add_farmer(self, farmer: FarmerRecord) -> None:
-        if farmer.owed != 0:
-            raise StoreError("a new farmer is owed nothing: owed balances come only from distributions")
-        async with self._write() as conn:
-            inserted = await conn.fetchval(
-                """
-                INSERT INTO farmers (
-                    launcher_id, p2_singleton_puzzle_hash, delay_time, delay_puzzle_hash, authentication_public_key,
-                    singleton_tip, singleton_tip_state, difficulty, payout_instructions, payout_puzzle_hash,
-                    is_pool_member, points, joined_at, pending_difficulty, pending_difficulty_at
-                ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-                ON CONFLICT (launcher_id) DO NOTHING
-                RETURNING 1
-                """,
-                bytes(farmer.launcher_id),
-                bytes(farmer.p2_singleton_puzzle_hash),
-                farmer.delay_time,
-                bytes(farmer.delay_puzzle_hash),
-                bytes(farmer.authentication_public_key),
-                bytes(farmer.singleton_tip),
-                bytes(farmer.singleton_tip_state),
-                farmer.difficulty,
-                farmer.payout_instructions,
-                bytes(farmer.payout_puzzle_hash),
-                farmer.is_pool_member,
-                farmer.points,
-                farmer.joined_at,
-                farmer.pending_difficulty,
-                farmer.pending_difficulty_at,
-            )
-            if inserted is None:
-                raise FarmerAlreadyExists(farmer.launcher_id.hex())
-
-    async def get_farmer(self, launcher_id: bytes32) -> FarmerRecord | None:
-        row = await self._fetchrow("SELECT * FROM farmers WHERE launcher_id = $1", bytes(launcher_id))
-        return None if row is None else farmer_from_row(row)
-
-    async def list_farmers(self, members_only: bool = False) -> list[FarmerRecord]:
-        where = "WHERE is_pool_member" if members_only else ""
-        rows = await self._fetch(f"SELECT * FROM farmers {where} ORDER BY joined_at, launcher_id")
-        return [farmer_from_row(row) for row in rows]
-
-    async def update_farmer_settings(
-        self,
-        launcher_id: bytes32,
-        *,
-        authentication_public_key: G1Element | None = None,
-        payout_instructions: tuple[str, bytes32] | None = None,
-        pending_difficulty: tuple[int, int] | None = None,
-    ) -> None:
-        changes: dict[str, Any] = {}
-        if authentication_public_key is not None:
-            changes["authentication_public_key"] = bytes(authentication_public_key)
-        if payout_instructions is not None:
-            changes["payout_instructions"] = payout_instructions[0]
-            changes["payout_puzzle_hash"] = bytes(payout_instructions[1])
-        if pending_difficulty is not None:
-            changes["pending_difficulty"], changes["pending_difficulty_at"] = pending_difficulty
-        async with self._write() as conn:
-            await _update_farmer(conn, launcher_id, changes)
-
-    async def set_difficulty(self, launcher_id: bytes32, difficulty: int) -> None:
-        async with self._write() as conn:
-            changes = {"difficulty": difficulty, "pending_difficulty": None, "pending_difficulty_at": None}
-            await _update_farmer(conn, launcher_id, changes)
-
-    async def adjust_difficulty(self, launcher_id: bytes32, expected: int, difficulty: int) -> bool:
-        async with self._write() as conn:
-            changed = await conn.fetchval(
-                """
-                UPDATE farmers SET difficulty = $1
-                WHERE launcher_id = $2 AND difficulty = $3 AND pending_difficulty IS NULL
-                RETURNING 1
-                """,
-                difficulty,
-                bytes(launcher_id),
-                expected,
-            )
-            if changed is not None:
-                return True
-            if not await _farmer_exists(conn, launcher_id):
-                raise FarmerNotFound(launcher_id.hex())
-            return False
-
-    async def apply_due_difficulty(self, launcher_id: bytes32, now: int) -> int:
-        async with self._write() as conn:
-            await conn.execute(
-                """
-                UPDATE farmers
-                SET difficulty = pending_difficulty, pending_difficulty = NULL, pending_difficulty_at = NULL
-                WHERE launcher_id = $1 AND pending_difficulty IS NOT NULL AND pending_difficulty_at <= $2
-                """,
-                bytes(launcher_id),
-                now,
-            )
-            difficulty = await conn.fetchval(
-                "SELECT difficulty FROM farmers WHERE launcher_id = $1", bytes(launcher_id)
-            )
-            if difficulty is None:
-                raise FarmerNotFound(launcher_id.hex())
-            return int(difficulty)
-
-    async def update_singleton(
-        self,
-        launcher_id: bytes32,
-        tip: CoinSpend,
-        tip_state: PoolState,
-        is_pool_member: bool,
-        *,
-        expected_tip: CoinSpend | None = None,
-    ) -> bool:
-        changes = {
-            "singleton_tip": bytes(tip),
-            "singleton_tip_state": bytes(tip_state),
-            "is_pool_member": is_pool_member,
-        }
-        async with self._write() as conn:
-            if expected_tip is None:
-                await _update_farmer(conn, launcher_id, changes)
-                return True
-            # Compare-and-set: a view computed from an older tip never overwrites a newer one written meanwhile.
-            written = await conn.fetchval(
-                """
-                UPDATE farmers SET singleton_tip = $1, singleton_tip_state = $2, is_pool_member = $3
-                WHERE launcher_id = $4 AND singleton_tip = $5 RETURNING 1
-                """,
-                changes["singleton_tip"],
-                changes["singleton_tip_state"],
-                is_pool_member,
-                bytes(launcher_id),
-                bytes(expected_tip),
-            )
-            if written is not None:
-                return True
-            if not await _farmer_exists(conn, launcher_id):
-                raise FarmerNotFound(launcher_id.hex())
-            return False
-
-    async def accept_put_token(self, launcher_id: bytes32, token: int) -> bool:
-        async with self._write() as conn:
-            accepted = await conn.fetchval(
-                """
-                UPDATE farmers SET last_put_token = $1
-                WHERE launcher_id = $2 AND (last_put_token IS NULL OR last_put_token < $1) RETURNING 1
-                """,
-                token,
-                bytes(launcher_id),
-            )
-            if accepted is not None:
-                return True
-            if not await _farmer_exists(conn, launcher_id):
-                raise FarmerNotFound(launcher_id.hex())
-            return False
-
-    # -- partials ----------------------------------------------------------------------------------------------
-    async def record_partials(
-        self, partials: Sequence[PartialRecord], refusals: Sequence[PartialRefusal] = ()
-    ) -> list[int | NotAdded]:
-        for partial in partials:
-            check_new_partial(partial)
-        async with self._write() as conn:
-            launchers = {p.launcher_id for p in partials} | {r.launcher_id for r in refusals}
-            rows = await conn.fetch(
-                "SELECT launcher_id FROM farmers WHERE launcher_id = ANY($1::bytea[])", [bytes(i) for i in launchers]
-            )
-            known = {bytes32(row["launcher_id"]) for row in rows}
-            fresh = [p for p in partials if p.launcher_id in known]
-            # One statement for the batch. A proof inserted concurrently by another worker makes this one wait for
-            # it and then skip the row; a proof twice in the batch is inserted once (the first row wins). Rows go in
-            # in proof hash order: two workers inserting the same proofs (a farmer's resends reaching both) then
-            # wait on them in the same order, never on each other in a deadlock.
-            inserted = (
-                await conn.fetch(
-                    """
-                INSERT INTO partials (
-                    launcher_id, proof_hash, sp_hash, end_of_sub_slot, harvester_id, received_at, difficulty, status
-                )
-                SELECT l, p, s, e, h, r, d, 'pending' FROM unnest(
-                    $1::bytea[], $2::bytea[], $3::bytea[], $4::boolean[], $5::bytea[], $6::bigint[], $7::bigint[]
-                ) WITH ORDINALITY AS batch(l, p, s, e, h, r, d, position)
-                ORDER BY p, position
-                ON CONFLICT (proof_hash) DO NOTHING
-                RETURNING id, proof_hash
-                """,
-                    [bytes(p.launcher_id) for p in fresh],
-                    [bytes(p.proof_hash) for p in fresh],
-                    [bytes(p.sp_hash) for p in fresh],
-                    [p.end_of_sub_slot for p in fresh],
-                    [bytes(p.harvester_id) for p in fresh],
-                    [p.received_at for p in fresh],
-                    [p.difficulty for p in fresh],
-                )
-                if fresh
-                else []
-            )
-            ids = {bytes32(row["proof_hash"]): int(row["id"]) for row in inserted}
-            refused = [(bytes(r.launcher_id), r.received_at, r.reason) for r in refusals if r.launcher_id in known]
-            if refused:
-                await conn.executemany(
-                    "INSERT INTO partial_refusals (launcher_id, received_at, reason) VALUES ($1, $2, $3)", refused
-                )
-        added: list[int | NotAdded] = []
-        for partial in partials:
-            if partial.launcher_id not in known:
-                added.append(NotAdded.UNKNOWN_FARMER)
-            else:
-                # pop: a second copy of the same proof in the batch is a duplicate of the first.
-                added.append(ids.pop(partial.proof_hash, NotAdded.DUPLICATE))
-        return added
-
-    async def get_partial(self, partial_id: int) -> PartialRecord | None:
-        row = await self._fetchrow("SELECT * FROM partials WHERE id = $1", partial_id)
-        return None if row is None else partial_from_row(row)
-
-    async def pending_partials(self, received_before: int, limit: int = 1000) -> list[PartialRecord]:
-        rows = await self._fetch(
-            """
-            SELECT * FROM partials WHERE status = 'pending' AND received_at < $1
-            ORDER BY received_at, id LIMIT $2
-            """,
-            received_before,
-            limit,
-        )
-        return [partial_from_row(row) for row in rows]
-
-    async def confirm_partials(self, partial_ids: Sequence[int]) -> list[int]:
-        if not partial_ids:
-            return []
-        async with self._write() as conn:
-            # The status guard and the credit share one transaction; a concurrent confirmation waits on the rows and
-            # then finds them no longer pending, so the points are added once.
-            rows = await conn.fetch(
-                "UPDATE partials SET status = 'confirmed' WHERE id = ANY($1::bigint[]) AND status = 'pending' "
-                "RETURNING id, launcher_id, difficulty",
-                list(partial_ids),
-            )
-            # In launcher id order: two processes crediting the same farmers lock their rows in the same order.
-            await conn.executemany(
-                "UPDATE farmers SET points = points + $1 WHERE launcher_id = $2",
-                [(points, bytes(launcher)) for launcher, points in sorted(points_per_farmer(rows).items())],
-            )
-            return sorted(int(row["id"]) for row in rows)
-
-    async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
-        async with self._write() as conn:
-            if not credit:
-                rejected = await conn.fetchval(
-                    "UPDATE partials SET status = 'rejected', stale = TRUE, reject_reason = $1 "
-                    "WHERE id = $2 AND status = 'pending' RETURNING 1",
-                    reason,
-                    partial_id,
-                )
-                return rejected is not None
-            # Credited like confirm_partial: the status guard and the credit share this transaction.
-            row = await conn.fetchrow(
-                "UPDATE partials SET status = 'confirmed', stale = TRUE WHERE id = $1 AND status = 'pending' "
-                "RETURNING launcher_id, difficulty",
-                partial_id,
-            )
-            if row is None:
-                return False
-            await conn.execute(
-                "UPDATE farmers SET points = points + $1 WHERE launcher_id = $2", row["difficulty"], row["launcher_id"]
-            )
-            return True
-
-    async def count_stale_partials(self) -> int:
-        row = await self._fetchrow("SELECT count(*) AS n FROM partials WHERE stale")
-        return 0 if row is None else int(row["n"])
-
-    async def reject_partial(self, partial_id: int, reason: str) -> bool:
-        async with self._write() as conn:
-            rejected = await conn.fetchval(
-                "UPDATE partials SET status = 'rejected', reject_reason = $1 WHERE id = $2 AND status = 'pending' "
-                "RETURNING 1",
-                reason,
-                partial_id,
-            )
-            return rejected is not None
-
-    async def recent_partials(
-        self, launcher_id: bytes32, since: int, statuses: Sequence[PartialStatus] | None = None
-    ) -> list[PartialRecord]:
-        if statuses is not None and not statuses:
-            return []
-        sql = "SELECT * FROM partials WHERE launcher_id = $1 AND received_at >= $2"
-        params: list[Any] = [bytes(launcher_id), since]
-        if statuses is not None:
-            sql += " AND status = ANY($3::text[])"
-            params.append([status.value for status in statuses])
-        rows = await self._fetch(sql + " ORDER BY received_at DESC, id DESC", *params)
-        return [partial_from_row(row) for row in rows]
-
-    async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
-        sql = DIFFICULTY_SUMMARIES_SQL.format(window="$1", since="$2")
-        return dict(summary_from_row(row) for row in await self._fetch(sql, window_start, since))
-
-    async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
-        rows = await self._fetch(
-            """
-            SELECT launcher_id, SUM(difficulty) AS points FROM partials
-            WHERE status = 'confirmed' AND received_at >= $1 GROUP BY launcher_id
-            """,
-            since,
-        )
-        return {bytes32(row["launcher_id"]): int(row["points"]) for row in rows}
-
-    async def add_partial_refusal(self, launcher_id: bytes32, received_at: int, reason: str) -> None:
-        async with self._write() as conn:
-            if not await _farmer_exists(conn, launcher_id):
-                raise FarmerNotFound(launcher_id.hex())
-            await conn.execute(
-                "INSERT INTO partial_refusals (launcher_id, received_at, reason) VALUES ($1, $2, $3)",
-                bytes(launcher_id),
-                received_at,
-                reason,
-            )
-
-    async def partial_counts(self, since: int, launcher_id: bytes32 | None = None) -> list[PartialCount]:
-        farmer = "" if launcher_id is None else " AND launcher_id = $2"
-        params: list[Any] = [since] if launcher_id is None else [since, bytes(launcher_id)]
-        rows = await self._fetch(
-            f"""
-            SELECT hour, outcome, SUM(n) AS n, SUM(points) AS points FROM (
-                SELECT received_at - received_at % 3600 AS hour,
-                       CASE WHEN status = 'rejected' THEN COALESCE(reject_reason, 'rejected') ELSE status END
-                           AS outcome,
-                       COUNT(*) AS n, SUM(difficulty) AS points
-                FROM partials WHERE received_at >= $1{farmer} GROUP BY 1, 2
-                UNION ALL
-                SELECT received_at - received_at % 3600 AS hour, reason AS outcome, COUNT(*) AS n, 0 AS points
-                FROM partial_refusals WHERE received_at >= $1{farmer} GROUP BY 1, 2
-            ) AS counted GROUP BY hour, outcome ORDER BY hour, outcome
-            """,
-            *params,
-        )
-        return [PartialCount(int(r["hour"]), str(r["outcome"]), int(r["n"]), int(r["points"])) for r in rows]
-
-    # -- browser sessions --------------------------------------------------------------------------------------
-    async def add_session(self, session: WebSession) -> None:
-        async with self._write() as conn:
-            await conn.execute("DELETE FROM web_sessions WHERE expires_at <= $1", session.created_at)
-            await conn.execute(
-                "INSERT INTO web_sessions (token_hash, launcher_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-                bytes(session.token_hash),
-                bytes(session.launcher_id),
-                session.created_at,
-                session.expires_at,
-            )
-
-    async def get_session(self, token_hash: bytes32, now: int) -> WebSession | None:
-        row = await self._fetchrow(
-            "SELECT * FROM web_sessions WHERE token_hash = $1 AND expires_at > $2", bytes(token_hash), now
-        )
-        if row is None:
-            return None
-        return WebSession(
-            bytes32(row["token_hash"]), bytes32(row["launcher_id"]), int(row["created_at"]), int(row["expires_at"])
-        )
-
-    # -- block rewards -----------------------------------------------------------------------------------------
-    async def add_reward_claims(self, claims: Sequence[RewardClaim]) -> bool:
-        for claim in claims:
-            # A claim born CONFIRMED would be counted as claimed but never credited; one born FAILED would have its
-            # fee charged but never refunded: the ledger would no longer balance.
-            if claim.status is not ClaimStatus.SUBMITTED:
-                raise StoreError(f"a new claim must be submitted, got {claim.status.value}")
-            if claim.fee < 0:
-                raise StoreError(f"claim of coin {claim.coin_id.hex()} has a negative fee")
-        try:
-            async with self._write(ledger=True) as conn:
-                for claim in claims:
-                    # Inserted, or replacing a FAILED claim of the same coin; a live or confirmed claim stays and
-                    # nothing is returned. Raising rolls back the claims of this bundle recorded so far.
-                    if not await _upsert_claim(conn, claim):
-                        raise _ClaimExists()
-                    if claim.fee > 0:
-                        await _debit_account(conn, _POOL_FEE_SHARE, claim.fee)
-                        await _journal(conn, LedgerKind.CLAIM_FEE, claim.fee, claim.launcher_id, claim.coin_id.hex())
-        except _ClaimExists:
-            return False
-        return True
-
-    async def get_reward_claim(self, coin_id: bytes32) -> RewardClaim | None:
-        row = await self._fetchrow("SELECT * FROM reward_claims WHERE coin_id = $1", bytes(coin_id))
-        return None if row is None else claim_from_row(row)
-
-    async def reward_claims(self, status: ClaimStatus | None = None) -> list[RewardClaim]:
-        if status is None:
-            rows = await self._fetch("SELECT * FROM reward_claims ORDER BY coin_height, coin_id")
-        else:
-            rows = await self._fetch(
-                "SELECT * FROM reward_claims WHERE status = $1 ORDER BY coin_height, coin_id", status.value
-            )
-        return [claim_from_row(row) for row in rows]
-
-    async def update_reward_claim(
-        self, coin_id: bytes32, status: ClaimStatus, confirmed_height: int | None = None, error: str | None = None
-    ) -> None:
-        async with self._write(ledger=True) as conn:
-            row = await conn.fetchrow("SELECT * FROM reward_claims WHERE coin_id = $1 FOR UPDATE", bytes(coin_id))
-            if row is None:
-                raise StoreError(f"no reward claim for coin {coin_id.hex()}")
-            claim = claim_from_row(row)
-            # Only SUBMITTED -> CONFIRMED or FAILED: a settled claim moved back to SUBMITTED could be settled again.
-            if status is ClaimStatus.SUBMITTED or claim.status is not ClaimStatus.SUBMITTED:
-                raise StoreError(
-                    f"claim of coin {coin_id.hex()} is {claim.status.value}: it cannot become {status.value}"
-                )
-            # None keeps what is recorded, so a later status change does not erase an earlier height or error.
-            await conn.execute(
-                """
-                UPDATE reward_claims
-                SET status = $1, confirmed_height = COALESCE($2, confirmed_height), error = COALESCE($3, error)
-                WHERE coin_id = $4
-                """,
-                status.value,
-                confirmed_height,
-                error,
-                bytes(coin_id),
-            )
-            if status is ClaimStatus.CONFIRMED:
-                await _credit_account(conn, _UNDISTRIBUTED, claim.amount)
-                await _journal(conn, LedgerKind.CLAIM, claim.amount, claim.launcher_id, coin_id.hex())
-            elif status is ClaimStatus.FAILED and claim.fee > 0:
-                # The fee spend asserts the absorb: a claim that did not land did not pay its fee either.
-                await _credit_account(conn, _POOL_FEE_SHARE, claim.fee)
-                await _journal(conn, LedgerKind.CLAIM_FEE_REFUND, claim.fee, claim.launcher_id, coin_id.hex())
-
-    # -- the ledger --------------------------------------------------------------------------------------------
-    async def distribute(self, distribution: Distribution, shares: Sequence[DistributionShare]) -> int:
-        _validate_distribution(distribution, shares)
-        async with self._write(ledger=True) as conn:
-            await _debit_account(conn, _UNDISTRIBUTED, distribution.total)
-            distribution_id = int(
-                await conn.fetchval(
-                    """
-                    INSERT INTO distributions (created_at, scheme, total, pool_fee, farmer_total, remainder)
-                    VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
-                    """,
-                    distribution.created_at,
-                    distribution.scheme,
-                    distribution.total,
-                    distribution.pool_fee,
-                    distribution.farmer_total,
-                    distribution.remainder,
-                )
-            )
-            reference = f"distribution {distribution_id}"
-            if distribution.pool_fee > 0:
-                await _credit_account(conn, _POOL_FEE_SHARE, distribution.pool_fee)
-                await _journal(conn, LedgerKind.DISTRIBUTION_POOL_FEE, distribution.pool_fee, None, reference)
-            for share in shares:
-                await _consume_points(conn, share.launcher_id, share.points)
-                await conn.execute(
-                    "UPDATE farmers SET owed = owed + $1 WHERE launcher_id = $2", share.amount, bytes(share.launcher_id)
-                )
-                await conn.execute(
-                    "INSERT INTO distribution_shares (distribution_id, launcher_id, amount, points) "
-                    "VALUES ($1, $2, $3, $4)",
-                    distribution_id,
-                    bytes(share.launcher_id),
-                    share.amount,
-                    share.points,
-                )
-                await _journal(conn, LedgerKind.DISTRIBUTION_SHARE, share.amount, share.launcher_id, reference)
-            return distribution_id
-
-    async def distributions(self, limit: int = 100) -> list[Distribution]:
-        rows = await self._fetch("SELECT * FROM distributions ORDER BY id DESC LIMIT $1", limit)
-        return [distribution_from_row(row) for row in rows]
-
-    async def distribution_shares(self, distribution_id: int) -> list[DistributionShare]:
-        rows = await self._fetch(
-            "SELECT * FROM distribution_shares WHERE distribution_id = $1 ORDER BY launcher_id", distribution_id
-        )
-        return [share_from_row(row) for row in rows]
-
-    async def ledger(self) -> LedgerSummary:
-        async with self._connections().acquire() as conn:
-            return await _ledger_in(conn)
-
-    async def ledger_entries(self, limit: int = 1000) -> list[LedgerEntry]:
-        rows = await self._fetch("SELECT * FROM ledger_entries ORDER BY id DESC LIMIT $1", limit)
-        return [entry_from_row(row) for row in rows]
-
-    # -- payouts -----------------------------------------------------------------------------------------------
-    async def create_payout_round(
-        self, payout_round: PayoutRound, payments: Sequence[Payment], batch_fees: Sequence[int]
-    ) -> int:
-        owed_by_farmer, fee_address_total = _validate_round(payout_round, payments, batch_fees)
-        async with self._write(ledger=True) as conn:
-            # Under the ledger lock no other process can be opening a round between this check and the insert (and
-            # the unique index payout_rounds_one_open would refuse it anyway).
-            if await conn.fetchval("SELECT 1 FROM payout_rounds WHERE status = 'open'") is not None:
-                raise RoundAlreadyOpen("a payout round is still open")
-            try:
-                round_id = await _insert_round(conn, payout_round)
-            except asyncpg.UniqueViolationError:
-                raise RoundAlreadyOpen("a payout round is still open") from None
-            reference = f"round {round_id}"
-            for launcher_id, amount in owed_by_farmer.items():
-                await _take_owed(conn, launcher_id, amount)
-                await _journal(conn, LedgerKind.PAYMENT, amount, launcher_id, reference)
-            if fee_address_total > 0:
-                await _debit_account(conn, _POOL_FEE_SHARE, fee_address_total)
-                await _journal(conn, LedgerKind.POOL_FEE_PAYMENT, fee_address_total, None, reference)
-            for index, fee in enumerate(batch_fees):
-                await conn.execute(
-                    "INSERT INTO payment_batches (round_id, batch_index, fee, status, updated_at) "
-                    "VALUES ($1, $2, $3, 'pending', $4)",
-                    round_id,
-                    index,
-                    fee,
-                    payout_round.created_at,
-                )
-                if fee > 0:
-                    await _debit_account(conn, _POOL_FEE_SHARE, fee)
-                    await _journal(conn, LedgerKind.BATCH_FEE, fee, None, f"round {round_id} batch {index}")
-            await conn.executemany(
-                "INSERT INTO payments (round_id, batch_index, puzzle_hash, amount, launcher_id, points) "
-                "VALUES ($1, $2, $3, $4, $5, $6)",
-                [
-                    (
-                        round_id,
-                        payment.batch_index,
-                        bytes(payment.puzzle_hash),
-                        payment.amount,
-                        None if payment.launcher_id is None else bytes(payment.launcher_id),
-                        payment.points,
-                    )
-                    for payment in payments
-                ],
-            )
-            return round_id
-
-    async def open_round(self) -> PayoutRound | None:
-        row = await self._fetchrow("SELECT * FROM payout_rounds WHERE status = 'open'")
-        return None if row is None else round_from_row(row)
-
-    async def get_round(self, round_id: int) -> PayoutRound | None:
-        row = await self._fetchrow("SELECT * FROM payout_rounds WHERE id = $1", round_id)
-        return None if row is None else round_from_row(row)
-
-    async def rounds(self, limit: int = 100) -> list[PayoutRound]:
-        rows = await self._fetch("SELECT * FROM payout_rounds ORDER BY id DESC LIMIT $1", limit)
-        return [round_from_row(row) for row in rows]
-
-    async def batches(self, round_id: int) -> list[PaymentBatch]:
-        rows = await self._fetch("SELECT * FROM payment_batches WHERE round_id = $1 ORDER BY batch_index", round_id)
-        return [batch_from_row(row) for row in rows]
-
-    async def payments(
-        self, *, round_id: int | None = None, batch_index: int | None = None, launcher_id: bytes32 | None = None
-    ) -> list[Payment]:
-        conditions: list[str] = []
-        params: list[Any] = []
-        filters = (
-            ("round_id", round_id),
-            ("batch_index", batch_index),
-            ("launcher_id", None if launcher_id is None else bytes(launcher_id)),
-        )
-        for column, value in filters:
-            if value is not None:
-                params.append(value)
-                conditions.append(f"{column} = ${len(params)}")
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        rows = await self._fetch(f"SELECT * FROM payments {where} ORDER BY id", *params)
-        return [payment_from_row(row) for row in rows]
-
-    async def mark_batch_submitted(
-        self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, now: int, height: int | None = None
-    ) -> None:
-        async with self._write(ledger=True) as conn:
-            await _move_batch(
-                conn,
-                batch_id,
-                BatchStatus.PENDING,
-                BatchStatus.SUBMITTED,
-                {
-                    "tx_id": bytes(tx_id),
-                    "spend_bundle": bytes(spend_bundle),
-                    "updated_at": now,
-                    "submitted_height": height,
-                },
-            )
-
-    async def replace_batch_transaction(
-        self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, fee: int, now: int, height: int
-    ) -> None:
-        async with self._write(ledger=True) as conn:
-            batch = await _batch_in(conn, batch_id)
-            if batch.status is not BatchStatus.SUBMITTED:
-                raise StoreError(f"batch {batch_id} is {batch.status.value}: only a submitted batch is replaced")
-            if fee < batch.fee:
-                raise StoreError(f"batch {batch_id}: a replacement must not pay less fee ({fee} < {batch.fee})")
-            increase = fee - batch.fee
-            if increase > 0:
-                await _debit_account(conn, _POOL_FEE_SHARE, increase)
-                await _journal(conn, LedgerKind.BATCH_FEE, increase, None, _batch_reference(batch))
-                await conn.execute(
-                    "UPDATE payout_rounds SET blockchain_fees = blockchain_fees + $1, total = total + $1 WHERE id = $2",
-                    increase,
-                    batch.round_id,
-                )
-            await conn.execute(
-                """
-                UPDATE payment_batches SET tx_id = $1, spend_bundle = $2, fee = $3, updated_at = $4,
-                    submitted_height = $5
-                WHERE id = $6
-                """,
-                bytes(tx_id),
-                bytes(spend_bundle),
-                fee,
-                now,
-                height,
-                batch_id,
-            )
-
-    async def mark_batch_confirmed(self, batch_id: int, height: int, now: int, fee_paid: int | None = None) -> None:
-        if fee_paid is not None and fee_paid < 0:
-            raise StoreError(f"batch {batch_id}: a transaction cannot pay a negative fee ({fee_paid})")
-        async with self._write(ledger=True) as conn:
-            batch = await _batch_in(conn, batch_id)
-            round_id = await _move_batch(
-                conn,
-                batch_id,
-                BatchStatus.SUBMITTED,
-                BatchStatus.CONFIRMED,
-                {"confirmed_height": height, "updated_at": now},
-            )
-            if fee_paid is not None and fee_paid < batch.fee:
-                # An earlier, cheaper version of the transaction landed: the difference was never spent.
-                refund = batch.fee - fee_paid
-                await conn.execute("UPDATE payment_batches SET fee = $1 WHERE id = $2", fee_paid, batch_id)
-                await conn.execute(
-                    "UPDATE payout_rounds SET blockchain_fees = blockchain_fees - $1, total = total - $1 WHERE id = $2",
-                    refund,
-                    round_id,
-                )
-                await _credit_account(conn, _POOL_FEE_SHARE, refund)
-                await _journal(conn, LedgerKind.BATCH_FEE_REFUND, refund, None, _batch_reference(batch))
-            # Under the ledger lock no other batch of this round can be confirming concurrently, so "the last one"
-            # is decided once.
-            unconfirmed = await conn.fetchval(
-                "SELECT 1 FROM payment_batches WHERE round_id = $1 AND status != 'confirmed' LIMIT 1", round_id
-            )
-            if unconfirmed is None:
-                await conn.execute("UPDATE payout_rounds SET status = 'done' WHERE id = $1", round_id)
-
-    async def reset_batch(self, batch_id: int, now: int) -> None:
-        async with self._write(ledger=True) as conn:
-            # The old transaction is forgotten: a new one, from other coins, will be built and recorded.
-            await _move_batch(
-                conn,
-                batch_id,
-                BatchStatus.SUBMITTED,
-                BatchStatus.PENDING,
-                {"tx_id": None, "spend_bundle": None, "updated_at": now},
-            )
-
-    async def batch_status(self, batch_id: int) -> BatchStatus | None:
-        status = await self._connections().fetchval("SELECT status FROM payment_batches WHERE id = $1", batch_id)
-        return None if status is None else BatchStatus(status)
-
-
-# -- helpers that run inside a transaction -----------------------------------------------------------------------
-class _ClaimExists(StoreError):
-    """Internal: a coin of the claims being added already has a live claim (rolls the whole bundle back)."""
-
-
-_LEDGER_SQL = """
-    SELECT
-        (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed') AS confirmed_claims,
-        (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NOT NULL) AS farmer_payments,
-        (SELECT COALESCE(SUM(p.amount), 0) FROM payments p JOIN payment_batches b
-            ON b.round_id = p.round_id AND b.batch_index = p.batch_index
-            WHERE b.status != 'confirmed' AND p.launcher_id IS NOT NULL) AS farmer_payments_in_flight,
-        (SELECT COALESCE(SUM(owed), 0) FROM farmers) AS owed,
-        (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pool_fee_share') AS pool_fee_share,
-        (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NULL) AS pool_fee_payments,
-        (SELECT COALESCE(SUM(fee), 0) FROM payment_batches)
-            + (SELECT COALESCE(SUM(fee), 0) FROM reward_claims WHERE status != 'failed') AS blockchain_fees,
-        (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'undistributed') AS undistributed,
-        (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pre_ledger_excess') AS pre_ledger_excess
-"""
-
-
-async def _ledger_in(conn: Connection) -> LedgerSummary:
-    # One statement: every figure comes from the same snapshot, whatever other processes commit meanwhile.
-    row = await conn.fetchrow(_LEDGER_SQL)
-    assert row is not None  # a SELECT without FROM always gives one row
-    return LedgerSummary(**{name: int(value) for name, value in row.items()})
 
 
 def _import_value(data_type: str, value: Any) -> Any:
@@ -1161,165 +504,3 @@ def _import_value(data_type: str, value: Any) -> Any:
     if data_type == "bytea":
         return bytes(value)
     return value
-
-
-async def _read_schema_version(conn: Connection) -> int:
-    if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
-        return 0
-    version = await conn.fetchval("SELECT version FROM schema_version")
-    return 0 if version is None else int(version)
-
-
-async def _farmer_exists(conn: Connection, launcher_id: bytes32) -> bool:
-    return await conn.fetchval("SELECT 1 FROM farmers WHERE launcher_id = $1", bytes(launcher_id)) is not None
-
-
-async def _update_farmer(conn: Connection, launcher_id: bytes32, changes: dict[str, Any]) -> None:
-    """Set the given columns (names come from this module, never from input); FarmerNotFound if unknown."""
-    if not changes:
-        if not await _farmer_exists(conn, launcher_id):
-            raise FarmerNotFound(launcher_id.hex())
-        return
-    assignments = ", ".join(f"{column} = ${number}" for number, column in enumerate(changes, start=1))
-    updated = await conn.fetchval(
-        f"UPDATE farmers SET {assignments} WHERE launcher_id = ${len(changes) + 1} RETURNING 1",
-        *changes.values(),
-        bytes(launcher_id),
-    )
-    if updated is None:
-        raise FarmerNotFound(launcher_id.hex())
-
-
-async def _credit_account(conn: Connection, name: str, amount: int) -> None:
-    await conn.execute("UPDATE ledger_accounts SET balance = balance + $1 WHERE name = $2", amount, name)
-
-
-async def _debit_account(conn: Connection, name: str, amount: int) -> None:
-    debited = await conn.fetchval(
-        "UPDATE ledger_accounts SET balance = balance - $1 WHERE name = $2 AND balance >= $1 RETURNING 1", amount, name
-    )
-    if debited is None:
-        raise InsufficientFunds(f"the {name.replace('_', ' ')} is smaller than {amount} mojos")
-
-
-async def _take_owed(conn: Connection, launcher_id: bytes32, amount: int) -> None:
-    taken = await conn.fetchval(
-        "UPDATE farmers SET owed = owed - $1 WHERE launcher_id = $2 AND owed >= $1 RETURNING 1",
-        amount,
-        bytes(launcher_id),
-    )
-    if taken is None:
-        if not await _farmer_exists(conn, launcher_id):
-            raise FarmerNotFound(f"payment to unknown farmer {launcher_id.hex()}")
-        raise InsufficientFunds(f"farmer {launcher_id.hex()} is owed less than the {amount} mojos of its payment")
-
-
-async def _consume_points(conn: Connection, launcher_id: bytes32, points: int) -> None:
-    """Take ``points`` from a farmer's balance; raising rolls back the whole distribution."""
-    taken = await conn.fetchval(
-        "UPDATE farmers SET points = points - $1 WHERE launcher_id = $2 AND points >= $1 RETURNING 1",
-        points,
-        bytes(launcher_id),
-    )
-    if taken is None:
-        if not await _farmer_exists(conn, launcher_id):
-            raise FarmerNotFound(f"payment to unknown farmer {launcher_id.hex()}")
-        raise StoreError(f"farmer {launcher_id.hex()} has fewer than the {points} points its payment consumes")
-
-
-async def _journal(
-    conn: Connection, kind: LedgerKind, amount: int, launcher_id: bytes32 | None, reference: str
-) -> None:
-    await conn.execute(
-        "INSERT INTO ledger_entries (created_at, kind, amount, launcher_id, reference) VALUES ($1, $2, $3, $4, $5)",
-        int(time.time()),
-        kind.value,
-        amount,
-        None if launcher_id is None else bytes(launcher_id),
-        reference,
-    )
-
-
-async def _upsert_claim(conn: Connection, claim: RewardClaim) -> bool:
-    """Insert the claim, or replace a FAILED claim of its coin; False (nothing written) if the coin's claim is live
-    or confirmed. A concurrent insert of the same coin waits for the other transaction and then decides."""
-    written = await conn.fetchval(
-        """
-        INSERT INTO reward_claims (
-            coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, submitted_at,
-            submitted_height, confirmed_height, error, fee, fee_spend_bundle
-        ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-        ON CONFLICT (coin_id) DO UPDATE SET
-            launcher_id = EXCLUDED.launcher_id, amount = EXCLUDED.amount, coin_height = EXCLUDED.coin_height,
-            spend_bundle_name = EXCLUDED.spend_bundle_name, status = EXCLUDED.status,
-            submitted_at = EXCLUDED.submitted_at, submitted_height = EXCLUDED.submitted_height,
-            confirmed_height = EXCLUDED.confirmed_height, error = EXCLUDED.error, fee = EXCLUDED.fee,
-            fee_spend_bundle = EXCLUDED.fee_spend_bundle
-        WHERE reward_claims.status = 'failed'
-        RETURNING 1
-        """,
-        bytes(claim.coin_id),
-        bytes(claim.launcher_id),
-        claim.amount,
-        claim.coin_height,
-        None if claim.spend_bundle_name is None else bytes(claim.spend_bundle_name),
-        claim.status.value,
-        claim.submitted_at,
-        claim.submitted_height,
-        claim.confirmed_height,
-        claim.error,
-        claim.fee,
-        claim.fee_spend_bundle,
-    )
-    return written is not None
-
-
-async def _batch_in(conn: Connection, batch_id: int) -> PaymentBatch:
-    row = await conn.fetchrow("SELECT * FROM payment_batches WHERE id = $1 FOR UPDATE", batch_id)
-    if row is None:
-        raise StoreError(f"no batch {batch_id}")
-    return batch_from_row(row)
-
-
-def _batch_reference(batch: PaymentBatch) -> str:
-    return f"round {batch.round_id} batch {batch.index}"
-
-
-async def _insert_round(conn: Connection, payout_round: PayoutRound) -> int:
-    round_id = await conn.fetchval(
-        """
-        INSERT INTO payout_rounds (
-            created_at, scheme, total, pool_fee, blockchain_fees, farmer_total, remainder, status
-        ) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open') RETURNING id
-        """,
-        payout_round.created_at,
-        payout_round.scheme,
-        payout_round.total,
-        payout_round.pool_fee,
-        payout_round.blockchain_fees,
-        payout_round.farmer_total,
-        payout_round.remainder,
-    )
-    return int(round_id)
-
-
-async def _move_batch(
-    conn: Connection, batch_id: int, from_status: BatchStatus, to_status: BatchStatus, changes: dict[str, Any]
-) -> int:
-    """Change a batch's status only from ``from_status``; StoreError (nothing changed) otherwise. Returns its round."""
-    columns = ("status", *changes)
-    assignments = ", ".join(f"{column} = ${number}" for number, column in enumerate(columns, start=1))
-    count = len(columns)
-    round_id = await conn.fetchval(
-        f"UPDATE payment_batches SET {assignments} WHERE id = ${count + 1} AND status = ${count + 2} "
-        "RETURNING round_id",
-        to_status.value,
-        *changes.values(),
-        batch_id,
-        from_status.value,
-    )
-    if round_id is None:
-        current = await conn.fetchval("SELECT status FROM payment_batches WHERE id = $1", batch_id)
-        found = "no such batch" if current is None else f"it is {current}"
-        raise StoreError(f"batch {batch_id} cannot go {from_status.value} -> {to_status.value}: {found}")
-    return int(round_id)

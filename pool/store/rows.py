@@ -15,6 +15,7 @@ from pool.store.models import (
     FarmerRecord,
     LedgerEntry,
     LedgerKind,
+    LedgerSummary,
     PartialRecord,
     PartialsSummary,
     PartialStatus,
@@ -36,40 +37,6 @@ def optional_bytes32(value: bytes | None) -> bytes32 | None:
 
 def optional_int(value: int | None) -> int | None:
     return None if value is None else int(value)
-
-
-# One row per pool member with partials since {since}: its newest partial and the newest run at its current difficulty
-# within the window from {window} (pool.protocol.difficulty.summarize, computed in the database instead of reading
-# every farmer's partials). In newest-first order with ties at the higher difficulty first, the run ends at the
-# largest (received_at, difficulty) of another difficulty in the window: "cut".
-# {since} and {window} are the backend's placeholders ($n, or ? with the parameters in order of appearance).
-DIFFICULTY_SUMMARIES_SQL = """
-WITH recent AS (
-    SELECT p.launcher_id, p.received_at, p.difficulty, f.difficulty AS current_difficulty,
-           p.received_at >= {window} AND p.difficulty <> f.difficulty AS cuts
-    FROM partials p JOIN farmers f ON f.launcher_id = p.launcher_id
-    WHERE p.received_at >= {since} AND f.is_pool_member
-),
-ranked AS (
-    SELECT *,
-           ROW_NUMBER() OVER (PARTITION BY launcher_id ORDER BY received_at DESC, difficulty DESC) AS newest_rank,
-           ROW_NUMBER() OVER (PARTITION BY launcher_id, cuts ORDER BY received_at DESC, difficulty DESC) AS cut_rank
-    FROM recent
-),
-cut AS (
-    SELECT launcher_id, received_at, difficulty FROM ranked WHERE cuts AND cut_rank = 1
-),
-run AS (
-    SELECT r.launcher_id, COUNT(*) AS run_count, MIN(r.received_at) AS run_oldest
-    FROM recent r LEFT JOIN cut c ON c.launcher_id = r.launcher_id
-    WHERE r.received_at >= {window} AND r.difficulty = r.current_difficulty
-      AND (c.received_at IS NULL OR r.received_at > c.received_at
-           OR (r.received_at = c.received_at AND r.difficulty > c.difficulty))
-    GROUP BY r.launcher_id
-)
-SELECT n.launcher_id, n.received_at AS newest_at, n.difficulty AS newest_difficulty, run.run_count, run.run_oldest
-FROM ranked n LEFT JOIN run ON run.launcher_id = n.launcher_id WHERE n.newest_rank = 1
-"""
 
 
 def summary_from_row(row: Row) -> tuple[bytes32, PartialsSummary]:
@@ -229,4 +196,20 @@ def entry_from_row(row: Row) -> LedgerEntry:
         launcher_id=optional_bytes32(row["launcher_id"]),
         reference=str(row["reference"]),
         id=int(row["id"]),
+    )
+
+
+def ledger_from_row(row: Row) -> LedgerSummary:
+    """The row of LEDGER_SQL (pool.store.sql). The blockchain fees come in two columns and are added here: Python's
+    integers never overflow, SQLite's 64-bit ones could."""
+    return LedgerSummary(
+        confirmed_claims=int(row["confirmed_claims"]),
+        farmer_payments=int(row["farmer_payments"]),
+        farmer_payments_in_flight=int(row["farmer_payments_in_flight"]),
+        owed=int(row["owed"]),
+        pool_fee_share=int(row["pool_fee_share"]),
+        pool_fee_payments=int(row["pool_fee_payments"]),
+        blockchain_fees=int(row["batch_fees"]) + int(row["claim_fees"]),
+        undistributed=int(row["undistributed"]),
+        pre_ledger_excess=int(row["pre_ledger_excess"]),
     )

@@ -1,0 +1,1124 @@
+"""The store, written once in SQL that SQLite and PostgreSQL both run; sqlite.py and postgres.py are its two dialects.
+
+Every method of AbstractPoolStore and every money rule of the ledger is here, once. Statements use named parameters
+(``:name``): SQLite binds them as they are, the PostgreSQL dialect numbers them (``$1``, ``$2``) for asyncpg. They
+keep to what both databases speak: ``INSERT ... ON CONFLICT``, ``RETURNING``, booleans as TRUE/FALSE and bare boolean
+columns in conditions. A dialect supplies only what truly differs:
+
+* connections and transactions: ``_write`` is one write transaction (committed when its block ends, rolled back on any
+  exception), ``_reads`` runs a statement on committed state outside any transaction, ``_lookup`` reads the one row a
+  key selects (SQLite answers it on the event loop itself);
+* ``_one_of``: "this column is one of these values" (SQLite binds a list of parameters, PostgreSQL one array);
+* ``_insert_partials``: POST /partial's multi-row insert, in each database's fastest form;
+* its schema: MIGRATIONS (BLOB or BYTEA, INTEGER or NUMERIC(20, 0) mojos, AUTOINCREMENT or identity columns) and the
+  lock a migration step runs under.
+
+Values need no adapting on the way in: both drivers take bytes32 (a bytes subclass), Python ints (for NUMERIC mojos
+too, exactly) and bools. On the way out, rows.py reads sqlite3.Row and asyncpg.Record alike by column name and makes
+records of them (INTEGER and NUMERIC to int, 0/1 and booleans to bool, BLOB and BYTEA to bytes32).
+
+What every method keeps to, on both backends:
+
+* Each public method is one transaction: it happens completely or not at all.
+* A status changes only by a conditional update (``UPDATE ... WHERE status = 'pending'``) whose result says whether it
+  changed: a partial is credited once, a claim settled once, a batch moved once, however often or concurrently asked.
+* Money moves only inside ``self._write(ledger=True)``: one money transaction at a time (PostgreSQL takes a lock for
+  it across processes; SQLite never has more than one writer). Balances are debited only by conditional updates
+  (``balance >= amount``), the schema's CHECK constraints refuse an overdraft anyway, and every movement is journaled
+  in ledger_entries.
+
+To add a method: write it here, inside ``async with self._write() as tx`` (``ledger=True`` when it moves money), with
+``:name`` parameters; a read of committed state is ``self._reads().fetchall(...)``. A schema change is a new entry
+appended to MIGRATIONS in sqlite.py and in postgres.py.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
+from pool.store.abstract import (
+    AbstractPoolStore,
+    FarmerAlreadyExists,
+    FarmerNotFound,
+    InsufficientFunds,
+    RoundAlreadyOpen,
+    StoreError,
+    check_new_partial,
+)
+from pool.store.models import (
+    BatchStatus,
+    ClaimStatus,
+    Distribution,
+    DistributionShare,
+    FarmerRecord,
+    LedgerEntry,
+    LedgerKind,
+    LedgerSummary,
+    NotAdded,
+    PartialCount,
+    PartialRecord,
+    PartialRefusal,
+    PartialsSummary,
+    PartialStatus,
+    Payment,
+    PaymentBatch,
+    PayoutRound,
+    RewardClaim,
+    WebSession,
+)
+from pool.store.rows import (
+    Row,
+    batch_from_row,
+    claim_from_row,
+    distribution_from_row,
+    entry_from_row,
+    farmer_from_row,
+    ledger_from_row,
+    partial_from_row,
+    payment_from_row,
+    points_per_farmer,
+    round_from_row,
+    share_from_row,
+    summary_from_row,
+)
+
+Params = Mapping[str, Any]
+"""A statement's parameters by name (``:name`` in its text)."""
+
+Migration = Sequence[str]
+"""The statements that take the schema from one version to the next (run in one transaction, without parameters)."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer version of the pool than this one."""
+
+
+class Statements(ABC):
+    """Runs the shared SQL on one connection (or a pool of them) of a dialect."""
+
+    @abstractmethod
+    async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
+        """The first row (a statement meant to give at most one); the statement always runs to its end."""
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]: ...
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        """Run one statement; how many rows it inserted, updated or deleted."""
+
+    @abstractmethod
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        """Run one statement once per parameter set, in one trip where the driver can."""
+
+
+S = TypeVar("S", bound=Statements)
+
+_UNDISTRIBUTED = "undistributed"
+_POOL_FEE_SHARE = "pool_fee_share"
+
+
+class SqlPoolStore(AbstractPoolStore, Generic[S]):
+    """AbstractPoolStore over a dialect; ``S`` is what the dialect's write transactions run statements with."""
+
+    _LOCK_ROWS: ClassVar[str] = ""
+    """Appended to a read of rows that the transaction then changes: PostgreSQL's `` FOR UPDATE``; SQLite has no row
+    locks (its write transaction holds the whole database)."""
+    _UNIQUE_VIOLATION: ClassVar[tuple[type[Exception], ...]] = ()
+    """The driver's error for a broken unique constraint, where another process can cause one (PostgreSQL)."""
+
+    def __init__(self, migrations: Sequence[Migration]) -> None:
+        self._migrations = tuple(migrations)
+
+    # -- the dialect -------------------------------------------------------------------------------------------
+    @abstractmethod
+    def _write(self, *, ledger: bool = False) -> AbstractAsyncContextManager[S]:
+        """One write transaction. ``ledger``: the method moves money, so no other money transaction may run
+        alongside it (in any process)."""
+
+    def _write_schema(self) -> AbstractAsyncContextManager[S]:
+        """The transaction a migration step runs in."""
+        return self._write()
+
+    @abstractmethod
+    def _reads(self) -> Statements:
+        """Statements on committed state, each on its own (outside any write transaction)."""
+
+    async def _lookup(self, sql: str, params: Params) -> Row | None:
+        """The one row a key selects (or None); only for statements an index answers."""
+        return await self._reads().fetchone(sql, params)
+
+    @abstractmethod
+    def _one_of(self, column: str, name: str, values: Collection[Any], array_type: str) -> tuple[str, dict[str, Any]]:
+        """The condition "``column`` is one of ``values``" and its parameters (named after ``name``).
+        ``array_type``: the values' PostgreSQL type (bigint, bytea, text)."""
+
+    @abstractmethod
+    async def _insert_partials(self, tx: S, partials: Sequence[PartialRecord]) -> dict[bytes32, int]:
+        """Insert the pending partials (of known farmers) whose proof the store does not hold yet, in few statements;
+        the new rows' ids by proof hash. A proof repeated in ``partials`` is inserted once (the first row wins)."""
+
+    @abstractmethod
+    def _name(self) -> str:
+        """How messages name this database."""
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    async def schema_version(self) -> int:
+        return _version_of(await self._reads().fetchone("SELECT version FROM schema_version"))
+
+    async def _migrate(self) -> None:
+        """Apply, in order, each migration the database has not seen; each step and its version bump commit
+        together, so an interrupted upgrade resumes from the last complete step."""
+        target = len(self._migrations)
+        while True:
+            async with self._write_schema() as tx:
+                await tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                row = await tx.fetchone("SELECT version FROM schema_version")
+                version = _version_of(row)
+                if version > target:
+                    raise SchemaTooNew(
+                        f"{self._name()} has schema version {version}, newer than this pool's {target}: "
+                        "upgrade the pool software (or restore a matching backup)"
+                    )
+                if row is None:
+                    await tx.execute("INSERT INTO schema_version (version) VALUES (0)")
+                if version == target:
+                    return
+                for statement in self._migrations[version]:
+                    await tx.execute(statement)
+                await tx.execute("UPDATE schema_version SET version = :version", {"version": version + 1})
+
+    # -- farmers -----------------------------------------------------------------------------------------------
+    async def add_farmer(self, farmer: FarmerRecord) -> None:
+        if farmer.owed != 0:
+            raise StoreError("a new farmer is owed nothing: owed balances come only from distributions")
+        async with self._write() as tx:
+            if await tx.fetchone(_INSERT_FARMER, _farmer_params(farmer)) is None:
+                raise FarmerAlreadyExists(farmer.launcher_id.hex())
+
+    async def get_farmer(self, launcher_id: bytes32) -> FarmerRecord | None:
+        row = await self._lookup("SELECT * FROM farmers WHERE launcher_id = :launcher_id", {"launcher_id": launcher_id})
+        return None if row is None else farmer_from_row(row)
+
+    async def list_farmers(self, members_only: bool = False) -> list[FarmerRecord]:
+        where = "WHERE is_pool_member" if members_only else ""
+        rows = await self._reads().fetchall(f"SELECT * FROM farmers {where} ORDER BY joined_at, launcher_id")
+        return [farmer_from_row(row) for row in rows]
+
+    async def update_farmer_settings(
+        self,
+        launcher_id: bytes32,
+        *,
+        authentication_public_key: G1Element | None = None,
+        payout_instructions: tuple[str, bytes32] | None = None,
+        pending_difficulty: tuple[int, int] | None = None,
+    ) -> None:
+        changes: dict[str, Any] = {}
+        if authentication_public_key is not None:
+            changes["authentication_public_key"] = bytes(authentication_public_key)
+        if payout_instructions is not None:
+            changes["payout_instructions"], changes["payout_puzzle_hash"] = payout_instructions
+        if pending_difficulty is not None:
+            changes["pending_difficulty"], changes["pending_difficulty_at"] = pending_difficulty
+        async with self._write() as tx:
+            await _update_farmer(tx, launcher_id, changes)
+
+    async def set_difficulty(self, launcher_id: bytes32, difficulty: int) -> None:
+        async with self._write() as tx:
+            changes = {"difficulty": difficulty, "pending_difficulty": None, "pending_difficulty_at": None}
+            await _update_farmer(tx, launcher_id, changes)
+
+    async def adjust_difficulty(self, launcher_id: bytes32, expected: int, difficulty: int) -> bool:
+        async with self._write() as tx:
+            changed = await tx.execute(
+                """
+                UPDATE farmers SET difficulty = :difficulty
+                WHERE launcher_id = :launcher_id AND difficulty = :expected AND pending_difficulty IS NULL
+                """,
+                {"difficulty": difficulty, "launcher_id": launcher_id, "expected": expected},
+            )
+            return await _changed_farmer(tx, launcher_id, changed)
+
+    async def apply_due_difficulty(self, launcher_id: bytes32, now: int) -> int:
+        async with self._write() as tx:
+            await tx.execute(
+                """
+                UPDATE farmers
+                SET difficulty = pending_difficulty, pending_difficulty = NULL, pending_difficulty_at = NULL
+                WHERE launcher_id = :launcher_id AND pending_difficulty IS NOT NULL AND pending_difficulty_at <= :now
+                """,
+                {"launcher_id": launcher_id, "now": now},
+            )
+            row = await tx.fetchone(
+                "SELECT difficulty FROM farmers WHERE launcher_id = :launcher_id", {"launcher_id": launcher_id}
+            )
+            if row is None:
+                raise FarmerNotFound(launcher_id.hex())
+            return int(row["difficulty"])
+
+    async def update_singleton(
+        self,
+        launcher_id: bytes32,
+        tip: CoinSpend,
+        tip_state: PoolState,
+        is_pool_member: bool,
+        *,
+        expected_tip: CoinSpend | None = None,
+    ) -> bool:
+        changes: dict[str, Any] = {
+            "singleton_tip": bytes(tip),
+            "singleton_tip_state": bytes(tip_state),
+            "is_pool_member": is_pool_member,
+        }
+        async with self._write() as tx:
+            if expected_tip is None:
+                await _update_farmer(tx, launcher_id, changes)
+                return True
+            # Compare-and-set: a view computed from an older tip never overwrites a newer one written meanwhile.
+            changed = await tx.execute(
+                f"UPDATE farmers SET {_assignments(changes)} "
+                "WHERE launcher_id = :launcher_id AND singleton_tip = :expected_tip",
+                {**changes, "launcher_id": launcher_id, "expected_tip": bytes(expected_tip)},
+            )
+            return await _changed_farmer(tx, launcher_id, changed)
+
+    async def accept_put_token(self, launcher_id: bytes32, token: int) -> bool:
+        async with self._write() as tx:
+            changed = await tx.execute(
+                """
+                UPDATE farmers SET last_put_token = :token
+                WHERE launcher_id = :launcher_id AND (last_put_token IS NULL OR last_put_token < :token)
+                """,
+                {"token": token, "launcher_id": launcher_id},
+            )
+            return await _changed_farmer(tx, launcher_id, changed)
+
+    # -- partials ----------------------------------------------------------------------------------------------
+    async def record_partials(
+        self, partials: Sequence[PartialRecord], refusals: Sequence[PartialRefusal] = ()
+    ) -> list[int | NotAdded]:
+        for partial in partials:
+            check_new_partial(partial)
+        async with self._write() as tx:
+            known = await self._known_farmers(tx, {p.launcher_id for p in partials} | {r.launcher_id for r in refusals})
+            inserted = await self._insert_partials(tx, [p for p in partials if p.launcher_id in known])
+            refused = [
+                {"launcher_id": r.launcher_id, "received_at": r.received_at, "reason": r.reason}
+                for r in refusals
+                if r.launcher_id in known
+            ]
+            if refused:
+                await tx.executemany(_INSERT_REFUSAL, refused)
+        return partial_outcomes(partials, inserted, known)
+
+    async def _known_farmers(self, statements: Statements, launcher_ids: Collection[bytes32]) -> set[bytes32]:
+        if not launcher_ids:
+            return set()
+        condition, params = self._one_of("launcher_id", "launcher_ids", launcher_ids, "bytea")
+        rows = await statements.fetchall(f"SELECT launcher_id FROM farmers WHERE {condition}", params)
+        return {bytes32(row["launcher_id"]) for row in rows}
+
+    async def get_partial(self, partial_id: int) -> PartialRecord | None:
+        row = await self._lookup("SELECT * FROM partials WHERE id = :id", {"id": partial_id})
+        return None if row is None else partial_from_row(row)
+
+    async def pending_partials(self, received_before: int, limit: int = 1000) -> list[PartialRecord]:
+        rows = await self._reads().fetchall(
+            """
+            SELECT * FROM partials WHERE status = 'pending' AND received_at < :received_before
+            ORDER BY received_at, id LIMIT :limit
+            """,
+            {"received_before": received_before, "limit": limit},
+        )
+        return [partial_from_row(row) for row in rows]
+
+    async def confirm_partials(self, partial_ids: Sequence[int]) -> list[int]:
+        if not partial_ids:
+            return []
+        condition, params = self._one_of("id", "ids", partial_ids, "bigint")
+        async with self._write() as tx:
+            # The status guard and the credit share one transaction: a partial moves out of pending once (a
+            # concurrent confirmation waits for the row, then finds it no longer pending), so its points are added
+            # once, however often or concurrently it is confirmed.
+            rows = await tx.fetchall(
+                f"UPDATE partials SET status = 'confirmed' WHERE {condition} AND status = 'pending' "
+                "RETURNING id, launcher_id, difficulty",
+                params,
+            )
+            # In launcher id order: two processes crediting the same farmers lock their rows in the same order.
+            await tx.executemany(
+                _CREDIT_POINTS,
+                [
+                    {"points": points, "launcher_id": launcher}
+                    for launcher, points in sorted(points_per_farmer(rows).items())
+                ],
+            )
+            return sorted(int(row["id"]) for row in rows)
+
+    async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
+        async with self._write() as tx:
+            if not credit:
+                rejected = await tx.execute(
+                    "UPDATE partials SET status = 'rejected', stale = TRUE, reject_reason = :reason "
+                    "WHERE id = :id AND status = 'pending'",
+                    {"reason": reason, "id": partial_id},
+                )
+                return rejected == 1
+            # Credited like confirm_partial: the status guard and the credit share this transaction.
+            row = await tx.fetchone(
+                "UPDATE partials SET status = 'confirmed', stale = TRUE WHERE id = :id AND status = 'pending' "
+                "RETURNING launcher_id, difficulty",
+                {"id": partial_id},
+            )
+            if row is None:
+                return False
+            await tx.execute(_CREDIT_POINTS, {"points": int(row["difficulty"]), "launcher_id": row["launcher_id"]})
+            return True
+
+    async def count_stale_partials(self) -> int:
+        row = await self._reads().fetchone("SELECT COUNT(*) AS n FROM partials WHERE stale")
+        return 0 if row is None else int(row["n"])
+
+    async def reject_partial(self, partial_id: int, reason: str) -> bool:
+        async with self._write() as tx:
+            rejected = await tx.execute(
+                "UPDATE partials SET status = 'rejected', reject_reason = :reason "
+                "WHERE id = :id AND status = 'pending'",
+                {"reason": reason, "id": partial_id},
+            )
+            return rejected == 1
+
+    async def recent_partials(
+        self, launcher_id: bytes32, since: int, statuses: Sequence[PartialStatus] | None = None
+    ) -> list[PartialRecord]:
+        sql = "SELECT * FROM partials WHERE launcher_id = :launcher_id AND received_at >= :since"
+        params: dict[str, Any] = {"launcher_id": launcher_id, "since": since}
+        if statuses is not None:
+            if not statuses:
+                return []
+            condition, status_params = self._one_of("status", "statuses", [s.value for s in statuses], "text")
+            sql += f" AND {condition}"
+            params.update(status_params)
+        rows = await self._reads().fetchall(sql + " ORDER BY received_at DESC, id DESC", params)
+        return [partial_from_row(row) for row in rows]
+
+    async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
+        rows = await self._reads().fetchall(DIFFICULTY_SUMMARIES_SQL, {"window": window_start, "since": since})
+        return dict(summary_from_row(row) for row in rows)
+
+    async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
+        rows = await self._reads().fetchall(
+            """
+            SELECT launcher_id, SUM(difficulty) AS points FROM partials
+            WHERE status = 'confirmed' AND received_at >= :since GROUP BY launcher_id
+            """,
+            {"since": since},
+        )
+        return {bytes32(row["launcher_id"]): int(row["points"]) for row in rows}
+
+    async def add_partial_refusal(self, launcher_id: bytes32, received_at: int, reason: str) -> None:
+        async with self._write() as tx:
+            if not await _farmer_exists(tx, launcher_id):
+                raise FarmerNotFound(launcher_id.hex())
+            await tx.execute(
+                _INSERT_REFUSAL, {"launcher_id": launcher_id, "received_at": received_at, "reason": reason}
+            )
+
+    async def partial_counts(self, since: int, launcher_id: bytes32 | None = None) -> list[PartialCount]:
+        farmer = "" if launcher_id is None else " AND launcher_id = :launcher_id"
+        rows = await self._reads().fetchall(
+            f"""
+            SELECT hour, outcome, SUM(n) AS n, SUM(points) AS points FROM (
+                SELECT received_at - received_at % 3600 AS hour,
+                       CASE WHEN status = 'rejected' THEN COALESCE(reject_reason, 'rejected') ELSE status END
+                           AS outcome,
+                       COUNT(*) AS n, SUM(difficulty) AS points
+                FROM partials WHERE received_at >= :since{farmer} GROUP BY 1, 2
+                UNION ALL
+                SELECT received_at - received_at % 3600 AS hour, reason AS outcome, COUNT(*) AS n, 0 AS points
+                FROM partial_refusals WHERE received_at >= :since{farmer} GROUP BY 1, 2
+            ) AS counted GROUP BY hour, outcome ORDER BY hour, outcome
+            """,
+            {"since": since, "launcher_id": launcher_id},
+        )
+        return [PartialCount(int(r["hour"]), str(r["outcome"]), int(r["n"]), int(r["points"])) for r in rows]
+
+    # -- browser sessions --------------------------------------------------------------------------------------
+    async def add_session(self, session: WebSession) -> None:
+        async with self._write() as tx:
+            await tx.execute("DELETE FROM web_sessions WHERE expires_at <= :now", {"now": session.created_at})
+            await tx.execute(
+                """
+                INSERT INTO web_sessions (token_hash, launcher_id, created_at, expires_at)
+                VALUES (:token_hash, :launcher_id, :created_at, :expires_at)
+                """,
+                {
+                    "token_hash": session.token_hash,
+                    "launcher_id": session.launcher_id,
+                    "created_at": session.created_at,
+                    "expires_at": session.expires_at,
+                },
+            )
+
+    async def get_session(self, token_hash: bytes32, now: int) -> WebSession | None:
+        row = await self._reads().fetchone(
+            "SELECT * FROM web_sessions WHERE token_hash = :token_hash AND expires_at > :now",
+            {"token_hash": token_hash, "now": now},
+        )
+        if row is None:
+            return None
+        return WebSession(
+            bytes32(row["token_hash"]), bytes32(row["launcher_id"]), int(row["created_at"]), int(row["expires_at"])
+        )
+
+    # -- block rewards -----------------------------------------------------------------------------------------
+    async def add_reward_claims(self, claims: Sequence[RewardClaim]) -> bool:
+        for claim in claims:
+            # A claim born CONFIRMED would be counted as claimed but never credited; one born FAILED would have its
+            # fee charged but never refunded: the ledger would no longer balance.
+            if claim.status is not ClaimStatus.SUBMITTED:
+                raise StoreError(f"a new claim must be submitted, got {claim.status.value}")
+            if claim.fee < 0:
+                raise StoreError(f"claim of coin {claim.coin_id.hex()} has a negative fee")
+        try:
+            async with self._write(ledger=True) as tx:
+                for claim in claims:
+                    # Inserted, or replacing a FAILED claim of the same coin. A live or confirmed claim stays (spending
+                    # the coin again would only be refused); raising rolls back this bundle's claims recorded so far.
+                    if await tx.fetchone(_UPSERT_CLAIM, _claim_params(claim)) is None:
+                        raise _ClaimExists()
+                    if claim.fee > 0:
+                        await _debit_account(tx, _POOL_FEE_SHARE, claim.fee)
+                        await _journal(tx, LedgerKind.CLAIM_FEE, claim.fee, claim.launcher_id, claim.coin_id.hex())
+        except _ClaimExists:
+            return False
+        return True
+
+    async def get_reward_claim(self, coin_id: bytes32) -> RewardClaim | None:
+        row = await self._lookup("SELECT * FROM reward_claims WHERE coin_id = :coin_id", {"coin_id": coin_id})
+        return None if row is None else claim_from_row(row)
+
+    async def reward_claims(self, status: ClaimStatus | None = None) -> list[RewardClaim]:
+        where = "" if status is None else "WHERE status = :status"
+        rows = await self._reads().fetchall(
+            f"SELECT * FROM reward_claims {where} ORDER BY coin_height, coin_id",
+            {} if status is None else {"status": status.value},
+        )
+        return [claim_from_row(row) for row in rows]
+
+    async def update_reward_claim(
+        self, coin_id: bytes32, status: ClaimStatus, confirmed_height: int | None = None, error: str | None = None
+    ) -> None:
+        async with self._write(ledger=True) as tx:
+            row = await tx.fetchone(
+                f"SELECT * FROM reward_claims WHERE coin_id = :coin_id{self._LOCK_ROWS}", {"coin_id": coin_id}
+            )
+            if row is None:
+                raise StoreError(f"no reward claim for coin {coin_id.hex()}")
+            claim = claim_from_row(row)
+            # Only SUBMITTED -> CONFIRMED or FAILED: a settled claim moved back to SUBMITTED could be settled again
+            # (credited twice, or its fee refunded twice).
+            if status is ClaimStatus.SUBMITTED or claim.status is not ClaimStatus.SUBMITTED:
+                raise StoreError(
+                    f"claim of coin {coin_id.hex()} is {claim.status.value}: it cannot become {status.value}"
+                )
+            # None keeps what is recorded, so a later status change does not erase an earlier height or error.
+            await tx.execute(
+                """
+                UPDATE reward_claims SET status = :status, confirmed_height = COALESCE(:confirmed_height,
+                    confirmed_height), error = COALESCE(:error, error)
+                WHERE coin_id = :coin_id
+                """,
+                {"status": status.value, "confirmed_height": confirmed_height, "error": error, "coin_id": coin_id},
+            )
+            if status is ClaimStatus.CONFIRMED:
+                await _credit_account(tx, _UNDISTRIBUTED, claim.amount)
+                await _journal(tx, LedgerKind.CLAIM, claim.amount, claim.launcher_id, coin_id.hex())
+            elif status is ClaimStatus.FAILED and claim.fee > 0:
+                # The fee spend asserts the absorb: a claim that did not land did not pay its fee either.
+                await _credit_account(tx, _POOL_FEE_SHARE, claim.fee)
+                await _journal(tx, LedgerKind.CLAIM_FEE_REFUND, claim.fee, claim.launcher_id, coin_id.hex())
+
+    # -- the ledger --------------------------------------------------------------------------------------------
+    async def distribute(self, distribution: Distribution, shares: Sequence[DistributionShare]) -> int:
+        _validate_distribution(distribution, shares)
+        async with self._write(ledger=True) as tx:
+            await _debit_account(tx, _UNDISTRIBUTED, distribution.total)
+            distribution_id = await _inserted_id(
+                tx,
+                """
+                INSERT INTO distributions (created_at, scheme, total, pool_fee, farmer_total, remainder)
+                VALUES (:created_at, :scheme, :total, :pool_fee, :farmer_total, :remainder) RETURNING id
+                """,
+                {
+                    "created_at": distribution.created_at,
+                    "scheme": distribution.scheme,
+                    "total": distribution.total,
+                    "pool_fee": distribution.pool_fee,
+                    "farmer_total": distribution.farmer_total,
+                    "remainder": distribution.remainder,
+                },
+            )
+            reference = f"distribution {distribution_id}"
+            if distribution.pool_fee > 0:
+                await _credit_account(tx, _POOL_FEE_SHARE, distribution.pool_fee)
+                await _journal(tx, LedgerKind.DISTRIBUTION_POOL_FEE, distribution.pool_fee, None, reference)
+            for share in shares:
+                await _consume_points(tx, share.launcher_id, share.points)
+                params = {"launcher_id": share.launcher_id, "amount": share.amount}
+                await tx.execute("UPDATE farmers SET owed = owed + :amount WHERE launcher_id = :launcher_id", params)
+                await tx.execute(
+                    "INSERT INTO distribution_shares (distribution_id, launcher_id, amount, points) "
+                    "VALUES (:distribution_id, :launcher_id, :amount, :points)",
+                    {**params, "distribution_id": distribution_id, "points": share.points},
+                )
+                await _journal(tx, LedgerKind.DISTRIBUTION_SHARE, share.amount, share.launcher_id, reference)
+            return distribution_id
+
+    async def distributions(self, limit: int = 100) -> list[Distribution]:
+        return [distribution_from_row(row) for row in await self._newest("distributions", limit)]
+
+    async def distribution_shares(self, distribution_id: int) -> list[DistributionShare]:
+        rows = await self._reads().fetchall(
+            "SELECT * FROM distribution_shares WHERE distribution_id = :id ORDER BY launcher_id",
+            {"id": distribution_id},
+        )
+        return [share_from_row(row) for row in rows]
+
+    async def ledger(self) -> LedgerSummary:
+        return await read_ledger(self._reads())
+
+    async def ledger_entries(self, limit: int = 1000) -> list[LedgerEntry]:
+        return [entry_from_row(row) for row in await self._newest("ledger_entries", limit)]
+
+    # -- payouts -----------------------------------------------------------------------------------------------
+    async def create_payout_round(
+        self, payout_round: PayoutRound, payments: Sequence[Payment], batch_fees: Sequence[int]
+    ) -> int:
+        owed_by_farmer, fee_address_total = _validate_round(payout_round, payments, batch_fees)
+        async with self._write(ledger=True) as tx:
+            # Under the ledger lock no other transaction can be opening a round between this check and the insert
+            # (and the unique index payout_rounds_one_open would refuse it anyway).
+            if await tx.fetchone("SELECT 1 FROM payout_rounds WHERE status = 'open'") is not None:
+                raise RoundAlreadyOpen("a payout round is still open")
+            try:
+                round_id = await _insert_round(tx, payout_round)
+            except self._UNIQUE_VIOLATION:
+                raise RoundAlreadyOpen("a payout round is still open") from None
+            reference = f"round {round_id}"
+            for launcher_id, amount in owed_by_farmer.items():
+                await _take_owed(tx, launcher_id, amount)
+                await _journal(tx, LedgerKind.PAYMENT, amount, launcher_id, reference)
+            if fee_address_total > 0:
+                await _debit_account(tx, _POOL_FEE_SHARE, fee_address_total)
+                await _journal(tx, LedgerKind.POOL_FEE_PAYMENT, fee_address_total, None, reference)
+            for index, fee in enumerate(batch_fees):
+                await tx.execute(
+                    "INSERT INTO payment_batches (round_id, batch_index, fee, status, updated_at) "
+                    "VALUES (:round_id, :batch_index, :fee, 'pending', :now)",
+                    {"round_id": round_id, "batch_index": index, "fee": fee, "now": payout_round.created_at},
+                )
+                if fee > 0:
+                    await _debit_account(tx, _POOL_FEE_SHARE, fee)
+                    await _journal(tx, LedgerKind.BATCH_FEE, fee, None, f"round {round_id} batch {index}")
+            await tx.executemany(_INSERT_PAYMENT, [_payment_params(round_id, payment) for payment in payments])
+            return round_id
+
+    async def open_round(self) -> PayoutRound | None:
+        row = await self._reads().fetchone("SELECT * FROM payout_rounds WHERE status = 'open'")
+        return None if row is None else round_from_row(row)
+
+    async def get_round(self, round_id: int) -> PayoutRound | None:
+        row = await self._lookup("SELECT * FROM payout_rounds WHERE id = :id", {"id": round_id})
+        return None if row is None else round_from_row(row)
+
+    async def rounds(self, limit: int = 100) -> list[PayoutRound]:
+        return [round_from_row(row) for row in await self._newest("payout_rounds", limit)]
+
+    async def batches(self, round_id: int) -> list[PaymentBatch]:
+        rows = await self._reads().fetchall(
+            "SELECT * FROM payment_batches WHERE round_id = :round_id ORDER BY batch_index", {"round_id": round_id}
+        )
+        return [batch_from_row(row) for row in rows]
+
+    async def payments(
+        self, *, round_id: int | None = None, batch_index: int | None = None, launcher_id: bytes32 | None = None
+    ) -> list[Payment]:
+        filters = {"round_id": round_id, "batch_index": batch_index, "launcher_id": launcher_id}
+        given = {column: value for column, value in filters.items() if value is not None}
+        where = f"WHERE {' AND '.join(f'{column} = :{column}' for column in given)}" if given else ""
+        rows = await self._reads().fetchall(f"SELECT * FROM payments {where} ORDER BY id", given)
+        return [payment_from_row(row) for row in rows]
+
+    async def mark_batch_submitted(
+        self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, now: int, height: int | None = None
+    ) -> None:
+        async with self._write(ledger=True) as tx:
+            await _move_batch(
+                tx,
+                batch_id,
+                BatchStatus.PENDING,
+                BatchStatus.SUBMITTED,
+                {"tx_id": tx_id, "spend_bundle": bytes(spend_bundle), "updated_at": now, "submitted_height": height},
+            )
+
+    async def replace_batch_transaction(
+        self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, fee: int, now: int, height: int
+    ) -> None:
+        async with self._write(ledger=True) as tx:
+            batch = await self._batch_in(tx, batch_id)
+            if batch.status is not BatchStatus.SUBMITTED:
+                raise StoreError(f"batch {batch_id} is {batch.status.value}: only a submitted batch is replaced")
+            if fee < batch.fee:
+                raise StoreError(f"batch {batch_id}: a replacement must not pay less fee ({fee} < {batch.fee})")
+            increase = fee - batch.fee
+            if increase > 0:
+                await _debit_account(tx, _POOL_FEE_SHARE, increase)
+                await _journal(tx, LedgerKind.BATCH_FEE, increase, None, _batch_reference(batch))
+                await _change_round_fees(tx, batch.round_id, increase)
+            await tx.execute(
+                """
+                UPDATE payment_batches SET tx_id = :tx_id, spend_bundle = :spend_bundle, fee = :fee, updated_at = :now,
+                    submitted_height = :height
+                WHERE id = :id
+                """,
+                {
+                    "tx_id": tx_id,
+                    "spend_bundle": bytes(spend_bundle),
+                    "fee": fee,
+                    "now": now,
+                    "height": height,
+                    "id": batch_id,
+                },
+            )
+
+    async def mark_batch_confirmed(self, batch_id: int, height: int, now: int, fee_paid: int | None = None) -> None:
+        if fee_paid is not None and fee_paid < 0:
+            raise StoreError(f"batch {batch_id}: a transaction cannot pay a negative fee ({fee_paid})")
+        async with self._write(ledger=True) as tx:
+            batch = await self._batch_in(tx, batch_id)
+            round_id = await _move_batch(
+                tx,
+                batch_id,
+                BatchStatus.SUBMITTED,
+                BatchStatus.CONFIRMED,
+                {"confirmed_height": height, "updated_at": now},
+            )
+            if fee_paid is not None and fee_paid < batch.fee:
+                # An earlier, cheaper version of the transaction landed: the difference was never spent.
+                refund = batch.fee - fee_paid
+                await tx.execute(
+                    "UPDATE payment_batches SET fee = :fee WHERE id = :id", {"fee": fee_paid, "id": batch_id}
+                )
+                await _change_round_fees(tx, round_id, -refund)
+                await _credit_account(tx, _POOL_FEE_SHARE, refund)
+                await _journal(tx, LedgerKind.BATCH_FEE_REFUND, refund, None, _batch_reference(batch))
+            # Under the ledger lock no other batch of this round can be confirming concurrently, so "the last one"
+            # is decided once.
+            unconfirmed = await tx.fetchone(
+                "SELECT 1 FROM payment_batches WHERE round_id = :round_id AND status != 'confirmed' LIMIT 1",
+                {"round_id": round_id},
+            )
+            if unconfirmed is None:
+                await tx.execute("UPDATE payout_rounds SET status = 'done' WHERE id = :id", {"id": round_id})
+
+    async def reset_batch(self, batch_id: int, now: int) -> None:
+        async with self._write(ledger=True) as tx:
+            # The old transaction is forgotten: a new one, from other coins, will be built and recorded.
+            await _move_batch(
+                tx,
+                batch_id,
+                BatchStatus.SUBMITTED,
+                BatchStatus.PENDING,
+                {"tx_id": None, "spend_bundle": None, "updated_at": now},
+            )
+
+    async def batch_status(self, batch_id: int) -> BatchStatus | None:
+        row = await self._lookup("SELECT status FROM payment_batches WHERE id = :id", {"id": batch_id})
+        return None if row is None else BatchStatus(row["status"])
+
+    async def _newest(self, table: str, limit: int) -> list[Row]:
+        """A table's ``limit`` most recent rows (highest ids) first."""
+        return await self._reads().fetchall(f"SELECT * FROM {table} ORDER BY id DESC LIMIT :limit", {"limit": limit})
+
+    async def _batch_in(self, tx: Statements, batch_id: int) -> PaymentBatch:
+        row = await tx.fetchone(f"SELECT * FROM payment_batches WHERE id = :id{self._LOCK_ROWS}", {"id": batch_id})
+        if row is None:
+            raise StoreError(f"no batch {batch_id}")
+        return batch_from_row(row)
+
+
+async def read_ledger(statements: Statements) -> LedgerSummary:
+    """The ledger summary in one statement: every figure comes from the same snapshot, whatever is committed
+    meanwhile (also how migrate-store checks its copy before committing it)."""
+    row = await statements.fetchone(LEDGER_SQL)
+    assert row is not None  # a SELECT without FROM always gives one row
+    return ledger_from_row(row)
+
+
+def partial_outcomes(
+    partials: Sequence[PartialRecord], inserted: dict[bytes32, int], known: Collection[bytes32]
+) -> list[int | NotAdded]:
+    """What record_partials answers for each partial, from the ids of the rows inserted (by proof hash; consumed) and
+    the farmers known."""
+    outcomes: list[int | NotAdded] = []
+    for partial in partials:
+        if partial.launcher_id not in known:
+            outcomes.append(NotAdded.UNKNOWN_FARMER)
+        else:
+            # Not inserted, or already given to an earlier copy in this batch (pop): the same proof was received
+            # before, and it earns points once.
+            outcomes.append(inserted.pop(partial.proof_hash, NotAdded.DUPLICATE))
+    return outcomes
+
+
+# -- statements and rules that run inside a transaction ----------------------------------------------------------
+_INSERT_FARMER = """
+    INSERT INTO farmers (
+        launcher_id, p2_singleton_puzzle_hash, delay_time, delay_puzzle_hash, authentication_public_key,
+        singleton_tip, singleton_tip_state, difficulty, payout_instructions, payout_puzzle_hash,
+        is_pool_member, points, joined_at, pending_difficulty, pending_difficulty_at
+    ) VALUES (
+        :launcher_id, :p2_singleton_puzzle_hash, :delay_time, :delay_puzzle_hash, :authentication_public_key,
+        :singleton_tip, :singleton_tip_state, :difficulty, :payout_instructions, :payout_puzzle_hash,
+        :is_pool_member, :points, :joined_at, :pending_difficulty, :pending_difficulty_at
+    )
+    ON CONFLICT (launcher_id) DO NOTHING
+    RETURNING 1
+"""
+
+_INSERT_REFUSAL = (
+    "INSERT INTO partial_refusals (launcher_id, received_at, reason) VALUES (:launcher_id, :received_at, :reason)"
+)
+
+_CREDIT_POINTS = "UPDATE farmers SET points = points + :points WHERE launcher_id = :launcher_id"
+
+# Inserted, or replacing a FAILED claim of the same coin; otherwise nothing is written and no row returned. A
+# concurrent insert of the same coin (another process) waits for the other transaction and then decides.
+_UPSERT_CLAIM = """
+    INSERT INTO reward_claims (
+        coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, submitted_at,
+        submitted_height, confirmed_height, error, fee, fee_spend_bundle
+    ) VALUES (
+        :coin_id, :launcher_id, :amount, :coin_height, :spend_bundle_name, :status, :submitted_at,
+        :submitted_height, :confirmed_height, :error, :fee, :fee_spend_bundle
+    )
+    ON CONFLICT (coin_id) DO UPDATE SET
+        launcher_id = EXCLUDED.launcher_id, amount = EXCLUDED.amount, coin_height = EXCLUDED.coin_height,
+        spend_bundle_name = EXCLUDED.spend_bundle_name, status = EXCLUDED.status,
+        submitted_at = EXCLUDED.submitted_at, submitted_height = EXCLUDED.submitted_height,
+        confirmed_height = EXCLUDED.confirmed_height, error = EXCLUDED.error, fee = EXCLUDED.fee,
+        fee_spend_bundle = EXCLUDED.fee_spend_bundle
+    WHERE reward_claims.status = 'failed'
+    RETURNING 1
+"""
+
+_INSERT_PAYMENT = """
+    INSERT INTO payments (round_id, batch_index, puzzle_hash, amount, launcher_id, points)
+    VALUES (:round_id, :batch_index, :puzzle_hash, :amount, :launcher_id, :points)
+"""
+
+# Where the confirmed claims' mojos are (read_ledger).
+LEDGER_SQL = """
+    SELECT
+        (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed') AS confirmed_claims,
+        (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NOT NULL) AS farmer_payments,
+        (SELECT COALESCE(SUM(p.amount), 0) FROM payments p JOIN payment_batches b
+            ON b.round_id = p.round_id AND b.batch_index = p.batch_index
+            WHERE b.status != 'confirmed' AND p.launcher_id IS NOT NULL) AS farmer_payments_in_flight,
+        (SELECT COALESCE(SUM(owed), 0) FROM farmers) AS owed,
+        (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pool_fee_share') AS pool_fee_share,
+        (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NULL) AS pool_fee_payments,
+        (SELECT COALESCE(SUM(fee), 0) FROM payment_batches) AS batch_fees,
+        (SELECT COALESCE(SUM(fee), 0) FROM reward_claims WHERE status != 'failed') AS claim_fees,
+        (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'undistributed') AS undistributed,
+        (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pre_ledger_excess') AS pre_ledger_excess
+"""
+
+# One row per pool member with partials since :since: its newest partial and the newest run at its current difficulty
+# within the window from :window (pool.protocol.difficulty.summarize, computed in the database instead of reading
+# every farmer's partials). In newest-first order with ties at the higher difficulty first, the run ends at the
+# largest (received_at, difficulty) of another difficulty in the window: "cut".
+DIFFICULTY_SUMMARIES_SQL = """
+WITH recent AS (
+    SELECT p.launcher_id, p.received_at, p.difficulty, f.difficulty AS current_difficulty,
+           p.received_at >= :window AND p.difficulty <> f.difficulty AS cuts
+    FROM partials p JOIN farmers f ON f.launcher_id = p.launcher_id
+    WHERE p.received_at >= :since AND f.is_pool_member
+),
+ranked AS (
+    SELECT *,
+           ROW_NUMBER() OVER (PARTITION BY launcher_id ORDER BY received_at DESC, difficulty DESC) AS newest_rank,
+           ROW_NUMBER() OVER (PARTITION BY launcher_id, cuts ORDER BY received_at DESC, difficulty DESC) AS cut_rank
+    FROM recent
+),
+cut AS (
+    SELECT launcher_id, received_at, difficulty FROM ranked WHERE cuts AND cut_rank = 1
+),
+run AS (
+    SELECT r.launcher_id, COUNT(*) AS run_count, MIN(r.received_at) AS run_oldest
+    FROM recent r LEFT JOIN cut c ON c.launcher_id = r.launcher_id
+    WHERE r.received_at >= :window AND r.difficulty = r.current_difficulty
+      AND (c.received_at IS NULL OR r.received_at > c.received_at
+           OR (r.received_at = c.received_at AND r.difficulty > c.difficulty))
+    GROUP BY r.launcher_id
+)
+SELECT n.launcher_id, n.received_at AS newest_at, n.difficulty AS newest_difficulty, run.run_count, run.run_oldest
+FROM ranked n LEFT JOIN run ON run.launcher_id = n.launcher_id WHERE n.newest_rank = 1
+"""
+
+
+class _ClaimExists(StoreError):
+    """Internal: a coin of the claims being added already has a live claim (rolls the whole bundle back)."""
+
+
+def _version_of(row: Row | None) -> int:
+    return 0 if row is None else int(row["version"])
+
+
+def _assignments(changes: Mapping[str, Any]) -> str:
+    """``column = :column, ...`` for the given columns (names come from this module, never from input)."""
+    return ", ".join(f"{column} = :{column}" for column in changes)
+
+
+def _farmer_params(farmer: FarmerRecord) -> dict[str, Any]:
+    return {
+        "launcher_id": farmer.launcher_id,
+        "p2_singleton_puzzle_hash": farmer.p2_singleton_puzzle_hash,
+        "delay_time": farmer.delay_time,
+        "delay_puzzle_hash": farmer.delay_puzzle_hash,
+        "authentication_public_key": bytes(farmer.authentication_public_key),
+        "singleton_tip": bytes(farmer.singleton_tip),
+        "singleton_tip_state": bytes(farmer.singleton_tip_state),
+        "difficulty": farmer.difficulty,
+        "payout_instructions": farmer.payout_instructions,
+        "payout_puzzle_hash": farmer.payout_puzzle_hash,
+        "is_pool_member": farmer.is_pool_member,
+        "points": farmer.points,
+        "joined_at": farmer.joined_at,
+        "pending_difficulty": farmer.pending_difficulty,
+        "pending_difficulty_at": farmer.pending_difficulty_at,
+    }
+
+
+def _claim_params(claim: RewardClaim) -> dict[str, Any]:
+    return {
+        "coin_id": claim.coin_id,
+        "launcher_id": claim.launcher_id,
+        "amount": claim.amount,
+        "coin_height": claim.coin_height,
+        "spend_bundle_name": claim.spend_bundle_name,
+        "status": claim.status.value,
+        "submitted_at": claim.submitted_at,
+        "submitted_height": claim.submitted_height,
+        "confirmed_height": claim.confirmed_height,
+        "error": claim.error,
+        "fee": claim.fee,
+        "fee_spend_bundle": claim.fee_spend_bundle,
+    }
+
+
+def _payment_params(round_id: int, payment: Payment) -> dict[str, Any]:
+    return {
+        "round_id": round_id,
+        "batch_index": payment.batch_index,
+        "puzzle_hash": payment.puzzle_hash,
+        "amount": payment.amount,
+        "launcher_id": payment.launcher_id,
+        "points": payment.points,
+    }
+
+
+async def _inserted_id(tx: Statements, sql: str, params: Params) -> int:
+    """The id of the row an ``INSERT ... RETURNING id`` inserted."""
+    row = await tx.fetchone(sql, params)
+    if row is None:  # pragma: no cover - an INSERT without a conflict clause inserts or raises
+        raise StoreError("the new row got no id")
+    return int(row["id"])
+
+
+async def _farmer_exists(tx: Statements, launcher_id: bytes32) -> bool:
+    row = await tx.fetchone("SELECT 1 FROM farmers WHERE launcher_id = :launcher_id", {"launcher_id": launcher_id})
+    return row is not None
+
+
+async def _changed_farmer(tx: Statements, launcher_id: bytes32, changed: int) -> bool:
+    """Whether a conditional update of a farmer changed it; FarmerNotFound when it did not because it is unknown."""
+    if changed:
+        return True
+    if not await _farmer_exists(tx, launcher_id):
+        raise FarmerNotFound(launcher_id.hex())
+    return False
+
+
+async def _update_farmer(tx: Statements, launcher_id: bytes32, changes: dict[str, Any]) -> None:
+    """Set the given columns (names come from this module, never from input); FarmerNotFound if unknown."""
+    if not changes:
+        if not await _farmer_exists(tx, launcher_id):
+            raise FarmerNotFound(launcher_id.hex())
+        return
+    sql = f"UPDATE farmers SET {_assignments(changes)} WHERE launcher_id = :launcher_id"
+    if await tx.execute(sql, {**changes, "launcher_id": launcher_id}) == 0:
+        raise FarmerNotFound(launcher_id.hex())
+
+
+def _validate_round(
+    payout_round: PayoutRound, payments: Sequence[Payment], batch_fees: Sequence[int]
+) -> tuple[dict[bytes32, int], int]:
+    """Check a round before writing anything; returns the mojos to take from each farmer's owed balance and the
+    total paid to the fee address."""
+    if not batch_fees:
+        raise StoreError("a payout round needs at least one batch")
+    if any(fee < 0 for fee in batch_fees):
+        raise StoreError("a batch fee cannot be negative")
+    owed_by_farmer: dict[bytes32, int] = defaultdict(int)
+    fee_address_total = 0
+    for payment in payments:
+        if not 0 <= payment.batch_index < len(batch_fees):
+            raise StoreError(
+                f"payment to {payment.puzzle_hash.hex()} names batch {payment.batch_index}, which the "
+                f"round does not have"
+            )
+        if payment.amount <= 0:
+            raise StoreError(f"payment to {payment.puzzle_hash.hex()} has a non-positive amount")
+        if payment.points != 0:
+            # Points become owed mojos at distribution; a payment that said it consumed points would not have.
+            raise StoreError(
+                f"payment to {payment.puzzle_hash.hex()} claims {payment.points} points: a round takes none"
+            )
+        if payment.launcher_id is None:
+            fee_address_total += payment.amount
+            continue
+        owed_by_farmer[payment.launcher_id] += payment.amount
+    farmer_total = sum(owed_by_farmer.values())
+    figures = (payout_round.farmer_total, payout_round.pool_fee, payout_round.blockchain_fees)
+    if figures != (farmer_total, fee_address_total, sum(batch_fees)) or payout_round.total != sum(figures):
+        raise StoreError("the round's totals do not match its payments and batch fees")
+    return owed_by_farmer, fee_address_total
+
+
+def _validate_distribution(distribution: Distribution, shares: Sequence[DistributionShare]) -> None:
+    if distribution.total <= 0 or distribution.pool_fee < 0 or distribution.remainder < 0:
+        raise StoreError("a distribution needs a positive total and no negative part")
+    if distribution.total != distribution.pool_fee + distribution.farmer_total:
+        raise StoreError("a distribution's total must be its pool fee plus its farmers' shares")
+    if sum(share.amount for share in shares) != distribution.farmer_total:
+        raise StoreError("a distribution's shares must add up to its farmer total")
+    if any(share.amount <= 0 or share.points < 0 for share in shares):
+        raise StoreError("a distribution share needs a positive amount and no negative points")
+    if len({share.launcher_id for share in shares}) != len(shares):
+        raise StoreError("a farmer appears twice in one distribution")
+
+
+async def _credit_account(tx: Statements, name: str, amount: int) -> None:
+    await tx.execute(
+        "UPDATE ledger_accounts SET balance = balance + :amount WHERE name = :name", {"amount": amount, "name": name}
+    )
+
+
+async def _debit_account(tx: Statements, name: str, amount: int) -> None:
+    debited = await tx.execute(
+        "UPDATE ledger_accounts SET balance = balance - :amount WHERE name = :name AND balance >= :amount",
+        {"amount": amount, "name": name},
+    )
+    if debited == 0:
+        raise InsufficientFunds(f"the {name.replace('_', ' ')} is smaller than {amount} mojos")
+
+
+async def _take_owed(tx: Statements, launcher_id: bytes32, amount: int) -> None:
+    shortfall = InsufficientFunds(f"farmer {launcher_id.hex()} is owed less than the {amount} mojos of its payment")
+    await _take_from_farmer(tx, launcher_id, "owed", amount, shortfall)
+
+
+async def _consume_points(tx: Statements, launcher_id: bytes32, points: int) -> None:
+    """Take ``points`` from a farmer's balance; raising rolls back the whole distribution, so no share is ever
+    recorded without the points it takes, and no balance goes below zero."""
+    shortfall = StoreError(f"farmer {launcher_id.hex()} has fewer than the {points} points its payment consumes")
+    await _take_from_farmer(tx, launcher_id, "points", points, shortfall)
+
+
+async def _take_from_farmer(
+    tx: Statements, launcher_id: bytes32, column: Literal["owed", "points"], amount: int, shortfall: StoreError
+) -> None:
+    """Take ``amount`` from a farmer's balance ``column`` by a conditional update, so it never goes below zero;
+    FarmerNotFound if the farmer is unknown, ``shortfall`` if it holds less."""
+    taken = await tx.execute(
+        f"UPDATE farmers SET {column} = {column} - :amount WHERE launcher_id = :launcher_id AND {column} >= :amount",
+        {"amount": amount, "launcher_id": launcher_id},
+    )
+    if taken == 0:
+        if not await _farmer_exists(tx, launcher_id):
+            raise FarmerNotFound(f"payment to unknown farmer {launcher_id.hex()}")
+        raise shortfall
+
+
+async def _journal(tx: Statements, kind: LedgerKind, amount: int, launcher_id: bytes32 | None, reference: str) -> None:
+    await tx.execute(
+        """
+        INSERT INTO ledger_entries (created_at, kind, amount, launcher_id, reference)
+        VALUES (:created_at, :kind, :amount, :launcher_id, :reference)
+        """,
+        {
+            "created_at": int(time.time()),
+            "kind": kind.value,
+            "amount": amount,
+            "launcher_id": launcher_id,
+            "reference": reference,
+        },
+    )
+
+
+async def _insert_round(tx: Statements, payout_round: PayoutRound) -> int:
+    return await _inserted_id(
+        tx,
+        """
+        INSERT INTO payout_rounds (
+            created_at, scheme, total, pool_fee, blockchain_fees, farmer_total, remainder, status
+        ) VALUES (:created_at, :scheme, :total, :pool_fee, :blockchain_fees, :farmer_total, :remainder, 'open')
+        RETURNING id
+        """,
+        {
+            "created_at": payout_round.created_at,
+            "scheme": payout_round.scheme,
+            "total": payout_round.total,
+            "pool_fee": payout_round.pool_fee,
+            "blockchain_fees": payout_round.blockchain_fees,
+            "farmer_total": payout_round.farmer_total,
+            "remainder": payout_round.remainder,
+        },
+    )
+
+
+async def _change_round_fees(tx: Statements, round_id: int, change: int) -> None:
+    """A batch's fee changed by ``change`` mojos (a replacement's increase, or a refund when negative): so do its
+    round's blockchain fees and total."""
+    await tx.execute(
+        "UPDATE payout_rounds SET blockchain_fees = blockchain_fees + :change, total = total + :change WHERE id = :id",
+        {"change": change, "id": round_id},
+    )
+
+
+def _batch_reference(batch: PaymentBatch) -> str:
+    return f"round {batch.round_id} batch {batch.index}"
+
+
+async def _move_batch(
+    tx: Statements, batch_id: int, from_status: BatchStatus, to_status: BatchStatus, changes: dict[str, Any]
+) -> int:
+    """Change a batch's status only from ``from_status``; StoreError (nothing changed) otherwise. Returns its round."""
+    row = await tx.fetchone(
+        f"UPDATE payment_batches SET {_assignments({'status': None, **changes})} "
+        "WHERE id = :batch_id AND status = :from_status RETURNING round_id",
+        {**changes, "status": to_status.value, "batch_id": batch_id, "from_status": from_status.value},
+    )
+    if row is None:
+        current = await tx.fetchone("SELECT status FROM payment_batches WHERE id = :id", {"id": batch_id})
+        found = "no such batch" if current is None else f"it is {current['status']}"
+        raise StoreError(f"batch {batch_id} cannot go {from_status.value} -> {to_status.value}: {found}")
+    return int(row["round_id"])
