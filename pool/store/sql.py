@@ -104,7 +104,7 @@ class Statements(ABC):
 
     @abstractmethod
     async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
-        """The first row (a statement meant to give at most one); the statement always runs to its end."""
+        """The first row of a statement meant to give at most one (None without one)."""
 
     @abstractmethod
     async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]: ...
