@@ -2,6 +2,11 @@
 
 There is one real implementation of each (chia's RPC clients, in ``pool.chain.node_rpc`` and ``pool.chain.wallet_rpc``)
 so the same code runs against a mainnet node, a testnet node or the simulator.
+
+Every answer of the node is one of three: found (a value), the node's own "there is no such thing" (None, or False
+for a mempool look-up), or unavailable (ChainUnavailable: unreachable, timed out, or refused for any other reason,
+such as a busy database). Only the first two are facts about the chain; callers never fail, revoke or rebuild
+anything on the third.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from pool.chia_adapter import Coin, CoinRecord, CoinSpend, ConsensusConstants, S
 
 
 class ChainUnavailable(Exception):
-    """The node or wallet cannot be reached or answered with an error; the message says which and why."""
+    """The node or wallet cannot be reached or answered with an error that is not "not found"; the message says which
+    and why. It is never a statement about the chain."""
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,18 @@ class FullNode(ABC):
         """A recent end of sub-slot by its challenge hash, or None."""
 
     @abstractmethod
-    async def coin_record(self, coin_id: bytes32) -> CoinRecord | None: ...
+    async def coin_record(self, coin_id: bytes32) -> CoinRecord | None:
+        """The coin's record, or None when the node says it has no such coin."""
 
     @abstractmethod
     async def coin_records_by_puzzle_hashes(
-        self, puzzle_hashes: Sequence[bytes32], include_spent: bool, start_height: int | None = None
-    ) -> list[CoinRecord]: ...
+        self,
+        puzzle_hashes: Sequence[bytes32],
+        include_spent: bool,
+        start_height: int | None = None,
+        end_height: int | None = None,
+    ) -> list[CoinRecord]:
+        """Coins at these puzzle hashes confirmed at ``start_height`` or later and before ``end_height``."""
 
     @abstractmethod
     async def coin_records_by_parent_ids(
@@ -83,13 +95,15 @@ class FullNode(ABC):
 
     @abstractmethod
     async def coin_spend(self, coin: CoinRecord) -> CoinSpend | None:
-        """The spend of a spent coin (puzzle and solution), or None if it is unspent."""
+        """The spend of a spent coin (puzzle and solution); None if it is unspent, or no longer spent at the height
+        the record names (the chain moved since the record was read)."""
 
     @abstractmethod
     async def push(self, spend_bundle: SpendBundle) -> PushResult: ...
 
     @abstractmethod
-    async def in_mempool(self, spend_bundle_name: bytes32) -> bool: ...
+    async def in_mempool(self, spend_bundle_name: bytes32) -> bool:
+        """Whether the node's mempool holds the spend bundle (False only when the node says it does not)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,12 @@ class SignedPayment:
     tx_id: bytes32
     spend_bundle: SpendBundle
     removals: tuple[bytes32, ...]  # coin ids it spends: if any is spent by something else, it can never land
+
+
+@dataclass(frozen=True)
+class SpendableCoin:
+    coin: Coin
+    confirmed_height: int  # a coin buried deep enough cannot vanish in a reorg (and come back later)
 
 
 class Wallet(ABC):
@@ -115,8 +135,8 @@ class Wallet(ABC):
         """Confirmed mojos the wallet can spend now."""
 
     @abstractmethod
-    async def spendable_coins(self) -> list[Coin]:
-        """The confirmed coins the wallet can spend now (the pool picks among them itself)."""
+    async def spendable_coins(self) -> list[SpendableCoin]:
+        """The confirmed coins the wallet can spend now, with their heights (the pool picks among them itself)."""
 
     @abstractmethod
     async def sign_payment(

@@ -7,6 +7,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,14 +49,35 @@ SEARCHED_SUB_SLOTS_KEPT = 256  # answers remembered (each partial of a sub-slot'
 # The errors that mean "the node is not there or did not answer", as opposed to a well-formed refusal.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
+# A read the node refused for a reason other than "not found" (a busy database, an internal error) is asked again this
+# many times in all, waiting READ_RETRY_DELAY seconds times the attempt's number in between; then it is unavailable.
+READ_ATTEMPTS = 3
+READ_RETRY_DELAY = 0.2
+
+# The node's codes for "there is no such thing" (chia/rpc/rpc_errors.py): statements about the chain, unlike every
+# other refusal. A coin asked for at a height where it was not spent (INVALID_HEIGHT_FOR_COIN) is one: the chain moved.
+COIN_NOT_FOUND = "COIN_RECORD_NOT_FOUND"
+SPEND_NOT_AT_HEIGHT = "INVALID_HEIGHT_FOR_COIN"
+SIGNAGE_POINT_NOT_FOUND = "SP_NOT_IN_CACHE"
+END_OF_SUB_SLOT_NOT_FOUND = "EOS_NOT_IN_CACHE"
+BLOCK_NOT_FOUND = "BLOCK_NOT_FOUND"
+NOT_IN_MEMPOOL = "TX_NOT_IN_MEMPOOL"
+
 
 class RpcFullNode(FullNode):
     """A chia full node reached over its RPC port with the certificates of a chia root."""
 
-    def __init__(self, client: FullNodeRpcClient, where: str, call_timeout: float = DEFAULT_CALL_TIMEOUT) -> None:
+    def __init__(
+        self,
+        client: FullNodeRpcClient,
+        where: str,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        read_attempts: int = READ_ATTEMPTS,
+    ) -> None:
         self._client = client
         self._where = where  # "host:port", for error messages
         self._call_timeout = call_timeout
+        self._read_attempts = max(1, read_attempts)
         self._constants: ConsensusConstants | None = None  # the node's, fetched once
         # (sub_slot_iters, monotonic time read): shared by the signage point look-ups of a few seconds, so that many
         # signage points looked up together (the confirmation loop's batch) cost one get_blockchain_state.
@@ -81,7 +103,7 @@ class RpcFullNode(FullNode):
             raise ChainUnavailable(f"full node at {where}: cannot create RPC client ({exc})") from exc
         node = cls(client, where, call_timeout)
         try:
-            await node._call(client.healthz())
+            await node._call(client.healthz)
         except ChainUnavailable:
             await node.close()
             raise
@@ -106,26 +128,36 @@ class RpcFullNode(FullNode):
                 name = str(getattr(request, "__qualname__", "rpc")).rsplit(".", 1)[-1]
                 self.observer(name, time.monotonic() - started, answered)
 
-    async def _call(self, request: Awaitable[T]) -> T:
-        """Run one RPC with a deadline; transport failures and refusals become ChainUnavailable."""
-        try:
-            return await self._timed(request)
-        except _TRANSPORT_ERRORS as exc:
-            raise ChainUnavailable(f"full node at {self._where}: {exc or type(exc).__name__}") from exc
-        except ResponseFailureError as exc:
-            raise ChainUnavailable(f"full node at {self._where}: {exc.response.get('error', exc)}") from exc
+    async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
+        """Run one read with a deadline. A refusal other than "not found" is asked again (READ_ATTEMPTS in all);
+        transport failures and refusals that persist become ChainUnavailable."""
+        found, result = await self._attempts(request, ())
+        assert found
+        return result  # type: ignore[return-value]  # found: the node answered with a value
 
-    async def _call_or_none(self, request: Awaitable[T]) -> T | None:
-        """Like _call, but a refusal by the node (e.g. "not in cache", "not found") means None."""
-        try:
-            return await self._timed(request)
-        except _TRANSPORT_ERRORS as exc:
-            raise ChainUnavailable(f"full node at {self._where}: {exc or type(exc).__name__}") from exc
-        except ResponseFailureError:
-            return None
+    async def _call_or_none(self, request: Callable[[], Awaitable[T]], *not_found: str) -> T | None:
+        """Like _call, but a refusal with one of the ``not_found`` codes (the node's own statement that there is no
+        such thing) is None. Nothing else is: an outage never reads as "not found"."""
+        found, result = await self._attempts(request, not_found)
+        return result if found else None
+
+    async def _attempts(self, request: Callable[[], Awaitable[T]], not_found: tuple[str, ...]) -> tuple[bool, T | None]:
+        for attempt in range(1, self._read_attempts + 1):
+            try:
+                return True, await self._timed(request())
+            except _TRANSPORT_ERRORS as exc:
+                raise ChainUnavailable(f"full node at {self._where}: {exc or type(exc).__name__}") from exc
+            except ResponseFailureError as exc:
+                if refusal_code(exc.response) in not_found:
+                    return False, None
+                if attempt == self._read_attempts:
+                    error = exc.response.get("error", exc)
+                    raise ChainUnavailable(f"full node at {self._where}: {error} ({attempt} attempt(s))") from exc
+            await asyncio.sleep(READ_RETRY_DELAY * attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _blockchain_state(self) -> dict[str, Any]:
-        return await self._call(self._client.get_blockchain_state())
+        return await self._call(self._client.get_blockchain_state)
 
     async def peak(self) -> PeakInfo:
         state = await self._blockchain_state()
@@ -137,7 +169,8 @@ class RpcFullNode(FullNode):
         else:
             last_tx_height, timestamp = int(peak.prev_transaction_block_height), None
             if peak.prev_transaction_block_hash is not None:
-                tx_block = await self._call_or_none(self._client.get_block_record(peak.prev_transaction_block_hash))
+                tx_hash = peak.prev_transaction_block_hash
+                tx_block = await self._call_or_none(partial(self._client.get_block_record, tx_hash), BLOCK_NOT_FOUND)
                 timestamp = tx_block.timestamp if tx_block is not None else None
         return PeakInfo(
             height=int(peak.height),
@@ -149,11 +182,13 @@ class RpcFullNode(FullNode):
 
     async def consensus_constants(self) -> ConsensusConstants:
         if self._constants is None:
-            self._constants = await self._call(self._client.get_constants())
+            self._constants = await self._call(self._client.get_constants)
         return self._constants
 
     async def signage_point(self, sp_hash: bytes32) -> ChallengeInfo | None:
-        found = await self._call_or_none(self._client.get_recent_signage_point_or_eos(sp_hash, None))
+        found = await self._call_or_none(
+            partial(self._client.get_recent_signage_point_or_eos, sp_hash, None), SIGNAGE_POINT_NOT_FOUND
+        )
         if found is None:
             return None
         sp: SignagePoint = found["signage_point"]
@@ -204,7 +239,9 @@ class RpcFullNode(FullNode):
             task.exception()  # a failed re-read is retried by the next look-up past the time to live
 
     async def end_of_sub_slot(self, challenge_hash: bytes32) -> ChallengeInfo | None:
-        found = await self._call_or_none(self._client.get_recent_signage_point_or_eos(None, challenge_hash))
+        found = await self._call_or_none(
+            partial(self._client.get_recent_signage_point_or_eos, None, challenge_hash), END_OF_SUB_SLOT_NOT_FOUND
+        )
         if found is None:
             return None
         eos: EndOfSubSlotBundle = found["eos"]
@@ -244,7 +281,8 @@ class RpcFullNode(FullNode):
         lowest = max(0, end - END_OF_SUB_SLOT_SEARCH_BLOCKS)
         while end > lowest:
             start = max(lowest, end - BLOCK_RECORDS_PER_CALL)
-            for record in await self._call(self._client.get_block_records(start, end)):
+            records = await self._call(partial(self._client.get_block_records, start, end))
+            for record in records:
                 finished = record.get("finished_challenge_slot_hashes") or []
                 if any(bytes32.from_hexstr(slot_hash) == sub_slot_challenge for slot_hash in finished):
                     return True
@@ -252,27 +290,36 @@ class RpcFullNode(FullNode):
         return False
 
     async def coin_record(self, coin_id: bytes32) -> CoinRecord | None:
-        return await self._call_or_none(self._client.get_coin_record_by_name(coin_id))
+        return await self._call_or_none(partial(self._client.get_coin_record_by_name, coin_id), COIN_NOT_FOUND)
 
     async def coin_records_by_puzzle_hashes(
-        self, puzzle_hashes: Sequence[bytes32], include_spent: bool, start_height: int | None = None
+        self,
+        puzzle_hashes: Sequence[bytes32],
+        include_spent: bool,
+        start_height: int | None = None,
+        end_height: int | None = None,
     ) -> list[CoinRecord]:
         return await self._call(
-            self._client.get_coin_records_by_puzzle_hashes(
-                list(puzzle_hashes), include_spent_coins=include_spent, start_height=start_height
+            partial(
+                self._client.get_coin_records_by_puzzle_hashes,
+                list(puzzle_hashes),
+                include_spent_coins=include_spent,
+                start_height=start_height,
+                end_height=end_height,
             )
         )
 
     async def coin_records_by_parent_ids(self, parent_ids: Sequence[bytes32], include_spent: bool) -> list[CoinRecord]:
         return await self._call(
-            self._client.get_coin_records_by_parent_ids(list(parent_ids), include_spent_coins=include_spent)
+            partial(self._client.get_coin_records_by_parent_ids, list(parent_ids), include_spent_coins=include_spent)
         )
 
     async def coin_spend(self, coin: CoinRecord) -> CoinSpend | None:
         if not coin.spent:
             return None
         return await self._call_or_none(
-            self._client.get_puzzle_and_solution(coin.coin.name(), uint32(coin.spent_block_index))
+            partial(self._client.get_puzzle_and_solution, coin.coin.name(), uint32(coin.spent_block_index)),
+            SPEND_NOT_AT_HEIGHT,
         )
 
     async def push(self, spend_bundle: SpendBundle) -> PushResult:
@@ -295,8 +342,17 @@ class RpcFullNode(FullNode):
         return await self.coin_record(additions[0].name()) is not None
 
     async def in_mempool(self, spend_bundle_name: bytes32) -> bool:
-        item = await self._call_or_none(self._client.get_mempool_item_by_tx_id(spend_bundle_name))
+        item = await self._call_or_none(
+            partial(self._client.get_mempool_item_by_tx_id, spend_bundle_name), NOT_IN_MEMPOOL
+        )
         return item is not None
+
+
+def refusal_code(response: dict[str, Any]) -> str | None:
+    """The node's structured error code of a refusal ("COIN_RECORD_NOT_FOUND", "UNKNOWN", ...), if it gave one."""
+    structured = response.get("structuredError")
+    code = structured.get("code") if isinstance(structured, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _refusal_reason(response: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pool.chain.interface import ChainUnavailable, SignedPayment, Wallet
+from pool.chain.interface import ChainUnavailable, SignedPayment, SpendableCoin, Wallet
 from pool.chia_adapter import (
     DEFAULT_TX_CONFIG,
     Addition,
@@ -78,12 +78,12 @@ class WalletRpc(Wallet):
             raise ChainUnavailable(f"wallet at {self._where}: {_reason(exc)}") from exc
         return int(response.wallet_balance.spendable_balance)
 
-    async def spendable_coins(self) -> list[Coin]:
+    async def spendable_coins(self) -> list[SpendableCoin]:
         try:
             response = await self._client.get_spendable_coins(GetSpendableCoins(wallet_id=uint32(self._wallet_id)))
         except Exception as exc:
             raise ChainUnavailable(f"wallet at {self._where}: {_reason(exc)}") from exc
-        return [record.coin for record in response.confirmed_records]
+        return [SpendableCoin(record.coin, int(record.confirmed_block_index)) for record in response.confirmed_records]
 
     async def sign_payment(
         self,

@@ -1,4 +1,9 @@
-"""Follows every farmer's PlotNFT to its buried tip and records whether it is (still, or again) a pool member."""
+"""Follows every farmer's PlotNFT to its buried tip and records whether it is (still, or again) a pool member.
+
+Membership changes only on chain facts: a buried spend that changed the pool state, a melted singleton, or a spend
+that contradicts the state the PlotNFT announced (forged). A node that cannot answer, or that says it no longer knows a
+coin buried long ago (a node resyncing, or broken), changes nothing: the farmer is tried again next time.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from pool.chain.interface import ChainUnavailable
-from pool.chain.singleton import KnownTip, SingletonNotFound, follow_singleton, view_is_member
+from pool.chain.singleton import KnownTip, SingletonForged, follow_singleton, view_is_member
 from pool.context import PoolContext
 from pool.loops.status import ChainStatus
 from pool.store.models import FarmerRecord
@@ -18,7 +23,8 @@ log = logging.getLogger(__name__)
 class SingletonStats:
     updated: int = 0
     failed: int = 0
-    revoked: int = 0  # members whose singleton could not be followed or failed the chain check
+    revoked: int = 0  # members whose singleton's spends contradict the state it announced
+    unavailable: int = 0  # farmers left for the next iteration because the node could not answer
 
 
 class SingletonLoop:
@@ -40,14 +46,16 @@ class SingletonLoop:
             try:
                 if await refresh_farmer(ctx, farmer, peak_height):
                     stats.updated += 1
-            except ChainUnavailable:
-                raise  # the node is gone: no point trying the other farmers now
+            except ChainUnavailable as exc:  # says nothing about this farmer: try it again next time
+                log.info("singleton of %s not followed this time: %s", farmer.launcher_id.hex(), exc)
+                stats.unavailable += 1
             except Exception as exc:
-                # One farmer's odd singleton (forged, undecodable, not found) must not stop the others. What cannot
-                # be followed is not trusted: a member whose singleton fails is no member until it can be followed.
+                # One farmer's odd singleton must not stop the others. A forged one (its spends contradict the state
+                # it announces: a chain fact) is no member until it can be followed; anything else (a coin the node
+                # says it does not know, an undecodable spend) changes nothing.
                 log.warning("cannot follow the singleton of %s: %s", farmer.launcher_id.hex(), exc)
                 stats.failed += 1
-                if farmer.is_pool_member and isinstance(exc, SingletonNotFound) and await revoke(ctx, farmer):
+                if farmer.is_pool_member and isinstance(exc, SingletonForged) and await revoke(ctx, farmer):
                     stats.revoked += 1
         return stats
 
