@@ -83,8 +83,13 @@ def ledger_main(argv: list[str]) -> int:
         return EXIT_CONFIG
     from pool.payouts.books import books_json, format_books
     from pool.server import read_books
+    from pool.store.abstract import StoreError
 
-    books = asyncio.run(read_books(config, with_wallet=not args.no_wallet, limit=args.limit))
+    try:
+        books = asyncio.run(read_books(config, with_wallet=not args.no_wallet, limit=args.limit))
+    except StoreError as exc:
+        print(f"error: store: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     if args.json:
         print(json.dumps(books_json(books), indent=2))
     else:

@@ -123,6 +123,7 @@ def books_json(books: Books) -> dict[str, Any]:
         "blockchain_fees": s.blockchain_fees,
         "undistributed": s.undistributed,
         "pre_ledger_excess": s.pre_ledger_excess,
+        "lost_rewards": s.lost_rewards,
         "claims": {status: {"count": c, "mojos": m} for status, (c, m) in books.claims.items()},
         "distributions": books.distributions,
         "rounds": books.rounds,
@@ -161,6 +162,11 @@ def format_books(books: Books) -> str:
     verdict = "balanced" if s.balanced else f"NOT BALANCED: accounted {s.accounted} mojos"
     lines.append(f"{'invariant':<28}{verdict:>26}")
     lines.append(f"{'pool fee earned':<28}{xch(books.pool_fee_earned):>26}  (before blockchain fees)")
+    if s.lost_rewards:
+        lines.append(
+            f"{'rewards lost to the pool':<28}{xch(s.lost_rewards):>26}  (won by members, spent by their owners: "
+            "never credited, not in the sums above)"
+        )
     lines.append("")
     lines.append("== Claims")
     for status in ClaimStatus:

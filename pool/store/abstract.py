@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
 from pool.store.models import (
     BatchStatus,
+    BatchVersion,
     ClaimStatus,
     Distribution,
     DistributionShare,
@@ -49,6 +50,30 @@ class InsufficientFunds(StoreError):
     was written."""
 
 
+class CoinReserved(StoreError):
+    """A coin the transaction would spend is held by another transaction of the pool that may still land; nothing was
+    written (the reward and payout loops never spend the same coin)."""
+
+
+class StaleTransaction(StoreError):
+    """A batch's transaction was replaced meanwhile (by another leader, or a concurrent iteration): the replacement
+    built from the older one is not recorded, and must not be pushed."""
+
+
+class NotLeader(StoreError):
+    """A money write by a process that is no longer the pool's leader: another one took over since (its epoch is
+    newer). Nothing was written."""
+
+
+class SchemaChanged(NotLeader):
+    """A money write (or taking leadership) by code older than the database's schema: another version of the pool
+    migrated it meanwhile (a rolling upgrade). Nothing was written; this process must not lead again."""
+
+
+class StoreMigrated(StoreError):
+    """The database was copied to another store by ``migrate-store`` and must not be used any more."""
+
+
 def check_new_partial(partial: PartialRecord) -> None:
     if partial.status is not PartialStatus.PENDING:
         # A partial enters as pending; crediting happens only through confirm_partial.
@@ -68,6 +93,19 @@ class AbstractPoolStore(ABC):
 
     @abstractmethod
     async def schema_version(self) -> int: ...
+
+    # -- leadership ----------------------------------------------------------------------------------------------
+    @abstractmethod
+    async def take_leadership(self, holder: str) -> int:
+        """Called by a process that just became the pool's leader, before any loop runs: a new, higher leader epoch
+        is recorded and returned, and from now on every money write of THIS store object checks in its own
+        transaction that the epoch is still the newest and the schema still the one this code writes (NotLeader
+        otherwise). A leader that lost its lock without noticing can therefore write nothing once another took over.
+        Writes of a store object that never took leadership (HTTP-only processes, tools, tests) are not fenced."""
+
+    @abstractmethod
+    async def leader_epoch(self) -> int:
+        """The newest leader epoch recorded (0 before any leader)."""
 
     # -- farmers -----------------------------------------------------------------------------------------------
     @abstractmethod
@@ -213,14 +251,16 @@ class AbstractPoolStore(ABC):
 
     # -- block rewards -----------------------------------------------------------------------------------------
     @abstractmethod
-    async def add_reward_claims(self, claims: Sequence[RewardClaim]) -> bool:
+    async def add_reward_claims(self, claims: Sequence[RewardClaim], fee_coins: Sequence[bytes32] = ()) -> bool:
         """Record the claims of one absorb transaction, all or nothing. False (nothing written) if a coin already
-        has a claim that is not FAILED (never claim a coin twice); a FAILED claim of the same coin is replaced.
-        The claims' fees are charged to the pool fee share in the same transaction (InsufficientFunds if it is
-        smaller)."""
+        has a claim that is not FAILED (never claim a coin twice); a FAILED claim of the same coin is replaced, and
+        if its fee spend has not settled (it may still land), the new claim takes that fee over and must carry none
+        of its own (StoreError). The claims' fees are charged to the pool fee share in the same transaction
+        (InsufficientFunds if it is smaller) and ``fee_coins``, the coins the fee spend spends, are reserved for the
+        claim until its fee settles (CoinReserved if another transaction of the pool holds one)."""
 
-    async def add_reward_claim(self, claim: RewardClaim) -> bool:
-        return await self.add_reward_claims([claim])
+    async def add_reward_claim(self, claim: RewardClaim, fee_coins: Sequence[bytes32] = ()) -> bool:
+        return await self.add_reward_claims([claim], fee_coins)
 
     @abstractmethod
     async def get_reward_claim(self, coin_id: bytes32) -> RewardClaim | None: ...
@@ -232,9 +272,22 @@ class AbstractPoolStore(ABC):
     async def update_reward_claim(
         self, coin_id: bytes32, status: ClaimStatus, confirmed_height: int | None = None, error: str | None = None
     ) -> None:
-        """Settle a SUBMITTED claim. CONFIRMED credits its amount to the undistributed ledger money; FAILED gives
-        its fee back to the pool fee share. Both only from SUBMITTED (StoreError otherwise), so a claim is
-        credited once."""
+        """Move a claim on, as the chain showed: SUBMITTED -> CONFIRMED, LOST or FAILED; FAILED -> CONFIRMED or LOST
+        (a spend that landed after all). CONFIRMED credits its amount to the undistributed ledger money, exactly
+        once; LOST credits nothing. Any other move raises StoreError. The claim's fee is not touched: it is settled
+        by ``settle_claim_fee`` once the chain tells whether the fee spend landed."""
+
+    @abstractmethod
+    async def settle_claim_fee(self, coin_id: bytes32, landed: bool) -> None:
+        """The fee spend of this claim landed (its fee stays charged) or can no longer land (the fee goes back to the
+        pool fee share and the claim's fee becomes 0); either way its coins are no longer reserved. Only once
+        (StoreError for a claim without an unsettled fee)."""
+
+    @abstractmethod
+    async def reserved_coins(self) -> dict[bytes32, str]:
+        """Coins held by the pool's own transactions that may still land (payout batches not yet confirmed, claim
+        fees not yet settled): coin id -> what holds it ("batch 7", "claim <coin id>"). No transaction may spend
+        a coin held by another."""
 
     # -- the ledger --------------------------------------------------------------------------------------------
     @abstractmethod
@@ -288,28 +341,48 @@ class AbstractPoolStore(ABC):
 
     @abstractmethod
     async def mark_batch_submitted(
-        self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, now: int, height: int | None = None
+        self,
+        batch_id: int,
+        tx_id: bytes32,
+        spend_bundle: bytes,
+        now: int,
+        height: int | None = None,
+        *,
+        coins: Sequence[bytes32] = (),
     ) -> None:
-        """PENDING -> SUBMITTED with the signed transaction; call before pushing it (so a crash can re-push it).
-        ``height``: the chain's peak when it was recorded (how long it waits is counted from there)."""
+        """PENDING -> SUBMITTED with the signed transaction (its version 1); call before pushing it (so a crash can
+        re-push it). ``coins``: what it spends, reserved for the batch until it is confirmed (CoinReserved if another
+        transaction holds one). ``height``: the chain's peak when it was recorded (how long it waits is counted from
+        there)."""
 
     @abstractmethod
     async def replace_batch_transaction(
-        self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, fee: int, now: int, height: int
+        self,
+        batch_id: int,
+        tx_id: bytes32,
+        spend_bundle: bytes,
+        fee: int,
+        now: int,
+        height: int,
+        *,
+        replaces: bytes32,
+        coins: Sequence[bytes32] = (),
     ) -> None:
-        """A SUBMITTED batch gets a replacement transaction with a higher ``fee`` (it must spend the same coins, so
-        that only one of the two can ever land). The increase is charged to the pool fee share (InsufficientFunds);
-        a lower fee is refused (StoreError)."""
+        """A SUBMITTED batch gets a new version of its transaction, recorded only if its current one is still
+        ``replaces`` (StaleTransaction otherwise: someone replaced it meanwhile). The caller makes sure the new
+        version conflicts with every older one that may still land (pool/payouts/versions.py); every version is kept.
+        ``coins`` are reserved for the batch (CoinReserved if another transaction holds one). A higher ``fee`` is
+        charged to the pool fee share (InsufficientFunds); a lower one is refused (StoreError)."""
+
+    @abstractmethod
+    async def batch_versions(self, batch_id: int) -> list[BatchVersion]:
+        """Every transaction ever recorded for the batch, oldest first."""
 
     @abstractmethod
     async def mark_batch_confirmed(self, batch_id: int, height: int, now: int, fee_paid: int | None = None) -> None:
-        """SUBMITTED -> CONFIRMED; closes the round when it was its last unconfirmed batch. ``fee_paid``: the fee the
-        transaction that landed really paid (an earlier, cheaper version may land instead of a replacement); what
-        was charged beyond it goes back to the pool fee share."""
-
-    @abstractmethod
-    async def reset_batch(self, batch_id: int, now: int) -> None:
-        """SUBMITTED -> PENDING, only when its transaction can no longer land (its coins were spent elsewhere)."""
+        """SUBMITTED -> CONFIRMED; closes the round when it was its last unconfirmed batch, and frees the coins its
+        versions held. ``fee_paid``: the fee the version that landed really paid (an earlier, cheaper version may
+        land instead of a replacement); what was charged beyond it goes back to the pool fee share."""
 
     @abstractmethod
     async def batch_status(self, batch_id: int) -> BatchStatus | None: ...

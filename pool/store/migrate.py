@@ -4,6 +4,11 @@ Every table is copied row for row (ids kept) in one PostgreSQL transaction, whic
 holds as many rows as the source and the ledger reads exactly as the source's and balances. The source is brought to
 the current schema version first (as starting the pool would), then read under SQLite's write lock, so the copy is
 one consistent snapshot; the pool should be stopped while it runs (anything it wrote afterwards would not be copied).
+
+Once the copy is committed, the source is marked as moved (still under its write lock): it refuses to open from then
+on, so that a restart with the old configuration cannot run a second pool, with the same wallet, beside the new one.
+A crash between the two commits leaves the source unmarked beside a full target (running the command again refuses
+the target): the operator then retires the source file by hand.
 """
 
 from __future__ import annotations
@@ -66,7 +71,12 @@ async def migrate_sqlite_to_postgres(source: Path, target: PostgresPoolStore) ->
                 rows = await target.import_tables(tables, expected)
             finally:
                 await target.close()
-            raw.rollback()
+            raw.execute(
+                "INSERT INTO store_meta (key, value) VALUES ('migrated_to', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (target.dsn,),
+            )
+            raw.commit()
         finally:
             raw.close()
     finally:

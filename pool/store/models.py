@@ -16,8 +16,15 @@ class PartialStatus(str, Enum):
 
 class ClaimStatus(str, Enum):
     SUBMITTED = "submitted"  # absorb spend pushed to the node
-    CONFIRMED = "confirmed"  # the reward coin is spent on chain
-    FAILED = "failed"  # the spend was refused; the coin may be claimed again by a later scan
+    # The reward coin's spend is buried and paid the pool's target (checked on chain: the absorb's payment coin, tied
+    # to this reward coin). Only now is the reward credited.
+    CONFIRMED = "confirmed"
+    # The absorb was refused or dropped: the coin is claimed again by a later scan while it is unspent; if a spend of
+    # it lands after all, it is settled CONFIRMED or LOST by the same check as a submitted claim.
+    FAILED = "failed"
+    # The reward coin's spend is buried and did NOT pay the pool (its owner's delayed path, or an absorb into another
+    # pool after leaving): never credited, shown in the books.
+    LOST = "lost"
 
 
 class RoundStatus(str, Enum):
@@ -121,10 +128,12 @@ class RewardClaim:
     submitted_height: int
     confirmed_height: int | None = None
     error: str | None = None
-    # Blockchain fee of the absorb transaction, charged to the pool's fee share. The whole fee of a bundle that
-    # absorbs several coins is carried by one of its claims; the others carry 0.
+    # Blockchain fee of the absorb transaction charged to the pool's fee share (and not given back): the whole fee of
+    # a bundle that absorbs several coins is carried by one of its claims; the others carry 0. Once the fee spend's
+    # fate is known on chain (``fee_settled``) a fee that never landed is given back and this becomes 0.
     fee: int = 0
-    fee_spend_bundle: bytes | None = None  # the wallet's signed fee spend (its coins are held until the claim settles)
+    fee_spend_bundle: bytes | None = None  # the wallet's signed fee spend (its coins are reserved until it settles)
+    fee_settled: bool = True  # False while the fee spend may still land (only for claims with a fee spend)
 
 
 @dataclass(frozen=True)
@@ -177,6 +186,20 @@ class Payment:
 
 
 @dataclass(frozen=True)
+class BatchVersion:
+    """One signed transaction of a batch, kept for good: every version ever recorded may land (one pushed long ago
+    may still sit in some node's mempool), so all of them count when the batch's payment is looked for."""
+
+    batch_id: int
+    version: int  # 1 for the first transaction, then one more per replacement
+    tx_id: bytes32
+    spend_bundle: bytes
+    fee: int
+    created_at: int
+    height: int | None  # the chain's peak when it was recorded
+
+
+@dataclass(frozen=True)
 class PaymentBatch:
     round_id: int
     index: int
@@ -190,6 +213,16 @@ class PaymentBatch:
     id: int | None = None
 
 
+def batch_holder(batch_id: int) -> str:
+    """How a payout batch is named among the holders of reserved coins."""
+    return f"batch {batch_id}"
+
+
+def claim_holder(coin_id: bytes32) -> str:
+    """How a reward claim's fee spend is named among the holders of reserved coins."""
+    return f"claim {coin_id.hex()}"
+
+
 class LedgerKind(str, Enum):
     """What a ledger entry records. Amounts are positive; the kind says which way the mojos move."""
 
@@ -201,7 +234,7 @@ class LedgerKind(str, Enum):
     BATCH_FEE = "batch_fee"  # pool fee share -> blockchain fee of a payment transaction
     BATCH_FEE_REFUND = "batch_fee_refund"  # an unspent part of a batch's fee back to the pool fee share
     CLAIM_FEE = "claim_fee"  # pool fee share -> blockchain fee of an absorb
-    CLAIM_FEE_REFUND = "claim_fee_refund"  # the fee of an absorb that did not land back to the pool fee share
+    CLAIM_FEE_REFUND = "claim_fee_refund"  # the fee of an absorb that can no longer land back to the pool fee share
 
 
 @dataclass(frozen=True)
@@ -220,7 +253,8 @@ class LedgerSummary:
 
     Invariant (``balanced``): confirmed_claims == farmer_payments + owed + pool_fee_share + pool_fee_payments
     + blockchain_fees + undistributed (less ``pre_ledger_excess``: what rounds made before the ledger existed paid
-    beyond the claims, from the wallet's balance; fixed at the upgrade, 0 for a pool that started with the ledger)."""
+    beyond the claims, from the wallet's balance; fixed at the upgrade, 0 for a pool that started with the ledger).
+    ``lost_rewards`` is outside the sum: rewards won by members that never reached the pool."""
 
     confirmed_claims: int  # sum of CONFIRMED reward claims
     farmer_payments: int  # every payment to a farmer ever recorded (confirmed + in flight)
@@ -228,9 +262,10 @@ class LedgerSummary:
     owed: int  # farmers' owed balances
     pool_fee_share: int  # the pool's fee share not yet paid out (blockchain fees come out of it)
     pool_fee_payments: int  # paid (or being paid) to the fee address
-    blockchain_fees: int  # fees of payment batches and of absorbs not failed
+    blockchain_fees: int  # fees of payment batches and of absorbs, as charged (a fee that never landed is given back)
     undistributed: int  # confirmed claims not yet shared out (includes rounding remainders)
     pre_ledger_excess: int = 0
+    lost_rewards: int = 0  # rewards won by members but spent elsewhere (LOST claims): never credited, not in the sum
 
     @property
     def accounted(self) -> int:

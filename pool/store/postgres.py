@@ -224,7 +224,60 @@ _SCHEMA_V4_PAGES: Migration = (
     "CREATE INDEX web_sessions_expires ON web_sessions (expires_at)",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_SCHEMA_V1, _SCHEMA_V2_LEDGER, _SCHEMA_V3_MEMBERSHIP, _SCHEMA_V4_PAGES)
+_SCHEMA_V5_CHAIN_TRUTH: Migration = (
+    # As in SQLite: LOST claims, claim fees that settle on their own (a FAILED claim's fee was given back when it
+    # failed: charged 0 now), every version of a batch's transaction, coin reservations, the leader's epoch, and
+    # facts about the database itself.
+    "ALTER TABLE reward_claims DROP CONSTRAINT reward_claims_status_check",
+    "ALTER TABLE reward_claims ADD CONSTRAINT reward_claims_status_check "
+    "CHECK (status IN ('submitted', 'confirmed', 'failed', 'lost'))",
+    "ALTER TABLE reward_claims ADD COLUMN fee_settled BOOLEAN NOT NULL DEFAULT TRUE",
+    "UPDATE reward_claims SET fee_settled = FALSE WHERE status = 'submitted' AND fee_spend_bundle IS NOT NULL",
+    "UPDATE reward_claims SET fee = 0 WHERE status = 'failed'",
+    f"""
+    CREATE TABLE batch_versions (
+        batch_id BIGINT NOT NULL REFERENCES payment_batches (id),
+        version INTEGER NOT NULL CHECK (version >= 1),
+        tx_id BYTEA NOT NULL,
+        spend_bundle BYTEA NOT NULL,
+        fee {MOJOS} NOT NULL CHECK (fee >= 0),
+        created_at BIGINT NOT NULL,
+        height BIGINT,
+        PRIMARY KEY (batch_id, version)
+    )
+    """,
+    """
+    INSERT INTO batch_versions (batch_id, version, tx_id, spend_bundle, fee, created_at, height)
+    SELECT id, 1, tx_id, spend_bundle, fee, updated_at, submitted_height FROM payment_batches
+    WHERE tx_id IS NOT NULL AND spend_bundle IS NOT NULL
+    """,
+    """
+    CREATE TABLE coin_reservations (
+        coin_id BYTEA PRIMARY KEY,
+        holder TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    )
+    """,
+    "CREATE INDEX coin_reservations_holder ON coin_reservations (holder)",
+    """
+    CREATE TABLE leadership (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        epoch BIGINT NOT NULL,
+        holder TEXT NOT NULL,
+        taken_at BIGINT NOT NULL
+    )
+    """,
+    "INSERT INTO leadership (id, epoch, holder, taken_at) VALUES (1, 0, '', 0)",
+    "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _SCHEMA_V1,
+    _SCHEMA_V2_LEDGER,
+    _SCHEMA_V3_MEMBERSHIP,
+    _SCHEMA_V4_PAGES,
+    _SCHEMA_V5_CHAIN_TRUTH,
+)
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite.py. Append only."""
 
 TABLES: tuple[str, ...] = (
@@ -233,6 +286,7 @@ TABLES: tuple[str, ...] = (
     "reward_claims",
     "payout_rounds",
     "payment_batches",
+    "batch_versions",
     "payments",
     "ledger_accounts",
     "ledger_entries",
@@ -240,6 +294,8 @@ TABLES: tuple[str, ...] = (
     "distribution_shares",
     "partial_refusals",
     "web_sessions",
+    "coin_reservations",
+    "leadership",
 )
 """Every table of the current schema, parents before children (the order a copy must insert them in)."""
 
@@ -314,6 +370,7 @@ class PostgresPoolStore(SqlPoolStore[_Postgres]):
     configuration's environment variable or file, never from the DSN, and is never logged."""
 
     _LOCK_ROWS = " FOR UPDATE"
+    _SHARE_ROWS = " FOR SHARE"
     # The unique index payout_rounds_one_open has the last word on a second open round: its refusal is RoundAlreadyOpen.
     _UNIQUE_VIOLATION = (asyncpg.UniqueViolationError,)
 
@@ -335,6 +392,11 @@ class PostgresPoolStore(SqlPoolStore[_Postgres]):
 
     def __repr__(self) -> str:
         return f"PostgresPoolStore({self._dsn!r})"
+
+    @property
+    def dsn(self) -> str:
+        """Where the store is (never with a password: one in the DSN is refused by the configuration)."""
+        return self._dsn
 
     # -- connections and transactions --------------------------------------------------------------------------
     def _connections(self) -> asyncpg.Pool[asyncpg.Record]:
@@ -449,16 +511,20 @@ class PostgresPoolStore(SqlPoolStore[_Postgres]):
         async with self._transaction(_LEDGER_LOCK) as conn:
             # Nobody else may write (or read half a copy) until it is complete.
             await conn.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE")
+            seeded = ("ledger_accounts", "leadership")  # rows every new store has: zero balances, epoch 0
             holding = [
                 table
                 for table in TABLES
-                if table != "ledger_accounts" and await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})")
+                if table not in seeded and await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})")
             ]
             if await conn.fetchval("SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts") != 0:
                 holding.append("ledger_accounts")
+            if await conn.fetchval("SELECT COALESCE(MAX(epoch), 0) FROM leadership") != 0:
+                holding.append("leadership")
             if holding:
                 raise TargetNotEmpty(f"{self._dsn} already holds pool data (in {', '.join(holding)})")
-            await conn.execute("DELETE FROM ledger_accounts")  # the opening balances (all 0) come from the source
+            for table in seeded:  # their rows come from the source
+                await conn.execute(f"DELETE FROM {table}")
             column_types: dict[str, dict[str, str]] = {}
             for row in await conn.fetch(
                 "SELECT table_name, column_name, data_type, is_identity FROM information_schema.columns "

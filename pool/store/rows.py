@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
 from pool.store.models import (
     BatchStatus,
+    BatchVersion,
     ClaimStatus,
     Distribution,
     DistributionShare,
@@ -123,6 +124,7 @@ def claim_from_row(row: Row) -> RewardClaim:
         error=row["error"],
         fee=int(row["fee"]),
         fee_spend_bundle=None if row["fee_spend_bundle"] is None else bytes(row["fee_spend_bundle"]),
+        fee_settled=bool(row["fee_settled"]),
     )
 
 
@@ -212,4 +214,17 @@ def ledger_from_row(row: Row) -> LedgerSummary:
         blockchain_fees=int(row["batch_fees"]) + int(row["claim_fees"]),
         undistributed=int(row["undistributed"]),
         pre_ledger_excess=int(row["pre_ledger_excess"]),
+        lost_rewards=int(row["lost_rewards"]),
+    )
+
+
+def version_from_row(row: Row) -> BatchVersion:
+    return BatchVersion(
+        batch_id=int(row["batch_id"]),
+        version=int(row["version"]),
+        tx_id=bytes32(row["tx_id"]),
+        spend_bundle=bytes(row["spend_bundle"]),
+        fee=int(row["fee"]),
+        created_at=int(row["created_at"]),
+        height=optional_int(row["height"]),
     )

@@ -34,25 +34,32 @@ appended to MIGRATIONS in sqlite.py and in postgres.py.
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
+from pool.chia_adapter import CoinSpend, G1Element, PoolState, SpendBundle, bytes32
 from pool.store.abstract import (
     AbstractPoolStore,
+    CoinReserved,
     FarmerAlreadyExists,
     FarmerNotFound,
     InsufficientFunds,
+    NotLeader,
     RoundAlreadyOpen,
+    SchemaChanged,
+    StaleTransaction,
     StoreError,
+    StoreMigrated,
     check_new_partial,
 )
 from pool.store.models import (
     BatchStatus,
+    BatchVersion,
     ClaimStatus,
     Distribution,
     DistributionShare,
@@ -71,6 +78,8 @@ from pool.store.models import (
     PayoutRound,
     RewardClaim,
     WebSession,
+    batch_holder,
+    claim_holder,
 )
 from pool.store.rows import (
     Row,
@@ -86,7 +95,10 @@ from pool.store.rows import (
     round_from_row,
     share_from_row,
     summary_from_row,
+    version_from_row,
 )
+
+log = logging.getLogger(__name__)
 
 Params = Mapping[str, Any]
 """A statement's parameters by name (``:name`` in its text)."""
@@ -132,9 +144,13 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
     locks (its write transaction holds the whole database)."""
     _UNIQUE_VIOLATION: ClassVar[tuple[type[Exception], ...]] = ()
     """The driver's error for a broken unique constraint, where another process can cause one (PostgreSQL)."""
+    _SHARE_ROWS: ClassVar[str] = ""
+    """Appended to the read of the leader's epoch in a leader's write: PostgreSQL's `` FOR SHARE``, so that a new
+    leader's epoch waits for the old leader's writes in flight and every later one sees it; SQLite has one writer."""
 
     def __init__(self, migrations: Sequence[Migration]) -> None:
         self._migrations = tuple(migrations)
+        self._epoch: int | None = None  # the leader epoch this store object writes money under, once it took one
 
     # -- the dialect -------------------------------------------------------------------------------------------
     @abstractmethod
@@ -189,10 +205,64 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 if row is None:
                     await tx.execute("INSERT INTO schema_version (version) VALUES (0)")
                 if version == target:
+                    await self._refuse_if_migrated(tx)
                     return
                 for statement in self._migrations[version]:
                     await tx.execute(statement)
+                if version + 1 == _RESERVATIONS_VERSION:
+                    await _reserve_coins_in_flight(tx)
                 await tx.execute("UPDATE schema_version SET version = :version", {"version": version + 1})
+
+    async def _refuse_if_migrated(self, tx: Statements) -> None:
+        """A database copied elsewhere by migrate-store must never run a pool again: two pools on one wallet."""
+        if len(self._migrations) < _RESERVATIONS_VERSION:
+            return  # a schema from before store_meta (tests of old migrations)
+        row = await tx.fetchone("SELECT value FROM store_meta WHERE key = 'migrated_to'")
+        if row is not None:
+            raise StoreMigrated(
+                f"{self._name()} was moved to {row['value']} by migrate-store: point store.backend and store.dsn at "
+                "that store (this one must not run a pool again)"
+            )
+
+    # -- leadership --------------------------------------------------------------------------------------------
+    async def take_leadership(self, holder: str) -> int:
+        async with self._write() as tx:
+            await self._check_schema(tx)
+            row = await tx.fetchone(
+                "UPDATE leadership SET epoch = epoch + 1, holder = :holder, taken_at = :now WHERE id = 1 "
+                "RETURNING epoch",
+                {"holder": holder, "now": int(time.time())},
+            )
+            if row is None:  # pragma: no cover - the migration seeds the row
+                raise StoreError("the leadership row is missing")
+            self._epoch = int(row["epoch"])
+            return self._epoch
+
+    async def leader_epoch(self) -> int:
+        row = await self._reads().fetchone("SELECT epoch FROM leadership WHERE id = 1")
+        return 0 if row is None else int(row["epoch"])
+
+    @asynccontextmanager
+    async def _leader_write(self, *, ledger: bool = True) -> AsyncIterator[S]:
+        """A write only the pool's leader makes (money, points, claims, batches). Once this store object took
+        leadership, the transaction first checks that its epoch is still the newest and the schema still this
+        code's: a leader that lost its lock without noticing, or runs older code than the database, writes nothing
+        (NotLeader, SchemaChanged)."""
+        async with self._write(ledger=ledger) as tx:
+            if self._epoch is not None:
+                row = await tx.fetchone(f"SELECT epoch FROM leadership WHERE id = 1{self._SHARE_ROWS}")
+                current = 0 if row is None else int(row["epoch"])
+                if current != self._epoch:
+                    raise NotLeader(f"leader epoch {self._epoch} is over: epoch {current} leads now")
+                await self._check_schema(tx)
+            yield tx
+
+    async def _check_schema(self, tx: Statements) -> None:
+        version = _version_of(await tx.fetchone("SELECT version FROM schema_version"))
+        if version != len(self._migrations):
+            raise SchemaChanged(
+                f"{self._name()} is at schema version {version}, this code writes version {len(self._migrations)}"
+            )
 
     # -- farmers -----------------------------------------------------------------------------------------------
     async def add_farmer(self, farmer: FarmerRecord) -> None:
@@ -342,7 +412,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         if not partial_ids:
             return []
         condition, params = self._one_of("id", "ids", partial_ids, "bigint")
-        async with self._write() as tx:
+        async with self._leader_write(ledger=False) as tx:
             # The status guard and the credit share one transaction: a partial moves out of pending once (a
             # concurrent confirmation waits for the row, then finds it no longer pending), so its points are added
             # once, however often or concurrently it is confirmed.
@@ -362,7 +432,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             return sorted(int(row["id"]) for row in rows)
 
     async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
-        async with self._write() as tx:
+        async with self._leader_write(ledger=False) as tx:
             if not credit:
                 rejected = await tx.execute(
                     "UPDATE partials SET status = 'rejected', stale = TRUE, reject_reason = :reason "
@@ -386,7 +456,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return 0 if row is None else int(row["n"])
 
     async def reject_partial(self, partial_id: int, reason: str) -> bool:
-        async with self._write() as tx:
+        async with self._leader_write(ledger=False) as tx:
             rejected = await tx.execute(
                 "UPDATE partials SET status = 'rejected', reject_reason = :reason "
                 "WHERE id = :id AND status = 'pending'",
@@ -478,27 +548,41 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         )
 
     # -- block rewards -----------------------------------------------------------------------------------------
-    async def add_reward_claims(self, claims: Sequence[RewardClaim]) -> bool:
-        for claim in claims:
-            # A claim born CONFIRMED would be counted as claimed but never credited; one born FAILED would have its
-            # fee charged but never refunded: the ledger would no longer balance.
-            if claim.status is not ClaimStatus.SUBMITTED:
-                raise StoreError(f"a new claim must be submitted, got {claim.status.value}")
-            if claim.fee < 0:
-                raise StoreError(f"claim of coin {claim.coin_id.hex()} has a negative fee")
+    async def add_reward_claims(self, claims: Sequence[RewardClaim], fee_coins: Sequence[bytes32] = ()) -> bool:
+        _validate_new_claims(claims, fee_coins)
         try:
-            async with self._write(ledger=True) as tx:
+            async with self._leader_write() as tx:
                 for claim in claims:
-                    # Inserted, or replacing a FAILED claim of the same coin. A live or confirmed claim stays (spending
-                    # the coin again would only be refused); raising rolls back this bundle's claims recorded so far.
-                    if await tx.fetchone(_UPSERT_CLAIM, _claim_params(claim)) is None:
-                        raise _ClaimExists()
-                    if claim.fee > 0:
-                        await _debit_account(tx, _POOL_FEE_SHARE, claim.fee)
-                        await _journal(tx, LedgerKind.CLAIM_FEE, claim.fee, claim.launcher_id, claim.coin_id.hex())
+                    await self._record_claim(tx, claim)
+                payer = next((claim for claim in claims if claim.fee_spend_bundle is not None), None)
+                if payer is not None:
+                    await self._reserve(tx, fee_coins, claim_holder(payer.coin_id), payer.submitted_at)
         except _ClaimExists:
             return False
         return True
+
+    async def _record_claim(self, tx: Statements, claim: RewardClaim) -> None:
+        """Insert a claim, or replace a FAILED one of the same coin (taking over its fee if that may still land);
+        _ClaimExists (rolling back the bundle's claims) if the coin has a live or settled claim."""
+        earlier = await tx.fetchone(
+            f"SELECT * FROM reward_claims WHERE coin_id = :coin_id{self._LOCK_ROWS}", {"coin_id": claim.coin_id}
+        )
+        params = {**_claim_params(claim), "fee_settled": claim.fee_spend_bundle is None}
+        if earlier is not None:
+            if earlier["status"] != ClaimStatus.FAILED.value:
+                raise _ClaimExists()  # spending the coin again would only be refused
+            if not bool(earlier["fee_settled"]):
+                if claim.fee or claim.fee_spend_bundle is not None:
+                    raise StoreError(
+                        f"coin {claim.coin_id.hex()}: its failed claim's fee spend may still land; the new claim "
+                        "takes that fee over and cannot pay one of its own"
+                    )
+                params.update(fee=earlier["fee"], fee_spend_bundle=earlier["fee_spend_bundle"], fee_settled=False)
+        if await tx.fetchone(_UPSERT_CLAIM, params) is None:
+            raise _ClaimExists()  # another process recorded a live claim of the coin meanwhile
+        if claim.fee > 0:
+            await _debit_account(tx, _POOL_FEE_SHARE, claim.fee)
+            await _journal(tx, LedgerKind.CLAIM_FEE, claim.fee, claim.launcher_id, claim.coin_id.hex())
 
     async def get_reward_claim(self, coin_id: bytes32) -> RewardClaim | None:
         row = await self._lookup("SELECT * FROM reward_claims WHERE coin_id = :coin_id", {"coin_id": coin_id})
@@ -515,16 +599,10 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
     async def update_reward_claim(
         self, coin_id: bytes32, status: ClaimStatus, confirmed_height: int | None = None, error: str | None = None
     ) -> None:
-        async with self._write(ledger=True) as tx:
-            row = await tx.fetchone(
-                f"SELECT * FROM reward_claims WHERE coin_id = :coin_id{self._LOCK_ROWS}", {"coin_id": coin_id}
-            )
-            if row is None:
-                raise StoreError(f"no reward claim for coin {coin_id.hex()}")
-            claim = claim_from_row(row)
-            # Only SUBMITTED -> CONFIRMED or FAILED: a settled claim moved back to SUBMITTED could be settled again
-            # (credited twice, or its fee refunded twice).
-            if status is ClaimStatus.SUBMITTED or claim.status is not ClaimStatus.SUBMITTED:
+        async with self._leader_write() as tx:
+            claim = await self._claim_in(tx, coin_id)
+            # Never back to SUBMITTED or out of CONFIRMED and LOST: a claim credited once stays credited once.
+            if status not in _CLAIM_MOVES.get(claim.status, ()):
                 raise StoreError(
                     f"claim of coin {coin_id.hex()} is {claim.status.value}: it cannot become {status.value}"
                 )
@@ -540,15 +618,61 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             if status is ClaimStatus.CONFIRMED:
                 await _credit_account(tx, _UNDISTRIBUTED, claim.amount)
                 await _journal(tx, LedgerKind.CLAIM, claim.amount, claim.launcher_id, coin_id.hex())
-            elif status is ClaimStatus.FAILED and claim.fee > 0:
-                # The fee spend asserts the absorb: a claim that did not land did not pay its fee either.
-                await _credit_account(tx, _POOL_FEE_SHARE, claim.fee)
-                await _journal(tx, LedgerKind.CLAIM_FEE_REFUND, claim.fee, claim.launcher_id, coin_id.hex())
+
+    async def settle_claim_fee(self, coin_id: bytes32, landed: bool) -> None:
+        async with self._leader_write() as tx:
+            claim = await self._claim_in(tx, coin_id)
+            if claim.fee_settled or claim.fee_spend_bundle is None:
+                raise StoreError(f"claim of coin {coin_id.hex()} has no fee waiting to settle")
+            fee = claim.fee
+            if not landed and fee > 0:
+                await _credit_account(tx, _POOL_FEE_SHARE, fee)
+                await _journal(tx, LedgerKind.CLAIM_FEE_REFUND, fee, claim.launcher_id, coin_id.hex())
+                fee = 0
+            await tx.execute(
+                "UPDATE reward_claims SET fee = :fee, fee_settled = TRUE WHERE coin_id = :coin_id",
+                {"fee": fee, "coin_id": coin_id},
+            )
+            await tx.execute("DELETE FROM coin_reservations WHERE holder = :holder", {"holder": claim_holder(coin_id)})
+
+    async def reserved_coins(self) -> dict[bytes32, str]:
+        rows = await self._reads().fetchall("SELECT coin_id, holder FROM coin_reservations")
+        return {bytes32(row["coin_id"]): str(row["holder"]) for row in rows}
+
+    async def _claim_in(self, tx: Statements, coin_id: bytes32) -> RewardClaim:
+        row = await tx.fetchone(
+            f"SELECT * FROM reward_claims WHERE coin_id = :coin_id{self._LOCK_ROWS}", {"coin_id": coin_id}
+        )
+        if row is None:
+            raise StoreError(f"no reward claim for coin {coin_id.hex()}")
+        return claim_from_row(row)
+
+    async def _reserve(self, tx: Statements, coin_ids: Sequence[bytes32], holder: str, now: int) -> None:
+        """Hold ``coin_ids`` for ``holder`` (coins it already holds stay held); CoinReserved, rolling the whole
+        transaction back, if another holder has one. Reservations are written only in money transactions, which run
+        one at a time, so the check and the insert see the same state."""
+        if not coin_ids:
+            return
+        condition, params = self._one_of("coin_id", "coin_ids", set(coin_ids), "bytea")
+        taken = await tx.fetchall(
+            f"SELECT coin_id, holder FROM coin_reservations WHERE {condition} AND holder != :holder",
+            {**params, "holder": holder},
+        )
+        if taken:
+            raise CoinReserved(
+                f"coin {bytes(taken[0]['coin_id']).hex()} is held by {taken[0]['holder']}, a transaction that may "
+                f"still land"
+            )
+        await tx.executemany(
+            "INSERT INTO coin_reservations (coin_id, holder, created_at) VALUES (:coin_id, :holder, :now) "
+            "ON CONFLICT (coin_id) DO NOTHING",
+            [{"coin_id": coin_id, "holder": holder, "now": now} for coin_id in dict.fromkeys(coin_ids)],
+        )
 
     # -- the ledger --------------------------------------------------------------------------------------------
     async def distribute(self, distribution: Distribution, shares: Sequence[DistributionShare]) -> int:
         _validate_distribution(distribution, shares)
-        async with self._write(ledger=True) as tx:
+        async with self._leader_write() as tx:
             await _debit_account(tx, _UNDISTRIBUTED, distribution.total)
             distribution_id = await _inserted_id(
                 tx,
@@ -602,7 +726,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         self, payout_round: PayoutRound, payments: Sequence[Payment], batch_fees: Sequence[int]
     ) -> int:
         owed_by_farmer, fee_address_total = _validate_round(payout_round, payments, batch_fees)
-        async with self._write(ledger=True) as tx:
+        async with self._leader_write() as tx:
             # Under the ledger lock no other transaction can be opening a round between this check and the insert
             # (and the unique index payout_rounds_one_open would refuse it anyway).
             if await tx.fetchone("SELECT 1 FROM payout_rounds WHERE status = 'open'") is not None:
@@ -657,9 +781,17 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return [payment_from_row(row) for row in rows]
 
     async def mark_batch_submitted(
-        self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, now: int, height: int | None = None
+        self,
+        batch_id: int,
+        tx_id: bytes32,
+        spend_bundle: bytes,
+        now: int,
+        height: int | None = None,
+        *,
+        coins: Sequence[bytes32] = (),
     ) -> None:
-        async with self._write(ledger=True) as tx:
+        async with self._leader_write() as tx:
+            batch = await self._batch_in(tx, batch_id)
             await _move_batch(
                 tx,
                 batch_id,
@@ -667,14 +799,32 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 BatchStatus.SUBMITTED,
                 {"tx_id": tx_id, "spend_bundle": bytes(spend_bundle), "updated_at": now, "submitted_height": height},
             )
+            await _add_version(tx, batch_id, 1, tx_id, spend_bundle, batch.fee, now, height)
+            await self._reserve(tx, coins, batch_holder(batch_id), now)
 
     async def replace_batch_transaction(
-        self, batch_id: int, tx_id: bytes32, spend_bundle: bytes, fee: int, now: int, height: int
+        self,
+        batch_id: int,
+        tx_id: bytes32,
+        spend_bundle: bytes,
+        fee: int,
+        now: int,
+        height: int,
+        *,
+        replaces: bytes32,
+        coins: Sequence[bytes32] = (),
     ) -> None:
-        async with self._write(ledger=True) as tx:
+        async with self._leader_write() as tx:
             batch = await self._batch_in(tx, batch_id)
             if batch.status is not BatchStatus.SUBMITTED:
                 raise StoreError(f"batch {batch_id} is {batch.status.value}: only a submitted batch is replaced")
+            if batch.tx_id != replaces:
+                # Compare-and-set: a version built from an older one (by a second leader, or an iteration that ran
+                # alongside) might not conflict with the version recorded meanwhile.
+                current = "none" if batch.tx_id is None else batch.tx_id.hex()
+                raise StaleTransaction(
+                    f"batch {batch_id}: its transaction is {current} now, not {replaces.hex()} as the new one assumes"
+                )
             if fee < batch.fee:
                 raise StoreError(f"batch {batch_id}: a replacement must not pay less fee ({fee} < {batch.fee})")
             increase = fee - batch.fee
@@ -697,11 +847,23 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                     "id": batch_id,
                 },
             )
+            latest = await tx.fetchone(
+                "SELECT COALESCE(MAX(version), 0) AS version FROM batch_versions WHERE batch_id = :id", {"id": batch_id}
+            )
+            version = 1 + (0 if latest is None else int(latest["version"]))
+            await _add_version(tx, batch_id, version, tx_id, spend_bundle, fee, now, height)
+            await self._reserve(tx, coins, batch_holder(batch_id), now)
+
+    async def batch_versions(self, batch_id: int) -> list[BatchVersion]:
+        rows = await self._reads().fetchall(
+            "SELECT * FROM batch_versions WHERE batch_id = :id ORDER BY version", {"id": batch_id}
+        )
+        return [version_from_row(row) for row in rows]
 
     async def mark_batch_confirmed(self, batch_id: int, height: int, now: int, fee_paid: int | None = None) -> None:
         if fee_paid is not None and fee_paid < 0:
             raise StoreError(f"batch {batch_id}: a transaction cannot pay a negative fee ({fee_paid})")
-        async with self._write(ledger=True) as tx:
+        async with self._leader_write() as tx:
             batch = await self._batch_in(tx, batch_id)
             round_id = await _move_batch(
                 tx,
@@ -719,6 +881,8 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 await _change_round_fees(tx, round_id, -refund)
                 await _credit_account(tx, _POOL_FEE_SHARE, refund)
                 await _journal(tx, LedgerKind.BATCH_FEE_REFUND, refund, None, _batch_reference(batch))
+            # One version landed: every other conflicts with it and never can, so its coins are free again.
+            await tx.execute("DELETE FROM coin_reservations WHERE holder = :holder", {"holder": batch_holder(batch_id)})
             # Under the ledger lock no other batch of this round can be confirming concurrently, so "the last one"
             # is decided once.
             unconfirmed = await tx.fetchone(
@@ -727,17 +891,6 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             )
             if unconfirmed is None:
                 await tx.execute("UPDATE payout_rounds SET status = 'done' WHERE id = :id", {"id": round_id})
-
-    async def reset_batch(self, batch_id: int, now: int) -> None:
-        async with self._write(ledger=True) as tx:
-            # The old transaction is forgotten: a new one, from other coins, will be built and recorded.
-            await _move_batch(
-                tx,
-                batch_id,
-                BatchStatus.SUBMITTED,
-                BatchStatus.PENDING,
-                {"tx_id": None, "spend_bundle": None, "updated_at": now},
-            )
 
     async def batch_status(self, batch_id: int) -> BatchStatus | None:
         row = await self._lookup("SELECT status FROM payment_batches WHERE id = :id", {"id": batch_id})
@@ -804,20 +957,29 @@ _CREDIT_POINTS = "UPDATE farmers SET points = points + :points WHERE launcher_id
 _UPSERT_CLAIM = """
     INSERT INTO reward_claims (
         coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, submitted_at,
-        submitted_height, confirmed_height, error, fee, fee_spend_bundle
+        submitted_height, confirmed_height, error, fee, fee_spend_bundle, fee_settled
     ) VALUES (
         :coin_id, :launcher_id, :amount, :coin_height, :spend_bundle_name, :status, :submitted_at,
-        :submitted_height, :confirmed_height, :error, :fee, :fee_spend_bundle
+        :submitted_height, :confirmed_height, :error, :fee, :fee_spend_bundle, :fee_settled
     )
     ON CONFLICT (coin_id) DO UPDATE SET
         launcher_id = EXCLUDED.launcher_id, amount = EXCLUDED.amount, coin_height = EXCLUDED.coin_height,
         spend_bundle_name = EXCLUDED.spend_bundle_name, status = EXCLUDED.status,
         submitted_at = EXCLUDED.submitted_at, submitted_height = EXCLUDED.submitted_height,
         confirmed_height = EXCLUDED.confirmed_height, error = EXCLUDED.error, fee = EXCLUDED.fee,
-        fee_spend_bundle = EXCLUDED.fee_spend_bundle
+        fee_spend_bundle = EXCLUDED.fee_spend_bundle, fee_settled = EXCLUDED.fee_settled
     WHERE reward_claims.status = 'failed'
     RETURNING 1
 """
+
+# How a claim may move (update_reward_claim): a FAILED claim whose absorb lands after all is settled like one in flight.
+_CLAIM_MOVES: dict[ClaimStatus, tuple[ClaimStatus, ...]] = {
+    ClaimStatus.SUBMITTED: (ClaimStatus.CONFIRMED, ClaimStatus.LOST, ClaimStatus.FAILED),
+    ClaimStatus.FAILED: (ClaimStatus.CONFIRMED, ClaimStatus.LOST),
+}
+
+# The schema version from which coins are reserved (the step to it reserves those of transactions in flight).
+_RESERVATIONS_VERSION = 5
 
 _INSERT_PAYMENT = """
     INSERT INTO payments (round_id, batch_index, puzzle_hash, amount, launcher_id, points)
@@ -836,7 +998,8 @@ LEDGER_SQL = """
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pool_fee_share') AS pool_fee_share,
         (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NULL) AS pool_fee_payments,
         (SELECT COALESCE(SUM(fee), 0) FROM payment_batches) AS batch_fees,
-        (SELECT COALESCE(SUM(fee), 0) FROM reward_claims WHERE status != 'failed') AS claim_fees,
+        (SELECT COALESCE(SUM(fee), 0) FROM reward_claims) AS claim_fees,
+        (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'lost') AS lost_rewards,
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'undistributed') AS undistributed,
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pre_ledger_excess') AS pre_ledger_excess
 """
@@ -1122,3 +1285,77 @@ async def _move_batch(
         found = "no such batch" if current is None else f"it is {current['status']}"
         raise StoreError(f"batch {batch_id} cannot go {from_status.value} -> {to_status.value}: {found}")
     return int(row["round_id"])
+
+
+async def _add_version(
+    tx: Statements,
+    batch_id: int,
+    version: int,
+    tx_id: bytes32,
+    spend_bundle: bytes,
+    fee: int,
+    now: int,
+    height: int | None,
+) -> None:
+    await tx.execute(
+        """
+        INSERT INTO batch_versions (batch_id, version, tx_id, spend_bundle, fee, created_at, height)
+        VALUES (:batch_id, :version, :tx_id, :spend_bundle, :fee, :now, :height)
+        """,
+        {
+            "batch_id": batch_id,
+            "version": version,
+            "tx_id": tx_id,
+            "spend_bundle": bytes(spend_bundle),
+            "fee": fee,
+            "now": now,
+            "height": height,
+        },
+    )
+
+
+def _validate_new_claims(claims: Sequence[RewardClaim], fee_coins: Sequence[bytes32]) -> None:
+    for claim in claims:
+        # A claim born CONFIRMED would be counted as claimed but never credited; one born FAILED or LOST would skip
+        # the chain's check of where its reward went.
+        if claim.status is not ClaimStatus.SUBMITTED:
+            raise StoreError(f"a new claim must be submitted, got {claim.status.value}")
+        if claim.fee < 0:
+            raise StoreError(f"claim of coin {claim.coin_id.hex()} has a negative fee")
+        if claim.fee > 0 and claim.fee_spend_bundle is None:
+            raise StoreError(f"claim of coin {claim.coin_id.hex()} charges a fee without the spend that pays it")
+    payers = [claim for claim in claims if claim.fee_spend_bundle is not None]
+    if len(payers) > 1:
+        raise StoreError("one absorb transaction has one fee spend, carried by one of its claims")
+    if fee_coins and not payers:
+        raise StoreError("coins to reserve for a fee, but no claim carries a fee spend")
+
+
+async def _reserve_coins_in_flight(tx: Statements) -> None:
+    """The step to the schema with reservations: the coins of transactions recorded before it that may still land
+    (submitted batches, unsettled claim fees) are reserved for them, as they would have been when recorded."""
+    held: dict[bytes32, str] = {}
+    for row in await tx.fetchall(
+        "SELECT id, spend_bundle FROM payment_batches WHERE status = 'submitted' AND spend_bundle IS NOT NULL"
+    ):
+        for coin_id in _removals(bytes(row["spend_bundle"]), f"payout batch {row['id']}"):
+            held.setdefault(coin_id, batch_holder(int(row["id"])))
+    for row in await tx.fetchall(
+        "SELECT coin_id, fee_spend_bundle FROM reward_claims WHERE NOT fee_settled AND fee_spend_bundle IS NOT NULL"
+    ):
+        claim = bytes32(row["coin_id"])
+        for coin_id in _removals(bytes(row["fee_spend_bundle"]), f"the fee of the claim of coin {claim.hex()}"):
+            held.setdefault(coin_id, claim_holder(claim))
+    now = int(time.time())
+    await tx.executemany(
+        "INSERT INTO coin_reservations (coin_id, holder, created_at) VALUES (:coin_id, :holder, :now)",
+        [{"coin_id": coin_id, "holder": holder, "now": now} for coin_id, holder in held.items()],
+    )
+
+
+def _removals(spend_bundle: bytes, what: str) -> list[bytes32]:
+    try:
+        return [coin.name() for coin in SpendBundle.from_bytes(spend_bundle).removals()]
+    except Exception as exc:  # a record the pool itself never writes: say so, reserve nothing for it
+        log.warning("the transaction recorded for %s cannot be read (%s): none of its coins are reserved", what, exc)
+        return []

@@ -215,7 +215,89 @@ _SCHEMA_V4_PAGES: Migration = (
 )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_SCHEMA_V1, _SCHEMA_V2_LEDGER, _SCHEMA_V3_MEMBERSHIP, _SCHEMA_V4_PAGES)
+_SCHEMA_V5_CHAIN_TRUTH: Migration = (
+    # A claim can be LOST (its reward spent without paying the pool), and its fee settles on its own, once the chain
+    # shows whether the fee spend landed: `fee` is what stays charged, `fee_settled` says whether that is final.
+    # SQLite cannot change a CHECK constraint in place: the table is built anew. A FAILED claim's fee was given back
+    # when it failed (the old rule): it is charged 0 now.
+    """
+    CREATE TABLE reward_claims_v5 (
+        coin_id BLOB PRIMARY KEY,
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        amount INTEGER NOT NULL,
+        coin_height INTEGER NOT NULL,
+        spend_bundle_name BLOB,
+        status TEXT NOT NULL CHECK (status IN ('submitted', 'confirmed', 'failed', 'lost')),
+        submitted_at INTEGER NOT NULL,
+        submitted_height INTEGER NOT NULL,
+        confirmed_height INTEGER,
+        error TEXT,
+        fee INTEGER NOT NULL DEFAULT 0 CHECK (fee >= 0),
+        fee_spend_bundle BLOB,
+        fee_settled INTEGER NOT NULL DEFAULT 1 CHECK (fee_settled IN (0, 1))
+    )
+    """,
+    """
+    INSERT INTO reward_claims_v5 (
+        coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, submitted_at, submitted_height,
+        confirmed_height, error, fee, fee_spend_bundle, fee_settled
+    )
+    SELECT coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, submitted_at, submitted_height,
+        confirmed_height, error, CASE WHEN status = 'failed' THEN 0 ELSE fee END, fee_spend_bundle,
+        CASE WHEN status = 'submitted' AND fee_spend_bundle IS NOT NULL THEN 0 ELSE 1 END
+    FROM reward_claims
+    """,
+    "DROP TABLE reward_claims",
+    "ALTER TABLE reward_claims_v5 RENAME TO reward_claims",
+    "CREATE INDEX reward_claims_status ON reward_claims (status)",
+    # Every transaction ever recorded for a batch (its current one becomes version 1; older ones were not kept).
+    """
+    CREATE TABLE batch_versions (
+        batch_id INTEGER NOT NULL REFERENCES payment_batches (id),
+        version INTEGER NOT NULL CHECK (version >= 1),
+        tx_id BLOB NOT NULL,
+        spend_bundle BLOB NOT NULL,
+        fee INTEGER NOT NULL CHECK (fee >= 0),
+        created_at INTEGER NOT NULL,
+        height INTEGER,
+        PRIMARY KEY (batch_id, version)
+    )
+    """,
+    """
+    INSERT INTO batch_versions (batch_id, version, tx_id, spend_bundle, fee, created_at, height)
+    SELECT id, 1, tx_id, spend_bundle, fee, updated_at, submitted_height FROM payment_batches
+    WHERE tx_id IS NOT NULL AND spend_bundle IS NOT NULL
+    """,
+    # Coins held by the pool's transactions that may still land (filled for those in flight after this step).
+    """
+    CREATE TABLE coin_reservations (
+        coin_id BLOB PRIMARY KEY,
+        holder TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX coin_reservations_holder ON coin_reservations (holder)",
+    # The leader's epoch (fencing) and facts about the database itself (migrate-store's mark).
+    """
+    CREATE TABLE leadership (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        epoch INTEGER NOT NULL,
+        holder TEXT NOT NULL,
+        taken_at INTEGER NOT NULL
+    )
+    """,
+    "INSERT INTO leadership (id, epoch, holder, taken_at) VALUES (1, 0, '', 0)",
+    "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _SCHEMA_V1,
+    _SCHEMA_V2_LEDGER,
+    _SCHEMA_V3_MEMBERSHIP,
+    _SCHEMA_V4_PAGES,
+    _SCHEMA_V5_CHAIN_TRUTH,
+)
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""
 
 

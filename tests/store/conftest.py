@@ -12,21 +12,30 @@ Where PostgreSQL is missing those tests fail (never skip) with a message that sa
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
 from pool.devnet.postgres import PostgresServer, PostgresUnavailable
+from pool.store import postgres, sqlite
 from pool.store.abstract import AbstractPoolStore
 from pool.store.postgres import PostgresPoolStore
 from pool.store.sqlite import SqlitePoolStore
 
-StoreFactory = Callable[[Path], AbstractPoolStore]
+# One schema step more than this code's: what a newer version of the pool, started during a rolling upgrade, does to
+# the database under the older one still running.
+NEWER_CODES_STEP = ("CREATE TABLE written_by_newer_code (id INTEGER PRIMARY KEY)",)
 
 
-def sqlite_store(location: Path) -> AbstractPoolStore:
-    return SqlitePoolStore(location / "pool.sqlite")
+class StoreFactory(Protocol):
+    def __call__(self, location: Path, *, newer_schema: bool = False) -> AbstractPoolStore: ...
+
+
+def sqlite_store(location: Path, *, newer_schema: bool = False) -> AbstractPoolStore:
+    migrations = sqlite.MIGRATIONS + ((NEWER_CODES_STEP,) if newer_schema else ())
+    return SqlitePoolStore(location / "pool.sqlite", migrations=migrations)
 
 
 class PostgresDatabases:
@@ -38,12 +47,13 @@ class PostgresDatabases:
         self.server = server
         self._databases: dict[Path, str] = {}
 
-    def __call__(self, location: Path) -> AbstractPoolStore:
+    def __call__(self, location: Path, *, newer_schema: bool = False) -> AbstractPoolStore:
         if location not in self._databases:
             name = f"pool_test_{next(self._numbers)}"
             self.server.create_database(name)
             self._databases[location] = name
-        return PostgresPoolStore(self.server.dsn(self._databases[location]), max_connections=5)
+        migrations = postgres.MIGRATIONS + ((NEWER_CODES_STEP,) if newer_schema else ())
+        return PostgresPoolStore(self.server.dsn(self._databases[location]), max_connections=5, migrations=migrations)
 
     def drop_all(self) -> None:
         for name in self._databases.values():

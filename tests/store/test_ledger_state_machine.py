@@ -1,16 +1,21 @@
 """The ledger invariant under random sequences of everything that moves money, through the real SqlitePoolStore.
 
-Each run of the machine gets a fresh database file and its own event loop. Rules drive what the pool's loops do —
-points from partials, absorb claims (with fees, sometimes more than the pool's share), claims confirmed or failed,
-distributions planned by ``plan_distribution`` (points balance or a PPLNS-like window weight), payment rounds planned
-by ``plan_payments``, batches submitted, confirmed (sometimes with a cheaper version landing), dropped by a reorg,
-fee bumps, and restarts — and after every step the books must balance, to the mojo:
+Each run of the machine gets a fresh database file and its own event loop. Rules drive what the pool's loops do, with
+the store's production transitions only: points from partials, absorb claims (with fee spends whose coins are
+reserved, sometimes more than the pool's share, sometimes on a coin another transaction holds), claims confirmed, lost
+or failed as the chain shows (a failed one landing after all, or claimed again taking its unsettled fee over), claim
+fees settling (landed or not), distributions planned by ``plan_distribution`` (points balance or a PPLNS-like window
+weight), payment rounds planned by ``plan_payments``, batches submitted, confirmed (sometimes an older, cheaper version
+landing), given a new version (a fee bump, or rebuilt because a coin was spent elsewhere; one built from a version
+that is no longer current is refused), another process taking leadership (the fenced store writes nothing until it
+leads again), and restarts — and after every step the books must balance, to the mojo:
 
 - ``store.ledger().balanced`` and no figure below zero;
 - every figure equals an independent model of the balances kept by the machine;
 - the journal, summed per kind, gives every figure of the summary; per farmer, owed == shares - payments;
 - no farmer is ever paid more than distributions credited it; points never go below zero;
-- rounds' totals match their batches' fees; a round is done exactly when its batches are confirmed.
+- rounds' totals match their batches' fees; a round is done exactly when its batches are confirmed;
+- every version of every batch is kept; coins are held by exactly the transactions that may still land.
 """
 
 from __future__ import annotations
@@ -45,7 +50,15 @@ from pool.chia_adapter import (
     uint64,
 )
 from pool.payouts.split import FarmerShare, Payable, plan_distribution, plan_payments
-from pool.store.abstract import InsufficientFunds, RoundAlreadyOpen, StoreError
+from pool.store.abstract import (
+    AbstractPoolStore,
+    CoinReserved,
+    InsufficientFunds,
+    NotLeader,
+    RoundAlreadyOpen,
+    StaleTransaction,
+    StoreError,
+)
 from pool.store.models import (
     BatchStatus,
     ClaimStatus,
@@ -58,6 +71,8 @@ from pool.store.models import (
     PayoutRound,
     RewardClaim,
     RoundStatus,
+    batch_holder,
+    claim_holder,
 )
 from pool.store.sqlite import SqlitePoolStore
 
@@ -102,8 +117,9 @@ def make_farmer(seed: int) -> FarmerRecord:
 class ModelClaim:
     launcher_id: bytes32
     amount: int
-    fee: int
+    fee: int  # charged, not given back
     status: ClaimStatus
+    fee_settled: bool = True
 
 
 @dataclass
@@ -111,6 +127,8 @@ class ModelBatch:
     round_id: int
     fee: int
     status: BatchStatus
+    versions: int = 0
+    tx_id: bytes32 | None = None
 
 
 # Claim amounts: whole block rewards and odd small ones (so that rounding remainders appear).
@@ -126,8 +144,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.directory = Path(tempfile.mkdtemp(prefix="ledger-machine-", dir=MEMORY_DIRECTORY))
         self.path = self.directory / "pool.sqlite"
-        self.store = SqlitePoolStore(self.path)
+        self.store = self.new_store()
         self.run(self.store.open())
+        self.run(self.store.take_leadership("the machine"))
         self.farmers = [make_farmer(seed) for seed in FARMER_SEEDS]
         for farmer in self.farmers:
             self.run(self.store.add_farmer(farmer))
@@ -144,6 +163,11 @@ class LedgerMachine(RuleBasedStateMachine):
         self.claims: dict[bytes32, ModelClaim] = {}
         self.batches: dict[int, ModelBatch] = {}
         self.open_round: int | None = None
+        self.reserved: dict[bytes32, str] = {}  # coin -> the transaction holding it
+
+    def new_store(self) -> AbstractPoolStore:
+        """Another store object on the machine's database, not opened (as another process, or after a restart)."""
+        return SqlitePoolStore(self.path)
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)
@@ -210,29 +234,60 @@ class LedgerMachine(RuleBasedStateMachine):
             submitted_at=self.counter,
             submitted_height=self.counter,
             fee=fee,
+            fee_spend_bundle=None if fee == 0 else self.next_label("fee spend").encode(),
+            fee_settled=fee == 0,
         )
 
-    def add_claims(self, claims: list[RewardClaim], live_coin_included: bool) -> None:
+    def coins_for(self, data: st.DataObject) -> list[bytes32]:
+        """Wallet coins for a transaction: fresh ones, sometimes with one another transaction holds."""
+        coins = [h(self.next_label("wallet coin")) for _ in range(data.draw(st.integers(1, 2)))]
+        shared = bool(self.reserved) and data.draw(st.booleans())
+        if shared:
+            coins.append(data.draw(st.sampled_from(sorted(self.reserved, key=bytes))))
+        return coins
+
+    def add_claims(
+        self, claims: list[RewardClaim], live_coin_included: bool, fee_coins: list[bytes32] | None = None
+    ) -> None:
         fees = sum(c.fee for c in claims)
+        fee_coins = fee_coins or []
+        payer = next((c for c in claims if c.fee_spend_bundle is not None), None)
+        held_elsewhere = payer is not None and any(
+            self.reserved.get(coin, claim_holder(payer.coin_id)) != claim_holder(payer.coin_id) for coin in fee_coins
+        )
         before = {c.coin_id: self.run(self.store.get_reward_claim(c.coin_id)) for c in claims}
+        ledger_before = self.run(self.store.ledger())
         try:
-            added = self.run(self.store.add_reward_claims(claims))
+            added = self.run(self.store.add_reward_claims(claims, fee_coins if payer is not None else ()))
         except InsufficientFunds:
             assert fees > self.pool_fee_share
             event("claims refused: fee beyond the pool fee share")
             added = False
+        except CoinReserved:
+            assert held_elsewhere and not live_coin_included
+            event("claims refused: a fee coin held by another transaction")
+            added = False
         else:
             assert added is not live_coin_included
             if added:
-                assert fees <= self.pool_fee_share
+                assert fees <= self.pool_fee_share and not held_elsewhere
             else:
                 event("claims refused: a live claim of a coin")
         if not added:  # all or nothing: every claim as it was before
             assert {c.coin_id: self.run(self.store.get_reward_claim(c.coin_id)) for c in claims} == before
+            assert self.run(self.store.ledger()) == ledger_before
             return
         event("claims recorded with a fee" if fees else "claims recorded without a fee")
         for claim in claims:
-            self.claims[claim.coin_id] = ModelClaim(claim.launcher_id, claim.amount, claim.fee, ClaimStatus.SUBMITTED)
+            earlier = self.claims.get(claim.coin_id)
+            model = ModelClaim(claim.launcher_id, claim.amount, claim.fee, ClaimStatus.SUBMITTED, claim.fee == 0)
+            if earlier is not None and not earlier.fee_settled:  # the new claim takes the unsettled fee over
+                model.fee, model.fee_settled = earlier.fee, False
+                event("a claimed-again coin takes its failed claim's fee over")
+            self.claims[claim.coin_id] = model
+        if payer is not None:
+            for coin in fee_coins:
+                self.reserved[coin] = claim_holder(payer.coin_id)
         self.pool_fee_share -= fees
         self.blockchain_fees += fees
 
@@ -251,12 +306,12 @@ class LedgerMachine(RuleBasedStateMachine):
             self.new_claim(h(self.next_label("coin")), launcher_id, amount, fee if index == 0 else 0)
             for index, amount in enumerate(claim_amounts)
         ]
-        live = self.claims_in(ClaimStatus.SUBMITTED) + self.claims_in(ClaimStatus.CONFIRMED)
+        live = [c for c, m in self.claims.items() if m.status is not ClaimStatus.FAILED]
         include_live = with_live_coin and bool(live)
         if include_live:
-            coin_id = data.draw(st.sampled_from(live))
+            coin_id = data.draw(st.sampled_from(sorted(live, key=bytes)))
             claims.append(self.new_claim(coin_id, launcher_id, self.claims[coin_id].amount, 0))
-        self.add_claims(claims, include_live)
+        self.add_claims(claims, include_live, self.coins_for(data) if fee else None)
 
     def settle(self, coin_id: bytes32, status: ClaimStatus) -> None:
         self.run(self.store.update_reward_claim(coin_id, status, confirmed_height=self.counter, error="dropped"))
@@ -264,27 +319,56 @@ class LedgerMachine(RuleBasedStateMachine):
         claim.status = status
         if status is ClaimStatus.CONFIRMED:
             self.undistributed += claim.amount
-        else:
-            self.pool_fee_share += claim.fee
-            self.blockchain_fees -= claim.fee
 
     @precondition(lambda self: bool(self.claims))
     @rule(data=st.data())
     def claim_moved(self, data: st.DataObject) -> None:
-        """A claim in flight confirmed or failed, a failed one made again, or a settled one settled again."""
+        """As the chain shows: a claim in flight confirmed, lost or failed; a failed one landing after all, lost, or
+        claimed again; a confirmed or lost one moved again (refused)."""
         coin_id = data.draw(st.sampled_from(sorted(self.claims, key=bytes)))
         claim = self.claims[coin_id]
         if claim.status is ClaimStatus.SUBMITTED:
-            status = data.draw(st.sampled_from([ClaimStatus.CONFIRMED, ClaimStatus.FAILED]))
+            status = data.draw(st.sampled_from([ClaimStatus.CONFIRMED, ClaimStatus.LOST, ClaimStatus.FAILED]))
             self.settle(coin_id, status)
             event(f"claim {status.value}")
         elif claim.status is ClaimStatus.FAILED and data.draw(st.booleans()):
-            retry = self.new_claim(coin_id, claim.launcher_id, claim.amount, self.fee_for(data))
-            self.add_claims([retry], live_coin_included=False)
+            status = data.draw(st.sampled_from([ClaimStatus.CONFIRMED, ClaimStatus.LOST]))
+            self.settle(coin_id, status)
+            event(f"failed claim {status.value} after all")
+        elif claim.status is ClaimStatus.FAILED:
+            fee = 0 if not claim.fee_settled else self.fee_for(data)
+            if not claim.fee_settled and data.draw(st.booleans()):
+                # A second fee while the first may still land: refused, nothing written.
+                with pytest.raises(StoreError):
+                    self.run(
+                        self.store.add_reward_claims([self.new_claim(coin_id, claim.launcher_id, claim.amount, 1)])
+                    )
+                event("a second fee for a coin whose fee is unsettled: refused")
+                return
+            retry = self.new_claim(coin_id, claim.launcher_id, claim.amount, fee)
+            self.add_claims([retry], live_coin_included=False, fee_coins=self.coins_for(data) if fee else None)
         else:
             status = data.draw(st.sampled_from(ClaimStatus))
-            with pytest.raises(StoreError):  # credited (or refunded) once
+            with pytest.raises(StoreError):  # credited (or lost) once, for good
                 self.run(self.store.update_reward_claim(coin_id, status, confirmed_height=1))
+
+    @precondition(lambda self: any(not c.fee_settled for c in self.claims.values()))
+    @rule(data=st.data(), landed=st.booleans())
+    def claim_fee_settled(self, data: st.DataObject, landed: bool) -> None:
+        """The chain shows a claim's fee spend landed, or can no longer land."""
+        unsettled = sorted((c for c, m in self.claims.items() if not m.fee_settled), key=bytes)
+        coin_id = data.draw(st.sampled_from(unsettled))
+        self.run(self.store.settle_claim_fee(coin_id, landed))
+        claim = self.claims[coin_id]
+        claim.fee_settled = True
+        if not landed:
+            self.pool_fee_share += claim.fee
+            self.blockchain_fees -= claim.fee
+            claim.fee = 0
+        self.reserved = {coin: holder for coin, holder in self.reserved.items() if holder != claim_holder(coin_id)}
+        with pytest.raises(StoreError):  # once
+            self.run(self.store.settle_claim_fee(coin_id, landed))
+        event(f"claim fee {'landed' if landed else 'given back'}")
 
     # -- distributions ---------------------------------------------------------------------------------------------
     @precondition(lambda self: self.undistributed > 0)
@@ -398,23 +482,39 @@ class LedgerMachine(RuleBasedStateMachine):
             self.move_batch(data, batch_id)
 
     def move_batch(self, data: st.DataObject, batch_id: int) -> None:
-        """A batch of the open round sent; or, once sent, confirmed (perhaps a cheaper version), dropped by a reorg
-        (its coins spent elsewhere), or its fee bumped."""
+        """A batch of the open round sent; or, once sent, confirmed (perhaps an older, cheaper version), given a new
+        version (its fee bumped, or rebuilt because a coin was spent elsewhere), or one built from a stale version."""
         if self.batches[batch_id].status is BatchStatus.PENDING:
-            self.batch_submitted(batch_id)
+            self.batch_submitted(data, batch_id)
             return
-        what = data.draw(st.sampled_from(["confirmed", "cheaper version confirmed", "reorg", "bump", "lower bump"]))
-        if what == "reorg":
-            self.batch_dropped_by_a_reorg(batch_id)
-        elif what in ("bump", "lower bump"):
-            self.batch_fee_bumped(data, batch_id, lower=what == "lower bump")
+        what = data.draw(
+            st.sampled_from(["confirmed", "cheaper version confirmed", "rebuilt", "bump", "lower bump", "stale"])
+        )
+        if what in ("rebuilt", "bump", "lower bump", "stale"):
+            self.batch_replaced(data, batch_id, what)
         else:
             self.batch_confirmed(data, batch_id, cheaper_version_landed=what != "confirmed")
 
-    def batch_submitted(self, batch_id: int) -> None:
+    def held_elsewhere(self, coins: list[bytes32], holder: str) -> bool:
+        return any(self.reserved.get(coin, holder) != holder for coin in coins)
+
+    def batch_submitted(self, data: st.DataObject, batch_id: int) -> None:
         label = self.next_label("tx")
-        self.run(self.store.mark_batch_submitted(batch_id, h(label), label.encode(), self.counter, self.counter))
-        self.batches[batch_id].status = BatchStatus.SUBMITTED
+        coins = self.coins_for(data)
+        holder = batch_holder(batch_id)
+        submit = self.store.mark_batch_submitted(
+            batch_id, h(label), label.encode(), self.counter, self.counter, coins=coins
+        )
+        if self.held_elsewhere(coins, holder):
+            with pytest.raises(CoinReserved):
+                self.run(submit)
+            event("batch not recorded: a coin held by another transaction")
+            return
+        self.run(submit)
+        batch = self.batches[batch_id]
+        batch.status, batch.versions, batch.tx_id = BatchStatus.SUBMITTED, 1, h(label)
+        for coin in coins:
+            self.reserved[coin] = holder
 
     def batch_confirmed(self, data: st.DataObject, batch_id: int, cheaper_version_landed: bool) -> None:
         batch = self.batches[batch_id]
@@ -423,6 +523,7 @@ class LedgerMachine(RuleBasedStateMachine):
         refund = 0 if fee_paid is None else batch.fee - fee_paid
         batch.fee -= refund
         batch.status = BatchStatus.CONFIRMED
+        self.reserved = {coin: holder for coin, holder in self.reserved.items() if holder != batch_holder(batch_id)}
         self.pool_fee_share += refund
         self.blockchain_fees -= refund
         if refund:
@@ -431,43 +532,95 @@ class LedgerMachine(RuleBasedStateMachine):
             event("round done")
             self.open_round = None
 
-    def batch_dropped_by_a_reorg(self, batch_id: int) -> None:
-        with pytest.raises(StoreError):  # a reorg of a batch not yet confirmed; nothing else can be reset
-            self.run(self.store.mark_batch_submitted(batch_id, h("twice"), b"twice", self.counter))
-        self.run(self.store.reset_batch(batch_id, self.counter))
-        event("batch dropped by a reorg")
-        self.batches[batch_id].status = BatchStatus.PENDING
-
-    def batch_fee_bumped(self, data: st.DataObject, batch_id: int, lower: bool) -> None:
+    def batch_replaced(self, data: st.DataObject, batch_id: int, what: str) -> None:
         batch = self.batches[batch_id]
+        assert batch.tx_id is not None
         label = self.next_label("replacement")
-        if lower and batch.fee > 0:
+        coins = self.coins_for(data)
+        holder = batch_holder(batch_id)
+        before, journal = self.run(self.store.ledger()), self.run(self.store.ledger_entries())
+        if what == "lower bump" and batch.fee > 0:
             with pytest.raises(StoreError):
-                self.run(self.store.replace_batch_transaction(batch_id, h(label), b"r", batch.fee - 1, 0, 0))
+                self.run(
+                    self.store.replace_batch_transaction(
+                        batch_id, h(label), b"r", batch.fee - 1, 0, 0, replaces=batch.tx_id, coins=coins
+                    )
+                )
             return
-        increase = data.draw(st.integers(min_value=0, max_value=self.pool_fee_share + 100))
+        if what == "stale":
+            # Built from a version that is no longer the batch's (another leader replaced it meanwhile).
+            with pytest.raises(StaleTransaction):
+                self.run(
+                    self.store.replace_batch_transaction(
+                        batch_id, h(label), b"r", batch.fee, 0, 0, replaces=h("an older version"), coins=coins
+                    )
+                )
+            assert (self.run(self.store.ledger()), self.run(self.store.ledger_entries())) == (before, journal)
+            event("replacement refused: built from a stale version")
+            return
+        increase = 0 if what == "rebuilt" else data.draw(st.integers(min_value=0, max_value=self.pool_fee_share + 100))
         replace = self.store.replace_batch_transaction(
-            batch_id, h(label), label.encode(), batch.fee + increase, self.counter, self.counter
+            batch_id,
+            h(label),
+            label.encode(),
+            batch.fee + increase,
+            self.counter,
+            self.counter,
+            replaces=batch.tx_id,
+            coins=coins,
         )
         if increase > self.pool_fee_share:
             with pytest.raises(InsufficientFunds):
                 self.run(replace)
             event("fee bump refused: beyond the pool fee share")
             return
+        if self.held_elsewhere(coins, holder):
+            with pytest.raises(CoinReserved):
+                self.run(replace)
+            event("replacement refused: a coin held by another transaction")
+            return
         self.run(replace)
-        event("fee bump charged" if increase else "fee bump of nothing")
+        event(f"batch {what}" + (" with a higher fee" if increase else ""))
         batch.fee += increase
+        batch.versions += 1
+        batch.tx_id = h(label)
         self.pool_fee_share -= increase
         self.blockchain_fees += increase
+        for coin in coins:
+            self.reserved[coin] = holder
+
+    # -- leadership ------------------------------------------------------------------------------------------------
+    @rule(data=st.data())
+    def another_process_led_for_a_while(self, data: st.DataObject) -> None:
+        """Another process took leadership (this one has not noticed yet): none of this one's money writes lands
+        until it leads again with a newer epoch."""
+        other = self.new_store()
+        self.run(other.open())
+        try:
+            self.run(other.take_leadership("the other process"))
+        finally:
+            self.run(other.close())
+        before, journal = self.run(self.store.ledger()), self.run(self.store.ledger_entries())
+        launcher_id = self.farmers[0].launcher_id
+        with pytest.raises(NotLeader):
+            self.run(self.store.add_reward_claims([self.new_claim(h(self.next_label("coin")), launcher_id, 5, 0)]))
+        if self.undistributed > 0:
+            total = self.undistributed
+            with pytest.raises(NotLeader):
+                self.run(self.store.distribute(Distribution(self.counter, "proportional", total, total, 0, 0), []))
+        assert (self.run(self.store.ledger()), self.run(self.store.ledger_entries())) == (before, journal)
+        self.run(self.store.take_leadership("the machine again"))
+        event("another process led for a while")
 
     # -- crashes ---------------------------------------------------------------------------------------------------
     @rule(open_twice=st.booleans())
     def restarted(self, open_twice: bool) -> None:
         self.run(self.store.close())
-        self.store = SqlitePoolStore(self.path)
+        self.store = self.new_store()
         self.run(self.store.open())
         if open_twice:  # opening an open store changes nothing
             self.run(self.store.open())
+        self.run(self.store.take_leadership("the machine, restarted"))
 
     # -- the books -------------------------------------------------------------------------------------------------
     @invariant()
@@ -476,6 +629,8 @@ class LedgerMachine(RuleBasedStateMachine):
         assert s.balanced, s
         assert all(figure >= 0 for figure in astuple(s)), s
         confirmed = sum(c.amount for c in self.claims.values() if c.status is ClaimStatus.CONFIRMED)
+        lost = sum(c.amount for c in self.claims.values() if c.status is ClaimStatus.LOST)
+        assert s.lost_rewards == lost
         assert (
             s.confirmed_claims,
             s.undistributed,
@@ -550,9 +705,24 @@ class LedgerMachine(RuleBasedStateMachine):
             in_flight += sum(p.amount for p in round_payments if p.launcher_id and p.batch_index in unconfirmed)
             for batch in batches:
                 assert batch.id is not None
-                assert (batch.status, batch.fee) == (self.batches[batch.id].status, self.batches[batch.id].fee)
+                model = self.batches[batch.id]
+                assert (batch.status, batch.fee, batch.tx_id) == (model.status, model.fee, model.tx_id)
+                versions = self.run(self.store.batch_versions(batch.id))
+                assert [v.version for v in versions] == list(range(1, model.versions + 1))
+                assert versions == [] or versions[-1].tx_id == batch.tx_id
         assert s.farmer_payments_in_flight == in_flight
         assert open_rounds == ([] if self.open_round is None else [self.open_round])
+
+        # Coins are held by exactly the transactions that may still land.
+        assert self.run(self.store.reserved_coins()) == self.reserved
+        for coin_id, model_claim in self.claims.items():
+            recorded = self.run(self.store.get_reward_claim(coin_id))
+            assert recorded is not None
+            assert (recorded.status, recorded.fee, recorded.fee_settled) == (
+                model_claim.status,
+                model_claim.fee,
+                model_claim.fee_settled,
+            )
 
 
 LedgerMachine.TestCase.settings = settings(

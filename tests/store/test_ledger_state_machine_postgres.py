@@ -1,8 +1,8 @@
 """The ledger state machine of test_ledger_state_machine.py, through the real PostgresPoolStore.
 
 Each example gets a fresh database on the session's throwaway PostgreSQL server; the machine's rules, model and
-invariants are those of the SQLite run, only the store under them differs (its ``restarted`` rule reopens the
-PostgreSQL store). Fewer examples than on SQLite: each costs a database.
+invariants are those of the SQLite run, only the store under them differs (``new_store``: what its ``restarted``
+rule and the other process that takes leadership open). Fewer examples than on SQLite: each costs a database.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 
 from hypothesis import HealthCheck, settings
-from hypothesis.stateful import rule, run_state_machine_as_test
+from hypothesis.stateful import run_state_machine_as_test
 
 from pool.devnet.postgres import PostgresServer
+from pool.store.abstract import AbstractPoolStore
 from pool.store.postgres import PostgresPoolStore
 from tests.store.test_ledger_state_machine import LedgerMachine
 
@@ -23,21 +24,12 @@ class PostgresLedgerMachine(LedgerMachine):
     server: PostgresServer  # set by the test on a subclass (hypothesis builds the machine with no arguments)
 
     def __init__(self) -> None:
-        super().__init__()  # the model, and the farmers in an SQLite store that is swapped out here
-        self.run(self.store.close())
         self.database = f"pool_ledger_machine_{next(_databases)}"
         self.dsn = self.server.create_database(self.database)
-        # The machine only calls AbstractPoolStore methods; its attribute is typed with the SQLite store.
-        self.store = PostgresPoolStore(self.dsn, max_connections=2)  # type: ignore[assignment]
-        self.run(self.store.open())
-        for farmer in self.farmers:
-            self.run(self.store.add_farmer(farmer))
+        super().__init__()
 
-    @rule()
-    def restarted(self) -> None:
-        self.run(self.store.close())
-        self.store = PostgresPoolStore(self.dsn, max_connections=2)  # type: ignore[assignment]
-        self.run(self.store.open())
+    def new_store(self) -> AbstractPoolStore:
+        return PostgresPoolStore(self.dsn, max_connections=2)
 
     def teardown(self) -> None:
         try:

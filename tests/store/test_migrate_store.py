@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pool.devnet.postgres import PostgresServer
-from pool.store.abstract import AbstractPoolStore
+from pool.store.abstract import AbstractPoolStore, StoreMigrated
 from pool.store.models import BatchStatus, ClaimStatus, DistributionShare, WebSession
 from pool.store.postgres import TABLES, PostgresPoolStore, TargetNotEmpty
 from pool.store.sqlite import SqlitePoolStore
@@ -52,9 +52,9 @@ async def populate(store: AbstractPoolStore) -> None:
         distribution(8_000, pool_fee=1_000),
         [DistributionShare(f.launcher_id, amount, points=p) for f, amount, p in shares],
     )
-    assert await store.add_reward_claim(make_claim("coin 2", farmers[1], fee=5))
+    assert await store.add_reward_claim(make_claim("coin 2", farmers[1], fee=5), fee_coins=[h("fee coin 2")])
     await store.update_reward_claim(h("coin 2"), ClaimStatus.FAILED, error="reorged away")
-    assert await store.add_reward_claim(make_claim("coin 3", farmers[2], fee=3))
+    assert await store.add_reward_claim(make_claim("coin 3", farmers[2], fee=3), fee_coins=[h("fee coin 3")])
 
     done = await store.create_payout_round(
         make_round(3_000, pool_fee=100, batch_fees=[10]), [farmer_payment(farmers[0], 3_000), fee_payment(100)], [10]
@@ -68,7 +68,8 @@ async def populate(store: AbstractPoolStore) -> None:
     still_open = await store.create_payout_round(make_round(2_000, 0, [2, 2], created_at=7_000), payments, [2, 2])
     first, _ = await store.batches(still_open)
     assert first.id is not None
-    await store.mark_batch_submitted(first.id, h("tx 2"), b"bundle 2", now=7_100, height=120)
+    await store.mark_batch_submitted(first.id, h("tx 2"), b"bundle 2", now=7_100, height=120, coins=[h("coin a")])
+    await store.take_leadership("the old pool")
 
 
 async def everything(store: AbstractPoolStore) -> dict[str, object]:
@@ -92,6 +93,9 @@ async def everything(store: AbstractPoolStore) -> dict[str, object]:
         "ledger": await store.ledger(),
         "partial counts": await store.partial_counts(0),
         "session": await store.get_session(h("session"), now=5_001),
+        "versions": [await store.batch_versions(b.id or 0) for r in rounds for b in await store.batches(r.id or 0)],
+        "reserved": await store.reserved_coins(),
+        "epoch": await store.leader_epoch(),
     }
 
 
@@ -121,23 +125,29 @@ def source_counts(path: Path) -> dict[str, int]:
 async def test_a_pool_with_a_history_moves_and_goes_on(sqlite_pool: Path, empty_database: str) -> None:
     from pool.store.migrate import migrate_sqlite_to_postgres
 
+    source = SqlitePoolStore(sqlite_pool)
+    await source.open()
+    before = await everything(source)
+    await source.close()
     result = await migrate_sqlite_to_postgres(sqlite_pool, PostgresPoolStore(empty_database))
     assert result.rows == source_counts(sqlite_pool)
     assert all(result.rows[table] > 0 for table in TABLES)
     assert result.ledger.balanced
+    # The source is marked as moved: a pool started with the old configuration refuses to run on it.
+    with pytest.raises(StoreMigrated, match="moved to"):
+        await SqlitePoolStore(sqlite_pool).open()
 
-    source = SqlitePoolStore(sqlite_pool)
     target = PostgresPoolStore(empty_database)
-    await source.open()
     await target.open()
     try:
-        assert await everything(target) == await everything(source)
+        assert await everything(target) == before
         assert await target.table_counts() == result.rows
 
         # The pool goes on from where it was: new ids after the copied ones, the open round completes.
         farmer = (await target.list_farmers())[0]
         new_id = await target.add_partial(make_partial(farmer, "after the move", 400))
-        assert new_id is not None and new_id > max(p.id or 0 for p in await source.pending_partials(10**9))
+        copied = before["partials"]
+        assert isinstance(copied, list) and new_id is not None and new_id > max(p.id or 0 for p in copied)
         open_round = await target.open_round()
         assert open_round is not None and open_round.id is not None
         first, second = await target.batches(open_round.id)
@@ -148,8 +158,8 @@ async def test_a_pool_with_a_history_moves_and_goes_on(sqlite_pool: Path, empty_
         await target.mark_batch_confirmed(second.id, height=130, now=7_400)
         assert await target.open_round() is None
         assert (await target.ledger()).balanced
+        assert await target.take_leadership("the new pool") == 2  # epochs go on from the old pool's
     finally:
-        await source.close()
         await target.close()
 
 
@@ -194,7 +204,9 @@ def test_the_command_moves_the_pool_once_and_refuses_a_second_time(
 
     again = run_pool("migrate-store", "--config", str(config), "--to", empty_database)
     assert again.returncode == 1
-    assert "already holds pool data" in again.stderr
+    assert "was moved to" in again.stderr and "nothing was migrated" in again.stderr
+    books = run_pool("ledger", "--config", str(config), "--no-wallet")
+    assert books.returncode == 1 and "was moved to" in books.stderr and "Traceback" not in books.stderr
 
     with_password = run_pool(
         "migrate-store", "--config", str(config), "--to", empty_database.replace("pool@", "pool:hunter2@")

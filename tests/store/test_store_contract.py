@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,10 +27,14 @@ from pool.chia_adapter import (
 from pool.protocol.difficulty import summarize
 from pool.store.abstract import (
     AbstractPoolStore,
+    CoinReserved,
     FarmerAlreadyExists,
     FarmerNotFound,
     InsufficientFunds,
+    NotLeader,
     RoundAlreadyOpen,
+    SchemaChanged,
+    StaleTransaction,
     StoreError,
 )
 from pool.store.models import (
@@ -53,9 +57,10 @@ from pool.store.models import (
     RewardClaim,
     RoundStatus,
     WebSession,
+    batch_holder,
+    claim_holder,
 )
-
-StoreFactory = Callable[[Path], AbstractPoolStore]  # as in conftest.py: location -> unopened store
+from tests.store.conftest import StoreFactory
 
 POOL_PUZZLE_HASH = std_hash(b"pool target")
 
@@ -135,6 +140,7 @@ def make_claim(
         submitted_height=60,
         fee=fee,
         fee_spend_bundle=None if fee == 0 else f"fee spend {coin}".encode(),
+        fee_settled=fee == 0,  # a fee spend settles once the chain shows where it went
     )
 
 
@@ -784,14 +790,26 @@ async def test_a_new_claim_must_be_submitted(store: AbstractPoolStore) -> None:
     (farmer,) = await add_farmers(store, 0)
     await fund(store, [], pool_fee=100, claimant=farmer)
     before = await store.ledger()
-    for status in (ClaimStatus.CONFIRMED, ClaimStatus.FAILED):
+    for status in (ClaimStatus.CONFIRMED, ClaimStatus.FAILED, ClaimStatus.LOST):
         with pytest.raises(StoreError):
             await store.add_reward_claim(make_claim(f"born {status.value}", farmer, status=status, fee=10))
         assert await store.get_reward_claim(h(f"born {status.value}")) is None
     with pytest.raises(StoreError):
         await store.add_reward_claim(make_claim("negative fee", farmer, fee=-1))
     assert await store.get_reward_claim(h("negative fee")) is None
+    # A fee is charged only with the spend that pays it, and one absorb has one fee spend.
+    with pytest.raises(StoreError):
+        await store.add_reward_claim(
+            dataclasses.replace(make_claim("fee, no spend", farmer, fee=10), fee_spend_bundle=None)
+        )
+    with pytest.raises(StoreError):
+        await store.add_reward_claims(
+            [make_claim("two fees a", farmer, fee=5), make_claim("two fees b", farmer, fee=5)]
+        )
+    with pytest.raises(StoreError):
+        await store.add_reward_claim(make_claim("coins, no fee", farmer), fee_coins=[h("a coin")])
     assert await store.ledger() == before
+    assert await store.reserved_coins() == {}
 
 
 # -- the ledger: claims -------------------------------------------------------------------------------------------
@@ -801,7 +819,7 @@ async def test_a_confirmed_claim_is_credited_once(store: AbstractPoolStore) -> N
     assert await store.add_reward_claim(claim)
     assert (await store.ledger()).undistributed == 0  # submitted is not yet money
     await store.update_reward_claim(claim.coin_id, ClaimStatus.CONFIRMED, confirmed_height=70)
-    for status in (ClaimStatus.CONFIRMED, ClaimStatus.FAILED, ClaimStatus.SUBMITTED):
+    for status in ClaimStatus:
         with pytest.raises(StoreError):
             await store.update_reward_claim(claim.coin_id, status, confirmed_height=71)
 
@@ -819,7 +837,12 @@ async def test_a_claim_back_to_submitted_is_refused(store: AbstractPoolStore) ->
     # Moving a settled claim back to SUBMITTED would let it be settled (credited, or refunded) a second time.
     (farmer,) = await add_farmers(store, 0)
     await fund(store, [], pool_fee=100, claimant=farmer)
-    for coin, settled in (("confirmed coin", ClaimStatus.CONFIRMED), ("failed coin", ClaimStatus.FAILED)):
+    settled_claims = (
+        ("confirmed coin", ClaimStatus.CONFIRMED),
+        ("failed coin", ClaimStatus.FAILED),
+        ("lost coin", ClaimStatus.LOST),
+    )
+    for coin, settled in settled_claims:
         assert await store.add_reward_claim(make_claim(coin, farmer, fee=10))
         await store.update_reward_claim(h(coin), settled)
         before = await store.ledger()
@@ -832,33 +855,119 @@ async def test_a_claim_back_to_submitted_is_refused(store: AbstractPoolStore) ->
         assert recorded is not None and recorded.status is settled
 
 
-async def test_a_claim_fee_comes_from_the_pool_fee_share_and_a_failed_claim_refunds_it(
-    store: AbstractPoolStore,
-) -> None:
+async def test_a_claim_fee_stays_charged_until_the_chain_settles_it(store: AbstractPoolStore) -> None:
+    """A claim's fee spend may land with any spend of the singleton coin it names, also after its claim failed: its
+    fee is given back only once the chain shows it can no longer land, and a new claim of the coin takes it over."""
     (farmer,) = await add_farmers(store, 0)
     await fund(store, [], pool_fee=100, claimant=farmer)
     claim = make_claim("coin", farmer, amount=1_750, fee=30)
-    assert await store.add_reward_claim(claim)
+    assert await store.add_reward_claim(claim, fee_coins=[h("wallet coin")])
     assert await store.get_reward_claim(claim.coin_id) == claim
+    assert await store.reserved_coins() == {h("wallet coin"): claim_holder(claim.coin_id)}
     charged = await store.ledger()
     assert (charged.pool_fee_share, charged.blockchain_fees) == (70, 30)
     assert charged.balanced
 
+    # The absorb failed: its fee stays charged (the fee spend may still land) ...
     await store.update_reward_claim(claim.coin_id, ClaimStatus.FAILED, error="mempool dropped it")
+    assert await store.ledger() == charged
+    # ... and a new claim of the coin takes the fee over instead of paying a second one.
+    with pytest.raises(StoreError):
+        await store.add_reward_claim(dataclasses.replace(claim, fee=40, fee_spend_bundle=b"another fee spend"))
+    retry = dataclasses.replace(claim, fee=0, fee_spend_bundle=None, fee_settled=True, submitted_height=90)
+    assert await store.add_reward_claim(retry)
+    carried = await store.get_reward_claim(claim.coin_id)
+    assert carried is not None and carried.status is ClaimStatus.SUBMITTED
+    assert (carried.fee, carried.fee_spend_bundle, carried.fee_settled) == (30, claim.fee_spend_bundle, False)
+    assert await store.ledger() == charged
+
+    # The chain shows the fee spend can no longer land: the fee goes back, its coin is free again, once.
+    await store.settle_claim_fee(claim.coin_id, landed=False)
     refunded = await store.ledger()
-    assert (refunded.pool_fee_share, refunded.blockchain_fees, refunded.undistributed) == (100, 0, 0)
+    assert (refunded.pool_fee_share, refunded.blockchain_fees) == (100, 0)
     assert refunded.balanced
+    assert await store.reserved_coins() == {}
+    with pytest.raises(StoreError):
+        await store.settle_claim_fee(claim.coin_id, landed=False)
     assert [(e.kind, e.amount, e.reference) for e in (await store.ledger_entries())[:2]] == [
         (LedgerKind.CLAIM_FEE_REFUND, 30, claim.coin_id.hex()),
         (LedgerKind.CLAIM_FEE, 30, claim.coin_id.hex()),
     ]
 
-    # The retry pays its own fee; once confirmed, the fee is spent for good and the reward is credited.
-    assert await store.add_reward_claim(dataclasses.replace(claim, fee=40, submitted_height=90))
     await store.update_reward_claim(claim.coin_id, ClaimStatus.CONFIRMED, confirmed_height=95)
     settled = await store.ledger()
-    assert (settled.pool_fee_share, settled.blockchain_fees, settled.undistributed) == (60, 40, 1_750)
+    assert (settled.pool_fee_share, settled.blockchain_fees, settled.undistributed) == (100, 0, 1_750)
     assert settled.balanced
+
+
+async def test_a_claim_fee_that_landed_stays_spent(store: AbstractPoolStore) -> None:
+    (farmer,) = await add_farmers(store, 0)
+    await fund(store, [], pool_fee=100, claimant=farmer)
+    claim = make_claim("coin", farmer, amount=1_750, fee=30)
+    assert await store.add_reward_claim(claim, fee_coins=[h("wallet coin")])
+    await store.settle_claim_fee(claim.coin_id, landed=True)
+    ledger = await store.ledger()
+    assert (ledger.pool_fee_share, ledger.blockchain_fees) == (70, 30) and ledger.balanced
+    assert await store.reserved_coins() == {}
+    settled = await store.get_reward_claim(claim.coin_id)
+    assert settled is not None and (settled.fee, settled.fee_settled) == (30, True)
+    with pytest.raises(StoreError):  # settled once
+        await store.settle_claim_fee(claim.coin_id, landed=False)
+    with pytest.raises(StoreError):  # a claim without a fee spend has nothing to settle
+        assert await store.add_reward_claim(make_claim("no fee", farmer))
+        await store.settle_claim_fee(h("no fee"), landed=True)
+    assert await store.ledger() == ledger
+
+
+async def test_a_failed_claim_that_lands_after_all_is_credited_once_and_a_lost_one_never(
+    store: AbstractPoolStore,
+) -> None:
+    (farmer,) = await add_farmers(store, 0)
+    landed, lost = make_claim("landed", farmer, amount=1_750), make_claim("lost", farmer, amount=1_000)
+    for claim in (landed, lost):
+        assert await store.add_reward_claim(claim)
+        await store.update_reward_claim(claim.coin_id, ClaimStatus.FAILED, error="dropped")
+    await store.update_reward_claim(landed.coin_id, ClaimStatus.CONFIRMED, confirmed_height=80)
+    await store.update_reward_claim(lost.coin_id, ClaimStatus.LOST, confirmed_height=81, error="swept by its owner")
+    for claim in (landed, lost):
+        for status in ClaimStatus:
+            with pytest.raises(StoreError):
+                await store.update_reward_claim(claim.coin_id, status, confirmed_height=82)
+    ledger = await store.ledger()
+    assert (ledger.confirmed_claims, ledger.undistributed, ledger.lost_rewards) == (1_750, 1_750, 1_000)
+    assert ledger.balanced
+    recorded = await store.get_reward_claim(lost.coin_id)
+    assert recorded is not None
+    assert (recorded.status, recorded.confirmed_height, recorded.error) == (ClaimStatus.LOST, 81, "swept by its owner")
+    assert [(e.kind, e.reference) for e in await store.ledger_entries()] == [(LedgerKind.CLAIM, landed.coin_id.hex())]
+    assert await store.add_reward_claim(lost) is False  # a settled coin is never claimed again
+
+
+async def test_a_coin_is_held_by_one_transaction_at_a_time(store: AbstractPoolStore) -> None:
+    """The reward and the payout loops never spend the same wallet coin: whichever records a transaction first holds
+    its coins; the other's transaction is not recorded at all."""
+    (farmer,) = await add_farmers(store, 0)
+    await fund(store, [(farmer, 1_000)], pool_fee=100)
+    assert await store.add_reward_claim(make_claim("a", farmer, fee=10), fee_coins=[h("coin 1"), h("coin 2")])
+    before = await store.ledger()
+    with pytest.raises(CoinReserved):
+        await store.add_reward_claim(make_claim("b", farmer, fee=10), fee_coins=[h("coin 2")])
+    assert await store.get_reward_claim(h("b")) is None and await store.ledger() == before
+    round_id = await store.create_payout_round(make_round(1_000), [farmer_payment(farmer, 1_000)], [0])
+    (batch,) = await store.batches(round_id)
+    assert batch.id is not None
+    with pytest.raises(CoinReserved):
+        await store.mark_batch_submitted(batch.id, h("tx"), b"bundle", now=1, height=1, coins=[h("coin 1")])
+    assert await store.batch_status(batch.id) is BatchStatus.PENDING
+    assert await store.batch_versions(batch.id) == []
+    await store.mark_batch_submitted(batch.id, h("tx"), b"bundle", now=1, height=1, coins=[h("coin 3")])
+    assert await store.reserved_coins() == {
+        h("coin 1"): claim_holder(h("a")),
+        h("coin 2"): claim_holder(h("a")),
+        h("coin 3"): batch_holder(batch.id),
+    }
+    with pytest.raises(CoinReserved):
+        await store.add_reward_claim(make_claim("c", farmer, fee=10), fee_coins=[h("coin 3")])
 
 
 async def test_a_claim_fee_larger_than_the_pool_fee_share_writes_nothing(store: AbstractPoolStore) -> None:
@@ -884,16 +993,16 @@ async def test_add_reward_claims_is_all_or_nothing(store: AbstractPoolStore) -> 
     assert await store.add_reward_claims([make_claim("new", farmer, fee=20), make_claim("taken", farmer)]) is False
     # The same coin twice in one bundle.
     assert await store.add_reward_claims([make_claim("twice", farmer), make_claim("twice", farmer)]) is False
-    # The fees of the bundle together exceed the share.
+    # The bundle's fee exceeds the share.
     with pytest.raises(InsufficientFunds):
-        await store.add_reward_claims([make_claim("fee a", farmer, fee=60), make_claim("fee b", farmer, fee=41)])
+        await store.add_reward_claims([make_claim("fee b", farmer), make_claim("fee a", farmer, fee=101)])
     for coin in ("new", "twice", "fee a", "fee b"):
         assert await store.get_reward_claim(h(coin)) is None
     assert await store.ledger() == before
     assert await store.ledger_entries() == journal
 
     bundle = [make_claim("one", farmer, fee=25), make_claim("two", farmer), make_claim("three", farmer)]
-    assert await store.add_reward_claims(bundle) is True
+    assert await store.add_reward_claims(bundle, fee_coins=[h("fee coin")]) is True
     assert [await store.get_reward_claim(c.coin_id) for c in bundle] == bundle
     assert (await store.ledger()).pool_fee_share == 75
 
@@ -1146,15 +1255,11 @@ async def test_batch_lifecycle_closes_the_round_when_all_batches_confirm(store: 
     with pytest.raises(StoreError):
         await store.mark_batch_submitted(first.id, h("tx 2"), b"another", now=6_002)  # already submitted
     assert (await store.batches(round_id))[0].tx_id == h("tx 1")
+    assert [(v.version, v.tx_id, v.spend_bundle, v.fee, v.height) for v in await store.batch_versions(first.id)] == [
+        (1, h("tx 1"), b"signed bundle 1", 1, 100)
+    ]
+    assert (await store.ledger()).farmer_payments == 900  # paid from the owed balances, in flight
 
-    await store.reset_batch(first.id, now=6_003)  # its coins were spent elsewhere: build it again
-    reset = (await store.batches(round_id))[0]
-    assert (reset.status, reset.tx_id, reset.spend_bundle) == (BatchStatus.PENDING, None, None)
-    with pytest.raises(StoreError):
-        await store.reset_batch(first.id, now=6_004)  # only a submitted batch can be reset
-    assert (await store.ledger()).farmer_payments == 900  # a reset batch is still owed to its farmers
-
-    await store.mark_batch_submitted(first.id, h("tx 1b"), b"signed bundle 1b", now=6_005, height=101)
     await store.mark_batch_confirmed(first.id, height=120, now=6_006)
     assert await store.batch_status(first.id) is BatchStatus.CONFIRMED
     assert (await store.batches(round_id))[0].confirmed_height == 120
@@ -1163,9 +1268,7 @@ async def test_batch_lifecycle_closes_the_round_when_all_batches_confirm(store: 
     assert (await store.ledger()).farmer_payments_in_flight == 300
 
     with pytest.raises(StoreError):
-        await store.reset_batch(first.id, now=6_007)  # a confirmed payment is never undone
-    with pytest.raises(StoreError):
-        await store.mark_batch_confirmed(first.id, height=121, now=6_007)  # nor confirmed twice
+        await store.mark_batch_confirmed(first.id, height=121, now=6_007)  # never confirmed twice
 
     await store.mark_batch_submitted(second.id, h("tx 2"), b"signed bundle 2", now=6_008)
     await store.mark_batch_confirmed(second.id, height=121, now=6_009)
@@ -1189,9 +1292,8 @@ async def test_transitions_of_an_unknown_batch_raise(store: AbstractPoolStore) -
     with pytest.raises(StoreError):
         await store.mark_batch_confirmed(12345, height=1, now=1)
     with pytest.raises(StoreError):
-        await store.reset_batch(12345, now=1)
-    with pytest.raises(StoreError):
-        await store.replace_batch_transaction(12345, h("tx"), b"bundle", fee=1, now=1, height=1)
+        await store.replace_batch_transaction(12345, h("tx"), b"bundle", fee=1, now=1, height=1, replaces=h("tx 0"))
+    assert await store.batch_versions(12345) == []
 
 
 async def one_batch_round(store: AbstractPoolStore, fee: int, pool_fee_share: int) -> tuple[int, int]:
@@ -1207,10 +1309,14 @@ async def one_batch_round(store: AbstractPoolStore, fee: int, pool_fee_share: in
 async def test_a_fee_bump_charges_the_increase_to_the_pool_fee_share(store: AbstractPoolStore) -> None:
     round_id, batch_id = await one_batch_round(store, fee=10, pool_fee_share=100)
     with pytest.raises(StoreError):  # only a submitted batch has a transaction to replace
-        await store.replace_batch_transaction(batch_id, h("tx 2"), b"bundle 2", fee=20, now=6_001, height=101)
+        await store.replace_batch_transaction(
+            batch_id, h("tx 2"), b"bundle 2", fee=20, now=6_001, height=101, replaces=h("tx 1")
+        )
     await store.mark_batch_submitted(batch_id, h("tx 1"), b"bundle 1", now=6_000, height=100)
 
-    await store.replace_batch_transaction(batch_id, h("tx 2"), b"bundle 2", fee=35, now=6_001, height=110)
+    await store.replace_batch_transaction(
+        batch_id, h("tx 2"), b"bundle 2", fee=35, now=6_001, height=110, replaces=h("tx 1")
+    )
     (batch,) = await store.batches(round_id)
     assert (batch.status, batch.tx_id, batch.spend_bundle, batch.fee, batch.updated_at, batch.submitted_height) == (
         BatchStatus.SUBMITTED,
@@ -1230,33 +1336,56 @@ async def test_a_fee_bump_charges_the_increase_to_the_pool_fee_share(store: Abst
     assert (latest.kind, latest.amount, latest.reference) == (LedgerKind.BATCH_FEE, 25, f"round {round_id} batch 0")
 
     # The same fee again: a new transaction, nothing charged.
-    await store.replace_batch_transaction(batch_id, h("tx 3"), b"bundle 3", fee=35, now=6_002, height=111)
+    await store.replace_batch_transaction(
+        batch_id, h("tx 3"), b"bundle 3", fee=35, now=6_002, height=111, replaces=h("tx 2")
+    )
     assert (await store.ledger()).pool_fee_share == 65
     assert (await store.batches(round_id))[0].tx_id == h("tx 3")
     before, journal = await store.ledger(), await store.ledger_entries()
 
     with pytest.raises(StoreError):  # a lower fee is refused
-        await store.replace_batch_transaction(batch_id, h("tx 4"), b"bundle 4", fee=34, now=6_003, height=112)
+        await store.replace_batch_transaction(
+            batch_id, h("tx 4"), b"bundle 4", fee=34, now=6_003, height=112, replaces=h("tx 3")
+        )
     with pytest.raises(InsufficientFunds):  # more than the share can pay: nothing written
-        await store.replace_batch_transaction(batch_id, h("tx 5"), b"bundle 5", fee=35 + 66, now=6_003, height=112)
+        await store.replace_batch_transaction(
+            batch_id, h("tx 5"), b"bundle 5", fee=35 + 66, now=6_003, height=112, replaces=h("tx 3")
+        )
+    with pytest.raises(StaleTransaction):  # built from a version that is no longer the batch's: nothing written
+        await store.replace_batch_transaction(
+            batch_id, h("tx 5"), b"bundle 5", fee=40, now=6_003, height=112, replaces=h("tx 2")
+        )
     (batch,) = await store.batches(round_id)
     assert (batch.tx_id, batch.fee, batch.submitted_height) == (h("tx 3"), 35, 111)
     assert await store.ledger() == before
     assert await store.ledger_entries() == journal
+    # Every version is kept, in order.
+    versions = await store.batch_versions(batch_id)
+    assert [(v.version, v.tx_id, v.fee, v.height) for v in versions] == [
+        (1, h("tx 1"), 10, 100),
+        (2, h("tx 2"), 35, 110),
+        (3, h("tx 3"), 35, 111),
+    ]
 
     await store.mark_batch_confirmed(batch_id, height=130, now=6_010)
     with pytest.raises(StoreError):  # a confirmed batch is never replaced
-        await store.replace_batch_transaction(batch_id, h("tx 6"), b"bundle 6", fee=40, now=6_011, height=131)
+        await store.replace_batch_transaction(
+            batch_id, h("tx 6"), b"bundle 6", fee=40, now=6_011, height=131, replaces=h("tx 3")
+        )
     assert (await store.batches(round_id))[0].fee == 35
 
 
 async def test_a_cheaper_version_landing_refunds_the_fee_not_spent(store: AbstractPoolStore) -> None:
     round_id, batch_id = await one_batch_round(store, fee=10, pool_fee_share=100)
-    await store.mark_batch_submitted(batch_id, h("tx 1"), b"bundle 1", now=6_000, height=100)
-    await store.replace_batch_transaction(batch_id, h("tx 2"), b"bundle 2", fee=50, now=6_001, height=110)
+    await store.mark_batch_submitted(batch_id, h("tx 1"), b"bundle 1", now=6_000, height=100, coins=[h("coin 1")])
+    await store.replace_batch_transaction(
+        batch_id, h("tx 2"), b"bundle 2", fee=50, now=6_001, height=110, replaces=h("tx 1"), coins=[h("coin 1")]
+    )
     assert (await store.ledger()).pool_fee_share == 50
+    assert await store.reserved_coins() == {h("coin 1"): batch_holder(batch_id)}
 
     await store.mark_batch_confirmed(batch_id, height=130, now=6_010, fee_paid=10)  # the first version landed
+    assert await store.reserved_coins() == {}  # the other version conflicts with it: its coins are free again
     (batch,) = await store.batches(round_id)
     assert (batch.status, batch.fee) == (BatchStatus.CONFIRMED, 10)
     done = await store.get_round(round_id)
@@ -1307,13 +1436,15 @@ async def test_a_new_store_has_an_empty_balanced_ledger(store: AbstractPoolStore
 
 async def test_ledger_figures_and_journal_through_a_whole_cycle(store: AbstractPoolStore) -> None:
     one, two = await add_farmers(store, 30, 10)
-    # Rewards 1 and 2 land, 3 fails (its fee refunded), 4 is still in flight (its fee spent unless it fails).
+    # Rewards 1 and 2 land, 3 fails (its fee given back once the chain shows it can no longer land), 4 is still in
+    # flight (its fee spent unless the chain shows otherwise).
     await credit(store, one, "reward 1", 1_000)
     await store.distribute(distribution(farmer_total=0, pool_fee=20), [])  # a fee share to pay claim fees from
     assert await store.add_reward_claim(make_claim("reward 2", two, amount=2_000, fee=5))
     await store.update_reward_claim(h("reward 2"), ClaimStatus.CONFIRMED, confirmed_height=80)
     assert await store.add_reward_claim(make_claim("reward 3", one, amount=3_000, fee=4))
     await store.update_reward_claim(h("reward 3"), ClaimStatus.FAILED, error="gone")
+    await store.settle_claim_fee(h("reward 3"), landed=False)
     assert await store.add_reward_claim(make_claim("reward 4", one, amount=4_000, fee=3))
 
     # 2 980 undistributed: 10 % pool fee, 2 682 split 3:1 (one mojo of rounding stays behind).
@@ -1328,7 +1459,9 @@ async def test_ledger_figures_and_journal_through_a_whole_cycle(store: AbstractP
     (batch,) = await store.batches(round_id)
     assert batch.id is not None
     await store.mark_batch_submitted(batch.id, h("tx"), b"bundle", now=6_000, height=100)
-    await store.replace_batch_transaction(batch.id, h("tx b"), b"bundle b", fee=8, now=6_001, height=110)
+    await store.replace_batch_transaction(
+        batch.id, h("tx b"), b"bundle b", fee=8, now=6_001, height=110, replaces=h("tx")
+    )
 
     ledger = await store.ledger()
     assert ledger == LedgerSummary(
@@ -1466,3 +1599,127 @@ async def test_concurrent_distributions_never_share_the_same_money_twice(store: 
     ledger = await store.ledger()
     assert (ledger.undistributed, ledger.owed) == (300, 700)
     assert ledger.balanced
+
+
+# -- leadership: fencing ------------------------------------------------------------------------------------------
+async def test_only_the_newest_leader_moves_money(store_factory: StoreFactory, tmp_path: Path) -> None:
+    """Two processes believe they lead (the first has not yet noticed it lost its lock): once the second took a newer
+    epoch, every money write of the first fails and writes nothing; a process that never led (HTTP workers, tools)
+    is not fenced for what it may write."""
+    first, second, worker = (store_factory(tmp_path) for _ in range(3))
+    for store in (first, second, worker):
+        await store.open()
+    try:
+        assert await first.leader_epoch() == 0
+        one, two = await add_farmers(first, 10, 10)
+        assert await first.take_leadership("first") == 1
+        await credit(first, one, "coin 1", 1_000)
+        assert await second.take_leadership("second") == 2
+        assert await first.leader_epoch() == 2
+        before, journal = await worker.ledger(), await worker.ledger_entries()
+        partial_id = await worker.add_partial(make_partial(one, "proof", 5))  # HTTP intake: not fenced
+        assert partial_id is not None
+
+        with pytest.raises(NotLeader, match="epoch 2 leads now"):
+            await first.add_reward_claim(make_claim("coin 2", one, amount=500))
+        with pytest.raises(NotLeader):
+            await first.update_reward_claim(h("coin 1"), ClaimStatus.LOST)
+        with pytest.raises(NotLeader):
+            await first.distribute(distribution(1_000), [DistributionShare(one.launcher_id, 1_000, 10)])
+        with pytest.raises(NotLeader):
+            await first.confirm_partials([partial_id])
+        with pytest.raises(NotLeader):
+            await first.reject_partial(partial_id, "no")
+        assert (await worker.ledger(), await worker.ledger_entries()) == (before, journal)
+        assert await worker.get_reward_claim(h("coin 2")) is None
+        assert (await worker.get_partial(partial_id)).status is PartialStatus.PENDING  # type: ignore[union-attr]
+
+        # The newest leader moves money; when the first leads again (a new epoch), the second no longer can.
+        await second.distribute(distribution(1_000), [DistributionShare(two.launcher_id, 1_000, 10)])
+        assert await first.take_leadership("first again") == 3
+        round_id = await first.create_payout_round(make_round(1_000), [farmer_payment(two, 1_000)], [0])
+        (batch,) = await first.batches(round_id)
+        assert batch.id is not None
+        with pytest.raises(NotLeader):
+            await second.mark_batch_submitted(batch.id, h("tx"), b"bundle", now=1, height=1)
+        await first.mark_batch_submitted(batch.id, h("tx"), b"bundle", now=1, height=1)
+        assert (await worker.ledger()).balanced
+    finally:
+        for store in (first, second, worker):
+            await store.close()
+
+
+async def test_a_leader_older_than_the_schema_moves_no_money(store_factory: StoreFactory, tmp_path: Path) -> None:
+    """A rolling upgrade: a newer version of the pool migrates the database while the older one still leads. The
+    older one's money writes fail, and it cannot take leadership again."""
+    older = store_factory(tmp_path)
+    await older.open()
+    try:
+        (farmer,) = await add_farmers(older, 0)
+        await older.take_leadership("older code")
+        await credit(older, farmer, "coin 1", 1_000)
+        newer = store_factory(tmp_path, newer_schema=True)
+        await newer.open()  # one schema step further
+        await newer.close()
+        with pytest.raises(SchemaChanged):
+            await older.add_reward_claim(make_claim("coin 2", farmer))
+        with pytest.raises(SchemaChanged):
+            await older.take_leadership("older code again")
+        assert [c.coin_id for c in await older.reward_claims()] == [h("coin 1")]
+    finally:
+        await older.close()
+
+
+async def test_the_books_read_balanced_while_two_processes_move_money(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    """Two store objects move money at once, as two processes would (one credits claims and shares them out, the
+    other pays owed balances in rounds), while a third reads the books: every read is one snapshot and balances."""
+    sharing, paying, reader = (store_factory(tmp_path) for _ in range(3))
+    for store in (sharing, paying, reader):
+        await store.open()
+    one, two = await add_farmers(sharing, 0, 0)
+    steps = 12
+    shared = asyncio.Event()
+    reads, rounds_paid = 0, 0
+
+    async def share_out() -> None:
+        try:
+            for step in range(steps):
+                await credit(sharing, one, f"coin {step}", 1_000 + step)
+                shares = [DistributionShare(one.launcher_id, 600, 0), DistributionShare(two.launcher_id, 390 + step, 0)]
+                await sharing.distribute(distribution(990 + step, pool_fee=10), shares)
+                await asyncio.sleep(0)
+        finally:
+            shared.set()
+
+    async def pay_out() -> None:
+        nonlocal rounds_paid
+        while not shared.is_set() or await owed_of(paying, one) >= 600:
+            owed = await owed_of(paying, one)
+            if owed < 600:
+                await asyncio.sleep(0)
+                continue
+            round_id = await paying.create_payout_round(make_round(owed, 0, [2]), [farmer_payment(one, owed)], [2])
+            (batch,) = await paying.batches(round_id)
+            assert batch.id is not None
+            await paying.mark_batch_submitted(batch.id, h(f"tx {round_id}"), b"bundle", now=1, height=1)
+            await paying.mark_batch_confirmed(batch.id, height=4, now=2)
+            rounds_paid += 1
+
+    async def read_books() -> None:
+        nonlocal reads
+        while not shared.is_set() or reads < 20:
+            ledger = await reader.ledger()
+            assert ledger.balanced, ledger
+            reads += 1
+            await asyncio.sleep(0)
+
+    try:
+        await asyncio.gather(share_out(), pay_out(), read_books())
+        final = await reader.ledger()
+    finally:
+        for store in (sharing, paying, reader):
+            await store.close()
+    assert rounds_paid >= 1 and reads >= 20
+    assert final.balanced and final.farmer_payments == 600 * steps and final.farmer_payments_in_flight == 0
