@@ -213,3 +213,60 @@ __all__ += ["PlotParam", "plot_filter_bits"]
 def plot_filter_bits(constants: ConsensusConstants, height: int) -> int:
     """Zero bits the plot filter asks of a (v1) plot's filter hash at ``height``: 1 plot in 2**bits passes."""
     return calculate_prefix_bits(constants, uint32(height), PlotParam.make_v1(32))
+
+
+# -- where a spend sent its money: the conditions a coin spend outputs ---------------------------------------------
+from dataclasses import dataclass  # noqa: E402
+
+from chia.consensus.condition_tools import conditions_for_solution  # noqa: E402
+from chia.types.condition_opcodes import ConditionOpcode  # noqa: E402
+
+
+@dataclass(frozen=True)
+class SpendConditions:
+    """What a coin spend's puzzle output, reduced to what the pool reads: the coins it creates and the puzzle
+    announcements it makes and asserts (how a p2_singleton reward coin is tied to the singleton spend that absorbs
+    it)."""
+
+    created_coins: tuple[tuple[bytes32, int], ...]  # (puzzle hash, amount)
+    puzzle_announcements: tuple[bytes, ...]  # messages of CREATE_PUZZLE_ANNOUNCEMENT
+    asserted_puzzle_announcements: tuple[bytes32, ...]  # ids asserted by ASSERT_PUZZLE_ANNOUNCEMENT
+    concurrent_spends: tuple[bytes32, ...]  # coins that must be spent in the same block (ASSERT_CONCURRENT_SPEND)
+
+
+def spend_conditions(spend: CoinSpend, max_cost: int) -> SpendConditions:
+    """Run the spend's puzzle on its solution (as the node did when it was included). Raises ValueError when the
+    puzzle fails, which a spend on chain never does."""
+    try:
+        conditions = conditions_for_solution(spend.puzzle_reveal, spend.solution, max_cost)
+    except Exception as exc:
+        raise ValueError(f"the spend of coin {spend.coin.name().hex()} does not run: {exc}") from exc
+    created: list[tuple[bytes32, int]] = []
+    announced: list[bytes] = []
+    asserted: list[bytes32] = []
+    concurrent: list[bytes32] = []
+    for condition in conditions:
+        if condition.opcode == ConditionOpcode.CREATE_COIN and len(condition.vars) >= 2:
+            created.append((bytes32(condition.vars[0]), int.from_bytes(condition.vars[1], "big", signed=True)))
+        elif condition.opcode == ConditionOpcode.CREATE_PUZZLE_ANNOUNCEMENT and condition.vars:
+            announced.append(bytes(condition.vars[0]))
+        elif condition.opcode == ConditionOpcode.ASSERT_PUZZLE_ANNOUNCEMENT and condition.vars:
+            asserted.append(bytes32(condition.vars[0]))
+        elif condition.opcode == ConditionOpcode.ASSERT_CONCURRENT_SPEND and condition.vars:
+            concurrent.append(bytes32(condition.vars[0]))
+    return SpendConditions(tuple(created), tuple(announced), tuple(asserted), tuple(concurrent))
+
+
+# A standard wallet spend costs a few million; this bounds a malformed one without limiting real ones.
+_WALLET_SPEND_MAX_COST = 11_000_000_000
+
+
+def asserted_concurrent_spends(bundle: SpendBundle) -> list[bytes32]:
+    """The coins a (wallet's own, signed) spend bundle can only be mined together with."""
+    found: list[bytes32] = []
+    for spend in bundle.coin_spends:
+        found.extend(spend_conditions(spend, _WALLET_SPEND_MAX_COST).concurrent_spends)
+    return found
+
+
+__all__ += ["SpendConditions", "asserted_concurrent_spends", "spend_conditions"]

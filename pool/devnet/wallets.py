@@ -26,6 +26,7 @@ from pool.chia_adapter.simulation import (
     PeerInfo,
     PoolSingletonState,
     PoolWalletInfo,
+    PWAbsorbRewards,
     PWSelfPool,
     PWStatus,
     SendTransaction,
@@ -280,3 +281,14 @@ class WalletsMixin(WorldBase):
             return bool(state.current.state == wanted.value)
 
         await self._farm_until(reached, f"PlotNFT {wanted.name}", max_blocks=30 + plotnft.relative_lock_height)
+
+    async def sweep_pool_rewards(self, plotnft: PlotNFTInfo) -> None:
+        """The farmer wallet absorbs the rewards waiting at the PlotNFT's p2_singleton puzzle hash itself (chia's
+        "plotnft claim"), paying the target of the state its singleton is in now: after leaving a pool, its own
+        address. Returns once the absorb is on chain."""
+        response = await self.farmer_wallet_client.pw_absorb_rewards(
+            PWAbsorbRewards(wallet_id=uint32(plotnft.wallet_id), fee=uint64(0), push=True), DEFAULT_TX_CONFIG
+        )
+        ids = self._spend_ids(response.transactions)
+        await self._wait_in_mempool(ids)
+        await self._confirm("farmer", ids)

@@ -1,10 +1,20 @@
-"""Absorbs block rewards won by members' pool plots into the pool's target puzzle hash.
+"""Absorbs block rewards won by members' pool plots into the pool's target puzzle hash, and credits them only once the
+chain shows the pool was paid.
 
 A pool plot's 7/8 block reward is a coinbase coin at the farmer's p2_singleton puzzle hash; only the farmer's
-singleton can move it, and while the singleton farms to this pool that move ("absorb") pays the pool's target puzzle
-hash. Every claim is recorded in the store *before* it is pushed, so a crash never loses track of a claim, and a coin
-is never claimed twice while an earlier claim of it is still in flight. A claim the network drops is marked FAILED
-and the coin is simply found again by a later scan.
+singleton can move it to a pool, and while the singleton farms to this pool that move ("absorb") pays the pool's target
+puzzle hash. Every claim is recorded in the store *before* it is pushed, so a crash never loses track of a claim, and a
+coin is never claimed twice while an earlier claim of it is still in flight.
+
+A claim is credited (CONFIRMED) only when the reward coin's spend is buried and its children show the payment at the
+pool's target, tied to this very coin (pool/chain/reward_spends.py): a farmer can also spend the coin itself (its
+delayed path) or absorb it into another pool after leaving, and such a claim is LOST, never credited. A claim the
+network drops is marked FAILED and the coin is claimed again while it is unspent; a FAILED claim whose spend lands
+after all is settled by the same check. A node that cannot answer (as opposed to one that says "not found") settles
+nothing.
+
+A claim's fee is paid by a separate wallet spend tied to the absorb's singleton spend; its coins stay reserved, and the
+fee charged, until the chain shows it landed or can no longer land.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pool.chain.interface import ChainUnavailable, SignedPayment
+from pool.chain.reward_spends import RewardPaid, reward_fate
 from pool.chain.singleton import KnownTip, SingletonView, follow_singleton
 from pool.chia_adapter import (
     Coin,
@@ -22,6 +33,7 @@ from pool.chia_adapter import (
     CoinSpend,
     G2Element,
     SpendBundle,
+    asserted_concurrent_spends,
     bytes32,
     calculate_pool_reward,
     create_absorb_spend,
@@ -31,10 +43,10 @@ from pool.chia_adapter import (
     uint64,
 )
 from pool.context import PoolContext
-from pool.loops.payouts import coins_in_flight
+from pool.kill_points import kill_point
 from pool.loops.status import ChainStatus
-from pool.payouts.coins import NotEnoughCoins, select_coins
-from pool.store.abstract import InsufficientFunds
+from pool.payouts.coins import NotEnoughCoins, buried_coins, select_coins
+from pool.store.abstract import CoinReserved, InsufficientFunds
 from pool.store.models import ClaimStatus, FarmerRecord, RewardClaim
 
 log = logging.getLogger(__name__)
@@ -44,8 +56,11 @@ log = logging.getLogger(__name__)
 class RewardStats:
     submitted: list[bytes32] = field(default_factory=list)  # reward coin ids pushed this iteration
     confirmed: int = 0
+    lost: int = 0  # spent without paying the pool: never credited
     failed: int = 0
     skipped: int = 0
+    fees_settled: int = 0
+    unavailable: int = 0  # claims or farmers left for the next iteration because the node could not answer
 
 
 class RewardLoop:
@@ -72,31 +87,100 @@ class RewardLoop:
 
     # -- claims in flight ----------------------------------------------------------------------------------------
     async def settle_claims(self, ctx: PoolContext, peak_height: int, stats: RewardStats) -> None:
-        """SUBMITTED claims become CONFIRMED once their coin's spend is buried, FAILED once they are clearly dropped.
+        """Every claim not yet settled moves on as far as the chain shows: SUBMITTED and FAILED claims whose coin's
+        spend is buried become CONFIRMED (it paid the pool) or LOST (it did not); SUBMITTED claims clearly dropped
+        become FAILED. Fees whose fate the chain shows are settled. A claim the node cannot answer for waits; the
+        others go on."""
+        unsettled = await ctx.store.reward_claims(ClaimStatus.SUBMITTED) + await ctx.store.reward_claims(
+            ClaimStatus.FAILED
+        )
+        for claim in unsettled:
+            try:
+                await self._settle(ctx, claim, peak_height, stats)
+            except ChainUnavailable as exc:
+                log.info("reward claim of coin %s waits for the node: %s", claim.coin_id.hex(), exc)
+                stats.unavailable += 1
+        for claim in await ctx.store.reward_claims():
+            if claim.fee_settled:
+                continue
+            try:
+                await self._settle_fee(ctx, claim, peak_height, stats)
+            except ChainUnavailable as exc:
+                log.info("fee of the claim of coin %s waits for the node: %s", claim.coin_id.hex(), exc)
+                stats.unavailable += 1
 
-        Confirming only at ``confirmation_security_threshold`` depth matters: a CONFIRMED claim is never made again,
-        so a spend that a reorg undid after being marked confirmed would strand the reward.
-        """
+    async def _settle(self, ctx: PoolContext, claim: RewardClaim, peak_height: int, stats: RewardStats) -> None:
         threshold = ctx.config.chain.confirmation_security_threshold
-        for claim in await ctx.store.reward_claims(ClaimStatus.SUBMITTED):
-            record = await ctx.node.coin_record(claim.coin_id)
-            if record is None:
+        record = await ctx.node.coin_record(claim.coin_id)
+        waited = peak_height - claim.submitted_height
+        if record is None:
+            # The node says there is no such coin: a reorg took away the block that made it. It may come back with
+            # the chain that replaces it, so the claim gives up only after the threshold.
+            if claim.status is ClaimStatus.SUBMITTED and waited >= max(threshold, self.drop_after_blocks):
                 await self._fail(ctx, claim, "reward coin no longer on chain (reorg)", stats)
-            elif record.spent and peak_height - int(record.spent_block_index) < threshold:
-                continue  # spent, but not yet deep enough to be safe from a reorg
-            elif record.spent:
-                await ctx.store.update_reward_claim(
-                    claim.coin_id, ClaimStatus.CONFIRMED, confirmed_height=int(record.spent_block_index)
-                )
-                stats.confirmed += 1
-            elif peak_height - claim.submitted_height >= self.drop_after_blocks:
+            return
+        if not record.spent:
+            if claim.status is ClaimStatus.SUBMITTED and waited >= self.drop_after_blocks:
                 if claim.spend_bundle_name is None or not await ctx.node.in_mempool(claim.spend_bundle_name):
                     await self._fail(ctx, claim, "absorb neither on chain nor in the mempool", stats)
+            return
+        if peak_height - int(record.spent_block_index) < threshold:
+            return  # spent, but not yet deep enough to be safe from a reorg
+        fate = await reward_fate(
+            ctx.node, record, ctx.config.pool.target_puzzle_hash, ctx.constants.MAX_BLOCK_COST_CLVM
+        )
+        if fate is None:
+            return  # the chain moved under the look-ups: read again next time
+        if isinstance(fate, RewardPaid):
+            await ctx.store.update_reward_claim(
+                claim.coin_id, ClaimStatus.CONFIRMED, confirmed_height=fate.spent_height
+            )
+            stats.confirmed += 1
+            if claim.status is ClaimStatus.FAILED:
+                log.info("reward claim of coin %s, marked failed, landed after all: credited", claim.coin_id.hex())
+            return
+        log.warning(
+            "reward coin %s of %s did not pay the pool: %s; never credited",
+            claim.coin_id.hex(),
+            claim.launcher_id.hex(),
+            fate.why,
+        )
+        await ctx.store.update_reward_claim(
+            claim.coin_id, ClaimStatus.LOST, confirmed_height=fate.spent_height, error=fate.why
+        )
+        stats.lost += 1
 
     async def _fail(self, ctx: PoolContext, claim: RewardClaim, error: str, stats: RewardStats) -> None:
         log.warning("reward claim of coin %s failed: %s", claim.coin_id.hex(), error)
         await ctx.store.update_reward_claim(claim.coin_id, ClaimStatus.FAILED, error=error)
         stats.failed += 1
+
+    async def _settle_fee(self, ctx: PoolContext, claim: RewardClaim, peak_height: int, stats: RewardStats) -> None:
+        """The fee spend landed once a coin it creates is buried; it can never land once a coin it spends, or the
+        singleton coin it must be mined with, is spent without it and buried. Until one of those, it stays charged
+        and its coins reserved: it may still be mined (with our absorb, or with any other spend of that singleton
+        coin, as anyone holding it may include it)."""
+        assert claim.fee_spend_bundle is not None
+        threshold = ctx.config.chain.confirmation_security_threshold
+        bundle = SpendBundle.from_bytes(claim.fee_spend_bundle)
+        created = bundle.additions()
+        if created:
+            record = await ctx.node.coin_record(created[0].name())
+            if record is not None:
+                if peak_height - int(record.confirmed_block_index) >= threshold:
+                    await ctx.store.settle_claim_fee(claim.coin_id, landed=True)
+                    stats.fees_settled += 1
+                return
+        watched = [coin.name() for coin in bundle.removals()] + asserted_concurrent_spends(bundle)
+        for coin_id in watched:
+            record = await ctx.node.coin_record(coin_id)
+            if record is not None and record.spent and peak_height - int(record.spent_block_index) >= threshold:
+                log.info(
+                    "the fee spend of the claim of coin %s can no longer land: fee given back", claim.coin_id.hex()
+                )
+                await ctx.store.settle_claim_fee(claim.coin_id, landed=False)
+                stats.fees_settled += 1
+                return
 
     # -- new claims ----------------------------------------------------------------------------------------------
     async def collect(self, ctx: PoolContext, peak_height: int, stats: RewardStats) -> None:
@@ -119,8 +203,9 @@ class RewardLoop:
             coins = sorted(coins, key=lambda r: r.confirmed_block_index)[: self.max_coins_per_claim]
             try:
                 stats.submitted += await self.claim(ctx, farmer, coins, peak_height)
-            except ChainUnavailable:
-                raise
+            except ChainUnavailable as exc:  # this farmer's look-ups failed: the others go on, it is tried again
+                log.info("absorb of rewards of %s waits for the node: %s", launcher_id.hex(), exc)
+                stats.unavailable += 1
             except Exception as exc:
                 # A spent or changed singleton, an odd coin: skip this farmer, the other claims go on.
                 log.warning("cannot absorb rewards of %s: %s", launcher_id.hex(), exc)
@@ -153,14 +238,18 @@ class RewardLoop:
         bundle = SpendBundle(spends, G2Element())
         singleton_coin = get_most_recent_singleton_coin_from_coin_spend(view.tip)
         assert singleton_coin is not None  # live_singleton checked it
-        fee_spend = await self._fee_spend(ctx, singleton_coin.name())
+        fee_spend = None
+        if not await self._carries_unsettled_fee(ctx, coins):
+            fee_spend = await self._fee_spend(ctx, singleton_coin.name(), peak_height)
         if fee_spend is not None:
             bundle = SpendBundle.aggregate([bundle, fee_spend.spend_bundle])
         fee = 0 if fee_spend is None else ctx.config.rewards.claim_fee
         recorded = await self._record_claims(ctx, farmer, coins, bundle.name(), peak_height, fee, fee_spend)
         if not recorded:
             return []
+        kill_point("claim-recorded")
         result = await ctx.node.push(bundle)
+        kill_point("claim-pushed")
         if not result.accepted:
             for coin_id in recorded:
                 await ctx.store.update_reward_claim(coin_id, ClaimStatus.FAILED, error=result.error)
@@ -168,18 +257,32 @@ class RewardLoop:
         log.info("absorbing %d reward coin(s) of %s in %s", len(recorded), farmer.launcher_id.hex(), bundle.name())
         return recorded
 
-    async def _fee_spend(self, ctx: PoolContext, singleton_coin_id: bytes32) -> SignedPayment | None:
+    @staticmethod
+    async def _carries_unsettled_fee(ctx: PoolContext, coins: Sequence[CoinRecord]) -> bool:
+        """Whether one of the coins was claimed before with a fee spend that may still land: the new claim takes
+        that fee over instead of paying a second one (the old fee spend is mined with any spend of the singleton
+        coin it names, ours included)."""
+        for record in coins:
+            earlier = await ctx.store.get_reward_claim(record.coin.name())
+            if earlier is not None and not earlier.fee_settled:
+                return True
+        return False
+
+    async def _fee_spend(self, ctx: PoolContext, singleton_coin_id: bytes32, peak_height: int) -> SignedPayment | None:
         """The absorb's fee, paid by the pool's fee share from the pool wallet, or None to claim without a fee.
 
         The absorb's own coins cannot pay fees (the reward goes whole to the target). The fee spend asserts the
         singleton spend of the absorb (ASSERT_CONCURRENT_SPEND), so it can never be mined without it, and it spends
-        only coins no transaction in flight holds. A claim never waits for a fee: with too small a fee share, no
-        coin or no wallet, it goes without one."""
+        only buried coins that no transaction in flight holds (the store refuses to record it otherwise). A claim
+        never waits for a fee: with too small a fee share, no coin or no wallet, it goes without one."""
         claim_fee = ctx.config.rewards.claim_fee
         if claim_fee <= 0 or not self.status.wallet_synced or (await ctx.store.ledger()).pool_fee_share < claim_fee:
             return None
         try:
-            coins = select_coins(await ctx.wallet.spendable_coins(), claim_fee, held=await coins_in_flight(ctx))
+            spendable = buried_coins(
+                await ctx.wallet.spendable_coins(), peak_height, ctx.config.chain.confirmation_security_threshold
+            )
+            coins = select_coins(spendable, claim_fee, held=await ctx.store.reserved_coins())
             return await ctx.wallet.sign_payment(
                 [(ctx.config.pool.target_puzzle_hash, 0)],
                 claim_fee,
@@ -216,10 +319,12 @@ class RewardLoop:
             )
             for index, record in enumerate(coins)
         ]
+        fee_coins = () if fee_spend is None else fee_spend.removals
         try:
-            if await ctx.store.add_reward_claims(claims):
+            if await ctx.store.add_reward_claims(claims, fee_coins):
                 return [claim.coin_id for claim in claims]
-        except InsufficientFunds as exc:  # the fee share was spent meanwhile: the next scan claims without a fee
+        except (InsufficientFunds, CoinReserved) as exc:
+            # The fee share was spent, or a payout took the fee's coin, meanwhile: the next scan claims again.
             log.warning("absorb of %s not recorded: %s", farmer.launcher_id.hex(), exc)
             return []
         log.warning("a coin of %s already has an active claim: absorb not pushed", farmer.launcher_id.hex())

@@ -7,13 +7,15 @@ the PlotNFT's p2_singleton puzzle hash), the reward loop absorbs it and the abso
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pool.chain.node_rpc import RpcFullNode
+from pool.chain.reward_spends import RewardPaid, reward_fate
 from pool.chain.singleton import follow_singleton, is_member_of_pool
 from pool.chain.wallet_rpc import WalletRpc
-from pool.chia_adapter import CoinRecord, bytes32
+from pool.chia_adapter import CoinRecord, SpendBundle, bytes32
 from pool.config import PoolConfig
 from pool.context import PoolContext
 from pool.devnet.pool_config import world_pool_config
@@ -23,7 +25,8 @@ from pool.loops.payouts import PayoutLoop, PayoutStats
 from pool.loops.rewards import RewardLoop, RewardStats
 from pool.loops.singletons import SingletonLoop
 from pool.loops.status import ChainStatus, PeakLoop
-from pool.store.models import ClaimStatus, FarmerRecord, PartialRecord, PayoutRound, RoundStatus
+from pool.payouts.split import merged_additions
+from pool.store.models import BatchStatus, ClaimStatus, FarmerRecord, PartialRecord, PayoutRound, RoundStatus
 from pool.store.sqlite import SqlitePoolStore
 
 THRESHOLD = 2  # confirmation_security_threshold of the test pool
@@ -50,6 +53,7 @@ class Pool:
     status: ChainStatus = field(default_factory=ChainStatus)
     stopped: bool = False
     config_overrides: dict[str, object] = field(default_factory=dict)  # kept across restarts
+    node_port: int | None = None  # the node's RPC port the pool uses, if not the world's (a proxy in front of it)
 
     def __post_init__(self) -> None:
         self.peak_loop = PeakLoop(self.status)
@@ -59,14 +63,19 @@ class Pool:
         self.payouts = PayoutLoop(self.status, repush_after=0)
 
     @classmethod
-    async def start(cls, world: World, store_path: Path, clock: Clock, **config_overrides: object) -> Pool:
+    async def start(
+        cls, world: World, store_path: Path, clock: Clock, *, node_port: int | None = None, **config_overrides: object
+    ) -> Pool:
         config = pool_config(world, store_path, **config_overrides)
         store = SqlitePoolStore(store_path)
         await store.open()
-        node = await RpcFullNode.connect(config.chain.full_node)
+        node_rpc = config.chain.full_node
+        if node_port is not None:
+            node_rpc = replace(node_rpc, port=node_port)
+        node = await RpcFullNode.connect(node_rpc)
         wallet = await WalletRpc.connect(config.chain)
         ctx = PoolContext(config=config, store=store, node=node, wallet=wallet, constants=world.constants, now=clock)
-        pool = cls(ctx, config_overrides=dict(config_overrides))
+        pool = cls(ctx, config_overrides=dict(config_overrides), node_port=node_port)
         await pool.peak()
         return pool
 
@@ -84,7 +93,7 @@ class Pool:
         clock = self.ctx.now
         assert isinstance(clock, Clock)
         await self.stop()
-        return await Pool.start(world, store_path, clock, **self.config_overrides)
+        return await Pool.start(world, store_path, clock, node_port=self.node_port, **self.config_overrides)
 
     async def peak(self) -> None:
         await self.peak_loop.run_once(self.ctx)
@@ -196,6 +205,7 @@ async def win_and_claim(pool: Pool, world: World, plotnft: PlotNFTInfo, blocks: 
     new = [c for c in await pool.ctx.store.reward_claims(ClaimStatus.CONFIRMED) if c.coin_id not in before]
     assert len(new) == blocks and {c.launcher_id for c in new} == {plotnft.launcher_id}
     assert (await pool.ctx.store.ledger()).balanced
+    await check_chain(pool)
     return sum(c.amount for c in new)
 
 
@@ -209,7 +219,40 @@ async def settle_round(pool: Pool, world: World, round_id: int) -> PayoutRound:
     done = await pool.ctx.store.get_round(round_id)
     assert done is not None and done.status == RoundStatus.DONE, done
     assert (await pool.ctx.store.ledger()).balanced
+    await check_chain(pool)
     return done
+
+
+async def check_chain(pool: Pool) -> None:
+    """The store against the chain, not only against itself: every confirmed batch has exactly one of its versions
+    on chain (every coin it creates exists), which made exactly the batch's payments; a batch not yet confirmed has
+    at most one; every confirmed claim's reward paid the pool's target and every lost one did not."""
+    store, node = pool.ctx.store, pool.ctx.node
+    for payout_round in await store.rounds(limit=10**6):
+        assert payout_round.id is not None
+        for batch in await store.batches(payout_round.id):
+            assert batch.id is not None
+            landed = []
+            for version in await store.batch_versions(batch.id):
+                created = SpendBundle.from_bytes(version.spend_bundle).additions()
+                if all([await node.coin_record(coin.name()) is not None for coin in created]):
+                    landed.append(created)
+            if batch.status is not BatchStatus.CONFIRMED:
+                assert len(landed) <= 1, f"batch {batch.id}: {len(landed)} versions on chain"
+                continue
+            assert len(landed) == 1, f"confirmed batch {batch.id}: {len(landed)} versions on chain"
+            payments = await store.payments(round_id=payout_round.id, batch_index=batch.index)
+            made = Counter((coin.puzzle_hash, int(coin.amount)) for coin in landed[0])
+            wanted = Counter(merged_additions([(p.puzzle_hash, p.amount) for p in payments]))
+            assert wanted - made == Counter(), f"batch {batch.id} did not make its payments on chain"
+    target = pool.ctx.config.pool.target_puzzle_hash
+    for claim in await store.reward_claims():
+        if claim.status not in (ClaimStatus.CONFIRMED, ClaimStatus.LOST):
+            continue
+        record = await node.coin_record(claim.coin_id)
+        assert record is not None and record.spent
+        fate = await reward_fate(node, record, target, pool.ctx.constants.MAX_BLOCK_COST_CLVM)
+        assert isinstance(fate, RewardPaid) == (claim.status is ClaimStatus.CONFIRMED), (claim, fate)
 
 
 def random_puzzle_hash() -> bytes32:
