@@ -8,16 +8,16 @@ Every payout interval:
    the blockchain fees and, beyond ``fee_reserve``, the fee address. The round, its payments and batches are
    recorded and the balances taken in ONE transaction. Before that, the wallet must hold what the ledger says it
    holds; if it holds less (coins spent outside the pool) the round waits and the log says so every time.
-3. per PENDING batch: pick coins (largest first, never one held by a transaction in flight) -> sign (nothing sent)
-   -> ``mark_batch_submitted`` with the signed spend bundle -> push. A crash after recording leaves a SUBMITTED batch
-   whose very same transaction is pushed again later.
-4. a SUBMITTED batch is CONFIRMED once its payment is buried ``confirmation_security_threshold`` deep, with the fee the
-   landed version really paid. A new version of a batch always spends every coin of the old one that still exists,
-   so two versions conflict and at most one can ever land: one whose coins were spent elsewhere is built anew around
-   what is left of them (one whose coins vanished in a reorg, or are all gone, only once
-   ``confirmation_security_threshold`` blocks have passed: the coins may come back); one still unconfirmed
-   ``fee_bump_after_blocks`` after sending is replaced by one spending the same coins with ``fee_bump`` more fee
-   (from the pool's share).
+3. per PENDING batch: pick coins (largest first, buried at least ``confirmation_security_threshold`` deep, never
+   one the store reserves for another transaction in flight) -> sign (nothing sent) -> ``mark_batch_submitted`` with
+   the signed spend bundle, reserving its coins -> push. A crash after recording leaves a SUBMITTED batch whose very
+   same transaction is pushed again later.
+4. a SUBMITTED batch is CONFIRMED once one of its versions is on chain, its payment buried
+   ``confirmation_security_threshold`` deep, with the fee that version paid. A batch whose latest version can no
+   longer land (a coin spent elsewhere or gone), or which is still unconfirmed ``fee_bump_after_blocks`` after sending
+   (a higher fee, ``fee_bump``, from the pool's share), gets a new version that conflicts with every older version
+   that may still land, or waits (pool/payouts/versions.py); the store records it only in place of the version it
+   was built from, and keeps every version, so that whichever lands is found.
 
 No new round starts while one is open, so the same money is never paid twice.
 """
@@ -30,13 +30,22 @@ from dataclasses import dataclass, field
 
 from pool.chia_adapter import Coin, CoinRecord, SpendBundle, bytes32
 from pool.context import PoolContext
+from pool.kill_points import kill_point
 from pool.loops.status import ChainStatus
-from pool.payouts.coins import NotEnoughCoins, select_coins
+from pool.payouts.coins import NotEnoughCoins, buried_coins, select_coins
 from pool.payouts.split import FarmerShare, Payable, merged_additions, plan_distribution, plan_payments
-from pool.store.abstract import InsufficientFunds, RoundAlreadyOpen
+from pool.payouts.versions import (
+    GONE,
+    UNSPENT,
+    CoinState,
+    Wait,
+    can_land_as_is,
+    coins_for_new_version,
+    spent_at,
+)
+from pool.store.abstract import CoinReserved, InsufficientFunds, RoundAlreadyOpen, StaleTransaction
 from pool.store.models import (
     BatchStatus,
-    ClaimStatus,
     Distribution,
     DistributionShare,
     Payment,
@@ -56,7 +65,7 @@ class PayoutStats:
     signed: list[int] = field(default_factory=list)  # batch ids signed and pushed
     repushed: list[int] = field(default_factory=list)
     confirmed: list[int] = field(default_factory=list)
-    reset: list[int] = field(default_factory=list)
+    rebuilt: list[int] = field(default_factory=list)  # a new version, because the latest one could no longer land
     bumped: list[int] = field(default_factory=list)
 
 
@@ -209,52 +218,74 @@ class PayoutLoop:
         assert batch.id is not None
         additions = await batch_additions(ctx, batch)
         amount = sum(amount for _, amount in additions) + batch.fee
+        held = await ctx.store.reserved_coins()
         try:
-            coins = select_coins(await ctx.wallet.spendable_coins(), amount, held=await coins_in_flight(ctx))
+            coins = select_coins(await self._buried_wallet_coins(ctx), amount, held=held)
         except NotEnoughCoins as exc:
             log.warning("payout batch %d (round %d) waits for coins: %s", batch.index, batch.round_id, exc)
             return False
         signed = await ctx.wallet.sign_payment(additions, batch.fee, coins=coins)
+        kill_point("batch-signed")
         # Recorded BEFORE the push: after a crash the same transaction is pushed again, never a second one.
-        await ctx.store.mark_batch_submitted(
-            batch.id, signed.tx_id, bytes(signed.spend_bundle), ctx.now(), self.status.peak_height
-        )
+        try:
+            await ctx.store.mark_batch_submitted(
+                batch.id,
+                signed.tx_id,
+                bytes(signed.spend_bundle),
+                ctx.now(),
+                self.status.peak_height,
+                coins=signed.removals,
+            )
+        except CoinReserved as exc:  # a claim's fee took one of the coins meanwhile: pick again next time
+            log.info("payout batch %d (round %d) not recorded: %s", batch.index, batch.round_id, exc)
+            return False
+        kill_point("batch-recorded")
         await self._push(ctx, batch, signed.spend_bundle, "pushed")
         return True
 
+    async def _buried_wallet_coins(self, ctx: PoolContext) -> list[Coin]:
+        """The wallet's coins old enough that no reorg the pool allows for can take them away: a transaction spending
+        a coin that vanished could come back to life with it, after a replacement was built."""
+        return buried_coins(
+            await ctx.wallet.spendable_coins(),
+            self.status.peak_height,
+            ctx.config.chain.confirmation_security_threshold,
+        )
+
     async def _push(self, ctx: PoolContext, batch: PaymentBatch, bundle: SpendBundle, what: str) -> None:
         result = await ctx.node.push(bundle)
+        kill_point("batch-pushed")
         if result.accepted:
             log.info("payout batch %d (round %d) %s as %s", batch.index, batch.round_id, what, bundle.name().hex())
         else:
             log.warning("payout batch %d (round %d) %s, refused: %s", batch.index, batch.round_id, what, result.error)
 
     async def check_submitted(self, ctx: PoolContext, batch: PaymentBatch, stats: PayoutStats) -> None:
-        assert batch.id is not None and batch.spend_bundle is not None
-        bundle = SpendBundle.from_bytes(batch.spend_bundle)
-        landed = await landed_payment(ctx, batch, bundle)
+        assert batch.id is not None
+        versions = [SpendBundle.from_bytes(v.spend_bundle) for v in await ctx.store.batch_versions(batch.id)]
+        if not versions:
+            raise ValueError(f"payout batch {batch.id} is submitted but has no transaction recorded")
+        landed = await landed_version(ctx, batch, versions)
         if landed is not None:
             # CONFIRMED is final (the batch is never sent again), so it waits until the payment is buried deep
             # enough that a reorg cannot take it back; until then a reorged-away payment is simply re-pushed.
-            height = int(landed.confirmed_block_index)
+            height = int(landed.payment.confirmed_block_index)
             if self.status.peak_height - height >= ctx.config.chain.confirmation_security_threshold:
-                # An older version made the payment from a coin this one does not spend: what it paid in fees is
-                # not known from this version's coins, and the fee charged stays charged (a surplus, never a loss).
-                made_by_this = landed.coin.parent_coin_info in {coin.name() for coin in bundle.removals()}
-                fee_paid = await fee_paid_on_chain(ctx, bundle, height) if made_by_this else None
-                await ctx.store.mark_batch_confirmed(batch.id, height, ctx.now(), fee_paid)
+                await ctx.store.mark_batch_confirmed(batch.id, height, ctx.now(), fee_of(landed.bundle))
                 stats.confirmed.append(batch.id)
             return
-        unspent, vanished = await input_states(ctx, bundle)
-        if len(unspent) < len(bundle.removals()):
-            await self.replan(ctx, batch, bundle, unspent, vanished, stats)
+        latest = versions[-1]
+        states = await coin_states(ctx, [coin for bundle in versions for coin in bundle.removals()])
+        if not can_land_as_is(latest.removals(), states):
+            if await self.rebuild(ctx, batch, versions, states, batch.fee, "can no longer land as it is"):
+                stats.rebuilt.append(batch.id)
             return
-        if self._stuck(ctx, batch) and await self.bump_fee(ctx, batch, bundle):
+        if self._stuck(ctx, batch) and await self.bump_fee(ctx, batch, versions, states):
             stats.bumped.append(batch.id)
             return
-        if ctx.now() - batch.updated_at < self.repush_after or await ctx.node.in_mempool(bundle.name()):
+        if ctx.now() - batch.updated_at < self.repush_after or await ctx.node.in_mempool(latest.name()):
             return
-        await self._push(ctx, batch, bundle, "re-pushed")  # the SAME signed transaction: never re-signed
+        await self._push(ctx, batch, latest, "re-pushed")  # the SAME signed transaction: never re-signed
         stats.repushed.append(batch.id)
 
     def _stuck(self, ctx: PoolContext, batch: PaymentBatch) -> bool:
@@ -262,40 +293,9 @@ class PayoutLoop:
             return False
         return self.status.peak_height - batch.submitted_height >= ctx.config.payouts.fee_bump_after_blocks
 
-    async def replan(
-        self,
-        ctx: PoolContext,
-        batch: PaymentBatch,
-        bundle: SpendBundle,
-        unspent: list[Coin],
-        vanished: list[Coin],
-        stats: PayoutStats,
-    ) -> None:
-        """Some of the batch's coins were spent by something else or vanished in a reorg: its transaction cannot
-        land as it is. The new one spends every old coin that still exists, so that the two conflict and at most
-        one can ever land. When none is left, or a coin vanished (a reorg took away the block that made it; the
-        chain that replaces it may make it again, and then the old transaction, still in other nodes' mempools, can
-        land), it waits until the old coins are gone for good: a reorg deeper than
-        ``confirmation_security_threshold`` is not expected."""
-        assert batch.id is not None
-        if await landed_payment(ctx, batch, bundle) is not None:
-            return  # spent by our own transaction after all: the next iterations confirm it once buried
-        waited = self.status.peak_height - (batch.submitted_height or 0)
-        if (not unspent or vanished) and waited < ctx.config.chain.confirmation_security_threshold:
-            log.info(
-                "payout batch %d (round %d): %d of its coins vanished or were spent elsewhere; waiting %d more "
-                "block(s) before building it anew",
-                batch.index,
-                batch.round_id,
-                len(bundle.removals()) - len(unspent),
-                ctx.config.chain.confirmation_security_threshold - waited,
-            )
-            return
-        log.warning("payout batch %d (round %d) can no longer land: building it anew", batch.index, batch.round_id)
-        if await self.rebuild(ctx, batch, batch.fee, required=unspent, held_by_self=bundle.removals()):
-            stats.reset.append(batch.id)
-
-    async def bump_fee(self, ctx: PoolContext, batch: PaymentBatch, bundle: SpendBundle) -> bool:
+    async def bump_fee(
+        self, ctx: PoolContext, batch: PaymentBatch, versions: list[SpendBundle], states: dict[bytes32, CoinState]
+    ) -> bool:
         """Replace a stuck batch's transaction by one spending the same coins (plus more if needed) with a higher fee
         from the pool's share. Both versions spend the same coins, so at most one of them can ever land."""
         fee = batch.fee + ctx.config.payouts.fee_bump
@@ -310,36 +310,68 @@ class PayoutLoop:
                 ledger.pool_fee_share,
             )
             return False
-        return await self.rebuild(ctx, batch, fee, required=bundle.removals(), held_by_self=bundle.removals())
+        return await self.rebuild(ctx, batch, versions, states, fee, f"unconfirmed, sent anew with fee {fee}")
 
     async def rebuild(
-        self, ctx: PoolContext, batch: PaymentBatch, fee: int, *, required: Sequence[Coin], held_by_self: list[Coin]
+        self,
+        ctx: PoolContext,
+        batch: PaymentBatch,
+        versions: list[SpendBundle],
+        states: dict[bytes32, CoinState],
+        fee: int,
+        why: str,
     ) -> bool:
-        """Sign a new version of a SUBMITTED batch spending ``required`` plus whatever more it needs, record it in
-        place of the old one (the fee increase charged to the pool's share), then push it."""
+        """Sign a new version of a SUBMITTED batch that conflicts with every older version that may still land (or
+        wait, see pool/payouts/versions.py), record it in place of the latest one (compare-and-set: only if nobody
+        replaced it meanwhile; a higher fee charged to the pool's share), then push it."""
         assert batch.id is not None
+        plan = coins_for_new_version(
+            [bundle.removals() for bundle in versions],
+            states,
+            self.status.peak_height,
+            ctx.config.chain.confirmation_security_threshold,
+        )
+        if isinstance(plan, Wait):
+            log.info("payout batch %d (round %d) %s; waiting: %s", batch.index, batch.round_id, why, plan.why)
+            return False
         additions = await batch_additions(ctx, batch)
-        held = await coins_in_flight(ctx) - {coin.name() for coin in held_by_self}
+        own = batch_holder(batch.id)
+        held = {coin_id for coin_id, holder in (await ctx.store.reserved_coins()).items() if holder != own}
         try:
             coins = select_coins(
-                await ctx.wallet.spendable_coins() + list(required),
+                await self._buried_wallet_coins(ctx) + list(plan.coins),
                 sum(amount for _, amount in additions) + fee,
                 held=held,
-                required=required,
+                required=plan.coins,
             )
         except NotEnoughCoins as exc:
             log.warning("payout batch %d (round %d) waits for coins: %s", batch.index, batch.round_id, exc)
             return False
         signed = await ctx.wallet.sign_payment(additions, fee, coins=coins)
+        kill_point("batch-signed")
         try:
             await ctx.store.replace_batch_transaction(
-                batch.id, signed.tx_id, bytes(signed.spend_bundle), fee, ctx.now(), self.status.peak_height
+                batch.id,
+                signed.tx_id,
+                bytes(signed.spend_bundle),
+                fee,
+                ctx.now(),
+                self.status.peak_height,
+                replaces=versions[-1].name(),
+                coins=signed.removals,
             )
-        except InsufficientFunds as exc:
+        except (InsufficientFunds, CoinReserved, StaleTransaction) as exc:
             log.warning("payout batch %d (round %d) not replaced: %s", batch.index, batch.round_id, exc)
             return False
+        kill_point("batch-replaced")
+        log.warning("payout batch %d (round %d) %s: version %d", batch.index, batch.round_id, why, len(versions) + 1)
         await self._push(ctx, batch, signed.spend_bundle, f"sent anew with fee {fee}")
         return True
+
+
+def batch_holder(batch_id: int) -> str:
+    """How the store names a batch among the holders of reserved coins."""
+    return f"batch {batch_id}"
 
 
 async def batch_additions(ctx: PoolContext, batch: PaymentBatch) -> list[tuple[bytes32, int]]:
@@ -347,79 +379,58 @@ async def batch_additions(ctx: PoolContext, batch: PaymentBatch) -> list[tuple[b
     return merged_additions([(p.puzzle_hash, p.amount) for p in payments])
 
 
-async def coins_in_flight(ctx: PoolContext) -> set[bytes32]:
-    """Coins spent by the pool's own transactions that may still land: the open round's submitted batches and the
-    fee spends of claims in flight. No other transaction may pick them."""
-    held: set[bytes32] = set()
-    current = await ctx.store.open_round()
-    if current is not None and current.id is not None:
-        for batch in await ctx.store.batches(current.id):
-            if batch.status == BatchStatus.SUBMITTED and batch.spend_bundle is not None:
-                held.update(coin.name() for coin in SpendBundle.from_bytes(batch.spend_bundle).removals())
-    for claim in await ctx.store.reward_claims(ClaimStatus.SUBMITTED):
-        if claim.fee_spend_bundle is not None:
-            held.update(coin.name() for coin in SpendBundle.from_bytes(claim.fee_spend_bundle).removals())
-    return held
+@dataclass(frozen=True)
+class Landed:
+    bundle: SpendBundle  # the version that landed
+    payment: CoinRecord  # its first payment, on chain
 
 
-async def landed_payment(ctx: PoolContext, batch: PaymentBatch, bundle: SpendBundle) -> CoinRecord | None:
-    """The on-chain coin of the batch's first payment, made by any version of its transaction, or None.
+async def landed_version(ctx: PoolContext, batch: PaymentBatch, versions: Sequence[SpendBundle]) -> Landed | None:
+    """The version of the batch's transaction that is on chain, with its first payment, or None.
 
-    A fee bump spends the same coins, so its payment is a child of one of the latest version's inputs: one look-up
-    by parent ids finds it whichever version landed. A version rebuilt around what was left of an older one's coins
-    no longer spends the older one's coins that were spent elsewhere or vanished; if a reorg brings those back and
-    the older version lands, its payment's parent is not among the latest inputs, but it spent the inputs the two
-    share in the very block that made the payment: found by the payment's puzzle hash, amount and that height."""
+    A version landed exactly when every coin it creates exists as a child of its own inputs: the batch is paid only
+    by the children of its own versions' coins, never by some coin of the right amount at a payee's address (a payee
+    could make that one itself). Versions that share their first coin create the same payment coin; their change
+    (and fee) differs, so the whole set of additions says which one it was."""
     additions = await batch_additions(ctx, batch)
     if not additions:
         raise ValueError("a payout transaction without outputs cannot be confirmed")
     puzzle_hash, amount = additions[0]
-    removals = bundle.removals()
-    children = await ctx.node.coin_records_by_parent_ids([c.name() for c in removals], include_spent=True)
-    for record in children:
-        if record.coin.puzzle_hash == puzzle_hash and record.coin.amount == amount:
-            return record
-    spent_at: set[int] = set()
-    for coin in removals:
-        input_record = await ctx.node.coin_record(coin.name())
-        if input_record is not None and input_record.spent:
-            spent_at.add(int(input_record.spent_block_index))
-    if not spent_at:
-        return None
-    candidates = await ctx.node.coin_records_by_puzzle_hashes([puzzle_hash], True, start_height=min(spent_at))
-    for record in candidates:
-        if record.coin.amount != amount or int(record.confirmed_block_index) not in spent_at:
+    inputs = {coin.name() for bundle in versions for coin in bundle.removals()}
+    children = {
+        record.coin.name(): record
+        for record in await ctx.node.coin_records_by_parent_ids(sorted(inputs), include_spent=True)
+    }
+    for bundle in versions:
+        created = bundle.additions()
+        if not created or any(coin.name() not in children for coin in created):
             continue
-        parent = await ctx.node.coin_record(record.coin.parent_coin_info)
-        if parent is not None and parent.spent and parent.spent_block_index == record.confirmed_block_index:
-            return record
+        for coin in created:
+            if coin.puzzle_hash == puzzle_hash and coin.amount == amount:
+                return Landed(bundle, children[coin.name()])
     return None
 
 
-async def fee_paid_on_chain(ctx: PoolContext, bundle: SpendBundle, height: int) -> int:
-    """What the landed transaction paid in fees: its inputs spent at ``height`` less the coins they created."""
-    inputs: list[Coin] = []
-    for coin in bundle.removals():
-        record = await ctx.node.coin_record(coin.name())
-        if record is not None and record.spent and int(record.spent_block_index) == height:
-            inputs.append(coin)
-    children = await ctx.node.coin_records_by_parent_ids([c.name() for c in inputs], include_spent=True)
-    created = sum(r.coin.amount for r in children if int(r.confirmed_block_index) == height)
-    return sum(c.amount for c in inputs) - created
+def fee_of(bundle: SpendBundle) -> int:
+    """What a transaction pays in fees: what it spends less what it creates."""
+    return int(sum(coin.amount for coin in bundle.removals()) - sum(coin.amount for coin in bundle.additions()))
 
 
-async def input_states(ctx: PoolContext, bundle: SpendBundle) -> tuple[list[Coin], list[Coin]]:
-    """The transaction's coins that still exist unspent (all of them, unless it landed or cannot land), and those
-    the chain does not know (any more: taken away by a reorg)."""
-    unspent: list[Coin] = []
-    vanished: list[Coin] = []
-    for coin in bundle.removals():
-        record = await ctx.node.coin_record(coin.name())
+async def coin_states(ctx: PoolContext, coins: Sequence[Coin]) -> dict[bytes32, CoinState]:
+    """Each coin as the node sees it now (a coin it does not know is GONE: a reorg took it away)."""
+    states: dict[bytes32, CoinState] = {}
+    for coin in coins:
+        coin_id = coin.name()
+        if coin_id in states:
+            continue
+        record = await ctx.node.coin_record(coin_id)
         if record is None:
-            vanished.append(coin)
-        elif not record.spent:
-            unspent.append(coin)
-    return unspent, vanished
+            states[coin_id] = GONE
+        elif record.spent:
+            states[coin_id] = spent_at(int(record.spent_block_index))
+        else:
+            states[coin_id] = UNSPENT
+    return states
 
 
 async def farmer_shares(ctx: PoolContext) -> list[FarmerShare]:

@@ -7,8 +7,9 @@ transaction and never pay again. Coins held by the pool's own transactions that 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
+from pool.chain.interface import SpendableCoin
 from pool.chia_adapter import Coin, bytes32
 
 MAX_COINS_PER_TRANSACTION = 400  # below chia's wallet limit of 500 inputs; big coins make this rarely matter
@@ -48,3 +49,9 @@ def select_coins(
             f"({len(held)} coin(s) held by transactions in flight)"
         )
     return chosen
+
+
+def buried_coins(coins: Iterable[SpendableCoin], peak_height: int, threshold: int) -> list[Coin]:
+    """The coins confirmed at least ``threshold`` blocks below the peak: a reorg the pool allows for cannot take
+    them away (a transaction that spent a coin which then vanished could land later, when the coin comes back)."""
+    return [spendable.coin for spendable in coins if peak_height - spendable.confirmed_height >= threshold]

@@ -140,12 +140,17 @@ async def test_payouts_survive_crashes_and_pay_exactly_once(
     assert pending.id is not None
     signed = await pool.ctx.wallet.sign_payment(await batch_additions(pool.ctx, pending), pending.fee)
     await pool.ctx.store.mark_batch_submitted(
-        pending.id, signed.tx_id, bytes(signed.spend_bundle), pool.ctx.now(), pool.status.peak_height
+        pending.id,
+        signed.tx_id,
+        bytes(signed.spend_bundle),
+        pool.ctx.now(),
+        pool.status.peak_height,
+        coins=signed.removals,
     )
     pool = await pool.restart(world)  # ... and the push never happened
     assert not await pool.ctx.node.in_mempool(signed.spend_bundle.name())
     progress = await pool.run_payouts()
-    assert progress.repushed == [pending.id] and progress.signed == [] and progress.reset == []
+    assert progress.repushed == [pending.id] and progress.signed == [] and progress.rebuilt == []
     assert await pool.ctx.node.in_mempool(signed.spend_bundle.name())
     await settle_round(pool, world, second_round)
     stored = (await pool.ctx.store.batches(second_round))[0]
@@ -255,12 +260,17 @@ async def test_batch_whose_coins_were_spent_elsewhere_is_built_anew(
     assert batch.id is not None
     payments = await pool.ctx.store.payments(round_id=round_id)
     # Signed from the two largest coins, recorded; then a crash before the push.
-    largest, other = sorted(await pool.ctx.wallet.spendable_coins(), key=lambda c: -c.amount)[:2]
+    largest, other = sorted([c.coin for c in await pool.ctx.wallet.spendable_coins()], key=lambda c: -c.amount)[:2]
     signed = await pool.ctx.wallet.sign_payment(
         await batch_additions(pool.ctx, batch), batch.fee, coins=[largest, other]
     )
     await pool.ctx.store.mark_batch_submitted(
-        batch.id, signed.tx_id, bytes(signed.spend_bundle), pool.ctx.now(), pool.status.peak_height
+        batch.id,
+        signed.tx_id,
+        bytes(signed.spend_bundle),
+        pool.ctx.now(),
+        pool.status.peak_height,
+        coins=signed.removals,
     )
     # Meanwhile the wallet spends one of its coins (back to itself, so the balance stays).
     conflicting = await pool.ctx.wallet.sign_payment([(world.pool_target_puzzle_hash, 1)], 0, coins=[other])
@@ -270,7 +280,7 @@ async def test_batch_whose_coins_were_spent_elsewhere_is_built_anew(
     progress = await pool.run_payouts()
     # The batch stays SUBMITTED with a new transaction around what is left of the old one's coins: the two conflict,
     # so at most one of them can ever land.
-    assert progress.reset == [batch.id] and progress.signed == [] and progress.repushed == []
+    assert progress.rebuilt == [batch.id] and progress.signed == [] and progress.repushed == []
     rebuilt = (await pool.ctx.store.batches(round_id))[0]
     assert rebuilt.status == BatchStatus.SUBMITTED and rebuilt.tx_id != signed.tx_id
     removals = {c.name() for c in SpendBundle.from_bytes(rebuilt.spend_bundle or b"").removals()}
@@ -281,12 +291,13 @@ async def test_batch_whose_coins_were_spent_elsewhere_is_built_anew(
     await pool.stop()
 
 
-async def test_batch_whose_coin_vanished_in_a_reorg_waits_for_it(
+async def test_a_batch_whose_only_coin_vanished_in_a_reorg_waits_for_it_however_long(
     world: World, plotnfts: list[PlotNFTInfo], pool: Pool
 ) -> None:
-    """A reorg takes away the block that made one of a batch's coins. The chain that replaces it may make the coin
-    again (and the batch's transaction, in other nodes' mempools, may then land): the batch is not built anew
-    around the rest while that can happen, so two versions of it can never both pay."""
+    """A reorg takes away the block that made the only coin a pushed batch spends, and the coin stays gone past the
+    confirmation threshold. Another version built from other coins could not conflict with the first, which other
+    nodes may still hold and which lands as soon as the coin comes back: the batch waits, and when the coin returns
+    the one version there is lands, once."""
     _, second = plotnfts
     pay_to = random_puzzle_hash()
     await pool.add_farmer(second, pay_to)
@@ -299,37 +310,38 @@ async def test_batch_whose_coin_vanished_in_a_reorg_waits_for_it(
     assert round_id is not None
     (batch,) = await pool.ctx.store.batches(round_id)
     assert batch.id is not None
-    # The wallet moves a coin to itself: the new coin exists only from the next block on.
-    coins = sorted(await pool.ctx.wallet.spendable_coins(), key=lambda c: -c.amount)
-    largest, other = coins[0], next(c for c in coins[1:] if c.amount > 1_000_000)
-    self_send = await pool.ctx.wallet.sign_payment([(world.pool_target_puzzle_hash, 1_000_000)], 0, coins=[other])
+    additions = await batch_additions(pool.ctx, batch)
+    needed = sum(amount for _, amount in additions) + batch.fee
+    # The wallet makes itself a coin of exactly what the batch needs: it exists only from the next block on.
+    largest = max((c.coin for c in await pool.ctx.wallet.spendable_coins()), key=lambda c: c.amount)
+    self_send = await pool.ctx.wallet.sign_payment([(world.pool_target_puzzle_hash, needed)], 0, coins=[largest])
     assert (await pool.ctx.node.push(self_send.spend_bundle)).accepted
     made_at = await world.farm_blocks(1)
-    (fresh,) = [c for c in self_send.spend_bundle.additions() if c.amount == 1_000_000]
-    assert fresh in await pool.ctx.wallet.spendable_coins()
-    signed = await pool.ctx.wallet.sign_payment(
-        await batch_additions(pool.ctx, batch), batch.fee, coins=[largest, fresh]
-    )
+    (fresh,) = [c for c in self_send.spend_bundle.additions() if c.amount == needed]
+    first = await pool.ctx.wallet.sign_payment(additions, batch.fee, coins=[fresh])
     await pool.ctx.store.mark_batch_submitted(
-        batch.id, signed.tx_id, bytes(signed.spend_bundle), pool.ctx.now(), made_at
-    )  # ... and a crash before the push
+        batch.id, first.tx_id, bytes(first.spend_bundle), pool.ctx.now(), made_at, coins=first.removals
+    )
+    assert (await pool.ctx.node.push(first.spend_bundle)).accepted  # pushed: other nodes may keep it for days
     await world.reorg(fork_height=made_at - 1, new_peak_height=made_at + 1)
     assert await pool.ctx.node.coin_record(fresh.name()) is None
 
-    await pool.peak()
-    waiting = await pool.run_payouts()
-    assert waiting.reset == [] and waiting.repushed == [] and waiting.confirmed == []
-    assert (await pool.ctx.store.batches(round_id))[0].tx_id == signed.tx_id  # no second version
-    # The new chain makes the coin again (the same transaction lands anew): the batch's own transaction goes out.
+    await world.farm_blocks(THRESHOLD + 1)  # gone for longer than the threshold
+    for _ in range(2):
+        waiting = await pool.run_payouts()
+        assert (waiting.rebuilt, waiting.bumped, waiting.confirmed) == ([], [], [])
+    assert [v.tx_id for v in await pool.ctx.store.batch_versions(batch.id)] == [first.tx_id]  # no second version
+    # The coin comes back (the transaction that made it lands anew): the batch's one version goes out and lands.
     world.simulator.full_node.mempool_manager.remove_seen(self_send.spend_bundle.name())
     assert (await pool.ctx.node.push(self_send.spend_bundle)).accepted
     await world.farm_blocks(1)
     assert await pool.ctx.node.coin_record(fresh.name()) is not None
     progress = await pool.run_payouts()
-    assert progress.repushed == [batch.id] and progress.reset == []
-    assert await pool.ctx.node.in_mempool(signed.spend_bundle.name())
+    assert progress.repushed == [batch.id] and progress.rebuilt == []
     await settle_round(pool, world, round_id)
+    # The chain: one payment, made by the one version.
     assert [c.coin.amount for c in await pool.coins_at(pay_to)] == [claimed - claimed // 100]
+    assert await pool.ctx.node.coin_record(first.spend_bundle.additions()[0].name()) is not None
     await pool.stop()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -72,7 +73,7 @@ async def pool_path(tmp_path: Path) -> Path:
     return tmp_path / "pool.sqlite"
 
 
-async def start_pool(world: World, path: Path, **overrides: object) -> Pool:
+async def start_pool(world: World, path: Path, **overrides: Any) -> Pool:
     return await Pool.start(world, path, Clock(), **overrides)
 
 
@@ -178,7 +179,7 @@ async def test_dust_sent_to_the_target_address_does_not_stop_payouts(
         assert (await pool.ctx.node.push(SpendBundle(dust.coin_spends, dust.aggregated_signature))).accepted
         await world.farm_blocks(1)
         dust_ids = {coin.name() for coin in dust.additions() if coin.puzzle_hash == world.pool_target_puzzle_hash}
-        spendable = {coin.name() for coin in await pool.ctx.wallet.spendable_coins()}
+        spendable = {coin.coin.name() for coin in await pool.ctx.wallet.spendable_coins()}
         assert len(dust_ids) == 1000 and dust_ids <= spendable  # the pool wallet holds every dust coin
 
         await pool.confirm_partials(world, (first, 1))
@@ -190,7 +191,7 @@ async def test_dust_sent_to_the_target_address_does_not_stop_payouts(
         assert not {coin.name() for coin in spent} & dust_ids  # the pool picks big coins, never the dust
         await settle_round(pool, world, payout.round_id)
         assert await paid_to(pool, pay_to) == [claimed - claimed // 100]  # the dust is nobody's earnings
-        assert dust_ids <= {coin.name() for coin in await pool.ctx.wallet.spendable_coins()}
+        assert dust_ids <= {coin.coin.name() for coin in await pool.ctx.wallet.spendable_coins()}
         await balanced(pool)
     finally:
         await pool.stop()
@@ -372,7 +373,7 @@ async def test_stuck_batch_is_replaced_with_a_higher_fee_from_the_pool_share(
         assert await pool.ctx.node.in_mempool(original.name())
 
         bumped = await pool.run_payouts()
-        assert bumped.bumped == [batch.id] and bumped.reset == [] and bumped.repushed == []
+        assert bumped.bumped == [batch.id] and bumped.rebuilt == [] and bumped.repushed == []
         replaced = (await pool.ctx.store.batches(payout.round_id))[0]
         fee_bump = pool.ctx.config.payouts.fee_bump
         assert replaced.status == BatchStatus.SUBMITTED and replaced.fee == fee_bump
@@ -409,7 +410,7 @@ async def test_round_waits_while_the_wallet_holds_less_than_the_ledger(
         should_hold = (await balanced(pool)).wallet_should_hold
         short = 1_000_000_000
         away = await pool.ctx.wallet.spendable_balance() - should_hold + short
-        coins = select_coins(await pool.ctx.wallet.spendable_coins(), away)
+        coins = select_coins([c.coin for c in await pool.ctx.wallet.spendable_coins()], away)
         spent = await pool.ctx.wallet.sign_payment([(random_puzzle_hash(), away)], 0, coins=coins)
         assert (await pool.ctx.node.push(spent.spend_bundle)).accepted
         await world.farm_blocks(1)
@@ -428,8 +429,10 @@ async def test_round_waits_while_the_wallet_holds_less_than_the_ledger(
         ledger = await balanced(pool)
         assert ledger.owed == claimed - claimed // 100 and ledger.farmer_payments == 0
 
-        await world.farm_blocks(1, world.pool_target_puzzle_hash)  # the operator refills the wallet
-        await world.farm_blocks(1)
+        # The operator refills the wallet; the refill is paid in the next block, and payments spend only coins buried
+        # deep enough that a reorg cannot take them back.
+        await world.farm_blocks(1, world.pool_target_puzzle_hash)
+        await world.farm_blocks(THRESHOLD + 1)
         paying = await pool.run_payouts()
         assert paying.created and paying.shortfall == 0 and paying.round_id is not None
         await settle_round(pool, world, paying.round_id)
