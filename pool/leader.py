@@ -4,15 +4,23 @@ the leader runs the chain loops (peak, partial confirmation, singletons, rewards
 Leadership is a lock the operating system or the database releases by itself when its holder dies:
 
 * PostgreSQL (``store.backend: postgresql``): a session-level advisory lock (``pg_try_advisory_lock``) on a connection
-  of its own. A killed leader's connection closes, the server drops the lock, and the next process that polls takes
-  it. The leader checks its connection every poll; when it fails, it stops its loops at once (it can no longer be
-  sure it leads).
+  of its own. The leader asks on it every poll (``LEADER_POLL_SECONDS``); a question unanswered within
+  ``LOCK_QUERY_TIMEOUT`` (a dead server, a silent network) ends its leadership at once. On the server's side the
+  session ends, and the lock with it, when the leader stays silent for ``LOCK_IDLE_TIMEOUT`` (PostgreSQL's
+  ``idle_session_timeout``: the leader's host died, or the network between them drops everything without a word) or
+  its TCP keepalives go unanswered. The next process that polls takes the lock.
 * SQLite: an exclusive ``flock`` on ``<store.path>.leader``; the kernel releases it when the process exits.
 
-Another process takes over within one poll interval (``LEADER_POLL_SECONDS``) and resumes from the store: every loop
-keeps its progress there, and every store method is one transaction, so a leader killed anywhere leaves nothing
-half-done. Even an overlap of two leaders (a network partition the old one has not noticed yet) cannot pay, claim or
-credit twice: the store's guards (one open round, status-conditional updates, the ledger lock) hold across processes.
+Failover bound: another process leads within ``LOCK_IDLE_TIMEOUT + LEADER_POLL_SECONDS`` (12 s) of the leader's last
+word on PostgreSQL, within one poll (2 s) of its death on SQLite. The old leader, cut off, stops its loops within
+``LEADER_POLL_SECONDS + LOCK_QUERY_TIMEOUT`` (7 s).
+
+Fencing: a new leader records a new, higher leader epoch in the store before its loops start
+(``AbstractPoolStore.take_leadership``), and every money write of the leader checks, in its own transaction, that its
+epoch is still the newest and that the schema is still the one its code writes. So even a leader that has not yet
+noticed it lost the lock (or that runs older code after an upgrade migrated the database) writes nothing: its
+transaction fails with NotLeader, and it stops leading. Every loop keeps its progress in the store and every store
+method is one transaction, so a leader killed anywhere leaves nothing half-done for the next one.
 """
 
 from __future__ import annotations
@@ -27,10 +35,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pool.config import StoreConfig
+from pool.store.abstract import SchemaChanged
 
 log = logging.getLogger(__name__)
 
 LEADER_POLL_SECONDS = 2.0
+LOCK_QUERY_TIMEOUT = 5.0  # seconds the leader waits for its lock connection to answer before it stops leading
+LOCK_IDLE_TIMEOUT = 10.0  # seconds of silence after which PostgreSQL ends the leader's session (and its lock)
+# PostgreSQL's TCP keepalives on the lock connection: a host that vanished is found out without waiting for the idle
+# timeout when the connection is busy (idle seconds, then probes this many seconds apart, this many times).
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 2, 3
 
 
 class Leadership(ABC):
@@ -99,11 +113,12 @@ class PostgresLeadership(Leadership):
                 self._connection = await asyncpg.connect(
                     self._dsn,
                     password=self._password,
-                    # Operators (and tests) see which process leads: pg_stat_activity.application_name.
-                    server_settings={"application_name": f"pool-leader-{os.getpid()}"},
+                    timeout=LOCK_QUERY_TIMEOUT,
+                    command_timeout=LOCK_QUERY_TIMEOUT,
+                    server_settings=lock_session_settings(),
                 )
             self._held = bool(await self._connection.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             log.warning("cannot reach PostgreSQL for the leader lock: %s", exc)
             await self._drop_connection()
         return self._held
@@ -114,8 +129,8 @@ class PostgresLeadership(Leadership):
         if not self._held or self._connection is None:
             return False
         try:
-            await self._connection.fetchval("SELECT 1")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            await self._connection.fetchval("SELECT 1", timeout=LOCK_QUERY_TIMEOUT)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             # The session (and with it the lock) may be gone: stop leading now rather than risk two leaders.
             log.warning("the leader lock's connection failed: %s", exc)
             await self._drop_connection()
@@ -136,6 +151,19 @@ class PostgresLeadership(Leadership):
             connection.terminate()  # closes the session at once: the server releases its locks
 
 
+def lock_session_settings() -> dict[str, str]:
+    """Settings of the lock connection's session, applied by the server: it ends a silent leader's session (and so
+    releases its lock) by itself, whatever the leader's host or the network does."""
+    return {
+        # Operators (and tests) see which process leads: pg_stat_activity.application_name.
+        "application_name": f"pool-leader-{os.getpid()}",
+        "idle_session_timeout": str(int(LOCK_IDLE_TIMEOUT * 1000)),
+        "tcp_keepalives_idle": str(KEEPALIVE_IDLE),
+        "tcp_keepalives_interval": str(KEEPALIVE_INTERVAL),
+        "tcp_keepalives_count": str(KEEPALIVE_COUNT),
+    }
+
+
 def create_leadership(config: StoreConfig) -> Leadership:
     """The leader lock of the configured store."""
     if config.backend == "postgresql" and config.dsn is not None:
@@ -154,13 +182,17 @@ async def _safely(check: Callable[[], Awaitable[bool]], what: str) -> bool:
 
 async def lead(
     leadership: Leadership,
-    begin: Callable[[], None],
+    begin: Callable[[], Awaitable[None]],
     end: Callable[[], Awaitable[None]],
     *,
+    lost: asyncio.Event | None = None,
     poll: float = LEADER_POLL_SECONDS,
 ) -> None:
-    """Forever (until cancelled): wait to become the leader, ``begin()`` (start the loops), and ``end()`` (stop
-    them) the moment leadership is lost or on cancellation; then try again. Releases the lock when cancelled."""
+    """Forever (until cancelled): wait to become the leader, ``begin()`` (take a new epoch, start the loops), and
+    ``end()`` (stop them) the moment leadership is lost, ``lost`` is set (a loop's write was refused as not the
+    leader's), or on cancellation; then try again. Code older than the database's schema (``begin`` raises
+    SchemaChanged) stops competing for good: it must not move money. Releases the lock when cancelled."""
+    lost = lost if lost is not None else asyncio.Event()
     try:
         while True:
             while True:  # polling is the point: the holder's death is noticed by asking again
@@ -168,14 +200,26 @@ async def lead(
                     break
                 await asyncio.sleep(poll)
             log.info("this process is the leader: it runs the chain loops")
-            begin()
+            lost.clear()
             try:
+                try:
+                    await begin()
+                except SchemaChanged as exc:
+                    log.error("this process no longer leads: %s (restart it with the pool's new version)", exc)
+                    return
                 while True:
-                    await asyncio.sleep(poll)
-                    if not await _safely(leadership.held, "checking the leader lock"):
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), poll)
+                    if lost.is_set():
+                        log.warning("a money write was refused: another process leads now")
                         break
-                log.warning("leadership lost: stopping the chain loops")
+                    if not await _safely(leadership.held, "checking the leader lock"):
+                        log.warning("leadership lost")
+                        break
+                log.warning("stopping the chain loops")
             finally:
                 await end()
+            if lost.is_set():
+                await leadership.release()  # let the newer leader keep it; poll again from scratch
     finally:
         await leadership.release()

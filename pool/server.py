@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import AsyncIterator
@@ -147,9 +149,12 @@ def build_application(ctx: PoolContext, with_loops: bool = True) -> web.Applicat
 
         async def loops_context(_: web.Application) -> AsyncIterator[None]:
             runners: list[LoopRunner] = []
+            lost = asyncio.Event()  # set by a loop whose money write the store refused: another process leads
 
-            def begin() -> None:
-                runner = LoopRunner(status=status)
+            async def begin() -> None:
+                epoch = await ctx.store.take_leadership(f"pid {os.getpid()} on {socket.gethostname()}")
+                log.info("leader epoch %d", epoch)
+                runner = LoopRunner(status=status, on_not_leader=lost.set)
                 runner.start(ctx)
                 runners.append(runner)
 
@@ -157,7 +162,8 @@ def build_application(ctx: PoolContext, with_loops: bool = True) -> web.Applicat
                 while runners:
                     await runners.pop().stop()
 
-            leading = asyncio.create_task(lead(create_leadership(ctx.config.store), begin, end), name="pool-leader")
+            leadership = create_leadership(ctx.config.store)
+            leading = asyncio.create_task(lead(leadership, begin, end, lost=lost), name="pool-leader")
             yield
             leading.cancel()
             with contextlib.suppress(asyncio.CancelledError):

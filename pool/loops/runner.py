@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from pool.context import PoolContext
@@ -15,6 +16,7 @@ from pool.loops.payouts import PayoutLoop
 from pool.loops.rewards import RewardLoop
 from pool.loops.singletons import SingletonLoop
 from pool.loops.status import ChainStatus, PeakLoop
+from pool.store.abstract import NotLeader
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +42,20 @@ def default_loops(status: ChainStatus) -> list[Loop]:
     ]
 
 
-async def run_periodically(ctx: PoolContext, loop: Loop) -> None:
-    """Run ``loop`` forever; nothing but cancellation stops it."""
+async def run_periodically(ctx: PoolContext, loop: Loop, on_not_leader: Callable[[], None] | None = None) -> None:
+    """Run ``loop`` forever; nothing but cancellation stops it. A write the store refused because another process
+    leads now (NotLeader) is told to ``on_not_leader``, which stops every loop of this process."""
     while True:
         started = time.monotonic()
         try:
             await loop.run_once(ctx)
         except asyncio.CancelledError:
             raise
+        except NotLeader as exc:
+            log.error("%s loop: %s", loop.name, exc)
+            ctx.stats.loop_ran(loop.name, time.monotonic() - started, ctx.now(), f"not the leader: {exc}")
+            if on_not_leader is not None:
+                on_not_leader()
         except Exception as exc:
             # One bad iteration (node hiccup, unexpected data) must not stop the pool: log and try again later.
             log.exception("%s loop iteration failed", loop.name)
@@ -58,16 +66,23 @@ async def run_periodically(ctx: PoolContext, loop: Loop) -> None:
 
 
 class LoopRunner:
-    def __init__(self, loops: list[Loop] | None = None, status: ChainStatus | None = None) -> None:
+    def __init__(
+        self,
+        loops: list[Loop] | None = None,
+        status: ChainStatus | None = None,
+        on_not_leader: Callable[[], None] | None = None,
+    ) -> None:
         self.status = status or ChainStatus()
         self.loops = loops if loops is not None else default_loops(self.status)
+        self.on_not_leader = on_not_leader
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self, ctx: PoolContext) -> None:
         if self._tasks:
             raise RuntimeError("loops already started")
         self._tasks = [
-            asyncio.create_task(run_periodically(ctx, loop), name=f"pool-loop-{loop.name}") for loop in self.loops
+            asyncio.create_task(run_periodically(ctx, loop, self.on_not_leader), name=f"pool-loop-{loop.name}")
+            for loop in self.loops
         ]
 
     async def stop(self) -> None:

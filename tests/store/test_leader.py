@@ -8,14 +8,16 @@ import asyncio
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from pool.devnet.postgres import PostgresServer
-from pool.leader import FileLeadership, Leadership, PostgresLeadership, lead
+from pool.leader import LEADER_POLL_SECONDS, LOCK_IDLE_TIMEOUT, FileLeadership, Leadership, PostgresLeadership, lead
+from tests.faults import SilentProxy
 
 REPO = Path(__file__).resolve().parents[2]
 HANG_GUARD = 120.0  # seconds; far beyond the poll interval, only so that a failure does not hang the suite
@@ -86,7 +88,7 @@ async def test_when_the_leader_is_killed_another_process_takes_over(lock: tuple[
     started = asyncio.Event()
     try:
         assert not await follower.try_acquire()  # the other process leads
-        leading = asyncio.create_task(lead(follower, started.set, nothing, poll=0.2))
+        leading = asyncio.create_task(lead(follower, set_event(started), nothing, poll=0.2))
         await asyncio.sleep(0)
         assert not started.is_set()
         holder.send_signal(signal.SIGKILL)
@@ -108,6 +110,20 @@ async def nothing() -> None:
     pass
 
 
+def set_event(event: asyncio.Event) -> Callable[[], Awaitable[None]]:
+    async def begin() -> None:
+        event.set()
+
+    return begin
+
+
+def tell(queue: asyncio.Queue[str], what: str) -> Callable[[], Awaitable[None]]:
+    async def told() -> None:
+        await queue.put(what)
+
+    return told
+
+
 def start_holder_expecting_follower(kind: str, where: str) -> str:
     result = subprocess.run(
         [sys.executable, "-c", HOLDER, kind, where], cwd=REPO, capture_output=True, text=True, timeout=HANG_GUARD
@@ -118,11 +134,7 @@ def start_holder_expecting_follower(kind: str, where: str) -> str:
 async def test_a_leader_whose_database_session_dies_stops_its_loops_and_leads_again(dsn: str) -> None:
     leadership = PostgresLeadership(dsn)
     began: asyncio.Queue[str] = asyncio.Queue()
-
-    async def end() -> None:
-        await began.put("end")
-
-    leading = asyncio.create_task(lead(leadership, lambda: began.put_nowait("begin"), end, poll=0.2))
+    leading = asyncio.create_task(lead(leadership, tell(began, "begin"), tell(began, "end"), poll=0.2))
     try:
         assert await asyncio.wait_for(began.get(), HANG_GUARD) == "begin"
         # The database ends the leader's session (a failover, a network cut): the lock is gone with it.
@@ -140,3 +152,39 @@ async def test_a_leader_whose_database_session_dies_stops_its_loops_and_leads_ag
         leading.cancel()
         with pytest.raises(asyncio.CancelledError):
             await leading
+
+
+async def test_a_leader_cut_off_in_silence_stops_and_another_takes_over_within_the_bound(dsn: str) -> None:
+    """The network between the leader and PostgreSQL starts dropping everything without a word (no reset, no error):
+    the leader stops its loops once its lock connection goes unanswered, PostgreSQL ends the silent session by itself
+    and frees the lock, and another process leads, all within the documented bound."""
+    server_host, server_port = dsn.split("@", 1)[1].split("/", 1)[0].split(":")
+    proxy = SilentProxy(server_host, int(server_port))
+    await proxy.start()
+    cut_off = PostgresLeadership(dsn.replace(f":{server_port}/", f":{proxy.port}/"))
+    other = PostgresLeadership(dsn)
+    events: asyncio.Queue[str] = asyncio.Queue()
+    first = asyncio.create_task(lead(cut_off, tell(events, "first begins"), tell(events, "first ends")))
+    try:
+        assert await asyncio.wait_for(events.get(), HANG_GUARD) == "first begins"
+        second = asyncio.create_task(lead(other, tell(events, "second begins"), tell(events, "second ends")))
+        try:
+            await asyncio.sleep(LEADER_POLL_SECONDS * 2)
+            assert events.empty()  # the first leads, the second waits
+            proxy.go_silent()
+            silenced = time.monotonic()
+            seen = [await asyncio.wait_for(events.get(), HANG_GUARD) for _ in range(2)]
+            took = time.monotonic() - silenced
+            # The old leader stops before the new one begins, and the new one begins within the bound (a slow
+            # machine gets one more poll of slack).
+            assert seen == ["first ends", "second begins"], seen
+            assert took <= LOCK_IDLE_TIMEOUT + 2 * LEADER_POLL_SECONDS + 1, took
+        finally:
+            second.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await second
+    finally:
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await proxy.stop()
