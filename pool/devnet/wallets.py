@@ -292,3 +292,11 @@ class WalletsMixin(WorldBase):
         ids = self._spend_ids(response.transactions)
         await self._wait_in_mempool(ids)
         await self._confirm("farmer", ids)
+
+    async def send_from_farmer_wallet(self, puzzle_hash: bytes32, amount: int) -> None:
+        """The farmer wallet sends ``amount`` to ``puzzle_hash``; returns once it is in the mempool (not farmed)."""
+        address = encode_puzzle_hash(puzzle_hash, "txch")
+        response = await self.farmer_wallet_client.send_transaction(
+            SendTransaction(wallet_id=uint32(1), amount=uint64(amount), address=address, push=True), DEFAULT_TX_CONFIG
+        )
+        await self._wait_in_mempool(self._spend_ids(response.transactions))

@@ -291,6 +291,47 @@ async def test_batch_whose_coins_were_spent_elsewhere_is_built_anew(
     await pool.stop()
 
 
+async def test_a_payee_cannot_mark_its_batch_paid_by_paying_itself(
+    world: World, plotnfts: list[PlotNFTInfo], pool: Pool
+) -> None:
+    """A batch's transaction can no longer land (a coin of it was spent elsewhere), and in that very block its payee
+    sends itself a coin of exactly its payment. The batch is paid only by the children of its own versions' coins:
+    it is built anew and pays, once; the payee's own coin changes nothing."""
+    _, second = plotnfts
+    pay_to = random_puzzle_hash()
+    await pool.add_farmer(second, pay_to)
+    await pool.confirm_partials(world, (second, 1))
+    await world.farm_blocks(1, world.pool_target_puzzle_hash)  # the operator's own coins, next to the reward
+    claimed = await win_and_claim(pool, world, second)
+    await pool.peak()
+    assert await pool.payouts.distribute(pool.ctx) is not None
+    round_id = await pool.payouts.record_round(pool.ctx, PayoutStats())
+    assert round_id is not None
+    (batch,) = await pool.ctx.store.batches(round_id)
+    assert batch.id is not None
+    (payment,) = [p for p in await pool.ctx.store.payments(round_id=round_id) if p.launcher_id is not None]
+    coins = sorted([c.coin for c in await pool.ctx.wallet.spendable_coins()], key=lambda c: -c.amount)
+    largest, other = coins[0], next(c for c in coins[1:] if c.amount > 1_000_000)
+    first = await pool.ctx.wallet.sign_payment(
+        await batch_additions(pool.ctx, batch), batch.fee, coins=[largest, other]
+    )
+    await pool.ctx.store.mark_batch_submitted(
+        batch.id, first.tx_id, bytes(first.spend_bundle), pool.ctx.now(), pool.status.peak_height, coins=first.removals
+    )  # ... and a crash before the push
+    elsewhere = await pool.ctx.wallet.sign_payment([(world.pool_target_puzzle_hash, 1)], 0, coins=[other])
+    assert (await pool.ctx.node.push(elsewhere.spend_bundle)).accepted
+    await world.send_from_farmer_wallet(pay_to, payment.amount)  # the payee pays itself, in the same block
+    await world.farm_blocks(1 + THRESHOLD)  # both land; the spend elsewhere is buried: the version is dead
+    assert [c.coin.amount for c in await pool.coins_at(pay_to)] == [payment.amount]
+
+    progress = await pool.run_payouts()
+    assert progress.confirmed == [] and progress.rebuilt == [batch.id]
+    await settle_round(pool, world, round_id)
+    assert sorted(c.coin.amount for c in await pool.coins_at(pay_to)) == [payment.amount] * 2  # its own, and ours
+    assert payment.amount == claimed - claimed // 100
+    await pool.stop()
+
+
 async def test_a_batch_whose_only_coin_vanished_in_a_reorg_waits_for_it_however_long(
     world: World, plotnfts: list[PlotNFTInfo], pool: Pool
 ) -> None:

@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from pool.chain.interface import ChainUnavailable
 from pool.chain.singleton import SingletonForged, SingletonView, follow_singleton
 from pool.chain.wallet_rpc import WalletRpc
 from pool.chia_adapter import PoolSingletonState, bytes32
 from pool.devnet.world import PlotNFTInfo, World
 from pool.loops.partials import REASON_NOT_MEMBER, RETRY_AFTER_SECONDS
 from pool.store.models import FarmerRecord, PartialStatus
+from tests.faults import FlakyNodeProxy
 from tests.loops.loops_harness import THRESHOLD, Clock, Pool, random_puzzle_hash
 
 RELATIVE_LOCK_HEIGHT = 10  # long enough for an absorb to land inside the LEAVING_POOL countdown
@@ -112,6 +114,41 @@ async def test_a_partial_whose_recheck_raises_does_not_hold_up_the_others(
     pool.ctx.now.now += RETRY_AFTER_SECONDS  # type: ignore[attr-defined]
     assert (await pool.partials.run_once(pool.ctx)).confirmed == 1
     assert (await pool.ctx.store.get_farmer(second.launcher_id)).points == 3  # type: ignore[union-attr]
+
+
+async def test_a_node_refusing_every_coin_look_up_revokes_nobody_and_rejects_nothing(
+    world: World, plotnfts: list[PlotNFTInfo], tmp_path: Path
+) -> None:
+    """The node's database is locked for a while: every coin and puzzle look-up is refused. That says nothing about
+    any singleton: the member stays a member, its partials are credited, and no claim is failed or lost."""
+    first, _ = plotnfts
+    endpoint = world.full_node_rpc
+    async with FlakyNodeProxy(endpoint.host, endpoint.port, endpoint.root_path, error_rate=1.0) as refusing:
+        pool = await Pool.start(
+            world,
+            tmp_path / "pool.sqlite",
+            Clock(),
+            node_port=refusing.port,
+            relative_lock_height=RELATIVE_LOCK_HEIGHT,
+        )
+        try:
+            refusing.error_rate = 0.0  # the farmer joins while the node answers
+            await pool.add_farmer(first, random_puzzle_hash())
+            refusing.error_rate = 1.0
+            await world.farm_blocks(1, pool_reward_puzzle_hash=first.p2_singleton_puzzle_hash)
+            await world.farm_blocks(THRESHOLD + 1)
+            await pool.peak()
+            stats = await pool.singletons.run_once(pool.ctx)
+            assert (stats.revoked, stats.unavailable) == (0, 1)
+            assert await settled_partial(pool, world, first.launcher_id, 7) is PartialStatus.CONFIRMED
+            farmer = await pool.ctx.store.get_farmer(first.launcher_id)
+            assert farmer is not None and farmer.is_pool_member and farmer.points == 7
+            with pytest.raises(ChainUnavailable):  # the reward scan cannot be made: nothing is claimed or settled
+                await pool.rewards.run_once(pool.ctx)
+            assert await pool.ctx.store.reward_claims() == []
+            assert refusing.refused["get_coin_record_by_name"] > 0
+        finally:
+            await pool.stop()
 
 
 async def test_partials_and_rewards_go_on_while_the_wallet_is_away(
