@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from pool.chia_adapter import bytes32, decode_puzzle_hash
+from pool.chia_adapter import bytes32, decode_puzzle_hash, encode_puzzle_hash
 
 T = TypeVar("T")
 
@@ -64,6 +64,12 @@ class PoolInfoConfig:
     target_puzzle_hash: bytes32
     relative_lock_height: int
     authentication_token_timeout: int  # minutes
+    address_prefix: str = "xch"  # of the network's addresses
+
+    @property
+    def target_address(self) -> str:
+        """The target address as the wallet names it (bech32m with the network's prefix)."""
+        return encode_puzzle_hash(self.target_puzzle_hash, self.address_prefix)
 
 
 @dataclass(frozen=True)
@@ -362,6 +368,7 @@ def _pool_info(s: _Section, network: str) -> PoolInfoConfig:
         target_puzzle_hash=s.address("target_address", network),
         relative_lock_height=s.int_("relative_lock_height", minimum=1, maximum=1000),
         authentication_token_timeout=s.int_("authentication_token_timeout", 5, minimum=1, maximum=255),
+        address_prefix=address_prefix_for(network),
     )
 
 

@@ -15,7 +15,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pool.chia_adapter import Coin, CoinRecord, CoinSpend, ConsensusConstants, SpendBundle, bytes32
+from pool.chia_adapter import (
+    Coin,
+    CoinRecord,
+    CoinSpend,
+    ConsensusConstants,
+    G1Element,
+    G2Element,
+    SpendBundle,
+    bytes32,
+)
 
 
 class ChainUnavailable(Exception):
@@ -115,6 +124,20 @@ class SignedPayment:
     removals: tuple[bytes32, ...]  # coin ids it spends: if any is spent by something else, it can never land
 
 
+class AddressNotOwned(Exception):
+    """The wallet has no key for the address (not its own, or beyond the addresses it has derived)."""
+
+
+@dataclass(frozen=True)
+class AddressSignature:
+    """A message signed by the wallet with the key of one of its addresses (chia's CHIP-0002 message signing)."""
+
+    fingerprint: int | None  # of the wallet key logged in
+    public_key: G1Element
+    signature: G2Element
+    signing_mode: str
+
+
 @dataclass(frozen=True)
 class SpendableCoin:
     coin: Coin
@@ -156,3 +179,8 @@ class Wallet(ABC):
     @abstractmethod
     async def push(self, payment: SignedPayment) -> None:
         """Submit a signed payment through the wallet (which then tracks and rebroadcasts it)."""
+
+    @abstractmethod
+    async def sign_with_address(self, puzzle_hash: bytes32, address: str, message: str) -> AddressSignature:
+        """Sign ``message`` with the key of the wallet's address ``address`` (of ``puzzle_hash``). Raises
+        AddressNotOwned when the wallet says it has no key for it, ChainUnavailable when it cannot answer."""

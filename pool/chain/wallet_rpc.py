@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pool.chain.interface import ChainUnavailable, SignedPayment, SpendableCoin, Wallet
+from pool.chain.interface import (
+    AddressNotOwned,
+    AddressSignature,
+    ChainUnavailable,
+    SignedPayment,
+    SpendableCoin,
+    Wallet,
+)
 from pool.chia_adapter import (
     DEFAULT_TX_CONFIG,
     Addition,
@@ -22,6 +29,7 @@ from pool.chia_adapter import (
     LogIn,
     PushTX,
     ResponseFailureError,
+    SignMessageByAddress,
     WalletRpcClient,
     WalletSpendBundle,
     bytes32,
@@ -127,6 +135,33 @@ class WalletRpc(Wallet):
             await self._client.push_tx(PushTX(spend_bundle=bundle))
         except Exception as exc:
             raise ChainUnavailable(f"wallet at {self._where}: {_reason(exc)}") from exc
+
+    async def sign_with_address(self, puzzle_hash: bytes32, address: str, message: str) -> AddressSignature:
+        try:
+            logged_in = (await self._client.get_logged_in_fingerprint()).fingerprint
+        except Exception as exc:
+            raise ChainUnavailable(f"wallet at {self._where}: {_reason(exc)}") from exc
+        fingerprint = None if logged_in is None else int(logged_in)
+        try:
+            signed = await self._client.sign_message_by_address(SignMessageByAddress(address=address, message=message))
+        except Exception as exc:
+            reason = _reason(exc)
+            # chia's wallet looks the address up among those it has derived, and says so in words only.
+            if _NO_KEY in reason:
+                raise AddressNotOwned(
+                    f"the wallet at {self._where} (key {fingerprint}) has no key for {address} among the addresses "
+                    "it has derived"
+                ) from exc
+            raise ChainUnavailable(f"wallet at {self._where}: {reason}") from exc
+        return AddressSignature(
+            fingerprint=fingerprint,
+            public_key=signed.pubkey,
+            signature=signed.signature,
+            signing_mode=signed.signing_mode,
+        )
+
+
+_NO_KEY = "No key for puzzle hash"  # chia's wallet_state_manager.get_private_key
 
 
 def _reason(exc: BaseException) -> str:

@@ -270,3 +270,28 @@ def asserted_concurrent_spends(bundle: SpendBundle) -> list[bytes32]:
 
 
 __all__ += ["SpendConditions", "asserted_concurrent_spends", "spend_conditions"]
+
+
+# -- proving the pool's wallet owns its target address: CHIP-0002 message signing ---------------------------------
+from chia.types.signing_mode import SigningMode  # noqa: E402
+from chia.wallet.util.signing import verify_signature  # noqa: E402
+from chia.wallet.wallet_request_types import SignMessageByAddress  # noqa: E402
+
+
+def address_signature_valid(
+    signing_mode: str, public_key: G1Element, message: str, signature: G2Element, address: str
+) -> bool:
+    """Whether ``signature`` signs ``message`` (as chia's wallet signs messages, CHIP-0002) with the key of the
+    standard address ``address``: the public key must be that address's own, and the signature valid."""
+    try:
+        mode = SigningMode(signing_mode)
+        return bool(
+            verify_signature(
+                signing_mode=mode, public_key=public_key, message=message, signature=signature, address=address
+            ).isValid
+        )
+    except ValueError:
+        return False
+
+
+__all__ += ["SignMessageByAddress", "address_signature_valid"]

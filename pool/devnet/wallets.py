@@ -300,3 +300,7 @@ class WalletsMixin(WorldBase):
             SendTransaction(wallet_id=uint32(1), amount=uint64(amount), address=address, push=True), DEFAULT_TX_CONFIG
         )
         await self._wait_in_mempool(self._spend_ids(response.transactions))
+
+    async def farmer_wallet_address(self) -> bytes32:
+        """An address of the farmer wallet (another key than the pool wallet's)."""
+        return await self._wallet_address("farmer")

@@ -24,7 +24,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pool.chain.interface import ChainUnavailable, SignedPayment
+from pool.chain.interface import AddressNotOwned, ChainUnavailable, SignedPayment
+from pool.chain.ownership import proof_holds, prove_target_ownership
 from pool.chain.reward_spends import RewardPaid, reward_fate
 from pool.chain.singleton import KnownTip, SingletonView, follow_singleton
 from pool.chia_adapter import (
@@ -61,6 +62,7 @@ class RewardStats:
     skipped: int = 0
     fees_settled: int = 0
     unavailable: int = 0  # claims or farmers left for the next iteration because the node could not answer
+    waiting_for_proof: bool = False  # no absorb: the wallet has not proved it owns the target address
 
 
 class RewardLoop:
@@ -82,8 +84,34 @@ class RewardLoop:
             return stats  # only the node is needed: a claim goes without its fee when the wallet is away
         peak_height = self.status.peak.height
         await self.settle_claims(ctx, peak_height, stats)
-        await self.collect(ctx, peak_height, stats)
+        if await self.target_proven(ctx):
+            await self.collect(ctx, peak_height, stats)
+        else:
+            stats.waiting_for_proof = True
         return stats
+
+    async def target_proven(self, ctx: PoolContext) -> bool:
+        """Whether the store holds a proof that the pool's wallet owns the target address; when it does not and the
+        wallet answers, the proof is made now. Nothing is absorbed into an address the pool cannot spend from."""
+        target = ctx.config.pool.target_puzzle_hash
+        recorded = await ctx.store.target_proof(target)
+        if recorded is not None and proof_holds(recorded):
+            return True
+        if not self.status.wallet_synced:
+            return False
+        try:
+            proof = await prove_target_ownership(
+                ctx.wallet, target, ctx.config.pool.target_address, ctx.config.pool.name, ctx.now()
+            )
+        except AddressNotOwned as exc:
+            log.error("no reward is absorbed: pool.target_address is not the pool wallet's: %s", exc)
+            return False
+        except ChainUnavailable as exc:
+            log.info("absorbs wait for the wallet to prove it owns the target address: %s", exc)
+            return False
+        await ctx.store.record_target_proof(proof)
+        log.info("the wallet (key %s) proved it owns the target address %s", proof.fingerprint, proof.address)
+        return True
 
     # -- claims in flight ----------------------------------------------------------------------------------------
     async def settle_claims(self, ctx: PoolContext, peak_height: int, stats: RewardStats) -> None:

@@ -25,6 +25,7 @@ from pool.store.models import (
     PaymentBatch,
     PayoutRound,
     RewardClaim,
+    TargetProof,
     WebSession,
 )
 
@@ -248,6 +249,16 @@ class AbstractPoolStore(ABC):
     @abstractmethod
     async def get_session(self, token_hash: bytes32, now: int) -> WebSession | None:
         """The session with this token hash if it has not expired at ``now``."""
+
+    # -- the target address ---------------------------------------------------------------------------------------
+    @abstractmethod
+    async def record_target_proof(self, proof: TargetProof) -> None:
+        """Keep the proof that the pool's wallet owns a target address (the newest proof of an address replaces an
+        older one)."""
+
+    @abstractmethod
+    async def target_proof(self, target_puzzle_hash: bytes32) -> TargetProof | None:
+        """The proof recorded for this target puzzle hash, or None: absorbs into it wait until there is one."""
 
     # -- block rewards -----------------------------------------------------------------------------------------
     @abstractmethod

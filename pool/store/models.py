@@ -300,6 +300,21 @@ class PartialCount:
 
 
 @dataclass(frozen=True)
+class TargetProof:
+    """The pool's wallet signed ``message`` with the key of the target address (chia's CHIP-0002 message signing): it
+    can spend what is absorbed there. Recorded before the first absorb; absorbs wait while there is none."""
+
+    target_puzzle_hash: bytes32
+    address: str
+    fingerprint: int | None  # the wallet key that signed
+    public_key: bytes  # the address's synthetic public key (G1)
+    signature: bytes  # G2
+    signing_mode: str
+    message: str
+    proven_at: int
+
+
+@dataclass(frozen=True)
 class WebSession:
     """A farmer's browser session, opened by a signed GET /login; the cookie carries the token, the store its hash."""
 

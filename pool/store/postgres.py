@@ -271,12 +271,30 @@ _SCHEMA_V5_CHAIN_TRUTH: Migration = (
     "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
+_SCHEMA_V6_TARGET_PROOF: Migration = (
+    # The proof that the pool's wallet owns the target address: absorbs wait until there is one.
+    """
+    CREATE TABLE target_proofs (
+        target_puzzle_hash BYTEA PRIMARY KEY,
+        address TEXT NOT NULL,
+        fingerprint BIGINT,
+        public_key BYTEA NOT NULL,
+        signature BYTEA NOT NULL,
+        signing_mode TEXT NOT NULL,
+        message TEXT NOT NULL,
+        proven_at BIGINT NOT NULL
+    )
+    """,
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
     _SCHEMA_V3_MEMBERSHIP,
     _SCHEMA_V4_PAGES,
     _SCHEMA_V5_CHAIN_TRUTH,
+    _SCHEMA_V6_TARGET_PROOF,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite.py. Append only."""
 
@@ -296,6 +314,7 @@ TABLES: tuple[str, ...] = (
     "web_sessions",
     "coin_reservations",
     "leadership",
+    "target_proofs",
 )
 """Every table of the current schema, parents before children (the order a copy must insert them in)."""
 

@@ -25,6 +25,7 @@ from pool.store.models import (
     PayoutRound,
     RewardClaim,
     RoundStatus,
+    TargetProof,
 )
 
 
@@ -227,4 +228,17 @@ def version_from_row(row: Row) -> BatchVersion:
         fee=int(row["fee"]),
         created_at=int(row["created_at"]),
         height=optional_int(row["height"]),
+    )
+
+
+def proof_from_row(row: Row) -> TargetProof:
+    return TargetProof(
+        target_puzzle_hash=bytes32(row["target_puzzle_hash"]),
+        address=str(row["address"]),
+        fingerprint=optional_int(row["fingerprint"]),
+        public_key=bytes(row["public_key"]),
+        signature=bytes(row["signature"]),
+        signing_mode=str(row["signing_mode"]),
+        message=str(row["message"]),
+        proven_at=int(row["proven_at"]),
     )

@@ -77,6 +77,7 @@ from pool.store.models import (
     PaymentBatch,
     PayoutRound,
     RewardClaim,
+    TargetProof,
     WebSession,
     batch_holder,
     claim_holder,
@@ -92,6 +93,7 @@ from pool.store.rows import (
     partial_from_row,
     payment_from_row,
     points_per_farmer,
+    proof_from_row,
     round_from_row,
     share_from_row,
     summary_from_row,
@@ -546,6 +548,40 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return WebSession(
             bytes32(row["token_hash"]), bytes32(row["launcher_id"]), int(row["created_at"]), int(row["expires_at"])
         )
+
+    # -- the target address ---------------------------------------------------------------------------------------
+    async def record_target_proof(self, proof: TargetProof) -> None:
+        async with self._write() as tx:
+            await tx.execute(
+                """
+                INSERT INTO target_proofs (
+                    target_puzzle_hash, address, fingerprint, public_key, signature, signing_mode, message, proven_at
+                ) VALUES (
+                    :target_puzzle_hash, :address, :fingerprint, :public_key, :signature, :signing_mode, :message,
+                    :proven_at
+                )
+                ON CONFLICT (target_puzzle_hash) DO UPDATE SET
+                    address = EXCLUDED.address, fingerprint = EXCLUDED.fingerprint,
+                    public_key = EXCLUDED.public_key, signature = EXCLUDED.signature,
+                    signing_mode = EXCLUDED.signing_mode, message = EXCLUDED.message, proven_at = EXCLUDED.proven_at
+                """,
+                {
+                    "target_puzzle_hash": proof.target_puzzle_hash,
+                    "address": proof.address,
+                    "fingerprint": proof.fingerprint,
+                    "public_key": proof.public_key,
+                    "signature": proof.signature,
+                    "signing_mode": proof.signing_mode,
+                    "message": proof.message,
+                    "proven_at": proof.proven_at,
+                },
+            )
+
+    async def target_proof(self, target_puzzle_hash: bytes32) -> TargetProof | None:
+        row = await self._reads().fetchone(
+            "SELECT * FROM target_proofs WHERE target_puzzle_hash = :target", {"target": target_puzzle_hash}
+        )
+        return None if row is None else proof_from_row(row)
 
     # -- block rewards -----------------------------------------------------------------------------------------
     async def add_reward_claims(self, claims: Sequence[RewardClaim], fee_coins: Sequence[bytes32] = ()) -> bool:

@@ -291,12 +291,30 @@ _SCHEMA_V5_CHAIN_TRUTH: Migration = (
 )
 
 
+_SCHEMA_V6_TARGET_PROOF: Migration = (
+    # The proof that the pool's wallet owns the target address: absorbs wait until there is one.
+    """
+    CREATE TABLE target_proofs (
+        target_puzzle_hash BLOB PRIMARY KEY,
+        address TEXT NOT NULL,
+        fingerprint INTEGER,
+        public_key BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        signing_mode TEXT NOT NULL,
+        message TEXT NOT NULL,
+        proven_at INTEGER NOT NULL
+    )
+    """,
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
     _SCHEMA_V3_MEMBERSHIP,
     _SCHEMA_V4_PAGES,
     _SCHEMA_V5_CHAIN_TRUTH,
+    _SCHEMA_V6_TARGET_PROOF,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""
 

@@ -13,7 +13,7 @@ import yaml
 
 from pool.devnet.postgres import PostgresServer
 from pool.store.abstract import AbstractPoolStore, StoreMigrated
-from pool.store.models import BatchStatus, ClaimStatus, DistributionShare, WebSession
+from pool.store.models import BatchStatus, ClaimStatus, DistributionShare, TargetProof, WebSession
 from pool.store.postgres import TABLES, PostgresPoolStore, TargetNotEmpty
 from pool.store.sqlite import SqlitePoolStore
 from tests.store.test_store_contract import (
@@ -70,6 +70,9 @@ async def populate(store: AbstractPoolStore) -> None:
     assert first.id is not None
     await store.mark_batch_submitted(first.id, h("tx 2"), b"bundle 2", now=7_100, height=120, coins=[h("coin a")])
     await store.take_leadership("the old pool")
+    await store.record_target_proof(
+        TargetProof(h("target"), "txch1target", 42, b"public key", b"signature", "mode", "message", proven_at=7_200)
+    )
 
 
 async def everything(store: AbstractPoolStore) -> dict[str, object]:
@@ -96,6 +99,7 @@ async def everything(store: AbstractPoolStore) -> dict[str, object]:
         "versions": [await store.batch_versions(b.id or 0) for r in rounds for b in await store.batches(r.id or 0)],
         "reserved": await store.reserved_coins(),
         "epoch": await store.leader_epoch(),
+        "target proof": await store.target_proof(h("target")),
     }
 
 

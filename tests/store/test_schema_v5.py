@@ -122,7 +122,7 @@ async def test_a_v4_pool_moves_on_with_its_transactions_in_flight(
     store = await old_and_new(backend, tmp_path, request, v4_pool)
     await store.open()
     try:
-        assert await store.schema_version() == V4 + 1
+        assert await store.schema_version() > V4
         ledger = await store.ledger()
         # The books read as before: 100 = 60 paid (in flight) + 37 fee share + 3 claim fee.
         assert (ledger.confirmed_claims, ledger.farmer_payments_in_flight, ledger.pool_fee_share) == (100, 60, 37)

@@ -56,6 +56,7 @@ from pool.store.models import (
     PayoutRound,
     RewardClaim,
     RoundStatus,
+    TargetProof,
     WebSession,
     batch_holder,
     claim_holder,
@@ -1723,3 +1724,15 @@ async def test_the_books_read_balanced_while_two_processes_move_money(
             await store.close()
     assert rounds_paid >= 1 and reads >= 20
     assert final.balanced and final.farmer_payments == 600 * steps and final.farmer_payments_in_flight == 0
+
+
+# -- the target address -------------------------------------------------------------------------------------------
+async def test_a_target_proof_is_kept_and_a_newer_one_replaces_it(store: AbstractPoolStore) -> None:
+    assert await store.target_proof(h("target")) is None
+    first = TargetProof(h("target"), "txch1target", 1, b"key 1", b"signature 1", "mode", "message 1", proven_at=10)
+    await store.record_target_proof(first)
+    assert await store.target_proof(h("target")) == first
+    assert await store.target_proof(h("another target")) is None
+    newer = dataclasses.replace(first, fingerprint=None, signature=b"signature 2", message="message 2", proven_at=20)
+    await store.record_target_proof(newer)
+    assert await store.target_proof(h("target")) == newer
