@@ -37,6 +37,7 @@ from pool.devnet.forgeries import ForgeriesMixin
 from pool.devnet.network import (
     BURN_PUZZLE_HASH,
     DEVNET_GENESIS_CHALLENGE,
+    DISCRIMINANT_BITS,
     NETWORK,
     constants_overrides,
     devnet_constants,
@@ -78,7 +79,7 @@ class World(ForgeriesMixin, ChainMixin, WalletsMixin, PlotsMixin, FarmerMixin):
         self,
         *,
         work_dir: Path,
-        discriminant_bits: int = 1024,
+        discriminant_bits: int = DISCRIMINANT_BITS,
         farming_plots: int = 8,
         self_hostname: str = "127.0.0.1",
     ) -> None:
@@ -100,7 +101,12 @@ class World(ForgeriesMixin, ChainMixin, WalletsMixin, PlotsMixin, FarmerMixin):
 
     @classmethod
     def create(
-        cls, *, work_dir: Path, discriminant_bits: int = 1024, farming_plots: int = 8, self_hostname: str = "127.0.0.1"
+        cls,
+        *,
+        work_dir: Path,
+        discriminant_bits: int = DISCRIMINANT_BITS,
+        farming_plots: int = 8,
+        self_hostname: str = "127.0.0.1",
     ) -> World:
         return cls(
             work_dir=work_dir,
