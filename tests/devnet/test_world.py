@@ -25,8 +25,14 @@ from pool.devnet.world import FarmerHandle, PlotNFTInfo, PoolPlot, RpcEndpoint, 
 
 @pytest_asyncio.fixture(scope="module")
 async def plotnft(world: World) -> PlotNFTInfo:
+    # fresh_launcher=False: no pool store outlives this chain, so the PlotNFT may be the one the same tests made on
+    # the same chain last time, and its plots come from chia's test plot cache (on a machine without them, they are
+    # plotted as before). What the tests check of the plots holds either way.
     return await world.create_plotnft(
-        pool_url="http://127.0.0.1:1", target_puzzle_hash=world.pool_target_puzzle_hash, relative_lock_height=5
+        pool_url="http://127.0.0.1:1",
+        target_puzzle_hash=world.pool_target_puzzle_hash,
+        relative_lock_height=5,
+        fresh_launcher=False,
     )
 
 
