@@ -6,15 +6,15 @@ Simulation-only helpers (simulator, BlockTools, test services) live in ``pool.ch
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from chia.consensus.constants import replace_str_to_bytes
 from chia.consensus.default_constants import DEFAULT_CONSTANTS, update_testnet_overrides
 from chia.consensus.pot_iterations import calculate_iterations_quality
 from chia.consensus.signage_point import SignagePoint
-from chia.full_node.full_node_rpc_client import FullNodeRpcClient
 from chia.pools.pool_puzzles import (
     create_absorb_spend,
     get_delayed_puz_info_from_launcher_spend,
@@ -42,13 +42,11 @@ from chia.protocols.pool_protocol import (
     PutFarmerRequest,
     PutFarmerResponse,
 )
-from chia.rpc.rpc_client import ResponseFailureError
 from chia.types.blockchain_format.proof_of_space import verify_and_get_quality_string
 from chia.util.bech32m import decode_puzzle_hash, encode_puzzle_hash
 from chia.util.hash import std_hash
 from chia.util.streamable import Streamable, streamable
 from chia.wallet.puzzles.singleton_top_layer import SINGLETON_LAUNCHER_HASH
-from chia.wallet.wallet_rpc_client import WalletRpcClient
 from chia_rs import (
     AugSchemeMPL,
     Coin,
@@ -64,6 +62,42 @@ from chia_rs import (
 )
 from chia_rs.sized_bytes import bytes32
 from chia_rs.sized_ints import uint8, uint16, uint32, uint64
+
+if TYPE_CHECKING:
+    from chia.full_node.full_node_rpc_client import FullNodeRpcClient
+    from chia.rpc.rpc_client import ResponseFailureError
+    from chia.wallet.wallet_request_types import (
+        Addition,
+        CreateSignedTransaction,
+        GetSpendableCoins,
+        GetWalletBalance,
+        LogIn,
+        PushTX,
+    )
+    from chia.wallet.wallet_rpc_client import WalletRpcClient
+
+# chia's RPC clients and wallet request types, imported on first use: they bring in most of chia's wallet (some 2 s
+# of a 3 s import), which only a pool that talks to the chain needs; `python -m pool --help`, a config check or a
+# command refused for its config starts without them.
+_ON_FIRST_USE = {
+    "FullNodeRpcClient": "chia.full_node.full_node_rpc_client",
+    "ResponseFailureError": "chia.rpc.rpc_client",
+    "WalletRpcClient": "chia.wallet.wallet_rpc_client",
+    **dict.fromkeys(
+        ["Addition", "CreateSignedTransaction", "GetSpendableCoins", "GetWalletBalance", "LogIn", "PushTX"],
+        "chia.wallet.wallet_request_types",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later lookups find it here
+    return value
+
 
 __all__ = [
     "DEFAULT_CONSTANTS",
@@ -161,13 +195,6 @@ def consensus_constants_for(network: str, chia_root_config: dict[str, Any] | Non
 from chia.consensus.block_rewards import calculate_pool_reward  # noqa: E402
 from chia.consensus.coinbase import pool_parent_id  # noqa: E402
 from chia.wallet.util.tx_config import DEFAULT_TX_CONFIG, TXConfig  # noqa: E402
-from chia.wallet.wallet_request_types import (  # noqa: E402
-    Addition,
-    CreateSignedTransaction,
-    GetWalletBalance,
-    LogIn,
-    PushTX,
-)
 from chia.wallet.wallet_spend_bundle import WalletSpendBundle  # noqa: E402
 
 __all__ += [
@@ -192,7 +219,6 @@ __all__ += ["calculate_sp_interval_iters"]
 
 # -- added for the ledger (issue #8): the pool picks the coins it spends; a claim's fee spend asserts its absorb ----
 from chia.wallet.conditions import AssertConcurrentSpend, Condition  # noqa: E402
-from chia.wallet.wallet_request_types import GetSpendableCoins  # noqa: E402
 
 __all__ += ["AssertConcurrentSpend", "Condition", "GetSpendableCoins"]
 

@@ -37,9 +37,12 @@ from pool.devnet.base import WorldBase
 from pool.devnet.chain import SignagePointInfo
 
 POOL_PLOT_SIZE = 20
-# Pool plot folders kept in the cache (one per p2_singleton puzzle hash, ~80 MB for 3 plots; each fresh PlotNFT
-# adds one).
-_POOL_PLOT_DIRS_KEPT = 6
+# Pool plot folders kept in the cache (one per p2_singleton puzzle hash, ~50 MB for 3 plots; each fresh PlotNFT
+# adds one). A whole test run reuses 7 (the benchmark smoke test's, test_world's, the end-to-end devnets' one, and
+# the HTTP tests' four): fewer kept, and each run's new folders evict the ones it needs next (least recently used
+# first), so that every run plotted all 14 plots again. 12 leaves room for a module run on its own, whose PlotNFTs
+# differ from the whole run's.
+_POOL_PLOT_DIRS_KEPT = 12
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from pool.devnet.forgeries import ForgeriesMixin
 from pool.devnet.network import (
     BURN_PUZZLE_HASH,
     DEVNET_GENESIS_CHALLENGE,
+    DISCRIMINANT_BITS,
     NETWORK,
     constants_overrides,
     devnet_constants,
@@ -78,7 +79,7 @@ class World(ForgeriesMixin, ChainMixin, WalletsMixin, PlotsMixin, FarmerMixin):
         self,
         *,
         work_dir: Path,
-        discriminant_bits: int = 1024,
+        discriminant_bits: int = DISCRIMINANT_BITS,
         farming_plots: int = 8,
         self_hostname: str = "127.0.0.1",
     ) -> None:
@@ -100,7 +101,12 @@ class World(ForgeriesMixin, ChainMixin, WalletsMixin, PlotsMixin, FarmerMixin):
 
     @classmethod
     def create(
-        cls, *, work_dir: Path, discriminant_bits: int = 1024, farming_plots: int = 8, self_hostname: str = "127.0.0.1"
+        cls,
+        *,
+        work_dir: Path,
+        discriminant_bits: int = DISCRIMINANT_BITS,
+        farming_plots: int = 8,
+        self_hostname: str = "127.0.0.1",
     ) -> World:
         return cls(
             work_dir=work_dir,
@@ -153,9 +159,12 @@ class World(ForgeriesMixin, ChainMixin, WalletsMixin, PlotsMixin, FarmerMixin):
         self._wallets["farmer"] = await self._start_wallet("farmer_wallet", _FARMER_KEY_ENTROPY)
         # The PlotNFT owner key must be one the farmer service (BlockTools' keychain) holds.
         assert self._wallets["farmer"].fingerprint == bt.farmer_master_sk.get_g1().get_fingerprint()
+        # The pool's target is the pool wallet's first address, asked for before the wallet has seen any block: the
+        # wallet answers with the last address it used, and on a chain where it was paid (a benchmark node replaying
+        # a recorded chain) that would depend on what the chain held, not on the wallet's key alone.
+        self.pool_target_puzzle_hash = await self._wallet_address("pool")
         await self._first_blocks()
         await self.wait_for_wallets_synced()
-        self.pool_target_puzzle_hash = await self._wallet_address("pool")
         log.info("devnet world started in %.1f s", time.monotonic() - started)
 
     async def _first_blocks(self) -> None:
