@@ -66,6 +66,7 @@ class FlakyNodeProxy:
         endpoints: Iterable[str] = COIN_AND_PUZZLE_LOOKUPS,
         seed: int = 5,
         swallow_pushes: bool = False,
+        port: int = 0,
     ) -> None:
         self.node_url = f"https://{node_host}:{node_port}/"
         self.root = root
@@ -78,7 +79,7 @@ class FlakyNodeProxy:
         self.swallowed: list[dict[str, Any]] = []  # push_tx requests answered "accepted" and never forwarded
         self.refused: Counter[str] = Counter()  # endpoint -> calls answered with an injected error
         self.forwarded: Counter[str] = Counter()
-        self.port = 0
+        self.port = port  # 0: any free port, chosen when it starts
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._client_ssl: ssl.SSLContext | None = None
@@ -90,7 +91,7 @@ class FlakyNodeProxy:
         app.router.add_post("/{endpoint}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=server_ssl)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=server_ssl)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         return self.port

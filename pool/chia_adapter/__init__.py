@@ -300,8 +300,10 @@ __all__ += ["SpendConditions", "asserted_concurrent_spends", "spend_conditions"]
 
 # -- proving the pool's wallet owns its target address: CHIP-0002 message signing ---------------------------------
 from chia.types.signing_mode import SigningMode  # noqa: E402
-from chia.wallet.util.signing import verify_signature  # noqa: E402
-from chia.wallet.wallet_request_types import SignMessageByAddress  # noqa: E402
+
+if TYPE_CHECKING:
+    from chia.wallet.wallet_request_types import SignMessageByAddress
+_ON_FIRST_USE["SignMessageByAddress"] = "chia.wallet.wallet_request_types"
 
 
 def address_signature_valid(
@@ -309,6 +311,9 @@ def address_signature_valid(
 ) -> bool:
     """Whether ``signature`` signs ``message`` (as chia's wallet signs messages, CHIP-0002) with the key of the
     standard address ``address``: the public key must be that address's own, and the signature valid."""
+    # Imported here: it brings in chia's wallet request types (see _ON_FIRST_USE).
+    from chia.wallet.util.signing import verify_signature
+
     try:
         mode = SigningMode(signing_mode)
         return bool(

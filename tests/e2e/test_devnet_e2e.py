@@ -3,34 +3,78 @@ simulator's node and the pool wallet over RPC, and rewards and payouts move real
 
 The tests share one devnet and run in order, each building on the state the previous one left (as a pool's life
 does): join, earn points, win a block and get paid, change payout instructions, survive a restart, leave the pool.
+
+All of it against a node that refuses a fifth of its coin and puzzle look-ups, as chia's node does when its database
+is busy (tests/faults.py): the pool reaches its node through a proxy that answers those itself with an error. Nothing
+may be refused to the farmer, rejected, or paid more than claimed because of that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from pool.chain.node_rpc import RpcFullNode
 from pool.chain.wallet_rpc import WalletRpc
-from pool.chia_adapter import bytes32, std_hash
-from pool.devnet.session import Devnet
+from pool.chia_adapter import PoolErrorCode, bytes32, std_hash
+from pool.config import PoolConfig, RpcConfig
+from pool.devnet.session import Devnet, free_port
+from pool.loops.rewards import is_pool_reward
 from pool.store.models import ClaimStatus, FarmerRecord, PartialRecord, PartialStatus
+from tests.chain_checks import store_agrees_with_chain
 from tests.e2e.driving import drive_until, wait_until
+from tests.faults import FlakyNodeProxy, describe
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+NODE_ERROR_RATE = 0.2
+
+
+@dataclass
+class FlakyNodeDevnet(Devnet):
+    """The devnet, with the pool's node behind a proxy that refuses a share of its coin and puzzle look-ups."""
+
+    proxy: FlakyNodeProxy | None = None
+
+    def _pool_config(self) -> PoolConfig:
+        config = super()._pool_config()
+        node = config.chain.full_node
+        self.proxy = FlakyNodeProxy(node.host, node.port, node.chia_root, error_rate=NODE_ERROR_RATE, port=free_port())
+        flaky = dataclasses.replace(node, port=self.proxy.port)
+        return dataclasses.replace(config, chain=dataclasses.replace(config.chain, full_node=flaky))
+
+    async def start_pool(self) -> None:
+        assert self.proxy is not None
+        if self.proxy.calls == 0 and not self.proxy.forwarded:
+            await self._stack.enter_async_context(self.proxy)
+        await super().start_pool()
 
 
 # A chain of its own (these tests are marked e2e and slow by tests/conftest.py): the Devnet runs a real chia farmer,
 # which answers every signage point, and the pool's payout loop, which spends everything in the pool wallet.
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def devnet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Devnet]:
+async def devnet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FlakyNodeDevnet]:
     work_dir: Path = tmp_path_factory.mktemp("devnet")
-    async with Devnet(work_dir, farmers_count=1, plots_per_farmer=3) as running:
+    async with FlakyNodeDevnet(work_dir, farmers_count=1, plots_per_farmer=3) as running:
+        assert isinstance(running, FlakyNodeDevnet)
         yield running
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def node(devnet: FlakyNodeDevnet) -> AsyncIterator[RpcFullNode]:
+    """The test's own way to the node, straight (what it checks on chain must not depend on the flaky proxy)."""
+    endpoint = devnet.world.full_node_rpc
+    direct = await RpcFullNode.connect(RpcConfig(endpoint.host, endpoint.port, endpoint.root_path))
+    yield direct
+    await direct.close()
 
 
 async def farmer_record(devnet: Devnet) -> FarmerRecord:
@@ -56,7 +100,12 @@ async def farmer_partials(devnet: Devnet, status: PartialStatus | None = None) -
 
 
 async def coins_at(devnet: Devnet, puzzle_hash: bytes32) -> int:
-    records = await devnet.ctx.node.coin_records_by_puzzle_hashes([puzzle_hash], include_spent=True)
+    endpoint = devnet.world.full_node_rpc
+    node = await RpcFullNode.connect(RpcConfig(endpoint.host, endpoint.port, endpoint.root_path))
+    try:
+        records = await node.coin_records_by_puzzle_hashes([puzzle_hash], include_spent=True)
+    finally:
+        await node.close()
     return sum(record.coin.amount for record in records)
 
 
@@ -161,6 +210,50 @@ async def test_partials_are_confirmed_while_the_pool_wallet_is_away(devnet: Devn
     finally:
         devnet.ctx.wallet = await WalletRpc.connect(devnet.ctx.config.chain)
     assert await farmer_partials(devnet, PartialStatus.REJECTED) == rejected_before
+
+
+async def test_with_a_fifth_of_the_nodes_look_ups_refused_every_partial_is_accepted_credited_and_paid(
+    devnet: FlakyNodeDevnet, node: RpcFullNode
+) -> None:
+    """Everything so far ran against a node refusing a fifth of its coin and puzzle look-ups: the real farmer was
+    refused no partial, every partial it sent is credited, every reward won was claimed, and the chain shows exactly
+    the payments of the ledger, no more than was claimed."""
+    assert devnet.proxy is not None
+    refused = sum(devnet.proxy.refused.values())
+    assert refused > 0 and refused <= devnet.proxy.calls, describe(devnet.proxy.refused)
+    record = await farmer_record(devnet)
+    state = devnet.farmer.pool_state(record.p2_singleton_puzzle_hash)
+    assert state is not None
+    # The farmer learns it must register from GET /farmer's FARMER_NOT_KNOWN, before the pool knew it; that is the
+    # only error it ever got, and no partial of its was refused.
+    errors = state["pool_errors_24h"]
+    assert all(
+        response["error_code"] == PoolErrorCode.FARMER_NOT_KNOWN.value and at <= record.joined_at
+        for at, response in errors
+    ), errors
+    assert state["invalid_partials_since_start"] == 0
+    sent = state["valid_partials_since_start"]
+
+    async def settled() -> bool:
+        return await farmer_partials(devnet, PartialStatus.PENDING) == 0
+
+    await wait_until(settled, "every partial the farmer sent settled")
+    assert await farmer_partials(devnet, PartialStatus.CONFIRMED) == await farmer_partials(devnet) >= sent > 0
+
+    store = devnet.ctx.store
+    rewards = [
+        r
+        for r in await node.coin_records_by_puzzle_hashes([record.p2_singleton_puzzle_hash], include_spent=True)
+        if r.coinbase and is_pool_reward(devnet.ctx, r)
+    ]
+    claims = await store.reward_claims(ClaimStatus.CONFIRMED)
+    assert len(rewards) == devnet.blocks_won and {c.coin_id for c in claims} == {r.coin.name() for r in rewards}
+    ledger = await store.ledger()
+    assert ledger.balanced and ledger.confirmed_claims == sum(c.amount for c in claims)
+    assert ledger.farmer_payments + ledger.pool_fee_payments + ledger.blockchain_fees <= ledger.confirmed_claims
+    # The chain: each confirmed batch made its payments with exactly one version; each claim's reward reached us.
+    config = devnet.ctx.config
+    await store_agrees_with_chain(store, node, config.pool.target_puzzle_hash, devnet.ctx.constants.MAX_BLOCK_COST_CLVM)
 
 
 async def test_restart_loses_nothing(devnet: Devnet) -> None:

@@ -7,15 +7,13 @@ the PlotNFT's p2_singleton puzzle hash), the reward loop absorbs it and the abso
 from __future__ import annotations
 
 import secrets
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pool.chain.node_rpc import RpcFullNode
-from pool.chain.reward_spends import RewardPaid, reward_fate
 from pool.chain.singleton import follow_singleton, is_member_of_pool
 from pool.chain.wallet_rpc import WalletRpc
-from pool.chia_adapter import CoinRecord, SpendBundle, bytes32
+from pool.chia_adapter import CoinRecord, bytes32
 from pool.config import PoolConfig
 from pool.context import PoolContext
 from pool.devnet.pool_config import world_pool_config
@@ -25,9 +23,9 @@ from pool.loops.payouts import PayoutLoop, PayoutStats
 from pool.loops.rewards import RewardLoop, RewardStats
 from pool.loops.singletons import SingletonLoop
 from pool.loops.status import ChainStatus, PeakLoop
-from pool.payouts.split import merged_additions
-from pool.store.models import BatchStatus, ClaimStatus, FarmerRecord, PartialRecord, PayoutRound, RoundStatus
+from pool.store.models import ClaimStatus, FarmerRecord, PartialRecord, PayoutRound, RoundStatus
 from pool.store.sqlite import SqlitePoolStore
+from tests.chain_checks import store_agrees_with_chain
 
 THRESHOLD = 2  # confirmation_security_threshold of the test pool
 
@@ -224,35 +222,10 @@ async def settle_round(pool: Pool, world: World, round_id: int) -> PayoutRound:
 
 
 async def check_chain(pool: Pool) -> None:
-    """The store against the chain, not only against itself: every confirmed batch has exactly one of its versions
-    on chain (every coin it creates exists), which made exactly the batch's payments; a batch not yet confirmed has
-    at most one; every confirmed claim's reward paid the pool's target and every lost one did not."""
-    store, node = pool.ctx.store, pool.ctx.node
-    for payout_round in await store.rounds(limit=10**6):
-        assert payout_round.id is not None
-        for batch in await store.batches(payout_round.id):
-            assert batch.id is not None
-            landed = []
-            for version in await store.batch_versions(batch.id):
-                created = SpendBundle.from_bytes(version.spend_bundle).additions()
-                if all([await node.coin_record(coin.name()) is not None for coin in created]):
-                    landed.append(created)
-            if batch.status is not BatchStatus.CONFIRMED:
-                assert len(landed) <= 1, f"batch {batch.id}: {len(landed)} versions on chain"
-                continue
-            assert len(landed) == 1, f"confirmed batch {batch.id}: {len(landed)} versions on chain"
-            payments = await store.payments(round_id=payout_round.id, batch_index=batch.index)
-            made = Counter((coin.puzzle_hash, int(coin.amount)) for coin in landed[0])
-            wanted = Counter(merged_additions([(p.puzzle_hash, p.amount) for p in payments]))
-            assert wanted - made == Counter(), f"batch {batch.id} did not make its payments on chain"
-    target = pool.ctx.config.pool.target_puzzle_hash
-    for claim in await store.reward_claims():
-        if claim.status not in (ClaimStatus.CONFIRMED, ClaimStatus.LOST):
-            continue
-        record = await node.coin_record(claim.coin_id)
-        assert record is not None and record.spent
-        fate = await reward_fate(node, record, target, pool.ctx.constants.MAX_BLOCK_COST_CLVM)
-        assert isinstance(fate, RewardPaid) == (claim.status is ClaimStatus.CONFIRMED), (claim, fate)
+    """The pool's store against the chain (tests/chain_checks.py)."""
+    await store_agrees_with_chain(
+        pool.ctx.store, pool.ctx.node, pool.ctx.config.pool.target_puzzle_hash, pool.ctx.constants.MAX_BLOCK_COST_CLVM
+    )
 
 
 def random_puzzle_hash() -> bytes32:
