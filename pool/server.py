@@ -135,11 +135,11 @@ async def read_books(config: PoolConfig, *, with_wallet: bool, limit: int) -> Bo
 def build_application(ctx: PoolContext, with_loops: bool = True) -> web.Application:
     """The aiohttp application with the background loops tied to its lifetime. The loops run only while this
     process is the pool's leader (pool/leader.py): of several processes sharing a store, exactly one runs them."""
+    from pool.chain.status import ChainStatus
     from pool.http.app import create_app
     from pool.http.keys import CHAIN_STATUS
     from pool.leader import create_leadership, lead
     from pool.loops.runner import LoopRunner
-    from pool.loops.status import ChainStatus
 
     app = create_app(ctx)
     if with_loops:

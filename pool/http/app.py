@@ -31,8 +31,8 @@ from pool.http.admission import Admission
 from pool.http.guard import json_body, protocol_methods, quiet_http_parser_errors
 from pool.http.keys import CONTEXT
 from pool.http.limits import per_address_limit
+from pool.http.operator_endpoints import setup_operator_endpoints
 from pool.http.pages import setup_pages
-from pool.http.status import setup_operator_endpoints
 from pool.protocol.encoding import (
     parse_bytes32,
     parse_g2,

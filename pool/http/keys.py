@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from pool.chain.status import ChainStatus
 from pool.context import PoolContext
-from pool.loops.status import ChainStatus
 
 CONTEXT = web.AppKey("context", PoolContext)
 CHAIN_STATUS = web.AppKey("chain_status", ChainStatus)  # set when the background loops run with the app

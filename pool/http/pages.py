@@ -20,7 +20,7 @@ from aiohttp import web
 from pool.chia_adapter import bytes32
 from pool.estimates import format_space
 from pool.http.keys import CONTEXT
-from pool.http.views import farmer_view, pool_view
+from pool.http.page_data import farmer_view, pool_view
 from pool.payouts.books import xch
 from pool.protocol.encoding import parse_bytes32, parse_g2, parse_uint64, query_value
 from pool.protocol.farmers import authenticated_farmer

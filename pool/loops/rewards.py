@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pool.chain.interface import ChainUnavailable, SignedPayment
 from pool.chain.reward_spends import RewardPaid, reward_fate
 from pool.chain.singleton import KnownTip, SingletonView, follow_singleton
+from pool.chain.status import ChainStatus
 from pool.chia_adapter import (
     Coin,
     CoinRecord,
@@ -44,7 +45,6 @@ from pool.chia_adapter import (
 )
 from pool.context import PoolContext
 from pool.kill_points import kill_point
-from pool.loops.status import ChainStatus
 from pool.payouts.coins import NotEnoughCoins, buried_coins, select_coins
 from pool.store.abstract import CoinReserved, InsufficientFunds
 from pool.store.models import ClaimStatus, FarmerRecord, RewardClaim

@@ -9,13 +9,14 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from pool.chain.status import ChainStatus
 from pool.context import PoolContext
-from pool.loops.difficulty import DifficultyLoop
-from pool.loops.partials import PartialConfirmLoop
+from pool.loops.difficulty_adjustment import DifficultyLoop
+from pool.loops.partial_confirmation import PartialConfirmLoop
 from pool.loops.payouts import PayoutLoop
+from pool.loops.peak import PeakLoop
 from pool.loops.rewards import RewardLoop
 from pool.loops.singletons import SingletonLoop
-from pool.loops.status import ChainStatus, PeakLoop
 from pool.store.abstract import NotLeader
 
 log = logging.getLogger(__name__)

@@ -14,17 +14,18 @@ from pathlib import Path
 from pool.chain.node_rpc import RpcFullNode
 from pool.chain.reward_spends import RewardPaid, reward_fate
 from pool.chain.singleton import follow_singleton, is_member_of_pool
+from pool.chain.status import ChainStatus
 from pool.chain.wallet_rpc import WalletRpc
 from pool.chia_adapter import CoinRecord, SpendBundle, bytes32
 from pool.config import PoolConfig
 from pool.context import PoolContext
 from pool.devnet.pool_config import world_pool_config
 from pool.devnet.world import PlotNFTInfo, World
-from pool.loops.partials import PartialConfirmLoop
+from pool.loops.partial_confirmation import PartialConfirmLoop
 from pool.loops.payouts import PayoutLoop, PayoutStats
+from pool.loops.peak import PeakLoop
 from pool.loops.rewards import RewardLoop, RewardStats
 from pool.loops.singletons import SingletonLoop
-from pool.loops.status import ChainStatus, PeakLoop
 from pool.payouts.split import merged_additions
 from pool.store.models import BatchStatus, ClaimStatus, FarmerRecord, PartialRecord, PayoutRound, RoundStatus
 from pool.store.sqlite import SqlitePoolStore

@@ -17,7 +17,7 @@ import pytest_asyncio
 
 from pool.chia_adapter import SpendBundle, calculate_pool_reward, uint32
 from pool.devnet.world import PlotNFTInfo, World
-from pool.loops.partials import REASON_NOT_MEMBER, REASON_REVERTED_SP, REASON_STALE_DROPPED
+from pool.loops.partial_confirmation import REASON_NOT_MEMBER, REASON_REVERTED_SP, REASON_STALE_DROPPED
 from pool.loops.payouts import PayoutStats, batch_additions
 from pool.loops.runner import LoopRunner
 from pool.store.models import BatchStatus, ClaimStatus, PartialStatus

@@ -20,7 +20,7 @@ from pool.chain.singleton import SingletonForged, SingletonView, follow_singleto
 from pool.chain.wallet_rpc import WalletRpc
 from pool.chia_adapter import PoolSingletonState, bytes32
 from pool.devnet.world import PlotNFTInfo, World
-from pool.loops.partials import REASON_NOT_MEMBER, RETRY_AFTER_SECONDS
+from pool.loops.partial_confirmation import REASON_NOT_MEMBER, RETRY_AFTER_SECONDS
 from pool.store.models import FarmerRecord, PartialStatus
 from tests.faults import FlakyNodeProxy
 from tests.loops.loops_harness import THRESHOLD, Clock, Pool, random_puzzle_hash

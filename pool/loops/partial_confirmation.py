@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pool.chain.interface import ChainUnavailable, ChallengeInfo
+from pool.chain.status import ChainStatus
 from pool.chia_adapter import bytes32
 from pool.context import PoolContext
-from pool.loops.status import ChainStatus
 from pool.store.models import FarmerRecord, PartialRecord
 
 log = logging.getLogger(__name__)
