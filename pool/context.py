@@ -7,11 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pool.chain.interface import FullNode, Wallet
+from pool.chain.shared_reads import SharedLookups
 from pool.chain.singleton import SingletonView
 from pool.chia_adapter import ConsensusConstants, bytes32
 from pool.config import PoolConfig
 from pool.protocol.rate_limits import RateLimits
-from pool.protocol.signage_points import SharedLookups, SignagePointCache
+from pool.protocol.signage_points import SignagePointCache
 from pool.stats import PoolStats
 from pool.store.abstract import AbstractPoolStore
 
