@@ -27,6 +27,7 @@ from pool.loops.peak import PeakLoop
 from pool.loops.rewards import RewardLoop, RewardStats
 from pool.loops.singletons import SingletonLoop
 from pool.payouts.split import merged_additions
+from pool.server import signage_point_cache
 from pool.store.models import BatchStatus, ClaimStatus, FarmerRecord, PartialRecord, PayoutRound, RoundStatus
 from pool.store.sqlite import SqlitePoolStore
 
@@ -57,8 +58,9 @@ class Pool:
     node_port: int | None = None  # the node's RPC port the pool uses, if not the world's (a proxy in front of it)
 
     def __post_init__(self) -> None:
+        self.signage_points = signage_point_cache(self.ctx)
         self.peak_loop = PeakLoop(self.status)
-        self.partials = PartialConfirmLoop(self.status)
+        self.partials = PartialConfirmLoop(self.status, self.signage_points)
         self.singletons = SingletonLoop(self.status)
         self.rewards = RewardLoop(self.status, drop_after_blocks=3)
         self.payouts = PayoutLoop(self.status, repush_after=0)
