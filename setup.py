@@ -6,7 +6,11 @@ setup(
     description="A Chia Pool Protocol 1.0 pool server: farmer-facing HTTP API, partial validation, rewards and payouts",
     license="Apache-2.0",
     python_requires=">=3.10, <3.13",
-    packages=find_packages(include=["pool", "pool.*"]),
+    # The pool alone: pool/devnet (the demo's simulated chain) and pool/bench (the benchmark) run from a checkout of
+    # the repository (make demo, make bench) and would only weigh on a pool host.
+    packages=find_packages(
+        include=["pool", "pool.*"], exclude=["pool.devnet", "pool.devnet.*", "pool.bench", "pool.bench.*"]
+    ),
     include_package_data=True,
     package_data={"pool.http": ["templates/*.html"]},
     install_requires=[

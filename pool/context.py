@@ -1,4 +1,9 @@
-"""The running pool's shared parts, handed to the HTTP layer and the background loops."""
+"""The running pool's shared parts, handed to the HTTP layer, the protocol's checks and the background loops.
+
+Plain data: the composition root (pool/server.py) builds it, and the objects built on top of it (the signage point
+cache, the rate limits, the partial checks, the loops) are built there too and handed to whoever uses them. So this
+module imports nothing above the chain, the store and the process's counters.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pool.chain.interface import FullNode, Wallet
+from pool.chain.shared_reads import SharedLookups
 from pool.chain.singleton import SingletonView
 from pool.chia_adapter import ConsensusConstants, bytes32
 from pool.config import PoolConfig
-from pool.protocol.rate_limits import RateLimits
-from pool.protocol.signage_points import SharedLookups, SignagePointCache
 from pool.stats import PoolStats
 from pool.store.abstract import AbstractPoolStore
 
@@ -35,27 +39,9 @@ class PoolContext:
     refused_launchers: dict[bytes32, tuple[int, str]] = field(default_factory=dict)
     # POST /farmer: concurrent requests for the same launcher id share one chain walk.
     singleton_walks: SharedLookups[tuple[SingletonView, int]] = field(default_factory=SharedLookups, repr=False)
-    _signage_points: SignagePointCache | None = field(default=None, repr=False)
-    _rate_limits: RateLimits | None = field(default=None, repr=False)
 
     def precise_now(self) -> float:
         """Unix time with sub-second precision, for time limits; an injected ``now`` clock is used as it is."""
         if self.precise_clock is not None:
             return self.precise_clock()
         return time.time() if self.now is unix_now else float(self.now())
-
-    def signage_point_cache(self) -> SignagePointCache:
-        """The node's signage points, looked up once and shared by POST /partial and the confirmation loop."""
-        if self._signage_points is None:
-            self._signage_points = SignagePointCache(
-                self.node,
-                wait=self.config.partials.signage_point_wait,
-                on_lookup=self.stats.metrics.signage_point_lookup,
-            )
-        return self._signage_points
-
-    def rate_limits(self) -> RateLimits:
-        """The process's rate limits (pool/protocol/rate_limits.py), shared by the HTTP layer and the checks."""
-        if self._rate_limits is None:
-            self._rate_limits = RateLimits(self.config.limits, registry=self.stats.metrics.registry)
-        return self._rate_limits

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one pool process (served at GET /metrics by pool/http/status.py).
+"""Prometheus metrics of one pool process (served at GET /metrics by pool/http/operator_endpoints.py).
 
 Counters and histograms of what happens in this process (partials answered, request and RPC latency, loop runs) live
 here, in a registry of their own so that two pools in one process (tests) never share them. Figures that are state,

@@ -1,5 +1,9 @@
 """Assembles and runs the pool: chain clients, store, HTTP application and background loops.
 
+This is the composition root: every object of the process that holds state or threads (the context, the signage
+point cache, the rate limits, the partial checks, the application, the loops) is built here and handed to the code
+that uses it, which builds none of them itself.
+
 Start-up order matters: the chain is contacted first (a pool that cannot see its node must say so and stop, not serve
 farmers with stale data), then the store is opened, then the HTTP site and the loops start. Shutdown runs in reverse
 through aiohttp's cleanup contexts.
@@ -18,6 +22,7 @@ import ssl
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -28,6 +33,11 @@ from pool.context import PoolContext
 from pool.payouts.books import Books
 from pool.store.abstract import StoreError
 from pool.store.factory import create_store
+
+if TYPE_CHECKING:  # for the annotations only: like the rest of this module, the functions import what they build
+    from pool.chain.status import ChainStatus
+    from pool.loops.runner import Loop
+    from pool.protocol.signage_points import SignagePointCache
 
 log = logging.getLogger(__name__)
 
@@ -132,45 +142,104 @@ async def read_books(config: PoolConfig, *, with_wallet: bool, limit: int) -> Bo
         await store.close()
 
 
+def signage_point_cache(ctx: PoolContext) -> SignagePointCache:
+    """The node's signage points, looked up once and shared by POST /partial and the confirmation loop."""
+    from pool.protocol.signage_points import SignagePointCache
+
+    return SignagePointCache(
+        ctx.node, wait=ctx.config.partials.signage_point_wait, on_lookup=ctx.stats.metrics.signage_point_lookup
+    )
+
+
+def background_loops(status: ChainStatus, signage_points: SignagePointCache) -> list[Loop]:
+    """The loops of one leadership term, fresh each time (they keep what they learn only for as long as they lead)."""
+    from pool.loops.difficulty_adjustment import DifficultyLoop
+    from pool.loops.partial_confirmation import PartialConfirmLoop
+    from pool.loops.payouts import PayoutLoop
+    from pool.loops.peak import PeakLoop
+    from pool.loops.rewards import RewardLoop
+    from pool.loops.singletons import SingletonLoop
+
+    return [
+        PeakLoop(status),
+        PartialConfirmLoop(status, signage_points),
+        SingletonLoop(status),
+        RewardLoop(status),
+        PayoutLoop(status),
+        DifficultyLoop(),
+    ]
+
+
 def build_application(ctx: PoolContext, with_loops: bool = True) -> web.Application:
     """The aiohttp application with the background loops tied to its lifetime. The loops run only while this
     process is the pool's leader (pool/leader.py): of several processes sharing a store, exactly one runs them."""
+    signage_points = signage_point_cache(ctx)
+    app = http_application(ctx, signage_points)
+    if with_loops:
+        run_loops_while_leading(app, ctx, signage_points)
+    return app
+
+
+def http_application(ctx: PoolContext, signage_points: SignagePointCache) -> web.Application:
+    """The farmers' API, the pages and the operator's endpoints, over the checks and limits they share."""
+    from pool.http.admission import Admission
     from pool.http.app import create_app
+    from pool.protocol.partials import PartialChecker
+    from pool.protocol.rate_limits import RateLimits
+    from pool.protocol.signage_points import PeakCache
+    from pool.protocol.verification import SignatureVerifier
+
+    limits = RateLimits(ctx.config.limits, registry=ctx.stats.metrics.registry)
+    verifier = SignatureVerifier(ctx.config.partials.verify_threads)
+    app = create_app(
+        ctx,
+        partials=PartialChecker(ctx, signage_points, PeakCache(ctx.node), verifier, limits),
+        signage_points=signage_points,
+        admission=Admission(ctx.config.partials.max_in_flight),
+        limits=limits,
+    )
+
+    async def close_verifier(_: web.Application) -> None:
+        verifier.close()
+
+    app.on_cleanup.append(close_verifier)
+    return app
+
+
+def run_loops_while_leading(app: web.Application, ctx: PoolContext, signage_points: SignagePointCache) -> None:
+    """Ties the background loops to the application's lifetime: they run in the terms this process leads."""
+    from pool.chain.status import ChainStatus
     from pool.http.keys import CHAIN_STATUS
     from pool.leader import create_leadership, lead
     from pool.loops.runner import LoopRunner
-    from pool.loops.status import ChainStatus
 
-    app = create_app(ctx)
-    if with_loops:
-        # What the loops know of the chain, for GET /status (it stays empty in a process that does not lead).
-        status = ChainStatus()
-        app[CHAIN_STATUS] = status
+    # What the loops know of the chain, for GET /status (it stays empty in a process that does not lead).
+    status = ChainStatus()
+    app[CHAIN_STATUS] = status
 
-        async def loops_context(_: web.Application) -> AsyncIterator[None]:
-            runners: list[LoopRunner] = []
-            lost = asyncio.Event()  # set by a loop whose money write the store refused: another process leads
+    async def loops_context(_: web.Application) -> AsyncIterator[None]:
+        runners: list[LoopRunner] = []
+        lost = asyncio.Event()  # set by a loop whose money write the store refused: another process leads
 
-            async def begin() -> None:
-                epoch = await ctx.store.take_leadership(f"pid {os.getpid()} on {socket.gethostname()}")
-                log.info("leader epoch %d", epoch)
-                runner = LoopRunner(status=status, on_not_leader=lost.set)
-                runner.start(ctx)
-                runners.append(runner)
+        async def begin() -> None:
+            epoch = await ctx.store.take_leadership(f"pid {os.getpid()} on {socket.gethostname()}")
+            log.info("leader epoch %d", epoch)
+            runner = LoopRunner(background_loops(status, signage_points), on_not_leader=lost.set)
+            runner.start(ctx)
+            runners.append(runner)
 
-            async def end() -> None:
-                while runners:
-                    await runners.pop().stop()
+        async def end() -> None:
+            while runners:
+                await runners.pop().stop()
 
-            leadership = create_leadership(ctx.config.store)
-            leading = asyncio.create_task(lead(leadership, begin, end, lost=lost), name="pool-leader")
-            yield
-            leading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await leading
+        leadership = create_leadership(ctx.config.store)
+        leading = asyncio.create_task(lead(leadership, begin, end, lost=lost), name="pool-leader")
+        yield
+        leading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await leading
 
-        app.cleanup_ctx.append(loops_context)
-    return app
+    app.cleanup_ctx.append(loops_context)
 
 
 def tls_context(config: PoolConfig) -> ssl.SSLContext | None:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from pool.chain.interface import ChainUnavailable, ChallengeInfo, FullNode, PeakInfo, PushResult
+from pool.chain.shared_reads import RefreshedReads
 from pool.chia_adapter import (
     CoinRecord,
     CoinSpend,
@@ -79,10 +80,9 @@ class RpcFullNode(FullNode):
         self._call_timeout = call_timeout
         self._read_attempts = max(1, read_attempts)
         self._constants: ConsensusConstants | None = None  # the node's, fetched once
-        # (sub_slot_iters, monotonic time read): shared by the signage point look-ups of a few seconds, so that many
-        # signage points looked up together (the confirmation loop's batch) cost one get_blockchain_state.
-        self._sub_slot_iters: tuple[int, float] | None = None
-        self._sub_slot_iters_reread: asyncio.Task[int] | None = None
+        # Shared by the signage point look-ups of a few seconds, so that many signage points looked up together (the
+        # confirmation loop's batch) cost one get_blockchain_state.
+        self._sub_slot_iters: RefreshedReads[str, int] = RefreshedReads(SUB_SLOT_ITERS_TTL)
         # sub-slot challenge -> the peak height of the search and whether the chain finished it: found stays found
         # (searched only when the node gave up, so more than 10 sub-slots deep, beyond any reorg), not found is
         # searched again at a new peak.
@@ -217,26 +217,11 @@ class RpcFullNode(FullNode):
         return iterations // interval if interval > 0 else 0
 
     async def _current_sub_slot_iters(self) -> int:
-        if self._sub_slot_iters is not None:
-            age = time.monotonic() - self._sub_slot_iters[1]
-            if age < SUB_SLOT_ITERS_TTL:
-                if age >= SUB_SLOT_ITERS_TTL / 2 and self._sub_slot_iters_reread is None:
-                    self._sub_slot_iters_reread = asyncio.ensure_future(self._read_sub_slot_iters())
-                    self._sub_slot_iters_reread.add_done_callback(self._sub_slot_iters_reread_done)
-                return self._sub_slot_iters[0]
-        return await self._read_sub_slot_iters()
+        return await self._sub_slot_iters.get("sub_slot_iters", self._read_sub_slot_iters)
 
     async def _read_sub_slot_iters(self) -> int:
-        read_at = time.monotonic()
         state = await self._blockchain_state()
-        sub_slot_iters = int(state.get("sub_slot_iters") or 0)
-        self._sub_slot_iters = (sub_slot_iters, read_at)
-        return sub_slot_iters
-
-    def _sub_slot_iters_reread_done(self, task: asyncio.Task[int]) -> None:
-        self._sub_slot_iters_reread = None
-        if not task.cancelled():
-            task.exception()  # a failed re-read is retried by the next look-up past the time to live
+        return int(state.get("sub_slot_iters") or 0)
 
     async def end_of_sub_slot(self, challenge_hash: bytes32) -> ChallengeInfo | None:
         found = await self._call_or_none(

@@ -29,10 +29,10 @@ from pool.chia_adapter import (
 from pool.context import PoolContext
 from pool.http.admission import Admission
 from pool.http.guard import json_body, protocol_methods, quiet_http_parser_errors
-from pool.http.keys import CONTEXT
+from pool.http.keys import CONTEXT, RATE_LIMITS
 from pool.http.limits import per_address_limit
+from pool.http.operator_endpoints import setup_operator_endpoints
 from pool.http.pages import setup_pages
-from pool.http.status import setup_operator_endpoints
 from pool.protocol.encoding import (
     parse_bytes32,
     parse_g2,
@@ -44,8 +44,8 @@ from pool.protocol.encoding import (
 from pool.protocol.errors import PoolProtocolError, one_line
 from pool.protocol.farmers import authenticated_farmer, register_farmer, update_farmer
 from pool.protocol.partials import PartialChecker
-from pool.protocol.signage_points import PeakCache, SignagePointCache
-from pool.protocol.verification import SignatureVerifier
+from pool.protocol.rate_limits import RateLimits
+from pool.protocol.signage_points import SignagePointCache
 from pool.store.models import FarmerRecord
 
 log = logging.getLogger(__name__)
@@ -57,20 +57,26 @@ SIGNAGE_POINTS = web.AppKey("signage_points", SignagePointCache)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_app(ctx: PoolContext) -> web.Application:
+def create_app(
+    ctx: PoolContext,
+    *,
+    partials: PartialChecker,
+    signage_points: SignagePointCache,
+    admission: Admission,
+    limits: RateLimits,
+) -> web.Application:
+    """The routes and middlewares over objects the composition root (pool/server.py) built: this module builds none."""
     quiet_http_parser_errors()
     app = web.Application(
         client_max_size=ctx.config.partials.max_body_bytes,
         # The per-address limit first: a client over its limit costs no more than this look-up.
         middlewares=[per_address_limit, _request_timing, _protocol_errors, protocol_methods],
     )
-    signage_points = ctx.signage_point_cache()  # shared with the confirmation loop
     app[CONTEXT] = ctx
-    app[SIGNAGE_POINTS] = signage_points
-    verifier = SignatureVerifier(ctx.config.partials.verify_threads)
-    app[PARTIALS] = PartialChecker(ctx, signage_points, PeakCache(ctx.node), verifier)
-    app[ADMISSION] = Admission(ctx.config.partials.max_in_flight)
-    app.on_cleanup.append(lambda _: _closed(verifier))
+    app[RATE_LIMITS] = limits
+    app[SIGNAGE_POINTS] = signage_points  # shared with the confirmation loop
+    app[PARTIALS] = partials
+    app[ADMISSION] = admission
     app.router.add_get("/pool_info", get_pool_info)
     app.router.add_get("/farmer", get_farmer)
     app.router.add_post("/farmer", post_farmer)
@@ -144,17 +150,14 @@ async def post_partial(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------------------------------- helpers
 
 
-async def _closed(verifier: SignatureVerifier) -> None:
-    verifier.close()
-
-
 async def _authenticated(request: web.Request, method_name: str) -> FarmerRecord:
     """GET /farmer carries launcher_id, authentication_token and signature as query parameters."""
     query = request.query
     launcher_id = parse_bytes32(query_value(query, "launcher_id"), "launcher_id")
     token = parse_uint64(query_value(query, "authentication_token"), "authentication_token")
     signature = parse_g2(query_value(query, "signature"), "signature")
-    return await authenticated_farmer(request.app[CONTEXT], method_name, launcher_id, token, signature)
+    app = request.app
+    return await authenticated_farmer(app[CONTEXT], app[RATE_LIMITS], method_name, launcher_id, token, signature)
 
 
 def _reply(message: Streamable) -> web.Response:

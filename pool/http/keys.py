@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from pool.chain.status import ChainStatus
 from pool.context import PoolContext
-from pool.loops.status import ChainStatus
+from pool.protocol.rate_limits import RateLimits
 
 CONTEXT = web.AppKey("context", PoolContext)
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)  # the process's, shared with the protocol's checks
 CHAIN_STATUS = web.AppKey("chain_status", ChainStatus)  # set when the background loops run with the app

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from pool.config import IpNetwork, LimitsConfig
 from pool.http.guard import PROTOCOL_PATHS
-from pool.http.keys import CONTEXT
+from pool.http.keys import CONTEXT, RATE_LIMITS
 from pool.protocol.errors import one_line
 from pool.protocol.rate_limits import RateLimited
 
@@ -34,7 +34,7 @@ async def per_address_limit(request: web.Request, handler: Handler) -> web.Strea
     ctx = request.app[CONTEXT]
     address = client_address(request.remote, request.headers.getall("X-Forwarded-For", []), ctx.config.limits)
     try:
-        ctx.rate_limits().admit_address(address)
+        request.app[RATE_LIMITS].admit_address(address)
     except RateLimited as refused:
         log.debug("%s %s refused: %s", one_line(request.method, 16), one_line(request.path, 80), refused.message)
         return refusal(request.path, refused)

@@ -19,8 +19,8 @@ from aiohttp import web
 
 from pool.chia_adapter import bytes32
 from pool.estimates import format_space
-from pool.http.keys import CONTEXT
-from pool.http.views import farmer_view, pool_view
+from pool.http.keys import CONTEXT, RATE_LIMITS
+from pool.http.page_data import farmer_view, pool_view
 from pool.payouts.books import xch
 from pool.protocol.encoding import parse_bytes32, parse_g2, parse_uint64, query_value
 from pool.protocol.farmers import authenticated_farmer
@@ -102,7 +102,8 @@ async def _signed_login(request: web.Request) -> bytes32:
     launcher_id = parse_bytes32(query_value(query, "launcher_id"), "launcher_id")
     token = parse_uint64(query_value(query, "authentication_token"), "authentication_token")
     signature = parse_g2(query_value(query, "signature"), "signature")
-    farmer = await authenticated_farmer(request.app[CONTEXT], "get_login", launcher_id, token, signature)
+    app = request.app
+    farmer = await authenticated_farmer(app[CONTEXT], app[RATE_LIMITS], "get_login", launcher_id, token, signature)
     return farmer.launcher_id
 
 

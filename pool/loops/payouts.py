@@ -28,10 +28,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pool.chain.status import ChainStatus
 from pool.chia_adapter import Coin, CoinRecord, SpendBundle, bytes32
 from pool.context import PoolContext
 from pool.kill_points import kill_point
-from pool.loops.status import ChainStatus
 from pool.payouts.coins import NotEnoughCoins, buried_coins, select_coins
 from pool.payouts.split import FarmerShare, Payable, merged_additions, plan_distribution, plan_payments
 from pool.payouts.versions import (

@@ -28,6 +28,7 @@ from pool.chain.interface import AddressNotOwned, ChainUnavailable, SignedPaymen
 from pool.chain.ownership import proof_holds, prove_target_ownership
 from pool.chain.reward_spends import RewardPaid, reward_fate
 from pool.chain.singleton import KnownTip, SingletonView, follow_singleton
+from pool.chain.status import ChainStatus
 from pool.chia_adapter import (
     Coin,
     CoinRecord,
@@ -45,7 +46,6 @@ from pool.chia_adapter import (
 )
 from pool.context import PoolContext
 from pool.kill_points import kill_point
-from pool.loops.status import ChainStatus
 from pool.payouts.coins import NotEnoughCoins, buried_coins, select_coins
 from pool.store.abstract import CoinReserved, InsufficientFunds
 from pool.store.models import ClaimStatus, FarmerRecord, RewardClaim

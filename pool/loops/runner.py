@@ -10,12 +10,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 from pool.context import PoolContext
-from pool.loops.difficulty import DifficultyLoop
-from pool.loops.partials import PartialConfirmLoop
-from pool.loops.payouts import PayoutLoop
-from pool.loops.rewards import RewardLoop
-from pool.loops.singletons import SingletonLoop
-from pool.loops.status import ChainStatus, PeakLoop
 from pool.store.abstract import NotLeader
 
 log = logging.getLogger(__name__)
@@ -29,17 +23,6 @@ class Loop(Protocol):
     def interval(self, ctx: PoolContext) -> float: ...
 
     async def run_once(self, ctx: PoolContext) -> object: ...
-
-
-def default_loops(status: ChainStatus) -> list[Loop]:
-    return [
-        PeakLoop(status),
-        PartialConfirmLoop(status),
-        SingletonLoop(status),
-        RewardLoop(status),
-        PayoutLoop(status),
-        DifficultyLoop(),
-    ]
 
 
 async def run_periodically(ctx: PoolContext, loop: Loop, on_not_leader: Callable[[], None] | None = None) -> None:
@@ -66,14 +49,10 @@ async def run_periodically(ctx: PoolContext, loop: Loop, on_not_leader: Callable
 
 
 class LoopRunner:
-    def __init__(
-        self,
-        loops: list[Loop] | None = None,
-        status: ChainStatus | None = None,
-        on_not_leader: Callable[[], None] | None = None,
-    ) -> None:
-        self.status = status or ChainStatus()
-        self.loops = loops if loops is not None else default_loops(self.status)
+    """Runs the loops it is given (the composition root, pool/server.py, chooses and builds them)."""
+
+    def __init__(self, loops: list[Loop], on_not_leader: Callable[[], None] | None = None) -> None:
+        self.loops = loops
         self.on_not_leader = on_not_leader
         self._tasks: list[asyncio.Task[None]] = []
 

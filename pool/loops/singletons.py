@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from pool.chain.interface import ChainUnavailable
 from pool.chain.singleton import KnownTip, SingletonForged, follow_singleton, view_is_member
+from pool.chain.status import ChainStatus
 from pool.context import PoolContext
-from pool.loops.status import ChainStatus
 from pool.store.models import FarmerRecord
 
 log = logging.getLogger(__name__)

@@ -40,6 +40,7 @@ from pool.protocol.auth import (
 from pool.protocol.difficulty import suggested_difficulty_for
 from pool.protocol.errors import PoolProtocolError
 from pool.protocol.payout import parse_payout_instructions
+from pool.protocol.rate_limits import RateLimits
 from pool.store.abstract import FarmerAlreadyExists
 from pool.store.models import FarmerRecord
 
@@ -205,11 +206,11 @@ def _latest_difficulty(farmer: FarmerRecord) -> int:
 
 
 async def authenticated_farmer(
-    ctx: PoolContext, method_name: str, launcher_id: bytes32, token: int, signature: G2Element
+    ctx: PoolContext, limits: RateLimits, method_name: str, launcher_id: bytes32, token: int, signature: G2Element
 ) -> FarmerRecord:
     """GET /farmer and GET /login: token, known farmer, signature of its latest authentication key."""
     check_authentication_token(token, ctx.now(), ctx.config.pool.authentication_token_timeout)
-    with ctx.rate_limits().signed_request(launcher_id) as allowance:  # cheap, before the store and the signature
+    with limits.signed_request(launcher_id) as allowance:  # cheap, before the store and the signature
         farmer = await known_farmer(ctx, launcher_id)
         message = authentication_message(method_name, launcher_id, ctx.config.pool.target_puzzle_hash, token)
         check_signature(farmer.authentication_public_key, message, signature, "not the farmer's authentication key's")

@@ -28,6 +28,7 @@ from pool.context import PoolContext
 from pool.protocol.auth import check_authentication_token
 from pool.protocol.errors import PoolProtocolError, one_line
 from pool.protocol.farmers import known_farmer
+from pool.protocol.rate_limits import RateLimits
 from pool.protocol.signage_points import PeakCache, SignagePointCache
 from pool.protocol.verification import SignatureVerifier
 from pool.store.group_commit import PartialWriter
@@ -47,12 +48,18 @@ class PartialChecker:
     """Checks partials against the store and the node, sharing the signage point and peak lookups."""
 
     def __init__(
-        self, ctx: PoolContext, signage_points: SignagePointCache, peak: PeakCache, verifier: SignatureVerifier
+        self,
+        ctx: PoolContext,
+        signage_points: SignagePointCache,
+        peak: PeakCache,
+        verifier: SignatureVerifier,
+        limits: RateLimits,
     ) -> None:
         self._ctx = ctx
         self._signage_points = signage_points
         self._peak = peak
         self._verifier = verifier
+        self._limits = limits
         self._writer = PartialWriter(ctx.store)
 
     async def submit(self, request: PostPartialRequest) -> PostPartialResponse:
@@ -77,7 +84,7 @@ class PartialChecker:
             payload.authentication_token, received_at, ctx.config.pool.authentication_token_timeout
         )
         # Before the store and the signature; the farmer's allowance is used only once its signature verified.
-        with ctx.rate_limits().signed_request(payload.launcher_id) as allowance:
+        with self._limits.signed_request(payload.launcher_id) as allowance:
             farmer = await known_farmer(ctx, payload.launcher_id)
             await self._check_signatures(request, farmer)
             allowance.verified()
@@ -126,9 +133,8 @@ class PartialChecker:
 
     async def _challenge(self, sp_hash: bytes32, end_of_sub_slot: bool, launcher_id: bytes32) -> ChallengeInfo:
         what = "end of sub-slot" if end_of_sub_slot else "signage point"
-        limits = self._ctx.rate_limits()
         challenge = await self._signage_points.lookup(
-            sp_hash, end_of_sub_slot, admit=lambda: limits.admit_signage_point_lookup(launcher_id)
+            sp_hash, end_of_sub_slot, admit=lambda: self._limits.admit_signage_point_lookup(launcher_id)
         )
         if challenge is None:
             raise PoolProtocolError(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from pool.chain.node_rpc import RpcFullNode
@@ -41,9 +42,13 @@ from pool.config import PoolConfig
 from pool.context import PoolContext
 from pool.devnet.pool_config import world_pool_config
 from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, SignagePointInfo, World
-from pool.http.app import create_app
+from pool.http.app import SIGNAGE_POINTS
+from pool.http.keys import RATE_LIMITS
 from pool.protocol.auth import current_authentication_token
 from pool.protocol.farmers import ClassicPutFarmerPayload
+from pool.protocol.rate_limits import RateLimits
+from pool.protocol.signage_points import SignagePointCache
+from pool.server import build_application
 from pool.store.sqlite import SqlitePoolStore
 
 THRESHOLD = 2  # confirmation_security_threshold of the test pools
@@ -102,7 +107,7 @@ class PoolUnderTest:
             now=clock,
             precise_clock=clock.precise,
         )
-        client: TestClient[Any, Any] = TestClient(TestServer(create_app(ctx)))
+        client: TestClient[Any, Any] = TestClient(TestServer(build_application(ctx, with_loops=False)))
         await client.start_server()
         return cls(ctx, client, clock)
 
@@ -111,6 +116,20 @@ class PoolUnderTest:
         await self.ctx.node.close()
         await self.ctx.wallet.close()
         await self.ctx.store.close()
+
+    @property
+    def app(self) -> web.Application:
+        app: web.Application = self.client.app
+        return app
+
+    @property
+    def signage_points(self) -> SignagePointCache:
+        """The app's signage point cache (the one POST /partial looks them up in)."""
+        return self.app[SIGNAGE_POINTS]
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        return self.app[RATE_LIMITS]
 
     @property
     def token(self) -> int:

@@ -367,7 +367,7 @@ async def test_too_late_by_half_a_second(world: World, pool: PoolUnderTest, farm
     """The time limit is compared to the sub-second: with whole seconds it could pass (truncating the receipt time
     makes a partial up to 1 s younger)."""
     sp, found = await fresh_proofs(world, farmer.plots)
-    seen = await pool.ctx.signage_point_cache().lookup(sp.sp_hash, sp.end_of_sub_slot)
+    seen = await pool.signage_points.lookup(sp.sp_hash, sp.end_of_sub_slot)
     assert seen is not None
     late_by = seen.time_received + pool.ctx.config.partials.time_limit + 0.5 - time.time()
     pool.clock.offset += late_by

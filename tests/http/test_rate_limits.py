@@ -203,12 +203,12 @@ async def test_signage_point_lookups_are_bounded_per_farmer(
 ) -> None:
     """A farmer's partials for signage points the pool has not seen make it ask (and poll) its node: bounded.
     The bound is made small here (3, refilled about never) so that the test needs few partials."""
-    limits = pool.ctx.rate_limits()
+    limits = pool.rate_limits
     default_buckets = limits.signage_point_lookups
     limits.signage_point_lookups = TokenBuckets(RateLimit(rate=0.001, burst=3), max_keys=100)
     limits.launchers = TokenBuckets(DEFAULTS.per_launcher, max_keys=100)  # what the flood test used up is refilled
     try:
-        cache = pool.ctx.signage_point_cache()
+        cache = pool.signage_points
         sp, found = await fresh_proofs(world, flooder.plots)
         results = []
         for attempt in range(6):

@@ -12,17 +12,19 @@ from pathlib import Path
 
 from pool.chain.node_rpc import RpcFullNode
 from pool.chain.singleton import follow_singleton, is_member_of_pool
+from pool.chain.status import ChainStatus
 from pool.chain.wallet_rpc import WalletRpc
 from pool.chia_adapter import CoinRecord, bytes32
 from pool.config import PoolConfig
 from pool.context import PoolContext
 from pool.devnet.pool_config import world_pool_config
 from pool.devnet.world import PlotNFTInfo, World
-from pool.loops.partials import PartialConfirmLoop
+from pool.loops.partial_confirmation import PartialConfirmLoop
 from pool.loops.payouts import PayoutLoop, PayoutStats
+from pool.loops.peak import PeakLoop
 from pool.loops.rewards import RewardLoop, RewardStats
 from pool.loops.singletons import SingletonLoop
-from pool.loops.status import ChainStatus, PeakLoop
+from pool.server import signage_point_cache
 from pool.store.models import ClaimStatus, FarmerRecord, PartialRecord, PayoutRound, RoundStatus
 from pool.store.sqlite import SqlitePoolStore
 from tests.chain_checks import store_agrees_with_chain
@@ -54,8 +56,9 @@ class Pool:
     node_port: int | None = None  # the node's RPC port the pool uses, if not the world's (a proxy in front of it)
 
     def __post_init__(self) -> None:
+        self.signage_points = signage_point_cache(self.ctx)
         self.peak_loop = PeakLoop(self.status)
-        self.partials = PartialConfirmLoop(self.status)
+        self.partials = PartialConfirmLoop(self.status, self.signage_points)
         self.singletons = SingletonLoop(self.status)
         self.rewards = RewardLoop(self.status, drop_after_blocks=3)
         self.payouts = PayoutLoop(self.status, repush_after=0)

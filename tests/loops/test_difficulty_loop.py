@@ -14,7 +14,7 @@ from chia_rs import Program
 from pool.chia_adapter import AugSchemeMPL, Coin, CoinSpend, PoolState, bytes32, std_hash, uint8, uint32, uint64
 from pool.config import parse_config
 from pool.context import PoolContext
-from pool.loops.difficulty import DifficultyLoop
+from pool.loops.difficulty_adjustment import DifficultyLoop
 from pool.store.models import FarmerRecord, PartialRecord
 from pool.store.sqlite import SqlitePoolStore
 

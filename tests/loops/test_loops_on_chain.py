@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest_asyncio
 
+from pool.chain.status import ChainStatus
 from pool.chia_adapter import SpendBundle, calculate_pool_reward, uint32
 from pool.devnet.world import PlotNFTInfo, World
-from pool.loops.partials import REASON_NOT_MEMBER, REASON_REVERTED_SP, REASON_STALE_DROPPED
+from pool.loops.partial_confirmation import REASON_NOT_MEMBER, REASON_REVERTED_SP, REASON_STALE_DROPPED
 from pool.loops.payouts import PayoutStats, batch_additions
 from pool.loops.runner import LoopRunner
+from pool.server import background_loops
 from pool.store.models import BatchStatus, ClaimStatus, PartialStatus
 from tests.loops.loops_harness import (
     THRESHOLD,
@@ -230,7 +232,7 @@ async def test_runner_starts_and_stops_cleanly(world: World, plotnfts: list[Plot
     sp = await world.new_signage_point()
     partial_id = await pool.add_partial(first.launcher_id, sp.sp_hash, 4)
     pool.advance(pool.ctx.config.partials.confirmation_delay + 1)
-    runner = LoopRunner()
+    runner = LoopRunner(background_loops(ChainStatus(), pool.signage_points))
     runner.start(pool.ctx)
     try:
         for _ in range(100):

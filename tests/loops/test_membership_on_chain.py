@@ -20,7 +20,7 @@ from pool.chain.singleton import SingletonForged, SingletonView, follow_singleto
 from pool.chain.wallet_rpc import WalletRpc
 from pool.chia_adapter import PoolSingletonState, bytes32
 from pool.devnet.world import PlotNFTInfo, World
-from pool.loops.partials import REASON_NOT_MEMBER, RETRY_AFTER_SECONDS
+from pool.loops.partial_confirmation import REASON_NOT_MEMBER, RETRY_AFTER_SECONDS
 from pool.store.models import FarmerRecord, PartialStatus
 from tests.faults import FlakyNodeProxy
 from tests.loops.loops_harness import THRESHOLD, Clock, Pool, random_puzzle_hash
@@ -202,7 +202,7 @@ async def test_a_backlog_of_pending_partials_is_confirmed_faster_than_it_came_in
     intake = time.perf_counter() - started
     advance_past_confirmation_delay(pool)
     await pool.peak()
-    requests_before = pool.ctx.signage_point_cache().node_requests
+    requests_before = pool.signage_points.node_requests
     started = time.perf_counter()
     confirmed = iterations = 0
     while confirmed < count:
@@ -217,7 +217,7 @@ async def test_a_backlog_of_pending_partials_is_confirmed_faster_than_it_came_in
             f"({count / confirmation:.0f}/s) in {iterations} iterations"
         )
     # One node look-up per signage point per iteration at most (the cache keeps found ones a few seconds).
-    assert pool.ctx.signage_point_cache().node_requests - requests_before <= len(signage_points) * iterations
+    assert pool.signage_points.node_requests - requests_before <= len(signage_points) * iterations
     farmers = await pool.ctx.store.list_farmers()
     assert sorted(f.points for f in farmers) == [count // 2, count // 2]
 

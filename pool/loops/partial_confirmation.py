@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pool.chain.interface import ChainUnavailable, ChallengeInfo
+from pool.chain.status import ChainStatus
 from pool.chia_adapter import bytes32
 from pool.context import PoolContext
-from pool.loops.status import ChainStatus
+from pool.protocol.signage_points import SignagePointCache
 from pool.store.models import FarmerRecord, PartialRecord
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ T = TypeVar("T")
 class PartialConfirmLoop:
     name = "confirm-partials"
 
-    def __init__(self, status: ChainStatus, batch_size: int = 1000) -> None:
+    def __init__(self, status: ChainStatus, signage_points: SignagePointCache, batch_size: int = 1000) -> None:
         self.status = status
+        self.signage_points = signage_points  # the cache POST /partial looks them up in too
         self.batch_size = batch_size
         self._retry_at: dict[int, int] = {}  # partial id -> unix time its re-check may run again
 
@@ -85,7 +87,7 @@ class PartialConfirmLoop:
         if not batch:
             return 0
         farmers = await self._farmers(ctx, batch)
-        challenges = await self._challenges(ctx, batch)
+        challenges = await self._challenges(batch)
         confirmable: list[int] = []
         for number, partial in enumerate(batch, start=1):
             assert partial.id is not None
@@ -163,11 +165,8 @@ class PartialConfirmLoop:
                 found[launcher_id] = exc
         return found
 
-    @staticmethod
-    async def _challenges(
-        ctx: PoolContext, batch: list[PartialRecord]
-    ) -> dict[_Key, ChallengeInfo | BaseException | None]:
-        cache = ctx.signage_point_cache()
+    async def _challenges(self, batch: list[PartialRecord]) -> dict[_Key, ChallengeInfo | BaseException | None]:
+        cache = self.signage_points
         limit = asyncio.Semaphore(LOOKUP_CONCURRENCY)
 
         async def lookup(key: _Key) -> ChallengeInfo | None:

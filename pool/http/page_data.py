@@ -48,7 +48,7 @@ class Chart:
 
 
 @dataclass(frozen=True)
-class PartialsSummary:
+class RecentPartials:
     accepted: int
     refused: dict[str, int]  # reason -> count, most frequent first
     colors: dict[str, str]  # outcome -> bar color
@@ -90,7 +90,7 @@ class FarmerView:
     estimated_space: int
     owed: int
     joined_at: int
-    partials: PartialsSummary
+    partials: RecentPartials
     payouts: list[PayoutRow] = field(default_factory=list)
     earnings: list[EarningRow] = field(default_factory=list)
     paid_total: int = 0
@@ -175,7 +175,7 @@ def hourly_chart(counts: list[PartialCount], now: int, outcome_colors: dict[str,
     return Chart(bars=bars, ticks=ticks, maximum=maximum)
 
 
-def summarize_partials(counts: list[PartialCount], now: int) -> PartialsSummary:
+def recent_partials(counts: list[PartialCount], now: int) -> RecentPartials:
     since = now - DAY
     recent = [c for c in counts if c.hour >= since - since % HOUR]
     accepted = sum(c.count for c in recent if c.outcome in ACCEPTED)
@@ -186,7 +186,7 @@ def summarize_partials(counts: list[PartialCount], now: int) -> PartialsSummary:
     ordered = dict(sorted(refused.items(), key=lambda item: (-item[1], item[0])))
     colors = {"accepted": ACCEPTED_COLOR}
     colors.update({reason: PALETTE[i % len(PALETTE)] for i, reason in enumerate(sorted(ordered))})
-    return PartialsSummary(
+    return RecentPartials(
         accepted=accepted,
         refused=ordered,
         colors=colors,
@@ -200,7 +200,7 @@ async def farmer_view(ctx: PoolContext, farmer: FarmerRecord) -> FarmerView:
     store, now = ctx.store, ctx.now()
     since = now - DAY
     counts = await store.partial_counts(since, farmer.launcher_id)
-    partials = summarize_partials(counts, now)
+    partials = recent_partials(counts, now)
     farmers = await store.list_farmers()
     pool_points = sum(f.points for f in farmers)
     state = farmer.singleton_tip_state
