@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pool.chain.interface import AddressNotOwned, ChainUnavailable, SignedPayment
-from pool.chain.ownership import proof_holds, prove_target_ownership
+from pool.chain.ownership import ownership_message, signature_proves, signed_for_target
 from pool.chain.reward_spends import RewardPaid, reward_fate
 from pool.chain.singleton import KnownTip, SingletonView, follow_singleton
 from pool.chain.status import ChainStatus
@@ -48,7 +48,7 @@ from pool.context import PoolContext
 from pool.kill_points import kill_point
 from pool.payouts.coins import NotEnoughCoins, buried_coins, select_coins
 from pool.store.abstract import CoinReserved, InsufficientFunds
-from pool.store.models import ClaimStatus, FarmerRecord, RewardClaim
+from pool.store.models import ClaimStatus, FarmerRecord, RewardClaim, TargetProof
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,7 @@ class RewardLoop:
         if not self.status.wallet_synced:
             return False
         try:
-            proof = await prove_target_ownership(
-                ctx.wallet, target, ctx.config.pool.target_address, ctx.config.pool.name, ctx.now()
-            )
+            proof = await prove_target_ownership(ctx, ctx.now())
         except AddressNotOwned as exc:
             log.error("no reward is absorbed: pool.target_address is not the pool wallet's: %s", exc)
             return False
@@ -433,3 +431,26 @@ def absorb_spends(
         singleton_coin = get_most_recent_singleton_coin_from_coin_spend(last_singleton_spend)
         last_singleton_spend = next(spend for spend in absorb if spend.coin == singleton_coin)
     return spends
+
+
+async def prove_target_ownership(ctx: PoolContext, now: int) -> TargetProof:
+    """The wallet's signature for the pool's target address, checked, as the store keeps it (see
+    pool/chain/ownership.py). Raises AddressNotOwned or ChainUnavailable."""
+    pool = ctx.config.pool
+    message = ownership_message(pool.name, pool.target_address, now)
+    signed = await signed_for_target(ctx.wallet, pool.target_puzzle_hash, pool.target_address, message)
+    return TargetProof(
+        target_puzzle_hash=pool.target_puzzle_hash,
+        address=pool.target_address,
+        fingerprint=signed.fingerprint,
+        public_key=bytes(signed.public_key),
+        signature=bytes(signed.signature),
+        signing_mode=signed.signing_mode,
+        message=message,
+        proven_at=now,
+    )
+
+
+def proof_holds(proof: TargetProof) -> bool:
+    """Whether a recorded proof still checks out."""
+    return signature_proves(proof.signing_mode, proof.public_key, proof.signature, proof.message, proof.address)

@@ -134,6 +134,8 @@ class RewardClaim:
     fee: int = 0
     fee_spend_bundle: bytes | None = None  # the wallet's signed fee spend (its coins are reserved until it settles)
     fee_settled: bool = True  # False while the fee spend may still land (only for claims with a fee spend)
+    # Fees of earlier claims of the same coin, replaced when they failed, whose fee spends landed: charged for good.
+    earlier_fees: int = 0
 
 
 @dataclass(frozen=True)

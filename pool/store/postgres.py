@@ -232,6 +232,7 @@ _SCHEMA_V5_CHAIN_TRUTH: Migration = (
     "ALTER TABLE reward_claims ADD CONSTRAINT reward_claims_status_check "
     "CHECK (status IN ('submitted', 'confirmed', 'failed', 'lost'))",
     "ALTER TABLE reward_claims ADD COLUMN fee_settled BOOLEAN NOT NULL DEFAULT TRUE",
+    f"ALTER TABLE reward_claims ADD COLUMN earlier_fees {MOJOS} NOT NULL DEFAULT 0 CHECK (earlier_fees >= 0)",
     "UPDATE reward_claims SET fee_settled = FALSE WHERE status = 'submitted' AND fee_spend_bundle IS NOT NULL",
     "UPDATE reward_claims SET fee = 0 WHERE status = 'failed'",
     f"""

@@ -126,6 +126,7 @@ def claim_from_row(row: Row) -> RewardClaim:
         fee=int(row["fee"]),
         fee_spend_bundle=None if row["fee_spend_bundle"] is None else bytes(row["fee_spend_bundle"]),
         fee_settled=bool(row["fee_settled"]),
+        earlier_fees=int(row["earlier_fees"]),
     )
 
 

@@ -603,10 +603,13 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         earlier = await tx.fetchone(
             f"SELECT * FROM reward_claims WHERE coin_id = :coin_id{self._LOCK_ROWS}", {"coin_id": claim.coin_id}
         )
-        params = {**_claim_params(claim), "fee_settled": claim.fee_spend_bundle is None}
+        params = {**_claim_params(claim), "fee_settled": claim.fee_spend_bundle is None, "earlier_fees": 0}
         if earlier is not None:
             if earlier["status"] != ClaimStatus.FAILED.value:
                 raise _ClaimExists()  # spending the coin again would only be refused
+            # A fee of the failed claim that landed stays charged: it moves with the coin's claim, never vanishes.
+            landed = int(earlier["fee"]) if bool(earlier["fee_settled"]) else 0
+            params["earlier_fees"] = int(earlier["earlier_fees"]) + landed
             if not bool(earlier["fee_settled"]):
                 if claim.fee or claim.fee_spend_bundle is not None:
                     raise StoreError(
@@ -993,17 +996,18 @@ _CREDIT_POINTS = "UPDATE farmers SET points = points + :points WHERE launcher_id
 _UPSERT_CLAIM = """
     INSERT INTO reward_claims (
         coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, submitted_at,
-        submitted_height, confirmed_height, error, fee, fee_spend_bundle, fee_settled
+        submitted_height, confirmed_height, error, fee, fee_spend_bundle, fee_settled, earlier_fees
     ) VALUES (
         :coin_id, :launcher_id, :amount, :coin_height, :spend_bundle_name, :status, :submitted_at,
-        :submitted_height, :confirmed_height, :error, :fee, :fee_spend_bundle, :fee_settled
+        :submitted_height, :confirmed_height, :error, :fee, :fee_spend_bundle, :fee_settled, :earlier_fees
     )
     ON CONFLICT (coin_id) DO UPDATE SET
         launcher_id = EXCLUDED.launcher_id, amount = EXCLUDED.amount, coin_height = EXCLUDED.coin_height,
         spend_bundle_name = EXCLUDED.spend_bundle_name, status = EXCLUDED.status,
         submitted_at = EXCLUDED.submitted_at, submitted_height = EXCLUDED.submitted_height,
         confirmed_height = EXCLUDED.confirmed_height, error = EXCLUDED.error, fee = EXCLUDED.fee,
-        fee_spend_bundle = EXCLUDED.fee_spend_bundle, fee_settled = EXCLUDED.fee_settled
+        fee_spend_bundle = EXCLUDED.fee_spend_bundle, fee_settled = EXCLUDED.fee_settled,
+        earlier_fees = EXCLUDED.earlier_fees
     WHERE reward_claims.status = 'failed'
     RETURNING 1
 """
@@ -1034,7 +1038,7 @@ LEDGER_SQL = """
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pool_fee_share') AS pool_fee_share,
         (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NULL) AS pool_fee_payments,
         (SELECT COALESCE(SUM(fee), 0) FROM payment_batches) AS batch_fees,
-        (SELECT COALESCE(SUM(fee), 0) FROM reward_claims) AS claim_fees,
+        (SELECT COALESCE(SUM(fee + earlier_fees), 0) FROM reward_claims) AS claim_fees,
         (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'lost') AS lost_rewards,
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'undistributed') AS undistributed,
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pre_ledger_excess') AS pre_ledger_excess

@@ -217,7 +217,8 @@ _SCHEMA_V4_PAGES: Migration = (
 
 _SCHEMA_V5_CHAIN_TRUTH: Migration = (
     # A claim can be LOST (its reward spent without paying the pool), and its fee settles on its own, once the chain
-    # shows whether the fee spend landed: `fee` is what stays charged, `fee_settled` says whether that is final.
+    # shows whether the fee spend landed: `fee` is what stays charged, `fee_settled` says whether that is final, and
+    # `earlier_fees` keeps the landed fees of the coin's earlier claims when a failed one is replaced.
     # SQLite cannot change a CHECK constraint in place: the table is built anew. A FAILED claim's fee was given back
     # when it failed (the old rule): it is charged 0 now.
     """
@@ -234,7 +235,8 @@ _SCHEMA_V5_CHAIN_TRUTH: Migration = (
         error TEXT,
         fee INTEGER NOT NULL DEFAULT 0 CHECK (fee >= 0),
         fee_spend_bundle BLOB,
-        fee_settled INTEGER NOT NULL DEFAULT 1 CHECK (fee_settled IN (0, 1))
+        fee_settled INTEGER NOT NULL DEFAULT 1 CHECK (fee_settled IN (0, 1)),
+        earlier_fees INTEGER NOT NULL DEFAULT 0 CHECK (earlier_fees >= 0)
     )
     """,
     """

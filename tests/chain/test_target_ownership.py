@@ -10,31 +10,31 @@ from pathlib import Path
 import pytest
 
 from pool.chain.interface import AddressNotOwned
-from pool.chain.ownership import proof_holds, prove_target_ownership
-from pool.chain.wallet_rpc import WalletRpc
+from pool.chain.ownership import ownership_message, signed_for_target
 from pool.chia_adapter import bytes32, encode_puzzle_hash
 from pool.devnet.world import World
-from tests.loops.loops_harness import THRESHOLD, Clock, Pool, pool_config, random_puzzle_hash
+from pool.loops.rewards import proof_holds, prove_target_ownership
+from tests.loops.loops_harness import THRESHOLD, Clock, Pool, random_puzzle_hash
 
 POOL_URL = "http://127.0.0.1:1"
 
 
 async def test_the_pool_wallet_proves_its_own_address_and_no_other(world: World, tmp_path: Path) -> None:
-    config = pool_config(world, tmp_path / "pool.sqlite")
-    wallet = await WalletRpc.connect(config.chain)
+    pool = await Pool.start(world, tmp_path / "pool.sqlite", Clock())
     try:
-        target = world.pool_target_puzzle_hash
-        proof = await prove_target_ownership(wallet, target, config.pool.target_address, "Devnet Pool", now=1_000)
-        assert proof.fingerprint == world.pool_wallet_fingerprint and proof.target_puzzle_hash == target
+        proof = await prove_target_ownership(pool.ctx, now=1_000)
+        assert proof.fingerprint == world.pool_wallet_fingerprint
+        assert proof.target_puzzle_hash == world.pool_target_puzzle_hash
         assert proof_holds(proof)
         assert not proof_holds(dataclasses.replace(proof, message=proof.message + " (edited)"))
         assert not proof_holds(dataclasses.replace(proof, address=encode_puzzle_hash(random_puzzle_hash(), "txch")))
 
         for foreign in (await world.farmer_wallet_address(), bytes32(secrets.token_bytes(32))):
+            address = encode_puzzle_hash(foreign, "txch")
             with pytest.raises(AddressNotOwned, match="has no key"):
-                await prove_target_ownership(wallet, foreign, encode_puzzle_hash(foreign, "txch"), "Devnet Pool", 1)
+                await signed_for_target(pool.ctx.wallet, foreign, address, ownership_message("Devnet Pool", address, 1))
     finally:
-        await wallet.close()
+        await pool.stop()
 
 
 async def test_no_reward_is_absorbed_into_an_address_the_pool_wallet_does_not_own(world: World, tmp_path: Path) -> None:

@@ -120,6 +120,7 @@ class ModelClaim:
     fee: int  # charged, not given back
     status: ClaimStatus
     fee_settled: bool = True
+    earlier_fees: int = 0  # landed fees of the coin's earlier, failed claims
 
 
 @dataclass
@@ -281,6 +282,10 @@ class LedgerMachine(RuleBasedStateMachine):
         for claim in claims:
             earlier = self.claims.get(claim.coin_id)
             model = ModelClaim(claim.launcher_id, claim.amount, claim.fee, ClaimStatus.SUBMITTED, claim.fee == 0)
+            if earlier is not None:
+                model.earlier_fees = earlier.earlier_fees + (earlier.fee if earlier.fee_settled else 0)
+                if model.earlier_fees:
+                    event("a claimed-again coin keeps the landed fees of its failed claims")
             if earlier is not None and not earlier.fee_settled:  # the new claim takes the unsettled fee over
                 model.fee, model.fee_settled = earlier.fee, False
                 event("a claimed-again coin takes its failed claim's fee over")
@@ -718,10 +723,11 @@ class LedgerMachine(RuleBasedStateMachine):
         for coin_id, model_claim in self.claims.items():
             recorded = self.run(self.store.get_reward_claim(coin_id))
             assert recorded is not None
-            assert (recorded.status, recorded.fee, recorded.fee_settled) == (
+            assert (recorded.status, recorded.fee, recorded.fee_settled, recorded.earlier_fees) == (
                 model_claim.status,
                 model_claim.fee,
                 model_claim.fee_settled,
+                model_claim.earlier_fees,
             )
 
 

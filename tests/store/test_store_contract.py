@@ -920,6 +920,26 @@ async def test_a_claim_fee_that_landed_stays_spent(store: AbstractPoolStore) -> 
     assert await store.ledger() == ledger
 
 
+async def test_a_claim_made_again_keeps_the_landed_fee_of_the_failed_one(store: AbstractPoolStore) -> None:
+    """A failed claim's fee spend landed (mined with another spend of its singleton coin): that fee was paid for
+    good. Claiming the coin again, with a fee of its own, must not make it vanish from the books."""
+    (farmer,) = await add_farmers(store, 0)
+    await fund(store, [], pool_fee=100, claimant=farmer)
+    claim = make_claim("coin", farmer, amount=1_750, fee=30)
+    assert await store.add_reward_claim(claim, fee_coins=[h("fee coin 1")])
+    await store.update_reward_claim(claim.coin_id, ClaimStatus.FAILED, error="dropped")
+    await store.settle_claim_fee(claim.coin_id, landed=True)
+    again = dataclasses.replace(make_claim("coin", farmer, amount=1_750, fee=20), submitted_height=90)
+    assert await store.add_reward_claim(again, fee_coins=[h("fee coin 2")])
+    recorded = await store.get_reward_claim(claim.coin_id)
+    assert recorded is not None and (recorded.fee, recorded.earlier_fees, recorded.fee_settled) == (20, 30, False)
+    ledger = await store.ledger()
+    assert (ledger.pool_fee_share, ledger.blockchain_fees) == (50, 50) and ledger.balanced
+    await store.settle_claim_fee(claim.coin_id, landed=False)  # the second one never landed: its fee goes back
+    ledger = await store.ledger()
+    assert (ledger.pool_fee_share, ledger.blockchain_fees) == (70, 30) and ledger.balanced
+
+
 async def test_a_failed_claim_that_lands_after_all_is_credited_once_and_a_lost_one_never(
     store: AbstractPoolStore,
 ) -> None:
