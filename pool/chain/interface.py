@@ -172,7 +172,8 @@ class Wallet(ABC):
         assert_concurrent_spend: bytes32 | None = None,
     ) -> SignedPayment:
         """Build and sign a transaction paying ``additions`` (puzzle hash, mojos) plus ``fee``, without pushing.
-        ``coins``: spend exactly these (change goes back to the wallet); otherwise the wallet selects, never one of
+        ``coins``: spend exactly these, the first one making the outputs (change goes back to the wallet); otherwise
+        the wallet selects, never one of
         ``exclude_coin_ids`` (held by our own not yet confirmed transactions). ``assert_concurrent_spend``: the
         transaction is valid only in a block that also spends that coin (a fee tied to the spend it pays for)."""
 

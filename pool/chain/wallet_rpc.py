@@ -110,8 +110,12 @@ class WalletRpc(Wallet):
             push=False,
         )
         # Coins held by our own transactions that are not confirmed yet must not be selected again: the wallet does
-        # not know about transactions we push ourselves.
-        tx_config = DEFAULT_TX_CONFIG.override(excluded_coin_ids=list(exclude_coin_ids))
+        # not know about transactions we push ourselves. With the coins given, the first one makes the outputs: every
+        # version of a payment built from the same first coin makes the same payment coins, whichever the wallet would
+        # have picked.
+        tx_config = DEFAULT_TX_CONFIG.override(
+            excluded_coin_ids=list(exclude_coin_ids), primary_coin=None if not coins else coins[0].name()
+        )
         conditions: tuple[Condition, ...] = ()
         if assert_concurrent_spend is not None:
             conditions = (AssertConcurrentSpend(assert_concurrent_spend),)

@@ -72,9 +72,10 @@ class PayoutStats:
 class PayoutLoop:
     name = "payouts"
 
-    def __init__(self, status: ChainStatus, repush_after: int = 120) -> None:
+    def __init__(self, status: ChainStatus, repush_after: int | None = None) -> None:
         self.status = status
-        self.repush_after = repush_after  # seconds a SUBMITTED batch may be missing from the mempool before a re-push
+        # Seconds a SUBMITTED batch may be missing from the mempool before a re-push (None: payouts.repush_after).
+        self.repush_after = repush_after
 
     def interval(self, ctx: PoolContext) -> float:
         # Runs as often as the confirmation loops so open rounds settle promptly; a new round starts only every
@@ -265,7 +266,8 @@ class PayoutLoop:
         versions = [SpendBundle.from_bytes(v.spend_bundle) for v in await ctx.store.batch_versions(batch.id)]
         if not versions:
             raise ValueError(f"payout batch {batch.id} is submitted but has no transaction recorded")
-        landed = await landed_version(ctx, batch, versions)
+        states = await coin_states(ctx, [coin for bundle in versions for coin in bundle.removals()])
+        landed = await landed_version(ctx, batch, versions, states)
         if landed is not None:
             # CONFIRMED is final (the batch is never sent again), so it waits until the payment is buried deep
             # enough that a reorg cannot take it back; until then a reorged-away payment is simply re-pushed.
@@ -275,7 +277,6 @@ class PayoutLoop:
                 stats.confirmed.append(batch.id)
             return
         latest = versions[-1]
-        states = await coin_states(ctx, [coin for bundle in versions for coin in bundle.removals()])
         if not can_land_as_is(latest.removals(), states):
             if await self.rebuild(ctx, batch, versions, states, batch.fee, "can no longer land as it is"):
                 stats.rebuilt.append(batch.id)
@@ -283,7 +284,8 @@ class PayoutLoop:
         if self._stuck(ctx, batch) and await self.bump_fee(ctx, batch, versions, states):
             stats.bumped.append(batch.id)
             return
-        if ctx.now() - batch.updated_at < self.repush_after or await ctx.node.in_mempool(latest.name()):
+        repush_after = ctx.config.payouts.repush_after if self.repush_after is None else self.repush_after
+        if ctx.now() - batch.updated_at < repush_after or await ctx.node.in_mempool(latest.name()):
             return
         await self._push(ctx, batch, latest, "re-pushed")  # the SAME signed transaction: never re-signed
         stats.repushed.append(batch.id)
@@ -385,13 +387,17 @@ class Landed:
     payment: CoinRecord  # its first payment, on chain
 
 
-async def landed_version(ctx: PoolContext, batch: PaymentBatch, versions: Sequence[SpendBundle]) -> Landed | None:
+async def landed_version(
+    ctx: PoolContext, batch: PaymentBatch, versions: Sequence[SpendBundle], states: dict[bytes32, CoinState]
+) -> Landed | None:
     """The version of the batch's transaction that is on chain, with its first payment, or None.
 
-    A version landed exactly when every coin it creates exists as a child of its own inputs: the batch is paid only
-    by the children of its own versions' coins, never by some coin of the right amount at a payee's address (a payee
-    could make that one itself). Versions that share their first coin create the same payment coin; their change
-    (and fee) differs, so the whole set of additions says which one it was."""
+    A version fits the chain when every coin it creates exists as a child of its own inputs, and every input was
+    spent in the block that made them: the batch is paid only by the children of its own versions' coins, never by
+    some coin of the right amount at a payee's address (a payee could make that one itself). Versions made from the
+    same first coin make the same payment coins, so an older version can fit the chain when a newer one landed (the
+    newer one spent the same coins, and one more, say, that covered its higher fee to the mojo): the one that landed
+    is the one that spent the most, the others being parts of it. ``states``: every input of every version."""
     additions = await batch_additions(ctx, batch)
     if not additions:
         raise ValueError("a payout transaction without outputs cannot be confirmed")
@@ -401,14 +407,25 @@ async def landed_version(ctx: PoolContext, batch: PaymentBatch, versions: Sequen
         record.coin.name(): record
         for record in await ctx.node.coin_records_by_parent_ids(sorted(inputs), include_spent=True)
     }
-    for bundle in versions:
-        created = bundle.additions()
-        if not created or any(coin.name() not in children for coin in created):
-            continue
-        for coin in created:
-            if coin.puzzle_hash == puzzle_hash and coin.amount == amount:
-                return Landed(bundle, children[coin.name()])
-    return None
+    fitting = [bundle for bundle in versions if _fits_the_chain(bundle, children, states)]
+    if not fitting:
+        return None
+    landed = max(fitting, key=lambda bundle: (len(bundle.removals()), len(bundle.additions())))
+    for coin in landed.additions():
+        if coin.puzzle_hash == puzzle_hash and coin.amount == amount:
+            return Landed(landed, children[coin.name()])
+    raise ValueError(f"payout batch {batch.id}: the version on chain does not make its first payment")
+
+
+def _fits_the_chain(bundle: SpendBundle, children: dict[bytes32, CoinRecord], states: dict[bytes32, CoinState]) -> bool:
+    created = bundle.additions()
+    if not created or any(coin.name() not in children for coin in created):
+        return False
+    heights = {int(children[coin.name()].confirmed_block_index) for coin in created}
+    if len(heights) != 1:
+        return False
+    (height,) = heights
+    return all(states[coin.name()].spent_height == height for coin in bundle.removals())
 
 
 def fee_of(bundle: SpendBundle) -> int:

@@ -29,6 +29,7 @@ from pool.chia_adapter import (
     uint64,
 )
 from pool.devnet.world import PlotNFTInfo, World
+from pool.loops.payouts import PayoutStats, batch_additions
 from pool.payouts.coins import select_coins
 from pool.store.models import BatchStatus, ClaimStatus, LedgerSummary
 from tests.loops.loops_harness import (
@@ -391,6 +392,66 @@ async def test_stuck_batch_is_replaced_with_a_higher_fee_from_the_pool_share(
         assert len(await paid_to(pool, pay_to)) == 1
         ledger = await balanced(pool)
         assert (ledger.pool_fee_share, ledger.blockchain_fees) == (fee_reserve - fee_bump, fee_bump)
+    finally:
+        await pool.stop()
+
+
+async def test_a_replacement_that_lands_is_charged_even_when_the_first_version_had_no_change(
+    world: World, plotnfts: list[PlotNFTInfo], pool_path: Path
+) -> None:
+    """The first version spends one coin of exactly what the batch pays (no change); its replacement, with a higher
+    fee, spends one more coin and makes change, its payments made by the same first coin. When the replacement
+    lands, every coin the first version would have made exists too: the batch is charged the replacement's fee,
+    which is what left the wallet, to the mojo."""
+    first, _ = plotnfts
+    pool = await start_pool(world, pool_path, payouts={"fee_reserve": 100_000_000})
+    try:
+        await pool.add_farmer(first, random_puzzle_hash())
+        await pool.confirm_partials(world, (first, 1))
+        await win_and_claim(pool, world, first)
+        await pool.peak()
+        assert await pool.payouts.distribute(pool.ctx) is not None
+        round_id = await pool.payouts.record_round(pool.ctx, PayoutStats())
+        assert round_id is not None
+        (batch,) = await pool.ctx.store.batches(round_id)
+        assert batch.id is not None
+        additions = await batch_additions(pool.ctx, batch)
+        exact_amount = sum(amount for _, amount in additions) + batch.fee
+        largest = max((c.coin for c in await pool.ctx.wallet.spendable_coins()), key=lambda c: c.amount)
+        split = await pool.ctx.wallet.sign_payment([(world.pool_target_puzzle_hash, exact_amount)], 0, coins=[largest])
+        assert (await pool.ctx.node.push(split.spend_bundle)).accepted
+        await world.farm_blocks(THRESHOLD + 1)
+        await pool.peak()
+        (exact,) = [c for c in split.spend_bundle.additions() if c.amount == exact_amount]
+        older = await pool.ctx.wallet.sign_payment(additions, batch.fee, coins=[exact])
+        assert len(older.spend_bundle.additions()) == len(additions)  # no change
+        await pool.ctx.store.mark_batch_submitted(
+            batch.id, older.tx_id, bytes(older.spend_bundle), pool.ctx.now(), pool.status.peak_height
+        )  # kept out of the blocks: never pushed
+        # The replacement, from one more coin, its outputs made by the exact coin as the pool's replacements are.
+        fee_bump = pool.ctx.config.payouts.fee_bump
+        others = sorted((c.coin for c in await pool.ctx.wallet.spendable_coins()), key=lambda c: -c.amount)
+        other = next(c for c in others if c.name() != exact.name() and c.amount > fee_bump)
+        newer = await pool.ctx.wallet.sign_payment(additions, batch.fee + fee_bump, coins=[exact, other])
+        older_coins = {c.name() for c in older.spend_bundle.additions()}
+        assert older_coins < {c.name() for c in newer.spend_bundle.additions()}
+        await pool.ctx.store.replace_batch_transaction(
+            batch.id,
+            newer.tx_id,
+            bytes(newer.spend_bundle),
+            batch.fee + fee_bump,
+            pool.ctx.now(),
+            pool.status.peak_height,
+            replaces=older.tx_id,
+        )
+        held_before = await pool.ctx.wallet.spendable_balance()
+        assert (await pool.ctx.node.push(newer.spend_bundle)).accepted
+        await settle_round(pool, world, round_id)
+        (confirmed,) = await pool.ctx.store.batches(round_id)
+        assert confirmed.fee == batch.fee + fee_bump
+        # What left the wallet is exactly the payments and the fee the books charged.
+        left = held_before - await pool.ctx.wallet.spendable_balance()
+        assert left == sum(amount for _, amount in additions) + confirmed.fee
     finally:
         await pool.stop()
 
