@@ -143,6 +143,7 @@ class PayoutsConfig:
     fee_reserve: int  # mojos of the pool's fee share kept back for blockchain fees instead of paid out
     fee_bump_after_blocks: int  # a payment still unconfirmed this many blocks after sending is re-sent with more fee
     fee_bump: int  # mojos added to a stuck payment's fee (at least chia's minimum replacement increase)
+    repush_after: int = 60  # seconds a recorded payment missing from the node's mempool waits before it is pushed again
 
 
 @dataclass(frozen=True)
@@ -466,6 +467,7 @@ def _payouts(s: _Section) -> PayoutsConfig:
             "fee_reserve",
             "fee_bump_after_blocks",
             "fee_bump",
+            "repush_after",
         }
     )
     # chia's mempool replaces a transaction only for at least MEMPOOL_MIN_FEE_INCREASE (10 000 000) more fee.
@@ -483,6 +485,7 @@ def _payouts(s: _Section) -> PayoutsConfig:
         fee_reserve=s.int_("fee_reserve", fee_bump, minimum=0),
         fee_bump_after_blocks=s.int_("fee_bump_after_blocks", 20, minimum=1),
         fee_bump=fee_bump,
+        repush_after=s.int_("repush_after", 60, minimum=0),
     )
 
 

@@ -109,6 +109,10 @@ class FlakyNodeProxy:
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
 
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
     def _refuse_this_one(self) -> bool:
         self.calls += 1
         if self.refuse_every is not None:

@@ -65,11 +65,12 @@ class ProcessDevnet(Devnet):
     def log_path(self) -> Path:
         return self.work_dir / "pool" / "pool.log"
 
-    async def start_pool(self) -> None:
+    async def start_pool(self, env: dict[str, str] | None = None) -> None:
+        """Start ``python -m pool``; ``env``: more environment variables for it (pool/kill_points.py's, say)."""
         if self.process is not None:
             raise RuntimeError("the pool is already running")
         assert self.config.source is not None
-        env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+        env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", **(env or {})}
         with self.log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "pool", "--config", str(self.config.source), cwd=REPO, env=env, stderr=log
@@ -93,6 +94,15 @@ class ProcessDevnet(Devnet):
     async def kill_pool(self) -> None:
         """SIGKILL: the pool dies at once, in the middle of whatever it was doing."""
         await self._end_process(signal.SIGKILL)
+
+    async def wait_for_exit(self, timeout: float) -> int:
+        """Wait for the pool to end on its own (a kill point it reached); its exit status (-9 for SIGKILL)."""
+        process = self.process
+        if process is None:
+            raise RuntimeError("the pool is not running")
+        code = await asyncio.wait_for(process.wait(), timeout)
+        self.process = None
+        return code
 
     async def _end_process(self, how: signal.Signals) -> None:
         process, self.process = self.process, None

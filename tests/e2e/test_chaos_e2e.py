@@ -2,10 +2,17 @@
 with SIGKILL again and again while chia 2.7.5's real farmer sends partials, partials wait for confirmation, won blocks'
 rewards are claimed and payout rounds are recorded, sent and confirmed; after each kill it is started again.
 
+Two kinds of kill: at random moments (aimed at each phase, and not aimed), and at each named step where a crash is
+most dangerous (pool/kill_points.py: an absorb recorded but not pushed, pushed but not seen; a payment signed but not
+recorded, recorded but not pushed, pushed, and a new version recorded but not pushed). For the last, the pool's pushes
+are swallowed for a while (its node is reached through tests/faults.py's proxy) so that a payment gets stuck and is
+sent anew with a higher fee. Each named step is hit, by the process itself, at least once.
+
 At the end, with the pool settled: every partial the farmer was told was accepted is in the store, once; the farmer's
 points are its confirmed partials' difficulties less what distributions used; every reward won is claimed once; on
-chain the farmer received exactly what the ledger says it was paid, and what it is owed is still owed; the books
-balance and the wallet holds what they say.
+chain the farmer received exactly what the ledger says it was paid, and what it is owed is still owed; every batch
+made its payments with exactly one of all the versions it ever recorded; the books balance and the wallet holds what
+they say.
 
 The farmer reaches the pool through a small recording proxy (as it would through a load balancer): the proxy sees
 exactly the answers the farmer gets, so "accepted" means what the farmer was told, including answers given a moment
@@ -27,18 +34,22 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
+import yaml
 from aiohttp import web
 
 from pool.chain.node_rpc import RpcFullNode
 from pool.chain.wallet_rpc import WalletRpc
 from pool.chia_adapter import CoinRecord, PostPartialRequest, bytes32
-from pool.config import PoolConfig
+from pool.config import PoolConfig, parse_config
 from pool.devnet.base import _wait_until
 from pool.devnet.process import ProcessDevnet
 from pool.devnet.session import free_port
+from pool.kill_points import STEPS
 from pool.payouts.books import build_books
 from pool.protocol.partials import proof_identity
 from pool.store.models import BatchStatus, ClaimStatus, LedgerKind, PartialStatus
+from tests.chain_checks import store_agrees_with_chain
+from tests.faults import FlakyNodeProxy
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 log = logging.getLogger(__name__)
@@ -48,10 +59,14 @@ INTAKE, CONFIRMATION, CLAIMS, PAYOUTS = "intake", "confirmation", "claims", "pay
 PHASES = (INTAKE, CONFIRMATION, CLAIMS, PAYOUTS)
 # Kills aimed at a phase (the pool is killed at a random moment once the phase is under way), and kills at a random
 # moment whatever is going on.
-AIMED_PER_PHASE = 3
-UNAIMED = 8
+AIMED_PER_PHASE = 2
+UNAIMED = 4
 PHASE_WAIT = 90.0  # a hang guard: seconds for an aimed phase to come
+STEP_WAIT = 120.0  # a hang guard: seconds for the pool to reach a named kill step
 SETTLE_DEADLINE = 120.0
+# Payments that get stuck are sent anew after a few blocks, with a fee bump the pool's fee share keeps back; a payment
+# missing from the node's mempool (a kill between recording and pushing it) is pushed again after a few seconds.
+CHAOS_PAYOUTS = {"fee_bump_after_blocks": 3, "fee_reserve": 10_000_000, "repush_after": 2}
 
 
 @dataclass
@@ -114,14 +129,30 @@ class RecordingProxy:
 
 @dataclass
 class ChaosDevnet(ProcessDevnet):
-    """The devnet with the pool as a child process, reached by the farmer through the recording proxy."""
+    """The devnet with the pool as a child process, reached by the farmer through the recording proxy; the pool
+    reaches its node through a proxy that can swallow what it pushes."""
 
     proxy: RecordingProxy = field(default_factory=RecordingProxy)
+    node_proxy: FlakyNodeProxy | None = None
 
     def _pool_config(self) -> PoolConfig:
+        self.config_options = {**self.config_options, "payouts": CHAOS_PAYOUTS}
         config = super()._pool_config()
         self.proxy.upstream_port = config.server.port
-        return config
+        node = config.chain.full_node
+        self.node_proxy = FlakyNodeProxy(node.host, node.port, node.chia_root, port=free_port())
+        assert config.source is not None
+        document = yaml.safe_load(config.source.read_text())
+        document["chain"]["full_node"]["rpc_port"] = self.node_proxy.port
+        config.source.write_text(yaml.safe_dump(document))
+        return parse_config(document, config.source.parent, source=config.source)
+
+    async def start_pool(self, env: dict[str, str] | None = None) -> None:
+        assert self.node_proxy is not None
+        if not self.node_proxy.running:
+            await self.node_proxy.start()
+            self._stack.push_async_callback(self.node_proxy.stop)
+        await super().start_pool(env)
 
     @property
     def pool_url(self) -> str:
@@ -232,6 +263,25 @@ async def kill_at_random_moments(devnet: ChaosDevnet, node: RpcFullNode, rng: ra
         await asyncio.sleep(rng.uniform(0.0, 1.0))  # the farmer's requests fail while the pool is down
         await devnet.start_pool()
     return kills
+
+
+async def kill_at_each_named_step(devnet: ChaosDevnet, kill_log: Path) -> list[str]:
+    """Start the pool told to kill itself at one named step after the other (POOL_KILL_AT), each time until it did,
+    and start it again as usual: the steps hit, in order, as the dying process wrote them down itself."""
+    assert devnet.node_proxy is not None
+    for step in STEPS:
+        await devnet.kill_pool()
+        await devnet.start_pool({"POOL_KILL_AT": step, "POOL_KILL_LOG": str(kill_log)})
+        # A new version of a payment is made for one that is stuck: its pushes vanish until then.
+        devnet.node_proxy.swallow_pushes = step == "batch-replaced"
+        try:
+            code = await devnet.wait_for_exit(STEP_WAIT)
+        finally:
+            devnet.node_proxy.swallow_pushes = False
+        assert code == -9, f"the pool exited with {code} waiting for kill step {step}"
+        log.warning("killed at step %s", step)
+        await devnet.start_pool()
+    return (await asyncio.to_thread(kill_log.read_text)).split()
 
 
 async def settle(devnet: ChaosDevnet, node: RpcFullNode) -> None:
@@ -360,24 +410,38 @@ async def test_pool_killed_at_random_moments_loses_nothing_and_pays_nothing_twic
     driver = asyncio.create_task(drive_chain(devnet, stop), name="chaos chain")
     try:
         kills = await kill_at_random_moments(devnet, node, random.Random(SEED))
+        steps_hit = await kill_at_each_named_step(devnet, devnet.work_dir / "kill-steps.log")
     finally:
         stop.set()
         await driver
     await settle(devnet, node)
 
-    assert len(kills) >= 20
     hit = Counter(phase for kill in kills for phase in kill.phases)
     assert set(hit) == set(PHASES), f"phases hit by kills: {dict(hit)}"
+    assert steps_hit == list(STEPS), f"named steps hit: {steps_hit}"
     statuses = await check_partials(devnet)
     rewards = await check_claims(devnet, node)
     paid = await check_payments(devnet, node, coins_before)
+    config = devnet.config
+    await store_agrees_with_chain(
+        devnet.reader, node, config.pool.target_puzzle_hash, devnet.world.constants.MAX_BLOCK_COST_CLVM
+    )
+    versions = [
+        len(await devnet.reader.batch_versions(batch.id or 0))
+        for payout_round in await devnet.reader.rounds(limit=10**6)
+        for batch in await devnet.reader.batches(payout_round.id or 0)
+    ]
+    assert max(versions) >= 2, f"no payment was sent anew: versions per batch {versions}"
     log.warning(
-        "%d kills in %.0f s (phases hit: %s); partials %s, %d acknowledged; %d rewards claimed; %d mojos paid",
+        "%d random kills and %d at named steps in %.0f s (phases hit: %s); partials %s, %d acknowledged; "
+        "%d rewards claimed; %d mojos paid; versions per batch %s",
         len(kills),
+        len(steps_hit),
         time.monotonic() - started,
         dict(hit),
         dict(statuses),
         len(devnet.proxy.acknowledged),
         rewards,
         paid,
+        versions,
     )
