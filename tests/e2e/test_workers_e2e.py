@@ -27,8 +27,9 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from pool.chain.node_rpc import RpcFullNode
 from pool.chia_adapter import PrivateKey, bytes32
-from pool.config import PoolConfig, parse_config
+from pool.config import PoolConfig, RpcConfig, parse_config
 from pool.devnet.pool_config import devnet_pool_document
 from pool.devnet.postgres import PostgresServer
 from pool.devnet.session import Devnet, DevnetFarmer
@@ -36,6 +37,7 @@ from pool.protocol.auth import current_authentication_token
 from pool.protocol.partials import proof_identity
 from pool.store.models import BatchStatus, ClaimStatus, PartialRecord, PartialStatus, RoundStatus
 from pool.store.postgres import PostgresPoolStore
+from tests.chain_checks import store_agrees_with_chain
 from tests.e2e.driving import drive_until
 from tests.e2e.pool_hosts import PoolHost, PoolHosts, pool_hosts
 from tests.http.farmer_requests import authenticated_params, fresh_proofs, partial_body
@@ -138,9 +140,18 @@ def worker_pids(supervisor: int) -> set[int]:
     return {int(pid) for pid in children}
 
 
-async def books_agree(store: PostgresPoolStore) -> None:
+async def books_agree(store: PostgresPoolStore, devnet: Devnet) -> None:
+    """The books balance, every proof counted once, and the chain agrees (each confirmed batch paid by exactly one
+    of its versions, charged what it paid; each credited reward paid the pool)."""
     ledger = await store.ledger()
     assert ledger.balanced, ledger
+    endpoint = devnet.world.full_node_rpc
+    node = await RpcFullNode.connect(RpcConfig(endpoint.host, endpoint.port, endpoint.root_path))
+    try:
+        target, max_cost = devnet.config.pool.target_puzzle_hash, devnet.world.constants.MAX_BLOCK_COST_CLVM
+        await store_agrees_with_chain(store, node, target, max_cost)
+    finally:
+        await node.close()
     rounds = await store.rounds()
     assert sum(1 for r in rounds if r.status is RoundStatus.OPEN) <= 1
     (farmer,) = await store.list_farmers()
@@ -202,7 +213,7 @@ async def test_two_workers_serve_the_farmer_and_one_leader_pays(devnet: WorkersD
     await drive_until(
         devnet, paid_once, "first reward absorbed and paid", farm_every=2, deadline=DEADLINE, with_status=False
     )
-    await books_agree(devnet.store)
+    await books_agree(devnet.store, devnet)
 
 
 async def test_the_leader_killed_mid_life_another_worker_takes_over_and_pays(devnet: WorkersDevnet) -> None:
@@ -235,7 +246,7 @@ async def test_the_leader_killed_mid_life_another_worker_takes_over_and_pays(dev
         deadline=DEADLINE,
         with_status=False,
     )
-    await books_agree(devnet.store)
+    await books_agree(devnet.store, devnet)
     # The supervisor started a worker in place of the killed one.
     assert len(worker_pids(devnet.process.pid)) == 2
     assert old_leader not in worker_pids(devnet.process.pid)
@@ -362,7 +373,7 @@ async def test_two_pool_hosts_on_two_ports_sharing_postgresql_act_as_one_pool(de
         assert [p.status for p in partials if p.proof_hash == proof] == [PartialStatus.CONFIRMED]
         # Each partial a host accepted is one row, whichever host took it; no row without an acceptance.
         assert len(partials) - partials_before == sum([await accepted_by(host) for host in pool.hosts])
-        await books_agree(store)
+        await books_agree(store, devnet)
         await exactly_one_leads(pool, devnet.dsn)
 
         # Both hosts tell the farmer the same difficulty and points: the store's.
