@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pool import __version__
-from pool.config import ConfigError, StoreConfig, load_config_file, parse_store_section
+from pool.config import ConfigError, PoolConfig, StoreConfig, load_config_file, parse_store_section
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Every key of the config file is documented in the example config.yaml shipped with the server. "
+            "'python -m pool doctor --config config.yaml' checks everything the pool needs, one line each; "
             "'python -m pool ledger --config config.yaml' prints the pool's books; 'python -m pool migrate-store "
             "--config config.yaml --to postgresql://...' moves an SQLite store to PostgreSQL (see their --help)."
         ),
@@ -41,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--check-config",
         action="store_true",
-        help="validate the configuration file, print a summary and exit without connecting to anything",
+        help=(
+            "validate the configuration file and the files it names (chia root, RPC certificates), print a summary "
+            "and exit without connecting to anything"
+        ),
     )
     parser.add_argument(
         "--log-level",
@@ -167,17 +171,64 @@ def parse_config_store_target(dsn: str, password_env: str | None, password_file:
     return parse_store_section(section, Path.cwd())
 
 
+def build_doctor_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pool doctor",
+        description=(
+            "Check everything the pool needs and print one line per check: the configuration, the chia root and its "
+            "RPC certificates, the full node (reachable, synced, on chain.network), the wallet (reachable, synced, "
+            "owning pool.target_address: it signs a message with that address's key), the store (reachable, its "
+            "schema), the port, and the TLS certificate chain when one is set. Changes nothing. Exit 0 only if "
+            "every check passes."
+        ),
+    )
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"), metavar="PATH", help="the pool's config")
+    parser.add_argument(
+        "--trust",
+        type=Path,
+        metavar="PATH",
+        help="check the TLS chain against these CA certificates instead of Mozilla's bundle (a private test CA)",
+    )
+    return parser
+
+
+def doctor_main(argv: list[str]) -> int:
+    args = build_doctor_parser().parse_args(argv)
+    try:
+        config = load_config_file(args.config)
+    except ConfigError as exc:
+        print(f"FAIL config          {args.config}: {exc}")
+        return EXIT_REFUSED
+    from pool.doctor import print_checks, run_checks
+
+    return EXIT_OK if print_checks(asyncio.run(run_checks(config, args.trust))) else EXIT_REFUSED
+
+
+def preflight_refused(config_path: Path, config: PoolConfig) -> bool:
+    """Print what refuses this configuration before anything is contacted (pool/preflight.py); True if anything."""
+    from pool.preflight import problems
+
+    found = problems(config)
+    for problem in found:
+        print(f"error: {config_path}: {problem}", file=sys.stderr)
+    return bool(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["ledger"]:
         return ledger_main(argv[1:])
     if argv[:1] == ["migrate-store"]:
         return migrate_store_main(argv[1:])
+    if argv[:1] == ["doctor"]:
+        return doctor_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         config = load_config_file(args.config)
     except ConfigError as exc:
         print(f"error: {args.config}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if preflight_refused(args.config, config):
         return EXIT_CONFIG
     if args.check_config:
         print(f"{args.config}: OK (network {config.chain.network}, pool '{config.pool.name}')")

@@ -99,6 +99,11 @@ class PoolMetrics:
             "pool_wallet_spendable_mojos", "Spendable balance of the pool wallet (absent when unreachable)", registry=r
         )
         self.wallet_up = Gauge("pool_wallet_up", "1 when the pool wallet answered the last scrape", registry=r)
+        self.wallet_unavailable_since = Gauge(
+            "pool_wallet_unavailable_since_seconds",
+            "Unix time since which the pool wallet has not answered (0 while it answers): payouts wait meanwhile",
+            registry=r,
+        )
         self.peak_height = Gauge("pool_peak_height", "Height of the full node's peak seen by the peak loop", registry=r)
         self.synced = Gauge("pool_synced", "1 when synced, per component (node, wallet)", ["component"], registry=r)
 
@@ -149,13 +154,14 @@ class PoolMetrics:
         self.ledger_wallet_mojos.set(ledger.wallet_should_hold)
         self.ledger_balanced.set(1 if ledger.balanced else 0)
 
-    def wallet(self, spendable: int | None) -> None:
+    def wallet(self, spendable: int | None, unavailable_since: float | None = None) -> None:
         if spendable is None:
             self.wallet_up.set(0)
             self.wallet_spendable_mojos.set(float("nan"))
         else:
             self.wallet_up.set(1)
             self.wallet_spendable_mojos.set(spendable)
+        self.wallet_unavailable_since.set(unavailable_since or 0)
 
     def chain(self, peak_height: int | None, node_synced: bool, wallet_synced: bool) -> None:
         if peak_height is not None:

@@ -5,8 +5,10 @@ point cache, the rate limits, the partial checks, the application, the loops) is
 that uses it, which builds none of them itself.
 
 Start-up order matters: the chain is contacted first (a pool that cannot see its node must say so and stop, not serve
-farmers with stale data), then the store is opened, then the HTTP site and the loops start. Shutdown runs in reverse
-through aiohttp's cleanup contexts.
+farmers with stale data), then the store is opened, the wallet proves it owns the target address (a pool whose wallet
+does not own it must not start), then the HTTP site and the loops start. A wallet that does not answer does not stop
+the start: farmers are served and partials credited meanwhile, and only what needs the wallet waits for it. Shutdown
+runs in reverse through aiohttp's cleanup contexts.
 """
 
 from __future__ import annotations
@@ -81,17 +83,42 @@ async def check_same_network(node: FullNode, constants: ConsensusConstants, netw
 
 
 async def connect_chain(config: PoolConfig, stack: AsyncExitStack) -> tuple[FullNode, Wallet]:
+    """The node, which must answer now, and the wallet, connected now if it answers and later otherwise."""
     from pool.chain.node_rpc import RpcFullNode
-    from pool.chain.wallet_rpc import WalletRpc
+    from pool.chain.wallet_rpc import ReconnectingWallet
 
     try:
         node = await RpcFullNode.connect(config.chain.full_node)
-        stack.push_async_callback(node.close)
-        wallet = await WalletRpc.connect(config.chain)
-        stack.push_async_callback(wallet.close)
     except ChainUnavailable as exc:
         raise StartupError(str(exc)) from None
+    stack.push_async_callback(node.close)
+    wallet = ReconnectingWallet(config.chain)
+    stack.push_async_callback(wallet.close)
+    try:
+        await wallet.synced()
+    except ChainUnavailable as exc:
+        log.warning("starting without the wallet (payouts and the target address proof wait for it): %s", exc)
     return node, wallet
+
+
+async def prove_target_at_start(ctx: PoolContext) -> None:
+    """With the wallet answering, check (and record) that it owns the target address, or refuse to start: every
+    reward would go where the pool cannot pay from. Without the wallet, the reward loop makes the proof later, and
+    absorbs nothing until then."""
+    from pool.chain.interface import AddressNotOwned
+    from pool.loops.rewards import prove_target_ownership
+
+    try:
+        proof = await prove_target_ownership(ctx, ctx.now())
+    except ChainUnavailable:
+        return
+    except AddressNotOwned as exc:
+        raise StartupError(
+            f"config key 'pool.target_address': {exc}; give an address of the wallet's key (or log the wallet in "
+            "with the key that owns it: chain.wallet_fingerprint)"
+        ) from None
+    await ctx.store.record_target_proof(proof)
+    log.info("the wallet (key %s) owns the target address %s", proof.fingerprint, proof.address)
 
 
 @asynccontextmanager
@@ -115,6 +142,7 @@ async def pool_context(config: PoolConfig) -> AsyncIterator[PoolContext]:
 
         if isinstance(node, RpcFullNode):  # its RPC latency and errors go to the metrics
             node.observer = ctx.stats.metrics.node_rpc
+        await prove_target_at_start(ctx)
         yield ctx
 
 

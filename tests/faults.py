@@ -161,8 +161,9 @@ class SilentProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
 
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> int:
+        """Listen on ``port`` (any free one if 0); a service that comes back where it was is started again so."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", port)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 

@@ -147,6 +147,9 @@ class SpendableCoin:
 class Wallet(ABC):
     """The pool's wallet: it owns the target address and pays farmers."""
 
+    # Unix time since which the wallet has not answered (None while it does), for the operator's status and metrics.
+    unavailable_since: float | None = None
+
     @abstractmethod
     async def close(self) -> None: ...
 

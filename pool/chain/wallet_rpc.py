@@ -7,7 +7,11 @@ transaction is pushed again instead of a second, differently signed one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from pool.chain.interface import (
     AddressNotOwned,
@@ -39,6 +43,8 @@ from pool.chia_adapter import (
     uint64,
 )
 from pool.config import ChainConfig
+
+T = TypeVar("T")
 
 
 class WalletRpc(Wallet):
@@ -172,3 +178,83 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, ResponseFailureError):
         return str(exc.response.get("error", exc))
     return str(exc) or type(exc).__name__
+
+
+class ReconnectingWallet(Wallet):
+    """The pool's wallet, connected on first use and again after it failed: the pool starts, and serves farmers,
+    while its wallet is away (a resync, a restart); only what needs the wallet (payouts, claim fees, the proof that
+    it owns the target address) waits. ``unavailable_since``: when it last stopped answering (None while it does)."""
+
+    def __init__(self, chain: ChainConfig, clock: Callable[[], float] = time.time) -> None:
+        self._chain = chain
+        self._clock = clock
+        self._wallet: WalletRpc | None = None
+        self._connecting = asyncio.Lock()
+        self.unavailable_since: float | None = None
+        self.last_error: str | None = None
+
+    async def _connected(self) -> WalletRpc:
+        async with self._connecting:
+            if self._wallet is None:
+                self._wallet = await self._answered(WalletRpc.connect(self._chain))
+            return self._wallet
+
+    async def _answered(self, request: Awaitable[T]) -> T:
+        try:
+            result = await request
+        except ChainUnavailable as exc:
+            if self.unavailable_since is None:
+                self.unavailable_since = self._clock()
+            self.last_error = str(exc)
+            raise
+        self.unavailable_since, self.last_error = None, None
+        return result
+
+    async def _call(self, use: Callable[[WalletRpc], Awaitable[T]]) -> T:
+        wallet = await self._connected()
+        try:
+            return await self._answered(use(wallet))
+        except ChainUnavailable:
+            await self._drop(wallet)  # connect anew next time: the service may have restarted
+            raise
+
+    async def _drop(self, wallet: WalletRpc) -> None:
+        async with self._connecting:
+            if self._wallet is wallet:
+                self._wallet = None
+        with contextlib.suppress(Exception):
+            await wallet.close()
+
+    async def close(self) -> None:
+        if self._wallet is not None:
+            await self._drop(self._wallet)
+
+    async def synced(self) -> bool:
+        return await self._call(lambda wallet: wallet.synced())
+
+    async def spendable_balance(self) -> int:
+        return await self._call(lambda wallet: wallet.spendable_balance())
+
+    async def spendable_coins(self) -> list[SpendableCoin]:
+        return await self._call(lambda wallet: wallet.spendable_coins())
+
+    async def sign_payment(
+        self,
+        additions: Sequence[tuple[bytes32, int]],
+        fee: int,
+        exclude_coin_ids: Sequence[bytes32] = (),
+        *,
+        coins: Sequence[Coin] | None = None,
+        assert_concurrent_spend: bytes32 | None = None,
+    ) -> SignedPayment:
+        return await self._call(
+            lambda wallet: wallet.sign_payment(
+                additions, fee, exclude_coin_ids, coins=coins, assert_concurrent_spend=assert_concurrent_spend
+            )
+        )
+
+    async def push(self, payment: SignedPayment) -> None:
+        await self._call(lambda wallet: wallet.push(payment))
+
+    async def sign_with_address(self, puzzle_hash: bytes32, address: str, message: str) -> AddressSignature:
+        return await self._call(lambda wallet: wallet.sign_with_address(puzzle_hash, address, message))

@@ -326,3 +326,28 @@ def address_signature_valid(
 
 
 __all__ += ["SignMessageByAddress", "address_signature_valid"]
+
+
+# -- what an RPC client of a chia root needs on disk (chia's RpcClient.create reads exactly these) ----------------
+from chia.server.ssl_context import private_ssl_ca_paths  # noqa: E402
+
+
+def rpc_certificate_files(root_path: Path, root_config: dict[str, Any]) -> list[Path]:
+    """The files chia's RPC clients load to call a service of ``root_path``: its private CA and the daemon's private
+    certificate and key. Raises KeyError when the config names none of them."""
+    ca_crt, ca_key = private_ssl_ca_paths(root_path, root_config)
+    daemon = root_config["daemon_ssl"]
+    return [ca_crt, ca_key, root_path / daemon["private_crt"], root_path / daemon["private_key"]]
+
+
+__all__ += ["rpc_certificate_files"]
+
+
+def mozilla_ca_bundle() -> Path:
+    """The public CAs chia's farmer trusts for a pool's https (Mozilla's bundle, shipped with chia)."""
+    from chia.ssl.create_ssl import get_mozilla_ca_crt
+
+    return Path(get_mozilla_ca_crt())
+
+
+__all__ += ["mozilla_ca_bundle"]

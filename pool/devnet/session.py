@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from pool.chain.interface import ChainUnavailable
 from pool.chia_adapter import bytes32
 from pool.config import PoolConfig
 from pool.context import PoolContext
@@ -62,10 +63,13 @@ class DevnetStatus:
     owed: int = 0  # mojos shared out to farmers, not yet paid
     wallet_shortfall: int = 0  # mojos the wallet lacks against the ledger (payouts wait)
     partials_stale: int = 0  # settled without their signage point (the pool fell behind), credited or dropped
+    wallet_away_since: float | None = None  # unix time since which the pool's wallet has not answered
 
     def line(self) -> str:
         rejected = ", ".join(f"{name} {count}" for name, count in sorted(self.rejected_by_reason.items())) or "none"
         short = f" | WALLET SHORT {self.wallet_shortfall / 10**12:.6f} XCH" if self.wallet_shortfall > 0 else ""
+        if self.wallet_away_since is not None:
+            short += f" | WALLET AWAY since {time.strftime('%H:%M:%S', time.localtime(self.wallet_away_since))}"
         return (
             f"height {self.height} | farmers {self.members}/{self.farmers} | partials pending {self.partials_pending} "
             f"confirmed {self.partials_confirmed} stale {self.partials_stale} | rejected: {rejected} "
@@ -268,7 +272,8 @@ class Devnet:
         ledger = await ctx.store.ledger()
         shortfall = 0
         if await ctx.store.open_round() is None:  # while a round is open its payments may or may not have left
-            shortfall = max(0, ledger.wallet_should_hold - await ctx.wallet.spendable_balance())
+            with contextlib.suppress(ChainUnavailable):
+                shortfall = max(0, ledger.wallet_should_hold - await ctx.wallet.spendable_balance())
         return DevnetStatus(
             height=self.world.peak_height,
             farmers=len(farmers),
@@ -286,6 +291,7 @@ class Devnet:
             owed=ledger.owed,
             wallet_shortfall=shortfall,
             partials_stale=stale,
+            wallet_away_since=ctx.wallet.unavailable_since,
         )
 
     async def login_link(self, farmer: DevnetFarmer) -> str | None:

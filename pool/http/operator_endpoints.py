@@ -49,6 +49,7 @@ async def _chain(request: web.Request) -> dict[str, Any]:
         chain["wallet_spendable"] = await ctx.wallet.spendable_balance()
     except ChainUnavailable as exc:
         chain["error"] = str(exc)
+    chain["wallet_unavailable_since"] = ctx.wallet.unavailable_since
     loops_status = request.app.get(CHAIN_STATUS)
     chain["loops_see_chain_ready"] = None if loops_status is None else loops_status.ready
     return chain
@@ -118,7 +119,7 @@ async def get_metrics(request: web.Request) -> web.Response:
     await metrics.refresh_from_store(ctx.store, ctx.now())
     chain = await _chain(request)
     metrics.chain(chain["peak_height"], chain["node_synced"], chain["wallet_synced"])
-    metrics.wallet(chain["wallet_spendable"])
+    metrics.wallet(chain["wallet_spendable"], chain["wallet_unavailable_since"])
     response = web.Response(body=metrics.exposition())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

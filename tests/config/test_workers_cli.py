@@ -8,15 +8,17 @@ from pathlib import Path
 
 import yaml
 
+from tests.config.test_cli import chia_root, free_port, write_config
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_workers_that_cannot_start_stop_the_pool_with_their_reason(tmp_path: Path) -> None:
-    data = yaml.safe_load((REPO / "config.yaml").read_text())
-    data["chain"]["chia_root"] = str(tmp_path / "no-chia-here")
-    data["server"]["workers"] = 2
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(data))
+    """Each worker meets a node that does not answer: each says so in one line, and the supervisor stops them all."""
+    port = free_port()  # nothing listens here
+    config = write_config(
+        tmp_path, chain__chia_root=str(chia_root(tmp_path)), chain__full_node__rpc_port=port, server__workers=2
+    )
     result = subprocess.run(
         [sys.executable, "-m", "pool", "--config", str(config)],
         cwd=REPO,
@@ -26,7 +28,7 @@ def test_workers_that_cannot_start_stop_the_pool_with_their_reason(tmp_path: Pat
         check=False,
     )
     assert result.returncode == 3, result.stderr
-    assert "chia_root" in result.stderr  # each worker's own one-line reason
+    assert f"full node at 127.0.0.1:{port}" in result.stderr  # each worker's own one-line reason
     assert "could not start" in result.stderr  # and the supervisor's
     assert "Traceback" not in result.stderr
 

@@ -20,13 +20,15 @@ POOL = Path(__file__).resolve().parents[2] / "pool"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("pool", "pool.chia_adapter", "pool.kill_points"),  # the version, chia-blockchain behind one door, crash hooks
     ("pool.config",),
-    ("pool.chain", "pool.store", "pool.estimates"),  # the node and wallet, the durable state, plot space arithmetic
+    ("pool.chain", "pool.store", "pool.estimates", "pool.preflight"),  # the node and wallet, the durable state, plot
+    # space arithmetic, what the configuration's files must hold
     ("pool.payouts", "pool.metrics", "pool.leader"),  # built on the store (and the chain's records)
     ("pool.stats",),  # the process's counters, over its metrics
     ("pool.context",),  # PoolContext: the shared parts everything above is handed
     ("pool.protocol",),  # the checks of farmers' requests, and the caches and limits they use
     ("pool.loops", "pool.http"),  # what runs: the background loops and the aiohttp application
     ("pool.server",),  # the composition root: builds the process's objects and runs them
+    ("pool.doctor",),  # every check of a configuration against what it names, as start-up makes them
     ("pool.__main__",),  # the command line
 )
 REPOSITORY_TOOLS = ("pool.devnet", "pool.bench")
