@@ -73,17 +73,26 @@ def build_ledger_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def ledger_main(argv: list[str]) -> int:
-    args = build_ledger_parser().parse_args(argv)
+def config_with_a_store(path: Path) -> PoolConfig | None:
+    """The config of a pool whose store already exists (the ledger commands never create one); None after saying
+    what is wrong."""
     try:
-        config = load_config_file(args.config)
+        config = load_config_file(path)
     except ConfigError as exc:
-        print(f"error: {args.config}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        print(f"error: {path}: {exc}", file=sys.stderr)
+        return None
     if config.store.backend == "sqlite" and not config.store.path.exists():
-        print(
-            f"error: {args.config}: config key 'store.path': no pool database at {config.store.path}", file=sys.stderr
-        )
+        print(f"error: {path}: config key 'store.path': no pool database at {config.store.path}", file=sys.stderr)
+        return None
+    return config
+
+
+def ledger_main(argv: list[str]) -> int:
+    if argv[:1] == ["fund-fees"]:
+        return fund_fees_main(argv[1:])
+    args = build_ledger_parser().parse_args(argv)
+    config = config_with_a_store(args.config)
+    if config is None:
         return EXIT_CONFIG
     from pool.payouts.books import books_json, format_books
     from pool.server import read_books
@@ -98,6 +107,51 @@ def ledger_main(argv: list[str]) -> int:
         print(json.dumps(books_json(books), indent=2))
     else:
         print(format_books(books))
+    return EXIT_OK
+
+
+def build_fund_fees_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pool ledger fund-fees",
+        description=(
+            "Give coins of the operator's own, already in the pool wallet, to the pool fee share, which pays the "
+            "blockchain fees of absorbs and payments: so that claims are mined before the first distribution, or "
+            "after a fee storm used the share up. Only the wallet's coins beyond what the ledger holds (and beyond "
+            "rewards of claims not settled yet) are accepted. Recorded as a fee_funding entry of the ledger; what the "
+            "fees do not use is paid to the fee address with the pool fee. The pool may keep running."
+        ),
+    )
+    parser.add_argument("amount", help="mojos (1000000000) or XCH with its unit (0.25xch)")
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"), metavar="PATH", help="the pool's config")
+    return parser
+
+
+def fund_fees_main(argv: list[str]) -> int:
+    args = build_fund_fees_parser().parse_args(argv)
+    from pool.chain.interface import ChainUnavailable
+    from pool.payouts.books import xch
+    from pool.payouts.funding import FundingRefused, parse_amount
+    from pool.server import fund_fees_from_wallet
+    from pool.store.abstract import StoreError
+
+    try:
+        amount = parse_amount(args.amount)
+    except FundingRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    config = config_with_a_store(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        funding = asyncio.run(fund_fees_from_wallet(config, amount))
+    except ChainUnavailable as exc:
+        print(f"error: the wallet must show the coins: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except (FundingRefused, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    share = xch(funding.pool_fee_share)
+    print(f"funded {xch(funding.amount)} ({funding.amount} mojos) to the pool fee share, now {share}")
     return EXIT_OK
 
 

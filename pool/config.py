@@ -147,6 +147,18 @@ class PayoutsConfig:
 
 
 @dataclass(frozen=True)
+class FeesConfig:
+    """Blockchain fees of absorbs and payments: the node's fee estimate for ``target_seconds``, never less than the
+    least fee configured for the transaction (``rewards.claim_fee``, ``payouts.blockchain_fee``) and never more than
+    ``maximum``."""
+
+    target_seconds: int = 300  # the confirmation time asked of the node's fee estimator
+    maximum: int = (
+        10_000_000_000  # mojos (0.01 XCH): no absorb or payment transaction pays more, however full the mempool
+    )
+
+
+@dataclass(frozen=True)
 class LoopsConfig:
     peak_interval: float
     confirm_interval: float
@@ -247,6 +259,7 @@ class PoolConfig:
     logging: LoggingConfig
     source: Path | None = field(default=None, compare=False)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    fees: FeesConfig = field(default_factory=FeesConfig)
 
 
 class _Section:
@@ -489,6 +502,18 @@ def _payouts(s: _Section) -> PayoutsConfig:
     )
 
 
+def _fees(s: _Section, rewards: RewardsConfig, payouts: PayoutsConfig) -> FeesConfig:
+    s.unknown_keys({"target_seconds", "maximum"})
+    defaults = FeesConfig()
+    maximum = s.int_("maximum", defaults.maximum, minimum=0)
+    for key, least in (("rewards.claim_fee", rewards.claim_fee), ("payouts.blockchain_fee", payouts.blockchain_fee)):
+        if maximum < least:
+            raise ConfigError(s.key("maximum"), f"must be at least {key} ({least}), the least fee, got {maximum}")
+    return FeesConfig(
+        target_seconds=s.int_("target_seconds", defaults.target_seconds, minimum=1, maximum=86_400), maximum=maximum
+    )
+
+
 def _loops(s: _Section) -> LoopsConfig:
     s.unknown_keys({"peak_interval", "confirm_interval", "singleton_interval", "difficulty_interval"})
     return LoopsConfig(
@@ -650,6 +675,7 @@ def parse_config(data: Any, base_dir: Path, source: Path | None = None) -> PoolC
             "store",
             "logging",
             "limits",
+            "fees",
         }
     )
     chain = _chain(root.section("chain"), base_dir)
@@ -663,13 +689,15 @@ def parse_config(data: Any, base_dir: Path, source: Path | None = None) -> PoolC
             f"must be at least chain.confirmation_security_threshold ({chain.confirmation_security_threshold}), "
             f"got {pool.relative_lock_height}: a farmer could leave before the pool sees it leaving",
         )
+    rewards, payouts = _rewards(section("rewards")), _payouts(section("payouts"))
     return PoolConfig(
         pool=pool,
         difficulty=_difficulty(root.section("difficulty")),
         partials=_partials(section("partials")),
         chain=chain,
-        rewards=_rewards(section("rewards")),
-        payouts=_payouts(section("payouts")),
+        rewards=rewards,
+        payouts=payouts,
+        fees=_fees(section("fees"), rewards, payouts),
         loops=_loops(section("loops")),
         server=_server(section("server"), base_dir),
         store=_store(section("store"), base_dir),

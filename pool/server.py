@@ -39,6 +39,7 @@ from pool.store.factory import create_store
 if TYPE_CHECKING:  # for the annotations only: like the rest of this module, the functions import what they build
     from pool.chain.status import ChainStatus
     from pool.loops.runner import Loop
+    from pool.payouts.funding import Funding
     from pool.protocol.signage_points import SignagePointCache
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,25 @@ async def read_books(config: PoolConfig, *, with_wallet: bool, limit: int) -> Bo
     await store.open()
     try:
         return await build_books(store, spendable, error, limit=limit)
+    finally:
+        await store.close()
+
+
+async def fund_fees_from_wallet(config: PoolConfig, amount: int) -> Funding:
+    """Give ``amount`` of the operator's coins in the pool wallet to the pool fee share (pool/payouts/funding.py);
+    the wallet must answer, since only it can show the coins are there. Raises ChainUnavailable, FundingRefused."""
+    from pool.chain.wallet_rpc import WalletRpc
+    from pool.payouts.funding import fund_fees
+
+    wallet = await WalletRpc.connect(config.chain)
+    try:
+        spendable = await wallet.spendable_balance()
+    finally:
+        await wallet.close()
+    store = create_store(config.store)
+    await store.open()
+    try:
+        return await fund_fees(store, spendable, amount, f"operator, wallet spendable {spendable}")
     finally:
         await store.close()
 

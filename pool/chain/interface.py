@@ -114,6 +114,11 @@ class FullNode(ABC):
     async def in_mempool(self, spend_bundle_name: bytes32) -> bool:
         """Whether the node's mempool holds the spend bundle (False only when the node says it does not)."""
 
+    @abstractmethod
+    async def fee_estimate(self, cost: int, target_seconds: int) -> int:
+        """Mojos a transaction of this CLVM cost should pay to be mined within ``target_seconds``, by the node's
+        fee estimator (what it saw in its mempool and recent blocks)."""
+
 
 @dataclass(frozen=True)
 class SignedPayment:

@@ -332,6 +332,14 @@ class RpcFullNode(FullNode):
         )
         return item is not None
 
+    async def fee_estimate(self, cost: int, target_seconds: int) -> int:
+        answer = await self._call(partial(self._client.get_fee_estimate, [target_seconds], cost))
+        try:
+            (estimate,) = answer["estimates"]
+            return int(estimate)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChainUnavailable(f"full node at {self._where}: odd fee estimate {answer!r}") from exc
+
 
 def refusal_code(response: dict[str, Any]) -> str | None:
     """The node's structured error code of a refusal ("COIN_RECORD_NOT_FOUND", "UNKNOWN", ...), if it gave one."""

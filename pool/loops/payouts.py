@@ -19,7 +19,8 @@ Every payout interval:
    that may still land, or waits (pool/payouts/versions.py); the store records it only in place of the version it
    was built from, and keeps every version, so that whichever lands is found.
 
-No new round starts while one is open, so the same money is never paid twice.
+No new round starts while one is open, so the same money is never paid twice. Distributions (step 1) run every
+``payouts.interval`` whether a round is open or not: they move money within the books only.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pool.chia_adapter import Coin, CoinRecord, SpendBundle, bytes32
 from pool.context import PoolContext
 from pool.kill_points import kill_point
 from pool.payouts.coins import NotEnoughCoins, buried_coins, select_coins
+from pool.payouts.fees import estimated_fee, payment_cost
 from pool.payouts.split import FarmerShare, Payable, merged_additions, plan_distribution, plan_payments
 from pool.payouts.versions import (
     GONE,
@@ -86,11 +88,14 @@ class PayoutLoop:
         stats = PayoutStats()
         if not self.status.ready:
             return stats
+        # Distributions go on while a round is open (a batch may wait for days in a fee storm): farmers' money
+        # keeps moving to their owed balances and the pool fee share keeps growing, so it can pay the next bump.
+        if await self.distribution_due(ctx):
+            stats.distribution_id = await self.distribute(ctx)
         current = await ctx.store.open_round()
         if current is None:
             if not await self.round_due(ctx):
                 return stats
-            stats.distribution_id = await self.distribute(ctx)
             round_id = await self.record_round(ctx, stats)
             if round_id is None:
                 return stats
@@ -101,9 +106,14 @@ class PayoutLoop:
         return stats
 
     async def round_due(self, ctx: PoolContext) -> bool:
-        latest = [r.created_at for r in await ctx.store.rounds(limit=1)]
-        latest += [d.created_at for d in await ctx.store.distributions(limit=1)]
-        return not latest or ctx.now() - max(latest) >= ctx.config.payouts.interval
+        return self._interval_passed(ctx, [r.created_at for r in await ctx.store.rounds(limit=1)])
+
+    async def distribution_due(self, ctx: PoolContext) -> bool:
+        return self._interval_passed(ctx, [d.created_at for d in await ctx.store.distributions(limit=1)])
+
+    @staticmethod
+    def _interval_passed(ctx: PoolContext, latest: list[int]) -> bool:
+        return not latest or ctx.now() - latest[0] >= ctx.config.payouts.interval
 
     # -- step 1: distribute -----------------------------------------------------------------------------------------
     async def distribute(self, ctx: PoolContext) -> int | None:
@@ -153,13 +163,20 @@ class PayoutLoop:
             )
             return None
         payouts = ctx.config.payouts
-        farmers = await ctx.store.list_farmers()
+        payable = [
+            Payable(f.launcher_id, f.payout_puzzle_hash, f.owed) for f in await ctx.store.list_farmers() if f.owed > 0
+        ]
+        # One fee for every batch of the round: the estimate for a full one (a smaller batch pays a little more).
+        largest_batch = min(payouts.max_additions_per_transaction, len(payable) + 1)  # + the fee address
+        blockchain_fee = await estimated_fee(
+            ctx.node, ctx.config.fees, payment_cost(largest_batch), least=payouts.blockchain_fee
+        )
         plan = plan_payments(
-            [Payable(f.launcher_id, f.payout_puzzle_hash, f.owed) for f in farmers if f.owed > 0],
+            payable,
             min_payment=payouts.min_payment,
             pool_fee_share=ledger.pool_fee_share,
             fee_reserve=payouts.fee_reserve,
-            blockchain_fee=payouts.blockchain_fee,
+            blockchain_fee=blockchain_fee,
             max_additions=payouts.max_additions_per_transaction,
             fee_puzzle_hash=ctx.config.pool.fee_puzzle_hash,
         )
@@ -300,7 +317,20 @@ class PayoutLoop:
     ) -> bool:
         """Replace a stuck batch's transaction by one spending the same coins (plus more if needed) with a higher fee
         from the pool's share. Both versions spend the same coins, so at most one of them can ever land."""
-        fee = batch.fee + ctx.config.payouts.fee_bump
+        # At least chia's replacement increase (fee_bump), more if the mempool's estimate asks for more now.
+        estimate = await estimated_fee(
+            ctx.node, ctx.config.fees, payment_cost(len(await batch_additions(ctx, batch))), least=0
+        )
+        fee = max(batch.fee + ctx.config.payouts.fee_bump, estimate)
+        if fee > ctx.config.fees.maximum:
+            log.warning(
+                "payout batch %d (round %d) unconfirmed; a higher fee (%d) would pass fees.maximum (%d): still waiting",
+                batch.index,
+                batch.round_id,
+                fee,
+                ctx.config.fees.maximum,
+            )
+            return False
         ledger = await ctx.store.ledger()
         if ledger.pool_fee_share < fee - batch.fee:
             log.info(

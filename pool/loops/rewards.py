@@ -47,6 +47,7 @@ from pool.chia_adapter import (
 from pool.context import PoolContext
 from pool.kill_points import kill_point
 from pool.payouts.coins import NotEnoughCoins, buried_coins, select_coins
+from pool.payouts.fees import absorb_cost, estimated_fee
 from pool.store.abstract import CoinReserved, InsufficientFunds
 from pool.store.models import ClaimStatus, FarmerRecord, RewardClaim, TargetProof
 
@@ -264,12 +265,16 @@ class RewardLoop:
         bundle = SpendBundle(spends, G2Element())
         singleton_coin = get_most_recent_singleton_coin_from_coin_spend(view.tip)
         assert singleton_coin is not None  # live_singleton checked it
-        fee_spend = None
+        fee, fee_spend = 0, None
         if not await self._carries_unsettled_fee(ctx, coins):
-            fee_spend = await self._fee_spend(ctx, singleton_coin.name(), peak_height)
-        if fee_spend is not None:
+            fee = await estimated_fee(
+                ctx.node, ctx.config.fees, absorb_cost(len(coins)), least=ctx.config.rewards.claim_fee
+            )
+            fee_spend = await self._fee_spend(ctx, singleton_coin.name(), fee, peak_height)
+        if fee_spend is None:
+            fee = 0
+        else:
             bundle = SpendBundle.aggregate([bundle, fee_spend.spend_bundle])
-        fee = 0 if fee_spend is None else ctx.config.rewards.claim_fee
         recorded = await self._record_claims(ctx, farmer, coins, bundle.name(), peak_height, fee, fee_spend)
         if not recorded:
             return []
@@ -294,14 +299,16 @@ class RewardLoop:
                 return True
         return False
 
-    async def _fee_spend(self, ctx: PoolContext, singleton_coin_id: bytes32, peak_height: int) -> SignedPayment | None:
-        """The absorb's fee, paid by the pool's fee share from the pool wallet, or None to claim without a fee.
+    async def _fee_spend(
+        self, ctx: PoolContext, singleton_coin_id: bytes32, claim_fee: int, peak_height: int
+    ) -> SignedPayment | None:
+        """The absorb's fee (``claim_fee``: the node's estimate, pool/payouts/fees.py), paid by the pool's fee share
+        from the pool wallet, or None to claim without a fee.
 
         The absorb's own coins cannot pay fees (the reward goes whole to the target). The fee spend asserts the
         singleton spend of the absorb (ASSERT_CONCURRENT_SPEND), so it can never be mined without it, and it spends
         only buried coins that no transaction in flight holds (the store refuses to record it otherwise). A claim
         never waits for a fee: with too small a fee share, no coin or no wallet, it goes without one."""
-        claim_fee = ctx.config.rewards.claim_fee
         if claim_fee <= 0 or not self.status.wallet_synced or (await ctx.store.ledger()).pool_fee_share < claim_fee:
             return None
         try:

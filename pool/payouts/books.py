@@ -123,6 +123,7 @@ def books_json(books: Books) -> dict[str, Any]:
         "blockchain_fees": s.blockchain_fees,
         "undistributed": s.undistributed,
         "pre_ledger_excess": s.pre_ledger_excess,
+        "operator_funding": s.operator_funding,
         "lost_rewards": s.lost_rewards,
         "claims": {status: {"count": c, "mojos": m} for status, (c, m) in books.claims.items()},
         "distributions": books.distributions,
@@ -158,6 +159,8 @@ def format_books(books: Books) -> str:
     ]
     if s.pre_ledger_excess:
         rows.append(("  less: paid before the ledger beyond claims", -s.pre_ledger_excess))
+    if s.operator_funding:
+        rows.append(("  less: operator's fee funding", -s.operator_funding))
     lines += [f"{label:<28}{xch(amount):>26}  ({amount} mojos)" for label, amount in rows]
     verdict = "balanced" if s.balanced else f"NOT BALANCED: accounted {s.accounted} mojos"
     lines.append(f"{'invariant':<28}{verdict:>26}")

@@ -322,6 +322,12 @@ class AbstractPoolStore(ABC):
     async def ledger_entries(self, limit: int = 1000) -> list[LedgerEntry]:
         """The journal, most recent first."""
 
+    @abstractmethod
+    async def fund_fees(self, amount: int, reference: str) -> None:
+        """In one money transaction: ``amount`` mojos of the operator's own coins join the pool fee share (a
+        FEE_FUNDING entry; ``operator_funding`` in the ledger). The caller checked that the wallet holds them beyond
+        what the ledger says it holds."""
+
     # -- payouts -----------------------------------------------------------------------------------------------
     @abstractmethod
     async def create_payout_round(

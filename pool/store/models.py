@@ -237,6 +237,9 @@ class LedgerKind(str, Enum):
     BATCH_FEE_REFUND = "batch_fee_refund"  # an unspent part of a batch's fee back to the pool fee share
     CLAIM_FEE = "claim_fee"  # pool fee share -> blockchain fee of an absorb
     CLAIM_FEE_REFUND = "claim_fee_refund"  # the fee of an absorb that can no longer land back to the pool fee share
+    FEE_FUNDING = (
+        "fee_funding"  # the operator's own coins in the wallet -> pool fee share (python -m pool ledger fund-fees)
+    )
 
 
 @dataclass(frozen=True)
@@ -253,10 +256,12 @@ class LedgerEntry:
 class LedgerSummary:
     """Where every mojo of the confirmed claims is, each figure read from its own table.
 
-    Invariant (``balanced``): confirmed_claims == farmer_payments + owed + pool_fee_share + pool_fee_payments
-    + blockchain_fees + undistributed (less ``pre_ledger_excess``: what rounds made before the ledger existed paid
-    beyond the claims, from the wallet's balance; fixed at the upgrade, 0 for a pool that started with the ledger).
-    ``lost_rewards`` is outside the sum: rewards won by members that never reached the pool."""
+    Invariant (``balanced``): confirmed_claims + operator_funding == farmer_payments + owed + pool_fee_share
+    + pool_fee_payments + blockchain_fees + undistributed (less ``pre_ledger_excess``: what rounds made before the
+    ledger existed paid beyond the claims, from the wallet's balance; fixed at the upgrade, 0 for a pool that started
+    with the ledger). ``operator_funding`` is what the operator moved from its own coins in the wallet into the pool
+    fee share, so that fees can be paid before the first distribution. ``lost_rewards`` is outside the sum: rewards
+    won by members that never reached the pool."""
 
     confirmed_claims: int  # sum of CONFIRMED reward claims
     farmer_payments: int  # every payment to a farmer ever recorded (confirmed + in flight)
@@ -268,6 +273,7 @@ class LedgerSummary:
     undistributed: int  # confirmed claims not yet shared out (includes rounding remainders)
     pre_ledger_excess: int = 0
     lost_rewards: int = 0  # rewards won by members but spent elsewhere (LOST claims): never credited, not in the sum
+    operator_funding: int = 0  # the operator's own coins given to the pool fee share (FEE_FUNDING entries)
 
     @property
     def accounted(self) -> int:
@@ -282,7 +288,7 @@ class LedgerSummary:
 
     @property
     def balanced(self) -> bool:
-        return self.accounted == self.confirmed_claims + self.pre_ledger_excess
+        return self.accounted == self.confirmed_claims + self.pre_ledger_excess + self.operator_funding
 
     @property
     def wallet_should_hold(self) -> int:

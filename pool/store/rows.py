@@ -217,6 +217,7 @@ def ledger_from_row(row: Row) -> LedgerSummary:
         undistributed=int(row["undistributed"]),
         pre_ledger_excess=int(row["pre_ledger_excess"]),
         lost_rewards=int(row["lost_rewards"]),
+        operator_funding=int(row["operator_funding"]),
     )
 
 

@@ -136,6 +136,7 @@ S = TypeVar("S", bound=Statements)
 
 _UNDISTRIBUTED = "undistributed"
 _POOL_FEE_SHARE = "pool_fee_share"
+_OPERATOR_FUNDING = "operator_funding"  # only ever credited: the sum of FEE_FUNDING entries
 
 
 class SqlPoolStore(AbstractPoolStore, Generic[S]):
@@ -760,6 +761,19 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
     async def ledger_entries(self, limit: int = 1000) -> list[LedgerEntry]:
         return [entry_from_row(row) for row in await self._newest("ledger_entries", limit)]
 
+    async def fund_fees(self, amount: int, reference: str) -> None:
+        if amount <= 0:
+            raise ValueError(f"fee funding must be positive, got {amount}")
+        async with self._leader_write() as tx:
+            # The account row appears with the first funding: stores made before it exists need no migration.
+            await tx.execute(
+                "INSERT INTO ledger_accounts (name, balance) VALUES (:name, 0) ON CONFLICT (name) DO NOTHING",
+                {"name": _OPERATOR_FUNDING},
+            )
+            await _credit_account(tx, _OPERATOR_FUNDING, amount)
+            await _credit_account(tx, _POOL_FEE_SHARE, amount)
+            await _journal(tx, LedgerKind.FEE_FUNDING, amount, None, reference)
+
     # -- payouts -----------------------------------------------------------------------------------------------
     async def create_payout_round(
         self, payout_round: PayoutRound, payments: Sequence[Payment], batch_fees: Sequence[int]
@@ -1041,7 +1055,8 @@ LEDGER_SQL = """
         (SELECT COALESCE(SUM(fee + earlier_fees), 0) FROM reward_claims) AS claim_fees,
         (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'lost') AS lost_rewards,
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'undistributed') AS undistributed,
-        (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pre_ledger_excess') AS pre_ledger_excess
+        (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pre_ledger_excess') AS pre_ledger_excess,
+        (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'operator_funding') AS operator_funding
 """
 
 # One row per pool member with partials since :since: its newest partial and the newest run at its current difficulty

@@ -83,11 +83,17 @@ def test_fee_is_exact_not_float() -> None:
         ("partials.verify_threads", "all", "partials.verify_threads", "integer"),
         ("partials.max_in_flight", 0, "partials.max_in_flight", "at least 1"),
         ("pool.relative_lock_height", 31, "pool.relative_lock_height", "chain.confirmation_security_threshold (32)"),
+        ("fees.maximum", -1, "fees.maximum", "at least 0"),
+        ("fees.target_seconds", 0, "fees.target_seconds", "at least 1"),
+        ("fees.maximum", 10, "fees.maximum", "at least payouts.blockchain_fee (20)"),
+        ("fees.mximum", 10, "fees.mximum", "unknown key"),
     ],
 )
 def test_bad_values_name_their_key(path: str, value: Any, key: str, words: str) -> None:
+    data = with_change(path, value)
+    data["payouts"]["blockchain_fee"] = 20  # a least fee for fees.maximum to be checked against
     with pytest.raises(ConfigError) as info:
-        parse_config(with_change(path, value), REPO)
+        parse_config(data, REPO)
     assert info.value.key == key
     assert words in str(info.value)
 

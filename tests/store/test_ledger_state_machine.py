@@ -161,6 +161,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.pool_fee_share = 0
         self.pool_fee_payments = 0
         self.blockchain_fees = 0
+        self.operator_funding = 0
         self.claims: dict[bytes32, ModelClaim] = {}
         self.batches: dict[int, ModelBatch] = {}
         self.open_round: int | None = None
@@ -418,6 +419,13 @@ class LedgerMachine(RuleBasedStateMachine):
         with pytest.raises(InsufficientFunds):
             self.run(self.store.distribute(distribution, [DistributionShare(launcher_id, total, 0)]))
 
+    @rule(amount=st.integers(min_value=1, max_value=10**6))
+    def fees_funded(self, amount: int) -> None:
+        """The operator gives coins of its own to the pool fee share (python -m pool ledger fund-fees)."""
+        self.run(self.store.fund_fees(amount, self.next_label("funding")))
+        self.pool_fee_share += amount
+        self.operator_funding += amount
+
     # -- payment rounds --------------------------------------------------------------------------------------------
     @precondition(lambda self: any(self.owed.values()))
     @rule(data=st.data())
@@ -645,6 +653,7 @@ class LedgerMachine(RuleBasedStateMachine):
             s.pool_fee_payments,
             s.blockchain_fees,
             s.pre_ledger_excess,
+            s.operator_funding,
         ) == (
             confirmed,
             self.undistributed,
@@ -654,6 +663,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.pool_fee_payments,
             self.blockchain_fees,
             0,
+            self.operator_funding,
         )
 
         # The journal, per kind, reconciles with the summary.
@@ -676,7 +686,9 @@ class LedgerMachine(RuleBasedStateMachine):
         assert kind[K.POOL_FEE_PAYMENT] == s.pool_fee_payments
         chain_fees = kind[K.BATCH_FEE] - kind[K.BATCH_FEE_REFUND] + kind[K.CLAIM_FEE] - kind[K.CLAIM_FEE_REFUND]
         assert chain_fees == s.blockchain_fees
-        assert kind[K.DISTRIBUTION_POOL_FEE] - kind[K.POOL_FEE_PAYMENT] - chain_fees == s.pool_fee_share
+        assert kind[K.FEE_FUNDING] == s.operator_funding
+        pool_fee_in = kind[K.DISTRIBUTION_POOL_FEE] + kind[K.FEE_FUNDING]
+        assert pool_fee_in - kind[K.POOL_FEE_PAYMENT] - chain_fees == s.pool_fee_share
 
         # Per farmer: points and owed balances never negative; owed == credited - paid; never paid beyond credit.
         for farmer in self.run(self.store.list_farmers()):

@@ -901,6 +901,29 @@ async def test_a_claim_fee_stays_charged_until_the_chain_settles_it(store: Abstr
     assert settled.balanced
 
 
+async def test_operator_fee_funding_joins_the_pool_fee_share_and_balances_the_books(store: AbstractPoolStore) -> None:
+    """Funding is the only money in the books that no claim brought: it is counted apart (operator_funding), so the
+    invariant still says where every mojo is, and it pays a claim fee before any distribution."""
+    (farmer,) = await add_farmers(store, 0)
+    for wrong in (0, -5):
+        with pytest.raises(ValueError):
+            await store.fund_fees(wrong, "operator")
+    await store.fund_fees(70, "operator, wallet spendable 1000")
+    await store.fund_fees(30, "operator again")
+    funded = await store.ledger()
+    assert (funded.operator_funding, funded.pool_fee_share, funded.confirmed_claims) == (100, 100, 0)
+    assert funded.balanced and funded.wallet_should_hold == 100
+    assert [(e.kind, e.amount, e.reference) for e in (await store.ledger_entries())[:2]] == [
+        (LedgerKind.FEE_FUNDING, 30, "operator again"),
+        (LedgerKind.FEE_FUNDING, 70, "operator, wallet spendable 1000"),
+    ]
+    claim = make_claim("funded coin", farmer, amount=1_750, fee=40)
+    assert await store.add_reward_claim(claim, fee_coins=[h("operator coin")])
+    charged = await store.ledger()
+    assert (charged.pool_fee_share, charged.blockchain_fees, charged.operator_funding) == (60, 40, 100)
+    assert charged.balanced
+
+
 async def test_a_claim_fee_that_landed_stays_spent(store: AbstractPoolStore) -> None:
     (farmer,) = await add_farmers(store, 0)
     await fund(store, [], pool_fee=100, claimant=farmer)
