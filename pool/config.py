@@ -123,6 +123,12 @@ class ChainConfig:
     wallet_fingerprint: int | None
     wallet_id: int
     confirmation_security_threshold: int
+    more_full_nodes: tuple[RpcConfig, ...] = ()  # chain.full_nodes: asked in turn when the node in use cannot answer
+
+    @property
+    def full_nodes(self) -> tuple[RpcConfig, ...]:
+        """Every full node the pool may use, ``full_node`` first."""
+        return (self.full_node, *self.more_full_nodes)
 
 
 @dataclass(frozen=True)
@@ -439,6 +445,7 @@ def _chain(s: _Section, base: Path) -> ChainConfig:
             "network",
             "chia_root",
             "full_node",
+            "full_nodes",
             "wallet",
             "wallet_fingerprint",
             "wallet_id",
@@ -456,7 +463,15 @@ def _chain(s: _Section, base: Path) -> ChainConfig:
         wallet_fingerprint=fingerprint,
         wallet_id=s.int_("wallet_id", 1, minimum=1),
         confirmation_security_threshold=s.int_("confirmation_security_threshold", 32, minimum=1),
+        more_full_nodes=_more_full_nodes(s, chia_root, base),
     )
+
+
+def _more_full_nodes(s: _Section, chia_root: Path, base: Path) -> tuple[RpcConfig, ...]:
+    listed = s.raw("full_nodes", [])
+    if not isinstance(listed, list):
+        raise ConfigError(s.key("full_nodes"), f"must be a list of nodes (host, rpc_port), got {listed!r}")
+    return tuple(_rpc(_Section(entry, s.key(f"full_nodes[{i}]")), chia_root, base) for i, entry in enumerate(listed))
 
 
 def _rewards(s: _Section) -> RewardsConfig:

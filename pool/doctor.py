@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pool import preflight
 from pool.chain.interface import AddressNotOwned, ChainUnavailable
 from pool.chain.ownership import ownership_message, signed_for_target
-from pool.config import PoolConfig
+from pool.config import PoolConfig, RpcConfig
 from pool.store.abstract import StoreError
 from pool.store.factory import peek_schema_version, schema_version_of_this_code
 
@@ -69,10 +69,15 @@ async def _skipped(what: str) -> tuple[bool, str]:
 
 
 async def _node_check(config: PoolConfig) -> tuple[bool, str]:
+    """Every configured full node (chain.full_node, then chain.full_nodes): each must be fit to take over."""
+    answers = [await _one_node_check(config, rpc) for rpc in config.chain.full_nodes]
+    return all(ok for ok, _ in answers), "; ".join(detail for _, detail in answers)
+
+
+async def _one_node_check(config: PoolConfig, rpc: RpcConfig) -> tuple[bool, str]:
     from pool.chain.node_rpc import RpcFullNode
     from pool.server import StartupError, check_same_network, network_constants
 
-    rpc = config.chain.full_node
     try:
         node = await RpcFullNode.connect(rpc)
     except ChainUnavailable as exc:

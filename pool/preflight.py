@@ -69,10 +69,12 @@ def chia_root_problems(config: PoolConfig) -> list[Problem]:
     names ``chain.full_node.chia_root`` or ``chain.wallet.chia_root``, which default to ``chain.chia_root``."""
     found: list[Problem] = []
     checked: set[Path] = set()
-    for key, root in (
+    roots = [
         ("chain.full_node.chia_root", config.chain.full_node.chia_root),
         ("chain.wallet.chia_root", config.chain.wallet.chia_root),
-    ):
+    ]
+    roots += [(f"chain.full_nodes[{i}].chia_root", rpc.chia_root) for i, rpc in enumerate(config.chain.more_full_nodes)]
+    for key, root in roots:
         if root in checked:
             continue
         checked.add(root)

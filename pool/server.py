@@ -84,12 +84,12 @@ async def check_same_network(node: FullNode, constants: ConsensusConstants, netw
 
 
 async def connect_chain(config: PoolConfig, stack: AsyncExitStack) -> tuple[FullNode, Wallet]:
-    """The node, which must answer now, and the wallet, connected now if it answers and later otherwise."""
-    from pool.chain.node_rpc import RpcFullNode
+    """A node, one of which must answer now, and the wallet, connected now if it answers and later otherwise."""
+    from pool.chain.failover import FailoverFullNode
     from pool.chain.wallet_rpc import ReconnectingWallet
 
     try:
-        node = await RpcFullNode.connect(config.chain.full_node)
+        node = await FailoverFullNode.connect(config.chain.full_nodes)
     except ChainUnavailable as exc:
         raise StartupError(str(exc)) from None
     stack.push_async_callback(node.close)
@@ -139,9 +139,9 @@ async def pool_context(config: PoolConfig) -> AsyncIterator[PoolContext]:
             raise StartupError(f"store: {exc}") from None
         stack.push_async_callback(store.close)
         ctx = PoolContext(config=config, store=store, node=node, wallet=wallet, constants=constants)
-        from pool.chain.node_rpc import RpcFullNode
+        from pool.chain.failover import FailoverFullNode
 
-        if isinstance(node, RpcFullNode):  # its RPC latency and errors go to the metrics
+        if isinstance(node, FailoverFullNode):  # its RPC latency and errors go to the metrics
             node.observer = ctx.stats.metrics.node_rpc
         await prove_target_at_start(ctx)
         yield ctx

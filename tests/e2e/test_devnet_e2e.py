@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from pool.chain.failover import FailoverFullNode
 from pool.chain.node_rpc import RpcFullNode
 from pool.chain.wallet_rpc import WalletRpc
 from pool.chia_adapter import PoolErrorCode, bytes32, std_hash
@@ -40,7 +41,8 @@ NODE_ERROR_RATE = 0.2
 
 @dataclass
 class FlakyNodeDevnet(Devnet):
-    """The devnet, with the pool's node behind a proxy that refuses a share of its coin and puzzle look-ups."""
+    """The devnet, with the pool's first node behind a proxy that refuses a share of its coin and puzzle look-ups,
+    and the node itself, straight, as the next one (chain.full_nodes)."""
 
     proxy: FlakyNodeProxy | None = None
 
@@ -49,7 +51,8 @@ class FlakyNodeDevnet(Devnet):
         node = config.chain.full_node
         self.proxy = FlakyNodeProxy(node.host, node.port, node.chia_root, error_rate=NODE_ERROR_RATE, port=free_port())
         flaky = dataclasses.replace(node, port=self.proxy.port)
-        return dataclasses.replace(config, chain=dataclasses.replace(config.chain, full_node=flaky))
+        chain = dataclasses.replace(config.chain, full_node=flaky, more_full_nodes=(node,))
+        return dataclasses.replace(config, chain=chain)
 
     async def start_pool(self) -> None:
         assert self.proxy is not None
@@ -210,6 +213,28 @@ async def test_partials_are_confirmed_while_the_pool_wallet_is_away(devnet: Devn
     finally:
         devnet.ctx.wallet = await WalletRpc.connect(devnet.ctx.config.chain)
     assert await farmer_partials(devnet, PartialStatus.REJECTED) == rejected_before
+
+
+async def test_the_first_node_stops_and_the_next_one_takes_every_partial(devnet: FlakyNodeDevnet) -> None:
+    """The pool's first node stops for several confirmation delays while the real farmer keeps sending partials: the
+    pool asks the next node (chain.full_nodes), refuses none and loses none; the first node comes back."""
+    assert devnet.proxy is not None and isinstance(devnet.ctx.node, FailoverFullNode)
+    rejected_before = await farmer_partials(devnet, PartialStatus.REJECTED)
+    confirmed_before = await farmer_partials(devnet, PartialStatus.CONFIRMED)
+    await devnet.proxy.stop()
+    stopped_at = time.monotonic()
+
+    async def confirmed_while_stopped() -> bool:
+        long_enough = time.monotonic() - stopped_at > 3 * devnet.config.partials.confirmation_delay
+        return long_enough and await farmer_partials(devnet, PartialStatus.CONFIRMED) >= confirmed_before + 3
+
+    try:
+        await drive_until(devnet, confirmed_while_stopped, "partials confirmed with the first node stopped")
+        assert devnet.ctx.node.in_use.port == devnet.world.full_node_rpc.port
+    finally:
+        await devnet.proxy.start()  # on the same port: the first node is back
+    assert await farmer_partials(devnet, PartialStatus.REJECTED) == rejected_before
+    # Refused at intake: none beyond the protocol's own answers (the last test checks the farmer's view of it).
 
 
 async def test_with_a_fifth_of_the_nodes_look_ups_refused_every_partial_is_accepted_credited_and_paid(
