@@ -15,6 +15,7 @@ from pathlib import Path
 from chia_rs import AugSchemeMPL, G1Element, G2Element, PrivateKey, ProofOfSpace
 from chia_rs.sized_bytes import bytes32
 from chia_rs.sized_ints import uint32
+from filelock import FileLock
 
 from pool.chia_adapter.simulation import (
     Params,
@@ -99,11 +100,19 @@ class PlotsMixin(WorldBase):
         """
         plot_root = self.block_tools.plot_dir / self.pool_plot_folder
         plot_dir = plot_root / p2_singleton_puzzle_hash.hex()
-        plots = [await self._pool_plot(plot_dir, p2_singleton_puzzle_hash, index) for index in range(count)]
-        # Used now, so among the last to be pruned: the cache keeps the folders used last (a PlotNFT every run makes
-        # again, as the end-to-end tests' and the benchmark's do), not just those plotted last.
-        os.utime(plot_dir)
-        _prune_plot_dirs(plot_root, keep=plot_dir, kept=self.pool_plot_dirs_kept)
+        await asyncio.to_thread(plot_root.mkdir, parents=True, exist_ok=True)
+        # Test processes running side by side (pytest -n) make the same first PlotNFT of a fresh chain: one plots,
+        # the other waits and finds the plots made (as chia's BlockTools locks its own plot folder).
+        lock = FileLock(plot_root / ".lock")
+        await asyncio.to_thread(lock.acquire)
+        try:
+            plots = [await self._pool_plot(plot_dir, p2_singleton_puzzle_hash, index) for index in range(count)]
+            # Used now, so among the last to be pruned: the cache keeps the folders used last (a PlotNFT every run
+            # makes again, as the end-to-end tests' and the benchmark's do), not just those plotted last.
+            os.utime(plot_dir)
+            _prune_plot_dirs(plot_root, keep=plot_dir, kept=self.pool_plot_dirs_kept)
+        finally:
+            lock.release()
         return plots
 
     async def _pool_plot(self, plot_dir: Path, p2_singleton_puzzle_hash: bytes32, index: int) -> PoolPlot:
