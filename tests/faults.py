@@ -29,7 +29,7 @@ from chia.server.ssl_context import private_ssl_ca_paths
 
 from pool.chia_adapter import chia_config
 
-# The look-ups of coins and puzzles (the "a fifth of its coin and puzzle look-ups").
+# The node's look-ups of coins and puzzles: the calls refused by default (the end-to-end test refuses a fifth of them).
 COIN_AND_PUZZLE_LOOKUPS = frozenset(
     {
         "get_coin_record_by_name",

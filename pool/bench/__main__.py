@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(the sustained-rate target is judged on it), '2x' twice the closed loop's accepted/s "
         f"(default {str(FULL['rates']).replace('%', '%%')})",
     )
-    # 16: as in the side-by-side measurement with pool-reference that set the targets (issue 11).
+    # 16: as in the side-by-side measurement with chia's reference pool (pool-reference) that set the targets.
     parser.add_argument("--connections", type=int, default=16, help="closed-loop connections (default 16)")
     parser.add_argument("--closed-partials", type=int, help=f"partials of the closed loop ({FULL['closed_partials']})")
     parser.add_argument("--duration", type=float, help=f"seconds of each open-loop rate ({FULL['duration']})")

@@ -142,7 +142,7 @@ def _phase_named(document: dict[str, Any], predicate: Any) -> dict[str, Any] | N
 
 
 def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of the issue, the figure it is judged on, and whether it is met (None: not measured)."""
+    """Each target of the benchmark, the figure it is judged on, and whether it is met (None: not measured)."""
     closed = _phase_named(document, lambda p: p["mode"] == "closed")
     at_100 = _phase_named(document, lambda p: p["offered_per_s"] is not None and round(p["offered_per_s"]) == 100)
     overload = _phase_named(document, lambda p: "2x sustainable" in p["name"])

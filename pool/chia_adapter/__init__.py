@@ -191,7 +191,7 @@ def consensus_constants_for(network: str, chia_root_config: dict[str, Any] | Non
     return replace_str_to_bytes(DEFAULT_CONSTANTS, **overrides)
 
 
-# -- added for the background loops (issue #4): wallet requests, reward coin identity --------------------------------
+# -- added for the background loops: wallet requests, reward coin identity -------------------------------------------
 from chia.consensus.block_rewards import calculate_pool_reward  # noqa: E402
 from chia.consensus.coinbase import pool_parent_id  # noqa: E402
 from chia.wallet.util.tx_config import DEFAULT_TX_CONFIG, TXConfig  # noqa: E402
@@ -211,25 +211,25 @@ __all__ += [
 ]
 
 
-# -- added for the farmer-facing protocol (issue #3): the farmer's own "good enough for the pool" threshold ---------
+# -- added for the farmer-facing protocol: the farmer's own "good enough for the pool" threshold --------------------
 from chia.consensus.pot_iterations import calculate_sp_interval_iters  # noqa: E402
 
 __all__ += ["calculate_sp_interval_iters"]
 
 
-# -- added for the ledger (issue #8): the pool picks the coins it spends; a claim's fee spend asserts its absorb ----
+# -- added for the ledger: the pool picks the coins it spends; a claim's fee spend asserts its absorb ---------------
 from chia.wallet.conditions import AssertConcurrentSpend, Condition  # noqa: E402
 
 __all__ += ["AssertConcurrentSpend", "Condition", "GetSpendableCoins"]
 
 
-# -- added for membership checks (issue #9): the full singleton puzzle a pool state implies ------------------------
+# -- added for membership checks: the full singleton puzzle a pool state implies -----------------------------------
 from chia.pools.pool_puzzles import create_full_puzzle  # noqa: E402
 
 __all__ += ["create_full_puzzle"]
 
 
-# -- added for the pages (issue #14): the plot filter, for the plot space estimate ------------------------------
+# -- added for the pages: the plot filter, for the plot space estimate ------------------------------------------
 from chia.types.blockchain_format.proof_of_space import calculate_prefix_bits  # noqa: E402
 from chia_rs import PlotParam  # noqa: E402
 

@@ -144,7 +144,7 @@ __all__ = [
 ]
 
 
-# -- added for membership tests (issue #9): forged PlotNFTs and lying travel spends built by hand ------------------
+# -- added for membership tests: forged PlotNFTs and lying travel spends built by hand -----------------------------
 from chia.consensus.condition_tools import conditions_dict_for_solution, pkm_pairs_for_conditions_dict
 from chia.pools.pool_puzzles import create_travel_spend
 from chia.pools.pool_wallet_info import create_pool_state

@@ -1,4 +1,4 @@
-"""Forgeries: chain operations a dishonest farmer could make (issue #9), built by hand with real keys and pushed to
+"""Forgeries: chain operations a dishonest farmer could make, built by hand with real keys and pushed to
 the simulator, so that tests show the pool refuses them. A part of World like the others (see world.py)."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from pool.devnet.wallets import PlotNFTInfo, WalletsMixin
 
 
 class ForgeriesMixin(WalletsMixin):
-    # ------------------------------------------------------------------ forgeries (issue #9: membership checks)
+    # ------------------------------------------------------------------ forgeries, for the membership checks
     # Chain operations a dishonest farmer could make, built by hand with real keys and pushed to the simulator, so
     # that tests show the pool refuses them. Kept together so that this block moves as one piece.
 

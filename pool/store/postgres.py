@@ -194,13 +194,13 @@ _SCHEMA_V2_LEDGER: Migration = (
     """,
 )
 
-# As in SQLite (issue #9): the newest PUT /farmer token accepted per farmer, and partials settled stale.
+# As in SQLite (membership checks): the newest PUT /farmer token accepted per farmer, and partials settled stale.
 _SCHEMA_V3_MEMBERSHIP: Migration = (
     "ALTER TABLE farmers ADD COLUMN last_put_token BIGINT",
     "ALTER TABLE partials ADD COLUMN stale BOOLEAN NOT NULL DEFAULT FALSE",
 )
 
-# As in SQLite (issue #14): partials refused at intake after a verified signature, and farmers' browser sessions.
+# As in SQLite (the pages): partials refused at intake after a verified signature, and farmers' browser sessions.
 _SCHEMA_V4_PAGES: Migration = (
     """
     CREATE TABLE partial_refusals (

@@ -180,7 +180,7 @@ _SCHEMA_V2_LEDGER: Migration = (
     """,
 )
 
-# Membership and loop robustness (issue #9): the newest PUT /farmer token accepted per farmer (a captured PUT cannot
+# Membership and loop robustness: the newest PUT /farmer token accepted per farmer (a captured PUT cannot
 # be replayed to undo a later change), and partials settled without a re-check because the node no longer knew their
 # signage point (the pool fell behind; config partials.stale_partials decides whether they are credited).
 _SCHEMA_V3_MEMBERSHIP: Migration = (

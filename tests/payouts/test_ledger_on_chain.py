@@ -1,4 +1,4 @@
-"""Issue 8's acceptance tests on chia's simulator with the real wallet: the pool pays exactly what it claimed.
+"""The ledger's acceptance tests on chia's simulator with the real wallet: the pool pays exactly what it claimed.
 
 Money reaches a pool only through blocks won by members' pool plots, absorbed by the reward loop and buried; each test
 has its own pool database on this module's own World (the operator's coins, dust and earlier tests' leftovers in the
