@@ -94,7 +94,7 @@ class PartialsConfig:
     # loop. Default: the machine's CPUs.
     verify_threads: int = field(default_factory=lambda: default_verify_threads())
     # POST /partial requests being handled at once; more are refused at once with SERVER_EXCEPTION ("busy, retry").
-    # Default: 128 per CPU, about a third of a second of work per core. Partials come in bursts after each signage
+    # Default: 128 per CPU, a fraction of a second of work per core. Partials come in bursts after each signage
     # point: a burst of a few times the pool's rate is absorbed (a refused partial's points are lost, chia's farmer
     # does not send it again), and under lasting overload a partial the pool takes is answered within a second.
     max_in_flight: int = field(default_factory=lambda: default_max_in_flight())

@@ -342,9 +342,9 @@ async def run_server(config: PoolConfig, log_level: str | None = None, *, worker
 
 
 def _freeze_startup_objects() -> None:
-    """What the imports and the start-up made (over 100 000 objects, most of them chia's modules) lives as long as
-    the process: frozen, it is no longer walked by Python's full garbage collections, each of which took 65 ms and
-    stalled every request in flight (the p99 latency at 100 partials/s went from 5 ms to 300 ms when one ran)."""
+    """What the imports and the start-up made (most of it chia's modules) lives as long as the process: frozen, it is
+    no longer walked by Python's full garbage collections, each of which stalled every request in flight and showed in
+    the p99 latency (docs/performance.md, the second round)."""
     gc.collect()
     gc.freeze()
 

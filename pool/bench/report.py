@@ -15,7 +15,7 @@ SUSTAINED_SHARE_TARGET = 0.40  # of the machine's limit
 POOL_CPU_TARGET = 1.5  # x floor, per accepted partial, confirmation included
 NODE_CPU_TARGET = 0.1  # x floor per partial: "close to zero"
 P99_AT_100_TARGET_MS = 50.0
-# At twice the sustainable rate, answers (accepted or refused) stay this quick: the pool queues about a second of
+# At twice the sustainable rate, answers (accepted or refused) stay this quick: the pool queues a bounded amount of
 # work (partials.max_in_flight, sized to absorb the burst after a signage point) and refuses the rest at once; chia's
 # farmer waits up to 5 minutes.
 OVERLOAD_P99_TARGET_MS = 2000.0

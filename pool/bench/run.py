@@ -245,8 +245,9 @@ async def _run_phases(
     for rate_text in options.rates:
         share_of_limit = rate_text.endswith("%")
         if share_of_limit:
-            # Right before: the floor drifts by 10-20% over minutes on a shared machine, and a share of the limit
-            # must be offered (and judged) against the machine's speed of the moment, never a slow reading of it.
+            # Right before: the floor drifts over minutes on a shared machine (docs/performance.md), and a share of
+            # the limit must be offered (and judged) against the machine's speed of the moment, never a slow reading
+            # of it.
             floors.measure_again("before offering a share of the limit")
         machine_limit = floors.least.machine_limit
         rate, label = offered_rate(rate_text, sustainable, machine_limit)

@@ -76,8 +76,8 @@ if TYPE_CHECKING:
     )
     from chia.wallet.wallet_rpc_client import WalletRpcClient
 
-# chia's RPC clients and wallet request types, imported on first use: they bring in most of chia's wallet (some 2 s
-# of a 3 s import), which only a pool that talks to the chain needs; `python -m pool --help`, a config check or a
+# chia's RPC clients and wallet request types, imported on first use: they bring in most of chia's wallet (most of
+# the import's time), which only a pool that talks to the chain needs; `python -m pool --help`, a config check or a
 # command refused for its config starts without them.
 _ON_FIRST_USE = {
     "FullNodeRpcClient": "chia.full_node.full_node_rpc_client",

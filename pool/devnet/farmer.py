@@ -103,7 +103,7 @@ class FarmerMixin(WorldBase):
         can talk to each other; made as BlockTools makes the node's root.
 
         Each service uses only its own certificate of the set. chia's create_lock_and_load_config would instead make
-        a root's dozen key pairs, twice over (some 2.5 s a root); BlockTools takes the node's from chia's pre-made
+        a root's dozen key pairs, twice over, which is slow; BlockTools takes the node's from chia's pre-made
         test certificates.
         """
         create_default_chia_config(root_path)

@@ -27,7 +27,7 @@ DEVNET_GENESIS_CHALLENGE = std_hash(b"chia pool devnet genesis")
 # Rewards of blocks nobody should own (plain farm_blocks calls) go here.
 BURN_PUZZLE_HASH = std_hash(b"chia pool devnet burn")
 # The devnet's VDF discriminant. BlockTools proves every VDF of every block and signage point, and that work is most
-# of what a devnet block costs: at mainnet's 1024 bits some 0.6 s a block, at 256 bits a tenth of it. The pool never
+# of what a devnet block costs, and it grows with the discriminant's size (docs/performance.md). The pool never
 # checks a VDF, and 256 bits is plenty for distinct signage points (see devnet_constants); the benchmark's own corpus
 # keeps 1024 bits, for the node's share of its CPU figures.
 DISCRIMINANT_BITS = 256

@@ -167,8 +167,8 @@ class Devnet:
         launchers from an earlier run: any store but a new SQLite file, unless told.
 
         Every new World makes the same chain up to the first PlotNFT, so without a fresh launcher every run gets the
-        same PlotNFT, and its plots come back from chia's test plot cache instead of being plotted again (some 3.5 s
-        a plot). A store that outlived its chain (a demo work dir used again) would hold stale records of it.
+        same PlotNFT, and its plots come back from chia's test plot cache instead of being plotted again. A store that
+        outlived its chain (a demo work dir used again) would hold stale records of it.
         """
         if self.fresh_launchers is not None:
             return self.fresh_launchers

@@ -141,11 +141,11 @@ def _without_optional(field_type: Any) -> Any:
 
 
 def partial_request_from_json(data: Any) -> PostPartialRequest:
-    """POST /partial's body, decoded at a third of the generic parser's cost when it has the shape chia's farmer sends.
+    """POST /partial's body, decoded more cheaply than by the generic parser when it has the shape chia's farmer sends.
 
     Any other shape (hex without ``0x``, numbers as text, an older farmer's fields ...) goes through
     ``streamable_from_json``, which accepts and refuses exactly what it always did. The fast path decodes the plot key
-    and the signature without their subgroup checks (two thirds of the cost of decoding them): the signature check,
+    and the signature without their subgroup checks (most of the cost of decoding them): the signature check,
     which every partial passes before anything else reads them, makes both checks again
     (``AugSchemeMPL.aggregate_verify`` validates every key and the signature). A point outside its group is therefore
     refused as INVALID_SIGNATURE instead of REQUEST_FAILED; it is refused all the same.

@@ -1,19 +1,19 @@
 """BLS signature checks off the event loop.
 
 ``chia_rs.AugSchemeMPL.aggregate_verify`` releases the GIL, so a few threads let one pool process check partials on
-every core while the event loop goes on parsing and answering other requests. The proof-of-space check (chiapos) holds
-the GIL and is short (~0.1 ms): it stays on the event loop, where a thread hand-off would cost more.
+every core while the event loop goes on parsing and answering other requests. The proof-of-space check (chiapos) is
+short: it stays on the event loop, where a thread hand-off would cost more.
 
 The threads are our own rather than a ``ThreadPoolExecutor``: ``run_in_executor`` wraps every call in two futures
-chained by callbacks, a work item and a condition variable, about 30 microseconds of the event loop's time per
-partial (2% of a signature check). Here a check is one queue entry, and its answer one call back into the loop.
+chained by callbacks, a work item and a condition variable, all of it on the event loop's time. Here a check is one
+queue entry, and its answer one call back into the loop.
 
 Checks waiting together are verified together. One thread at a time gathers a batch: the checks queued, and when
 checks arrive more often than every ``BATCH_WAIT`` seconds those arriving until its first check has waited that long
 (up to ``MAX_BATCH``). It adds their signatures up and verifies the sum against all their keys and messages in one
-``aggregate_verify``: one final exponentiation for the batch instead of one per check, about half the cost per
-partial from four checks up (measured here: 2.0 ms alone, 1.2 ms in fours, 1.05 ms in sixteens). While it verifies,
-the next thread gathers. At a few partials a second nothing waits: a check arriving alone is verified alone.
+``aggregate_verify``: one final exponentiation for the batch instead of one per check, the costliest single step of
+a pairing check (docs/performance.md has the cost per batch size). While it verifies, the next thread gathers. At a
+few partials a second nothing waits: a check arriving alone is verified alone.
 
 Why a sum that verifies proves every check: the sum equals the aggregate signature of every (key, message) pair of the
 batch. Signatures of honest clients contribute exactly their own pairs. For the rest to balance, whoever sent the
@@ -36,12 +36,12 @@ from dataclasses import dataclass
 
 from pool.chia_adapter import AugSchemeMPL, G1Element, G2Element
 
-# Checks verified in one sum at most: beyond 16 the saving per check is below 5% (the hashing and the pairings of each
+# Checks verified in one sum at most: beyond it the saving per check is small (the hashing and the pairings of each
 # key stay), and a failed batch costs at most this many extra checks.
 MAX_BATCH = 16
 # How long a check waits for others to share its batch, at most (from when it was queued), when checks arrive more
-# often than that (the mean gap over about the last eight): at 300 partials/s a batch gathers two to three, a third
-# less CPU each. Slower, checks wait only within a burst (the partials right after a signage point).
+# often than that (the mean gap over about the last eight): under sustained load a batch gathers a few, each costing
+# less CPU. Slower, checks wait only within a burst (the partials right after a signage point).
 BATCH_WAIT = 0.004
 
 

@@ -58,8 +58,9 @@ def points_per_farmer(rows: Sequence[Row]) -> dict[bytes32, int]:
     return points
 
 
-# Decoding a BLS public key checks that the point is on the curve and in the subgroup (~0.1 ms, and a PoolState holds
-# one too); POST /partial reads its farmer for every partial, and the keys of a pool's farmers are few and immutable.
+# Decoding a BLS public key checks that the point is on the curve and in the subgroup, which is costly (and a PoolState
+# holds one too); POST /partial reads its farmer for every partial, and the keys of a pool's farmers are few and
+# immutable.
 FARMER_KEYS_CACHED = 16_384
 
 

@@ -351,8 +351,8 @@ class SqlitePoolStore(SqlPoolStore[_Sqlite]):
         # and never wait for a write transaction's commit (fsync), e.g. POST /partial's farmer look-ups during a
         # group commit.
         self._reader: aiosqlite.Connection | None = None
-        # Look-ups by key (a farmer for every partial) run on the event loop itself: one indexed read costs a few
-        # microseconds, a trip through aiosqlite's thread a hundred times that in CPU (queue, futures, wake-ups).
+        # Look-ups by key (a farmer for every partial) run on the event loop itself: one indexed read costs far less
+        # than a trip through aiosqlite's thread costs in CPU (queue, futures, wake-ups).
         # In WAL mode such a read never waits for a writer; if it ever meets a lock, it goes through the reader.
         self._lookups: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
