@@ -1,4 +1,4 @@
-"""Plot space estimated from points, as shown on the farmer and pool pages (formula documented in README.md).
+"""Plot space estimated from points, as shown on the farmer and pool pages (formula documented in docs/monitoring.md).
 
 A partial is good enough when its required iterations are below T = POOL_SUB_SLOT_ITERS / NUM_SPS_SUB_SLOT. For a
 plot that passes the plot filter (1 in 2**f), the required iterations of its proof are uniform on

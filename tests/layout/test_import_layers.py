@@ -1,4 +1,4 @@
-"""The pool's import graph points one way: down the layers below (README.md, Architecture).
+"""The pool's import graph points one way: down the layers below (docs/architecture.md).
 
 Each package under pool/ (and each top-level module) is a room; a room may import its own modules and the rooms of
 lower layers, never a room of its own layer or a higher one. So the shared parts (context.py) know nothing of what
@@ -87,7 +87,7 @@ def arrows() -> Iterator[tuple[str, str]]:
 def test_every_room_has_a_layer() -> None:
     unplaced = {room_of(module) for module in pool_modules() if not is_tool(module)}
     unplaced = {room for room in unplaced if layer_of(room) is None}
-    assert not unplaced, f"rooms without a layer in LAYERS (add them, and to README.md's Architecture): {unplaced}"
+    assert not unplaced, f"rooms without a layer in LAYERS (add them, and to docs/architecture.md): {unplaced}"
 
 
 def test_no_arrow_points_up_or_sideways() -> None:

@@ -55,7 +55,7 @@ def _farmer(seed: int, points: int) -> FarmerRecord:
 
 
 async def _fill(path: Path) -> None:
-    """The README's worked example: 1.75 XCH claimed, fee 1%, min_payment 0.5 XCH, blockchain fee 0.0001 XCH."""
+    """docs/ledger.md's worked example: 1.75 XCH claimed, fee 1%, min_payment 0.5 XCH, blockchain fee 0.0001 XCH."""
     store = SqlitePoolStore(path)
     await store.open()
     try:
