@@ -158,6 +158,7 @@ class FeesConfig:
     least fee configured for the transaction (``rewards.claim_fee``, ``payouts.blockchain_fee``) and never more than
     ``maximum``."""
 
+    from_node: bool = True  # False: every transaction pays its least fee (fixed fees, as on a quiet test network)
     target_seconds: int = 300  # the confirmation time asked of the node's fee estimator
     maximum: int = (
         10_000_000_000  # mojos (0.01 XCH): no absorb or payment transaction pays more, however full the mempool
@@ -306,6 +307,12 @@ class _Section:
             raise ConfigError(self.key(name), f"must be at least {minimum}, got {value}")
         if maximum is not None and value > maximum:
             raise ConfigError(self.key(name), f"must be at most {maximum}, got {value}")
+        return value
+
+    def bool_(self, name: str, default: Any = ...) -> bool:
+        value = self.raw(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(name), f"must be true or false, got {value!r}")
         return value
 
     def number(self, name: str, default: Any = ..., minimum: float | None = None) -> float:
@@ -518,14 +525,16 @@ def _payouts(s: _Section) -> PayoutsConfig:
 
 
 def _fees(s: _Section, rewards: RewardsConfig, payouts: PayoutsConfig) -> FeesConfig:
-    s.unknown_keys({"target_seconds", "maximum"})
+    s.unknown_keys({"from_node", "target_seconds", "maximum"})
     defaults = FeesConfig()
     maximum = s.int_("maximum", defaults.maximum, minimum=0)
     for key, least in (("rewards.claim_fee", rewards.claim_fee), ("payouts.blockchain_fee", payouts.blockchain_fee)):
         if maximum < least:
             raise ConfigError(s.key("maximum"), f"must be at least {key} ({least}), the least fee, got {maximum}")
     return FeesConfig(
-        target_seconds=s.int_("target_seconds", defaults.target_seconds, minimum=1, maximum=86_400), maximum=maximum
+        from_node=s.bool_("from_node", defaults.from_node),
+        target_seconds=s.int_("target_seconds", defaults.target_seconds, minimum=1, maximum=86_400),
+        maximum=maximum,
     )
 
 

@@ -37,7 +37,9 @@ def bounded(estimate: int, least: int, fees: FeesConfig) -> int:
 
 async def estimated_fee(node: FullNode, fees: FeesConfig, cost: int, least: int) -> int:
     """The node's estimate for ``cost`` within [least, fees.maximum]; ``least`` when the node cannot say (a fee is
-    never a reason to wait: a later bump follows the mempool)."""
+    never a reason to wait: a later bump follows the mempool). With ``fees.from_node`` off: ``least``."""
+    if not fees.from_node:
+        return bounded(0, least, fees)
     try:
         estimate = await node.fee_estimate(cost, fees.target_seconds)
     except ChainUnavailable as exc:

@@ -84,6 +84,7 @@ def test_fee_is_exact_not_float() -> None:
         ("partials.max_in_flight", 0, "partials.max_in_flight", "at least 1"),
         ("pool.relative_lock_height", 31, "pool.relative_lock_height", "chain.confirmation_security_threshold (32)"),
         ("fees.maximum", -1, "fees.maximum", "at least 0"),
+        ("fees.from_node", "yes", "fees.from_node", "true or false"),
         ("fees.target_seconds", 0, "fees.target_seconds", "at least 1"),
         ("fees.maximum", 10, "fees.maximum", "at least payouts.blockchain_fee (20)"),
         ("fees.mximum", 10, "fees.mximum", "unknown key"),

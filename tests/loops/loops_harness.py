@@ -41,7 +41,14 @@ class Clock:
 
 
 def pool_config(world: World, store_path: Path, **overrides: object) -> PoolConfig:
-    settings: dict[str, object] = {"relative_lock_height": 5, "confirmation_threshold": THRESHOLD, **overrides}
+    # Fixed fees unless a test asks for the node's estimate: the tests count fees to the mojo, and the simulator's
+    # estimator learns from every fee its blocks carried, so an estimate depends on the tests that ran before.
+    settings: dict[str, object] = {
+        "relative_lock_height": 5,
+        "confirmation_threshold": THRESHOLD,
+        "fees": {"from_node": False},
+        **overrides,
+    }
     return world_pool_config(world, store_path=store_path, server_port=0, **settings)  # type: ignore[arg-type]
 
 

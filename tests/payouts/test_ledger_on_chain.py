@@ -32,6 +32,7 @@ from pool.devnet.world import PlotNFTInfo, World
 from pool.loops.payouts import PayoutStats, batch_additions
 from pool.payouts.books import build_books, format_books
 from pool.payouts.coins import select_coins
+from pool.payouts.fees import absorb_cost, bounded
 from pool.payouts.funding import FundingRefused, fund_fees
 from pool.store.models import BatchStatus, ClaimStatus, LedgerKind, LedgerSummary
 from tests.loops.loops_harness import (
@@ -351,11 +352,14 @@ async def test_operator_funds_the_fee_share_so_the_first_claim_carries_its_fee(
     world: World, plotnfts: list[PlotNFTInfo], pool_path: Path
 ) -> None:
     """Before any distribution the pool fee share is empty: the operator funds it from its own coins in the wallet
-    (python -m pool ledger fund-fees), the first absorb carries its fee, and the books say where the funding went.
-    Only the wallet's coins beyond the ledger's money, and beyond rewards of unsettled claims, can be given."""
+    (python -m pool ledger fund-fees), the first absorb pays the node's fee estimate from it, and the books say where
+    the funding went. Only the wallet's coins beyond the ledger's money, and beyond rewards of unsettled claims, can
+    be given."""
     first, _ = plotnfts
-    claim_fee = 2_000
-    pool = await start_pool(world, pool_path, rewards={"claim_fee": claim_fee})
+    claim_fee, maximum, funded = 2_000, 10**6, 10**7
+    pool = await start_pool(
+        world, pool_path, rewards={"claim_fee": claim_fee}, fees={"from_node": True, "maximum": maximum}
+    )
     try:
         await pool.add_farmer(first, random_puzzle_hash())
         await pool.confirm_partials(world, (first, 1))
@@ -364,7 +368,8 @@ async def test_operator_funds_the_fee_share_so_the_first_claim_carries_its_fee(
         await pool.peak()
         spendable = await pool.ctx.wallet.spendable_balance()
         ledger = await balanced(pool)
-        assert ledger.wallet_should_hold < spendable
+        surplus = spendable - ledger.wallet_should_hold
+        assert surplus >= funded
 
         # A reward absorbed into the wallet but not yet credited is not the operator's to give.
         await win(world, pool, first)
@@ -373,36 +378,34 @@ async def test_operator_funds_the_fee_share_so_the_first_claim_carries_its_fee(
         await pool.peak()
         in_wallet = await pool.ctx.wallet.spendable_balance()
         assert in_wallet == spendable + POOL_REWARD
-        surplus = spendable - ledger.wallet_should_hold
         with pytest.raises(FundingRefused, match="claims not settled yet"):
             await fund_fees(pool.ctx.store, in_wallet, surplus + 1, "operator")
         await bury_claims(world, pool, 1)
         assert (await balanced(pool)).undistributed == POOL_REWARD
 
-        funding = await fund_fees(pool.ctx.store, await pool.ctx.wallet.spendable_balance(), 5 * claim_fee, "operator")
-        assert funding.pool_fee_share == 5 * claim_fee and funding.surplus_before == surplus
+        funding = await fund_fees(pool.ctx.store, await pool.ctx.wallet.spendable_balance(), funded, "operator")
+        assert funding.pool_fee_share == funded and funding.surplus_before == surplus
         ledger = await balanced(pool)
-        assert (ledger.operator_funding, ledger.pool_fee_share, ledger.undistributed) == (
-            5 * claim_fee,
-            5 * claim_fee,
-            POOL_REWARD,
-        )
+        assert (ledger.operator_funding, ledger.pool_fee_share, ledger.undistributed) == (funded, funded, POOL_REWARD)
         (entry,) = [e for e in await pool.ctx.store.ledger_entries() if e.kind is LedgerKind.FEE_FUNDING]
-        assert entry.amount == 5 * claim_fee and entry.reference == "operator"
+        assert entry.amount == funded and entry.reference == "operator"
 
-        # No distribution yet, and the next absorb pays its fee from the funded share.
+        # No distribution yet, and the next absorb pays the node's estimate (at least claim_fee) from the share.
         held = await pool.ctx.wallet.spendable_balance()
         await win(world, pool, first)
+        fees = pool.ctx.config.fees
+        estimate = await pool.ctx.node.fee_estimate(absorb_cost(1), fees.target_seconds)
+        fee = bounded(estimate, claim_fee, fees)
         await absorb(pool, 1)
         (claim,) = await pool.ctx.store.reward_claims(ClaimStatus.SUBMITTED)
-        assert claim.fee == claim_fee and claim.spend_bundle_name is not None
-        assert mempool_fee(world, claim.spend_bundle_name) == claim_fee
+        assert claim.fee == fee and claim.spend_bundle_name is not None
+        assert mempool_fee(world, claim.spend_bundle_name) == fee
         await bury_claims(world, pool, 1)
         ledger = await balanced(pool)
-        assert (ledger.pool_fee_share, ledger.blockchain_fees) == (4 * claim_fee, claim_fee)
+        assert (ledger.pool_fee_share, ledger.blockchain_fees) == (funded - fee, fee)
         assert await pool.ctx.store.distributions() == []
-        assert await pool.ctx.wallet.spendable_balance() == held + POOL_REWARD - claim_fee
-        books = format_books(await build_books(pool.ctx.store, held + POOL_REWARD - claim_fee))
+        assert await pool.ctx.wallet.spendable_balance() == held + POOL_REWARD - fee
+        books = format_books(await build_books(pool.ctx.store, held + POOL_REWARD - fee))
         assert "operator's fee funding" in books and "balanced" in books
     finally:
         await pool.stop()
