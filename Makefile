@@ -32,11 +32,14 @@ demo: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m pool.bench $(BENCH_ARGS)
 
+# Two processes, each running whole modules (their module-scoped chains stay in one process); -n 0 runs in one.
+PYTEST_WORKERS ?= 2
+
 test: $(VENV)/.installed browser
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
 
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -p no:cacheprovider -m "not chain"
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile -m "not chain"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check pool tests

@@ -45,3 +45,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.chain)
         elif CHAIN_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.chain)
+    # The longest modules first, whole (make test runs `pytest -n`, one module per worker at a time): the end-to-end
+    # ones, then those with a chain of their own; a long module started last would leave the other worker idle.
+    items.sort(key=lambda item: 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("slow") else 2)
