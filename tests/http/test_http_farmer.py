@@ -426,7 +426,7 @@ async def test_put_farmer_difficulty_takes_effect_after_the_cooldown(
         assert (await pool.get("/farmer", params()))["current_difficulty"] == 50
     finally:
         pool.clock.offset -= PUT_COOLDOWN + 1
-    await pool.ctx.store.set_difficulty(plotnft.launcher_id, 7)
+    await pool.ctx.store.set_difficulty(plotnft.launcher_id, 7, pool.ctx.now())
 
 
 async def test_unexpected_failure_is_a_server_exception(
