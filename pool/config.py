@@ -164,6 +164,8 @@ class ServerConfig:
     # GET /status and GET /metrics ask for this token (Authorization: Bearer ...) when set; open when None.
     operator_token: str | None = None
     session_lifetime: int = 8 * 3600  # seconds a farmer's page stays open without a new signed link
+    # Browser sessions one farmer may have open at once (each signed GET /login opens one); the oldest go first.
+    sessions_per_farmer: int = 10
     public_url: str | None = None  # the URL farmers join with, shown on the pool page (default: as requested)
 
 
@@ -501,7 +503,17 @@ def _loops(s: _Section) -> LoopsConfig:
 
 def _server(s: _Section, base: Path) -> ServerConfig:
     s.unknown_keys(
-        {"host", "port", "tls_cert", "tls_key", "workers", "operator_token", "session_lifetime", "public_url"}
+        {
+            "host",
+            "port",
+            "tls_cert",
+            "tls_key",
+            "workers",
+            "operator_token",
+            "session_lifetime",
+            "sessions_per_farmer",
+            "public_url",
+        }
     )
     cert, key = s.optional_path("tls_cert", base), s.optional_path("tls_key", base)
     if (cert is None) != (key is None):
@@ -525,6 +537,7 @@ def _server(s: _Section, base: Path) -> ServerConfig:
         workers=s.int_("workers", 1, minimum=1, maximum=256),
         operator_token=token,
         session_lifetime=s.int_("session_lifetime", 8 * 3600, minimum=60),
+        sessions_per_farmer=s.int_("sessions_per_farmer", 10, minimum=1, maximum=1000),
         public_url=None if public_url is None else public_url.rstrip("/"),
     )
 

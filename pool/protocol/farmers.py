@@ -139,7 +139,7 @@ async def update_farmer(ctx: PoolContext, request: PutFarmerRequest) -> PutFarme
     A farmer that is leaving (or left) may still update, e.g. to be paid its remaining points. A new difficulty takes
     effect only after ``difficulty.put_cooldown``, and only for partials of signage points from then on (a partial
     is worth the difficulty in force at its signage point), so a farmer cannot change its difficulty and then send
-    partials it already has for more points.
+    partials it already has for more points. A new authentication key ends the farmer's browser sessions.
     """
     payload = request.payload
     now = ctx.now()

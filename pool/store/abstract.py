@@ -134,7 +134,8 @@ class AbstractPoolStore(ABC):
         pending_difficulty: PendingDifficulty | None = None,
     ) -> None:
         """Change what PUT /farmer may change. ``payout_instructions`` is (as sent, decoded puzzle hash). None leaves
-        a field as it is. ``pending_difficulty`` enters the difficulty's history at its time (see difficulty_at).
+        a field as it is. A new ``authentication_public_key`` ends the farmer's browser sessions (they were opened
+        with the old key). ``pending_difficulty`` enters the difficulty's history at its time (see difficulty_at).
         Raises FarmerNotFound."""
 
     @abstractmethod
@@ -255,8 +256,14 @@ class AbstractPoolStore(ABC):
 
     # -- browser sessions --------------------------------------------------------------------------------------
     @abstractmethod
-    async def add_session(self, session: WebSession) -> None:
-        """Record a session; sessions expired before ``session.created_at`` are deleted in the same transaction."""
+    async def add_session(
+        self, session: WebSession, *, authentication_public_key: G1Element, max_per_launcher: int
+    ) -> bool:
+        """Record a session opened with ``authentication_public_key``: only while that is still the farmer's key
+        (False, nothing written, once it changed or for an unknown farmer), so a key change that lands while a
+        login is checked still ends every session of the old key. In the same transaction the launcher's oldest
+        sessions beyond ``max_per_launcher`` (this one included) and sessions expired before ``session.created_at``
+        are deleted."""
 
     @abstractmethod
     async def get_session(self, token_hash: bytes32, now: int) -> WebSession | None:

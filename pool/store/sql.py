@@ -322,6 +322,11 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 await _record_difficulty(
                     tx, launcher_id, pending_difficulty.effective_at, pending_difficulty.difficulty
                 )
+            if authentication_public_key is not None:
+                # Sessions were opened by signatures of the old key: whoever held it must not keep the page.
+                await tx.execute(
+                    "DELETE FROM web_sessions WHERE launcher_id = :launcher_id", {"launcher_id": launcher_id}
+                )
 
     async def set_difficulty(self, launcher_id: bytes32, difficulty: int, now: int) -> None:
         async with self._write() as tx:
@@ -565,9 +570,33 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return [PartialCount(int(r["hour"]), str(r["outcome"]), int(r["n"]), int(r["points"])) for r in rows]
 
     # -- browser sessions --------------------------------------------------------------------------------------
-    async def add_session(self, session: WebSession) -> None:
+    async def add_session(
+        self, session: WebSession, *, authentication_public_key: G1Element, max_per_launcher: int
+    ) -> bool:
+        if max_per_launcher < 1:
+            raise StoreError("a launcher needs room for at least one session")
+        launcher = {"launcher_id": session.launcher_id}
         async with self._write() as tx:
+            # Locked: a PUT /farmer changing the key waits for this session (and then deletes it), or this waits for
+            # the PUT and finds the new key.
+            row = await tx.fetchone(
+                f"SELECT authentication_public_key FROM farmers WHERE launcher_id = :launcher_id{self._LOCK_ROWS}",
+                launcher,
+            )
+            if row is None or bytes(row["authentication_public_key"]) != bytes(authentication_public_key):
+                return False
             await tx.execute("DELETE FROM web_sessions WHERE expires_at <= :now", {"now": session.created_at})
+            # The newest max_per_launcher - 1 stay, beside the new one: a farmer (or whoever holds its key) logging in
+            # over and over keeps a bounded number of rows.
+            await tx.execute(
+                """
+                DELETE FROM web_sessions WHERE launcher_id = :launcher_id AND token_hash NOT IN (
+                    SELECT token_hash FROM web_sessions WHERE launcher_id = :launcher_id
+                    ORDER BY created_at DESC, token_hash DESC LIMIT :keep
+                )
+                """,
+                {**launcher, "keep": max_per_launcher - 1},
+            )
             await tx.execute(
                 """
                 INSERT INTO web_sessions (token_hash, launcher_id, created_at, expires_at)
@@ -580,6 +609,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                     "expires_at": session.expires_at,
                 },
             )
+            return True
 
     async def get_session(self, token_hash: bytes32, now: int) -> WebSession | None:
         row = await self._reads().fetchone(

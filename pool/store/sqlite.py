@@ -336,6 +336,12 @@ _SCHEMA_V7_DIFFICULTY_HISTORY: Migration = (
 )
 
 
+_SCHEMA_V8_SESSIONS_PER_FARMER: Migration = (
+    # Sessions per launcher are capped (the oldest go first) and end when the farmer's authentication key changes.
+    "CREATE INDEX web_sessions_launcher ON web_sessions (launcher_id, created_at)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -344,6 +350,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V5_CHAIN_TRUTH,
     _SCHEMA_V6_TARGET_PROOF,
     _SCHEMA_V7_DIFFICULTY_HISTORY,
+    _SCHEMA_V8_SESSIONS_PER_FARMER,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""
 

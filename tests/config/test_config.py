@@ -75,6 +75,7 @@ def test_fee_is_exact_not_float() -> None:
         ("server.port", True, "server.port", "integer"),
         ("server.operator_token", "short", "server.operator_token", "at least 16 characters"),
         ("server.session_lifetime", 10, "server.session_lifetime", "at least 60"),
+        ("server.sessions_per_farmer", 0, "server.sessions_per_farmer", "at least 1"),
         ("server.public_url", "pool.example.com", "server.public_url", "http:// or https://"),
         ("logging.level", "LOUD", "logging.level", "one of"),
         ("pool.feee", 0.01, "pool.feee", "unknown key"),
@@ -112,6 +113,12 @@ def test_operator_endpoints_and_pages_settings() -> None:
     config = parse_config(data, REPO)
     assert config.server.operator_token == "s" * 20
     assert config.server.public_url == "https://pool.example.com"
+
+
+def test_sessions_per_farmer() -> None:
+    assert parse_config(example(), REPO).server.sessions_per_farmer == 10
+    assert parse_config(with_change("server.sessions_per_farmer", 3), REPO).server.sessions_per_farmer == 3
+    assert parse_config(with_change("server.sessions_per_farmer", DELETE), REPO).server.sessions_per_farmer == 10
 
 
 def test_address_of_other_network_is_refused() -> None:

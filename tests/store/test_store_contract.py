@@ -636,18 +636,70 @@ async def test_partial_counts_per_hour_and_outcome_include_refusals(store: Abstr
     assert sum(c.count for c in everyone if c.outcome == "pending") == 4
 
 
+async def open_session(store: AbstractPoolStore, farmer: FarmerRecord, session: WebSession, cap: int = 10) -> bool:
+    return await store.add_session(
+        session, authentication_public_key=farmer.authentication_public_key, max_per_launcher=cap
+    )
+
+
 async def test_sessions_expire_and_expired_ones_are_deleted(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1)
     await store.add_farmer(farmer)
     first = WebSession(h("token 1"), farmer.launcher_id, created_at=1_000, expires_at=2_000)
-    await store.add_session(first)
+    assert await open_session(store, farmer, first)
     assert await store.get_session(first.token_hash, 1_999) == first
     assert await store.get_session(first.token_hash, 2_000) is None
     assert await store.get_session(h("unknown"), 1_500) is None
     second = WebSession(h("token 2"), farmer.launcher_id, created_at=2_500, expires_at=3_000)
-    await store.add_session(second)  # deletes the expired first one
+    assert await open_session(store, farmer, second)  # deletes the expired first one
     assert await store.get_session(first.token_hash, 0) is None
     assert await store.get_session(second.token_hash, 2_600) == second
+
+
+async def test_sessions_per_launcher_are_capped_the_oldest_closed_first(store: AbstractPoolStore) -> None:
+    farmer, other = make_farmer(1), make_farmer(2)
+    await store.add_farmer(farmer)
+    await store.add_farmer(other)
+    others = WebSession(h("other's"), other.launcher_id, created_at=1_000, expires_at=9_000)
+    assert await open_session(store, other, others)
+    sessions = [WebSession(h(f"login {i}"), farmer.launcher_id, 1_000 + i, 9_000) for i in range(7)]
+    for session in sessions:
+        assert await open_session(store, farmer, session, cap=3)
+    alive = [s for s in sessions if await store.get_session(s.token_hash, 2_000) is not None]
+    assert alive == sessions[-3:]
+    assert await store.get_session(others.token_hash, 2_000) == others  # another farmer's are not counted
+
+
+async def test_a_new_authentication_key_ends_the_farmers_sessions(store: AbstractPoolStore) -> None:
+    farmer, other = make_farmer(1), make_farmer(2)
+    await store.add_farmer(farmer)
+    await store.add_farmer(other)
+    mine = WebSession(h("mine"), farmer.launcher_id, created_at=1_000, expires_at=9_000)
+    others = WebSession(h("other's"), other.launcher_id, created_at=1_000, expires_at=9_000)
+    assert await open_session(store, farmer, mine)
+    assert await open_session(store, other, others)
+    await store.update_farmer_settings(farmer.launcher_id, payout_instructions=("XCH1ABC", h("new payout")))
+    assert await store.get_session(mine.token_hash, 2_000) == mine  # other settings leave sessions alone
+
+    await store.update_farmer_settings(farmer.launcher_id, authentication_public_key=public_key(77))
+    assert await store.get_session(mine.token_hash, 2_000) is None
+    assert await store.get_session(others.token_hash, 2_000) == others
+    # A login checked against the old key that is written after the change opens nothing.
+    late = WebSession(h("late"), farmer.launcher_id, created_at=1_500, expires_at=9_000)
+    assert await open_session(store, farmer, late) is False
+    assert await store.get_session(late.token_hash, 2_000) is None
+    unknown = WebSession(h("unknown's"), h("unknown launcher"), created_at=1_500, expires_at=9_000)
+    assert await open_session(store, farmer, unknown) is False
+
+
+async def test_a_key_change_racing_logins_leaves_no_session_of_the_old_key(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1)
+    await store.add_farmer(farmer)
+    logins = [WebSession(h(f"login {i}"), farmer.launcher_id, 1_000, 9_000) for i in range(8)]
+    change = store.update_farmer_settings(farmer.launcher_id, authentication_public_key=public_key(77))
+    await asyncio.gather(*(open_session(store, farmer, login) for login in logins[:4]), change)
+    await asyncio.gather(*(open_session(store, farmer, login) for login in logins[4:]))
+    assert [await store.get_session(login.token_hash, 2_000) for login in logins] == [None] * len(logins)
 
 
 async def test_the_difficulty_history_tells_the_difficulty_in_force_at_a_moment(store: AbstractPoolStore) -> None:
