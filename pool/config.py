@@ -197,6 +197,11 @@ class LimitsConfig:
     # Peers whose X-Forwarded-For header names the client (a reverse proxy in front of the pool); none by default.
     trusted_proxies: tuple[IpNetwork, ...] = ()
     tracked_keys: int = 100_000  # clients (addresses, launcher ids) remembered per limit; the least recent go first
+    # Seconds a connection may take to deliver a complete request head, from its opening or its previous answer
+    # (an idle keep-alive connection is closed after it too): half-sent requests are not held (pool.http.connections).
+    header_timeout: float = 10.0
+    # Open connections of one client address (TCP peer; trusted proxies are not counted); one more is refused (503).
+    connections_per_address: int = 100
 
 
 @dataclass(frozen=True)
@@ -564,7 +569,17 @@ def _trusted_proxies(s: _Section) -> tuple[IpNetwork, ...]:
 
 
 def _limits(s: _Section) -> LimitsConfig:
-    s.unknown_keys({"per_address", "per_launcher", "signage_point_lookups", "trusted_proxies", "tracked_keys"})
+    s.unknown_keys(
+        {
+            "per_address",
+            "per_launcher",
+            "signage_point_lookups",
+            "trusted_proxies",
+            "tracked_keys",
+            "header_timeout",
+            "connections_per_address",
+        }
+    )
     defaults = LimitsConfig()
     return LimitsConfig(
         per_address=_rate_limit(_optional_section(s, "per_address"), defaults.per_address),
@@ -574,6 +589,10 @@ def _limits(s: _Section) -> LimitsConfig:
         ),
         trusted_proxies=_trusted_proxies(s),
         tracked_keys=s.int_("tracked_keys", defaults.tracked_keys, minimum=100),
+        header_timeout=s.number("header_timeout", defaults.header_timeout, minimum=0.1),
+        connections_per_address=s.int_(
+            "connections_per_address", defaults.connections_per_address, minimum=1, maximum=1_000_000
+        ),
     )
 
 
