@@ -183,6 +183,8 @@ class ServerConfig:
     # GET /status and GET /metrics ask for this token (Authorization: Bearer ...) when set; open when None.
     operator_token: str | None = None
     session_lifetime: int = 8 * 3600  # seconds a farmer's page stays open without a new signed link
+    # Browser sessions one farmer may have open at once (each signed GET /login opens one); the oldest go first.
+    sessions_per_farmer: int = 10
     public_url: str | None = None  # the URL farmers join with, shown on the pool page (default: as requested)
 
 
@@ -214,6 +216,11 @@ class LimitsConfig:
     # Peers whose X-Forwarded-For header names the client (a reverse proxy in front of the pool); none by default.
     trusted_proxies: tuple[IpNetwork, ...] = ()
     tracked_keys: int = 100_000  # clients (addresses, launcher ids) remembered per limit; the least recent go first
+    # Seconds a connection may take to deliver a complete request head, from its opening or its previous answer
+    # (an idle keep-alive connection is closed after it too): half-sent requests are not held (pool.http.connections).
+    header_timeout: float = 10.0
+    # Open connections of one client address (TCP peer; trusted proxies are not counted); one more is refused (503).
+    connections_per_address: int = 100
 
 
 @dataclass(frozen=True)
@@ -550,7 +557,17 @@ def _loops(s: _Section) -> LoopsConfig:
 
 def _server(s: _Section, base: Path) -> ServerConfig:
     s.unknown_keys(
-        {"host", "port", "tls_cert", "tls_key", "workers", "operator_token", "session_lifetime", "public_url"}
+        {
+            "host",
+            "port",
+            "tls_cert",
+            "tls_key",
+            "workers",
+            "operator_token",
+            "session_lifetime",
+            "sessions_per_farmer",
+            "public_url",
+        }
     )
     cert, key = s.optional_path("tls_cert", base), s.optional_path("tls_key", base)
     if (cert is None) != (key is None):
@@ -574,6 +591,7 @@ def _server(s: _Section, base: Path) -> ServerConfig:
         workers=s.int_("workers", 1, minimum=1, maximum=256),
         operator_token=token,
         session_lifetime=s.int_("session_lifetime", 8 * 3600, minimum=60),
+        sessions_per_farmer=s.int_("sessions_per_farmer", 10, minimum=1, maximum=1000),
         public_url=None if public_url is None else public_url.rstrip("/"),
     )
 
@@ -600,7 +618,17 @@ def _trusted_proxies(s: _Section) -> tuple[IpNetwork, ...]:
 
 
 def _limits(s: _Section) -> LimitsConfig:
-    s.unknown_keys({"per_address", "per_launcher", "signage_point_lookups", "trusted_proxies", "tracked_keys"})
+    s.unknown_keys(
+        {
+            "per_address",
+            "per_launcher",
+            "signage_point_lookups",
+            "trusted_proxies",
+            "tracked_keys",
+            "header_timeout",
+            "connections_per_address",
+        }
+    )
     defaults = LimitsConfig()
     return LimitsConfig(
         per_address=_rate_limit(_optional_section(s, "per_address"), defaults.per_address),
@@ -610,6 +638,10 @@ def _limits(s: _Section) -> LimitsConfig:
         ),
         trusted_proxies=_trusted_proxies(s),
         tracked_keys=s.int_("tracked_keys", defaults.tracked_keys, minimum=100),
+        header_timeout=s.number("header_timeout", defaults.header_timeout, minimum=0.1),
+        connections_per_address=s.int_(
+            "connections_per_address", defaults.connections_per_address, minimum=1, maximum=1_000_000
+        ),
     )
 
 

@@ -301,25 +301,24 @@ def tls_context(config: PoolConfig) -> ssl.SSLContext | None:
 async def serve(ctx: PoolContext, stop: asyncio.Event, *, reuse_port: bool = False, with_loops: bool = True) -> None:
     """Serve until ``stop``. ``reuse_port``: share the port with the pool's other worker processes; ``with_loops``
     False serves the HTTP API alone (tests on a shared chain)."""
+    from pool.http.connections import listen, runner_options
+
     app = build_application(ctx, with_loops=with_loops)
-    runner = web.AppRunner(app, access_log=None)
+    limits, server = ctx.config.limits, ctx.config.server
+    runner = web.AppRunner(app, access_log=None, **runner_options(limits))
     await runner.setup()
     try:
-        site = web.TCPSite(
-            runner,
-            ctx.config.server.host,
-            ctx.config.server.port,
-            ssl_context=tls_context(ctx.config),
-            reuse_port=reuse_port or None,
-        )
         try:
-            await site.start()
+            listening = await listen(
+                runner, server.host, server.port, limits, ssl_context=tls_context(ctx.config), reuse_port=reuse_port
+            )
         except OSError as exc:
-            raise StartupError(
-                f"server.port: cannot listen on {ctx.config.server.host}:{ctx.config.server.port}: {exc.strerror}"
-            ) from None
-        log.info("pool '%s' listening on %s:%d", ctx.config.pool.name, ctx.config.server.host, ctx.config.server.port)
-        await stop.wait()
+            raise StartupError(f"server.port: cannot listen on {server.host}:{server.port}: {exc.strerror}") from None
+        try:
+            log.info("pool '%s' listening on %s:%d", ctx.config.pool.name, server.host, server.port)
+            await stop.wait()
+        finally:
+            listening.close()  # no new connections; the runner's clean-up ends the open ones
     finally:
         await runner.cleanup()
 

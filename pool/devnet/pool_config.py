@@ -81,6 +81,7 @@ def devnet_pool_document(
             "per_address": {"rate": 1000, "burst": 5000},
             "per_launcher": {"rate": 100, "burst": 1000},
             "signage_point_lookups": {"rate": 50, "burst": 500},
+            "connections_per_address": 10_000,
         },
         "store": {"backend": "sqlite", "path": str(store_path)},
         "logging": {"level": "INFO"},

@@ -68,6 +68,18 @@ def client_address(peer: str | None, forwarded_for: list[str], limits: LimitsCon
     return _bucket_key(client)
 
 
+def connection_key(peer: str | None, limits: LimitsConfig) -> str | None:
+    """What the open connections of a TCP peer are counted under (pool.http.connections): its address as the
+    per-address limit keys it, or None for a trusted proxy, whose connections carry many clients' requests (and
+    X-Forwarded-For names a client per request, not per connection)."""
+    address = _parse(peer)
+    if address is None:
+        return UNKNOWN if peer is None else one_line(peer, 64)
+    if _is_trusted(address, limits.trusted_proxies):
+        return None
+    return _bucket_key(address)
+
+
 def _parse(text: str | None) -> IpAddress | None:
     if not text:
         return None

@@ -2,9 +2,10 @@
 
 GET /login with the signed query chia's GUI opens (launcher_id, authentication_token, signature: the same check as
 GET /farmer, over method "get_login") opens a session: a random token in an HttpOnly, SameSite=Lax cookie that
-expires after ``server.session_lifetime``; the store keeps only the token's hash. The browser is then sent to the
-plain /login, which shows the page for as long as the session lasts, so that a reload needs no new signature. Without
-a valid signature or session nothing about any farmer is shown.
+expires after ``server.session_lifetime``; the store keeps only the token's hash, at most
+``server.sessions_per_farmer`` of them per farmer (the oldest go first), and none once the farmer's authentication key
+changes. The browser is then sent to the plain /login, which shows the page for as long as the session lasts, so that
+a reload needs no new signature. Without a valid signature or session nothing about any farmer is shown.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from pool.chia_adapter import bytes32
+from pool.chia_adapter import PoolErrorCode, bytes32
 from pool.estimates import format_space
 from pool.http.keys import CONTEXT, RATE_LIMITS
 from pool.http.page_data import farmer_view, pool_view
 from pool.payouts.books import xch
 from pool.protocol.encoding import parse_bytes32, parse_g2, parse_uint64, query_value
+from pool.protocol.errors import PoolProtocolError
 from pool.protocol.farmers import authenticated_farmer
-from pool.store.models import WebSession
+from pool.store.models import FarmerRecord, WebSession
 
 SESSION_COOKIE = "pool_session"
 LOGIN_PARAMETERS = ("launcher_id", "authentication_token", "signature")
@@ -62,10 +64,16 @@ async def pool_page(request: web.Request) -> web.Response:
 async def farmer_page(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     if any(name in request.query for name in LOGIN_PARAMETERS):
-        launcher_id = await _signed_login(request)
+        signed_by = await _signed_login(request)
         new_token = secrets.token_urlsafe(32)
         now, lifetime = ctx.now(), ctx.config.server.session_lifetime
-        await ctx.store.add_session(WebSession(_token_hash(new_token), launcher_id, now, now + lifetime))
+        opened = await ctx.store.add_session(
+            WebSession(_token_hash(new_token), signed_by.launcher_id, now, now + lifetime),
+            authentication_public_key=signed_by.authentication_public_key,
+            max_per_launcher=ctx.config.server.sessions_per_farmer,
+        )
+        if not opened:  # the key that signed was replaced (PUT /farmer) while the login was checked
+            raise PoolProtocolError(PoolErrorCode.INVALID_SIGNATURE, "the authentication key changed: sign again")
         redirect = web.HTTPSeeOther("/login")
         redirect.set_cookie(
             SESSION_COOKIE,
@@ -96,15 +104,14 @@ async def farmer_page(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _signed_login(request: web.Request) -> bytes32:
-    """The farmer's launcher id once its GET /login signature checks out; PoolProtocolError otherwise."""
+async def _signed_login(request: web.Request) -> FarmerRecord:
+    """The farmer once its GET /login signature checks out; PoolProtocolError otherwise."""
     query = request.query
     launcher_id = parse_bytes32(query_value(query, "launcher_id"), "launcher_id")
     token = parse_uint64(query_value(query, "authentication_token"), "authentication_token")
     signature = parse_g2(query_value(query, "signature"), "signature")
     app = request.app
-    farmer = await authenticated_farmer(app[CONTEXT], app[RATE_LIMITS], "get_login", launcher_id, token, signature)
-    return farmer.launcher_id
+    return await authenticated_farmer(app[CONTEXT], app[RATE_LIMITS], "get_login", launcher_id, token, signature)
 
 
 def _token_hash(token: str) -> bytes32:

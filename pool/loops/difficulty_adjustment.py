@@ -64,7 +64,9 @@ async def adjust_farmer(ctx: PoolContext, farmer: FarmerRecord, partials: Partia
     if new == farmer.difficulty:
         return 0
     # Compare-and-set: a PUT /farmer that landed since the farmer was read wins over this adjustment.
-    if not await ctx.store.adjust_difficulty(farmer.launcher_id, farmer.difficulty, new):
+    # In force from the next whole second: partials of every signage point seen until now keep the old difficulty
+    # (a partial is worth the difficulty at its signage point, a change taking effect at the start of its second).
+    if not await ctx.store.adjust_difficulty(farmer.launcher_id, farmer.difficulty, new, ctx.now() + 1):
         return 0
     log.info("difficulty of %s: %d -> %d", farmer.launcher_id.hex(), farmer.difficulty, new)
     return 1

@@ -42,7 +42,7 @@ from pool.protocol.errors import PoolProtocolError
 from pool.protocol.payout import parse_payout_instructions
 from pool.protocol.rate_limits import RateLimits
 from pool.store.abstract import FarmerAlreadyExists
-from pool.store.models import FarmerRecord
+from pool.store.models import FarmerRecord, PendingDifficulty
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,9 @@ async def update_farmer(ctx: PoolContext, request: PutFarmerRequest) -> PutFarme
     """PUT /farmer: the PlotNFT owner changes the authentication key, payout instructions or difficulty.
 
     A farmer that is leaving (or left) may still update, e.g. to be paid its remaining points. A new difficulty takes
-    effect only after ``difficulty.put_cooldown``: a partial received before then keeps the old difficulty, so a
-    farmer cannot raise its difficulty and resend partials it already has for more points.
+    effect only after ``difficulty.put_cooldown``, and only for partials of signage points from then on (a partial
+    is worth the difficulty in force at its signage point), so a farmer cannot change its difficulty and then send
+    partials it already has for more points. A new authentication key ends the farmer's browser sessions.
     """
     payload = request.payload
     now = ctx.now()
@@ -176,6 +177,11 @@ async def update_farmer(ctx: PoolContext, request: PutFarmerRequest) -> PutFarme
     key_changed = new_key is not None and new_key != farmer.authentication_public_key
     payout_changed = payout is not None and payout[0] != farmer.payout_instructions
     difficulty_changed = difficulty is not None and difficulty != _latest_difficulty(farmer)
+    pending: PendingDifficulty | None = None
+    if difficulty is not None and difficulty_changed:
+        # A change takes effect at the start of a whole second (pool.protocol.partials): at least the next one, so
+        # that no signage point seen before this request gets it, even without a cooldown.
+        pending = PendingDifficulty(difficulty, now + max(ctx.config.difficulty.put_cooldown, 1), now)
     # Only now, signed by the owner: the token becomes the newest accepted (atomically, so of two concurrent PUTs
     # with the same token one wins), and a replay of this request is refused from here on.
     if not await ctx.store.accept_put_token(payload.launcher_id, int(payload.authentication_token)):
@@ -184,9 +190,7 @@ async def update_farmer(ctx: PoolContext, request: PutFarmerRequest) -> PutFarme
         payload.launcher_id,
         authentication_public_key=new_key if key_changed else None,
         payout_instructions=payout if payout_changed else None,
-        pending_difficulty=(difficulty, now + ctx.config.difficulty.put_cooldown)
-        if difficulty is not None and difficulty_changed
-        else None,
+        pending_difficulty=pending,
     )
     member = view_is_member(singleton, ctx.config.pool, peak_height)
     # Compare-and-set on the tip this walk started from: never over a newer view the singleton loop wrote meanwhile.

@@ -2,12 +2,13 @@
 
 The checks run cheapest first, and anything that needs the node (signage point, peak) only after the farmer proved
 who it is, so an anonymous client cannot make the pool poll its node. A partial that passes is stored PENDING with
-the points (difficulty) in force when it was received; the confirmation loop credits it later.
+the points (difficulty) in force at its signage point; the confirmation loop credits it later.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 from pool.chain.interface import ChallengeInfo, PeakInfo
@@ -112,9 +113,7 @@ class PartialChecker:
         self._check_in_time(challenge, received_precisely)
         peak = await self._peak.get()
         quality_string = self._quality_string(payload.proof_of_space, challenge, peak)
-        # The points a partial is worth are fixed now, at receipt: a difficulty change (PUT /farmer) that becomes
-        # due later never applies to it.
-        difficulty = farmer.difficulty_at(received_at)
+        difficulty = await self._difficulty_at_signage_point(farmer, challenge)
         self._check_good_enough(payload.proof_of_space, quality_string, challenge, peak, difficulty)
         partial_id = await self._record(request, received_at, difficulty)
         new_difficulty = await self._current_difficulty(farmer, received_at)
@@ -145,6 +144,23 @@ class PartialChecker:
                 PoolErrorCode.REVERTED_SIGNAGE_POINT, f"{what} {sp_hash.hex()} was reverted by a chain reorganisation"
             )
         return challenge
+
+    async def _difficulty_at_signage_point(self, farmer: FarmerRecord, challenge: ChallengeInfo) -> int:
+        """The difficulty in force when the pool's node first saw the signage point: the partial's points, and what
+        its proof must meet.
+
+        Not the difficulty at receipt: a farmer may hold a proof for up to ``partials.time_limit`` seconds, and
+        knows when its next difficulty takes effect (a PUT's cooldown ends at a known time), so it could send each
+        proof on whichever side of the switch pays it more (those good enough for the higher difficulty after a
+        raise, the others before it) and earn more than its space. Nor the lower of the two: ahead of a lowering it
+        would hold the proofs that fail the current difficulty until after the switch, and get them accepted. Only
+        a difficulty fixed by the signage point alone leaves the farmer nothing to choose. A change takes effect at
+        the start of its second, hence the whole second of the node's time."""
+        moment = math.floor(challenge.time_received)
+        recorded = farmer.recorded_difficulty_at(moment)
+        if recorded is not None:  # the usual case: no change since the signage point, no store read
+            return recorded
+        return await self._ctx.store.difficulty_at(farmer.launcher_id, moment)
 
     def _check_in_time(self, challenge: ChallengeInfo, received_at: float) -> None:
         # Sub-second: the node's time of first sight is a float, and truncating the receipt time to whole seconds

@@ -24,10 +24,15 @@ from pool.store.models import (
     Payment,
     PaymentBatch,
     PayoutRound,
+    PendingDifficulty,
     RewardClaim,
     TargetProof,
     WebSession,
 )
+
+DIFFICULTY_HISTORY_SECONDS = 86_400
+"""How long past difficulties stay in the history: far longer than a partial may take after its signage point
+(``partials.time_limit``, at most 300 s)."""
 
 
 class StoreError(Exception):
@@ -126,25 +131,33 @@ class AbstractPoolStore(ABC):
         *,
         authentication_public_key: G1Element | None = None,
         payout_instructions: tuple[str, bytes32] | None = None,
-        pending_difficulty: tuple[int, int] | None = None,
+        pending_difficulty: PendingDifficulty | None = None,
     ) -> None:
-        """Change what PUT /farmer may change. ``payout_instructions`` is (as sent, decoded puzzle hash);
-        ``pending_difficulty`` is (difficulty, unix time it takes effect). None leaves a field as it is.
+        """Change what PUT /farmer may change. ``payout_instructions`` is (as sent, decoded puzzle hash). None leaves
+        a field as it is. A new ``authentication_public_key`` ends the farmer's browser sessions (they were opened
+        with the old key). ``pending_difficulty`` enters the difficulty's history at its time (see difficulty_at).
         Raises FarmerNotFound."""
 
     @abstractmethod
-    async def set_difficulty(self, launcher_id: bytes32, difficulty: int) -> None:
-        """Set the difficulty in force now; clears a pending difficulty. Raises FarmerNotFound."""
+    async def set_difficulty(self, launcher_id: bytes32, difficulty: int, now: int) -> None:
+        """Set the difficulty in force from ``now`` on; clears a pending difficulty. Raises FarmerNotFound."""
 
     @abstractmethod
-    async def adjust_difficulty(self, launcher_id: bytes32, expected: int, difficulty: int) -> bool:
-        """The difficulty loop's change: set ``difficulty`` only if the current one is still ``expected`` and no
-        difficulty is pending, so that it never overwrites a change the farmer made meanwhile (PUT /farmer).
-        Returns whether it changed. Raises FarmerNotFound."""
+    async def adjust_difficulty(self, launcher_id: bytes32, expected: int, difficulty: int, now: int) -> bool:
+        """The difficulty loop's change, in force from ``now`` on: set ``difficulty`` only if the current one is still
+        ``expected`` and no difficulty is pending, so that it never overwrites a change the farmer made meanwhile
+        (PUT /farmer). Returns whether it changed. Raises FarmerNotFound."""
 
     @abstractmethod
     async def apply_due_difficulty(self, launcher_id: bytes32, now: int) -> int:
         """Make a pending difficulty whose time has come the current one; returns the difficulty in force."""
+
+    @abstractmethod
+    async def difficulty_at(self, launcher_id: bytes32, moment: int) -> int:
+        """The farmer's difficulty in force at ``moment`` (unix seconds; a change takes effect at the start of its
+        second), from the history every difficulty change writes (the first difficulty for any earlier moment).
+        The history is kept for at least DIFFICULTY_HISTORY_SECONDS before the newest change. Raises
+        FarmerNotFound."""
 
     @abstractmethod
     async def update_singleton(
@@ -243,8 +256,14 @@ class AbstractPoolStore(ABC):
 
     # -- browser sessions --------------------------------------------------------------------------------------
     @abstractmethod
-    async def add_session(self, session: WebSession) -> None:
-        """Record a session; sessions expired before ``session.created_at`` are deleted in the same transaction."""
+    async def add_session(
+        self, session: WebSession, *, authentication_public_key: G1Element, max_per_launcher: int
+    ) -> bool:
+        """Record a session opened with ``authentication_public_key``: only while that is still the farmer's key
+        (False, nothing written, once it changed or for an unknown farmer), so a key change that lands while a
+        login is checked still ends every session of the old key. In the same transaction the launcher's oldest
+        sessions beyond ``max_per_launcher`` (this one included) and sessions expired before ``session.created_at``
+        are deleted."""
 
     @abstractmethod
     async def get_session(self, token_hash: bytes32, now: int) -> WebSession | None:

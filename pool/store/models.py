@@ -59,6 +59,9 @@ class FarmerRecord:
     owed: int = 0  # mojos shared out to this farmer and not yet paid (paid once at least payouts.min_payment)
     # The authentication token of the last PUT /farmer accepted: a PUT needs a newer one (no replay).
     last_put_token: int | None = None
+    # When ``difficulty`` took effect (0: it is the farmer's first). Earlier difficulties are in the store's history
+    # (AbstractPoolStore.difficulty_at): a partial is worth the difficulty in force at its signage point.
+    difficulty_since: int = 0
 
     def difficulty_at(self, now: int) -> int:
         """The difficulty in force at ``now``, counting a pending change whose cooldown has passed."""
@@ -66,6 +69,27 @@ class FarmerRecord:
             if now >= self.pending_difficulty_at:
                 return self.pending_difficulty
         return self.difficulty
+
+    def recorded_difficulty_at(self, moment: int) -> int | None:
+        """The difficulty in force at ``moment`` if this record alone tells it; None when it changed since then
+        (the store's history tells). While a change is pending nothing else changes the difficulty (the adjustment
+        waits, a new PUT first applies a due one), so the pending change is in force from its time on."""
+        if self.pending_difficulty is not None and self.pending_difficulty_at is not None:
+            if moment >= self.pending_difficulty_at:
+                return self.pending_difficulty
+        return self.difficulty if moment >= self.difficulty_since else None
+
+
+@dataclass(frozen=True)
+class PendingDifficulty:
+    """A difficulty asked for with PUT /farmer at ``asked_at``, in force from ``effective_at`` (after the cooldown).
+
+    It replaces a change asked for earlier that is not yet in force; one already in force by ``asked_at`` stays in
+    the difficulty's history."""
+
+    difficulty: int
+    effective_at: int
+    asked_at: int
 
 
 @dataclass(frozen=True)
@@ -107,7 +131,7 @@ class PartialRecord:
     end_of_sub_slot: bool
     harvester_id: bytes32
     received_at: int
-    difficulty: int  # the farmer's difficulty when the partial was received = the points it is worth
+    difficulty: int  # the farmer's difficulty at the partial's signage point = the points it is worth
     status: PartialStatus = PartialStatus.PENDING
     reject_reason: str | None = None
     # Settled without its re-check: the node no longer knew its signage point because the pool fell behind. Credited

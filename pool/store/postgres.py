@@ -289,6 +289,38 @@ _SCHEMA_V6_TARGET_PROOF: Migration = (
 )
 
 
+_SCHEMA_V7_DIFFICULTY_HISTORY: Migration = (
+    # A partial is worth the difficulty in force at its signage point, which may have changed since: when the current
+    # difficulty took effect (0: the farmer's first), and every change (a PUT's pending one from its time on), for a
+    # day (pool.store.abstract.DIFFICULTY_HISTORY_SECONDS).
+    "ALTER TABLE farmers ADD COLUMN difficulty_since BIGINT NOT NULL DEFAULT 0",
+    """
+    CREATE TABLE difficulty_changes (
+        launcher_id BYTEA NOT NULL REFERENCES farmers (launcher_id),
+        effective_at BIGINT NOT NULL,
+        difficulty BIGINT NOT NULL,
+        PRIMARY KEY (launcher_id, effective_at)
+    )
+    """,
+    """
+    INSERT INTO difficulty_changes (launcher_id, effective_at, difficulty)
+    SELECT launcher_id, pending_difficulty_at, pending_difficulty FROM farmers
+    WHERE pending_difficulty IS NOT NULL AND pending_difficulty_at IS NOT NULL
+    """,
+    """
+    INSERT INTO difficulty_changes (launcher_id, effective_at, difficulty)
+    SELECT launcher_id, 0, difficulty FROM farmers WHERE TRUE  -- WHERE: SQLite's parser needs it before ON CONFLICT
+    ON CONFLICT (launcher_id, effective_at) DO NOTHING
+    """,
+)
+
+
+_SCHEMA_V8_SESSIONS_PER_FARMER: Migration = (
+    # Sessions per launcher are capped (the oldest go first) and end when the farmer's authentication key changes.
+    "CREATE INDEX web_sessions_launcher ON web_sessions (launcher_id, created_at)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -296,11 +328,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V4_PAGES,
     _SCHEMA_V5_CHAIN_TRUTH,
     _SCHEMA_V6_TARGET_PROOF,
+    _SCHEMA_V7_DIFFICULTY_HISTORY,
+    _SCHEMA_V8_SESSIONS_PER_FARMER,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite.py. Append only."""
 
 TABLES: tuple[str, ...] = (
     "farmers",
+    "difficulty_changes",
     "partials",
     "reward_claims",
     "payout_rounds",

@@ -93,6 +93,7 @@ def farmer_from_row(row: Row) -> FarmerRecord:
         pending_difficulty_at=optional_int(row["pending_difficulty_at"]),
         owed=int(row["owed"]),
         last_put_token=optional_int(row["last_put_token"]),
+        difficulty_since=int(row["difficulty_since"]),
     )
 
 

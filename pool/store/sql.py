@@ -44,6 +44,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pool.chia_adapter import CoinSpend, G1Element, PoolState, SpendBundle, bytes32
 from pool.store.abstract import (
+    DIFFICULTY_HISTORY_SECONDS,
     AbstractPoolStore,
     CoinReserved,
     FarmerAlreadyExists,
@@ -76,6 +77,7 @@ from pool.store.models import (
     Payment,
     PaymentBatch,
     PayoutRound,
+    PendingDifficulty,
     RewardClaim,
     TargetProof,
     WebSession,
@@ -272,8 +274,18 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         if farmer.owed != 0:
             raise StoreError("a new farmer is owed nothing: owed balances come only from distributions")
         async with self._write() as tx:
+            # The columns of the first schema only (tests add farmers to databases of every older version); what
+            # later versions added is written apart.
             if await tx.fetchone(_INSERT_FARMER, _farmer_params(farmer)) is None:
                 raise FarmerAlreadyExists(farmer.launcher_id.hex())
+            if farmer.difficulty_since:
+                await _update_farmer(tx, farmer.launcher_id, {"difficulty_since": farmer.difficulty_since})
+            if len(self._migrations) >= _DIFFICULTY_HISTORY_VERSION:
+                await _record_difficulty(tx, farmer.launcher_id, farmer.difficulty_since, farmer.difficulty)
+                if farmer.pending_difficulty is not None and farmer.pending_difficulty_at is not None:
+                    await _record_difficulty(
+                        tx, farmer.launcher_id, farmer.pending_difficulty_at, farmer.pending_difficulty
+                    )
 
     async def get_farmer(self, launcher_id: bytes32) -> FarmerRecord | None:
         row = await self._lookup("SELECT * FROM farmers WHERE launcher_id = :launcher_id", {"launcher_id": launcher_id})
@@ -290,7 +302,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         *,
         authentication_public_key: G1Element | None = None,
         payout_instructions: tuple[str, bytes32] | None = None,
-        pending_difficulty: tuple[int, int] | None = None,
+        pending_difficulty: PendingDifficulty | None = None,
     ) -> None:
         changes: dict[str, Any] = {}
         if authentication_public_key is not None:
@@ -298,42 +310,78 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         if payout_instructions is not None:
             changes["payout_instructions"], changes["payout_puzzle_hash"] = payout_instructions
         if pending_difficulty is not None:
-            changes["pending_difficulty"], changes["pending_difficulty_at"] = pending_difficulty
+            changes["pending_difficulty"] = pending_difficulty.difficulty
+            changes["pending_difficulty_at"] = pending_difficulty.effective_at
         async with self._write() as tx:
+            if pending_difficulty is not None:
+                # A change already in force becomes the current difficulty (and stays in the history); one not yet
+                # in force is replaced, in the history too.
+                await _apply_due_difficulty(tx, launcher_id, pending_difficulty.asked_at)
+                await _forget_difficulties_after(tx, launcher_id, pending_difficulty.asked_at)
             await _update_farmer(tx, launcher_id, changes)
+            if pending_difficulty is not None:
+                await _record_difficulty(
+                    tx, launcher_id, pending_difficulty.effective_at, pending_difficulty.difficulty
+                )
+            if authentication_public_key is not None:
+                # Sessions were opened by signatures of the old key: whoever held it must not keep the page.
+                await tx.execute(
+                    "DELETE FROM web_sessions WHERE launcher_id = :launcher_id", {"launcher_id": launcher_id}
+                )
 
-    async def set_difficulty(self, launcher_id: bytes32, difficulty: int) -> None:
+    async def set_difficulty(self, launcher_id: bytes32, difficulty: int, now: int) -> None:
         async with self._write() as tx:
-            changes = {"difficulty": difficulty, "pending_difficulty": None, "pending_difficulty_at": None}
+            changes = {
+                "difficulty": difficulty,
+                "difficulty_since": now,
+                "pending_difficulty": None,
+                "pending_difficulty_at": None,
+            }
             await _update_farmer(tx, launcher_id, changes)
+            await _forget_difficulties_after(tx, launcher_id, now)
+            await _record_difficulty(tx, launcher_id, now, difficulty)
 
-    async def adjust_difficulty(self, launcher_id: bytes32, expected: int, difficulty: int) -> bool:
+    async def adjust_difficulty(self, launcher_id: bytes32, expected: int, difficulty: int, now: int) -> bool:
         async with self._write() as tx:
             changed = await tx.execute(
                 """
-                UPDATE farmers SET difficulty = :difficulty
+                UPDATE farmers SET difficulty = :difficulty, difficulty_since = :now
                 WHERE launcher_id = :launcher_id AND difficulty = :expected AND pending_difficulty IS NULL
                 """,
-                {"difficulty": difficulty, "launcher_id": launcher_id, "expected": expected},
+                {"difficulty": difficulty, "now": now, "launcher_id": launcher_id, "expected": expected},
             )
+            if changed:
+                await _record_difficulty(tx, launcher_id, now, difficulty)
             return await _changed_farmer(tx, launcher_id, changed)
 
     async def apply_due_difficulty(self, launcher_id: bytes32, now: int) -> int:
         async with self._write() as tx:
-            await tx.execute(
-                """
-                UPDATE farmers
-                SET difficulty = pending_difficulty, pending_difficulty = NULL, pending_difficulty_at = NULL
-                WHERE launcher_id = :launcher_id AND pending_difficulty IS NOT NULL AND pending_difficulty_at <= :now
-                """,
-                {"launcher_id": launcher_id, "now": now},
-            )
+            await _apply_due_difficulty(tx, launcher_id, now)
             row = await tx.fetchone(
                 "SELECT difficulty FROM farmers WHERE launcher_id = :launcher_id", {"launcher_id": launcher_id}
             )
             if row is None:
                 raise FarmerNotFound(launcher_id.hex())
             return int(row["difficulty"])
+
+    async def difficulty_at(self, launcher_id: bytes32, moment: int) -> int:
+        params = {"launcher_id": launcher_id, "moment": moment}
+        row = await self._reads().fetchone(
+            """
+            SELECT difficulty FROM difficulty_changes WHERE launcher_id = :launcher_id AND effective_at <= :moment
+            ORDER BY effective_at DESC LIMIT 1
+            """,
+            params,
+        )
+        if row is None:  # before the first change: the difficulty the farmer started with
+            row = await self._reads().fetchone(
+                "SELECT difficulty FROM difficulty_changes WHERE launcher_id = :launcher_id "
+                "ORDER BY effective_at LIMIT 1",
+                params,
+            )
+        if row is None:
+            raise FarmerNotFound(launcher_id.hex())
+        return int(row["difficulty"])
 
     async def update_singleton(
         self,
@@ -523,9 +571,33 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return [PartialCount(int(r["hour"]), str(r["outcome"]), int(r["n"]), int(r["points"])) for r in rows]
 
     # -- browser sessions --------------------------------------------------------------------------------------
-    async def add_session(self, session: WebSession) -> None:
+    async def add_session(
+        self, session: WebSession, *, authentication_public_key: G1Element, max_per_launcher: int
+    ) -> bool:
+        if max_per_launcher < 1:
+            raise StoreError("a launcher needs room for at least one session")
+        launcher = {"launcher_id": session.launcher_id}
         async with self._write() as tx:
+            # Locked: a PUT /farmer changing the key waits for this session (and then deletes it), or this waits for
+            # the PUT and finds the new key.
+            row = await tx.fetchone(
+                f"SELECT authentication_public_key FROM farmers WHERE launcher_id = :launcher_id{self._LOCK_ROWS}",
+                launcher,
+            )
+            if row is None or bytes(row["authentication_public_key"]) != bytes(authentication_public_key):
+                return False
             await tx.execute("DELETE FROM web_sessions WHERE expires_at <= :now", {"now": session.created_at})
+            # The newest max_per_launcher - 1 stay, beside the new one: a farmer (or whoever holds its key) logging in
+            # over and over keeps a bounded number of rows.
+            await tx.execute(
+                """
+                DELETE FROM web_sessions WHERE launcher_id = :launcher_id AND token_hash NOT IN (
+                    SELECT token_hash FROM web_sessions WHERE launcher_id = :launcher_id
+                    ORDER BY created_at DESC, token_hash DESC LIMIT :keep
+                )
+                """,
+                {**launcher, "keep": max_per_launcher - 1},
+            )
             await tx.execute(
                 """
                 INSERT INTO web_sessions (token_hash, launcher_id, created_at, expires_at)
@@ -538,6 +610,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                     "expires_at": session.expires_at,
                 },
             )
+            return True
 
     async def get_session(self, token_hash: bytes32, now: int) -> WebSession | None:
         row = await self._reads().fetchone(
@@ -1034,6 +1107,7 @@ _CLAIM_MOVES: dict[ClaimStatus, tuple[ClaimStatus, ...]] = {
 
 # The schema version from which coins are reserved (the step to it reserves those of transactions in flight).
 _RESERVATIONS_VERSION = 5
+_DIFFICULTY_HISTORY_VERSION = 7  # difficulty_changes: the migration fills it for the farmers added before
 
 _INSERT_PAYMENT = """
     INSERT INTO payments (round_id, batch_index, puzzle_hash, amount, launcher_id, points)
@@ -1173,6 +1247,50 @@ async def _changed_farmer(tx: Statements, launcher_id: bytes32, changed: int) ->
     if not await _farmer_exists(tx, launcher_id):
         raise FarmerNotFound(launcher_id.hex())
     return False
+
+
+async def _apply_due_difficulty(tx: Statements, launcher_id: bytes32, now: int) -> None:
+    """A pending difficulty whose time has come becomes the current one, in force since its time."""
+    await tx.execute(
+        """
+        UPDATE farmers
+        SET difficulty = pending_difficulty, difficulty_since = pending_difficulty_at,
+            pending_difficulty = NULL, pending_difficulty_at = NULL
+        WHERE launcher_id = :launcher_id AND pending_difficulty IS NOT NULL AND pending_difficulty_at <= :now
+        """,
+        {"launcher_id": launcher_id, "now": now},
+    )
+
+
+async def _record_difficulty(tx: Statements, launcher_id: bytes32, effective_at: int, difficulty: int) -> None:
+    """Add a change to the farmer's difficulty history (the last one written for a second wins), and forget what
+    is older than DIFFICULTY_HISTORY_SECONDS before it, but for the difficulty then in force."""
+    params = {"launcher_id": launcher_id, "effective_at": effective_at, "difficulty": difficulty}
+    await tx.execute(
+        """
+        INSERT INTO difficulty_changes (launcher_id, effective_at, difficulty)
+        VALUES (:launcher_id, :effective_at, :difficulty)
+        ON CONFLICT (launcher_id, effective_at) DO UPDATE SET difficulty = excluded.difficulty
+        """,
+        params,
+    )
+    await tx.execute(
+        """
+        DELETE FROM difficulty_changes WHERE launcher_id = :launcher_id AND effective_at < (
+            SELECT MAX(effective_at) FROM difficulty_changes
+            WHERE launcher_id = :launcher_id AND effective_at <= :cutoff
+        )
+        """,
+        {"launcher_id": launcher_id, "cutoff": effective_at - DIFFICULTY_HISTORY_SECONDS},
+    )
+
+
+async def _forget_difficulties_after(tx: Statements, launcher_id: bytes32, moment: int) -> None:
+    """Changes not in force by ``moment`` (a pending PUT difficulty) leave the history: they are being replaced."""
+    await tx.execute(
+        "DELETE FROM difficulty_changes WHERE launcher_id = :launcher_id AND effective_at > :moment",
+        {"launcher_id": launcher_id, "moment": moment},
+    )
 
 
 async def _update_farmer(tx: Statements, launcher_id: bytes32, changes: dict[str, Any]) -> None:

@@ -75,6 +75,10 @@ def test_fee_is_exact_not_float() -> None:
         ("server.port", True, "server.port", "integer"),
         ("server.operator_token", "short", "server.operator_token", "at least 16 characters"),
         ("server.session_lifetime", 10, "server.session_lifetime", "at least 60"),
+        ("server.sessions_per_farmer", 0, "server.sessions_per_farmer", "at least 1"),
+        ("limits.header_timeout", 0, "limits.header_timeout", "at least 0.1"),
+        ("limits.header_timeout", "soon", "limits.header_timeout", "number"),
+        ("limits.connections_per_address", 0, "limits.connections_per_address", "at least 1"),
         ("server.public_url", "pool.example.com", "server.public_url", "http:// or https://"),
         ("logging.level", "LOUD", "logging.level", "one of"),
         ("pool.feee", 0.01, "pool.feee", "unknown key"),
@@ -119,6 +123,24 @@ def test_operator_endpoints_and_pages_settings() -> None:
     config = parse_config(data, REPO)
     assert config.server.operator_token == "s" * 20
     assert config.server.public_url == "https://pool.example.com"
+
+
+def test_sessions_per_farmer() -> None:
+    assert parse_config(example(), REPO).server.sessions_per_farmer == 10
+    assert parse_config(with_change("server.sessions_per_farmer", 3), REPO).server.sessions_per_farmer == 3
+    assert parse_config(with_change("server.sessions_per_farmer", DELETE), REPO).server.sessions_per_farmer == 10
+
+
+def test_connection_bounds() -> None:
+    config = parse_config(example(), REPO)
+    assert (config.limits.header_timeout, config.limits.connections_per_address) == (10.0, 100)
+    data = with_change("limits.header_timeout", 2.5)
+    data["limits"]["connections_per_address"] = 7
+    config = parse_config(data, REPO)
+    assert (config.limits.header_timeout, config.limits.connections_per_address) == (2.5, 7)
+    del data["limits"]["header_timeout"], data["limits"]["connections_per_address"]
+    config = parse_config(data, REPO)  # left out: the defaults
+    assert (config.limits.header_timeout, config.limits.connections_per_address) == (10.0, 100)
 
 
 def test_address_of_other_network_is_refused() -> None:

@@ -77,14 +77,14 @@ async def test_a_real_farmer_earns_is_refused_once_and_gets_paid(devnet: Devnet)
 
     # The real farmer still sends at the difficulty it knows; the pool refuses those proofs: PROOF_NOT_GOOD_ENOUGH.
     difficulty = (await farmer_record(devnet)).difficulty
-    await store.set_difficulty(launcher_id, HUGE_DIFFICULTY)
+    await store.set_difficulty(launcher_id, HUGE_DIFFICULTY, int(time.time()))
 
     async def refused() -> bool:
         counts = await store.partial_counts(0, launcher_id)
         return any(c.outcome == "PROOF_NOT_GOOD_ENOUGH" for c in counts)
 
     await drive_until(devnet, refused, "a partial refused as not good enough", deadline=DEADLINE)
-    await store.set_difficulty(launcher_id, difficulty)
+    await store.set_difficulty(launcher_id, difficulty, int(time.time()))
     restored_at = int(time.time())
     state = devnet.farmer.pool_state(farmer.plotnft.p2_singleton_puzzle_hash)
     assert state is not None

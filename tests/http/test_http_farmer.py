@@ -35,6 +35,7 @@ from pool.chia_adapter.simulation import (
     find_owner_sk,
 )
 from pool.devnet.world import PlotNFTInfo, World
+from pool.http.pages import SESSION_COOKIE
 from tests.http.farmer_requests import (
     THRESHOLD,
     PoolUnderTest,
@@ -391,13 +392,44 @@ async def test_put_farmer_refusals(
     assert farmer is not None and farmer.payout_instructions == payout_address
 
 
+async def login_cookie(pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey) -> str:
+    """The session token a signed GET /login sets (the redirect is not followed, no cookie is kept)."""
+    params = authenticated_params("get_login", plotnft.launcher_id, pool.target_puzzle_hash, auth_sk, pool.token)
+    response = await pool.client.get("/login", params={k: str(v) for k, v in params.items()}, allow_redirects=False)
+    assert response.status == 303, await response.text()
+    pool.client.session.cookie_jar.clear()
+    morsel = response.cookies[SESSION_COOKIE]
+    return morsel.value
+
+
+async def page_opens(pool: PoolUnderTest, session_token: str) -> bool:
+    response = await pool.client.get("/login", headers={"Cookie": f"{SESSION_COOKIE}={session_token}"})
+    pool.client.session.cookie_jar.clear()
+    return response.status == 200
+
+
+async def test_logins_beyond_the_cap_close_the_oldest_sessions(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey
+) -> None:
+    cap = pool.ctx.config.server.sessions_per_farmer
+    tokens = []
+    for _ in range(cap + 2):
+        tokens.append(await login_cookie(pool, plotnft, auth_sk))
+        pool.clock.offset += 1  # one a second: "oldest" is by the second a session was opened
+    assert [await page_opens(pool, token) for token in tokens] == [False, False] + [True] * cap
+
+
 async def test_put_farmer_new_authentication_key(
     pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey
 ) -> None:
+    session = await login_cookie(pool, plotnft, auth_sk)
+    assert await page_opens(pool, session)
     new_sk = key(b"farmer authentication key 2")
     body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, next_token(pool), auth_sk=new_sk)
     reply = await pool.send("PUT", "/farmer", body)
     assert reply == {"authentication_public_key": True, "payout_instructions": None, "suggested_difficulty": None}
+    # The session was opened with the old key: whoever held it no longer sees the farmer's page.
+    assert not await page_opens(pool, session)
     launcher, target = plotnft.launcher_id, pool.target_puzzle_hash
     old = authenticated_params("get_farmer", launcher, target, auth_sk, pool.token)
     assert error_code(await pool.get("/farmer", old)) is PoolErrorCode.INVALID_SIGNATURE
@@ -426,7 +458,7 @@ async def test_put_farmer_difficulty_takes_effect_after_the_cooldown(
         assert (await pool.get("/farmer", params()))["current_difficulty"] == 50
     finally:
         pool.clock.offset -= PUT_COOLDOWN + 1
-    await pool.ctx.store.set_difficulty(plotnft.launcher_id, 7)
+    await pool.ctx.store.set_difficulty(plotnft.launcher_id, 7, pool.ctx.now())
 
 
 async def test_unexpected_failure_is_a_server_exception(

@@ -344,13 +344,13 @@ async def test_corrupted_proof_is_invalid(world: World, pool: PoolUnderTest, far
 
 async def test_proof_not_good_enough(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
     launcher = farmer.plotnft.launcher_id
-    await pool.ctx.store.set_difficulty(launcher, HUGE_DIFFICULTY)
+    await pool.ctx.store.set_difficulty(launcher, HUGE_DIFFICULTY, pool.ctx.now())
     try:
         sp, found = await fresh_proofs(world, farmer.plots)
         body = partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)
         assert error_code(await submit(pool, body)) is PoolErrorCode.PROOF_NOT_GOOD_ENOUGH
     finally:
-        await pool.ctx.store.set_difficulty(launcher, 1)
+        await pool.ctx.store.set_difficulty(launcher, 1, pool.ctx.now())
 
 
 async def test_too_late(world: World, pool: PoolUnderTest, farmer: Farmer) -> None:
@@ -465,30 +465,99 @@ async def test_operator_status(pool: PoolUnderTest, farmer: Farmer) -> None:
         pool.ctx.config = config
 
 
-async def test_difficulty_raised_with_put_applies_only_after_the_cooldown(
-    world: World, pool: PoolUnderTest, farmer: Farmer
-) -> None:
-    """The replay attack: raise the difficulty with PUT /farmer, then send partials for more points."""
+async def newer_put_token(pool: PoolUnderTest, launcher_id: bytes32) -> int:
+    """A token newer than the farmer's last accepted PUT (a PUT needs one), within the pool's token window."""
+    record = await pool.ctx.store.get_farmer(launcher_id)
+    assert record is not None
+    last = record.last_put_token
+    return pool.token if last is None or last < pool.token else last + 1
+
+
+async def put_difficulty(pool: PoolUnderTest, farmer: Farmer, difficulty: int) -> None:
     launcher = farmer.plotnft.launcher_id
-    sp, found = await fresh_proofs(world, farmer.plots, wanted=2)
-    put = put_farmer_body(launcher, farmer.plotnft.owner_secret_key, pool.token, suggested_difficulty=3)
+    token = await newer_put_token(pool, launcher)
+    put = put_farmer_body(launcher, farmer.plotnft.owner_secret_key, token, suggested_difficulty=difficulty)
     assert (await pool.send("PUT", "/farmer", put))["suggested_difficulty"] is True
 
-    # Within the cooldown: recorded with the old difficulty (1), and the farmer is told the old one.
-    assert await submit(pool, partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)) == {"new_difficulty": 1}
-    proof_hashes = {std_hash(bytes(found[0].proof_of_space)): 1}
 
-    # After the cooldown the new difficulty is in force for partials received from then on.
-    pool.clock.offset += PUT_COOLDOWN + 1
+async def recorded_points(pool: PoolUnderTest, launcher_id: bytes32, proofs: list[FoundProof]) -> list[int]:
+    recorded = {p.proof_hash: p.difficulty for p in await pool.ctx.store.recent_partials(launcher_id, since=0)}
+    return [recorded[std_hash(bytes(found.proof_of_space))] for found in proofs]
+
+
+async def test_a_raise_with_put_never_reaches_partials_of_earlier_signage_points(
+    world: World, pool: PoolUnderTest, farmer: Farmer
+) -> None:
+    """Points by timing: a farmer that raises its difficulty knows when the raise takes effect (after the cooldown),
+    and holds the proofs of a signage point seen before it until after the switch, for more points each. They are
+    worth the difficulty in force at their signage point, whenever they are sent."""
+    launcher = farmer.plotnft.launcher_id
+    sp, found = await fresh_proofs(world, farmer.plots, wanted=2)
+    await put_difficulty(pool, farmer, 3)
+    # Within the cooldown the farmer is told its old difficulty.
+    assert await submit(pool, partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)) == {"new_difficulty": 1}
+    pool.clock.offset += PUT_COOLDOWN + 1  # the switch has passed, the signage point is still in time
     try:
+        # Told its new difficulty, for the signage points to come; this one's proof is still worth 1.
         reply = await submit(pool, partial_body(launcher, pool.token, found[1], sp, farmer.auth_sk))
         assert reply == {"new_difficulty": 3}
-        proof_hashes[std_hash(bytes(found[1].proof_of_space))] = 3
     finally:
         pool.clock.offset -= PUT_COOLDOWN + 1
-    recorded = {p.proof_hash: p.difficulty for p in await pool.ctx.store.recent_partials(launcher, since=0)}
-    assert {h: recorded[h] for h in proof_hashes} == proof_hashes
-    await pool.ctx.store.set_difficulty(launcher, 1)
+    assert await recorded_points(pool, launcher, found[:2]) == [1, 1]
+    await pool.ctx.store.set_difficulty(launcher, 1, pool.ctx.now())
+
+
+async def test_a_put_difficulty_counts_from_the_first_signage_point_after_the_switch(
+    world: World, pool: PoolUnderTest, farmer: Farmer
+) -> None:
+    launcher = farmer.plotnft.launcher_id
+    pool.clock.offset -= PUT_COOLDOWN + 1  # asked for a cooldown ago: in force for signage points from now on
+    try:
+        await put_difficulty(pool, farmer, 3)
+    finally:
+        pool.clock.offset += PUT_COOLDOWN + 1
+    sp, found = await fresh_proofs(world, farmer.plots)
+    assert await submit(pool, partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)) == {"new_difficulty": 3}
+    assert await recorded_points(pool, launcher, found[:1]) == [3]
+    await pool.ctx.store.set_difficulty(launcher, 1, pool.ctx.now())
+
+
+async def test_a_lowering_with_put_never_reaches_back_to_earlier_signage_points(
+    world: World, pool: PoolUnderTest, farmer: Farmer
+) -> None:
+    """The other half of points by timing: ahead of a known lowering, hold the proofs too weak for the current
+    difficulty until after the switch. A proof must meet the difficulty of its signage point."""
+    launcher = farmer.plotnft.launcher_id
+    await pool.ctx.store.set_difficulty(launcher, HUGE_DIFFICULTY, pool.ctx.now())
+    try:
+        sp, found = await fresh_proofs(world, farmer.plots)
+        await put_difficulty(pool, farmer, 1)
+        pool.clock.offset += PUT_COOLDOWN + 1
+        try:
+            reply = await submit(pool, partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk))
+            assert error_code(reply) is PoolErrorCode.PROOF_NOT_GOOD_ENOUGH
+            assert str(HUGE_DIFFICULTY) in reply["error_message"]
+        finally:
+            pool.clock.offset -= PUT_COOLDOWN + 1
+    finally:
+        await pool.ctx.store.set_difficulty(launcher, 1, pool.ctx.now())
+
+
+async def test_the_difficulty_loop_changing_after_a_signage_point_leaves_its_partials_alone(
+    world: World, pool: PoolUnderTest, farmer: Farmer
+) -> None:
+    launcher = farmer.plotnft.launcher_id
+    sp, found = await fresh_proofs(world, farmer.plots)
+    # What the difficulty loop writes: in force from the next whole second, after every signage point seen so far.
+    assert await pool.ctx.store.adjust_difficulty(launcher, 1, 5, pool.ctx.now() + 1)
+    pool.clock.offset += 2  # received once the change is in force
+    try:
+        reply = await submit(pool, partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk))
+        assert reply == {"new_difficulty": 5}
+        assert await recorded_points(pool, launcher, found[:1]) == [1]
+    finally:
+        pool.clock.offset -= 2
+        await pool.ctx.store.set_difficulty(launcher, 1, pool.ctx.now())
 
 
 async def test_farmer_no_longer_member(world: World, pool: PoolUnderTest, other_farmer: Farmer) -> None:

@@ -15,7 +15,7 @@ from pool.chia_adapter import AugSchemeMPL, Coin, CoinSpend, PoolState, bytes32,
 from pool.config import parse_config
 from pool.context import PoolContext
 from pool.loops.difficulty_adjustment import DifficultyLoop
-from pool.store.models import FarmerRecord, PartialRecord
+from pool.store.models import FarmerRecord, PartialRecord, PendingDifficulty
 from pool.store.sqlite import SqlitePoolStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,7 +87,7 @@ async def test_a_pending_put_difficulty_is_never_overridden(ctx: PoolContext) ->
     await ctx.store.add_farmer(busy)
     for number in range(100):
         await ctx.store.add_partial(partial(busy, number, NOW - 3600 + number * 36))
-    await ctx.store.update_farmer_settings(busy.launcher_id, pending_difficulty=(25, NOW + 60))
+    await ctx.store.update_farmer_settings(busy.launcher_id, pending_difficulty=PendingDifficulty(25, NOW + 60, NOW))
 
     assert await DifficultyLoop().run_once(ctx) == 0
     waiting = await ctx.store.get_farmer(busy.launcher_id)

@@ -45,7 +45,11 @@ async def populate(store: AbstractPoolStore) -> None:
         assert await store.confirm_partial(confirmed)
         assert await store.reject_partial(rejected, "too late")
         await store.add_partial_refusal(farmer.launcher_id, 250 + number, "PROOF_NOT_GOOD_ENOUGH")
-    await store.add_session(WebSession(h("session"), farmers[0].launcher_id, created_at=5_000, expires_at=9_000))
+    await store.add_session(
+        WebSession(h("session"), farmers[0].launcher_id, created_at=5_000, expires_at=9_000),
+        authentication_public_key=farmers[0].authentication_public_key,
+        max_per_launcher=10,
+    )
     await credit(store, farmers[0], "coin 1", 10_000)
     shares = [(farmers[0], 4_000, 10), (farmers[1], 2_000, 10), (farmers[2], 2_000, 0)]
     await store.distribute(

@@ -208,3 +208,26 @@ async def test_a_v1_database_opens_its_ledger_with_what_its_claims_have_not_paid
         assert await owed_of(store, farmer) == 0
     finally:
         await store.close()
+
+
+async def test_a_v6_database_starts_its_difficulty_history_with_what_is_in_force(dsn: str) -> None:
+    old = PostgresPoolStore(dsn, migrations=MIGRATIONS[:6])
+    await old.open()
+    farmer = make_farmer(1, difficulty=10)
+    await old.add_farmer(farmer)
+    await old.close()
+    connection = await asyncpg.connect(dsn)
+    try:  # a PUT's difficulty, pending
+        await connection.execute("UPDATE farmers SET pending_difficulty = 40, pending_difficulty_at = 5000")
+    finally:
+        await connection.close()
+
+    store = PostgresPoolStore(dsn)
+    await store.open()
+    try:
+        moments = (0, 4_999, 5_000)
+        assert [await store.difficulty_at(farmer.launcher_id, moment) for moment in moments] == [10, 10, 40]
+        record = await store.get_farmer(farmer.launcher_id)
+        assert record is not None and record.difficulty_since == 0
+    finally:
+        await store.close()

@@ -278,3 +278,26 @@ async def test_a_v1_database_that_paid_more_than_it_claimed_records_the_excess_o
         assert (await reopened.ledger()).pre_ledger_excess == 3_250
     finally:
         await reopened.close()
+
+
+# -- the difficulty history (schema v6 -> v7) ---------------------------------------------------------------------
+async def test_a_v6_database_starts_its_difficulty_history_with_what_is_in_force(tmp_path: Path) -> None:
+    path = tmp_path / "pool.sqlite"
+    old = SqlitePoolStore(path, migrations=MIGRATIONS[:6])
+    await old.open()
+    await old.add_farmer(make_farmer())  # difficulty 10
+    await old.close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE farmers SET pending_difficulty = 40, pending_difficulty_at = 5000")  # a PUT's, pending
+    raw.close()
+
+    store = SqlitePoolStore(path)
+    await store.open()
+    try:
+        launcher = make_farmer().launcher_id
+        # The current difficulty for every moment before the pending one's (when it took effect is not known).
+        assert [await store.difficulty_at(launcher, moment) for moment in (0, 4_999, 5_000)] == [10, 10, 40]
+        record = await store.get_farmer(launcher)
+        assert record is not None and record.difficulty_since == 0
+    finally:
+        await store.close()

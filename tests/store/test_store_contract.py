@@ -26,6 +26,7 @@ from pool.chia_adapter import (
 )
 from pool.protocol.difficulty import summarize
 from pool.store.abstract import (
+    DIFFICULTY_HISTORY_SECONDS,
     AbstractPoolStore,
     CoinReserved,
     FarmerAlreadyExists,
@@ -54,6 +55,7 @@ from pool.store.models import (
     PartialStatus,
     Payment,
     PayoutRound,
+    PendingDifficulty,
     RewardClaim,
     RoundStatus,
     TargetProof,
@@ -288,13 +290,15 @@ async def test_update_farmer_settings_changes_only_what_is_given(store: Abstract
 async def test_farmer_updates_of_an_unknown_farmer_raise(store: AbstractPoolStore) -> None:
     unknown = h("unknown launcher")
     with pytest.raises(FarmerNotFound):
-        await store.update_farmer_settings(unknown, pending_difficulty=(5, 10))
+        await store.update_farmer_settings(unknown, pending_difficulty=PendingDifficulty(5, 10, 5))
     with pytest.raises(FarmerNotFound):
         await store.update_farmer_settings(unknown)
     with pytest.raises(FarmerNotFound):
-        await store.set_difficulty(unknown, 5)
+        await store.set_difficulty(unknown, 5, 10)
     with pytest.raises(FarmerNotFound):
         await store.apply_due_difficulty(unknown, 10)
+    with pytest.raises(FarmerNotFound):
+        await store.difficulty_at(unknown, 10)
     with pytest.raises(FarmerNotFound):
         await store.update_singleton(unknown, singleton_spend(1), pool_state(1), True)
 
@@ -302,7 +306,7 @@ async def test_farmer_updates_of_an_unknown_farmer_raise(store: AbstractPoolStor
 async def test_pending_difficulty_takes_effect_only_when_due(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1, difficulty=10)
     await store.add_farmer(farmer)
-    await store.update_farmer_settings(farmer.launcher_id, pending_difficulty=(50, 2_000))
+    await store.update_farmer_settings(farmer.launcher_id, pending_difficulty=PendingDifficulty(50, 2_000, 1_700))
 
     recorded = await store.get_farmer(farmer.launcher_id)
     assert recorded is not None
@@ -318,14 +322,15 @@ async def test_pending_difficulty_takes_effect_only_when_due(store: AbstractPool
     applied = await store.get_farmer(farmer.launcher_id)
     assert applied is not None
     assert (applied.difficulty, applied.pending_difficulty, applied.pending_difficulty_at) == (50, None, None)
+    assert applied.difficulty_since == 2_000
     assert await store.apply_due_difficulty(farmer.launcher_id, 9_999) == 50
 
 
 async def test_set_difficulty_replaces_a_pending_one(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1, difficulty=10)
     await store.add_farmer(farmer)
-    await store.update_farmer_settings(farmer.launcher_id, pending_difficulty=(50, 2_000))
-    await store.set_difficulty(farmer.launcher_id, 30)
+    await store.update_farmer_settings(farmer.launcher_id, pending_difficulty=PendingDifficulty(50, 2_000, 1_700))
+    await store.set_difficulty(farmer.launcher_id, 30, 1_800)
     recorded = await store.get_farmer(farmer.launcher_id)
     assert recorded is not None
     assert (recorded.difficulty, recorded.pending_difficulty, recorded.pending_difficulty_at) == (30, None, None)
@@ -335,15 +340,15 @@ async def test_set_difficulty_replaces_a_pending_one(store: AbstractPoolStore) -
 async def test_adjust_difficulty_is_compare_and_set(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1, difficulty=10)
     await store.add_farmer(farmer)
-    assert await store.adjust_difficulty(farmer.launcher_id, 10, 20)
-    assert await store.adjust_difficulty(farmer.launcher_id, 10, 40) is False  # someone changed it meanwhile
-    await store.update_farmer_settings(farmer.launcher_id, pending_difficulty=(50, 2_000))
-    assert await store.adjust_difficulty(farmer.launcher_id, 20, 5) is False  # the farmer's PUT change is pending
+    assert await store.adjust_difficulty(farmer.launcher_id, 10, 20, 1_500)
+    assert await store.adjust_difficulty(farmer.launcher_id, 10, 40, 1_600) is False  # someone changed it meanwhile
+    await store.update_farmer_settings(farmer.launcher_id, pending_difficulty=PendingDifficulty(50, 2_000, 1_700))
+    assert await store.adjust_difficulty(farmer.launcher_id, 20, 5, 1_800) is False  # the farmer's PUT is pending
     recorded = await store.get_farmer(farmer.launcher_id)
     assert recorded is not None
     assert (recorded.difficulty, recorded.pending_difficulty, recorded.pending_difficulty_at) == (20, 50, 2_000)
     with pytest.raises(FarmerNotFound):
-        await store.adjust_difficulty(h("unknown"), 10, 20)
+        await store.adjust_difficulty(h("unknown"), 10, 20, 1_500)
 
 
 async def test_singleton_update_round_trips_spend_state_and_membership(store: AbstractPoolStore) -> None:
@@ -474,11 +479,11 @@ async def test_concurrent_confirmations_credit_once(store: AbstractPoolStore) ->
     assert await points_of(store, farmer) == 25
 
 
-async def test_points_are_the_difficulty_at_receipt(store: AbstractPoolStore) -> None:
+async def test_points_are_the_difficulty_recorded_with_the_partial(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1, difficulty=10)
     await store.add_farmer(farmer)
     received_at_10 = await store.add_partial(make_partial(farmer, "a", 100))
-    await store.set_difficulty(farmer.launcher_id, 1_000)  # later changes never reach partials already received
+    await store.set_difficulty(farmer.launcher_id, 1_000, 150)  # later changes never reach partials already received
     received_at_1000 = await store.add_partial(make_partial(farmer, "b", 200, difficulty=1_000))
     assert received_at_10 is not None and received_at_1000 is not None
     assert await store.confirm_partial(received_at_10)
@@ -631,18 +636,124 @@ async def test_partial_counts_per_hour_and_outcome_include_refusals(store: Abstr
     assert sum(c.count for c in everyone if c.outcome == "pending") == 4
 
 
+async def open_session(store: AbstractPoolStore, farmer: FarmerRecord, session: WebSession, cap: int = 10) -> bool:
+    return await store.add_session(
+        session, authentication_public_key=farmer.authentication_public_key, max_per_launcher=cap
+    )
+
+
 async def test_sessions_expire_and_expired_ones_are_deleted(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1)
     await store.add_farmer(farmer)
     first = WebSession(h("token 1"), farmer.launcher_id, created_at=1_000, expires_at=2_000)
-    await store.add_session(first)
+    assert await open_session(store, farmer, first)
     assert await store.get_session(first.token_hash, 1_999) == first
     assert await store.get_session(first.token_hash, 2_000) is None
     assert await store.get_session(h("unknown"), 1_500) is None
     second = WebSession(h("token 2"), farmer.launcher_id, created_at=2_500, expires_at=3_000)
-    await store.add_session(second)  # deletes the expired first one
+    assert await open_session(store, farmer, second)  # deletes the expired first one
     assert await store.get_session(first.token_hash, 0) is None
     assert await store.get_session(second.token_hash, 2_600) == second
+
+
+async def test_sessions_per_launcher_are_capped_the_oldest_closed_first(store: AbstractPoolStore) -> None:
+    farmer, other = make_farmer(1), make_farmer(2)
+    await store.add_farmer(farmer)
+    await store.add_farmer(other)
+    others = WebSession(h("other's"), other.launcher_id, created_at=1_000, expires_at=9_000)
+    assert await open_session(store, other, others)
+    sessions = [WebSession(h(f"login {i}"), farmer.launcher_id, 1_000 + i, 9_000) for i in range(7)]
+    for session in sessions:
+        assert await open_session(store, farmer, session, cap=3)
+    alive = [s for s in sessions if await store.get_session(s.token_hash, 2_000) is not None]
+    assert alive == sessions[-3:]
+    assert await store.get_session(others.token_hash, 2_000) == others  # another farmer's are not counted
+
+
+async def test_a_new_authentication_key_ends_the_farmers_sessions(store: AbstractPoolStore) -> None:
+    farmer, other = make_farmer(1), make_farmer(2)
+    await store.add_farmer(farmer)
+    await store.add_farmer(other)
+    mine = WebSession(h("mine"), farmer.launcher_id, created_at=1_000, expires_at=9_000)
+    others = WebSession(h("other's"), other.launcher_id, created_at=1_000, expires_at=9_000)
+    assert await open_session(store, farmer, mine)
+    assert await open_session(store, other, others)
+    await store.update_farmer_settings(farmer.launcher_id, payout_instructions=("XCH1ABC", h("new payout")))
+    assert await store.get_session(mine.token_hash, 2_000) == mine  # other settings leave sessions alone
+
+    await store.update_farmer_settings(farmer.launcher_id, authentication_public_key=public_key(77))
+    assert await store.get_session(mine.token_hash, 2_000) is None
+    assert await store.get_session(others.token_hash, 2_000) == others
+    # A login checked against the old key that is written after the change opens nothing.
+    late = WebSession(h("late"), farmer.launcher_id, created_at=1_500, expires_at=9_000)
+    assert await open_session(store, farmer, late) is False
+    assert await store.get_session(late.token_hash, 2_000) is None
+    unknown = WebSession(h("unknown's"), h("unknown launcher"), created_at=1_500, expires_at=9_000)
+    assert await open_session(store, farmer, unknown) is False
+
+
+async def test_a_key_change_racing_logins_leaves_no_session_of_the_old_key(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1)
+    await store.add_farmer(farmer)
+    logins = [WebSession(h(f"login {i}"), farmer.launcher_id, 1_000, 9_000) for i in range(8)]
+    change = store.update_farmer_settings(farmer.launcher_id, authentication_public_key=public_key(77))
+    await asyncio.gather(*(open_session(store, farmer, login) for login in logins[:4]), change)
+    await asyncio.gather(*(open_session(store, farmer, login) for login in logins[4:]))
+    assert [await store.get_session(login.token_hash, 2_000) for login in logins] == [None] * len(logins)
+
+
+async def test_the_difficulty_history_tells_the_difficulty_in_force_at_a_moment(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1, difficulty=10)
+    await store.add_farmer(farmer)
+    launcher = farmer.launcher_id
+
+    async def history(*moments: int) -> list[int]:
+        return [await store.difficulty_at(launcher, moment) for moment in moments]
+
+    async def recorded_at(moment: int) -> int | None:
+        record = await store.get_farmer(launcher)
+        assert record is not None
+        return record.recorded_difficulty_at(moment)
+
+    assert await history(0, 1_000, 10**9) == [10, 10, 10]
+    assert await recorded_at(0) == 10  # the first difficulty holds for every earlier moment
+
+    assert await store.adjust_difficulty(launcher, 10, 20, 1_500)  # the loop's change
+    assert await history(1_499, 1_500) == [10, 20]
+    assert (await recorded_at(1_499), await recorded_at(1_500)) == (None, 20)  # None: only the history knows
+
+    # PUT /farmer: in force after its cooldown, and the pending change is on record from its time on.
+    await store.update_farmer_settings(launcher, pending_difficulty=PendingDifficulty(50, 2_000, 1_700))
+    assert await history(1_999, 2_000) == [20, 50]
+    assert (await recorded_at(1_600), await recorded_at(2_000)) == (20, 50)
+    # A second PUT before the first is due replaces it: 50 was never in force.
+    await store.update_farmer_settings(launcher, pending_difficulty=PendingDifficulty(70, 2_100, 1_800))
+    assert await history(1_999, 2_050, 2_100) == [20, 20, 70]
+    # One after it is due (70 since 2 100, not yet applied) keeps it in force until its own time.
+    await store.update_farmer_settings(launcher, pending_difficulty=PendingDifficulty(5, 2_500, 2_200))
+    record = await store.get_farmer(launcher)
+    assert record is not None
+    assert (record.difficulty, record.difficulty_since, record.pending_difficulty) == (70, 2_100, 5)
+    assert await history(2_099, 2_100, 2_499, 2_500) == [20, 70, 70, 5]
+    # set_difficulty replaces the pending change from its moment on.
+    await store.set_difficulty(launcher, 8, 2_300)
+    assert await history(2_299, 2_300, 2_600) == [70, 8, 8]
+    assert (await recorded_at(2_299), await recorded_at(2_300)) == (None, 8)
+    assert await store.apply_due_difficulty(launcher, 9_000) == 8
+
+
+async def test_the_difficulty_history_keeps_a_day(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1, difficulty=10)
+    await store.add_farmer(farmer)
+    launcher = farmer.launcher_id
+    assert await store.adjust_difficulty(launcher, 10, 20, 1_000)
+    assert await store.adjust_difficulty(launcher, 20, 30, 2_000)
+    later = 2_500 + DIFFICULTY_HISTORY_SECONDS
+    assert await store.adjust_difficulty(launcher, 30, 40, later)
+    # What was in force a day before the newest change is kept; what ended before that is forgotten (the oldest
+    # kept answers for older moments).
+    assert [await store.difficulty_at(launcher, m) for m in (2_000, later - 1, later)] == [30, 30, 40]
+    assert await store.difficulty_at(launcher, 1_500) == 30
 
 
 async def test_concurrent_add_partial_of_one_proof_gives_exactly_one_id(store: AbstractPoolStore) -> None:
