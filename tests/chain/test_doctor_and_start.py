@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pool.chain.status import ChainStatus
-from pool.chia_adapter import bytes32, encode_puzzle_hash
+from pool.chia_adapter import bytes32
 from pool.config import PoolConfig, load_config_file
 from pool.devnet.pool_config import world_pool_config, world_pool_document
 from pool.devnet.session import free_port
