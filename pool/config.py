@@ -185,13 +185,16 @@ class LimitsConfig:
     The defaults sit far above what an honest farmer sends (a few partials per signage point, one signage point
     every ~9.4 s on mainnet) and far below what would slow the pool for everyone else."""
 
-    # Every request from one client address (an IPv6 client: its /64), checked before the body is read.
+    # Every request from one client address (an IPv6 client: its /ipv6_prefix), checked before the body is read.
     per_address: RateLimit = RateLimit(50.0, 250)
     # Requests signed by one farmer's authentication key (POST /partial, GET /farmer, GET /login), checked before
     # the signature; only requests whose signature verifies use it up, so nobody else can spend a farmer's allowance.
     per_launcher: RateLimit = RateLimit(10.0, 200)
     # Per farmer: partials for a signage point the pool has not cached, whose look-up reaches the node.
     signage_point_lookups: RateLimit = RateLimit(1.0, 30)
+    # An IPv6 client counts as its /ipv6_prefix network: one subscriber usually holds a /48 or a /56, so a /64
+    # would give one client thousands of buckets.
+    ipv6_prefix: int = 48
     # Peers whose X-Forwarded-For header names the client (a reverse proxy in front of the pool); none by default.
     trusted_proxies: tuple[IpNetwork, ...] = ()
     tracked_keys: int = 100_000  # clients (addresses, launcher ids) remembered per limit; the least recent go first
@@ -551,7 +554,9 @@ def _trusted_proxies(s: _Section) -> tuple[IpNetwork, ...]:
 
 
 def _limits(s: _Section) -> LimitsConfig:
-    s.unknown_keys({"per_address", "per_launcher", "signage_point_lookups", "trusted_proxies", "tracked_keys"})
+    s.unknown_keys(
+        {"per_address", "per_launcher", "signage_point_lookups", "ipv6_prefix", "trusted_proxies", "tracked_keys"}
+    )
     defaults = LimitsConfig()
     return LimitsConfig(
         per_address=_rate_limit(_optional_section(s, "per_address"), defaults.per_address),
@@ -559,6 +564,7 @@ def _limits(s: _Section) -> LimitsConfig:
         signage_point_lookups=_rate_limit(
             _optional_section(s, "signage_point_lookups"), defaults.signage_point_lookups
         ),
+        ipv6_prefix=s.int_("ipv6_prefix", defaults.ipv6_prefix, minimum=16, maximum=128),
         trusted_proxies=_trusted_proxies(s),
         tracked_keys=s.int_("tracked_keys", defaults.tracked_keys, minimum=100),
     )

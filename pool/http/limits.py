@@ -3,7 +3,9 @@
 The client is the TCP peer, unless the peer is one of ``limits.trusted_proxies``: then it is the last address in
 ``X-Forwarded-For`` that is not a trusted proxy itself (each proxy appends the address it received the request from,
 so entries left of the trusted ones are whatever the client wrote, and only the right-most untrusted one is known to
-be true). An IPv6 client counts as its /64, the block one subscriber usually holds.
+be true). An IPv6 client counts as its network of ``limits.ipv6_prefix`` bits (a /48 by default): one subscriber
+usually holds a /48 or a /56, and counted by its /64s it would have thousands of buckets. The price: clients that share
+such a network (a hosting provider's customers, where it hands out /64s from one /48) share their limits.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def client_address(peer: str | None, forwarded_for: list[str], limits: LimitsCon
             client = address
             if not _is_trusted(address, trusted):
                 break
-    return _bucket_key(client)
+    return _bucket_key(client, limits.ipv6_prefix)
 
 
 def _parse(text: str | None) -> IpAddress | None:
@@ -94,7 +96,7 @@ def _is_trusted(address: IpAddress, trusted: tuple[IpNetwork, ...]) -> bool:
     return any(address.version == network.version and address in network for network in trusted)
 
 
-def _bucket_key(address: IpAddress) -> str:
+def _bucket_key(address: IpAddress, ipv6_prefix: int) -> str:
     if isinstance(address, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
+        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
     return str(address)

@@ -85,21 +85,32 @@ def limits_with_proxies(*networks: str) -> LimitsConfig:
         ("10.0.0.2", ["6.6.6.6", "198.51.100.1"], ("10.0.0.0/8",), "198.51.100.1"),  # header given twice
         # Addresses written with the client's port, or IPv6 in brackets, by some proxies.
         ("10.0.0.2", ["198.51.100.1:5678"], ("10.0.0.0/8",), "198.51.100.1"),
-        ("10.0.0.2", ["[2001:db8:1:2::9]:443"], ("10.0.0.0/8",), "2001:db8:1:2::/64"),
-        ("10.0.0.2", ["[2001:db8:1:2::9]"], ("10.0.0.0/8",), "2001:db8:1:2::/64"),
+        ("10.0.0.2", ["[2001:db8:1:2::9]:443"], ("10.0.0.0/8",), "2001:db8:1::/48"),
+        ("10.0.0.2", ["[2001:db8:1:2::9]"], ("10.0.0.0/8",), "2001:db8:1::/48"),
         # Junk stops the walk at the last address known true.
         ("10.0.0.2", ["not-an-ip"], ("10.0.0.0/8",), "10.0.0.2"),
         ("10.0.0.2", ["198.51.100.1, junk, 10.0.0.3"], ("10.0.0.0/8",), "10.0.0.3"),
         ("10.0.0.2", [], ("10.0.0.0/8",), "10.0.0.2"),
-        # IPv6 clients count by their /64; IPv4 written as IPv6 is IPv4.
-        ("10.0.0.2", ["2001:db8:1:2:3:4:5:6"], ("10.0.0.0/8",), "2001:db8:1:2::/64"),
-        ("2001:db8::1", [], (), "2001:db8::/64"),
+        # IPv6 clients count by their /48 (by default); IPv4 written as IPv6 is IPv4.
+        ("10.0.0.2", ["2001:db8:1:2:3:4:5:6"], ("10.0.0.0/8",), "2001:db8:1::/48"),
+        ("2001:db8::1", [], (), "2001:db8::/48"),
+        ("2001:db8:0:ffff::1", [], (), "2001:db8::/48"),  # another /64 of the same /48: the same client
         ("::ffff:192.0.2.1", [], (), "192.0.2.1"),
         (None, [], (), "unknown"),
     ],
 )
 def test_client_address(peer: str | None, forwarded: list[str], proxies: tuple[str, ...], expected: str) -> None:
     assert client_address(peer, forwarded, limits_with_proxies(*proxies)) == expected
+
+
+@pytest.mark.parametrize(
+    "prefix, expected",
+    [(48, "2001:db8:1::/48"), (56, "2001:db8:1:200::/56"), (64, "2001:db8:1:234::/64"), (128, "2001:db8:1:234::9/128")],
+)
+def test_ipv6_clients_count_by_the_configured_prefix(prefix: int, expected: str) -> None:
+    limits = LimitsConfig(ipv6_prefix=prefix)
+    assert client_address("2001:db8:1:234::9", [], limits) == expected
+    assert client_address("192.0.2.1", [], limits) == "192.0.2.1"  # IPv4: one address each
 
 
 def example_with_limits(limits: Any) -> dict[str, Any]:
@@ -118,11 +129,17 @@ def test_example_config_documents_the_defaults() -> None:
 def test_limits_config_values() -> None:
     config = parse_config(
         example_with_limits(
-            {"per_address": {"rate": 0.5}, "trusted_proxies": ["127.0.0.1", "10.0.0.0/8", "::1"], "tracked_keys": 500}
+            {
+                "per_address": {"rate": 0.5},
+                "ipv6_prefix": 56,
+                "trusted_proxies": ["127.0.0.1", "10.0.0.0/8", "::1"],
+                "tracked_keys": 500,
+            }
         ),
         REPO,
     ).limits
     assert config.per_address == RateLimit(rate=0.5, burst=LimitsConfig().per_address.burst)
+    assert config.ipv6_prefix == 56
     assert [str(network) for network in config.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
     assert config.tracked_keys == 500
 
@@ -138,6 +155,8 @@ def test_limits_config_values() -> None:
         ({"trusted_proxies": ["localhost"]}, "limits.trusted_proxies", "'localhost' is not an IP address"),
         ({"tracked_keys": 5}, "limits.tracked_keys", "at least 100"),
         ({"per_ip": {}}, "limits.per_ip", "unknown key"),
+        ({"ipv6_prefix": 8}, "limits.ipv6_prefix", "at least 16"),
+        ({"ipv6_prefix": 129}, "limits.ipv6_prefix", "at most 128"),
     ],
 )
 def test_limits_config_errors_name_the_key(limits: dict[str, Any], key: str, words: str) -> None:
