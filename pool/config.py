@@ -98,6 +98,9 @@ class PartialsConfig:
     # point: a burst of a few times the pool's rate is absorbed (a refused partial's points are lost, chia's farmer
     # does not send it again), and under lasting overload a partial the pool takes is answered within a second.
     max_in_flight: int = field(default_factory=lambda: default_max_in_flight())
+    # Of those, at most this many from one client address: a client flooding the pool (with its own partials or with
+    # forged ones) is answered "busy" while other farmers' partials still find places. Default: an eighth.
+    max_in_flight_per_address: int = field(default_factory=lambda: max(1, default_max_in_flight() // 8))
 
 
 def default_verify_threads() -> int:
@@ -401,8 +404,10 @@ def _partials(s: _Section) -> PartialsConfig:
             "stale_partials",
             "verify_threads",
             "max_in_flight",
+            "max_in_flight_per_address",
         }
     )
+    max_in_flight = s.int_("max_in_flight", default_max_in_flight(), minimum=1, maximum=100_000)
     return PartialsConfig(
         time_limit=s.int_("time_limit", 25, minimum=1, maximum=300),
         confirmation_delay=s.int_("confirmation_delay", 30, minimum=0),
@@ -410,7 +415,10 @@ def _partials(s: _Section) -> PartialsConfig:
         max_body_bytes=s.int_("max_body_bytes", 65536, minimum=4096),
         stale_partials=s.choice("stale_partials", STALE_PARTIAL_POLICIES, "credit"),
         verify_threads=s.int_("verify_threads", default_verify_threads(), minimum=0, maximum=256),
-        max_in_flight=s.int_("max_in_flight", default_max_in_flight(), minimum=1, maximum=100_000),
+        max_in_flight=max_in_flight,
+        max_in_flight_per_address=s.int_(
+            "max_in_flight_per_address", max(1, max_in_flight // 8), minimum=1, maximum=max_in_flight
+        ),
     )
 
 

@@ -223,7 +223,7 @@ def http_application(ctx: PoolContext, signage_points: SignagePointCache) -> web
         ctx,
         partials=PartialChecker(ctx, signage_points, PeakCache(ctx.node), verifier, limits),
         signage_points=signage_points,
-        admission=Admission(ctx.config.partials.max_in_flight),
+        admission=Admission(ctx.config.partials.max_in_flight, ctx.config.partials.max_in_flight_per_address),
         limits=limits,
     )
 

@@ -30,7 +30,7 @@ from pool.context import PoolContext
 from pool.http.admission import Admission
 from pool.http.guard import json_body, protocol_methods, quiet_http_parser_errors
 from pool.http.keys import CONTEXT, RATE_LIMITS
-from pool.http.limits import per_address_limit
+from pool.http.limits import client_of, per_address_limit
 from pool.http.operator_endpoints import setup_operator_endpoints
 from pool.http.pages import setup_pages
 from pool.protocol.encoding import (
@@ -135,16 +135,16 @@ async def post_partial(request: web.Request) -> web.Response:
     # The body first: a client that is slow to send it must not hold one of the places of partials in flight. Its
     # decoding after admission: a partial refused as busy costs the pool as little as possible.
     body = await json_body(request)
-    admission = request.app[ADMISSION]
+    admission, address = request.app[ADMISSION], client_of(request)
     try:
-        admission.enter()
+        admission.enter(address)
     except PoolProtocolError as busy:
         request.app[CONTEXT].stats.rejected(busy.code.name)
         raise
     try:
         return _reply(await request.app[PARTIALS].submit(partial_request_from_json(body)))
     finally:
-        admission.leave()
+        admission.leave(address)
 
 
 # ---------------------------------------------------------------------------------------------------- helpers

@@ -12,3 +12,6 @@ from pool.protocol.rate_limits import RateLimits
 CONTEXT = web.AppKey("context", PoolContext)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)  # the process's, shared with the protocol's checks
 CHAIN_STATUS = web.AppKey("chain_status", ChainStatus)  # set when the background loops run with the app
+# The client a request is counted under by every limit (its address, an IPv6 client's network), set by the first
+# middleware (pool/http/limits.py).
+CLIENT = web.RequestKey("client", str)

@@ -6,6 +6,9 @@ so entries left of the trusted ones are whatever the client wrote, and only the 
 be true). An IPv6 client counts as its network of ``limits.ipv6_prefix`` bits (a /48 by default): one subscriber
 usually holds a /48 or a /56, and counted by its /64s it would have thousands of buckets. The price: clients that share
 such a network (a hosting provider's customers, where it hands out /64s from one /48) share their limits.
+
+The key is kept on the request (``CLIENT``) for the limits checked later: admission of partials, and the budgets of
+failed signatures and chain look-ups.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from aiohttp import web
 
 from pool.config import IpNetwork, LimitsConfig
 from pool.http.guard import PROTOCOL_PATHS
-from pool.http.keys import CONTEXT, RATE_LIMITS
+from pool.http.keys import CLIENT, CONTEXT, RATE_LIMITS
 from pool.protocol.errors import one_line
 from pool.protocol.rate_limits import RateLimited
 
@@ -35,6 +38,7 @@ UNKNOWN = "unknown"  # a peer without an IP address (a Unix socket)
 async def per_address_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     address = client_address(request.remote, request.headers.getall("X-Forwarded-For", []), ctx.config.limits)
+    request[CLIENT] = address
     try:
         request.app[RATE_LIMITS].admit_address(address)
     except RateLimited as refused:
@@ -94,6 +98,11 @@ def _without_port(text: str) -> str:
 
 def _is_trusted(address: IpAddress, trusted: tuple[IpNetwork, ...]) -> bool:
     return any(address.version == network.version and address in network for network in trusted)
+
+
+def client_of(request: web.Request) -> str:
+    """The client the limits count ``request`` under (set by per_address_limit, which every request passes)."""
+    return request[CLIENT] if CLIENT in request else UNKNOWN
 
 
 def _bucket_key(address: IpAddress, ipv6_prefix: int) -> str:

@@ -12,6 +12,7 @@ import yaml
 
 from pool.chia_adapter import PoolErrorCode, bytes32, std_hash
 from pool.config import ConfigError, LimitsConfig, RateLimit, parse_config
+from pool.http.admission import BUSY_FROM_ADDRESS, BUSY_MESSAGE, Admission
 from pool.http.limits import client_address
 from pool.protocol.errors import PoolProtocolError
 from pool.protocol.rate_limits import RateLimited, RateLimits, TokenBuckets
@@ -164,3 +165,22 @@ def test_limits_config_errors_name_the_key(limits: dict[str, Any], key: str, wor
         parse_config(example_with_limits(limits), REPO)
     assert error.value.key == key
     assert words in error.value.problem
+
+
+def test_admission_shares_the_places_between_addresses() -> None:
+    admission = Admission(limit=4, per_address=2)
+    admission.enter("a")
+    admission.enter("a")
+    with pytest.raises(PoolProtocolError) as busy:
+        admission.enter("a")
+    assert busy.value.code is PoolErrorCode.SERVER_EXCEPTION and busy.value.message == BUSY_FROM_ADDRESS
+    admission.enter("b")
+    admission.enter("c")
+    with pytest.raises(PoolProtocolError) as full:
+        admission.enter("d")
+    assert full.value.message == BUSY_MESSAGE
+    assert (admission.in_flight, admission.refused, admission.held_by("a")) == (4, 2, 2)
+    for address in ("a", "a", "b", "c"):
+        admission.leave(address)
+    assert (admission.in_flight, admission.held_by("a")) == (0, 0)
+    admission.enter("a")
