@@ -195,6 +195,13 @@ class LimitsConfig:
     per_launcher: RateLimit = RateLimit(10.0, 200)
     # Per farmer: partials for a signage point the pool has not cached, whose look-up reaches the node.
     signage_point_lookups: RateLimit = RateLimit(1.0, 30)
+    # Failed signatures per launcher id *and* client address (owner key and authentication key counted apart): once
+    # spent, that address's requests for that launcher are refused before their signature is checked. Counted per
+    # address so that nobody can spend an honest farmer's budget from elsewhere; a signature that verifies from the
+    # address refills it.
+    failed_signatures: RateLimit = RateLimit(0.1, 20)
+    # Failed signatures per client address, whichever launcher ids they name (a forger rotating launcher ids).
+    failed_signatures_per_address: RateLimit = RateLimit(1.0, 100)
     # An IPv6 client counts as its /ipv6_prefix network: one subscriber usually holds a /48 or a /56, so a /64
     # would give one client thousands of buckets.
     ipv6_prefix: int = 48
@@ -561,17 +568,21 @@ def _trusted_proxies(s: _Section) -> tuple[IpNetwork, ...]:
     return tuple(networks)
 
 
+RATE_LIMITS = (
+    "per_address",
+    "per_launcher",
+    "signage_point_lookups",
+    "failed_signatures",
+    "failed_signatures_per_address",
+)
+
+
 def _limits(s: _Section) -> LimitsConfig:
-    s.unknown_keys(
-        {"per_address", "per_launcher", "signage_point_lookups", "ipv6_prefix", "trusted_proxies", "tracked_keys"}
-    )
+    s.unknown_keys({*RATE_LIMITS, "ipv6_prefix", "trusted_proxies", "tracked_keys"})
     defaults = LimitsConfig()
+    rate_limits = {name: _rate_limit(_optional_section(s, name), getattr(defaults, name)) for name in RATE_LIMITS}
     return LimitsConfig(
-        per_address=_rate_limit(_optional_section(s, "per_address"), defaults.per_address),
-        per_launcher=_rate_limit(_optional_section(s, "per_launcher"), defaults.per_launcher),
-        signage_point_lookups=_rate_limit(
-            _optional_section(s, "signage_point_lookups"), defaults.signage_point_lookups
-        ),
+        **rate_limits,
         ipv6_prefix=s.int_("ipv6_prefix", defaults.ipv6_prefix, minimum=16, maximum=128),
         trusted_proxies=_trusted_proxies(s),
         tracked_keys=s.int_("tracked_keys", defaults.tracked_keys, minimum=100),

@@ -86,6 +86,8 @@ def devnet_pool_document(
             "per_address": {"rate": 1000, "burst": 5000},
             "per_launcher": {"rate": 100, "burst": 1000},
             "signage_point_lookups": {"rate": 50, "burst": 500},
+            "failed_signatures": {"rate": 100, "burst": 1000},
+            "failed_signatures_per_address": {"rate": 1000, "burst": 5000},
         },
         "store": {"backend": "sqlite", "path": str(store_path)},
         "logging": {"level": "INFO"},

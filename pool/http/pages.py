@@ -19,11 +19,11 @@ from aiohttp import web
 
 from pool.chia_adapter import bytes32
 from pool.estimates import format_space
-from pool.http.keys import CONTEXT, RATE_LIMITS
+from pool.http.keys import CONTEXT, FARMERS
+from pool.http.limits import client_of
 from pool.http.page_data import farmer_view, pool_view
 from pool.payouts.books import xch
 from pool.protocol.encoding import parse_bytes32, parse_g2, parse_uint64, query_value
-from pool.protocol.farmers import authenticated_farmer
 from pool.store.models import WebSession
 
 SESSION_COOKIE = "pool_session"
@@ -102,8 +102,7 @@ async def _signed_login(request: web.Request) -> bytes32:
     launcher_id = parse_bytes32(query_value(query, "launcher_id"), "launcher_id")
     token = parse_uint64(query_value(query, "authentication_token"), "authentication_token")
     signature = parse_g2(query_value(query, "signature"), "signature")
-    app = request.app
-    farmer = await authenticated_farmer(app[CONTEXT], app[RATE_LIMITS], "get_login", launcher_id, token, signature)
+    farmer = await request.app[FARMERS].authenticated("get_login", launcher_id, token, signature, client_of(request))
     return farmer.launcher_id
 
 

@@ -1,4 +1,5 @@
-"""The rate limits' parts without a chain: token buckets, who the client is behind a proxy, and the config."""
+"""The rate limits' parts without a chain: token buckets, who the client is behind a proxy, the config, the budgets
+of failed signatures and the shares of admission."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pool.config import ConfigError, LimitsConfig, RateLimit, parse_config
 from pool.http.admission import BUSY_FROM_ADDRESS, BUSY_MESSAGE, Admission
 from pool.http.limits import client_address
 from pool.protocol.errors import PoolProtocolError
-from pool.protocol.rate_limits import RateLimited, RateLimits, TokenBuckets
+from pool.protocol.rate_limits import RateLimited, RateLimits, SigningKey, TokenBuckets
 from tests.config.test_config import EXAMPLE, REPO
 
 
@@ -132,6 +133,7 @@ def test_limits_config_values() -> None:
         example_with_limits(
             {
                 "per_address": {"rate": 0.5},
+                "failed_signatures": {"burst": 3},
                 "ipv6_prefix": 56,
                 "trusted_proxies": ["127.0.0.1", "10.0.0.0/8", "::1"],
                 "tracked_keys": 500,
@@ -139,7 +141,10 @@ def test_limits_config_values() -> None:
         ),
         REPO,
     ).limits
-    assert config.per_address == RateLimit(rate=0.5, burst=LimitsConfig().per_address.burst)
+    defaults = LimitsConfig()
+    assert config.per_address == RateLimit(rate=0.5, burst=defaults.per_address.burst)
+    assert config.failed_signatures == RateLimit(rate=defaults.failed_signatures.rate, burst=3)
+    assert config.failed_signatures_per_address == defaults.failed_signatures_per_address
     assert config.ipv6_prefix == 56
     assert [str(network) for network in config.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
     assert config.tracked_keys == 500
@@ -156,6 +161,7 @@ def test_limits_config_values() -> None:
         ({"trusted_proxies": ["localhost"]}, "limits.trusted_proxies", "'localhost' is not an IP address"),
         ({"tracked_keys": 5}, "limits.tracked_keys", "at least 100"),
         ({"per_ip": {}}, "limits.per_ip", "unknown key"),
+        ({"failed_signatures_per_address": {"rate": -1}}, "limits.failed_signatures_per_address.rate", "at least"),
         ({"ipv6_prefix": 8}, "limits.ipv6_prefix", "at least 16"),
         ({"ipv6_prefix": 129}, "limits.ipv6_prefix", "at most 128"),
     ],
@@ -165,6 +171,40 @@ def test_limits_config_errors_name_the_key(limits: dict[str, Any], key: str, wor
         parse_config(example_with_limits(limits), REPO)
     assert error.value.key == key
     assert words in error.value.problem
+
+
+def test_failed_signatures_are_counted_per_launcher_and_address_and_per_address() -> None:
+    limits = RateLimits(
+        LimitsConfig(
+            failed_signatures=RateLimit(rate=0.001, burst=2), failed_signatures_per_address=RateLimit(0.001, 5)
+        ),
+        clock=FakeClock(),
+    )
+    auth, owner = SigningKey.AUTHENTICATION, SigningKey.OWNER
+    one, two = bytes32(std_hash(b"launcher one")), bytes32(std_hash(b"launcher two"))
+    forger, farmer = "203.0.113.1", "198.51.100.1"
+    for _ in range(2):
+        limits.admit_signature_check(auth, one, forger)
+        limits.signature_checked(auth, one, forger, verified=False)
+    with pytest.raises(RateLimited) as refused:
+        limits.admit_signature_check(auth, one, forger)
+    # INVALID_SIGNATURE, so that chia's farmer sends PUT /farmer (GET /farmer answered so); the message says why.
+    assert refused.value.code is PoolErrorCode.INVALID_SIGNATURE and "not checked" in refused.value.message
+    limits.admit_signature_check(auth, one, farmer)  # the launcher is not locked for anyone else
+    limits.admit_signature_check(auth, two, forger)  # nor another launcher for the forger (until its address budget)
+    limits.admit_signature_check(owner, one, forger)  # the owner key's failures are counted apart
+    limits.signature_checked(owner, one, forger, verified=True)  # the owner signed from there: both refilled
+    limits.admit_signature_check(auth, one, forger)
+
+    for launcher in (two, two, bytes32(std_hash(b"three"))):  # 5 failures of the address in all
+        limits.signature_checked(auth, launcher, forger, verified=False)
+    with pytest.raises(RateLimited) as refused:
+        limits.admit_signature_check(auth, bytes32(std_hash(b"never named")), forger)
+    assert f"failed signatures from {forger}" in refused.value.message
+    limits.signature_checked(auth, one, forger, verified=True)  # a success does not refill the address's budget
+    with pytest.raises(RateLimited):
+        limits.admit_signature_check(auth, one, forger)
+    limits.admit_signature_check(auth, one, farmer)
 
 
 def test_admission_shares_the_places_between_addresses() -> None:
