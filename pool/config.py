@@ -202,6 +202,14 @@ class LimitsConfig:
     failed_signatures: RateLimit = RateLimit(0.1, 20)
     # Failed signatures per client address, whichever launcher ids they name (a forger rotating launcher ids).
     failed_signatures_per_address: RateLimit = RateLimit(1.0, 100)
+    # Per client address: POST and PUT /farmer requests that make the pool read the chain before their signature
+    # verified (the launcher's spend, the states the PlotNFT went through); given back when the request succeeds.
+    launcher_lookups: RateLimit = RateLimit(0.1, 20)
+    # Per client address: walks of a singleton's spends (POST /farmer, after the owner's signature verified) that
+    # ended in a refusal; given back when the farmer is registered.
+    singleton_walks: RateLimit = RateLimit(0.0166667, 5)  # one a minute
+    # Walks of POST and PUT /farmer running at once in the process; beyond, a request is answered "busy, retry".
+    concurrent_walks: int = 4
     # An IPv6 client counts as its /ipv6_prefix network: one subscriber usually holds a /48 or a /56, so a /64
     # would give one client thousands of buckets.
     ipv6_prefix: int = 48
@@ -574,15 +582,18 @@ RATE_LIMITS = (
     "signage_point_lookups",
     "failed_signatures",
     "failed_signatures_per_address",
+    "launcher_lookups",
+    "singleton_walks",
 )
 
 
 def _limits(s: _Section) -> LimitsConfig:
-    s.unknown_keys({*RATE_LIMITS, "ipv6_prefix", "trusted_proxies", "tracked_keys"})
+    s.unknown_keys({*RATE_LIMITS, "concurrent_walks", "ipv6_prefix", "trusted_proxies", "tracked_keys"})
     defaults = LimitsConfig()
     rate_limits = {name: _rate_limit(_optional_section(s, name), getattr(defaults, name)) for name in RATE_LIMITS}
     return LimitsConfig(
         **rate_limits,
+        concurrent_walks=s.int_("concurrent_walks", defaults.concurrent_walks, minimum=1, maximum=1000),
         ipv6_prefix=s.int_("ipv6_prefix", defaults.ipv6_prefix, minimum=16, maximum=128),
         trusted_proxies=_trusted_proxies(s),
         tracked_keys=s.int_("tracked_keys", defaults.tracked_keys, minimum=100),

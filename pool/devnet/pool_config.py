@@ -88,6 +88,8 @@ def devnet_pool_document(
             "signage_point_lookups": {"rate": 50, "burst": 500},
             "failed_signatures": {"rate": 100, "burst": 1000},
             "failed_signatures_per_address": {"rate": 1000, "burst": 5000},
+            "launcher_lookups": {"rate": 100, "burst": 1000},
+            "singleton_walks": {"rate": 100, "burst": 1000},
         },
         "store": {"backend": "sqlite", "path": str(store_path)},
         "logging": {"level": "INFO"},

@@ -1,24 +1,35 @@
 """Farmer registration (POST /farmer), settings updates (PUT /farmer) and what GET /farmer and GET /login check.
 
 Each check validates a parsed request against the chain and the store and raises PoolProtocolError with the
-protocol's error code at the first failed check; only a request that passed every check writes to the store. Every
-signature is checked in the verifier's threads, within the client address's budgets of failed signatures
-(signatures.py).
+protocol's error code at the first failed check; only a request that passed every check writes to the store.
+
+What a request costs the pool before it proved anything is bounded. Every signature is checked in the verifier's
+threads, within the client address's budgets of failed signatures (signatures.py). POST /farmer reads the launcher's
+spend (one look-up, kept) and checks the signature against the owner key of the PlotNFT's first pool state before it
+walks the singleton (up to MAX_REQUEST_WALK spends, each a block-generator run in the node): a request that is not
+the owner's makes no walk. An owner key that changed since (chia's wallet never changes it, a hand-made travel can)
+is found without a walk, one look-up per state the PlotNFT went through (chain/singleton.py, newest_owner_key).
+Walks run at most ``limits.concurrent_walks`` at once in the process, one per launcher id; refused ones count against
+the client address (``limits.singleton_walks``), and so do the chain reads of requests whose signature did not verify
+(``limits.launcher_lookups``): whichever launcher ids a client names, its budget is the same.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from pool.chain.shared_reads import SharedLookups
 from pool.chain.singleton import (
     KnownTip,
     SingletonForged,
     SingletonNotFound,
     SingletonView,
     follow_singleton,
+    newest_owner_key,
+    read_launcher,
     view_is_member,
 )
 from pool.chia_adapter import (
@@ -43,7 +54,7 @@ from pool.protocol.auth import (
 from pool.protocol.difficulty import suggested_difficulty_for
 from pool.protocol.errors import PoolProtocolError
 from pool.protocol.payout import parse_payout_instructions
-from pool.protocol.rate_limits import RateLimits, SigningKey
+from pool.protocol.rate_limits import RateLimited, RateLimits, SigningKey
 from pool.protocol.signatures import SignatureChecks
 from pool.store.abstract import FarmerAlreadyExists
 from pool.store.models import FarmerRecord
@@ -57,10 +68,15 @@ MINIMUM_DELAY_TIME = 3600
 # its plots win, so this covers a farmer of a few percent of the netspace for months; the singleton loop, which
 # follows known farmers from their recorded tip, has no bound.
 MAX_REQUEST_WALK = 10_000
-# A launcher id refused after a chain walk is refused again without one for this long (an anonymous client cannot
-# make the node walk a long-lived PlotNFT over and over). Shorter than the farmer's 300 s retry of POST /farmer.
+# Travels (pool state changes) followed to find an owner key that changed since the first (or recorded) state. Only a
+# request whose signature is not the first key's looks: chia's wallet keeps one owner key for a PlotNFT's life.
+MAX_OWNER_KEY_TRAVELS = 8
+# A launcher id refused after a chain look-up is refused again without one for this long (an anonymous client cannot
+# make the node read a PlotNFT over and over). Shorter than the farmer's 300 s retry of POST /farmer.
 REFUSAL_MEMORY_SECONDS = 120
 REFUSAL_MEMORY_ENTRIES = 10_000
+LAUNCHERS_KEPT = 10_000  # launchers read (buried: what they say never changes), the least recently used forgotten
+WALKS_BUSY = "the pool is busy following other PlotNFTs on chain; send the request again in a few minutes"
 NOT_THE_OWNER = "not the PlotNFT owner's"
 
 
@@ -80,16 +96,68 @@ class ClassicPutFarmerPayload(Streamable):
     suggested_difficulty: uint64 | None
 
 
+class RequestWalks:
+    """The chain walks of POST and PUT /farmer: at most ``limit`` at once in the process, a request beyond answered
+    SERVER_EXCEPTION (busy, retry) at once; concurrent requests for the same key share one walk."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.started = 0  # walks started since the process started (tests and operators)
+        self._running: dict[object, asyncio.Future[tuple[SingletonView, int]]] = {}
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def run(
+        self, key: object, walk: Callable[[], Awaitable[tuple[SingletonView, int]]]
+    ) -> tuple[SingletonView, int]:
+        task = self._running.get(key)
+        if task is None:
+            if len(self._running) >= self.limit:
+                raise PoolProtocolError(PoolErrorCode.SERVER_EXCEPTION, WALKS_BUSY)
+            task = asyncio.ensure_future(walk())
+            self._running[key] = task
+            self.started += 1
+            task.add_done_callback(lambda done: self._finished(key, done))
+        # shield: one caller giving up (its client went away) must not cancel the others' walk.
+        return await asyncio.shield(task)
+
+    def _finished(self, key: object, task: asyncio.Future[tuple[SingletonView, int]]) -> None:
+        self._running.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: callers that gave up must not leave "never retrieved" warnings
+
+
+class _LookupCharge:
+    """The client's launcher look-up budget, taken once by a request when it first reads the chain."""
+
+    def __init__(self, limits: RateLimits, address: str) -> None:
+        self._limits = limits
+        self._address = address
+        self.taken = False
+
+    def take(self) -> None:
+        if not self.taken:
+            self._limits.take_launcher_lookup(self._address)
+            self.taken = True
+
+    def give_back(self) -> None:
+        if self.taken:
+            self._limits.give_back_launcher_lookup(self._address)
+            self.taken = False
+
+
 class FarmerChecks:
     """POST and PUT /farmer, and the checks of GET /farmer and GET /login, over what one pool process shares: the
-    signature checks, the rate limits, the walks and the launcher ids refused recently."""
+    signature checks, the rate limits, the walks, the launchers read and the launcher ids refused recently."""
 
     def __init__(self, ctx: PoolContext, signatures: SignatureChecks, limits: RateLimits) -> None:
         self._ctx = ctx
         self.signatures = signatures  # and what they counted
         self._limits = limits
-        # Concurrent POST /farmer requests for the same launcher id share one chain walk.
-        self._walks: SharedLookups[tuple[SingletonView, int]] = SharedLookups()
+        self.walks = RequestWalks(ctx.config.limits.concurrent_walks)
+        self._launchers: OrderedDict[bytes32, SingletonView] = OrderedDict()
         # launcher id -> (unix time until which it stays refused, why)
         self._refused: OrderedDict[bytes32, tuple[int, str]] = OrderedDict()
 
@@ -111,8 +179,25 @@ class FarmerChecks:
             )
         self.signatures.admit(SigningKey.OWNER, launcher_id, address)
 
+        lookups = _LookupCharge(self._limits, address)
+        launcher = await self._launcher(launcher_id, lookups, now)
+        message = payload.get_hash()
+        owner_key = await self._owner_key(
+            launcher_id, launcher, KnownTip(launcher.tip, launcher.state), message, request.signature, lookups, address
+        )
+        if launcher.delay_time < MINIMUM_DELAY_TIME:
+            raise PoolProtocolError(
+                PoolErrorCode.DELAY_TIME_TOO_SHORT,
+                f"the PlotNFT's delay time is {launcher.delay_time} s; this pool needs at least {MINIMUM_DELAY_TIME} s",
+            )
+
+        # Signed by the owner (or a replay of the owner's request to another pool): now the walk, charged to the
+        # client until it ends in a registration (so the budget counts the walks that ended in a refusal).
+        self._limits.take_singleton_walk(address)
         try:
-            singleton, peak_height = await self._walks.run(launcher_id, lambda: current_singleton(ctx, launcher_id))
+            singleton, peak_height = await self.walks.run(
+                launcher_id, lambda: current_singleton(ctx, launcher_id, launcher=launcher)
+            )
             if not view_is_member(singleton, ctx.config.pool, peak_height):
                 raise PoolProtocolError(
                     PoolErrorCode.INVALID_SINGLETON,
@@ -122,23 +207,12 @@ class FarmerChecks:
                     f"{ctx.config.chain.confirmation_security_threshold} blocks",
                 )
         except PoolProtocolError as error:
-            self._remember_refusal(launcher_id, now, error.message)
+            if error.code is PoolErrorCode.INVALID_SINGLETON:
+                self._remember_refusal(launcher_id, now, error.message)
+            else:  # busy: nothing was walked
+                self._limits.give_back_singleton_walk(address)
             raise
-        await self.signatures.check(
-            SigningKey.OWNER,
-            launcher_id,
-            address,
-            [singleton.state.owner_pubkey],
-            [payload.get_hash()],
-            request.signature,
-            NOT_THE_OWNER,
-        )
-        if singleton.delay_time < MINIMUM_DELAY_TIME:
-            raise PoolProtocolError(
-                PoolErrorCode.DELAY_TIME_TOO_SHORT,
-                f"the PlotNFT's delay time is {singleton.delay_time} s; this pool needs at least "
-                f"{MINIMUM_DELAY_TIME} s",
-            )
+        await self._signed_by_buried_owner(singleton, owner_key, message, request.signature)
 
         minimum, default = ctx.config.difficulty.minimum, ctx.config.difficulty.default
         farmer = FarmerRecord(
@@ -160,6 +234,9 @@ class FarmerChecks:
             await ctx.store.add_farmer(farmer)
         except FarmerAlreadyExists:  # a concurrent POST of the same farmer won the race
             raise _already_known(launcher_id) from None
+        # Registered: what this request spent of the client's budgets was not a refusal.
+        self._limits.give_back_singleton_walk(address)
+        lookups.give_back()
         return PostFarmerResponse(ctx.config.pool.welcome_message)
 
     async def update(self, request: PutFarmerRequest, address: str) -> PutFarmerResponse:
@@ -186,18 +263,17 @@ class FarmerChecks:
             payload.payout_instructions,
             payload.suggested_difficulty,
         ).get_hash()
-        # The owner key can change on chain (a new owner takes the PlotNFT to another wallet): ask the chain, not the
-        # store.
-        singleton, peak_height = await current_singleton(ctx, launcher_id, farmer)
-        await self.signatures.check(
-            SigningKey.OWNER,
-            launcher_id,
-            address,
-            [singleton.state.owner_pubkey],
-            [signed],
-            request.signature,
-            NOT_THE_OWNER,
+        # The owner key of the state the pool recorded first; if it is not that key's, the key may have changed on
+        # chain since (a new owner took the PlotNFT): found without a walk.
+        lookups = _LookupCharge(self._limits, address)
+        recorded = KnownTip(farmer.singleton_tip, farmer.singleton_tip_state)
+        owner_key = await self._owner_key(launcher_id, farmer, recorded, signed, request.signature, lookups, address)
+        # The buried state decides (read from the recorded tip, so a short walk).
+        singleton, peak_height = await self.walks.run(
+            ("put", launcher_id), lambda: current_singleton(ctx, launcher_id, farmer)
         )
+        await self._signed_by_buried_owner(singleton, owner_key, signed, request.signature)
+        lookups.give_back()
 
         new_key = payload.authentication_public_key
         if new_key is not None:
@@ -262,6 +338,81 @@ class FarmerChecks:
             allowance.verified()
         return farmer
 
+    async def _launcher(self, launcher_id: bytes32, lookups: _LookupCharge, now: int) -> SingletonView:
+        """The launcher as read before (kept), or read now: charged to the client, a refusal remembered."""
+        kept = self._launchers.get(launcher_id)
+        if kept is not None:
+            self._launchers.move_to_end(launcher_id)
+            return kept
+        lookups.take()
+        ctx = self._ctx
+        try:
+            peak = await ctx.node.peak()
+            buried_below = peak.height - ctx.config.chain.confirmation_security_threshold
+            launcher = await read_launcher(ctx.node, launcher_id, buried_below)
+        except SingletonNotFound as exc:
+            error = _singleton_refusal(launcher_id, exc)
+            self._remember_refusal(launcher_id, now, error.message)
+            raise error from None
+        self._launchers[launcher_id] = launcher
+        while len(self._launchers) > LAUNCHERS_KEPT:
+            self._launchers.popitem(last=False)
+        return launcher
+
+    async def _owner_key(
+        self,
+        launcher_id: bytes32,
+        delay: SingletonView | FarmerRecord,
+        since: KnownTip,
+        message: bytes,
+        signature: G2Element,
+        lookups: _LookupCharge,
+        address: str,
+    ) -> G1Element:
+        """The owner key the request is signed by: that of the state ``since`` left the PlotNFT in, or of a newer
+        state it travelled to after (looked for only when the signature is not the first's, charged to the client).
+        ``delay``: where the PlotNFT's delay time and puzzle hash are read. Raises INVALID_SIGNATURE, counted against
+        the client's failure budgets."""
+        key = since.state.owner_pubkey
+        verified = await self.signatures.verifies([key], [message], signature)
+        if not verified:
+            try:
+                lookups.take()
+            except RateLimited:  # refused the look-up, but the signature was checked and failed: that counts
+                self.signatures.outcome(SigningKey.OWNER, launcher_id, address, verified=False)
+                raise
+            ctx = self._ctx
+            newer = await newest_owner_key(
+                ctx.node,
+                launcher_id,
+                tip=since.tip,
+                state=since.state,
+                delay_time=delay.delay_time,
+                delay_puzzle_hash=delay.delay_puzzle_hash,
+                genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
+                max_travels=MAX_OWNER_KEY_TRAVELS,
+            )
+            if newer != key:
+                key, verified = newer, await self.signatures.verifies([newer], [message], signature)
+        self.signatures.outcome(SigningKey.OWNER, launcher_id, address, verified)
+        if not verified:
+            raise PoolProtocolError(PoolErrorCode.INVALID_SIGNATURE, f"invalid signature: {NOT_THE_OWNER}")
+        return key
+
+    async def _signed_by_buried_owner(
+        self, singleton: SingletonView, signed_by: G1Element, message: bytes, signature: G2Element
+    ) -> None:
+        """The key of the state the pool trusts (buried) must be the one that signed: one found in a travel that
+        is not buried yet does not count yet."""
+        if singleton.state.owner_pubkey == signed_by:
+            return
+        if not await self.signatures.verifies([singleton.state.owner_pubkey], [message], signature):
+            raise PoolProtocolError(
+                PoolErrorCode.INVALID_SIGNATURE,
+                f"invalid signature: {NOT_THE_OWNER} (of the state buried "
+                f"{self._ctx.config.chain.confirmation_security_threshold} blocks deep)",
+            )
+
     def _remember_refusal(self, launcher_id: bytes32, now: int, message: str) -> None:
         refused = self._refused
         refused.pop(launcher_id, None)
@@ -285,10 +436,11 @@ async def known_farmer(ctx: PoolContext, launcher_id: bytes32) -> FarmerRecord:
 
 
 async def current_singleton(
-    ctx: PoolContext, launcher_id: bytes32, farmer: FarmerRecord | None = None
+    ctx: PoolContext, launcher_id: bytes32, farmer: FarmerRecord | None = None, launcher: SingletonView | None = None
 ) -> tuple[SingletonView, int]:
     """The singleton's buried state and the peak height it was read at (continuing from a known farmer's recorded
-    tip, which saves walking every reward claim again). Raises INVALID_SINGLETON."""
+    tip, which saves walking every reward claim again; ``launcher``: its launcher as read already). Raises
+    INVALID_SINGLETON."""
     peak = await ctx.node.peak()
     known = KnownTip(farmer.singleton_tip, farmer.singleton_tip_state) if farmer is not None else None
     try:
@@ -300,6 +452,7 @@ async def current_singleton(
             genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
             known=known,
             max_spends=MAX_REQUEST_WALK,
+            launcher=launcher,
         )
     except SingletonNotFound as exc:
         raise _singleton_refusal(launcher_id, exc) from None

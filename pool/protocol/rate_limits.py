@@ -1,8 +1,9 @@
 """Rate limits that keep one client from slowing the pool for every other farmer.
 
 Token buckets in memory, per client address, per launcher id (requests signed by the farmer's authentication key),
-per launcher id for signage point look-ups that reach the node, and the budgets of failed signatures (per launcher id
-and client address, and per client address). They protect the process, so they are neither durable nor shared
+per launcher id for signage point look-ups that reach the node, and the budgets of work done before a request proved
+anything: failed signatures (per launcher id and client address, and per client address), and the chain reads and
+walks of POST and PUT /farmer (per client address). They protect the process, so they are neither durable nor shared
 between worker processes. Each map is bounded: the least recently seen keys are forgotten first, which at worst gives
 a forgotten client a full bucket again.
 
@@ -136,6 +137,8 @@ class RateLimits:
         self.failed_signatures_per_address: TokenBuckets[tuple[SigningKey, str]] = TokenBuckets(
             config.failed_signatures_per_address, config.tracked_keys, clock
         )
+        self.launcher_lookups: TokenBuckets[str] = TokenBuckets(config.launcher_lookups, config.tracked_keys, clock)
+        self.singleton_walks: TokenBuckets[str] = TokenBuckets(config.singleton_walks, config.tracked_keys, clock)
 
     def admit_address(self, address: str) -> None:
         """Raises RateLimited when ``address`` sent more than its share of requests."""
@@ -207,6 +210,25 @@ class RateLimits:
         self.failed_signatures.refill((key, launcher_id, address))
         if key is SigningKey.OWNER:
             self.failed_signatures.refill((SigningKey.AUTHENTICATION, launcher_id, address))
+
+    def take_launcher_lookup(self, address: str) -> None:
+        """Raises RateLimited when ``address`` made the pool read the chain for POST or PUT /farmer too often."""
+        self._take(self.launcher_lookups, "launcher_lookups", "PlotNFT look-ups", address)
+
+    def give_back_launcher_lookup(self, address: str) -> None:
+        self.launcher_lookups.give_back(address)
+
+    def take_singleton_walk(self, address: str) -> None:
+        """Raises RateLimited when ``address``'s POST /farmer requests made the pool walk singletons too often."""
+        self._take(self.singleton_walks, "singleton_walks", "refused PlotNFT walks", address)
+
+    def give_back_singleton_walk(self, address: str) -> None:
+        self.singleton_walks.give_back(address)
+
+    def _take(self, buckets: TokenBuckets[str], limit: str, what: str, address: str) -> None:
+        wait = buckets.take(address)
+        if wait:
+            self._refuse(limit, f"more than {_rate(buckets.limit)} {what} for requests from {address}", wait)
 
     def _refuse(
         self, limit: str, message: str, retry_after: float, code: PoolErrorCode = PoolErrorCode.REQUEST_FAILED

@@ -1,12 +1,13 @@
 """The rate limits' parts without a chain: token buckets, who the client is behind a proxy, the config, the budgets
-of failed signatures and the shares of admission."""
+of failed signatures, the shares of admission and the bound on walks."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from pool.config import ConfigError, LimitsConfig, RateLimit, parse_config
 from pool.http.admission import BUSY_FROM_ADDRESS, BUSY_MESSAGE, Admission
 from pool.http.limits import client_address
 from pool.protocol.errors import PoolProtocolError
+from pool.protocol.farmers import WALKS_BUSY, RequestWalks
 from pool.protocol.rate_limits import RateLimited, RateLimits, SigningKey, TokenBuckets
 from tests.config.test_config import EXAMPLE, REPO
 
@@ -134,6 +136,8 @@ def test_limits_config_values() -> None:
             {
                 "per_address": {"rate": 0.5},
                 "failed_signatures": {"burst": 3},
+                "singleton_walks": {"rate": 0.01, "burst": 2},
+                "concurrent_walks": 1,
                 "ipv6_prefix": 56,
                 "trusted_proxies": ["127.0.0.1", "10.0.0.0/8", "::1"],
                 "tracked_keys": 500,
@@ -144,8 +148,9 @@ def test_limits_config_values() -> None:
     defaults = LimitsConfig()
     assert config.per_address == RateLimit(rate=0.5, burst=defaults.per_address.burst)
     assert config.failed_signatures == RateLimit(rate=defaults.failed_signatures.rate, burst=3)
-    assert config.failed_signatures_per_address == defaults.failed_signatures_per_address
-    assert config.ipv6_prefix == 56
+    assert config.singleton_walks == RateLimit(rate=0.01, burst=2)
+    assert config.launcher_lookups == defaults.launcher_lookups
+    assert (config.concurrent_walks, config.ipv6_prefix) == (1, 56)
     assert [str(network) for network in config.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
     assert config.tracked_keys == 500
 
@@ -162,6 +167,8 @@ def test_limits_config_values() -> None:
         ({"tracked_keys": 5}, "limits.tracked_keys", "at least 100"),
         ({"per_ip": {}}, "limits.per_ip", "unknown key"),
         ({"failed_signatures_per_address": {"rate": -1}}, "limits.failed_signatures_per_address.rate", "at least"),
+        ({"launcher_lookups": {"burst": 0}}, "limits.launcher_lookups.burst", "at least 1"),
+        ({"concurrent_walks": 0}, "limits.concurrent_walks", "at least 1"),
         ({"ipv6_prefix": 8}, "limits.ipv6_prefix", "at least 16"),
         ({"ipv6_prefix": 129}, "limits.ipv6_prefix", "at most 128"),
     ],
@@ -224,3 +231,24 @@ def test_admission_shares_the_places_between_addresses() -> None:
         admission.leave(address)
     assert (admission.in_flight, admission.held_by("a")) == (0, 0)
     admission.enter("a")
+
+
+async def test_walks_at_once_are_bounded_and_shared_per_launcher() -> None:
+    walks = RequestWalks(limit=1)
+    release = asyncio.Event()
+    result = cast(Any, ("view", 7))
+
+    async def walk() -> Any:
+        await release.wait()
+        return result
+
+    first = asyncio.ensure_future(walks.run("launcher", walk))
+    joined = asyncio.ensure_future(walks.run("launcher", walk))  # the same launcher: shares the running walk
+    await asyncio.sleep(0)
+    with pytest.raises(PoolProtocolError) as busy:
+        await walks.run("another launcher", walk)
+    assert busy.value.code is PoolErrorCode.SERVER_EXCEPTION and busy.value.message == WALKS_BUSY
+    release.set()
+    assert await first is result and await joined is result
+    assert (walks.started, walks.running) == (1, 0)
+    assert await walks.run("another launcher", walk) is result
