@@ -98,6 +98,9 @@ class PartialsConfig:
     # point: a burst of a few times the pool's rate is absorbed (a refused partial's points are lost, chia's farmer
     # does not send it again), and under lasting overload a partial the pool takes is answered within a second.
     max_in_flight: int = field(default_factory=lambda: default_max_in_flight())
+    # Of those, at most this many from one client address: a client flooding the pool (with its own partials or with
+    # forged ones) is answered "busy" while other farmers' partials still find places. Default: an eighth.
+    max_in_flight_per_address: int = field(default_factory=lambda: max(1, default_max_in_flight() // 8))
 
 
 def default_verify_threads() -> int:
@@ -206,13 +209,31 @@ class LimitsConfig:
     The defaults sit far above what an honest farmer sends (a few partials per signage point, one signage point
     every ~9.4 s on mainnet) and far below what would slow the pool for everyone else."""
 
-    # Every request from one client address (an IPv6 client: its /64), checked before the body is read.
+    # Every request from one client address (an IPv6 client: its /ipv6_prefix), checked before the body is read.
     per_address: RateLimit = RateLimit(50.0, 250)
     # Requests signed by one farmer's authentication key (POST /partial, GET /farmer, GET /login), checked before
     # the signature; only requests whose signature verifies use it up, so nobody else can spend a farmer's allowance.
     per_launcher: RateLimit = RateLimit(10.0, 200)
     # Per farmer: partials for a signage point the pool has not cached, whose look-up reaches the node.
     signage_point_lookups: RateLimit = RateLimit(1.0, 30)
+    # Failed signatures per launcher id *and* client address (owner key and authentication key counted apart): once
+    # spent, that address's requests for that launcher are refused before their signature is checked. Counted per
+    # address so that nobody can spend an honest farmer's budget from elsewhere; a signature that verifies from the
+    # address refills it.
+    failed_signatures: RateLimit = RateLimit(0.1, 20)
+    # Failed signatures per client address, whichever launcher ids they name (a forger rotating launcher ids).
+    failed_signatures_per_address: RateLimit = RateLimit(1.0, 100)
+    # Per client address: POST and PUT /farmer requests that make the pool read the chain before their signature
+    # verified (the launcher's spend, the states the PlotNFT went through); given back when the request succeeds.
+    launcher_lookups: RateLimit = RateLimit(0.1, 20)
+    # Per client address: walks of a singleton's spends (POST /farmer, after the owner's signature verified) that
+    # ended in a refusal; given back when the farmer is registered.
+    singleton_walks: RateLimit = RateLimit(0.0166667, 5)  # one a minute
+    # Walks of POST and PUT /farmer running at once in the process; beyond, a request is answered "busy, retry".
+    concurrent_walks: int = 4
+    # An IPv6 client counts as its /ipv6_prefix network: one subscriber usually holds a /48 or a /56, so a /64
+    # would give one client thousands of buckets.
+    ipv6_prefix: int = 48
     # Peers whose X-Forwarded-For header names the client (a reverse proxy in front of the pool); none by default.
     trusted_proxies: tuple[IpNetwork, ...] = ()
     tracked_keys: int = 100_000  # clients (addresses, launcher ids) remembered per limit; the least recent go first
@@ -431,8 +452,10 @@ def _partials(s: _Section) -> PartialsConfig:
             "stale_partials",
             "verify_threads",
             "max_in_flight",
+            "max_in_flight_per_address",
         }
     )
+    max_in_flight = s.int_("max_in_flight", default_max_in_flight(), minimum=1, maximum=100_000)
     return PartialsConfig(
         time_limit=s.int_("time_limit", 25, minimum=1, maximum=300),
         confirmation_delay=s.int_("confirmation_delay", 30, minimum=0),
@@ -440,7 +463,10 @@ def _partials(s: _Section) -> PartialsConfig:
         max_body_bytes=s.int_("max_body_bytes", 65536, minimum=4096),
         stale_partials=s.choice("stale_partials", STALE_PARTIAL_POLICIES, "credit"),
         verify_threads=s.int_("verify_threads", default_verify_threads(), minimum=0, maximum=256),
-        max_in_flight=s.int_("max_in_flight", default_max_in_flight(), minimum=1, maximum=100_000),
+        max_in_flight=max_in_flight,
+        max_in_flight_per_address=s.int_(
+            "max_in_flight_per_address", max(1, max_in_flight // 8), minimum=1, maximum=max_in_flight
+        ),
     )
 
 
@@ -617,12 +643,23 @@ def _trusted_proxies(s: _Section) -> tuple[IpNetwork, ...]:
     return tuple(networks)
 
 
+RATE_LIMITS = (
+    "per_address",
+    "per_launcher",
+    "signage_point_lookups",
+    "failed_signatures",
+    "failed_signatures_per_address",
+    "launcher_lookups",
+    "singleton_walks",
+)
+
+
 def _limits(s: _Section) -> LimitsConfig:
     s.unknown_keys(
         {
-            "per_address",
-            "per_launcher",
-            "signage_point_lookups",
+            *RATE_LIMITS,
+            "concurrent_walks",
+            "ipv6_prefix",
             "trusted_proxies",
             "tracked_keys",
             "header_timeout",
@@ -630,12 +667,11 @@ def _limits(s: _Section) -> LimitsConfig:
         }
     )
     defaults = LimitsConfig()
+    rate_limits = {name: _rate_limit(_optional_section(s, name), getattr(defaults, name)) for name in RATE_LIMITS}
     return LimitsConfig(
-        per_address=_rate_limit(_optional_section(s, "per_address"), defaults.per_address),
-        per_launcher=_rate_limit(_optional_section(s, "per_launcher"), defaults.per_launcher),
-        signage_point_lookups=_rate_limit(
-            _optional_section(s, "signage_point_lookups"), defaults.signage_point_lookups
-        ),
+        **rate_limits,
+        concurrent_walks=s.int_("concurrent_walks", defaults.concurrent_walks, minimum=1, maximum=1000),
+        ipv6_prefix=s.int_("ipv6_prefix", defaults.ipv6_prefix, minimum=16, maximum=128),
         trusted_proxies=_trusted_proxies(s),
         tracked_keys=s.int_("tracked_keys", defaults.tracked_keys, minimum=100),
         header_timeout=s.number("header_timeout", defaults.header_timeout, minimum=0.1),

@@ -12,9 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pool.chain.interface import FullNode, Wallet
-from pool.chain.shared_reads import SharedLookups
-from pool.chain.singleton import SingletonView
-from pool.chia_adapter import ConsensusConstants, bytes32
+from pool.chia_adapter import ConsensusConstants
 from pool.config import PoolConfig
 from pool.stats import PoolStats
 from pool.store.abstract import AbstractPoolStore
@@ -35,10 +33,6 @@ class PoolContext:
     # The same clock with sub-second precision (time limits); by default time.time(), or ``now`` when that is injected.
     precise_clock: Callable[[], float] | None = None
     stats: PoolStats = field(default_factory=PoolStats)  # counters for operators; not durable, not money
-    # POST /farmer: launcher ids refused after a chain walk -> (unix time until which they stay refused, why).
-    refused_launchers: dict[bytes32, tuple[int, str]] = field(default_factory=dict)
-    # POST /farmer: concurrent requests for the same launcher id share one chain walk.
-    singleton_walks: SharedLookups[tuple[SingletonView, int]] = field(default_factory=SharedLookups, repr=False)
 
     def precise_now(self) -> float:
         """Unix time with sub-second precision, for time limits; an injected ``now`` clock is used as it is."""

@@ -232,18 +232,23 @@ def http_application(ctx: PoolContext, signage_points: SignagePointCache) -> web
     """The farmers' API, the pages and the operator's endpoints, over the checks and limits they share."""
     from pool.http.admission import Admission
     from pool.http.app import create_app
+    from pool.protocol.farmers import FarmerChecks
     from pool.protocol.partials import PartialChecker
     from pool.protocol.rate_limits import RateLimits
     from pool.protocol.signage_points import PeakCache
+    from pool.protocol.signatures import SignatureChecks
     from pool.protocol.verification import SignatureVerifier
 
     limits = RateLimits(ctx.config.limits, registry=ctx.stats.metrics.registry)
+    # One set of verifying threads for every signature of every request (partials, GET/POST/PUT /farmer, /login).
     verifier = SignatureVerifier(ctx.config.partials.verify_threads)
+    signatures = SignatureChecks(verifier, limits)
     app = create_app(
         ctx,
-        partials=PartialChecker(ctx, signage_points, PeakCache(ctx.node), verifier, limits),
+        partials=PartialChecker(ctx, signage_points, PeakCache(ctx.node), signatures, limits),
+        farmers=FarmerChecks(ctx, signatures, limits),
         signage_points=signage_points,
-        admission=Admission(ctx.config.partials.max_in_flight),
+        admission=Admission(ctx.config.partials.max_in_flight, ctx.config.partials.max_in_flight_per_address),
         limits=limits,
     )
 

@@ -26,6 +26,7 @@ from pool.chia_adapter import (
     Coin,
     CoinRecord,
     CoinSpend,
+    G1Element,
     PoolSingletonState,
     PoolState,
     bytes32,
@@ -92,14 +93,28 @@ async def follow_singleton(
     genesis_challenge: bytes32,
     known: KnownTip | None = None,
     max_spends: int | None = None,
+    launcher: SingletonView | None = None,
 ) -> SingletonView:
     """Walk the singleton from its launcher (or from ``known``) to its most recent buried spend, checking each state.
+    ``launcher``: what read_launcher answered for it (then the launcher is not read again).
 
     Raises SingletonNotFound if the launcher is missing, unspent, not yet buried or not a PlotNFT's; SingletonForged
     if a state does not match the singleton's puzzle; SingletonWalkTooLong if more than ``max_spends`` spends would
     be read; ChainUnavailable if the node cannot be asked.
     """
     buried_below = peak_height - confirmation_security_threshold  # spends at or below this height are trusted
+    start = launcher if launcher is not None else await read_launcher(node, launcher_id, buried_below)
+    walk = _Walk(
+        node, launcher_id, start.delay_time, start.delay_puzzle_hash, genesis_challenge, buried_below, max_spends
+    )
+    resumed = await walk.resume_point(start, known)
+    return await walk.run(resumed or start)
+
+
+async def read_launcher(node: FullNode, launcher_id: bytes32, buried_below: int) -> SingletonView:
+    """The PlotNFT as its launcher spend made it (buried at or below ``buried_below``): the first pool state, which
+    names the owner key, and the delay time and puzzle hash. One coin look-up and one spend look-up. Not yet checked
+    against the chain (the walk checks the launcher's child first). Raises SingletonNotFound, SingletonForged."""
     launcher_spend, launcher_height = await _buried_spend(node, launcher_id, buried_below, "launcher")
     if launcher_spend.coin.puzzle_hash != SINGLETON_LAUNCHER_HASH:
         raise SingletonForged(
@@ -113,9 +128,7 @@ async def follow_singleton(
         raise SingletonNotFound(f"launcher {launcher_id.hex()} is not a pool singleton launcher: {exc}") from exc
     if initial_state is None:
         raise SingletonNotFound(f"launcher {launcher_id.hex()} carries no pool state")
-
-    walk = _Walk(node, launcher_id, int(delay_time), delay_puzzle_hash, genesis_challenge, buried_below, max_spends)
-    start = SingletonView(
+    return SingletonView(
         launcher_id=launcher_id,
         delay_time=int(delay_time),
         delay_puzzle_hash=delay_puzzle_hash,
@@ -125,8 +138,62 @@ async def follow_singleton(
         state_height=launcher_height,
         coin_height=launcher_height,
     )
-    resumed = await walk.resume_point(start, known)
-    return await walk.run(resumed or start)
+
+
+async def newest_owner_key(
+    node: FullNode,
+    launcher_id: bytes32,
+    *,
+    tip: CoinSpend,
+    state: PoolState,
+    delay_time: int,
+    delay_puzzle_hash: bytes32,
+    genesis_challenge: bytes32,
+    max_travels: int,
+) -> G1Element:
+    """The owner key of the newest state the singleton reached from ``tip`` (a spend that left it in ``state``),
+    buried or not, read without walking every spend.
+
+    A state fixes the singleton's puzzle hash (the owner key is curried into it), and absorbs keep the state: so the
+    singleton's coins in one state are the odd coins at one puzzle hash, read in one look-up, each the child of the
+    one before. Only the spend that left that puzzle hash (a travel) is read, and its announced state is checked
+    against its child's puzzle hash as the walk does. So the cost is one look-up per state and one spend per travel,
+    at most ``max_travels``, whatever the number of absorbs. When the chain says nothing clear (a coin the node does
+    not know yet, a spend that does not match the state it announces) the newest key found so far is the answer:
+    this only tells which key to check a signature against; the walk decides what the pool trusts."""
+    walk = _Walk(node, launcher_id, delay_time, delay_puzzle_hash, genesis_challenge, buried_below=0, max_spends=None)
+    owner = state.owner_pubkey
+    try:
+        coin = walk.checked_child(tip, state, 0)
+        for _ in range(max_travels):
+            if coin is None:
+                break  # melted
+            record = await _last_coin_at_puzzle_hash(node, coin)
+            if record is None or not record.spent:
+                break  # still in this state
+            spend = await node.coin_spend(record)
+            new_state = None if spend is None else _state_of(spend)
+            if spend is None or new_state is None:
+                break
+            coin = walk.checked_child(spend, new_state, int(record.spent_block_index))
+            owner = new_state.owner_pubkey
+    except SingletonForged:
+        pass
+    return owner
+
+
+async def _last_coin_at_puzzle_hash(node: FullNode, coin: Coin) -> CoinRecord | None:
+    """The newest coin of ``coin``'s lineage that kept its puzzle hash: each one the odd child of the one before
+    (coins anyone else sent to that puzzle hash are no one's child in it and are never reached)."""
+    records = await node.coin_records_by_puzzle_hashes([coin.puzzle_hash], include_spent=True)
+    by_name = {record.coin.name(): record for record in records}
+    children = {record.coin.parent_coin_info: record for record in records if record.coin.amount % 2 == 1}
+    record = by_name.get(coin.name())
+    for _ in range(len(records)):
+        if record is None or record.coin.name() not in children:
+            break
+        record = children[record.coin.name()]
+    return record
 
 
 async def _buried_spend(node: FullNode, coin_id: bytes32, buried_below: int, what: str) -> tuple[CoinSpend, int]:

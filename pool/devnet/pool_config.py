@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pool.chia_adapter import bytes32, encode_puzzle_hash, std_hash
-from pool.config import PoolConfig, address_prefix_for, parse_config
+from pool.config import PoolConfig, address_prefix_for, default_max_in_flight, parse_config
 from pool.devnet.world import World
 
 
@@ -54,7 +54,14 @@ def devnet_pool_document(
         # 300 partials in 10 minutes: the devnet's signage points come many times faster than mainnet's, and with the
         # default day the difficulty would climb past what its k20 plots can ever meet (about 2e9).
         "difficulty": {"minimum": 1, "default": 1, "number_of_partials_target": 300, "time_target": 600},
-        "partials": {"time_limit": 25, "confirmation_delay": 2, "signage_point_wait": 3},
+        # Every farmer of the devnet (and the benchmark's sender) connects from 127.0.0.1: one address may take every
+        # place among partials in flight.
+        "partials": {
+            "time_limit": 25,
+            "confirmation_delay": 2,
+            "signage_point_wait": 3,
+            "max_in_flight_per_address": default_max_in_flight(),
+        },
         "chain": {
             "network": network,
             "chia_root": str(node_root),
@@ -82,6 +89,10 @@ def devnet_pool_document(
             "per_launcher": {"rate": 100, "burst": 1000},
             "signage_point_lookups": {"rate": 50, "burst": 500},
             "connections_per_address": 10_000,
+            "failed_signatures": {"rate": 100, "burst": 1000},
+            "failed_signatures_per_address": {"rate": 1000, "burst": 5000},
+            "launcher_lookups": {"rate": 100, "burst": 1000},
+            "singleton_walks": {"rate": 100, "burst": 1000},
         },
         "store": {"backend": "sqlite", "path": str(store_path)},
         "logging": {"level": "INFO"},

@@ -29,8 +29,8 @@ from pool.chia_adapter import (
 from pool.context import PoolContext
 from pool.http.admission import Admission
 from pool.http.guard import json_body, protocol_methods, quiet_http_parser_errors
-from pool.http.keys import CONTEXT, RATE_LIMITS
-from pool.http.limits import per_address_limit
+from pool.http.keys import CONTEXT, FARMERS, RATE_LIMITS
+from pool.http.limits import client_of, per_address_limit
 from pool.http.operator_endpoints import setup_operator_endpoints
 from pool.http.pages import setup_pages
 from pool.protocol.encoding import (
@@ -42,7 +42,7 @@ from pool.protocol.encoding import (
     streamable_from_json,
 )
 from pool.protocol.errors import PoolProtocolError, one_line
-from pool.protocol.farmers import authenticated_farmer, register_farmer, update_farmer
+from pool.protocol.farmers import FarmerChecks
 from pool.protocol.partials import PartialChecker
 from pool.protocol.rate_limits import RateLimits
 from pool.protocol.signage_points import SignagePointCache
@@ -61,6 +61,7 @@ def create_app(
     ctx: PoolContext,
     *,
     partials: PartialChecker,
+    farmers: FarmerChecks,
     signage_points: SignagePointCache,
     admission: Admission,
     limits: RateLimits,
@@ -76,6 +77,7 @@ def create_app(
     app[RATE_LIMITS] = limits
     app[SIGNAGE_POINTS] = signage_points  # shared with the confirmation loop
     app[PARTIALS] = partials
+    app[FARMERS] = farmers
     app[ADMISSION] = admission
     app.router.add_get("/pool_info", get_pool_info)
     app.router.add_get("/farmer", get_farmer)
@@ -110,12 +112,12 @@ async def get_pool_info(request: web.Request) -> web.Response:
 
 async def post_farmer(request: web.Request) -> web.Response:
     farmer_request = streamable_from_json(PostFarmerRequest, await json_body(request))
-    return _reply(await register_farmer(request.app[CONTEXT], farmer_request))
+    return _reply(await request.app[FARMERS].register(farmer_request, client_of(request)))
 
 
 async def put_farmer(request: web.Request) -> web.Response:
     farmer_request = streamable_from_json(PutFarmerRequest, await json_body(request))
-    return _reply(await update_farmer(request.app[CONTEXT], farmer_request))
+    return _reply(await request.app[FARMERS].update(farmer_request, client_of(request)))
 
 
 async def get_farmer(request: web.Request) -> web.Response:
@@ -135,16 +137,16 @@ async def post_partial(request: web.Request) -> web.Response:
     # The body first: a client that is slow to send it must not hold one of the places of partials in flight. Its
     # decoding after admission: a partial refused as busy costs the pool as little as possible.
     body = await json_body(request)
-    admission = request.app[ADMISSION]
+    admission, address = request.app[ADMISSION], client_of(request)
     try:
-        admission.enter()
+        admission.enter(address)
     except PoolProtocolError as busy:
         request.app[CONTEXT].stats.rejected(busy.code.name)
         raise
     try:
-        return _reply(await request.app[PARTIALS].submit(partial_request_from_json(body)))
+        return _reply(await request.app[PARTIALS].submit(partial_request_from_json(body), address))
     finally:
-        admission.leave()
+        admission.leave(address)
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -156,8 +158,7 @@ async def _authenticated(request: web.Request, method_name: str) -> FarmerRecord
     launcher_id = parse_bytes32(query_value(query, "launcher_id"), "launcher_id")
     token = parse_uint64(query_value(query, "authentication_token"), "authentication_token")
     signature = parse_g2(query_value(query, "signature"), "signature")
-    app = request.app
-    return await authenticated_farmer(app[CONTEXT], app[RATE_LIMITS], method_name, launcher_id, token, signature)
+    return await request.app[FARMERS].authenticated(method_name, launcher_id, token, signature, client_of(request))
 
 
 def _reply(message: Streamable) -> web.Response:

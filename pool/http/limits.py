@@ -3,7 +3,12 @@
 The client is the TCP peer, unless the peer is one of ``limits.trusted_proxies``: then it is the last address in
 ``X-Forwarded-For`` that is not a trusted proxy itself (each proxy appends the address it received the request from,
 so entries left of the trusted ones are whatever the client wrote, and only the right-most untrusted one is known to
-be true). An IPv6 client counts as its /64, the block one subscriber usually holds.
+be true). An IPv6 client counts as its network of ``limits.ipv6_prefix`` bits (a /48 by default): one subscriber
+usually holds a /48 or a /56, and counted by its /64s it would have thousands of buckets. The price: clients that share
+such a network (a hosting provider's customers, where it hands out /64s from one /48) share their limits.
+
+The key is kept on the request (``CLIENT``) for the limits checked later: admission of partials, and the budgets of
+failed signatures and chain look-ups.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from aiohttp import web
 
 from pool.config import IpNetwork, LimitsConfig
 from pool.http.guard import PROTOCOL_PATHS
-from pool.http.keys import CONTEXT, RATE_LIMITS
+from pool.http.keys import CLIENT, CONTEXT, RATE_LIMITS
 from pool.protocol.errors import one_line
 from pool.protocol.rate_limits import RateLimited
 
@@ -33,6 +38,7 @@ UNKNOWN = "unknown"  # a peer without an IP address (a Unix socket)
 async def per_address_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     address = client_address(request.remote, request.headers.getall("X-Forwarded-For", []), ctx.config.limits)
+    request[CLIENT] = address
     try:
         request.app[RATE_LIMITS].admit_address(address)
     except RateLimited as refused:
@@ -65,7 +71,7 @@ def client_address(peer: str | None, forwarded_for: list[str], limits: LimitsCon
             client = address
             if not _is_trusted(address, trusted):
                 break
-    return _bucket_key(client)
+    return _bucket_key(client, limits.ipv6_prefix)
 
 
 def connection_key(peer: str | None, limits: LimitsConfig) -> str | None:
@@ -77,7 +83,7 @@ def connection_key(peer: str | None, limits: LimitsConfig) -> str | None:
         return UNKNOWN if peer is None else one_line(peer, 64)
     if _is_trusted(address, limits.trusted_proxies):
         return None
-    return _bucket_key(address)
+    return _bucket_key(address, limits.ipv6_prefix)
 
 
 def _parse(text: str | None) -> IpAddress | None:
@@ -106,7 +112,12 @@ def _is_trusted(address: IpAddress, trusted: tuple[IpNetwork, ...]) -> bool:
     return any(address.version == network.version and address in network for network in trusted)
 
 
-def _bucket_key(address: IpAddress) -> str:
+def client_of(request: web.Request) -> str:
+    """The client the limits count ``request`` under (set by per_address_limit, which every request passes)."""
+    return request[CLIENT] if CLIENT in request else UNKNOWN
+
+
+def _bucket_key(address: IpAddress, ipv6_prefix: int) -> str:
     if isinstance(address, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
+        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
     return str(address)

@@ -20,12 +20,12 @@ from aiohttp import web
 
 from pool.chia_adapter import PoolErrorCode, bytes32
 from pool.estimates import format_space
-from pool.http.keys import CONTEXT, RATE_LIMITS
+from pool.http.keys import CONTEXT, FARMERS
+from pool.http.limits import client_of
 from pool.http.page_data import farmer_view, pool_view
 from pool.payouts.books import xch
 from pool.protocol.encoding import parse_bytes32, parse_g2, parse_uint64, query_value
 from pool.protocol.errors import PoolProtocolError
-from pool.protocol.farmers import authenticated_farmer
 from pool.store.models import FarmerRecord, WebSession
 
 SESSION_COOKIE = "pool_session"
@@ -110,8 +110,7 @@ async def _signed_login(request: web.Request) -> FarmerRecord:
     launcher_id = parse_bytes32(query_value(query, "launcher_id"), "launcher_id")
     token = parse_uint64(query_value(query, "authentication_token"), "authentication_token")
     signature = parse_g2(query_value(query, "signature"), "signature")
-    app = request.app
-    return await authenticated_farmer(app[CONTEXT], app[RATE_LIMITS], "get_login", launcher_id, token, signature)
+    return await request.app[FARMERS].authenticated("get_login", launcher_id, token, signature, client_of(request))
 
 
 def _token_hash(token: str) -> bytes32:

@@ -1,12 +1,11 @@
-"""Farmer authentication: the time-based token and the signatures of the authentication and owner keys."""
+"""Farmer authentication: the time-based token, and what the authentication key signs (the signatures themselves are
+checked in signatures.py, off the event loop)."""
 
 from __future__ import annotations
 
 from pool.chia_adapter import (
-    AugSchemeMPL,
     AuthenticationPayloadV1,
     G1Element,
-    G2Element,
     PoolErrorCode,
     bytes32,
     uint64,
@@ -27,12 +26,6 @@ def check_authentication_token(token: int, now: int, timeout_minutes: int) -> No
             PoolErrorCode.INVALID_AUTHENTICATION_TOKEN,
             f"authentication token {token} is too far from the pool's current token {ours}: check the clock",
         )
-
-
-def check_signature(public_key: G1Element, message: bytes, signature: G2Element, what: str) -> None:
-    """Raises INVALID_SIGNATURE unless ``signature`` is ``public_key``'s (augmented scheme) over ``message``."""
-    if not AugSchemeMPL.verify(public_key, message, signature):
-        raise PoolProtocolError(PoolErrorCode.INVALID_SIGNATURE, f"invalid signature: {what}")
 
 
 def authentication_message(method_name: str, launcher_id: bytes32, target_puzzle_hash: bytes32, token: int) -> bytes32:

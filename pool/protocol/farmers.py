@@ -1,12 +1,25 @@
 """Farmer registration (POST /farmer), settings updates (PUT /farmer) and what GET /farmer and GET /login check.
 
-Each function validates a parsed request against the chain and the store and raises PoolProtocolError with the
+Each check validates a parsed request against the chain and the store and raises PoolProtocolError with the
 protocol's error code at the first failed check; only a request that passed every check writes to the store.
+
+What a request costs the pool before it proved anything is bounded. Every signature is checked in the verifier's
+threads, within the client address's budgets of failed signatures (signatures.py). POST /farmer reads the launcher's
+spend (one look-up, kept) and checks the signature against the owner key of the PlotNFT's first pool state before it
+walks the singleton (up to MAX_REQUEST_WALK spends, each a block-generator run in the node): a request that is not
+the owner's makes no walk. An owner key that changed since (chia's wallet never changes it, a hand-made travel can)
+is found without a walk, one look-up per state the PlotNFT went through (chain/singleton.py, newest_owner_key).
+Walks run at most ``limits.concurrent_walks`` at once in the process, one per launcher id; refused ones count against
+the client address (``limits.singleton_walks``), and so do the chain reads of requests whose signature did not verify
+(``limits.launcher_lookups``): whichever launcher ids a client names, its budget is the same.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pool.chain.singleton import (
@@ -15,6 +28,8 @@ from pool.chain.singleton import (
     SingletonNotFound,
     SingletonView,
     follow_singleton,
+    newest_owner_key,
+    read_launcher,
     view_is_member,
 )
 from pool.chia_adapter import (
@@ -35,12 +50,12 @@ from pool.protocol.auth import (
     authentication_message,
     check_authentication_key,
     check_authentication_token,
-    check_signature,
 )
 from pool.protocol.difficulty import suggested_difficulty_for
 from pool.protocol.errors import PoolProtocolError
 from pool.protocol.payout import parse_payout_instructions
-from pool.protocol.rate_limits import RateLimits
+from pool.protocol.rate_limits import RateLimited, RateLimits, SigningKey
+from pool.protocol.signatures import SignatureChecks
 from pool.store.abstract import FarmerAlreadyExists
 from pool.store.models import FarmerRecord, PendingDifficulty
 
@@ -53,10 +68,16 @@ MINIMUM_DELAY_TIME = 3600
 # its plots win, so this covers a farmer of a few percent of the netspace for months; the singleton loop, which
 # follows known farmers from their recorded tip, has no bound.
 MAX_REQUEST_WALK = 10_000
-# A launcher id refused after a chain walk is refused again without one for this long (an anonymous client cannot
-# make the node walk a long-lived PlotNFT over and over). Shorter than the farmer's 300 s retry of POST /farmer.
+# Travels (pool state changes) followed to find an owner key that changed since the first (or recorded) state. Only a
+# request whose signature is not the first key's looks: chia's wallet keeps one owner key for a PlotNFT's life.
+MAX_OWNER_KEY_TRAVELS = 8
+# A launcher id refused after a chain look-up is refused again without one for this long (an anonymous client cannot
+# make the node read a PlotNFT over and over). Shorter than the farmer's 300 s retry of POST /farmer.
 REFUSAL_MEMORY_SECONDS = 120
 REFUSAL_MEMORY_ENTRIES = 10_000
+LAUNCHERS_KEPT = 10_000  # launchers read (buried: what they say never changes), the least recently used forgotten
+WALKS_BUSY = "the pool is busy following other PlotNFTs on chain; send the request again in a few minutes"
+NOT_THE_OWNER = "not the PlotNFT owner's"
 
 
 @streamable
@@ -75,151 +96,339 @@ class ClassicPutFarmerPayload(Streamable):
     suggested_difficulty: uint64 | None
 
 
-async def register_farmer(ctx: PoolContext, request: PostFarmerRequest) -> PostFarmerResponse:
-    """POST /farmer: a PlotNFT farming to this pool joins with its authentication key and payout instructions."""
-    payload = request.payload
-    now = ctx.now()
-    check_authentication_token(payload.authentication_token, now, ctx.config.pool.authentication_token_timeout)
-    check_authentication_key(payload.authentication_public_key)
-    payout_puzzle_hash = parse_payout_instructions(payload.payout_instructions, ctx.config.chain.network)
-    if await ctx.store.get_farmer(payload.launcher_id) is not None:
-        raise _already_known(payload.launcher_id)
-    refused = ctx.refused_launchers.get(payload.launcher_id)
-    if refused is not None and now < refused[0]:
-        raise PoolProtocolError(PoolErrorCode.INVALID_SINGLETON, f"{refused[1]} (refused recently; try again later)")
+class RequestWalks:
+    """The chain walks of POST and PUT /farmer: at most ``limit`` at once in the process, a request beyond answered
+    SERVER_EXCEPTION (busy, retry) at once; concurrent requests for the same key share one walk."""
 
-    try:
-        singleton, peak_height = await ctx.singleton_walks.run(
-            payload.launcher_id, lambda: current_singleton(ctx, payload.launcher_id)
-        )
-        if not view_is_member(singleton, ctx.config.pool, peak_height):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.started = 0  # walks started since the process started (tests and operators)
+        self._running: dict[object, asyncio.Future[tuple[SingletonView, int]]] = {}
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def run(
+        self, key: object, walk: Callable[[], Awaitable[tuple[SingletonView, int]]]
+    ) -> tuple[SingletonView, int]:
+        task = self._running.get(key)
+        if task is None:
+            if len(self._running) >= self.limit:
+                raise PoolProtocolError(PoolErrorCode.SERVER_EXCEPTION, WALKS_BUSY)
+            task = asyncio.ensure_future(walk())
+            self._running[key] = task
+            self.started += 1
+            task.add_done_callback(lambda done: self._finished(key, done))
+        # shield: one caller giving up (its client went away) must not cancel the others' walk.
+        return await asyncio.shield(task)
+
+    def _finished(self, key: object, task: asyncio.Future[tuple[SingletonView, int]]) -> None:
+        self._running.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: callers that gave up must not leave "never retrieved" warnings
+
+
+class _LookupCharge:
+    """The client's launcher look-up budget, taken once by a request when it first reads the chain."""
+
+    def __init__(self, limits: RateLimits, address: str) -> None:
+        self._limits = limits
+        self._address = address
+        self.taken = False
+
+    def take(self) -> None:
+        if not self.taken:
+            self._limits.take_launcher_lookup(self._address)
+            self.taken = True
+
+    def give_back(self) -> None:
+        if self.taken:
+            self._limits.give_back_launcher_lookup(self._address)
+            self.taken = False
+
+
+class FarmerChecks:
+    """POST and PUT /farmer, and the checks of GET /farmer and GET /login, over what one pool process shares: the
+    signature checks, the rate limits, the walks, the launchers read and the launcher ids refused recently."""
+
+    def __init__(self, ctx: PoolContext, signatures: SignatureChecks, limits: RateLimits) -> None:
+        self._ctx = ctx
+        self.signatures = signatures  # and what they counted
+        self._limits = limits
+        self.walks = RequestWalks(ctx.config.limits.concurrent_walks)
+        self._launchers: OrderedDict[bytes32, SingletonView] = OrderedDict()
+        # launcher id -> (unix time until which it stays refused, why)
+        self._refused: OrderedDict[bytes32, tuple[int, str]] = OrderedDict()
+
+    async def register(self, request: PostFarmerRequest, address: str) -> PostFarmerResponse:
+        """POST /farmer: a PlotNFT farming to this pool joins with its authentication key and payout instructions.
+        ``address``: the client's, as the rate limits count it."""
+        ctx, payload = self._ctx, request.payload
+        launcher_id = payload.launcher_id
+        now = ctx.now()
+        check_authentication_token(payload.authentication_token, now, ctx.config.pool.authentication_token_timeout)
+        check_authentication_key(payload.authentication_public_key)
+        payout_puzzle_hash = parse_payout_instructions(payload.payout_instructions, ctx.config.chain.network)
+        if await ctx.store.get_farmer(launcher_id) is not None:
+            raise _already_known(launcher_id)
+        refused = self._refused.get(launcher_id)
+        if refused is not None and now < refused[0]:
             raise PoolProtocolError(
-                PoolErrorCode.INVALID_SINGLETON,
-                f"the PlotNFT {payload.launcher_id.hex()} does not farm to this pool: join with target puzzle hash "
-                f"{ctx.config.pool.target_puzzle_hash.hex()} and relative lock height "
-                f"{ctx.config.pool.relative_lock_height}, then wait "
-                f"{ctx.config.chain.confirmation_security_threshold} blocks",
+                PoolErrorCode.INVALID_SINGLETON, f"{refused[1]} (refused recently; try again later)"
             )
-    except PoolProtocolError as error:
-        _remember_refusal(ctx, payload.launcher_id, now, error.message)
-        raise
-    check_signature(singleton.state.owner_pubkey, payload.get_hash(), request.signature, "not the PlotNFT owner's")
-    if singleton.delay_time < MINIMUM_DELAY_TIME:
-        raise PoolProtocolError(
-            PoolErrorCode.DELAY_TIME_TOO_SHORT,
-            f"the PlotNFT's delay time is {singleton.delay_time} s; this pool needs at least {MINIMUM_DELAY_TIME} s",
+        self.signatures.admit(SigningKey.OWNER, launcher_id, address)
+
+        lookups = _LookupCharge(self._limits, address)
+        launcher = await self._launcher(launcher_id, lookups, now)
+        message = payload.get_hash()
+        owner_key = await self._owner_key(
+            launcher_id, launcher, KnownTip(launcher.tip, launcher.state), message, request.signature, lookups, address
         )
+        if launcher.delay_time < MINIMUM_DELAY_TIME:
+            raise PoolProtocolError(
+                PoolErrorCode.DELAY_TIME_TOO_SHORT,
+                f"the PlotNFT's delay time is {launcher.delay_time} s; this pool needs at least {MINIMUM_DELAY_TIME} s",
+            )
 
-    minimum, default = ctx.config.difficulty.minimum, ctx.config.difficulty.default
-    farmer = FarmerRecord(
-        launcher_id=payload.launcher_id,
-        p2_singleton_puzzle_hash=singleton.p2_singleton_puzzle_hash,
-        delay_time=singleton.delay_time,
-        delay_puzzle_hash=singleton.delay_puzzle_hash,
-        authentication_public_key=payload.authentication_public_key,
-        singleton_tip=singleton.tip,
-        singleton_tip_state=singleton.state,
-        difficulty=suggested_difficulty_for(payload.suggested_difficulty, minimum, default),
-        payout_instructions=payload.payout_instructions,
-        payout_puzzle_hash=payout_puzzle_hash,
-        is_pool_member=True,
-        points=0,
-        joined_at=now,
-    )
-    try:
-        await ctx.store.add_farmer(farmer)
-    except FarmerAlreadyExists:  # a concurrent POST of the same farmer won the race
-        raise _already_known(payload.launcher_id) from None
-    return PostFarmerResponse(ctx.config.pool.welcome_message)
+        # Signed by the owner (or a replay of the owner's request to another pool): now the walk, charged to the
+        # client until it ends in a registration (so the budget counts the walks that ended in a refusal).
+        self._limits.take_singleton_walk(address)
+        try:
+            singleton, peak_height = await self.walks.run(
+                launcher_id, lambda: current_singleton(ctx, launcher_id, launcher=launcher)
+            )
+            if not view_is_member(singleton, ctx.config.pool, peak_height):
+                raise PoolProtocolError(
+                    PoolErrorCode.INVALID_SINGLETON,
+                    f"the PlotNFT {launcher_id.hex()} does not farm to this pool: join with target puzzle hash "
+                    f"{ctx.config.pool.target_puzzle_hash.hex()} and relative lock height "
+                    f"{ctx.config.pool.relative_lock_height}, then wait "
+                    f"{ctx.config.chain.confirmation_security_threshold} blocks",
+                )
+        except PoolProtocolError as error:
+            if error.code is PoolErrorCode.INVALID_SINGLETON:
+                self._remember_refusal(launcher_id, now, error.message)
+            else:  # busy: nothing was walked
+                self._limits.give_back_singleton_walk(address)
+            raise
+        await self._signed_by_buried_owner(singleton, owner_key, message, request.signature)
 
-
-async def update_farmer(ctx: PoolContext, request: PutFarmerRequest) -> PutFarmerResponse:
-    """PUT /farmer: the PlotNFT owner changes the authentication key, payout instructions or difficulty.
-
-    A farmer that is leaving (or left) may still update, e.g. to be paid its remaining points. A new difficulty takes
-    effect only after ``difficulty.put_cooldown``, and only for partials of signage points from then on (a partial
-    is worth the difficulty in force at its signage point), so a farmer cannot change its difficulty and then send
-    partials it already has for more points. A new authentication key ends the farmer's browser sessions.
-    """
-    payload = request.payload
-    now = ctx.now()
-    check_authentication_token(payload.authentication_token, now, ctx.config.pool.authentication_token_timeout)
-    farmer = await known_farmer(ctx, payload.launcher_id)
-    if request.signature is None:
-        raise PoolProtocolError(PoolErrorCode.INVALID_SIGNATURE, "PUT /farmer must be signed by the PlotNFT owner")
-    if farmer.last_put_token is not None and payload.authentication_token <= farmer.last_put_token:
-        raise _token_not_newer(farmer.last_put_token)
-    # The owner key can change on chain (a new owner takes the PlotNFT to another wallet): ask the chain, not the store.
-    singleton, peak_height = await current_singleton(ctx, payload.launcher_id, farmer)
-    signed = ClassicPutFarmerPayload(
-        payload.launcher_id,
-        payload.authentication_token,
-        payload.authentication_public_key,
-        payload.payout_instructions,
-        payload.suggested_difficulty,
-    ).get_hash()
-    check_signature(singleton.state.owner_pubkey, signed, request.signature, "not the PlotNFT owner's")
-
-    new_key = payload.authentication_public_key
-    if new_key is not None:
-        check_authentication_key(new_key)
-    payout: tuple[str, bytes32] | None = None
-    if payload.payout_instructions is not None:
-        payout = (
-            payload.payout_instructions,
-            parse_payout_instructions(payload.payout_instructions, ctx.config.chain.network),
-        )
-    difficulty: int | None = None
-    if payload.suggested_difficulty is not None:
         minimum, default = ctx.config.difficulty.minimum, ctx.config.difficulty.default
-        difficulty = suggested_difficulty_for(payload.suggested_difficulty, minimum, default)
+        farmer = FarmerRecord(
+            launcher_id=launcher_id,
+            p2_singleton_puzzle_hash=singleton.p2_singleton_puzzle_hash,
+            delay_time=singleton.delay_time,
+            delay_puzzle_hash=singleton.delay_puzzle_hash,
+            authentication_public_key=payload.authentication_public_key,
+            singleton_tip=singleton.tip,
+            singleton_tip_state=singleton.state,
+            difficulty=suggested_difficulty_for(payload.suggested_difficulty, minimum, default),
+            payout_instructions=payload.payout_instructions,
+            payout_puzzle_hash=payout_puzzle_hash,
+            is_pool_member=True,
+            points=0,
+            joined_at=now,
+        )
+        try:
+            await ctx.store.add_farmer(farmer)
+        except FarmerAlreadyExists:  # a concurrent POST of the same farmer won the race
+            raise _already_known(launcher_id) from None
+        # Registered: what this request spent of the client's budgets was not a refusal.
+        self._limits.give_back_singleton_walk(address)
+        lookups.give_back()
+        return PostFarmerResponse(ctx.config.pool.welcome_message)
 
-    key_changed = new_key is not None and new_key != farmer.authentication_public_key
-    payout_changed = payout is not None and payout[0] != farmer.payout_instructions
-    difficulty_changed = difficulty is not None and difficulty != _latest_difficulty(farmer)
-    pending: PendingDifficulty | None = None
-    if difficulty is not None and difficulty_changed:
-        # A change takes effect at the start of a whole second (pool.protocol.partials): at least the next one, so
-        # that no signage point seen before this request gets it, even without a cooldown.
-        pending = PendingDifficulty(difficulty, now + max(ctx.config.difficulty.put_cooldown, 1), now)
-    # Only now, signed by the owner: the token becomes the newest accepted (atomically, so of two concurrent PUTs
-    # with the same token one wins), and a replay of this request is refused from here on.
-    if not await ctx.store.accept_put_token(payload.launcher_id, int(payload.authentication_token)):
-        raise _token_not_newer(int(payload.authentication_token))
-    await ctx.store.update_farmer_settings(
-        payload.launcher_id,
-        authentication_public_key=new_key if key_changed else None,
-        payout_instructions=payout if payout_changed else None,
-        pending_difficulty=pending,
-    )
-    member = view_is_member(singleton, ctx.config.pool, peak_height)
-    # Compare-and-set on the tip this walk started from: never over a newer view the singleton loop wrote meanwhile.
-    await ctx.store.update_singleton(
-        payload.launcher_id, singleton.tip, singleton.state, member, expected_tip=farmer.singleton_tip
-    )
-    return PutFarmerResponse(
-        key_changed if new_key is not None else None,
-        payout_changed if payout is not None else None,
-        difficulty_changed if difficulty is not None else None,
-    )
+    async def update(self, request: PutFarmerRequest, address: str) -> PutFarmerResponse:
+        """PUT /farmer: the PlotNFT owner changes the authentication key, payout instructions or difficulty.
+
+        A farmer that is leaving (or left) may still update, e.g. to be paid its remaining points. A new difficulty
+        takes effect only after ``difficulty.put_cooldown``, and only for partials of signage points from then on (a
+        partial is worth the difficulty in force at its signage point), so a farmer cannot change its difficulty and
+        then send partials it already has for more points. A new authentication key ends the farmer's browser
+        sessions.
+        """
+        ctx, payload = self._ctx, request.payload
+        launcher_id = payload.launcher_id
+        now = ctx.now()
+        check_authentication_token(payload.authentication_token, now, ctx.config.pool.authentication_token_timeout)
+        farmer = await known_farmer(ctx, launcher_id)
+        if request.signature is None:
+            raise PoolProtocolError(PoolErrorCode.INVALID_SIGNATURE, "PUT /farmer must be signed by the PlotNFT owner")
+        if farmer.last_put_token is not None and payload.authentication_token <= farmer.last_put_token:
+            raise _token_not_newer(farmer.last_put_token)
+        self.signatures.admit(SigningKey.OWNER, launcher_id, address)
+        signed = ClassicPutFarmerPayload(
+            payload.launcher_id,
+            payload.authentication_token,
+            payload.authentication_public_key,
+            payload.payout_instructions,
+            payload.suggested_difficulty,
+        ).get_hash()
+        # The owner key of the state the pool recorded first; if it is not that key's, the key may have changed on
+        # chain since (a new owner took the PlotNFT): found without a walk.
+        lookups = _LookupCharge(self._limits, address)
+        recorded = KnownTip(farmer.singleton_tip, farmer.singleton_tip_state)
+        owner_key = await self._owner_key(launcher_id, farmer, recorded, signed, request.signature, lookups, address)
+        # The buried state decides (read from the recorded tip, so a short walk).
+        singleton, peak_height = await self.walks.run(
+            ("put", launcher_id), lambda: current_singleton(ctx, launcher_id, farmer)
+        )
+        await self._signed_by_buried_owner(singleton, owner_key, signed, request.signature)
+        lookups.give_back()
+
+        new_key = payload.authentication_public_key
+        if new_key is not None:
+            check_authentication_key(new_key)
+        payout: tuple[str, bytes32] | None = None
+        if payload.payout_instructions is not None:
+            payout = (
+                payload.payout_instructions,
+                parse_payout_instructions(payload.payout_instructions, ctx.config.chain.network),
+            )
+        difficulty: int | None = None
+        if payload.suggested_difficulty is not None:
+            minimum, default = ctx.config.difficulty.minimum, ctx.config.difficulty.default
+            difficulty = suggested_difficulty_for(payload.suggested_difficulty, minimum, default)
+
+        key_changed = new_key is not None and new_key != farmer.authentication_public_key
+        payout_changed = payout is not None and payout[0] != farmer.payout_instructions
+        difficulty_changed = difficulty is not None and difficulty != _latest_difficulty(farmer)
+        pending: PendingDifficulty | None = None
+        if difficulty is not None and difficulty_changed:
+            # A change takes effect at the start of a whole second (pool.protocol.partials): at least the next one,
+            # so that no signage point seen before this request gets it, even without a cooldown.
+            pending = PendingDifficulty(difficulty, now + max(ctx.config.difficulty.put_cooldown, 1), now)
+        # Only now, signed by the owner: the token becomes the newest accepted (atomically, so of two concurrent
+        # PUTs with the same token one wins), and a replay of this request is refused from here on.
+        if not await ctx.store.accept_put_token(launcher_id, int(payload.authentication_token)):
+            raise _token_not_newer(int(payload.authentication_token))
+        await ctx.store.update_farmer_settings(
+            launcher_id,
+            authentication_public_key=new_key if key_changed else None,
+            payout_instructions=payout if payout_changed else None,
+            pending_difficulty=pending,
+        )
+        member = view_is_member(singleton, ctx.config.pool, peak_height)
+        # Compare-and-set on the tip this walk started from: never over a newer view the singleton loop wrote
+        # meanwhile.
+        await ctx.store.update_singleton(
+            launcher_id, singleton.tip, singleton.state, member, expected_tip=farmer.singleton_tip
+        )
+        return PutFarmerResponse(
+            key_changed if new_key is not None else None,
+            payout_changed if payout is not None else None,
+            difficulty_changed if difficulty is not None else None,
+        )
+
+    async def authenticated(
+        self, method_name: str, launcher_id: bytes32, token: int, signature: G2Element, address: str
+    ) -> FarmerRecord:
+        """GET /farmer and GET /login: token, known farmer, signature of its latest authentication key."""
+        ctx = self._ctx
+        check_authentication_token(token, ctx.now(), ctx.config.pool.authentication_token_timeout)
+        with self._limits.signed_request(launcher_id) as allowance:  # cheap, before the store and the signature
+            self.signatures.admit(SigningKey.AUTHENTICATION, launcher_id, address)
+            farmer = await known_farmer(ctx, launcher_id)
+            message = authentication_message(method_name, launcher_id, ctx.config.pool.target_puzzle_hash, token)
+            await self.signatures.check(
+                SigningKey.AUTHENTICATION,
+                launcher_id,
+                address,
+                [farmer.authentication_public_key],
+                [message],
+                signature,
+                "not the farmer's authentication key's",
+            )
+            allowance.verified()
+        return farmer
+
+    async def _launcher(self, launcher_id: bytes32, lookups: _LookupCharge, now: int) -> SingletonView:
+        """The launcher as read before (kept), or read now: charged to the client, a refusal remembered."""
+        kept = self._launchers.get(launcher_id)
+        if kept is not None:
+            self._launchers.move_to_end(launcher_id)
+            return kept
+        lookups.take()
+        ctx = self._ctx
+        try:
+            peak = await ctx.node.peak()
+            buried_below = peak.height - ctx.config.chain.confirmation_security_threshold
+            launcher = await read_launcher(ctx.node, launcher_id, buried_below)
+        except SingletonNotFound as exc:
+            error = _singleton_refusal(launcher_id, exc)
+            self._remember_refusal(launcher_id, now, error.message)
+            raise error from None
+        self._launchers[launcher_id] = launcher
+        while len(self._launchers) > LAUNCHERS_KEPT:
+            self._launchers.popitem(last=False)
+        return launcher
+
+    async def _owner_key(
+        self,
+        launcher_id: bytes32,
+        delay: SingletonView | FarmerRecord,
+        since: KnownTip,
+        message: bytes,
+        signature: G2Element,
+        lookups: _LookupCharge,
+        address: str,
+    ) -> G1Element:
+        """The owner key the request is signed by: that of the state ``since`` left the PlotNFT in, or of a newer
+        state it travelled to after (looked for only when the signature is not the first's, charged to the client).
+        ``delay``: where the PlotNFT's delay time and puzzle hash are read. Raises INVALID_SIGNATURE, counted against
+        the client's failure budgets."""
+        key = since.state.owner_pubkey
+        verified = await self.signatures.verifies([key], [message], signature)
+        if not verified:
+            try:
+                lookups.take()
+            except RateLimited:  # refused the look-up, but the signature was checked and failed: that counts
+                self.signatures.outcome(SigningKey.OWNER, launcher_id, address, verified=False)
+                raise
+            ctx = self._ctx
+            newer = await newest_owner_key(
+                ctx.node,
+                launcher_id,
+                tip=since.tip,
+                state=since.state,
+                delay_time=delay.delay_time,
+                delay_puzzle_hash=delay.delay_puzzle_hash,
+                genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
+                max_travels=MAX_OWNER_KEY_TRAVELS,
+            )
+            if newer != key:
+                key, verified = newer, await self.signatures.verifies([newer], [message], signature)
+        self.signatures.outcome(SigningKey.OWNER, launcher_id, address, verified)
+        if not verified:
+            raise PoolProtocolError(PoolErrorCode.INVALID_SIGNATURE, f"invalid signature: {NOT_THE_OWNER}")
+        return key
+
+    async def _signed_by_buried_owner(
+        self, singleton: SingletonView, signed_by: G1Element, message: bytes, signature: G2Element
+    ) -> None:
+        """The key of the state the pool trusts (buried) must be the one that signed: one found in a travel that
+        is not buried yet does not count yet."""
+        if singleton.state.owner_pubkey == signed_by:
+            return
+        if not await self.signatures.verifies([singleton.state.owner_pubkey], [message], signature):
+            raise PoolProtocolError(
+                PoolErrorCode.INVALID_SIGNATURE,
+                f"invalid signature: {NOT_THE_OWNER} (of the state buried "
+                f"{self._ctx.config.chain.confirmation_security_threshold} blocks deep)",
+            )
+
+    def _remember_refusal(self, launcher_id: bytes32, now: int, message: str) -> None:
+        refused = self._refused
+        refused.pop(launcher_id, None)
+        refused[launcher_id] = (now + REFUSAL_MEMORY_SECONDS, message)
+        while len(refused) > REFUSAL_MEMORY_ENTRIES:
+            refused.popitem(last=False)  # the oldest refusal
 
 
 def _latest_difficulty(farmer: FarmerRecord) -> int:
     """The difficulty the farmer will have once a pending change applies (what a new suggestion compares to)."""
     return farmer.pending_difficulty if farmer.pending_difficulty is not None else farmer.difficulty
-
-
-async def authenticated_farmer(
-    ctx: PoolContext, limits: RateLimits, method_name: str, launcher_id: bytes32, token: int, signature: G2Element
-) -> FarmerRecord:
-    """GET /farmer and GET /login: token, known farmer, signature of its latest authentication key."""
-    check_authentication_token(token, ctx.now(), ctx.config.pool.authentication_token_timeout)
-    with limits.signed_request(launcher_id) as allowance:  # cheap, before the store and the signature
-        farmer = await known_farmer(ctx, launcher_id)
-        message = authentication_message(method_name, launcher_id, ctx.config.pool.target_puzzle_hash, token)
-        check_signature(farmer.authentication_public_key, message, signature, "not the farmer's authentication key's")
-        allowance.verified()
-    return farmer
 
 
 async def known_farmer(ctx: PoolContext, launcher_id: bytes32) -> FarmerRecord:
@@ -232,10 +441,11 @@ async def known_farmer(ctx: PoolContext, launcher_id: bytes32) -> FarmerRecord:
 
 
 async def current_singleton(
-    ctx: PoolContext, launcher_id: bytes32, farmer: FarmerRecord | None = None
+    ctx: PoolContext, launcher_id: bytes32, farmer: FarmerRecord | None = None, launcher: SingletonView | None = None
 ) -> tuple[SingletonView, int]:
     """The singleton's buried state and the peak height it was read at (continuing from a known farmer's recorded
-    tip, which saves walking every reward claim again). Raises INVALID_SINGLETON."""
+    tip, which saves walking every reward claim again; ``launcher``: its launcher as read already). Raises
+    INVALID_SINGLETON."""
     peak = await ctx.node.peak()
     known = KnownTip(farmer.singleton_tip, farmer.singleton_tip_state) if farmer is not None else None
     try:
@@ -247,21 +457,18 @@ async def current_singleton(
             genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
             known=known,
             max_spends=MAX_REQUEST_WALK,
+            launcher=launcher,
         )
-    except SingletonForged as exc:
-        log.warning("refused PlotNFT %s: %s", launcher_id.hex(), exc)
-        raise PoolProtocolError(PoolErrorCode.INVALID_SINGLETON, f"PlotNFT fails the chain check: {exc}") from None
     except SingletonNotFound as exc:
-        raise PoolProtocolError(PoolErrorCode.INVALID_SINGLETON, f"no usable PlotNFT singleton: {exc}") from None
+        raise _singleton_refusal(launcher_id, exc) from None
     return view, peak.height
 
 
-def _remember_refusal(ctx: PoolContext, launcher_id: bytes32, now: int, message: str) -> None:
-    refused = ctx.refused_launchers
-    refused.pop(launcher_id, None)
-    refused[launcher_id] = (now + REFUSAL_MEMORY_SECONDS, message)
-    while len(refused) > REFUSAL_MEMORY_ENTRIES:
-        del refused[next(iter(refused))]  # the oldest refusal
+def _singleton_refusal(launcher_id: bytes32, exc: SingletonNotFound) -> PoolProtocolError:
+    if isinstance(exc, SingletonForged):
+        log.warning("refused PlotNFT %s: %s", launcher_id.hex(), exc)
+        return PoolProtocolError(PoolErrorCode.INVALID_SINGLETON, f"PlotNFT fails the chain check: {exc}")
+    return PoolProtocolError(PoolErrorCode.INVALID_SINGLETON, f"no usable PlotNFT singleton: {exc}")
 
 
 def _token_not_newer(last: int) -> PoolProtocolError:

@@ -29,9 +29,9 @@ from pool.context import PoolContext
 from pool.protocol.auth import check_authentication_token
 from pool.protocol.errors import PoolProtocolError, one_line
 from pool.protocol.farmers import known_farmer
-from pool.protocol.rate_limits import RateLimits
+from pool.protocol.rate_limits import RateLimits, SigningKey
 from pool.protocol.signage_points import PeakCache, SignagePointCache
-from pool.protocol.verification import SignatureVerifier
+from pool.protocol.signatures import SignatureChecks
 from pool.store.group_commit import PartialWriter
 from pool.store.models import FarmerRecord, NotAdded, PartialRecord, PartialRefusal
 
@@ -53,21 +53,22 @@ class PartialChecker:
         ctx: PoolContext,
         signage_points: SignagePointCache,
         peak: PeakCache,
-        verifier: SignatureVerifier,
+        signatures: SignatureChecks,
         limits: RateLimits,
     ) -> None:
         self._ctx = ctx
         self._signage_points = signage_points
         self._peak = peak
-        self._verifier = verifier
+        self._signatures = signatures
         self._limits = limits
         self._writer = PartialWriter(ctx.store)
 
-    async def submit(self, request: PostPartialRequest) -> PostPartialResponse:
-        """Check and record a partial; raises PoolProtocolError with the code of the first failed check."""
+    async def submit(self, request: PostPartialRequest, address: str) -> PostPartialResponse:
+        """Check and record a partial; raises PoolProtocolError with the code of the first failed check.
+        ``address``: the client's, as the rate limits count it."""
         ctx = self._ctx
         try:
-            accepted = await self._accept(request, received_at=ctx.now(), received_precisely=ctx.precise_now())
+            accepted = await self._accept(request, address, received_at=ctx.now(), received_precisely=ctx.precise_now())
         except PoolProtocolError as error:
             ctx.stats.rejected(error.code.name)
             raise
@@ -78,7 +79,7 @@ class PartialChecker:
         return PostPartialResponse(uint64(accepted.new_difficulty))
 
     async def _accept(
-        self, request: PostPartialRequest, received_at: int, received_precisely: float
+        self, request: PostPartialRequest, address: str, received_at: int, received_precisely: float
     ) -> AcceptedPartial:
         ctx, payload = self._ctx, request.payload
         check_authentication_token(
@@ -86,8 +87,9 @@ class PartialChecker:
         )
         # Before the store and the signature; the farmer's allowance is used only once its signature verified.
         with self._limits.signed_request(payload.launcher_id) as allowance:
+            self._signatures.admit(SigningKey.AUTHENTICATION, payload.launcher_id, address)
             farmer = await known_farmer(ctx, payload.launcher_id)
-            await self._check_signatures(request, farmer)
+            await self._check_signatures(request, farmer, address)
             allowance.verified()
         try:
             return await self._check_and_record(request, farmer, received_at, received_precisely)
@@ -119,16 +121,20 @@ class PartialChecker:
         new_difficulty = await self._current_difficulty(farmer, received_at)
         return AcceptedPartial(partial_id, difficulty if partial_id is not None else 0, new_difficulty)
 
-    async def _check_signatures(self, request: PostPartialRequest, farmer: FarmerRecord) -> None:
+    async def _check_signatures(self, request: PostPartialRequest, farmer: FarmerRecord, address: str) -> None:
         """The plot key (harvester and farmer together) and the farmer's current authentication key sign the
         payload; checked in the verifier's threads, the event loop meanwhile serves other requests."""
         message = request.payload.get_hash()
         public_keys = [request.payload.proof_of_space.plot_public_key, farmer.authentication_public_key]
-        if not await self._verifier.aggregate_verify(public_keys, [message, message], request.aggregate_signature):
-            raise PoolProtocolError(
-                PoolErrorCode.INVALID_SIGNATURE,
-                "invalid signature: expected the plot key and the latest authentication key over the payload",
-            )
+        await self._signatures.check(
+            SigningKey.AUTHENTICATION,
+            farmer.launcher_id,
+            address,
+            public_keys,
+            [message, message],
+            request.aggregate_signature,
+            "expected the plot key and the latest authentication key over the payload",
+        )
 
     async def _challenge(self, sp_hash: bytes32, end_of_sub_slot: bool, launcher_id: bytes32) -> ChallengeInfo:
         what = "end of sub-slot" if end_of_sub_slot else "signage point"

@@ -1,28 +1,39 @@
 """Rate limits that keep one client from slowing the pool for every other farmer.
 
-Token buckets in memory, per client address, per launcher id (requests signed by the farmer's authentication key)
-and per launcher id for signage point look-ups that reach the node. They protect the process, so they are neither
-durable nor shared between worker processes. Each map is bounded: the least recently seen keys are forgotten first,
-which at worst gives a forgotten client a full bucket again.
+Token buckets in memory, per client address, per launcher id (requests signed by the farmer's authentication key),
+per launcher id for signage point look-ups that reach the node, and the budgets of work done before a request proved
+anything: failed signatures (per launcher id and client address, and per client address), and the chain reads and
+walks of POST and PUT /farmer (per client address). They protect the process, so they are neither durable nor shared
+between worker processes. Each map is bounded: the least recently seen keys are forgotten first, which at worst gives
+a forgotten client a full bucket again.
 
 A refusal is a protocol error (REQUEST_FAILED, HTTP 200) naming the limit and when to retry, decided from memory
-alone: no store read, no node call, no signature check.
+alone: no store read, no node call, no signature check. A request refused by a failed-signature budget is answered
+INVALID_SIGNATURE instead (its signature was not checked, and the message says so): chia's farmer answers that code
+on GET /farmer with PUT /farmer, signed by the owner key, which is how a farmer whose authentication key the pool no
+longer knows gets back in, and which its owner-key budget (counted apart) lets through.
+
+Why failed signatures are counted per address: a budget per launcher id alone would let anyone lock a farmer out by
+sending it forged requests. Counted per (launcher id, client address), only requests from the forger's own address
+are refused; an honest farmer shares its budget only with whoever shares its address (a NAT, or an IPv6 network of
+``limits.ipv6_prefix`` bits). The budget per address bounds a forger that names a different launcher id each time.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import Generic, NoReturn, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter
 
 from pool.chia_adapter import PoolErrorCode, bytes32
 from pool.config import LimitsConfig, RateLimit
-from pool.protocol.errors import PoolProtocolError
+from pool.protocol.errors import PoolProtocolError, one_line
 
 K = TypeVar("K", bound=Hashable)
 
@@ -30,10 +41,17 @@ K = TypeVar("K", bound=Hashable)
 class RateLimited(PoolProtocolError):
     """A request refused by a rate limit; ``retry_after``: seconds until the limit lets one through again."""
 
-    def __init__(self, message: str, retry_after: float) -> None:
+    def __init__(self, message: str, retry_after: float, code: PoolErrorCode = PoolErrorCode.REQUEST_FAILED) -> None:
         seconds = max(1, math.ceil(retry_after))
-        super().__init__(PoolErrorCode.REQUEST_FAILED, f"rate limit: {message}; retry in {seconds} s")
+        super().__init__(code, one_line(f"rate limit: {message}; retry in {seconds} s"))
         self.retry_after = seconds
+
+
+class SigningKey(enum.Enum):
+    """Whose signature a request carries; failures of the two are counted apart (see the module's description)."""
+
+    OWNER = "owner key"  # POST and PUT /farmer
+    AUTHENTICATION = "authentication key"  # GET /farmer, GET /login, POST /partial
 
 
 class TokenBuckets(Generic[K]):
@@ -54,9 +72,19 @@ class TokenBuckets(Generic[K]):
         self._store(key, tokens, now)
         return (1 - tokens) / self.limit.rate
 
+    def wait(self, key: K) -> float:
+        """Like ``take`` but takes nothing: 0.0 when a token is there, else the seconds until one will be."""
+        tokens, now = self._tokens(key)
+        self._store(key, tokens, now)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.limit.rate
+
     def give_back(self, key: K) -> None:
         tokens, now = self._tokens(key)
         self._store(key, min(float(self.limit.burst), tokens + 1), now)
+
+    def refill(self, key: K) -> None:
+        """The bucket is full again (forgotten: a new key starts full)."""
+        self._buckets.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -103,13 +131,20 @@ class RateLimits:
         self.signage_point_lookups: TokenBuckets[bytes32] = TokenBuckets(
             config.signage_point_lookups, config.tracked_keys, clock
         )
+        self.failed_signatures: TokenBuckets[tuple[SigningKey, bytes32, str]] = TokenBuckets(
+            config.failed_signatures, config.tracked_keys, clock
+        )
+        self.failed_signatures_per_address: TokenBuckets[tuple[SigningKey, str]] = TokenBuckets(
+            config.failed_signatures_per_address, config.tracked_keys, clock
+        )
+        self.launcher_lookups: TokenBuckets[str] = TokenBuckets(config.launcher_lookups, config.tracked_keys, clock)
+        self.singleton_walks: TokenBuckets[str] = TokenBuckets(config.singleton_walks, config.tracked_keys, clock)
 
     def admit_address(self, address: str) -> None:
         """Raises RateLimited when ``address`` sent more than its share of requests."""
         wait = self.addresses.take(address)
         if wait:
-            self.refused.labels(limit="per_address").inc()
-            raise RateLimited(f"more than {_rate(self.addresses.limit)} requests from {address}", wait)
+            self._refuse("per_address", f"more than {_rate(self.addresses.limit)} requests from {address}", wait)
 
     @contextmanager
     def signed_request(self, launcher_id: bytes32) -> Iterator[SignedAllowance]:
@@ -118,9 +153,10 @@ class RateLimits:
         the farmer's keys never use up its allowance."""
         wait = self.launchers.take(launcher_id)
         if wait:
-            self.refused.labels(limit="per_launcher").inc()
-            raise RateLimited(
-                f"more than {_rate(self.launchers.limit)} signed requests for launcher {launcher_id.hex()}", wait
+            self._refuse(
+                "per_launcher",
+                f"more than {_rate(self.launchers.limit)} signed requests for launcher {launcher_id.hex()}",
+                wait,
             )
         allowance = SignedAllowance()
         try:
@@ -134,12 +170,72 @@ class RateLimits:
         it had not cached (each such look-up may poll the node for seconds)."""
         wait = self.signage_point_lookups.take(launcher_id)
         if wait:
-            self.refused.labels(limit="signage_point_lookups").inc()
-            raise RateLimited(
+            self._refuse(
+                "signage_point_lookups",
                 f"more than {_rate(self.signage_point_lookups.limit)} look-ups of signage points the pool had not "
                 f"seen for launcher {launcher_id.hex()}",
                 wait,
             )
+
+    def admit_signature_check(self, key: SigningKey, launcher_id: bytes32, address: str) -> None:
+        """Raises RateLimited (INVALID_SIGNATURE, unchecked) when ``address`` has spent its budget of failed
+        signatures, for ``launcher_id`` or for any launcher id; checked before the store and the signature."""
+        wait = self.failed_signatures.wait((key, launcher_id, address))
+        if wait:
+            self._refuse(
+                "failed_signatures",
+                f"more than {self.failed_signatures.limit.burst} failed signatures of this launcher's {key.value} "
+                f"from {address}; not checked",
+                wait,
+                PoolErrorCode.INVALID_SIGNATURE,
+            )
+        wait = self.failed_signatures_per_address.wait((key, address))
+        if wait:
+            self._refuse(
+                "failed_signatures_per_address",
+                f"more than {self.failed_signatures_per_address.limit.burst} failed signatures from {address}; "
+                "not checked",
+                wait,
+                PoolErrorCode.INVALID_SIGNATURE,
+            )
+
+    def signature_checked(self, key: SigningKey, launcher_id: bytes32, address: str, verified: bool) -> None:
+        """A failure spends from both budgets. A signature that verifies refills the budget of its launcher id and
+        address (the farmer proved itself from there; an owner key signature, the authentication key's too), never
+        the address's own: a forger with a launcher of its own must not reset it between forgeries."""
+        if not verified:
+            self.failed_signatures.take((key, launcher_id, address))
+            self.failed_signatures_per_address.take((key, address))
+            return
+        self.failed_signatures.refill((key, launcher_id, address))
+        if key is SigningKey.OWNER:
+            self.failed_signatures.refill((SigningKey.AUTHENTICATION, launcher_id, address))
+
+    def take_launcher_lookup(self, address: str) -> None:
+        """Raises RateLimited when ``address`` made the pool read the chain for POST or PUT /farmer too often."""
+        self._take(self.launcher_lookups, "launcher_lookups", "PlotNFT look-ups", address)
+
+    def give_back_launcher_lookup(self, address: str) -> None:
+        self.launcher_lookups.give_back(address)
+
+    def take_singleton_walk(self, address: str) -> None:
+        """Raises RateLimited when ``address``'s POST /farmer requests made the pool walk singletons too often."""
+        self._take(self.singleton_walks, "singleton_walks", "refused PlotNFT walks", address)
+
+    def give_back_singleton_walk(self, address: str) -> None:
+        self.singleton_walks.give_back(address)
+
+    def _take(self, buckets: TokenBuckets[str], limit: str, what: str, address: str) -> None:
+        wait = buckets.take(address)
+        if wait:
+            self._refuse(limit, f"more than {_rate(buckets.limit)} {what} for requests from {address}", wait)
+
+    def _refuse(
+        self, limit: str, message: str, retry_after: float, code: PoolErrorCode = PoolErrorCode.REQUEST_FAILED
+    ) -> NoReturn:
+        """Count the refusal for operators (GET /metrics, per limit) and raise it."""
+        self.refused.labels(limit=limit).inc()
+        raise RateLimited(message, retry_after, code)
 
 
 def _rate(limit: RateLimit) -> str:

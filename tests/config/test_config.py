@@ -86,6 +86,7 @@ def test_fee_is_exact_not_float() -> None:
         ("partials.verify_threads", -1, "partials.verify_threads", "at least 0"),
         ("partials.verify_threads", "all", "partials.verify_threads", "integer"),
         ("partials.max_in_flight", 0, "partials.max_in_flight", "at least 1"),
+        ("partials.max_in_flight_per_address", 0, "partials.max_in_flight_per_address", "at least 1"),
         ("pool.relative_lock_height", 31, "pool.relative_lock_height", "chain.confirmation_security_threshold (32)"),
         ("fees.maximum", -1, "fees.maximum", "at least 0"),
         ("fees.from_node", "yes", "fees.from_node", "true or false"),
@@ -112,6 +113,13 @@ def test_partial_intake_settings() -> None:
     changed["partials"]["max_in_flight"] = 10
     config = parse_config(changed, REPO)
     assert (config.partials.verify_threads, config.partials.max_in_flight) == (0, 10)
+    # An eighth of the places for one client address, at least one, never more than all of them.
+    assert config.partials.max_in_flight_per_address == 1
+    assert parse_config(example(), REPO).partials.max_in_flight_per_address == 16 * (os.cpu_count() or 1)
+    changed["partials"]["max_in_flight_per_address"] = 11
+    with pytest.raises(ConfigError) as info:
+        parse_config(changed, REPO)
+    assert info.value.key == "partials.max_in_flight_per_address" and "at most 10" in info.value.problem
 
 
 def test_operator_endpoints_and_pages_settings() -> None:

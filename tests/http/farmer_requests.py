@@ -299,14 +299,20 @@ class SharedFarmer:
         return self.plotnft.launcher_id
 
 
-async def shared_farmer(world: World, pool: PoolUnderTest, name: str) -> SharedFarmer:
-    """The farmer ``name`` (a PlotNFT with one plot, shared by every module that asks for that name), registered in
-    ``pool`` with an authentication key of its own."""
+async def shared_plotnft(world: World, name: str) -> tuple[PlotNFTInfo, list[PoolPlot]]:
+    """The PlotNFT ``name`` with one plot, farming to the world's pool, shared by every module that asks for that
+    name (none may change its state on chain)."""
     key = (id(world), name)
     if key not in _SHARED_PLOTNFTS:
         plotnft = await buried_plotnft(world, pool_url="http://127.0.0.1:1", fresh_launcher=False)
         _SHARED_PLOTNFTS[key] = (plotnft, await world.create_pool_plots(plotnft.p2_singleton_puzzle_hash, 1))
-    plotnft, plots = _SHARED_PLOTNFTS[key]
+    return _SHARED_PLOTNFTS[key]
+
+
+async def shared_farmer(world: World, pool: PoolUnderTest, name: str) -> SharedFarmer:
+    """The farmer ``name`` (a PlotNFT with one plot, shared by every module that asks for that name), registered in
+    ``pool`` with an authentication key of its own."""
+    plotnft, plots = await shared_plotnft(world, name)
     auth_sk = AugSchemeMPL.key_gen(std_hash(name.encode()))
     payout = encode_puzzle_hash(bytes32(std_hash(name.encode() + b" payout")), "txch")
     reply = await pool.send("POST", "/farmer", post_farmer_body(plotnft, auth_sk, pool.token, payout))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -75,6 +76,7 @@ async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
         store_path,
         difficulty={"put_cooldown": PUT_COOLDOWN, "minimum": 1, "default": 1},
         partials={"signage_point_wait": SIGNAGE_POINT_WAIT, "time_limit": 25},
+        limits={"trusted_proxies": (ipaddress.ip_network("127.0.0.1"),)},  # clients told apart by X-Forwarded-For
     )
     yield started
     await started.close()
@@ -104,6 +106,13 @@ async def other_farmer(world: World, pool: PoolUnderTest, farmer: Farmer) -> Far
 
 async def submit(pool: PoolUnderTest, body: dict[str, Any]) -> dict[str, Any]:
     return await pool.send("POST", "/partial", body)
+
+
+async def submit_from(pool: PoolUnderTest, body: dict[str, Any], address: str) -> dict[str, Any]:
+    """POST /partial from ``address`` (the pool trusts the test client as its proxy)."""
+    response = await pool.client.post("/partial", json=body, headers={"X-Forwarded-For": address})
+    assert response.status == 200, await response.text()
+    return dict(await response.json())
 
 
 async def test_valid_partial_is_recorded_pending_with_its_difficulty(
@@ -309,6 +318,45 @@ async def test_a_slow_body_holds_no_place_among_partials_in_flight(
     finally:
         admission.limit = pool.ctx.config.partials.max_in_flight
         writer.close()
+    assert admission.in_flight == 0
+
+
+async def test_one_address_cannot_take_the_places_of_other_farmers(
+    world: World, pool: PoolUnderTest, farmer: Farmer, other_farmer: Farmer
+) -> None:
+    """A client at one address tries to take every place (farmer A's own partials for signage points the node does
+    not know wait there) and adds partials forged for farmer B's launcher id: beyond its share it is answered busy at
+    once, and farmer B's own partial, from its own address, is accepted. Without the share, the waiting partials
+    alone would have filled the pool."""
+    admission = pool.client.app[ADMISSION]
+    flooder, honest = "203.0.113.9", "198.51.100.9"
+    # Farmer B's proof first: the flood holds its places only for the signage point wait.
+    sp_b, found_b = await fresh_proofs(world, other_farmer.plots)
+    sp, found = await fresh_proofs(world, farmer.plots)
+    launcher, forger = farmer.plotnft.launcher_id, AugSchemeMPL.key_gen(std_hash(b"forger"))
+    waiting = [
+        partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk, sp_hash=bytes32(std_hash(n)))
+        for n in (b"held 1", b"held 2", b"held 3", b"held 4")
+    ]
+    admission.limit, admission.per_address = 4, 2
+    try:
+        refused_before = admission.refused
+        holding = asyncio.gather(*(submit_from(pool, body, flooder) for body in waiting))
+        for _ in range(1000):  # until two are handled and two refused (a hang guard, not a timing assertion)
+            if admission.held_by(flooder) == 2 and admission.refused == refused_before + 2:
+                break
+            await asyncio.sleep(0.01)
+        forged = partial_body(other_farmer.plotnft.launcher_id, pool.token, found_b[0], sp_b, forger)
+        for reply in await asyncio.gather(*(submit_from(pool, forged, flooder) for _ in range(5))):
+            assert error_code(reply) is PoolErrorCode.SERVER_EXCEPTION and "from your address" in reply["error_message"]
+        assert admission.held_by(flooder) == 2  # answered while the address's places were still taken
+        own = partial_body(other_farmer.plotnft.launcher_id, pool.token, found_b[0], sp_b, other_farmer.auth_sk)
+        assert await submit_from(pool, own, honest) == {"new_difficulty": 1}
+        held = sorted(error_code(reply).name for reply in await holding)
+        assert held == ["NOT_FOUND", "NOT_FOUND", "SERVER_EXCEPTION", "SERVER_EXCEPTION"]
+    finally:
+        admission.limit = pool.ctx.config.partials.max_in_flight
+        admission.per_address = pool.ctx.config.partials.max_in_flight_per_address
     assert admission.in_flight == 0
 
 

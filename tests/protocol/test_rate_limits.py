@@ -1,20 +1,24 @@
-"""The rate limits' parts without a chain: token buckets, who the client is behind a proxy, and the config."""
+"""The rate limits' parts without a chain: token buckets, who the client is behind a proxy, the config, the budgets
+of failed signatures, the shares of admission and the bound on walks."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
 
 from pool.chia_adapter import PoolErrorCode, bytes32, std_hash
 from pool.config import ConfigError, LimitsConfig, RateLimit, parse_config
+from pool.http.admission import BUSY_FROM_ADDRESS, BUSY_MESSAGE, Admission
 from pool.http.limits import client_address
 from pool.protocol.errors import PoolProtocolError
-from pool.protocol.rate_limits import RateLimited, RateLimits, TokenBuckets
+from pool.protocol.farmers import WALKS_BUSY, RequestWalks
+from pool.protocol.rate_limits import RateLimited, RateLimits, SigningKey, TokenBuckets
 from tests.config.test_config import EXAMPLE, REPO
 
 
@@ -85,21 +89,32 @@ def limits_with_proxies(*networks: str) -> LimitsConfig:
         ("10.0.0.2", ["6.6.6.6", "198.51.100.1"], ("10.0.0.0/8",), "198.51.100.1"),  # header given twice
         # Addresses written with the client's port, or IPv6 in brackets, by some proxies.
         ("10.0.0.2", ["198.51.100.1:5678"], ("10.0.0.0/8",), "198.51.100.1"),
-        ("10.0.0.2", ["[2001:db8:1:2::9]:443"], ("10.0.0.0/8",), "2001:db8:1:2::/64"),
-        ("10.0.0.2", ["[2001:db8:1:2::9]"], ("10.0.0.0/8",), "2001:db8:1:2::/64"),
+        ("10.0.0.2", ["[2001:db8:1:2::9]:443"], ("10.0.0.0/8",), "2001:db8:1::/48"),
+        ("10.0.0.2", ["[2001:db8:1:2::9]"], ("10.0.0.0/8",), "2001:db8:1::/48"),
         # Junk stops the walk at the last address known true.
         ("10.0.0.2", ["not-an-ip"], ("10.0.0.0/8",), "10.0.0.2"),
         ("10.0.0.2", ["198.51.100.1, junk, 10.0.0.3"], ("10.0.0.0/8",), "10.0.0.3"),
         ("10.0.0.2", [], ("10.0.0.0/8",), "10.0.0.2"),
-        # IPv6 clients count by their /64; IPv4 written as IPv6 is IPv4.
-        ("10.0.0.2", ["2001:db8:1:2:3:4:5:6"], ("10.0.0.0/8",), "2001:db8:1:2::/64"),
-        ("2001:db8::1", [], (), "2001:db8::/64"),
+        # IPv6 clients count by their /48 (by default); IPv4 written as IPv6 is IPv4.
+        ("10.0.0.2", ["2001:db8:1:2:3:4:5:6"], ("10.0.0.0/8",), "2001:db8:1::/48"),
+        ("2001:db8::1", [], (), "2001:db8::/48"),
+        ("2001:db8:0:ffff::1", [], (), "2001:db8::/48"),  # another /64 of the same /48: the same client
         ("::ffff:192.0.2.1", [], (), "192.0.2.1"),
         (None, [], (), "unknown"),
     ],
 )
 def test_client_address(peer: str | None, forwarded: list[str], proxies: tuple[str, ...], expected: str) -> None:
     assert client_address(peer, forwarded, limits_with_proxies(*proxies)) == expected
+
+
+@pytest.mark.parametrize(
+    "prefix, expected",
+    [(48, "2001:db8:1::/48"), (56, "2001:db8:1:200::/56"), (64, "2001:db8:1:234::/64"), (128, "2001:db8:1:234::9/128")],
+)
+def test_ipv6_clients_count_by_the_configured_prefix(prefix: int, expected: str) -> None:
+    limits = LimitsConfig(ipv6_prefix=prefix)
+    assert client_address("2001:db8:1:234::9", [], limits) == expected
+    assert client_address("192.0.2.1", [], limits) == "192.0.2.1"  # IPv4: one address each
 
 
 def example_with_limits(limits: Any) -> dict[str, Any]:
@@ -118,11 +133,24 @@ def test_example_config_documents_the_defaults() -> None:
 def test_limits_config_values() -> None:
     config = parse_config(
         example_with_limits(
-            {"per_address": {"rate": 0.5}, "trusted_proxies": ["127.0.0.1", "10.0.0.0/8", "::1"], "tracked_keys": 500}
+            {
+                "per_address": {"rate": 0.5},
+                "failed_signatures": {"burst": 3},
+                "singleton_walks": {"rate": 0.01, "burst": 2},
+                "concurrent_walks": 1,
+                "ipv6_prefix": 56,
+                "trusted_proxies": ["127.0.0.1", "10.0.0.0/8", "::1"],
+                "tracked_keys": 500,
+            }
         ),
         REPO,
     ).limits
-    assert config.per_address == RateLimit(rate=0.5, burst=LimitsConfig().per_address.burst)
+    defaults = LimitsConfig()
+    assert config.per_address == RateLimit(rate=0.5, burst=defaults.per_address.burst)
+    assert config.failed_signatures == RateLimit(rate=defaults.failed_signatures.rate, burst=3)
+    assert config.singleton_walks == RateLimit(rate=0.01, burst=2)
+    assert config.launcher_lookups == defaults.launcher_lookups
+    assert (config.concurrent_walks, config.ipv6_prefix) == (1, 56)
     assert [str(network) for network in config.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
     assert config.tracked_keys == 500
 
@@ -138,6 +166,11 @@ def test_limits_config_values() -> None:
         ({"trusted_proxies": ["localhost"]}, "limits.trusted_proxies", "'localhost' is not an IP address"),
         ({"tracked_keys": 5}, "limits.tracked_keys", "at least 100"),
         ({"per_ip": {}}, "limits.per_ip", "unknown key"),
+        ({"failed_signatures_per_address": {"rate": -1}}, "limits.failed_signatures_per_address.rate", "at least"),
+        ({"launcher_lookups": {"burst": 0}}, "limits.launcher_lookups.burst", "at least 1"),
+        ({"concurrent_walks": 0}, "limits.concurrent_walks", "at least 1"),
+        ({"ipv6_prefix": 8}, "limits.ipv6_prefix", "at least 16"),
+        ({"ipv6_prefix": 129}, "limits.ipv6_prefix", "at most 128"),
     ],
 )
 def test_limits_config_errors_name_the_key(limits: dict[str, Any], key: str, words: str) -> None:
@@ -145,3 +178,77 @@ def test_limits_config_errors_name_the_key(limits: dict[str, Any], key: str, wor
         parse_config(example_with_limits(limits), REPO)
     assert error.value.key == key
     assert words in error.value.problem
+
+
+def test_failed_signatures_are_counted_per_launcher_and_address_and_per_address() -> None:
+    limits = RateLimits(
+        LimitsConfig(
+            failed_signatures=RateLimit(rate=0.001, burst=2), failed_signatures_per_address=RateLimit(0.001, 5)
+        ),
+        clock=FakeClock(),
+    )
+    auth, owner = SigningKey.AUTHENTICATION, SigningKey.OWNER
+    one, two = bytes32(std_hash(b"launcher one")), bytes32(std_hash(b"launcher two"))
+    forger, farmer = "203.0.113.1", "198.51.100.1"
+    for _ in range(2):
+        limits.admit_signature_check(auth, one, forger)
+        limits.signature_checked(auth, one, forger, verified=False)
+    with pytest.raises(RateLimited) as refused:
+        limits.admit_signature_check(auth, one, forger)
+    # INVALID_SIGNATURE, so that chia's farmer sends PUT /farmer (GET /farmer answered so); the message says why.
+    assert refused.value.code is PoolErrorCode.INVALID_SIGNATURE and "not checked" in refused.value.message
+    limits.admit_signature_check(auth, one, farmer)  # the launcher is not locked for anyone else
+    limits.admit_signature_check(auth, two, forger)  # nor another launcher for the forger (until its address budget)
+    limits.admit_signature_check(owner, one, forger)  # the owner key's failures are counted apart
+    limits.signature_checked(owner, one, forger, verified=True)  # the owner signed from there: both refilled
+    limits.admit_signature_check(auth, one, forger)
+
+    for launcher in (two, two, bytes32(std_hash(b"three"))):  # 5 failures of the address in all
+        limits.signature_checked(auth, launcher, forger, verified=False)
+    with pytest.raises(RateLimited) as refused:
+        limits.admit_signature_check(auth, bytes32(std_hash(b"never named")), forger)
+    assert f"failed signatures from {forger}" in refused.value.message
+    limits.signature_checked(auth, one, forger, verified=True)  # a success does not refill the address's budget
+    with pytest.raises(RateLimited):
+        limits.admit_signature_check(auth, one, forger)
+    limits.admit_signature_check(auth, one, farmer)
+
+
+def test_admission_shares_the_places_between_addresses() -> None:
+    admission = Admission(limit=4, per_address=2)
+    admission.enter("a")
+    admission.enter("a")
+    with pytest.raises(PoolProtocolError) as busy:
+        admission.enter("a")
+    assert busy.value.code is PoolErrorCode.SERVER_EXCEPTION and busy.value.message == BUSY_FROM_ADDRESS
+    admission.enter("b")
+    admission.enter("c")
+    with pytest.raises(PoolProtocolError) as full:
+        admission.enter("d")
+    assert full.value.message == BUSY_MESSAGE
+    assert (admission.in_flight, admission.refused, admission.held_by("a")) == (4, 2, 2)
+    for address in ("a", "a", "b", "c"):
+        admission.leave(address)
+    assert (admission.in_flight, admission.held_by("a")) == (0, 0)
+    admission.enter("a")
+
+
+async def test_walks_at_once_are_bounded_and_shared_per_launcher() -> None:
+    walks = RequestWalks(limit=1)
+    release = asyncio.Event()
+    result = cast(Any, ("view", 7))
+
+    async def walk() -> Any:
+        await release.wait()
+        return result
+
+    first = asyncio.ensure_future(walks.run("launcher", walk))
+    joined = asyncio.ensure_future(walks.run("launcher", walk))  # the same launcher: shares the running walk
+    await asyncio.sleep(0)
+    with pytest.raises(PoolProtocolError) as busy:
+        await walks.run("another launcher", walk)
+    assert busy.value.code is PoolErrorCode.SERVER_EXCEPTION and busy.value.message == WALKS_BUSY
+    release.set()
+    assert await first is result and await joined is result
+    assert (walks.started, walks.running) == (1, 0)
+    assert await walks.run("another launcher", walk) is result
