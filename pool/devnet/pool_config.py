@@ -32,9 +32,11 @@ def devnet_pool_document(
     fee: str = "0.01",
     rewards: dict[str, Any] | None = None,
     payouts: dict[str, Any] | None = None,
+    fees: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``rewards`` and ``payouts``: keys that override (or add to) those sections, as an operator would write them
-    (e.g. ``{"claim_fee": 1000}``, ``{"scheme": "pplns", "min_payment": 20_000_000_000}``)."""
+    """``rewards``, ``payouts`` and ``fees``: keys that override (or add to) those sections, as an operator would
+    write them (e.g. ``{"claim_fee": 1000}``, ``{"scheme": "pplns", "min_payment": 20_000_000_000}``,
+    ``{"maximum": 0}``)."""
     prefix = address_prefix_for(network)
     # The fee goes to an address nobody on the devnet owns, so the farmer's and the pool's balances stay readable.
     fee_address = encode_puzzle_hash(bytes32(std_hash(b"devnet pool fee")), prefix)
@@ -71,6 +73,7 @@ def devnet_pool_document(
             "fee_reserve": 0,
             **(payouts or {}),
         },
+        "fees": {**(fees or {})},
         "loops": {"peak_interval": 0.5, "confirm_interval": 1, "singleton_interval": 2, "difficulty_interval": 5},
         "server": {"host": "127.0.0.1", "port": server_port},
         # The devnet's signage points come every half second or faster (mainnet: every ~9.4 s), and every farmer
