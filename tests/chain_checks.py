@@ -7,7 +7,7 @@ from collections import Counter
 from pool.chain.interface import FullNode
 from pool.chain.reward_spends import RewardPaid, reward_fate
 from pool.chia_adapter import SpendBundle, bytes32
-from pool.loops.payouts import fee_of
+from pool.payouts.on_chain import fee_of
 from pool.payouts.split import merged_additions
 from pool.store.abstract import AbstractPoolStore
 from pool.store.models import BatchStatus, ClaimStatus
