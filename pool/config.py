@@ -129,6 +129,9 @@ class ChainConfig:
 class RewardsConfig:
     collect_interval: int
     claim_fee: int  # mojos per absorb transaction
+    # An absorb still in the mempool this many blocks after it was sent gets a new version with a higher fee
+    # (payouts.fee_bump more, or the node's estimate if higher, at most fees.maximum), from the pool's fee share.
+    fee_bump_after_blocks: int = 10
 
 
 @dataclass(frozen=True)
@@ -460,10 +463,11 @@ def _chain(s: _Section, base: Path) -> ChainConfig:
 
 
 def _rewards(s: _Section) -> RewardsConfig:
-    s.unknown_keys({"collect_interval", "claim_fee"})
+    s.unknown_keys({"collect_interval", "claim_fee", "fee_bump_after_blocks"})
     return RewardsConfig(
         collect_interval=s.int_("collect_interval", 300, minimum=1),
         claim_fee=s.int_("claim_fee", 0, minimum=0),
+        fee_bump_after_blocks=s.int_("fee_bump_after_blocks", 10, minimum=1),
     )
 
 
