@@ -138,6 +138,9 @@ class ChainConfig:
 class RewardsConfig:
     collect_interval: int
     claim_fee: int  # mojos per absorb transaction
+    # An absorb still in the mempool this many blocks after it was sent gets a new version with a higher fee
+    # (payouts.fee_bump more, or the node's estimate if higher, at most fees.maximum), from the pool's fee share.
+    fee_bump_after_blocks: int = 10
 
 
 @dataclass(frozen=True)
@@ -515,10 +518,11 @@ def _more_full_nodes(s: _Section, chia_root: Path, base: Path) -> tuple[RpcConfi
 
 
 def _rewards(s: _Section) -> RewardsConfig:
-    s.unknown_keys({"collect_interval", "claim_fee"})
+    s.unknown_keys({"collect_interval", "claim_fee", "fee_bump_after_blocks"})
     return RewardsConfig(
         collect_interval=s.int_("collect_interval", 300, minimum=1),
         claim_fee=s.int_("claim_fee", 0, minimum=0),
+        fee_bump_after_blocks=s.int_("fee_bump_after_blocks", 10, minimum=1),
     )
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 from pool.chain.interface import FullNode
 from pool.chain.reward_spends import RewardPaid, reward_fate
 from pool.chia_adapter import SpendBundle, bytes32
-from pool.loops.payouts import fee_of
+from pool.payouts.on_chain import fee_of
 from pool.payouts.split import merged_additions
 from pool.store.abstract import AbstractPoolStore
 from pool.store.models import BatchStatus, ClaimStatus
@@ -19,19 +19,13 @@ async def store_agrees_with_chain(
     """Every confirmed batch has exactly one of its versions on chain (every coin it creates exists and every coin it
     spends was spent in that block, and it is no part of another such version), and that version made exactly the
     batch's payments; a batch not yet confirmed has at most one; every confirmed claim's reward paid the pool's target
-    and every lost one did not."""
+    and every lost one did not; every claim whose fee settled is charged exactly the fees of its fee spends on chain
+    (of the versions of one absorb at most one)."""
     for payout_round in await store.rounds(limit=10**6):
         assert payout_round.id is not None
         for batch in await store.batches(payout_round.id):
             assert batch.id is not None
-            present: list[tuple[set[bytes32], set[bytes32], int]] = []
-            for version in await store.batch_versions(batch.id):
-                bundle = SpendBundle.from_bytes(version.spend_bundle)
-                if await _on_chain(node, bundle):
-                    spent, made = {c.name() for c in bundle.removals()}, {c.name() for c in bundle.additions()}
-                    present.append((spent, made, fee_of(bundle)))
-            # A version all of whose coins are among those of another that fits the chain did not land itself.
-            landed = [(made, fee) for spent, made, fee in present if not any(spent < other for other, _, _ in present)]
+            landed = await _landed(node, [v.spend_bundle for v in await store.batch_versions(batch.id)])
             if batch.status is not BatchStatus.CONFIRMED:
                 assert len(landed) <= 1, f"batch {batch.id}: {len(landed)} versions on chain"
                 continue
@@ -50,6 +44,25 @@ async def store_agrees_with_chain(
         assert record is not None and record.spent
         fate = await reward_fate(node, record, target_puzzle_hash, max_cost)
         assert isinstance(fate, RewardPaid) == (claim.status is ClaimStatus.CONFIRMED), (claim, fate)
+    for claim in await store.reward_claims():
+        if claim.fee_settled:
+            fee_spends = [v.spend_bundle for v in await store.claim_fee_versions(claim.coin_id)]
+            paid = sum(fee for _, fee in await _landed(node, fee_spends))
+            assert paid == claim.fee + claim.earlier_fees, (
+                f"claim of {claim.coin_id.hex()}: charged {claim}, paid {paid}"
+            )
+
+
+async def _landed(node: FullNode, versions: list[bytes]) -> list[tuple[set[bytes32], int]]:
+    """The versions of a transaction that landed: the coins each made, and its fee."""
+    present: list[tuple[set[bytes32], set[bytes32], int]] = []
+    for version in versions:
+        bundle = SpendBundle.from_bytes(version)
+        if await _on_chain(node, bundle):
+            spent, made = {c.name() for c in bundle.removals()}, {c.name() for c in bundle.additions()}
+            present.append((spent, made, fee_of(bundle)))
+    # A version all of whose coins are among those of another that fits the chain did not land itself.
+    return [(made, fee) for spent, made, fee in present if not any(spent < other for other, _, _ in present)]
 
 
 async def _on_chain(node: FullNode, bundle: SpendBundle) -> bool:

@@ -34,8 +34,9 @@ def devnet_pool_document(
     payouts: dict[str, Any] | None = None,
     fees: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``rewards`` and ``payouts``: keys that override (or add to) those sections, as an operator would write them
-    (e.g. ``{"claim_fee": 1000}``, ``{"scheme": "pplns", "min_payment": 20_000_000_000}``)."""
+    """``rewards``, ``payouts`` and ``fees``: keys that override (or add to) those sections, as an operator would
+    write them (e.g. ``{"claim_fee": 1000}``, ``{"scheme": "pplns", "min_payment": 20_000_000_000}``,
+    ``{"maximum": 0}``)."""
     prefix = address_prefix_for(network)
     # The fee goes to an address nobody on the devnet owns, so the farmer's and the pool's balances stay readable.
     fee_address = encode_puzzle_hash(bytes32(std_hash(b"devnet pool fee")), prefix)

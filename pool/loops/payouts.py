@@ -35,16 +35,9 @@ from pool.context import PoolContext
 from pool.kill_points import kill_point
 from pool.payouts.coins import NotEnoughCoins, buried_coins, select_coins
 from pool.payouts.fees import estimated_fee, payment_cost
+from pool.payouts.on_chain import coin_states, fee_of, version_on_chain
 from pool.payouts.split import FarmerShare, Payable, merged_additions, plan_distribution, plan_payments
-from pool.payouts.versions import (
-    GONE,
-    UNSPENT,
-    CoinState,
-    Wait,
-    can_land_as_is,
-    coins_for_new_version,
-    spent_at,
-)
+from pool.payouts.versions import CoinState, Wait, can_land_as_is, coins_for_new_version
 from pool.store.abstract import CoinReserved, InsufficientFunds, RoundAlreadyOpen, StaleTransaction
 from pool.store.models import (
     BatchStatus,
@@ -283,7 +276,7 @@ class PayoutLoop:
         versions = [SpendBundle.from_bytes(v.spend_bundle) for v in await ctx.store.batch_versions(batch.id)]
         if not versions:
             raise ValueError(f"payout batch {batch.id} is submitted but has no transaction recorded")
-        states = await coin_states(ctx, [coin for bundle in versions for coin in bundle.removals()])
+        states = await coin_states(ctx.node, [coin for bundle in versions for coin in bundle.removals()])
         landed = await landed_version(ctx, batch, versions, states)
         if landed is not None:
             # CONFIRMED is final (the batch is never sent again), so it waits until the payment is buried deep
@@ -420,64 +413,21 @@ class Landed:
 async def landed_version(
     ctx: PoolContext, batch: PaymentBatch, versions: Sequence[SpendBundle], states: dict[bytes32, CoinState]
 ) -> Landed | None:
-    """The version of the batch's transaction that is on chain, with its first payment, or None.
-
-    A version fits the chain when every coin it creates exists as a child of its own inputs, and every input was
-    spent in the block that made them: the batch is paid only by the children of its own versions' coins, never by
-    some coin of the right amount at a payee's address (a payee could make that one itself). Versions made from the
-    same first coin make the same payment coins, so an older version can fit the chain when a newer one landed (the
-    newer one spent the same coins, and one more, say, that covered its higher fee to the mojo): the one that landed
-    is the one that spent the most, the others being parts of it. ``states``: every input of every version."""
+    """The version of the batch's transaction that is on chain (pool/payouts/on_chain.py), with its first payment,
+    or None: the batch is paid only by the children of its own versions' coins, never by some coin of the right
+    amount at a payee's address (a payee could make that one itself). ``states``: every input of every version."""
     additions = await batch_additions(ctx, batch)
     if not additions:
         raise ValueError("a payout transaction without outputs cannot be confirmed")
     puzzle_hash, amount = additions[0]
-    inputs = {coin.name() for bundle in versions for coin in bundle.removals()}
-    children = {
-        record.coin.name(): record
-        for record in await ctx.node.coin_records_by_parent_ids(sorted(inputs), include_spent=True)
-    }
-    fitting = [bundle for bundle in versions if _fits_the_chain(bundle, children, states)]
-    if not fitting:
+    on_chain = await version_on_chain(ctx.node, versions, states)
+    if on_chain is None:
         return None
-    landed = max(fitting, key=lambda bundle: (len(bundle.removals()), len(bundle.additions())))
+    landed = versions[on_chain.index]
     for coin in landed.additions():
         if coin.puzzle_hash == puzzle_hash and coin.amount == amount:
-            return Landed(landed, children[coin.name()])
+            return Landed(landed, on_chain.created[coin.name()])
     raise ValueError(f"payout batch {batch.id}: the version on chain does not make its first payment")
-
-
-def _fits_the_chain(bundle: SpendBundle, children: dict[bytes32, CoinRecord], states: dict[bytes32, CoinState]) -> bool:
-    created = bundle.additions()
-    if not created or any(coin.name() not in children for coin in created):
-        return False
-    heights = {int(children[coin.name()].confirmed_block_index) for coin in created}
-    if len(heights) != 1:
-        return False
-    (height,) = heights
-    return all(states[coin.name()].spent_height == height for coin in bundle.removals())
-
-
-def fee_of(bundle: SpendBundle) -> int:
-    """What a transaction pays in fees: what it spends less what it creates."""
-    return int(sum(coin.amount for coin in bundle.removals()) - sum(coin.amount for coin in bundle.additions()))
-
-
-async def coin_states(ctx: PoolContext, coins: Sequence[Coin]) -> dict[bytes32, CoinState]:
-    """Each coin as the node sees it now (a coin it does not know is GONE: a reorg took it away)."""
-    states: dict[bytes32, CoinState] = {}
-    for coin in coins:
-        coin_id = coin.name()
-        if coin_id in states:
-            continue
-        record = await ctx.node.coin_record(coin_id)
-        if record is None:
-            states[coin_id] = GONE
-        elif record.spent:
-            states[coin_id] = spent_at(int(record.spent_block_index))
-        else:
-            states[coin_id] = UNSPENT
-    return states
 
 
 async def farmer_shares(ctx: PoolContext) -> list[FarmerShare]:

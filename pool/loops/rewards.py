@@ -15,6 +15,14 @@ nothing.
 
 A claim's fee is paid by a separate wallet spend tied to the absorb's singleton spend; its coins stay reserved, and the
 fee charged, until the chain shows it landed or can no longer land.
+
+An absorb still in the mempool ``rewards.fee_bump_after_blocks`` after it was sent gets a new version: the same absorb
+spends (rebuilt from the live singleton, checked to be the very ones sent) with a new fee spend that pays more, from the
+pool's fee share, and spends every coin of the previous one (chia's mempool replaces a bundle only by one spending all
+its coins, for at least 10 000 000 mojos more fee), so that of all the versions at most one lands. The new version is
+recorded (compare-and-set on the one it replaces, its fee charged) before it is pushed; every earlier fee spend is kept,
+and whichever lands is the fee charged. An absorb missing from the mempool (a crash between recording and pushing, a
+node that dropped it) is pushed again, the very same bundle, until ``drop_after_blocks`` fails it.
 """
 
 from __future__ import annotations
@@ -48,8 +56,10 @@ from pool.context import PoolContext
 from pool.kill_points import kill_point
 from pool.payouts.coins import NotEnoughCoins, buried_coins, select_coins
 from pool.payouts.fees import absorb_cost, estimated_fee
-from pool.store.abstract import CoinReserved, InsufficientFunds
-from pool.store.models import ClaimStatus, FarmerRecord, RewardClaim, TargetProof
+from pool.payouts.on_chain import coin_states, version_on_chain
+from pool.payouts.versions import CoinState, Wait, coins_for_new_version
+from pool.store.abstract import CoinReserved, InsufficientFunds, StaleTransaction
+from pool.store.models import ClaimFeeVersion, ClaimStatus, FarmerRecord, RewardClaim, TargetProof, claim_holder
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +72,8 @@ class RewardStats:
     failed: int = 0
     skipped: int = 0
     fees_settled: int = 0
+    bumped: list[bytes32] = field(default_factory=list)  # absorbs sent anew with a higher fee (their new names)
+    repushed: list[bytes32] = field(default_factory=list)  # absorbs missing from the mempool, pushed again
     unavailable: int = 0  # claims or farmers left for the next iteration because the node could not answer
     waiting_for_proof: bool = False  # no absorb: the wallet has not proved it owns the target address
 
@@ -85,6 +97,7 @@ class RewardLoop:
             return stats  # only the node is needed: a claim goes without its fee when the wallet is away
         peak_height = self.status.peak.height
         await self.settle_claims(ctx, peak_height, stats)
+        await self.absorbs_in_flight(ctx, peak_height, stats)
         if await self.target_proven(ctx):
             await self.collect(ctx, peak_height, stats)
         else:
@@ -183,31 +196,224 @@ class RewardLoop:
         stats.failed += 1
 
     async def _settle_fee(self, ctx: PoolContext, claim: RewardClaim, peak_height: int, stats: RewardStats) -> None:
-        """The fee spend landed once a coin it creates is buried; it can never land once a coin it spends, or the
-        singleton coin it must be mined with, is spent without it and buried. Until one of those, it stays charged
-        and its coins reserved: it may still be mined (with our absorb, or with any other spend of that singleton
-        coin, as anyone holding it may include it)."""
-        assert claim.fee_spend_bundle is not None
+        """The claim's fee spends (one per version of its absorb; at most one can land) as the chain shows them. One
+        landed once the coins it creates are buried: its fee is the one charged, the rest given back. None can land
+        any more once each has a coin it spends, or the singleton coin it must be mined with, spent without it and
+        buried: the whole fee is given back. Until one of those, the fee stays charged and the coins reserved: a fee
+        spend may still be mined (with our absorb, or with any other spend of that singleton coin, as anyone holding
+        it may include it)."""
         threshold = ctx.config.chain.confirmation_security_threshold
-        bundle = SpendBundle.from_bytes(claim.fee_spend_bundle)
-        created = bundle.additions()
-        if created:
-            record = await ctx.node.coin_record(created[0].name())
-            if record is not None:
-                if peak_height - int(record.confirmed_block_index) >= threshold:
-                    await ctx.store.settle_claim_fee(claim.coin_id, landed=True)
-                    stats.fees_settled += 1
-                return
-        watched = [coin.name() for coin in bundle.removals()] + asserted_concurrent_spends(bundle)
-        for coin_id in watched:
-            record = await ctx.node.coin_record(coin_id)
-            if record is not None and record.spent and peak_height - int(record.spent_block_index) >= threshold:
-                log.info(
-                    "the fee spend of the claim of coin %s can no longer land: fee given back", claim.coin_id.hex()
-                )
-                await ctx.store.settle_claim_fee(claim.coin_id, landed=False)
+        versions = [version for version in await ctx.store.claim_fee_versions(claim.coin_id) if not version.settled]
+        if not versions:
+            log.error("the fee of the claim of coin %s has no fee spend recorded: not settled", claim.coin_id.hex())
+            return
+        bundles = [SpendBundle.from_bytes(version.spend_bundle) for version in versions]
+        states = await coin_states(ctx.node, [coin for bundle in bundles for coin in bundle.removals()])
+        landed = await version_on_chain(ctx.node, bundles, states)
+        if landed is not None:
+            if peak_height - landed.height >= threshold:
+                await ctx.store.settle_claim_fee(claim.coin_id, landed=True, fee_paid=versions[landed.index].fee)
                 stats.fees_settled += 1
+            return
+        for bundle in bundles:
+            if not await _can_no_longer_land(ctx, bundle, states, peak_height):
                 return
+        log.info("the fee spend of the claim of coin %s can no longer land: fee given back", claim.coin_id.hex())
+        await ctx.store.settle_claim_fee(claim.coin_id, landed=False)
+        stats.fees_settled += 1
+
+    # -- absorbs in flight ---------------------------------------------------------------------------------------
+    async def absorbs_in_flight(self, ctx: PoolContext, peak_height: int, stats: RewardStats) -> None:
+        """Each absorb in flight (the SUBMITTED claims of one spend bundle): one still in the mempool
+        ``fee_bump_after_blocks`` after it was sent gets a new version with a higher fee; one missing from the
+        mempool is pushed again, the very same bundle, until ``drop_after_blocks`` (then ``settle_claims`` fails it).
+        An absorb the node cannot answer for waits; the others go on."""
+        absorbs: dict[bytes32, list[RewardClaim]] = defaultdict(list)
+        for claim in await ctx.store.reward_claims(ClaimStatus.SUBMITTED):
+            if claim.spend_bundle_name is not None:
+                absorbs[claim.spend_bundle_name].append(claim)
+        for name, claims in absorbs.items():
+            try:
+                waited = peak_height - max(claim.submitted_height for claim in claims)
+                if await ctx.node.in_mempool(name):
+                    if waited >= ctx.config.rewards.fee_bump_after_blocks:
+                        await self.bump_fee(ctx, name, claims, peak_height, waited, stats)
+                elif waited < self.drop_after_blocks:
+                    await self._push_again(ctx, name, claims, peak_height, stats)
+            except ChainUnavailable as exc:
+                log.info("absorb %s waits for the node or the wallet: %s", name.hex(), exc)
+                stats.unavailable += 1
+            except Exception:  # an odd absorb must not keep the others, or new claims, from going on
+                log.exception("absorb %s: not sent anew", name.hex())
+
+    async def _push_again(
+        self, ctx: PoolContext, name: bytes32, claims: Sequence[RewardClaim], peak_height: int, stats: RewardStats
+    ) -> None:
+        """The absorb as recorded, pushed again: after a crash between recording a version and pushing it, or when
+        the node dropped it. Only the very bundle recorded (rebuilt, and checked by its name)."""
+        pending = await self.pending_absorb(ctx, name, claims, peak_height)
+        if pending is None:
+            return
+        result = await ctx.node.push(pending.bundle)
+        if result.accepted:
+            log.info("absorb %s was not in the mempool: pushed again", name.hex())
+            stats.repushed.append(name)
+        else:
+            log.info("absorb %s was not in the mempool; pushed again, refused: %s", name.hex(), result.error)
+
+    async def pending_absorb(
+        self, ctx: PoolContext, name: bytes32, claims: Sequence[RewardClaim], peak_height: int
+    ) -> PendingAbsorb | None:
+        """The absorb ``name`` as it was sent, rebuilt: its absorb spends from the live singleton (unchanged while
+        the absorb waits), with the fee spend it was sent with, if any. None (and why, in the log) when the chain
+        moved (a reward coin spent: ``settle_claims`` follows it) or the rebuilt bundle is not the one recorded."""
+        carriers = [claim for claim in claims if not claim.fee_settled]
+        if len(carriers) > 1:
+            log.warning(
+                "absorb %s: %d of its claims carry a fee that may still land: not sent anew", name.hex(), len(carriers)
+            )
+            return None
+        carrier = carriers[0] if carriers else None
+        versions: list[ClaimFeeVersion] = []
+        if carrier is not None:
+            versions = [v for v in await ctx.store.claim_fee_versions(carrier.coin_id) if not v.settled]
+            if not versions:
+                log.error("absorb %s: its fee has no fee spend recorded: not sent anew", name.hex())
+                return None
+        records = []
+        for claim in claims:
+            record = await ctx.node.coin_record(claim.coin_id)
+            if record is None or record.spent:
+                return None
+            records.append(record)
+        farmer = await ctx.store.get_farmer(claims[0].launcher_id)
+        if farmer is None:
+            return None
+        try:
+            view = await live_singleton(ctx, farmer, peak_height)
+            launcher = await ctx.node.coin_record(farmer.launcher_id)
+            if launcher is None:
+                raise ValueError("launcher coin not found")
+            absorb = SpendBundle(
+                absorb_spends(ctx, view, launcher.coin, sorted(records, key=absorb_order)), G2Element()
+            )
+        except ValueError as exc:
+            log.info("absorb %s cannot be built again (%s): not sent anew", name.hex(), exc)
+            return None
+        sent = [absorb]
+        if versions:
+            sent.append(SpendBundle.aggregate([absorb, SpendBundle.from_bytes(versions[-1].spend_bundle)]))
+        bundle = next((candidate for candidate in sent if candidate.name() == name), None)
+        if bundle is None:
+            log.warning(
+                "absorb %s: the absorb built from the live singleton is not the one sent: not sent anew", name.hex()
+            )
+            return None
+        singleton_coin = get_most_recent_singleton_coin_from_coin_spend(view.tip)
+        assert singleton_coin is not None  # live_singleton checked it
+        return PendingAbsorb(carrier, versions, absorb, bundle, singleton_coin.name())
+
+    async def bump_fee(
+        self,
+        ctx: PoolContext,
+        name: bytes32,
+        claims: Sequence[RewardClaim],
+        peak_height: int,
+        waited: int,
+        stats: RewardStats,
+    ) -> None:
+        """A new version of the stuck absorb ``name``: its very absorb spends and a fee spend paying at least
+        ``payouts.fee_bump`` more (chia's least replacement increase), or the node's estimate of the moment if that is
+        higher, never beyond ``fees.maximum``, the increase from the pool's fee share; it spends every coin of the
+        fee spends that may still land (chia replaces a bundle only by one spending all its coins), and more if
+        needed. Recorded before it is pushed; waits (and logs) when the share, the coins or the wallet fall short."""
+        if not self.status.wallet_synced:
+            log.info("absorb %s unconfirmed for %d blocks: a higher fee waits for the wallet", name.hex(), waited)
+            return
+        pending = await self.pending_absorb(ctx, name, claims, peak_height)
+        if pending is None:
+            return
+        carrier = pending.carrier or next((claim for claim in claims if claim.fee_spend_bundle is None), None)
+        if carrier is None:
+            log.warning("absorb %s: none of its claims can carry a new fee spend: not sent anew", name.hex())
+            return
+        fees = ctx.config.fees
+        estimate = await estimated_fee(ctx.node, fees, absorb_cost(len(claims)), least=0)
+        fee = max(carrier.fee + ctx.config.payouts.fee_bump, estimate)
+        if fee > fees.maximum:
+            log.warning(
+                "absorb %s unconfirmed for %d blocks; a higher fee (%d) would pass fees.maximum (%d): still waiting",
+                name.hex(),
+                waited,
+                fee,
+                fees.maximum,
+            )
+            return
+        share = (await ctx.store.ledger()).pool_fee_share
+        if share < fee - carrier.fee:
+            log.warning(
+                "absorb %s unconfirmed for %d blocks; the pool's fee share (%d) cannot pay a fee of %d (%d more): "
+                "still waiting (python -m pool ledger fund-fees)",
+                name.hex(),
+                waited,
+                share,
+                fee,
+                fee - carrier.fee,
+            )
+            return
+        threshold = ctx.config.chain.confirmation_security_threshold
+        earlier = [SpendBundle.from_bytes(version.spend_bundle).removals() for version in pending.versions]
+        states = await coin_states(ctx.node, [coin for coins in earlier for coin in coins])
+        plan = coins_for_new_version(earlier, states, peak_height, threshold)
+        if isinstance(plan, Wait):
+            log.info("absorb %s unconfirmed for %d blocks; not sent anew yet: %s", name.hex(), waited, plan.why)
+            return
+        own = claim_holder(carrier.coin_id)
+        held = {coin_id for coin_id, holder in (await ctx.store.reserved_coins()).items() if holder != own}
+        try:
+            spendable = buried_coins(await ctx.wallet.spendable_coins(), peak_height, threshold)
+            coins = select_coins(spendable + list(plan.coins), fee, held=held, required=plan.coins)
+        except NotEnoughCoins as exc:
+            log.warning(
+                "absorb %s unconfirmed for %d blocks; a higher fee waits for coins: %s", name.hex(), waited, exc
+            )
+            return
+        fee_spend = await ctx.wallet.sign_payment(
+            [(ctx.config.pool.target_puzzle_hash, 0)],
+            fee,
+            coins=coins,
+            assert_concurrent_spend=pending.singleton_coin_id,
+        )
+        bundle = SpendBundle.aggregate([pending.absorb, fee_spend.spend_bundle])
+        try:
+            await ctx.store.replace_claim_fee(
+                carrier.coin_id,
+                bytes(fee_spend.spend_bundle),
+                fee,
+                bundle.name(),
+                ctx.now(),
+                peak_height,
+                replaces=name,
+                coins=fee_spend.removals,
+            )
+        except (InsufficientFunds, CoinReserved, StaleTransaction) as exc:
+            log.warning("absorb %s not sent anew: %s", name.hex(), exc)
+            return
+        result = await ctx.node.push(bundle)
+        if not result.accepted:
+            log.warning(
+                "absorb %s sent anew as %s with fee %d, refused: %s", name.hex(), bundle.name().hex(), fee, result.error
+            )
+            return
+        log.warning(
+            "absorb %s unconfirmed for %d blocks: sent anew as %s with fee %d (was %d)",
+            name.hex(),
+            waited,
+            bundle.name().hex(),
+            fee,
+            carrier.fee,
+        )
+        stats.bumped.append(bundle.name())
 
     # -- new claims ----------------------------------------------------------------------------------------------
     async def collect(self, ctx: PoolContext, peak_height: int, stats: RewardStats) -> None:
@@ -227,7 +433,7 @@ class RewardLoop:
             if launcher_id in in_flight:
                 continue  # its singleton is being spent by a claim in flight: wait for that one to settle
             farmer = next(f for f in farmers if f.launcher_id == launcher_id)
-            coins = sorted(coins, key=lambda r: r.confirmed_block_index)[: self.max_coins_per_claim]
+            coins = sorted(coins, key=absorb_order)[: self.max_coins_per_claim]
             try:
                 stats.submitted += await self.claim(ctx, farmer, coins, peak_height)
             except ChainUnavailable as exc:  # this farmer's look-ups failed: the others go on, it is tried again
@@ -261,8 +467,7 @@ class RewardLoop:
         launcher = await ctx.node.coin_record(farmer.launcher_id)
         if launcher is None:
             raise ValueError("launcher coin not found")
-        spends = absorb_spends(ctx, view, launcher.coin, coins)
-        bundle = SpendBundle(spends, G2Element())
+        bundle = SpendBundle(absorb_spends(ctx, view, launcher.coin, coins), G2Element())
         singleton_coin = get_most_recent_singleton_coin_from_coin_spend(view.tip)
         assert singleton_coin is not None  # live_singleton checked it
         fee, fee_spend = 0, None
@@ -362,6 +567,40 @@ class RewardLoop:
             return []
         log.warning("a coin of %s already has an active claim: absorb not pushed", farmer.launcher_id.hex())
         return []
+
+
+@dataclass(frozen=True)
+class PendingAbsorb:
+    """An absorb in flight, rebuilt as it was sent."""
+
+    carrier: RewardClaim | None  # the claim that carries its fee spends that may still land
+    versions: list[ClaimFeeVersion]  # those fee spends, oldest first (the newest is in ``bundle``, or taken over)
+    absorb: SpendBundle  # the absorb spends alone
+    bundle: SpendBundle  # as it was sent (its name is the one recorded)
+    singleton_coin_id: bytes32  # the singleton coin the absorb spends, which its fee spends assert
+
+
+async def _can_no_longer_land(
+    ctx: PoolContext, bundle: SpendBundle, states: dict[bytes32, CoinState], peak_height: int
+) -> bool:
+    """Whether a fee spend none of whose versions landed has a coin it spends, or the singleton coin it must be mined
+    with, spent (without it) and buried."""
+    threshold = ctx.config.chain.confirmation_security_threshold
+    for coin in bundle.removals():
+        spent_height = states[coin.name()].spent_height
+        if spent_height is not None and peak_height - spent_height >= threshold:
+            return True
+    for coin_id in asserted_concurrent_spends(bundle):
+        record = await ctx.node.coin_record(coin_id)
+        if record is not None and record.spent and peak_height - int(record.spent_block_index) >= threshold:
+            return True
+    return False
+
+
+def absorb_order(record: CoinRecord) -> tuple[int, bytes]:
+    """The order of an absorb's reward coins: by height, then id, so that the same coins always make the same
+    bundle (an absorb in flight is built again to be sent anew)."""
+    return int(record.confirmed_block_index), bytes(record.coin.name())
 
 
 def claimable_farmers(ctx: PoolContext, farmers: Sequence[FarmerRecord]) -> list[FarmerRecord]:

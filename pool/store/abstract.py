@@ -9,6 +9,7 @@ from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
 from pool.store.models import (
     BatchStatus,
     BatchVersion,
+    ClaimFeeVersion,
     ClaimStatus,
     Distribution,
     DistributionShare,
@@ -286,8 +287,9 @@ class AbstractPoolStore(ABC):
         has a claim that is not FAILED (never claim a coin twice); a FAILED claim of the same coin is replaced, and
         if its fee spend has not settled (it may still land), the new claim takes that fee over and must carry none
         of its own (StoreError). The claims' fees are charged to the pool fee share in the same transaction
-        (InsufficientFunds if it is smaller) and ``fee_coins``, the coins the fee spend spends, are reserved for the
-        claim until its fee settles (CoinReserved if another transaction of the pool holds one)."""
+        (InsufficientFunds if it is smaller), a fee spend becomes its claim's next fee version
+        (``claim_fee_versions``), and ``fee_coins``, the coins the fee spend spends, are reserved for the claim until
+        its fee settles (CoinReserved if another transaction of the pool holds one)."""
 
     async def add_reward_claim(self, claim: RewardClaim, fee_coins: Sequence[bytes32] = ()) -> bool:
         return await self.add_reward_claims([claim], fee_coins)
@@ -308,10 +310,39 @@ class AbstractPoolStore(ABC):
         by ``settle_claim_fee`` once the chain tells whether the fee spend landed."""
 
     @abstractmethod
-    async def settle_claim_fee(self, coin_id: bytes32, landed: bool) -> None:
+    async def replace_claim_fee(
+        self,
+        coin_id: bytes32,
+        fee_spend_bundle: bytes,
+        fee: int,
+        spend_bundle_name: bytes32,
+        now: int,
+        height: int,
+        *,
+        replaces: bytes32,
+        coins: Sequence[bytes32] = (),
+    ) -> None:
+        """A SUBMITTED absorb stuck in the mempool gets a new version: the same absorb spends with a new fee spend,
+        carried by the claim of ``coin_id`` (the one that carries the absorb's fee, or, when it had none, one of its
+        claims). Recorded only if the claim's absorb is still ``replaces`` (StaleTransaction otherwise: it was
+        replaced meanwhile). Every claim of that absorb now names ``spend_bundle_name`` and waits from ``height``;
+        the new fee spend becomes the claim's next fee version and every earlier one is kept (the caller makes it
+        spend every coin of the previous one, so that at most one lands). A higher ``fee`` is charged to the pool
+        fee share (InsufficientFunds); a lower one, a claim not SUBMITTED, a fee already settled or another claim of
+        the absorb carrying an unsettled fee are refused (StoreError). ``coins`` are reserved for the claim
+        (CoinReserved if another transaction holds one)."""
+
+    @abstractmethod
+    async def claim_fee_versions(self, coin_id: bytes32) -> list[ClaimFeeVersion]:
+        """Every fee spend ever recorded for the claim of this coin, oldest first (settled ones included)."""
+
+    @abstractmethod
+    async def settle_claim_fee(self, coin_id: bytes32, landed: bool, fee_paid: int | None = None) -> None:
         """The fee spend of this claim landed (its fee stays charged) or can no longer land (the fee goes back to the
-        pool fee share and the claim's fee becomes 0); either way its coins are no longer reserved. Only once
-        (StoreError for a claim without an unsettled fee)."""
+        pool fee share and the claim's fee becomes 0); either way its fee versions are settled and its coins no
+        longer reserved. ``fee_paid``: the fee of the version that landed (an earlier, cheaper one may land instead
+        of a replacement); what was charged beyond it goes back to the pool fee share (StoreError if it is negative
+        or more than was charged). Only once (StoreError for a claim without an unsettled fee)."""
 
     @abstractmethod
     async def reserved_coins(self) -> dict[bytes32, str]:

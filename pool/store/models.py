@@ -163,6 +163,22 @@ class RewardClaim:
 
 
 @dataclass(frozen=True)
+class ClaimFeeVersion:
+    """One fee spend recorded for the absorb of a claim (the claim that carries the absorb's fee), kept for good: an
+    absorb stuck in the mempool is replaced by one with a new fee spend that spends every coin of the previous one
+    (and more), so at most one of them lands, and whichever does is the fee charged. ``settled`` once the chain
+    showed which one landed, or that none can."""
+
+    coin_id: bytes32  # the reward coin of the claim that carries the fee
+    version: int  # 1 for the first fee spend, then one more per replacement
+    spend_bundle: bytes  # the wallet's signed fee spend
+    fee: int
+    created_at: int
+    height: int | None  # the chain's peak when it was recorded
+    settled: bool = False
+
+
+@dataclass(frozen=True)
 class Distribution:
     """Confirmed reward money shared out: the pool fee to the pool's share, the rest to farmers' owed balances."""
 

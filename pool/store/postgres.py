@@ -321,6 +321,29 @@ _SCHEMA_V8_SESSIONS_PER_FARMER: Migration = (
 )
 
 
+_SCHEMA_V9_CLAIM_FEE_VERSIONS: Migration = (
+    # As in SQLite: every fee spend recorded for a claim's absorb (one that may still land is version 1).
+    f"""
+    CREATE TABLE claim_fee_versions (
+        coin_id BYTEA NOT NULL REFERENCES reward_claims (coin_id),
+        version INTEGER NOT NULL CHECK (version >= 1),
+        spend_bundle BYTEA NOT NULL,
+        fee {MOJOS} NOT NULL CHECK (fee >= 0),
+        created_at BIGINT NOT NULL,
+        height BIGINT,
+        settled BOOLEAN NOT NULL DEFAULT FALSE,
+        PRIMARY KEY (coin_id, version)
+    )
+    """,
+    """
+    INSERT INTO claim_fee_versions (coin_id, version, spend_bundle, fee, created_at, height, settled)
+    SELECT coin_id, 1, fee_spend_bundle, fee, submitted_at, submitted_height, FALSE FROM reward_claims
+    WHERE fee_spend_bundle IS NOT NULL AND NOT fee_settled
+    """,
+    "CREATE INDEX reward_claims_bundle ON reward_claims (spend_bundle_name)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -330,6 +353,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V6_TARGET_PROOF,
     _SCHEMA_V7_DIFFICULTY_HISTORY,
     _SCHEMA_V8_SESSIONS_PER_FARMER,
+    _SCHEMA_V9_CLAIM_FEE_VERSIONS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite.py. Append only."""
 
@@ -338,6 +362,7 @@ TABLES: tuple[str, ...] = (
     "difficulty_changes",
     "partials",
     "reward_claims",
+    "claim_fee_versions",
     "payout_rounds",
     "payment_batches",
     "batch_versions",

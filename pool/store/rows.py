@@ -10,6 +10,7 @@ from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
 from pool.store.models import (
     BatchStatus,
     BatchVersion,
+    ClaimFeeVersion,
     ClaimStatus,
     Distribution,
     DistributionShare,
@@ -232,6 +233,18 @@ def version_from_row(row: Row) -> BatchVersion:
         fee=int(row["fee"]),
         created_at=int(row["created_at"]),
         height=optional_int(row["height"]),
+    )
+
+
+def claim_fee_version_from_row(row: Row) -> ClaimFeeVersion:
+    return ClaimFeeVersion(
+        coin_id=bytes32(row["coin_id"]),
+        version=int(row["version"]),
+        spend_bundle=bytes(row["spend_bundle"]),
+        fee=int(row["fee"]),
+        created_at=int(row["created_at"]),
+        height=optional_int(row["height"]),
+        settled=bool(row["settled"]),
     )
 
 

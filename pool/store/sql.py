@@ -61,6 +61,7 @@ from pool.store.abstract import (
 from pool.store.models import (
     BatchStatus,
     BatchVersion,
+    ClaimFeeVersion,
     ClaimStatus,
     Distribution,
     DistributionShare,
@@ -87,6 +88,7 @@ from pool.store.models import (
 from pool.store.rows import (
     Row,
     batch_from_row,
+    claim_fee_version_from_row,
     claim_from_row,
     distribution_from_row,
     entry_from_row,
@@ -693,6 +695,10 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 params.update(fee=earlier["fee"], fee_spend_bundle=earlier["fee_spend_bundle"], fee_settled=False)
         if await tx.fetchone(_UPSERT_CLAIM, params) is None:
             raise _ClaimExists()  # another process recorded a live claim of the coin meanwhile
+        if claim.fee_spend_bundle is not None:
+            await _add_claim_fee_version(
+                tx, claim.coin_id, claim.fee_spend_bundle, claim.fee, claim.submitted_at, claim.submitted_height
+            )
         if claim.fee > 0:
             await _debit_account(tx, _POOL_FEE_SHARE, claim.fee)
             await _journal(tx, LedgerKind.CLAIM_FEE, claim.fee, claim.launcher_id, claim.coin_id.hex())
@@ -732,19 +738,87 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 await _credit_account(tx, _UNDISTRIBUTED, claim.amount)
                 await _journal(tx, LedgerKind.CLAIM, claim.amount, claim.launcher_id, coin_id.hex())
 
-    async def settle_claim_fee(self, coin_id: bytes32, landed: bool) -> None:
+    async def replace_claim_fee(
+        self,
+        coin_id: bytes32,
+        fee_spend_bundle: bytes,
+        fee: int,
+        spend_bundle_name: bytes32,
+        now: int,
+        height: int,
+        *,
+        replaces: bytes32,
+        coins: Sequence[bytes32] = (),
+    ) -> None:
+        async with self._leader_write() as tx:
+            claim = await self._claim_in(tx, coin_id)
+            if claim.status is not ClaimStatus.SUBMITTED:
+                raise StoreError(
+                    f"claim of coin {coin_id.hex()} is {claim.status.value}: only an absorb in flight is replaced"
+                )
+            # A fee spend built from an older version might not spend the newest one's coins.
+            _still_current(f"claim of coin {coin_id.hex()}: its absorb", claim.spend_bundle_name, replaces)
+            if claim.fee_settled and claim.fee_spend_bundle is not None:
+                raise StoreError(f"claim of coin {coin_id.hex()}: its fee spend has settled, it is not replaced")
+            carrier = await tx.fetchone(
+                "SELECT coin_id FROM reward_claims WHERE spend_bundle_name = :replaces AND status = 'submitted' "
+                "AND coin_id != :coin_id AND NOT fee_settled",
+                {"replaces": replaces, "coin_id": coin_id},
+            )
+            if carrier is not None:
+                raise StoreError(
+                    f"the absorb {replaces.hex()} has its fee carried by the claim of coin "
+                    f"{bytes(carrier['coin_id']).hex()}: one absorb has one fee spend"
+                )
+            if fee < claim.fee:
+                raise StoreError(
+                    f"claim of coin {coin_id.hex()}: a new version must not pay less fee ({fee} < {claim.fee})"
+                )
+            increase = fee - claim.fee
+            if increase > 0:
+                await _debit_account(tx, _POOL_FEE_SHARE, increase)
+                await _journal(tx, LedgerKind.CLAIM_FEE, increase, claim.launcher_id, coin_id.hex())
+            await tx.execute(
+                "UPDATE reward_claims SET spend_bundle_name = :name, submitted_height = :height "
+                "WHERE spend_bundle_name = :replaces AND status = 'submitted'",
+                {"name": spend_bundle_name, "height": height, "replaces": replaces},
+            )
+            await tx.execute(
+                "UPDATE reward_claims SET fee = :fee, fee_spend_bundle = :bundle, fee_settled = FALSE "
+                "WHERE coin_id = :coin_id",
+                {"fee": fee, "bundle": bytes(fee_spend_bundle), "coin_id": coin_id},
+            )
+            await _add_claim_fee_version(tx, coin_id, fee_spend_bundle, fee, now, height)
+            await self._reserve(tx, coins, claim_holder(coin_id), now)
+
+    async def claim_fee_versions(self, coin_id: bytes32) -> list[ClaimFeeVersion]:
+        rows = await self._reads().fetchall(
+            "SELECT * FROM claim_fee_versions WHERE coin_id = :coin_id ORDER BY version", {"coin_id": coin_id}
+        )
+        return [claim_fee_version_from_row(row) for row in rows]
+
+    async def settle_claim_fee(self, coin_id: bytes32, landed: bool, fee_paid: int | None = None) -> None:
         async with self._leader_write() as tx:
             claim = await self._claim_in(tx, coin_id)
             if claim.fee_settled or claim.fee_spend_bundle is None:
                 raise StoreError(f"claim of coin {coin_id.hex()} has no fee waiting to settle")
-            fee = claim.fee
-            if not landed and fee > 0:
-                await _credit_account(tx, _POOL_FEE_SHARE, fee)
-                await _journal(tx, LedgerKind.CLAIM_FEE_REFUND, fee, claim.launcher_id, coin_id.hex())
-                fee = 0
+            if fee_paid is not None and not 0 <= fee_paid <= claim.fee:
+                raise StoreError(
+                    f"claim of coin {coin_id.hex()}: a fee paid of {fee_paid} is not within the {claim.fee} charged"
+                )
+            # What stays charged: the fee of the version that landed (all that was charged, unless an earlier,
+            # cheaper one landed), or nothing when none can land any more.
+            fee = (claim.fee if fee_paid is None else fee_paid) if landed else 0
+            refund = claim.fee - fee
+            if refund > 0:
+                await _credit_account(tx, _POOL_FEE_SHARE, refund)
+                await _journal(tx, LedgerKind.CLAIM_FEE_REFUND, refund, claim.launcher_id, coin_id.hex())
             await tx.execute(
                 "UPDATE reward_claims SET fee = :fee, fee_settled = TRUE WHERE coin_id = :coin_id",
                 {"fee": fee, "coin_id": coin_id},
+            )
+            await tx.execute(
+                "UPDATE claim_fee_versions SET settled = TRUE WHERE coin_id = :coin_id", {"coin_id": coin_id}
             )
             await tx.execute("DELETE FROM coin_reservations WHERE holder = :holder", {"holder": claim_holder(coin_id)})
 
@@ -944,13 +1018,9 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             batch = await self._batch_in(tx, batch_id)
             if batch.status is not BatchStatus.SUBMITTED:
                 raise StoreError(f"batch {batch_id} is {batch.status.value}: only a submitted batch is replaced")
-            if batch.tx_id != replaces:
-                # Compare-and-set: a version built from an older one (by a second leader, or an iteration that ran
-                # alongside) might not conflict with the version recorded meanwhile.
-                current = "none" if batch.tx_id is None else batch.tx_id.hex()
-                raise StaleTransaction(
-                    f"batch {batch_id}: its transaction is {current} now, not {replaces.hex()} as the new one assumes"
-                )
+            # A version built from an older one (by a second leader, or an iteration that ran alongside) might not
+            # conflict with the version recorded meanwhile.
+            _still_current(f"batch {batch_id}: its transaction", batch.tx_id, replaces)
             if fee < batch.fee:
                 raise StoreError(f"batch {batch_id}: a replacement must not pay less fee ({fee} < {batch.fee})")
             increase = fee - batch.fee
@@ -1479,6 +1549,38 @@ async def _add_version(
             "batch_id": batch_id,
             "version": version,
             "tx_id": tx_id,
+            "spend_bundle": bytes(spend_bundle),
+            "fee": fee,
+            "now": now,
+            "height": height,
+        },
+    )
+
+
+def _still_current(what: str, current: bytes32 | None, replaces: bytes32) -> None:
+    """The compare-and-set of a new version: StaleTransaction unless ``what`` is still the ``replaces`` it was built
+    from."""
+    if current != replaces:
+        shown = "none" if current is None else current.hex()
+        raise StaleTransaction(f"{what} is {shown} now, not {replaces.hex()} as the new version assumes")
+
+
+async def _add_claim_fee_version(
+    tx: Statements, coin_id: bytes32, spend_bundle: bytes, fee: int, now: int, height: int | None
+) -> None:
+    """The claim's next fee version (after every one recorded for its coin, settled ones included)."""
+    latest = await tx.fetchone(
+        "SELECT COALESCE(MAX(version), 0) AS version FROM claim_fee_versions WHERE coin_id = :coin_id",
+        {"coin_id": coin_id},
+    )
+    await tx.execute(
+        """
+        INSERT INTO claim_fee_versions (coin_id, version, spend_bundle, fee, created_at, height, settled)
+        VALUES (:coin_id, :version, :spend_bundle, :fee, :now, :height, FALSE)
+        """,
+        {
+            "coin_id": coin_id,
+            "version": 1 + (0 if latest is None else int(latest["version"])),
             "spend_bundle": bytes(spend_bundle),
             "fee": fee,
             "now": now,

@@ -342,6 +342,31 @@ _SCHEMA_V8_SESSIONS_PER_FARMER: Migration = (
 )
 
 
+_SCHEMA_V9_CLAIM_FEE_VERSIONS: Migration = (
+    # Every fee spend recorded for a claim's absorb: a stuck absorb gets a new version with a higher fee, the earlier
+    # ones may still land, and whichever lands is the fee charged. A fee spend that may still land is version 1.
+    """
+    CREATE TABLE claim_fee_versions (
+        coin_id BLOB NOT NULL REFERENCES reward_claims (coin_id),
+        version INTEGER NOT NULL CHECK (version >= 1),
+        spend_bundle BLOB NOT NULL,
+        fee INTEGER NOT NULL CHECK (fee >= 0),
+        created_at INTEGER NOT NULL,
+        height INTEGER,
+        settled INTEGER NOT NULL DEFAULT 0 CHECK (settled IN (0, 1)),
+        PRIMARY KEY (coin_id, version)
+    )
+    """,
+    """
+    INSERT INTO claim_fee_versions (coin_id, version, spend_bundle, fee, created_at, height, settled)
+    SELECT coin_id, 1, fee_spend_bundle, fee, submitted_at, submitted_height, FALSE FROM reward_claims
+    WHERE fee_spend_bundle IS NOT NULL AND NOT fee_settled
+    """,
+    # The claims of one absorb share its bundle's name: a new version renames them together.
+    "CREATE INDEX reward_claims_bundle ON reward_claims (spend_bundle_name)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -351,6 +376,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V6_TARGET_PROOF,
     _SCHEMA_V7_DIFFICULTY_HISTORY,
     _SCHEMA_V8_SESSIONS_PER_FARMER,
+    _SCHEMA_V9_CLAIM_FEE_VERSIONS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""
 

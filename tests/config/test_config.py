@@ -93,6 +93,7 @@ def test_fee_is_exact_not_float() -> None:
         ("fees.target_seconds", 0, "fees.target_seconds", "at least 1"),
         ("fees.maximum", 10, "fees.maximum", "at least payouts.blockchain_fee (20)"),
         ("fees.mximum", 10, "fees.mximum", "unknown key"),
+        ("rewards.fee_bump_after_blocks", 0, "rewards.fee_bump_after_blocks", "at least 1"),
     ],
 )
 def test_bad_values_name_their_key(path: str, value: Any, key: str, words: str) -> None:
@@ -196,6 +197,12 @@ def test_stale_partials_are_credited_unless_the_operator_drops_them() -> None:
 
 def test_relative_lock_height_may_equal_the_confirmation_threshold() -> None:
     assert parse_config(with_change("pool.relative_lock_height", 32), REPO).pool.relative_lock_height == 32
+
+
+def test_a_stuck_absorb_is_sent_anew_after_ten_blocks_unless_set() -> None:
+    assert load_config_file(EXAMPLE).rewards.fee_bump_after_blocks == 10
+    assert parse_config(with_change("rewards.fee_bump_after_blocks", DELETE), REPO).rewards.fee_bump_after_blocks == 10
+    assert parse_config(with_change("rewards.fee_bump_after_blocks", 3), REPO).rewards.fee_bump_after_blocks == 3
 
 
 def test_fee_reserve_keeps_one_fee_bump_unless_set() -> None:

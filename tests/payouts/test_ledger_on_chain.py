@@ -18,6 +18,7 @@ from chia.consensus.condition_tools import conditions_dict_for_solution
 from chia.full_node.mempool import MempoolRemoveReason
 from chia.types.condition_opcodes import ConditionOpcode
 
+from pool.chain.interface import PushResult
 from pool.chia_adapter import (
     DEFAULT_TX_CONFIG,
     Addition,
@@ -41,6 +42,7 @@ from tests.loops.loops_harness import (
     Pool,
     absorb,
     bury_claims,
+    check_chain,
     random_puzzle_hash,
     settle_round,
     win,
@@ -260,7 +262,10 @@ async def test_small_farmer_is_paid_once_its_owed_balance_reaches_min_payment(
     farmers_share = POOL_REWARD * 99 // 100
     small_share = farmers_share // 100
     min_payment = 2 * small_share - 1  # reached by two shares, not by one
-    pool = await start_pool(world, pool_path, payouts={"scheme": scheme, "min_payment": min_payment})
+    # No blockchain fee (the node's estimate follows the fees earlier tests paid): the pool fee is paid out whole.
+    pool = await start_pool(
+        world, pool_path, payouts={"scheme": scheme, "min_payment": min_payment}, fees={"maximum": 0}
+    )
     try:
         pay_big, pay_small = random_puzzle_hash(), random_puzzle_hash()
         await pool.add_farmer(big, pay_big)
@@ -301,7 +306,8 @@ async def test_claim_fee_comes_from_the_pool_share_and_never_stops_a_claim(
     the fee, in a spend that asserts the absorb's singleton spend, and the ledger charges it to the share."""
     first, _ = plotnfts
     claim_fee = 1_000
-    pool = await start_pool(world, pool_path, rewards={"claim_fee": claim_fee})
+    # The fee is claim_fee whatever the node estimates (it follows the fees earlier tests paid).
+    pool = await start_pool(world, pool_path, rewards={"claim_fee": claim_fee}, fees={"maximum": claim_fee})
     try:
         await pool.add_farmer(first, random_puzzle_hash())
         await pool.confirm_partials(world, (first, 1))
@@ -427,9 +433,11 @@ async def test_stuck_batch_is_replaced_with_a_higher_fee_from_the_pool_share(
         payout = await pool.run_payouts()
         assert payout.created and payout.round_id is not None
         (batch,) = await pool.ctx.store.batches(payout.round_id)
-        assert batch.id is not None and batch.fee == 0 and batch.spend_bundle is not None
+        assert batch.id is not None and batch.spend_bundle is not None
         original = SpendBundle.from_bytes(batch.spend_bundle)
         assert (await balanced(pool)).pool_fee_share == fee_reserve
+        # The node's estimate (what earlier tests' fees taught it), far below one fee_bump.
+        first_fee = batch.fee
 
         # Kept out of the blocks (as by a full mempool) for fee_bump_after_blocks blocks, then back in the mempool.
         manager = world.simulator.full_node.mempool_manager
@@ -443,21 +451,22 @@ async def test_stuck_batch_is_replaced_with_a_higher_fee_from_the_pool_share(
         assert bumped.bumped == [batch.id] and bumped.rebuilt == [] and bumped.repushed == []
         replaced = (await pool.ctx.store.batches(payout.round_id))[0]
         fee_bump = pool.ctx.config.payouts.fee_bump
-        assert replaced.status == BatchStatus.SUBMITTED and replaced.fee == fee_bump
+        fee = first_fee + fee_bump
+        assert replaced.status == BatchStatus.SUBMITTED and replaced.fee == fee
         replacement = SpendBundle.from_bytes(replaced.spend_bundle or b"")
         assert {c.name() for c in original.removals()} <= {c.name() for c in replacement.removals()}
         assert not await pool.ctx.node.in_mempool(original.name())  # displaced: only one can land
-        assert mempool_fee(world, replacement.name()) == fee_bump
+        assert mempool_fee(world, replacement.name()) == fee
         ledger = await balanced(pool)
         assert ledger.pool_fee_share == fee_reserve - fee_bump
 
         done = await settle_round(pool, world, payout.round_id)
-        assert done.blockchain_fees == fee_bump
+        assert done.blockchain_fees == fee
         (confirmed,) = await pool.ctx.store.batches(payout.round_id)
-        assert confirmed.fee == fee_bump  # what the landed transaction paid
+        assert confirmed.fee == fee  # what the landed transaction paid
         assert len(await paid_to(pool, pay_to)) == 1
         ledger = await balanced(pool)
-        assert (ledger.pool_fee_share, ledger.blockchain_fees) == (fee_reserve - fee_bump, fee_bump)
+        assert (ledger.pool_fee_share, ledger.blockchain_fees) == (fee_reserve - fee_bump, fee)
     finally:
         await pool.stop()
 
@@ -518,6 +527,133 @@ async def test_a_replacement_that_lands_is_charged_even_when_the_first_version_h
         # What left the wallet is exactly the payments and the fee the books charged.
         left = held_before - await pool.ctx.wallet.spendable_balance()
         assert left == sum(amount for _, amount in additions) + confirmed.fee
+    finally:
+        await pool.stop()
+
+
+async def claim_with_a_funded_fee(
+    world: World, pool: Pool, plotnft: PlotNFTInfo, funding: int
+) -> tuple[int, SpendBundle, int]:
+    """The operator funds the pool fee share (no distribution yet), a block is won and absorbed with its fee (the
+    node's estimate, at least rewards.claim_fee): the wallet's spendable balance before the reward, the absorb as the
+    mempool holds it, and its fee."""
+    await pool.add_farmer(plotnft, random_puzzle_hash())
+    await pool.confirm_partials(world, (plotnft, 1))
+    await world.farm_blocks(1, world.pool_target_puzzle_hash)  # the operator's own coins (paid in the next block)
+    await world.farm_blocks(1)
+    await fund_fees(pool.ctx.store, await pool.ctx.wallet.spendable_balance(), funding, "operator")
+    held = await pool.ctx.wallet.spendable_balance()
+    await win(world, pool, plotnft)
+    await absorb(pool, 1)
+    (claim,) = await pool.ctx.store.reward_claims(ClaimStatus.SUBMITTED)
+    assert claim.spend_bundle_name is not None and claim.fee >= pool.ctx.config.rewards.claim_fee
+    assert mempool_fee(world, claim.spend_bundle_name) == claim.fee
+    item = world.simulator.full_node.mempool_manager.mempool.get_item_by_id(claim.spend_bundle_name)
+    assert item is not None
+    return held, item.to_spend_bundle(), claim.fee
+
+
+async def keep_out_of_blocks(world: World, pool: Pool, bundle: SpendBundle, blocks: int) -> None:
+    """Out of the blocks (as by a full mempool) for ``blocks`` blocks, then back in the mempool."""
+    manager = world.simulator.full_node.mempool_manager
+    manager.mempool.remove_from_pool([bundle.name()], MempoolRemoveReason.EXPIRED)
+    manager.remove_seen(bundle.name())
+    await world.farm_blocks(blocks)
+    assert (await pool.ctx.node.push(bundle)).accepted
+    await pool.peak()
+
+
+def removals(bundle: SpendBundle) -> set[bytes32]:
+    return {coin.name() for coin in bundle.removals()}
+
+
+async def test_stuck_absorb_is_replaced_with_a_higher_fee_from_the_pool_share(
+    world: World, plotnfts: list[PlotNFTInfo], pool_path: Path
+) -> None:
+    """An absorb kept out of blocks for rewards.fee_bump_after_blocks is sent anew: the same absorb spends, with a fee
+    spend paying payouts.fee_bump more from the pool's share and spending every coin of the first one. The pool
+    dies once the new version is recorded, before it is pushed: started again, it pushes that very version, which
+    displaces the first in the mempool and lands. The reward is credited once, the claim charged the fee that landed,
+    and the wallet holds what the books say, to the mojo."""
+    first, _ = plotnfts
+    claim_fee, bump_after, funding = 1_000, 2, 100_000_000
+    pool = await start_pool(world, pool_path, rewards={"claim_fee": claim_fee, "fee_bump_after_blocks": bump_after})
+    try:
+        held, original, first_fee = await claim_with_a_funded_fee(world, pool, first, funding)
+        await keep_out_of_blocks(world, pool, original, bump_after)
+
+        async def lost_on_the_way(spend_bundle: SpendBundle) -> PushResult:  # the process dies before its push
+            return PushResult(accepted=True, error=None)
+
+        pool.ctx.node.push = lost_on_the_way  # type: ignore[method-assign]
+        stats = await pool.rewards.run_once(pool.ctx)
+        (name,) = stats.bumped
+        fee = first_fee + pool.ctx.config.payouts.fee_bump  # the node's estimate is far below that
+        (claim,) = await pool.ctx.store.reward_claims(ClaimStatus.SUBMITTED)
+        assert (claim.spend_bundle_name, claim.fee, claim.fee_settled) == (name, fee, False)
+        assert (await balanced(pool)).pool_fee_share == funding - fee  # charged when recorded
+        assert mempool_fee(world, original.name()) == first_fee  # only the first version is out there
+
+        pool = await pool.restart(world)
+        again = await pool.rewards.run_once(pool.ctx)
+        assert (again.repushed, again.bumped) == ([name], [])
+        assert not await pool.ctx.node.in_mempool(original.name())  # displaced: only one can land
+        assert mempool_fee(world, name) == fee
+        replacement = world.simulator.full_node.mempool_manager.mempool.get_item_by_id(name)
+        assert replacement is not None and removals(original) <= removals(replacement.to_spend_bundle())
+
+        await bury_claims(world, pool, 1)
+        (confirmed,) = await pool.ctx.store.reward_claims(ClaimStatus.CONFIRMED)
+        assert (confirmed.fee, confirmed.fee_settled) == (fee, True)
+        versions = await pool.ctx.store.claim_fee_versions(confirmed.coin_id)
+        assert [(v.version, v.fee, v.settled) for v in versions] == [(1, first_fee, True), (2, fee, True)]
+        ledger = await balanced(pool)
+        assert (ledger.confirmed_claims, ledger.blockchain_fees, ledger.pool_fee_share) == (
+            POOL_REWARD,
+            fee,
+            funding - fee,
+        )
+        assert await pool.ctx.wallet.spendable_balance() == held + POOL_REWARD - fee
+        await check_chain(pool)
+    finally:
+        await pool.stop()
+
+
+async def test_an_older_absorb_version_that_lands_is_charged_its_own_fee(
+    world: World, plotnfts: list[PlotNFTInfo], pool_path: Path
+) -> None:
+    """A stuck absorb sent anew with a higher fee, but the first version is the one that lands (another node's
+    mempool kept it): the claim is credited once and charged the first version's fee, the increase given back to the
+    pool's share; the wallet holds what the books say, to the mojo."""
+    first, _ = plotnfts
+    claim_fee, bump_after, funding = 1_000, 2, 100_000_000
+    pool = await start_pool(world, pool_path, rewards={"claim_fee": claim_fee, "fee_bump_after_blocks": bump_after})
+    try:
+        held, original, first_fee = await claim_with_a_funded_fee(world, pool, first, funding)
+        await keep_out_of_blocks(world, pool, original, bump_after)
+        (name,) = (await pool.rewards.run_once(pool.ctx)).bumped
+        assert not await pool.ctx.node.in_mempool(original.name())
+        fee = first_fee + pool.ctx.config.payouts.fee_bump  # the node's estimate is far below that
+        assert (await balanced(pool)).pool_fee_share == funding - fee
+
+        manager = world.simulator.full_node.mempool_manager
+        manager.mempool.remove_from_pool([name], MempoolRemoveReason.EXPIRED)
+        manager.remove_seen(original.name())
+        assert (await pool.ctx.node.push(original)).accepted  # the first version, from elsewhere
+        await bury_claims(world, pool, 1)
+        (confirmed,) = await pool.ctx.store.reward_claims(ClaimStatus.CONFIRMED)
+        assert (confirmed.fee, confirmed.fee_settled) == (first_fee, True)
+        ledger = await balanced(pool)
+        assert (ledger.confirmed_claims, ledger.blockchain_fees, ledger.pool_fee_share) == (
+            POOL_REWARD,
+            first_fee,
+            funding - first_fee,
+        )
+        refund = [e for e in await pool.ctx.store.ledger_entries() if e.kind is LedgerKind.CLAIM_FEE_REFUND]
+        assert [(e.amount, e.reference) for e in refund] == [(fee - first_fee, confirmed.coin_id.hex())]
+        assert await pool.ctx.wallet.spendable_balance() == held + POOL_REWARD - first_fee
+        assert await pool.ctx.store.reserved_coins() == {}
+        await check_chain(pool)
     finally:
         await pool.stop()
 

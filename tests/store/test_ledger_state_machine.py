@@ -1,21 +1,25 @@
 """The ledger invariant under random sequences of everything that moves money, through the real SqlitePoolStore.
 
 Each run of the machine gets a fresh database file and its own event loop. Rules drive what the pool's loops do, with
-the store's production transitions only: points from partials, absorb claims (with fee spends whose coins are
-reserved, sometimes more than the pool's share, sometimes on a coin another transaction holds), claims confirmed, lost
-or failed as the chain shows (a failed one landing after all, or claimed again taking its unsettled fee over), claim
-fees settling (landed or not), distributions planned by ``plan_distribution`` (points balance or a PPLNS-like window
-weight), payment rounds planned by ``plan_payments``, batches submitted, confirmed (sometimes an older, cheaper version
-landing), given a new version (a fee bump, or rebuilt because a coin was spent elsewhere; one built from a version
-that is no longer current is refused), another process taking leadership (the fenced store writes nothing until it
-leads again), and restarts — and after every step the books must balance, to the mojo:
+the store's production transitions only: points from partials, absorb claims (with fee spends whose coins are reserved,
+sometimes more than the pool's share, sometimes on a coin another transaction holds), claims confirmed, lost or failed
+as the chain shows (a failed one landing after all, or claimed again taking its unsettled fee over), an absorb stuck in
+the mempool given a new fee version (a higher fee, or one refused: built from a stale version, lower, beyond the share,
+a second fee spend for one absorb, on a held coin), claim fees settling (the latest version landed, an older, cheaper
+one, or none can land), distributions planned by ``plan_distribution`` (points balance or a PPLNS-like window weight),
+payment rounds planned by ``plan_payments``, batches submitted, confirmed (sometimes an older, cheaper version landing),
+given a new version (a fee bump, or rebuilt because a coin was spent elsewhere; one built from a version that is no
+longer current is refused), another process taking leadership (the fenced store writes nothing until it leads again),
+and restarts — and after every step the books must balance, to the mojo:
 
 - ``store.ledger().balanced`` and no figure below zero;
 - every figure equals an independent model of the balances kept by the machine;
 - the journal, summed per kind, gives every figure of the summary; per farmer, owed == shares - payments;
 - no farmer is ever paid more than distributions credited it; points never go below zero;
 - rounds' totals match their batches' fees; a round is done exactly when its batches are confirmed;
-- every version of every batch is kept; coins are held by exactly the transactions that may still land.
+- every version of every batch and every fee version of every claim is kept; per claim, the journal's fees less its
+  refunds are the fee it is charged (with the landed fees of its earlier claims); coins are held by exactly the
+  transactions that may still land.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import shutil
 import tempfile
 from collections import defaultdict
 from collections.abc import Coroutine
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
@@ -119,8 +123,12 @@ class ModelClaim:
     amount: int
     fee: int  # charged, not given back
     status: ClaimStatus
+    bundle: bytes32  # the absorb it is in (the claims of one absorb share it)
     fee_settled: bool = True
     earlier_fees: int = 0  # landed fees of the coin's earlier, failed claims
+    fee_spend: bool = False  # it carries a fee spend (its own, taken over, or from a new version)
+    unsettled_fees: list[int] = field(default_factory=list)  # the fees of its fee versions that may still land
+    versions: int = 0  # fee versions ever recorded for the coin
 
 
 @dataclass
@@ -137,6 +145,9 @@ amounts = st.one_of(st.just(XCH_REWARD), st.integers(min_value=1, max_value=10**
 fees_fraction = st.fractions(min_value=0, max_value=1, max_denominator=1_000)
 min_payments = st.one_of(st.just(0), st.integers(min_value=0, max_value=10**6), st.just(XCH_REWARD))
 blockchain_fees = st.one_of(st.just(0), st.integers(min_value=0, max_value=1_000), st.just(10**9))
+# A new fee version of a stuck absorb, or one the store must refuse; how the chain settles a claim's fee versions.
+claim_fee_versions = st.sampled_from(["bump", "bump", "bump", "stale", "lower", "second fee spend"])
+claim_fee_outcomes = st.sampled_from(["none can land", "landed as charged", "a version landed"])
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -203,15 +214,19 @@ class LedgerMachine(RuleBasedStateMachine):
     @initialize(
         points=st.lists(st.integers(min_value=0, max_value=1_000), min_size=len(FARMER_SEEDS), max_size=3),
         rewards=st.lists(amounts, min_size=1, max_size=2),
+        funding=st.one_of(st.just(0), st.integers(min_value=1, max_value=10**6)),
     )
-    def some_points_and_rewards(self, points: list[int], rewards: list[int]) -> None:
-        """Most runs start with points and confirmed rewards, so that the money reaches rounds and batches."""
+    def some_points_and_rewards(self, points: list[int], rewards: list[int], funding: int) -> None:
+        """Most runs start with points and confirmed rewards, so that the money reaches rounds and batches, and many
+        with the operator's fee funding, so that absorbs carry fees (and their new versions higher ones)."""
         for seed, difficulty in zip(FARMER_SEEDS, points, strict=True):
             if difficulty:
                 self.partial_confirmed(seed, difficulty)
         for amount in rewards:
             self.add_claims([self.new_claim(h(self.next_label("coin")), self.farmers[0].launcher_id, amount, 0)], False)
             self.settle(self.claims_in(ClaimStatus.SUBMITTED)[0], ClaimStatus.CONFIRMED)
+        if funding:
+            self.fees_funded(funding)
 
     # -- points ----------------------------------------------------------------------------------------------------
     @rule(farmer=st.sampled_from(FARMER_SEEDS), difficulty=st.integers(min_value=1, max_value=1_000))
@@ -225,13 +240,15 @@ class LedgerMachine(RuleBasedStateMachine):
         self.points[record.launcher_id] += difficulty
 
     # -- claims ----------------------------------------------------------------------------------------------------
-    def new_claim(self, coin_id: bytes32, launcher_id: bytes32, amount: int, fee: int) -> RewardClaim:
+    def new_claim(
+        self, coin_id: bytes32, launcher_id: bytes32, amount: int, fee: int, bundle: bytes32 | None = None
+    ) -> RewardClaim:
         return RewardClaim(
             coin_id=coin_id,
             launcher_id=launcher_id,
             amount=amount,
             coin_height=self.counter,
-            spend_bundle_name=h(self.next_label("bundle")),
+            spend_bundle_name=h(self.next_label("bundle")) if bundle is None else bundle,
             status=ClaimStatus.SUBMITTED,
             submitted_at=self.counter,
             submitted_height=self.counter,
@@ -282,14 +299,27 @@ class LedgerMachine(RuleBasedStateMachine):
         event("claims recorded with a fee" if fees else "claims recorded without a fee")
         for claim in claims:
             earlier = self.claims.get(claim.coin_id)
-            model = ModelClaim(claim.launcher_id, claim.amount, claim.fee, ClaimStatus.SUBMITTED, claim.fee == 0)
+            assert claim.spend_bundle_name is not None
+            model = ModelClaim(
+                claim.launcher_id,
+                claim.amount,
+                claim.fee,
+                ClaimStatus.SUBMITTED,
+                claim.spend_bundle_name,
+                claim.fee == 0,
+            )
+            if claim.fee_spend_bundle is not None:
+                model.fee_spend, model.unsettled_fees = True, [claim.fee]
             if earlier is not None:
+                model.versions = earlier.versions
                 model.earlier_fees = earlier.earlier_fees + (earlier.fee if earlier.fee_settled else 0)
                 if model.earlier_fees:
                     event("a claimed-again coin keeps the landed fees of its failed claims")
             if earlier is not None and not earlier.fee_settled:  # the new claim takes the unsettled fee over
                 model.fee, model.fee_settled = earlier.fee, False
+                model.fee_spend, model.unsettled_fees = True, earlier.unsettled_fees
                 event("a claimed-again coin takes its failed claim's fee over")
+            model.versions += claim.fee_spend_bundle is not None
             self.claims[claim.coin_id] = model
         if payer is not None:
             for coin in fee_coins:
@@ -308,15 +338,16 @@ class LedgerMachine(RuleBasedStateMachine):
     ) -> None:
         launcher_id = self.farmers[farmer - 1].launcher_id
         fee = self.fee_for(data)
+        bundle = h(self.next_label("absorb"))  # one absorb: its claims share its name
         claims = [
-            self.new_claim(h(self.next_label("coin")), launcher_id, amount, fee if index == 0 else 0)
+            self.new_claim(h(self.next_label("coin")), launcher_id, amount, fee if index == 0 else 0, bundle)
             for index, amount in enumerate(claim_amounts)
         ]
         live = [c for c, m in self.claims.items() if m.status is not ClaimStatus.FAILED]
         include_live = with_live_coin and bool(live)
         if include_live:
             coin_id = data.draw(st.sampled_from(sorted(live, key=bytes)))
-            claims.append(self.new_claim(coin_id, launcher_id, self.claims[coin_id].amount, 0))
+            claims.append(self.new_claim(coin_id, launcher_id, self.claims[coin_id].amount, 0, bundle))
         self.add_claims(claims, include_live, self.coins_for(data) if fee else None)
 
     def settle(self, coin_id: bytes32, status: ClaimStatus) -> None:
@@ -358,19 +389,121 @@ class LedgerMachine(RuleBasedStateMachine):
             with pytest.raises(StoreError):  # credited (or lost) once, for good
                 self.run(self.store.update_reward_claim(coin_id, status, confirmed_height=1))
 
-    @precondition(lambda self: any(not c.fee_settled for c in self.claims.values()))
-    @rule(data=st.data(), landed=st.booleans())
-    def claim_fee_settled(self, data: st.DataObject, landed: bool) -> None:
-        """The chain shows a claim's fee spend landed, or can no longer land."""
-        unsettled = sorted((c for c, m in self.claims.items() if not m.fee_settled), key=bytes)
-        coin_id = data.draw(st.sampled_from(unsettled))
-        self.run(self.store.settle_claim_fee(coin_id, landed))
+    @precondition(lambda self: any(m.status is ClaimStatus.SUBMITTED for m in self.claims.values()))
+    @rule(data=st.data(), what=claim_fee_versions)
+    def claim_fee_bumped(self, data: st.DataObject, what: str) -> None:
+        self.bump_claim_fee(data, data.draw(st.sampled_from(self.claims_in(ClaimStatus.SUBMITTED))), what)
+
+    @rule(data=st.data())
+    def reward_loop_iteration(self, data: st.DataObject) -> None:
+        """What the reward loop does with claims in flight in one pass: every fee that the chain settled is settled,
+        every absorb stuck long enough gets a new fee version."""
+        for coin_id in sorted((c for c, m in self.claims.items() if not m.fee_settled), key=bytes):
+            if data.draw(st.booleans()):
+                self.settle_claim_fee(data, coin_id, data.draw(claim_fee_outcomes))
+        absorbs = {self.claims[c].bundle: c for c in self.claims_in(ClaimStatus.SUBMITTED)}
+        for coin_id in absorbs.values():
+            if data.draw(st.booleans()):
+                self.bump_claim_fee(data, coin_id, data.draw(claim_fee_versions))
+
+    @precondition(lambda self: any(m.status is ClaimStatus.SUBMITTED for m in self.claims.values()))
+    @rule(data=st.data(), bumps=st.integers(min_value=1, max_value=3), outcome=claim_fee_outcomes)
+    def absorb_stuck_for_long(self, data: st.DataObject, bumps: int, outcome: str) -> None:
+        """An absorb stays stuck while the reward loop gives it new fee versions, one after another, until the chain
+        shows which one landed (perhaps an older, cheaper one) or that none can."""
+        coin_id = data.draw(st.sampled_from(self.claims_in(ClaimStatus.SUBMITTED)))
+        for _ in range(bumps):
+            bundle = self.claims[coin_id].bundle
+            group = [c for c in self.claims_in(ClaimStatus.SUBMITTED) if self.claims[c].bundle == bundle]
+            carrier = next((c for c in group if not self.claims[c].fee_settled), coin_id)
+            self.bump_claim_fee(data, carrier, "affordable bump")
+        carriers = [c for c, m in self.claims.items() if not m.fee_settled and m.bundle == self.claims[coin_id].bundle]
+        for carrier in carriers:
+            self.settle_claim_fee(data, carrier, outcome)
+
+    def bump_claim_fee(self, data: st.DataObject, coin_id: bytes32, what: str) -> None:
+        """An absorb stuck in the mempool gets a new version: the same absorb spends with a new fee spend, carried by
+        the claim that carries its fee (or one of its claims when it had none), the increase from the pool fee
+        share; or a new version the store must refuse, writing nothing."""
         claim = self.claims[coin_id]
-        claim.fee_settled = True
-        if not landed:
-            self.pool_fee_share += claim.fee
-            self.blockchain_fees -= claim.fee
-            claim.fee = 0
+        group = [c for c in self.claims_in(ClaimStatus.SUBMITTED) if self.claims[c].bundle == claim.bundle]
+        carriers = [c for c in group if not self.claims[c].fee_settled]
+        if what == "second fee spend":  # another claim of the absorb than the one carrying its fee
+            others = [c for c in group if c not in carriers]
+            if not carriers or not others:
+                return
+            coin_id = data.draw(st.sampled_from(others))
+            claim = self.claims[coin_id]
+        label = self.next_label("fee version")
+        holder = claim_holder(coin_id)
+        replaces = h("an older absorb") if what == "stale" else claim.bundle
+        lower = what == "lower" and claim.fee > 0
+        affordable = st.integers(min_value=0, max_value=self.pool_fee_share)
+        beyond = st.integers(min_value=self.pool_fee_share + 1, max_value=self.pool_fee_share + 100)
+        if what == "affordable bump":  # one the pool fee share pays, with coins no other transaction holds
+            coins, increase = [h(self.next_label("wallet coin"))], data.draw(affordable)
+        else:
+            coins, increase = self.coins_for(data), -1 if lower else data.draw(st.one_of(affordable, beyond))
+        before, journal = self.run(self.store.ledger()), self.run(self.store.ledger_entries())
+        replace = self.store.replace_claim_fee(
+            coin_id,
+            label.encode(),
+            claim.fee + increase,
+            h(label),
+            self.counter,
+            self.counter,
+            replaces=replaces,
+            coins=coins,
+        )
+        refused: type[StoreError] | None = None
+        if what == "stale":
+            refused = StaleTransaction
+        elif (claim.fee_settled and claim.fee_spend) or any(c != coin_id for c in carriers) or increase < 0:
+            refused = StoreError  # a settled fee, a second fee spend for one absorb, a lower fee
+        elif increase > self.pool_fee_share:
+            refused = InsufficientFunds
+        elif self.held_elsewhere(coins, holder):
+            refused = CoinReserved
+        if refused is not None:
+            with pytest.raises(refused):
+                self.run(replace)
+            assert (self.run(self.store.ledger()), self.run(self.store.ledger_entries())) == (before, journal)
+            event(f"claim fee version refused ({refused.__name__})")
+            return
+        self.run(replace)
+        event("claim fee version recorded" + (" with a higher fee" if increase else ""))
+        for member in group:
+            self.claims[member].bundle = h(label)
+        claim.fee += increase
+        claim.fee_settled, claim.fee_spend = False, True
+        claim.unsettled_fees = [*claim.unsettled_fees, claim.fee]
+        claim.versions += 1
+        self.pool_fee_share -= increase
+        self.blockchain_fees += increase
+        for coin in coins:
+            self.reserved[coin] = holder
+
+    @precondition(lambda self: any(not c.fee_settled for c in self.claims.values()))
+    @rule(data=st.data(), outcome=claim_fee_outcomes)
+    def claim_fee_settled(self, data: st.DataObject, outcome: str) -> None:
+        unsettled = sorted((c for c, m in self.claims.items() if not m.fee_settled), key=bytes)
+        self.settle_claim_fee(data, data.draw(st.sampled_from(unsettled)), outcome)
+
+    def settle_claim_fee(self, data: st.DataObject, coin_id: bytes32, outcome: str) -> None:
+        """The chain shows one of a claim's fee versions landed (the latest, or an older, cheaper one), or that none
+        can land any more."""
+        claim = self.claims[coin_id]
+        landed = outcome != "none can land"
+        # "a version landed": an older one when there are several (the latest is "landed as charged").
+        older = claim.unsettled_fees[:-1] or claim.unsettled_fees
+        fee_paid = data.draw(st.sampled_from(older)) if outcome == "a version landed" else None
+        self.run(self.store.settle_claim_fee(coin_id, landed, fee_paid))
+        charged = (claim.fee if fee_paid is None else fee_paid) if landed else 0
+        self.pool_fee_share += claim.fee - charged
+        self.blockchain_fees -= claim.fee - charged
+        if fee_paid is not None and fee_paid < claim.fee:
+            event("claim fee: an older, cheaper version landed")
+        claim.fee, claim.fee_settled, claim.unsettled_fees = charged, True, []
         self.reserved = {coin: holder for coin, holder in self.reserved.items() if holder != claim_holder(coin_id)}
         with pytest.raises(StoreError):  # once
             self.run(self.store.settle_claim_fee(coin_id, landed))
@@ -732,15 +865,37 @@ class LedgerMachine(RuleBasedStateMachine):
 
         # Coins are held by exactly the transactions that may still land.
         assert self.run(self.store.reserved_coins()) == self.reserved
+        claim_fees: dict[str, int] = defaultdict(int)  # per claim's coin: fees charged less fees given back
+        for entry in entries:
+            if entry.kind is LedgerKind.CLAIM_FEE:
+                claim_fees[entry.reference] += entry.amount
+            elif entry.kind is LedgerKind.CLAIM_FEE_REFUND:
+                claim_fees[entry.reference] -= entry.amount
         for coin_id, model_claim in self.claims.items():
             recorded = self.run(self.store.get_reward_claim(coin_id))
             assert recorded is not None
-            assert (recorded.status, recorded.fee, recorded.fee_settled, recorded.earlier_fees) == (
+            assert (
+                recorded.status,
+                recorded.fee,
+                recorded.fee_settled,
+                recorded.earlier_fees,
+                recorded.spend_bundle_name,
+            ) == (
                 model_claim.status,
                 model_claim.fee,
                 model_claim.fee_settled,
                 model_claim.earlier_fees,
+                model_claim.bundle,
             )
+            assert claim_fees[coin_id.hex()] == recorded.fee + recorded.earlier_fees
+            # Every fee version is kept; those that may still land are the claim's, the newest its fee spend.
+            fee_versions = self.run(self.store.claim_fee_versions(coin_id))
+            assert [v.version for v in fee_versions] == list(range(1, model_claim.versions + 1))
+            unsettled = [v for v in fee_versions if not v.settled]
+            assert [v.fee for v in unsettled] == model_claim.unsettled_fees
+            assert fee_versions[len(fee_versions) - len(unsettled) :] == unsettled  # the settled ones are the older
+            if unsettled:
+                assert (unsettled[-1].fee, unsettled[-1].spend_bundle) == (recorded.fee, recorded.fee_spend_bundle)
 
 
 LedgerMachine.TestCase.settings = settings(

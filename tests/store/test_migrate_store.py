@@ -101,6 +101,7 @@ async def everything(store: AbstractPoolStore) -> dict[str, object]:
         "partial counts": await store.partial_counts(0),
         "session": await store.get_session(h("session"), now=5_001),
         "versions": [await store.batch_versions(b.id or 0) for r in rounds for b in await store.batches(r.id or 0)],
+        "claim fee versions": [await store.claim_fee_versions(c.coin_id) for c in await store.reward_claims()],
         "reserved": await store.reserved_coins(),
         "epoch": await store.leader_epoch(),
         "target proof": await store.target_proof(h("target")),

@@ -145,11 +145,21 @@ async def test_a_v4_pool_moves_on_with_its_transactions_in_flight(
         expected |= {coin: batch_holder(1) for coin in v4_pool.payout[1]}
         assert await store.reserved_coins() == expected
         assert await store.leader_epoch() == 0
+        # The fee spend that may still land is its claim's first fee version (the step to version 9).
+        (fee_version,) = await store.claim_fee_versions(h("in flight"))
+        assert (fee_version.version, fee_version.spend_bundle, fee_version.fee, fee_version.settled) == (
+            1,
+            v4_pool.fee_spend[0],
+            3,
+            False,
+        )
+        assert await store.claim_fee_versions(h("failed")) == []
 
         # It goes on: the fee spend is seen to have landed, the batch lands.
         await store.settle_claim_fee(h("in flight"), landed=True)
         await store.mark_batch_confirmed(1, height=40, now=700, fee_paid=0)
         assert await store.reserved_coins() == {}
+        assert [v.settled for v in await store.claim_fee_versions(h("in flight"))] == [True]
         assert await store.open_round() is None and (await store.ledger()).balanced
     finally:
         await store.close()

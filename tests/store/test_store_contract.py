@@ -40,6 +40,7 @@ from pool.store.abstract import (
 )
 from pool.store.models import (
     BatchStatus,
+    ClaimFeeVersion,
     ClaimStatus,
     Distribution,
     DistributionShare,
@@ -1160,6 +1161,201 @@ async def test_add_reward_claims_is_all_or_nothing(store: AbstractPoolStore) -> 
     assert await store.add_reward_claims(bundle, fee_coins=[h("fee coin")]) is True
     assert [await store.get_reward_claim(c.coin_id) for c in bundle] == bundle
     assert (await store.ledger()).pool_fee_share == 75
+
+
+# -- the ledger: claim fee versions -------------------------------------------------------------------------------
+async def absorb_in_flight(store: AbstractPoolStore, fee: int, pool_fee_share: int) -> tuple[FarmerRecord, bytes32]:
+    """A pool fee share, then one absorb of two coins ("one" carrying ``fee``, "two"), named "absorb 1"."""
+    (farmer,) = await add_farmers(store, 0)
+    await fund(store, [], pool_fee=pool_fee_share, claimant=farmer)
+    claims = [
+        dataclasses.replace(make_claim("one", farmer, fee=fee), spend_bundle_name=h("absorb 1")),
+        dataclasses.replace(make_claim("two", farmer), spend_bundle_name=h("absorb 1")),
+    ]
+    assert await store.add_reward_claims(claims, fee_coins=[h("fee coin 1")] if fee else ())
+    return farmer, h("absorb 1")
+
+
+def fee_versions_of(versions: Sequence[ClaimFeeVersion]) -> list[tuple[int, bytes, int, int | None, bool]]:
+    return [(v.version, v.spend_bundle, v.fee, v.height, v.settled) for v in versions]
+
+
+async def test_a_stuck_absorb_gets_a_new_fee_version_charged_to_the_pool_fee_share(store: AbstractPoolStore) -> None:
+    farmer, absorb = await absorb_in_flight(store, fee=10, pool_fee_share=100)
+    one = await store.get_reward_claim(h("one"))
+    assert one is not None
+    assert fee_versions_of(await store.claim_fee_versions(h("one"))) == [(1, b"fee spend one", 10, 60, False)]
+    assert await store.claim_fee_versions(h("two")) == []
+
+    await store.replace_claim_fee(
+        h("one"),
+        b"fee spend 2",
+        35,
+        h("absorb 2"),
+        now=3_000,
+        height=70,
+        replaces=absorb,
+        coins=[h("fee coin 1"), h("fee coin 2")],
+    )
+    for coin in ("one", "two"):
+        claim = await store.get_reward_claim(h(coin))
+        assert claim is not None
+        assert (claim.status, claim.spend_bundle_name, claim.submitted_height, claim.submitted_at) == (
+            ClaimStatus.SUBMITTED,
+            h("absorb 2"),
+            70,
+            2_000,
+        )
+    bumped = await store.get_reward_claim(h("one"))
+    assert bumped is not None and (bumped.fee, bumped.fee_spend_bundle, bumped.fee_settled) == (
+        35,
+        b"fee spend 2",
+        False,
+    )
+    ledger = await store.ledger()
+    assert (ledger.pool_fee_share, ledger.blockchain_fees) == (65, 35) and ledger.balanced
+    latest = (await store.ledger_entries())[0]
+    assert (latest.kind, latest.amount, latest.launcher_id, latest.reference) == (
+        LedgerKind.CLAIM_FEE,
+        25,
+        farmer.launcher_id,
+        h("one").hex(),
+    )
+    assert await store.reserved_coins() == {
+        h("fee coin 1"): claim_holder(h("one")),
+        h("fee coin 2"): claim_holder(h("one")),
+    }
+    # Every version is kept, in order: the first may still land.
+    assert fee_versions_of(await store.claim_fee_versions(h("one"))) == [
+        (1, b"fee spend one", 10, 60, False),
+        (2, b"fee spend 2", 35, 70, False),
+    ]
+
+    # Refused, and nothing written: ...
+    before, journal, reserved = await store.ledger(), await store.ledger_entries(), await store.reserved_coins()
+    with pytest.raises(StaleTransaction):  # ... built from a version that is no longer the absorb's
+        await store.replace_claim_fee(h("one"), b"3", 40, h("absorb 3"), now=3_001, height=71, replaces=absorb)
+    with pytest.raises(StoreError):  # ... a lower fee
+        await store.replace_claim_fee(h("one"), b"3", 34, h("absorb 3"), now=3_001, height=71, replaces=h("absorb 2"))
+    with pytest.raises(InsufficientFunds):  # ... more than the share can pay
+        await store.replace_claim_fee(
+            h("one"), b"3", 35 + 66, h("absorb 3"), now=3_001, height=71, replaces=h("absorb 2")
+        )
+    with pytest.raises(StoreError):  # ... a second fee spend for one absorb
+        await store.replace_claim_fee(h("two"), b"3", 40, h("absorb 3"), now=3_001, height=71, replaces=h("absorb 2"))
+    assert await store.add_reward_claim(
+        dataclasses.replace(make_claim("other", farmer, fee=1), spend_bundle_name=h("other")), fee_coins=[h("held")]
+    )
+    with pytest.raises(CoinReserved):  # ... a coin another transaction holds
+        await store.replace_claim_fee(
+            h("one"), b"3", 40, h("absorb 3"), now=3_001, height=71, replaces=h("absorb 2"), coins=[h("held")]
+        )
+    await store.update_reward_claim(h("other"), ClaimStatus.CONFIRMED, confirmed_height=80)
+    with pytest.raises(StoreError):  # ... a claim no longer in flight
+        await store.replace_claim_fee(h("other"), b"3", 40, h("absorb 3"), now=3_001, height=71, replaces=h("other"))
+    assert (await store.ledger()).pool_fee_share == before.pool_fee_share - 1
+    assert len(await store.ledger_entries()) == len(journal) + 2  # the other claim's fee and its credit
+    assert {c: r for c, r in (await store.reserved_coins()).items() if c != h("held")} == reserved
+    assert len(await store.claim_fee_versions(h("one"))) == 2
+    claim = await store.get_reward_claim(h("one"))
+    assert claim is not None and (claim.spend_bundle_name, claim.fee) == (h("absorb 2"), 35)
+
+
+async def test_an_absorb_without_a_fee_gets_one_in_its_new_version(store: AbstractPoolStore) -> None:
+    _, absorb = await absorb_in_flight(store, fee=0, pool_fee_share=100)
+    await store.replace_claim_fee(
+        h("two"), b"fee spend", 20, h("absorb 2"), now=3_000, height=70, replaces=absorb, coins=[h("fee coin")]
+    )
+    two = await store.get_reward_claim(h("two"))
+    assert two is not None and (two.fee, two.fee_spend_bundle, two.fee_settled) == (20, b"fee spend", False)
+    one = await store.get_reward_claim(h("one"))
+    assert one is not None and (one.fee, one.fee_settled, one.spend_bundle_name) == (0, True, h("absorb 2"))
+    assert fee_versions_of(await store.claim_fee_versions(h("two"))) == [(1, b"fee spend", 20, 70, False)]
+    assert await store.reserved_coins() == {h("fee coin"): claim_holder(h("two"))}
+    ledger = await store.ledger()
+    assert (ledger.pool_fee_share, ledger.blockchain_fees) == (80, 20) and ledger.balanced
+    await store.settle_claim_fee(h("two"), landed=True, fee_paid=20)
+    settled = await store.ledger()
+    assert (settled.pool_fee_share, settled.blockchain_fees) == (80, 20) and settled.balanced
+    assert await store.reserved_coins() == {}
+    with pytest.raises(StoreError):  # a fee spend that settled is not replaced
+        await store.replace_claim_fee(
+            h("two"), b"again", 30, h("absorb 3"), now=3_001, height=71, replaces=h("absorb 2")
+        )
+
+
+@pytest.mark.parametrize(
+    "landed, fee_paid, charged",
+    [(True, 10, 10), (True, 35, 35), (True, None, 35), (False, None, 0)],
+    ids=["the older version landed", "the newer landed", "landed, as charged", "none can land"],
+)
+async def test_whichever_fee_version_lands_is_the_fee_charged(
+    store: AbstractPoolStore, landed: bool, fee_paid: int | None, charged: int
+) -> None:
+    """Of an absorb's fee versions at most one lands: its fee stays charged and the rest goes back to the pool fee
+    share; when none can land any more, all of it. The coins of every version are free again."""
+    farmer, absorb = await absorb_in_flight(store, fee=10, pool_fee_share=100)
+    await store.replace_claim_fee(
+        h("one"), b"fee spend 2", 35, h("absorb 2"), now=3_000, height=70, replaces=absorb, coins=[h("fee coin 2")]
+    )
+    for wrong in (-1, 36):
+        with pytest.raises(StoreError):
+            await store.settle_claim_fee(h("one"), landed=True, fee_paid=wrong)
+    await store.settle_claim_fee(h("one"), landed=landed, fee_paid=fee_paid)
+    claim = await store.get_reward_claim(h("one"))
+    assert claim is not None and (claim.fee, claim.fee_settled) == (charged, True)
+    ledger = await store.ledger()
+    assert (ledger.pool_fee_share, ledger.blockchain_fees) == (100 - charged, charged) and ledger.balanced
+    assert await store.reserved_coins() == {}
+    assert [v.settled for v in await store.claim_fee_versions(h("one"))] == [True, True]
+    refunds = [(e.amount, e.reference) for e in await store.ledger_entries() if e.kind is LedgerKind.CLAIM_FEE_REFUND]
+    assert refunds == ([] if charged == 35 else [(35 - charged, h("one").hex())])
+    with pytest.raises(StoreError):  # once
+        await store.settle_claim_fee(h("one"), landed=True)
+
+    # The absorb failed after all; the coin claimed again with a fee spend of its own: its versions go on.
+    await store.update_reward_claim(h("one"), ClaimStatus.FAILED, error="dropped")
+    again = dataclasses.replace(make_claim("one", farmer, fee=5), fee_spend_bundle=b"fee spend 3")
+    assert await store.add_reward_claim(again, fee_coins=[h("fee coin 3")])
+    assert fee_versions_of(await store.claim_fee_versions(h("one"))) == [
+        (1, b"fee spend one", 10, 60, True),
+        (2, b"fee spend 2", 35, 70, True),
+        (3, b"fee spend 3", 5, 60, False),
+    ]
+    recorded = await store.get_reward_claim(h("one"))
+    assert recorded is not None and (recorded.fee, recorded.earlier_fees) == (5, charged)
+    assert (await store.ledger()).balanced
+
+
+async def test_a_failed_claim_taken_over_keeps_its_fee_versions(store: AbstractPoolStore) -> None:
+    """A bumped absorb failed while its fee spends may still land: the new claim of the coin takes them over, and an
+    older one landing later is still charged as it should."""
+    farmer, absorb = await absorb_in_flight(store, fee=10, pool_fee_share=100)
+    await store.replace_claim_fee(
+        h("one"), b"fee spend 2", 35, h("absorb 2"), now=3_000, height=70, replaces=absorb, coins=[h("fee coin 2")]
+    )
+    await store.update_reward_claim(h("one"), ClaimStatus.FAILED, error="dropped")
+    retry = dataclasses.replace(make_claim("one", farmer), spend_bundle_name=h("absorb 3"), submitted_height=90)
+    assert await store.add_reward_claim(retry)
+    taken = await store.get_reward_claim(h("one"))
+    assert taken is not None and (taken.fee, taken.fee_spend_bundle, taken.fee_settled) == (35, b"fee spend 2", False)
+    assert [v.version for v in await store.claim_fee_versions(h("one"))] == [1, 2]
+    # Its absorb gets a third version, paying what the second did and more.
+    await store.replace_claim_fee(
+        h("one"),
+        b"fee spend 3",
+        50,
+        h("absorb 4"),
+        now=3_100,
+        height=95,
+        replaces=h("absorb 3"),
+        coins=[h("fee coin 2"), h("fee coin 3")],
+    )
+    assert (await store.ledger()).pool_fee_share == 50
+    await store.settle_claim_fee(h("one"), landed=True, fee_paid=10)  # the very first one landed
+    ledger = await store.ledger()
+    assert (ledger.pool_fee_share, ledger.blockchain_fees) == (90, 10) and ledger.balanced
+    assert await store.reserved_coins() == {}
 
 
 # -- the ledger: distributions ------------------------------------------------------------------------------------
