@@ -71,9 +71,9 @@ def _sqlite_schema_version(path: Path) -> int | None:
 def schema_version_of_this_code(config: StoreConfig) -> int:
     """The schema version this code writes to the configured backend."""
     if config.backend == "postgresql":
-        from pool.store.postgres import MIGRATIONS as POSTGRES
+        from pool.store.postgres_schema import MIGRATIONS as POSTGRES
 
         return len(POSTGRES)
-    from pool.store.sqlite import MIGRATIONS as SQLITE
+    from pool.store.sqlite_schema import MIGRATIONS as SQLITE
 
     return len(SQLITE)

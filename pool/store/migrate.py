@@ -21,7 +21,8 @@ from typing import Any
 
 from pool.store.abstract import StoreError
 from pool.store.models import LedgerSummary
-from pool.store.postgres import TABLES, PostgresPoolStore
+from pool.store.postgres import PostgresPoolStore
+from pool.store.postgres_schema import TABLES
 from pool.store.sqlite import SqlitePoolStore
 
 

@@ -29,7 +29,7 @@ What every method keeps to, on both backends:
 
 To add a method: write it here, inside ``async with self._write() as tx`` (``ledger=True`` when it moves money), with
 ``:name`` parameters; a read of committed state is ``self._reads().fetchall(...)``. A schema change is a new entry
-appended to MIGRATIONS in sqlite.py and in postgres.py.
+appended to MIGRATIONS in sqlite_schema.py and in postgres_schema.py.
 """
 
 from __future__ import annotations

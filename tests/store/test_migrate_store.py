@@ -14,7 +14,8 @@ import yaml
 from pool.devnet.postgres import PostgresServer
 from pool.store.abstract import AbstractPoolStore, StoreMigrated
 from pool.store.models import BatchStatus, ClaimStatus, DistributionShare, TargetProof, WebSession
-from pool.store.postgres import TABLES, PostgresPoolStore, TargetNotEmpty
+from pool.store.postgres import PostgresPoolStore, TargetNotEmpty
+from pool.store.postgres_schema import TABLES
 from pool.store.sqlite import SqlitePoolStore
 from tests.store.test_store_contract import (
     add_farmers,

@@ -16,7 +16,8 @@ import pytest
 from pool.devnet.postgres import PostgresServer
 from pool.store.abstract import InsufficientFunds, RoundAlreadyOpen
 from pool.store.models import BatchStatus, ClaimStatus, DistributionShare, RoundStatus
-from pool.store.postgres import MIGRATIONS, PostgresPoolStore
+from pool.store.postgres import PostgresPoolStore
+from pool.store.postgres_schema import MIGRATIONS
 from tests.store.test_store_contract import (
     add_farmers,
     credit,

@@ -24,7 +24,8 @@ from pool.config import StoreConfig
 from pool.store.abstract import StoreError
 from pool.store.factory import create_store
 from pool.store.models import ClaimStatus, FarmerRecord
-from pool.store.sqlite import MIGRATIONS, SchemaTooNew, SqlitePoolStore
+from pool.store.sqlite import SchemaTooNew, SqlitePoolStore
+from pool.store.sqlite_schema import MIGRATIONS
 
 
 def make_farmer() -> FarmerRecord:

@@ -1,0 +1,356 @@
+"""The SQLite store's schema: its migrations, one step per schema version (the PostgreSQL store has the same
+versions, in postgres_schema.py). Kept apart from the dialect (sqlite.py) so that it can grow a step at a time while
+the dialect stays what it is: connections, locks and type adaptation."""
+
+from __future__ import annotations
+
+from pool.store.sql import Migration
+
+_SCHEMA_V1: Migration = (
+    """
+    CREATE TABLE farmers (
+        launcher_id BLOB PRIMARY KEY,
+        p2_singleton_puzzle_hash BLOB NOT NULL,
+        delay_time INTEGER NOT NULL,
+        delay_puzzle_hash BLOB NOT NULL,
+        authentication_public_key BLOB NOT NULL,
+        singleton_tip BLOB NOT NULL,
+        singleton_tip_state BLOB NOT NULL,
+        difficulty INTEGER NOT NULL,
+        payout_instructions TEXT NOT NULL,
+        payout_puzzle_hash BLOB NOT NULL,
+        is_pool_member INTEGER NOT NULL,
+        points INTEGER NOT NULL CHECK (points >= 0),
+        joined_at INTEGER NOT NULL,
+        pending_difficulty INTEGER,
+        pending_difficulty_at INTEGER
+    )
+    """,
+    "CREATE INDEX farmers_p2_singleton ON farmers (p2_singleton_puzzle_hash)",
+    """
+    CREATE TABLE partials (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        proof_hash BLOB NOT NULL UNIQUE,
+        sp_hash BLOB NOT NULL,
+        end_of_sub_slot INTEGER NOT NULL,
+        harvester_id BLOB NOT NULL,
+        received_at INTEGER NOT NULL,
+        difficulty INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'confirmed', 'rejected')),
+        reject_reason TEXT
+    )
+    """,
+    "CREATE INDEX partials_status_received ON partials (status, received_at)",
+    "CREATE INDEX partials_launcher_received ON partials (launcher_id, received_at)",
+    """
+    CREATE TABLE reward_claims (
+        coin_id BLOB PRIMARY KEY,
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        amount INTEGER NOT NULL,
+        coin_height INTEGER NOT NULL,
+        spend_bundle_name BLOB,
+        status TEXT NOT NULL CHECK (status IN ('submitted', 'confirmed', 'failed')),
+        submitted_at INTEGER NOT NULL,
+        submitted_height INTEGER NOT NULL,
+        confirmed_height INTEGER,
+        error TEXT
+    )
+    """,
+    "CREATE INDEX reward_claims_status ON reward_claims (status)",
+    """
+    CREATE TABLE payout_rounds (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at INTEGER NOT NULL,
+        scheme TEXT NOT NULL,
+        total INTEGER NOT NULL,
+        pool_fee INTEGER NOT NULL,
+        blockchain_fees INTEGER NOT NULL,
+        farmer_total INTEGER NOT NULL,
+        remainder INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'done'))
+    )
+    """,
+    # The database itself refuses a second open round, whatever the code above it does.
+    "CREATE UNIQUE INDEX payout_rounds_one_open ON payout_rounds (status) WHERE status = 'open'",
+    """
+    CREATE TABLE payment_batches (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        round_id INTEGER NOT NULL REFERENCES payout_rounds (id),
+        batch_index INTEGER NOT NULL,
+        fee INTEGER NOT NULL CHECK (fee >= 0),
+        status TEXT NOT NULL CHECK (status IN ('pending', 'submitted', 'confirmed')),
+        tx_id BLOB,
+        spend_bundle BLOB,
+        confirmed_height INTEGER,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (round_id, batch_index)
+    )
+    """,
+    """
+    CREATE TABLE payments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        round_id INTEGER NOT NULL,
+        batch_index INTEGER NOT NULL,
+        puzzle_hash BLOB NOT NULL,
+        amount INTEGER NOT NULL CHECK (amount >= 0),
+        launcher_id BLOB REFERENCES farmers (launcher_id),
+        points INTEGER NOT NULL CHECK (points >= 0),
+        FOREIGN KEY (round_id, batch_index) REFERENCES payment_batches (round_id, batch_index)
+    )
+    """,
+    "CREATE INDEX payments_launcher ON payments (launcher_id)",
+)
+
+_SCHEMA_V2_LEDGER: Migration = (
+    # Mojos shared out to a farmer and not yet paid.
+    "ALTER TABLE farmers ADD COLUMN owed INTEGER NOT NULL DEFAULT 0 CHECK (owed >= 0)",
+    "ALTER TABLE reward_claims ADD COLUMN fee INTEGER NOT NULL DEFAULT 0 CHECK (fee >= 0)",
+    "ALTER TABLE reward_claims ADD COLUMN fee_spend_bundle BLOB",
+    "ALTER TABLE payment_batches ADD COLUMN submitted_height INTEGER",
+    # Running balances of the two pool-level ledger accounts; CHECK makes an overdraft abort its transaction.
+    "CREATE TABLE ledger_accounts (name TEXT PRIMARY KEY, balance INTEGER NOT NULL CHECK (balance >= 0))",
+    # A pool that paid rounds before the ledger existed (they paid the wallet's balance) opens with what its confirmed
+    # claims have not yet paid for; what those rounds paid beyond the claims (operator funds, donations) is recorded
+    # once as pre_ledger_excess so that the books balance from the first day.
+    """
+    INSERT INTO ledger_accounts (name, balance) VALUES
+        ('pool_fee_share', 0),
+        ('undistributed', MAX(0,
+            (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed')
+            - (SELECT COALESCE(SUM(total - remainder), 0) FROM payout_rounds))),
+        ('pre_ledger_excess', MAX(0,
+            (SELECT COALESCE(SUM(total - remainder), 0) FROM payout_rounds)
+            - (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed')))
+    """,
+    """
+    CREATE TABLE ledger_entries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        amount INTEGER NOT NULL CHECK (amount >= 0),
+        launcher_id BLOB,
+        reference TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE distributions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at INTEGER NOT NULL,
+        scheme TEXT NOT NULL,
+        total INTEGER NOT NULL CHECK (total > 0),
+        pool_fee INTEGER NOT NULL CHECK (pool_fee >= 0),
+        farmer_total INTEGER NOT NULL CHECK (farmer_total >= 0),
+        remainder INTEGER NOT NULL CHECK (remainder >= 0)
+    )
+    """,
+    """
+    CREATE TABLE distribution_shares (
+        distribution_id INTEGER NOT NULL REFERENCES distributions (id),
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        amount INTEGER NOT NULL CHECK (amount > 0),
+        points INTEGER NOT NULL CHECK (points >= 0),
+        PRIMARY KEY (distribution_id, launcher_id)
+    )
+    """,
+)
+
+# Membership and loop robustness: the newest PUT /farmer token accepted per farmer (a captured PUT cannot
+# be replayed to undo a later change), and partials settled without a re-check because the node no longer knew their
+# signage point (the pool fell behind; config partials.stale_partials decides whether they are credited).
+_SCHEMA_V3_MEMBERSHIP: Migration = (
+    "ALTER TABLE farmers ADD COLUMN last_put_token INTEGER",
+    "ALTER TABLE partials ADD COLUMN stale INTEGER NOT NULL DEFAULT 0 CHECK (stale IN (0, 1))",
+)
+
+
+_SCHEMA_V4_PAGES: Migration = (
+    # Partials refused at intake once the farmer's signature was verified (so nobody else can fill its chart).
+    """
+    CREATE TABLE partial_refusals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        received_at INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX partial_refusals_launcher_received ON partial_refusals (launcher_id, received_at)",
+    "CREATE INDEX partial_refusals_received ON partial_refusals (received_at)",
+    "CREATE INDEX partials_received ON partials (received_at)",
+    # Farmers' browser sessions (GET /login): only a hash of the cookie's token is kept.
+    """
+    CREATE TABLE web_sessions (
+        token_hash BLOB PRIMARY KEY,
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX web_sessions_expires ON web_sessions (expires_at)",
+)
+
+
+_SCHEMA_V5_CHAIN_TRUTH: Migration = (
+    # A claim can be LOST (its reward spent without paying the pool), and its fee settles on its own, once the chain
+    # shows whether the fee spend landed: `fee` is what stays charged, `fee_settled` says whether that is final, and
+    # `earlier_fees` keeps the landed fees of the coin's earlier claims when a failed one is replaced.
+    # SQLite cannot change a CHECK constraint in place: the table is built anew. A FAILED claim's fee was given back
+    # when it failed (the old rule): it is charged 0 now.
+    """
+    CREATE TABLE reward_claims_v5 (
+        coin_id BLOB PRIMARY KEY,
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        amount INTEGER NOT NULL,
+        coin_height INTEGER NOT NULL,
+        spend_bundle_name BLOB,
+        status TEXT NOT NULL CHECK (status IN ('submitted', 'confirmed', 'failed', 'lost')),
+        submitted_at INTEGER NOT NULL,
+        submitted_height INTEGER NOT NULL,
+        confirmed_height INTEGER,
+        error TEXT,
+        fee INTEGER NOT NULL DEFAULT 0 CHECK (fee >= 0),
+        fee_spend_bundle BLOB,
+        fee_settled INTEGER NOT NULL DEFAULT 1 CHECK (fee_settled IN (0, 1)),
+        earlier_fees INTEGER NOT NULL DEFAULT 0 CHECK (earlier_fees >= 0)
+    )
+    """,
+    """
+    INSERT INTO reward_claims_v5 (
+        coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, submitted_at, submitted_height,
+        confirmed_height, error, fee, fee_spend_bundle, fee_settled
+    )
+    SELECT coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, submitted_at, submitted_height,
+        confirmed_height, error, CASE WHEN status = 'failed' THEN 0 ELSE fee END, fee_spend_bundle,
+        CASE WHEN status = 'submitted' AND fee_spend_bundle IS NOT NULL THEN 0 ELSE 1 END
+    FROM reward_claims
+    """,
+    "DROP TABLE reward_claims",
+    "ALTER TABLE reward_claims_v5 RENAME TO reward_claims",
+    "CREATE INDEX reward_claims_status ON reward_claims (status)",
+    # Every transaction ever recorded for a batch (its current one becomes version 1; older ones were not kept).
+    """
+    CREATE TABLE batch_versions (
+        batch_id INTEGER NOT NULL REFERENCES payment_batches (id),
+        version INTEGER NOT NULL CHECK (version >= 1),
+        tx_id BLOB NOT NULL,
+        spend_bundle BLOB NOT NULL,
+        fee INTEGER NOT NULL CHECK (fee >= 0),
+        created_at INTEGER NOT NULL,
+        height INTEGER,
+        PRIMARY KEY (batch_id, version)
+    )
+    """,
+    """
+    INSERT INTO batch_versions (batch_id, version, tx_id, spend_bundle, fee, created_at, height)
+    SELECT id, 1, tx_id, spend_bundle, fee, updated_at, submitted_height FROM payment_batches
+    WHERE tx_id IS NOT NULL AND spend_bundle IS NOT NULL
+    """,
+    # Coins held by the pool's transactions that may still land (filled for those in flight after this step).
+    """
+    CREATE TABLE coin_reservations (
+        coin_id BLOB PRIMARY KEY,
+        holder TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX coin_reservations_holder ON coin_reservations (holder)",
+    # The leader's epoch (fencing) and facts about the database itself (migrate-store's mark).
+    """
+    CREATE TABLE leadership (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        epoch INTEGER NOT NULL,
+        holder TEXT NOT NULL,
+        taken_at INTEGER NOT NULL
+    )
+    """,
+    "INSERT INTO leadership (id, epoch, holder, taken_at) VALUES (1, 0, '', 0)",
+    "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+
+_SCHEMA_V6_TARGET_PROOF: Migration = (
+    # The proof that the pool's wallet owns the target address: absorbs wait until there is one.
+    """
+    CREATE TABLE target_proofs (
+        target_puzzle_hash BLOB PRIMARY KEY,
+        address TEXT NOT NULL,
+        fingerprint INTEGER,
+        public_key BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        signing_mode TEXT NOT NULL,
+        message TEXT NOT NULL,
+        proven_at INTEGER NOT NULL
+    )
+    """,
+)
+
+
+_SCHEMA_V7_DIFFICULTY_HISTORY: Migration = (
+    # A partial is worth the difficulty in force at its signage point, which may have changed since: when the current
+    # difficulty took effect (0: the farmer's first), and every change (a PUT's pending one from its time on), for a
+    # day (pool.store.abstract.DIFFICULTY_HISTORY_SECONDS).
+    "ALTER TABLE farmers ADD COLUMN difficulty_since INTEGER NOT NULL DEFAULT 0",
+    """
+    CREATE TABLE difficulty_changes (
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        effective_at INTEGER NOT NULL,
+        difficulty INTEGER NOT NULL,
+        PRIMARY KEY (launcher_id, effective_at)
+    )
+    """,
+    """
+    INSERT INTO difficulty_changes (launcher_id, effective_at, difficulty)
+    SELECT launcher_id, pending_difficulty_at, pending_difficulty FROM farmers
+    WHERE pending_difficulty IS NOT NULL AND pending_difficulty_at IS NOT NULL
+    """,
+    """
+    INSERT INTO difficulty_changes (launcher_id, effective_at, difficulty)
+    SELECT launcher_id, 0, difficulty FROM farmers WHERE TRUE  -- WHERE: SQLite's parser needs it before ON CONFLICT
+    ON CONFLICT (launcher_id, effective_at) DO NOTHING
+    """,
+)
+
+
+_SCHEMA_V8_SESSIONS_PER_FARMER: Migration = (
+    # Sessions per launcher are capped (the oldest go first) and end when the farmer's authentication key changes.
+    "CREATE INDEX web_sessions_launcher ON web_sessions (launcher_id, created_at)",
+)
+
+
+_SCHEMA_V9_CLAIM_FEE_VERSIONS: Migration = (
+    # Every fee spend recorded for a claim's absorb: a stuck absorb gets a new version with a higher fee, the earlier
+    # ones may still land, and whichever lands is the fee charged. A fee spend that may still land is version 1.
+    """
+    CREATE TABLE claim_fee_versions (
+        coin_id BLOB NOT NULL REFERENCES reward_claims (coin_id),
+        version INTEGER NOT NULL CHECK (version >= 1),
+        spend_bundle BLOB NOT NULL,
+        fee INTEGER NOT NULL CHECK (fee >= 0),
+        created_at INTEGER NOT NULL,
+        height INTEGER,
+        settled INTEGER NOT NULL DEFAULT 0 CHECK (settled IN (0, 1)),
+        PRIMARY KEY (coin_id, version)
+    )
+    """,
+    """
+    INSERT INTO claim_fee_versions (coin_id, version, spend_bundle, fee, created_at, height, settled)
+    SELECT coin_id, 1, fee_spend_bundle, fee, submitted_at, submitted_height, FALSE FROM reward_claims
+    WHERE fee_spend_bundle IS NOT NULL AND NOT fee_settled
+    """,
+    # The claims of one absorb share its bundle's name: a new version renames them together.
+    "CREATE INDEX reward_claims_bundle ON reward_claims (spend_bundle_name)",
+)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _SCHEMA_V1,
+    _SCHEMA_V2_LEDGER,
+    _SCHEMA_V3_MEMBERSHIP,
+    _SCHEMA_V4_PAGES,
+    _SCHEMA_V5_CHAIN_TRUTH,
+    _SCHEMA_V6_TARGET_PROOF,
+    _SCHEMA_V7_DIFFICULTY_HISTORY,
+    _SCHEMA_V8_SESSIONS_PER_FARMER,
+    _SCHEMA_V9_CLAIM_FEE_VERSIONS,
+)
+"""MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""
