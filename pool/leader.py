@@ -187,11 +187,14 @@ async def lead(
     *,
     lost: asyncio.Event | None = None,
     poll: float = LEADER_POLL_SECONDS,
+    beat: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Forever (until cancelled): wait to become the leader, ``begin()`` (take a new epoch, start the loops), and
     ``end()`` (stop them) the moment leadership is lost, ``lost`` is set (a loop's write was refused as not the
     leader's), or on cancellation; then try again. Code older than the database's schema (``begin`` raises
-    SchemaChanged) stops competing for good: it must not move money. Releases the lock when cancelled."""
+    SchemaChanged) stops competing for good: it must not move money. Releases the lock when cancelled. ``beat``:
+    called once a ``poll`` while leading (the leader says it is alive, for every process's readiness); a failure of it
+    is logged."""
     lost = lost if lost is not None else asyncio.Event()
     try:
         while True:
@@ -216,6 +219,11 @@ async def lead(
                     if not await _safely(leadership.held, "checking the leader lock"):
                         log.warning("leadership lost")
                         break
+                    if beat is not None:
+                        try:
+                            await beat()
+                        except Exception as exc:  # the store is away: readiness says so; leading goes on
+                            log.warning("could not record that this process leads: %s", exc)
                 log.warning("stopping the chain loops")
             finally:
                 await end()

@@ -286,7 +286,10 @@ def run_loops_while_leading(app: web.Application, ctx: PoolContext, signage_poin
                 await runners.pop().stop()
 
         leadership = create_leadership(ctx.config.store)
-        leading = asyncio.create_task(lead(leadership, begin, end, lost=lost), name="pool-leader")
+        leading = asyncio.create_task(
+            lead(leadership, begin, end, lost=lost, beat=lambda: ctx.store.leader_alive(int(ctx.now()))),
+            name="pool-leader",
+        )
         yield
         leading.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -71,6 +71,7 @@ class PostgresServer:
         self.bindir = bindir
         self.port = port
         self._run_as = list(run_as)
+        self._options = ""  # the server's command line options, to start it again after halt()
 
     @classmethod
     def start(cls, *, durable: bool = False) -> PostgresServer:
@@ -97,7 +98,8 @@ class PostgresServer:
             options = [f"-p {server.port}", f"-k {directory}", "-c listen_addresses=127.0.0.1"]
             if not durable:
                 options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
-            server._run("pg_ctl", "-D", str(server.data), "-o", " ".join(options), "-l", str(server.log), "-w", "start")
+            server._options = " ".join(options)
+            server._pg_ctl_start()
         except BaseException:
             server.stop()
             raise
@@ -121,6 +123,17 @@ class PostgresServer:
 
     def drop_database(self, name: str) -> None:
         self._run("dropdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, "--force", "--if-exists", name)
+
+    def halt(self) -> None:
+        """Stop the server as a crash would (immediate: no shutdown checkpoint), keeping its data for resume()."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the halted server again, on the same port with the same data."""
+        self._pg_ctl_start()
+
+    def _pg_ctl_start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-o", self._options, "-l", str(self.log), "-w", "start")
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():

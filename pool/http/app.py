@@ -29,6 +29,7 @@ from pool.chia_adapter import (
 from pool.context import PoolContext
 from pool.http.admission import Admission
 from pool.http.guard import json_body, protocol_methods, quiet_http_parser_errors
+from pool.http.health import setup_health_endpoints
 from pool.http.keys import CONTEXT, FARMERS, RATE_LIMITS
 from pool.http.limits import client_of, per_address_limit
 from pool.http.operator_endpoints import setup_operator_endpoints
@@ -86,6 +87,7 @@ def create_app(
     app.router.add_post("/partial", post_partial)
     setup_pages(app)  # GET / and GET /login
     setup_operator_endpoints(app)  # GET /status and GET /metrics
+    setup_health_endpoints(app)  # GET /healthz and GET /readyz
     return app
 
 

@@ -103,6 +103,15 @@ class AbstractPoolStore(ABC):
 
     # -- leadership ----------------------------------------------------------------------------------------------
     @abstractmethod
+    async def leader_alive(self, now: int) -> bool:
+        """The leader says it still leads, at ``now``: recorded only if this store object took the newest epoch
+        (False otherwise: a stale leader's word does not count)."""
+
+    @abstractmethod
+    async def leader_seen_at(self) -> int:
+        """When the leader last said it leads (0: never); read by every process for its readiness."""
+
+    @abstractmethod
     async def take_leadership(self, holder: str) -> int:
         """Called by a process that just became the pool's leader, before any loop runs: a new, higher leader epoch
         is recorded and returned, and from now on every money write of THIS store object checks in its own

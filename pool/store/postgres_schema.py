@@ -308,6 +308,13 @@ _SCHEMA_V9_CLAIM_FEE_VERSIONS: Migration = (
 )
 
 
+_SCHEMA_V10_LEADER_SEEN: Migration = (
+    # When the leader last said it leads (every few seconds while it does): readiness (GET /readyz) of every process
+    # needs a leader, and only the store is shared by all of them.
+    "ALTER TABLE leadership ADD COLUMN seen_at BIGINT NOT NULL DEFAULT 0",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -318,6 +325,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V7_DIFFICULTY_HISTORY,
     _SCHEMA_V8_SESSIONS_PER_FARMER,
     _SCHEMA_V9_CLAIM_FEE_VERSIONS,
+    _SCHEMA_V10_LEADER_SEEN,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite_schema.py. Append only."""
 

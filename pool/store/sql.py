@@ -232,6 +232,20 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             )
 
     # -- leadership --------------------------------------------------------------------------------------------
+    async def leader_alive(self, now: int) -> bool:
+        if self._epoch is None:
+            return False
+        async with self._write() as tx:
+            changed = await tx.execute(
+                "UPDATE leadership SET seen_at = :now WHERE id = 1 AND epoch = :epoch",
+                {"now": now, "epoch": self._epoch},
+            )
+        return changed > 0
+
+    async def leader_seen_at(self) -> int:
+        row = await self._reads().fetchone("SELECT seen_at FROM leadership WHERE id = 1")
+        return 0 if row is None else int(row["seen_at"])
+
     async def take_leadership(self, holder: str) -> int:
         async with self._write() as tx:
             await self._check_schema(tx)

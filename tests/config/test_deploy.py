@@ -96,8 +96,8 @@ def test_every_pool_host_gets_the_same_config_and_the_parser_accepts_it(
         assert config.store.backend == "postgresql"
         assert config.store.password() is not None  # the mounted secret, read as the pool reads it
         assert config.server.workers >= 1
-        # The container's health check asks the port the pool listens on.
-        assert f"http://127.0.0.1:{config.server.port}/pool_info" in " ".join(host["healthcheck"]["test"])
+        # The container's health check asks the port the pool listens on whether the process answers.
+        assert f"http://127.0.0.1:{config.server.port}/healthz" in " ".join(host["healthcheck"]["test"])
 
 
 def test_the_store_is_the_compose_postgres_with_its_password_secret(

@@ -1953,6 +1953,27 @@ async def test_concurrent_distributions_never_share_the_same_money_twice(store: 
 
 
 # -- leadership: fencing ------------------------------------------------------------------------------------------
+async def test_the_leader_says_it_leads_and_a_stale_one_is_not_heard(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    """Every process's readiness asks when the leader last said it leads: only the newest epoch's word counts."""
+    first, second, worker = (store_factory(tmp_path) for _ in range(3))
+    for store in (first, second, worker):
+        await store.open()
+    try:
+        assert await worker.leader_seen_at() == 0
+        assert not await worker.leader_alive(50)  # never led: says nothing
+        await first.take_leadership("first")
+        assert await first.leader_alive(100) and await worker.leader_seen_at() == 100
+        await second.take_leadership("second")
+        assert not await first.leader_alive(200)  # the stale leader is not heard
+        assert await worker.leader_seen_at() == 100
+        assert await second.leader_alive(300) and await worker.leader_seen_at() == 300
+    finally:
+        for store in (first, second, worker):
+            await store.close()
+
+
 async def test_only_the_newest_leader_moves_money(store_factory: StoreFactory, tmp_path: Path) -> None:
     """Two processes believe they lead (the first has not yet noticed it lost its lock): once the second took a newer
     epoch, every money write of the first fails and writes nothing; a process that never led (HTTP workers, tools)

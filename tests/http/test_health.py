@@ -1,0 +1,84 @@
+"""GET /healthz and GET /readyz of a running pool on the shared chain, its store on a real PostgreSQL server that is
+stopped and started again under it: not ready within seconds, with the reason, and ready again once the database and
+a leader are back; alive throughout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from pool.config import parse_config
+from pool.devnet.pool_config import world_pool_document
+from pool.devnet.postgres import PostgresServer, PostgresUnavailable
+from pool.devnet.session import free_port
+from pool.devnet.world import World
+from pool.server import pool_context, serve
+
+
+@pytest_asyncio.fixture(scope="module")
+async def database() -> AsyncIterator[PostgresServer]:
+    try:
+        server = await asyncio.to_thread(PostgresServer.start)
+    except PostgresUnavailable as exc:
+        pytest.fail(f"PostgreSQL is needed here: {exc}")
+    yield server
+    await asyncio.to_thread(server.stop)
+
+
+async def probe(session: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, Any]]:
+    async with session.get(url) as response:
+        return response.status, await response.json()
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str, within: float = 30.0) -> float:
+    """Seconds it took ``condition`` to hold (polled every 0.2 s); fails after ``within``."""
+    started = time.monotonic()
+    while not await condition():
+        if time.monotonic() - started > within:
+            raise AssertionError(f"not within {within} s: {what}")
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started
+
+
+async def test_ready_only_with_its_database_and_a_leader(
+    world: World, database: PostgresServer, tmp_path: Path
+) -> None:
+    document = world_pool_document(world, store_path=tmp_path / "unused.sqlite", server_port=free_port())
+    document["store"] = {"backend": "postgresql", "dsn": await asyncio.to_thread(database.create_database, "ready")}
+    config = parse_config(document, tmp_path)
+    base = f"http://127.0.0.1:{config.server.port}"
+    stop = asyncio.Event()
+    async with pool_context(config) as ctx, aiohttp.ClientSession() as session:
+        serving = asyncio.create_task(serve(ctx, stop))
+        last: dict[str, Any] = {}
+
+        async def ready(expected: bool) -> bool:
+            try:
+                status, last["body"] = await probe(session, f"{base}/readyz")
+            except aiohttp.ClientConnectionError:
+                return False
+            return (status == 200) == expected and last["body"]["ready"] == expected
+
+        try:
+            await until(lambda: ready(True), "ready once the leader said it leads")
+            assert last["body"] == {"ready": True, "reasons": []}
+
+            await asyncio.to_thread(database.halt)
+            took = await until(lambda: ready(False), "not ready with the database stopped")
+            assert any(reason.startswith("store: ") for reason in last["body"]["reasons"]), last
+            print(f"not ready {took:.1f} s after the database stopped: {last['body']['reasons']}")
+            assert await probe(session, f"{base}/healthz") == (200, {"alive": True})
+
+            await asyncio.to_thread(database.resume)
+            took = await until(lambda: ready(True), "ready again with the database back", within=60.0)
+            print(f"ready {took:.1f} s after the database came back")
+        finally:
+            stop.set()
+            await serving
