@@ -34,7 +34,7 @@ from pool.chia_adapter import Coin, CoinRecord, SpendBundle, bytes32
 from pool.context import PoolContext
 from pool.kill_points import kill_point
 from pool.payouts.coins import NotEnoughCoins, buried_coins, select_coins
-from pool.payouts.fees import estimated_fee, payment_cost
+from pool.payouts.fees import additions_within, estimated_fee, payment_cost
 from pool.payouts.on_chain import coin_states, fee_of, version_on_chain
 from pool.payouts.split import FarmerShare, Payable, merged_additions, plan_distribution, plan_payments
 from pool.payouts.versions import CoinState, Wait, can_land_as_is, coins_for_new_version
@@ -159,8 +159,12 @@ class PayoutLoop:
         payable = [
             Payable(f.launcher_id, f.payout_puzzle_hash, f.owed) for f in await ctx.store.list_farmers() if f.owed > 0
         ]
+        # A transaction the mempool takes: chia's mempool refuses one costing more than half a block.
+        max_additions = min(
+            payouts.max_additions_per_transaction, additions_within(ctx.constants.MAX_BLOCK_COST_CLVM // 2)
+        )
         # One fee for every batch of the round: the estimate for a full one (a smaller batch pays a little more).
-        largest_batch = min(payouts.max_additions_per_transaction, len(payable) + 1)  # + the fee address
+        largest_batch = min(max_additions, len(payable) + 1)  # + the fee address
         blockchain_fee = await estimated_fee(
             ctx.node, ctx.config.fees, payment_cost(largest_batch), least=payouts.blockchain_fee
         )
@@ -170,7 +174,7 @@ class PayoutLoop:
             pool_fee_share=ledger.pool_fee_share,
             fee_reserve=payouts.fee_reserve,
             blockchain_fee=blockchain_fee,
-            max_additions=payouts.max_additions_per_transaction,
+            max_additions=max_additions,
             fee_puzzle_hash=ctx.config.pool.fee_puzzle_hash,
         )
         if plan is None:
