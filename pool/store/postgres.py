@@ -344,6 +344,23 @@ _SCHEMA_V9_CLAIM_FEE_VERSIONS: Migration = (
 )
 
 
+# As in SQLite: partials and refusals past partials.retention_days, counted per farmer, hour and outcome.
+_SCHEMA_V10_PARTIAL_HOURS: Migration = (
+    """
+    CREATE TABLE partial_hours (
+        launcher_id BYTEA NOT NULL REFERENCES farmers (launcher_id),
+        hour BIGINT NOT NULL,
+        outcome TEXT NOT NULL,
+        n BIGINT NOT NULL CHECK (n >= 0),
+        points BIGINT NOT NULL CHECK (points >= 0),
+        stale BIGINT NOT NULL CHECK (stale >= 0),
+        PRIMARY KEY (launcher_id, hour, outcome)
+    )
+    """,
+    "CREATE INDEX partial_hours_hour ON partial_hours (hour)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -354,6 +371,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V7_DIFFICULTY_HISTORY,
     _SCHEMA_V8_SESSIONS_PER_FARMER,
     _SCHEMA_V9_CLAIM_FEE_VERSIONS,
+    _SCHEMA_V10_PARTIAL_HOURS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite.py. Append only."""
 
@@ -372,6 +390,7 @@ TABLES: tuple[str, ...] = (
     "distributions",
     "distribution_shares",
     "partial_refusals",
+    "partial_hours",
     "web_sessions",
     "coin_reservations",
     "leadership",
@@ -453,6 +472,7 @@ class PostgresPoolStore(SqlPoolStore[_Postgres]):
     _SHARE_ROWS = " FOR SHARE"
     # The unique index payout_rounds_one_open has the last word on a second open round: its refusal is RoundAlreadyOpen.
     _UNIQUE_VIOLATION = (asyncpg.UniqueViolationError,)
+    _SKIP_LOCKED_ROWS = " FOR UPDATE SKIP LOCKED"
 
     def __init__(
         self,
