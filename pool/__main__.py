@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 
 from pool import __version__
@@ -28,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Every key of the config file is documented in the example config.yaml shipped with the server. "
             "'python -m pool doctor --config config.yaml' checks everything the pool needs, one line each; "
-            "'python -m pool ledger --config config.yaml' prints the pool's books; 'python -m pool migrate-store "
+            "'python -m pool ledger --config config.yaml' prints the pool's books; 'python -m pool prune --config "
+            "config.yaml' prunes partials past their retention now; 'python -m pool migrate-store "
             "--config config.yaml --to postgresql://...' moves an SQLite store to PostgreSQL (see their --help)."
         ),
     )
@@ -58,15 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand's parser, with the --config every subcommand takes."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"), metavar="PATH", help="the pool's config")
+    return parser
+
+
 def build_ledger_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pool ledger",
-        description=(
+    parser = command_parser(
+        "python -m pool ledger",
+        (
             "Print the pool's books: confirmed reward claims, distributions, payout rounds and payments, owed "
             "balances, the pool fee earned, and the wallet's spendable balance against what the ledger says it holds."
         ),
     )
-    parser.add_argument("--config", type=Path, default=Path("config.yaml"), metavar="PATH", help="the pool's config")
     parser.add_argument("--json", action="store_true", help="print the books as one JSON object")
     parser.add_argument("--no-wallet", action="store_true", help="do not contact the wallet (no reconciliation)")
     parser.add_argument("--limit", type=int, default=20, help="how many recent distributions and rounds to list")
@@ -110,10 +118,56 @@ def ledger_main(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def build_prune_parser() -> argparse.ArgumentParser:
+    return command_parser(
+        "python -m pool prune",
+        "Prune now what the pool's leader prunes every hour: partials (settled ones, never pending) and refusals "
+        "received more than partials.retention_days ago are added to hourly per-farmer counts, which the pages and "
+        "charts read, and deleted, in small transactions. The pool may keep running. Prints the rows pruned.",
+    )
+
+
+def prune_main(argv: list[str]) -> int:
+    args = build_prune_parser().parse_args(argv)
+    config = config_with_a_store(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    from pool.store.abstract import StoreError
+
+    try:
+        before, pruned = asyncio.run(prune_now(config))
+    except ConfigError as exc:
+        print(f"error: {args.config}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"error: store: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    moment = time.strftime("%Y-%m-%d %H:00 UTC", time.gmtime(before))
+    print(
+        f"pruned {pruned} partials and refusals received before {moment} "
+        f"(partials.retention_days: {config.partials.retention_days})"
+    )
+    return EXIT_OK
+
+
+async def prune_now(config: PoolConfig) -> tuple[int, int]:
+    """Prune the store of ``config`` up to its retention; the hour pruned up to and the rows pruned."""
+    from pool.loops.retention import prune_old_partials, retention_cutoff
+    from pool.store.factory import create_store
+
+    before = retention_cutoff(config, int(time.time()))
+    store = create_store(config.store)
+    await store.open()
+    try:
+        return before - before % 3600, await prune_old_partials(store, before)
+    finally:
+        await store.close()
+
+
 def build_fund_fees_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pool ledger fund-fees",
-        description=(
+    parser = command_parser(
+        "python -m pool ledger fund-fees",
+        (
             "Give coins of the operator's own, already in the pool wallet, to the pool fee share, which pays the "
             "blockchain fees of absorbs and payments: so that claims are mined before the first distribution, or "
             "after a fee storm used the share up. Only the wallet's coins beyond what the ledger holds (and beyond "
@@ -122,7 +176,6 @@ def build_fund_fees_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("amount", help="mojos (1000000000) or XCH with its unit (0.25xch)")
-    parser.add_argument("--config", type=Path, default=Path("config.yaml"), metavar="PATH", help="the pool's config")
     return parser
 
 
@@ -156,15 +209,14 @@ def fund_fees_main(argv: list[str]) -> int:
 
 
 def build_migrate_store_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pool migrate-store",
-        description=(
+    parser = command_parser(
+        "python -m pool migrate-store",
+        (
             "Move the pool's SQLite store (store.path of --config) into an empty PostgreSQL database: every table is "
             "copied in one transaction, which commits only if the row counts match and the ledger reads as before and "
             "balances. Stop the pool first. Afterwards set store.backend: postgresql and store.dsn in the config."
         ),
     )
-    parser.add_argument("--config", type=Path, default=Path("config.yaml"), metavar="PATH", help="the pool's config")
     parser.add_argument(
         "--to", required=True, metavar="DSN", help="the target database: postgresql://user@host:port/database"
     )
@@ -226,9 +278,9 @@ def parse_config_store_target(dsn: str, password_env: str | None, password_file:
 
 
 def build_doctor_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pool doctor",
-        description=(
+    parser = command_parser(
+        "python -m pool doctor",
+        (
             "Check everything the pool needs and print one line per check: the configuration, the chia root and its "
             "RPC certificates, the full node (reachable, synced, on chain.network), the wallet (reachable, synced, "
             "owning pool.target_address: it signs a message with that address's key), the store (reachable, its "
@@ -236,7 +288,6 @@ def build_doctor_parser() -> argparse.ArgumentParser:
             "every check passes."
         ),
     )
-    parser.add_argument("--config", type=Path, default=Path("config.yaml"), metavar="PATH", help="the pool's config")
     parser.add_argument(
         "--trust",
         type=Path,
@@ -272,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["ledger"]:
         return ledger_main(argv[1:])
+    if argv[:1] == ["prune"]:
+        return prune_main(argv[1:])
     if argv[:1] == ["migrate-store"]:
         return migrate_store_main(argv[1:])
     if argv[:1] == ["doctor"]:

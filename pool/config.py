@@ -80,6 +80,18 @@ class DifficultyConfig:
     time_target: int  # seconds
     put_cooldown: int  # seconds before a difficulty suggested with PUT /farmer takes effect
 
+    @property
+    def history_seconds(self) -> int:
+        """How far back the difficulty adjustment reads partials: the last time_target, and older ones only to measure
+        a silence, for which a few time_targets are plenty (the silence rule halves the difficulty step by step)."""
+        return DIFFICULTY_HISTORY_TIME_TARGETS * self.time_target
+
+
+DIFFICULTY_HISTORY_TIME_TARGETS = 4
+
+
+DEFAULT_RETENTION_DAYS = 30  # partials.retention_days
+
 
 @dataclass(frozen=True)
 class PartialsConfig:
@@ -101,6 +113,10 @@ class PartialsConfig:
     # Of those, at most this many from one client address: a client flooding the pool (with its own partials or with
     # forged ones) is answered "busy" while other farmers' partials still find places. Default: an eighth.
     max_in_flight_per_address: int = field(default_factory=lambda: max(1, default_max_in_flight() // 8))
+    # Days a partial (and a refusal) is kept row by row; older ones are rolled into hourly per-farmer counts and
+    # deleted by the leader (python -m pool prune does it at once). Longer than anything that reads single partials:
+    # the PPLNS window, the difficulty adjustment's history, the confirmation delay.
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
 
 def default_verify_threads() -> int:
@@ -456,6 +472,7 @@ def _partials(s: _Section) -> PartialsConfig:
             "verify_threads",
             "max_in_flight",
             "max_in_flight_per_address",
+            "retention_days",
         }
     )
     max_in_flight = s.int_("max_in_flight", default_max_in_flight(), minimum=1, maximum=100_000)
@@ -470,6 +487,7 @@ def _partials(s: _Section) -> PartialsConfig:
         max_in_flight_per_address=s.int_(
             "max_in_flight_per_address", max(1, max_in_flight // 8), minimum=1, maximum=max_in_flight
         ),
+        retention_days=s.int_("retention_days", DEFAULT_RETENTION_DAYS, minimum=1),
     )
 
 
@@ -786,10 +804,12 @@ def parse_config(data: Any, base_dir: Path, source: Path | None = None) -> PoolC
             f"got {pool.relative_lock_height}: a farmer could leave before the pool sees it leaving",
         )
     rewards, payouts = _rewards(section("rewards")), _payouts(section("payouts"))
+    difficulty, partials = _difficulty(root.section("difficulty")), _partials(section("partials"))
+    _check_retention(partials, difficulty, payouts)
     return PoolConfig(
         pool=pool,
-        difficulty=_difficulty(root.section("difficulty")),
-        partials=_partials(section("partials")),
+        difficulty=difficulty,
+        partials=partials,
         chain=chain,
         rewards=rewards,
         payouts=payouts,
@@ -801,6 +821,30 @@ def parse_config(data: Any, base_dir: Path, source: Path | None = None) -> PoolC
         source=source,
         limits=_limits(section("limits")),
     )
+
+
+def _check_retention(partials: PartialsConfig, difficulty: DifficultyConfig, payouts: PayoutsConfig) -> None:
+    """Partials older than the retention exist only as hourly counts: whatever reads them one by one must look back
+    less far, or it would silently see fewer (PPLNS shares, difficulty adjustments, credits)."""
+    retention = partials.retention_days * DAY_SECONDS
+    readers = (
+        ("payouts.pplns_window", payouts.pplns_window),
+        (
+            f"difficulty.time_target ({DIFFICULTY_HISTORY_TIME_TARGETS} of which the difficulty adjustment reads)",
+            difficulty.history_seconds,
+        ),
+        ("partials.confirmation_delay", partials.confirmation_delay),
+    )
+    for name, seconds in readers:
+        if retention <= seconds:
+            raise ConfigError(
+                "partials.retention_days",
+                f"must keep partials longer than {name}: {seconds} s, got {partials.retention_days} days "
+                f"({retention} s); older partials are only counted per hour",
+            )
+
+
+DAY_SECONDS = 86400
 
 
 def load_config_file(path: Path) -> PoolConfig:

@@ -205,6 +205,7 @@ def background_loops(status: ChainStatus, signage_points: SignagePointCache) -> 
     from pool.loops.partial_confirmation import PartialConfirmLoop
     from pool.loops.payouts import PayoutLoop
     from pool.loops.peak import PeakLoop
+    from pool.loops.retention import RetentionLoop
     from pool.loops.rewards import RewardLoop
     from pool.loops.singletons import SingletonLoop
 
@@ -215,6 +216,7 @@ def background_loops(status: ChainStatus, signage_points: SignagePointCache) -> 
         RewardLoop(status),
         PayoutLoop(status),
         DifficultyLoop(),
+        RetentionLoop(),
     ]
 
 

@@ -15,9 +15,6 @@ from pool.store.models import FarmerRecord, PartialsSummary
 
 log = logging.getLogger(__name__)
 
-# How far back partials are read: the adjustment uses the last time_target, plus older ones only to measure a
-# silence, for which a few time_targets are plenty (the silence rule halves the difficulty step by step anyway).
-HISTORY_TIME_TARGETS = 4
 NO_PARTIALS = PartialsSummary(newest=None)
 
 
@@ -36,7 +33,7 @@ class DifficultyLoop:
         # adjusted from a summary of partials at another difficulty.
         farmers = await ctx.store.list_farmers(members_only=True)
         summaries = await ctx.store.difficulty_summaries(
-            since=now - HISTORY_TIME_TARGETS * time_target, window_start=now - time_target
+            since=now - ctx.config.difficulty.history_seconds, window_start=now - time_target
         )
         for farmer in farmers:
             try:

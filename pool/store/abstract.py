@@ -232,7 +232,7 @@ class AbstractPoolStore(ABC):
 
     @abstractmethod
     async def count_stale_partials(self) -> int:
-        """How many partials were settled stale (credited or not)."""
+        """How many partials were settled stale (credited or not), pruned ones included."""
 
     @abstractmethod
     async def reject_partial(self, partial_id: int, reason: str) -> bool:
@@ -242,7 +242,8 @@ class AbstractPoolStore(ABC):
     async def recent_partials(
         self, launcher_id: bytes32, since: int, statuses: Sequence[PartialStatus] | None = None
     ) -> list[PartialRecord]:
-        """A farmer's partials received at or after ``since`` (all statuses unless given), newest first."""
+        """A farmer's partials received at or after ``since`` (all statuses unless given), newest first: only those
+        still kept row by row (see ``prune_partials``)."""
 
     @abstractmethod
     async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
@@ -262,7 +263,18 @@ class AbstractPoolStore(ABC):
     @abstractmethod
     async def partial_counts(self, since: int, launcher_id: bytes32 | None = None) -> list[PartialCount]:
         """Partials received at or after ``since`` (one farmer's, or everyone's), counted per hour and outcome:
-        accepted ones by status, refused and rejected ones by reason. Oldest hour first."""
+        accepted ones by status, refused and rejected ones by reason. Oldest hour first. Pruned partials count in
+        their hour's totals, exactly as before they were pruned; of the pruned hours, those starting at or after
+        ``since`` count (the same as the rows whenever ``since`` is a whole hour or after every pruned hour)."""
+
+    @abstractmethod
+    async def prune_partials(self, before: int, batch: int) -> int:
+        """One small transaction of retention: up to ``batch`` settled partials (CONFIRMED or REJECTED, stale ones
+        included; never PENDING) and, when fewer remain, refusals, received before the hour that ``before`` falls in,
+        are added to their farmer's hourly counts (what ``partial_counts`` and ``count_stale_partials`` read) and
+        deleted. Returns how many rows it pruned: call it again until that is 0. Safe to run beside the pool and
+        beside another pruner (each row is counted by the transaction that deleted it); the ledger, claims, rounds
+        and payments are never touched."""
 
     # -- browser sessions --------------------------------------------------------------------------------------
     @abstractmethod

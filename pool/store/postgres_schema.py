@@ -315,6 +315,23 @@ _SCHEMA_V10_LEADER_SEEN: Migration = (
 )
 
 
+# As in SQLite: partials and refusals past partials.retention_days, counted per farmer, hour and outcome.
+_SCHEMA_V11_PARTIAL_HOURS: Migration = (
+    """
+    CREATE TABLE partial_hours (
+        launcher_id BYTEA NOT NULL REFERENCES farmers (launcher_id),
+        hour BIGINT NOT NULL,
+        outcome TEXT NOT NULL,
+        n BIGINT NOT NULL CHECK (n >= 0),
+        points BIGINT NOT NULL CHECK (points >= 0),
+        stale BIGINT NOT NULL CHECK (stale >= 0),
+        PRIMARY KEY (launcher_id, hour, outcome)
+    )
+    """,
+    "CREATE INDEX partial_hours_hour ON partial_hours (hour)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -326,6 +343,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V8_SESSIONS_PER_FARMER,
     _SCHEMA_V9_CLAIM_FEE_VERSIONS,
     _SCHEMA_V10_LEADER_SEEN,
+    _SCHEMA_V11_PARTIAL_HOURS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite_schema.py. Append only."""
 
@@ -344,6 +362,7 @@ TABLES: tuple[str, ...] = (
     "distributions",
     "distribution_shares",
     "partial_refusals",
+    "partial_hours",
     "web_sessions",
     "coin_reservations",
     "leadership",

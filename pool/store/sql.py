@@ -154,6 +154,10 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
     _SHARE_ROWS: ClassVar[str] = ""
     """Appended to the read of the leader's epoch in a leader's write: PostgreSQL's `` FOR SHARE``, so that a new
     leader's epoch waits for the old leader's writes in flight and every later one sees it; SQLite has one writer."""
+    _SKIP_LOCKED_ROWS: ClassVar[str] = ""
+    """Appended to the choice of rows to prune: PostgreSQL's `` FOR UPDATE SKIP LOCKED``, so that two pruners (the
+    leader's loop and python -m pool prune) take different rows instead of waiting on each other's; SQLite has one
+    writer."""
 
     def __init__(self, migrations: Sequence[Migration]) -> None:
         self._migrations = tuple(migrations)
@@ -519,7 +523,10 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             return True
 
     async def count_stale_partials(self) -> int:
-        row = await self._reads().fetchone("SELECT COUNT(*) AS n FROM partials WHERE stale")
+        row = await self._reads().fetchone(
+            "SELECT (SELECT COUNT(*) FROM partials WHERE stale) "
+            "+ (SELECT COALESCE(SUM(stale), 0) FROM partial_hours) AS n"
+        )
         return 0 if row is None else int(row["n"])
 
     async def reject_partial(self, partial_id: int, reason: str) -> bool:
@@ -572,19 +579,62 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         rows = await self._reads().fetchall(
             f"""
             SELECT hour, outcome, SUM(n) AS n, SUM(points) AS points FROM (
-                SELECT received_at - received_at % 3600 AS hour,
-                       CASE WHEN status = 'rejected' THEN COALESCE(reject_reason, 'rejected') ELSE status END
-                           AS outcome,
+                SELECT received_at - received_at % 3600 AS hour, {_OUTCOME} AS outcome,
                        COUNT(*) AS n, SUM(difficulty) AS points
                 FROM partials WHERE received_at >= :since{farmer} GROUP BY 1, 2
                 UNION ALL
                 SELECT received_at - received_at % 3600 AS hour, reason AS outcome, COUNT(*) AS n, 0 AS points
                 FROM partial_refusals WHERE received_at >= :since{farmer} GROUP BY 1, 2
+                UNION ALL
+                SELECT hour, outcome, n, points FROM partial_hours WHERE hour >= :since{farmer}
             ) AS counted GROUP BY hour, outcome ORDER BY hour, outcome
             """,
             {"since": since, "launcher_id": launcher_id},
         )
         return [PartialCount(int(r["hour"]), str(r["outcome"]), int(r["n"]), int(r["points"])) for r in rows]
+
+    async def prune_partials(self, before: int, batch: int) -> int:
+        if batch < 1:
+            raise StoreError("a prune batch needs room for at least one row")
+        cutoff = before - before % HOUR  # whole hours only: an hour is counted either row by row or in partial_hours
+        async with self._write() as tx:
+            # DELETE ... RETURNING: what is counted is exactly what this transaction deleted, so a row another
+            # pruner deleted meanwhile is counted once. Settled partials only: a pending one still waits for its
+            # confirmation (and its points).
+            rows = await tx.fetchall(
+                f"""
+                DELETE FROM partials WHERE id IN (
+                    SELECT id FROM partials WHERE status IN ('confirmed', 'rejected') AND received_at < :cutoff
+                    LIMIT :batch{self._SKIP_LOCKED_ROWS}
+                ) RETURNING launcher_id, received_at, {_OUTCOME} AS outcome, difficulty, stale
+                """,
+                {"cutoff": cutoff, "batch": batch},
+            )
+            if len(rows) < batch:
+                rows += await tx.fetchall(
+                    f"""
+                    DELETE FROM partial_refusals WHERE id IN (
+                        SELECT id FROM partial_refusals WHERE received_at < :cutoff LIMIT :batch{self._SKIP_LOCKED_ROWS}
+                    ) RETURNING launcher_id, received_at, reason AS outcome, 0 AS difficulty, FALSE AS stale
+                    """,
+                    {"cutoff": cutoff, "batch": batch - len(rows)},
+                )
+            hours: dict[tuple[bytes32, int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+            for row in rows:
+                received_at = int(row["received_at"])
+                counted = hours[bytes32(row["launcher_id"]), received_at - received_at % HOUR, str(row["outcome"])]
+                counted[0] += 1
+                counted[1] += int(row["difficulty"])
+                counted[2] += int(bool(row["stale"]))
+            # In key order: two pruners adding to the same hours lock their rows in the same order.
+            await tx.executemany(
+                _ADD_TO_HOURS,
+                [
+                    {"launcher_id": key[0], "hour": key[1], "outcome": key[2], "n": n, "points": p, "stale": stale}
+                    for key, (n, p, stale) in sorted(hours.items())
+                ],
+            )
+            return len(rows)
 
     # -- browser sessions --------------------------------------------------------------------------------------
     async def add_session(
@@ -1159,6 +1209,19 @@ _INSERT_FARMER = """
 _INSERT_REFUSAL = (
     "INSERT INTO partial_refusals (launcher_id, received_at, reason) VALUES (:launcher_id, :received_at, :reason)"
 )
+
+HOUR = 3600
+
+# What partial_counts calls a partial's outcome: its status, or the reason it was rejected.
+_OUTCOME = "CASE WHEN status = 'rejected' THEN COALESCE(reject_reason, 'rejected') ELSE status END"
+
+_ADD_TO_HOURS = """
+    INSERT INTO partial_hours (launcher_id, hour, outcome, n, points, stale)
+    VALUES (:launcher_id, :hour, :outcome, :n, :points, :stale)
+    ON CONFLICT (launcher_id, hour, outcome) DO UPDATE SET
+        n = partial_hours.n + excluded.n, points = partial_hours.points + excluded.points,
+        stale = partial_hours.stale + excluded.stale
+"""
 
 _CREDIT_POINTS = "UPDATE farmers SET points = points + :points WHERE launcher_id = :launcher_id"
 

@@ -349,6 +349,25 @@ _SCHEMA_V10_LEADER_SEEN: Migration = (
 )
 
 
+_SCHEMA_V11_PARTIAL_HOURS: Migration = (
+    # Partials and refusals older than partials.retention_days, counted per farmer, hour and outcome (as
+    # partial_counts names them) when they are pruned: n partials, the sum of their difficulties, how many were
+    # settled stale.
+    """
+    CREATE TABLE partial_hours (
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        hour INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        n INTEGER NOT NULL CHECK (n >= 0),
+        points INTEGER NOT NULL CHECK (points >= 0),
+        stale INTEGER NOT NULL CHECK (stale >= 0),
+        PRIMARY KEY (launcher_id, hour, outcome)
+    )
+    """,
+    "CREATE INDEX partial_hours_hour ON partial_hours (hour)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -360,5 +379,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V8_SESSIONS_PER_FARMER,
     _SCHEMA_V9_CLAIM_FEE_VERSIONS,
     _SCHEMA_V10_LEADER_SEEN,
+    _SCHEMA_V11_PARTIAL_HOURS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""

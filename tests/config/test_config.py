@@ -212,3 +212,34 @@ def test_fee_reserve_keeps_one_fee_bump_unless_set() -> None:
     without_reserve["payouts"]["fee_bump"] = 50_000_000
     assert parse_config(without_reserve, REPO).payouts.fee_reserve == 50_000_000
     assert parse_config(with_change("payouts.fee_reserve", 0), REPO).payouts.fee_reserve == 0
+
+
+def test_partials_are_kept_thirty_days_unless_set() -> None:
+    assert parse_config(example(), REPO).partials.retention_days == 30
+    assert parse_config(with_change("partials.retention_days", DELETE), REPO).partials.retention_days == 30
+    assert parse_config(with_change("partials.retention_days", 7), REPO).partials.retention_days == 7
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_change("partials.retention_days", 0), REPO)
+    assert info.value.key == "partials.retention_days" and "at least 1" in info.value.problem
+
+
+@pytest.mark.parametrize(
+    "path, seconds, reader",
+    [
+        ("payouts.pplns_window", 2 * 86400, "payouts.pplns_window"),
+        ("difficulty.time_target", 86400, "difficulty.time_target"),  # the adjustment reads 4 of them: 4 days
+        ("partials.confirmation_delay", 3 * 86400, "partials.confirmation_delay"),
+    ],
+)
+def test_a_retention_shorter_than_a_reader_of_partials_is_refused(path: str, seconds: int, reader: str) -> None:
+    data = example()
+    data["payouts"]["pplns_window"] = data["difficulty"]["time_target"] = 3600  # the others read an hour or so
+    section, key = path.split(".")
+    data.setdefault(section, {})[key] = seconds
+    data["partials"]["retention_days"] = 2
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, REPO)
+    assert info.value.key == "partials.retention_days"
+    assert reader in info.value.problem and "longer than" in info.value.problem
+    data["partials"]["retention_days"] = 5  # longer than each of them
+    assert parse_config(data, REPO).partials.retention_days == 5

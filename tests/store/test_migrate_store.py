@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 async def populate(store: AbstractPoolStore) -> None:
-    """Farmers, partials of every status, claims (confirmed, failed, in flight, with fees), a distribution, a done
-    round (its cheaper transaction landed) and an open round with one batch submitted."""
+    """Farmers, partials of every status (one of them pruned), claims (confirmed, failed, in flight, with fees), a
+    distribution, a done round (its cheaper transaction landed) and an open round with one batch submitted."""
     farmers = await add_farmers(store, 0, 0, 0)
     await store.add_farmer(make_farmer(9, member=False))
     for number, farmer in enumerate(farmers):
@@ -46,6 +46,7 @@ async def populate(store: AbstractPoolStore) -> None:
         assert await store.confirm_partial(confirmed)
         assert await store.reject_partial(rejected, "too late")
         await store.add_partial_refusal(farmer.launcher_id, 250 + number, "PROOF_NOT_GOOD_ENOUGH")
+    assert await store.prune_partials(3600, batch=1) == 1  # one settled partial of hour 0 counted in partial_hours
     await store.add_session(
         WebSession(h("session"), farmers[0].launcher_id, created_at=5_000, expires_at=9_000),
         authentication_public_key=farmers[0].authentication_public_key,

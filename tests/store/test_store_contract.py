@@ -637,6 +637,94 @@ async def test_partial_counts_per_hour_and_outcome_include_refusals(store: Abstr
     assert sum(c.count for c in everyone if c.outcome == "pending") == 4
 
 
+async def old_partials(store: AbstractPoolStore, start: int) -> tuple[list[FarmerRecord], list[int], int]:
+    """Two farmers' partials of every outcome over three hours from ``start``, and refusals: the farmers, the ids of
+    the pending partials, and how many rows are settled or refused (what pruning may take)."""
+    farmers = [make_farmer(1, difficulty=7), make_farmer(2, difficulty=10)]
+    pending, settled = [], 0
+    for farmer in farmers:
+        await store.add_farmer(farmer)
+        for hour in range(3):
+            moment = start + hour * 3600 + 60 * farmer.difficulty
+            ids = [
+                await store.add_partial(make_partial(farmer, f"{farmer.difficulty} {hour} {n}", moment + n))
+                for n in range(6)
+            ]
+            assert all(partial_id is not None for partial_id in ids)
+            confirmed, rejected, credited, dropped, waiting, twice = (i or 0 for i in ids)
+            await store.confirm_partials([confirmed, twice])
+            await store.reject_partial(rejected, "singleton left the pool")
+            await store.settle_stale_partial(credited, True, "stale")
+            await store.settle_stale_partial(dropped, False, "stale: dropped")
+            pending.append(waiting)
+            await store.add_partial_refusal(farmer.launcher_id, moment + 7, "TOO_LATE")
+            await store.add_partial_refusal(farmer.launcher_id, moment + 8, "PROOF_NOT_GOOD_ENOUGH")
+            settled += 5 + 2
+    return farmers, pending, settled
+
+
+async def counted(store: AbstractPoolStore, farmers: Sequence[FarmerRecord], start: int) -> object:
+    """Every figure the pages, charts and estimates read of partials."""
+    return (
+        await store.partial_counts(0),
+        await store.partial_counts(start + 3600),
+        [await store.partial_counts(0, farmer.launcher_id) for farmer in farmers],
+        await store.count_stale_partials(),
+        [await points_of(store, farmer) for farmer in farmers],
+    )
+
+
+async def prune_all(store: AbstractPoolStore, before: int, batch: int) -> list[int]:
+    pruned = [await store.prune_partials(before, batch)]
+    while pruned[-1]:
+        pruned.append(await store.prune_partials(before, batch))
+    return pruned
+
+
+async def test_pruning_keeps_every_hours_counts_and_points(store: AbstractPoolStore) -> None:
+    start = 3600 * 100
+    farmers, pending, settled = await old_partials(store, start)
+    recent = await store.add_partial(make_partial(farmers[0], "recent", start + 3600 * 5))
+    await store.add_partial_refusal(farmers[0].launcher_id, start + 3600 * 5 + 1, "TOO_LATE")
+    assert recent is not None
+    await store.confirm_partial(recent)
+    figures = await counted(store, farmers, start)
+
+    # In batches of at most 4 rows, up to the hour of the recent ones (before is not a whole hour: its hour is kept).
+    pruned = await prune_all(store, start + 3600 * 5 + 1800, batch=4)
+    assert all(0 < n <= 4 for n in pruned[:-1]) and pruned[-1] == 0
+    assert sum(pruned) == settled
+    assert await counted(store, farmers, start) == figures
+    # Pending partials are never pruned: they still wait for their confirmation.
+    kept = [p for farmer in farmers for p in await store.recent_partials(farmer.launcher_id, since=0)]
+    assert sorted(p.id or 0 for p in kept) == sorted([*pending, recent])
+    assert {p.id for p in await store.pending_partials(received_before=start + 3600 * 10)} == set(pending)
+
+    # Again: nothing more to prune, nothing counted twice.
+    assert await store.prune_partials(start + 3600 * 5 + 1800, batch=4) == 0
+    assert await counted(store, farmers, start) == figures
+    # A pending partial settled later joins its hour's counts when it is pruned in turn.
+    await store.confirm_partials(pending)
+    figures = await counted(store, farmers, start)
+    assert sum(await prune_all(store, start + 3600 * 6, batch=100)) == len(pending) + 2
+    assert await counted(store, farmers, start) == figures
+    assert [p for farmer in farmers for p in await store.recent_partials(farmer.launcher_id, since=0)] == []
+
+
+async def test_pruners_at_once_count_each_partial_once(store: AbstractPoolStore) -> None:
+    start = 3600 * 100
+    farmers, _, settled = await old_partials(store, start)
+    figures = await counted(store, farmers, start)
+    done = await asyncio.gather(*(prune_all(store, start + 3600 * 3, batch=3) for _ in range(3)))
+    assert sum(sum(pruned) for pruned in done) == settled
+    assert await counted(store, farmers, start) == figures
+
+
+async def test_a_prune_batch_holds_at_least_one_row(store: AbstractPoolStore) -> None:
+    with pytest.raises(StoreError, match="at least one row"):
+        await store.prune_partials(3600, batch=0)
+
+
 async def open_session(store: AbstractPoolStore, farmer: FarmerRecord, session: WebSession, cap: int = 10) -> bool:
     return await store.add_session(
         session, authentication_public_key=farmer.authentication_public_key, max_per_launcher=cap

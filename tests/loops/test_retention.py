@@ -1,0 +1,118 @@
+"""Retention against a real SQLite store: the leader's loop and ``python -m pool prune`` (a real subprocess, while
+another connection keeps writing partials as the pool would) prune what is past partials.retention_days and leave
+every hour's counts as they were. The store's own guarantees are in tests/store/test_store_contract.py."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+
+from pool.config import parse_config
+from pool.context import PoolContext
+from pool.loops.retention import RetentionLoop, prune_old_partials
+from pool.store.abstract import AbstractPoolStore
+from pool.store.models import PartialCount, PartialStatus
+from pool.store.sqlite import SqlitePoolStore
+from tests.store.test_store_contract import make_farmer, make_partial
+
+REPO = Path(__file__).resolve().parents[2]
+DAY = 86_400
+NOW = 1_000 * DAY + 1_800  # half past an hour
+
+
+async def fill(store: AbstractPoolStore, received_at: list[int]) -> list[int]:
+    """A farmer's partials at these moments, each confirmed but the last; a refusal beside each. Their ids."""
+    farmer = make_farmer(1, difficulty=5)
+    if await store.get_farmer(farmer.launcher_id) is None:
+        await store.add_farmer(farmer)
+    ids = []
+    for moment in received_at:
+        partial_id = await store.add_partial(make_partial(farmer, f"at {moment}", moment))
+        assert partial_id is not None
+        await store.add_partial_refusal(farmer.launcher_id, moment, "TOO_LATE")
+        ids.append(partial_id)
+    await store.confirm_partials(ids[:-1])
+    return ids
+
+
+def rows(path: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(path) as connection:
+        return sum(
+            connection.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("partials", "partial_refusals")
+        )
+
+
+@pytest.fixture
+async def ctx(tmp_path: Path) -> AsyncIterator[PoolContext]:
+    config = parse_config(yaml.safe_load((REPO / "config.yaml").read_text()), REPO)
+    store = SqlitePoolStore(tmp_path / "pool.sqlite")
+    await store.open()
+    no_chain = cast(Any, None)  # the loop reads only the store, the config and the clock
+    yield PoolContext(config=config, store=store, node=no_chain, wallet=no_chain, constants=no_chain, now=lambda: NOW)
+    await store.close()
+
+
+async def test_the_loop_prunes_what_is_past_retention_and_keeps_the_counts(ctx: PoolContext, tmp_path: Path) -> None:
+    retention = ctx.config.partials.retention_days * DAY
+    old = [NOW - retention - 3 * 3600 + n * 600 for n in range(12)]  # the 12th is pending: never pruned
+    recent = [NOW - retention + 3600, NOW - DAY]
+    ids = await fill(ctx.store, old)
+    await fill(ctx.store, recent)
+    counts = await ctx.store.partial_counts(0)
+    assert await RetentionLoop().run_once(ctx) == 11 + 12  # the settled old partials and the old refusals
+    assert await ctx.store.partial_counts(0) == counts
+    assert rows(tmp_path / "pool.sqlite") == 1 + 2 * 2  # the old pending one, the recent partials and refusals
+    assert [await ctx.store.get_partial(i) for i in ids[:11]] == [None] * 11
+    pending = await ctx.store.get_partial(ids[11])
+    assert pending is not None and pending.status is PartialStatus.PENDING
+    assert await RetentionLoop().run_once(ctx) == 0
+
+
+async def test_passes_go_batch_by_batch(ctx: PoolContext) -> None:
+    await fill(ctx.store, [3600 + n for n in range(9)])
+    assert await prune_old_partials(ctx.store, 7200, batch=2, pause=0) == 8 + 9
+    assert await ctx.store.partial_counts(0) == [
+        PartialCount(3600, "TOO_LATE", 9, 0),
+        PartialCount(3600, "confirmed", 8, 40),
+        PartialCount(3600, "pending", 1, 5),
+    ]
+
+
+async def test_prune_command_prunes_while_the_pool_writes(tmp_path: Path) -> None:
+    from tests.config.test_cli import write_config
+
+    config = write_config(tmp_path)
+    path = tmp_path / "pool-data" / "pool.sqlite"
+    path.parent.mkdir()
+    store = SqlitePoolStore(path)  # the pool, still open and writing while the command runs
+    await store.open()
+    try:
+        await fill(store, [3600 * 10 + n for n in range(50)])
+        counts = await store.partial_counts(0)
+        command = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pool", "prune", "--config", str(config),
+            cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        written = 0
+        while command.returncode is None:
+            farmer = make_farmer(1, difficulty=5)
+            await store.add_partial(make_partial(farmer, f"new {written}", 2_000 * DAY + written))
+            written += 1
+            await asyncio.sleep(0.01)
+        out, err = await command.communicate()
+        assert written > 0
+        assert command.returncode == 0, err.decode()
+        assert out.decode().startswith("pruned 99 partials and refusals received before")
+        assert "partials.retention_days: 30" in out.decode()
+        assert [c for c in await store.partial_counts(0) if c.hour < 2_000 * DAY] == counts
+        assert rows(path) == 1 + written  # the old pending partial and what the pool wrote meanwhile
+    finally:
+        await store.close()
