@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="override logging.level from the config file",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    # Internal: a worker process started by the pool itself when server.workers > 1.
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    # Internal: worker N (from 1) of the processes the pool itself starts when server.workers > 1.
+    parser.add_argument("--worker", type=int, metavar="N", help=argparse.SUPPRESS)
     return parser
 
 

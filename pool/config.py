@@ -25,6 +25,7 @@ MAINNET = "mainnet"
 PAYOUT_SCHEMES = ("proportional", "pplns")
 STORE_BACKENDS = ("sqlite", "postgresql")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(ValueError):
@@ -297,6 +298,8 @@ class StoreConfig:
 class LoggingConfig:
     level: str
     file: Path | None
+    format: str = "text"  # text: one readable line per record; json: one JSON object per line (LOG_FORMATS)
+    access_log: bool = False  # one line per HTTP request (method, path without its query, status, time, client)
 
 
 @dataclass(frozen=True)
@@ -759,11 +762,16 @@ def parse_store_section(data: Any, base_dir: Path) -> StoreConfig:
 
 
 def _logging(s: _Section, base: Path) -> LoggingConfig:
-    s.unknown_keys({"level", "file"})
+    s.unknown_keys({"level", "file", "format", "access_log"})
     level = s.str_("level", "INFO").upper()
     if level not in LOG_LEVELS:
         raise ConfigError(s.key("level"), f"must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-    return LoggingConfig(level=level, file=s.optional_path("file", base))
+    return LoggingConfig(
+        level=level,
+        file=s.optional_path("file", base),
+        format=s.choice("format", LOG_FORMATS, "text"),
+        access_log=s.bool_("access_log", False),
+    )
 
 
 def _optional_section(root: _Section, name: str) -> _Section:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import logging.handlers
 import os
 import signal
 import socket
@@ -50,14 +51,20 @@ class StartupError(Exception):
 
 
 def configure_logging(config: PoolConfig, override: str | None = None) -> None:
+    """The root logger's one handler: stderr, or ``logging.file`` (reopened when logrotate moves it away, so no
+    ``copytruncate`` and no restart is needed), in ``logging.format``, every line with its process's pid and role
+    (pool/logs.py)."""
+    from pool.logs import RoleFilter, formatter
+
     level = override or config.logging.level
     handler: logging.Handler
     if config.logging.file is not None:
         config.logging.file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(config.logging.file)
+        handler = logging.handlers.WatchedFileHandler(config.logging.file)
     else:
         handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RoleFilter())
+    handler.setFormatter(formatter(config.logging.format))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -266,6 +273,7 @@ def run_loops_while_leading(app: web.Application, ctx: PoolContext, signage_poin
     from pool.chain.status import ChainStatus
     from pool.http.keys import CHAIN_STATUS
     from pool.leader import create_leadership, lead
+    from pool.logs import set_leading
     from pool.loops.runner import LoopRunner
 
     # What the loops know of the chain, for GET /status (it stays empty in a process that does not lead).
@@ -278,6 +286,7 @@ def run_loops_while_leading(app: web.Application, ctx: PoolContext, signage_poin
 
         async def begin() -> None:
             epoch = await ctx.store.take_leadership(f"pid {os.getpid()} on {socket.gethostname()}")
+            set_leading(True)
             log.info("leader epoch %d", epoch)
             runner = LoopRunner(background_loops(status, signage_points), on_not_leader=lost.set)
             runner.start(ctx)
@@ -286,6 +295,7 @@ def run_loops_while_leading(app: web.Application, ctx: PoolContext, signage_poin
         async def end() -> None:
             while runners:
                 await runners.pop().stop()
+            set_leading(False)
 
         leadership = create_leadership(ctx.config.store)
         leading = asyncio.create_task(
@@ -333,20 +343,24 @@ async def serve(ctx: PoolContext, stop: asyncio.Event, *, reuse_port: bool = Fal
         await runner.cleanup()
 
 
-async def run_server(config: PoolConfig, log_level: str | None = None, *, worker: bool = False) -> None:
+async def run_server(config: PoolConfig, log_level: str | None = None, *, worker: int | None = None) -> None:
     """Run the pool. With ``server.workers`` > 1 this process only supervises that many worker processes (each
-    ``python -m pool --config ... --worker``), which share the port; ``worker``: this process is one of them."""
+    ``python -m pool --config ... --worker N``), which share the port; ``worker``: this process is the N-th of them."""
+    from pool.logs import set_role
+
+    supervising = config.server.workers > 1 and worker is None
+    set_role("supervisor" if supervising else "worker" if worker is None else f"worker {worker}")
     configure_logging(config, log_level)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if config.server.workers > 1 and not worker:
+    if supervising:
         await supervise_workers(config, log_level, stop)
         return
     async with pool_context(config) as ctx:
         _freeze_startup_objects()
-        await serve(ctx, stop, reuse_port=worker)
+        await serve(ctx, stop, reuse_port=worker is not None)
     log.info("pool stopped")
 
 
@@ -370,14 +384,14 @@ async def supervise_workers(config: PoolConfig, log_level: str | None, stop: asy
     (config, chain, port) stops them all with its error."""
     if config.source is None:
         raise StartupError("server.workers: several workers need the pool to be started from a config file")
-    command = [sys.executable, "-m", "pool", "--config", str(config.source.resolve()), "--worker"]
+    command = [sys.executable, "-m", "pool", "--config", str(config.source.resolve())]
     if log_level is not None:
         command += ["--log-level", log_level]
     failures: list[str] = []
 
     async def keep_running(index: int) -> None:
         while not stop.is_set():
-            process = await asyncio.create_subprocess_exec(*command)
+            process = await asyncio.create_subprocess_exec(*command, "--worker", str(index))
             log.info("worker %d started (pid %d)", index, process.pid)
             exited = asyncio.create_task(process.wait())
             stopping = asyncio.create_task(stop.wait())
@@ -404,7 +418,7 @@ async def supervise_workers(config: PoolConfig, log_level: str | None, stop: asy
         config.server.host,
         config.server.port,
     )
-    await asyncio.gather(*(keep_running(index) for index in range(config.server.workers)))
+    await asyncio.gather(*(keep_running(index) for index in range(1, config.server.workers + 1)))
     if failures:
         raise StartupError(failures[0])
     log.info("pool stopped")

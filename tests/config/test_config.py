@@ -81,6 +81,8 @@ def test_fee_is_exact_not_float() -> None:
         ("limits.connections_per_address", 0, "limits.connections_per_address", "at least 1"),
         ("server.public_url", "pool.example.com", "server.public_url", "http:// or https://"),
         ("logging.level", "LOUD", "logging.level", "one of"),
+        ("logging.format", "xml", "logging.format", "text, json"),
+        ("logging.access_log", "yes", "logging.access_log", "true or false"),
         ("pool.feee", 0.01, "pool.feee", "unknown key"),
         ("partials.stale_partials", "keep", "partials.stale_partials", "credit, drop"),
         ("partials.verify_threads", -1, "partials.verify_threads", "at least 0"),

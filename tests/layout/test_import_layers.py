@@ -18,7 +18,8 @@ from pathlib import Path
 POOL = Path(__file__).resolve().parents[2] / "pool"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("pool", "pool.chia_adapter", "pool.kill_points"),  # the version, chia-blockchain behind one door, crash hooks
+    ("pool", "pool.chia_adapter", "pool.kill_points", "pool.logs"),  # the version, chia-blockchain behind one door,
+    # crash hooks, the log lines' form (pid, role, text or JSON)
     ("pool.config",),
     ("pool.chain", "pool.store", "pool.estimates", "pool.preflight"),  # the node and wallet, the durable state, plot
     # space arithmetic, what the configuration's files must hold
