@@ -321,11 +321,12 @@ def tls_context(config: PoolConfig) -> ssl.SSLContext | None:
 async def serve(ctx: PoolContext, stop: asyncio.Event, *, reuse_port: bool = False, with_loops: bool = True) -> None:
     """Serve until ``stop``. ``reuse_port``: share the port with the pool's other worker processes; ``with_loops``
     False serves the HTTP API alone (tests on a shared chain)."""
+    from pool.http.access_log import access_log_options
     from pool.http.connections import listen, runner_options
 
     app = build_application(ctx, with_loops=with_loops)
     limits, server = ctx.config.limits, ctx.config.server
-    runner = web.AppRunner(app, access_log=None, **runner_options(limits))
+    runner = web.AppRunner(app, **access_log_options(ctx.config.logging.access_log), **runner_options(limits))
     await runner.setup()
     try:
         try:

@@ -53,11 +53,12 @@ class Served:
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path, **limits: Any) -> AsyncIterator[Served]:
+async def serving(tmp_path: Path, *, access_log: bool = False, **limits: Any) -> AsyncIterator[Served]:
     document = yaml.safe_load((REPO / "config.yaml").read_text())
     port = free_port()
     document["server"].update(host=HOST, port=port)
     document["limits"].update(limits)
+    document["logging"]["access_log"] = access_log
     document["store"]["path"] = str(tmp_path / "pool.sqlite")
     config = parse_config(document, REPO)
     store = SqlitePoolStore(config.store.path)
