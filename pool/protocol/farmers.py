@@ -42,9 +42,11 @@ from pool.chia_adapter import (
     PutFarmerResponse,
     Streamable,
     bytes32,
+    encode_puzzle_hash,
     streamable,
     uint64,
 )
+from pool.config import address_prefix_for
 from pool.context import PoolContext
 from pool.protocol.auth import (
     authentication_message,
@@ -237,6 +239,13 @@ class FarmerChecks:
         # Registered: what this request spent of the client's budgets was not a refusal.
         self._limits.give_back_singleton_walk(address)
         lookups.give_back()
+        log.info(
+            "farmer %s joined: payout address %s, authentication key %s, from %s",
+            launcher_id.hex(),
+            _address(payout_puzzle_hash, ctx.config.chain.network),
+            bytes(payload.authentication_public_key).hex(),
+            address,
+        )
         return PostFarmerResponse(ctx.config.pool.welcome_message)
 
     async def update(self, request: PutFarmerRequest, address: str) -> PutFarmerResponse:
@@ -309,6 +318,22 @@ class FarmerChecks:
             payout_instructions=payout if payout_changed else None,
             pending_difficulty=pending,
         )
+        if payout is not None and payout_changed:
+            log.info(
+                "farmer %s changed its payout address: %s (was %s), from %s",
+                launcher_id.hex(),
+                _address(payout[1], ctx.config.chain.network),
+                _address(farmer.payout_puzzle_hash, ctx.config.chain.network),
+                address,
+            )
+        if new_key is not None and key_changed:
+            log.info(
+                "farmer %s changed its authentication key: %s (was %s), from %s",
+                launcher_id.hex(),
+                bytes(new_key).hex(),
+                bytes(farmer.authentication_public_key).hex(),
+                address,
+            )
         member = view_is_member(singleton, ctx.config.pool, peak_height)
         # Compare-and-set on the tip this walk started from: never over a newer view the singleton loop wrote
         # meanwhile.
@@ -424,6 +449,11 @@ class FarmerChecks:
         refused[launcher_id] = (now + REFUSAL_MEMORY_SECONDS, message)
         while len(refused) > REFUSAL_MEMORY_ENTRIES:
             refused.popitem(last=False)  # the oldest refusal
+
+
+def _address(puzzle_hash: bytes32, network: str) -> str:
+    """A payout puzzle hash as the farmer's wallet shows it (xch1..., txch1...)."""
+    return encode_puzzle_hash(puzzle_hash, address_prefix_for(network))
 
 
 def _latest_difficulty(farmer: FarmerRecord) -> int:

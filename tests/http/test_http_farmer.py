@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,11 @@ def next_token(pool: PoolUnderTest) -> int:
     pool's clock moves on by one token period."""
     pool.clock.offset += 60 * pool.ctx.config.pool.authentication_token_timeout
     return pool.token
+
+
+def farmer_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The INFO lines pool.protocol.farmers wrote for the operator (joins, payout and key changes)."""
+    return [r.getMessage() for r in caplog.records if r.name == "pool.protocol.farmers" and r.levelno == logging.INFO]
 
 
 def error_code(reply: dict[str, Any]) -> PoolErrorCode:
@@ -226,11 +232,20 @@ async def test_oversized_body_is_refused(pool: PoolUnderTest) -> None:
 
 
 async def test_post_farmer_registers(
-    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str
+    pool: PoolUnderTest,
+    plotnft: PlotNFTInfo,
+    auth_sk: PrivateKey,
+    payout_address: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="pool.protocol.farmers")
     body = post_farmer_body(plotnft, auth_sk, pool.token, payout_address, suggested_difficulty=7)
     reply = await pool.send("POST", "/farmer", body)
     assert reply == {"welcome_message": pool.ctx.config.pool.welcome_message}
+    # The operator's line: launcher id, payout address, the public authentication key (never a private key).
+    [joined] = farmer_lines(caplog)
+    assert joined.startswith(f"farmer {plotnft.launcher_id.hex()} joined: payout address {payout_address}")
+    assert bytes(auth_sk.get_g1()).hex() in joined and bytes(auth_sk).hex() not in joined
 
     farmer = await pool.ctx.store.get_farmer(plotnft.launcher_id)
     assert farmer is not None
@@ -339,14 +354,25 @@ async def test_login_page(pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: Pr
 
 
 async def test_put_farmer_payout_instructions(
-    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, payout_address: str
+    pool: PoolUnderTest,
+    plotnft: PlotNFTInfo,
+    auth_sk: PrivateKey,
+    payout_address: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="pool.protocol.farmers")
     new_payout = std_hash(b"new payout").hex()  # a puzzle hash in hex, without 0x
     body = put_farmer_body(
         plotnft.launcher_id, plotnft.owner_secret_key, next_token(pool), payout_instructions=new_payout
     )
     reply = await pool.send("PUT", "/farmer", body)
     assert reply == {"authentication_public_key": None, "payout_instructions": True, "suggested_difficulty": None}
+    new_address = encode_puzzle_hash(bytes32(std_hash(b"new payout")), "txch")
+    [changed] = farmer_lines(caplog)
+    assert changed.startswith(
+        f"farmer {plotnft.launcher_id.hex()} changed its payout address: {new_address} (was {payout_address})"
+    )
+    caplog.clear()
     farmer = await pool.ctx.store.get_farmer(plotnft.launcher_id)
     assert farmer is not None
     assert farmer.payout_instructions == new_payout
@@ -358,6 +384,7 @@ async def test_put_farmer_payout_instructions(
     )
     reply = await pool.send("PUT", "/farmer", body)
     assert reply == {"authentication_public_key": None, "payout_instructions": False, "suggested_difficulty": None}
+    assert farmer_lines(caplog) == []  # nothing changed, nothing logged
 
     # Back to the address, as the farmer does when GET /farmer shows instructions other than its own.
     body = put_farmer_body(
@@ -420,14 +447,19 @@ async def test_logins_beyond_the_cap_close_the_oldest_sessions(
 
 
 async def test_put_farmer_new_authentication_key(
-    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="pool.protocol.farmers")
     session = await login_cookie(pool, plotnft, auth_sk)
     assert await page_opens(pool, session)
     new_sk = key(b"farmer authentication key 2")
     body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, next_token(pool), auth_sk=new_sk)
     reply = await pool.send("PUT", "/farmer", body)
     assert reply == {"authentication_public_key": True, "payout_instructions": None, "suggested_difficulty": None}
+    new_key, old_key = bytes(new_sk.get_g1()).hex(), bytes(auth_sk.get_g1()).hex()
+    assert farmer_lines(caplog) == [
+        f"farmer {plotnft.launcher_id.hex()} changed its authentication key: {new_key} (was {old_key}), from 127.0.0.1"
+    ]
     # The session was opened with the old key: whoever held it no longer sees the farmer's page.
     assert not await page_opens(pool, session)
     launcher, target = plotnft.launcher_id, pool.target_puzzle_hash
