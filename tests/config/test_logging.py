@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from pool import logs
-from pool.config import LoggingConfig, PoolConfig, parse_config
-from pool.server import configure_logging
+from pool.config import LoggingConfig, PoolConfig, load_config_file, parse_config
+from pool.server import StartupError, configure_logging, run_server
+from tests.config.test_cli import chia_root, free_port, write_config
 from tests.config.test_config import REPO, example
 
 
@@ -106,3 +109,26 @@ def test_the_role_filter_reads_the_current_role(restored_logging: None) -> None:
     assert role() == "worker 3"
     logs.set_role("supervisor")
     assert role() == "supervisor"
+
+
+@pytest.mark.parametrize(("worker", "workers", "role"), [(2, 2, "worker 2"), (None, 1, "worker")])
+async def test_a_worker_process_takes_its_role_at_start(
+    tmp_path: Path, restored_logging: None, worker: int | None, workers: int, role: str
+) -> None:
+    """As ``python -m pool --worker 2`` runs it (and a pool of one process): its node does not answer, so it stops
+    at once, its role set before its first line."""
+    written = write_config(
+        tmp_path,
+        chain__chia_root=str(chia_root(tmp_path)),
+        chain__full_node__rpc_port=free_port(),  # nothing listens there
+        server__workers=workers,
+    )
+    config = load_config_file(written)
+    logs.set_role("supervisor")
+    try:
+        with pytest.raises(StartupError):
+            await run_server(config, worker=worker)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # run_server's, on the test's loop
+            asyncio.get_running_loop().remove_signal_handler(sig)
+    assert logs.current_role() == role

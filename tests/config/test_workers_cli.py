@@ -30,6 +30,9 @@ def test_workers_that_cannot_start_stop_the_pool_with_their_reason(tmp_path: Pat
     assert result.returncode == 3, result.stderr
     assert f"full node at 127.0.0.1:{port}" in result.stderr  # each worker's own one-line reason
     assert "could not start" in result.stderr  # and the supervisor's
+    # Every log line names its process's role: here the supervisor's, about the workers it starts.
+    assert " supervisor pool.server: worker 1 started (pid " in result.stderr
+    assert " supervisor pool.server: worker 2 started (pid " in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from pool import logs
 from pool.chia_adapter import AugSchemeMPL, bytes32, encode_puzzle_hash, std_hash
 from pool.config import parse_config
 from pool.devnet.pool_config import world_pool_document
@@ -90,6 +91,7 @@ async def test_ready_only_with_its_database_and_a_leader(
         try:
             await until(lambda: ready(True), "ready once the leader said it leads")
             assert last["body"] == {"ready": True, "reasons": []}
+            assert logs.current_role() == "leader"  # what this process's log lines say meanwhile
             payout = encode_puzzle_hash(bytes32(std_hash(b"health payout")), "txch")
             joined = await post("/farmer", post_farmer_body(plotnft, auth_sk, token(), payout))
             assert "welcome_message" in joined, joined
@@ -113,3 +115,4 @@ async def test_ready_only_with_its_database_and_a_leader(
         finally:
             stop.set()
             await serving
+    assert logs.current_role() != "leader"  # its term ended with the pool
