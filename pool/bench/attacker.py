@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import statistics
 import sys
 import time
 from collections import Counter
@@ -38,6 +39,7 @@ HALF_A_HEAD = b"POST /partial HTTP/1.1\r\nHost: pool\r\nContent-Type: applicatio
 MAX_IN_FLIGHT = 4000  # requests of the attack awaiting an answer; beyond, the attacker skips (and counts) a send
 DRAIN_SECONDS = 10.0  # at stop, how long answers still in flight are awaited
 OPENING_AT_ONCE = 256  # connections being opened at once (the pool's listen backlog is finite)
+KEEPALIVE_SECONDS = 5.0  # below the pool's header timeout (10 s), after which it closes an idle connection
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class AttackReport:
     closed_by_pool: int = 0
     refused: int = 0  # answered 503 at once (the per-address cap)
     connect_errors: int = 0
-    held_seconds: list[float] = field(default_factory=list)  # of each connection the pool closed
+    held_seconds_p50: float | None = None  # of the connections the pool closed
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)
@@ -118,7 +120,7 @@ def answer_name(status: int, answer: object) -> str:
     except ValueError:
         name = f"error {code}"
     message = str(answer.get("error_message", ""))
-    for marker in ("not checked", "rate limit", "busy"):
+    for marker in ("busy", "rate limit", "not checked"):  # "busy" messages say "not checked" too
         if marker in message:
             return f"{name}, {marker}"
     return name
@@ -130,7 +132,7 @@ class HttpAttack:
         self._base = f"http://{spec.host}:{spec.port}"
         self._sessions = [
             aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(local_addr=(address, 0), limit=0, force_close=False),
+                connector=aiohttp.TCPConnector(local_addr=(address, 0), limit=0, keepalive_timeout=KEEPALIVE_SECONDS),
                 headers={"User-Agent": "chia-pool-bench attacker", "Content-Type": "application/json"},
             )
             for address in spec.addresses
@@ -187,6 +189,7 @@ class SocketAttack:
         self._writers: set[asyncio.StreamWriter] = set()
         self._opening = asyncio.Semaphore(OPENING_AT_ONCE)
         self._first_attempts = 0
+        self._held_seconds: list[float] = []
         self.ready = asyncio.Event()  # every connection was tried once
 
     def _tried(self, first: bool) -> None:
@@ -235,7 +238,7 @@ class SocketAttack:
                     await asyncio.sleep(0.5)  # as a patient attacker would, instead of hammering the cap
                 else:
                     self.report.closed_by_pool += 1
-                    self.report.held_seconds.append(time.monotonic() - opened)
+                    self._held_seconds.append(time.monotonic() - opened)
             finally:
                 self._writers.discard(writer)
                 writer.close()
@@ -246,6 +249,8 @@ class SocketAttack:
         await stop.wait()
         self.report.held_at_stop = len(self._writers)
         self.report.seconds = time.perf_counter() - started
+        if self._held_seconds:
+            self.report.held_seconds_p50 = statistics.median(self._held_seconds)
         await asyncio.gather(*holders, return_exceptions=True)
 
 

@@ -28,6 +28,7 @@ LOOKAHEAD = 3  # events announced ahead of the one whose partials are being sent
 # An open loop announces an event ahead only if its partials will go out within this many seconds: at a slow rate
 # (a soak), an event announced three events early would see its partials reach the pool after its 25 s time limit.
 LOOKAHEAD_SECONDS = 5
+KEEPALIVE_SECONDS = 5.0
 
 
 class Announcer:
@@ -129,7 +130,10 @@ class Sender:
         self._url = f"{pool_url}/partial"
         self.announcer = Announcer(node, len(corpus.events))
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=connections, force_close=False), headers=HEADERS
+            # Idle connections kept less long than the pool's header timeout (10 s), after which the pool closes
+            # them: a request sent on one the pool is closing would fail (aiohttp keeps them 15 s by default).
+            connector=aiohttp.TCPConnector(limit=connections, force_close=False, keepalive_timeout=KEEPALIVE_SECONDS),
+            headers=HEADERS,
         )
 
     async def close(self) -> None:
