@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -278,9 +279,15 @@ async def run_attacks(
                 seconds=time.perf_counter() - started,
             )
             progress(
-                f"attack phase: {name}: honest {honest.accepted}/{honest.sent} accepted; "
+                f"attack phase: {name}: honest {honest.accepted}/{honest.sent} accepted "
+                f"({dict(honest.counts)}, p99 {_p99(honest.latencies_ms + honest.refused_latencies_ms):.1f} ms); "
                 + ("" if report is None else f"attack sent {report.sent}, answers {dict(report.answers)}; ")
                 + f"node calls {sum(result.node_calls.values())}"
             )
             results.append(result)
     return results
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)] if ordered else math.nan

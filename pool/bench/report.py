@@ -136,7 +136,7 @@ def attack_json(attack: AttackResult) -> dict[str, Any]:
                 "closed_by_pool": report.closed_by_pool,
                 "refused": report.refused,
                 "connect_errors": report.connect_errors,
-                "held_seconds_p50": percentile(report.held_seconds, 0.5),
+                "held_seconds_p50": report.held_seconds_p50,
             }
     return data
 

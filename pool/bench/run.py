@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pool.bench.attacks import AttackOptions, AttackResult, run_attacks
+from pool.bench.attacks import AttackOptions, AttackResult, attacks, run_attacks
 from pool.bench.corpus import Corpus, CorpusPartial, Progress
 from pool.bench.floor import Floor, measure_floor
 from pool.bench.load import AUTHENTICATION_TOKEN_TIMEOUT, Announcer, Outcomes, Sender
@@ -231,16 +231,21 @@ async def _run_phases(
     phases: list[PhaseResult] = []
     cursor = 0
 
-    def take(count: int, name: str) -> list[CorpusPartial]:
+    # The attack phase's partials are kept aside from the phases before it, whose sizes depend on the machine's
+    # speed (twice the sustainable rate for 10 s): every attack then has its honest partials.
+    reserved = (1 + len(attacks(1.0))) * round(options.attack_honest_rate * options.attack_seconds)
+    before_attacks = len(partials) - (reserved if options.attacks else 0)
+
+    def take(count: int, name: str, end: int | None = None) -> list[CorpusPartial]:
         nonlocal cursor
-        chunk = partials[cursor : cursor + count]
+        chunk = partials[cursor : min(cursor + count, len(partials) if end is None else max(cursor, end))]
         cursor += len(chunk)
         if len(chunk) < count:
             notes.append(f"{name}: the corpus ran out ({len(chunk)} of {count} partials sent); build a larger one")
         return chunk
 
     connections = options.connections
-    chunk = take(options.closed_partials, "closed loop")
+    chunk = take(options.closed_partials, "closed loop", before_attacks)
     progress(f"closed loop: {len(chunk)} partials over {connections} connections")
     closed = await _phase(
         f"closed loop, {connections} connections",
@@ -267,7 +272,7 @@ async def _run_phases(
         if rate <= 0:
             continue
         name = f"open loop {rate:.0f}/s" + label
-        chunk = take(round(rate * options.duration), name)
+        chunk = take(round(rate * options.duration), name, before_attacks)
         if not chunk:
             continue
         progress(f"{name}: {len(chunk)} partials over {len(chunk) / rate:.1f} s")
