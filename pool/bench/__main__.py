@@ -27,8 +27,29 @@ from pool.bench.run import BenchOptions, run_bench
 from pool.devnet.network import devnet_constants
 
 DEFAULT_CACHE = Path.home() / ".chia" / "pool-bench"
-FULL = {"farmers": 32, "plots": 4, "partials": 16000, "closed_partials": 2000, "duration": 10.0, "rates": "100,40%,2x"}
-QUICK = {"farmers": 4, "plots": 1, "partials": 400, "closed_partials": 150, "duration": 3.0, "rates": "50"}
+FULL = {
+    "farmers": 32,
+    "plots": 4,
+    "partials": 16000,
+    "bystanders": 8,
+    "closed_partials": 2000,
+    "duration": 10.0,
+    "rates": "100,40%,2x",
+    "attack_seconds": 8.0,
+    "attack_rate": 50.0,
+}
+# The attacks at their full rates for a second each, the honest partials few: what the corpus has left.
+QUICK = {
+    "farmers": 4,
+    "plots": 1,
+    "partials": 400,
+    "bystanders": 2,
+    "closed_partials": 150,
+    "duration": 3.0,
+    "rates": "50",
+    "attack_seconds": 1.0,
+    "attack_rate": 15.0,
+}
 
 
 def _rates(text: str) -> str:
@@ -71,11 +92,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="seconds of a memory soak at half the sustainable rate (slower if the corpus left would not last)",
     )
+    parser.add_argument(
+        "--attacks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the open loops, the attack phase: honest partials while each attack of issue 24 runs in turn "
+        "(default on)",
+    )
+    parser.add_argument(
+        "--attack-seconds", type=float, help=f"seconds of honest partials under each attack ({FULL['attack_seconds']})"
+    )
+    parser.add_argument(
+        "--attack-rate", type=float, help=f"honest partials/s during the attack phase ({FULL['attack_rate']})"
+    )
+    parser.add_argument(
+        "--attack-scale", type=float, default=1.0, help="multiplies the attacks' rates and sockets (default 1)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     parser.add_argument("--quick", action="store_true", help="a small corpus and short phases (a smoke run)")
     parser.add_argument("--farmers", type=int, help=f"PlotNFTs in the corpus ({FULL['farmers']})")
     parser.add_argument("--plots", type=int, help=f"k20 plots per PlotNFT ({FULL['plots']})")
     parser.add_argument("--partials", type=int, help=f"partials in the corpus ({FULL['partials']})")
+    parser.add_argument(
+        "--bystanders",
+        type=int,
+        help=f"PlotNFTs in the corpus that never join, for the attack phase ({FULL['bystanders']})",
+    )
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"corpus cache (default {DEFAULT_CACHE})")
     parser.add_argument("--rebuild", action="store_true", help="build the corpus again even if it is cached")
     parser.add_argument("--run-dir", type=Path, help="where the node, pool and logs of this run live (default: temp)")
@@ -140,10 +182,14 @@ def _raise_open_files_limit() -> None:
 
 async def corpus_for(args: argparse.Namespace, progress: Progress) -> tuple[Corpus, Path]:
     size = CorpusSize(
-        int(str(_choose(args, "farmers"))), int(str(_choose(args, "plots"))), int(str(_choose(args, "partials")))
+        int(str(_choose(args, "farmers"))),
+        int(str(_choose(args, "plots"))),
+        int(str(_choose(args, "partials"))),
+        int(str(_choose(args, "bystanders"))),
     )
     corpus_path = (
-        args.cache_dir / f"corpus-f{size.farmers}-p{size.plots_per_farmer}-n{size.partials}-v{FORMAT_VERSION}.json"
+        args.cache_dir / f"corpus-f{size.farmers}-p{size.plots_per_farmer}-n{size.partials}-b{size.bystanders}"
+        f"-v{FORMAT_VERSION}.json"
     )
     corpus = load_cached(corpus_path, args.rebuild, progress) or await build_and_cache(corpus_path, size, progress)
     return corpus, corpus_path
@@ -161,6 +207,10 @@ async def run(args: argparse.Namespace, corpus: Corpus, corpus_path: Path, progr
         closed_partials=int(str(_choose(args, "closed_partials"))),
         duration=float(str(_choose(args, "duration"))),
         soak=args.soak,
+        attacks=args.attacks,
+        attack_honest_rate=float(str(_choose(args, "attack_rate"))),
+        attack_seconds=float(str(_choose(args, "attack_seconds"))),
+        attack_scale=args.attack_scale,
     )
     result = await run_bench(corpus, corpus_path, options, progress)
     rendered = render(result)

@@ -24,7 +24,8 @@ from pool.chia_adapter.simulation import RespondSignagePoint, calculate_sp_inter
 from pool.devnet.world import FoundProof, PoolPlot, SignagePointInfo, World
 
 # 2: the consensus constants' hash is recorded (a corpus's blocks are valid only under the constants it was made with).
-FORMAT_VERSION = 2
+# 3: bystanders, PlotNFTs farming to the pool that never join it (the attack phase names them).
+FORMAT_VERSION = 3
 # Blocks deep the PlotNFT launchers are buried before the corpus starts: above any confirmation threshold the bench's
 # pool uses, so that POST /farmer finds every singleton.
 BURY_BLOCKS = 4
@@ -109,6 +110,9 @@ class Corpus:
     farmers: tuple[CorpusFarmer, ...]
     plots: tuple[CorpusPlot, ...]
     events: tuple[CorpusEvent, ...]
+    # Launcher ids of real PlotNFTs farming to the pool that the bench never registers: what an attacker finds on
+    # chain and names in anonymous POST /farmer requests (the pool answers a member's at once: already known).
+    bystanders: tuple[bytes32, ...] = ()
 
     def partials(self) -> Iterator[CorpusPartial]:
         for number, event in enumerate(self.events):
@@ -155,6 +159,7 @@ class Corpus:
                 for p in self.plots
             ],
             "events": [_event_to_json(event) for event in self.events],
+            "bystanders": [launcher_id.hex() for launcher_id in self.bystanders],
         }
 
     @classmethod
@@ -173,6 +178,7 @@ class Corpus:
                 for farmer, path, plot_id, local, farmer_key in document["plots"]
             ),
             events=tuple(_event_from_json(item) for item in document["events"]),
+            bystanders=tuple(bytes32.fromhex(text) for text in document.get("bystanders", [])),
         )
 
 
@@ -220,6 +226,7 @@ class CorpusSize:
     farmers: int
     plots_per_farmer: int
     partials: int
+    bystanders: int = 0  # PlotNFTs farming to the pool, never registered, without plots
 
 
 async def build_corpus(world: World, size: CorpusSize, *, fresh_launchers: bool, progress: Progress) -> Corpus:
@@ -244,6 +251,13 @@ async def build_corpus(world: World, size: CorpusSize, *, fresh_launchers: bool,
         made = await world.create_pool_plots(plotnft.p2_singleton_puzzle_hash, size.plots_per_farmer)
         plots.extend(made)
         plot_farmers.extend([number] * len(made))
+    bystanders: list[bytes32] = []
+    for number in range(size.bystanders):
+        progress(f"corpus: bystander PlotNFT {number + 1}/{size.bystanders} (never registered)")
+        plotnft = await world.create_plotnft(
+            pool_url=BENCH_POOL_URL, relative_lock_height=RELATIVE_LOCK_HEIGHT, fresh_launcher=fresh_launchers
+        )
+        bystanders.append(plotnft.launcher_id)
     await world.farm_blocks(BURY_BLOCKS)
     chain = tuple(await world.simulator.get_all_full_blocks())  # genesis first
     events = await _record_events(world, plots, size.partials, progress)
@@ -259,6 +273,7 @@ async def build_corpus(world: World, size: CorpusSize, *, fresh_launchers: bool,
         farmers=tuple(farmers),
         plots=corpus_plots,
         events=tuple(events),
+        bystanders=tuple(bystanders),
     )
 
 

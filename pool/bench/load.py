@@ -28,6 +28,7 @@ LOOKAHEAD = 3  # events announced ahead of the one whose partials are being sent
 # An open loop announces an event ahead only if its partials will go out within this many seconds: at a slow rate
 # (a soak), an event announced three events early would see its partials reach the pool after its 25 s time limit.
 LOOKAHEAD_SECONDS = 5
+KEEPALIVE_SECONDS = 5.0
 
 
 class Announcer:
@@ -125,11 +126,14 @@ class Outcomes:
 class Sender:
     def __init__(self, corpus: Corpus, node: NodeProcess, pool_url: str, connections: int) -> None:
         self._corpus = corpus
-        self._signer = Signer(corpus)
+        self.signer = Signer(corpus)
         self._url = f"{pool_url}/partial"
         self.announcer = Announcer(node, len(corpus.events))
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=connections, force_close=False), headers=HEADERS
+            # Idle connections kept less long than the pool's header timeout (10 s), after which the pool closes
+            # them: a request sent on one the pool is closing would fail (aiohttp keeps them 15 s by default).
+            connector=aiohttp.TCPConnector(limit=connections, force_close=False, keepalive_timeout=KEEPALIVE_SECONDS),
+            headers=HEADERS,
         )
 
     async def close(self) -> None:
@@ -139,7 +143,7 @@ class Sender:
     async def _send(self, partial: CorpusPartial, outcomes: Outcomes, due: float | None = None) -> None:
         await self.announcer.ready(partial.event)
         token = current_authentication_token(int(time.time()), AUTHENTICATION_TOKEN_TIMEOUT)
-        body = self._signer.partial(partial, token).body
+        body = self.signer.partial(partial, token).body
         started = time.perf_counter()
         outcomes.sent_at.append(started)
         if due is not None:
@@ -187,7 +191,7 @@ class Sender:
         """POST /farmer for every PlotNFT of the corpus, as its farmer would on joining."""
         token = current_authentication_token(int(time.time()), AUTHENTICATION_TOKEN_TIMEOUT)
         for number in range(len(self._corpus.farmers)):
-            body = self._signer.post_farmer(number, token)
+            body = self.signer.post_farmer(number, token)
             async with self._session.post(f"{pool_url}/farmer", data=body) as response:
                 answer = await response.json(content_type=None)
             if response.status != 200 or "error_code" in answer:

@@ -50,24 +50,9 @@ class NodeProcess:
 
     @classmethod
     async def start(cls, corpus_path: Path, work_dir: Path, log_path: Path) -> NodeProcess:
-        with log_path.open("ab") as log:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "pool.bench.node",
-                str(corpus_path),
-                str(work_dir),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-            )
-        try:
-            ready = await asyncio.wait_for(_read_answer(process), START_TIMEOUT)
-        except BaseException:
-            if process.returncode is None:
-                process.kill()
-            await process.wait()
-            raise
+        process, ready = await start_answering(
+            "pool.bench.node", [str(corpus_path), str(work_dir)], log_path, PREFIX, START_TIMEOUT
+        )
         if not ready.startswith("ready "):
             raise RuntimeError(f"the bench node did not start: {ready} (see {log_path})")
         document = json.loads(ready.removeprefix("ready "))
@@ -91,7 +76,7 @@ class NodeProcess:
             assert self.process.stdin is not None
             self.process.stdin.write(f"event {event}\n".encode())
             await self.process.stdin.drain()
-            answer = await _read_answer(self.process)
+            answer = await read_answer(self.process, PREFIX)
         words = answer.split()
         if words[:2] != ["ok", str(event)]:
             raise RuntimeError(f"the bench node failed to announce event {event}: {answer}")
@@ -109,16 +94,40 @@ class NodeProcess:
                 await self.process.wait()
 
 
-async def _read_answer(process: asyncio.subprocess.Process) -> str:
-    """The next ``@bench`` line (chia may print other lines on stdout)."""
+async def start_answering(
+    module: str, arguments: list[str], log_path: Path, prefix: str, timeout: float
+) -> tuple[asyncio.subprocess.Process, str]:
+    """``python -m module arguments`` with pipes for stdin and stdout (stderr to ``log_path``), and its first
+    answer (killed if none comes within ``timeout``)."""
+    with log_path.open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            module,
+            *arguments,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+        )
+    try:
+        return process, await asyncio.wait_for(read_answer(process, prefix), timeout)
+    except BaseException:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        raise
+
+
+async def read_answer(process: asyncio.subprocess.Process, prefix: str) -> str:
+    """The next line that starts with ``prefix`` (chia may print other lines on stdout), without it."""
     assert process.stdout is not None
     while True:
         line = await process.stdout.readline()
         if not line:
-            raise RuntimeError(f"the bench node exited (status {await process.wait()})")
+            raise RuntimeError(f"the process exited (status {await process.wait()})")
         text = line.decode().strip()
-        if text.startswith(PREFIX + " "):
-            return text.removeprefix(PREFIX + " ")
+        if text.startswith(prefix + " "):
+            return text.removeprefix(prefix + " ")
 
 
 def pool_document(
@@ -157,6 +166,12 @@ def pool_document(
     document["store"] = store
     document["server"]["workers"] = workers
     document["logging"] = {"level": "WARNING"}
+    # The budgets of requests that prove nothing (failed signatures, PlotNFT look-ups and walks of unproven
+    # requests) at the pool's defaults, as an operator runs it: honest farmers never spend them, and the attack
+    # phase's attackers (pool.bench.attacks) meet them as they would meet an operator's pool (the devnet's are
+    # scaled up for its tests).
+    for budget in ("failed_signatures", "failed_signatures_per_address", "launcher_lookups", "singleton_walks"):
+        del document["limits"][budget]
     return document
 
 

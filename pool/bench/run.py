@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pool.bench.attacks import AttackOptions, AttackResult, attacks, run_attacks
 from pool.bench.corpus import Corpus, CorpusPartial, Progress
 from pool.bench.floor import Floor, measure_floor
 from pool.bench.load import AUTHENTICATION_TOKEN_TIMEOUT, Announcer, Outcomes, Sender
@@ -44,6 +45,12 @@ class BenchOptions:
     closed_partials: int = 1500
     duration: float = 10.0  # seconds of each open-loop phase
     soak: float = 0.0  # seconds of the memory soak (0: none)
+    # The attack phase (pool.bench.attacks): honest partials at this rate for this long under each attack, the
+    # attacks' rates and sockets times attack_scale.
+    attacks: bool = True
+    attack_honest_rate: float = 50.0
+    attack_seconds: float = 8.0
+    attack_scale: float = 1.0
 
 
 @dataclass
@@ -110,6 +117,7 @@ class BenchResult:
     accepted: int
     startup_seconds: dict[str, float]
     notes: list[str]
+    attacks: list[AttackResult] = field(default_factory=list)
 
 
 async def run_bench(corpus: Corpus, corpus_path: Path, options: BenchOptions, progress: Progress) -> BenchResult:
@@ -146,7 +154,9 @@ async def run_bench(corpus: Corpus, corpus_path: Path, options: BenchOptions, pr
         progress(f"registering {len(corpus.farmers)} PlotNFTs with POST /farmer")
         await sender.register(pool.url)
         meters = Meters(TreeCpu.of(pool.pid), TreeCpu.of(node.pid), sender.announcer, store_server)
-        phases, notes = await _run_phases(corpus, options, sender, store, meters, pool.pid, floors, progress)
+        phases, attack_results, notes = await _run_phases(
+            corpus, options, sender, store, meters, pool.pid, pool.url, floors, progress
+        )
         counts = await _outcome_counts(store)
         # Measured again with the load gone: on a shared machine (a virtual one), any measurement may be slowed by
         # others; the least is the floor, so the ratios to it are never flattered by a slow moment.
@@ -161,9 +171,11 @@ async def run_bench(corpus: Corpus, corpus_path: Path, options: BenchOptions, pr
             node_peak_rss_mb=peak_rss_mb(node.pid),
             confirmed=counts["confirmed"],
             rejected_later=sum(count for outcome, count in counts.items() if outcome not in ("confirmed", "pending")),
-            accepted=sum(phase.outcomes.accepted for phase in phases),
+            accepted=sum(phase.outcomes.accepted for phase in phases)
+            + sum(attack.honest.accepted for attack in attack_results),
             startup_seconds=startup,
             notes=notes,
+            attacks=attack_results,
         )
 
 
@@ -210,24 +222,30 @@ async def _run_phases(
     store: AbstractPoolStore,
     meters: Meters,
     pool_pid: int,
+    pool_url: str,
     floors: Floors,
     progress: Progress,
-) -> tuple[list[PhaseResult], list[str]]:
+) -> tuple[list[PhaseResult], list[AttackResult], list[str]]:
     partials = list(corpus.partials())
     notes: list[str] = []
     phases: list[PhaseResult] = []
     cursor = 0
 
-    def take(count: int, name: str) -> list[CorpusPartial]:
+    # The attack phase's partials are kept aside from the phases before it, whose sizes depend on the machine's
+    # speed (twice the sustainable rate for 10 s): every attack then has its honest partials.
+    reserved = (1 + len(attacks(1.0))) * round(options.attack_honest_rate * options.attack_seconds)
+    before_attacks = len(partials) - (reserved if options.attacks else 0)
+
+    def take(count: int, name: str, end: int | None = None) -> list[CorpusPartial]:
         nonlocal cursor
-        chunk = partials[cursor : cursor + count]
+        chunk = partials[cursor : min(cursor + count, len(partials) if end is None else max(cursor, end))]
         cursor += len(chunk)
         if len(chunk) < count:
             notes.append(f"{name}: the corpus ran out ({len(chunk)} of {count} partials sent); build a larger one")
         return chunk
 
     connections = options.connections
-    chunk = take(options.closed_partials, "closed loop")
+    chunk = take(options.closed_partials, "closed loop", before_attacks)
     progress(f"closed loop: {len(chunk)} partials over {connections} connections")
     closed = await _phase(
         f"closed loop, {connections} connections",
@@ -254,7 +272,7 @@ async def _run_phases(
         if rate <= 0:
             continue
         name = f"open loop {rate:.0f}/s" + label
-        chunk = take(round(rate * options.duration), name)
+        chunk = take(round(rate * options.duration), name, before_attacks)
         if not chunk:
             continue
         progress(f"{name}: {len(chunk)} partials over {len(chunk) / rate:.1f} s")
@@ -262,6 +280,12 @@ async def _run_phases(
         if share_of_limit:
             result.machine_limit = machine_limit
         phases.append(result)
+    attack_results: list[AttackResult] = []
+    if options.attacks:
+        attack_options = AttackOptions(options.attack_honest_rate, options.attack_seconds, options.attack_scale)
+        attack_results = await run_attacks(corpus, sender, pool_url, take, attack_options, options.run_dir, progress)
+        catch_up = await _wait_confirmed(store)
+        progress(f"attack phase: confirmation caught up after {catch_up if catch_up is None else round(catch_up, 1)} s")
     if options.soak > 0:
         # Half the sustainable rate, or slower if the corpus left would not last the soak's whole duration (memory
         # must be watched over time, and every partial is sent once): --partials builds a larger corpus.
@@ -282,7 +306,7 @@ async def _run_phases(
                 pool_pid,
             )
             phases.append(soak)
-    return phases, notes
+    return phases, attack_results, notes
 
 
 def offered_rate(text: str, sustainable: float, machine_limit: float) -> tuple[float, str]:

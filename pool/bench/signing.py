@@ -85,12 +85,28 @@ class Signer:
         """The request chia's farmer sends for this proof: ``PostPartialRequest(payload, signature, str(token))``
         as JSON, its payload hashed from the Streamable serialization of its fields (written out here: see
         ``request``, which builds the same through chia's classes)."""
-        event = self._corpus.events[partial.event]
         plot = self._plots[partial.proof.plot]
         farmer_index = self._corpus.plots[partial.proof.plot].farmer
         farmer, authentication_key = self._corpus.farmers[farmer_index], self._authentication_keys[farmer_index]
+        message = self._message(partial, token)
+        signature = AugSchemeMPL.aggregate(
+            [
+                AugSchemeMPL.sign(plot.secret_key, message, plot.public_key),
+                AugSchemeMPL.sign(farmer.authentication_secret_key, message, authentication_key),
+            ]
+        )
+        body = self._body(partial, token, signature)
+        return SignedPartial(body, message, signature, plot.public_key, authentication_key)
+
+    def forged_partial(self, partial: CorpusPartial, token: int, signature: G2Element) -> bytes:
+        """The partial's request as its farmer would send it, but with ``signature`` (someone else's)."""
+        return self._body(partial, token, signature)
+
+    def _message(self, partial: CorpusPartial, token: int) -> bytes32:
+        event = self._corpus.events[partial.event]
+        farmer = self._corpus.farmers[self._corpus.plots[partial.proof.plot].farmer]
         proof = self._proofs[id(partial.proof)]
-        message = bytes32(
+        return bytes32(
             std_hash(
                 farmer.launcher_id
                 + token.to_bytes(8, "big")
@@ -100,20 +116,18 @@ class Signer:
                 + HARVESTER_ID
             )
         )
-        signature = AugSchemeMPL.aggregate(
-            [
-                AugSchemeMPL.sign(plot.secret_key, message, plot.public_key),
-                AugSchemeMPL.sign(farmer.authentication_secret_key, message, authentication_key),
-            ]
-        )
-        body = (
+
+    def _body(self, partial: CorpusPartial, token: int, signature: G2Element) -> bytes:
+        event = self._corpus.events[partial.event]
+        farmer = self._corpus.farmers[self._corpus.plots[partial.proof.plot].farmer]
+        proof = self._proofs[id(partial.proof)]
+        return (
             f'{{"payload": {{"launcher_id": "0x{farmer.launcher_id.hex()}", "authentication_token": {token}, '
             f'"proof_of_space": {proof.json}, "sp_hash": "0x{event.sp_hash.hex()}", '
             f'"end_of_sub_slot": {"true" if event.end_of_sub_slot else "false"}, '
             f'"harvester_id": "0x{HARVESTER_ID.hex()}"}}, "aggregate_signature": "0x{bytes(signature).hex()}", '
             f'"authentication_token_v2": "{token}"}}'
-        )
-        return SignedPartial(body.encode(), message, signature, plot.public_key, authentication_key)
+        ).encode()
 
     def request(self, partial: CorpusPartial, token: int, signature: G2Element) -> PostPartialRequest:
         """The request as chia's classes build it (what ``partial`` writes out directly)."""
