@@ -8,12 +8,16 @@ costs almost nothing.
 
 One client address may hold at most ``per_address`` of the places: a client that floods the pool (with its own
 partials, or with partials forged for other farmers' launcher ids) is answered busy itself, and the places left stay
-for everyone else. It takes ``limit / per_address`` addresses to fill them all.
+for everyone else. It takes ``limit / per_address`` addresses to fill them all, so the addresses that had no partial
+accepted in the last ``PROVEN_FOR`` seconds hold at most half of the places together: forged partials, which are
+never accepted, cannot take the places of the farmers the pool already knows, from however many addresses.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 
 from pool.chia_adapter import PoolErrorCode
 from pool.protocol.errors import PoolProtocolError
@@ -25,13 +29,24 @@ BUSY_FROM_ADDRESS = (
 )
 
 
+PROVEN_FOR = 3600.0  # seconds an address counts as a farmer's after one of its partials was accepted
+PROVEN_KEPT = 100_000  # addresses remembered at most (the least recently proven forgotten first)
+
+
 class Admission:
-    def __init__(self, limit: int, per_address: int | None = None) -> None:
+    def __init__(
+        self, limit: int, per_address: int | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
         self.per_address = limit if per_address is None else per_address
+        self.unproven_limit = max(1, limit - limit // 2)  # places for addresses without an accepted partial lately
         self.in_flight = 0
+        self.unproven_in_flight = 0
         self.refused = 0  # since start, for operators
         self._by_address: Counter[str] = Counter()
+        self._unproven_by_address: Counter[str] = Counter()
+        self._proven: OrderedDict[str, float] = OrderedDict()  # address -> when a partial of it was last accepted
+        self._clock = clock
 
     def enter(self, address: str) -> None:
         """Take a place, or raise the protocol's busy error when all ``limit`` places, or all ``per_address`` of
@@ -42,14 +57,37 @@ class Admission:
         if self._by_address[address] >= min(self.per_address, self.limit):
             self.refused += 1
             raise PoolProtocolError(PoolErrorCode.SERVER_EXCEPTION, BUSY_FROM_ADDRESS)
+        proven = self.is_proven(address)
+        if not proven and self.unproven_in_flight >= self.unproven_limit:
+            self.refused += 1
+            raise PoolProtocolError(PoolErrorCode.SERVER_EXCEPTION, BUSY_MESSAGE)
         self.in_flight += 1
         self._by_address[address] += 1
+        if not proven:
+            self.unproven_in_flight += 1
+            self._unproven_by_address[address] += 1
 
     def leave(self, address: str) -> None:
         self.in_flight -= 1
         self._by_address[address] -= 1
         if self._by_address[address] <= 0:
             del self._by_address[address]
+        if self._unproven_by_address[address] > 0:  # the address's unproven places go first
+            self.unproven_in_flight -= 1
+            self._unproven_by_address[address] -= 1
+        if self._unproven_by_address[address] <= 0:
+            del self._unproven_by_address[address]
+
+    def prove(self, address: str) -> None:
+        """A partial of ``address`` was accepted: it counts as a farmer's for ``PROVEN_FOR`` seconds."""
+        self._proven[address] = self._clock()
+        self._proven.move_to_end(address)
+        while len(self._proven) > PROVEN_KEPT:
+            self._proven.popitem(last=False)
+
+    def is_proven(self, address: str) -> bool:
+        proven_at = self._proven.get(address)
+        return proven_at is not None and self._clock() - proven_at < PROVEN_FOR
 
     def held_by(self, address: str) -> int:
         return self._by_address[address]

@@ -146,7 +146,9 @@ async def post_partial(request: web.Request) -> web.Response:
         request.app[CONTEXT].stats.rejected(busy.code.name)
         raise
     try:
-        return _reply(await request.app[PARTIALS].submit(partial_request_from_json(body), address))
+        reply = await request.app[PARTIALS].submit(partial_request_from_json(body), address)
+        admission.prove(address)  # accepted: its signatures verified, the address is a farmer's
+        return _reply(reply)
     finally:
         admission.leave(address)
 

@@ -14,7 +14,7 @@ import yaml
 
 from pool.chia_adapter import PoolErrorCode, bytes32, std_hash
 from pool.config import ConfigError, LimitsConfig, RateLimit, parse_config
-from pool.http.admission import BUSY_FROM_ADDRESS, BUSY_MESSAGE, Admission
+from pool.http.admission import BUSY_FROM_ADDRESS, BUSY_MESSAGE, PROVEN_FOR, Admission
 from pool.http.limits import client_address
 from pool.protocol.errors import PoolProtocolError
 from pool.protocol.farmers import WALKS_BUSY, RequestWalks
@@ -216,6 +216,8 @@ def test_failed_signatures_are_counted_per_launcher_and_address_and_per_address(
 
 def test_admission_shares_the_places_between_addresses() -> None:
     admission = Admission(limit=4, per_address=2)
+    for farmer in ("a", "b", "c", "d"):  # addresses of farmers whose partials were accepted
+        admission.prove(farmer)
     admission.enter("a")
     admission.enter("a")
     with pytest.raises(PoolProtocolError) as busy:
@@ -231,6 +233,33 @@ def test_admission_shares_the_places_between_addresses() -> None:
         admission.leave(address)
     assert (admission.in_flight, admission.held_by("a")) == (0, 0)
     admission.enter("a")
+
+
+def test_addresses_without_an_accepted_partial_hold_half_the_places() -> None:
+    """Forged partials are never accepted: from however many addresses, they cannot take the places of a farmer whose
+    partials the pool accepted in the last hour."""
+    now = [1_000.0]
+    admission = Admission(limit=4, per_address=4, clock=lambda: now[0])
+    admission.prove("farmer")
+    admission.enter("forger 1")
+    admission.enter("forger 2")
+    with pytest.raises(PoolProtocolError) as busy:
+        admission.enter("forger 3")  # half the places are held by addresses nobody proved
+    assert busy.value.message == BUSY_MESSAGE
+    admission.enter("farmer")
+    admission.enter("farmer")
+    assert (admission.in_flight, admission.unproven_in_flight) == (4, 2)
+    admission.leave("forger 1")
+    admission.leave("farmer")
+    assert (admission.in_flight, admission.unproven_in_flight) == (2, 1)
+    now[0] += PROVEN_FOR  # an hour later the farmer's address counts as unknown again, until it is accepted again
+    assert not admission.is_proven("farmer")
+    admission.enter("forger 3")
+    with pytest.raises(PoolProtocolError):
+        admission.enter("farmer")
+    for address in ("forger 2", "forger 3", "farmer"):
+        admission.leave(address)
+    assert (admission.in_flight, admission.unproven_in_flight) == (0, 0)
 
 
 async def test_walks_at_once_are_bounded_and_shared_per_launcher() -> None:
