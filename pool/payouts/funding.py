@@ -15,8 +15,7 @@ import re
 from dataclasses import dataclass
 
 from pool.payouts.books import MOJO_PER_XCH
-from pool.store.abstract import AbstractPoolStore
-from pool.store.models import ClaimStatus
+from pool.store.abstract import AbstractPoolStore, InsufficientFunds
 
 _AMOUNT = re.compile(r"^(?P<whole>\d+)(?:\.(?P<fraction>\d{1,12}))?(?P<xch>\s*xch)?$", re.IGNORECASE)
 
@@ -51,15 +50,9 @@ def parse_amount(text: str) -> int:
 
 async def fund_fees(store: AbstractPoolStore, wallet_spendable: int, amount: int, reference: str) -> Funding:
     """Record the funding if the wallet holds ``amount`` beyond the ledger's money; raises FundingRefused."""
-    ledger = await store.ledger()
-    in_flight = await store.reward_claims(ClaimStatus.SUBMITTED) + await store.reward_claims(ClaimStatus.FAILED)
-    unsettled = sum(claim.amount for claim in in_flight)
-    surplus = wallet_spendable - ledger.wallet_should_hold - unsettled
-    if amount > surplus:
-        raise FundingRefused(
-            f"the wallet can spend {wallet_spendable} mojos, of which the ledger holds {ledger.wallet_should_hold} "
-            f"for farmers and the pool and {unsettled} may be rewards of claims not settled yet: only "
-            f"{max(surplus, 0)} mojos are the operator's; send more to the pool wallet first"
-        )
-    await store.fund_fees(amount, reference)
+    try:
+        surplus = await store.fund_fees(amount, reference, wallet_spendable=wallet_spendable)
+    except InsufficientFunds as exc:
+        raise FundingRefused(str(exc)) from None
+    assert surplus is not None  # checked against the wallet's balance
     return Funding(amount=amount, surplus_before=surplus, pool_fee_share=(await store.ledger()).pool_fee_share)

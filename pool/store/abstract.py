@@ -394,10 +394,12 @@ class AbstractPoolStore(ABC):
         """The journal, most recent first."""
 
     @abstractmethod
-    async def fund_fees(self, amount: int, reference: str) -> None:
+    async def fund_fees(self, amount: int, reference: str, *, wallet_spendable: int | None = None) -> int | None:
         """In one money transaction: ``amount`` mojos of the operator's own coins join the pool fee share (a
-        FEE_FUNDING entry; ``operator_funding`` in the ledger). The caller checked that the wallet holds them beyond
-        what the ledger says it holds."""
+        FEE_FUNDING entry; ``operator_funding`` in the ledger). With ``wallet_spendable`` (the wallet's balance, just
+        asked), the same transaction checks that the wallet holds them beyond what the ledger holds and beyond the
+        rewards of claims not settled yet (InsufficientFunds otherwise) and returns that surplus before the funding;
+        without it (None returned) the caller vouches for the coins."""
 
     # -- payouts -----------------------------------------------------------------------------------------------
     @abstractmethod

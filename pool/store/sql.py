@@ -972,10 +972,27 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
     async def ledger_entries(self, limit: int = 1000) -> list[LedgerEntry]:
         return [entry_from_row(row) for row in await self._newest("ledger_entries", limit)]
 
-    async def fund_fees(self, amount: int, reference: str) -> None:
+    async def fund_fees(self, amount: int, reference: str, *, wallet_spendable: int | None = None) -> int | None:
         if amount <= 0:
             raise ValueError(f"fee funding must be positive, got {amount}")
+        surplus: int | None = None
         async with self._leader_write() as tx:
+            if wallet_spendable is not None:
+                # Checked in the money transaction: two fundings at once cannot both give the same coins.
+                ledger = await read_ledger(tx)
+                row = await tx.fetchone(
+                    "SELECT COALESCE(SUM(amount), 0) AS unsettled FROM reward_claims "
+                    "WHERE status IN ('submitted', 'failed')"
+                )
+                unsettled = 0 if row is None else int(row["unsettled"])
+                surplus = wallet_spendable - ledger.wallet_should_hold - unsettled
+                if amount > surplus:
+                    raise InsufficientFunds(
+                        f"the wallet can spend {wallet_spendable} mojos, of which the ledger holds "
+                        f"{ledger.wallet_should_hold} for farmers and the pool and {unsettled} may be rewards of "
+                        f"claims not settled yet: only {max(surplus, 0)} mojos are the operator's; send more to the "
+                        "pool wallet first"
+                    )
             # The account row appears with the first funding: stores made before it exists need no migration.
             await tx.execute(
                 "INSERT INTO ledger_accounts (name, balance) VALUES (:name, 0) ON CONFLICT (name) DO NOTHING",
@@ -984,6 +1001,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             await _credit_account(tx, _OPERATOR_FUNDING, amount)
             await _credit_account(tx, _POOL_FEE_SHARE, amount)
             await _journal(tx, LedgerKind.FEE_FUNDING, amount, None, reference)
+        return surplus
 
     # -- payouts -----------------------------------------------------------------------------------------------
     async def create_payout_round(
