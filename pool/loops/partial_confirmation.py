@@ -31,6 +31,7 @@ REASON_UNKNOWN_SP = "signage point no longer known"
 REASON_STALE_DROPPED = "stale: signage point no longer known to the node (the pool fell behind); dropped by config"
 REASON_REVERTED_SP = "signage point reverted"
 REASON_NOT_MEMBER = "farmer is not a pool member"
+REASON_BANNED = "farmer banned by the pool operator"
 
 # A partial whose re-check raised is tried again after this many seconds (meanwhile it takes no place in a batch).
 RETRY_AFTER_SECONDS = 60
@@ -129,6 +130,8 @@ class PartialConfirmLoop:
         challenge = _result(challenges[(partial.sp_hash, partial.end_of_sub_slot)])
         if farmer is None or not farmer.is_pool_member:
             reason: str | None = REASON_NOT_MEMBER
+        elif farmer.banned_at is not None:
+            reason = REASON_BANNED  # received before the ban: it earns nothing either
         elif challenge is None:
             credit = ctx.config.partials.stale_partials == "credit"
             reason = REASON_UNKNOWN_SP if credit else REASON_STALE_DROPPED

@@ -54,7 +54,7 @@ from pool.protocol.auth import (
     check_authentication_token,
 )
 from pool.protocol.difficulty import suggested_difficulty_for
-from pool.protocol.errors import PoolProtocolError
+from pool.protocol.errors import PoolProtocolError, one_line
 from pool.protocol.payout import parse_payout_instructions
 from pool.protocol.rate_limits import RateLimited, RateLimits, SigningKey
 from pool.protocol.signatures import SignatureChecks
@@ -172,7 +172,9 @@ class FarmerChecks:
         check_authentication_token(payload.authentication_token, now, ctx.config.pool.authentication_token_timeout)
         check_authentication_key(payload.authentication_public_key)
         payout_puzzle_hash = parse_payout_instructions(payload.payout_instructions, ctx.config.chain.network)
-        if await ctx.store.get_farmer(launcher_id) is not None:
+        known = await ctx.store.get_farmer(launcher_id)
+        if known is not None:
+            refuse_banned(known)
             raise _already_known(launcher_id)
         refused = self._refused.get(launcher_id)
         if refused is not None and now < refused[0]:
@@ -317,6 +319,7 @@ class FarmerChecks:
             authentication_public_key=new_key if key_changed else None,
             payout_instructions=payout if payout_changed else None,
             pending_difficulty=pending,
+            now=now,
         )
         if payout is not None and payout_changed:
             log.info(
@@ -467,7 +470,19 @@ async def known_farmer(ctx: PoolContext, launcher_id: bytes32) -> FarmerRecord:
         raise PoolProtocolError(
             PoolErrorCode.FARMER_NOT_KNOWN, f"farmer {launcher_id.hex()} is not known to this pool: POST /farmer first"
         )
+    refuse_banned(farmer)
     return farmer
+
+
+def refuse_banned(farmer: FarmerRecord) -> None:
+    """A farmer the operator banned is refused from its record alone, before any signature is checked (a banned
+    farmer's requests cost the pool nothing more). REQUEST_FAILED: FARMER_NOT_KNOWN would make chia's farmer
+    register again and again, and the message is what its log shows."""
+    if farmer.banned_at is not None:
+        raise PoolProtocolError(
+            PoolErrorCode.REQUEST_FAILED,
+            one_line(f"banned by the pool operator: {farmer.ban_reason or 'no reason given'}"),
+        )
 
 
 async def current_singleton(

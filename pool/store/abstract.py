@@ -11,8 +11,10 @@ from pool.store.models import (
     BatchVersion,
     ClaimFeeVersion,
     ClaimStatus,
+    DailyPartials,
     Distribution,
     DistributionShare,
+    FarmerChange,
     FarmerRecord,
     LedgerEntry,
     LedgerSummary,
@@ -24,6 +26,7 @@ from pool.store.models import (
     PartialStatus,
     Payment,
     PaymentBatch,
+    PaymentLine,
     PayoutRound,
     PendingDifficulty,
     RewardClaim,
@@ -142,15 +145,19 @@ class AbstractPoolStore(ABC):
         authentication_public_key: G1Element | None = None,
         payout_instructions: tuple[str, bytes32] | None = None,
         pending_difficulty: PendingDifficulty | None = None,
+        now: int | None = None,
     ) -> None:
         """Change what PUT /farmer may change. ``payout_instructions`` is (as sent, decoded puzzle hash). None leaves
         a field as it is. A new ``authentication_public_key`` ends the farmer's browser sessions (they were opened
         with the old key). ``pending_difficulty`` enters the difficulty's history at its time (see difficulty_at).
-        Raises FarmerNotFound."""
+        A new key or new payout instructions enter the farmer's history (``farmer_history``) at ``now`` (the
+        store's clock if None), old and new, in the same transaction. Raises FarmerNotFound."""
 
     @abstractmethod
     async def set_difficulty(self, launcher_id: bytes32, difficulty: int, now: int) -> None:
-        """Set the difficulty in force from ``now`` on; clears a pending difficulty. Raises FarmerNotFound."""
+        """The operator sets the difficulty in force from ``now`` on; clears a pending difficulty. The change enters
+        the difficulty's history and the farmer's history (from what was current or pending), in one transaction.
+        Raises FarmerNotFound."""
 
     @abstractmethod
     async def adjust_difficulty(self, launcher_id: bytes32, expected: int, difficulty: int, now: int) -> bool:
@@ -189,6 +196,23 @@ class AbstractPoolStore(ABC):
     async def accept_put_token(self, launcher_id: bytes32, token: int) -> bool:
         """Record ``token`` as the farmer's last accepted PUT /farmer token if it is newer than the recorded one;
         False (nothing changed) if it is not, so a captured PUT cannot be replayed. Raises FarmerNotFound."""
+
+    @abstractmethod
+    async def ban_farmer(self, launcher_id: bytes32, reason: str, now: int) -> bool:
+        """The operator bans the farmer from ``now`` with ``reason`` (on the record, ``banned_at``): its requests are
+        refused and its pending partials rejected, while its points and owed balance stay (the payouts pay it). The
+        ban enters the farmer's history in the same transaction. False (nothing changed) if it was banned already.
+        Raises FarmerNotFound."""
+
+    @abstractmethod
+    async def unban_farmer(self, launcher_id: bytes32, now: int) -> bool:
+        """Lift the farmer's ban, in its history too; False (nothing changed) if it was not banned. Raises
+        FarmerNotFound."""
+
+    @abstractmethod
+    async def farmer_history(self, launcher_id: bytes32, limit: int = 100) -> list[FarmerChange]:
+        """The farmer's changes, newest first: its join, payout instructions and authentication keys changed by PUT
+        /farmer, difficulties the operator set, bans (written by the store methods that make them)."""
 
     # -- partials ----------------------------------------------------------------------------------------------
     @abstractmethod
@@ -266,6 +290,12 @@ class AbstractPoolStore(ABC):
         accepted ones by status, refused and rejected ones by reason. Oldest hour first. Pruned partials count in
         their hour's totals, exactly as before they were pruned; of the pruned hours, those starting at or after
         ``since`` count (the same as the rows whenever ``since`` is a whole hour or after every pruned hour)."""
+
+    @abstractmethod
+    async def daily_partials(self, since: int, until: int) -> list[DailyPartials]:
+        """Partials and refusals of every farmer per UTC day and outcome (as ``partial_counts`` names them), from
+        the day ``since`` falls in to before ``until``, pruned ones included (from their hourly counts), ordered by
+        day, farmer and outcome."""
 
     @abstractmethod
     async def prune_partials(self, before: int, batch: int) -> int:
@@ -428,6 +458,19 @@ class AbstractPoolStore(ABC):
     async def payments(
         self, *, round_id: int | None = None, batch_index: int | None = None, launcher_id: bytes32 | None = None
     ) -> list[Payment]: ...
+
+    @abstractmethod
+    async def payment_lines(
+        self, limit: int, offset: int = 0, *, launcher_id: bytes32 | None = None
+    ) -> list[PaymentLine]:
+        """Payments (of one farmer, or all, the fee address's included), newest first, a page of ``limit`` after
+        skipping ``offset``: with their round's time and their batch's status and transaction."""
+
+    @abstractmethod
+    async def reward_claims_page(
+        self, limit: int, offset: int = 0, *, status: ClaimStatus | None = None
+    ) -> list[RewardClaim]:
+        """Reward claims (of one status, or all), newest reward coin first, a page of ``limit`` after ``offset``."""
 
     @abstractmethod
     async def mark_batch_submitted(

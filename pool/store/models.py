@@ -62,6 +62,10 @@ class FarmerRecord:
     # When ``difficulty`` took effect (0: it is the farmer's first). Earlier difficulties are in the store's history
     # (AbstractPoolStore.difficulty_at): a partial is worth the difficulty in force at its signage point.
     difficulty_since: int = 0
+    # Set by the operator (``farmers ban``): every request of the farmer is refused and its partials earn nothing
+    # more; what it is owed stays owed and is paid as before.
+    banned_at: int | None = None
+    ban_reason: str | None = None
 
     def difficulty_at(self, now: int) -> int:
         """The difficulty in force at ``now``, counting a pending change whose cooldown has passed."""
@@ -78,6 +82,52 @@ class FarmerRecord:
             if moment >= self.pending_difficulty_at:
                 return self.pending_difficulty
         return self.difficulty if moment >= self.difficulty_since else None
+
+
+class FarmerChangeKind(str, Enum):
+    """What a row of a farmer's history records (``old`` and ``new`` as the kind says)."""
+
+    JOINED = "joined"  # POST /farmer: new is the payout instructions
+    PAYOUT_INSTRUCTIONS = "payout_instructions"  # PUT /farmer: old -> new instructions, as sent
+    AUTHENTICATION_KEY = "authentication_key"  # PUT /farmer: old -> new key, hex
+    DIFFICULTY_SET = "difficulty_set"  # the operator set the difficulty: old -> new
+    BANNED = "banned"  # the operator banned the farmer: new is the reason
+    UNBANNED = "unbanned"  # the operator lifted the ban: old is the reason it had
+
+
+@dataclass(frozen=True)
+class FarmerChange:
+    """One change of a farmer's settings or standing, kept for good and written in the transaction that made it."""
+
+    launcher_id: bytes32
+    at: int
+    kind: FarmerChangeKind
+    old: str | None = None
+    new: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class PaymentLine:
+    """A payment as the operator lists it: with its round's time and its batch's transaction."""
+
+    payment: Payment
+    created_at: int  # when its round was recorded
+    batch_status: BatchStatus
+    tx_id: bytes32 | None  # the batch's current transaction (None while PENDING)
+    confirmed_height: int | None
+
+
+@dataclass(frozen=True)
+class DailyPartials:
+    """Partials of one farmer on one UTC day with one outcome (as PartialCount names outcomes), pruned ones
+    included."""
+
+    day: int  # unix time of the day's start
+    launcher_id: bytes32
+    outcome: str
+    count: int
+    points: int
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from pool.store.models import (
     ClaimStatus,
     Distribution,
     DistributionShare,
+    FarmerChange,
+    FarmerChangeKind,
     FarmerRecord,
     LedgerEntry,
     LedgerKind,
@@ -95,6 +97,19 @@ def farmer_from_row(row: Row) -> FarmerRecord:
         owed=int(row["owed"]),
         last_put_token=optional_int(row["last_put_token"]),
         difficulty_since=int(row["difficulty_since"]),
+        banned_at=optional_int(row["banned_at"]),
+        ban_reason=None if row["ban_reason"] is None else str(row["ban_reason"]),
+    )
+
+
+def change_from_row(row: Row) -> FarmerChange:
+    return FarmerChange(
+        launcher_id=bytes32(row["launcher_id"]),
+        at=int(row["at"]),
+        kind=FarmerChangeKind(row["kind"]),
+        old=None if row["old"] is None else str(row["old"]),
+        new=None if row["new"] is None else str(row["new"]),
+        id=int(row["id"]),
     )
 
 

@@ -40,6 +40,7 @@ from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pool.chia_adapter import CoinSpend, G1Element, PoolState, SpendBundle, bytes32
@@ -63,8 +64,11 @@ from pool.store.models import (
     BatchVersion,
     ClaimFeeVersion,
     ClaimStatus,
+    DailyPartials,
     Distribution,
     DistributionShare,
+    FarmerChange,
+    FarmerChangeKind,
     FarmerRecord,
     LedgerEntry,
     LedgerKind,
@@ -77,6 +81,7 @@ from pool.store.models import (
     PartialStatus,
     Payment,
     PaymentBatch,
+    PaymentLine,
     PayoutRound,
     PendingDifficulty,
     RewardClaim,
@@ -88,12 +93,15 @@ from pool.store.models import (
 from pool.store.rows import (
     Row,
     batch_from_row,
+    change_from_row,
     claim_fee_version_from_row,
     claim_from_row,
     distribution_from_row,
     entry_from_row,
     farmer_from_row,
     ledger_from_row,
+    optional_bytes32,
+    optional_int,
     partial_from_row,
     payment_from_row,
     points_per_farmer,
@@ -306,6 +314,9 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                     await _record_difficulty(
                         tx, farmer.launcher_id, farmer.pending_difficulty_at, farmer.pending_difficulty
                     )
+            if self._keeps_history():
+                change = FarmerChange(farmer.launcher_id, farmer.joined_at, FarmerChangeKind.JOINED)
+                await _record_change(tx, replace(change, new=farmer.payout_instructions))
 
     async def get_farmer(self, launcher_id: bytes32) -> FarmerRecord | None:
         row = await self._lookup("SELECT * FROM farmers WHERE launcher_id = :launcher_id", {"launcher_id": launcher_id})
@@ -323,6 +334,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         authentication_public_key: G1Element | None = None,
         payout_instructions: tuple[str, bytes32] | None = None,
         pending_difficulty: PendingDifficulty | None = None,
+        now: int | None = None,
     ) -> None:
         changes: dict[str, Any] = {}
         if authentication_public_key is not None:
@@ -333,6 +345,8 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             changes["pending_difficulty"] = pending_difficulty.difficulty
             changes["pending_difficulty_at"] = pending_difficulty.effective_at
         async with self._write() as tx:
+            at = int(time.time()) if now is None else now
+            history = await self._settings_history(tx, launcher_id, changes, at) if self._keeps_history() else []
             if pending_difficulty is not None:
                 # A change already in force becomes the current difficulty (and stays in the history); one not yet
                 # in force is replaced, in the history too.
@@ -348,9 +362,49 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 await tx.execute(
                     "DELETE FROM web_sessions WHERE launcher_id = :launcher_id", {"launcher_id": launcher_id}
                 )
+            for change in history:
+                await _record_change(tx, change)
+
+    async def _settings_history(
+        self, tx: Statements, launcher_id: bytes32, changes: Mapping[str, Any], now: int
+    ) -> list[FarmerChange]:
+        """The history rows of a PUT /farmer's changes, old values read in the transaction that changes them."""
+        if "authentication_public_key" not in changes and "payout_instructions" not in changes:
+            return []
+        row = await self._locked_farmer(tx, launcher_id, "authentication_public_key, payout_instructions")
+        kept: list[FarmerChange] = []
+        if "payout_instructions" in changes:
+            old, new = str(row["payout_instructions"]), str(changes["payout_instructions"])
+            kept.append(FarmerChange(launcher_id, now, FarmerChangeKind.PAYOUT_INSTRUCTIONS, old, new))
+        if "authentication_public_key" in changes:
+            old_key, new_key = bytes(row["authentication_public_key"]), bytes(changes["authentication_public_key"])
+            kept.append(
+                FarmerChange(launcher_id, now, FarmerChangeKind.AUTHENTICATION_KEY, old_key.hex(), new_key.hex())
+            )
+        return kept
+
+    async def _locked_farmer(self, tx: Statements, launcher_id: bytes32, columns: str) -> Row:
+        """The farmer's ``columns`` (names from this module), its row locked until the transaction ends (the old
+        values a history row records); FarmerNotFound if unknown."""
+        row = await tx.fetchone(
+            f"SELECT {columns} FROM farmers WHERE launcher_id = :launcher_id{self._LOCK_ROWS}",
+            {"launcher_id": launcher_id},
+        )
+        if row is None:
+            raise FarmerNotFound(launcher_id.hex())
+        return row
+
+    def _keeps_history(self) -> bool:
+        """Whether this store's schema has the farmers' history (tests run stores of every older version)."""
+        return len(self._migrations) >= _FARMER_HISTORY_VERSION
 
     async def set_difficulty(self, launcher_id: bytes32, difficulty: int, now: int) -> None:
         async with self._write() as tx:
+            if self._keeps_history():
+                old = await self._locked_farmer(tx, launcher_id, "difficulty, pending_difficulty")
+                was = old["difficulty"] if old["pending_difficulty"] is None else old["pending_difficulty"]
+                change = FarmerChange(launcher_id, now, FarmerChangeKind.DIFFICULTY_SET, str(was), str(difficulty))
+                await _record_change(tx, change)
             changes = {
                 "difficulty": difficulty,
                 "difficulty_since": now,
@@ -439,6 +493,38 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 {"token": token, "launcher_id": launcher_id},
             )
             return await _changed_farmer(tx, launcher_id, changed)
+
+    async def ban_farmer(self, launcher_id: bytes32, reason: str, now: int) -> bool:
+        async with self._write() as tx:
+            changed = await tx.execute(
+                "UPDATE farmers SET banned_at = :now, ban_reason = :reason "
+                "WHERE launcher_id = :launcher_id AND banned_at IS NULL",
+                {"now": now, "reason": reason, "launcher_id": launcher_id},
+            )
+            if changed:
+                await _record_change(tx, FarmerChange(launcher_id, now, FarmerChangeKind.BANNED, new=reason))
+            return await _changed_farmer(tx, launcher_id, changed)
+
+    async def unban_farmer(self, launcher_id: bytes32, now: int) -> bool:
+        async with self._write() as tx:
+            row = await tx.fetchone(
+                f"SELECT ban_reason FROM farmers WHERE launcher_id = :launcher_id AND banned_at IS NOT NULL"
+                f"{self._LOCK_ROWS}",
+                {"launcher_id": launcher_id},
+            )
+            if row is None:
+                return await _changed_farmer(tx, launcher_id, 0)
+            await _update_farmer(tx, launcher_id, {"banned_at": None, "ban_reason": None})
+            reason = None if row["ban_reason"] is None else str(row["ban_reason"])
+            await _record_change(tx, FarmerChange(launcher_id, now, FarmerChangeKind.UNBANNED, old=reason))
+            return True
+
+    async def farmer_history(self, launcher_id: bytes32, limit: int = 100) -> list[FarmerChange]:
+        rows = await self._reads().fetchall(
+            "SELECT * FROM farmer_history WHERE launcher_id = :launcher_id ORDER BY id DESC LIMIT :limit",
+            {"launcher_id": launcher_id, "limit": limit},
+        )
+        return [change_from_row(row) for row in rows]
 
     # -- partials ----------------------------------------------------------------------------------------------
     async def record_partials(
@@ -592,6 +678,30 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             {"since": since, "launcher_id": launcher_id},
         )
         return [PartialCount(int(r["hour"]), str(r["outcome"]), int(r["n"]), int(r["points"])) for r in rows]
+
+    async def daily_partials(self, since: int, until: int) -> list[DailyPartials]:
+        day = f"- :since % {DAY}"  # whole UTC days, from the day ``since`` falls in
+        rows = await self._reads().fetchall(
+            f"""
+            SELECT day, launcher_id, outcome, SUM(n) AS n, SUM(points) AS points FROM (
+                SELECT received_at - received_at % {DAY} AS day, launcher_id, {_OUTCOME} AS outcome,
+                       COUNT(*) AS n, SUM(difficulty) AS points
+                FROM partials WHERE received_at >= :since {day} AND received_at < :until GROUP BY 1, 2, 3
+                UNION ALL
+                SELECT received_at - received_at % {DAY} AS day, launcher_id, reason AS outcome, COUNT(*) AS n,
+                       0 AS points
+                FROM partial_refusals WHERE received_at >= :since {day} AND received_at < :until GROUP BY 1, 2, 3
+                UNION ALL
+                SELECT hour - hour % {DAY} AS day, launcher_id, outcome, SUM(n) AS n, SUM(points) AS points
+                FROM partial_hours WHERE hour >= :since {day} AND hour < :until GROUP BY 1, 2, 3
+            ) AS counted GROUP BY day, launcher_id, outcome ORDER BY day, launcher_id, outcome
+            """,
+            {"since": since, "until": until},
+        )
+        return [
+            DailyPartials(int(r["day"]), bytes32(r["launcher_id"]), str(r["outcome"]), int(r["n"]), int(r["points"]))
+            for r in rows
+        ]
 
     async def prune_partials(self, before: int, batch: int) -> int:
         if batch < 1:
@@ -1062,6 +1172,41 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         rows = await self._reads().fetchall(f"SELECT * FROM payments {where} ORDER BY id", given)
         return [payment_from_row(row) for row in rows]
 
+    async def payment_lines(
+        self, limit: int, offset: int = 0, *, launcher_id: bytes32 | None = None
+    ) -> list[PaymentLine]:
+        where = "" if launcher_id is None else "WHERE p.launcher_id = :launcher_id"
+        rows = await self._reads().fetchall(
+            f"""
+            SELECT p.*, r.created_at, b.status AS batch_status, b.tx_id, b.confirmed_height
+            FROM payments p
+            JOIN payout_rounds r ON r.id = p.round_id
+            JOIN payment_batches b ON b.round_id = p.round_id AND b.batch_index = p.batch_index
+            {where} ORDER BY p.id DESC LIMIT :limit OFFSET :offset
+            """,
+            {"limit": limit, "offset": offset, "launcher_id": launcher_id},
+        )
+        return [
+            PaymentLine(
+                payment_from_row(row),
+                int(row["created_at"]),
+                BatchStatus(row["batch_status"]),
+                optional_bytes32(row["tx_id"]),
+                optional_int(row["confirmed_height"]),
+            )
+            for row in rows
+        ]
+
+    async def reward_claims_page(
+        self, limit: int, offset: int = 0, *, status: ClaimStatus | None = None
+    ) -> list[RewardClaim]:
+        where = "" if status is None else "WHERE status = :status"
+        rows = await self._reads().fetchall(
+            f"SELECT * FROM reward_claims {where} ORDER BY coin_height DESC, coin_id LIMIT :limit OFFSET :offset",
+            {"limit": limit, "offset": offset, "status": None if status is None else status.value},
+        )
+        return [claim_from_row(row) for row in rows]
+
     async def mark_batch_submitted(
         self,
         batch_id: int,
@@ -1273,6 +1418,8 @@ _CLAIM_MOVES: dict[ClaimStatus, tuple[ClaimStatus, ...]] = {
 # The schema version from which coins are reserved (the step to it reserves those of transactions in flight).
 _RESERVATIONS_VERSION = 5
 _DIFFICULTY_HISTORY_VERSION = 7  # difficulty_changes: the migration fills it for the farmers added before
+_FARMER_HISTORY_VERSION = 12  # farmer_history and the ban
+DAY = 86_400
 
 _INSERT_PAYMENT = """
     INSERT INTO payments (round_id, batch_index, puzzle_hash, amount, launcher_id, points)
@@ -1447,6 +1594,19 @@ async def _record_difficulty(tx: Statements, launcher_id: bytes32, effective_at:
         )
         """,
         {"launcher_id": launcher_id, "cutoff": effective_at - DIFFICULTY_HISTORY_SECONDS},
+    )
+
+
+async def _record_change(tx: Statements, change: FarmerChange) -> None:
+    await tx.execute(
+        "INSERT INTO farmer_history (launcher_id, at, kind, old, new) VALUES (:launcher_id, :at, :kind, :old, :new)",
+        {
+            "launcher_id": change.launcher_id,
+            "at": change.at,
+            "kind": change.kind.value,
+            "old": change.old,
+            "new": change.new,
+        },
     )
 
 

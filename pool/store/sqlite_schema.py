@@ -368,6 +368,30 @@ _SCHEMA_V11_PARTIAL_HOURS: Migration = (
 )
 
 
+_SCHEMA_V12_FARMER_HISTORY: Migration = (
+    # The operator's ban (the farmer's requests refused, what it is owed still paid), and every change of a farmer's
+    # settings or standing, kept for good: joins, payout instructions and authentication keys changed by PUT
+    # /farmer, the operator's difficulty, bans. Farmers that joined before get their join.
+    "ALTER TABLE farmers ADD COLUMN banned_at INTEGER",
+    "ALTER TABLE farmers ADD COLUMN ban_reason TEXT",
+    """
+    CREATE TABLE farmer_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (
+            kind IN ('joined', 'payout_instructions', 'authentication_key', 'difficulty_set', 'banned', 'unbanned')
+        ),
+        old TEXT,
+        new TEXT
+    )
+    """,
+    "CREATE INDEX farmer_history_launcher ON farmer_history (launcher_id, id)",
+    "INSERT INTO farmer_history (launcher_id, at, kind, new) SELECT launcher_id, joined_at, 'joined', "
+    "payout_instructions FROM farmers ORDER BY joined_at, launcher_id",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -380,5 +404,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V9_CLAIM_FEE_VERSIONS,
     _SCHEMA_V10_LEADER_SEEN,
     _SCHEMA_V11_PARTIAL_HOURS,
+    _SCHEMA_V12_FARMER_HISTORY,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""

@@ -771,3 +771,37 @@ async def test_get_farmer_shows_difficulty(pool: PoolUnderTest, farmer: Farmer) 
         "get_farmer", farmer.plotnft.launcher_id, pool.target_puzzle_hash, farmer.auth_sk, pool.token
     )
     assert (await pool.get("/farmer", params))["current_difficulty"] == 1
+
+
+async def test_a_banned_farmer_is_refused_everywhere_and_keeps_what_it_is_owed(
+    world: World, pool: PoolUnderTest, farmer: Farmer
+) -> None:
+    store, launcher = pool.ctx.store, farmer.plotnft.launcher_id
+    sp, found = await fresh_proofs(world, farmer.plots, wanted=2)
+    received = len(await store.recent_partials(launcher, since=0))
+    assert await store.ban_farmer(launcher, "shares one plot among many launchers", pool.ctx.now())
+    before = await store.get_farmer(launcher)
+    assert before is not None
+    try:
+        target = pool.target_puzzle_hash
+        payout = encode_puzzle_hash(bytes32(std_hash(b"farmer A payout")), "txch")
+        refusals = [
+            await submit(pool, partial_body(launcher, pool.token, found[0], sp, farmer.auth_sk)),
+            await pool.get("/farmer", authenticated_params("get_farmer", launcher, target, farmer.auth_sk, pool.token)),
+            await pool.get("/login", authenticated_params("get_login", launcher, target, farmer.auth_sk, pool.token)),
+            await pool.send(
+                "PUT", "/farmer", put_farmer_body(launcher, farmer.plotnft.owner_secret_key, pool.token + 1)
+            ),
+            await pool.send("POST", "/farmer", post_farmer_body(farmer.plotnft, farmer.auth_sk, pool.token, payout)),
+        ]
+        for reply in refusals:
+            assert error_code(reply) is PoolErrorCode.REQUEST_FAILED
+            assert reply["error_message"] == "banned by the pool operator: shares one plot among many launchers"
+        after = await store.get_farmer(launcher)
+        assert after is not None and (after.points, after.owed) == (before.points, before.owed)
+        assert len(await store.recent_partials(launcher, since=0)) == received  # its partial was not recorded
+    finally:
+        assert await store.unban_farmer(launcher, pool.ctx.now())
+    # Unbanned, its partials count again.
+    reply = await submit(pool, partial_body(launcher, pool.token, found[1], sp, farmer.auth_sk))
+    assert set(reply) == {"new_difficulty"}, reply

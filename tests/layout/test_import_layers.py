@@ -29,7 +29,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pool.protocol",),  # the checks of farmers' requests, and the caches and limits they use
     ("pool.loops", "pool.http"),  # what runs: the background loops and the aiohttp application
     ("pool.server",),  # the composition root: builds the process's objects and runs them
-    ("pool.doctor",),  # every check of a configuration against what it names, as start-up makes them
+    ("pool.doctor", "pool.admin"),  # every check of a configuration against what it names, as start-up makes
+    # them; the operator's commands over the store
     ("pool.__main__",),  # the command line
 )
 REPOSITORY_TOOLS = ("pool.devnet", "pool.bench")

@@ -44,6 +44,7 @@ from pool.store.models import (
     ClaimStatus,
     Distribution,
     DistributionShare,
+    FarmerChangeKind,
     FarmerRecord,
     LedgerEntry,
     LedgerKind,
@@ -2195,3 +2196,114 @@ async def test_a_target_proof_is_kept_and_a_newer_one_replaces_it(store: Abstrac
     newer = dataclasses.replace(first, fingerprint=None, signature=b"signature 2", message="message 2", proven_at=20)
     await store.record_target_proof(newer)
     assert await store.target_proof(h("target")) == newer
+
+
+# -- the farmers' history, bans and the operator's pages of payments, claims and daily partials -------------------
+async def test_every_change_of_a_farmer_enters_its_history_in_order(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1)
+    await store.add_farmer(farmer)
+    await store.update_farmer_settings(
+        farmer.launcher_id,
+        payout_instructions=("new payout", h("new payout")),
+        authentication_public_key=public_key(9),
+        now=2_000,
+    )
+    await store.set_difficulty(farmer.launcher_id, 55, 3_000)
+    assert await store.ban_farmer(farmer.launcher_id, "sybil", 4_000)
+    assert await store.unban_farmer(farmer.launcher_id, 5_000)
+    history = await store.farmer_history(farmer.launcher_id)
+    assert [(c.at, c.kind, c.old, c.new) for c in reversed(history)] == [
+        (farmer.joined_at, FarmerChangeKind.JOINED, None, farmer.payout_instructions),
+        (2_000, FarmerChangeKind.PAYOUT_INSTRUCTIONS, farmer.payout_instructions, "new payout"),
+        (2_000, FarmerChangeKind.AUTHENTICATION_KEY, bytes(public_key(1)).hex(), bytes(public_key(9)).hex()),
+        (3_000, FarmerChangeKind.DIFFICULTY_SET, "10", "55"),
+        (4_000, FarmerChangeKind.BANNED, None, "sybil"),
+        (5_000, FarmerChangeKind.UNBANNED, "sybil", None),
+    ]
+    assert [c.kind for c in await store.farmer_history(farmer.launcher_id, limit=2)] == [
+        FarmerChangeKind.UNBANNED,
+        FarmerChangeKind.BANNED,
+    ]
+    # A difficulty the farmer's PUT only asked for is no history of the operator's.
+    pending = PendingDifficulty(difficulty=70, effective_at=6_100, asked_at=6_000)
+    await store.update_farmer_settings(farmer.launcher_id, pending_difficulty=pending)
+    assert len(await store.farmer_history(farmer.launcher_id)) == len(history)
+    assert await store.farmer_history(h("nobody")) == []
+
+
+async def test_a_ban_is_on_the_record_once_and_keeps_the_money(store: AbstractPoolStore) -> None:
+    farmer, other = await add_farmers(store, 5, 0)
+    await fund(store, [(farmer, 700)])
+    assert await store.ban_farmer(farmer.launcher_id, "abuse", 4_000)
+    assert not await store.ban_farmer(farmer.launcher_id, "again", 4_500)  # banned already: the first reason stays
+    banned = await record_of(store, farmer)
+    assert (banned.banned_at, banned.ban_reason, banned.owed, banned.points) == (4_000, "abuse", 700, 5)
+    assert not await store.unban_farmer(other.launcher_id, 4_000)  # never banned: nothing happens
+    assert (await record_of(store, other)).banned_at is None
+    with pytest.raises(FarmerNotFound):
+        await store.ban_farmer(h("nobody"), "x", 1)
+    with pytest.raises(FarmerNotFound):
+        await store.unban_farmer(h("nobody"), 1)
+    # Its owed balance is paid as any other's.
+    round_id = await store.create_payout_round(make_round(700), [farmer_payment(farmer, 700)], [0])
+    assert (await record_of(store, farmer)).owed == 0
+    assert [p.launcher_id for p in await store.payments(round_id=round_id)] == [farmer.launcher_id]
+    assert await store.unban_farmer(farmer.launcher_id, 5_000)
+    assert (await record_of(store, farmer)).banned_at is None
+
+
+async def test_payment_lines_come_newest_first_a_page_at_a_time(store: AbstractPoolStore) -> None:
+    first, second = await add_farmers(store, 0, 0)
+    await fund(store, [(first, 300), (second, 200)], pool_fee=50)
+    round_id = await store.create_payout_round(
+        make_round(500, pool_fee=50, batch_fees=[0, 0], created_at=6_000),
+        [farmer_payment(first, 300), farmer_payment(second, 200, batch_index=1), fee_payment(50, batch_index=1)],
+        [0, 0],
+    )
+    (batch, _) = await store.batches(round_id)
+    assert batch.id is not None
+    await store.mark_batch_submitted(batch.id, h("tx 0"), b"bundle", 6_010)
+    lines = await store.payment_lines(10)
+    assert [(line.payment.amount, line.created_at) for line in lines] == [(50, 6_000), (200, 6_000), (300, 6_000)]
+    assert [(line.batch_status, line.tx_id) for line in lines] == [
+        (BatchStatus.PENDING, None),
+        (BatchStatus.PENDING, None),
+        (BatchStatus.SUBMITTED, h("tx 0")),
+    ]
+    assert [line.payment.amount for line in await store.payment_lines(1, offset=1)] == [200]
+    assert [line.payment.amount for line in await store.payment_lines(10, launcher_id=first.launcher_id)] == [300]
+
+
+async def test_reward_claims_page_newest_coin_first(store: AbstractPoolStore) -> None:
+    (farmer,) = await add_farmers(store, 0)
+    for index in range(3):
+        assert await store.add_reward_claim(dataclasses.replace(make_claim(f"coin {index}", farmer), coin_height=index))
+    await store.update_reward_claim(h("coin 1"), ClaimStatus.CONFIRMED, confirmed_height=70)
+    assert [c.coin_height for c in await store.reward_claims_page(2)] == [2, 1]
+    assert [c.coin_height for c in await store.reward_claims_page(2, offset=2)] == [0]
+    assert [c.coin_id for c in await store.reward_claims_page(5, status=ClaimStatus.CONFIRMED)] == [h("coin 1")]
+
+
+async def test_daily_partials_count_pruned_hours_as_they_counted_before(store: AbstractPoolStore) -> None:
+    first, second = await add_farmers(store, 0, 0)
+    day = 86_400
+    ids = []
+    for index, received_at in enumerate((day + 10, day + 7_300, 2 * day + 5)):
+        added = await store.add_partial(make_partial(first, index, received_at))
+        assert added is not None
+        ids.append(added)
+    assert await store.confirm_partials(ids[:2])
+    await store.add_partial_refusal(second.launcher_id, day + 20, "TOO_LATE")
+    before = await store.daily_partials(0, 3 * day)
+    while await store.prune_partials(2 * day, batch=10):
+        pass
+    after = await store.daily_partials(0, 3 * day)
+    assert after == before
+    assert [(d.day, d.launcher_id, d.outcome, d.count, d.points) for d in after] == sorted(
+        [
+            (day, first.launcher_id, "confirmed", 2, 20),
+            (day, second.launcher_id, "TOO_LATE", 1, 0),
+            (2 * day, first.launcher_id, "pending", 1, 10),
+        ]
+    )
+    assert [d.day for d in await store.daily_partials(2 * day + 100, 3 * day)] == [2 * day]  # from its day's start
