@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pool.chia_adapter import bytes32
 from pool.payouts.books import xch
 from pool.store.abstract import AbstractPoolStore, FarmerNotFound, StoreError
-from pool.store.models import ClaimStatus, FarmerChange, FarmerChangeKind, FarmerRecord, PaymentLine, RewardClaim
+from pool.store.models import ClaimStatus, FarmerChange, FarmerRecord, PaymentLine, RewardClaim
 
 HISTORY_SHOWN = 20  # changes `farmers show` prints (`farmers history` prints more)
 
@@ -88,24 +88,8 @@ def farmer_detail(farmer: FarmerRecord, history: Sequence[FarmerChange]) -> list
     return lines + history_lines(history)
 
 
-def describe_change(change: FarmerChange) -> str:
-    """One change as a sentence (the CLI and the farmer's page say the same)."""
-    kind = change.kind
-    if kind is FarmerChangeKind.JOINED:
-        return f"joined the pool, payout instructions {change.new}"
-    if kind is FarmerChangeKind.PAYOUT_INSTRUCTIONS:
-        return f"payout instructions changed from {change.old} to {change.new}"
-    if kind is FarmerChangeKind.AUTHENTICATION_KEY:
-        return f"authentication key changed from {change.old} to {change.new}"
-    if kind is FarmerChangeKind.DIFFICULTY_SET:
-        return f"difficulty set by the pool operator from {change.old} to {change.new}"
-    if kind is FarmerChangeKind.BANNED:
-        return f"banned by the pool operator: {change.new}"
-    return f"ban lifted by the pool operator (it was: {change.old})"
-
-
 def history_lines(history: Iterable[FarmerChange]) -> list[str]:
-    lines = [f"{when(change.at)}  {describe_change(change)}" for change in history]
+    lines = [f"{when(change.at)}  {change.describe()}" for change in history]
     return lines or ["(none)"]
 
 

@@ -73,6 +73,15 @@ class EarningRow:
     amount: int
 
 
+@dataclass(frozen=True)
+class HistoryRow:
+    at: int
+    change: str  # as a sentence
+
+
+HISTORY_ROWS = 20  # the newest changes the farmer's page shows
+
+
 @dataclass
 class FarmerView:
     launcher_id: str
@@ -94,6 +103,7 @@ class FarmerView:
     payouts: list[PayoutRow] = field(default_factory=list)
     earnings: list[EarningRow] = field(default_factory=list)
     paid_total: int = 0
+    history: list[HistoryRow] = field(default_factory=list)
 
 
 @dataclass
@@ -227,6 +237,7 @@ async def farmer_view(ctx: PoolContext, farmer: FarmerRecord) -> FarmerView:
         payouts=payouts,
         earnings=await _earnings(ctx, farmer.launcher_id),
         paid_total=paid_total,
+        history=[HistoryRow(c.at, c.describe()) for c in await store.farmer_history(farmer.launcher_id, HISTORY_ROWS)],
     )
 
 

@@ -106,6 +106,21 @@ class FarmerChange:
     new: str | None = None
     id: int | None = None
 
+    def describe(self) -> str:
+        """The change as a sentence (the farmer's page and the operator's commands say the same)."""
+        kind = self.kind
+        if kind is FarmerChangeKind.JOINED:
+            return f"joined the pool, payout instructions {self.new}"
+        if kind is FarmerChangeKind.PAYOUT_INSTRUCTIONS:
+            return f"payout instructions changed from {self.old} to {self.new}"
+        if kind is FarmerChangeKind.AUTHENTICATION_KEY:
+            return f"authentication key changed from {self.old} to {self.new}"
+        if kind is FarmerChangeKind.DIFFICULTY_SET:
+            return f"difficulty set by the pool operator from {self.old} to {self.new}"
+        if kind is FarmerChangeKind.BANNED:
+            return f"banned by the pool operator: {self.new}"
+        return f"ban lifted by the pool operator (it was: {self.old})"
+
 
 @dataclass(frozen=True)
 class PaymentLine:

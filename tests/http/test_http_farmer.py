@@ -37,6 +37,7 @@ from pool.chia_adapter.simulation import (
 )
 from pool.devnet.world import PlotNFTInfo, World
 from pool.http.pages import SESSION_COOKIE
+from pool.store.models import FarmerChangeKind
 from tests.http.farmer_requests import (
     THRESHOLD,
     PoolUnderTest,
@@ -377,6 +378,9 @@ async def test_put_farmer_payout_instructions(
     assert farmer is not None
     assert farmer.payout_instructions == new_payout
     assert farmer.payout_puzzle_hash == std_hash(b"new payout")
+    # Kept in the farmer's history too, written with the change.
+    [newest, *_] = await pool.ctx.store.farmer_history(plotnft.launcher_id)
+    assert (newest.kind, newest.old, newest.new) == (FarmerChangeKind.PAYOUT_INSTRUCTIONS, payout_address, new_payout)
 
     # The same again changes nothing.
     body = put_farmer_body(
@@ -470,6 +474,20 @@ async def test_put_farmer_new_authentication_key(
 
     body = put_farmer_body(plotnft.launcher_id, plotnft.owner_secret_key, next_token(pool), auth_sk=auth_sk)
     assert (await pool.send("PUT", "/farmer", body))["authentication_public_key"] is True
+    # Both changes are in the farmer's history, which its page shows.
+    back, there = (await pool.ctx.store.farmer_history(plotnft.launcher_id))[:2]
+    assert [(c.kind, c.old, c.new) for c in (there, back)] == [
+        (FarmerChangeKind.AUTHENTICATION_KEY, old_key, new_key),
+        (FarmerChangeKind.AUTHENTICATION_KEY, new_key, old_key),
+    ]
+    response = await pool.client.get(
+        "/login", headers={"Cookie": f"{SESSION_COOKIE}={await login_cookie(pool, plotnft, auth_sk)}"}
+    )
+    page = await response.text()
+    pool.client.session.cookie_jar.clear()
+    assert f"authentication key changed from {old_key} to {new_key}" in page
+    assert f"authentication key changed from {new_key} to {old_key}" in page
+    assert "joined the pool, payout instructions" in page
 
 
 async def test_put_farmer_difficulty_takes_effect_after_the_cooldown(
