@@ -21,6 +21,8 @@ setup(
         # The PostgreSQL store (store.backend: postgresql), for pools that run several processes.
         "asyncpg>=0.29",
         "pyyaml>=6.0",
+        # the command line (python -m pool, chia-pool); chia-blockchain needs it too
+        "click>=8.1",
         # `python -m pool` runs on libuv's event loop: a third less CPU per partial than asyncio's own loop.
         "uvloop>=0.19",
         # the farmer and pool pages (server-rendered) and the operator's metrics
@@ -43,5 +45,6 @@ setup(
             "playwright>=1.40",
         ],
     },
+    # The same click group as `python -m pool` (main returns its exit status).
     entry_points={"console_scripts": ["chia-pool=pool.__main__:main"]},
 )
