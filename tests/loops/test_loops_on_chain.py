@@ -18,7 +18,12 @@ import pytest_asyncio
 from pool.chain.status import ChainStatus
 from pool.chia_adapter import SpendBundle, calculate_pool_reward, uint32
 from pool.devnet.world import PlotNFTInfo, World
-from pool.loops.partial_confirmation import REASON_NOT_MEMBER, REASON_REVERTED_SP, REASON_STALE_DROPPED
+from pool.loops.partial_confirmation import (
+    REASON_BANNED,
+    REASON_NOT_MEMBER,
+    REASON_REVERTED_SP,
+    REASON_STALE_DROPPED,
+)
 from pool.loops.payouts import PayoutStats, batch_additions
 from pool.loops.runner import LoopRunner
 from pool.server import background_loops
@@ -59,6 +64,17 @@ async def test_rewards_absorbed_and_farmers_paid_in_proportion(
     await pool.add_farmer(first, pay_first)
     await pool.add_farmer(second, pay_second)
     await pool.confirm_partials(world, (first, 2), (first, 1), (second, 1))
+    assert await pool.points() == {first.launcher_id: 3, second.launcher_id: 1}
+    # A ban stops what a farmer earns from then on, never what it earned: its partial still pending is not credited,
+    # its confirmed points are shared out and paid below as anyone's.
+    sp = await world.new_signage_point()
+    pending = await pool.add_partial(second.launcher_id, sp.sp_hash, 5)
+    assert await pool.ctx.store.ban_farmer(second.launcher_id, "testing bans", pool.ctx.now())
+    pool.advance(pool.ctx.config.partials.confirmation_delay + 1)
+    await pool.peak()
+    assert (await pool.partials.run_once(pool.ctx)).rejected == 1
+    rejected = await pool.ctx.store.get_partial(pending)
+    assert rejected is not None and rejected.reject_reason == REASON_BANNED
     assert await pool.points() == {first.launcher_id: 3, second.launcher_id: 1}
 
     # One block with both rewards at the p2_singleton (the farmer's 1/8 is not claimable), one with the pool's only.
