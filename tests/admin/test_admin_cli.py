@@ -13,8 +13,12 @@ import yaml
 from click.testing import CliRunner, Result
 
 from pool.__main__ import EXIT_CONFIG, EXIT_REFUSED, cli
+from pool.config import load_config_file
+from pool.devnet.postgres import PostgresServer
+from pool.store.abstract import AbstractPoolStore
+from pool.store.factory import create_store
 from pool.store.models import ClaimStatus, FarmerRecord
-from pool.store.sqlite import SqlitePoolStore
+from tests.store.conftest import postgres_server  # noqa: F401 (a fixture)
 from tests.store.test_store_contract import (
     farmer_payment,
     fee_payment,
@@ -31,20 +35,26 @@ DAY = 86_400
 
 
 class Pool:
-    """A config file naming a real SQLite store holding two farmers, a claim, a paid round and some partials."""
+    """A config file naming a real store (SQLite unless ``dsn``) holding two farmers, a claim, a paid round and some
+    partials."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, dsn: str | None = None) -> None:
         self.store_path = tmp_path / "pool.sqlite"
         data = yaml.safe_load((REPO / "config.yaml").read_text())
-        data["store"]["path"] = str(self.store_path)
+        data["store"] = {"backend": "sqlite", "path": str(self.store_path)}
+        if dsn is not None:
+            data["store"] = {"backend": "postgresql", "dsn": dsn}
         data["chain"]["chia_root"] = str(tmp_path / "no-chia-root")
         self.config = tmp_path / "config.yaml"
         self.config.write_text(yaml.safe_dump(data))
         self.farmers = [make_farmer(1), make_farmer(2)]
         asyncio.run(self._fill())
 
+    def _store(self) -> AbstractPoolStore:
+        return create_store(load_config_file(self.config).store)
+
     async def _fill(self) -> None:
-        store = SqlitePoolStore(self.store_path)
+        store = self._store()
         await store.open()
         try:
             first, second = self.farmers
@@ -71,7 +81,7 @@ class Pool:
 
     def record(self, index: int) -> FarmerRecord:
         async def read() -> FarmerRecord:
-            store = SqlitePoolStore(self.store_path)
+            store = self._store()
             await store.open()
             try:
                 found = await store.get_farmer(self.farmers[index].launcher_id)
@@ -217,3 +227,21 @@ def test_export_partials_per_farmer_per_day_and_payments(pool: Pool, tmp_path: P
     ]
     assert run("export", "payments", "--until", "1970-01-04", "--config", str(pool.config)).output.count("\n") == 1
     assert run("export", "payments", "--since", "May 3", "--config", str(pool.config)).exit_code == 2
+
+
+def test_the_commands_run_on_postgresql_too(tmp_path: Path, postgres_server: PostgresServer) -> None:  # noqa: F811
+    pool = Pool(tmp_path, dsn=postgres_server.create_database("pool_admin_cli"))
+    try:
+        launcher = pool.farmer(0).launcher_id.hex()
+        assert run("farmers", "ban", launcher, "--reason", "on postgres", "--config", str(pool.config)).exit_code == 0
+        assert run("difficulty", "set", launcher, "99", "--config", str(pool.config)).exit_code == 0
+        shown = run("farmers", "show", launcher, "--config", str(pool.config))
+        assert "banned by the pool operator: on postgres" in shown.output
+        assert "difficulty set by the pool operator from 10 to 99" in shown.output
+        exported = run("export", "partials", "--config", str(pool.config))
+        assert f"1970-01-02,{launcher},confirmed,3,30" in exported.output
+        listed = run("payments", "list", "--config", str(pool.config))
+        assert "1.500000000000 XCH" in listed.output
+        assert h("claimed coin").hex() in run("claims", "list", "--config", str(pool.config)).output
+    finally:
+        postgres_server.drop_database("pool_admin_cli")
