@@ -40,7 +40,6 @@ from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import replace
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pool.chia_adapter import CoinSpend, G1Element, PoolState, SpendBundle, bytes32
@@ -315,8 +314,10 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                         tx, farmer.launcher_id, farmer.pending_difficulty_at, farmer.pending_difficulty
                     )
             if self._keeps_history():
-                change = FarmerChange(farmer.launcher_id, farmer.joined_at, FarmerChangeKind.JOINED)
-                await _record_change(tx, replace(change, new=farmer.payout_instructions))
+                joined = FarmerChangeKind.JOINED
+                await _record_change(
+                    tx, FarmerChange(farmer.launcher_id, farmer.joined_at, joined, new=farmer.payout_instructions)
+                )
 
     async def get_farmer(self, launcher_id: bytes32) -> FarmerRecord | None:
         row = await self._lookup("SELECT * FROM farmers WHERE launcher_id = :launcher_id", {"launcher_id": launcher_id})
