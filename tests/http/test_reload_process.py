@@ -58,6 +58,15 @@ async def get_status(url: str, context: ssl.SSLContext | None, token: str | None
         return response.status
 
 
+async def start_pool(config_path: Path, log_path: Path) -> asyncio.subprocess.Process:
+    """``python -m pool --config config_path``, its log lines in ``log_path``."""
+    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    with log_path.open("ab") as log:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pool", "--config", str(config_path), cwd=REPO, env=env, stderr=log
+        )
+
+
 async def test_sighup_reloads_in_place_while_partials_flow(world: World, tmp_path: Path) -> None:
     cert, key = self_signed_certificate(tmp_path)
     renewed = tmp_path / "renewed"
@@ -78,11 +87,7 @@ async def test_sighup_reloads_in_place_while_partials_flow(world: World, tmp_pat
     config = load_config_file(config_path)
     base, operator = f"https://127.0.0.1:{port}", f"http://127.0.0.1:{operator_port}"
 
-    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-    with log_path.open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pool", "--config", str(config_path), cwd=REPO, env=env, stderr=log
-        )
+    process = await start_pool(config_path, log_path)
 
     def log_text() -> str:
         return log_path.read_text()
@@ -188,3 +193,42 @@ async def _at_least(replies: list[dict[str, Any]], count: int) -> bool:
 
 async def _logged(path: Path, words: str) -> bool:
     return words in await asyncio.to_thread(path.read_text)
+
+
+async def test_the_supervisor_passes_sighup_to_every_worker(world: World, tmp_path: Path) -> None:
+    """Two workers share the port: after SIGHUP to the supervisor, whichever worker a new connection reaches has the
+    new token."""
+    port = free_port()
+    document = world_pool_document(world, store_path=tmp_path / "pool.sqlite", server_port=port)
+    document["server"].update(workers=2, operator_token=OLD_TOKEN)
+    config_path, log_path = tmp_path / "config.yaml", tmp_path / "pool.log"
+    config_path.write_text(yaml.safe_dump(document))
+    process = await start_pool(config_path, log_path)
+    url = f"http://127.0.0.1:{port}/status"
+
+    async def both_workers_listen() -> bool:
+        assert process.returncode is None, log_path.read_text()
+        try:
+            await get_status(url, None, OLD_TOKEN)
+        except aiohttp.ClientConnectionError:
+            return False
+        return (await asyncio.to_thread(log_path.read_text)).count(" pool.server: pool 'Devnet Pool' listening on") == 2
+
+    try:
+        await until(both_workers_listen, "both workers listen", within=120.0)
+        document["server"]["operator_token"] = NEW_TOKEN
+        config_path.write_text(yaml.safe_dump(document))
+        os.kill(process.pid, signal.SIGHUP)
+
+        async def reloaded_everywhere() -> bool:
+            text = await asyncio.to_thread(log_path.read_text)
+            return text.count(" pool.reload: reloaded ") == 3  # the supervisor and both workers
+
+        await until(reloaded_everywhere, "the supervisor and both workers reloaded")
+        # Each request on a connection of its own: the kernel spreads them over both workers.
+        assert {await get_status(url, None, NEW_TOKEN) for _ in range(8)} == {200}
+        assert {await get_status(url, None, OLD_TOKEN) for _ in range(8)} == {401}
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 90) == 0, log_path.read_text()
