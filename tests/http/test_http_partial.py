@@ -516,6 +516,23 @@ async def test_operator_status(pool: PoolUnderTest, farmer: Farmer) -> None:
         pool.ctx.config = config
 
 
+async def test_the_join_link_never_comes_from_the_host_header(pool: PoolUnderTest) -> None:
+    """A caching proxy in front of the pool would serve a page whose link a client's Host header wrote to everyone."""
+    config = pool.ctx.config
+    poisoned = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}
+    try:
+        for server, shown in (
+            ({"public_url": "https://pool.example.com"}, "-u https://pool.example.com"),
+            ({"public_url": None, "host": "127.0.0.1", "port": 8080}, "-u http://127.0.0.1:8080"),
+            ({"public_url": None, "host": "0.0.0.0"}, "has not set this pool's URL (server.public_url)"),
+        ):
+            pool.ctx.config = dataclasses.replace(config, server=dataclasses.replace(config.server, **server))
+            page = await (await pool.client.get("/", headers=poisoned)).text()
+            assert shown in page and "evil.example" not in page
+    finally:
+        pool.ctx.config = config
+
+
 async def newer_put_token(pool: PoolUnderTest, launcher_id: bytes32) -> int:
     """A token newer than the farmer's last accepted PUT (a PUT needs one), within the pool's token window."""
     record = await pool.ctx.store.get_farmer(launcher_id)
