@@ -369,6 +369,8 @@ async def serve(
     from pool.http.access_log import access_log_options
     from pool.http.connections import runner_options
 
+    if reloader is not None:  # what a SIGHUP received while the pool was starting changed
+        ctx.config = reloader.config
     app = build_application(ctx, with_loops=with_loops)
     limits, server = ctx.config.limits, ctx.config.server
     runner = web.AppRunner(app, **access_log_options(ctx.config.logging.access_log), **runner_options(limits))
