@@ -203,12 +203,32 @@ class ServerConfig:
     tls_cert: Path | None
     tls_key: Path | None
     workers: int = 1  # HTTP worker processes sharing the port (SO_REUSEPORT); one of them leads the chain loops
-    # GET /status and GET /metrics ask for this token (Authorization: Bearer ...) when set; open when None.
+    # GET /status and GET /metrics answer a request with this token (Authorization: Bearer ...); without a token
+    # they are closed (403), except on ``operator_listen``.
     operator_token: str | None = None
     session_lifetime: int = 8 * 3600  # seconds a farmer's page stays open without a new signed link
     # Browser sessions one farmer may have open at once (each signed GET /login opens one); the oldest go first.
     sessions_per_farmer: int = 10
-    public_url: str | None = None  # the URL farmers join with, shown on the pool page (default: as requested)
+    # The URL farmers join with, shown on the pool page; never taken from a request's Host header. Default: built
+    # from host and port when they name one address (none shown when the pool listens on every address).
+    public_url: str | None = None
+    # A second listener, on a loopback address only, that serves the operator's endpoints without a token (for a
+    # Prometheus on the same machine): (host, port).
+    operator_listen: tuple[str, int] | None = None
+
+    def join_url(self) -> str | None:
+        """The pool URL farmers join with: ``public_url``, or the address the pool listens on when it names one."""
+        if self.public_url is not None:
+            return self.public_url
+        if self.host in WILDCARD_HOSTS:
+            return None
+        scheme = "https" if self.tls_cert is not None else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default_port = 443 if scheme == "https" else 80
+        return f"{scheme}://{host}" if self.port == default_port else f"{scheme}://{host}:{self.port}"
+
+
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # listening on every address: which one farmers reach is not known
 
 
 @dataclass(frozen=True)
@@ -618,6 +638,7 @@ def _server(s: _Section, base: Path) -> ServerConfig:
             "session_lifetime",
             "sessions_per_farmer",
             "public_url",
+            "operator_listen",
         }
     )
     cert, key = s.optional_path("tls_cert", base), s.optional_path("tls_key", base)
@@ -634,9 +655,10 @@ def _server(s: _Section, base: Path) -> ServerConfig:
         not isinstance(public_url, str) or not public_url.startswith(("http://", "https://"))
     ):
         raise ConfigError(s.key("public_url"), "must be an http:// or https:// URL (or left out)")
+    host, port = s.str_("host", "127.0.0.1"), s.int_("port", 8080, minimum=0, maximum=65535)
     return ServerConfig(
-        host=s.str_("host", "0.0.0.0"),
-        port=s.int_("port", 80, minimum=0, maximum=65535),
+        host=host,
+        port=port,
         tls_cert=cert,
         tls_key=key,
         workers=s.int_("workers", 1, minimum=1, maximum=256),
@@ -644,7 +666,32 @@ def _server(s: _Section, base: Path) -> ServerConfig:
         session_lifetime=s.int_("session_lifetime", 8 * 3600, minimum=60),
         sessions_per_farmer=s.int_("sessions_per_farmer", 10, minimum=1, maximum=1000),
         public_url=None if public_url is None else public_url.rstrip("/"),
+        operator_listen=_operator_listen(s, port),
     )
+
+
+def _operator_listen(s: _Section, port: int) -> tuple[str, int] | None:
+    """``host:port`` of the operator's listener: a loopback address (its endpoints answer there without a token,
+    so it must not be reachable from elsewhere) and another port than the farmers'."""
+    value = s.raw("operator_listen", None)
+    if value is None:
+        return None
+    text = str(value)
+    host, _, port_text = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        listen_port = int(port_text)
+    except ValueError:
+        raise ConfigError(s.key("operator_listen"), f"must be host:port, e.g. 127.0.0.1:9090, got {text!r}") from None
+    if not loopback:
+        raise ConfigError(
+            s.key("operator_listen"),
+            f"must be a loopback address (127.0.0.1, ::1): its endpoints need no token there, got {host!r}",
+        )
+    if not 1 <= listen_port <= 65535 or listen_port == port:
+        raise ConfigError(s.key("operator_listen"), f"needs a port of its own (1..65535, not server.port), got {text}")
+    return host, listen_port
 
 
 def _rate_limit(s: _Section, default: RateLimit) -> RateLimit:

@@ -160,14 +160,18 @@ async def _store_check(config: PoolConfig) -> tuple[bool, str]:
 
 
 def _port_check(config: PoolConfig) -> Check:
-    host, port = config.server.host, config.server.port
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-    except OSError as exc:
-        return Check("port", False, f"config key 'server.port': cannot listen on {host}:{port}: {exc.strerror or exc}")
-    return Check("port", True, f"{host}:{port} is free")
+    """The farmers' port, and the operator's (server.operator_listen) when set: free to listen on."""
+    listeners = [("server.port", config.server.host, config.server.port)]
+    if config.server.operator_listen is not None:
+        listeners.append(("server.operator_listen", *config.server.operator_listen))
+    for key, host, port in listeners:
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((host, port))
+        except OSError as exc:
+            return Check("port", False, f"config key '{key}': cannot listen on {host}:{port}: {exc.strerror or exc}")
+    return Check("port", True, " and ".join(f"{host}:{port}" for _, host, port in listeners) + " free")
 
 
 async def tls_check(config: PoolConfig, trusted_cas: Path | None) -> tuple[bool, str]:

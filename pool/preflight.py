@@ -34,7 +34,29 @@ class Problem:
 
 def problems(config: PoolConfig) -> list[Problem]:
     """Every problem of ``config`` found without contacting anything (empty: it may start)."""
-    return address_problems(config) + chia_root_problems(config)
+    return address_problems(config) + url_problems(config) + chia_root_problems(config)
+
+
+def url_problems(config: PoolConfig) -> list[Problem]:
+    """On mainnet the pool page's join link must be the URL farmers reach the pool at, over https (chia's farmer
+    refuses http there). The pool never takes it from a request's Host header, and the address it listens on (behind
+    a proxy, a loopback one) is not it: server.public_url is required."""
+    if config.chain.network != MAINNET:
+        return []
+    url = config.server.public_url
+    if url is None:
+        return [
+            Problem(
+                "server.public_url",
+                "is required on mainnet: the https:// URL farmers join the pool with (the reverse proxy's, or this "
+                "server's with server.tls_cert); the pool page shows it as the join link",
+            )
+        ]
+    if not url.startswith("https://"):
+        return [
+            Problem("server.public_url", f"must be an https:// URL on mainnet (chia's farmer refuses http), got {url}")
+        ]
+    return []
 
 
 def address_problems(config: PoolConfig) -> list[Problem]:

@@ -23,7 +23,7 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,7 @@ from pool.chia_adapter import ConsensusConstants, chia_config, consensus_constan
 from pool.config import ConfigError, PoolConfig
 from pool.context import PoolContext
 from pool.payouts.books import Books
+from pool.reload import Reloader
 from pool.store.abstract import StoreError
 from pool.store.factory import create_store
 
@@ -318,35 +319,122 @@ def tls_context(config: PoolConfig) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(ctx: PoolContext, stop: asyncio.Event, *, reuse_port: bool = False, with_loops: bool = True) -> None:
-    """Serve until ``stop``. ``reuse_port``: share the port with the pool's other worker processes; ``with_loops``
-    False serves the HTTP API alone (tests on a shared chain)."""
-    from pool.http.access_log import access_log_options
-    from pool.http.connections import listen, runner_options
+def certificate_reloader(context: ssl.SSLContext) -> Callable[[PoolConfig], None]:
+    """What loads the certificate again on a reload, into the listener's own context: new handshakes present it,
+    connections already open go on with theirs. It is loaded into a scratch context first, so that a certificate
+    that cannot be loaded (a half-written renewal, a key of another certificate) refuses the reload and leaves the
+    listener's certificate as it was."""
 
+    def reload(config: PoolConfig) -> None:
+        cert, key = config.server.tls_cert, config.server.tls_key
+        if cert is None or key is None:
+            return
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("server.tls_cert", f"cannot load {cert} with {key}: {exc}") from None
+        context.load_cert_chain(cert, key)
+        log.info("TLS certificate loaded from %s", cert)
+
+    return reload
+
+
+def register_reload(reloader: Reloader, app: web.Application, ctx: PoolContext, context: ssl.SSLContext | None) -> None:
+    """What a reload (SIGHUP, pool/reload.py) applies in a serving process: the certificate first (it may refuse the
+    reload), then the rate limits and the configuration the requests read (the operator token)."""
+    from pool.http.keys import RATE_LIMITS
+
+    if context is not None:
+        reloader.on_reload(certificate_reloader(context))
+    limits = app[RATE_LIMITS]
+    reloader.on_reload(lambda config: limits.reconfigure(config.limits))
+
+    def swap(config: PoolConfig) -> None:
+        ctx.config = config
+
+    reloader.on_reload(swap)
+
+
+async def serve(
+    ctx: PoolContext,
+    stop: asyncio.Event,
+    *,
+    reuse_port: bool = False,
+    with_loops: bool = True,
+    reloader: Reloader | None = None,
+) -> None:
+    """Serve until ``stop``. ``reuse_port``: share the port with the pool's other worker processes; ``with_loops``
+    False serves the HTTP API alone (tests on a shared chain); ``reloader``: what SIGHUP reloads gets this process's
+    certificate, rate limits and configuration."""
+    from pool.http.access_log import access_log_options
+    from pool.http.connections import runner_options
+
+    if reloader is not None:  # what a SIGHUP received while the pool was starting changed
+        ctx.config = reloader.config
     app = build_application(ctx, with_loops=with_loops)
     limits, server = ctx.config.limits, ctx.config.server
     runner = web.AppRunner(app, **access_log_options(ctx.config.logging.access_log), **runner_options(limits))
     await runner.setup()
+    ssl_context = tls_context(ctx.config)
+    if reloader is not None:
+        register_reload(reloader, app, ctx, ssl_context)
     try:
-        try:
-            listening = await listen(
-                runner, server.host, server.port, limits, ssl_context=tls_context(ctx.config), reuse_port=reuse_port
+        async with AsyncExitStack() as listeners:
+            await listen_or_refuse(
+                listeners, runner, "server.port", server.host, server.port, ctx, ssl_context, reuse_port
             )
-        except OSError as exc:
-            raise StartupError(f"server.port: cannot listen on {server.host}:{server.port}: {exc.strerror}") from None
-        try:
+            if server.operator_listen is not None:
+                await operator_listener(listeners, app, ctx, reuse_port)
+            if server.join_url() is None:
+                log.warning("server.public_url is not set: the pool page shows farmers no URL to join with")
             log.info("pool '%s' listening on %s:%d", ctx.config.pool.name, server.host, server.port)
             await stop.wait()
-        finally:
-            listening.close()  # no new connections; the runner's clean-up ends the open ones
     finally:
         await runner.cleanup()
 
 
+async def listen_or_refuse(
+    listeners: AsyncExitStack,
+    runner: web.AppRunner,
+    key: str,
+    host: str,
+    port: int,
+    ctx: PoolContext,
+    ssl_context: ssl.SSLContext | None,
+    reuse_port: bool,
+) -> None:
+    """Listen for ``runner``'s application until ``listeners`` closes (no new connections then; the runner's clean-up
+    ends the open ones), or refuse to start naming ``key``."""
+    from pool.http.connections import listen
+
+    try:
+        listening = await listen(runner, host, port, ctx.config.limits, ssl_context=ssl_context, reuse_port=reuse_port)
+    except OSError as exc:
+        raise StartupError(f"{key}: cannot listen on {host}:{port}: {exc.strerror}") from None
+    listeners.callback(listening.close)
+
+
+async def operator_listener(
+    listeners: AsyncExitStack, app: web.Application, ctx: PoolContext, reuse_port: bool
+) -> None:
+    """server.operator_listen: the operator's endpoints, without a token, on a loopback address (plain HTTP: the
+    traffic does not leave the machine)."""
+    from pool.http.keys import CHAIN_STATUS
+    from pool.http.operator_endpoints import operator_application
+
+    assert ctx.config.server.operator_listen is not None
+    host, port = ctx.config.server.operator_listen
+    runner = web.AppRunner(operator_application(ctx, app.get(CHAIN_STATUS)), access_log=None)
+    await runner.setup()
+    listeners.push_async_callback(runner.cleanup)
+    await listen_or_refuse(listeners, runner, "server.operator_listen", host, port, ctx, None, reuse_port)
+    log.info("operator endpoints on http://%s:%d (no token)", host, port)
+
+
 async def run_server(config: PoolConfig, log_level: str | None = None, *, worker: int | None = None) -> None:
     """Run the pool. With ``server.workers`` > 1 this process only supervises that many worker processes (each
-    ``python -m pool --config ... --worker N``), which share the port; ``worker``: this process is the N-th of them."""
+    ``python -m pool --config ... --worker N``), which share the port; ``worker``: this process is the N-th of them.
+    SIGHUP reloads the configuration file (pool/reload.py), in every worker."""
     from pool.logs import set_role
 
     supervising = config.server.workers > 1 and worker is None
@@ -356,12 +444,16 @@ async def run_server(config: PoolConfig, log_level: str | None = None, *, worker
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloader = Reloader(config)
+    if log_level is None:  # --log-level on the command line wins over the file's, reloaded or not
+        reloader.on_reload(lambda reloaded: logging.getLogger().setLevel(reloaded.logging.level))
     if supervising:
-        await supervise_workers(config, log_level, stop)
+        await supervise_workers(config, log_level, stop, reloader)
         return
+    loop.add_signal_handler(signal.SIGHUP, reloader.reload)
     async with pool_context(config) as ctx:
         _freeze_startup_objects()
-        await serve(ctx, stop, reuse_port=worker is not None)
+        await serve(ctx, stop, reuse_port=worker is not None, reloader=reloader)
     log.info("pool stopped")
 
 
@@ -379,20 +471,40 @@ WORKER_STARTUP_FAILED = (2, 3)
 WORKER_RESTART_DELAY = 1.0
 
 
-async def supervise_workers(config: PoolConfig, log_level: str | None, stop: asyncio.Event) -> None:
+def _ignore_sighup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+async def supervise_workers(
+    config: PoolConfig, log_level: str | None, stop: asyncio.Event, reloader: Reloader | None = None
+) -> None:
     """Keep ``server.workers`` worker processes running until ``stop``: a worker that dies (even by SIGKILL) is
     started again; its leadership, if it led, passes to another worker meanwhile. A worker that fails to start
-    (config, chain, port) stops them all with its error."""
+    (config, chain, port) stops them all with its error. SIGHUP reloads ``reloader`` here and is passed on to
+    every worker, which reloads its own part."""
     if config.source is None:
         raise StartupError("server.workers: several workers need the pool to be started from a config file")
     command = [sys.executable, "-m", "pool", "--config", str(config.source.resolve())]
     if log_level is not None:
         command += ["--log-level", log_level]
     failures: list[str] = []
+    running: dict[int, asyncio.subprocess.Process] = {}
+
+    def forward_reload() -> None:
+        if reloader is not None:
+            reloader.reload()
+        for process in running.values():
+            if process.returncode is None:
+                process.send_signal(signal.SIGHUP)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, forward_reload)
 
     async def keep_running(index: int) -> None:
         while not stop.is_set():
-            process = await asyncio.create_subprocess_exec(*command, "--worker", str(index))
+            # Started with SIGHUP ignored (kept across exec) until the worker sets its reload handler: a reload
+            # while it imports does not kill it.
+            process = await asyncio.create_subprocess_exec(*command, "--worker", str(index), preexec_fn=_ignore_sighup)
+            running[index] = process
             log.info("worker %d started (pid %d)", index, process.pid)
             exited = asyncio.create_task(process.wait())
             stopping = asyncio.create_task(stop.wait())

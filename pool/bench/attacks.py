@@ -43,6 +43,7 @@ from pool.chia_adapter import (
     std_hash,
     uint64,
 )
+from pool.devnet.pool_config import OPERATOR_HEADERS
 from pool.protocol.auth import current_authentication_token
 
 # The honest target under attack (issue 24): every honest partial accepted, p99 under this.
@@ -174,7 +175,7 @@ class NodeCallMeter:
         self._scrape_cost: Counter[str] = Counter()
 
     async def read(self) -> Counter[str]:
-        async with self._session.get(self._url) as response:
+        async with self._session.get(self._url, headers=OPERATOR_HEADERS) as response:
             text = await response.text()
         counts: Counter[str] = Counter()
         for family in text_string_to_metric_families(text):

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from pool.devnet.pool_config import DEVNET_OPERATOR_TOKEN
 from pool.devnet.session import Devnet, DevnetStatus
 
 EXIT_TIMEOUT = 1
@@ -91,6 +92,9 @@ async def run_demo(args: argparse.Namespace, work_dir: Path, out: TextIO) -> int
     async with Devnet(work_dir, args.farmers, args.plots, progress=printer.message) as devnet:
         printer.message(f"pool running at {devnet.pool_url} (database {devnet.config.store.path}); Ctrl-C stops")
         printer.message(f"pool page: {devnet.pool_url}/")
+        printer.message(
+            f"operator: {devnet.pool_url}/status and /metrics with 'Authorization: Bearer {DEVNET_OPERATOR_TOKEN}'"
+        )
         signage_points = 0
         links_shown = False
         while True:

@@ -13,6 +13,11 @@ from pool.chia_adapter import bytes32, encode_puzzle_hash, std_hash
 from pool.config import PoolConfig, address_prefix_for, default_max_in_flight, parse_config
 from pool.devnet.world import World
 
+# The devnet's operator token (it guards nothing: the devnet pool listens on 127.0.0.1 and its chain is simulated).
+# GET /status and GET /metrics are closed without a token; the demo, the tests and the benchmark send this one.
+DEVNET_OPERATOR_TOKEN = "devnet-operator-token"
+OPERATOR_HEADERS = {"Authorization": f"Bearer {DEVNET_OPERATOR_TOKEN}"}
+
 
 def devnet_pool_document(
     *,
@@ -82,7 +87,7 @@ def devnet_pool_document(
         },
         "fees": {**(fees or {})},
         "loops": {"peak_interval": 0.5, "confirm_interval": 1, "singleton_interval": 2, "difficulty_interval": 5},
-        "server": {"host": "127.0.0.1", "port": server_port},
+        "server": {"host": "127.0.0.1", "port": server_port, "operator_token": DEVNET_OPERATOR_TOKEN},
         # The devnet's signage points come every half second or faster (mainnet: every ~9.4 s), and every farmer
         # connects from 127.0.0.1: the limits are scaled up accordingly.
         "limits": {

@@ -1,7 +1,10 @@
 """The operator's endpoints: GET /status (JSON) and GET /metrics (Prometheus text format).
 
-Both answer only with ``Authorization: Bearer <server.operator_token>`` when that token is configured. Every figure
-about money or partials is read from the store at each request; chain and wallet figures are asked live.
+They list every farmer's launcher id, balance and payout address, so they are closed by default: on the farmers'
+listener they answer only ``Authorization: Bearer <server.operator_token>``, and with no token configured they
+answer 403 to everyone. ``server.operator_listen`` adds a listener on a loopback address (operator_application) where
+they answer without a token: whoever reaches it is on the pool's machine. Every figure about money or partials is
+read from the store at each request; chain and wallet figures are asked live.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from pool.chain.interface import ChainUnavailable
+from pool.chain.status import ChainStatus
+from pool.context import PoolContext
 from pool.http.keys import CHAIN_STATUS, CONTEXT
 from pool.metrics import CONTENT_TYPE_LATEST
 from pool.payouts.books import books_json, build_books
@@ -19,15 +24,39 @@ from pool.payouts.books import books_json, build_books
 DAY = 24 * 3600
 
 
+# Set on the application of server.operator_listen: a loopback listener, whose requests need no token.
+OPERATOR_LISTENER = web.AppKey("operator_listener", bool)
+
+
 def setup_operator_endpoints(app: web.Application) -> None:
     app.router.add_get("/status", get_status)
     app.router.add_get("/metrics", get_metrics)
 
 
+def operator_application(ctx: PoolContext, chain_status: ChainStatus | None) -> web.Application:
+    """The application of the operator's loopback listener: these endpoints alone, over the farmers' application's
+    context and the loops' view of the chain."""
+    app = web.Application()
+    app[CONTEXT] = ctx
+    app[OPERATOR_LISTENER] = True
+    if chain_status is not None:
+        app[CHAIN_STATUS] = chain_status
+    setup_operator_endpoints(app)
+    return app
+
+
+CLOSED = (
+    '{"error": "operator endpoints are closed: set server.operator_token (and send it as a Bearer token), '
+    'or use server.operator_listen"}'
+)
+
+
 def _authorized(request: web.Request) -> None:
+    if request.app.get(OPERATOR_LISTENER, False):
+        return
     token = request.app[CONTEXT].config.server.operator_token
     if token is None:
-        return
+        raise web.HTTPForbidden(text=CLOSED, content_type="application/json")
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         raise web.HTTPUnauthorized(

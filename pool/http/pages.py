@@ -50,9 +50,10 @@ def utc(timestamp: int | None) -> str:
     return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def join_url(request: web.Request) -> str:
-    configured = request.app[CONTEXT].config.server.public_url
-    return configured if configured is not None else str(request.url.origin())
+def join_url(request: web.Request) -> str | None:
+    """From the configuration only (server.public_url, else the address the pool listens on): never from the
+    request's Host header, which the client writes and a caching proxy would serve to everyone."""
+    return request.app[CONTEXT].config.server.join_url()
 
 
 async def pool_page(request: web.Request) -> web.Response:

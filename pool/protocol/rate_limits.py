@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from typing import Generic, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -139,6 +139,21 @@ class RateLimits:
         )
         self.launcher_lookups: TokenBuckets[str] = TokenBuckets(config.launcher_lookups, config.tracked_keys, clock)
         self.singleton_walks: TokenBuckets[str] = TokenBuckets(config.singleton_walks, config.tracked_keys, clock)
+
+    def reconfigure(self, config: LimitsConfig) -> None:
+        """The rates and bursts of a reloaded configuration (SIGHUP): each bucket keeps its tokens, capped at the new
+        burst the next time it is counted."""
+        buckets: dict[str, TokenBuckets[Any]] = {
+            "per_address": self.addresses,
+            "per_launcher": self.launchers,
+            "signage_point_lookups": self.signage_point_lookups,
+            "failed_signatures": self.failed_signatures,
+            "failed_signatures_per_address": self.failed_signatures_per_address,
+            "launcher_lookups": self.launcher_lookups,
+            "singleton_walks": self.singleton_walks,
+        }
+        for name, bucket in buckets.items():
+            bucket.limit = getattr(config, name)
 
     def admit_address(self, address: str) -> None:
         """Raises RateLimited when ``address`` sent more than its share of requests."""

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from pool.chain.status import ChainStatus
 from pool.chia_adapter import bytes32
 from pool.config import PoolConfig, load_config_file
-from pool.devnet.pool_config import world_pool_config, world_pool_document
+from pool.devnet.pool_config import OPERATOR_HEADERS, world_pool_config, world_pool_document
 from pool.devnet.session import free_port
 from pool.devnet.world import World
 from pool.doctor import Check, run_checks, tls_check
@@ -114,7 +114,7 @@ async def test_without_its_wallet_the_pool_serves_farmers_and_proves_the_target_
         try:
             info = await _first_answer(session, f"{base}/pool_info")
             assert info["target_puzzle_hash"] == "0x" + config.pool.target_puzzle_hash.hex()
-            status = await _first_answer(session, f"{base}/status")
+            status = await _first_answer(session, f"{base}/status", OPERATOR_HEADERS)
             assert isinstance(status["chain"], dict) and status["chain"]["wallet_unavailable_since"] is not None
             chain_status = ChainStatus()
             peak, rewards = PeakLoop(chain_status), RewardLoop(chain_status)
@@ -129,7 +129,7 @@ async def test_without_its_wallet_the_pool_serves_farmers_and_proves_the_target_
             assert not (await rewards.run_once(ctx)).waiting_for_proof
             proof = await ctx.store.target_proof(config.pool.target_puzzle_hash)
             assert proof is not None and proof_holds(proof) and proof.fingerprint == world.pool_wallet_fingerprint
-            status = await _first_answer(session, f"{base}/status")
+            status = await _first_answer(session, f"{base}/status", OPERATOR_HEADERS)
             assert isinstance(status["chain"], dict) and status["chain"]["wallet_unavailable_since"] is None
         finally:
             stop.set()
@@ -137,10 +137,12 @@ async def test_without_its_wallet_the_pool_serves_farmers_and_proves_the_target_
             await proxy.stop()
 
 
-async def _first_answer(session: aiohttp.ClientSession, url: str) -> dict[str, object]:
+async def _first_answer(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
+) -> dict[str, object]:
     for _ in range(100):
         try:
-            async with session.get(url) as response:
+            async with session.get(url, headers=headers) as response:
                 assert response.status == 200
                 return dict(await response.json())
         except aiohttp.ClientConnectorError:

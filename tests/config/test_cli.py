@@ -124,3 +124,13 @@ def test_unreachable_node_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1, result.stderr
     assert f"full node at 127.0.0.1:{port}" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_mainnet_needs_an_https_public_url(tmp_path: Path) -> None:
+    """The join link never comes from a request's Host header: on mainnet the operator must say it."""
+    root = str(chia_root(tmp_path))
+    for url, words in ((None, "is required on mainnet"), ("http://pool.example.com", "must be an https:// URL")):
+        config = write_config(tmp_path, chain__chia_root=root, server__public_url=url)
+        result = run_pool("--config", str(config), "--check-config")
+        assert result.returncode == 2, result.stdout
+        assert f"'server.public_url': {words}" in result.stderr

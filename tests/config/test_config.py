@@ -80,6 +80,11 @@ def test_fee_is_exact_not_float() -> None:
         ("limits.header_timeout", "soon", "limits.header_timeout", "number"),
         ("limits.connections_per_address", 0, "limits.connections_per_address", "at least 1"),
         ("server.public_url", "pool.example.com", "server.public_url", "http:// or https://"),
+        ("server.operator_listen", "0.0.0.0:9090", "server.operator_listen", "loopback"),
+        ("server.operator_listen", "192.0.2.1:9090", "server.operator_listen", "loopback"),
+        ("server.operator_listen", "9090", "server.operator_listen", "host:port"),
+        ("server.operator_listen", "127.0.0.1:8080", "server.operator_listen", "port of its own"),
+        ("server.operator_listen", "127.0.0.1:0", "server.operator_listen", "port of its own"),
         ("logging.level", "LOUD", "logging.level", "one of"),
         ("logging.format", "xml", "logging.format", "text, json"),
         ("logging.access_log", "yes", "logging.access_log", "true or false"),
@@ -127,13 +132,37 @@ def test_partial_intake_settings() -> None:
 
 def test_operator_endpoints_and_pages_settings() -> None:
     config = parse_config(example(), REPO)
-    assert config.server.operator_token is None  # open unless set
+    assert config.server.operator_token is None and config.server.operator_listen is None  # closed unless set
+    assert (config.server.host, config.server.port) == ("127.0.0.1", 8080)  # the example: behind a proxy
     assert config.server.session_lifetime == 28800
     data = with_change("server.operator_token", "s" * 20)
     data["server"]["public_url"] = "https://pool.example.com/"
+    data["server"]["operator_listen"] = "[::1]:9090"
     config = parse_config(data, REPO)
     assert config.server.operator_token == "s" * 20
-    assert config.server.public_url == "https://pool.example.com"
+    assert config.server.public_url == config.server.join_url() == "https://pool.example.com"
+    assert config.server.operator_listen == ("::1", 9090)
+    del data["server"]["host"], data["server"]["port"]
+    assert (parse_config(data, REPO).server.host, parse_config(data, REPO).server.port) == ("127.0.0.1", 8080)
+
+
+@pytest.mark.parametrize(
+    "server, join_url",
+    [
+        ({"host": "127.0.0.1", "port": 8080}, "http://127.0.0.1:8080"),
+        (
+            {"host": "pool.example.com", "port": 443, "tls_cert": "config.yaml", "tls_key": "config.yaml"},
+            "https://pool.example.com",
+        ),
+        ({"host": "::1", "port": 80}, "http://[::1]"),
+        ({"host": "0.0.0.0", "port": 8080}, None),  # every address: which one farmers reach is not known
+        ({"host": "0.0.0.0", "public_url": "https://pool.example.com"}, "https://pool.example.com"),
+    ],
+)
+def test_the_join_url_comes_from_the_configuration(server: dict[str, Any], join_url: str | None) -> None:
+    data = example()
+    data["server"] = server
+    assert parse_config(data, REPO).server.join_url() == join_url
 
 
 def test_sessions_per_farmer() -> None:

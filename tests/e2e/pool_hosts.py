@@ -24,6 +24,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from pool.devnet.balancer import Backend, RoundRobinBalancer
+from pool.devnet.pool_config import OPERATOR_HEADERS
 from pool.devnet.session import free_port
 from pool.store.postgres import PostgresPoolStore
 
@@ -57,7 +58,10 @@ class PoolHost:
 
     async def metric(self, name: str, **labels: str) -> float:
         """The sum of this process's samples of ``name`` whose labels include ``labels`` (0 when there are none)."""
-        async with aiohttp.ClientSession() as session, session.get(self.url + "/metrics") as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(self.url + "/metrics", headers=OPERATOR_HEADERS) as response,
+        ):
             assert response.status == 200, await response.text()
             text = await response.text()
         return sum(

@@ -17,6 +17,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
 from pool.chia_adapter import encode_puzzle_hash
+from pool.devnet.pool_config import OPERATOR_HEADERS
 from pool.devnet.session import Devnet
 from pool.estimates import estimated_space, format_space
 from pool.http.pages import SESSION_COOKIE
@@ -234,10 +235,10 @@ async def test_status_and_metrics_of_the_running_pool(devnet: Devnet) -> None:
     """The operator's view of the same pool, its loops running: GET /status and GET /metrics against the store."""
     store = devnet.ctx.store
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{devnet.pool_url}/status") as response:
+        async with session.get(f"{devnet.pool_url}/status", headers=OPERATOR_HEADERS) as response:
             assert response.status == 200
             status = await response.json()
-        async with session.get(f"{devnet.pool_url}/metrics") as response:
+        async with session.get(f"{devnet.pool_url}/metrics", headers=OPERATOR_HEADERS) as response:
             assert response.status == 200
             exposition = await response.text()
 

@@ -31,6 +31,7 @@ from pool.chia_adapter import (
     std_hash,
 )
 from pool.config import RpcConfig
+from pool.devnet.pool_config import OPERATOR_HEADERS
 from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, World
 from pool.http import guard
 from pool.http.app import ADMISSION, PARTIALS
@@ -430,7 +431,7 @@ async def test_too_late_by_half_a_second(world: World, pool: PoolUnderTest, farm
 
 async def scrape(pool: PoolUnderTest) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """GET /metrics read with prometheus-client's own text parser: (sample name, labels) -> value."""
-    response = await pool.client.get("/metrics")
+    response = await pool.client.get("/metrics", headers=OPERATOR_HEADERS)
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     samples = {}
@@ -490,7 +491,7 @@ async def test_metrics_count_partials_as_they_are_sent(
 
 
 async def test_operator_status(pool: PoolUnderTest, farmer: Farmer) -> None:
-    response = await pool.client.get("/status")
+    response = await pool.client.get("/status", headers=OPERATOR_HEADERS)
     assert response.status == 200
     status = await response.json()
     pending = await pool.ctx.store.pending_partials(received_before=pool.ctx.now() + 1)
@@ -499,16 +500,35 @@ async def test_operator_status(pool: PoolUnderTest, farmer: Farmer) -> None:
     assert status["ledger"]["balanced"] is True
     assert status["open_round"] is None
 
+    for path in ("/status", "/metrics"):
+        assert (await pool.client.get(path)).status == 401
+        wrong = await pool.client.get(path, headers={"Authorization": "Bearer " + "x" * 24})
+        assert wrong.status == 401
+    # Without a token they list nobody's balance to anyone: closed, and the body says how to open them.
     config = pool.ctx.config
-    token = "t" * 24
-    pool.ctx.config = dataclasses.replace(config, server=dataclasses.replace(config.server, operator_token=token))
+    pool.ctx.config = dataclasses.replace(config, server=dataclasses.replace(config.server, operator_token=None))
     try:
         for path in ("/status", "/metrics"):
-            assert (await pool.client.get(path)).status == 401
-            wrong = await pool.client.get(path, headers={"Authorization": "Bearer " + "x" * 24})
-            assert wrong.status == 401
-            right = await pool.client.get(path, headers={"Authorization": f"Bearer {token}"})
-            assert right.status == 200
+            closed = await pool.client.get(path, headers=OPERATOR_HEADERS)
+            assert closed.status == 403
+            assert "server.operator_token" in (await closed.json())["error"]
+    finally:
+        pool.ctx.config = config
+
+
+async def test_the_join_link_never_comes_from_the_host_header(pool: PoolUnderTest) -> None:
+    """A caching proxy in front of the pool would serve a page whose link a client's Host header wrote to everyone."""
+    config = pool.ctx.config
+    poisoned = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}
+    try:
+        for server, shown in (
+            ({"public_url": "https://pool.example.com"}, "-u https://pool.example.com"),
+            ({"public_url": None, "host": "127.0.0.1", "port": 8080}, "-u http://127.0.0.1:8080"),
+            ({"public_url": None, "host": "0.0.0.0"}, "has not set this pool's URL (server.public_url)"),
+        ):
+            pool.ctx.config = dataclasses.replace(config, server=dataclasses.replace(config.server, **server))
+            page = await (await pool.client.get("/", headers=poisoned)).text()
+            assert shown in page and "evil.example" not in page
     finally:
         pool.ctx.config = config
 

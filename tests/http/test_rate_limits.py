@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pool.chia_adapter import AugSchemeMPL, PoolErrorCode, bytes32, std_hash
 from pool.config import LimitsConfig, RateLimit
+from pool.devnet.pool_config import OPERATOR_HEADERS
 from pool.devnet.world import World
 from pool.protocol.partials import proof_identity
 from pool.protocol.rate_limits import TokenBuckets
@@ -167,7 +168,9 @@ async def test_a_flood_from_one_launcher_and_one_address_leaves_other_farmers_al
     assert by_attacker["INVALID_SIGNATURE"] <= DEFAULTS.per_address.burst + DEFAULTS.per_address.rate * elapsed
 
     # Operators see the refusals per limit (asked from an address of its own: the attacker's is refused).
-    metrics = await (await pool.client.get("/metrics", headers={"X-Forwarded-For": "192.0.2.99"})).text()
+    metrics = await (
+        await pool.client.get("/metrics", headers={"X-Forwarded-For": "192.0.2.99", **OPERATOR_HEADERS})
+    ).text()
     refused = {
         sample.labels["limit"]: sample.value
         for family in text_string_to_metric_families(metrics)

@@ -21,8 +21,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pool", "pool.chia_adapter", "pool.kill_points", "pool.logs"),  # the version, chia-blockchain behind one door,
     # crash hooks, the log lines' form (pid, role, text or JSON)
     ("pool.config",),
-    ("pool.chain", "pool.store", "pool.estimates", "pool.preflight"),  # the node and wallet, the durable state, plot
-    # space arithmetic, what the configuration's files must hold
+    ("pool.chain", "pool.store", "pool.estimates", "pool.preflight", "pool.reload"),  # the node and wallet, the
+    # durable state, plot space arithmetic, what the configuration's files must hold, the reload on SIGHUP
     ("pool.payouts", "pool.metrics", "pool.leader"),  # built on the store (and the chain's records)
     ("pool.stats",),  # the process's counters, over its metrics
     ("pool.context",),  # PoolContext: the shared parts everything above is handed
