@@ -3,6 +3,10 @@
 Membership changes only on chain facts: a buried spend that changed the pool state, a melted singleton, or a spend
 that contradicts the state the PlotNFT announced (forged). A node that cannot answer, or that says it no longer knows a
 coin buried long ago (a node resyncing, or broken), changes nothing: the farmer is tried again next time.
+
+Each pass resumes from the farmer's stored tip, never from the launcher: what is buried is not read again. A farmer
+whose singleton has not moved costs two coin look-ups (its tip, still spent and buried; the tip's child, unspent) and
+no spend read; only a new spend is read, once.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ async def refresh_farmer(ctx: PoolContext, farmer: FarmerRecord, peak_height: in
         peak_height=peak_height,
         confirmation_security_threshold=ctx.config.chain.confirmation_security_threshold,
         genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
-        known=KnownTip(tip=farmer.singleton_tip, state=farmer.singleton_tip_state),
+        known=KnownTip(farmer.singleton_tip, farmer.singleton_tip_state, farmer.delay_time, farmer.delay_puzzle_hash),
     )
     member = view_is_member(view, ctx.config.pool, peak_height)
     unchanged = (
