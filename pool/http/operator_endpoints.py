@@ -1,7 +1,8 @@
 """The operator's endpoints: GET /status (JSON) and GET /metrics (Prometheus text format).
 
 Both answer only with ``Authorization: Bearer <server.operator_token>`` when that token is configured. Every figure
-about money or partials is read from the store at each request; chain and wallet figures are asked live.
+about money or partials is read from the store at each request, as aggregates of the database and bounded lists (the
+latest rounds without their payments, the largest owed balances); chain and wallet figures are asked live.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pool.metrics import CONTENT_TYPE_LATEST
 from pool.payouts.books import books_json, build_books
 
 DAY = 24 * 3600
+STATUS_OWED_BALANCES = 20  # the largest owed balances /status lists (python -m pool ledger lists them all)
 
 
 def setup_operator_endpoints(app: web.Application) -> None:
@@ -77,7 +79,12 @@ async def get_status(request: web.Request) -> web.Response:
             "batches": {status: sum(1 for b in batches if b.status.value == status) for status in _statuses(batches)},
         }
     books = await build_books(
-        ctx.store, chain["wallet_spendable"], chain["error"] if chain["wallet_spendable"] is None else None, limit=5
+        ctx.store,
+        chain["wallet_spendable"],
+        chain["error"] if chain["wallet_spendable"] is None else None,
+        limit=5,
+        owed_limit=STATUS_OWED_BALANCES,
+        with_payments=False,
     )
     body = {
         "pool": ctx.config.pool.name,
@@ -94,7 +101,7 @@ async def get_status(request: web.Request) -> web.Response:
             for name, health in sorted(ctx.stats.loops.items())
         },
         "partials": {
-            "pending": len(await ctx.store.pending_partials(received_before=now + 1, limit=10**6)),
+            "pending": await ctx.store.count_pending_partials(),
             "last_24h": counts,
             "answered_since_start": {
                 "accepted": ctx.stats.partials_accepted,

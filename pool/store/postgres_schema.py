@@ -332,6 +332,16 @@ _SCHEMA_V11_PARTIAL_HOURS: Migration = (
 )
 
 
+# Bounded reads (pages, /status): one farmer's payouts and earnings by index, a round's payments by index, the pool
+# fee earned from the few distribution entries, and the farmers with an owed balance without reading the others.
+_SCHEMA_V14_BOUNDED_READS: Migration = (
+    "CREATE INDEX distribution_shares_launcher ON distribution_shares (launcher_id, distribution_id)",
+    "CREATE INDEX payments_round ON payments (round_id, batch_index)",
+    "CREATE INDEX ledger_entries_kind ON ledger_entries (kind, amount)",
+    "CREATE INDEX farmers_owed ON farmers (owed) WHERE owed > 0",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -344,6 +354,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V9_CLAIM_FEE_VERSIONS,
     _SCHEMA_V10_LEADER_SEEN,
     _SCHEMA_V11_PARTIAL_HOURS,
+    _SCHEMA_V14_BOUNDED_READS,  # placed at its index (13) when merged
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite_schema.py. Append only."""
 

@@ -65,11 +65,14 @@ from pool.store.models import (
     ClaimStatus,
     Distribution,
     DistributionShare,
+    FarmerEarning,
+    FarmerPayout,
     FarmerRecord,
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
     NotAdded,
+    OwedBalance,
     PartialCount,
     PartialRecord,
     PartialRefusal,
@@ -79,7 +82,9 @@ from pool.store.models import (
     PaymentBatch,
     PayoutRound,
     PendingDifficulty,
+    PoolFigures,
     RewardClaim,
+    RoundSummary,
     TargetProof,
     WebSession,
     batch_holder,
@@ -94,6 +99,8 @@ from pool.store.rows import (
     entry_from_row,
     farmer_from_row,
     ledger_from_row,
+    optional_bytes32,
+    optional_int,
     partial_from_row,
     payment_from_row,
     points_per_farmer,
@@ -1174,6 +1181,131 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         row = await self._lookup("SELECT status FROM payment_batches WHERE id = :id", {"id": batch_id})
         return None if row is None else BatchStatus(row["status"])
 
+    # -- bounded reads for the pages and the operator -----------------------------------------------------------
+    async def pool_figures(self) -> PoolFigures:
+        row = await self._reads().fetchone(_POOL_FIGURES_SQL)
+        assert row is not None  # a SELECT without FROM always gives one row
+        return PoolFigures(
+            members=int(row["members"]),
+            points=int(row["points"]),
+            blocks_won=int(row["blocks_won"]),
+            rewards_claimed=int(row["rewards_claimed"]),
+            paid_to_farmers=int(row["paid_to_farmers"]),
+        )
+
+    async def total_points(self) -> int:
+        row = await self._reads().fetchone("SELECT COALESCE(SUM(points), 0) AS points FROM farmers")
+        return 0 if row is None else int(row["points"])
+
+    async def farmer_payouts(self, launcher_id: bytes32, limit: int, before: int | None = None) -> list[FarmerPayout]:
+        rows = await self._reads().fetchall(
+            f"""
+            SELECT p.id, r.created_at, p.amount, b.status, b.tx_id, b.confirmed_height
+            FROM payments p
+            JOIN payment_batches b ON b.round_id = p.round_id AND b.batch_index = p.batch_index
+            JOIN payout_rounds r ON r.id = p.round_id
+            WHERE p.launcher_id = :launcher_id{"" if before is None else " AND p.id < :before"}
+            ORDER BY p.id DESC LIMIT :limit
+            """,
+            {"launcher_id": launcher_id, "before": before, "limit": limit},
+        )
+        return [
+            FarmerPayout(
+                id=int(row["id"]),
+                created_at=int(row["created_at"]),
+                amount=int(row["amount"]),
+                status=BatchStatus(row["status"]),
+                tx_id=optional_bytes32(row["tx_id"]),
+                confirmed_height=optional_int(row["confirmed_height"]),
+            )
+            for row in rows
+        ]
+
+    async def farmer_paid(self, launcher_id: bytes32) -> int:
+        row = await self._reads().fetchone(
+            """
+            SELECT COALESCE(SUM(p.amount), 0) AS paid FROM payments p
+            JOIN payment_batches b ON b.round_id = p.round_id AND b.batch_index = p.batch_index
+            WHERE p.launcher_id = :launcher_id AND b.status = 'confirmed'
+            """,
+            {"launcher_id": launcher_id},
+        )
+        return 0 if row is None else int(row["paid"])
+
+    async def farmer_earnings(self, launcher_id: bytes32, limit: int, before: int | None = None) -> list[FarmerEarning]:
+        rows = await self._reads().fetchall(
+            f"""
+            SELECT s.distribution_id, d.created_at, s.points, s.amount
+            FROM distribution_shares s JOIN distributions d ON d.id = s.distribution_id
+            WHERE s.launcher_id = :launcher_id{"" if before is None else " AND s.distribution_id < :before"}
+            ORDER BY s.distribution_id DESC LIMIT :limit
+            """,
+            {"launcher_id": launcher_id, "before": before, "limit": limit},
+        )
+        return [
+            FarmerEarning(int(row["distribution_id"]), int(row["created_at"]), int(row["points"]), int(row["amount"]))
+            for row in rows
+        ]
+
+    async def round_summaries(self, limit: int, before: int | None = None) -> list[RoundSummary]:
+        reads = self._reads()
+        rounds = [
+            round_from_row(row)
+            for row in await reads.fetchall(
+                f"SELECT * FROM payout_rounds {'' if before is None else 'WHERE id < :before'} "
+                "ORDER BY id DESC LIMIT :limit",
+                {"before": before, "limit": limit},
+            )
+        ]
+        ids = [r.id for r in rounds]
+        if not ids:
+            return []
+        condition, params = self._one_of("round_id", "round_ids", ids, "bigint")
+        paid = {
+            int(row["round_id"]): int(row["farmers"])
+            for row in await reads.fetchall(
+                "SELECT round_id, COUNT(DISTINCT launcher_id) AS farmers FROM payments "
+                f"WHERE {condition} GROUP BY round_id",
+                params,
+            )
+        }
+        tx_ids: dict[int, list[bytes32]] = defaultdict(list)
+        for row in await reads.fetchall(
+            f"SELECT round_id, tx_id FROM payment_batches WHERE {condition} AND tx_id IS NOT NULL "
+            "ORDER BY round_id, batch_index",
+            params,
+        ):
+            tx_ids[int(row["round_id"])].append(bytes32(row["tx_id"]))
+        return [RoundSummary(r, paid.get(r.id, 0), tx_ids.get(r.id, [])) for r in rounds if r.id is not None]
+
+    async def count_pending_partials(self) -> int:
+        row = await self._reads().fetchone("SELECT COUNT(*) AS n FROM partials WHERE status = 'pending'")
+        return 0 if row is None else int(row["n"])
+
+    async def claim_totals(self) -> dict[ClaimStatus, tuple[int, int]]:
+        rows = await self._reads().fetchall(
+            "SELECT status, COUNT(*) AS n, COALESCE(SUM(amount), 0) AS mojos FROM reward_claims GROUP BY status"
+        )
+        return {ClaimStatus(row["status"]): (int(row["n"]), int(row["mojos"])) for row in rows}
+
+    async def pool_fee_earned(self) -> int:
+        row = await self._reads().fetchone(
+            "SELECT COALESCE(SUM(amount), 0) AS earned FROM ledger_entries WHERE kind = :kind",
+            {"kind": LedgerKind.DISTRIBUTION_POOL_FEE.value},
+        )
+        return 0 if row is None else int(row["earned"])
+
+    async def owed_balances(self, limit: int | None = None) -> list[OwedBalance]:
+        rows = await self._reads().fetchall(
+            "SELECT launcher_id, owed, payout_puzzle_hash FROM farmers WHERE owed > 0 "
+            f"ORDER BY owed DESC, launcher_id{'' if limit is None else ' LIMIT :limit'}",
+            {"limit": limit},
+        )
+        return [
+            OwedBalance(bytes32(row["launcher_id"]), int(row["owed"]), bytes32(row["payout_puzzle_hash"]))
+            for row in rows
+        ]
+
     async def _newest(self, table: str, limit: int) -> list[Row]:
         """A table's ``limit`` most recent rows (highest ids) first."""
         return await self._reads().fetchall(f"SELECT * FROM {table} ORDER BY id DESC LIMIT :limit", {"limit": limit})
@@ -1296,6 +1428,18 @@ LEDGER_SQL = """
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'undistributed') AS undistributed,
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pre_ledger_excess') AS pre_ledger_excess,
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'operator_funding') AS operator_funding
+"""
+
+# The public page's pool-wide figures (PoolFigures), in one statement: one snapshot.
+_POOL_FIGURES_SQL = """
+    SELECT
+        (SELECT COUNT(*) FROM farmers WHERE is_pool_member) AS members,
+        (SELECT COALESCE(SUM(points), 0) FROM farmers) AS points,
+        (SELECT COUNT(*) FROM reward_claims WHERE status != 'failed') AS blocks_won,
+        (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed') AS rewards_claimed,
+        (SELECT COALESCE(SUM(p.amount), 0) FROM payments p JOIN payment_batches b
+            ON b.round_id = p.round_id AND b.batch_index = p.batch_index
+            WHERE b.status = 'confirmed' AND p.launcher_id IS NOT NULL) AS paid_to_farmers
 """
 
 # One row per pool member with partials since :since: its newest partial and the newest run at its current difficulty

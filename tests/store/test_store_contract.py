@@ -44,11 +44,14 @@ from pool.store.models import (
     ClaimStatus,
     Distribution,
     DistributionShare,
+    FarmerEarning,
+    FarmerPayout,
     FarmerRecord,
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
     NotAdded,
+    OwedBalance,
     PartialCount,
     PartialRecord,
     PartialRefusal,
@@ -57,6 +60,7 @@ from pool.store.models import (
     Payment,
     PayoutRound,
     PendingDifficulty,
+    PoolFigures,
     RewardClaim,
     RoundStatus,
     TargetProof,
@@ -2195,3 +2199,77 @@ async def test_a_target_proof_is_kept_and_a_newer_one_replaces_it(store: Abstrac
     newer = dataclasses.replace(first, fingerprint=None, signature=b"signature 2", message="message 2", proven_at=20)
     await store.record_target_proof(newer)
     assert await store.target_proof(h("target")) == newer
+
+
+# -- bounded reads: aggregates and one farmer's rows, for the pages and the operator ------------------------------
+async def test_page_figures_are_aggregates_and_lists_go_back_page_by_page(store: AbstractPoolStore) -> None:
+    one, two, three = await add_farmers(store, 100, 50, 7)
+    await store.update_singleton(three.launcher_id, three.singleton_tip, three.singleton_tip_state, False)
+    first = await fund(store, [(one, 600), (two, 300)], pool_fee=12)
+    second = await fund(store, [(one, 40)], pool_fee=3)
+    assert await store.add_reward_claim(make_claim("lost in the mempool", one))
+    await store.update_reward_claim(h("lost in the mempool"), ClaimStatus.FAILED, error="dropped")
+    assert await store.add_reward_claim(make_claim("in flight", two, amount=5))
+
+    round_one = await store.create_payout_round(
+        make_round(farmer_total=900, pool_fee=10, batch_fees=[1, 1], created_at=5_000),
+        [farmer_payment(one, 600, 0), farmer_payment(two, 300, 1), fee_payment(10, 1)],
+        batch_fees=[1, 1],
+    )
+    for batch, tx_id in zip(await store.batches(round_one), (h("tx one"), h("tx two")), strict=True):
+        assert batch.id is not None
+        await store.mark_batch_submitted(batch.id, tx_id, b"bundle", now=5_001, height=100)
+        await store.mark_batch_confirmed(batch.id, height=110, now=5_002)
+    round_two = await store.create_payout_round(
+        make_round(farmer_total=40, created_at=6_000), [farmer_payment(one, 40, 0)], batch_fees=[0]
+    )
+
+    assert await store.pool_figures() == PoolFigures(
+        members=2, points=157, blocks_won=3, rewards_claimed=912 + 43, paid_to_farmers=900
+    )
+    assert await store.total_points() == 157
+    assert await store.count_pending_partials() == 0
+    assert await store.claim_totals() == {
+        ClaimStatus.CONFIRMED: (2, 955),
+        ClaimStatus.FAILED: (1, 1750),
+        ClaimStatus.SUBMITTED: (1, 5),
+    }
+    assert await store.pool_fee_earned() == 15
+    assert await store.owed_balances() == []  # all paid (confirmed or in flight)
+
+    # One farmer's payouts, newest first, with their batch's state; pages go back by payment id.
+    payouts = await store.farmer_payouts(one.launcher_id, limit=10)
+    assert [(p.created_at, p.amount, p.status, p.tx_id, p.confirmed_height) for p in payouts] == [
+        (6_000, 40, BatchStatus.PENDING, None, None),
+        (5_000, 600, BatchStatus.CONFIRMED, h("tx one"), 110),
+    ]
+    assert await store.farmer_payouts(one.launcher_id, limit=1) == payouts[:1]
+    assert await store.farmer_payouts(one.launcher_id, limit=1, before=payouts[0].id) == payouts[1:]
+    assert await store.farmer_payouts(one.launcher_id, limit=10, before=payouts[1].id) == []
+    assert [p.amount for p in await store.farmer_payouts(two.launcher_id, limit=10)] == [300]
+    assert (await store.farmer_paid(one.launcher_id), await store.farmer_paid(two.launcher_id)) == (600, 300)
+    assert all(isinstance(p, FarmerPayout) for p in payouts)
+
+    earnings = await store.farmer_earnings(one.launcher_id, limit=10)
+    assert earnings == [FarmerEarning(second, 4_000, 0, 40), FarmerEarning(first, 4_000, 0, 600)]
+    assert await store.farmer_earnings(one.launcher_id, limit=1, before=second) == earnings[1:]
+    assert await store.farmer_earnings(three.launcher_id, limit=10) == []
+
+    summaries = await store.round_summaries(limit=10)
+    assert [(s.round.id, s.farmers_paid, s.tx_ids) for s in summaries] == [
+        (round_two, 1, []),
+        (round_one, 2, [h("tx one"), h("tx two")]),
+    ]
+    assert [s.round.id for s in await store.round_summaries(limit=1, before=round_two)] == [round_one]
+    assert await store.round_summaries(limit=10, before=round_one) == []
+
+
+async def test_owed_balances_are_listed_largest_first(store: AbstractPoolStore) -> None:
+    one, two, three = await add_farmers(store, 0, 0, 0)
+    await fund(store, [(one, 5), (two, 300), (three, 40)])
+    assert await store.owed_balances() == [
+        OwedBalance(two.launcher_id, 300, two.payout_puzzle_hash),
+        OwedBalance(three.launcher_id, 40, three.payout_puzzle_hash),
+        OwedBalance(one.launcher_id, 5, one.payout_puzzle_hash),
+    ]
+    assert [o.launcher_id for o in await store.owed_balances(limit=2)] == [two.launcher_id, three.launcher_id]
