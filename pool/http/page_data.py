@@ -33,6 +33,7 @@ CHART_WIDTH = 720
 CHART_HEIGHT = 160
 ROWS_PER_PAGE = 20  # rows of a farmer's payouts and earnings on one page
 ROUNDS_PER_PAGE = 10  # payout rounds on one pool page
+BLOCKS_PER_PAGE = 10  # blocks won on one pool page
 
 T = TypeVar("T")
 
@@ -118,6 +119,13 @@ class RoundRow:
     tx_ids: list[str]
 
 
+@dataclass(frozen=True)
+class BlockRow:
+    height: int  # of the block whose pool reward the claim absorbs
+    amount: int
+    status: str  # the claim's: submitted, confirmed, lost
+
+
 @dataclass
 class PoolView:
     name: str
@@ -133,7 +141,9 @@ class PoolView:
     minimum_difficulty: int
     relative_lock_height: int
     rounds: list[RoundRow]
-    older_rounds: int | None = None  # the ``before`` of the next page of rounds, if there is one
+    blocks: list[BlockRow] = field(default_factory=list)
+    older_rounds: int | None = None  # the ``rounds_before`` of the next page of rounds, if there is one
+    older_blocks: str | None = None  # the ``blocks_before`` of the next page of blocks, if there is one
 
 
 async def peak_height(ctx: PoolContext) -> int:
@@ -211,9 +221,14 @@ def recent_partials(counts: list[PartialCount], now: int) -> RecentPartials:
 
 
 async def farmer_view(
-    ctx: PoolContext, farmer: FarmerRecord, payouts_before: int | None = None, earnings_before: int | None = None
+    ctx: PoolContext,
+    farmer: FarmerRecord,
+    peak: int,
+    payouts_before: int | None = None,
+    earnings_before: int | None = None,
 ) -> FarmerView:
-    """The farmer's page: its own rows by index, the pool's points as one aggregate."""
+    """The farmer's page: its own rows by index, the pool's points as one aggregate; ``peak``: the chain's height
+    (for the plot filter of the space estimate)."""
     store, now = ctx.store, ctx.now()
     since = now - DAY
     counts = await store.partial_counts(since, farmer.launcher_id)
@@ -237,7 +252,7 @@ async def farmer_view(
         points=farmer.points,
         pool_points=pool_points,
         share_percent=share_percent(farmer.points, pool_points),
-        estimated_space=estimated_space(partials.points, DAY, ctx.constants, await peak_height(ctx)),
+        estimated_space=estimated_space(partials.points, DAY, ctx.constants, peak),
         owed=farmer.owed,
         joined_at=farmer.joined_at,
         partials=partials,
@@ -280,6 +295,7 @@ async def pool_view(ctx: PoolContext) -> PoolView:
     accepted_points = sum(c.points for c in counts if c.outcome in ACCEPTED)
     figures = await store.pool_figures()
     rounds, older = await round_rows(ctx, None)
+    blocks, older_blocks = await block_rows(ctx, None)
     return PoolView(
         name=pool.name,
         description=pool.description,
@@ -294,14 +310,34 @@ async def pool_view(ctx: PoolContext) -> PoolView:
         minimum_difficulty=ctx.config.difficulty.minimum,
         relative_lock_height=pool.relative_lock_height,
         rounds=rounds,
+        blocks=blocks,
         older_rounds=older,
+        older_blocks=older_blocks,
     )
 
 
-async def older_rounds_view(ctx: PoolContext, view: PoolView, before: int) -> PoolView:
-    """``view`` with the page of payout rounds older than round ``before`` instead of the newest."""
-    rounds, older = await round_rows(ctx, before)
-    return dataclasses.replace(view, rounds=rounds, older_rounds=older)
+async def older_pages_view(
+    ctx: PoolContext, view: PoolView, rounds_before: int | None, blocks_before: tuple[int, bytes32] | None
+) -> PoolView:
+    """``view`` with the page of payout rounds older than round ``rounds_before`` and the page of blocks after
+    ``blocks_before`` (each if given) instead of the newest."""
+    if rounds_before is not None:
+        rounds, older = await round_rows(ctx, rounds_before)
+        view = dataclasses.replace(view, rounds=rounds, older_rounds=older)
+    if blocks_before is not None:
+        blocks, older_blocks = await block_rows(ctx, blocks_before)
+        view = dataclasses.replace(view, blocks=blocks, older_blocks=older_blocks)
+    return view
+
+
+async def block_rows(ctx: PoolContext, before: tuple[int, bytes32] | None) -> tuple[list[BlockRow], str | None]:
+    """A page of the blocks won and the cursor of the next page: "height-coin id" of the page's last claim."""
+    found = await ctx.store.won_blocks(BLOCKS_PER_PAGE + 1, before)
+    rows = [BlockRow(c.coin_height, c.amount, c.status.value) for c in found[:BLOCKS_PER_PAGE]]
+    if len(found) <= BLOCKS_PER_PAGE:
+        return rows, None
+    last = found[BLOCKS_PER_PAGE - 1]
+    return rows, f"{last.coin_height}-{last.coin_id.hex()}"
 
 
 async def round_rows(ctx: PoolContext, before: int | None) -> tuple[list[RoundRow], int | None]:

@@ -510,6 +510,12 @@ class AbstractPoolStore(ABC):
         the number of farmers it pays and its batches' transaction ids."""
 
     @abstractmethod
+    async def won_blocks(self, limit: int, before: tuple[int, bytes32] | None = None) -> list[RewardClaim]:
+        """Claims of the blocks the pool won (not failed), by coin height, newest first, then coin id; at most
+        ``limit``, only those after the (coin height, coin id) ``before`` in that order if given (several rewards
+        may be created at one height)."""
+
+    @abstractmethod
     async def count_pending_partials(self) -> int: ...
 
     @abstractmethod

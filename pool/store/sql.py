@@ -1278,6 +1278,16 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             tx_ids[int(row["round_id"])].append(bytes32(row["tx_id"]))
         return [RoundSummary(r, paid.get(r.id, 0), tx_ids.get(r.id, [])) for r in rounds if r.id is not None]
 
+    async def won_blocks(self, limit: int, before: tuple[int, bytes32] | None = None) -> list[RewardClaim]:
+        after = "" if before is None else " AND (coin_height < :height OR (coin_height = :height AND coin_id > :coin))"
+        height, coin = (None, None) if before is None else before
+        rows = await self._reads().fetchall(
+            f"SELECT * FROM reward_claims WHERE status != 'failed'{after}"
+            " ORDER BY coin_height DESC, coin_id LIMIT :limit",
+            {"height": height, "coin": coin, "limit": limit},
+        )
+        return [claim_from_row(row) for row in rows]
+
     async def count_pending_partials(self) -> int:
         row = await self._reads().fetchone("SELECT COUNT(*) AS n FROM partials WHERE status = 'pending'")
         return 0 if row is None else int(row["n"])

@@ -369,12 +369,14 @@ _SCHEMA_V11_PARTIAL_HOURS: Migration = (
 
 
 # Bounded reads (pages, /status): one farmer's payouts and earnings by index, a round's payments by index, the pool
-# fee earned from the few distribution entries, and the farmers with an owed balance without reading the others.
+# fee earned from the few distribution entries, the farmers with an owed balance without reading the others, and the
+# blocks won newest first.
 _SCHEMA_V14_BOUNDED_READS: Migration = (
     "CREATE INDEX distribution_shares_launcher ON distribution_shares (launcher_id, distribution_id)",
     "CREATE INDEX payments_round ON payments (round_id, batch_index)",
     "CREATE INDEX ledger_entries_kind ON ledger_entries (kind, amount)",
     "CREATE INDEX farmers_owed ON farmers (owed) WHERE owed > 0",
+    "CREATE INDEX reward_claims_height ON reward_claims (coin_height)",
 )
 
 

@@ -4,6 +4,7 @@ farmer registered with POST /farmer; the money behind the lists is put in the st
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 
@@ -11,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from pool.devnet.world import World
-from pool.http.page_data import ROUNDS_PER_PAGE, ROWS_PER_PAGE, Shared
+from pool.http.page_data import BLOCKS_PER_PAGE, ROUNDS_PER_PAGE, ROWS_PER_PAGE, Shared
 from pool.http.pages import POOL_VIEW, SESSION_COOKIE
 from pool.payouts.books import xch
 from pool.store.abstract import AbstractPoolStore
@@ -46,7 +47,9 @@ async def pay(store: AbstractPoolStore, farmer: FarmerRecord, number: int) -> No
     """A won block's reward claimed, shared out to the farmer and paid to it in a round of its own, confirmed."""
     amount = 1_000 + number
     coin = f"page reward {number}"
-    assert await store.add_reward_claim(make_claim(coin, farmer, amount=amount))
+    # Two rewards at each height (several blocks' rewards may be created at once), except at the first.
+    claim = dataclasses.replace(make_claim(coin, farmer, amount=amount), coin_height=100 + (number + 1) // 2)
+    assert await store.add_reward_claim(claim)
     await store.update_reward_claim(h(coin), ClaimStatus.CONFIRMED, confirmed_height=70)
     await store.distribute(distribution(amount), [DistributionShare(farmer.launcher_id, amount, points=0)])
     round_id = await store.create_payout_round(
@@ -69,7 +72,7 @@ def rows(page: str, table: str) -> int:
 
 
 def older_link(page: str, name: str) -> str | None:
-    found = re.search(rf'id="{name}" href="\?([a-z_]+=\d+)"', page)
+    found = re.search(rf'id="{name}" href="\?([a-z_]+=[0-9a-f-]+)"', page)
     return None if found is None else found.group(1)
 
 
@@ -114,7 +117,20 @@ async def test_the_pool_page_lists_rounds_page_by_page_and_shares_its_figures(
     assert mojos(second, "rounds") == newest[ROUNDS_PER_PAGE : 2 * ROUNDS_PER_PAGE]
     blocks = re.search(r'id="blocks-won">(\d+)<', first)
     assert blocks is not None and int(blocks.group(1)) == ROUNDS
-    assert (await pool.client.get("/?before=-3")).status == 400
+    # Every block once, page by page (the order within a height is the store's, tested with it).
+    shown: list[int] = []
+    page, pages = first, 0
+    while True:
+        shown += mojos(page, "blocks")
+        pages += 1
+        older = older_link(page, "older-blocks")
+        if older is None:
+            break
+        page = await (await pool.client.get(f"/?{older}")).text()
+        assert mojos(page, "rounds") == newest[:ROUNDS_PER_PAGE]  # the other list stays at its first page
+    assert sorted(shown, reverse=True) == newest and pages == -(-ROUNDS // BLOCKS_PER_PAGE)
+    for bad in ("rounds_before=-3", "blocks_before=12", "blocks_before=12-zz", "blocks_before=x-" + "00" * 32):
+        assert (await pool.client.get(f"/?{bad}")).status == 400, bad
 
     # A block won meanwhile shows once the shared figures are made again (server.page_cache_seconds).
     record = await pool.ctx.store.get_farmer(farmer.launcher_id)

@@ -68,6 +68,7 @@ from pool.store.models import (
     batch_holder,
     claim_holder,
 )
+from pool.store.sql import SqlPoolStore
 from tests.store.conftest import StoreFactory
 
 POOL_PUZZLE_HASH = std_hash(b"pool target")
@@ -2261,6 +2262,15 @@ async def test_page_figures_are_aggregates_and_lists_go_back_page_by_page(store:
         (round_one, 2, [h("tx one"), h("tx two")]),
     ]
     assert [s.round.id for s in await store.round_summaries(limit=1, before=round_two)] == [round_one]
+
+    # Blocks won: the claims not failed, newest coin first; one page ends amid the two rewards created at height 50.
+    assert await store.add_reward_claim(dataclasses.replace(make_claim("newest", two), coin_height=60))
+    won = await store.won_blocks(limit=10)
+    at_50 = sorted(h(coin) for coin in ("funding claim 0", "funding claim 1", "in flight"))
+    assert [(c.coin_height, c.coin_id) for c in won] == [(60, h("newest"))] + [(50, coin) for coin in at_50]
+    assert await store.won_blocks(limit=2) == won[:2]
+    assert await store.won_blocks(limit=2, before=(won[1].coin_height, won[1].coin_id)) == won[2:]
+    assert await store.won_blocks(limit=2, before=(won[3].coin_height, won[3].coin_id)) == []
     assert await store.round_summaries(limit=10, before=round_one) == []
 
 
@@ -2273,3 +2283,21 @@ async def test_owed_balances_are_listed_largest_first(store: AbstractPoolStore) 
         OwedBalance(one.launcher_id, 5, one.payout_puzzle_hash),
     ]
     assert [o.launcher_id for o in await store.owed_balances(limit=2)] == [two.launcher_id, three.launcher_id]
+
+
+async def test_the_books_and_figures_are_read_while_a_money_transaction_is_open(store: AbstractPoolStore) -> None:
+    """They read committed state on a connection of their own: a write in progress (the partials' group commit, a
+    payout round) neither waits for them nor shows in them."""
+    assert isinstance(store, SqlPoolStore)
+    (one,) = await add_farmers(store, 10)
+    await credit(store, one, "coin", 1_000)
+    with pytest.raises(RuntimeError, match="rolled back"):
+        async with store._write(ledger=True) as tx:
+            await tx.execute("UPDATE ledger_accounts SET balance = balance + 5 WHERE name = 'undistributed'")
+            await tx.execute("UPDATE farmers SET points = points + 5")
+            during = await asyncio.wait_for(store.ledger(), 30)
+            figures = await asyncio.wait_for(store.pool_figures(), 30)
+            points = await asyncio.wait_for(store.total_points(), 30)
+            raise RuntimeError("rolled back")
+    assert during.undistributed == 1_000 and during.balanced
+    assert (figures.points, figures.rewards_claimed, points) == (10, 1_000, 10)
