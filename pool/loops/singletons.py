@@ -12,6 +12,7 @@ no spend read; only a new spend is read, once.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from pool.chain.interface import ChainUnavailable
@@ -21,6 +22,8 @@ from pool.context import PoolContext
 from pool.store.models import FarmerRecord
 
 log = logging.getLogger(__name__)
+
+FARMERS_PER_READ = 200  # farmers decoded at once (about 50 ms of the event loop)
 
 
 @dataclass
@@ -46,7 +49,7 @@ class SingletonLoop:
             return stats
         peak_height = self.status.peak.height
         # Every farmer, members or not: one that left and came back must become a member again.
-        for farmer in await ctx.store.list_farmers():
+        async for farmer in _every_farmer(ctx):
             try:
                 if await refresh_farmer(ctx, farmer, peak_height):
                     stats.updated += 1
@@ -62,6 +65,16 @@ class SingletonLoop:
                 if farmer.is_pool_member and isinstance(exc, SingletonForged) and await revoke(ctx, farmer):
                     stats.revoked += 1
         return stats
+
+
+async def _every_farmer(ctx: PoolContext) -> AsyncIterator[FarmerRecord]:
+    """Every farmer, read a page at a time: decoding them all at once would hold the event loop (and the partials
+    it takes) for seconds in a large pool."""
+    after = None
+    while page := await ctx.store.farmers_after(after, FARMERS_PER_READ):
+        for farmer in page:
+            yield farmer
+        after = page[-1].launcher_id
 
 
 async def refresh_farmer(ctx: PoolContext, farmer: FarmerRecord, peak_height: int) -> bool:

@@ -140,6 +140,11 @@ class AbstractPoolStore(ABC):
     async def list_farmers(self, members_only: bool = False) -> list[FarmerRecord]: ...
 
     @abstractmethod
+    async def farmers_after(self, after: bytes32 | None, limit: int) -> list[FarmerRecord]:
+        """At most ``limit`` farmers by launcher id, from the first one after ``after`` (from the first if None): a
+        pass over every farmer a page at a time, each page decoded at once rather than all farmers."""
+
+    @abstractmethod
     async def update_farmer_settings(
         self,
         launcher_id: bytes32,

@@ -323,6 +323,14 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         rows = await self._reads().fetchall(f"SELECT * FROM farmers {where} ORDER BY joined_at, launcher_id")
         return [farmer_from_row(row) for row in rows]
 
+    async def farmers_after(self, after: bytes32 | None, limit: int) -> list[FarmerRecord]:
+        rows = await self._reads().fetchall(
+            f"SELECT * FROM farmers {'' if after is None else 'WHERE launcher_id > :after'} "
+            "ORDER BY launcher_id LIMIT :limit",
+            {"after": after, "limit": limit},
+        )
+        return [farmer_from_row(row) for row in rows]
+
     async def update_farmer_settings(
         self,
         launcher_id: bytes32,

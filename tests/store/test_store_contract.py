@@ -272,6 +272,15 @@ async def test_duplicate_farmer_is_refused_and_the_original_kept(store: Abstract
     assert await store.get_farmer(farmer.launcher_id) == farmer
 
 
+async def test_farmers_are_read_a_page_at_a_time_by_launcher_id(store: AbstractPoolStore) -> None:
+    farmers = sorted(await add_farmers(store, 1, 2, 3, 4, 5), key=lambda f: f.launcher_id)
+    first = await store.farmers_after(None, 2)
+    assert first == farmers[:2]
+    assert await store.farmers_after(first[-1].launcher_id, 2) == farmers[2:4]
+    assert await store.farmers_after(farmers[3].launcher_id, 2) == farmers[4:]
+    assert await store.farmers_after(farmers[4].launcher_id, 2) == []
+
+
 async def test_list_farmers_can_keep_only_members(store: AbstractPoolStore) -> None:
     member, former = make_farmer(1), make_farmer(2, member=False)
     await store.add_farmer(member)
