@@ -1174,6 +1174,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 await _change_round_fees(tx, round_id, -refund)
                 await _credit_account(tx, _POOL_FEE_SHARE, refund)
                 await _journal(tx, LedgerKind.BATCH_FEE_REFUND, refund, None, _batch_reference(batch))
+            await tx.execute(_ADD_FARMERS_PAID, {"round_id": batch.round_id, "batch_index": batch.index})
             # One version landed: every other conflicts with it and never can, so its coins are free again.
             await tx.execute("DELETE FROM coin_reservations WHERE holder = :holder", {"holder": batch_holder(batch_id)})
             # Under the ledger lock no other batch of this round can be confirming concurrently, so "the last one"
@@ -1455,9 +1456,16 @@ _POOL_FIGURES_SQL = """
         (SELECT COALESCE(SUM(points), 0) FROM farmers) AS points,
         (SELECT COUNT(*) FROM reward_claims WHERE status != 'failed') AS blocks_won,
         (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed') AS rewards_claimed,
-        (SELECT COALESCE(SUM(p.amount), 0) FROM payments p JOIN payment_batches b
-            ON b.round_id = p.round_id AND b.batch_index = p.batch_index
-            WHERE b.status = 'confirmed' AND p.launcher_id IS NOT NULL) AS paid_to_farmers
+        (SELECT COALESCE(SUM(total), 0) FROM running_totals WHERE name = 'farmers_paid') AS paid_to_farmers
+"""
+
+# A batch just confirmed: its farmer payments join the running total the pool page shows (a batch is confirmed once).
+_ADD_FARMERS_PAID = """
+    UPDATE running_totals SET total = total + (
+        SELECT COALESCE(SUM(amount), 0) FROM payments
+        WHERE round_id = :round_id AND batch_index = :batch_index AND launcher_id IS NOT NULL
+    )
+    WHERE name = 'farmers_paid'
 """
 
 # One row per pool member with partials since :since: its newest partial and the newest run at its current difficulty
