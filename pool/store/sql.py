@@ -1430,14 +1430,16 @@ _INSERT_PAYMENT = """
     VALUES (:round_id, :batch_index, :puzzle_hash, :amount, :launcher_id, :points)
 """
 
-# Where the confirmed claims' mojos are (read_ledger).
+# Where the confirmed claims' mojos are (read_ledger). The payments in flight are found from the few batches not
+# confirmed, through the index of payments by batch (CROSS JOIN: SQLite then reads the batches first; to PostgreSQL it
+# is an inner join like any other), not by reading every payment ever made.
 LEDGER_SQL = """
     SELECT
         (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed') AS confirmed_claims,
         (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NOT NULL) AS farmer_payments,
-        (SELECT COALESCE(SUM(p.amount), 0) FROM payments p JOIN payment_batches b
-            ON b.round_id = p.round_id AND b.batch_index = p.batch_index
-            WHERE b.status != 'confirmed' AND p.launcher_id IS NOT NULL) AS farmer_payments_in_flight,
+        (SELECT COALESCE(SUM(p.amount), 0) FROM payment_batches b CROSS JOIN payments p
+            WHERE p.round_id = b.round_id AND p.batch_index = b.batch_index
+            AND b.status != 'confirmed' AND p.launcher_id IS NOT NULL) AS farmer_payments_in_flight,
         (SELECT COALESCE(SUM(owed), 0) FROM farmers) AS owed,
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pool_fee_share') AS pool_fee_share,
         (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NULL) AS pool_fee_payments,
