@@ -215,6 +215,8 @@ class ServerConfig:
     # A second listener, on a loopback address only, that serves the operator's endpoints without a token (for a
     # Prometheus on the same machine): (host, port).
     operator_listen: tuple[str, int] | None = None
+    # GET / shows figures at most this many seconds old (read once for every request in that time); 0: each request.
+    page_cache_seconds: float = 5.0
 
     def join_url(self) -> str | None:
         """The pool URL farmers join with: ``public_url``, or the address the pool listens on when it names one."""
@@ -639,6 +641,7 @@ def _server(s: _Section, base: Path) -> ServerConfig:
             "sessions_per_farmer",
             "public_url",
             "operator_listen",
+            "page_cache_seconds",
         }
     )
     cert, key = s.optional_path("tls_cert", base), s.optional_path("tls_key", base)
@@ -667,6 +670,7 @@ def _server(s: _Section, base: Path) -> ServerConfig:
         sessions_per_farmer=s.int_("sessions_per_farmer", 10, minimum=1, maximum=1000),
         public_url=None if public_url is None else public_url.rstrip("/"),
         operator_listen=_operator_listen(s, port),
+        page_cache_seconds=min(s.number("page_cache_seconds", 5.0, minimum=0), 300.0),
     )
 
 

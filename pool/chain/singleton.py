@@ -78,10 +78,16 @@ class SingletonView:
 
 @dataclass(frozen=True)
 class KnownTip:
-    """A previously followed (and checked) position, to continue from instead of walking from the launcher again."""
+    """A previously followed (and checked) position, to continue from instead of walking from the launcher again.
+
+    With the delay time and puzzle hash its launcher was read with (kept by the store), the launcher is not read
+    again while the tip stays buried: a farmer whose singleton has not moved costs two coin look-ups (the tip, its
+    child) and no spend, whose puzzle and solution the node would have to dig out of a block generator."""
 
     tip: CoinSpend
     state: PoolState
+    delay_time: int | None = None
+    delay_puzzle_hash: bytes32 | None = None
 
 
 async def follow_singleton(
@@ -103,11 +109,21 @@ async def follow_singleton(
     be read; ChainUnavailable if the node cannot be asked.
     """
     buried_below = peak_height - confirmation_security_threshold  # spends at or below this height are trusted
+    if launcher is None and known is not None and known.delay_time is not None and known.delay_puzzle_hash is not None:
+        walk = _Walk(
+            node, launcher_id, known.delay_time, known.delay_puzzle_hash, genesis_challenge, buried_below, max_spends
+        )
+        resumed = await walk.resume_point(known)
+        if resumed is not None:
+            return await walk.run(resumed)
+        known = None  # reorged away or no longer buried: walk from the launcher
     start = launcher if launcher is not None else await read_launcher(node, launcher_id, buried_below)
     walk = _Walk(
         node, launcher_id, start.delay_time, start.delay_puzzle_hash, genesis_challenge, buried_below, max_spends
     )
-    resumed = await walk.resume_point(start, known)
+    resumed = None
+    if known is not None and known.tip.coin.name() != start.tip.coin.name():
+        resumed = await walk.resume_point(known)
     return await walk.run(resumed or start)
 
 
@@ -274,18 +290,16 @@ class _Walk:
             )
         return child
 
-    async def resume_point(self, start: SingletonView, known: KnownTip | None) -> SingletonView | None:
-        """``start`` advanced to a still-valid known tip, or None to walk from the launcher."""
-        if known is None or known.tip.coin.name() == start.tip.coin.name():
-            return None
+    async def resume_point(self, known: KnownTip) -> SingletonView | None:
+        """The view at a still-valid known tip (one coin look-up), or None to walk from the launcher."""
         record = await self.node.coin_record(known.tip.coin.name())
         if record is None or not record.spent or record.spent_block_index > self.buried_below:
             return None  # reorged away or no longer buried: start over from the launcher
         height = int(record.spent_block_index)
         return SingletonView(
-            launcher_id=start.launcher_id,
-            delay_time=start.delay_time,
-            delay_puzzle_hash=start.delay_puzzle_hash,
+            launcher_id=self.launcher_id,
+            delay_time=self.delay_time,
+            delay_puzzle_hash=self.delay_puzzle_hash,
             tip=known.tip,
             tip_height=height,
             state=known.state,

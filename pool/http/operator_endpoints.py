@@ -4,7 +4,8 @@ They list every farmer's launcher id, balance and payout address, so they are cl
 listener they answer only ``Authorization: Bearer <server.operator_token>``, and with no token configured they
 answer 403 to everyone. ``server.operator_listen`` adds a listener on a loopback address (operator_application) where
 they answer without a token: whoever reaches it is on the pool's machine. Every figure about money or partials is
-read from the store at each request; chain and wallet figures are asked live.
+read from the store at each request, as aggregates of the database and bounded lists (the latest rounds without
+their payments, the largest owed balances); chain and wallet figures are asked live.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pool.metrics import CONTENT_TYPE_LATEST
 from pool.payouts.books import books_json, build_books
 
 DAY = 24 * 3600
+STATUS_OWED_BALANCES = 20  # the largest owed balances /status lists (python -m pool ledger lists them all)
 
 
 # Set on the application of server.operator_listen: a loopback listener, whose requests need no token.
@@ -106,7 +108,12 @@ async def get_status(request: web.Request) -> web.Response:
             "batches": {status: sum(1 for b in batches if b.status.value == status) for status in _statuses(batches)},
         }
     books = await build_books(
-        ctx.store, chain["wallet_spendable"], chain["error"] if chain["wallet_spendable"] is None else None, limit=5
+        ctx.store,
+        chain["wallet_spendable"],
+        chain["error"] if chain["wallet_spendable"] is None else None,
+        limit=5,
+        owed_limit=STATUS_OWED_BALANCES,
+        with_payments=False,
     )
     body = {
         "pool": ctx.config.pool.name,
@@ -123,7 +130,7 @@ async def get_status(request: web.Request) -> web.Response:
             for name, health in sorted(ctx.stats.loops.items())
         },
         "partials": {
-            "pending": len(await ctx.store.pending_partials(received_before=now + 1, limit=10**6)),
+            "pending": await ctx.store.count_pending_partials(),
             "last_24h": counts,
             "answered_since_start": {
                 "accepted": ctx.stats.partials_accepted,

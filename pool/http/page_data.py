@@ -1,20 +1,27 @@
 """What the farmer page and the pool page show, gathered from the store (and the node's peak for the plot filter).
 
 Plain data for the templates (pool/http/templates/): amounts stay integer mojos until the template formats them.
+Every figure is an aggregate of the database or an indexed read of the one farmer concerned, and every list is a page
+of a bounded number of rows: what a page costs does not grow with the number of farmers or the pool's history.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Generic, TypeVar
 
 from pool.chain.interface import ChainUnavailable
 from pool.chia_adapter import PoolSingletonState, bytes32, encode_puzzle_hash
 from pool.config import address_prefix_for
 from pool.context import PoolContext
 from pool.estimates import estimated_space
-from pool.store.models import BatchStatus, ClaimStatus, FarmerRecord, PartialCount
+from pool.store.models import FarmerRecord, PartialCount
 
 DAY = 24 * 3600
 HOUR = 3600
@@ -24,6 +31,11 @@ ACCEPTED_COLOR = "#27ae60"
 
 CHART_WIDTH = 720
 CHART_HEIGHT = 160
+ROWS_PER_PAGE = 20  # rows of a farmer's payouts and earnings on one page
+ROUNDS_PER_PAGE = 10  # payout rounds on one pool page
+BLOCKS_PER_PAGE = 10  # blocks won on one pool page
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,8 @@ class FarmerView:
     earnings: list[EarningRow] = field(default_factory=list)
     paid_total: int = 0
     history: list[HistoryRow] = field(default_factory=list)
+    older_payouts: int | None = None  # the ``payouts_before`` of the next page, if there is one
+    older_earnings: int | None = None  # the ``earnings_before`` of the next page, if there is one
 
 
 @dataclass
@@ -113,6 +127,13 @@ class RoundRow:
     farmer_total: int
     farmers_paid: int
     tx_ids: list[str]
+
+
+@dataclass(frozen=True)
+class BlockRow:
+    height: int  # of the block whose pool reward the claim absorbs
+    amount: int
+    status: str  # the claim's: submitted, confirmed, lost
 
 
 @dataclass
@@ -130,6 +151,9 @@ class PoolView:
     minimum_difficulty: int
     relative_lock_height: int
     rounds: list[RoundRow]
+    blocks: list[BlockRow] = field(default_factory=list)
+    older_rounds: int | None = None  # the ``rounds_before`` of the next page of rounds, if there is one
+    older_blocks: str | None = None  # the ``blocks_before`` of the next page of blocks, if there is one
 
 
 async def peak_height(ctx: PoolContext) -> int:
@@ -206,17 +230,25 @@ def recent_partials(counts: list[PartialCount], now: int) -> RecentPartials:
     )
 
 
-async def farmer_view(ctx: PoolContext, farmer: FarmerRecord) -> FarmerView:
+async def farmer_view(
+    ctx: PoolContext,
+    farmer: FarmerRecord,
+    peak: int,
+    payouts_before: int | None = None,
+    earnings_before: int | None = None,
+) -> FarmerView:
+    """The farmer's page: its own rows by index, the pool's points as one aggregate; ``peak``: the chain's height
+    (for the plot filter of the space estimate)."""
     store, now = ctx.store, ctx.now()
     since = now - DAY
     counts = await store.partial_counts(since, farmer.launcher_id)
     partials = recent_partials(counts, now)
-    farmers = await store.list_farmers()
-    pool_points = sum(f.points for f in farmers)
+    pool_points = await store.total_points()
     state = farmer.singleton_tip_state
     pending_at = farmer.pending_difficulty_at
     pending = farmer.pending_difficulty if pending_at is not None and pending_at > now else None
-    payouts, paid_total = await _payouts(ctx, farmer.launcher_id)
+    payouts, older_payouts = await _payouts(ctx, farmer.launcher_id, payouts_before)
+    earnings, older_earnings = await _earnings(ctx, farmer.launcher_id, earnings_before)
     return FarmerView(
         launcher_id=farmer.launcher_id.hex(),
         payout_address=encode_puzzle_hash(farmer.payout_puzzle_hash, address_prefix_for(ctx.config.chain.network)),
@@ -230,90 +262,125 @@ async def farmer_view(ctx: PoolContext, farmer: FarmerRecord) -> FarmerView:
         points=farmer.points,
         pool_points=pool_points,
         share_percent=share_percent(farmer.points, pool_points),
-        estimated_space=estimated_space(partials.points, DAY, ctx.constants, await peak_height(ctx)),
+        estimated_space=estimated_space(partials.points, DAY, ctx.constants, peak),
         owed=farmer.owed,
         joined_at=farmer.joined_at,
         partials=partials,
         payouts=payouts,
-        earnings=await _earnings(ctx, farmer.launcher_id),
-        paid_total=paid_total,
+        earnings=earnings,
+        paid_total=await store.farmer_paid(farmer.launcher_id),
+        older_payouts=older_payouts,
+        older_earnings=older_earnings,
         history=[HistoryRow(c.at, c.describe()) for c in await store.farmer_history(farmer.launcher_id, HISTORY_ROWS)],
     )
 
 
-async def _payouts(ctx: PoolContext, launcher_id: bytes32) -> tuple[list[PayoutRow], int]:
-    store = ctx.store
-    rows: list[PayoutRow] = []
-    rounds = {r.id: r for r in await store.rounds(limit=10**6)}
-    batches_of: dict[int, dict[int, tuple[str, str | None, int | None]]] = {}
-    paid = 0
-    for payment in await store.payments(launcher_id=launcher_id):
-        assert payment.round_id is not None
-        if payment.round_id not in batches_of:
-            batches_of[payment.round_id] = {
-                b.index: (b.status.value, None if b.tx_id is None else b.tx_id.hex(), b.confirmed_height)
-                for b in await store.batches(payment.round_id)
-            }
-        status, tx_id, height = batches_of[payment.round_id].get(payment.batch_index, ("pending", None, None))
-        payout_round = rounds.get(payment.round_id)
-        if status == BatchStatus.CONFIRMED.value:
-            paid += payment.amount
-        rows.append(
-            PayoutRow(
-                created_at=0 if payout_round is None else payout_round.created_at,
-                amount=payment.amount,
-                status=status,
-                tx_id=tx_id,
-                confirmed_height=height,
-            )
+async def _payouts(ctx: PoolContext, launcher_id: bytes32, before: int | None) -> tuple[list[PayoutRow], int | None]:
+    """A page of the farmer's payments, newest first, and the cursor of the next page (one row more is read to know
+    whether there is one)."""
+    found = await ctx.store.farmer_payouts(launcher_id, ROWS_PER_PAGE + 1, before)
+    rows = [
+        PayoutRow(
+            created_at=p.created_at,
+            amount=p.amount,
+            status=p.status.value,
+            tx_id=None if p.tx_id is None else p.tx_id.hex(),
+            confirmed_height=p.confirmed_height,
         )
-    rows.sort(key=lambda row: row.created_at, reverse=True)
-    return rows, paid
+        for p in found[:ROWS_PER_PAGE]
+    ]
+    return rows, found[ROWS_PER_PAGE - 1].id if len(found) > ROWS_PER_PAGE else None
 
 
-async def _earnings(ctx: PoolContext, launcher_id: bytes32, limit: int = 20) -> list[EarningRow]:
-    """The farmer's shares of the latest distributions: points turned into owed mojos."""
-    rows: list[EarningRow] = []
-    for distribution in await ctx.store.distributions(limit=limit):
-        assert distribution.id is not None
-        for share in await ctx.store.distribution_shares(distribution.id):
-            if share.launcher_id == launcher_id:
-                rows.append(EarningRow(distribution.created_at, share.points, share.amount))
-    return rows
+async def _earnings(ctx: PoolContext, launcher_id: bytes32, before: int | None) -> tuple[list[EarningRow], int | None]:
+    """A page of the farmer's shares of distributions (points turned into owed mojos), newest first."""
+    found = await ctx.store.farmer_earnings(launcher_id, ROWS_PER_PAGE + 1, before)
+    rows = [EarningRow(e.created_at, e.points, e.amount) for e in found[:ROWS_PER_PAGE]]
+    return rows, found[ROWS_PER_PAGE - 1].distribution_id if len(found) > ROWS_PER_PAGE else None
 
 
 async def pool_view(ctx: PoolContext) -> PoolView:
+    """The public page's figures (aggregates) and its first page of payout rounds."""
     store, now, pool = ctx.store, ctx.now(), ctx.config.pool
     counts = await store.partial_counts(now - DAY)
     accepted_points = sum(c.points for c in counts if c.outcome in ACCEPTED)
-    claims = await store.reward_claims()
-    ledger = await store.ledger()
-    rounds: list[RoundRow] = []
-    for payout_round in await store.rounds(limit=10):  # the page's queries do not grow with the pool's history
-        assert payout_round.id is not None
-        batches = await store.batches(payout_round.id)
-        payments = [p for p in await store.payments(round_id=payout_round.id) if p.launcher_id is not None]
-        rounds.append(
-            RoundRow(
-                created_at=payout_round.created_at,
-                status=payout_round.status.value,
-                farmer_total=payout_round.farmer_total,
-                farmers_paid=len({p.launcher_id for p in payments}),
-                tx_ids=[b.tx_id.hex() for b in batches if b.tx_id is not None],
-            )
-        )
+    figures = await store.pool_figures()
+    rounds, older = await round_rows(ctx, None)
+    blocks, older_blocks = await block_rows(ctx, None)
     return PoolView(
         name=pool.name,
         description=pool.description,
         fee=pool.fee_display,
         logo_url=pool.logo_url,
-        farmers=len(await store.list_farmers(members_only=True)),
+        farmers=figures.members,
         estimated_space=estimated_space(accepted_points, DAY, ctx.constants, await peak_height(ctx)),
-        blocks_won=len({c.coin_id for c in claims if c.status is not ClaimStatus.FAILED}),
-        rewards_claimed=sum(c.amount for c in claims if c.status is ClaimStatus.CONFIRMED),
-        paid_to_farmers=ledger.farmer_payments - ledger.farmer_payments_in_flight,
+        blocks_won=figures.blocks_won,
+        rewards_claimed=figures.rewards_claimed,
+        paid_to_farmers=figures.paid_to_farmers,
         partials_24h=sum(c.count for c in counts if c.outcome in ACCEPTED),
         minimum_difficulty=ctx.config.difficulty.minimum,
         relative_lock_height=pool.relative_lock_height,
         rounds=rounds,
+        blocks=blocks,
+        older_rounds=older,
+        older_blocks=older_blocks,
     )
+
+
+async def older_pages_view(
+    ctx: PoolContext, view: PoolView, rounds_before: int | None, blocks_before: tuple[int, bytes32] | None
+) -> PoolView:
+    """``view`` with the page of payout rounds older than round ``rounds_before`` and the page of blocks after
+    ``blocks_before`` (each if given) instead of the newest."""
+    if rounds_before is not None:
+        rounds, older = await round_rows(ctx, rounds_before)
+        view = dataclasses.replace(view, rounds=rounds, older_rounds=older)
+    if blocks_before is not None:
+        blocks, older_blocks = await block_rows(ctx, blocks_before)
+        view = dataclasses.replace(view, blocks=blocks, older_blocks=older_blocks)
+    return view
+
+
+async def block_rows(ctx: PoolContext, before: tuple[int, bytes32] | None) -> tuple[list[BlockRow], str | None]:
+    """A page of the blocks won and the cursor of the next page: "height-coin id" of the page's last claim."""
+    found = await ctx.store.won_blocks(BLOCKS_PER_PAGE + 1, before)
+    rows = [BlockRow(c.coin_height, c.amount, c.status.value) for c in found[:BLOCKS_PER_PAGE]]
+    if len(found) <= BLOCKS_PER_PAGE:
+        return rows, None
+    last = found[BLOCKS_PER_PAGE - 1]
+    return rows, f"{last.coin_height}-{last.coin_id.hex()}"
+
+
+async def round_rows(ctx: PoolContext, before: int | None) -> tuple[list[RoundRow], int | None]:
+    found = await ctx.store.round_summaries(ROUNDS_PER_PAGE + 1, before)
+    rows = [
+        RoundRow(
+            created_at=s.round.created_at,
+            status=s.round.status.value,
+            farmer_total=s.round.farmer_total,
+            farmers_paid=s.farmers_paid,
+            tx_ids=[tx_id.hex() for tx_id in s.tx_ids],
+        )
+        for s in found[:ROUNDS_PER_PAGE]
+    ]
+    return rows, found[ROUNDS_PER_PAGE - 1].round.id if len(found) > ROUNDS_PER_PAGE else None
+
+
+class Shared(Generic[T]):
+    """One value shared by every request for ``seconds`` (0: made for each request): while it is being made, the
+    requests that need it wait for it instead of each making their own, so a burst of page loads costs one read of
+    the store. A failure is not kept: the next request tries again."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._value: tuple[float, T] | None = None
+
+    async def get(self, make: Callable[[], Awaitable[T]]) -> T:
+        if self.seconds <= 0:
+            return await make()
+        async with self._lock:
+            if self._value is None or self._clock() - self._value[0] >= self.seconds:
+                self._value = (self._clock(), await make())
+            return self._value[1]

@@ -22,7 +22,7 @@ from pool.chia_adapter import PoolErrorCode, bytes32
 from pool.estimates import format_space
 from pool.http.keys import CONTEXT, FARMERS
 from pool.http.limits import client_of
-from pool.http.page_data import farmer_view, pool_view
+from pool.http.page_data import PoolView, Shared, farmer_view, older_pages_view, peak_height, pool_view
 from pool.payouts.books import xch
 from pool.protocol.encoding import parse_bytes32, parse_g2, parse_uint64, query_value
 from pool.protocol.errors import PoolProtocolError
@@ -30,6 +30,9 @@ from pool.store.models import FarmerRecord, WebSession
 
 SESSION_COOKIE = "pool_session"
 LOGIN_PARAMETERS = ("launcher_id", "authentication_token", "signature")
+# The pool page's figures, shared by the requests of a few seconds (server.page_cache_seconds): GET / is public.
+POOL_VIEW = web.AppKey("pool_view", Shared[PoolView])
+PEAK_HEIGHT = web.AppKey("peak_height", Shared[int])  # likewise the node's peak, for the farmer pages
 
 
 def setup_pages(app: web.Application) -> None:
@@ -40,6 +43,8 @@ def setup_pages(app: web.Application) -> None:
         undefined=jinja2.StrictUndefined,
         filters={"xch": xch, "space": format_space, "utc": utc},
     )
+    app[POOL_VIEW] = Shared(app[CONTEXT].config.server.page_cache_seconds)
+    app[PEAK_HEIGHT] = Shared(app[CONTEXT].config.server.page_cache_seconds)
     app.router.add_get("/", pool_page)
     app.router.add_get("/login", farmer_page)
 
@@ -58,7 +63,10 @@ def join_url(request: web.Request) -> str | None:
 
 async def pool_page(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    view = await pool_view(ctx)
+    rounds_before, blocks_before = _cursor(request, "rounds_before"), _block_cursor(request)
+    view = await request.app[POOL_VIEW].get(lambda: pool_view(ctx))
+    if rounds_before is not None or blocks_before is not None:  # older pages: the figures stay the shared ones
+        view = await older_pages_view(ctx, view, rounds_before, blocks_before)
     return _page("pool.html", request, {"pool": view, "join_url": join_url(request)})
 
 
@@ -97,7 +105,9 @@ async def farmer_page(request: web.Request) -> web.StreamResponse:
         if token:
             response.del_cookie(SESSION_COOKIE, path="/")
         return response
-    view = await farmer_view(ctx, farmer)
+    payouts_before, earnings_before = _cursor(request, "payouts_before"), _cursor(request, "earnings_before")
+    peak = await request.app[PEAK_HEIGHT].get(lambda: peak_height(ctx))
+    view = await farmer_view(ctx, farmer, peak, payouts_before, earnings_before)
     response = _page(
         "farmer.html", request, {"pool_name": ctx.config.pool.name, "farmer": view, "expires_at": session.expires_at}
     )
@@ -112,6 +122,30 @@ async def _signed_login(request: web.Request) -> FarmerRecord:
     token = parse_uint64(query_value(query, "authentication_token"), "authentication_token")
     signature = parse_g2(query_value(query, "signature"), "signature")
     return await request.app[FARMERS].authenticated("get_login", launcher_id, token, signature, client_of(request))
+
+
+def _cursor(request: web.Request, name: str) -> int | None:
+    """A list's page: the id its rows come before (from the page's "older" link)."""
+    value = request.query.get(name)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise web.HTTPBadRequest(text=f"{name} must be a row id (a positive integer)")
+    return int(value)
+
+
+def _block_cursor(request: web.Request) -> tuple[int, bytes32] | None:
+    """The blocks' page: the (coin height, coin id) of the last claim of the page before ("height-coin id")."""
+    value = request.query.get("blocks_before")
+    if value is None:
+        return None
+    height, _, coin_id = value.partition("-")
+    if not (height.isascii() and height.isdigit()) or len(height) > 18:
+        raise web.HTTPBadRequest(text="blocks_before must be a height and a coin id (height-hex)")
+    try:
+        return int(height), parse_bytes32(coin_id, "blocks_before")
+    except PoolProtocolError:
+        raise web.HTTPBadRequest(text="blocks_before must be a height and a coin id (height-hex)") from None
 
 
 def _token_hash(token: str) -> bytes32:

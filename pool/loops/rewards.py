@@ -643,7 +643,7 @@ async def live_singleton(ctx: PoolContext, farmer: FarmerRecord, peak_height: in
         peak_height=peak_height,
         confirmation_security_threshold=0,
         genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
-        known=KnownTip(tip=farmer.singleton_tip, state=farmer.singleton_tip_state),
+        known=KnownTip(farmer.singleton_tip, farmer.singleton_tip_state, farmer.delay_time, farmer.delay_puzzle_hash),
     )
     current = get_most_recent_singleton_coin_from_coin_spend(view.tip)
     if current is None:

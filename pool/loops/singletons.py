@@ -3,11 +3,16 @@
 Membership changes only on chain facts: a buried spend that changed the pool state, a melted singleton, or a spend
 that contradicts the state the PlotNFT announced (forged). A node that cannot answer, or that says it no longer knows a
 coin buried long ago (a node resyncing, or broken), changes nothing: the farmer is tried again next time.
+
+Each pass resumes from the farmer's stored tip, never from the launcher: what is buried is not read again. A farmer
+whose singleton has not moved costs two coin look-ups (its tip, still spent and buried; the tip's child, unspent) and
+no spend read; only a new spend is read, once.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from pool.chain.interface import ChainUnavailable
@@ -17,6 +22,8 @@ from pool.context import PoolContext
 from pool.store.models import FarmerRecord
 
 log = logging.getLogger(__name__)
+
+FARMERS_PER_READ = 200  # farmers decoded at once (about 50 ms of the event loop)
 
 
 @dataclass
@@ -42,7 +49,7 @@ class SingletonLoop:
             return stats
         peak_height = self.status.peak.height
         # Every farmer, members or not: one that left and came back must become a member again.
-        for farmer in await ctx.store.list_farmers():
+        async for farmer in _every_farmer(ctx):
             try:
                 if await refresh_farmer(ctx, farmer, peak_height):
                     stats.updated += 1
@@ -60,6 +67,16 @@ class SingletonLoop:
         return stats
 
 
+async def _every_farmer(ctx: PoolContext) -> AsyncIterator[FarmerRecord]:
+    """Every farmer, read a page at a time: decoding them all at once would hold the event loop (and the partials
+    it takes) for seconds in a large pool."""
+    after = None
+    while page := await ctx.store.farmers_after(after, FARMERS_PER_READ):
+        for farmer in page:
+            yield farmer
+        after = page[-1].launcher_id
+
+
 async def refresh_farmer(ctx: PoolContext, farmer: FarmerRecord, peak_height: int) -> bool:
     """Update the farmer's tip and membership; True if anything changed."""
     view = await follow_singleton(
@@ -68,7 +85,7 @@ async def refresh_farmer(ctx: PoolContext, farmer: FarmerRecord, peak_height: in
         peak_height=peak_height,
         confirmation_security_threshold=ctx.config.chain.confirmation_security_threshold,
         genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
-        known=KnownTip(tip=farmer.singleton_tip, state=farmer.singleton_tip_state),
+        known=KnownTip(farmer.singleton_tip, farmer.singleton_tip_state, farmer.delay_time, farmer.delay_puzzle_hash),
     )
     member = view_is_member(view, ctx.config.pool, peak_height)
     unchanged = (

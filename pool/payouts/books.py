@@ -1,16 +1,17 @@
 """The pool's books for its operator: where every mojo of the confirmed claims went, and the wallet against it.
 
-Read-only: built from the store (and, when reachable, the wallet's spendable balance) by ``python -m pool ledger``.
+Read-only: built from the store (and, when reachable, the wallet's spendable balance) by ``python -m pool ledger``
+and GET /status. Every total is an aggregate of the database read on its own connection (the ledger summary in one
+statement: one snapshot), so the books never hold up the store's writer nor read every row into the pool.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from pool.store.abstract import AbstractPoolStore
-from pool.store.models import BatchStatus, ClaimStatus, LedgerKind, LedgerSummary, RoundStatus
+from pool.store.models import BatchStatus, ClaimStatus, LedgerSummary, RoundStatus
 
 MOJO_PER_XCH = 10**12
 
@@ -37,15 +38,17 @@ class Books:
 
 
 async def build_books(
-    store: AbstractPoolStore, wallet_spendable: int | None, wallet_error: str | None = None, limit: int = 20
+    store: AbstractPoolStore,
+    wallet_spendable: int | None,
+    wallet_error: str | None = None,
+    limit: int = 20,
+    *,
+    owed_limit: int | None = None,
+    with_payments: bool = True,
 ) -> Books:
-    claims: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for claim in await store.reward_claims():
-        claims[claim.status.value][0] += 1
-        claims[claim.status.value][1] += claim.amount
-    pool_fee_earned = sum(
-        e.amount for e in await store.ledger_entries(limit=10**9) if e.kind is LedgerKind.DISTRIBUTION_POOL_FEE
-    )
+    """The books from aggregates of the store and its ``limit`` latest distributions and rounds (each round with its
+    payments unless ``with_payments`` is False); the owed balances, largest first, at most ``owed_limit``."""
+    claims = {status.value: totals for status, totals in (await store.claim_totals()).items()}
     distributions = [
         {
             "id": d.id,
@@ -62,45 +65,43 @@ async def build_books(
     for r in await store.rounds(limit=limit):
         assert r.id is not None
         batches = await store.batches(r.id)
-        payments = await store.payments(round_id=r.id)
-        rounds.append(
+        shown: dict[str, Any] = {
+            "id": r.id,
+            "created_at": r.created_at,
+            "status": r.status.value,
+            "farmer_total": r.farmer_total,
+            "pool_fee": r.pool_fee,
+            "blockchain_fees": r.blockchain_fees,
+        }
+        if with_payments:
+            shown["payments"] = [
+                {
+                    "launcher_id": None if p.launcher_id is None else p.launcher_id.hex(),
+                    "puzzle_hash": p.puzzle_hash.hex(),
+                    "amount": p.amount,
+                    "batch": p.batch_index,
+                }
+                for p in await store.payments(round_id=r.id)
+            ]
+        shown["batches"] = [
             {
-                "id": r.id,
-                "created_at": r.created_at,
-                "status": r.status.value,
-                "farmer_total": r.farmer_total,
-                "pool_fee": r.pool_fee,
-                "blockchain_fees": r.blockchain_fees,
-                "payments": [
-                    {
-                        "launcher_id": None if p.launcher_id is None else p.launcher_id.hex(),
-                        "puzzle_hash": p.puzzle_hash.hex(),
-                        "amount": p.amount,
-                        "batch": p.batch_index,
-                    }
-                    for p in payments
-                ],
-                "batches": [
-                    {
-                        "index": b.index,
-                        "status": b.status.value,
-                        "fee": b.fee,
-                        "tx_id": None if b.tx_id is None else b.tx_id.hex(),
-                        "confirmed_height": b.confirmed_height,
-                    }
-                    for b in batches
-                ],
+                "index": b.index,
+                "status": b.status.value,
+                "fee": b.fee,
+                "tx_id": None if b.tx_id is None else b.tx_id.hex(),
+                "confirmed_height": b.confirmed_height,
             }
-        )
+            for b in batches
+        ]
+        rounds.append(shown)
     owed = [
-        {"launcher_id": f.launcher_id.hex(), "owed": f.owed, "payout_puzzle_hash": f.payout_puzzle_hash.hex()}
-        for f in await store.list_farmers()
-        if f.owed > 0
+        {"launcher_id": o.launcher_id.hex(), "owed": o.owed, "payout_puzzle_hash": o.payout_puzzle_hash.hex()}
+        for o in await store.owed_balances(owed_limit)
     ]
     return Books(
         summary=await store.ledger(),
-        claims={status: (count, amount) for status, (count, amount) in claims.items()},
-        pool_fee_earned=pool_fee_earned,
+        claims=claims,
+        pool_fee_earned=await store.pool_fee_earned(),
         distributions=distributions,
         rounds=rounds,
         owed=owed,

@@ -15,10 +15,13 @@ from pool.store.models import (
     Distribution,
     DistributionShare,
     FarmerChange,
+    FarmerEarning,
+    FarmerPayout,
     FarmerRecord,
     LedgerEntry,
     LedgerSummary,
     NotAdded,
+    OwedBalance,
     PartialCount,
     PartialRecord,
     PartialRefusal,
@@ -29,7 +32,9 @@ from pool.store.models import (
     PaymentLine,
     PayoutRound,
     PendingDifficulty,
+    PoolFigures,
     RewardClaim,
+    RoundSummary,
     TargetProof,
     WebSession,
 )
@@ -136,6 +141,11 @@ class AbstractPoolStore(ABC):
 
     @abstractmethod
     async def list_farmers(self, members_only: bool = False) -> list[FarmerRecord]: ...
+
+    @abstractmethod
+    async def farmers_after(self, after: bytes32 | None, limit: int) -> list[FarmerRecord]:
+        """At most ``limit`` farmers by launcher id, from the first one after ``after`` (from the first if None): a
+        pass over every farmer a page at a time, each page decoded at once rather than all farmers."""
 
     @abstractmethod
     async def update_farmer_settings(
@@ -519,3 +529,51 @@ class AbstractPoolStore(ABC):
 
     @abstractmethod
     async def batch_status(self, batch_id: int) -> BatchStatus | None: ...
+
+    # -- bounded reads for the pages and the operator: aggregates and one farmer's indexed rows ------------------
+    @abstractmethod
+    async def pool_figures(self) -> PoolFigures:
+        """The public page's pool-wide figures, from one read (aggregates: no row is read into the pool)."""
+
+    @abstractmethod
+    async def total_points(self) -> int:
+        """Every farmer's points not yet shared out (an aggregate)."""
+
+    @abstractmethod
+    async def farmer_payouts(self, launcher_id: bytes32, limit: int, before: int | None = None) -> list[FarmerPayout]:
+        """The farmer's payments, newest first, at most ``limit``, only those with an id below ``before`` if given."""
+
+    @abstractmethod
+    async def farmer_paid(self, launcher_id: bytes32) -> int:
+        """Mojos paid to the farmer in confirmed batches."""
+
+    @abstractmethod
+    async def farmer_earnings(self, launcher_id: bytes32, limit: int, before: int | None = None) -> list[FarmerEarning]:
+        """The farmer's shares of distributions, newest first, at most ``limit``, only those of distributions with an
+        id below ``before`` if given."""
+
+    @abstractmethod
+    async def round_summaries(self, limit: int, before: int | None = None) -> list[RoundSummary]:
+        """Payout rounds, newest first, at most ``limit``, only those with an id below ``before`` if given: each with
+        the number of farmers it pays and its batches' transaction ids."""
+
+    @abstractmethod
+    async def won_blocks(self, limit: int, before: tuple[int, bytes32] | None = None) -> list[RewardClaim]:
+        """Claims of the blocks the pool won (not failed), by coin height, newest first, then coin id; at most
+        ``limit``, only those after the (coin height, coin id) ``before`` in that order if given (several rewards
+        may be created at one height)."""
+
+    @abstractmethod
+    async def count_pending_partials(self) -> int: ...
+
+    @abstractmethod
+    async def claim_totals(self) -> dict[ClaimStatus, tuple[int, int]]:
+        """Per status of the reward claims that have one: how many, and their mojos."""
+
+    @abstractmethod
+    async def pool_fee_earned(self) -> int:
+        """Mojos the distributions gave the pool fee share (before blockchain fees)."""
+
+    @abstractmethod
+    async def owed_balances(self, limit: int | None = None) -> list[OwedBalance]:
+        """Farmers with an owed balance, largest first (at most ``limit`` if given)."""

@@ -435,3 +435,52 @@ class WebSession:
     launcher_id: bytes32
     created_at: int
     expires_at: int
+
+
+@dataclass(frozen=True)
+class PoolFigures:
+    """The pool-wide figures of the public page, each an aggregate of the database (no row is read into the pool)."""
+
+    members: int  # farmers whose PlotNFT farms to the pool now
+    points: int  # every farmer's points not yet shared out
+    blocks_won: int  # reward claims not failed
+    rewards_claimed: int  # mojos of the confirmed claims
+    paid_to_farmers: int  # mojos of farmer payments in confirmed batches
+
+
+@dataclass(frozen=True)
+class FarmerPayout:
+    """One payment to a farmer as its page shows it: with its round's time and its batch's state."""
+
+    id: int  # the payment's: the page before it shows older ones
+    created_at: int  # the round's
+    amount: int
+    status: BatchStatus
+    tx_id: bytes32 | None
+    confirmed_height: int | None
+
+
+@dataclass(frozen=True)
+class FarmerEarning:
+    """A farmer's share of one distribution: points turned into owed mojos."""
+
+    distribution_id: int
+    created_at: int
+    points: int
+    amount: int
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    """A payout round as the public page lists it: how many farmers it pays, its transactions."""
+
+    round: PayoutRound
+    farmers_paid: int
+    tx_ids: list[bytes32]
+
+
+@dataclass(frozen=True)
+class OwedBalance:
+    launcher_id: bytes32
+    owed: int
+    payout_puzzle_hash: bytes32

@@ -258,7 +258,8 @@ class PostgresPoolStore(SqlPoolStore[_Postgres]):
         async with self._transaction(_LEDGER_LOCK) as conn:
             # Nobody else may write (or read half a copy) until it is complete.
             await conn.execute(f"LOCK TABLE {', '.join(TABLES)} IN ACCESS EXCLUSIVE MODE")
-            seeded = ("ledger_accounts", "leadership")  # rows every new store has: zero balances, epoch 0
+            # Rows every new store has: zero balances, epoch 0, zero running totals.
+            seeded = ("ledger_accounts", "leadership", "running_totals")
             holding = [
                 table
                 for table in TABLES
@@ -268,6 +269,8 @@ class PostgresPoolStore(SqlPoolStore[_Postgres]):
                 holding.append("ledger_accounts")
             if await conn.fetchval("SELECT COALESCE(MAX(epoch), 0) FROM leadership") != 0:
                 holding.append("leadership")
+            if await conn.fetchval("SELECT COALESCE(SUM(total), 0) FROM running_totals") != 0:
+                holding.append("running_totals")
             if holding:
                 raise TargetNotEmpty(f"{self._dsn} already holds pool data (in {', '.join(holding)})")
             for table in seeded:  # their rows come from the source

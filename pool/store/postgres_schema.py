@@ -354,6 +354,26 @@ _SCHEMA_V12_FARMER_HISTORY: Migration = (
 )
 
 
+# Bounded reads (pages, /status): one farmer's payouts and earnings by index, a round's payments by index, the pool
+# fee earned from the few distribution entries, the farmers with an owed balance without reading the others, and the
+# blocks won newest first. running_totals keeps sums the pages show that would otherwise read every payment:
+# farmers_paid, the farmer payments of confirmed batches (added to as each batch is confirmed).
+_SCHEMA_V14_BOUNDED_READS: Migration = (
+    "CREATE INDEX distribution_shares_launcher ON distribution_shares (launcher_id, distribution_id)",
+    "CREATE INDEX payments_round ON payments (round_id, batch_index)",
+    "CREATE INDEX ledger_entries_kind ON ledger_entries (kind, amount)",
+    "CREATE INDEX farmers_owed ON farmers (owed) WHERE owed > 0",
+    "CREATE INDEX reward_claims_height ON reward_claims (coin_height)",
+    "CREATE TABLE running_totals (name TEXT PRIMARY KEY, total NUMERIC(20, 0) NOT NULL CHECK (total >= 0))",
+    """
+    INSERT INTO running_totals (name, total)
+    SELECT 'farmers_paid', COALESCE(SUM(p.amount), 0) FROM payments p JOIN payment_batches b
+        ON b.round_id = p.round_id AND b.batch_index = p.batch_index
+        WHERE b.status = 'confirmed' AND p.launcher_id IS NOT NULL
+    """,
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -367,6 +387,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V10_LEADER_SEEN,
     _SCHEMA_V11_PARTIAL_HOURS,
     _SCHEMA_V12_FARMER_HISTORY,
+    _SCHEMA_V14_BOUNDED_READS,  # placed at its index (13) when merged
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite_schema.py. Append only."""
 
@@ -382,6 +403,7 @@ TABLES: tuple[str, ...] = (
     "payments",
     "ledger_accounts",
     "ledger_entries",
+    "running_totals",
     "distributions",
     "distribution_shares",
     "partial_refusals",

@@ -68,11 +68,14 @@ from pool.store.models import (
     DistributionShare,
     FarmerChange,
     FarmerChangeKind,
+    FarmerEarning,
+    FarmerPayout,
     FarmerRecord,
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
     NotAdded,
+    OwedBalance,
     PartialCount,
     PartialRecord,
     PartialRefusal,
@@ -83,7 +86,9 @@ from pool.store.models import (
     PaymentLine,
     PayoutRound,
     PendingDifficulty,
+    PoolFigures,
     RewardClaim,
+    RoundSummary,
     TargetProof,
     WebSession,
     batch_holder,
@@ -326,6 +331,14 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
     async def list_farmers(self, members_only: bool = False) -> list[FarmerRecord]:
         where = "WHERE is_pool_member" if members_only else ""
         rows = await self._reads().fetchall(f"SELECT * FROM farmers {where} ORDER BY joined_at, launcher_id")
+        return [farmer_from_row(row) for row in rows]
+
+    async def farmers_after(self, after: bytes32 | None, limit: int) -> list[FarmerRecord]:
+        rows = await self._reads().fetchall(
+            f"SELECT * FROM farmers {'' if after is None else 'WHERE launcher_id > :after'} "
+            "ORDER BY launcher_id LIMIT :limit",
+            {"after": after, "limit": limit},
+        )
         return [farmer_from_row(row) for row in rows]
 
     async def update_farmer_settings(
@@ -1305,6 +1318,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 await _change_round_fees(tx, round_id, -refund)
                 await _credit_account(tx, _POOL_FEE_SHARE, refund)
                 await _journal(tx, LedgerKind.BATCH_FEE_REFUND, refund, None, _batch_reference(batch))
+            await tx.execute(_ADD_FARMERS_PAID, {"round_id": batch.round_id, "batch_index": batch.index})
             # One version landed: every other conflicts with it and never can, so its coins are free again.
             await tx.execute("DELETE FROM coin_reservations WHERE holder = :holder", {"holder": batch_holder(batch_id)})
             # Under the ledger lock no other batch of this round can be confirming concurrently, so "the last one"
@@ -1319,6 +1333,141 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
     async def batch_status(self, batch_id: int) -> BatchStatus | None:
         row = await self._lookup("SELECT status FROM payment_batches WHERE id = :id", {"id": batch_id})
         return None if row is None else BatchStatus(row["status"])
+
+    # -- bounded reads for the pages and the operator -----------------------------------------------------------
+    async def pool_figures(self) -> PoolFigures:
+        row = await self._reads().fetchone(_POOL_FIGURES_SQL)
+        assert row is not None  # a SELECT without FROM always gives one row
+        return PoolFigures(
+            members=int(row["members"]),
+            points=int(row["points"]),
+            blocks_won=int(row["blocks_won"]),
+            rewards_claimed=int(row["rewards_claimed"]),
+            paid_to_farmers=int(row["paid_to_farmers"]),
+        )
+
+    async def total_points(self) -> int:
+        row = await self._reads().fetchone("SELECT COALESCE(SUM(points), 0) AS points FROM farmers")
+        return 0 if row is None else int(row["points"])
+
+    async def farmer_payouts(self, launcher_id: bytes32, limit: int, before: int | None = None) -> list[FarmerPayout]:
+        rows = await self._reads().fetchall(
+            f"""
+            SELECT p.id, r.created_at, p.amount, b.status, b.tx_id, b.confirmed_height
+            FROM payments p
+            JOIN payment_batches b ON b.round_id = p.round_id AND b.batch_index = p.batch_index
+            JOIN payout_rounds r ON r.id = p.round_id
+            WHERE p.launcher_id = :launcher_id{"" if before is None else " AND p.id < :before"}
+            ORDER BY p.id DESC LIMIT :limit
+            """,
+            {"launcher_id": launcher_id, "before": before, "limit": limit},
+        )
+        return [
+            FarmerPayout(
+                id=int(row["id"]),
+                created_at=int(row["created_at"]),
+                amount=int(row["amount"]),
+                status=BatchStatus(row["status"]),
+                tx_id=optional_bytes32(row["tx_id"]),
+                confirmed_height=optional_int(row["confirmed_height"]),
+            )
+            for row in rows
+        ]
+
+    async def farmer_paid(self, launcher_id: bytes32) -> int:
+        row = await self._reads().fetchone(
+            """
+            SELECT COALESCE(SUM(p.amount), 0) AS paid FROM payments p
+            JOIN payment_batches b ON b.round_id = p.round_id AND b.batch_index = p.batch_index
+            WHERE p.launcher_id = :launcher_id AND b.status = 'confirmed'
+            """,
+            {"launcher_id": launcher_id},
+        )
+        return 0 if row is None else int(row["paid"])
+
+    async def farmer_earnings(self, launcher_id: bytes32, limit: int, before: int | None = None) -> list[FarmerEarning]:
+        rows = await self._reads().fetchall(
+            f"""
+            SELECT s.distribution_id, d.created_at, s.points, s.amount
+            FROM distribution_shares s JOIN distributions d ON d.id = s.distribution_id
+            WHERE s.launcher_id = :launcher_id{"" if before is None else " AND s.distribution_id < :before"}
+            ORDER BY s.distribution_id DESC LIMIT :limit
+            """,
+            {"launcher_id": launcher_id, "before": before, "limit": limit},
+        )
+        return [
+            FarmerEarning(int(row["distribution_id"]), int(row["created_at"]), int(row["points"]), int(row["amount"]))
+            for row in rows
+        ]
+
+    async def round_summaries(self, limit: int, before: int | None = None) -> list[RoundSummary]:
+        reads = self._reads()
+        rounds = [
+            round_from_row(row)
+            for row in await reads.fetchall(
+                f"SELECT * FROM payout_rounds {'' if before is None else 'WHERE id < :before'} "
+                "ORDER BY id DESC LIMIT :limit",
+                {"before": before, "limit": limit},
+            )
+        ]
+        ids = [r.id for r in rounds]
+        if not ids:
+            return []
+        condition, params = self._one_of("round_id", "round_ids", ids, "bigint")
+        paid = {
+            int(row["round_id"]): int(row["farmers"])
+            for row in await reads.fetchall(
+                "SELECT round_id, COUNT(DISTINCT launcher_id) AS farmers FROM payments "
+                f"WHERE {condition} GROUP BY round_id",
+                params,
+            )
+        }
+        tx_ids: dict[int, list[bytes32]] = defaultdict(list)
+        for row in await reads.fetchall(
+            f"SELECT round_id, tx_id FROM payment_batches WHERE {condition} AND tx_id IS NOT NULL "
+            "ORDER BY round_id, batch_index",
+            params,
+        ):
+            tx_ids[int(row["round_id"])].append(bytes32(row["tx_id"]))
+        return [RoundSummary(r, paid.get(r.id, 0), tx_ids.get(r.id, [])) for r in rounds if r.id is not None]
+
+    async def won_blocks(self, limit: int, before: tuple[int, bytes32] | None = None) -> list[RewardClaim]:
+        after = "" if before is None else " AND (coin_height < :height OR (coin_height = :height AND coin_id > :coin))"
+        height, coin = (None, None) if before is None else before
+        rows = await self._reads().fetchall(
+            f"SELECT * FROM reward_claims WHERE status != 'failed'{after}"
+            " ORDER BY coin_height DESC, coin_id LIMIT :limit",
+            {"height": height, "coin": coin, "limit": limit},
+        )
+        return [claim_from_row(row) for row in rows]
+
+    async def count_pending_partials(self) -> int:
+        row = await self._reads().fetchone("SELECT COUNT(*) AS n FROM partials WHERE status = 'pending'")
+        return 0 if row is None else int(row["n"])
+
+    async def claim_totals(self) -> dict[ClaimStatus, tuple[int, int]]:
+        rows = await self._reads().fetchall(
+            "SELECT status, COUNT(*) AS n, COALESCE(SUM(amount), 0) AS mojos FROM reward_claims GROUP BY status"
+        )
+        return {ClaimStatus(row["status"]): (int(row["n"]), int(row["mojos"])) for row in rows}
+
+    async def pool_fee_earned(self) -> int:
+        row = await self._reads().fetchone(
+            "SELECT COALESCE(SUM(amount), 0) AS earned FROM ledger_entries WHERE kind = :kind",
+            {"kind": LedgerKind.DISTRIBUTION_POOL_FEE.value},
+        )
+        return 0 if row is None else int(row["earned"])
+
+    async def owed_balances(self, limit: int | None = None) -> list[OwedBalance]:
+        rows = await self._reads().fetchall(
+            "SELECT launcher_id, owed, payout_puzzle_hash FROM farmers WHERE owed > 0 "
+            f"ORDER BY owed DESC, launcher_id{'' if limit is None else ' LIMIT :limit'}",
+            {"limit": limit},
+        )
+        return [
+            OwedBalance(bytes32(row["launcher_id"]), int(row["owed"]), bytes32(row["payout_puzzle_hash"]))
+            for row in rows
+        ]
 
     async def _newest(self, table: str, limit: int) -> list[Row]:
         """A table's ``limit`` most recent rows (highest ids) first."""
@@ -1427,14 +1576,16 @@ _INSERT_PAYMENT = """
     VALUES (:round_id, :batch_index, :puzzle_hash, :amount, :launcher_id, :points)
 """
 
-# Where the confirmed claims' mojos are (read_ledger).
+# Where the confirmed claims' mojos are (read_ledger). The payments in flight are found from the few batches not
+# confirmed, through the index of payments by batch (CROSS JOIN: SQLite then reads the batches first; to PostgreSQL it
+# is an inner join like any other), not by reading every payment ever made.
 LEDGER_SQL = """
     SELECT
         (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed') AS confirmed_claims,
         (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NOT NULL) AS farmer_payments,
-        (SELECT COALESCE(SUM(p.amount), 0) FROM payments p JOIN payment_batches b
-            ON b.round_id = p.round_id AND b.batch_index = p.batch_index
-            WHERE b.status != 'confirmed' AND p.launcher_id IS NOT NULL) AS farmer_payments_in_flight,
+        (SELECT COALESCE(SUM(p.amount), 0) FROM payment_batches b CROSS JOIN payments p
+            WHERE p.round_id = b.round_id AND p.batch_index = b.batch_index
+            AND b.status != 'confirmed' AND p.launcher_id IS NOT NULL) AS farmer_payments_in_flight,
         (SELECT COALESCE(SUM(owed), 0) FROM farmers) AS owed,
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pool_fee_share') AS pool_fee_share,
         (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NULL) AS pool_fee_payments,
@@ -1444,6 +1595,25 @@ LEDGER_SQL = """
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'undistributed') AS undistributed,
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pre_ledger_excess') AS pre_ledger_excess,
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'operator_funding') AS operator_funding
+"""
+
+# The public page's pool-wide figures (PoolFigures), in one statement: one snapshot.
+_POOL_FIGURES_SQL = """
+    SELECT
+        (SELECT COUNT(*) FROM farmers WHERE is_pool_member) AS members,
+        (SELECT COALESCE(SUM(points), 0) FROM farmers) AS points,
+        (SELECT COUNT(*) FROM reward_claims WHERE status != 'failed') AS blocks_won,
+        (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed') AS rewards_claimed,
+        (SELECT COALESCE(SUM(total), 0) FROM running_totals WHERE name = 'farmers_paid') AS paid_to_farmers
+"""
+
+# A batch just confirmed: its farmer payments join the running total the pool page shows (a batch is confirmed once).
+_ADD_FARMERS_PAID = """
+    UPDATE running_totals SET total = total + (
+        SELECT COALESCE(SUM(amount), 0) FROM payments
+        WHERE round_id = :round_id AND batch_index = :batch_index AND launcher_id IS NOT NULL
+    )
+    WHERE name = 'farmers_paid'
 """
 
 # One row per pool member with partials since :since: its newest partial and the newest run at its current difficulty

@@ -25,7 +25,7 @@ from pool.store.abstract import StoreError
 from pool.store.factory import create_store
 from pool.store.models import ClaimStatus, FarmerRecord
 from pool.store.sqlite import SchemaTooNew, SqlitePoolStore
-from pool.store.sqlite_schema import MIGRATIONS
+from pool.store.sqlite_schema import _SCHEMA_V14_BOUNDED_READS, MIGRATIONS
 
 
 def make_farmer() -> FarmerRecord:
@@ -300,5 +300,44 @@ async def test_a_v6_database_starts_its_difficulty_history_with_what_is_in_force
         assert [await store.difficulty_at(launcher, moment) for moment in (0, 4_999, 5_000)] == [10, 10, 40]
         record = await store.get_farmer(launcher)
         assert record is not None and record.difficulty_since == 0
+    finally:
+        await store.close()
+
+
+async def test_the_running_total_of_farmer_payments_starts_from_what_confirmed_batches_paid(tmp_path: Path) -> None:
+    """The step adding running_totals sums the farmer payments of the batches confirmed before it."""
+    path = tmp_path / "pool.sqlite"
+    old = SqlitePoolStore(path, migrations=MIGRATIONS[: MIGRATIONS.index(_SCHEMA_V14_BOUNDED_READS)])
+    await old.open()
+    farmer = make_farmer()
+    await old.add_farmer(farmer)
+    await old.close()
+    with sqlite3.connect(path) as raw:
+        raw.execute(
+            "INSERT INTO payout_rounds (id, created_at, scheme, total, pool_fee, blockchain_fees, farmer_total, "
+            "remainder, status) VALUES (1, 500, 'proportional', 1111, 100, 11, 1000, 0, 'open')"
+        )
+        raw.executemany(
+            "INSERT INTO payment_batches (round_id, batch_index, fee, status, updated_at) VALUES (1, ?, ?, ?, 500)",
+            [(0, 10, "confirmed"), (1, 1, "submitted")],
+        )
+        raw.executemany(
+            "INSERT INTO payments (round_id, batch_index, puzzle_hash, amount, launcher_id, points) "
+            "VALUES (1, ?, ?, ?, ?, 0)",
+            [
+                (0, farmer.payout_puzzle_hash, 700, farmer.launcher_id),
+                (0, std_hash(b"fee"), 100, None),
+                (1, farmer.payout_puzzle_hash, 300, farmer.launcher_id),
+            ],
+        )
+    raw.close()
+    store = SqlitePoolStore(path)
+    await store.open()
+    try:
+        assert (await store.pool_figures()).paid_to_farmers == 700  # the confirmed batch's farmer payment only
+        (_, in_flight) = await store.batches(1)
+        assert in_flight.id is not None
+        await store.mark_batch_confirmed(in_flight.id, height=30, now=600)
+        assert (await store.pool_figures()).paid_to_farmers == 1_000
     finally:
         await store.close()

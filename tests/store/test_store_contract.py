@@ -45,11 +45,14 @@ from pool.store.models import (
     Distribution,
     DistributionShare,
     FarmerChangeKind,
+    FarmerEarning,
+    FarmerPayout,
     FarmerRecord,
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
     NotAdded,
+    OwedBalance,
     PartialCount,
     PartialRecord,
     PartialRefusal,
@@ -58,6 +61,7 @@ from pool.store.models import (
     Payment,
     PayoutRound,
     PendingDifficulty,
+    PoolFigures,
     RewardClaim,
     RoundStatus,
     TargetProof,
@@ -65,6 +69,7 @@ from pool.store.models import (
     batch_holder,
     claim_holder,
 )
+from pool.store.sql import SqlPoolStore
 from tests.store.conftest import StoreFactory
 
 POOL_PUZZLE_HASH = std_hash(b"pool target")
@@ -266,6 +271,15 @@ async def test_duplicate_farmer_is_refused_and_the_original_kept(store: Abstract
     with pytest.raises(FarmerAlreadyExists):
         await store.add_farmer(dataclasses.replace(farmer, difficulty=999, payout_instructions="other"))
     assert await store.get_farmer(farmer.launcher_id) == farmer
+
+
+async def test_farmers_are_read_a_page_at_a_time_by_launcher_id(store: AbstractPoolStore) -> None:
+    farmers = sorted(await add_farmers(store, 1, 2, 3, 4, 5), key=lambda f: f.launcher_id)
+    first = await store.farmers_after(None, 2)
+    assert first == farmers[:2]
+    assert await store.farmers_after(first[-1].launcher_id, 2) == farmers[2:4]
+    assert await store.farmers_after(farmers[3].launcher_id, 2) == farmers[4:]
+    assert await store.farmers_after(farmers[4].launcher_id, 2) == []
 
 
 async def test_list_farmers_can_keep_only_members(store: AbstractPoolStore) -> None:
@@ -2307,3 +2321,104 @@ async def test_daily_partials_count_pruned_hours_as_they_counted_before(store: A
         ]
     )
     assert [d.day for d in await store.daily_partials(2 * day + 100, 3 * day)] == [2 * day]  # from its day's start
+
+
+# -- bounded reads: aggregates and one farmer's rows, for the pages and the operator ------------------------------
+async def test_page_figures_are_aggregates_and_lists_go_back_page_by_page(store: AbstractPoolStore) -> None:
+    one, two, three = await add_farmers(store, 100, 50, 7)
+    await store.update_singleton(three.launcher_id, three.singleton_tip, three.singleton_tip_state, False)
+    first = await fund(store, [(one, 600), (two, 300)], pool_fee=12)
+    second = await fund(store, [(one, 40)], pool_fee=3)
+    assert await store.add_reward_claim(make_claim("lost in the mempool", one))
+    await store.update_reward_claim(h("lost in the mempool"), ClaimStatus.FAILED, error="dropped")
+    assert await store.add_reward_claim(make_claim("in flight", two, amount=5))
+
+    round_one = await store.create_payout_round(
+        make_round(farmer_total=900, pool_fee=10, batch_fees=[1, 1], created_at=5_000),
+        [farmer_payment(one, 600, 0), farmer_payment(two, 300, 1), fee_payment(10, 1)],
+        batch_fees=[1, 1],
+    )
+    for batch, tx_id in zip(await store.batches(round_one), (h("tx one"), h("tx two")), strict=True):
+        assert batch.id is not None
+        await store.mark_batch_submitted(batch.id, tx_id, b"bundle", now=5_001, height=100)
+        await store.mark_batch_confirmed(batch.id, height=110, now=5_002)
+    round_two = await store.create_payout_round(
+        make_round(farmer_total=40, created_at=6_000), [farmer_payment(one, 40, 0)], batch_fees=[0]
+    )
+
+    assert await store.pool_figures() == PoolFigures(
+        members=2, points=157, blocks_won=3, rewards_claimed=912 + 43, paid_to_farmers=900
+    )
+    assert await store.total_points() == 157
+    assert await store.count_pending_partials() == 0
+    assert await store.claim_totals() == {
+        ClaimStatus.CONFIRMED: (2, 955),
+        ClaimStatus.FAILED: (1, 1750),
+        ClaimStatus.SUBMITTED: (1, 5),
+    }
+    assert await store.pool_fee_earned() == 15
+    assert await store.owed_balances() == []  # all paid (confirmed or in flight)
+
+    # One farmer's payouts, newest first, with their batch's state; pages go back by payment id.
+    payouts = await store.farmer_payouts(one.launcher_id, limit=10)
+    assert [(p.created_at, p.amount, p.status, p.tx_id, p.confirmed_height) for p in payouts] == [
+        (6_000, 40, BatchStatus.PENDING, None, None),
+        (5_000, 600, BatchStatus.CONFIRMED, h("tx one"), 110),
+    ]
+    assert await store.farmer_payouts(one.launcher_id, limit=1) == payouts[:1]
+    assert await store.farmer_payouts(one.launcher_id, limit=1, before=payouts[0].id) == payouts[1:]
+    assert await store.farmer_payouts(one.launcher_id, limit=10, before=payouts[1].id) == []
+    assert [p.amount for p in await store.farmer_payouts(two.launcher_id, limit=10)] == [300]
+    assert (await store.farmer_paid(one.launcher_id), await store.farmer_paid(two.launcher_id)) == (600, 300)
+    assert all(isinstance(p, FarmerPayout) for p in payouts)
+
+    earnings = await store.farmer_earnings(one.launcher_id, limit=10)
+    assert earnings == [FarmerEarning(second, 4_000, 0, 40), FarmerEarning(first, 4_000, 0, 600)]
+    assert await store.farmer_earnings(one.launcher_id, limit=1, before=second) == earnings[1:]
+    assert await store.farmer_earnings(three.launcher_id, limit=10) == []
+
+    summaries = await store.round_summaries(limit=10)
+    assert [(s.round.id, s.farmers_paid, s.tx_ids) for s in summaries] == [
+        (round_two, 1, []),
+        (round_one, 2, [h("tx one"), h("tx two")]),
+    ]
+    assert [s.round.id for s in await store.round_summaries(limit=1, before=round_two)] == [round_one]
+
+    # Blocks won: the claims not failed, newest coin first; one page ends amid the two rewards created at height 50.
+    assert await store.add_reward_claim(dataclasses.replace(make_claim("newest", two), coin_height=60))
+    won = await store.won_blocks(limit=10)
+    at_50 = sorted(h(coin) for coin in ("funding claim 0", "funding claim 1", "in flight"))
+    assert [(c.coin_height, c.coin_id) for c in won] == [(60, h("newest"))] + [(50, coin) for coin in at_50]
+    assert await store.won_blocks(limit=2) == won[:2]
+    assert await store.won_blocks(limit=2, before=(won[1].coin_height, won[1].coin_id)) == won[2:]
+    assert await store.won_blocks(limit=2, before=(won[3].coin_height, won[3].coin_id)) == []
+    assert await store.round_summaries(limit=10, before=round_one) == []
+
+
+async def test_owed_balances_are_listed_largest_first(store: AbstractPoolStore) -> None:
+    one, two, three = await add_farmers(store, 0, 0, 0)
+    await fund(store, [(one, 5), (two, 300), (three, 40)])
+    assert await store.owed_balances() == [
+        OwedBalance(two.launcher_id, 300, two.payout_puzzle_hash),
+        OwedBalance(three.launcher_id, 40, three.payout_puzzle_hash),
+        OwedBalance(one.launcher_id, 5, one.payout_puzzle_hash),
+    ]
+    assert [o.launcher_id for o in await store.owed_balances(limit=2)] == [two.launcher_id, three.launcher_id]
+
+
+async def test_the_books_and_figures_are_read_while_a_money_transaction_is_open(store: AbstractPoolStore) -> None:
+    """They read committed state on a connection of their own: a write in progress (the partials' group commit, a
+    payout round) neither waits for them nor shows in them."""
+    assert isinstance(store, SqlPoolStore)
+    (one,) = await add_farmers(store, 10)
+    await credit(store, one, "coin", 1_000)
+    with pytest.raises(RuntimeError, match="rolled back"):
+        async with store._write(ledger=True) as tx:
+            await tx.execute("UPDATE ledger_accounts SET balance = balance + 5 WHERE name = 'undistributed'")
+            await tx.execute("UPDATE farmers SET points = points + 5")
+            during = await asyncio.wait_for(store.ledger(), 30)
+            figures = await asyncio.wait_for(store.pool_figures(), 30)
+            points = await asyncio.wait_for(store.total_points(), 30)
+            raise RuntimeError("rolled back")
+    assert during.undistributed == 1_000 and during.balanced
+    assert (figures.points, figures.rewards_claimed, points) == (10, 1_000, 10)

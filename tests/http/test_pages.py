@@ -1,0 +1,161 @@
+"""The pool page and a farmer's page read bounded pages of their lists (older ones behind a link), and GET / shares
+its figures among the requests of a few seconds. Against a real node (the pages ask it for the peak) and a real
+farmer registered with POST /farmer; the money behind the lists is put in the store the way the loops do."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from pool.devnet.world import World
+from pool.http.page_data import BLOCKS_PER_PAGE, ROUNDS_PER_PAGE, ROWS_PER_PAGE, Shared
+from pool.http.pages import POOL_VIEW, SESSION_COOKIE
+from pool.payouts.books import xch
+from pool.store.abstract import AbstractPoolStore
+from pool.store.models import ClaimStatus, DistributionShare, FarmerRecord
+from tests.http.farmer_requests import PoolUnderTest, SharedFarmer, shared_farmer
+from tests.http.test_http_farmer import login_cookie
+from tests.store.test_store_contract import distribution, farmer_payment, h, make_claim, make_round
+
+ROUNDS = ROWS_PER_PAGE + 3  # more than a page of both lists
+
+
+@pytest_asyncio.fixture(scope="module")
+async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PoolUnderTest]:
+    started = await PoolUnderTest.start(
+        world, tmp_path_factory.mktemp("pages") / "pool.sqlite", server={"page_cache_seconds": 300}
+    )
+    yield started
+    await started.close()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def farmer(world: World, pool: PoolUnderTest) -> SharedFarmer:
+    registered = await shared_farmer(world, pool, "farmer one")
+    record = await pool.ctx.store.get_farmer(registered.launcher_id)
+    assert record is not None
+    for number in range(ROUNDS):
+        await pay(pool.ctx.store, record, number)
+    return registered
+
+
+async def pay(store: AbstractPoolStore, farmer: FarmerRecord, number: int) -> None:
+    """A won block's reward claimed, shared out to the farmer and paid to it in a round of its own, confirmed."""
+    amount = 1_000 + number
+    coin = f"page reward {number}"
+    # Two rewards at each height (several blocks' rewards may be created at once), except at the first.
+    claim = dataclasses.replace(make_claim(coin, farmer, amount=amount), coin_height=100 + (number + 1) // 2)
+    assert await store.add_reward_claim(claim)
+    await store.update_reward_claim(h(coin), ClaimStatus.CONFIRMED, confirmed_height=70)
+    await store.distribute(distribution(amount), [DistributionShare(farmer.launcher_id, amount, points=0)])
+    round_id = await store.create_payout_round(
+        make_round(amount, created_at=10_000 + number), [farmer_payment(farmer, amount)], batch_fees=[0]
+    )
+    (batch,) = await store.batches(round_id)
+    assert batch.id is not None
+    await store.mark_batch_submitted(batch.id, h(f"page tx {number}"), b"bundle", now=1, height=1)
+    await store.mark_batch_confirmed(batch.id, height=2, now=2)
+
+
+def mojos(page: str, table: str) -> list[int]:
+    """The amounts of a table of the page, in its order."""
+    section = page.split(f'id="{table}"', 1)[1].split("</table>", 1)[0]
+    return [int(value) for value in re.findall(r'data-mojos="(\d+)"', section)]
+
+
+def rows(page: str, table: str) -> int:
+    return page.split(f'id="{table}"', 1)[1].split("</table>", 1)[0].count("<tr><td>")
+
+
+def older_link(page: str, name: str) -> str | None:
+    found = re.search(rf'id="{name}" href="\?([a-z_]+=[0-9a-f-]+)"', page)
+    return None if found is None else found.group(1)
+
+
+async def test_the_farmer_page_lists_its_payouts_and_shares_page_by_page(
+    pool: PoolUnderTest, farmer: SharedFarmer
+) -> None:
+    token = await login_cookie(pool, farmer.plotnft, farmer.auth_sk)
+    cookie = {"Cookie": f"{SESSION_COOKIE}={token}"}
+
+    async def page(query: str = "") -> str:
+        response = await pool.client.get(f"/login{query}", headers=cookie)
+        assert response.status == 200, await response.text()
+        return await response.text()
+
+    newest = [1_000 + number for number in reversed(range(ROUNDS))]
+    first = await page()
+    assert mojos(first, "payouts") == newest[:ROWS_PER_PAGE]
+    assert f'id="paid">{xch(sum(newest))}<' in first  # every confirmed payment, not one page's
+    assert rows(first, "earnings") == ROWS_PER_PAGE
+    link = older_link(first, "older-payouts")
+    assert link is not None and older_link(first, "older-earnings") is not None
+    second = await page(f"?{link}")
+    assert mojos(second, "payouts") == newest[ROWS_PER_PAGE:]
+    assert older_link(second, "older-payouts") is None
+    earnings = await page(f"?{older_link(first, 'older-earnings')}")
+    assert rows(earnings, "earnings") == ROUNDS - ROWS_PER_PAGE
+    assert older_link(earnings, "older-earnings") is None
+    for bad in ("payouts_before=-1", "payouts_before=x", "earnings_before=1e3", "payouts_before=" + "9" * 30):
+        response = await pool.client.get(f"/login?{bad}", headers=cookie)
+        assert response.status == 400, bad
+
+
+async def test_the_pool_page_lists_rounds_page_by_page_and_shares_its_figures(
+    pool: PoolUnderTest, farmer: SharedFarmer
+) -> None:
+    first = await (await pool.client.get("/")).text()
+    newest = [1_000 + number for number in reversed(range(ROUNDS))]
+    assert mojos(first, "rounds") == newest[:ROUNDS_PER_PAGE]
+    link = older_link(first, "older-rounds")
+    assert link is not None
+    second = await (await pool.client.get(f"/?{link}")).text()
+    assert mojos(second, "rounds") == newest[ROUNDS_PER_PAGE : 2 * ROUNDS_PER_PAGE]
+    blocks = re.search(r'id="blocks-won">(\d+)<', first)
+    assert blocks is not None and int(blocks.group(1)) == ROUNDS
+    # Every block once, page by page (the order within a height is the store's, tested with it).
+    shown: list[int] = []
+    page, pages = first, 0
+    while True:
+        shown += mojos(page, "blocks")
+        pages += 1
+        older = older_link(page, "older-blocks")
+        if older is None:
+            break
+        page = await (await pool.client.get(f"/?{older}")).text()
+        assert mojos(page, "rounds") == newest[:ROUNDS_PER_PAGE]  # the other list stays at its first page
+    assert sorted(shown, reverse=True) == newest and pages == -(-ROUNDS // BLOCKS_PER_PAGE)
+    for bad in ("rounds_before=-3", "blocks_before=12", "blocks_before=12-zz", "blocks_before=x-" + "00" * 32):
+        assert (await pool.client.get(f"/?{bad}")).status == 400, bad
+
+    # A block won meanwhile shows once the shared figures are made again (server.page_cache_seconds).
+    record = await pool.ctx.store.get_farmer(farmer.launcher_id)
+    assert record is not None
+    assert await pool.ctx.store.add_reward_claim(make_claim("won meanwhile", record))
+    again = await (await pool.client.get("/")).text()
+    assert f'id="blocks-won">{ROUNDS}<' in again  # the figures made a moment ago
+    pool.app[POOL_VIEW].seconds = 0
+    fresh = await (await pool.client.get("/")).text()
+    assert f'id="blocks-won">{ROUNDS + 1}<' in fresh
+
+
+async def test_a_shared_value_is_made_once_for_its_time_and_again_after() -> None:
+    now = [100.0]
+    made: list[int] = []
+
+    async def make() -> int:
+        made.append(len(made))
+        return len(made)
+
+    shared = Shared[int](5, clock=lambda: now[0])
+    assert [await shared.get(make) for _ in range(3)] == [1, 1, 1]
+    now[0] += 4.9
+    assert await shared.get(make) == 1
+    now[0] += 0.1
+    assert await shared.get(make) == 2
+    shared.seconds = 0
+    assert [await shared.get(make) for _ in range(2)] == [3, 4]

@@ -1,0 +1,73 @@
+"""What following the farmers' singletons costs the node: each pass resumes from the stored tips, so a farmer whose
+singleton has not moved costs two coin look-ups and no spend read (no block generator run in the node), and a moved
+one costs its new spends, read once."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+
+from pool.chain.node_rpc import RpcFullNode
+from pool.devnet.world import PlotNFTInfo, World
+from tests.http.farmer_requests import RELATIVE_LOCK_HEIGHT, buried_plotnft, shared_plotnft
+from tests.loops.loops_harness import Clock, Pool, random_puzzle_hash, win_and_claim
+
+
+class NodeCalls(Counter[str]):
+    """The pool's full node RPCs by name, as its client makes them."""
+
+    def __call__(self, call: str, seconds: float, answered: bool) -> None:
+        self[call] += 1
+
+
+@pytest_asyncio.fixture
+async def pool(world: World, tmp_path: Path) -> AsyncIterator[Pool]:
+    started = await Pool.start(world, tmp_path / "pool.sqlite", Clock(), relative_lock_height=RELATIVE_LOCK_HEIGHT)
+    yield started
+    await started.stop()
+
+
+async def one_pass(pool: Pool) -> dict[str, int]:
+    """The node calls of one pass of the singleton loop, which must change nothing."""
+    await pool.peak()
+    node = pool.ctx.node
+    assert isinstance(node, RpcFullNode)
+    calls = NodeCalls()
+    node.observer = calls
+    try:
+        stats = await pool.singletons.run_once(pool.ctx)
+    finally:
+        node.observer = None
+    assert (stats.failed, stats.unavailable) == (0, 0), stats
+    return dict(calls)
+
+
+async def test_an_unchanged_farmer_costs_two_coin_look_ups_and_a_moved_one_its_new_spend(
+    world: World, pool: Pool
+) -> None:
+    unchanged = [(await shared_plotnft(world, name))[0] for name in ("farmer one", "farmer two")]
+    moving: PlotNFTInfo = await buried_plotnft(world, pool_url="http://127.0.0.1:1", fresh_launcher=False)
+    for plotnft in [*unchanged, moving]:
+        await pool.add_farmer(plotnft, random_puzzle_hash())
+    farmers = len(unchanged) + 1
+
+    first = await one_pass(pool)
+    print(f"first pass over {farmers} farmers: {first}")
+    assert first == {"get_coin_record_by_name": 2 * farmers}
+    await world.farm_blocks(3)  # the chain goes on; the singletons do not move
+    assert await one_pass(pool) == {"get_coin_record_by_name": 2 * farmers}
+
+    # One singleton moves (an absorb of a reward, buried): its new spend is read once, the others cost as before.
+    await win_and_claim(pool, world, moving)
+    moved = await one_pass(pool)
+    print(f"after an absorb: {moved}")
+    assert moved == {"get_coin_record_by_name": 2 * farmers + 1, "get_puzzle_and_solution": 1}
+    farmer = await pool.ctx.store.get_farmer(moving.launcher_id)
+    assert farmer is not None and farmer.is_pool_member
+    assert farmer.singleton_tip.coin.name() != moving.launcher_id  # the stored tip moved on to the absorb
+    assert await one_pass(pool) == {"get_coin_record_by_name": 2 * farmers}
+    members = [f.is_pool_member for f in await pool.ctx.store.list_farmers()]
+    assert members == [True] * farmers
