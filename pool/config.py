@@ -209,6 +209,8 @@ class ServerConfig:
     # Browser sessions one farmer may have open at once (each signed GET /login opens one); the oldest go first.
     sessions_per_farmer: int = 10
     public_url: str | None = None  # the URL farmers join with, shown on the pool page (default: as requested)
+    # Seconds GET /metrics keeps the state it read (store aggregates, node, wallet): scrapes within it read nothing.
+    metrics_cache_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -618,6 +620,7 @@ def _server(s: _Section, base: Path) -> ServerConfig:
             "session_lifetime",
             "sessions_per_farmer",
             "public_url",
+            "metrics_cache_seconds",
         }
     )
     cert, key = s.optional_path("tls_cert", base), s.optional_path("tls_key", base)
@@ -644,6 +647,7 @@ def _server(s: _Section, base: Path) -> ServerConfig:
         session_lifetime=s.int_("session_lifetime", 8 * 3600, minimum=60),
         sessions_per_farmer=s.int_("sessions_per_farmer", 10, minimum=1, maximum=1000),
         public_url=None if public_url is None else public_url.rstrip("/"),
+        metrics_cache_seconds=s.number("metrics_cache_seconds", 5, minimum=0),
     )
 
 

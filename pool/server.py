@@ -279,6 +279,7 @@ def run_loops_while_leading(app: web.Application, ctx: PoolContext, signage_poin
     # What the loops know of the chain, for GET /status (it stays empty in a process that does not lead).
     status = ChainStatus()
     app[CHAIN_STATUS] = status
+    ctx.stats.metrics.loops_known(loop.name for loop in background_loops(status, signage_points))
 
     async def loops_context(_: web.Application) -> AsyncIterator[None]:
         runners: list[LoopRunner] = []
@@ -287,6 +288,7 @@ def run_loops_while_leading(app: web.Application, ctx: PoolContext, signage_poin
         async def begin() -> None:
             epoch = await ctx.store.take_leadership(f"pid {os.getpid()} on {socket.gethostname()}")
             set_leading(True)
+            ctx.stats.metrics.leading(True)
             log.info("leader epoch %d", epoch)
             runner = LoopRunner(background_loops(status, signage_points), on_not_leader=lost.set)
             runner.start(ctx)
@@ -296,6 +298,7 @@ def run_loops_while_leading(app: web.Application, ctx: PoolContext, signage_poin
             while runners:
                 await runners.pop().stop()
             set_leading(False)
+            ctx.stats.metrics.leading(False)
 
         leadership = create_leadership(ctx.config.store)
         leading = asyncio.create_task(
@@ -357,8 +360,17 @@ async def run_server(config: PoolConfig, log_level: str | None = None, *, worker
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if supervising:
-        await supervise_workers(config, log_level, stop)
+        from pool.metrics import multiprocess_directory
+
+        with multiprocess_directory() as metrics_dir:
+            await supervise_workers(config, log_level, stop, metrics_dir)
         return
+    if worker is None:
+        from pool.metrics import clear_multiprocess_dir, multiprocess_dir
+
+        given = multiprocess_dir()  # an operator's directory with one process: an earlier run's counts go
+        if given is not None:
+            clear_multiprocess_dir(given)
     async with pool_context(config) as ctx:
         _freeze_startup_objects()
         await serve(ctx, stop, reuse_port=worker is not None)
@@ -379,25 +391,31 @@ WORKER_STARTUP_FAILED = (2, 3)
 WORKER_RESTART_DELAY = 1.0
 
 
-async def supervise_workers(config: PoolConfig, log_level: str | None, stop: asyncio.Event) -> None:
+async def supervise_workers(config: PoolConfig, log_level: str | None, stop: asyncio.Event, metrics_dir: str) -> None:
     """Keep ``server.workers`` worker processes running until ``stop``: a worker that dies (even by SIGKILL) is
     started again; its leadership, if it led, passes to another worker meanwhile. A worker that fails to start
-    (config, chain, port) stops them all with its error."""
+    (config, chain, port) stops them all with its error. The workers write their metrics to ``metrics_dir``
+    (pool/metrics.py), so that any of them answers a scrape for all."""
+    from pool.metrics import MULTIPROCESS_DIR, mark_process_dead
+
     if config.source is None:
         raise StartupError("server.workers: several workers need the pool to be started from a config file")
     command = [sys.executable, "-m", "pool", "--config", str(config.source.resolve())]
     if log_level is not None:
         command += ["--log-level", log_level]
     failures: list[str] = []
+    env = {**os.environ, MULTIPROCESS_DIR: metrics_dir}
 
     async def keep_running(index: int) -> None:
         while not stop.is_set():
-            process = await asyncio.create_subprocess_exec(*command, "--worker", str(index))
+            process = await asyncio.create_subprocess_exec(*command, "--worker", str(index), env=env)
             log.info("worker %d started (pid %d)", index, process.pid)
             exited = asyncio.create_task(process.wait())
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
+            if exited.done():  # its counters stay (they are counts so far); its live gauges go
+                mark_process_dead(process.pid, metrics_dir)
             if stop.is_set():  # shutting down (a terminal's Ctrl-C reaches the workers too)
                 if not exited.done():
                     process.terminate()

@@ -1,7 +1,8 @@
 """The operator's endpoints: GET /status (JSON) and GET /metrics (Prometheus text format).
 
 Both answer only with ``Authorization: Bearer <server.operator_token>`` when that token is configured. Every figure
-about money or partials is read from the store at each request; chain and wallet figures are asked live.
+about money or partials is read from the store (SQL aggregates) at each request; chain and wallet figures are asked
+live. GET /metrics keeps what it read for ``server.metrics_cache_seconds``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from aiohttp import web
 
 from pool.chain.interface import ChainUnavailable
 from pool.http.keys import CHAIN_STATUS, CONTEXT
-from pool.metrics import CONTENT_TYPE_LATEST
+from pool.metrics import CONTENT_TYPE_LATEST, ChainFigures, Metric, state_families
 from pool.payouts.books import books_json, build_books
 
 DAY = 24 * 3600
@@ -94,7 +95,7 @@ async def get_status(request: web.Request) -> web.Response:
             for name, health in sorted(ctx.stats.loops.items())
         },
         "partials": {
-            "pending": len(await ctx.store.pending_partials(received_before=now + 1, limit=10**6)),
+            "pending": (await ctx.store.state_figures()).pending_partials,
             "last_24h": counts,
             "answered_since_start": {
                 "accepted": ctx.stats.partials_accepted,
@@ -116,10 +117,20 @@ async def get_metrics(request: web.Request) -> web.Response:
     _authorized(request)
     ctx = request.app[CONTEXT]
     metrics = ctx.stats.metrics
-    await metrics.refresh_from_store(ctx.store, ctx.now())
-    chain = await _chain(request)
-    metrics.chain(chain["peak_height"], chain["node_synced"], chain["wallet_synced"])
-    metrics.wallet(chain["wallet_spendable"], chain["wallet_unavailable_since"])
+
+    async def read_state() -> list[Metric]:
+        chain = await _chain(request)
+        figures = ChainFigures(
+            node_up=chain["peak_height"] is not None,
+            peak_height=chain["peak_height"],
+            node_synced=chain["node_synced"],
+            wallet_synced=chain["wallet_synced"],
+            wallet_spendable=chain["wallet_spendable"],
+            wallet_unavailable_since=chain["wallet_unavailable_since"],
+        )
+        return await state_families(ctx.store, figures)
+
+    await metrics.refresh_state(read_state, ctx.config.server.metrics_cache_seconds)
     response = web.Response(body=metrics.exposition())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
