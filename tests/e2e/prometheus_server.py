@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 import aiohttp
 import yaml
 
+from pool.bench.processes import answers_ok
 from pool.devnet.session import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,11 +101,7 @@ async def _ready(url: str, process: asyncio.subprocess.Process) -> None:
     async with aiohttp.ClientSession() as session:
         while True:
             assert process.returncode is None, "prometheus exited; see prometheus.log in the test's directory"
-            try:
-                async with session.get(f"{url}/-/ready") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
+            if await answers_ok(session, f"{url}/-/ready"):
+                return
             assert time.monotonic() < ends, "prometheus did not get ready"
             await asyncio.sleep(0.2)
