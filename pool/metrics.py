@@ -38,11 +38,21 @@ from prometheus_client.registry import Collector
 from pool.store.abstract import AbstractPoolStore
 from pool.store.models import BatchStatus, ClaimStatus, RoundStatus
 
-__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR", "ChainFigures", "Metric", "PoolMetrics", "mark_process_dead"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "MULTIPROCESS_DIR",
+    "SUPERVISOR_PID",
+    "ChainFigures",
+    "Metric",
+    "PoolMetrics",
+    "mark_process_dead",
+]
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus-client reads it when it is first imported: set, every metric of the process is written to that
 directory (one file per process and kind), and a scrape must read them all."""
+SUPERVISOR_PID = "POOL_SUPERVISOR_PID"
+"""Set by the supervisor for its workers: whose processes the ``process_*`` metrics add up."""
 
 # Seconds. Partials must be answered well within the farmer's time limit; RPCs to a local node take milliseconds.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -102,9 +112,12 @@ class _Snapshot(Collector):
 
 
 class _BuildInfo(Collector):
+    def __init__(self) -> None:
+        self.versions = {"version": _version("chia-pool-server"), "chia_version": _version("chia-blockchain")}
+
     def collect(self) -> Iterable[Metric]:
         info = InfoMetricFamily("pool_build", "Versions of the pool server and of chia-blockchain it runs with")
-        info.add_metric([], {"version": _version("chia-pool-server"), "chia_version": _version("chia-blockchain")})
+        info.add_metric([], self.versions)
         return [info]
 
 
@@ -116,17 +129,18 @@ def _version(distribution: str) -> str:
 
 
 class _PoolProcesses(Collector):
-    """``process_*`` of the whole pool in multiprocess mode: the supervisor and its workers (this process's parent
-    and its children), summed; the start time is the supervisor's. A restarted worker's CPU time leaves the sum, so
+    """``process_*`` of the whole pool in multiprocess mode: the supervisor and its workers, summed (a process without
+    a supervisor: itself); the start time is the supervisor's. A restarted worker's CPU time leaves the sum, so
     process_cpu_seconds_total may go back then (rate() takes it as a counter reset)."""
 
     _EARLIEST = {"process_start_time_seconds"}
     _SAME = {"process_max_fds"}
 
     def collect(self) -> Iterable[Metric]:
-        supervisor = os.getppid()
+        supervisor = os.environ.get(SUPERVISOR_PID)
+        pids = [os.getpid()] if supervisor is None else [int(supervisor), *_children(int(supervisor))]
         merged: dict[str, Metric] = {}
-        for pid in [supervisor, *_children(supervisor)]:
+        for pid in pids:
             for family in ProcessCollector(pid=_fixed(pid), registry=None).collect():
                 known = merged.get(family.name)
                 if not family.samples:

@@ -396,7 +396,7 @@ async def supervise_workers(config: PoolConfig, log_level: str | None, stop: asy
     started again; its leadership, if it led, passes to another worker meanwhile. A worker that fails to start
     (config, chain, port) stops them all with its error. The workers write their metrics to ``metrics_dir``
     (pool/metrics.py), so that any of them answers a scrape for all."""
-    from pool.metrics import MULTIPROCESS_DIR, mark_process_dead
+    from pool.metrics import MULTIPROCESS_DIR, SUPERVISOR_PID, mark_process_dead
 
     if config.source is None:
         raise StartupError("server.workers: several workers need the pool to be started from a config file")
@@ -404,7 +404,7 @@ async def supervise_workers(config: PoolConfig, log_level: str | None, stop: asy
     if log_level is not None:
         command += ["--log-level", log_level]
     failures: list[str] = []
-    env = {**os.environ, MULTIPROCESS_DIR: metrics_dir}
+    env = {**os.environ, MULTIPROCESS_DIR: metrics_dir, SUPERVISOR_PID: str(os.getpid())}
 
     async def keep_running(index: int) -> None:
         while not stop.is_set():

@@ -10,9 +10,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+from prometheus_client import ProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from pool.metrics import MULTIPROCESS_DIR, clear_multiprocess_dir, mark_process_dead
+from pool.metrics import MULTIPROCESS_DIR, SUPERVISOR_PID, clear_multiprocess_dir, mark_process_dead
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,13 @@ SCRAPE = "from pool.metrics import PoolMetrics; print(PoolMetrics().exposition()
 
 
 def environment(directory: Path) -> dict[str, str]:
-    return {**os.environ, MULTIPROCESS_DIR: str(directory), "PYTHONPATH": str(REPO)}
+    """What the supervisor gives its workers; the test's process is their supervisor."""
+    return {**os.environ, MULTIPROCESS_DIR: str(directory), SUPERVISOR_PID: str(os.getpid()), "PYTHONPATH": str(REPO)}
+
+
+def own_memory() -> float:
+    (family,) = [f for f in ProcessCollector(registry=None).collect() if f.name == "process_resident_memory_bytes"]
+    return family.samples[0].value
 
 
 def start_worker(directory: Path, accepted: int, ran_at: int, leads: bool) -> tuple[subprocess.Popen[str], int]:
@@ -71,7 +78,7 @@ def scrape(directory: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
     return samples
 
 
-def test_any_worker_reports_the_sum_of_all_and_a_dead_worker_keeps_its_counts(tmp_path: Path) -> None:
+def test_any_worker_reports_the_sum_of_all_a_dead_one_keeps_its_counts_a_new_run_starts_at_0(tmp_path: Path) -> None:
     directory = tmp_path / "metrics"
     clear_multiprocess_dir(str(directory))
     leader, leader_pid = start_worker(directory, accepted=3, ran_at=1_000, leads=True)
@@ -87,6 +94,8 @@ def test_any_worker_reports_the_sum_of_all_and_a_dead_worker_keeps_its_counts(tm
         assert both[("pool_loop_duration_seconds_count", (("loop", "peak"),))] == 2
         assert any(name == "pool_build_info" for name, _ in both)
         assert both[("process_cpu_seconds_total", ())] > 0
+        # The supervisor's memory and its workers' (the scraping one included), not the answering worker's alone.
+        assert both[("process_resident_memory_bytes", ())] > own_memory() + 2 * 10_000_000
 
         # The leader dies; the supervisor marks it dead: its counts stay (a counter never goes back), it leads no more.
         stop(leader)
@@ -95,17 +104,12 @@ def test_any_worker_reports_the_sum_of_all_and_a_dead_worker_keeps_its_counts(tm
         assert after[accepted] == 3 + 4
         assert after[("pool_loop_last_success_timestamp_seconds", (("loop", "peak"),))] == 1_000
         assert after[("pool_is_leader", ())] == 0
+
+        # A new run of the pool: the supervisor empties the directory when it starts, its counters start at 0.
+        stop(follower)
+        clear_multiprocess_dir(str(directory))
+        assert scrape(directory)[accepted] == 0
     finally:
         for process in (leader, follower):
             if process.returncode is None:
                 stop(process)
-
-
-def test_a_new_run_starts_from_zero(tmp_path: Path) -> None:
-    directory = tmp_path / "metrics"
-    clear_multiprocess_dir(str(directory))
-    worker, _ = start_worker(directory, accepted=5, ran_at=10, leads=True)
-    stop(worker)
-    assert scrape(directory)[("pool_partials_total", (("result", "accepted"),))] == 5
-    clear_multiprocess_dir(str(directory))  # what the supervisor does when it starts
-    assert scrape(directory)[("pool_partials_total", (("result", "accepted"),))] == 0
