@@ -79,6 +79,14 @@ def multiprocess_directory() -> Iterator[str]:
     yield given
 
 
+def forget_earlier_run() -> None:
+    """A pool of one process given ``PROMETHEUS_MULTIPROC_DIR`` by its operator: it alone writes there, and the counts
+    of its earlier runs go."""
+    given = multiprocess_dir()
+    if given is not None:
+        clear_multiprocess_dir(given)
+
+
 def clear_multiprocess_dir(path: str) -> None:
     """Files of processes of an earlier run would add their counts to this run's."""
     Path(path).mkdir(parents=True, exist_ok=True)

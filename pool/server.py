@@ -366,11 +366,9 @@ async def run_server(config: PoolConfig, log_level: str | None = None, *, worker
             await supervise_workers(config, log_level, stop, metrics_dir)
         return
     if worker is None:
-        from pool.metrics import clear_multiprocess_dir, multiprocess_dir
+        from pool.metrics import forget_earlier_run
 
-        given = multiprocess_dir()  # an operator's directory with one process: an earlier run's counts go
-        if given is not None:
-            clear_multiprocess_dir(given)
+        forget_earlier_run()
     async with pool_context(config) as ctx:
         _freeze_startup_objects()
         await serve(ctx, stop, reuse_port=worker is not None)
