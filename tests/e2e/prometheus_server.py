@@ -32,18 +32,20 @@ class Prometheus:
         assert answer["status"] == "success", answer
         return answer["data"]
 
-    async def sample(self, query: str) -> tuple[float, float] | None:
-        """The instant query's one value now, with its time (None: no series)."""
-        result = (await self.api("query", query=query))["result"]
+    async def sample(self, query: str, at: float | None = None) -> tuple[float, float] | None:
+        """The instant query's one value now (or ``at``), with the time it was evaluated at (None: no series)."""
+        params = {"query": query} if at is None else {"query": query, "time": f"{at:.3f}"}
+        result = (await self.api("query", **params))["result"]
         assert len(result) <= 1, result
         return (float(result[0]["value"][0]), float(result[0]["value"][1])) if result else None
 
-    async def value(self, query: str) -> float | None:
-        sample = await self.sample(query)
+    async def value(self, query: str, at: float | None = None) -> float | None:
+        sample = await self.sample(query, at)
         return None if sample is None else sample[1]
 
     async def values(self, query: str, start: float, end: float) -> list[float]:
-        """The query's one series from ``start`` to ``end``, one value a second."""
+        """The query's one series from ``start``, one value a second until ``end`` (the last may be up to a second
+        before it)."""
         data = await self.api("query_range", query=query, start=f"{start:.3f}", end=f"{end:.3f}", step="1")
         (series,) = data["result"]
         return [float(value) for _, value in series["values"]]

@@ -166,7 +166,9 @@ async def prometheus_counted_every_accepted_partial(run: ScrapedRun, store: Post
     counted = await run.prometheus.values(ACCEPTED, start, end)
     # Each scrape answered by either worker, a worker killed and replaced meanwhile: the sum never goes back.
     assert all(earlier <= later for earlier, later in itertools.pairwise(counted)), counted
-    assert counted[-1] - counted[0] == rows - rows_before > 0
+    first, last = await run.prometheus.value(ACCEPTED, at=start), await run.prometheus.value(ACCEPTED, at=end)
+    assert first is not None and last is not None
+    assert last - first == rows - rows_before > 0
 
 
 async def leader_pid(dsn: str) -> int | None:
