@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine (see README.md):
 #   make demo   set up, then run the pool on an embedded simulated chain with a real chia farmer
-#   make test   set up (the virtualenv, and Debian's chromium for the browser tests), then run every test
+#   make test   set up (the virtualenv, Debian's chromium for the browser tests and Debian's prometheus for the
+#               monitoring tests), then run every test
 #   make test-fast  the tests that need no simulated chain
 #   make bench  measure the pool on a cached corpus of real partials (BENCH_ARGS="--help" lists the options)
 PYTHON ?= python3
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: demo bench test test-fast lint check setup browser clean
+.PHONY: demo bench test test-fast lint check setup browser prometheus clean
 
 $(VENV)/.installed: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,13 @@ browser:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# The monitoring tests start a real Prometheus server and run promtool on deploy/prometheus (both from this package).
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
+		echo "installing Debian's prometheus for the monitoring tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
+
 demo: $(VENV)/.installed
 	$(PY) -m pool.devnet $(DEMO_ARGS)
 
@@ -35,7 +43,7 @@ bench: $(VENV)/.installed
 # Two processes, each running whole modules (their module-scoped chains stay in one process); -n 0 runs in one.
 PYTEST_WORKERS ?= 2
 
-test: $(VENV)/.installed browser
+test: $(VENV)/.installed browser prometheus
 	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
 
 test-fast: $(VENV)/.installed

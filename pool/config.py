@@ -217,6 +217,8 @@ class ServerConfig:
     operator_listen: tuple[str, int] | None = None
     # GET / shows figures at most this many seconds old (read once for every request in that time); 0: each request.
     page_cache_seconds: float = 5.0
+    # Seconds GET /metrics keeps the state it read (store aggregates, node, wallet): scrapes within it read nothing.
+    metrics_cache_seconds: float = 5.0
 
     def join_url(self) -> str | None:
         """The pool URL farmers join with: ``public_url``, or the address the pool listens on when it names one."""
@@ -642,6 +644,7 @@ def _server(s: _Section, base: Path) -> ServerConfig:
             "public_url",
             "operator_listen",
             "page_cache_seconds",
+            "metrics_cache_seconds",
         }
     )
     cert, key = s.optional_path("tls_cert", base), s.optional_path("tls_key", base)
@@ -671,6 +674,7 @@ def _server(s: _Section, base: Path) -> ServerConfig:
         public_url=None if public_url is None else public_url.rstrip("/"),
         operator_listen=_operator_listen(s, port),
         page_cache_seconds=min(s.number("page_cache_seconds", 5.0, minimum=0), 300.0),
+        metrics_cache_seconds=s.number("metrics_cache_seconds", 5, minimum=0),
     )
 
 

@@ -1,24 +1,182 @@
-"""Prometheus metrics of one pool process (served at GET /metrics by pool/http/operator_endpoints.py).
+"""Prometheus metrics of the pool (served at GET /metrics by pool/http/operator_endpoints.py).
+
+Every name starts with ``pool_`` (plus prometheus-client's ``process_*``): the prefix is fixed, since dashboards and
+alerts (deploy/prometheus, deploy/grafana) are written against it.
 
 Counters and histograms of what happens in this process (partials answered, request and RPC latency, loop runs) live
-here, in a registry of their own so that two pools in one process (tests) never share them. Figures that are state,
-not events (pending partials, points, farmers, claims, payouts, ledger, wallet), are read from the store at each
-scrape by ``refresh_from_store``: the store is the truth, and a restarted pool reports them at once.
+in a registry of their own, so that two pools in one process (tests) never share them. With ``server.workers`` > 1
+the supervisor gives every worker one directory, ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess
+mode): each worker writes its counts there, and whichever worker answers a scrape sums those of all of them, dead
+ones included, so counters never go back when the kernel hands the scrape to another worker or a worker restarts.
+
+Figures that are state, not events (pending partials, points, farmers, claims, payouts, ledger, wallet, chain), are
+read at scrape time by ``refresh_state`` from SQL aggregates and the chain, and kept for
+``server.metrics_cache_seconds``: the store is the truth, every worker reports the same, and a restarted pool reports
+them at once.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import asyncio
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
 
 from pool.store.abstract import AbstractPoolStore
 from pool.store.models import BatchStatus, ClaimStatus, RoundStatus
 
-__all__ = ["CONTENT_TYPE_LATEST", "PoolMetrics"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "MULTIPROCESS_DIR",
+    "SUPERVISOR_PID",
+    "ChainFigures",
+    "Metric",
+    "PoolMetrics",
+    "mark_process_dead",
+]
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client reads it when it is first imported: set, every metric of the process is written to that
+directory (one file per process and kind), and a scrape must read them all."""
+SUPERVISOR_PID = "POOL_SUPERVISOR_PID"
+"""Set by the supervisor for its workers: whose processes the ``process_*`` metrics add up."""
 
 # Seconds. Partials must be answered well within the farmer's time limit; RPCs to a local node take milliseconds.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _LOOP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROCESS_DIR) or None
+
+
+@contextmanager
+def multiprocess_directory() -> Iterator[str]:
+    """The directory the workers of one supervisor share for their metrics, empty at the start: the operator's
+    ``PROMETHEUS_MULTIPROC_DIR`` (emptied of a previous run's files), or a temporary one removed at the end."""
+    given = multiprocess_dir()
+    if given is None:
+        created = tempfile.mkdtemp(prefix="pool-metrics-")
+        try:
+            yield created
+        finally:
+            shutil.rmtree(created, ignore_errors=True)
+        return
+    clear_multiprocess_dir(given)
+    yield given
+
+
+def forget_earlier_run() -> None:
+    """A pool of one process given ``PROMETHEUS_MULTIPROC_DIR`` by its operator: it alone writes there, and the counts
+    of its earlier runs go."""
+    given = multiprocess_dir()
+    if given is not None:
+        clear_multiprocess_dir(given)
+
+
+def clear_multiprocess_dir(path: str) -> None:
+    """Files of processes of an earlier run would add their counts to this run's."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    for stale in Path(path).glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ChainFigures:
+    """What the node and the wallet answered at this scrape (None: they did not)."""
+
+    node_up: bool
+    peak_height: int | None
+    node_synced: bool
+    wallet_synced: bool
+    wallet_spendable: int | None
+    wallet_unavailable_since: float | None
+
+
+class _Snapshot(Collector):
+    """Families computed at the last refresh, given as they are to every collection."""
+
+    def __init__(self) -> None:
+        self.families: list[Metric] = []
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self.families)
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+class _BuildInfo(Collector):
+    def __init__(self) -> None:
+        self.versions = {"version": _version("chia-pool-server"), "chia_version": _version("chia-blockchain")}
+
+    def collect(self) -> Iterable[Metric]:
+        info = InfoMetricFamily("pool_build", "Versions of the pool server and of chia-blockchain it runs with")
+        info.add_metric([], self.versions)
+        return [info]
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class _PoolProcesses(Collector):
+    """``process_*`` of the whole pool in multiprocess mode: the supervisor and its workers, summed (a process without
+    a supervisor: itself); the start time is the supervisor's. A restarted worker's CPU time leaves the sum, so
+    process_cpu_seconds_total may go back then (rate() takes it as a counter reset)."""
+
+    _EARLIEST = {"process_start_time_seconds"}
+    _SAME = {"process_max_fds"}
+
+    def collect(self) -> Iterable[Metric]:
+        supervisor = os.environ.get(SUPERVISOR_PID)
+        pids = [os.getpid()] if supervisor is None else [int(supervisor), *_children(int(supervisor))]
+        merged: dict[str, Metric] = {}
+        for pid in pids:
+            for family in ProcessCollector(pid=_fixed(pid), registry=None).collect():
+                known = merged.get(family.name)
+                if not family.samples:
+                    continue
+                if known is None:
+                    family.documentation += " (the pool's supervisor and workers together)"
+                    merged[family.name] = family
+                    continue
+                sample, value = known.samples[0], family.samples[0].value
+                if family.name in self._EARLIEST:
+                    combined = min(sample.value, value)
+                elif family.name in self._SAME:
+                    combined = sample.value
+                else:
+                    combined = sample.value + value
+                known.samples[0] = sample._replace(value=combined)
+        return list(merged.values())
+
+
+def _fixed(pid: int) -> Callable[[], int]:
+    return lambda: pid
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 class PoolMetrics:
@@ -64,48 +222,40 @@ class PoolMetrics:
             registry=r,
         )
         self.loop_errors = Counter("pool_loop_errors", "Loop iterations that raised", ["loop"], registry=r)
+        # The newest of every worker's, past leaders' included: a stalled leader's figure ages in any worker's scrape.
         self.loop_last_success = Gauge(
             "pool_loop_last_success_timestamp_seconds",
-            "Unix time a loop iteration last succeeded",
+            "Unix time a loop iteration last succeeded (0: not yet since the pool started)",
             ["loop"],
             registry=r,
+            multiprocess_mode="max",
         )
-        # -- state, read from the store (and chain status) at each scrape
-        self.partials_pending = Gauge("pool_partials_pending", "Partials accepted and not yet credited", registry=r)
-        self.points = Gauge("pool_points", "Unpaid points of all farmers", registry=r)
-        self.farmers = Gauge("pool_farmers", "Farmers known to the pool, by membership", ["membership"], registry=r)
-        self.claims = Gauge("pool_reward_claims", "Reward claims (absorbs) by status", ["status"], registry=r)
-        self.claims_mojos = Gauge(
-            "pool_reward_claims_mojos", "Mojos of reward claims by status", ["status"], registry=r
-        )
-        self.payout_rounds = Gauge("pool_payout_rounds", "Payout rounds by status (open, done)", ["status"], registry=r)
-        self.payment_batches = Gauge(
-            "pool_payment_batches_open_round",
-            "Payout transactions (batches) of the open payout round by status (all 0 when no round is open)",
-            ["status"],
+        # Summed over the live workers: 1 in a healthy pool, 0 while none leads.
+        self.is_leader = Gauge(
+            "pool_is_leader",
+            "1 when this process (the live workers of this supervisor, summed) runs the chain loops",
             registry=r,
+            multiprocess_mode="livesum",
         )
-        self.paid_mojos = Gauge(
-            "pool_paid_to_farmers_mojos", "Mojos paid to farmers in confirmed payout transactions", registry=r
-        )
-        self.owed_mojos = Gauge("pool_owed_mojos", "Mojos shared out to farmers and not yet paid", registry=r)
-        self.ledger_wallet_mojos = Gauge(
-            "pool_ledger_wallet_mojos",
-            "Mojos the ledger says the wallet holds (owed + fee share + undistributed)",
-            registry=r,
-        )
-        self.ledger_balanced = Gauge("pool_ledger_balanced", "1 when the ledger's invariant holds", registry=r)
-        self.wallet_spendable_mojos = Gauge(
-            "pool_wallet_spendable_mojos", "Spendable balance of the pool wallet (absent when unreachable)", registry=r
-        )
-        self.wallet_up = Gauge("pool_wallet_up", "1 when the pool wallet answered the last scrape", registry=r)
-        self.wallet_unavailable_since = Gauge(
-            "pool_wallet_unavailable_since_seconds",
-            "Unix time since which the pool wallet has not answered (0 while it answers): payouts wait meanwhile",
-            registry=r,
-        )
-        self.peak_height = Gauge("pool_peak_height", "Height of the full node's peak seen by the peak loop", registry=r)
-        self.synced = Gauge("pool_synced", "1 when synced, per component (node, wallet)", ["component"], registry=r)
+        self.is_leader.set(0)
+        self._snapshot = _Snapshot()
+        self._multiprocess = multiprocess_dir()
+        self._exposed = self._exposed_registry()
+        self._state_read_at: float | None = None
+        self._refreshing = asyncio.Lock()
+
+    def _exposed_registry(self) -> CollectorRegistry:
+        """What a scrape renders: this process's registry, or every worker's files in multiprocess mode."""
+        if self._multiprocess is None:
+            exposed = self.registry
+            ProcessCollector(registry=exposed)
+        else:
+            exposed = CollectorRegistry(auto_describe=True)
+            MultiProcessCollector(exposed, path=self._multiprocess)
+            exposed.register(_PoolProcesses())
+        exposed.register(_BuildInfo())
+        exposed.register(self._snapshot)
+        return exposed
 
     # -- hooks called by the parts of the pool -----------------------------------------------------------------
     def partial_answered(self, result: str) -> None:
@@ -119,6 +269,13 @@ class PoolMetrics:
         if not ok:
             self.node_rpc_errors.labels(call=call).inc()
 
+    def loops_known(self, names: Iterable[str]) -> None:
+        """Every loop's series exists from the start (at 0), in every process that may lead: an alert on its age
+        then fires when no leader runs it, instead of finding no series."""
+        for name in names:
+            self.loop_last_success.labels(loop=name)
+            self.loop_errors.labels(loop=name)
+
     def loop_ran(self, loop: str, seconds: float, ok: bool, now: int) -> None:
         self.loop_seconds.labels(loop=loop).observe(seconds)
         if ok:
@@ -126,48 +283,128 @@ class PoolMetrics:
         else:
             self.loop_errors.labels(loop=loop).inc()
 
+    def leading(self, leads: bool) -> None:
+        self.is_leader.set(1 if leads else 0)
+
     # -- scrape ------------------------------------------------------------------------------------------------
-    async def refresh_from_store(self, store: AbstractPoolStore, now: int) -> None:
-        farmers = await store.list_farmers()
-        self.farmers.labels(membership="member").set(sum(1 for f in farmers if f.is_pool_member))
-        self.farmers.labels(membership="left").set(sum(1 for f in farmers if not f.is_pool_member))
-        self.points.set(sum(f.points for f in farmers))
-        self.partials_pending.set(len(await store.pending_partials(received_before=now + 1, limit=10**6)))
-        claims = await store.reward_claims()
-        for claim_status in ClaimStatus:
-            of_status = [c for c in claims if c.status is claim_status]
-            self.claims.labels(status=claim_status.value).set(len(of_status))
-            self.claims_mojos.labels(status=claim_status.value).set(sum(c.amount for c in of_status))
-        rounds = await store.rounds(limit=10**9)  # one query; batches only of the open round (at most one is open)
-        for round_status in RoundStatus:
-            self.payout_rounds.labels(status=round_status.value).set(sum(1 for r in rounds if r.status is round_status))
-        batch_counts = dict.fromkeys(BatchStatus, 0)
-        open_round = await store.open_round()
-        if open_round is not None and open_round.id is not None:
-            for batch in await store.batches(open_round.id):
-                batch_counts[batch.status] += 1
-        for batch_status, count in batch_counts.items():
-            self.payment_batches.labels(status=batch_status.value).set(count)
-        ledger = await store.ledger()
-        self.paid_mojos.set(ledger.farmer_payments - ledger.farmer_payments_in_flight)
-        self.owed_mojos.set(ledger.owed)
-        self.ledger_wallet_mojos.set(ledger.wallet_should_hold)
-        self.ledger_balanced.set(1 if ledger.balanced else 0)
-
-    def wallet(self, spendable: int | None, unavailable_since: float | None = None) -> None:
-        if spendable is None:
-            self.wallet_up.set(0)
-            self.wallet_spendable_mojos.set(float("nan"))
-        else:
-            self.wallet_up.set(1)
-            self.wallet_spendable_mojos.set(spendable)
-        self.wallet_unavailable_since.set(unavailable_since or 0)
-
-    def chain(self, peak_height: int | None, node_synced: bool, wallet_synced: bool) -> None:
-        if peak_height is not None:
-            self.peak_height.set(peak_height)
-        self.synced.labels(component="node").set(1 if node_synced else 0)
-        self.synced.labels(component="wallet").set(1 if wallet_synced else 0)
+    async def refresh_state(self, read: Callable[[], Awaitable[list[Metric]]], max_age: float) -> None:
+        """The state families read again by ``read`` unless read less than ``max_age`` seconds ago (scrapes that
+        come at once share one reading)."""
+        async with self._refreshing:
+            if self._state_read_at is not None and time.monotonic() - self._state_read_at < max_age:
+                return
+            self._snapshot.families = await read()
+            self._state_read_at = time.monotonic()
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _labelled(name: str, documentation: str, label: str, values: dict[str, float]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for label_value, value in values.items():
+        family.add_metric([label_value], value)
+    return family
+
+
+async def state_families(store: AbstractPoolStore, chain: ChainFigures) -> list[Metric]:
+    """The pool's state as gauges: SQL aggregates and indexed look-ups of the store, and what the chain answered."""
+    figures = await store.state_figures()
+    claims = {status.value: figures.claims.get(status, (0, 0)) for status in ClaimStatus}
+    batch_counts = dict.fromkeys(BatchStatus, 0)
+    open_round = await store.open_round()  # at most one is open; its batches are a handful
+    if open_round is not None and open_round.id is not None:
+        for batch in await store.batches(open_round.id):
+            batch_counts[batch.status] += 1
+    ledger = await store.ledger()
+    families = [
+        _gauge("pool_partials_pending", "Partials accepted and not yet credited", figures.pending_partials),
+        _gauge("pool_points", "Unpaid points of all farmers", figures.points),
+        _labelled(
+            "pool_farmers",
+            "Farmers known to the pool, by membership",
+            "membership",
+            {"member": figures.farmers[True], "left": figures.farmers[False]},
+        ),
+        _labelled(
+            "pool_reward_claims",
+            "Reward claims (absorbs) by status",
+            "status",
+            {status: count for status, (count, _) in claims.items()},
+        ),
+        _labelled(
+            "pool_reward_claims_mojos",
+            "Mojos of reward claims by status",
+            "status",
+            {status: mojos for status, (_, mojos) in claims.items()},
+        ),
+        _labelled(
+            "pool_payout_rounds",
+            "Payout rounds by status (open, done)",
+            "status",
+            {status.value: figures.rounds.get(status, 0) for status in RoundStatus},
+        ),
+        _labelled(
+            "pool_payment_batches_open_round",
+            "Payout transactions (batches) of the open payout round by status (all 0 when no round is open)",
+            "status",
+            {status.value: count for status, count in batch_counts.items()},
+        ),
+        _gauge(
+            "pool_open_round_created_timestamp_seconds",
+            "Unix time the open payout round was made (0 when none is open): a round open long is stuck",
+            0 if open_round is None else open_round.created_at,
+        ),
+        _gauge(
+            "pool_paid_to_farmers_mojos",
+            "Mojos paid to farmers in confirmed payout transactions",
+            ledger.farmer_payments - ledger.farmer_payments_in_flight,
+        ),
+        _gauge("pool_owed_mojos", "Mojos shared out to farmers and not yet paid", ledger.owed),
+        _gauge(
+            "pool_ledger_wallet_mojos",
+            "Mojos the ledger says the wallet holds (owed + fee share + undistributed)",
+            ledger.wallet_should_hold,
+        ),
+        _gauge("pool_ledger_balanced", "1 when the ledger's invariant holds", 1 if ledger.balanced else 0),
+        _gauge(
+            "pool_leader_seen_timestamp_seconds",
+            "Unix time the leader last said, in the store, that it leads (0: never)",
+            await store.leader_seen_at(),
+        ),
+    ]
+    return families + chain_families(chain)
+
+
+def chain_families(chain: ChainFigures) -> list[Metric]:
+    families: list[Metric] = [
+        _gauge("pool_node_up", "1 when a full node answered this scrape", 1 if chain.node_up else 0),
+        _gauge(
+            "pool_wallet_spendable_mojos",
+            "Spendable balance of the pool wallet (NaN when unreachable)",
+            math.nan if chain.wallet_spendable is None else chain.wallet_spendable,
+        ),
+        _gauge(
+            "pool_wallet_up",
+            "1 when the pool wallet answered the last scrape",
+            0 if chain.wallet_spendable is None else 1,
+        ),
+        _gauge(
+            "pool_wallet_unavailable_since_seconds",
+            "Unix time since which the pool wallet has not answered (0 while it answers): payouts wait meanwhile",
+            chain.wallet_unavailable_since or 0,
+        ),
+        _labelled(
+            "pool_synced",
+            "1 when synced, per component (node, wallet)",
+            "component",
+            {"node": 1 if chain.node_synced else 0, "wallet": 1 if chain.wallet_synced else 0},
+        ),
+    ]
+    if chain.peak_height is not None:
+        families.append(_gauge("pool_peak_height", "Height of the full node's peak", chain.peak_height))
+    return families

@@ -280,6 +280,7 @@ def run_loops_while_leading(app: web.Application, ctx: PoolContext, signage_poin
     # What the loops know of the chain, for GET /status (it stays empty in a process that does not lead).
     status = ChainStatus()
     app[CHAIN_STATUS] = status
+    ctx.stats.metrics.loops_known(loop.name for loop in background_loops(status, signage_points))
 
     async def loops_context(_: web.Application) -> AsyncIterator[None]:
         runners: list[LoopRunner] = []
@@ -288,6 +289,7 @@ def run_loops_while_leading(app: web.Application, ctx: PoolContext, signage_poin
         async def begin() -> None:
             epoch = await ctx.store.take_leadership(f"pid {os.getpid()} on {socket.gethostname()}")
             set_leading(True)
+            ctx.stats.metrics.leading(True)
             log.info("leader epoch %d", epoch)
             runner = LoopRunner(background_loops(status, signage_points), on_not_leader=lost.set)
             runner.start(ctx)
@@ -297,6 +299,7 @@ def run_loops_while_leading(app: web.Application, ctx: PoolContext, signage_poin
             while runners:
                 await runners.pop().stop()
             set_leading(False)
+            ctx.stats.metrics.leading(False)
 
         leadership = create_leadership(ctx.config.store)
         leading = asyncio.create_task(
@@ -448,9 +451,16 @@ async def run_server(config: PoolConfig, log_level: str | None = None, *, worker
     if log_level is None:  # --log-level on the command line wins over the file's, reloaded or not
         reloader.on_reload(lambda reloaded: logging.getLogger().setLevel(reloaded.logging.level))
     if supervising:
-        await supervise_workers(config, log_level, stop, reloader)
+        from pool.metrics import multiprocess_directory
+
+        with multiprocess_directory() as metrics_dir:
+            await supervise_workers(config, log_level, stop, metrics_dir, reloader)
         return
     loop.add_signal_handler(signal.SIGHUP, reloader.reload)
+    if worker is None:
+        from pool.metrics import forget_earlier_run
+
+        forget_earlier_run()
     async with pool_context(config) as ctx:
         _freeze_startup_objects()
         await serve(ctx, stop, reuse_port=worker is not None, reloader=reloader)
@@ -476,18 +486,26 @@ def _ignore_sighup() -> None:
 
 
 async def supervise_workers(
-    config: PoolConfig, log_level: str | None, stop: asyncio.Event, reloader: Reloader | None = None
+    config: PoolConfig,
+    log_level: str | None,
+    stop: asyncio.Event,
+    metrics_dir: str,
+    reloader: Reloader | None = None,
 ) -> None:
     """Keep ``server.workers`` worker processes running until ``stop``: a worker that dies (even by SIGKILL) is
     started again; its leadership, if it led, passes to another worker meanwhile. A worker that fails to start
-    (config, chain, port) stops them all with its error. SIGHUP reloads ``reloader`` here and is passed on to
-    every worker, which reloads its own part."""
+    (config, chain, port) stops them all with its error. The workers write their metrics to ``metrics_dir``
+    (pool/metrics.py), so that any of them answers a scrape for all. SIGHUP reloads ``reloader`` here and is passed
+    on to every worker, which reloads its own part."""
+    from pool.metrics import MULTIPROCESS_DIR, SUPERVISOR_PID, mark_process_dead
+
     if config.source is None:
         raise StartupError("server.workers: several workers need the pool to be started from a config file")
     command = [sys.executable, "-m", "pool", "--config", str(config.source.resolve())]
     if log_level is not None:
         command += ["--log-level", log_level]
     failures: list[str] = []
+    env = {**os.environ, MULTIPROCESS_DIR: metrics_dir, SUPERVISOR_PID: str(os.getpid())}
     running: dict[int, asyncio.subprocess.Process] = {}
 
     def forward_reload() -> None:
@@ -503,13 +521,17 @@ async def supervise_workers(
         while not stop.is_set():
             # Started with SIGHUP ignored (kept across exec) until the worker sets its reload handler: a reload
             # while it imports does not kill it.
-            process = await asyncio.create_subprocess_exec(*command, "--worker", str(index), preexec_fn=_ignore_sighup)
+            process = await asyncio.create_subprocess_exec(
+                *command, "--worker", str(index), env=env, preexec_fn=_ignore_sighup
+            )
             running[index] = process
             log.info("worker %d started (pid %d)", index, process.pid)
             exited = asyncio.create_task(process.wait())
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
+            if exited.done():  # its counters stay (they are counts so far); its live gauges go
+                mark_process_dead(process.pid, metrics_dir)
             if stop.is_set():  # shutting down (a terminal's Ctrl-C reaches the workers too)
                 if not exited.done():
                     process.terminate()

@@ -208,12 +208,8 @@ class PoolProcess:
                     tail = await asyncio.to_thread(log_path.read_text, errors="replace")
                     tail = tail[-2000:]
                     raise RuntimeError(f"the pool exited with status {self.process.returncode}:\n{tail}")
-                try:
-                    async with session.get(f"{self.url}/pool_info") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
+                if await answers_ok(session, f"{self.url}/pool_info"):
+                    return
                 await asyncio.sleep(0.2)
         raise TimeoutError(f"the pool did not listen within {START_TIMEOUT} s (see {log_path})")
 
@@ -230,3 +226,12 @@ class PoolProcess:
 def write_pool_config(document: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(document))
+
+
+async def answers_ok(session: aiohttp.ClientSession, url: str) -> bool:
+    """Whether ``url`` answers 200 now (False while nothing listens there yet)."""
+    try:
+        async with session.get(url) as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False

@@ -87,7 +87,13 @@ def devnet_pool_document(
         },
         "fees": {**(fees or {})},
         "loops": {"peak_interval": 0.5, "confirm_interval": 1, "singleton_interval": 2, "difficulty_interval": 5},
-        "server": {"host": "127.0.0.1", "port": server_port, "operator_token": DEVNET_OPERATOR_TOKEN},
+        # Tests (and the benchmark) read the gauges right after what changes them: no cached state.
+        "server": {
+            "host": "127.0.0.1",
+            "port": server_port,
+            "operator_token": DEVNET_OPERATOR_TOKEN,
+            "metrics_cache_seconds": 0,
+        },
         # The devnet's signage points come every half second or faster (mainnet: every ~9.4 s), and every farmer
         # connects from 127.0.0.1: the limits are scaled up accordingly.
         "limits": {

@@ -5,7 +5,8 @@ listener they answer only ``Authorization: Bearer <server.operator_token>``, and
 answer 403 to everyone. ``server.operator_listen`` adds a listener on a loopback address (operator_application) where
 they answer without a token: whoever reaches it is on the pool's machine. Every figure about money or partials is
 read from the store at each request, as aggregates of the database and bounded lists (the latest rounds without
-their payments, the largest owed balances); chain and wallet figures are asked live.
+their payments, the largest owed balances); chain and wallet figures are asked live. GET /metrics keeps what it
+read for ``server.metrics_cache_seconds``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pool.chain.interface import ChainUnavailable
 from pool.chain.status import ChainStatus
 from pool.context import PoolContext
 from pool.http.keys import CHAIN_STATUS, CONTEXT
-from pool.metrics import CONTENT_TYPE_LATEST
+from pool.metrics import CONTENT_TYPE_LATEST, ChainFigures, Metric, state_families
 from pool.payouts.books import books_json, build_books
 
 DAY = 24 * 3600
@@ -152,10 +153,20 @@ async def get_metrics(request: web.Request) -> web.Response:
     _authorized(request)
     ctx = request.app[CONTEXT]
     metrics = ctx.stats.metrics
-    await metrics.refresh_from_store(ctx.store, ctx.now())
-    chain = await _chain(request)
-    metrics.chain(chain["peak_height"], chain["node_synced"], chain["wallet_synced"])
-    metrics.wallet(chain["wallet_spendable"], chain["wallet_unavailable_since"])
+
+    async def read_state() -> list[Metric]:
+        chain = await _chain(request)
+        figures = ChainFigures(
+            node_up=chain["peak_height"] is not None,
+            peak_height=chain["peak_height"],
+            node_synced=chain["node_synced"],
+            wallet_synced=chain["wallet_synced"],
+            wallet_spendable=chain["wallet_spendable"],
+            wallet_unavailable_since=chain["wallet_unavailable_since"],
+        )
+        return await state_families(ctx.store, figures)
+
+    await metrics.refresh_state(read_state, ctx.config.server.metrics_cache_seconds)
     response = web.Response(body=metrics.exposition())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

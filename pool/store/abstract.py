@@ -35,6 +35,7 @@ from pool.store.models import (
     PoolFigures,
     RewardClaim,
     RoundSummary,
+    StateFigures,
     TargetProof,
     WebSession,
 )
@@ -263,6 +264,11 @@ class AbstractPoolStore(ABC):
     async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
         """Pending -> stale: CONFIRMED with its points credited (``credit``) or REJECTED with ``reason``, marked
         stale either way. Returns False (and changes nothing) if the partial was not pending."""
+
+    @abstractmethod
+    async def state_figures(self) -> StateFigures:
+        """Counts and sums of farmers, points, pending partials, claims and rounds for the operator's gauges: SQL
+        aggregates over indexed columns, cheap enough for every scrape whatever the number of rows."""
 
     @abstractmethod
     async def count_stale_partials(self) -> int:

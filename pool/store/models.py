@@ -402,6 +402,17 @@ class LedgerSummary:
 
 
 @dataclass(frozen=True)
+class StateFigures:
+    """What the operator's gauges show of the store, each figure an SQL aggregate (no row is loaded to count it)."""
+
+    farmers: dict[bool, int]  # by is_pool_member
+    points: int  # unpaid points of all farmers
+    pending_partials: int
+    claims: dict[ClaimStatus, tuple[int, int]]  # (count, mojos) by status; absent statuses have none
+    rounds: dict[RoundStatus, int]
+
+
+@dataclass(frozen=True)
 class PartialCount:
     """Partials of one hour with one outcome, for charts: ``outcome`` is "pending" or "confirmed" (accepted), or the
     reason of a refusal (an error code name at intake, or the reason of a later rejection)."""

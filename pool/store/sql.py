@@ -88,7 +88,9 @@ from pool.store.models import (
     PendingDifficulty,
     PoolFigures,
     RewardClaim,
+    RoundStatus,
     RoundSummary,
+    StateFigures,
     TargetProof,
     WebSession,
     batch_holder,
@@ -621,6 +623,28 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 return False
             await tx.execute(_CREDIT_POINTS, {"points": int(row["difficulty"]), "launcher_id": row["launcher_id"]})
             return True
+
+    async def state_figures(self) -> StateFigures:
+        reads = self._reads()
+        farmer_rows = await reads.fetchall(
+            "SELECT is_pool_member, COUNT(*) AS n, COALESCE(SUM(points), 0) AS points FROM farmers "
+            "GROUP BY is_pool_member"
+        )
+        pending = await reads.fetchone("SELECT COUNT(*) AS n FROM partials WHERE status = 'pending'")
+        claim_rows = await reads.fetchall(
+            "SELECT status, COUNT(*) AS n, COALESCE(SUM(amount), 0) AS mojos FROM reward_claims GROUP BY status"
+        )
+        round_rows = await reads.fetchall("SELECT status, COUNT(*) AS n FROM payout_rounds GROUP BY status")
+        farmers = {False: 0, True: 0}
+        for row in farmer_rows:
+            farmers[bool(row["is_pool_member"])] += int(row["n"])
+        return StateFigures(
+            farmers=farmers,
+            points=sum(int(row["points"]) for row in farmer_rows),
+            pending_partials=0 if pending is None else int(pending["n"]),
+            claims={ClaimStatus(row["status"]): (int(row["n"]), int(row["mojos"])) for row in claim_rows},
+            rounds={RoundStatus(row["status"]): int(row["n"]) for row in round_rows},
+        )
 
     async def count_stale_partials(self) -> int:
         row = await self._reads().fetchone(

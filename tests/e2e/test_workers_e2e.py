@@ -6,7 +6,9 @@ The pool runs as an operator runs it (``python -m pool --config ...`` with ``ser
 ``store.backend: postgresql``): a supervisor and two workers, the farmer's requests spread over them by the kernel.
 What must hold: every proof credited once (the farmer's points are exactly the confirmed partials' difficulties, less
 what distributions took), one payout per round, the books balanced, and after the leader's death another worker leads
-and the next block is absorbed and paid. With two hosts the same, and: both hosts accept the farmer's partials, one
+and the next block is absorbed and paid. A real Prometheus server scrapes the two workers every second meanwhile: the
+accepted-partials counter it sees never goes back, whichever worker answers and after the leader's death, and grows by
+exactly the partials the store took. With two hosts the same, and: both hosts accept the farmer's partials, one
 of them runs the chain loops, a proof sent to both is answered alike by both and credited once, and both tell the
 farmer the same difficulty and points.
 """
@@ -14,6 +16,7 @@ farmer the same difficulty and points.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import sys
@@ -40,6 +43,7 @@ from pool.store.postgres import PostgresPoolStore
 from tests.chain_checks import store_agrees_with_chain
 from tests.e2e.driving import drive_until
 from tests.e2e.pool_hosts import PoolHost, PoolHosts, pool_hosts
+from tests.e2e.prometheus_server import Prometheus, prometheus_scraping
 from tests.http.farmer_requests import authenticated_params, fresh_proofs, partial_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -122,6 +126,51 @@ async def devnet(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresSer
         yield running
 
 
+ACCEPTED = 'sum(pool_partials_total{result="accepted"})'
+AGREE_ATTEMPTS = 60  # a hang guard, one second apart: Prometheus scrapes every second
+
+
+@dataclass
+class ScrapedRun:
+    prometheus: Prometheus
+    baseline: tuple[float, int]  # (Prometheus's time, the store's partials then), when both agreed
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def scraped(devnet: WorkersDevnet) -> AsyncIterator[ScrapedRun]:
+    target = f"127.0.0.1:{devnet.config.server.port}"
+    async with prometheus_scraping(target, devnet.work_dir / "prometheus") as prometheus:
+        yield ScrapedRun(prometheus, await prometheus_agrees(prometheus, devnet.store))
+
+
+async def partial_rows(store: PostgresPoolStore) -> int:
+    """Every partial the pool accepted is one row (a resent proof is none), whatever became of it since."""
+    return sum([len(await store.recent_partials(farmer.launcher_id, 0)) for farmer in await store.list_farmers()])
+
+
+async def prometheus_agrees(prometheus: Prometheus, store: PostgresPoolStore) -> tuple[float, int]:
+    """Once the chain stops moving, Prometheus's latest scrape counts the store's partials: (that scrape's time in
+    Prometheus, the count)."""
+    for _ in range(AGREE_ATTEMPTS):
+        rows = await partial_rows(store)
+        seen = await prometheus.sample(ACCEPTED)
+        if seen is not None and seen[1] == rows:
+            return seen[0], rows
+        await asyncio.sleep(1)
+    raise AssertionError(f"Prometheus counts {seen} accepted partials, the store has {rows} rows")
+
+
+async def prometheus_counted_every_accepted_partial(run: ScrapedRun, store: PostgresPoolStore) -> None:
+    start, rows_before = run.baseline
+    end, rows = await prometheus_agrees(run.prometheus, store)
+    counted = await run.prometheus.values(ACCEPTED, start, end)
+    # Each scrape answered by either worker, a worker killed and replaced meanwhile: the sum never goes back.
+    assert all(earlier <= later for earlier, later in itertools.pairwise(counted)), counted
+    first, last = await run.prometheus.value(ACCEPTED, at=start), await run.prometheus.value(ACCEPTED, at=end)
+    assert first is not None and last is not None
+    assert last - first == rows - rows_before > 0
+
+
 async def leader_pid(dsn: str) -> int | None:
     """The OS process id of the worker holding the leader lock (its connection names it)."""
     connection = await asyncpg.connect(dsn)
@@ -192,7 +241,7 @@ async def paid_batches(store: PostgresPoolStore) -> int:
     return count
 
 
-async def test_two_workers_serve_the_farmer_and_one_leader_pays(devnet: WorkersDevnet) -> None:
+async def test_two_workers_serve_the_farmer_and_one_leader_pays(devnet: WorkersDevnet, scraped: ScrapedRun) -> None:
     assert devnet.process is not None
     assert len(worker_pids(devnet.process.pid)) == 2
     store = devnet.store
@@ -214,9 +263,12 @@ async def test_two_workers_serve_the_farmer_and_one_leader_pays(devnet: WorkersD
         devnet, paid_once, "first reward absorbed and paid", farm_every=2, deadline=DEADLINE, with_status=False
     )
     await books_agree(devnet.store, devnet)
+    await prometheus_counted_every_accepted_partial(scraped, store)
 
 
-async def test_the_leader_killed_mid_life_another_worker_takes_over_and_pays(devnet: WorkersDevnet) -> None:
+async def test_the_leader_killed_mid_life_another_worker_takes_over_and_pays(
+    devnet: WorkersDevnet, scraped: ScrapedRun
+) -> None:
     assert devnet.process is not None
     store = devnet.store
     old_leader = await leader_pid(devnet.dsn)
@@ -250,6 +302,16 @@ async def test_the_leader_killed_mid_life_another_worker_takes_over_and_pays(dev
     # The supervisor started a worker in place of the killed one.
     assert len(worker_pids(devnet.process.pid)) == 2
     assert old_leader not in worker_pids(devnet.process.pid)
+
+    await prometheus_counted_every_accepted_partial(scraped, store)
+    prometheus = scraped.prometheus
+    # The dead leader leads no more; the new one does, whichever worker answers.
+    assert await prometheus.value("sum(pool_is_leader)") == 1
+    for loop in ("peak", "confirm-partials", "rewards", "payouts"):
+        assert (await prometheus.value(f'pool_loop_last_success_timestamp_seconds{{loop="{loop}"}}') or 0) > 0
+    # The alert rules load in a real Prometheus and evaluate without error on the pool's series.
+    rules = [rule for group in (await prometheus.api("rules"))["groups"] for rule in group["rules"]]
+    assert rules and all(rule["health"] == "ok" for rule in rules), rules
 
 
 # ---------------------------------------------------------------------------------------------------- several hosts

@@ -436,6 +436,34 @@ async def test_stale_partials_are_credited_or_dropped_once_and_counted(store: Ab
     assert await store.count_stale_partials() == 2
 
 
+async def test_state_figures_are_the_counts_and_sums_of_the_rows(store: AbstractPoolStore) -> None:
+    empty = await store.state_figures()
+    assert (empty.farmers, empty.points, empty.pending_partials, empty.claims, empty.rounds) == (
+        {False: 0, True: 0},
+        0,
+        0,
+        {},
+        {},
+    )
+    member, other = await add_farmers(store, 30, 12)
+    gone = make_farmer(3, points=5, member=False)
+    await store.add_farmer(gone)
+    pending = await store.add_partial(make_partial(member, "a", 100))
+    confirmed = await store.add_partial(make_partial(member, "b", 100, difficulty=4))
+    assert pending is not None and confirmed is not None and await store.confirm_partial(confirmed)
+    assert await store.add_reward_claim(make_claim("submitted", other, amount=1_000))
+    await fund(store, [(member, 600)], pool_fee=100)  # a confirmed claim of 700
+    await store.create_payout_round(make_round(600), [farmer_payment(member, 600)], [0])
+
+    figures = await store.state_figures()
+    farmers = await store.list_farmers()
+    assert figures.farmers == {True: 2, False: 1}
+    assert figures.points == sum(f.points for f in farmers) == 30 + 4 + 12 + 5
+    assert figures.pending_partials == len(await store.pending_partials(received_before=10**9)) == 1
+    assert figures.claims == {ClaimStatus.SUBMITTED: (1, 1_000), ClaimStatus.CONFIRMED: (1, 700)}
+    assert figures.rounds == {RoundStatus.OPEN: 1}
+
+
 # -- partials -----------------------------------------------------------------------------------------------------
 async def test_partial_round_trips_as_pending_with_an_id(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1)
