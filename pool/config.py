@@ -73,6 +73,9 @@ class PoolInfoConfig:
         return encode_puzzle_hash(self.target_puzzle_hash, self.address_prefix)
 
 
+DEFAULT_DIFFICULTY_MAXIMUM = 1_000_000
+
+
 @dataclass(frozen=True)
 class DifficultyConfig:
     minimum: int
@@ -80,6 +83,7 @@ class DifficultyConfig:
     number_of_partials_target: int
     time_target: int  # seconds
     put_cooldown: int  # seconds before a difficulty suggested with PUT /farmer takes effect
+    maximum: int = DEFAULT_DIFFICULTY_MAXIMUM  # the highest difficulty a farmer may choose on its page
 
     @property
     def history_seconds(self) -> int:
@@ -477,7 +481,7 @@ def _pool_info(s: _Section, network: str) -> PoolInfoConfig:
 
 
 def _difficulty(s: _Section) -> DifficultyConfig:
-    s.unknown_keys({"minimum", "default", "number_of_partials_target", "time_target", "put_cooldown"})
+    s.unknown_keys({"minimum", "default", "number_of_partials_target", "time_target", "put_cooldown", "maximum"})
     minimum = s.int_("minimum", minimum=1)
     default = s.int_("default", minimum=1)
     if default < minimum:
@@ -488,6 +492,7 @@ def _difficulty(s: _Section) -> DifficultyConfig:
         number_of_partials_target=s.int_("number_of_partials_target", 300, minimum=1),
         time_target=s.int_("time_target", 86400, minimum=60),
         put_cooldown=s.int_("put_cooldown", 300, minimum=0),
+        maximum=s.int_("maximum", max(DEFAULT_DIFFICULTY_MAXIMUM, default), minimum=default),
     )
 
 

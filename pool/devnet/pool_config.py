@@ -82,6 +82,8 @@ def devnet_pool_document(
         },
         "fees": {**(fees or {})},
         "loops": {"peak_interval": 0.5, "confirm_interval": 1, "singleton_interval": 2, "difficulty_interval": 5},
+        # Farmers' webhooks on the devnet are the tests' receivers on 127.0.0.1.
+        "notifications": {"allow_private_webhooks": True, "interval": 0.5, "retry_after": 1},
         "server": {"host": "127.0.0.1", "port": server_port},
         # The devnet's signage points come every half second or faster (mainnet: every ~9.4 s), and every farmer
         # connects from 127.0.0.1: the limits are scaled up accordingly.

@@ -41,7 +41,8 @@ from pool.webhooks import (
 log = logging.getLogger(__name__)
 
 HOUR = 3600
-SILENCE_CHECK_INTERVAL = 60.0  # seconds between two looks for silent farmers (one index read per member farmer)
+# Seconds between two looks at the books (the ledger's sums) and for silent farmers (an index read per member).
+CHECK_INTERVAL = 60.0
 FARMER_DESTINATION = "farmer"
 EVENTS_PER_PASS = 100
 
@@ -58,7 +59,7 @@ class NotificationLoop:
     name = "notifications"
 
     def __init__(self) -> None:
-        self._silence_checked = float("-inf")  # time.monotonic() of the last look for silent farmers
+        self._checked = float("-inf")  # time.monotonic() of the last look at the books and for silent farmers
 
     def interval(self, ctx: PoolContext) -> float:
         return ctx.config.notifications.interval
@@ -66,9 +67,9 @@ class NotificationLoop:
     async def run_once(self, ctx: PoolContext) -> int:
         """Detect this pass's events, then deliver what is due; how many events were closed."""
         now = int(ctx.now())
-        await check_books(ctx.store, now)
-        if time.monotonic() - self._silence_checked >= SILENCE_CHECK_INTERVAL:
-            self._silence_checked = time.monotonic()
+        if time.monotonic() - self._checked >= CHECK_INTERVAL:
+            self._checked = time.monotonic()
+            await check_books(ctx.store, now)
             await check_silent_farmers(ctx.store, ctx.config.notifications, now)
         return await deliver_due(ctx.store, ctx.config.notifications, now)
 
