@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from pool.config import NotificationsConfig
+from pool.config import DAY_SECONDS, NotificationsConfig, PoolConfig
 from pool.context import PoolContext
 from pool.kill_points import kill_point
 from pool.store.abstract import AbstractPoolStore
@@ -71,7 +71,14 @@ class NotificationLoop:
             self._checked = time.monotonic()
             await check_books(ctx.store, now)
             await check_silent_farmers(ctx.store, ctx.config.notifications, now)
+            # Closed events are kept as long as partials: a silence's key names a partial still held.
+            await ctx.store.prune_notifications(retention_cutoff(ctx.config, now))
         return await deliver_due(ctx.store, ctx.config.notifications, now)
+
+
+def retention_cutoff(config: PoolConfig, now: int) -> int:
+    """Events closed before this moment are deleted (a pass deletes a batch of them)."""
+    return now - config.partials.retention_days * DAY_SECONDS
 
 
 async def check_books(store: AbstractPoolStore, now: int) -> None:

@@ -519,6 +519,11 @@ class AbstractPoolStore(ABC):
         ``error``); otherwise it counts one more attempt and waits until ``retry_at``."""
 
     @abstractmethod
+    async def prune_notifications(self, before: int, batch: int = 500) -> int:
+        """Delete up to ``batch`` events closed before ``before`` (and their deliveries); how many. Events not yet
+        closed are kept whatever their age."""
+
+    @abstractmethod
     async def last_partial_times(self) -> dict[bytes32, int]:
         """Each member farmer's latest partial still held (by received_at); a farmer without one is absent."""
 

@@ -85,24 +85,14 @@ async def enqueue_batch_events(tx: Tx, kind: NotificationKind, batch_id: int, no
         )
 
 
-async def enqueue_instructions_change(tx: Tx, launcher_id: bytes32, old: str, new: str, now: int) -> None:
-    """The farmer's payout instructions changed: the nth change of a farmer is its event."""
+async def enqueue_instructions_change(tx: Tx, launcher_id: bytes32, old: str, new: str, now_ms: int) -> None:
+    """The farmer's payout instructions changed (compared as the farmer compares them, case-insensitive): the event
+    is the change of that farmer, at that moment, to those instructions."""
     if old.lower() == new.lower():
         return
-    row = await tx.fetchone(
-        "SELECT COUNT(*) AS n FROM notifications WHERE kind = :kind AND launcher_id = :launcher_id",
-        {"kind": NotificationKind.PAYOUT_INSTRUCTIONS_CHANGED.value, "launcher_id": launcher_id},
-    )
-    number = 1 + (0 if row is None else int(row["n"]))
     kind = NotificationKind.PAYOUT_INSTRUCTIONS_CHANGED
-    await enqueue(
-        tx,
-        kind,
-        f"{kind.value}:{launcher_id.hex()}:{number}",
-        {"old": old, "new": new},
-        now,
-        launcher_id=launcher_id,
-    )
+    key = f"{kind.value}:{launcher_id.hex()}:{now_ms}:{new.lower()}"
+    await enqueue(tx, kind, key, {"old": old, "new": new}, now_ms // 1000, launcher_id=launcher_id)
 
 
 def notification_from_row(row: Row, delivered_to: Sequence[str] = ()) -> Notification:

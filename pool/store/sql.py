@@ -353,7 +353,11 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 )
                 if before is not None:
                     await enqueue_instructions_change(
-                        tx, launcher_id, str(before["payout_instructions"]), payout_instructions[0], int(time.time())
+                        tx,
+                        launcher_id,
+                        str(before["payout_instructions"]),
+                        payout_instructions[0],
+                        int(time.time() * 1000),
                     )
             if pending_difficulty is not None:
                 # A change already in force becomes the current difficulty (and stays in the history); one not yet
@@ -1282,6 +1286,20 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                     "last_error = :error WHERE id = :id AND done_at IS NULL",
                     {"retry_at": retry_at, "error": error, "id": notification_id},
                 )
+
+    async def prune_notifications(self, before: int, batch: int = 500) -> int:
+        async with self._write() as tx:
+            rows = await tx.fetchall(
+                "SELECT id FROM notifications WHERE done_at IS NOT NULL AND done_at < :before ORDER BY id "
+                f"LIMIT :batch{self._SKIP_LOCKED_ROWS}",
+                {"before": before, "batch": batch},
+            )
+            if not rows:
+                return 0
+            condition, params = self._one_of("notification_id", "ids", [int(row["id"]) for row in rows], "bigint")
+            await tx.execute(f"DELETE FROM notification_deliveries WHERE {condition}", params)
+            condition, params = self._one_of("id", "ids", [int(row["id"]) for row in rows], "bigint")
+            return await tx.execute(f"DELETE FROM notifications WHERE {condition}", params)
 
     async def last_partial_times(self) -> dict[bytes32, int]:
         # One index look-up (partials_launcher_received) per member farmer.

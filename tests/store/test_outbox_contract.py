@@ -136,3 +136,17 @@ async def test_farmer_settings_changes_are_kept_each_once(store: AbstractPoolSto
     assert len(history) == 4
     with pytest.raises(FarmerNotFound):
         await store.change_farmer_settings(FarmerSettings(h("nobody"), min_payout=1), now=1_003)
+
+
+async def test_closed_events_are_pruned_and_open_ones_kept(store: AbstractPoolStore) -> None:
+    for number in range(3):
+        assert await store.add_notification(NotificationKind.BOOKS_BALANCED, f"event {number}", {}, now=100)
+    first, second, _ = sorted(await store.notifications(), key=lambda event: event.id)
+    await store.record_delivery(first.id, "operator:0", now=150)
+    await store.finish_attempt(first.id, now=200, retry_at=None, error=None)
+    await store.finish_attempt(second.id, now=300, retry_at=None, error=None)
+    assert await store.prune_notifications(before=300) == 1  # the second closed at 300, not before
+    assert keys(await store.notifications()) == ["event 1", "event 2"]
+    assert await store.prune_notifications(before=10**10, batch=10) == 1  # the third is still open
+    assert keys(await store.notifications()) == ["event 2"]
+    assert await store.prune_notifications(before=10**10) == 0
