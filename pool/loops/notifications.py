@@ -119,9 +119,10 @@ async def deliver_due(store: AbstractPoolStore, config: NotificationsConfig, now
     if not due:
         return 0
     closed = 0
+    failed: set[str] = set()  # URLs that failed this pass: a dead webhook costs one timeout a pass, not one an event
     async with _sessions(config) as sessions:
         for event in due:
-            closed += await _deliver(store, config, sessions, event, now)
+            closed += await _deliver(store, config, sessions, event, now, failed)
     return closed
 
 
@@ -156,12 +157,16 @@ async def _deliver(
     sessions: dict[bool, aiohttp.ClientSession],
     event: Notification,
     now: int,
+    failed: set[str],
 ) -> int:
     """Post the event to each destination that has not taken it; 1 if that closed it."""
     errors = []
     message = event_json(event)
     for destination in await destinations(store, config, event):
         if destination.name in event.delivered_to:
+            continue
+        if destination.url in failed:
+            errors.append(f"{destination.name}: failed earlier in this pass")
             continue
         kill_point("notification-unsent")
         try:
@@ -175,6 +180,7 @@ async def _deliver(
             )
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError, WebhookFailed, WebhookRefused) as exc:
             errors.append(f"{destination.name}: {type(exc).__name__}: {exc}")
+            failed.add(destination.url)
             continue
         kill_point("notification-posted")
         await store.record_delivery(event.id, destination.name, now)

@@ -87,7 +87,7 @@ async def test_a_failing_receiver_is_tried_again_alone_then_given_up(
     assert [r.path for r in receiver.received] == ["discord", "slack", "slack"]  # discord had it already
 
     await store.add_notification(NotificationKind.BOOKS_BALANCED, "never", {"difference": 0}, NOW)
-    receiver.failures["discord"] = 10
+    receiver.failures["discord"] = 3
     for moment in (NOW, NOW + 10, NOW + 30):  # waits of 10 s then 20 s; the third attempt is the last
         await deliver_due(store, config, moment)
     (given_up, _) = await store.notifications()
@@ -205,3 +205,14 @@ def test_the_notifications_section_is_checked(tmp_path: Path) -> None:
     document["notifications"] = {"operator_webhooks": [{"url": "https://x", "format": "teams"}]}
     with pytest.raises(ConfigError, match=r"notifications.operator_webhooks\[0\].format"):
         parse_config(document, tmp_path)
+
+
+async def test_a_receiver_that_fails_is_asked_once_a_pass(store: SqlitePoolStore, receiver: WebhookReceiver) -> None:
+    for number in range(3):
+        await store.add_notification(NotificationKind.BOOKS_BALANCED, f"event {number}", {}, NOW)
+    receiver.failures["discord"] = 1
+    assert await deliver_due(store, config_for(receiver), NOW) == 0
+    assert [r.path for r in receiver.received].count("discord") == 1  # the two other events did not wait for it
+    assert receiver.keys("slack") == ["event 0", "event 1", "event 2"]
+    assert await deliver_due(store, config_for(receiver), NOW + 10) == 3
+    assert receiver.keys("discord") == ["event 0", "event 1", "event 2"]
