@@ -24,8 +24,8 @@ from pool.webhooks import WebhookRefused, check_webhook_url
 SETTINGS_PATH = "/login/settings"
 CSRF_FIELD = "csrf_token"
 MOJOS_PER_XCH = 10**12
-_XCH = re.compile(r"^\s*(\d{1,9})(?:\.(\d{1,12}))?\s*$")
-_INTEGER = re.compile(r"^\s*(\d{1,19})\s*$")
+_XCH = re.compile(r"^\s*([0-9]{1,9})(?:\.([0-9]{1,12}))?\s*$")
+_INTEGER = re.compile(r"^\s*([0-9]{1,19})\s*$")
 
 
 def csrf_token(session_token: str) -> str:
