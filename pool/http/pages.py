@@ -5,7 +5,8 @@ GET /farmer, over method "get_login") opens a session: a random token in an Http
 expires after ``server.session_lifetime``; the store keeps only the token's hash, at most
 ``server.sessions_per_farmer`` of them per farmer (the oldest go first), and none once the farmer's authentication key
 changes. The browser is then sent to the plain /login, which shows the page for as long as the session lasts, so that
-a reload needs no new signature. Without a valid signature or session nothing about any farmer is shown.
+a reload needs no new signature. Without a valid signature or session nothing about any farmer is shown. The page's
+settings form posts to /login/settings with the session's CSRF token (pool/http/settings.py).
 """
 
 from __future__ import annotations

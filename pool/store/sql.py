@@ -348,7 +348,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         async with self._write() as tx:
             if payout_instructions is not None:
                 before = await tx.fetchone(
-                    "SELECT payout_instructions FROM farmers WHERE launcher_id = :launcher_id",
+                    f"SELECT payout_instructions FROM farmers WHERE launcher_id = :launcher_id{self._LOCK_ROWS}",
                     {"launcher_id": launcher_id},
                 )
                 if before is not None:
