@@ -73,6 +73,9 @@ class PoolInfoConfig:
         return encode_puzzle_hash(self.target_puzzle_hash, self.address_prefix)
 
 
+DEFAULT_DIFFICULTY_MAXIMUM = 1_000_000
+
+
 @dataclass(frozen=True)
 class DifficultyConfig:
     minimum: int
@@ -80,6 +83,7 @@ class DifficultyConfig:
     number_of_partials_target: int
     time_target: int  # seconds
     put_cooldown: int  # seconds before a difficulty suggested with PUT /farmer takes effect
+    maximum: int = DEFAULT_DIFFICULTY_MAXIMUM  # the highest difficulty a farmer may choose on its page
 
     @property
     def history_seconds(self) -> int:
@@ -326,6 +330,32 @@ class LoggingConfig:
     access_log: bool = False  # one line per HTTP request (method, path without its query, status, time, client)
 
 
+WEBHOOK_FORMATS = ("json", "discord", "slack")
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    url: str
+    format: str = "json"  # WEBHOOK_FORMATS: Discord wants {"content": text}, Slack {"text": text}
+
+
+@dataclass(frozen=True)
+class NotificationsConfig:
+    """Events (blocks won, rewards and payouts, silent farmers, payout instructions changed, the books) delivered by
+    the leader to the operator's webhooks and to the farmers' own."""
+
+    operator_webhooks: tuple[WebhookConfig, ...] = ()
+    # Farmers' webhooks may be http or resolve to private, loopback or link-local addresses (a test or a LAN pool):
+    # otherwise they must be https to a public address, so that a farmer cannot make the pool call inside its network.
+    allow_private_webhooks: bool = False
+    silent_after_hours: int = 6  # a member farmer without a partial this long is reported (0: never)
+    interval: float = 5.0  # seconds between delivery passes
+    timeout: float = 10.0  # seconds for a webhook to answer
+    retry_after: int = 10  # seconds before the first retry; doubled each time up to retry_max
+    retry_max: int = 3600
+    max_attempts: int = 48  # delivery passes before an event is given up (logged)
+
+
 @dataclass(frozen=True)
 class PoolConfig:
     pool: PoolInfoConfig
@@ -341,6 +371,7 @@ class PoolConfig:
     source: Path | None = field(default=None, compare=False)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     fees: FeesConfig = field(default_factory=FeesConfig)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
 
 
 class _Section:
@@ -474,7 +505,7 @@ def _pool_info(s: _Section, network: str) -> PoolInfoConfig:
 
 
 def _difficulty(s: _Section) -> DifficultyConfig:
-    s.unknown_keys({"minimum", "default", "number_of_partials_target", "time_target", "put_cooldown"})
+    s.unknown_keys({"minimum", "default", "number_of_partials_target", "time_target", "put_cooldown", "maximum"})
     minimum = s.int_("minimum", minimum=1)
     default = s.int_("default", minimum=1)
     if default < minimum:
@@ -485,6 +516,7 @@ def _difficulty(s: _Section) -> DifficultyConfig:
         number_of_partials_target=s.int_("number_of_partials_target", 300, minimum=1),
         time_target=s.int_("time_target", 86400, minimum=60),
         put_cooldown=s.int_("put_cooldown", 300, minimum=0),
+        maximum=s.int_("maximum", max(DEFAULT_DIFFICULTY_MAXIMUM, default), minimum=default),
     )
 
 
@@ -853,6 +885,7 @@ def parse_config(data: Any, base_dir: Path, source: Path | None = None) -> PoolC
             "logging",
             "limits",
             "fees",
+            "notifications",
         }
     )
     chain = _chain(root.section("chain"), base_dir)
@@ -883,6 +916,7 @@ def parse_config(data: Any, base_dir: Path, source: Path | None = None) -> PoolC
         logging=_logging(section("logging"), base_dir),
         source=source,
         limits=_limits(section("limits")),
+        notifications=_notifications(section("notifications")),
     )
 
 
@@ -908,6 +942,45 @@ def _check_retention(partials: PartialsConfig, difficulty: DifficultyConfig, pay
 
 
 DAY_SECONDS = 86400
+
+
+def _notifications(s: _Section) -> NotificationsConfig:
+    s.unknown_keys(
+        {
+            "operator_webhooks",
+            "allow_private_webhooks",
+            "silent_after_hours",
+            "interval",
+            "timeout",
+            "retry_after",
+            "retry_max",
+            "max_attempts",
+        }
+    )
+    defaults = NotificationsConfig()
+    hooks = s.raw("operator_webhooks", [])
+    if not isinstance(hooks, list):
+        raise ConfigError(s.key("operator_webhooks"), "must be a list of URLs or of {url, format} mappings")
+    retry_after = s.int_("retry_after", defaults.retry_after, minimum=1)
+    return NotificationsConfig(
+        operator_webhooks=tuple(_webhook(hook, f"{s.key('operator_webhooks')}[{n}]") for n, hook in enumerate(hooks)),
+        allow_private_webhooks=s.bool_("allow_private_webhooks", defaults.allow_private_webhooks),
+        silent_after_hours=s.int_("silent_after_hours", defaults.silent_after_hours, minimum=0),
+        interval=s.number("interval", defaults.interval, minimum=0.05),
+        timeout=s.number("timeout", defaults.timeout, minimum=0.1),
+        retry_after=retry_after,
+        retry_max=s.int_("retry_max", defaults.retry_max, minimum=retry_after),
+        max_attempts=s.int_("max_attempts", defaults.max_attempts, minimum=1),
+    )
+
+
+def _webhook(value: Any, path: str) -> WebhookConfig:
+    entry = _Section({"url": value} if isinstance(value, str) else value, path)
+    entry.unknown_keys({"url", "format"})
+    url = entry.str_("url")
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise ConfigError(entry.key("url"), f"must be an http(s) URL, got {url!r}")
+    return WebhookConfig(url=url, format=entry.choice("format", WEBHOOK_FORMATS, "json"))
 
 
 def load_config_file(path: Path) -> PoolConfig:

@@ -22,6 +22,13 @@ STEPS = (
     "batch-replaced",  # a new version recorded in place of the old one, not pushed
 )
 
+# Steps of the notifications' delivery, apart from STEPS (the chaos test goes through every one of those, on a pool
+# that sends no notifications).
+NOTIFICATION_STEPS = (
+    "notification-unsent",  # an event committed to the outbox, not yet posted to a destination
+    "notification-posted",  # posted and answered 2xx, the delivery not yet recorded
+)
+
 _KILL_AT = frozenset(step.strip() for step in os.environ.get("POOL_KILL_AT", "").split(",") if step.strip())
 
 

@@ -210,6 +210,7 @@ def signage_point_cache(ctx: PoolContext) -> SignagePointCache:
 def background_loops(status: ChainStatus, signage_points: SignagePointCache) -> list[Loop]:
     """The loops of one leadership term, fresh each time (they keep what they learn only for as long as they lead)."""
     from pool.loops.difficulty_adjustment import DifficultyLoop
+    from pool.loops.notifications import NotificationLoop
     from pool.loops.partial_confirmation import PartialConfirmLoop
     from pool.loops.payouts import PayoutLoop
     from pool.loops.peak import PeakLoop
@@ -225,6 +226,7 @@ def background_loops(status: ChainStatus, signage_points: SignagePointCache) -> 
         PayoutLoop(status),
         DifficultyLoop(),
         RetentionLoop(),
+        NotificationLoop(),
     ]
 
 

@@ -87,6 +87,8 @@ def devnet_pool_document(
         },
         "fees": {**(fees or {})},
         "loops": {"peak_interval": 0.5, "confirm_interval": 1, "singleton_interval": 2, "difficulty_interval": 5},
+        # Farmers' webhooks on the devnet are the tests' receivers on 127.0.0.1.
+        "notifications": {"allow_private_webhooks": True, "interval": 0.5, "retry_after": 1},
         # Tests (and the benchmark) read the gauges right after what changes them: no cached state.
         "server": {
             "host": "127.0.0.1",

@@ -5,7 +5,8 @@ GET /farmer, over method "get_login") opens a session: a random token in an Http
 expires after ``server.session_lifetime``; the store keeps only the token's hash, at most
 ``server.sessions_per_farmer`` of them per farmer (the oldest go first), and none once the farmer's authentication key
 changes. The browser is then sent to the plain /login, which shows the page for as long as the session lasts, so that
-a reload needs no new signature. Without a valid signature or session nothing about any farmer is shown.
+a reload needs no new signature. Without a valid signature or session nothing about any farmer is shown. The page's
+settings form posts to /login/settings with the session's CSRF token (pool/http/settings.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pool.estimates import format_space
 from pool.http.keys import CONTEXT, FARMERS
 from pool.http.limits import client_of
 from pool.http.page_data import PoolView, Shared, farmer_view, older_pages_view, peak_height, pool_view
+from pool.http.settings import CSRF_FIELD, SETTINGS_PATH, SettingsView, csrf_ok, parse_settings, settings_view
 from pool.payouts.books import xch
 from pool.protocol.encoding import parse_bytes32, parse_g2, parse_uint64, query_value
 from pool.protocol.errors import PoolProtocolError
@@ -47,6 +49,7 @@ def setup_pages(app: web.Application) -> None:
     app[PEAK_HEIGHT] = Shared(app[CONTEXT].config.server.page_cache_seconds)
     app.router.add_get("/", pool_page)
     app.router.add_get("/login", farmer_page)
+    app.router.add_post(SETTINGS_PATH, save_settings)
 
 
 def utc(timestamp: int | None) -> str:
@@ -95,24 +98,66 @@ async def farmer_page(request: web.Request) -> web.StreamResponse:
         )
         redirect.headers["Cache-Control"] = "no-store"
         return redirect
+    found = await _session_of(request)
+    if isinstance(found, web.Response):
+        return found
+    token, session, farmer = found
+    settings = await ctx.store.farmer_settings(farmer.launcher_id)
+    changes = await ctx.store.setting_changes(farmer.launcher_id)
+    view = settings_view(ctx.config, settings, changes, token, saved="saved" in request.query)
+    return await _farmer_page(request, farmer, session, view)
+
+
+async def _session_of(request: web.Request) -> tuple[str, WebSession, FarmerRecord] | web.Response:
+    """The session's token, the session and its farmer; or the "sign in" page to answer."""
+    ctx = request.app[CONTEXT]
     session = None
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         session = await ctx.store.get_session(_token_hash(token), ctx.now())
     farmer = None if session is None else await ctx.store.get_farmer(session.launcher_id)
-    if session is None or farmer is None:
+    if token is None or session is None or farmer is None:
         response = _page("login_needed.html", request, {"pool_name": ctx.config.pool.name}, status=401)
         if token:
             response.del_cookie(SESSION_COOKIE, path="/")
         return response
+    return token, session, farmer
+
+
+async def _farmer_page(
+    request: web.Request, farmer: FarmerRecord, session: WebSession, settings: SettingsView, status: int = 200
+) -> web.Response:
+    ctx = request.app[CONTEXT]
     payouts_before, earnings_before = _cursor(request, "payouts_before"), _cursor(request, "earnings_before")
     peak = await request.app[PEAK_HEIGHT].get(lambda: peak_height(ctx))
     view = await farmer_view(ctx, farmer, peak, payouts_before, earnings_before)
-    response = _page(
-        "farmer.html", request, {"pool_name": ctx.config.pool.name, "farmer": view, "expires_at": session.expires_at}
-    )
+    context = {"pool_name": ctx.config.pool.name, "farmer": view, "expires_at": session.expires_at}
+    response = _page("farmer.html", request, {**context, "settings": settings}, status=status)
     response.headers["Cache-Control"] = "no-store, private"
     return response
+
+
+async def save_settings(request: web.Request) -> web.StreamResponse:
+    """POST of the settings form: refused without the session's CSRF token; saved (and each change recorded) only
+    when every value is within the pool's bounds, else the page again with what is wrong."""
+    ctx = request.app[CONTEXT]
+    found = await _session_of(request)
+    if isinstance(found, web.Response):
+        return found
+    token, session, farmer = found
+    form = {name: value for name, value in (await request.post()).items() if isinstance(value, str)}
+    if not csrf_ok(token, form.get(CSRF_FIELD)):
+        return web.Response(
+            status=403, text="The form's CSRF token is missing or wrong: reload the page and try again."
+        )
+    current = await ctx.store.farmer_settings(farmer.launcher_id)
+    chosen, errors = parse_settings(ctx.config, current, form)
+    if errors:
+        changes = await ctx.store.setting_changes(farmer.launcher_id)
+        view = settings_view(ctx.config, current, changes, token, form=form, errors=errors)
+        return await _farmer_page(request, farmer, session, view, status=400)
+    await ctx.store.change_farmer_settings(chosen, ctx.now())
+    return web.HTTPSeeOther("/login?saved#settings")
 
 
 async def _signed_login(request: web.Request) -> FarmerRecord:

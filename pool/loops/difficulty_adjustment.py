@@ -35,29 +35,38 @@ class DifficultyLoop:
         summaries = await ctx.store.difficulty_summaries(
             since=now - ctx.config.difficulty.history_seconds, window_start=now - time_target
         )
+        presets = {i: s.difficulty_preset for i, s in (await ctx.store.all_farmer_settings()).items()}
         for farmer in farmers:
             try:
-                changed += await adjust_farmer(ctx, farmer, summaries.get(farmer.launcher_id, NO_PARTIALS), now)
+                summary = summaries.get(farmer.launcher_id, NO_PARTIALS)
+                changed += await adjust_farmer(ctx, farmer, summary, now, presets.get(farmer.launcher_id))
             except Exception:
                 log.exception("difficulty adjustment of %s failed", farmer.launcher_id.hex())
         return changed
 
 
-async def adjust_farmer(ctx: PoolContext, farmer: FarmerRecord, partials: PartialsSummary, now: int) -> int:
+async def adjust_farmer(
+    ctx: PoolContext, farmer: FarmerRecord, partials: PartialsSummary, now: int, preset: int | None = None
+) -> int:
+    """Move one farmer's difficulty: to its ``preset`` (the difficulty it fixed on its page, within the pool's
+    bounds) if it has one, else towards the pool's target rate."""
     if farmer.pending_difficulty is not None:
         # A difficulty the farmer asked for with PUT /farmer: apply it when its cooldown is over, never override it.
         await ctx.store.apply_due_difficulty(farmer.launcher_id, now)
         return 0
     settings = ctx.config.difficulty
-    new = next_difficulty(
-        partials,
-        farmer.difficulty,
-        now,
-        settings.number_of_partials_target,
-        settings.time_target,
-        settings.minimum,
-        active_since=farmer.joined_at,
-    )
+    if preset is not None:
+        new = min(max(preset, settings.minimum), settings.maximum)  # bounds the operator may have changed since
+    else:
+        new = next_difficulty(
+            partials,
+            farmer.difficulty,
+            now,
+            settings.number_of_partials_target,
+            settings.time_target,
+            settings.minimum,
+            active_since=farmer.joined_at,
+        )
     if new == farmer.difficulty:
         return 0
     # Compare-and-set: a PUT /farmer that landed since the farmer was read wins over this adjustment.

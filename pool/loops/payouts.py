@@ -156,8 +156,12 @@ class PayoutLoop:
             )
             return None
         payouts = ctx.config.payouts
+        # A farmer's own minimum payout (its page) holds its payment back until it is owed that much.
+        minimums = {i: s.min_payout or 0 for i, s in (await ctx.store.all_farmer_settings()).items()}
         payable = [
-            Payable(f.launcher_id, f.payout_puzzle_hash, f.owed) for f in await ctx.store.list_farmers() if f.owed > 0
+            Payable(f.launcher_id, f.payout_puzzle_hash, f.owed, minimums.get(f.launcher_id, 0))
+            for f in await ctx.store.list_farmers()
+            if f.owed > 0
         ]
         # A transaction the mempool takes: chia's mempool refuses one costing more than half a block.
         max_additions = min(

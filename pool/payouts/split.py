@@ -96,6 +96,7 @@ class Payable:
     launcher_id: bytes32
     puzzle_hash: bytes32
     owed: int
+    min_payment: int = 0  # the farmer's own minimum (its page's setting), over the pool's
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,13 @@ def plan_payments(
     max_additions: int,
     fee_puzzle_hash: bytes32,
 ) -> PaymentPlan | None:
-    """Pay every farmer owed at least ``min_payment`` (and at least one mojo); None when nobody is due."""
+    """Pay every farmer owed at least ``min_payment`` and its own minimum (and at least one mojo); None when nobody is
+    due."""
     if max_additions < 1:
         raise ValueError("max_additions must be at least 1")
-    due = sorted((p for p in payable if p.owed >= max(min_payment, 1)), key=lambda p: bytes(p.launcher_id))
+    due = sorted(
+        (p for p in payable if p.owed >= max(min_payment, p.min_payment, 1)), key=lambda p: bytes(p.launcher_id)
+    )
     if not due:
         return None
     batches = _batch_count(len(due) + 1, max_additions)  # room for the fee-address payment

@@ -18,9 +18,12 @@ from pool.store.models import (
     FarmerEarning,
     FarmerPayout,
     FarmerRecord,
+    FarmerSettings,
     LedgerEntry,
     LedgerSummary,
     NotAdded,
+    Notification,
+    NotificationKind,
     OwedBalance,
     PartialCount,
     PartialRecord,
@@ -35,6 +38,7 @@ from pool.store.models import (
     PoolFigures,
     RewardClaim,
     RoundSummary,
+    SettingChange,
     StateFigures,
     TargetProof,
     WebSession,
@@ -583,3 +587,66 @@ class AbstractPoolStore(ABC):
     @abstractmethod
     async def owed_balances(self, limit: int | None = None) -> list[OwedBalance]:
         """Farmers with an owed balance, largest first (at most ``limit`` if given)."""
+
+    # -- notifications (the outbox) and the farmers' settings ---------------------------------------------------
+    # Events of the store's own changes are written by the methods that make them, in their transaction: a claim
+    # recorded (block won) or confirmed, a batch submitted or confirmed (one event for the operator, one per farmer
+    # it pays), payout instructions changed by update_farmer_settings.
+
+    @abstractmethod
+    async def add_notification(
+        self,
+        kind: NotificationKind,
+        idempotency_key: str,
+        payload: dict[str, object],
+        now: int,
+        *,
+        launcher_id: bytes32 | None = None,
+        to_operator: bool = True,
+    ) -> bool:
+        """Put an event the leader detected (a silent farmer, the books) in the outbox; False (nothing written) if
+        an event of that key is there already."""
+
+    @abstractmethod
+    async def notifications_due(self, now: int, limit: int = 100) -> list[Notification]:
+        """Events not yet delivered everywhere nor given up whose next attempt is due, oldest first, each with the
+        destinations that already took it."""
+
+    @abstractmethod
+    async def notifications(self, limit: int = 100, kind: NotificationKind | None = None) -> list[Notification]:
+        """The newest events (of ``kind``), newest first, whatever their delivery."""
+
+    @abstractmethod
+    async def record_delivery(self, notification_id: int, destination: str, now: int) -> None:
+        """``destination`` answered 2xx: it is not sent the event again (recording it twice changes nothing)."""
+
+    @abstractmethod
+    async def finish_attempt(self, notification_id: int, now: int, retry_at: int | None, error: str | None) -> None:
+        """End a delivery pass: ``retry_at`` None closes the event (delivered everywhere, or given up with
+        ``error``); otherwise it counts one more attempt and waits until ``retry_at``."""
+
+    @abstractmethod
+    async def prune_notifications(self, before: int, batch: int = 500) -> int:
+        """Delete up to ``batch`` events closed before ``before`` (and their deliveries); how many. Events not yet
+        closed are kept whatever their age."""
+
+    @abstractmethod
+    async def last_partial_times(self) -> dict[bytes32, int]:
+        """Each member farmer's latest partial still held (by received_at); a farmer without one is absent."""
+
+    @abstractmethod
+    async def farmer_settings(self, launcher_id: bytes32) -> FarmerSettings:
+        """What the farmer chose (the defaults, all None, if nothing)."""
+
+    @abstractmethod
+    async def all_farmer_settings(self) -> dict[bytes32, FarmerSettings]:
+        """Every farmer that chose something."""
+
+    @abstractmethod
+    async def change_farmer_settings(self, settings: FarmerSettings, now: int) -> list[SettingChange]:
+        """Replace a farmer's settings with ``settings`` (FarmerNotFound for an unknown farmer); each setting that
+        changed is recorded as a SettingChange in the same transaction, and returned. Callers validate the values."""
+
+    @abstractmethod
+    async def setting_changes(self, launcher_id: bytes32, limit: int = 50) -> list[SettingChange]:
+        """The farmer's setting changes, newest first."""

@@ -495,3 +495,58 @@ class OwedBalance:
     launcher_id: bytes32
     owed: int
     payout_puzzle_hash: bytes32
+
+
+class NotificationKind(str, Enum):
+    """What a notification tells; its value is the ``kind`` its receivers see."""
+
+    BLOCK_WON = "block-won"  # a reward coin of a farmer's block was found and its absorb recorded
+    REWARD_CONFIRMED = "reward-confirmed"  # the absorb is buried and paid the pool: the reward is credited
+    PAYOUT_SENT = "payout-sent"  # a payment batch's transaction was recorded and pushed
+    PAYOUT_CONFIRMED = "payout-confirmed"  # the batch's transaction is on chain
+    FARMER_SILENT = "farmer-silent"  # no partial from a member farmer for notifications.silent_after_hours
+    PAYOUT_INSTRUCTIONS_CHANGED = "payout-instructions-changed"  # PUT /farmer changed where payments go
+    BOOKS_UNBALANCED = "books-unbalanced"  # the ledger's invariant does not hold
+    BOOKS_BALANCED = "books-balanced"  # it holds again after an unbalanced episode
+
+
+@dataclass(frozen=True)
+class Notification:
+    """An event in the outbox, written in the transaction of the change it tells (or by the leader's checks) and
+    delivered at least once to each of its destinations; ``idempotency_key`` names the event, so a receiver that
+    keeps the keys it accepted sees it once."""
+
+    id: int
+    idempotency_key: str
+    kind: NotificationKind
+    launcher_id: bytes32 | None  # the farmer it concerns (its webhook is a destination), None for the pool's own
+    to_operator: bool  # also sent to the operator's webhooks (a farmer's own payment is not)
+    payload: dict[str, object]  # JSON: what the event's receivers need (amounts in mojos, ids in hex)
+    created_at: int
+    attempts: int  # delivery passes that left some destination undelivered
+    next_attempt_at: int
+    done_at: int | None  # delivered everywhere, or given up after notifications.max_attempts
+    last_error: str | None
+    delivered_to: frozenset[str] = frozenset()  # destinations that answered 2xx
+
+
+@dataclass(frozen=True)
+class FarmerSettings:
+    """What a farmer chose on its page; None: the pool's default."""
+
+    launcher_id: bytes32
+    min_payout: int | None = None  # mojos, at least payouts.min_payment
+    difficulty_preset: int | None = None  # a fixed difficulty within the pool's bounds instead of the adjustment
+    webhook_url: str | None = None  # where the farmer's notifications go
+    updated_at: int = 0
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """One change of one farmer setting, kept for good and shown on the farmer's page."""
+
+    launcher_id: bytes32
+    changed_at: int
+    setting: str  # min_payout, difficulty_preset or webhook_url
+    old_value: str | None
+    new_value: str | None

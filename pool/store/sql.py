@@ -71,10 +71,13 @@ from pool.store.models import (
     FarmerEarning,
     FarmerPayout,
     FarmerRecord,
+    FarmerSettings,
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
     NotAdded,
+    Notification,
+    NotificationKind,
     OwedBalance,
     PartialCount,
     PartialRecord,
@@ -90,11 +93,21 @@ from pool.store.models import (
     RewardClaim,
     RoundStatus,
     RoundSummary,
+    SettingChange,
     StateFigures,
     TargetProof,
     WebSession,
     batch_holder,
     claim_holder,
+)
+from pool.store.outbox import (
+    enqueue,
+    enqueue_batch_events,
+    enqueue_instructions_change,
+    notification_from_row,
+    setting_change_from_row,
+    setting_changes,
+    settings_from_row,
 )
 from pool.store.rows import (
     Row,
@@ -363,6 +376,19 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         async with self._write() as tx:
             at = int(time.time()) if now is None else now
             history = await self._settings_history(tx, launcher_id, changes, at) if self._keeps_history() else []
+            if payout_instructions is not None:
+                before = await tx.fetchone(
+                    f"SELECT payout_instructions FROM farmers WHERE launcher_id = :launcher_id{self._LOCK_ROWS}",
+                    {"launcher_id": launcher_id},
+                )
+                if before is not None:
+                    await enqueue_instructions_change(
+                        tx,
+                        launcher_id,
+                        str(before["payout_instructions"]),
+                        payout_instructions[0],
+                        int(time.time() * 1000),
+                    )
             if pending_difficulty is not None:
                 # A change already in force becomes the current difficulty (and stays in the history); one not yet
                 # in force is replaced, in the history too.
@@ -907,6 +933,15 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 params.update(fee=earlier["fee"], fee_spend_bundle=earlier["fee_spend_bundle"], fee_settled=False)
         if await tx.fetchone(_UPSERT_CLAIM, params) is None:
             raise _ClaimExists()  # another process recorded a live claim of the coin meanwhile
+        # A failed claim replaced is the same block won: its key is already in the outbox.
+        await enqueue(
+            tx,
+            NotificationKind.BLOCK_WON,
+            f"{NotificationKind.BLOCK_WON.value}:{claim.coin_id.hex()}",
+            {"coin_id": claim.coin_id.hex(), "amount": claim.amount, "height": claim.coin_height},
+            claim.submitted_at,
+            launcher_id=claim.launcher_id,
+        )
         if claim.fee_spend_bundle is not None:
             await _add_claim_fee_version(
                 tx, claim.coin_id, claim.fee_spend_bundle, claim.fee, claim.submitted_at, claim.submitted_height
@@ -949,6 +984,14 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             if status is ClaimStatus.CONFIRMED:
                 await _credit_account(tx, _UNDISTRIBUTED, claim.amount)
                 await _journal(tx, LedgerKind.CLAIM, claim.amount, claim.launcher_id, coin_id.hex())
+                await enqueue(
+                    tx,
+                    NotificationKind.REWARD_CONFIRMED,
+                    f"{NotificationKind.REWARD_CONFIRMED.value}:{coin_id.hex()}",
+                    {"coin_id": coin_id.hex(), "amount": claim.amount, "confirmed_height": confirmed_height},
+                    int(time.time()),
+                    launcher_id=claim.launcher_id,
+                )
 
     async def replace_claim_fee(
         self,
@@ -1266,6 +1309,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             )
             await _add_version(tx, batch_id, 1, tx_id, spend_bundle, batch.fee, now, height)
             await self._reserve(tx, coins, batch_holder(batch_id), now)
+            await enqueue_batch_events(tx, NotificationKind.PAYOUT_SENT, batch_id, now)
 
     async def replace_batch_transaction(
         self,
@@ -1353,6 +1397,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             )
             if unconfirmed is None:
                 await tx.execute("UPDATE payout_rounds SET status = 'done' WHERE id = :id", {"id": round_id})
+            await enqueue_batch_events(tx, NotificationKind.PAYOUT_CONFIRMED, batch_id, now, confirmed_height=height)
 
     async def batch_status(self, batch_id: int) -> BatchStatus | None:
         row = await self._lookup("SELECT status FROM payment_batches WHERE id = :id", {"id": batch_id})
@@ -1496,6 +1541,152 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
     async def _newest(self, table: str, limit: int) -> list[Row]:
         """A table's ``limit`` most recent rows (highest ids) first."""
         return await self._reads().fetchall(f"SELECT * FROM {table} ORDER BY id DESC LIMIT :limit", {"limit": limit})
+
+    # -- notifications and the farmers' settings ---------------------------------------------------------------
+    async def add_notification(
+        self,
+        kind: NotificationKind,
+        idempotency_key: str,
+        payload: dict[str, object],
+        now: int,
+        *,
+        launcher_id: bytes32 | None = None,
+        to_operator: bool = True,
+    ) -> bool:
+        async with self._write() as tx:
+            return await enqueue(
+                tx, kind, idempotency_key, payload, now, launcher_id=launcher_id, to_operator=to_operator
+            )
+
+    async def notifications_due(self, now: int, limit: int = 100) -> list[Notification]:
+        rows = await self._reads().fetchall(
+            "SELECT * FROM notifications WHERE done_at IS NULL AND next_attempt_at <= :now ORDER BY id LIMIT :limit",
+            {"now": now, "limit": limit},
+        )
+        return await self._with_deliveries(rows)
+
+    async def notifications(self, limit: int = 100, kind: NotificationKind | None = None) -> list[Notification]:
+        where = "" if kind is None else "WHERE kind = :kind"
+        rows = await self._reads().fetchall(
+            f"SELECT * FROM notifications {where} ORDER BY id DESC LIMIT :limit",
+            {"limit": limit} if kind is None else {"limit": limit, "kind": kind.value},
+        )
+        return await self._with_deliveries(rows)
+
+    async def _with_deliveries(self, rows: Sequence[Row]) -> list[Notification]:
+        if not rows:
+            return []
+        condition, params = self._one_of("notification_id", "ids", [int(row["id"]) for row in rows], "bigint")
+        delivered: dict[int, list[str]] = defaultdict(list)
+        for row in await self._reads().fetchall(
+            f"SELECT notification_id, destination FROM notification_deliveries WHERE {condition}", params
+        ):
+            delivered[int(row["notification_id"])].append(str(row["destination"]))
+        return [notification_from_row(row, delivered[int(row["id"])]) for row in rows]
+
+    async def record_delivery(self, notification_id: int, destination: str, now: int) -> None:
+        async with self._write() as tx:
+            await tx.execute(
+                "INSERT INTO notification_deliveries (notification_id, destination, delivered_at) "
+                "VALUES (:id, :destination, :now) ON CONFLICT (notification_id, destination) DO NOTHING",
+                {"id": notification_id, "destination": destination, "now": now},
+            )
+
+    async def finish_attempt(self, notification_id: int, now: int, retry_at: int | None, error: str | None) -> None:
+        async with self._write() as tx:
+            if retry_at is None:
+                await tx.execute(
+                    "UPDATE notifications SET done_at = :now, last_error = :error WHERE id = :id AND done_at IS NULL",
+                    {"now": now, "error": error, "id": notification_id},
+                )
+            else:
+                await tx.execute(
+                    "UPDATE notifications SET attempts = attempts + 1, next_attempt_at = :retry_at, "
+                    "last_error = :error WHERE id = :id AND done_at IS NULL",
+                    {"retry_at": retry_at, "error": error, "id": notification_id},
+                )
+
+    async def prune_notifications(self, before: int, batch: int = 500) -> int:
+        async with self._write() as tx:
+            rows = await tx.fetchall(
+                "SELECT id FROM notifications WHERE done_at IS NOT NULL AND done_at < :before ORDER BY id "
+                f"LIMIT :batch{self._SKIP_LOCKED_ROWS}",
+                {"before": before, "batch": batch},
+            )
+            if not rows:
+                return 0
+            condition, params = self._one_of("notification_id", "ids", [int(row["id"]) for row in rows], "bigint")
+            await tx.execute(f"DELETE FROM notification_deliveries WHERE {condition}", params)
+            condition, params = self._one_of("id", "ids", [int(row["id"]) for row in rows], "bigint")
+            return await tx.execute(f"DELETE FROM notifications WHERE {condition}", params)
+
+    async def last_partial_times(self) -> dict[bytes32, int]:
+        # One index look-up (partials_launcher_received) per member farmer.
+        rows = await self._reads().fetchall(
+            "SELECT launcher_id, (SELECT MAX(received_at) FROM partials AS p WHERE p.launcher_id = f.launcher_id) "
+            "AS last FROM farmers AS f WHERE is_pool_member"
+        )
+        return {bytes32(row["launcher_id"]): int(row["last"]) for row in rows if row["last"] is not None}
+
+    async def farmer_settings(self, launcher_id: bytes32) -> FarmerSettings:
+        row = await self._lookup(
+            "SELECT * FROM farmer_settings WHERE launcher_id = :launcher_id", {"launcher_id": launcher_id}
+        )
+        return FarmerSettings(launcher_id) if row is None else settings_from_row(row)
+
+    async def all_farmer_settings(self) -> dict[bytes32, FarmerSettings]:
+        rows = await self._reads().fetchall("SELECT * FROM farmer_settings")
+        return {settings.launcher_id: settings for settings in map(settings_from_row, rows)}
+
+    async def change_farmer_settings(self, settings: FarmerSettings, now: int) -> list[SettingChange]:
+        launcher_id = settings.launcher_id
+        async with self._write() as tx:
+            if not await _farmer_exists(tx, launcher_id):
+                raise FarmerNotFound(launcher_id.hex())
+            row = await tx.fetchone(
+                f"SELECT * FROM farmer_settings WHERE launcher_id = :launcher_id{self._LOCK_ROWS}",
+                {"launcher_id": launcher_id},
+            )
+            old = FarmerSettings(launcher_id) if row is None else settings_from_row(row)
+            changes = setting_changes(old, settings, now)
+            if not changes:
+                return []
+            await tx.execute(
+                """
+                INSERT INTO farmer_settings (launcher_id, min_payout, difficulty_preset, webhook_url, updated_at)
+                VALUES (:launcher_id, :min_payout, :difficulty_preset, :webhook_url, :now)
+                ON CONFLICT (launcher_id) DO UPDATE SET min_payout = excluded.min_payout,
+                    difficulty_preset = excluded.difficulty_preset, webhook_url = excluded.webhook_url,
+                    updated_at = excluded.updated_at
+                """,
+                {
+                    "launcher_id": launcher_id,
+                    "min_payout": settings.min_payout,
+                    "difficulty_preset": settings.difficulty_preset,
+                    "webhook_url": settings.webhook_url,
+                    "now": now,
+                },
+            )
+            for change in changes:
+                await tx.execute(
+                    "INSERT INTO farmer_settings_changes (launcher_id, changed_at, setting, old_value, new_value) "
+                    "VALUES (:launcher_id, :changed_at, :setting, :old_value, :new_value)",
+                    {
+                        "launcher_id": launcher_id,
+                        "changed_at": change.changed_at,
+                        "setting": change.setting,
+                        "old_value": change.old_value,
+                        "new_value": change.new_value,
+                    },
+                )
+            return changes
+
+    async def setting_changes(self, launcher_id: bytes32, limit: int = 50) -> list[SettingChange]:
+        rows = await self._reads().fetchall(
+            "SELECT * FROM farmer_settings_changes WHERE launcher_id = :launcher_id ORDER BY id DESC LIMIT :limit",
+            {"launcher_id": launcher_id, "limit": limit},
+        )
+        return [setting_change_from_row(row) for row in rows]
 
     async def _batch_in(self, tx: Statements, batch_id: int) -> PaymentBatch:
         row = await tx.fetchone(f"SELECT * FROM payment_batches WHERE id = :id{self._LOCK_ROWS}", {"id": batch_id})

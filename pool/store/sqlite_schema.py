@@ -412,6 +412,59 @@ _SCHEMA_V14_BOUNDED_READS: Migration = (
 )
 
 
+_SCHEMA_V15_NOTIFICATIONS: Migration = (
+    # The outbox: an event is written in the transaction of the change it tells, with a key naming the event (a
+    # second write of the same event is ignored); the leader delivers it at least once to each destination, and the
+    # key lets a receiver accept it once. A destination that answered 2xx has a row in notification_deliveries.
+    """
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        launcher_id BLOB,
+        to_operator INTEGER NOT NULL CHECK (to_operator IN (0, 1)),
+        payload TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        next_attempt_at INTEGER NOT NULL,
+        done_at INTEGER,
+        last_error TEXT
+    )
+    """,
+    "CREATE INDEX notifications_due ON notifications (done_at, next_attempt_at)",
+    "CREATE INDEX notifications_kind ON notifications (kind, id)",
+    """
+    CREATE TABLE notification_deliveries (
+        notification_id INTEGER NOT NULL REFERENCES notifications (id),
+        destination TEXT NOT NULL,
+        delivered_at INTEGER NOT NULL,
+        PRIMARY KEY (notification_id, destination)
+    )
+    """,
+    # What a farmer chose on its page (None: the pool's default), and every change of it, kept for good.
+    """
+    CREATE TABLE farmer_settings (
+        launcher_id BLOB PRIMARY KEY REFERENCES farmers (launcher_id),
+        min_payout INTEGER CHECK (min_payout >= 0),
+        difficulty_preset INTEGER CHECK (difficulty_preset >= 1),
+        webhook_url TEXT,
+        updated_at INTEGER NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE farmer_settings_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        changed_at INTEGER NOT NULL,
+        setting TEXT NOT NULL,
+        old_value TEXT,
+        new_value TEXT
+    )
+    """,
+    "CREATE INDEX farmer_settings_changes_launcher ON farmer_settings_changes (launcher_id, id)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -426,5 +479,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V11_PARTIAL_HOURS,
     _SCHEMA_V12_FARMER_HISTORY,
     _SCHEMA_V14_BOUNDED_READS,  # placed at its index (13) when merged
+    _SCHEMA_V15_NOTIFICATIONS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""

@@ -273,3 +273,75 @@ async def test_status_and_metrics_of_the_running_pool(devnet: Devnet) -> None:
     assert rpc_calls > 0
     assert samples[("pool_wallet_up", ())] == 1
     assert samples[("pool_ledger_balanced", ())] == 1
+
+
+async def test_farmer_settings_form_with_its_csrf_token_applied_by_the_loops(devnet: Devnet, browser: Browser) -> None:
+    """The settings form on the farmer's page: refused without the session's CSRF token, values outside the pool's
+    bounds shown and not saved, saved ones recorded with their time and listed; the difficulty loop then holds the
+    farmer at its preset, and the farmer's webhook receives its notifications."""
+    from pool.http.settings import xch_text
+    from pool.store.models import NotificationKind
+    from tests.loops.webhook_receiver import WebhookReceiver
+
+    launcher_id = devnet.farmers[0].plotnft.launcher_id
+    store, config = devnet.ctx.store, devnet.config
+    link = await devnet.login_link(devnet.farmers[0])
+    assert link is not None
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(link)
+
+    async def submit() -> int:
+        async with page.expect_response(lambda answer: answer.url.endswith("/login/settings")) as posted:
+            await page.click("#settings-save")
+        return (await posted.value).status
+
+    # As another site's page would send it: the session's cookie, but no token, or a made-up one.
+    for forge in ("e => e.remove()", "e => { e.value = 'forged' }"):
+        await page.goto(f"{devnet.pool_url}/login")
+        await page.fill("#min_payout", "5")
+        await page.eval_on_selector("input[name=csrf_token]", forge)
+        assert await submit() == 403
+    assert await store.setting_changes(launcher_id) == []
+
+    # Out of the pool's bounds: the page again, with what is wrong; nothing saved.
+    await page.goto(f"{devnet.pool_url}/login")
+    await page.fill("#min_payout", xch_text(config.payouts.min_payment - 1))
+    await page.fill("#difficulty_preset", str(config.difficulty.maximum + 1))
+    await page.fill("#webhook_url", "ftp://127.0.0.1/hook")
+    assert await submit() == 400
+    assert await page.locator("#settings-errors li").count() == 3
+    assert await store.setting_changes(launcher_id) == []
+
+    async with WebhookReceiver() as receiver:
+        before = (await farmer_record(devnet)).difficulty
+        preset = 7 if before != 7 else 8
+        minimum = config.payouts.min_payment + 10**12
+        await page.goto(f"{devnet.pool_url}/login")
+        await page.fill("#min_payout", xch_text(minimum))
+        await page.fill("#difficulty_preset", str(preset))
+        await page.fill("#webhook_url", receiver.url("farmer"))
+        assert await submit() == 303
+        assert await text(page, "#settings-saved") == "Saved."
+        assert await page.locator("#settings-history tr:has(td)").count() == 3
+        saved = await store.farmer_settings(launcher_id)
+        assert (saved.min_payout, saved.difficulty_preset, saved.webhook_url) == (
+            minimum,
+            preset,
+            receiver.url("farmer"),
+        )
+        assert await page.input_value("#min_payout") == xch_text(minimum)
+
+        async def at_preset() -> bool:
+            return (await farmer_record(devnet)).difficulty_at(devnet.ctx.now()) == preset
+
+        await wait_until(at_preset, "the difficulty loop applied the preset", deadline=30)
+        await store.add_notification(
+            NotificationKind.FARMER_SILENT, "settings test", {"hours": 1}, devnet.ctx.now(), launcher_id=launcher_id
+        )
+
+        async def received() -> bool:
+            return receiver.keys("farmer") == ["settings test"]
+
+        await wait_until(received, "the farmer's webhook got its notification", deadline=30)
+    await context.close()

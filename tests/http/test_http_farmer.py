@@ -439,6 +439,50 @@ async def page_opens(pool: PoolUnderTest, session_token: str) -> bool:
     return response.status == 200
 
 
+async def test_settings_form_refuses_without_its_token_and_never_fails(
+    pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey
+) -> None:
+    """POST /login/settings: no session, no CSRF token, malformed values and bodies get 401, 403 or 400 (never a
+    500), and nothing is saved until a good form comes with its token."""
+    from pool.http.settings import csrf_token
+
+    session = await login_cookie(pool, plotnft, auth_sk)
+    cookie = {"Cookie": f"{SESSION_COOKIE}={session}"}
+    token = csrf_token(session)
+
+    async def post(data: Any, headers: dict[str, str] | None = None) -> int:
+        response = await pool.client.post("/login/settings", data=data, headers=headers, allow_redirects=False)
+        pool.client.session.cookie_jar.clear()
+        return response.status
+
+    assert await post({"csrf_token": token, "min_payout": "5"}) == 401  # no session
+    assert await post({"min_payout": "5"}, cookie) == 403
+    assert await post({"csrf_token": csrf_token("another session"), "min_payout": "5"}, cookie) == 403
+    assert await post(b'{"csrf_token": "x"}', {**cookie, "Content-Type": "application/json"}) == 403
+    for field, value in [
+        ("min_payout", "1e3"),
+        ("min_payout", "-1"),
+        ("min_payout", "0.0000000000001"),
+        ("min_payout", "\u0661"),
+        ("difficulty_preset", "9" * 30),
+        ("difficulty_preset", "0"),
+        ("difficulty_preset", "1.5"),
+        ("webhook_url", "javascript:alert(1)"),
+        ("webhook_url", "https://[::1"),
+        ("webhook_url", "https://example.com:99999/"),
+        ("webhook_url", "https://" + "a" * 600),
+    ]:
+        assert await post({"csrf_token": token, field: value}, cookie) == 400, (field, value)
+    assert await pool.ctx.store.setting_changes(plotnft.launcher_id) == []
+
+    good = {"csrf_token": token, "min_payout": "2.5", "difficulty_preset": "", "webhook_url": "http://127.0.0.1:9/x"}
+    assert await post(good, cookie) == 303
+    settings = await pool.ctx.store.farmer_settings(plotnft.launcher_id)
+    assert (settings.min_payout, settings.difficulty_preset) == (2_500_000_000_000, None)
+    assert await post({"csrf_token": token}, cookie) == 303  # every field empty: the pool's defaults again
+    assert len(await pool.ctx.store.setting_changes(plotnft.launcher_id)) == 4
+
+
 async def test_logins_beyond_the_cap_close_the_oldest_sessions(
     pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: PrivateKey
 ) -> None:

@@ -23,7 +23,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pool.config",),
     ("pool.chain", "pool.store", "pool.estimates", "pool.preflight", "pool.reload"),  # the node and wallet, the
     # durable state, plot space arithmetic, what the configuration's files must hold, the reload on SIGHUP
-    ("pool.payouts", "pool.metrics", "pool.leader"),  # built on the store (and the chain's records)
+    ("pool.payouts", "pool.metrics", "pool.leader", "pool.webhooks"),  # built on the store (and the chain's records);
+    # the webhooks' URLs and messages
     ("pool.stats",),  # the process's counters, over its metrics
     ("pool.context",),  # PoolContext: the shared parts everything above is handed
     ("pool.protocol",),  # the checks of farmers' requests, and the caches and limits they use

@@ -97,3 +97,22 @@ async def test_a_pending_put_difficulty_is_never_overridden(ctx: PoolContext) ->
     await DifficultyLoop().run_once(ctx)
     applied = await ctx.store.get_farmer(busy.launcher_id)
     assert applied is not None and (applied.difficulty, applied.pending_difficulty) == (25, None)
+
+
+async def test_a_farmers_preset_holds_its_difficulty_within_the_pools_bounds(ctx: PoolContext) -> None:
+    from pool.store.models import FarmerSettings
+
+    busy, fixed_low = farmer(b"busy", 10), farmer(b"fixed low", 500)
+    for record in (busy, fixed_low):
+        await ctx.store.add_farmer(record)
+    for number in range(100):  # busy: the adjustment alone would raise it
+        await ctx.store.add_partial(partial(busy, number, NOW - 3600 + number * 36))
+    await ctx.store.change_farmer_settings(FarmerSettings(busy.launcher_id, difficulty_preset=12), NOW)
+    # A preset the operator's bounds no longer allow (difficulty.minimum rose since) is held at the bound.
+    await ctx.store.change_farmer_settings(FarmerSettings(fixed_low.launcher_id, difficulty_preset=1), NOW)
+
+    assert await DifficultyLoop().run_once(ctx) == 2
+    ctx.now = lambda: NOW + 1  # in force from the next second
+    held = {f.launcher_id: f.difficulty_at(NOW + 1) for f in await ctx.store.list_farmers()}
+    assert held == {busy.launcher_id: 12, fixed_low.launcher_id: ctx.config.difficulty.minimum}
+    assert await DifficultyLoop().run_once(ctx) == 0  # already there: nothing moves

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
 
 from pool.chain.status import ChainStatus
-from pool.chia_adapter import SpendBundle, calculate_pool_reward, uint32
+from pool.chia_adapter import SpendBundle, bytes32, calculate_pool_reward, uint32
 from pool.devnet.world import PlotNFTInfo, World
 from pool.loops.partial_confirmation import (
     REASON_BANNED,
@@ -27,7 +28,7 @@ from pool.loops.partial_confirmation import (
 from pool.loops.payouts import PayoutStats, batch_additions
 from pool.loops.runner import LoopRunner
 from pool.server import background_loops
-from pool.store.models import BatchStatus, ClaimStatus, PartialStatus
+from pool.store.models import BatchStatus, ClaimStatus, FarmerSettings, PartialStatus
 from tests.loops.loops_harness import (
     THRESHOLD,
     Clock,
@@ -98,6 +99,9 @@ async def test_rewards_absorbed_and_farmers_paid_in_proportion(
     assert ledger.confirmed_claims == ledger.undistributed == absorbed and ledger.balanced
 
     assert await pool.ctx.wallet.spendable_balance() >= absorbed
+    # The second farmer chose (on its page) to be paid only from 1000 XCH on: this round pays the first alone.
+    patient = FarmerSettings(second.launcher_id, min_payout=10**15)
+    await pool.ctx.store.change_farmer_settings(patient, pool.ctx.now())
     payout = await pool.run_payouts()
     assert payout.created and payout.distribution_id is not None and len(payout.signed) == 1
     assert (await pool.run_payouts()).created is False  # no new round while one is open
@@ -111,13 +115,31 @@ async def test_rewards_absorbed_and_farmers_paid_in_proportion(
     assert (distribution.total, distribution.pool_fee) == (fee + expected_first + expected_second, fee)
     assert distribution.remainder == share - expected_first - expected_second
     assert [c.coin.amount for c in await pool.coins_at(pay_first)] == [expected_first]
+    assert await pool.coins_at(pay_second) == [] and (await pool.ctx.store.ledger()).owed == expected_second
+    assert done.farmer_total == expected_first and done.pool_fee == fee
+    assert done.total == distribution.total - expected_second and done.blockchain_fees == 0
+    # Back to the pool's minimum: the next round pays it.
+    await pool.ctx.store.change_farmer_settings(FarmerSettings(second.launcher_id), pool.ctx.now())
+    pool.advance(pool.ctx.config.payouts.interval)
+    payout = await pool.run_payouts()
+    assert payout.created and payout.round_id is not None
+    assert (await settle_round(pool, world, payout.round_id)).farmer_total == expected_second
     assert [c.coin.amount for c in await pool.coins_at(pay_second)] == [expected_second]
-    assert done.farmer_total == expected_first + expected_second and done.pool_fee == fee
-    assert done.total == distribution.total and done.blockchain_fees == 0
     assert [f.points for f in await pool.ctx.store.list_farmers()] == [0, 0]
     ledger = await pool.ctx.store.ledger()
     assert (ledger.owed, ledger.pool_fee_share, ledger.undistributed) == (0, 0, distribution.remainder)
     assert ledger.farmer_payments == expected_first + expected_second and ledger.balanced
+    # Each of these changes wrote its notification in its own transaction: per claim, and per batch for the
+    # operator and for the farmer it paid.
+    kinds = Counter((event.kind.value, event.launcher_id) for event in await pool.ctx.store.notifications())
+    expected_events: dict[tuple[str, bytes32 | None], int] = {
+        ("block-won", first.launcher_id): 2,
+        ("reward-confirmed", first.launcher_id): 2,
+        ("payout-sent", None): 2,
+        ("payout-confirmed", None): 2,
+        **{(kind, farmer.launcher_id): 1 for kind in ("payout-sent", "payout-confirmed") for farmer in plotnfts},
+    }
+    assert kinds == expected_events
 
 
 async def test_payouts_survive_crashes_and_pay_exactly_once(

@@ -351,3 +351,12 @@ def test_shared_payout_address_is_one_output() -> None:
     merged = merged_additions([(p.puzzle_hash, p.amount) for p in plan.payments if p.batch_index == 0])
     assert merged == [(shared, 10)]
     assert merged_additions([(FEE_PH, 3), (shared, 2), (FEE_PH, 4)]) == sorted([(shared, 2), (FEE_PH, 7)])
+
+
+def test_a_farmers_own_minimum_holds_its_payment_back() -> None:
+    patient = Payable(launcher(1), payout_address(1), 500, min_payment=1_000)
+    plan = pay([patient, payable(2, 500)], min_payment=100, pool_fee_share=10**9)
+    assert plan is not None and [p.launcher_id for p in plan.payments if p.launcher_id] == [launcher(2)]
+    grown = Payable(launcher(1), payout_address(1), 1_000, min_payment=1_000)
+    plan = pay([grown], min_payment=100, pool_fee_share=10**9)
+    assert plan is not None and [p.amount for p in plan.payments if p.launcher_id] == [1_000]

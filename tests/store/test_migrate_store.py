@@ -13,7 +13,7 @@ import yaml
 
 from pool.devnet.postgres import PostgresServer
 from pool.store.abstract import AbstractPoolStore, StoreMigrated
-from pool.store.models import BatchStatus, ClaimStatus, DistributionShare, TargetProof, WebSession
+from pool.store.models import BatchStatus, ClaimStatus, DistributionShare, FarmerSettings, TargetProof, WebSession
 from pool.store.postgres import PostgresPoolStore, TargetNotEmpty
 from pool.store.postgres_schema import TABLES
 from pool.store.sqlite import SqlitePoolStore
@@ -79,6 +79,10 @@ async def populate(store: AbstractPoolStore) -> None:
     await store.record_target_proof(
         TargetProof(h("target"), "txch1target", 42, b"public key", b"signature", "mode", "message", proven_at=7_200)
     )
+    # Notifications (one delivered somewhere) and a farmer's settings with their history.
+    (event, *_) = await store.notifications_due(now=10**10)
+    await store.record_delivery(event.id, "farmer", now=7_300)
+    await store.change_farmer_settings(FarmerSettings(farmers[0].launcher_id, min_payout=5_000), now=7_400)
 
 
 async def everything(store: AbstractPoolStore) -> dict[str, object]:
@@ -107,6 +111,9 @@ async def everything(store: AbstractPoolStore) -> dict[str, object]:
         "reserved": await store.reserved_coins(),
         "epoch": await store.leader_epoch(),
         "target proof": await store.target_proof(h("target")),
+        "notifications": await store.notifications(limit=1000),
+        "farmer settings": await store.all_farmer_settings(),
+        "setting changes": await store.setting_changes(h("launcher 1")),
     }
 
 

@@ -1,0 +1,235 @@
+"""Notifications: the leader delivers the outbox's events to the operator's webhooks and to the farmers' own.
+
+The store writes an event in the transaction of the change it tells (a block won, a reward confirmed, a payout sent
+or confirmed, payout instructions changed); this loop adds the two it detects itself, once per episode: a member
+farmer silent for ``notifications.silent_after_hours`` (the episode: since its last partial) and the books out of
+balance (the episode: until they balance again, which is told too).
+
+Each pass posts every due event to each destination that has not taken it yet and records each 2xx at once; an event
+some destination refused or did not answer is tried again later (the wait doubles, up to ``retry_max``), and given up
+after ``max_attempts`` passes. A crash after a receiver's 2xx and before its record sends the event again: delivery
+is at least once, and the idempotency key (header and body) lets the receiver take it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+
+from pool.config import DAY_SECONDS, NotificationsConfig, PoolConfig
+from pool.context import PoolContext
+from pool.kill_points import kill_point
+from pool.store.abstract import AbstractPoolStore
+from pool.store.models import Notification, NotificationKind
+from pool.webhooks import (
+    WebhookFailed,
+    WebhookRefused,
+    body,
+    check_webhook_url,
+    destination_name,
+    post,
+    webhook_session,
+    xch,
+)
+
+log = logging.getLogger(__name__)
+
+HOUR = 3600
+# Seconds between two looks at the books (the ledger's sums) and for silent farmers (an index read per member).
+CHECK_INTERVAL = 60.0
+FARMER_DESTINATION = "farmer"
+EVENTS_PER_PASS = 100
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str  # as the store records its deliveries
+    url: str
+    format: str
+    farmer: bool  # a farmer's webhook: called through the public-only client unless private ones are allowed
+
+
+class NotificationLoop:
+    name = "notifications"
+
+    def __init__(self) -> None:
+        self._checked = float("-inf")  # time.monotonic() of the last look at the books and for silent farmers
+
+    def interval(self, ctx: PoolContext) -> float:
+        return ctx.config.notifications.interval
+
+    async def run_once(self, ctx: PoolContext) -> int:
+        """Detect this pass's events, then deliver what is due; how many events were closed."""
+        now = int(ctx.now())
+        if time.monotonic() - self._checked >= CHECK_INTERVAL:
+            self._checked = time.monotonic()
+            await check_books(ctx.store, now)
+            await check_silent_farmers(ctx.store, ctx.config.notifications, now)
+            # Closed events are kept as long as partials: a silence's key names a partial still held.
+            await ctx.store.prune_notifications(retention_cutoff(ctx.config, now))
+        return await deliver_due(ctx.store, ctx.config.notifications, now)
+
+
+def retention_cutoff(config: PoolConfig, now: int) -> int:
+    """Events closed before this moment are deleted (a pass deletes a batch of them)."""
+    return now - config.partials.retention_days * DAY_SECONDS
+
+
+async def check_books(store: AbstractPoolStore, now: int) -> None:
+    """Tell the books going out of balance, and back, once each time."""
+    ledger = await store.ledger()
+    latest = [
+        event
+        for kind in (NotificationKind.BOOKS_UNBALANCED, NotificationKind.BOOKS_BALANCED)
+        for event in await store.notifications(limit=1, kind=kind)
+    ]
+    last = max(latest, key=lambda event: event.id, default=None)
+    unbalanced_told = last is not None and last.kind is NotificationKind.BOOKS_UNBALANCED
+    if ledger.balanced == unbalanced_told:
+        kind = NotificationKind.BOOKS_BALANCED if ledger.balanced else NotificationKind.BOOKS_UNBALANCED
+        difference = ledger.accounted - ledger.confirmed_claims - ledger.pre_ledger_excess - ledger.operator_funding
+        await store.add_notification(kind, f"{kind.value}:{now}", {"difference": difference}, now)
+
+
+async def check_silent_farmers(store: AbstractPoolStore, config: NotificationsConfig, now: int) -> None:
+    """Tell each member farmer silent for ``silent_after_hours``, once per silence (keyed by its last partial)."""
+    if config.silent_after_hours == 0:
+        return
+    cutoff = now - config.silent_after_hours * HOUR
+    for launcher_id, last in (await store.last_partial_times()).items():
+        if last < cutoff:
+            kind = NotificationKind.FARMER_SILENT
+            await store.add_notification(
+                kind,
+                f"{kind.value}:{launcher_id.hex()}:{last}",
+                {"last_partial_at": last, "hours": config.silent_after_hours},
+                now,
+                launcher_id=launcher_id,
+            )
+
+
+async def deliver_due(store: AbstractPoolStore, config: NotificationsConfig, now: int) -> int:
+    due = await store.notifications_due(now, limit=EVENTS_PER_PASS)
+    if not due:
+        return 0
+    closed = 0
+    failed: set[str] = set()  # URLs that failed this pass: a dead webhook costs one timeout a pass, not one an event
+    async with _sessions(config) as sessions:
+        for event in due:
+            closed += await _deliver(store, config, sessions, event, now, failed)
+    return closed
+
+
+@contextlib.asynccontextmanager
+async def _sessions(config: NotificationsConfig) -> AsyncIterator[dict[bool, aiohttp.ClientSession]]:
+    """HTTP clients by "is it a farmer's webhook": the operator's webhooks may be anywhere."""
+    operator = webhook_session(config.timeout, public_only=False)
+    farmer = webhook_session(config.timeout, public_only=not config.allow_private_webhooks)
+    try:
+        yield {False: operator, True: farmer}
+    finally:
+        await operator.close()
+        await farmer.close()
+
+
+async def destinations(store: AbstractPoolStore, config: NotificationsConfig, event: Notification) -> list[Destination]:
+    found = []
+    if event.to_operator:
+        found += [
+            Destination(destination_name(hook), hook.url, hook.format, False) for hook in config.operator_webhooks
+        ]
+    if event.launcher_id is not None:
+        url = (await store.farmer_settings(event.launcher_id)).webhook_url
+        if url:
+            found.append(Destination(FARMER_DESTINATION, url, "json", True))
+    return found
+
+
+async def _deliver(
+    store: AbstractPoolStore,
+    config: NotificationsConfig,
+    sessions: dict[bool, aiohttp.ClientSession],
+    event: Notification,
+    now: int,
+    failed: set[str],
+) -> int:
+    """Post the event to each destination that has not taken it; 1 if that closed it."""
+    errors = []
+    message = event_json(event)
+    for destination in await destinations(store, config, event):
+        if destination.name in event.delivered_to:
+            continue
+        if destination.url in failed:
+            errors.append(f"{destination.name}: failed earlier in this pass")
+            continue
+        kill_point("notification-unsent")
+        try:
+            if destination.farmer:
+                check_webhook_url(destination.url, config.allow_private_webhooks)
+            await post(
+                sessions[destination.farmer],
+                destination.url,
+                body(destination.format, describe(event), message),
+                event.idempotency_key,
+            )
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, WebhookFailed, WebhookRefused) as exc:
+            errors.append(f"{destination.name}: {type(exc).__name__}: {exc}")
+            failed.add(destination.url)
+            continue
+        kill_point("notification-posted")
+        await store.record_delivery(event.id, destination.name, now)
+    if not errors:
+        await store.finish_attempt(event.id, now, None, None)
+        return 1
+    error = "; ".join(errors)[:1000]
+    if event.attempts + 1 >= config.max_attempts:
+        log.warning("notification %s given up after %d attempts: %s", event.idempotency_key, event.attempts + 1, error)
+        await store.finish_attempt(event.id, now, None, error)
+        return 1
+    wait = min(config.retry_after * 2**event.attempts, config.retry_max)
+    log.info("notification %s not delivered (%s): again in %d s", event.idempotency_key, error, wait)
+    await store.finish_attempt(event.id, now, now + wait, error)
+    return 0
+
+
+def event_json(event: Notification) -> dict[str, object]:
+    """The event as the plain JSON webhook receives it."""
+    return {
+        "idempotency_key": event.idempotency_key,
+        "kind": event.kind.value,
+        "launcher_id": None if event.launcher_id is None else event.launcher_id.hex(),
+        "created_at": event.created_at,
+        "data": event.payload,
+    }
+
+
+_TEXTS = {
+    NotificationKind.BLOCK_WON: "Block won by {farmer} at height {height}: reward {xch}, being claimed",
+    NotificationKind.REWARD_CONFIRMED: "Reward of {farmer} confirmed at height {confirmed_height}: {xch}",
+    NotificationKind.PAYOUT_SENT: "Payout sent to {farmer}: {xch} (batch {batch_id}, transaction {tx_id})",
+    NotificationKind.PAYOUT_CONFIRMED: "Payout to {farmer} confirmed at height {confirmed_height}: {xch}",
+    NotificationKind.FARMER_SILENT: "No partial from {farmer} for {hours} hours (last at {last_partial_at})",
+    NotificationKind.PAYOUT_INSTRUCTIONS_CHANGED: "Payout instructions of {farmer} changed from {old} to {new}",
+    NotificationKind.BOOKS_UNBALANCED: "The pool's books do not balance (difference {difference} mojos)",
+    NotificationKind.BOOKS_BALANCED: "The pool's books balance again",
+}
+
+
+class _Fields(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def describe(event: Notification) -> str:
+    """One line for a person (Discord, Slack)."""
+    amount = event.payload.get("amount")
+    fields = _Fields(event.payload)
+    fields["farmer"] = "the pool" if event.launcher_id is None else f"farmer {event.launcher_id.hex()[:12]}"
+    fields["xch"] = f"{xch(amount)} XCH" if isinstance(amount, int) else "?"
+    return _TEXTS[event.kind].format_map(fields)
