@@ -20,6 +20,7 @@ from pathlib import Path
 
 import uvloop
 
+from pool.bench.attacks import ATTACK_KEYS
 from pool.bench.corpus import FORMAT_VERSION, Corpus, CorpusSize, build_corpus
 from pool.bench.node import BenchWorld
 from pool.bench.report import render
@@ -98,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="after the open loops, the attack phase: honest partials while each attack of issue 24 runs in turn "
         "(default on)",
+    )
+    parser.add_argument(
+        "--attack",
+        action="append",
+        choices=ATTACK_KEYS,
+        dest="attack_keys",
+        help="run only this attack of the attack phase (repeatable; default: every one)",
+    )
+    parser.add_argument(
+        "--only-attacks",
+        action="store_true",
+        help="skip the closed and open loops: the attack phase alone, to compare the pool's answers to attacks",
     )
     parser.add_argument(
         "--attack-seconds", type=float, help=f"seconds of honest partials under each attack ({FULL['attack_seconds']})"
@@ -211,6 +224,8 @@ async def run(args: argparse.Namespace, corpus: Corpus, corpus_path: Path, progr
         attack_honest_rate=float(str(_choose(args, "attack_rate"))),
         attack_seconds=float(str(_choose(args, "attack_seconds"))),
         attack_scale=args.attack_scale,
+        attack_keys=tuple(args.attack_keys or ()),
+        open_loops=not args.only_attacks,
     )
     result = await run_bench(corpus, corpus_path, options, progress)
     rendered = render(result)

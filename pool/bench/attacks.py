@@ -68,13 +68,17 @@ class Attack:
     sockets: int = 0
 
 
-def attacks(scale: float) -> list[Attack]:
-    """Issue 24's attacks; ``scale`` multiplies their rates and sockets (1: the issue's; a smoke run, less)."""
+ATTACK_KEYS = ("post_farmer", "get_farmer", "partials", "idle_sockets")
+
+
+def attacks(scale: float, keys: Sequence[str] = ()) -> list[Attack]:
+    """Issue 24's attacks (those of ``keys`` only, when given); ``scale`` multiplies their rates and sockets (1: the
+    issue's; a smoke run, less)."""
 
     def loopback(block: int, count: int) -> tuple[str, ...]:
         return tuple(f"127.0.{block}.{number}" for number in range(1, count + 1))
 
-    return [
+    every = [
         Attack("post_farmer", "anonymous POST /farmer, rotating real launcher ids", "http", 50 * scale, loopback(1, 1)),
         Attack("get_farmer", "forged GET /farmer, 7 addresses", "http", 350 * scale, loopback(2, 7)),
         Attack("partials", "forged partials, 20 addresses", "http", 1000 * scale, loopback(3, 20)),
@@ -87,6 +91,7 @@ def attacks(scale: float) -> list[Attack]:
             sockets=max(1, round(5000 * scale)),
         ),
     ]
+    return [attack for attack in every if not keys or attack.key in keys]
 
 
 def attack_requests(attack: Attack, corpus: Corpus, signer: Signer, token: int) -> tuple[HttpRequest, ...]:
@@ -217,6 +222,7 @@ class AttackOptions:
     honest_rate: float  # partials/s of the honest farmers during each attack
     seconds: float  # of honest partials under each attack
     scale: float  # of the attacks' rates and sockets
+    keys: tuple[str, ...] = ()  # the attacks to run (empty: all)
 
 
 async def run_attacks(
@@ -238,7 +244,7 @@ async def run_attacks(
     async with aiohttp.ClientSession() as session:
         meter = NodeCallMeter(session, pool_url)
         await meter.calibrate()
-        for attack in [None, *attacks(options.scale)]:
+        for attack in [None, *attacks(options.scale, options.keys)]:
             name = "no attack" if attack is None else attack.name
             chunk = partials(round(options.honest_rate * options.seconds), f"attack phase, {name}")
             if not chunk:

@@ -51,6 +51,8 @@ class BenchOptions:
     attack_honest_rate: float = 50.0
     attack_seconds: float = 8.0
     attack_scale: float = 1.0
+    attack_keys: tuple[str, ...] = ()  # the attacks to run, by key (pool.bench.attacks.attacks); empty: all
+    open_loops: bool = True  # False: the attack phase alone (no closed loop nor open loops), to compare attacks
 
 
 @dataclass
@@ -233,7 +235,7 @@ async def _run_phases(
 
     # The attack phase's partials are kept aside from the phases before it, whose sizes depend on the machine's
     # speed (twice the sustainable rate for 10 s): every attack then has its honest partials.
-    reserved = (1 + len(attacks(1.0))) * round(options.attack_honest_rate * options.attack_seconds)
+    reserved = (1 + len(attacks(1.0, options.attack_keys))) * round(options.attack_honest_rate * options.attack_seconds)
     before_attacks = len(partials) - (reserved if options.attacks else 0)
 
     def take(count: int, name: str, end: int | None = None) -> list[CorpusPartial]:
@@ -244,45 +246,14 @@ async def _run_phases(
             notes.append(f"{name}: the corpus ran out ({len(chunk)} of {count} partials sent); build a larger one")
         return chunk
 
-    connections = options.connections
-    chunk = take(options.closed_partials, "closed loop", before_attacks)
-    progress(f"closed loop: {len(chunk)} partials over {connections} connections")
-    closed = await _phase(
-        f"closed loop, {connections} connections",
-        "closed",
-        None,
-        connections,
-        chunk,
-        lambda: sender.closed_loop(chunk, connections),
-        store,
-        meters,
-        progress,
-    )
-    phases.append(closed)
-    sustainable = closed.accepted_per_s
-    for rate_text in options.rates:
-        share_of_limit = rate_text.endswith("%")
-        if share_of_limit:
-            # Right before: the floor drifts over minutes on a shared machine (docs/performance.md), and a share of
-            # the limit must be offered (and judged) against the machine's speed of the moment, never a slow reading
-            # of it.
-            floors.measure_again("before offering a share of the limit")
-        machine_limit = floors.least.machine_limit
-        rate, label = offered_rate(rate_text, sustainable, machine_limit)
-        if rate <= 0:
-            continue
-        name = f"open loop {rate:.0f}/s" + label
-        chunk = take(round(rate * options.duration), name, before_attacks)
-        if not chunk:
-            continue
-        progress(f"{name}: {len(chunk)} partials over {len(chunk) / rate:.1f} s")
-        result = await _phase(name, "open", rate, None, chunk, _open(sender, chunk, rate), store, meters, progress)
-        if share_of_limit:
-            result.machine_limit = machine_limit
-        phases.append(result)
+    if options.open_loops:
+        phases = await _run_loops(options, sender, store, meters, floors, progress, take, before_attacks)
+    sustainable = next((phase.accepted_per_s for phase in phases if phase.mode == "closed"), 0.0)
     attack_results: list[AttackResult] = []
     if options.attacks:
-        attack_options = AttackOptions(options.attack_honest_rate, options.attack_seconds, options.attack_scale)
+        attack_options = AttackOptions(
+            options.attack_honest_rate, options.attack_seconds, options.attack_scale, options.attack_keys
+        )
         attack_results = await run_attacks(corpus, sender, pool_url, take, attack_options, options.run_dir, progress)
         catch_up = await _wait_confirmed(store)
         progress(f"attack phase: confirmation caught up after {catch_up if catch_up is None else round(catch_up, 1)} s")
@@ -307,6 +278,56 @@ async def _run_phases(
             )
             phases.append(soak)
     return phases, attack_results, notes
+
+
+async def _run_loops(
+    options: BenchOptions,
+    sender: Sender,
+    store: AbstractPoolStore,
+    meters: Meters,
+    floors: Floors,
+    progress: Progress,
+    take: Callable[[int, str, int | None], list[CorpusPartial]],
+    before_attacks: int,
+) -> list[PhaseResult]:
+    """The closed loop, then an open loop at each of the options' rates."""
+    connections = options.connections
+    chunk = take(options.closed_partials, "closed loop", before_attacks)
+    progress(f"closed loop: {len(chunk)} partials over {connections} connections")
+    closed = await _phase(
+        f"closed loop, {connections} connections",
+        "closed",
+        None,
+        connections,
+        chunk,
+        lambda: sender.closed_loop(chunk, connections),
+        store,
+        meters,
+        progress,
+    )
+    phases = [closed]
+    sustainable = closed.accepted_per_s
+    for rate_text in options.rates:
+        share_of_limit = rate_text.endswith("%")
+        if share_of_limit:
+            # Right before: the floor drifts over minutes on a shared machine (docs/performance.md), and a share of
+            # the limit must be offered (and judged) against the machine's speed of the moment, never a slow reading
+            # of it.
+            floors.measure_again("before offering a share of the limit")
+        machine_limit = floors.least.machine_limit
+        rate, label = offered_rate(rate_text, sustainable, machine_limit)
+        if rate <= 0:
+            continue
+        name = f"open loop {rate:.0f}/s" + label
+        chunk = take(round(rate * options.duration), name, before_attacks)
+        if not chunk:
+            continue
+        progress(f"{name}: {len(chunk)} partials over {len(chunk) / rate:.1f} s")
+        result = await _phase(name, "open", rate, None, chunk, _open(sender, chunk, rate), store, meters, progress)
+        if share_of_limit:
+            result.machine_limit = machine_limit
+        phases.append(result)
+    return phases
 
 
 def offered_rate(text: str, sustainable: float, machine_limit: float) -> tuple[float, str]:

@@ -16,11 +16,12 @@ never accepted, cannot take the places of the farmers the pool already knows, fr
 from __future__ import annotations
 
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 
 from pool.chia_adapter import PoolErrorCode
 from pool.protocol.errors import PoolProtocolError
+from pool.protocol.rate_limits import RecentKeys
 
 BUSY_MESSAGE = "the pool is busy: too many partials at once; this one was not checked, send it again in a few seconds"
 BUSY_FROM_ADDRESS = (
@@ -45,8 +46,7 @@ class Admission:
         self.refused = 0  # since start, for operators
         self._by_address: Counter[str] = Counter()
         self._unproven_by_address: Counter[str] = Counter()
-        self._proven: OrderedDict[str, float] = OrderedDict()  # address -> when a partial of it was last accepted
-        self._clock = clock
+        self._proven: RecentKeys[str] = RecentKeys(PROVEN_FOR, PROVEN_KEPT, clock)  # addresses with a partial accepted
 
     def enter(self, address: str) -> None:
         """Take a place, or raise the protocol's busy error when all ``limit`` places, or all ``per_address`` of
@@ -80,14 +80,10 @@ class Admission:
 
     def prove(self, address: str) -> None:
         """A partial of ``address`` was accepted: it counts as a farmer's for ``PROVEN_FOR`` seconds."""
-        self._proven[address] = self._clock()
-        self._proven.move_to_end(address)
-        while len(self._proven) > PROVEN_KEPT:
-            self._proven.popitem(last=False)
+        self._proven.note(address)
 
     def is_proven(self, address: str) -> bool:
-        proven_at = self._proven.get(address)
-        return proven_at is not None and self._clock() - proven_at < PROVEN_FOR
+        return address in self._proven
 
     def held_by(self, address: str) -> int:
         return self._by_address[address]

@@ -38,6 +38,7 @@ from pool.protocol.encoding import (
     parse_bytes32,
     parse_g2,
     parse_uint64,
+    partial_launcher_id,
     partial_request_from_json,
     query_value,
     streamable_from_json,
@@ -146,7 +147,9 @@ async def post_partial(request: web.Request) -> web.Response:
         request.app[CONTEXT].stats.rejected(busy.code.name)
         raise
     try:
-        reply = await request.app[PARTIALS].submit(partial_request_from_json(body), address)
+        partials = request.app[PARTIALS]
+        partials.admit(partial_launcher_id(body), address)
+        reply = await partials.submit(partial_request_from_json(body), address)
         admission.prove(address)  # accepted: its signatures verified, the address is a farmer's
         return _reply(reply)
     finally:

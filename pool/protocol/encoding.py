@@ -154,6 +154,14 @@ def partial_request_from_json(data: Any) -> PostPartialRequest:
     return fast if fast is not None else streamable_from_json(PostPartialRequest, data)
 
 
+def partial_launcher_id(data: Any) -> bytes32 | None:
+    """The launcher id a POST /partial body names, read without decoding the rest (None when it is not where chia's
+    farmer writes it: the full decoding then says what is wrong)."""
+    payload = data.get("payload") if type(data) is dict else None
+    launcher_id = _exact_hex(payload.get("launcher_id"), 32) if type(payload) is dict else None
+    return None if launcher_id is None else bytes32(launcher_id)
+
+
 def _farmer_shaped_partial(data: Any) -> PostPartialRequest | None:
     """The request, or None if ``data`` is not exactly in the shape chia's farmer sends (or does not decode)."""
     if type(data) is not dict:

@@ -57,7 +57,7 @@ from pool.protocol.difficulty import suggested_difficulty_for
 from pool.protocol.errors import PoolProtocolError, one_line
 from pool.protocol.payout import parse_payout_instructions
 from pool.protocol.rate_limits import RateLimited, RateLimits, SigningKey
-from pool.protocol.signatures import SignatureChecks
+from pool.protocol.signatures import Sender, SignatureChecks
 from pool.store.abstract import FarmerAlreadyExists
 from pool.store.models import FarmerRecord, PendingDifficulty
 
@@ -216,7 +216,9 @@ class FarmerChecks:
             else:  # busy: nothing was walked
                 self._limits.give_back_singleton_walk(address)
             raise
-        await self._signed_by_buried_owner(singleton, owner_key, message, request.signature)
+        await self._signed_by_buried_owner(
+            singleton, owner_key, message, request.signature, Sender(launcher_id, address)
+        )
 
         minimum, default = ctx.config.difficulty.minimum, ctx.config.difficulty.default
         farmer = FarmerRecord(
@@ -285,7 +287,9 @@ class FarmerChecks:
         singleton, peak_height = await self.walks.run(
             ("put", launcher_id), lambda: current_singleton(ctx, launcher_id, farmer)
         )
-        await self._signed_by_buried_owner(singleton, owner_key, signed, request.signature)
+        await self._signed_by_buried_owner(
+            singleton, owner_key, signed, request.signature, Sender(launcher_id, address)
+        )
         lookups.give_back()
 
         new_key = payload.authentication_public_key
@@ -407,7 +411,7 @@ class FarmerChecks:
         ``delay``: where the PlotNFT's delay time and puzzle hash are read. Raises INVALID_SIGNATURE, counted against
         the client's failure budgets."""
         key = since.state.owner_pubkey
-        verified = await self.signatures.verifies([key], [message], signature)
+        verified = await self.signatures.verifies([key], [message], signature, Sender(launcher_id, address))
         if not verified:
             try:
                 lookups.take()
@@ -426,20 +430,21 @@ class FarmerChecks:
                 max_travels=MAX_OWNER_KEY_TRAVELS,
             )
             if newer != key:
-                key, verified = newer, await self.signatures.verifies([newer], [message], signature)
+                verified = await self.signatures.verifies([newer], [message], signature, Sender(launcher_id, address))
+                key = newer
         self.signatures.outcome(SigningKey.OWNER, launcher_id, address, verified)
         if not verified:
             raise PoolProtocolError(PoolErrorCode.INVALID_SIGNATURE, f"invalid signature: {NOT_THE_OWNER}")
         return key
 
     async def _signed_by_buried_owner(
-        self, singleton: SingletonView, signed_by: G1Element, message: bytes, signature: G2Element
+        self, singleton: SingletonView, signed_by: G1Element, message: bytes, signature: G2Element, sender: Sender
     ) -> None:
         """The key of the state the pool trusts (buried) must be the one that signed: one found in a travel that
         is not buried yet does not count yet."""
         if singleton.state.owner_pubkey == signed_by:
             return
-        if not await self.signatures.verifies([singleton.state.owner_pubkey], [message], signature):
+        if not await self.signatures.verifies([singleton.state.owner_pubkey], [message], signature, sender):
             raise PoolProtocolError(
                 PoolErrorCode.INVALID_SIGNATURE,
                 f"invalid signature: {NOT_THE_OWNER} (of the state buried "

@@ -63,6 +63,18 @@ class PartialChecker:
         self._limits = limits
         self._writer = PartialWriter(ctx.store)
 
+    def admit(self, launcher_id: bytes32 | None, address: str) -> None:
+        """Before the partial is decoded (its proof and points cost a few hundred microseconds): refused
+        (INVALID_SIGNATURE, unchecked) when the client's budgets of failed signatures for the launcher id the body
+        names, or for any, are spent. A forger whose budget is spent then costs the pool little more than its body."""
+        if launcher_id is None:
+            return
+        try:
+            self._signatures.admit(SigningKey.AUTHENTICATION, launcher_id, address)
+        except PoolProtocolError as error:
+            self._ctx.stats.rejected(error.code.name)
+            raise
+
     async def submit(self, request: PostPartialRequest, address: str) -> PostPartialResponse:
         """Check and record a partial; raises PoolProtocolError with the code of the first failed check.
         ``address``: the client's, as the rate limits count it."""

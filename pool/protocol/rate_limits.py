@@ -100,6 +100,27 @@ class TokenBuckets(Generic[K]):
             self._buckets.popitem(last=False)
 
 
+class RecentKeys(Generic[K]):
+    """The keys noted in the last ``lasting`` seconds; ``kept`` of them at most, the least recently noted forgotten
+    first (a flood of new keys cannot grow the map)."""
+
+    def __init__(self, lasting: float, kept: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lasting = lasting
+        self._kept = kept
+        self._clock = clock
+        self._noted: OrderedDict[K, float] = OrderedDict()  # key -> when it was last noted
+
+    def note(self, key: K) -> None:
+        self._noted[key] = self._clock()
+        self._noted.move_to_end(key)
+        while len(self._noted) > self._kept:
+            self._noted.popitem(last=False)
+
+    def __contains__(self, key: K) -> bool:
+        noted_at = self._noted.get(key)
+        return noted_at is not None and self._clock() - noted_at < self._lasting
+
+
 class SignedAllowance:
     """A token reserved for a request that claims to come from a farmer: kept only once its signature verified."""
 

@@ -23,16 +23,24 @@ batch only if its sender holds all of its keys and another check of its own carr
 have signed correctly, and gains nothing. A batch whose sum fails is verified check by check, so one bad signature
 costs its batch one extra verification and never fails another client's partial. Only checks with as many messages as
 keys are batched (the pairs of different checks must not shift against each other); any other goes alone.
+
+Two lanes. A check whose sender signed for the same launcher id from the same address before (``trusted``, told by
+the caller) goes in the first lane; any other check in the second. The first lane is always served first, in
+batches as above. The second is verified one check at a time, by at most all the threads but one, and only while the
+first is empty: its checks are the ones that may be forged (a client naming somebody else's launcher id), which would
+make a batch fail and be verified twice, and which must not make the farmers the pool knows wait. A check of the
+second lane is answered ``VerifierBusy`` unchecked when ``UNTRUSTED_QUEUED`` checks wait there already, or once it
+waited ``UNTRUSTED_WAIT`` seconds: the pool answers "busy, send it again" rather than holding it without end.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pool.chia_adapter import AugSchemeMPL, G1Element, G2Element
 
@@ -43,6 +51,15 @@ MAX_BATCH = 16
 # often than that (the mean gap over about the last eight): under sustained load a batch gathers a few, each costing
 # less CPU. Slower, checks wait only within a burst (the partials right after a signage point).
 BATCH_WAIT = 0.004
+# The second lane (checks of senders not trusted yet): checks waiting there at most, and how long one may wait. About
+# half a second of one thread's work, and a few seconds: a farmer that the pool does not know from that address yet
+# (its first partial after the pool started, or from a new address) is answered busy rather than late.
+UNTRUSTED_QUEUED = 256
+UNTRUSTED_WAIT = 2.0
+
+
+class VerifierBusy(Exception):
+    """A check of the second lane answered unchecked: too many such checks wait, or this one waited too long."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,14 +79,30 @@ class _Check:
     queued_at: float  # time.monotonic()
 
 
+@dataclass
+class _Work:
+    """What a thread took: checks to verify (a batch of the first lane, or one of the second), and checks of the
+    second lane to answer busy."""
+
+    checks: list[_Check] = field(default_factory=list)
+    trusted: bool = True
+    shed: list[_Check] = field(default_factory=list)
+
+
 class SignatureVerifier:
     """``threads`` verifying threads; 0 verifies on the calling (event loop) thread."""
 
     def __init__(self, threads: int) -> None:
-        self._checks: queue.SimpleQueue[_Check | None] = queue.SimpleQueue()
+        self._arrived = threading.Condition()  # guards the lanes and the counts below
+        self._trusted: deque[_Check] = deque()
+        self._untrusted: deque[_Check] = deque()
+        self._untrusted_running = 0
+        self._untrusted_threads = max(1, threads - 1)
+        self._closing = False
         self._gathering = threading.Lock()
         self._last_arrival = time.monotonic()
-        self._mean_gap = 1.0  # seconds between checks: nothing is waited for until checks come often
+        self._mean_gap = 1.0  # seconds between checks of the first lane: none is waited for until they come often
+        self.shed = 0  # checks of the second lane answered busy, since start
         self._threads = [
             threading.Thread(target=self._serve, name=f"verify-{number}", daemon=True) for number in range(threads)
         ]
@@ -77,68 +110,120 @@ class SignatureVerifier:
             thread.start()
 
     async def aggregate_verify(
-        self, public_keys: Sequence[G1Element], messages: Sequence[bytes], signature: G2Element
+        self, public_keys: Sequence[G1Element], messages: Sequence[bytes], signature: G2Element, trusted: bool = True
     ) -> bool:
+        """Whether the signature verifies; raises VerifierBusy for an untrusted check the verifier will not make."""
         keys, payloads = list(public_keys), list(messages)
         if not self._threads:
             return bool(AugSchemeMPL.aggregate_verify(keys, payloads, signature))
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[bool] = loop.create_future()
-        self._checks.put(_Check(SignedMessages(keys, payloads, signature), answer, loop, time.monotonic()))
+        check = _Check(SignedMessages(keys, payloads, signature), answer, loop, time.monotonic())
+        with self._arrived:
+            if trusted:
+                self._note_arrival(check)
+                self._trusted.append(check)
+            elif len(self._untrusted) >= UNTRUSTED_QUEUED:
+                self.shed += 1
+                raise VerifierBusy(f"{UNTRUSTED_QUEUED} signature checks of unknown senders wait already")
+            else:
+                self._untrusted.append(check)
+            self._arrived.notify()
         return await answer
 
-    def _gather(self) -> tuple[list[_Check], bool]:
-        """The next batch: the checks waiting, and those arriving until the first has waited ``BATCH_WAIT`` seconds
-        (at most MAX_BATCH); False once this thread's stop sign was taken."""
-        first = self._checks.get()
-        if first is None:
-            return [], False
-        batch = [first]
-        self._note_arrival(first)
-        # Waiting pays only if another check is likely within the wait: at a few partials a second it would only
-        # make every answer later.
-        deadline = first.queued_at + (BATCH_WAIT if self._mean_gap < BATCH_WAIT else 0.0)
-        while len(batch) < MAX_BATCH:
-            try:
-                check = self._checks.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if check is None:  # the batch taken is still answered
-                return batch, False
-            batch.append(check)
-            self._note_arrival(check)
-        return batch, True
-
     def _note_arrival(self, check: _Check) -> None:
-        """The mean time between checks, over about the last eight (only the gathering thread calls this)."""
+        """The mean time between checks of the first lane, over about the last eight (under the lanes' lock)."""
         gap = min(1.0, max(0.0, check.queued_at - self._last_arrival))
         self._last_arrival = check.queued_at
         self._mean_gap += (gap - self._mean_gap) / 8
 
+    def _next(self) -> _Work | None:
+        """The next work: a batch of the first lane, else a check of the second if a thread may take one; None once
+        the verifier is closed and both lanes are empty."""
+        with self._arrived:
+            while True:
+                if self._trusted:
+                    return _Work(self._gather())
+                work = self._untrusted_work()
+                if work is not None:
+                    return work
+                if self._closing and not self._untrusted:
+                    return None
+                self._arrived.wait()
+
+    def _gather(self) -> list[_Check]:
+        """A batch of the first lane: the checks waiting, and those arriving until the first has waited
+        ``BATCH_WAIT`` seconds (at most MAX_BATCH); under the lanes' lock."""
+        first = self._trusted.popleft()
+        batch = [first]
+        # Waiting pays only if another check is likely within the wait: at a few partials a second it would only
+        # make every answer later.
+        deadline = first.queued_at + (BATCH_WAIT if self._mean_gap < BATCH_WAIT else 0.0)
+        while len(batch) < MAX_BATCH:
+            if self._trusted:
+                batch.append(self._trusted.popleft())
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0 or self._closing:
+                break
+            self._arrived.wait(left)
+        return batch
+
+    def _untrusted_work(self) -> _Work | None:
+        """A check of the second lane, with those that waited too long before it to answer busy; None when there is
+        none, or when all the threads it may use are busy with it (under the lanes' lock)."""
+        if self._untrusted_running >= self._untrusted_threads:
+            return None
+        work = _Work(trusted=False)
+        now = time.monotonic()
+        while self._untrusted:
+            check = self._untrusted.popleft()
+            if now - check.queued_at > UNTRUSTED_WAIT:
+                work.shed.append(check)
+                continue
+            work.checks.append(check)
+            self._untrusted_running += 1
+            break
+        self.shed += len(work.shed)
+        return work if work.checks or work.shed else None
+
     def close(self) -> None:
         """The threads stop after the checks already queued (their requests are gone with the event loop)."""
-        for _ in self._threads:
-            self._checks.put(None)  # one stop sign per thread
+        with self._arrived:
+            self._closing = True
+            self._arrived.notify_all()
         self._threads = []
 
     def _serve(self) -> None:
-        running = True
-        while running:
+        while True:
             # One thread gathers a batch at a time (the others verify theirs meanwhile): two threads gathering at
             # once would split the checks arriving between them into smaller batches.
             with self._gathering:
-                batch, running = self._gather()
-            if not batch:
+                work = self._next()
+            if work is None:
                 return
-            outcomes = verify_together([check.signed for check in batch])
-            answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], bool | Exception]]] = {}
-            for check, outcome in zip(batch, outcomes, strict=True):
-                answers.setdefault(check.loop, []).append((check.answer, outcome))
-            for loop, loop_answers in answers.items():  # one wake-up of each event loop per batch
-                try:
-                    loop.call_soon_threadsafe(_answer_all, loop_answers)
-                except RuntimeError:  # the event loop is closed: nobody waits for these answers any more
-                    pass
+            outcomes: list[bool | Exception] = (
+                verify_together([check.signed for check in work.checks])
+                if work.trusted
+                else [verify_alone(check.signed) for check in work.checks]
+            )
+            if not work.trusted and work.checks:
+                with self._arrived:
+                    self._untrusted_running -= 1
+                    self._arrived.notify()
+            busy = VerifierBusy(f"waited more than {UNTRUSTED_WAIT:g} s among signature checks of unknown senders")
+            _answer(list(zip(work.checks, outcomes, strict=True)) + [(check, busy) for check in work.shed])
+
+
+def _answer(outcomes: list[tuple[_Check, bool | Exception]]) -> None:
+    answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], bool | Exception]]] = {}
+    for check, outcome in outcomes:
+        answers.setdefault(check.loop, []).append((check.answer, outcome))
+    for loop, loop_answers in answers.items():  # one wake-up of each event loop per batch
+        try:
+            loop.call_soon_threadsafe(_answer_all, loop_answers)
+        except RuntimeError:  # the event loop is closed: nobody waits for these answers any more
+            pass
 
 
 def verify_together(checks: Sequence[SignedMessages]) -> list[bool | Exception]:

@@ -1,5 +1,6 @@
 """Two worker processes on one port, sharing a real PostgreSQL, with chia 2.7.5's real farmer on the devnet; the
-leader is killed with SIGKILL between two won blocks. Then, on the same chain and database, two pool hosts: separate
+leader is killed with SIGKILL between two won blocks; forged partials for the farmer's launcher id come from other
+addresses while its own partials must all be accepted. Then, on the same chain and database, two pool hosts: separate
 ``python -m pool`` processes on two ports behind a round-robin load balancer (tests/e2e/pool_hosts.py).
 
 The pool runs as an operator runs it (``python -m pool --config ...`` with ``server.workers: 2`` and
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import signal
 import sys
@@ -24,14 +26,17 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 import pytest_asyncio
 import yaml
 
+from pool.bench.attacker import AttackSpec, HttpRequest
+from pool.bench.attacks import AttackProcess
 from pool.chain.node_rpc import RpcFullNode
-from pool.chia_adapter import PrivateKey, bytes32
+from pool.chia_adapter import AugSchemeMPL, PrivateKey, bytes32, std_hash
 from pool.config import PoolConfig, RpcConfig, parse_config
 from pool.devnet.pool_config import devnet_pool_document
 from pool.devnet.postgres import PostgresServer
@@ -50,6 +55,12 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 180.0  # a hang guard for driving the chain (tests/e2e/driving.py), longer here: two pool processes
+# The attack on the farmer's launcher id: four addresses, 50 forged partials a second each (the pool's default
+# requests per address), while the farmer's partials are counted.
+FORGER_ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
+FORGED_PER_S = 200.0
+FARMER_PARTIALS_BEFORE = 8  # accepted before the attack, so that both workers know the farmer
+FARMER_PARTIALS = 10  # accepted under the attack
 
 
 @dataclass
@@ -312,6 +323,62 @@ async def test_the_leader_killed_mid_life_another_worker_takes_over_and_pays(
     # The alert rules load in a real Prometheus and evaluate without error on the pool's series.
     rules = [rule for group in (await prometheus.api("rules"))["groups"] for rule in group["rules"]]
     assert rules and all(rule["health"] == "ok" for rule in rules), rules
+
+
+async def test_forged_partials_from_several_addresses_leave_the_real_farmers_partials_accepted(
+    devnet: WorkersDevnet, tmp_path: Path
+) -> None:
+    """While an attacker (the benchmark's, a process of its own) sends partials for the farmer's real launcher id,
+    with real proofs but not signed by the farmer's key, from four other addresses, chia's farmer goes on: every
+    partial it sends is accepted, and no forged one is."""
+    config = devnet.config
+    farmer = devnet.farmers[0]
+    launcher = farmer.plotnft.launcher_id
+
+    def farmer_state() -> dict[str, Any]:
+        state = devnet.farmer.pool_state(farmer.plotnft.p2_singleton_puzzle_hash)
+        assert state is not None
+        return state
+
+    async def farmer_sends_accepted(count: int, what: str) -> None:
+        """Move the chain until chia's farmer counts ``count`` more of its partials accepted by the pool."""
+        before = farmer_state()["valid_partials_since_start"]
+
+        async def accepted() -> bool:
+            return bool(farmer_state()["valid_partials_since_start"] >= before + count)
+
+        await drive_until(devnet, accepted, what, deadline=DEADLINE, with_status=False)
+
+    # First partials accepted by both workers (each keeps its own memory of the farmers it knows; the farmer's
+    # connections are spread over both): its checks then go ahead of the forged ones in each.
+    await farmer_sends_accepted(FARMER_PARTIALS_BEFORE, "the farmer's partials accepted before the attack")
+    sp, found = await fresh_proofs(devnet.world, farmer.plots, wanted=2)
+    token = current_authentication_token(int(time.time()), config.pool.authentication_token_timeout)
+    forger = AugSchemeMPL.key_gen(std_hash(b"e2e forger"))
+    forged = tuple(
+        HttpRequest("POST", "/partial", json.dumps(partial_body(launcher, token, proof, sp, forger))) for proof in found
+    )
+    spec = AttackSpec(
+        kind="http",
+        host="127.0.0.1",
+        port=config.server.port,
+        addresses=FORGER_ADDRESSES,
+        rate=FORGED_PER_S,
+        requests=forged,
+    )
+    errors_before = len(farmer_state()["pool_errors_24h"])
+    attacker = await AttackProcess.start(spec, tmp_path / "attack.json", tmp_path / "attack.log")
+    try:
+        await farmer_sends_accepted(FARMER_PARTIALS, "the farmer's partials accepted under attack")
+    finally:
+        report = await attacker.stop()
+    assert farmer_state()["pool_errors_24h"][errors_before:] == []
+    # Every forged partial the pool answered, answered with a protocol error: its signature checked and refused, or
+    # refused unchecked (a failed-signature budget spent, or the pool busy); none accepted. (On a loaded machine
+    # some of the attacker's own connections fail or are still waiting when it stops: that is the attacker's lot.)
+    assert report.sent > 0 and report.answers["INVALID_SIGNATURE"] > 0, report
+    answered = {name for name in report.answers if not name.startswith(("transport error", "unanswered"))}
+    assert answered <= {"INVALID_SIGNATURE", "INVALID_SIGNATURE, rate limit", "SERVER_EXCEPTION, busy"}, report
 
 
 # ---------------------------------------------------------------------------------------------------- several hosts

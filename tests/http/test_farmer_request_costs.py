@@ -308,3 +308,23 @@ async def test_failed_signatures_are_counted_per_address_whatever_the_launcher(
     replies = [await pool.get_farmer(launchers[n % 3], ATTACKER, "203.0.113.2") for n in range(7)]
     assert [("not checked" in error(reply)[1]) for reply in replies] == [False] * FAILED_PER_ADDRESS + [True] * 2
     assert pool.cost()[2] == verified + FAILED_PER_ADDRESS
+
+
+async def test_a_partial_from_an_address_whose_budget_is_spent_is_refused_before_its_decoding(
+    pool: Pool, shared: list[PlotNFTInfo]
+) -> None:
+    """The address of the test above spent its failed signatures: its partials are refused on the launcher id the
+    body names, before the rest (the proof, the signature) is decoded."""
+    undecodable = {
+        "payload": {"launcher_id": "0x" + shared[0].launcher_id.hex(), "proof_of_space": "not a proof"},
+        "aggregate_signature": "0x00",
+    }
+
+    async def post_partial(address: str) -> tuple[PoolErrorCode, str]:
+        response = await pool.under_test.client.post("/partial", json=undecodable, headers={"X-Forwarded-For": address})
+        assert response.status == 200, await response.text()
+        return error(dict(await response.json()))
+
+    code, message = await post_partial("203.0.113.2")
+    assert code is PoolErrorCode.INVALID_SIGNATURE and "not checked" in message
+    assert (await post_partial("198.51.100.7"))[0] is PoolErrorCode.REQUEST_FAILED  # elsewhere: decoded, malformed

@@ -1,5 +1,5 @@
 """The rate limits' parts without a chain: token buckets, who the client is behind a proxy, the config, the budgets
-of failed signatures, the shares of admission and the bound on walks."""
+of failed signatures, the senders trusted in the verifier, the shares of admission and the bound on walks."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ from typing import Any, cast
 import pytest
 import yaml
 
-from pool.chia_adapter import PoolErrorCode, bytes32, std_hash
+from pool.chia_adapter import AugSchemeMPL, PoolErrorCode, PrivateKey, bytes32, std_hash
 from pool.config import ConfigError, LimitsConfig, RateLimit, parse_config
 from pool.http.admission import BUSY_FROM_ADDRESS, BUSY_MESSAGE, PROVEN_FOR, Admission
 from pool.http.limits import client_address
+from pool.protocol import verification
 from pool.protocol.errors import PoolProtocolError
 from pool.protocol.farmers import WALKS_BUSY, RequestWalks
 from pool.protocol.rate_limits import RateLimited, RateLimits, SigningKey, TokenBuckets
+from pool.protocol.signatures import TRUSTED_FOR, Sender, SignatureChecks
+from pool.protocol.verification import SignatureVerifier
 from tests.config.test_config import EXAMPLE, REPO
 
 
@@ -212,6 +215,51 @@ def test_failed_signatures_are_counted_per_launcher_and_address_and_per_address(
     with pytest.raises(RateLimited):
         limits.admit_signature_check(auth, one, forger)
     limits.admit_signature_check(auth, one, farmer)
+
+
+async def test_a_sender_is_trusted_once_its_signature_verified_from_its_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trusted senders' checks go first in the verifier: a forger, naming a launcher id it holds no key of, never is."""
+    clock = FakeClock()
+    verifier = SignatureVerifier(1)
+    limits = RateLimits(LimitsConfig(), clock=clock)
+    checks = SignatureChecks(verifier, limits, clock=clock)
+    farmer_key, forger_key = AugSchemeMPL.key_gen(b"f" * 32), AugSchemeMPL.key_gen(b"x" * 32)
+    launcher, message = bytes32(std_hash(b"launcher")), std_hash(b"payload")
+    farmer, forger = Sender(launcher, "198.51.100.1"), Sender(launcher, "203.0.113.1")
+    try:
+
+        async def check(sender: Sender, key: PrivateKey) -> None:
+            await checks.check(
+                SigningKey.AUTHENTICATION,
+                sender.launcher_id,
+                sender.address,
+                [farmer_key.get_g1()],
+                [message],
+                AugSchemeMPL.sign(key, message),
+                "test",
+            )
+
+        with pytest.raises(PoolProtocolError) as failed:
+            await check(forger, forger_key)
+        assert failed.value.code is PoolErrorCode.INVALID_SIGNATURE
+        assert not checks.trusts(forger) and not checks.trusts(farmer)
+        await check(farmer, farmer_key)
+        assert checks.trusts(farmer) and not checks.trusts(forger)  # trust is the address's, for the launcher id
+        assert not checks.trusts(Sender(bytes32(std_hash(b"other")), farmer.address))
+        clock.now += TRUSTED_FOR
+        assert not checks.trusts(farmer)
+
+        # A check the verifier sheds is answered busy, unchecked: no failed signature counted against the sender.
+        monkeypatch.setattr(verification, "UNTRUSTED_WAIT", -1.0)
+        for _ in range(LimitsConfig().failed_signatures.burst + 1):
+            with pytest.raises(PoolProtocolError) as busy:
+                await check(forger, forger_key)
+            assert busy.value.code is PoolErrorCode.SERVER_EXCEPTION and "not checked" in busy.value.message
+        assert checks.verified == 2
+    finally:
+        verifier.close()
 
 
 def test_admission_shares_the_places_between_addresses() -> None:

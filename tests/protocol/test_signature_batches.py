@@ -1,5 +1,6 @@
 """Signatures verified in batches (pool.protocol.verification): a batch's sum stands for its checks only when each
-check is right, and a wrong one fails alone."""
+check is right, and a wrong one fails alone; checks of trusted senders go ahead of the others, which are answered
+busy beyond their bounds."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import asyncio
 import pytest
 
 from pool.chia_adapter import AugSchemeMPL, G2Element, PrivateKey, std_hash
-from pool.protocol.verification import MAX_BATCH, SignatureVerifier, SignedMessages, verify_alone, verify_together
+from pool.protocol import verification
+from pool.protocol.verification import (
+    MAX_BATCH,
+    SignatureVerifier,
+    SignedMessages,
+    VerifierBusy,
+    verify_alone,
+    verify_together,
+)
 from tests.bls_points import GROUP_ORDER, torsion_point_of_g2_curve
 
 
@@ -105,5 +114,62 @@ async def test_the_verifier_answers_each_check_under_load(threads: int) -> None:
             *(verifier.aggregate_verify(check.public_keys, check.messages, check.signature) for check in checks)
         )
         assert [number for number, passed in enumerate(outcomes) if not passed] == sorted(wrong)
+    finally:
+        verifier.close()
+
+
+def forged(number: int) -> SignedMessages:
+    """A partial for somebody else's farmer key, signed by a key that is not it."""
+    return partial_like(number, signer="forger")
+
+
+async def test_a_trusted_check_goes_ahead_of_the_untrusted_ones_queued_before_it() -> None:
+    verifier = SignatureVerifier(2)
+    try:
+        queued = [
+            asyncio.ensure_future(verifier.aggregate_verify(c.public_keys, c.messages, c.signature, trusted=False))
+            for c in map(forged, range(200))
+        ]
+        await asyncio.sleep(0)  # the 200 are in their lane
+        honest = partial_like(1000)
+        assert await verifier.aggregate_verify(honest.public_keys, honest.messages, honest.signature) is True
+        # One thread only ever takes the untrusted lane, one check at a time: the other took the trusted check at
+        # once. In arrival order it would have waited for all 200.
+        answered_before = sum(task.done() for task in queued)
+        assert answered_before < 100
+        assert await asyncio.gather(*queued) == [False] * 200
+    finally:
+        verifier.close()
+
+
+async def test_untrusted_checks_beyond_the_lane_bound_are_answered_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verification, "UNTRUSTED_QUEUED", 4)
+    verifier = SignatureVerifier(1)
+    try:
+        checks = [forged(number) for number in range(20)] + [partial_like(number) for number in range(3)]
+        outcomes = await asyncio.gather(
+            *(verifier.aggregate_verify(c.public_keys, c.messages, c.signature, trusted=False) for c in checks),
+            return_exceptions=True,
+        )
+        busy = [number for number, outcome in enumerate(outcomes) if isinstance(outcome, VerifierBusy)]
+        assert len(busy) >= 10  # 4 wait at most, one is verified at a time: the rest of 23 arriving at once
+        assert verifier.shed == len(busy)
+        # What was checked was checked right: the forged ones failed, the right ones passed.
+        assert all(outcomes[number] is (number >= 20) for number in range(23) if number not in busy)
+        honest = partial_like(99)
+        assert await verifier.aggregate_verify(honest.public_keys, honest.messages, honest.signature) is True
+    finally:
+        verifier.close()
+
+
+async def test_untrusted_checks_that_waited_too_long_are_answered_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verification, "UNTRUSTED_WAIT", -1.0)  # every untrusted check waited too long
+    verifier = SignatureVerifier(2)
+    try:
+        check = partial_like(1)
+        with pytest.raises(VerifierBusy):
+            await verifier.aggregate_verify(check.public_keys, check.messages, check.signature, trusted=False)
+        assert await verifier.aggregate_verify(check.public_keys, check.messages, check.signature) is True
+        assert verifier.shed == 1
     finally:
         verifier.close()
