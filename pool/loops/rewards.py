@@ -609,7 +609,12 @@ def claimable_farmers(ctx: PoolContext, farmers: Sequence[FarmerRecord]) -> list
     revoked just now): blocks they won just before leaving are still the pool's while the live singleton pays it.
     ``claim`` checks the live, chain-checked singleton before spending anything."""
     target = ctx.config.pool.target_puzzle_hash
-    return [f for f in farmers if f.is_pool_member or f.singleton_tip_state.target_puzzle_hash == target]
+    return [
+        f
+        for f in farmers
+        # A v2 PlotNFT's rewards are forwarded by a spend of its own kind, never absorbed as a v1 singleton's.
+        if f.protocol_version == 1 and (f.is_pool_member or f.singleton_tip_state.target_puzzle_hash == target)
+    ]
 
 
 # A block's rewards are created in a later transaction block; the blocks in between are few (no transaction block

@@ -368,6 +368,19 @@ _SCHEMA_V11_PARTIAL_HOURS: Migration = (
 )
 
 
+_SCHEMA_V13_POOL_SECRETS: Migration = (
+    # Secrets of the pool shared by every process and host through the store: the key Pool Protocol v2 tokens are
+    # MACed with (created once, by whichever process needs it first).
+    """
+    CREATE TABLE pool_secrets (
+        name TEXT PRIMARY KEY,
+        secret BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    )
+    """,
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -380,5 +393,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V9_CLAIM_FEE_VERSIONS,
     _SCHEMA_V10_LEADER_SEEN,
     _SCHEMA_V11_PARTIAL_HOURS,
+    _SCHEMA_V13_POOL_SECRETS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""

@@ -79,6 +79,7 @@ async def populate(store: AbstractPoolStore) -> None:
     await store.record_target_proof(
         TargetProof(h("target"), "txch1target", 42, b"public key", b"signature", "mode", "message", proven_at=7_200)
     )
+    await store.pool_secret("v2 tokens", b"\x05" * 32, now=7_300)
 
 
 async def everything(store: AbstractPoolStore) -> dict[str, object]:
@@ -89,6 +90,7 @@ async def everything(store: AbstractPoolStore) -> dict[str, object]:
     for farmer in await store.list_farmers():
         partials += await store.recent_partials(farmer.launcher_id, since=0)
     return {
+        "pool secret": await store.pool_secret("v2 tokens", b"another", now=0),
         "farmers": await store.list_farmers(),
         "partials": partials,
         "claims": await store.reward_claims(),

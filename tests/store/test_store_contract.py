@@ -2195,3 +2195,14 @@ async def test_a_target_proof_is_kept_and_a_newer_one_replaces_it(store: Abstrac
     newer = dataclasses.replace(first, fingerprint=None, signature=b"signature 2", message="message 2", proven_at=20)
     await store.record_target_proof(newer)
     assert await store.target_proof(h("target")) == newer
+
+
+# -- the pool's shared secrets ------------------------------------------------------------------------------------
+async def test_a_pool_secret_is_the_first_one_recorded_for_every_caller(store: AbstractPoolStore) -> None:
+    first = await store.pool_secret("v2 tokens", b"\x01" * 32, now=10)
+    assert first == b"\x01" * 32
+    # A second process with its own candidate gets the recorded secret, and so do concurrent first callers.
+    assert await store.pool_secret("v2 tokens", b"\x02" * 32, now=20) == first
+    together = await asyncio.gather(*(store.pool_secret("other", bytes([n]) * 32, now=30) for n in range(4)))
+    assert len(set(together)) == 1 and together[0] in {bytes([n]) * 32 for n in range(4)}
+    assert together[0] != first
