@@ -298,17 +298,7 @@ class WalletsMixin(WorldBase):
             DEFAULT_TX_CONFIG,
         )
         await self._wait_in_mempool(self._spend_ids(response.transactions))
-        new_ids: list[int] = []
-
-        async def farming_to_pool() -> bool:
-            new_ids[:] = sorted((await self._plotnft_v2_ids()) - known)
-            if not new_ids:
-                return False
-            state = await self.plotnft_status(new_ids[-1])
-            return bool(state.current.state == PoolSingletonState.FARMING_TO_POOL.value)
-
-        await self._farm_until(farming_to_pool, "PlotNFT v2 creation")
-        return await self._plotnft_v2_info(new_ids[-1])
+        return await self._plotnft_v2_info(await self._wait_for_new_plotnft(known, self._plotnft_v2_ids))
 
     async def _plotnft_v2_info(self, wallet_id: int) -> PlotNFTV2Info:
         state = await self.plotnft_status(wallet_id)
@@ -333,11 +323,15 @@ class WalletsMixin(WorldBase):
             relative_lock_height=int(state.current.relative_lock_height),
         )
 
-    async def _wait_for_new_plotnft(self, known: set[int]) -> int:
+    async def _wait_for_new_plotnft(
+        self, known: set[int], wallet_ids: Callable[[], Awaitable[set[int]]] | None = None
+    ) -> int:
+        """The id of the new PlotNFT wallet (``wallet_ids``: where to look, v1's by default) once it farms."""
         new_ids: list[int] = []
+        ids = wallet_ids or self._pool_wallet_ids
 
         async def farming_to_pool() -> bool:
-            new_ids[:] = sorted((await self._pool_wallet_ids()) - known)
+            new_ids[:] = sorted((await ids()) - known)
             if not new_ids:
                 return False
             state = await self.plotnft_status(new_ids[-1])
@@ -364,6 +358,20 @@ class WalletsMixin(WorldBase):
             target_puzzle_hash=state.current.target_puzzle_hash,
             relative_lock_height=int(state.current.relative_lock_height),
         )
+
+    async def leave_pool_v2(self, plotnft: PlotNFTV2Info) -> None:
+        """A PlotNFT v2 leaves its pool through the wallet's RPC (pw_self_pool): it enters the waiting room; returns
+        once that spend is on chain."""
+        response = await self.farmer_wallet_client.pw_self_pool(
+            PWSelfPool(wallet_id=uint32(plotnft.wallet_id), fee=uint64(0), push=True), DEFAULT_TX_CONFIG
+        )
+        await self._wait_in_mempool(self._spend_ids(response.transactions))
+
+        async def leaving() -> bool:
+            state = await self.plotnft_status(plotnft.wallet_id)
+            return bool(state.current.state == PoolSingletonState.LEAVING_POOL.value)
+
+        await self._farm_until(leaving, "PlotNFT v2 in the waiting room")
 
     async def leave_pool(self, plotnft: PlotNFTInfo, *, complete: bool = False) -> None:
         """Switch the PlotNFT to self-pooling through the farmer wallet's RPC.

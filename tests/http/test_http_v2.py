@@ -19,27 +19,18 @@ import pytest_asyncio
 from pool.chia_adapter import (
     AugSchemeMPL,
     AuthenticationPayloadV1,
-    GetAuthRequest,
-    GetFarmerRequestV2,
     PoolErrorCode,
-    PostFarmerPayload,
-    PostFarmerRequest,
-    PostPartialPayload,
-    PostPartialRequest,
     PrivateKey,
     PutFarmerPayload,
     PutFarmerRequest,
     bytes32,
-    encode_puzzle_hash,
     std_hash,
     uint64,
 )
 from pool.devnet.plots import PoolPlot
 from pool.devnet.wallets import PlotNFTV2Info
 from pool.devnet.world import World
-from pool.protocol.v2 import auth_message
 from tests.http.farmer_requests import (
-    HARVESTER_ID,
     RELATIVE_LOCK_HEIGHT,
     THRESHOLD,
     PoolUnderTest,
@@ -48,9 +39,16 @@ from tests.http.farmer_requests import (
     partial_body,
     shared_farmer,
 )
+from tests.http.v2_requests import (
+    PAYOUT,
+    auth_params,
+    farmer_params,
+    post_body,
+    token_for,
+    v2_partial_body,
+)
 
 POOL_URL = "http://127.0.0.1:1"
-PAYOUT = encode_puzzle_hash(bytes32(std_hash(b"v2 farmer payout")), "txch")
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -80,45 +78,6 @@ async def v1_farmer(world: World, pool: PoolUnderTest) -> SharedFarmer:
 def error_code(reply: dict[str, Any]) -> PoolErrorCode:
     assert "error_code" in reply, reply
     return PoolErrorCode(reply["error_code"])
-
-
-def auth_params(plotnft: PlotNFTV2Info, pool: PoolUnderTest, *, timestamp: int | None = None) -> dict[str, Any]:
-    moment = pool.ctx.now() if timestamp is None else timestamp
-    message = auth_message(moment, plotnft.launcher_id, pool.target_puzzle_hash)
-    signature = AugSchemeMPL.sign(plotnft.auth_secret_key, message)
-    return GetAuthRequest(plotnft.launcher_id, uint64(moment), signature).to_json_dict()
-
-
-def post_body(plotnft: PlotNFTV2Info, *, key: PrivateKey | None = None, signer: PrivateKey | None = None) -> Any:
-    """As the farmer: token 0, its synthetic key, signed by that key's v2 child (``key``/``signer`` to forge)."""
-    payload = PostFarmerPayload(
-        plotnft.launcher_id, uint64(0), (key or plotnft.synthetic_secret_key).get_g1(), PAYOUT, None
-    )
-    signature = AugSchemeMPL.sign(signer or plotnft.auth_secret_key, payload.get_hash())
-    return PostFarmerRequest(payload, signature).to_json_dict()
-
-
-def farmer_params(launcher_id: bytes32, token: str) -> dict[str, Any]:
-    return GetFarmerRequestV2(
-        authentication_token=uint64(0), launcher_id=launcher_id, authentication_token_v2=token
-    ).to_json_dict()
-
-
-def v2_partial_body(plotnft: PlotNFTV2Info, pool: PoolUnderTest, token: str, found: Any, sp: Any) -> Any:
-    payload = PostPartialPayload(
-        plotnft.launcher_id, uint64(pool.token), found.proof_of_space, sp.sp_hash, sp.end_of_sub_slot, HARVESTER_ID
-    )
-    message = payload.get_hash()
-    signature = AugSchemeMPL.aggregate(
-        [found.plot.sign(message), AugSchemeMPL.sign(plotnft.synthetic_secret_key, message)]
-    )
-    return PostPartialRequest(payload, signature, authentication_token_v2=token).to_json_dict()
-
-
-async def token_for(pool: PoolUnderTest, plotnft: PlotNFTV2Info) -> str:
-    reply = await pool.get("/v2/auth", auth_params(plotnft, pool))
-    assert "authentication_token" in reply, reply
-    return str(reply["authentication_token"])
 
 
 async def test_both_pool_info_answers_differ_only_in_the_version(pool: PoolUnderTest) -> None:

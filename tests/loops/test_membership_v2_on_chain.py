@@ -1,0 +1,108 @@
+"""A PlotNFT v2's membership, proved by the chain alone: coins minted at its puzzle hash neither pass for a member nor
+stop the following of anyone, and leaving counts from the waiting room's height lock.
+
+A real PlotNFT v2 made by chia's wallet on the shared chain; the forged one is a real singleton launcher built with
+World.mint_even_plotnft_v2. Tests run in file order (the last one makes the PlotNFT leave).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from pool.chia_adapter import PoolErrorCode
+from pool.devnet.plots import PoolPlot
+from pool.devnet.wallets import PlotNFTV2Info
+from pool.devnet.world import World
+from pool.loops.singletons import refresh_farmer
+from pool.protocol.v2 import current_plotnft
+from tests.http.farmer_requests import THRESHOLD, PoolUnderTest, SharedFarmer, fresh_proofs, shared_farmer
+from tests.http.v2_requests import post_body, token_for, v2_partial_body
+
+RELATIVE_LOCK_HEIGHT = 5
+POOL_URL = "http://127.0.0.1:1"
+
+
+@pytest_asyncio.fixture(scope="module")
+async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PoolUnderTest]:
+    started = await PoolUnderTest.start(world, tmp_path_factory.mktemp("pool") / "pool.sqlite")
+    yield started
+    await started.close()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def plotnft(world: World, pool: PoolUnderTest) -> PlotNFTV2Info:
+    created = await world.create_plotnft_v2(pool_url=POOL_URL, relative_lock_height=RELATIVE_LOCK_HEIGHT)
+    await world.farm_blocks(THRESHOLD + 1)
+    reply = await pool.send("POST", "/v2/farmer", post_body(created))
+    assert "welcome_message" in reply, reply
+    return created
+
+
+@pytest_asyncio.fixture(scope="module")
+async def v1_farmer(world: World, pool: PoolUnderTest) -> SharedFarmer:
+    return await shared_farmer(world, pool, "v2 membership module's v1 farmer")
+
+
+async def follow_everyone(pool: PoolUnderTest) -> None:
+    """One pass of the singleton loop over every farmer, as its iteration makes it (nothing may raise)."""
+    peak = (await pool.ctx.node.peak()).height
+    for farmer in await pool.ctx.store.list_farmers():
+        await refresh_farmer(pool.ctx, farmer, peak)
+
+
+async def test_a_coin_minted_at_the_puzzle_hash_is_never_read(
+    world: World, pool: PoolUnderTest, plotnft: PlotNFTV2Info, v1_farmer: SharedFarmer
+) -> None:
+    view, _ = await current_plotnft(pool.ctx, plotnft.launcher_id)
+    # Anyone can send a coin to the PlotNFT's own puzzle hash: an even one, and an odd one not its child.
+    puzzle_hash = view.puzzle.puzzle_hash(nonce=0)
+    await world.send_from_farmer_wallet(puzzle_hash, 2)
+    await world.send_from_farmer_wallet(puzzle_hash, 3)
+    await world.farm_blocks(THRESHOLD + 1)
+    await follow_everyone(pool)
+    for launcher_id in (plotnft.launcher_id, v1_farmer.launcher_id):
+        farmer = await pool.ctx.store.get_farmer(launcher_id)
+        assert farmer is not None and farmer.is_pool_member
+    again, _ = await current_plotnft(pool.ctx, plotnft.launcher_id)
+    assert again.tip == view.tip and again.puzzle == view.puzzle
+
+
+async def test_an_even_coin_minted_by_another_singleton_is_no_plotnft(
+    world: World, pool: PoolUnderTest, plotnft: PlotNFTV2Info
+) -> None:
+    config = pool.ctx.config.pool
+    launcher_id = await world.mint_even_plotnft_v2(
+        synthetic_key=plotnft.synthetic_public_key,
+        target_puzzle_hash=config.target_puzzle_hash,
+        relative_lock_height=config.relative_lock_height,
+        memoization=config.pool_memoization,
+    )
+    await world.farm_blocks(THRESHOLD + 1)
+    forged = post_body(plotnft, launcher_id=launcher_id)
+    reply = await pool.send("POST", "/v2/farmer", forged)
+    assert reply.get("error_code") == PoolErrorCode.INVALID_SINGLETON.value, reply
+    assert await pool.ctx.store.get_farmer(launcher_id) is None
+
+
+async def test_leaving_counts_from_the_waiting_rooms_height_lock(
+    world: World, pool: PoolUnderTest, plotnft: PlotNFTV2Info
+) -> None:
+    plots: list[PoolPlot] = await world.create_pool_plots(plotnft.reward_puzzle_hash, 1)
+    await world.leave_pool_v2(plotnft)
+    await world.farm_blocks(THRESHOLD + 1)
+    await follow_everyone(pool)
+    farmer = await pool.ctx.store.get_farmer(plotnft.launcher_id)
+    assert farmer is not None and farmer.is_pool_member  # in the waiting room: still the pool's
+    view, peak = await current_plotnft(pool.ctx, plotnft.launcher_id)
+    assert view.puzzle.exiting and peak < view.coin_height + RELATIVE_LOCK_HEIGHT
+    await world.farm_blocks(view.coin_height + RELATIVE_LOCK_HEIGHT - peak)
+    await follow_everyone(pool)
+    farmer = await pool.ctx.store.get_farmer(plotnft.launcher_id)
+    assert farmer is not None and not farmer.is_pool_member
+    token = await token_for(pool, plotnft)
+    sp, [found, *_] = await fresh_proofs(world, plots)
+    reply = await pool.send("POST", "/v2/partial", v2_partial_body(plotnft, pool, token, found, sp))
+    assert reply.get("error_code") == PoolErrorCode.INVALID_SINGLETON.value, reply
