@@ -458,3 +458,21 @@ def pool_info_memoization(serialized: bytes) -> ChiaRsProgram:
 
 
 __all__ += ["next_plotnft", "plotnft_puzzle", "pool_info_memoization"]
+
+
+def forward_reward_spends(
+    latest_spend: CoinSpend, genesis_challenge: bytes32, state: PlotNFTPuzzle, reward: Coin
+) -> tuple[Coin, list[CoinSpend]]:
+    """The spends that forward a v2 PlotNFT's pool reward coin to its pool (anyone can make them, no signature): the
+    singleton's pool path, recreating it as it is, and the reward coin paying its whole amount to the pool puzzle
+    hash. ``latest_spend``: the singleton's newest spend, after which it is in ``state``. Returns the singleton coin
+    spent too. Raises ValueError when the spend is not a pooling PlotNFT v2's."""
+    plotnft = next_plotnft(latest_spend, genesis_challenge, state)
+    try:
+        spends = plotnft.forward_pool_reward(PoolReward(singleton_id=plotnft.launcher_id, coin=reward))
+    except Exception as exc:
+        raise ValueError(f"the reward cannot be forwarded: {exc}") from None
+    return plotnft.coin, spends
+
+
+__all__ += ["forward_reward_spends"]
