@@ -153,6 +153,7 @@ class Devnet:
                 target_puzzle_hash=bytes32.from_hexstr(str(info["target_puzzle_hash"])),
                 relative_lock_height=int(str(info["relative_lock_height"])),
                 pool_memoization=self.config.pool.pool_memoization,
+                fresh_launcher=fresh_launchers,
             )
             plots = await self.world.create_pool_plots(plotnft_v2.reward_puzzle_hash, self.plots_per_farmer)
             self.v2_farmers.append(DevnetV2Farmer(plotnft_v2, plots))

@@ -269,6 +269,7 @@ class WalletsMixin(WorldBase):
         target_puzzle_hash: bytes32 | None = None,
         relative_lock_height: int = 5,
         pool_memoization: bytes = b"\x80",
+        fresh_launcher: bool = True,
     ) -> PlotNFTV2Info:
         """Create a PlotNFT v2 farming to a pool through the farmer wallet's ordinary RPC (``create_new_wallet`` with
         ``plotnft_version=2``), and farm until the wallet sees it farming. The wallet writes its pooling share state
@@ -279,7 +280,8 @@ class WalletsMixin(WorldBase):
         target = target_puzzle_hash or self.pool_target_puzzle_hash
         if await self._spendable("farmer") < 1_000_000:
             await self.fund_farmer_wallet()
-        await self._self_send_random_amount()
+        if fresh_launcher:  # as create_plotnft: a launcher no earlier run had (its plots are then made anew)
+            await self._self_send_random_amount()
         response = await self.farmer_wallet_client.create_new_wallet(
             CreateNewWallet(
                 wallet_type=CreateNewWalletType.POOL_WALLET,

@@ -60,7 +60,9 @@ async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
 
 @pytest_asyncio.fixture(scope="module")
 async def plotnft(world: World) -> PlotNFTV2Info:
-    created = await world.create_plotnft_v2(pool_url=POOL_URL, relative_lock_height=RELATIVE_LOCK_HEIGHT)
+    created = await world.create_plotnft_v2(
+        pool_url=POOL_URL, relative_lock_height=RELATIVE_LOCK_HEIGHT, fresh_launcher=False
+    )
     await world.farm_blocks(THRESHOLD + 1)
     return created
 
@@ -72,7 +74,7 @@ async def plots(world: World, plotnft: PlotNFTV2Info) -> list[PoolPlot]:
 
 @pytest_asyncio.fixture(scope="module")
 async def v1_farmer(world: World, pool: PoolUnderTest) -> SharedFarmer:
-    return await shared_farmer(world, pool, "v2 module's v1 farmer")
+    return await shared_farmer(world, pool, "farmer one")  # shared: its state is never changed here
 
 
 def error_code(reply: dict[str, Any]) -> PoolErrorCode:

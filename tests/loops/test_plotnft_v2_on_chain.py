@@ -39,7 +39,9 @@ async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
 
 @pytest_asyncio.fixture(scope="module")
 async def plotnft(world: World, pool: PoolUnderTest) -> PlotNFTV2Info:
-    created = await world.create_plotnft_v2(pool_url=POOL_URL, relative_lock_height=RELATIVE_LOCK_HEIGHT)
+    created = await world.create_plotnft_v2(
+        pool_url=POOL_URL, relative_lock_height=RELATIVE_LOCK_HEIGHT, fresh_launcher=False
+    )
     await world.farm_blocks(THRESHOLD + 1)
     reply = await pool.send("POST", "/v2/farmer", post_body(created))
     assert "welcome_message" in reply, reply
@@ -48,7 +50,7 @@ async def plotnft(world: World, pool: PoolUnderTest) -> PlotNFTV2Info:
 
 @pytest_asyncio.fixture(scope="module")
 async def v1_farmer(world: World, pool: PoolUnderTest) -> SharedFarmer:
-    return await shared_farmer(world, pool, "v2 membership module's v1 farmer")
+    return await shared_farmer(world, pool, "farmer one")  # shared: its state is never changed here
 
 
 async def follow_everyone(pool: PoolUnderTest) -> None:
