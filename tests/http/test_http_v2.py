@@ -30,6 +30,7 @@ from pool.chia_adapter import (
 from pool.devnet.plots import PoolPlot
 from pool.devnet.wallets import PlotNFTV2Info
 from pool.devnet.world import World
+from pool.http.pages import SESSION_COOKIE
 from tests.http.farmer_requests import (
     RELATIVE_LOCK_HEIGHT,
     THRESHOLD,
@@ -211,6 +212,11 @@ async def test_both_login_paths_take_a_v2_farmer(pool: PoolUnderTest, plotnft: P
         response = await pool.client.get(path, params=params, allow_redirects=False)
         assert response.status == 303, await response.text()
         pool.client.session.cookie_jar.clear()
+        # The session opens the farmer's own page, a v2 farmer's as a v1 farmer's.
+        session = response.cookies[SESSION_COOKIE].value
+        page = await pool.client.get("/login", headers={"Cookie": f"{SESSION_COOKIE}={session}"})
+        pool.client.session.cookie_jar.clear()
+        assert page.status == 200 and plotnft.launcher_id.hex() in await page.text()
     # The synthetic key itself is not the login key.
     params["signature"] = bytes(AugSchemeMPL.sign(plotnft.synthetic_secret_key, message)).hex()
     reply = dict(await (await pool.client.get("/v2/login", params=params, allow_redirects=False)).json())
