@@ -81,7 +81,9 @@ class TokenMint:
         """Raises INVALID_AUTHENTICATION_TOKEN unless ``token`` was issued for this launcher and key and is valid at
         ``now`` (up to ``grace`` seconds past its expiry)."""
         expiration_text, _, mac = token.partition(".")
-        if not (0 < len(token) <= MAX_TOKEN_LENGTH and expiration_text.isdigit() and len(expiration_text) < 20):
+        # ASCII only: str.isdigit() takes other scripts' digits, and compare_digest refuses non-ASCII text.
+        well_formed = token.isascii() and expiration_text.isdigit() and len(expiration_text) < 20
+        if not (0 < len(token) <= MAX_TOKEN_LENGTH and well_formed):
             raise _invalid_token("not a token of this pool: GET /v2/auth for one")
         expiration = int(expiration_text)
         if not hmac.compare_digest(mac, self._mac(launcher_id, expiration, key)):

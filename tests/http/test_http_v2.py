@@ -139,7 +139,8 @@ async def test_token_refusals(pool: PoolUnderTest, plotnft: PlotNFTV2Info) -> No
     await pool.ctx.store.add_farmer(dataclasses.replace(record, launcher_id=other))
     reply = await pool.get("/v2/farmer", farmer_params(other, token))
     assert error_code(reply) is PoolErrorCode.INVALID_AUTHENTICATION_TOKEN
-    for forged in ("", "garbage", token[:-1] + ("0" if token[-1] != "0" else "1"), "9" * 30 + token):
+    tampered = token[:-1] + ("0" if token[-1] != "0" else "1")
+    for forged in ("", "garbage", tampered, "9" * 30 + token, "\u00b2" + token, token + "\u00e9", "1." + "é" * 64):
         reply = await pool.get("/v2/farmer", farmer_params(plotnft.launcher_id, forged))
         assert error_code(reply) is PoolErrorCode.INVALID_AUTHENTICATION_TOKEN, forged
 
