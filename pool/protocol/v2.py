@@ -290,12 +290,23 @@ async def refresh_v2_farmer(ctx: PoolContext, farmer: FarmerRecord, peak_height:
     )
     member = view_is_member(view, ctx.config.pool, peak_height)
     state = view.state
+    key_moved = view.synthetic_key != farmer.authentication_public_key
+    if key_moved:
+        # A v2 farmer's authentication key is its PlotNFT's synthetic key as the chain shows it: the old key's
+        # tokens and sessions end, and partials must be signed by the new one.
+        await ctx.store.update_farmer_settings(farmer.launcher_id, authentication_public_key=view.synthetic_key)
+        log.info(
+            "farmer %s (PlotNFT v2) has a new synthetic key on chain: %s (was %s)",
+            farmer.launcher_id.hex(),
+            bytes(view.synthetic_key).hex(),
+            bytes(farmer.authentication_public_key).hex(),
+        )
     if view.tip == farmer.singleton_tip and state == farmer.singleton_tip_state and member == farmer.is_pool_member:
-        return False
+        return key_moved
     if not await ctx.store.update_singleton(
         farmer.launcher_id, view.tip, state, member, expected_tip=farmer.singleton_tip
     ):
-        return False
+        return key_moved
     if member != farmer.is_pool_member:
         why = "melted" if view.melted else f"{describe_v2(view)} at height {peak_height}"
         log.info("farmer %s is %s a pool member (%s)", farmer.launcher_id.hex(), "now" if member else "no longer", why)

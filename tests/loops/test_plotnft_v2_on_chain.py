@@ -15,15 +15,16 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from pool.chia_adapter import PoolErrorCode
+from pool.chia_adapter import AugSchemeMPL, PoolErrorCode, std_hash
 from pool.devnet.plots import PoolPlot
 from pool.devnet.wallets import PlotNFTV2Info
 from pool.devnet.world import World
+from pool.http.app import V2
 from pool.loops.singletons import refresh_farmer
 from pool.protocol.v2 import current_plotnft
 from pool.store.models import ClaimStatus
 from tests.http.farmer_requests import THRESHOLD, PoolUnderTest, SharedFarmer, fresh_proofs, shared_farmer
-from tests.http.v2_requests import post_body, token_for, v2_partial_body
+from tests.http.v2_requests import farmer_params, post_body, token_for, v2_partial_body
 from tests.loops.loops_harness import Clock, Pool, bury_claims, check_chain, random_puzzle_hash, settle_round
 
 RELATIVE_LOCK_HEIGHT = 5
@@ -75,6 +76,28 @@ async def test_a_coin_minted_at_the_puzzle_hash_is_never_read(
         assert farmer is not None and farmer.is_pool_member
     again, _ = await current_plotnft(pool.ctx, plotnft.launcher_id)
     assert again.tip == view.tip and again.puzzle == view.puzzle
+
+
+async def test_the_authentication_key_follows_the_chains_synthetic_key(
+    pool: PoolUnderTest, plotnft: PlotNFTV2Info
+) -> None:
+    """Recorded with another key (as after the PlotNFT changed its synthetic key on chain), the farmer's
+    authentication key becomes the chain's at the next follow: the old key's tokens are worth nothing."""
+    record = await pool.ctx.store.get_farmer(plotnft.launcher_id)
+    assert record is not None
+    stale = AugSchemeMPL.key_gen(std_hash(b"an older synthetic key")).get_g1()
+    await pool.ctx.store.update_farmer_settings(plotnft.launcher_id, authentication_public_key=stale)
+    mint = await pool.app[V2].mint()
+    old_token = mint.issue(plotnft.launcher_id, stale, pool.ctx.now()).authentication_token
+    assert "current_difficulty" in await pool.get("/v2/farmer", farmer_params(plotnft.launcher_id, old_token))
+    await follow_everyone(pool)
+    record = await pool.ctx.store.get_farmer(plotnft.launcher_id)
+    assert record is not None and record.authentication_public_key == plotnft.synthetic_public_key
+    reply = await pool.get("/v2/farmer", farmer_params(plotnft.launcher_id, old_token))
+    assert reply.get("error_code") == PoolErrorCode.INVALID_AUTHENTICATION_TOKEN.value, reply
+    assert "current_difficulty" in await pool.get(
+        "/v2/farmer", farmer_params(plotnft.launcher_id, await token_for(pool, plotnft))
+    )
 
 
 async def test_an_even_coin_minted_by_another_singleton_is_no_plotnft(
