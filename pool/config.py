@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from pool.chia_adapter import bytes32, decode_puzzle_hash, encode_puzzle_hash
+from pool.chia_adapter import bytes32, decode_puzzle_hash, encode_puzzle_hash, program_from_hex
 
 T = TypeVar("T")
 
@@ -66,6 +66,13 @@ class PoolInfoConfig:
     relative_lock_height: int
     authentication_token_timeout: int  # minutes
     address_prefix: str = "xch"  # of the network's addresses
+    # A v2 PlotNFT's pool config carries this serialized CLVM program (the pool's own data, nil by default); a v2
+    # PlotNFT is a member only with exactly these bytes, and both GET /pool_info answer them.
+    pool_memoization: bytes = b"\x80"
+    # Pool Protocol v2 tokens (GET /v2/auth): how long one is valid, and how long after its expiry it is still
+    # accepted (the farmer renews a token only once it expired; a partial sent at that moment is not lost).
+    v2_token_lifetime: int = 3600  # seconds
+    v2_token_grace: int = 60  # seconds
 
     @property
     def target_address(self) -> str:
@@ -487,6 +494,9 @@ def _pool_info(s: _Section, network: str) -> PoolInfoConfig:
             "target_address",
             "relative_lock_height",
             "authentication_token_timeout",
+            "pool_memoization",
+            "v2_token_lifetime",
+            "v2_token_grace",
         }
     )
     return PoolInfoConfig(
@@ -501,7 +511,18 @@ def _pool_info(s: _Section, network: str) -> PoolInfoConfig:
         relative_lock_height=s.int_("relative_lock_height", minimum=1, maximum=1000),
         authentication_token_timeout=s.int_("authentication_token_timeout", 5, minimum=1, maximum=255),
         address_prefix=address_prefix_for(network),
+        pool_memoization=_pool_memoization(s),
+        v2_token_lifetime=s.int_("v2_token_lifetime", 3600, minimum=60, maximum=86400),
+        v2_token_grace=s.int_("v2_token_grace", 60, minimum=0, maximum=600),
     )
+
+
+def _pool_memoization(s: _Section) -> bytes:
+    text = s.str_("pool_memoization", "80")
+    try:
+        return bytes(program_from_hex(text))
+    except ValueError as exc:
+        raise ConfigError(s.key("pool_memoization"), f"{text!r} is {exc}") from None
 
 
 def _difficulty(s: _Section) -> DifficultyConfig:

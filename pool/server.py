@@ -249,16 +249,20 @@ def http_application(ctx: PoolContext, signage_points: SignagePointCache) -> web
     from pool.protocol.rate_limits import RateLimits
     from pool.protocol.signage_points import PeakCache
     from pool.protocol.signatures import SignatureChecks
+    from pool.protocol.v2 import V2Checks
     from pool.protocol.verification import SignatureVerifier
 
     limits = RateLimits(ctx.config.limits, registry=ctx.stats.metrics.registry)
     # One set of verifying threads for every signature of every request (partials, GET/POST/PUT /farmer, /login).
     verifier = SignatureVerifier(ctx.config.partials.verify_threads)
     signatures = SignatureChecks(verifier, limits)
+    farmers = FarmerChecks(ctx, signatures, limits)
+    v2 = V2Checks(ctx, farmers, limits)  # Pool Protocol v2's tokens, beside v1 on the same checks and limits
     app = create_app(
         ctx,
-        partials=PartialChecker(ctx, signage_points, PeakCache(ctx.node), signatures, limits),
-        farmers=FarmerChecks(ctx, signatures, limits),
+        partials=PartialChecker(ctx, signage_points, PeakCache(ctx.node), signatures, limits, v2),
+        farmers=farmers,
+        v2=v2,
         signage_points=signage_points,
         admission=Admission(ctx.config.partials.max_in_flight, ctx.config.partials.max_in_flight_per_address),
         limits=limits,

@@ -8,6 +8,9 @@ A pool reward coin sits at a PlotNFT's p2_singleton puzzle hash. It can be spent
   *then*: a farmer who left the pool can absorb a reward won while it was a member into its new pool (or itself);
 * the owner's **delayed path**, after the PlotNFT's delay time: the reward coin pays the delay puzzle hash itself.
 
+A PlotNFT v2's reward coin (at RewardPuzzle(launcher)) is forwarded instead: its own spend pays its whole amount to
+the pool puzzle hash of the state in force (or, once the PlotNFT left, wherever its owner sends it).
+
 So "the reward coin is spent" is not "the pool was paid". Only the coins the spends created say where the money went;
 the pool credits a reward only when they show the payment at its target, tied by the announcement to this very reward
 coin (two rewards of the same amount absorbed in one block each have their own singleton spend and payment).
@@ -18,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pool.chain.interface import FullNode
-from pool.chia_adapter import CoinRecord, bytes32, spend_conditions, std_hash
+from pool.chia_adapter import Coin, CoinRecord, bytes32, spend_conditions, std_hash
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,10 @@ async def reward_fate(
     if spend is None:
         return None
     own = spend_conditions(spend, max_cost)
+    if (target_puzzle_hash, int(reward.coin.amount)) in own.created_coins:
+        # The reward coin paid its whole amount to the target itself: a PlotNFT v2's reward forwarded to its pool.
+        paid = await node.coin_record(Coin(reward.coin.name(), target_puzzle_hash, reward.coin.amount).name())
+        return None if paid is None else RewardPaid(paid, height)
     if own.created_coins:
         paid_to = ", ".join(puzzle_hash.hex() for puzzle_hash, _ in own.created_coins)
         return RewardDiverted(height, f"spent at height {height} by its owner's delayed path, paying {paid_to}")

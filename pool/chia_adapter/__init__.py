@@ -351,3 +351,128 @@ def mozilla_ca_bundle() -> Path:
 
 
 __all__ += ["mozilla_ca_bundle"]
+
+
+# -- Pool Protocol v2 (PlotNFT v2: a singleton v1.1 around a custody inner puzzle) ---------------------------------
+from chia.pools.plotnft_drivers import (  # noqa: E402
+    GetNextPlotNFTError,
+    PlotNFT,
+    PlotNFTPuzzle,
+    PoolReward,
+    RewardPuzzle,
+)
+from chia.pools.plotnft_drivers import PoolConfig as PlotNFTPoolConfig  # noqa: E402
+from chia.pools.plotnft_drivers import UserConfig as PlotNFTUserConfig  # noqa: E402
+from chia.protocols.pool_protocol import GetAuthRequest, GetAuthResponse, GetFarmerRequestV2  # noqa: E402
+from chia.types.blockchain_format.program import Program  # noqa: E402
+from chia_rs import Program as ChiaRsProgram  # noqa: E402
+
+# The unhardened child of a v2 PlotNFT's synthetic key that signs GET /v2/auth, POST /v2/farmer and /v2/login
+# (chia's farmer derives it with singleton_owner_sk_to_authv2_key).
+AUTH_V2_CHILD_INDEX = 12381
+
+
+def auth_v2_public_key(synthetic_key: G1Element) -> G1Element:
+    """The key a v2 farmer signs its GET /v2/auth, POST /v2/farmer and /v2/login with, from its PlotNFT's synthetic
+    key (the public half of chia's ``singleton_owner_sk_to_authv2_key``)."""
+    return AugSchemeMPL.derive_child_pk_unhardened(synthetic_key, AUTH_V2_CHILD_INDEX)
+
+
+def auth_v2_secret_key(synthetic_secret_key: PrivateKey) -> PrivateKey:
+    """The secret half of ``auth_v2_public_key`` (tests, the devnet and the benchmark sign with it)."""
+    return AugSchemeMPL.derive_child_sk_unhardened(synthetic_secret_key, AUTH_V2_CHILD_INDEX)
+
+
+def reward_puzzle_hash_v2(launcher_id: bytes32) -> bytes32:
+    """Where a v2 PlotNFT's plots send the pool's share of a block reward (its pool contract puzzle hash)."""
+    return RewardPuzzle(singleton_id=launcher_id).puzzle_hash()
+
+
+def program_from_hex(text: str) -> Program:
+    """A serialized CLVM program (the pool's ``pool_memoization``); raises ValueError when it is not one."""
+    try:
+        return Program.fromhex(text.removeprefix("0x"))
+    except Exception as exc:
+        raise ValueError(f"not a serialized CLVM program: {exc}") from None
+
+
+__all__ += [
+    "AUTH_V2_CHILD_INDEX",
+    "GetAuthRequest",
+    "GetAuthResponse",
+    "GetFarmerRequestV2",
+    "GetNextPlotNFTError",
+    "PlotNFT",
+    "PlotNFTPoolConfig",
+    "PlotNFTPuzzle",
+    "PlotNFTUserConfig",
+    "PoolReward",
+    "Program",
+    "RewardPuzzle",
+    "auth_v2_public_key",
+    "auth_v2_secret_key",
+    "program_from_hex",
+    "reward_puzzle_hash_v2",
+]
+
+
+def next_plotnft(spend: CoinSpend, genesis_challenge: bytes32, previous: PlotNFTPuzzle | None) -> PlotNFT:
+    """The v2 PlotNFT a singleton spend leaves (chia's driver parses it: from its memo, or as a move the previous
+    state allows). Raises ValueError when the spend is not a PlotNFT v2's or contradicts its memo."""
+    try:
+        return PlotNFT.get_next_from_coin_spend(
+            coin_spend=spend, genesis_challenge=genesis_challenge, previous_plotnft_puzzle=previous
+        )
+    except Exception as exc:  # the driver asserts, raises GetNextPlotNFTError or clvm errors on foreign spends
+        raise ValueError(f"not a PlotNFT v2 spend: {exc}") from None
+
+
+def plotnft_puzzle(
+    launcher_id: bytes32,
+    genesis_challenge: bytes32,
+    synthetic_key: G1Element,
+    pool: tuple[bytes32, int, bytes] | None,
+    exiting: bool,
+) -> PlotNFTPuzzle:
+    """A v2 PlotNFT's state rebuilt from its parts (``pool``: pool puzzle hash, height lock, serialized
+    memoization; None when it farms to itself)."""
+    pool_config = (
+        None
+        if pool is None
+        else PlotNFTPoolConfig(
+            pool_puzzle_hash=pool[0], heightlock=uint32(pool[1]), pool_memoization=Program.from_bytes(pool[2])
+        )
+    )
+    return PlotNFTPuzzle(
+        launcher_id=launcher_id,
+        genesis_challenge=genesis_challenge,
+        user_config=PlotNFTUserConfig(synthetic_pubkey=synthetic_key),
+        exiting=exiting,
+        pool_config=pool_config,
+    )
+
+
+def pool_info_memoization(serialized: bytes) -> ChiaRsProgram:
+    """The pool memoization as GET /pool_info's Streamable carries it."""
+    return ChiaRsProgram.from_bytes(serialized)
+
+
+__all__ += ["next_plotnft", "plotnft_puzzle", "pool_info_memoization"]
+
+
+def forward_reward_spends(
+    latest_spend: CoinSpend, genesis_challenge: bytes32, state: PlotNFTPuzzle, reward: Coin
+) -> tuple[Coin, list[CoinSpend]]:
+    """The spends that forward a v2 PlotNFT's pool reward coin to its pool (anyone can make them, no signature): the
+    singleton's pool path, recreating it as it is, and the reward coin paying its whole amount to the pool puzzle
+    hash. ``latest_spend``: the singleton's newest spend, after which it is in ``state``. Returns the singleton coin
+    spent too. Raises ValueError when the spend is not a pooling PlotNFT v2's."""
+    plotnft = next_plotnft(latest_spend, genesis_challenge, state)
+    try:
+        spends = plotnft.forward_pool_reward(PoolReward(singleton_id=plotnft.launcher_id, coin=reward))
+    except Exception as exc:
+        raise ValueError(f"the reward cannot be forwarded: {exc}") from None
+    return plotnft.coin, spends
+
+
+__all__ += ["forward_reward_spends"]

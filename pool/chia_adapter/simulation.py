@@ -163,3 +163,24 @@ __all__ += [
     "master_sk_to_singleton_owner_sk",
     "pkm_pairs_for_conditions_dict",
 ]
+
+
+# -- PlotNFT v2 (Pool Protocol v2): the synthetic key chia's farmer finds for a PlotNFT v2 -------------------------
+from chia.wallet.derive_keys import master_sk_to_wallet_sk_unhardened  # noqa: E402
+from chia.wallet.puzzles.p2_delegated_puzzle_or_hidden_puzzle import (  # noqa: E402
+    DEFAULT_HIDDEN_PUZZLE_HASH,
+    calculate_synthetic_secret_key,
+)
+from chia_rs import PrivateKey  # noqa: E402
+from chia_rs.sized_ints import uint32  # noqa: E402
+
+
+def plotnft_v2_synthetic_secret_key(master_sk: PrivateKey, key_derivation_index: int) -> PrivateKey:
+    """The secret key of a PlotNFT v2's synthetic key, as chia's farmer derives it from the pooling share state's
+    ``key_derivation_index`` (Farmer.get_authentication_sk)."""
+    return calculate_synthetic_secret_key(
+        master_sk_to_wallet_sk_unhardened(master_sk, uint32(key_derivation_index)), DEFAULT_HIDDEN_PUZZLE_HASH
+    )
+
+
+__all__ += ["plotnft_v2_synthetic_secret_key"]

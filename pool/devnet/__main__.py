@@ -18,6 +18,7 @@ from typing import TextIO
 
 from pool.devnet.pool_config import DEVNET_OPERATOR_TOKEN
 from pool.devnet.session import Devnet, DevnetStatus
+from pool.devnet.wallets import MAX_PLOTNFT_V2_PER_KEY
 
 EXIT_TIMEOUT = 1
 
@@ -32,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--farmers", type=int, default=1, help="PlotNFTs joined to the pool (default 1)")
+    parser.add_argument(
+        "--v2-farmers",
+        type=int,
+        default=0,
+        help="PlotNFT v2 (Pool Protocol v2) joined beside the --farmers ones, at most 5 (default 0)",
+    )
     parser.add_argument("--plots", type=int, default=3, help="k20 plots per PlotNFT (default 3)")
     parser.add_argument(
         "--pace", type=float, default=0.5, help="seconds between signage points (default 0.5; the chain's clock)"
@@ -80,8 +87,8 @@ async def drive_chain(devnet: Devnet, pace: float, signage_points: int) -> None:
     """One step of the chain: a signage point; every 8th a block; every 24th a block won by a pool plot."""
     await devnet.signage_point(pause=pace)
     if signage_points % 24 == 0:
-        farmer = devnet.farmers[(signage_points // 24) % len(devnet.farmers)]
-        await devnet.win_block(farmer)
+        winners = devnet.all_farmers
+        await devnet.win_block(winners[(signage_points // 24) % len(winners)])
     elif signage_points % 8 == 0:
         await devnet.farm(1)
 
@@ -89,7 +96,9 @@ async def drive_chain(devnet: Devnet, pace: float, signage_points: int) -> None:
 async def run_demo(args: argparse.Namespace, work_dir: Path, out: TextIO) -> int:
     printer = StatusPrinter(out)
     started = time.monotonic()
-    async with Devnet(work_dir, args.farmers, args.plots, progress=printer.message) as devnet:
+    async with Devnet(
+        work_dir, args.farmers, args.plots, progress=printer.message, v2_farmers_count=args.v2_farmers
+    ) as devnet:
         printer.message(f"pool running at {devnet.pool_url} (database {devnet.config.store.path}); Ctrl-C stops")
         printer.message(f"pool page: {devnet.pool_url}/")
         printer.message(
@@ -101,7 +110,7 @@ async def run_demo(args: argparse.Namespace, work_dir: Path, out: TextIO) -> int
             signage_points += 1
             await drive_chain(devnet, args.pace, signage_points)
             status = await devnet.status()
-            if not links_shown and status.members == len(devnet.farmers):
+            if not links_shown and status.members == len(devnet.all_farmers):
                 links_shown = await show_farmer_links(devnet, printer)
             printer.show(status)
             if args.until_payout and status.paid_to_farmers > 0:
@@ -116,7 +125,7 @@ async def run_demo(args: argparse.Namespace, work_dir: Path, out: TextIO) -> int
 
 async def show_farmer_links(devnet: Devnet, printer: StatusPrinter) -> bool:
     """Print each farmer's page link, signed by the real farmer as its GUI's "login to pool" link would be."""
-    links = [await devnet.login_link(farmer) for farmer in devnet.farmers]
+    links = [await devnet.login_link(farmer) for farmer in devnet.all_farmers]
     if any(link is None for link in links):
         return False
     timeout = devnet.config.pool.authentication_token_timeout
@@ -129,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.farmers < 1 or args.plots < 1:
         print("error: --farmers and --plots must be at least 1", file=sys.stderr)
+        return 2
+    if not 0 <= args.v2_farmers <= MAX_PLOTNFT_V2_PER_KEY:
+        print(f"error: --v2-farmers must be between 0 and {MAX_PLOTNFT_V2_PER_KEY}", file=sys.stderr)
         return 2
     # A work dir of its own by default, kept after the demo stops: it holds the chia log a user may want to read.
     work_dir: Path = args.work_dir or Path(tempfile.mkdtemp(prefix="pool-devnet-"))

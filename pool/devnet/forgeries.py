@@ -3,7 +3,7 @@ the simulator, so that tests show the pool refuses them. A part of World like th
 
 from __future__ import annotations
 
-from chia_rs import AugSchemeMPL, G2Element
+from chia_rs import AugSchemeMPL, G1Element, G2Element
 from chia_rs.sized_bytes import bytes32
 from chia_rs.sized_ints import uint32, uint64
 
@@ -18,6 +18,7 @@ from pool.chia_adapter import (
     WalletSpendBundle,
     create_full_puzzle,
     launcher_id_to_p2_puzzle_hash,
+    plotnft_puzzle,
     pool_state_to_inner_puzzle,
 )
 from pool.chia_adapter.simulation import (
@@ -125,6 +126,36 @@ class ForgeriesMixin(WalletsMixin):
         assert pairs and all(pk == plotnft.owner_public_key for pk, _ in pairs)
         signature = AugSchemeMPL.aggregate([AugSchemeMPL.sign(plotnft.owner_secret_key, msg) for _, msg in pairs])
         await self._push_and_confirm(WalletSpendBundle([spend], signature))
+
+    async def mint_even_plotnft_v2(
+        self, *, synthetic_key: G1Element, target_puzzle_hash: bytes32, relative_lock_height: int, memoization: bytes
+    ) -> bytes32:
+        """A singleton launcher whose spend mints an *even* coin (2 mojos) at exactly the puzzle hash a PlotNFT v2 of
+        this launcher farming to the given pool would have: a pool that looks for a coin at the expected puzzle hash
+        takes it for a member. Returns the launcher id (its spend confirmed)."""
+        if await self._spendable("farmer") < 1_000_000:
+            await self.fund_farmer_wallet()
+        signed = await self.farmer_wallet_client.create_signed_transactions(
+            CreateSignedTransaction(
+                additions=[Addition(puzzle_hash=SINGLETON_LAUNCHER_HASH, amount=uint64(2))],
+                wallet_id=uint32(1),
+                fee=uint64(0),
+                push=False,
+            ),
+            DEFAULT_TX_CONFIG,
+        )
+        funding = signed.signed_tx.spend_bundle
+        assert funding is not None
+        launcher = next(c for c in funding.additions() if c.puzzle_hash == SINGLETON_LAUNCHER_HASH and c.amount == 2)
+        launcher_id = launcher.name()
+        pool = (target_puzzle_hash, relative_lock_height, memoization)
+        expected = plotnft_puzzle(launcher_id, self.constants.GENESIS_CHALLENGE, synthetic_key, pool, False)
+        solution = Program.to([expected.puzzle_hash(nonce=0), 2, []])
+        launcher_spend = make_spend(launcher, SINGLETON_LAUNCHER, solution)
+        await self._push_and_confirm(
+            WalletSpendBundle.aggregate([funding, WalletSpendBundle([launcher_spend], G2Element())])
+        )
+        return launcher_id
 
     async def _push_and_confirm(self, bundle: WalletSpendBundle) -> None:
         await self.farmer_wallet_client.push_tx(PushTX(spend_bundle=bundle))

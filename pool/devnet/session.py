@@ -26,6 +26,7 @@ from pool.config import PoolConfig
 from pool.context import PoolContext
 from pool.devnet.base import _wait_until
 from pool.devnet.pool_config import world_pool_config
+from pool.devnet.wallets import PlotNFTV2Info
 from pool.devnet.world import FarmerHandle, PlotNFTInfo, PoolPlot, World
 from pool.server import pool_context, serve
 from pool.store.models import BatchStatus, ClaimStatus, PartialStatus, RoundStatus
@@ -42,6 +43,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 @dataclass
 class DevnetFarmer:
     plotnft: PlotNFTInfo
+    plots: list[PoolPlot]
+
+
+@dataclass
+class DevnetV2Farmer:
+    """A PlotNFT v2 (Pool Protocol v2) of the same farmer, with its plots."""
+
+    plotnft: PlotNFTV2Info
     plots: list[PoolPlot]
 
 
@@ -87,12 +96,15 @@ class Devnet:
     work_dir: Path
     farmers_count: int = 1
     plots_per_farmer: int = 3
+    # PlotNFT v2 of the same farmer (Pool Protocol v2), beside the v1 ones; at most MAX_PLOTNFT_V2_PER_KEY.
+    v2_farmers_count: int = 0
     progress: Callable[[str], None] = field(default=lambda message: log.info("%s", message))
     # Whether each PlotNFT gets a launcher no earlier run had; None: decided by _fresh_launchers.
     fresh_launchers: bool | None = None
     world: World = field(init=False)
     config: PoolConfig = field(init=False)
     farmers: list[DevnetFarmer] = field(init=False, default_factory=list)
+    v2_farmers: list[DevnetV2Farmer] = field(init=False, default_factory=list)
     farmer: FarmerHandle = field(init=False)
     blocks_won: int = field(init=False, default=0)
     _stack: contextlib.AsyncExitStack = field(init=False, default_factory=contextlib.AsyncExitStack)
@@ -134,11 +146,23 @@ class Devnet:
             )
             plots = await self.world.create_pool_plots(plotnft.p2_singleton_puzzle_hash, self.plots_per_farmer)
             self.farmers.append(DevnetFarmer(plotnft, plots))
+        for number in range(self.v2_farmers_count):
+            self.progress(f"creating PlotNFT v2 {number + 1}/{self.v2_farmers_count} and its plots")
+            plotnft_v2 = await self.world.create_plotnft_v2(
+                pool_url=self.pool_url,
+                target_puzzle_hash=bytes32.from_hexstr(str(info["target_puzzle_hash"])),
+                relative_lock_height=int(str(info["relative_lock_height"])),
+                pool_memoization=self.config.pool.pool_memoization,
+                fresh_launcher=fresh_launchers,
+            )
+            plots = await self.world.create_pool_plots(plotnft_v2.reward_puzzle_hash, self.plots_per_farmer)
+            self.v2_farmers.append(DevnetV2Farmer(plotnft_v2, plots))
         # POST /farmer needs the launcher buried confirmation_security_threshold deep, and a refused farmer waits
         # 300 s before it tries again: bury the PlotNFTs before the farmer starts.
         await self.world.farm_blocks(self.config.chain.confirmation_security_threshold + 1)
         self.progress("starting the chia farmer and harvester")
-        self.farmer = await self.world.start_farmer([plot for farmer in self.farmers for plot in farmer.plots])
+        all_plots = [plot for farmer in self.all_farmers for plot in farmer.plots]
+        self.farmer = await self.world.start_farmer(all_plots)
         await self._wait_for_registration()
 
     async def _wait_for_registration(self, timeout: float = 60.0) -> None:
@@ -147,7 +171,7 @@ class Devnet:
         chia's farmer posts partials as soon as GET /pool_info gave it a difficulty, before its POST /farmer is done:
         partials of signage points in that window would be refused FARMER_NOT_KNOWN.
         """
-        wanted = {farmer.plotnft.launcher_id for farmer in self.farmers}
+        wanted = {farmer.plotnft.launcher_id for farmer in self.all_farmers}
 
         async def registered() -> bool:
             known = await self.registered_launcher_ids()
@@ -177,6 +201,11 @@ class Devnet:
 
     def _pool_config(self) -> PoolConfig:
         return world_pool_config(self.world, store_path=self.work_dir / "pool" / "pool.sqlite", server_port=free_port())
+
+    @property
+    def all_farmers(self) -> list[DevnetFarmer | DevnetV2Farmer]:
+        """The PlotNFTs of both versions (v1 first)."""
+        return [*self.farmers, *self.v2_farmers]
 
     @property
     def pool_url(self) -> str:
@@ -251,9 +280,13 @@ class Devnet:
     async def farm(self, blocks: int = 1) -> int:
         return await self.world.farm_blocks(blocks)
 
-    async def win_block(self, farmer: DevnetFarmer) -> int:
+    async def win_block(self, farmer: DevnetFarmer | DevnetV2Farmer) -> int:
         """A block whose pool reward goes to the farmer's PlotNFT, as when one of its plots wins."""
-        height = await self.world.farm_blocks(1, pool_reward_puzzle_hash=farmer.plotnft.p2_singleton_puzzle_hash)
+        plotnft = farmer.plotnft
+        contract = (
+            plotnft.reward_puzzle_hash if isinstance(plotnft, PlotNFTV2Info) else plotnft.p2_singleton_puzzle_hash
+        )
+        height = await self.world.farm_blocks(1, pool_reward_puzzle_hash=contract)
         self.blocks_won += 1
         return height
 
@@ -294,7 +327,7 @@ class Devnet:
             wallet_away_since=ctx.wallet.unavailable_since,
         )
 
-    async def login_link(self, farmer: DevnetFarmer) -> str | None:
+    async def login_link(self, farmer: DevnetFarmer | DevnetV2Farmer) -> str | None:
         """The signed GET /login link chia's farmer makes for its GUI's "login to pool" (None until the farmer has
         read the pool's GET /pool_info)."""
         link: str | None = await self.farmer.farmer_service._node.generate_login_link(farmer.plotnft.launcher_id)

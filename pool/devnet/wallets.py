@@ -12,8 +12,9 @@ from typing import Any
 
 from chia_rs import G1Element, PrivateKey
 from chia_rs.sized_bytes import bytes32
-from chia_rs.sized_ints import uint16, uint32, uint64
+from chia_rs.sized_ints import uint8, uint16, uint32, uint64
 
+from pool.chia_adapter import Program, auth_v2_secret_key, reward_puzzle_hash_v2
 from pool.chia_adapter.simulation import (
     DEFAULT_TX_CONFIG,
     CreateNewWallet,
@@ -24,6 +25,7 @@ from pool.chia_adapter.simulation import (
     GetWallets,
     NewPoolWalletInitialTargetState,
     PeerInfo,
+    PoolingShareState,
     PoolSingletonState,
     PoolWalletInfo,
     PWAbsorbRewards,
@@ -37,6 +39,7 @@ from pool.chia_adapter.simulation import (
     encode_puzzle_hash,
     find_authentication_sk,
     find_owner_sk,
+    plotnft_v2_synthetic_secret_key,
     setup_wallet_node,
     std_hash,
 )
@@ -59,6 +62,29 @@ class PlotNFTInfo:
     pool_url: str
     target_puzzle_hash: bytes32
     relative_lock_height: int
+
+
+@dataclass(frozen=True)
+class PlotNFTV2Info:
+    """A PlotNFT v2 (Pool Protocol v2) of the farmer wallet, and the keys its farmer signs with."""
+
+    launcher_id: bytes32
+    reward_puzzle_hash: bytes32  # RewardPuzzle(launcher_id): its plots' pool contract puzzle hash
+    synthetic_public_key: G1Element  # its authentication key
+    synthetic_secret_key: PrivateKey  # signs partials with the plot key
+    wallet_id: int
+    pool_url: str
+    target_puzzle_hash: bytes32
+    relative_lock_height: int
+
+    @property
+    def auth_secret_key(self) -> PrivateKey:
+        """Signs GET /v2/auth, POST /v2/farmer and /v2/login."""
+        return auth_v2_secret_key(self.synthetic_secret_key)
+
+
+# chia's wallet tracks at most this many PlotNFT v2 of one key.
+MAX_PLOTNFT_V2_PER_KEY = 5
 
 
 class WalletsMixin(WorldBase):
@@ -232,11 +258,82 @@ class WalletsMixin(WorldBase):
         wallet_id = await self._wait_for_new_plotnft(known)
         return await self._plotnft_info(wallet_id)
 
-    async def _wait_for_new_plotnft(self, known: set[int]) -> int:
+    async def _plotnft_v2_ids(self) -> set[int]:
+        response = await self.farmer_wallet_client.get_wallets(GetWallets(type=uint16(WalletType.PLOTNFT_2)))
+        return {int(wallet.id) for wallet in response.wallets}
+
+    async def create_plotnft_v2(
+        self,
+        *,
+        pool_url: str,
+        target_puzzle_hash: bytes32 | None = None,
+        relative_lock_height: int = 5,
+        pool_memoization: bytes = b"\x80",
+        fresh_launcher: bool = True,
+    ) -> PlotNFTV2Info:
+        """Create a PlotNFT v2 farming to a pool through the farmer wallet's ordinary RPC (``create_new_wallet`` with
+        ``plotnft_version=2``), and farm until the wallet sees it farming. The wallet writes its pooling share state
+        with ``version: 2``, so the farmer speaks Pool Protocol v2 for it. At most MAX_PLOTNFT_V2_PER_KEY."""
+        known = await self._plotnft_v2_ids()
+        if len(known) >= MAX_PLOTNFT_V2_PER_KEY:
+            raise RuntimeError(f"the farmer wallet already tracks {len(known)} PlotNFT v2, chia's wallet's limit")
+        target = target_puzzle_hash or self.pool_target_puzzle_hash
+        if await self._spendable("farmer") < 1_000_000:
+            await self.fund_farmer_wallet()
+        if fresh_launcher:  # as create_plotnft: a launcher no earlier run had (its plots are then made anew)
+            await self._self_send_random_amount()
+        response = await self.farmer_wallet_client.create_new_wallet(
+            CreateNewWallet(
+                wallet_type=CreateNewWalletType.POOL_WALLET,
+                initial_target_state=NewPoolWalletInitialTargetState(
+                    state=PoolSingletonState.FARMING_TO_POOL.name,
+                    target_puzzle_hash=target,
+                    pool_url=pool_url,
+                    relative_lock_height=uint32(relative_lock_height),
+                    pool_memoization=Program.from_bytes(pool_memoization),
+                ),
+                mode=WalletCreationMode.NEW,
+                fee=uint64(0),
+                push=True,
+                plotnft_version=uint8(2),
+            ),
+            DEFAULT_TX_CONFIG,
+        )
+        await self._wait_in_mempool(self._spend_ids(response.transactions))
+        return await self._plotnft_v2_info(await self._wait_for_new_plotnft(known, self._plotnft_v2_ids))
+
+    async def _plotnft_v2_info(self, wallet_id: int) -> PlotNFTV2Info:
+        state = await self.plotnft_status(wallet_id)
+        synthetic_pk = state.current.owner_pubkey
+        wallet_root = self.farmer_wallet_rpc.root_path
+        index = None
+        for p2 in PoolingShareState.get_all_p2_singleton_puzzle_hashes(root_path=wallet_root):
+            with PoolingShareState.acquire(root_path=wallet_root, p2_singleton_puzzle_hash=p2, read_only=True) as entry:
+                if entry.launcher_id == state.launcher_id:
+                    index = entry.key_derivation_index
+        assert index is not None, "the wallet wrote no pooling share state for its PlotNFT v2"
+        synthetic_sk = plotnft_v2_synthetic_secret_key(self.block_tools.farmer_master_sk, index)
+        assert synthetic_sk.get_g1() == synthetic_pk, "the farmer key does not own the PlotNFT v2"
+        return PlotNFTV2Info(
+            launcher_id=state.launcher_id,
+            reward_puzzle_hash=reward_puzzle_hash_v2(state.launcher_id),
+            synthetic_public_key=synthetic_pk,
+            synthetic_secret_key=synthetic_sk,
+            wallet_id=wallet_id,
+            pool_url=state.current.pool_url or "",
+            target_puzzle_hash=state.current.target_puzzle_hash,
+            relative_lock_height=int(state.current.relative_lock_height),
+        )
+
+    async def _wait_for_new_plotnft(
+        self, known: set[int], wallet_ids: Callable[[], Awaitable[set[int]]] | None = None
+    ) -> int:
+        """The id of the new PlotNFT wallet (``wallet_ids``: where to look, v1's by default) once it farms."""
         new_ids: list[int] = []
+        ids = wallet_ids or self._pool_wallet_ids
 
         async def farming_to_pool() -> bool:
-            new_ids[:] = sorted((await self._pool_wallet_ids()) - known)
+            new_ids[:] = sorted((await ids()) - known)
             if not new_ids:
                 return False
             state = await self.plotnft_status(new_ids[-1])
@@ -263,6 +360,20 @@ class WalletsMixin(WorldBase):
             target_puzzle_hash=state.current.target_puzzle_hash,
             relative_lock_height=int(state.current.relative_lock_height),
         )
+
+    async def leave_pool_v2(self, plotnft: PlotNFTV2Info) -> None:
+        """A PlotNFT v2 leaves its pool through the wallet's RPC (pw_self_pool): it enters the waiting room; returns
+        once that spend is on chain."""
+        response = await self.farmer_wallet_client.pw_self_pool(
+            PWSelfPool(wallet_id=uint32(plotnft.wallet_id), fee=uint64(0), push=True), DEFAULT_TX_CONFIG
+        )
+        await self._wait_in_mempool(self._spend_ids(response.transactions))
+
+        async def leaving() -> bool:
+            state = await self.plotnft_status(plotnft.wallet_id)
+            return bool(state.current.state == PoolSingletonState.LEAVING_POOL.value)
+
+        await self._farm_until(leaving, "PlotNFT v2 in the waiting room")
 
     async def leave_pool(self, plotnft: PlotNFTInfo, *, complete: bool = False) -> None:
         """Switch the PlotNFT to self-pooling through the farmer wallet's RPC.

@@ -1,4 +1,4 @@
-"""The farmer-facing HTTP server: Pool Protocol 1.0 endpoints on aiohttp.
+"""The farmer-facing HTTP server: Pool Protocol 1.0 endpoints, and v2's under /v2/, on aiohttp.
 
 Protocol errors are answered with HTTP 200 and an ErrorResponse body (``{"error_code", "error_message"}``), because
 chia's farmer reads error codes only from 200 replies. Malformed requests get REQUEST_FAILED, an unexpected failure
@@ -16,12 +16,14 @@ from aiohttp import web
 from pool.chain.interface import ChainUnavailable
 from pool.chia_adapter import (
     POOL_PROTOCOL_VERSION,
+    GetAuthRequest,
     GetFarmerResponse,
     GetPoolInfoResponse,
     PoolErrorCode,
     PostFarmerRequest,
     PutFarmerRequest,
     Streamable,
+    pool_info_memoization,
     uint8,
     uint32,
     uint64,
@@ -48,11 +50,13 @@ from pool.protocol.farmers import FarmerChecks
 from pool.protocol.partials import PartialChecker
 from pool.protocol.rate_limits import RateLimits
 from pool.protocol.signage_points import SignagePointCache
+from pool.protocol.v2 import MAX_TOKEN_LENGTH, V2Checks
 from pool.store.models import FarmerRecord
 
 log = logging.getLogger(__name__)
 
 PARTIALS = web.AppKey("partials", PartialChecker)
+V2 = web.AppKey("v2", V2Checks)
 ADMISSION = web.AppKey("admission", Admission)
 SIGNAGE_POINTS = web.AppKey("signage_points", SignagePointCache)
 
@@ -67,6 +71,7 @@ def create_app(
     signage_points: SignagePointCache,
     admission: Admission,
     limits: RateLimits,
+    v2: V2Checks,
 ) -> web.Application:
     """The routes and middlewares over objects the composition root (pool/server.py) built: this module builds none."""
     quiet_http_parser_errors()
@@ -81,11 +86,19 @@ def create_app(
     app[PARTIALS] = partials
     app[FARMERS] = farmers
     app[ADMISSION] = admission
+    app[V2] = v2
     app.router.add_get("/pool_info", get_pool_info)
     app.router.add_get("/farmer", get_farmer)
     app.router.add_post("/farmer", post_farmer)
     app.router.add_put("/farmer", put_farmer)
     app.router.add_post("/partial", post_partial)
+    # Pool Protocol v2 (a PlotNFT v2's farmer), beside v1: the same farmers' table, points and ledger.
+    app.router.add_get("/v2/pool_info", get_pool_info_v2)
+    app.router.add_get("/v2/auth", get_auth_v2)
+    app.router.add_get("/v2/farmer", get_farmer_v2)
+    app.router.add_post("/v2/farmer", post_farmer_v2)
+    app.router.add_put("/v2/farmer", put_farmer_v2)
+    app.router.add_post("/v2/partial", post_partial_v2)
     setup_pages(app)  # GET / and GET /login
     setup_operator_endpoints(app)  # GET /status and GET /metrics
     setup_health_endpoints(app)  # GET /healthz and GET /readyz
@@ -96,20 +109,29 @@ def create_app(
 
 
 async def get_pool_info(request: web.Request) -> web.Response:
+    return _reply(_pool_info(request, POOL_PROTOCOL_VERSION))
+
+
+async def get_pool_info_v2(request: web.Request) -> web.Response:
+    return _reply(_pool_info(request, uint8(2)))
+
+
+def _pool_info(request: web.Request, protocol_version: uint8) -> GetPoolInfoResponse:
+    """The same answer for both versions but the version: chia's wallet creates a v2 PlotNFT from the v1 answer's
+    target, lock height and pool memoization."""
     ctx = request.app[CONTEXT]
     pool = ctx.config.pool
-    return _reply(
-        GetPoolInfoResponse(
-            name=pool.name,
-            logo_url=pool.logo_url,
-            minimum_difficulty=uint64(ctx.config.difficulty.minimum),
-            relative_lock_height=uint32(pool.relative_lock_height),
-            protocol_version=POOL_PROTOCOL_VERSION,
-            fee=pool.fee_display,
-            description=pool.description,
-            target_puzzle_hash=pool.target_puzzle_hash,
-            authentication_token_timeout=uint8(pool.authentication_token_timeout),
-        )
+    return GetPoolInfoResponse(
+        name=pool.name,
+        logo_url=pool.logo_url,
+        minimum_difficulty=uint64(ctx.config.difficulty.minimum),
+        relative_lock_height=uint32(pool.relative_lock_height),
+        protocol_version=protocol_version,
+        fee=pool.fee_display,
+        description=pool.description,
+        target_puzzle_hash=pool.target_puzzle_hash,
+        authentication_token_timeout=uint8(pool.authentication_token_timeout),
+        pool_memoization=pool_info_memoization(pool.pool_memoization),
     )
 
 
@@ -124,19 +146,26 @@ async def put_farmer(request: web.Request) -> web.Response:
 
 
 async def get_farmer(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    farmer = await _authenticated(request, "get_farmer")
+    return _farmer_reply(request, await _authenticated(request, "get_farmer"))
+
+
+def _farmer_reply(request: web.Request, farmer: FarmerRecord) -> web.Response:
+    """GET /farmer's (and GET /v2/farmer's) answer: the farmer's key, payout instructions, difficulty and points."""
     return _reply(
         GetFarmerResponse(
             farmer.authentication_public_key,
             farmer.payout_instructions,
-            uint64(farmer.difficulty_at(ctx.now())),
+            uint64(farmer.difficulty_at(request.app[CONTEXT].now())),
             uint64(farmer.points),
         )
     )
 
 
 async def post_partial(request: web.Request) -> web.Response:
+    return await _partial(request, version=1)
+
+
+async def _partial(request: web.Request, version: int) -> web.Response:
     # The body first: a client that is slow to send it must not hold one of the places of partials in flight. Its
     # decoding after admission: a partial refused as busy costs the pool as little as possible.
     body = await json_body(request)
@@ -149,11 +178,45 @@ async def post_partial(request: web.Request) -> web.Response:
     try:
         partials = request.app[PARTIALS]
         partials.admit(partial_launcher_id(body), address)
-        reply = await partials.submit(partial_request_from_json(body), address)
+        reply = await partials.submit(partial_request_from_json(body), address, version)
         admission.prove(address)  # accepted: its signatures verified, the address is a farmer's
         return _reply(reply)
     finally:
         admission.leave(address)
+
+
+async def get_auth_v2(request: web.Request) -> web.Response:
+    query = request.query
+    auth_request = GetAuthRequest(
+        parse_bytes32(query_value(query, "launcher_id"), "launcher_id"),
+        uint64(parse_uint64(query_value(query, "timestamp"), "timestamp")),
+        parse_g2(query_value(query, "signature"), "signature"),
+    )
+    return _reply(await request.app[V2].auth(auth_request, client_of(request)))
+
+
+async def get_farmer_v2(request: web.Request) -> web.Response:
+    query = request.query
+    launcher_id = parse_bytes32(query_value(query, "launcher_id"), "launcher_id")
+    token = one_line(query.get("authentication_token_v2", ""), MAX_TOKEN_LENGTH + 1)
+    with request.app[RATE_LIMITS].signed_request(launcher_id) as allowance:
+        farmer = await request.app[V2].token_farmer(launcher_id, token)
+        allowance.verified()
+    return _farmer_reply(request, farmer)
+
+
+async def post_farmer_v2(request: web.Request) -> web.Response:
+    farmer_request = streamable_from_json(PostFarmerRequest, await json_body(request))
+    return _reply(await request.app[V2].register(farmer_request, client_of(request)))
+
+
+async def put_farmer_v2(request: web.Request) -> web.Response:
+    farmer_request = streamable_from_json(PutFarmerRequest, await json_body(request))
+    return _reply(await request.app[V2].update(farmer_request, client_of(request)))
+
+
+async def post_partial_v2(request: web.Request) -> web.Response:
+    return await _partial(request, version=2)
 
 
 # ---------------------------------------------------------------------------------------------------- helpers

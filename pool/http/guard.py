@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The endpoints of the Pool Protocol: their answers are read by chia's farmer, which reads only HTTP 200 replies.
-PROTOCOL_PATHS = frozenset({"/pool_info", "/farmer", "/partial"})
+PROTOCOL_PATHS = frozenset(
+    {"/pool_info", "/farmer", "/partial", "/v2/pool_info", "/v2/farmer", "/v2/partial", "/v2/auth"}
+)
 # The deepest protocol message is a partial's proof of space inside its payload inside the request: 3 levels.
 MAX_JSON_DEPTH = 8
 # A protocol body is a few kilobytes: a farmer sends it at once. Longer means a stalled or deliberately slow client.

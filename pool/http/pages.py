@@ -50,6 +50,7 @@ def setup_pages(app: web.Application) -> None:
     app.router.add_get("/", pool_page)
     app.router.add_get("/login", farmer_page)
     app.router.add_post(SETTINGS_PATH, save_settings)
+    app.router.add_get("/v2/login", farmer_page)  # where a v2 farmer's login link points; either works for both
 
 
 def utc(timestamp: int | None) -> str:
@@ -166,7 +167,9 @@ async def _signed_login(request: web.Request) -> FarmerRecord:
     launcher_id = parse_bytes32(query_value(query, "launcher_id"), "launcher_id")
     token = parse_uint64(query_value(query, "authentication_token"), "authentication_token")
     signature = parse_g2(query_value(query, "signature"), "signature")
-    return await request.app[FARMERS].authenticated("get_login", launcher_id, token, signature, client_of(request))
+    return await request.app[FARMERS].authenticated(
+        "get_login", launcher_id, token, signature, client_of(request), version=None
+    )
 
 
 def _cursor(request: web.Request, name: str) -> int | None:

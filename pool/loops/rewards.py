@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 
 from pool.chain.interface import AddressNotOwned, ChainUnavailable, SignedPayment
 from pool.chain.ownership import ownership_message, signature_proves, signed_for_target
+from pool.chain.plotnft_v2 import KnownV2Tip, follow_plotnft, puzzle_from_record
 from pool.chain.reward_spends import RewardPaid, reward_fate
-from pool.chain.singleton import KnownTip, SingletonView, follow_singleton
+from pool.chain.singleton import KnownTip, SingletonNotFound, SingletonView, follow_singleton
 from pool.chain.status import ChainStatus
 from pool.chia_adapter import (
     Coin,
@@ -47,6 +48,7 @@ from pool.chia_adapter import (
     bytes32,
     calculate_pool_reward,
     create_absorb_spend,
+    forward_reward_spends,
     get_most_recent_singleton_coin_from_coin_spend,
     pool_parent_id,
     uint32,
@@ -290,14 +292,8 @@ class RewardLoop:
         if farmer is None:
             return None
         try:
-            view = await live_singleton(ctx, farmer, peak_height)
-            launcher = await ctx.node.coin_record(farmer.launcher_id)
-            if launcher is None:
-                raise ValueError("launcher coin not found")
-            absorb = SpendBundle(
-                absorb_spends(ctx, view, launcher.coin, sorted(records, key=absorb_order)), G2Element()
-            )
-        except ValueError as exc:
+            absorb, singleton_coin_id = await claim_spends(ctx, farmer, sorted(records, key=absorb_order), peak_height)
+        except (ValueError, SingletonNotFound) as exc:
             log.info("absorb %s cannot be built again (%s): not sent anew", name.hex(), exc)
             return None
         sent = [absorb]
@@ -309,9 +305,7 @@ class RewardLoop:
                 "absorb %s: the absorb built from the live singleton is not the one sent: not sent anew", name.hex()
             )
             return None
-        singleton_coin = get_most_recent_singleton_coin_from_coin_spend(view.tip)
-        assert singleton_coin is not None  # live_singleton checked it
-        return PendingAbsorb(carrier, versions, absorb, bundle, singleton_coin.name())
+        return PendingAbsorb(carrier, versions, absorb, bundle, singleton_coin_id)
 
     async def bump_fee(
         self,
@@ -433,7 +427,9 @@ class RewardLoop:
             if launcher_id in in_flight:
                 continue  # its singleton is being spent by a claim in flight: wait for that one to settle
             farmer = next(f for f in farmers if f.launcher_id == launcher_id)
-            coins = sorted(coins, key=absorb_order)[: self.max_coins_per_claim]
+            # A PlotNFT v2's forward spends its singleton once per reward: one reward a bundle.
+            most = self.max_coins_per_claim if farmer.protocol_version == 1 else 1
+            coins = sorted(coins, key=absorb_order)[:most]
             try:
                 stats.submitted += await self.claim(ctx, farmer, coins, peak_height)
             except ChainUnavailable as exc:  # this farmer's look-ups failed: the others go on, it is tried again
@@ -460,22 +456,15 @@ class RewardLoop:
     async def claim(
         self, ctx: PoolContext, farmer: FarmerRecord, coins: Sequence[CoinRecord], peak_height: int
     ) -> list[bytes32]:
-        """Absorb ``coins`` (all of one singleton) in one spend bundle; returns the ids of the coins pushed."""
-        view = await live_singleton(ctx, farmer, peak_height)
-        if view.state.target_puzzle_hash != ctx.config.pool.target_puzzle_hash:
-            raise ValueError("the singleton no longer pays this pool's target puzzle hash")
-        launcher = await ctx.node.coin_record(farmer.launcher_id)
-        if launcher is None:
-            raise ValueError("launcher coin not found")
-        bundle = SpendBundle(absorb_spends(ctx, view, launcher.coin, coins), G2Element())
-        singleton_coin = get_most_recent_singleton_coin_from_coin_spend(view.tip)
-        assert singleton_coin is not None  # live_singleton checked it
+        """Absorb ``coins`` (all of one singleton) in one spend bundle (forward them, for a PlotNFT v2); returns the
+        ids of the coins pushed. The claims are recorded before the bundle is pushed."""
+        bundle, singleton_coin_id = await claim_spends(ctx, farmer, coins, peak_height)
         fee, fee_spend = 0, None
         if not await self._carries_unsettled_fee(ctx, coins):
             fee = await estimated_fee(
                 ctx.node, ctx.config.fees, absorb_cost(len(coins)), least=ctx.config.rewards.claim_fee
             )
-            fee_spend = await self._fee_spend(ctx, singleton_coin.name(), fee, peak_height)
+            fee_spend = await self._fee_spend(ctx, singleton_coin_id, fee, peak_height)
         if fee_spend is None:
             fee = 0
         else:
@@ -490,7 +479,8 @@ class RewardLoop:
             for coin_id in recorded:
                 await ctx.store.update_reward_claim(coin_id, ClaimStatus.FAILED, error=result.error)
             raise ValueError(f"absorb refused by the node: {result.error}")
-        log.info("absorbing %d reward coin(s) of %s in %s", len(recorded), farmer.launcher_id.hex(), bundle.name())
+        what = "forwarding" if farmer.protocol_version == 2 else "absorbing"
+        log.info("%s %d reward coin(s) of %s in %s", what, len(recorded), farmer.launcher_id.hex(), bundle.name())
         return recorded
 
     @staticmethod
@@ -652,6 +642,55 @@ async def live_singleton(ctx: PoolContext, farmer: FarmerRecord, peak_height: in
     if record is None or record.spent:
         raise ValueError("the singleton's tip is spent or unknown (a spend in flight?)")
     return view
+
+
+async def claim_spends(
+    ctx: PoolContext, farmer: FarmerRecord, coins: Sequence[CoinRecord], peak_height: int
+) -> tuple[SpendBundle, bytes32]:
+    """The spends that claim ``coins`` for the pool, built from the live singleton, and the singleton coin they
+    spend (which a fee spend asserts): a v1 singleton's absorb, or a PlotNFT v2's forward. Raises ValueError (or
+    SingletonNotFound) when the singleton no longer pays this pool or cannot be spent now."""
+    if farmer.protocol_version == 2:
+        return await forward_spends(ctx, farmer, coins, peak_height)
+    view = await live_singleton(ctx, farmer, peak_height)
+    if view.state.target_puzzle_hash != ctx.config.pool.target_puzzle_hash:
+        raise ValueError("the singleton no longer pays this pool's target puzzle hash")
+    launcher = await ctx.node.coin_record(farmer.launcher_id)
+    if launcher is None:
+        raise ValueError("launcher coin not found")
+    bundle = SpendBundle(absorb_spends(ctx, view, launcher.coin, coins), G2Element())
+    singleton_coin = get_most_recent_singleton_coin_from_coin_spend(view.tip)
+    assert singleton_coin is not None  # live_singleton checked it
+    return bundle, singleton_coin.name()
+
+
+async def forward_spends(
+    ctx: PoolContext, farmer: FarmerRecord, coins: Sequence[CoinRecord], peak_height: int
+) -> tuple[SpendBundle, bytes32]:
+    """A PlotNFT v2's reward forwarded to the pool: its pool path (no signature), from the live singleton, which
+    must still farm to this pool's target puzzle hash."""
+    if len(coins) != 1:
+        raise ValueError("a PlotNFT v2's rewards are forwarded one a spend")
+    genesis = ctx.constants.GENESIS_CHALLENGE
+    recorded = puzzle_from_record(
+        farmer.launcher_id, genesis, farmer.singleton_tip_state, ctx.config.pool.pool_memoization
+    )
+    view = await follow_plotnft(
+        ctx.node,
+        farmer.launcher_id,
+        peak_height=peak_height,
+        confirmation_security_threshold=0,  # the newest spend: the forward must spend the live singleton coin
+        genesis_challenge=genesis,
+        known=KnownV2Tip(farmer.singleton_tip, recorded),
+    )
+    config = view.puzzle.pool_config
+    if view.melted or config is None or config.pool_puzzle_hash != ctx.config.pool.target_puzzle_hash:
+        raise ValueError("the PlotNFT v2 no longer pays this pool's target puzzle hash")
+    singleton, spends = forward_reward_spends(view.tip, genesis, view.puzzle, coins[0].coin)
+    record = await ctx.node.coin_record(singleton.name())
+    if record is None or record.spent:
+        raise ValueError("the PlotNFT v2's live coin is spent or unknown (a spend in flight?)")
+    return SpendBundle(spends, G2Element()), singleton.name()
 
 
 def absorb_spends(

@@ -19,6 +19,7 @@ from pool.chain.interface import ChainUnavailable
 from pool.chain.singleton import KnownTip, SingletonForged, follow_singleton, view_is_member
 from pool.chain.status import ChainStatus
 from pool.context import PoolContext
+from pool.protocol.v2 import refresh_v2_farmer
 from pool.store.models import FarmerRecord
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ async def _every_farmer(ctx: PoolContext) -> AsyncIterator[FarmerRecord]:
 
 async def refresh_farmer(ctx: PoolContext, farmer: FarmerRecord, peak_height: int) -> bool:
     """Update the farmer's tip and membership; True if anything changed."""
+    if farmer.protocol_version == 2:  # a PlotNFT v2: its own walk (pool.chain.plotnft_v2)
+        return await refresh_v2_farmer(ctx, farmer, peak_height)
     view = await follow_singleton(
         ctx.node,
         farmer.launcher_id,

@@ -21,6 +21,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from pool.chain.singleton import (
     KnownTip,
@@ -33,14 +34,19 @@ from pool.chain.singleton import (
     view_is_member,
 )
 from pool.chia_adapter import (
+    CoinSpend,
     G1Element,
     G2Element,
     PoolErrorCode,
+    PoolState,
+    PostFarmerPayload,
     PostFarmerRequest,
     PostFarmerResponse,
+    PutFarmerPayload,
     PutFarmerRequest,
     PutFarmerResponse,
     Streamable,
+    auth_v2_public_key,
     bytes32,
     encode_puzzle_hash,
     streamable,
@@ -62,6 +68,8 @@ from pool.store.abstract import FarmerAlreadyExists
 from pool.store.models import FarmerRecord, PendingDifficulty
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # A farmer can take its block rewards out of the p2_singleton alone after this delay; a shorter one would let it take
 # rewards the pool is about to claim.
@@ -99,21 +107,19 @@ class ClassicPutFarmerPayload(Streamable):
 
 
 class RequestWalks:
-    """The chain walks of POST and PUT /farmer: at most ``limit`` at once in the process, a request beyond answered
-    SERVER_EXCEPTION (busy, retry) at once; concurrent requests for the same key share one walk."""
+    """The chain walks of POST and PUT /farmer (v1 and v2): at most ``limit`` at once in the process, a request
+    beyond answered SERVER_EXCEPTION (busy, retry) at once; concurrent requests for the same key share one walk."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.started = 0  # walks started since the process started (tests and operators)
-        self._running: dict[object, asyncio.Future[tuple[SingletonView, int]]] = {}
+        self._running: dict[object, asyncio.Future[Any]] = {}
 
     @property
     def running(self) -> int:
         return len(self._running)
 
-    async def run(
-        self, key: object, walk: Callable[[], Awaitable[tuple[SingletonView, int]]]
-    ) -> tuple[SingletonView, int]:
+    async def run(self, key: object, walk: Callable[[], Awaitable[T]]) -> T:
         task = self._running.get(key)
         if task is None:
             if len(self._running) >= self.limit:
@@ -123,9 +129,10 @@ class RequestWalks:
             self.started += 1
             task.add_done_callback(lambda done: self._finished(key, done))
         # shield: one caller giving up (its client went away) must not cancel the others' walk.
-        return await asyncio.shield(task)
+        result: T = await asyncio.shield(task)
+        return result
 
-    def _finished(self, key: object, task: asyncio.Future[tuple[SingletonView, int]]) -> None:
+    def _finished(self, key: object, task: asyncio.Future[Any]) -> None:
         self._running.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved: callers that gave up must not leave "never retrieved" warnings
@@ -172,10 +179,10 @@ class FarmerChecks:
         check_authentication_token(payload.authentication_token, now, ctx.config.pool.authentication_token_timeout)
         check_authentication_key(payload.authentication_public_key)
         payout_puzzle_hash = parse_payout_instructions(payload.payout_instructions, ctx.config.chain.network)
-        known = await ctx.store.get_farmer(launcher_id)
-        if known is not None:
-            refuse_banned(known)
-            raise _already_known(launcher_id)
+        existing = await ctx.store.get_farmer(launcher_id)
+        if existing is not None:
+            refuse_banned(existing)
+            raise _already_known(launcher_id) if existing.protocol_version == 1 else wrong_version(launcher_id, 2)
         refused = self._refused.get(launcher_id)
         if refused is not None and now < refused[0]:
             raise PoolProtocolError(
@@ -220,21 +227,14 @@ class FarmerChecks:
             singleton, owner_key, message, request.signature, Sender(launcher_id, address)
         )
 
-        minimum, default = ctx.config.difficulty.minimum, ctx.config.difficulty.default
-        farmer = FarmerRecord(
-            launcher_id=launcher_id,
-            p2_singleton_puzzle_hash=singleton.p2_singleton_puzzle_hash,
-            delay_time=singleton.delay_time,
-            delay_puzzle_hash=singleton.delay_puzzle_hash,
-            authentication_public_key=payload.authentication_public_key,
-            singleton_tip=singleton.tip,
-            singleton_tip_state=singleton.state,
-            difficulty=suggested_difficulty_for(payload.suggested_difficulty, minimum, default),
-            payout_instructions=payload.payout_instructions,
-            payout_puzzle_hash=payout_puzzle_hash,
-            is_pool_member=True,
-            points=0,
-            joined_at=now,
+        farmer = new_farmer(
+            ctx,
+            payload,
+            payout_puzzle_hash,
+            singleton.p2_singleton_puzzle_hash,
+            (singleton.delay_time, singleton.delay_puzzle_hash),
+            (singleton.tip, singleton.state),
+            now,
         )
         try:
             await ctx.store.add_farmer(farmer)
@@ -271,13 +271,7 @@ class FarmerChecks:
         if farmer.last_put_token is not None and payload.authentication_token <= farmer.last_put_token:
             raise _token_not_newer(farmer.last_put_token)
         self.signatures.admit(SigningKey.OWNER, launcher_id, address)
-        signed = ClassicPutFarmerPayload(
-            payload.launcher_id,
-            payload.authentication_token,
-            payload.authentication_public_key,
-            payload.payout_instructions,
-            payload.suggested_difficulty,
-        ).get_hash()
+        signed = await self._put_message(request, farmer.singleton_tip_state.owner_pubkey, Sender(launcher_id, address))
         # The owner key of the state the pool recorded first; if it is not that key's, the key may have changed on
         # chain since (a new owner took the PlotNFT): found without a walk.
         lookups = _LookupCharge(self._limits, address)
@@ -292,6 +286,21 @@ class FarmerChecks:
         )
         lookups.give_back()
 
+        response = await self.apply_settings(farmer, payload, now, address, int(payload.authentication_token))
+        member = view_is_member(singleton, ctx.config.pool, peak_height)
+        # Compare-and-set on the tip this walk started from: never over a newer view the singleton loop wrote
+        # meanwhile.
+        await ctx.store.update_singleton(
+            launcher_id, singleton.tip, singleton.state, member, expected_tip=farmer.singleton_tip
+        )
+        return response
+
+    async def apply_settings(
+        self, farmer: FarmerRecord, payload: PutFarmerPayload, now: int, address: str, put_token: int | None
+    ) -> PutFarmerResponse:
+        """What a PUT /farmer (v1 or v2) that passed its authentication changes. ``put_token``: the v1 token that
+        becomes the newest accepted (a replay is refused from here on); None for v2 (authenticated by its token)."""
+        ctx, launcher_id = self._ctx, farmer.launcher_id
         new_key = payload.authentication_public_key
         if new_key is not None:
             check_authentication_key(new_key)
@@ -316,8 +325,8 @@ class FarmerChecks:
             pending = PendingDifficulty(difficulty, now + max(ctx.config.difficulty.put_cooldown, 1), now)
         # Only now, signed by the owner: the token becomes the newest accepted (atomically, so of two concurrent
         # PUTs with the same token one wins), and a replay of this request is refused from here on.
-        if not await ctx.store.accept_put_token(launcher_id, int(payload.authentication_token)):
-            raise _token_not_newer(int(payload.authentication_token))
+        if put_token is not None and not await ctx.store.accept_put_token(launcher_id, put_token):
+            raise _token_not_newer(put_token)
         await ctx.store.update_farmer_settings(
             launcher_id,
             authentication_public_key=new_key if key_changed else None,
@@ -341,12 +350,6 @@ class FarmerChecks:
                 bytes(farmer.authentication_public_key).hex(),
                 address,
             )
-        member = view_is_member(singleton, ctx.config.pool, peak_height)
-        # Compare-and-set on the tip this walk started from: never over a newer view the singleton loop wrote
-        # meanwhile.
-        await ctx.store.update_singleton(
-            launcher_id, singleton.tip, singleton.state, member, expected_tip=farmer.singleton_tip
-        )
         return PutFarmerResponse(
             key_changed if new_key is not None else None,
             payout_changed if payout is not None else None,
@@ -354,20 +357,27 @@ class FarmerChecks:
         )
 
     async def authenticated(
-        self, method_name: str, launcher_id: bytes32, token: int, signature: G2Element, address: str
+        self,
+        method_name: str,
+        launcher_id: bytes32,
+        token: int,
+        signature: G2Element,
+        address: str,
+        version: int | None = 1,
     ) -> FarmerRecord:
-        """GET /farmer and GET /login: token, known farmer, signature of its latest authentication key."""
+        """GET /farmer and GET /login: token, known farmer, signature of its latest authentication key (see
+        ``authentication_key_of``). ``version``: the Pool Protocol version of the route (None: either)."""
         ctx = self._ctx
         check_authentication_token(token, ctx.now(), ctx.config.pool.authentication_token_timeout)
         with self._limits.signed_request(launcher_id) as allowance:  # cheap, before the store and the signature
             self.signatures.admit(SigningKey.AUTHENTICATION, launcher_id, address)
-            farmer = await known_farmer(ctx, launcher_id)
+            farmer = await known_farmer(ctx, launcher_id, version)
             message = authentication_message(method_name, launcher_id, ctx.config.pool.target_puzzle_hash, token)
             await self.signatures.check(
                 SigningKey.AUTHENTICATION,
                 launcher_id,
                 address,
-                [farmer.authentication_public_key],
+                [authentication_key_of(farmer)],
                 [message],
                 signature,
                 "not the farmer's authentication key's",
@@ -395,6 +405,27 @@ class FarmerChecks:
         while len(self._launchers) > LAUNCHERS_KEPT:
             self._launchers.popitem(last=False)
         return launcher
+
+    async def _put_message(self, request: PutFarmerRequest, recorded_owner: G1Element, sender: Sender) -> bytes32:
+        """What the PUT's signature covers: the classic five fields (chia 2.7.5's farmer), or the whole six-field
+        payload (chia 2.7.4's farmer signed ``PutFarmerPayload.get_hash()`` with ``authentication_token_v2`` in it).
+        The six fields are taken only when they, and not the five, verify with the owner key recorded; otherwise
+        the five go on to the owner key checks (which also look for a newer owner key)."""
+        payload = request.payload
+        classic = ClassicPutFarmerPayload(
+            payload.launcher_id,
+            payload.authentication_token,
+            payload.authentication_public_key,
+            payload.payout_instructions,
+            payload.suggested_difficulty,
+        ).get_hash()
+        assert request.signature is not None  # checked by the caller
+        if await self.signatures.verifies([recorded_owner], [classic], request.signature, sender):
+            return classic
+        six = payload.get_hash()
+        if await self.signatures.verifies([recorded_owner], [six], request.signature, sender):
+            return six
+        return classic
 
     async def _owner_key(
         self,
@@ -459,6 +490,35 @@ class FarmerChecks:
             refused.popitem(last=False)  # the oldest refusal
 
 
+def new_farmer(
+    ctx: PoolContext,
+    payload: PostFarmerPayload,
+    payout_puzzle_hash: bytes32,
+    pool_contract: bytes32,
+    delay: tuple[int, bytes32],
+    tip: tuple[CoinSpend, PoolState],
+    now: int,
+) -> FarmerRecord:
+    """The record of a farmer joining (POST /farmer, POST /v2/farmer): a member, no points yet, its difficulty
+    as suggested within the pool's bounds."""
+    minimum, default = ctx.config.difficulty.minimum, ctx.config.difficulty.default
+    return FarmerRecord(
+        launcher_id=payload.launcher_id,
+        p2_singleton_puzzle_hash=pool_contract,
+        delay_time=delay[0],
+        delay_puzzle_hash=delay[1],
+        authentication_public_key=payload.authentication_public_key,
+        singleton_tip=tip[0],
+        singleton_tip_state=tip[1],
+        difficulty=suggested_difficulty_for(payload.suggested_difficulty, minimum, default),
+        payout_instructions=payload.payout_instructions,
+        payout_puzzle_hash=payout_puzzle_hash,
+        is_pool_member=True,
+        points=0,
+        joined_at=now,
+    )
+
+
 def _address(puzzle_hash: bytes32, network: str) -> str:
     """A payout puzzle hash as the farmer's wallet shows it (xch1..., txch1...)."""
     return encode_puzzle_hash(puzzle_hash, address_prefix_for(network))
@@ -469,14 +529,37 @@ def _latest_difficulty(farmer: FarmerRecord) -> int:
     return farmer.pending_difficulty if farmer.pending_difficulty is not None else farmer.difficulty
 
 
-async def known_farmer(ctx: PoolContext, launcher_id: bytes32) -> FarmerRecord:
+async def known_farmer(ctx: PoolContext, launcher_id: bytes32, version: int | None = 1) -> FarmerRecord:
+    """The registered farmer; ``version``: the Pool Protocol version of the route asked (None: either), a farmer
+    registered with the other one is refused with a message that says so."""
     farmer = await ctx.store.get_farmer(launcher_id)
     if farmer is None:
+        post = "POST /farmer" if version != 2 else "POST /v2/farmer"
         raise PoolProtocolError(
-            PoolErrorCode.FARMER_NOT_KNOWN, f"farmer {launcher_id.hex()} is not known to this pool: POST /farmer first"
+            PoolErrorCode.FARMER_NOT_KNOWN, f"farmer {launcher_id.hex()} is not known to this pool: {post} first"
         )
     refuse_banned(farmer)
+    if version is not None and farmer.protocol_version != version:
+        raise wrong_version(launcher_id, farmer.protocol_version)
     return farmer
+
+
+def wrong_version(launcher_id: bytes32, registered: int) -> PoolProtocolError:
+    """A launcher registered with one Pool Protocol version, asked about on the other's routes."""
+    paths = "the /v2/ paths" if registered == 2 else "the paths without /v2/"
+    return PoolProtocolError(
+        PoolErrorCode.REQUEST_FAILED,
+        f"farmer {launcher_id.hex()} is registered with Pool Protocol v{registered} (a PlotNFT v{registered}): "
+        f"use {paths}",
+    )
+
+
+def authentication_key_of(farmer: FarmerRecord) -> G1Element:
+    """The key GET /farmer (v1) and GET /login sign with: a v1 farmer's authentication key; for a v2 farmer, the
+    unhardened child its farmer derives from the PlotNFT's synthetic key."""
+    if farmer.protocol_version == 2:
+        return auth_v2_public_key(farmer.authentication_public_key)
+    return farmer.authentication_public_key
 
 
 def refuse_banned(farmer: FarmerRecord) -> None:

@@ -32,6 +32,7 @@ from pool.protocol.farmers import known_farmer
 from pool.protocol.rate_limits import RateLimits, SigningKey
 from pool.protocol.signage_points import PeakCache, SignagePointCache
 from pool.protocol.signatures import SignatureChecks
+from pool.protocol.v2 import V2Checks
 from pool.store.group_commit import PartialWriter
 from pool.store.models import FarmerRecord, NotAdded, PartialRecord, PartialRefusal
 
@@ -55,8 +56,10 @@ class PartialChecker:
         peak: PeakCache,
         signatures: SignatureChecks,
         limits: RateLimits,
+        v2: V2Checks | None = None,
     ) -> None:
         self._ctx = ctx
+        self._v2 = v2  # the v2 tokens' checks (POST /v2/partial)
         self._signage_points = signage_points
         self._peak = peak
         self._signatures = signatures
@@ -75,12 +78,14 @@ class PartialChecker:
             self._ctx.stats.rejected(error.code.name)
             raise
 
-    async def submit(self, request: PostPartialRequest, address: str) -> PostPartialResponse:
+    async def submit(self, request: PostPartialRequest, address: str, version: int = 1) -> PostPartialResponse:
         """Check and record a partial; raises PoolProtocolError with the code of the first failed check.
-        ``address``: the client's, as the rate limits count it."""
+        ``address``: the client's, as the rate limits count it; ``version``: the Pool Protocol of the route."""
         ctx = self._ctx
         try:
-            accepted = await self._accept(request, address, received_at=ctx.now(), received_precisely=ctx.precise_now())
+            accepted = await self._accept(
+                request, address, received_at=ctx.now(), received_precisely=ctx.precise_now(), version=version
+            )
         except PoolProtocolError as error:
             ctx.stats.rejected(error.code.name)
             raise
@@ -91,7 +96,7 @@ class PartialChecker:
         return PostPartialResponse(uint64(accepted.new_difficulty))
 
     async def _accept(
-        self, request: PostPartialRequest, address: str, received_at: int, received_precisely: float
+        self, request: PostPartialRequest, address: str, received_at: int, received_precisely: float, version: int
     ) -> AcceptedPartial:
         ctx, payload = self._ctx, request.payload
         check_authentication_token(
@@ -100,7 +105,7 @@ class PartialChecker:
         # Before the store and the signature; the farmer's allowance is used only once its signature verified.
         with self._limits.signed_request(payload.launcher_id) as allowance:
             self._signatures.admit(SigningKey.AUTHENTICATION, payload.launcher_id, address)
-            farmer = await known_farmer(ctx, payload.launcher_id)
+            farmer = await self._farmer(request, version)
             await self._check_signatures(request, farmer, address)
             allowance.verified()
         try:
@@ -112,6 +117,16 @@ class PartialChecker:
             except Exception as exc:  # the store failing must not hide from the farmer why its partial was refused
                 log.warning("refusal of a partial of %s not recorded: %s", farmer.launcher_id.hex(), one_line(str(exc)))
             raise
+
+    async def _farmer(self, request: PostPartialRequest, version: int) -> FarmerRecord:
+        """The registered farmer of the partial's launcher; for v2, authenticated by its token too (the signature
+        then proves the same as in v1: the plot key and the farmer's authentication key, its synthetic key)."""
+        launcher_id = request.payload.launcher_id
+        if version == 2:
+            if self._v2 is None:
+                raise PoolProtocolError(PoolErrorCode.REQUEST_FAILED, "this pool does not serve Pool Protocol v2")
+            return await self._v2.token_farmer(launcher_id, request.authentication_token_v2)
+        return await known_farmer(self._ctx, launcher_id)
 
     async def _check_and_record(
         self, request: PostPartialRequest, farmer: FarmerRecord, received_at: int, received_precisely: float

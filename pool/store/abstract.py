@@ -351,6 +351,13 @@ class AbstractPoolStore(ABC):
     async def target_proof(self, target_puzzle_hash: bytes32) -> TargetProof | None:
         """The proof recorded for this target puzzle hash, or None: absorbs into it wait until there is one."""
 
+    # -- the pool's shared secrets -------------------------------------------------------------------------------
+    @abstractmethod
+    async def pool_secret(self, name: str, candidate: bytes, now: int) -> bytes:
+        """The secret called ``name``, the same for every process of the pool: ``candidate`` becomes it if none
+        is recorded yet (of two processes creating it at once, one wins and both get its secret). Never changes
+        once recorded."""
+
     # -- block rewards -----------------------------------------------------------------------------------------
     @abstractmethod
     async def add_reward_claims(self, claims: Sequence[RewardClaim], fee_coins: Sequence[bytes32] = ()) -> bool:

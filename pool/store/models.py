@@ -67,6 +67,12 @@ class FarmerRecord:
     banned_at: int | None = None
     ban_reason: str | None = None
 
+    @property
+    def protocol_version(self) -> int:
+        """The Pool Protocol the farmer registered with: 2 for a PlotNFT v2 (its state is recorded as version 2, see
+        pool.chain.plotnft_v2.recorded_state), else 1."""
+        return 2 if int(self.singleton_tip_state.version) == 2 else 1
+
     def difficulty_at(self, now: int) -> int:
         """The difficulty in force at ``now``, counting a pending change whose cooldown has passed."""
         if self.pending_difficulty is not None and self.pending_difficulty_at is not None:

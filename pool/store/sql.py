@@ -897,6 +897,19 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         )
         return None if row is None else proof_from_row(row)
 
+    # -- the pool's shared secrets -------------------------------------------------------------------------------
+    async def pool_secret(self, name: str, candidate: bytes, now: int) -> bytes:
+        async with self._write() as tx:
+            await tx.execute(
+                "INSERT INTO pool_secrets (name, secret, created_at) VALUES (:name, :secret, :now) "
+                "ON CONFLICT (name) DO NOTHING",
+                {"name": name, "secret": candidate, "now": now},
+            )
+            row = await tx.fetchone("SELECT secret FROM pool_secrets WHERE name = :name", {"name": name})
+        if row is None:  # pragma: no cover - inserted or already there, in the same transaction
+            raise StoreError(f"the pool secret {name!r} was not recorded")
+        return bytes(row["secret"])
+
     # -- block rewards -----------------------------------------------------------------------------------------
     async def add_reward_claims(self, claims: Sequence[RewardClaim], fee_coins: Sequence[bytes32] = ()) -> bool:
         _validate_new_claims(claims, fee_coins)

@@ -392,6 +392,19 @@ _SCHEMA_V12_FARMER_HISTORY: Migration = (
 )
 
 
+_SCHEMA_V13_POOL_SECRETS: Migration = (
+    # Secrets of the pool shared by every process and host through the store: the key Pool Protocol v2 tokens are
+    # MACed with (created once, by whichever process needs it first).
+    """
+    CREATE TABLE pool_secrets (
+        name TEXT PRIMARY KEY,
+        secret BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    )
+    """,
+)
+
+
 # Bounded reads (pages, /status): one farmer's payouts and earnings by index, a round's payments by index, the pool
 # fee earned from the few distribution entries, the farmers with an owed balance without reading the others, and the
 # blocks won newest first. running_totals keeps sums the pages show that would otherwise read every payment:
@@ -478,7 +491,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V10_LEADER_SEEN,
     _SCHEMA_V11_PARTIAL_HOURS,
     _SCHEMA_V12_FARMER_HISTORY,
-    _SCHEMA_V14_BOUNDED_READS,  # placed at its index (13) when merged
+    _SCHEMA_V13_POOL_SECRETS,
+    _SCHEMA_V14_BOUNDED_READS,
     _SCHEMA_V15_NOTIFICATIONS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""

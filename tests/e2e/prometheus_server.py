@@ -15,6 +15,7 @@ import aiohttp
 import yaml
 
 from pool.bench.processes import answers_ok
+from pool.devnet.pool_config import DEVNET_OPERATOR_TOKEN
 from pool.devnet.session import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,7 +88,14 @@ def _write_config(target: str, work_dir: Path) -> Path:
             {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "rule_files": [str(ALERTS)],
-                "scrape_configs": [{"job_name": "pool", "static_configs": [{"targets": [target]}]}],
+                "scrape_configs": [
+                    {
+                        "job_name": "pool",
+                        "static_configs": [{"targets": [target]}],
+                        # The devnet pool's operator endpoints want its token, as a real pool's do.
+                        "authorization": {"credentials": DEVNET_OPERATOR_TOKEN},
+                    }
+                ],
             }
         )
     )

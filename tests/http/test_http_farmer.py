@@ -390,6 +390,18 @@ async def test_put_farmer_payout_instructions(
     assert reply == {"authentication_public_key": None, "payout_instructions": False, "suggested_difficulty": None}
     assert farmer_lines(caplog) == []  # nothing changed, nothing logged
 
+    # chia 2.7.4's farmer signs the six-field payload hash (authentication_token_v2 included): accepted too.
+    body = put_farmer_body(
+        plotnft.launcher_id,
+        plotnft.owner_secret_key,
+        next_token(pool),
+        auth_sk=auth_sk,
+        payout_instructions=std_hash(b"six fields").hex(),
+        sign_six_fields=True,
+    )
+    reply = await pool.send("PUT", "/farmer", body)
+    assert reply == {"authentication_public_key": False, "payout_instructions": True, "suggested_difficulty": None}
+
     # Back to the address, as the farmer does when GET /farmer shows instructions other than its own.
     body = put_farmer_body(
         plotnft.launcher_id,
@@ -407,8 +419,8 @@ async def test_put_farmer_refusals(
 ) -> None:
     launcher, owner = plotnft.launcher_id, plotnft.owner_secret_key
     next_token(pool)  # none of these is accepted, so none uses the token up
-    # chia 2.7.5's six-field PutFarmerPayload hash is not what a v1 farmer signs.
-    six = put_farmer_body(launcher, owner, pool.token, payout_instructions=payout_address, sign_six_fields=True)
+    # The six-field payload (as chia 2.7.4's farmer signs it) by another key than the owner's.
+    six = put_farmer_body(launcher, auth_sk, pool.token, payout_instructions=payout_address, sign_six_fields=True)
     assert error_code(await pool.send("PUT", "/farmer", six)) is PoolErrorCode.INVALID_SIGNATURE
     by_auth_key = put_farmer_body(launcher, auth_sk, pool.token, payout_instructions=payout_address)
     assert error_code(await pool.send("PUT", "/farmer", by_auth_key)) is PoolErrorCode.INVALID_SIGNATURE

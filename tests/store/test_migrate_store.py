@@ -83,6 +83,7 @@ async def populate(store: AbstractPoolStore) -> None:
     (event, *_) = await store.notifications_due(now=10**10)
     await store.record_delivery(event.id, "farmer", now=7_300)
     await store.change_farmer_settings(FarmerSettings(farmers[0].launcher_id, min_payout=5_000), now=7_400)
+    await store.pool_secret("v2 tokens", b"\x05" * 32, now=7_300)
 
 
 async def everything(store: AbstractPoolStore) -> dict[str, object]:
@@ -93,6 +94,7 @@ async def everything(store: AbstractPoolStore) -> dict[str, object]:
     for farmer in await store.list_farmers():
         partials += await store.recent_partials(farmer.launcher_id, since=0)
     return {
+        "pool secret": await store.pool_secret("v2 tokens", b"another", now=0),
         "farmers": await store.list_farmers(),
         "partials": partials,
         "claims": await store.reward_claims(),

@@ -2450,3 +2450,14 @@ async def test_the_books_and_figures_are_read_while_a_money_transaction_is_open(
             raise RuntimeError("rolled back")
     assert during.undistributed == 1_000 and during.balanced
     assert (figures.points, figures.rewards_claimed, points) == (10, 1_000, 10)
+
+
+# -- the pool's shared secrets ------------------------------------------------------------------------------------
+async def test_a_pool_secret_is_the_first_one_recorded_for_every_caller(store: AbstractPoolStore) -> None:
+    first = await store.pool_secret("v2 tokens", b"\x01" * 32, now=10)
+    assert first == b"\x01" * 32
+    # A second process with its own candidate gets the recorded secret, and so do concurrent first callers.
+    assert await store.pool_secret("v2 tokens", b"\x02" * 32, now=20) == first
+    together = await asyncio.gather(*(store.pool_secret("other", bytes([n]) * 32, now=30) for n in range(4)))
+    assert len(set(together)) == 1 and together[0] in {bytes([n]) * 32 for n in range(4)}
+    assert together[0] != first
