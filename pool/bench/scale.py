@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def sizes_of(args: argparse.Namespace) -> list[ScaleSize]:
 
 
 async def simulate_week(
-    stores: ScaleStores, size: ScaleSize, end: int, run_dir: Path, progress: Progress
+    stores: ScaleStores, size: ScaleSize, end: int, run_dir: Path, progress: Callable[[str], None]
 ) -> dict[str, Any]:
     """On a copy of ``size``'s store: each simulated day, a day of partials arrives (through record_partials and
     confirm_partials) and the retention prunes the day that fell out of the store's span; the store's bytes each

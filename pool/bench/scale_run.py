@@ -37,7 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pool.bench.attacks import NodeCallMeter
 from pool.bench.corpus import Corpus, CorpusPartial
-from pool.bench.load import LOOKAHEAD, Outcomes, Sender
+from pool.bench.load import Outcomes, Sender
 from pool.bench.processes import NodeProcess, PoolProcess, pool_document, write_pool_config
 from pool.bench.procstat import TreeCpu
 from pool.bench.report import percentile
@@ -63,6 +63,10 @@ class ScaleOptions:
     page_interval: float = 0.25  # seconds between two page requests (the four pages in turn)
     loop_seconds: float = 40.0  # the loops' window
     loop_interval: float = 10.0  # every loop due this often in that window
+    # The loops watched in a pool of their own, started again on the store after the intake phases (so that loops
+    # due every few seconds never weigh on the intake's figures); False (the smoke test, which saves a pool's start):
+    # in the intake's pool, due that often from its start, after the intake phases.
+    loops_in_own_pool: bool = True
 
 
 @dataclass
@@ -114,9 +118,9 @@ class Shared:
     cursor: int = 0
 
     def take(self, count: int) -> list[CorpusPartial]:
-        # Partials of events the node already saw (or is about to: the announcer's look-ahead) would arrive after
-        # their time limit, the pool having been started and its store copied since: the next phase starts after.
-        seen = self.sender.announcer.done + LOOKAHEAD
+        # Partials of events the node already saw (the announcer's look-ahead) would arrive after their time limit,
+        # the pool having been started and its store copied since: the next phase starts after them.
+        seen = self.sender.announcer.done
         while self.cursor < len(self.partials) and self.partials[self.cursor].event <= seen:
             self.cursor += 1
         chunk = self.partials[self.cursor : self.cursor + count]
@@ -145,7 +149,8 @@ async def measure_store(
         store = create_store(config)
         await store.open()
         stack.push_async_callback(store.close)
-        pool = await _start_pool(shared, config, size, options, slug, loops_due=False, progress=progress)
+        own_pool = options.loops_in_own_pool
+        pool = await _start_pool(shared, config, size, options, slug, loops_due=not own_pool, progress=progress)
         stack.push_async_callback(pool.stop)
         shared.sender.point_at(pool.url)
         progress(f"[{label}] registering {len(shared.corpus.farmers)} PlotNFTs")
@@ -161,8 +166,11 @@ async def measure_store(
                 pruning = await _intake(shared, store, pool, session, cookie, options, cutoff, progress, label)
             loops_after = await _loop_metrics(session, pool.url)
             intake_loops = _loop_figures(loops_before, loops_after, {}, 0.0)
+            if not own_pool:
+                loops = await _watch_loops(pool, options, progress, label, since_start=False)
         await pool.stop()
-        loops = await _loops_window(shared, config, size, options, slug, progress, label)
+        if own_pool:
+            loops = await _loops_window(shared, config, size, options, slug, progress, label)
     bytes_after = await store_bytes(config)
     return StoreFigures(label, size, bytes_before, bytes_after, intake, pruning, loops, intake_loops)
 
@@ -269,9 +277,10 @@ async def _probe_pages(
     errors: Counter[str],
     stop: asyncio.Event,
 ) -> None:
-    """The four pages in turn, one request at a time, every ``interval`` seconds, until ``stop``."""
+    """The four pages in turn, one request at a time, every ``interval`` seconds, until ``stop`` (and each page
+    asked once at least, however short the phase)."""
     turn = 0
-    while not stop.is_set():
+    while not stop.is_set() or turn < len(PAGES):
         page = PAGES[turn % len(PAGES)]
         turn += 1
         path = "/login" if page == "farmer page" else page
@@ -326,21 +335,29 @@ async def _loops_window(
     progress: Progress,
     label: str,
 ) -> LoopFigures:
+    """A pool of its own, every loop due every ``loop_interval`` seconds, without partials: counted from its start,
+    since every loop's first iteration runs as the pool starts."""
     pool = await _start_pool(shared, config, size, options, slug, loops_due=True, progress=progress)
     try:
-        async with aiohttp.ClientSession() as session:
-            meter = NodeCallMeter(session, pool.url)
-            await meter.calibrate()
-            progress(f"[{label}] the loops, every {options.loop_interval:g} s, for {options.loop_seconds:g} s")
-            # Metrics from the start: the first iteration of every loop runs as the pool starts.
-            calls_before: Counter[str] = Counter()
-            started = time.monotonic()
-            await asyncio.sleep(options.loop_seconds)
-            calls_after = await meter.read()
-            loops = await _loop_metrics(session, pool.url)
-            return _loop_figures({}, loops, meter.spent(calls_before, calls_after), time.monotonic() - started)
+        return await _watch_loops(pool, options, progress, label, since_start=True)
     finally:
         await pool.stop()
+
+
+async def _watch_loops(
+    pool: PoolProcess, options: ScaleOptions, progress: Progress, label: str, *, since_start: bool
+) -> LoopFigures:
+    async with aiohttp.ClientSession() as session:
+        meter = NodeCallMeter(session, pool.url)
+        await meter.calibrate()
+        calls_before: Counter[str] = Counter() if since_start else await meter.read()
+        loops_before: LoopReading = {} if since_start else await _loop_metrics(session, pool.url)
+        progress(f"[{label}] the loops, every {options.loop_interval:g} s, for {options.loop_seconds:g} s")
+        started = time.monotonic()
+        await asyncio.sleep(options.loop_seconds)
+        calls_after = await meter.read()
+        loops = await _loop_metrics(session, pool.url)
+        return _loop_figures(loops_before, loops, meter.spent(calls_before, calls_after), time.monotonic() - started)
 
 
 LoopReading = dict[str, tuple[int, float, list[tuple[float, int]]]]  # loop -> (count, sum, buckets)
