@@ -159,7 +159,9 @@ async def run(args: argparse.Namespace, corpus: Corpus, corpus_path: Path, progr
         results = await run_stores(corpus, corpus_path, stores, built, options, progress)
         week = None
         if args.week and built:
-            smallest, end = min(built, key=lambda item: item[0].partials)
+            # The fewest farmers, over the most days: the nearest to a pool at steady state that is quick to fill a
+            # day of (what the retention keeps for good, the hourly counts, weighs against the days it holds).
+            smallest, end = min(built, key=lambda item: (item[0].farmers, -item[0].days))
             week = await simulate_week(stores, smallest, end, run_dir, progress)
     return report(args, results, week)
 
