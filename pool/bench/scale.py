@@ -42,6 +42,7 @@ LOOP_SECONDS = 1.0
 PRUNE_P99_SHIFT = 0.10
 WEEK_GROWTH = 0.10
 WEEK_DAYS = 7
+HOUR = 3600
 TARGET_LOOPS = ("confirm-partials", "difficulty", "retention", "payouts", "rewards", "singletons", "peak")
 
 
@@ -86,8 +87,8 @@ async def simulate_week(
     stores: ScaleStores, size: ScaleSize, end: int, run_dir: Path, progress: Callable[[str], None]
 ) -> dict[str, Any]:
     """On a copy of ``size``'s store: each simulated day, a day of partials arrives (through record_partials and
-    confirm_partials) and the retention prunes the day that fell out of the store's span; the store's bytes each
-    day."""
+    confirm_partials) and, as the retention loop does every hour, what fell out of the store's span is pruned each
+    simulated hour; the store's bytes each day."""
     config = await asyncio.to_thread(stores.copy, size, "scale_week", run_dir / "store-week.sqlite")
     store = create_store(config)
     await store.open()
@@ -96,10 +97,16 @@ async def simulate_week(
     try:
         for day in range(WEEK_DAYS):
             day_start = end + day * DAY_SECONDS
+            pruned = 0
+            hour = day_start // HOUR
             for partials, refusals in day_of_partials(size, day_start):
                 added = await store.record_partials(partials, refusals)
                 await store.confirm_partials([i for i in added if isinstance(i, int)])
-            pruned = await prune_old_partials(store, day_start + DAY_SECONDS - size.days * DAY_SECONDS, pause=0)
+                newest = partials[-1].received_at if partials else day_start
+                if newest // HOUR != hour:
+                    hour = newest // HOUR
+                    pruned += await prune_old_partials(store, newest - size.days * DAY_SECONDS, pause=0)
+            pruned += await prune_old_partials(store, day_start + DAY_SECONDS - size.days * DAY_SECONDS, pause=0)
             sizes.append(await store_bytes(config))
             files.append(_sqlite_bytes(config))
             progress(f"week: day {day + 1}: {pruned} pruned, store {sizes[-1] / 2**20:.1f} MiB")
