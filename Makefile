@@ -4,13 +4,14 @@
 #               monitoring tests), then run every test
 #   make test-fast  the tests that need no simulated chain
 #   make bench  measure the pool on a cached corpus of real partials (BENCH_ARGS="--help" lists the options)
+#   make bench-scale  measure the pool against stores of 1 000 and 10 000 farmers (BENCH_SCALE_ARGS="--help")
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: demo bench test test-fast lint check setup browser prometheus clean
+.PHONY: demo bench bench-scale test test-fast lint check setup browser prometheus clean
 
 $(VENV)/.installed: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,9 @@ demo: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m pool.bench $(BENCH_ARGS)
+
+bench-scale: $(VENV)/.installed
+	$(PY) -m pool.bench.scale $(BENCH_SCALE_ARGS)
 
 # Two processes, each running whole modules (their module-scoped chains stay in one process); -n 0 runs in one.
 PYTEST_WORKERS ?= 2

@@ -136,6 +136,10 @@ class Sender:
             headers=HEADERS,
         )
 
+    def point_at(self, pool_url: str) -> None:
+        """Send the next partials to another pool (make bench-scale measures several, one after the other)."""
+        self._url = f"{pool_url}/partial"
+
     async def close(self) -> None:
         await self.announcer.close()
         await self._session.close()

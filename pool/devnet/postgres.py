@@ -124,6 +124,23 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         self._run("dropdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, "--force", "--if-exists", name)
 
+    def dump(self, database: str, path: Path) -> None:
+        """Write ``database`` to ``path`` (pg_dump's custom format), to be restored into another server later."""
+        # Written inside the server's directory first: the server's user (as root, postgres) may not reach ``path``.
+        staged = self.directory / "dump.tmp"
+        self._run("pg_dump", "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, "-Fc", "-f", str(staged), database)
+        shutil.move(staged, path)
+
+    def restore(self, path: Path, database: str) -> None:
+        """Load a dump written by ``dump`` into the existing, empty ``database``."""
+        staged = self.directory / "restore.tmp"
+        shutil.copyfile(path, staged)
+        staged.chmod(0o644)
+        try:
+            self._run("pg_restore", "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, "-d", database, str(staged))
+        finally:
+            staged.unlink(missing_ok=True)
+
     def halt(self) -> None:
         """Stop the server as a crash would (immediate: no shutdown checkpoint), keeping its data for resume()."""
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")

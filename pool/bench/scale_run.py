@@ -1,0 +1,484 @@
+"""One ``make bench-scale`` measurement of the real pool (``python -m pool``) against a store of a given size.
+
+For each store (the empty one first, then the built ones, each a fresh copy of its cache), on the same node process
+and the same corpus as ``make bench``:
+
+1. **intake**: the corpus's farmers join (POST /farmer), then partials are sent open-loop at a fixed rate while a
+   prober asks ``GET /metrics``, ``GET /``, the farmer page (``GET /login`` with a session cookie of one of the
+   store's farmers) and ``GET /status`` in turn; the pool's CPU per accepted partial (until confirmation caught up)
+   and the partials' latency;
+2. **intake while pruning**: the same, while the retention's prune runs beside it (``pool.loops.retention``'s
+   batches and pauses, the store's ``prune_partials``), from the bench process as ``python -m pool prune`` would,
+   over the store's oldest half day (at most a day): more than the phase can prune, so that it prunes throughout;
+3. **the loops**: the pool is started again with every loop due every ``loop_interval`` seconds (payouts due at
+   once: a distribution over every farmer and a round's planning) and left without partials for ``loop_seconds``;
+   each loop's iterations (``pool_loop_duration_seconds`` of GET /metrics) and the node calls the loops made
+   (``pool_node_rpc_duration_seconds``), per loop pass;
+4. the store's bytes on disk before and after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import secrets
+import time
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from pool.bench.attacks import NodeCallMeter
+from pool.bench.corpus import Corpus, CorpusPartial
+from pool.bench.load import Outcomes, Sender
+from pool.bench.processes import NodeProcess, PoolProcess, pool_document, write_pool_config
+from pool.bench.procstat import TreeCpu
+from pool.bench.report import percentile
+from pool.bench.scale_store import Progress, ScaleSize, ScaleStores, farmer_launcher_id, store_bytes
+from pool.chia_adapter import bytes32
+from pool.config import DAY_SECONDS, StoreConfig, parse_config
+from pool.loops.retention import PRUNE_BATCH, PRUNE_PAUSE
+from pool.store.abstract import AbstractPoolStore
+from pool.store.factory import create_store
+from pool.store.models import WebSession
+
+PAGES = ("/metrics", "/", "farmer page", "/status")
+SESSION_COOKIE = "pool_session"  # pool.http.pages.SESSION_COOKIE
+CATCH_UP_TIMEOUT = 300.0
+LOOP_METRIC = "pool_loop_duration_seconds"
+
+
+@dataclass(frozen=True)
+class ScaleOptions:
+    run_dir: Path
+    rate: float = 50.0  # partials/s offered in each intake phase
+    duration: float = 20.0  # seconds of each intake phase
+    page_interval: float = 0.25  # seconds between two page requests (the four pages in turn)
+    loop_seconds: float = 40.0  # the loops' window
+    loop_interval: float = 10.0  # every loop due this often in that window
+    # The loops watched in a pool of their own, started again on the store after the intake phases (so that loops
+    # due every few seconds never weigh on the intake's figures); False (the smoke test, which saves a pool's start):
+    # in the intake's pool, due that often from its start, after the intake phases.
+    loops_in_own_pool: bool = True
+
+
+@dataclass
+class PhaseFigures:
+    outcomes: Outcomes
+    intake_seconds: float
+    pool_cpu_seconds: float  # until confirmation caught up
+    catch_up_seconds: float | None
+    pages_ms: dict[str, list[float]] = field(default_factory=dict)
+    page_errors: Counter[str] = field(default_factory=Counter)
+    pruned: int = 0
+    prune_batches_ms: list[float] = field(default_factory=list)
+
+    @property
+    def cpu_ms_per_accepted(self) -> float | None:
+        accepted = self.outcomes.accepted
+        return self.pool_cpu_seconds * 1000 / accepted if accepted else None
+
+
+@dataclass
+class LoopFigures:
+    seconds: float
+    runs: dict[str, int]
+    mean_seconds: dict[str, float]
+    max_seconds_at_most: dict[str, float]  # the histogram's bucket bound the slowest iteration fell within
+    node_calls: dict[str, int]
+
+
+@dataclass
+class StoreFigures:
+    label: str
+    size: ScaleSize | None  # None: the empty store
+    bytes_before: int
+    bytes_after: int
+    intake: PhaseFigures
+    pruning: PhaseFigures | None
+    loops: LoopFigures
+    intake_loops: LoopFigures  # the loops' iterations during the intake phases (default intervals)
+
+
+@dataclass
+class Shared:
+    """What every store's measurement shares: the corpus, its partials (each sent once), the node and the sender."""
+
+    corpus: Corpus
+    node: NodeProcess
+    sender: Sender
+    partials: list[CorpusPartial]
+    cursor: int = 0
+
+    def take(self, count: int) -> list[CorpusPartial]:
+        # Partials of events the node already saw (the announcer's look-ahead) would arrive after their time limit,
+        # the pool having been started and its store copied since: the next phase starts after them.
+        seen = self.sender.announcer.done
+        while self.cursor < len(self.partials) and self.partials[self.cursor].event <= seen:
+            self.cursor += 1
+        chunk = self.partials[self.cursor : self.cursor + count]
+        self.cursor += len(chunk)
+        if len(chunk) < count:
+            raise RuntimeError(
+                f"the corpus ran out of partials ({len(self.partials)}): build a larger one with --partials"
+            )
+        return chunk
+
+
+async def measure_store(
+    shared: Shared,
+    stores: ScaleStores,
+    size: ScaleSize | None,
+    built_end: int | None,
+    options: ScaleOptions,
+    progress: Progress,
+) -> StoreFigures:
+    label = "empty" if size is None else size.label
+    slug = "empty" if size is None else f"f{size.farmers}_d{size.days}"
+    progress(f"[{label}] copying the store")
+    config = await asyncio.to_thread(stores.copy, size, f"scale_{slug}", options.run_dir / f"store-{slug}.sqlite")
+    bytes_before = await store_bytes(config)
+    async with AsyncExitStack() as stack:
+        store = create_store(config)
+        await store.open()
+        stack.push_async_callback(store.close)
+        own_pool = options.loops_in_own_pool
+        pool = await _start_pool(shared, config, size, options, slug, loops_due=not own_pool, progress=progress)
+        stack.push_async_callback(pool.stop)
+        shared.sender.point_at(pool.url)
+        progress(f"[{label}] registering {len(shared.corpus.farmers)} PlotNFTs")
+        await shared.sender.register(pool.url)
+        cookie = await _session(store, size, shared)
+        async with aiohttp.ClientSession() as session:
+            loops_before = await _loop_metrics(session, pool.url)
+            intake = await _intake(shared, store, pool, session, cookie, options, None, progress, label)
+            pruning = None
+            if size is not None and built_end is not None:
+                # The store's oldest half day (at most a day's worth is older than the newest day's start).
+                cutoff = built_end - size.days * DAY_SECONDS + DAY_SECONDS // 2
+                pruning = await _intake(shared, store, pool, session, cookie, options, cutoff, progress, label)
+            loops_after = await _loop_metrics(session, pool.url)
+            intake_loops = _loop_figures(loops_before, loops_after, {}, 0.0)
+            if not own_pool:
+                loops = await _watch_loops(pool, options, progress, label, since_start=False)
+        await pool.stop()
+        if own_pool:
+            loops = await _loops_window(shared, config, size, options, slug, progress, label)
+    bytes_after = await store_bytes(config)
+    return StoreFigures(label, size, bytes_before, bytes_after, intake, pruning, loops, intake_loops)
+
+
+async def _start_pool(
+    shared: Shared,
+    config: StoreConfig,
+    size: ScaleSize | None,
+    options: ScaleOptions,
+    slug: str,
+    *,
+    loops_due: bool,
+    progress: Progress,
+) -> PoolProcess:
+    store: dict[str, Any] = (
+        {"backend": "sqlite", "path": str(config.path)}
+        if config.backend == "sqlite"
+        else {"backend": "postgresql", "dsn": config.dsn}
+    )
+    document = pool_document(
+        shared.node.endpoints, options.run_dir, shared.corpus.target_puzzle_hash, workers=1, store=store
+    )
+    # The pool's own retention finds nothing to prune (the pruning phase prunes, when the bench says): a store
+    # built some days ago would otherwise be pruned at start, during the first phase.
+    days = 0 if size is None else size.days
+    document["partials"]["retention_days"] = days + 30
+    if loops_due:
+        interval = options.loop_interval
+        document["loops"] = {"singleton_interval": interval, "difficulty_interval": interval}
+        document["rewards"]["collect_interval"] = math.ceil(interval)
+        document["payouts"]["interval"] = math.ceil(interval)
+    name = f"pool-{slug}{'-loops' if loops_due else ''}"
+    config_path = options.run_dir / f"{name}.yaml"
+    write_pool_config(document, config_path)
+    parsed = parse_config(document, options.run_dir, source=config_path)
+    progress(f"starting the pool: python -m pool --config {config_path}")
+    return await PoolProcess.start(config_path, parsed.server.port, options.run_dir / f"{name}.log")
+
+
+async def _session(store: AbstractPoolStore, size: ScaleSize | None, shared: Shared) -> str:
+    """A browser session of one of the store's farmers (a built one, with its whole history; or a corpus farmer on
+    the empty store), opened through the store as GET /login does; the cookie's value."""
+    launcher_id = farmer_launcher_id(0) if size is not None else shared.corpus.farmers[0].launcher_id
+    farmer = await store.get_farmer(launcher_id)
+    assert farmer is not None
+    token = secrets.token_urlsafe(32)
+    now = int(time.time())
+    token_hash = bytes32(hashlib.sha256(token.encode()).digest())
+    await store.add_session(
+        WebSession(token_hash, launcher_id, now, now + 86400),
+        authentication_public_key=farmer.authentication_public_key,
+        max_per_launcher=10,
+    )
+    return token
+
+
+async def _intake(
+    shared: Shared,
+    store: AbstractPoolStore,
+    pool: PoolProcess,
+    session: aiohttp.ClientSession,
+    cookie: str,
+    options: ScaleOptions,
+    prune_before: int | None,
+    progress: Progress,
+    label: str,
+) -> PhaseFigures:
+    chunk = shared.take(round(options.rate * options.duration))
+    name = "intake while pruning" if prune_before is not None else "intake"
+    progress(f"[{label}] {name}: {len(chunk)} partials at {options.rate:g}/s, the pages asked meanwhile")
+    cpu = TreeCpu.of(pool.pid)
+    before = cpu.seconds()
+    pages: dict[str, list[float]] = {page: [] for page in PAGES}
+    errors: Counter[str] = Counter()
+    stop = asyncio.Event()
+    background: list[asyncio.Task[Any]] = [
+        asyncio.create_task(_probe_pages(session, pool.url, cookie, options.page_interval, pages, errors, stop))
+    ]
+    pruned: list[int] = [0]
+    batches_ms: list[float] = []
+    if prune_before is not None:
+        background.append(asyncio.create_task(_prune(store, prune_before, pruned, batches_ms, stop)))
+    started = time.perf_counter()
+    try:
+        outcomes = await shared.sender.open_loop(chunk, options.rate)
+    finally:
+        intake_seconds = time.perf_counter() - started
+        stop.set()
+        await asyncio.gather(*background)
+    catch_up = await _wait_confirmed(store)
+    figures = PhaseFigures(outcomes, intake_seconds, cpu.seconds() - before, catch_up, pages, errors)
+    figures.pruned, figures.prune_batches_ms = pruned[0], batches_ms
+    answered = ", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.counts.items()))
+    progress(f"[{label}] {name}: {answered}; confirmation caught up after {catch_up} s; pruned {pruned[0]}")
+    return figures
+
+
+async def _probe_pages(
+    session: aiohttp.ClientSession,
+    url: str,
+    cookie: str,
+    interval: float,
+    pages: dict[str, list[float]],
+    errors: Counter[str],
+    stop: asyncio.Event,
+) -> None:
+    """The four pages in turn, one request at a time, every ``interval`` seconds, until ``stop`` (and each page
+    asked once at least, however short the phase)."""
+    turn = 0
+    while not stop.is_set() or turn < len(PAGES):
+        page = PAGES[turn % len(PAGES)]
+        turn += 1
+        path = "/login" if page == "farmer page" else page
+        cookies = {SESSION_COOKIE: cookie} if page == "farmer page" else None
+        started = time.perf_counter()
+        try:
+            async with session.get(url + path, cookies=cookies) as response:
+                await response.read()
+                if response.status != 200:
+                    errors[f"{page}: HTTP {response.status}"] += 1
+                    continue
+        except aiohttp.ClientError as exc:
+            errors[f"{page}: {type(exc).__name__}"] += 1
+            continue
+        pages[page].append((time.perf_counter() - started) * 1000)
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except TimeoutError:
+            pass
+
+
+async def _prune(
+    store: AbstractPoolStore, before: int, pruned: list[int], batches_ms: list[float], stop: asyncio.Event
+) -> None:
+    """The retention loop's pass (its batch and pause), until nothing is left or ``stop``."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        count = await store.prune_partials(before, PRUNE_BATCH)
+        batches_ms.append((time.perf_counter() - started) * 1000)
+        pruned[0] += count
+        if count == 0:
+            return
+        await asyncio.sleep(PRUNE_PAUSE)
+
+
+async def _wait_confirmed(store: AbstractPoolStore) -> float | None:
+    """Seconds until no partial is pending (an indexed read, cheap on a large store)."""
+    started = time.perf_counter()
+    while await store.pending_partials(int(time.time()) + 60, limit=1):
+        if time.perf_counter() - started > CATCH_UP_TIMEOUT:
+            return None
+        await asyncio.sleep(0.2)
+    return round(time.perf_counter() - started, 1)
+
+
+async def _loops_window(
+    shared: Shared,
+    config: StoreConfig,
+    size: ScaleSize | None,
+    options: ScaleOptions,
+    slug: str,
+    progress: Progress,
+    label: str,
+) -> LoopFigures:
+    """A pool of its own, every loop due every ``loop_interval`` seconds, without partials: counted from its start,
+    since every loop's first iteration runs as the pool starts."""
+    pool = await _start_pool(shared, config, size, options, slug, loops_due=True, progress=progress)
+    try:
+        return await _watch_loops(pool, options, progress, label, since_start=True)
+    finally:
+        await pool.stop()
+
+
+async def _watch_loops(
+    pool: PoolProcess, options: ScaleOptions, progress: Progress, label: str, *, since_start: bool
+) -> LoopFigures:
+    async with aiohttp.ClientSession() as session:
+        meter = NodeCallMeter(session, pool.url)
+        await meter.calibrate()
+        calls_before: Counter[str] = Counter() if since_start else await meter.read()
+        loops_before: LoopReading = {} if since_start else await _loop_metrics(session, pool.url)
+        progress(f"[{label}] the loops, every {options.loop_interval:g} s, for {options.loop_seconds:g} s")
+        started = time.monotonic()
+        await asyncio.sleep(options.loop_seconds)
+        calls_after = await meter.read()
+        loops = await _loop_metrics(session, pool.url)
+        return _loop_figures(loops_before, loops, meter.spent(calls_before, calls_after), time.monotonic() - started)
+
+
+LoopReading = dict[str, tuple[int, float, list[tuple[float, int]]]]  # loop -> (count, sum, buckets)
+
+
+async def _loop_metrics(session: aiohttp.ClientSession, url: str) -> LoopReading:
+    async with session.get(f"{url}/metrics") as response:
+        text = await response.text()
+    reading: dict[str, tuple[int, float, list[tuple[float, int]]]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != LOOP_METRIC:
+            continue
+        for sample in family.samples:
+            loop = sample.labels["loop"]
+            count, total, buckets = reading.get(loop, (0, 0.0, []))
+            if sample.name == LOOP_METRIC + "_count":
+                count = int(sample.value)
+            elif sample.name == LOOP_METRIC + "_sum":
+                total = sample.value
+            elif sample.name == LOOP_METRIC + "_bucket":
+                buckets.append((float(sample.labels["le"]), int(sample.value)))
+            reading[loop] = (count, total, buckets)
+    return reading
+
+
+def _loop_figures(before: LoopReading, after: LoopReading, calls: dict[str, int], seconds: float) -> LoopFigures:
+    runs: dict[str, int] = {}
+    means: dict[str, float] = {}
+    maxima: dict[str, float] = {}
+    for loop, (count, total, buckets) in sorted(after.items()):
+        count_before, total_before, buckets_before = before.get(loop, (0, 0.0, []))
+        ran = count - count_before
+        if ran <= 0:
+            continue
+        runs[loop] = ran
+        means[loop] = (total - total_before) / ran
+        earlier = dict(buckets_before)
+        # The least bound under which every iteration of the window fell.
+        maxima[loop] = min(
+            (bound for bound, cumulative in buckets if cumulative - earlier.get(bound, 0) >= ran), default=math.inf
+        )
+    return LoopFigures(seconds, runs, means, maxima, calls)
+
+
+def figures_json(figures: StoreFigures) -> dict[str, Any]:
+    def phase(p: PhaseFigures | None) -> dict[str, Any] | None:
+        if p is None:
+            return None
+        return {
+            "sent": p.outcomes.sent,
+            "accepted": p.outcomes.accepted,
+            "refused": {k: v for k, v in p.outcomes.counts.items() if k != "accepted"},
+            "intake_seconds": p.intake_seconds,
+            "pool_cpu_ms_per_accepted": p.cpu_ms_per_accepted,
+            "latency_ms": {
+                "p50": percentile(p.outcomes.latencies_ms, 0.5),
+                "p99": percentile(p.outcomes.latencies_ms, 0.99),
+                "max": max(p.outcomes.latencies_ms, default=None),
+            },
+            "confirmation_catch_up_seconds": p.catch_up_seconds,
+            "pages_ms": {
+                page: {"count": len(values), "p50": percentile(values, 0.5), "p99": percentile(values, 0.99)}
+                for page, values in p.pages_ms.items()
+            },
+            "page_errors": dict(p.page_errors),
+            "pruned": p.pruned,
+            "prune_batches": len(p.prune_batches_ms),
+            "prune_batch_ms": {
+                "p50": percentile(p.prune_batches_ms, 0.5),
+                "max": max(p.prune_batches_ms, default=None),
+            },
+        }
+
+    def loops(f: LoopFigures) -> dict[str, Any]:
+        passes = sum(f.runs.values())
+        return {
+            "seconds": f.seconds,
+            "runs": f.runs,
+            "mean_seconds": f.mean_seconds,
+            "max_seconds_at_most": {k: (None if math.isinf(v) else v) for k, v in f.max_seconds_at_most.items()},
+            "node_calls": f.node_calls,
+            "node_calls_total": sum(f.node_calls.values()),
+            "node_calls_per_loop_pass": sum(f.node_calls.values()) / passes if passes else None,
+        }
+
+    return {
+        "store": figures.label,
+        "farmers": None if figures.size is None else figures.size.farmers,
+        "days": None if figures.size is None else figures.size.days,
+        "partials_built": 0 if figures.size is None else figures.size.partials,
+        "store_bytes_before": figures.bytes_before,
+        "store_bytes_after": figures.bytes_after,
+        "intake": phase(figures.intake),
+        "intake_while_pruning": phase(figures.pruning),
+        "loops_during_intake": loops(figures.intake_loops),
+        "loops": loops(figures.loops),
+    }
+
+
+def dumps(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, default=str)
+
+
+async def run_stores(
+    corpus: Corpus,
+    corpus_path: Path,
+    stores: ScaleStores,
+    sizes: Sequence[tuple[ScaleSize, int]],
+    options: ScaleOptions,
+    progress: Progress,
+) -> list[StoreFigures]:
+    """The empty store, then each built one (with the moment its history ends), on one node and one sender."""
+    options.run_dir.mkdir(parents=True, exist_ok=True)
+    async with AsyncExitStack() as stack:
+        progress("starting the full node on the corpus's chain (its own process)")
+        node = await NodeProcess.start(corpus_path, options.run_dir / "node", options.run_dir / "node.log")
+        stack.push_async_callback(node.stop)
+        sender = Sender(corpus, node, "http://127.0.0.1:1", connections=512)
+        stack.push_async_callback(sender.close)
+        shared = Shared(corpus, node, sender, list(corpus.partials()))
+        results = [await measure_store(shared, stores, None, None, options, progress)]
+        for size, end in sizes:
+            results.append(await measure_store(shared, stores, size, end, options, progress))
+        return results

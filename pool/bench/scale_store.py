@@ -1,0 +1,337 @@
+"""The stores ``make bench-scale`` measures the pool against: many farmers and their history, built through the
+store's own API (``AbstractPoolStore``), cached, and copied for each run.
+
+A store of F farmers over D days holds what a pool of that size would after D days: the farmers' records (real BLS
+keys, singleton spends and pool states), 300 partials a farmer a day (``PARTIALS_PER_DAY``, the pool's target),
+confirmed and credited (``confirm_partials``), a few partials refused a farmer a day, and the money: a few confirmed
+block rewards a day, shared out each day (``distribute``, the payout arithmetic of ``pool.payouts.split``) and paid
+in a round whose batches confirmed. One last confirmed reward is left undistributed, so that the payouts loop of the
+measured pool has a distribution to make over every farmer.
+
+The partials are written in groups of ``WRITE_BATCH`` through ``record_partials`` (the intake's group commit, one
+transaction each) and ``confirm_partials``: the store's own statements, at some 10 000-20 000 partials/s here, so
+that 10 000 farmers over the default retention (90 million partials) would take hours: ``--days`` says how many
+days a store holds, and the report says what was built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from chia_rs import AugSchemeMPL, G2Element, Program, SpendBundle
+from chia_rs.sized_bytes import bytes32
+from chia_rs.sized_ints import uint8, uint32, uint64
+
+from pool.bench.corpus import RELATIVE_LOCK_HEIGHT
+from pool.chia_adapter import Coin, CoinSpend, PoolSingletonState, PoolState, std_hash
+from pool.config import DAY_SECONDS, StoreConfig
+from pool.devnet.postgres import PostgresServer
+from pool.payouts.split import FarmerShare, Payable, plan_distribution, plan_payments
+from pool.store.abstract import AbstractPoolStore
+from pool.store.factory import create_store
+from pool.store.models import (
+    ClaimStatus,
+    Distribution,
+    DistributionShare,
+    FarmerRecord,
+    PartialRecord,
+    PartialRefusal,
+    Payment,
+    PayoutRound,
+    RewardClaim,
+)
+
+FORMAT_VERSION = 1
+PARTIALS_PER_DAY = 300  # a farmer's partials a day: the pool's difficulty target
+REFUSALS_PER_DAY = 3  # a farmer's partials refused a day (too late, mostly)
+REWARDS_PER_DAY = 4  # confirmed block rewards a day
+REWARD = 1_750_000_000_000  # mojos: a block's pool reward (7/8 of 2 XCH)
+WRITE_BATCH = 2_000  # partials per record_partials / confirm_partials call while building
+POOL_FEE = (1, 100)
+MAX_ADDITIONS = 400  # payments per batch of the rounds built
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ScaleSize:
+    farmers: int
+    days: int
+
+    @property
+    def partials(self) -> int:
+        return self.farmers * self.days * PARTIALS_PER_DAY
+
+    @property
+    def label(self) -> str:
+        return f"{self.farmers} farmers, {self.days} day{'s' if self.days != 1 else ''}"
+
+
+def cache_path(cache_dir: Path, size: ScaleSize, backend: str) -> Path:
+    suffix = "sqlite" if backend == "sqlite" else "dump"
+    return cache_dir / f"scale-f{size.farmers}-d{size.days}-v{FORMAT_VERSION}.{suffix}"
+
+
+# -- the records ------------------------------------------------------------------------------------------------
+
+
+def _h(*parts: object) -> bytes32:
+    return std_hash(" ".join(str(part) for part in parts).encode())
+
+
+def farmer_launcher_id(number: int) -> bytes32:
+    return _h("scale farmer", number)
+
+
+def farmer_record(number: int, target_puzzle_hash: bytes32, joined_at: int) -> FarmerRecord:
+    """A member as POST /farmer records one: its keys, its singleton's buried spend and pool state, its difficulty
+    (spread, as farmers' sizes are), payout instructions."""
+    owner = AugSchemeMPL.key_gen(_h("scale owner", number)).get_g1()
+    authentication = AugSchemeMPL.key_gen(_h("scale authentication", number)).get_g1()
+    launcher_id = farmer_launcher_id(number)
+    coin = Coin(launcher_id, _h("scale singleton", number), uint64(1))
+    state = PoolState(
+        version=uint8(1),
+        state=uint8(PoolSingletonState.FARMING_TO_POOL.value),
+        target_puzzle_hash=target_puzzle_hash,
+        owner_pubkey=owner,
+        pool_url="http://127.0.0.1:8444",
+        relative_lock_height=uint32(RELATIVE_LOCK_HEIGHT),
+    )
+    payout = _h("scale payout", number)
+    return FarmerRecord(
+        launcher_id=launcher_id,
+        p2_singleton_puzzle_hash=_h("scale p2", number),
+        delay_time=604800,
+        delay_puzzle_hash=_h("scale delay", number),
+        authentication_public_key=authentication,
+        singleton_tip=CoinSpend(coin, Program.to([1, number]), Program.to([[number, 1], 0])),
+        singleton_tip_state=state,
+        difficulty=difficulty_of(number),
+        payout_instructions=payout.hex(),
+        payout_puzzle_hash=payout,
+        is_pool_member=True,
+        points=0,
+        joined_at=joined_at,
+    )
+
+
+def difficulty_of(number: int) -> int:
+    return 1 + (number * 7919) % 500
+
+
+def day_of_partials(size: ScaleSize, day_start: int) -> Iterator[tuple[list[PartialRecord], list[PartialRefusal]]]:
+    """One day's partials in the order they arrive (every farmer's k-th partial of the day in turn), in groups of
+    WRITE_BATCH, with the day's refusals spread over the groups."""
+    gap = DAY_SECONDS // PARTIALS_PER_DAY
+    batch: list[PartialRecord] = []
+    refusals: list[PartialRefusal] = []
+    launcher_ids = [farmer_launcher_id(number) for number in range(size.farmers)]
+    harvester_ids = [_h("scale harvester", number) for number in range(size.farmers)]
+    for slot in range(PARTIALS_PER_DAY):
+        slot_start = day_start + slot * gap
+        sp_hash = _h("scale sp", slot_start)
+        for number in range(size.farmers):
+            launcher_id = launcher_ids[number]
+            received_at = slot_start + (number * 104729) % gap
+            batch.append(
+                PartialRecord(
+                    launcher_id=launcher_id,
+                    proof_hash=bytes32(hashlib.sha256(launcher_id + received_at.to_bytes(8, "big")).digest()),
+                    sp_hash=sp_hash,
+                    end_of_sub_slot=False,
+                    harvester_id=harvester_ids[number],
+                    received_at=received_at,
+                    difficulty=difficulty_of(number),
+                )
+            )
+            if slot % (PARTIALS_PER_DAY // REFUSALS_PER_DAY) == 0:
+                refusals.append(PartialRefusal(launcher_id, received_at + 1, "TOO_LATE"))
+            if len(batch) >= WRITE_BATCH:
+                yield batch, refusals
+                batch, refusals = [], []
+    if batch or refusals:
+        yield batch, refusals
+
+
+# -- building ---------------------------------------------------------------------------------------------------
+
+
+async def build_store(
+    store: AbstractPoolStore, size: ScaleSize, target_puzzle_hash: bytes32, end: int, progress: Progress
+) -> None:
+    """Fill an empty store with ``size``'s history, ending at ``end`` (unix seconds)."""
+    start = end - size.days * DAY_SECONDS
+    started = time.monotonic()
+    for number in range(size.farmers):
+        await store.add_farmer(farmer_record(number, target_puzzle_hash, start))
+        if (number + 1) % 1000 == 0 or number + 1 == size.farmers:
+            progress(f"store: {number + 1}/{size.farmers} farmers")
+    written = 0
+    height = 1000
+    for day in range(size.days):
+        day_start = start + day * DAY_SECONDS
+        for partials, refusals in day_of_partials(size, day_start):
+            added = await store.record_partials(partials, refusals)
+            await store.confirm_partials([partial_id for partial_id in added if isinstance(partial_id, int)])
+            before, written = written, written + len(partials)
+            if written // 200_000 != before // 200_000:
+                rate = written / max(time.monotonic() - started, 1e-9)
+                left = (size.partials - written) / max(rate, 1e-9)
+                progress(f"store: {written}/{size.partials} partials ({rate:.0f}/s, about {left / 60:.0f} min left)")
+        height = await _day_of_money(store, day_start, height, last=day == size.days - 1)
+    progress(f"store: built in {time.monotonic() - started:.0f} s")
+
+
+async def _day_of_money(store: AbstractPoolStore, day_start: int, height: int, *, last: bool) -> int:
+    """The day's block rewards claimed and confirmed, shared out and paid; on the last day one more reward is left
+    undistributed (the measured pool's payouts loop shares it out)."""
+    for number in range(REWARDS_PER_DAY + (1 if last else 0)):
+        height += 1
+        coin_id = _h("scale reward", day_start, number)
+        claim = RewardClaim(
+            coin_id=coin_id,
+            launcher_id=farmer_launcher_id(number),
+            amount=REWARD,
+            coin_height=height,
+            spend_bundle_name=_h("scale absorb", coin_id),
+            status=ClaimStatus.SUBMITTED,
+            submitted_at=day_start + number,
+            submitted_height=height,
+        )
+        await store.add_reward_claims([claim])
+        await store.update_reward_claim(coin_id, ClaimStatus.CONFIRMED, confirmed_height=height + 1)
+        if number == REWARDS_PER_DAY - 1:
+            await _share_out(store, day_start + DAY_SECONDS // 2)
+            height = await _pay(store, day_start + DAY_SECONDS // 2 + 60, height)
+    return height
+
+
+async def _share_out(store: AbstractPoolStore, now: int) -> None:
+    from fractions import Fraction
+
+    farmers = await store.list_farmers()
+    available = (await store.ledger()).undistributed
+    shares = [FarmerShare(f.launcher_id, weight=f.points, points=f.points) for f in farmers]
+    plan = plan_distribution(available, Fraction(*POOL_FEE), shares)
+    if plan is None:
+        return
+    distribution = Distribution(now, "proportional", plan.total, plan.pool_fee, plan.farmer_total, plan.remainder)
+    await store.distribute(distribution, [DistributionShare(s.launcher_id, s.amount, s.points) for s in plan.shares])
+
+
+async def _pay(store: AbstractPoolStore, now: int, height: int) -> int:
+    """A round paying every owed balance, its batches submitted and confirmed."""
+    payable = [Payable(f.launcher_id, f.payout_puzzle_hash, f.owed) for f in await store.list_farmers() if f.owed]
+    ledger = await store.ledger()
+    plan = plan_payments(
+        payable,
+        min_payment=0,
+        pool_fee_share=ledger.pool_fee_share,
+        fee_reserve=0,
+        blockchain_fee=0,
+        max_additions=MAX_ADDITIONS,
+        fee_puzzle_hash=_h("scale fee address"),
+    )
+    if plan is None:
+        return height
+    payout_round = PayoutRound(now, "proportional", plan.total, plan.pool_fee, plan.blockchain_fees, plan.farmer_total)
+    payments = [Payment(p.puzzle_hash, p.amount, p.launcher_id, 0, p.batch_index) for p in plan.payments]
+    round_id = await store.create_payout_round(payout_round, payments, plan.batch_fees)
+    bundle = bytes(SpendBundle([], G2Element()))
+    for batch in await store.batches(round_id):
+        assert batch.id is not None
+        height += 1
+        await store.mark_batch_submitted(batch.id, _h("scale payment", round_id, batch.id), bundle, now, height)
+        await store.mark_batch_confirmed(batch.id, height + 1, now + 60)
+    return height
+
+
+# -- caching and copies -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScaleStores:
+    """Where the built stores are cached (``cache_dir``) and where a run's copies live; for PostgreSQL, the server
+    the copies are restored into (one per run, durable, as an operator runs it)."""
+
+    cache_dir: Path
+    backend: str
+    postgres: PostgresServer | None = None
+
+    def cached(self, size: ScaleSize) -> Path:
+        return cache_path(self.cache_dir, size, self.backend)
+
+    async def ensure(self, size: ScaleSize, target_puzzle_hash: bytes32, rebuild: bool, progress: Progress) -> int:
+        """The cached store of ``size``, built first if missing; returns the moment its history ends."""
+        path = self.cached(size)
+        about = path.with_suffix(".json")
+        if path.exists() and about.exists() and not rebuild:
+            progress(f"using the cached store {path}")
+            return int(json.loads(about.read_text())["end"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        progress(f"building the store of {size.label} ({size.partials} partials) through the store's API")
+        name = f"scale_build_{size.farmers}_{size.days}"
+        config = self.fresh(name, path.with_suffix(".building"))
+        store = create_store(config)
+        await store.open()
+        end = int(time.time())
+        started = time.monotonic()
+        try:
+            await build_store(store, size, target_puzzle_hash, end, progress)
+        finally:
+            await store.close()
+        if self.backend == "sqlite":
+            config.path.replace(path)
+        else:
+            assert self.postgres is not None
+            self.postgres.dump(name, path)
+            self.postgres.drop_database(name)
+        about.write_text(json.dumps({"end": end, "build_seconds": round(time.monotonic() - started)}))
+        progress(f"store cached at {path} ({path.stat().st_size / 2**20:.0f} MiB)")
+        return end
+
+    def fresh(self, name: str, sqlite_path: Path) -> StoreConfig:
+        """An empty store's configuration: a new SQLite file, or a new PostgreSQL database."""
+        if self.backend == "sqlite":
+            for leftover in _sqlite_files(sqlite_path):
+                leftover.unlink(missing_ok=True)
+            return StoreConfig(backend="sqlite", path=sqlite_path)
+        assert self.postgres is not None
+        self.postgres.drop_database(name)
+        return StoreConfig(backend="postgresql", path=sqlite_path, dsn=self.postgres.create_database(name))
+
+    def copy(self, size: ScaleSize | None, name: str, sqlite_path: Path) -> StoreConfig:
+        """A run's own copy of the cached store of ``size`` (an empty store for None)."""
+        config = self.fresh(name, sqlite_path)
+        if size is None:
+            return config
+        if self.backend == "sqlite":
+            shutil.copyfile(self.cached(size), sqlite_path)
+        else:
+            assert self.postgres is not None
+            self.postgres.restore(self.cached(size), name)
+        return config
+
+
+def _sqlite_files(path: Path) -> Sequence[Path]:
+    return (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
+
+
+async def store_bytes(config: StoreConfig) -> int:
+    """What the store takes on disk: the SQLite file and its write-ahead log, or the PostgreSQL database's size."""
+    if config.backend == "sqlite":
+        return sum(part.stat().st_size for part in _sqlite_files(config.path) if part.exists())
+    import asyncpg
+
+    connection = await asyncpg.connect(config.dsn)
+    try:
+        return int(await connection.fetchval("SELECT pg_database_size(current_database())"))
+    finally:
+        await connection.close()
