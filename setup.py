@@ -41,6 +41,9 @@ setup(
             "mypy==2.4.1",
             "types-PyYAML",
             "asyncpg-stubs>=0.29",
+            # the public API's answers are checked against its OpenAPI 3.1 document (JSON Schema 2020-12)
+            "jsonschema>=4.18",
+            "types-jsonschema",
             # browser tests of the pages drive Debian's chromium (make browser installs it)
             "playwright>=1.40",
         ],

@@ -30,6 +30,7 @@ from pool.chia_adapter import (
 )
 from pool.context import PoolContext
 from pool.http.admission import Admission
+from pool.http.api import setup_api
 from pool.http.guard import json_body, protocol_methods, quiet_http_parser_errors
 from pool.http.health import setup_health_endpoints
 from pool.http.keys import CONTEXT, FARMERS, RATE_LIMITS
@@ -100,6 +101,7 @@ def create_app(
     app.router.add_put("/v2/farmer", put_farmer_v2)
     app.router.add_post("/v2/partial", post_partial_v2)
     setup_pages(app)  # GET / and GET /login
+    setup_api(app)  # GET /api/v1/... (after the pages: it shares their cached figures)
     setup_operator_endpoints(app)  # GET /status and GET /metrics
     setup_health_endpoints(app)  # GET /healthz and GET /readyz
     return app

@@ -1,0 +1,167 @@
+"""The public JSON API against its own OpenAPI document, on a pool with a real node and a farmer registered with POST
+/farmer; partials, blocks won and payout rounds put in the store the way the pool records them, at chosen times, so
+that each round's points and effort are known exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import jsonschema
+import pytest
+import pytest_asyncio
+
+from pool.devnet.world import World
+from pool.estimates import estimated_space
+from pool.http.api import BLOCKS_LISTED
+from pool.store.models import FarmerRecord
+from tests.http.api_checks import check, checked
+from tests.http.farmer_requests import PoolUnderTest, SharedFarmer, shared_farmer
+from tests.http.test_pages import pay
+from tests.store.test_store_contract import h, make_claim, make_farmer, make_partial
+
+HOUR = 3600
+
+
+@dataclasses.dataclass(frozen=True)
+class Filled:
+    farmer: SharedFarmer
+    record: FarmerRecord
+    document: dict[str, Any]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PoolUnderTest]:
+    # No shared figures: each request reads the store, so that every test sees what it put there.
+    path = tmp_path_factory.mktemp("api") / "pool.sqlite"
+    started = await PoolUnderTest.start(world, path, server={"page_cache_seconds": 0})
+    try:
+        yield started
+    finally:
+        await started.close()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def filled(world: World, pool: PoolUnderTest) -> Filled:
+    """Three blocks won two hours apart, with 30, 10 and 20 points in their rounds and 5 since, after a block won
+    long ago and paid out in a round of its own."""
+    registered = await shared_farmer(world, pool, "farmer one")
+    store = pool.ctx.store
+    record = await store.get_farmer(registered.launcher_id)
+    assert record is not None
+    await pay(store, record, 0)  # 1_000 mojos, the block at height 100 of hour 0
+    other = make_farmer(7)
+    await store.add_farmer(other)
+    this_hour = pool.ctx.now() - pool.ctx.now() % HOUR
+    for number, hours_ago in enumerate((6, 4, 2)):
+        claim = dataclasses.replace(
+            make_claim(f"api block {number}", other, amount=1_750_000_000_000 + number),
+            coin_height=200 + number,
+            submitted_at=this_hour - hours_ago * HOUR + 600,
+        )
+        assert await store.add_reward_claim(claim)
+    ids = [
+        await store.add_partial(make_partial(record, f"api {hours_ago}", this_hour - hours_ago * HOUR, points))
+        for points, hours_ago in ((30, 7), (10, 5), (20, 3), (5, 1))
+    ]
+    last = ids[-1]
+    assert last is not None
+    await store.confirm_partials([last])  # confirmed or pending, a partial accepted counts
+    refused = await store.add_partial(make_partial(record, "api refused", this_hour - HOUR, 50))
+    assert refused is not None and await store.reject_partial(refused, "INVALID_PROOF")
+    await store.add_partial_refusal(record.launcher_id, this_hour - HOUR, "TOO_LATE")
+    document = await (await pool.client.get("/api/v1/openapi.json")).json()
+    return Filled(registered, record, document)
+
+
+async def test_the_document_is_served_and_every_schema_is_valid_json_schema(
+    pool: PoolUnderTest, filled: Filled
+) -> None:
+    response = await pool.client.get("/api/v1/openapi.json")
+    assert response.status == 200 and response.headers["Access-Control-Allow-Origin"] == "*"
+    document = filled.document
+    assert document["openapi"].startswith("3.1")
+    assert set(document["paths"]) == {
+        "/api/v1/pool",
+        "/api/v1/blocks",
+        "/api/v1/farmers/{launcher_id}",
+        "/api/v1/rounds",
+        "/api/v1/openapi.json",
+    }
+    for schema in document["components"]["schemas"].values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+
+
+async def test_blocks_carry_their_rounds_points_and_effort(pool: PoolUnderTest, filled: Filled) -> None:
+    response = await pool.client.get("/api/v1/blocks")
+    assert "max-age" in response.headers["Cache-Control"]
+    blocks = (await checked(response, filled.document, "/api/v1/blocks"))["blocks"]
+    # Newest first; the paid claim at height 100 is the oldest block: its round began with the pool.
+    assert [b["height"] for b in blocks] == [202, 201, 200, 100]
+    assert [b["points_in_round"] for b in blocks] == [20, 10, 30, 0]
+    assert [b["effort"] for b in blocks] == [1.3333, 0.6667, 2.0, 0.0]  # over the mean round: 60 / 4 points
+    assert blocks[0]["reward"] == 1_750_000_000_002 and blocks[0]["finder_launcher_id"] == h("launcher 7").hex()
+    assert len(blocks) <= BLOCKS_LISTED
+
+
+async def test_the_pool_shows_its_figures_policy_and_effort_so_far(pool: PoolUnderTest, filled: Filled) -> None:
+    body = await checked(await pool.client.get("/api/v1/pool"), filled.document, "/api/v1/pool")
+    assert body["blocks_won"] == 4 and body["points_in_round"] == 5 and body["effort"] == 0.3333
+    assert body["policy"]["fee"] == pool.ctx.config.pool.fee_display
+    assert body["policy"]["payout_scheme"] == pool.ctx.config.payouts.scheme
+    assert body["paid_to_farmers"] == 1_000 and body["name"] == pool.ctx.config.pool.name
+
+
+async def test_a_farmer_shows_its_figures_but_no_payout_address_or_key(pool: PoolUnderTest, filled: Filled) -> None:
+    path = f"/api/v1/farmers/{filled.farmer.launcher_id.hex()}"
+    response = await pool.client.get(path)
+    text = await response.text()
+    body = await checked(response, filled.document, "/api/v1/farmers/{launcher_id}")
+    assert body["partials_24h"] == {"accepted": 4, "points": 65, "refused": {"INVALID_PROOF": 1, "TOO_LATE": 1}}
+    peak = (await pool.ctx.node.peak()).height  # the same space as the farmer page shows
+    assert body["estimated_space"] == estimated_space(65, 24 * HOUR, pool.ctx.constants, peak)
+    assert body["points"] == 5  # the one partial confirmed
+    assert [(p["amount"], p["status"]) for p in body["payouts"]] == [(1_000, "confirmed")]
+    assert body["paid_total"] == 1_000
+    record = filled.record
+    secrets = {
+        record.payout_instructions,
+        record.payout_puzzle_hash.hex(),
+        bytes(record.authentication_public_key).hex(),
+        bytes(filled.farmer.plotnft.owner_secret_key.get_g1()).hex(),
+    }
+    for everything in ("/api/v1/pool", "/api/v1/blocks", "/api/v1/rounds"):
+        text += await (await pool.client.get(everything)).text()
+    for secret in secrets:
+        assert secret not in text
+
+
+async def test_rounds_page_by_page(pool: PoolUnderTest, filled: Filled) -> None:
+    body = await checked(await pool.client.get("/api/v1/rounds"), filled.document, "/api/v1/rounds")
+    assert [r["farmer_total"] for r in body["rounds"]] == [1_000] and body["older"] is None
+    assert len(body["rounds"][0]["tx_ids"]) == 1
+    empty = await checked(await pool.client.get("/api/v1/rounds?before=1"), filled.document, "/api/v1/rounds")
+    assert empty == {"rounds": [], "older": None}
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "documented"),
+    [
+        ("/api/v1/farmers/" + "00" * 32, 404, "/api/v1/farmers/{launcher_id}"),
+        ("/api/v1/farmers/zz", 400, "/api/v1/farmers/{launcher_id}"),
+        ("/api/v1/farmers/" + "ab" * 31, 400, "/api/v1/farmers/{launcher_id}"),
+        ("/api/v1/rounds?before=-1", 400, "/api/v1/rounds"),
+        ("/api/v1/rounds?before=" + "9" * 30, 400, "/api/v1/rounds"),
+        ("/api/v1/nothing/here", 404, None),
+    ],
+)
+async def test_errors_are_json_and_documented(
+    pool: PoolUnderTest, filled: Filled, path: str, status: int, documented: str | None
+) -> None:
+    response = await pool.client.get(path)
+    body = await response.json()
+    assert response.status == status and set(body) == {"error"}
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    if documented is not None:
+        check(filled.document, documented, status, body)
