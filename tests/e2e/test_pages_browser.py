@@ -9,6 +9,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -24,6 +25,7 @@ from pool.http.pages import SESSION_COOKIE
 from pool.payouts.books import xch
 from pool.store.models import BatchStatus, ClaimStatus, FarmerRecord, PartialStatus
 from tests.e2e.driving import drive_until, wait_until
+from tests.http.api_checks import checked
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -273,6 +275,34 @@ async def test_status_and_metrics_of_the_running_pool(devnet: Devnet) -> None:
     assert rpc_calls > 0
     assert samples[("pool_wallet_up", ())] == 1
     assert samples[("pool_ledger_balanced", ())] == 1
+
+
+async def test_the_public_api_of_the_running_pool_against_its_openapi_document(devnet: Devnet) -> None:
+    """The public JSON API of the same pool (the real farmer's partials, its refusal, the block it won and its
+    payout), every answer checked against the OpenAPI document the pool serves."""
+    record = await farmer_record(devnet)
+    launcher_id = record.launcher_id.hex()
+    farmer_path = "/api/v1/farmers/{launcher_id}"
+    bodies: dict[str, Any] = {}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{devnet.pool_url}/api/v1/openapi.json") as response:
+            document = await response.json()
+        for path in ("/api/v1/pool", "/api/v1/blocks", "/api/v1/rounds", farmer_path):
+            url = devnet.pool_url + path.replace("{launcher_id}", launcher_id)
+            async with session.get(url, headers={"Origin": "https://example.org"}) as response:
+                bodies[path] = await checked(response, document, path)
+                text = await response.text()
+            for hidden in (record.payout_instructions, record.payout_puzzle_hash.hex()):
+                assert hidden not in text
+    store = devnet.ctx.store
+    won = [c for c in await store.reward_claims() if c.status is not ClaimStatus.FAILED]
+    assert bodies["/api/v1/pool"]["blocks_won"] == len(won)
+    assert launcher_id in {b["finder_launcher_id"] for b in bodies["/api/v1/blocks"]["blocks"]}
+    farmer = bodies[farmer_path]
+    assert farmer["points"] == (await farmer_record(devnet)).points
+    assert farmer["partials_24h"]["accepted"] >= 1 and farmer["partials_24h"]["refused"]["PROOF_NOT_GOOD_ENOUGH"] >= 1
+    assert any(p["status"] == "confirmed" for p in farmer["payouts"])
+    assert bodies["/api/v1/rounds"]["rounds"]
 
 
 async def test_farmer_settings_form_with_its_csrf_token_applied_by_the_loops(devnet: Devnet, browser: Browser) -> None:
