@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 BLOCKS_LISTED = 50  # blocks GET /api/v1/blocks lists, and over which the mean round (effort 1.0) is taken
 PAYOUTS_LISTED = 20  # a farmer's newest payments in its answer
-FARMER_CACHE_SECONDS = 5  # Cache-Control of a farmer's answer when pages are not cached (page_cache_seconds 0)
 
 Json = dict[str, Any]
 
@@ -91,15 +90,11 @@ def _api(handler: Callable[[web.Request], Awaitable[Json]]) -> Handler:
         response = web.json_response(body, status=status)
         response.headers["Access-Control-Allow-Origin"] = "*"
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Cache-Control"] = f"public, max-age={_max_age(request)}" if status == 200 else "no-store"
+        fresh = int(request.app[CONTEXT].config.server.page_cache_seconds)
+        response.headers["Cache-Control"] = f"public, max-age={fresh}" if status == 200 else "no-store"
         return response
 
     return answer
-
-
-def _max_age(request: web.Request) -> int:
-    seconds = request.app[CONTEXT].config.server.page_cache_seconds
-    return int(seconds) if seconds > 0 else FARMER_CACHE_SECONDS
 
 
 async def openapi_document(request: web.Request) -> Json:

@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from pool.devnet.world import World
 from pool.estimates import estimated_space
-from pool.http.api import BLOCKS_LISTED
+from pool.http.api import BLOCKS, BLOCKS_LISTED
 from pool.store.models import FarmerRecord
 from tests.http.api_checks import check, checked
 from tests.http.farmer_requests import PoolUnderTest, SharedFarmer, shared_farmer
@@ -95,7 +95,7 @@ async def test_the_document_is_served_and_every_schema_is_valid_json_schema(
 
 async def test_blocks_carry_their_rounds_points_and_effort(pool: PoolUnderTest, filled: Filled) -> None:
     response = await pool.client.get("/api/v1/blocks")
-    assert "max-age" in response.headers["Cache-Control"]
+    assert response.headers["Cache-Control"] == "public, max-age=0"  # server.page_cache_seconds
     blocks = (await checked(response, filled.document, "/api/v1/blocks"))["blocks"]
     # Newest first; the paid claim at height 100 is the oldest block: its round began with the pool.
     assert [b["height"] for b in blocks] == [202, 201, 200, 100]
@@ -162,6 +162,25 @@ async def test_errors_are_json_and_documented(
     response = await pool.client.get(path)
     body = await response.json()
     assert response.status == status and set(body) == {"error"}
+    assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     if documented is not None:
         check(filled.document, documented, status, body)
+
+
+async def test_figures_are_shared_for_page_cache_seconds(pool: PoolUnderTest, filled: Filled) -> None:
+    """The blocks (and the pool's figures, the pool page's own object) are made once for their time: a block won
+    meanwhile shows once they are made again. Last in the module: it adds a block."""
+    shared = pool.app[BLOCKS]
+    shared.seconds = 300
+    try:
+        before = (await (await pool.client.get("/api/v1/blocks")).json())["blocks"]
+        record = filled.record
+        claim = dataclasses.replace(make_claim("api won meanwhile", record), coin_height=300)
+        assert await pool.ctx.store.add_reward_claim(claim)
+        assert (await (await pool.client.get("/api/v1/blocks")).json())["blocks"] == before
+        shared.seconds = 0
+        after = (await (await pool.client.get("/api/v1/blocks")).json())["blocks"]
+        assert [b["height"] for b in after] == [300] + [b["height"] for b in before]
+    finally:
+        shared.seconds = 0
