@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -166,6 +167,17 @@ async def test_errors_are_json_and_documented(
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     if documented is not None:
         check(filled.document, documented, status, body)
+
+
+async def test_a_store_that_fails_is_answered_503_in_json(world: World, filled: Filled, tmp_path: Path) -> None:
+    broken = await PoolUnderTest.start(world, tmp_path / "pool.sqlite")
+    try:
+        await broken.ctx.store.close()  # every read fails now, as when the database is gone
+        for path in ("/api/v1/pool", "/api/v1/blocks", "/api/v1/rounds", "/api/v1/farmers/{launcher_id}"):
+            response = await broken.client.get(path.replace("{launcher_id}", "00" * 32))
+            await checked(response, filled.document, path, status=503)
+    finally:
+        await broken.close()
 
 
 async def test_figures_are_shared_for_page_cache_seconds(pool: PoolUnderTest, filled: Filled) -> None:
