@@ -44,6 +44,7 @@ from pool.bench.report import percentile
 from pool.bench.scale_store import Progress, ScaleSize, ScaleStores, farmer_launcher_id, store_bytes
 from pool.chia_adapter import bytes32
 from pool.config import DAY_SECONDS, StoreConfig, parse_config
+from pool.devnet.pool_config import OPERATOR_HEADERS
 from pool.loops.retention import PRUNE_BATCH, PRUNE_PAUSE
 from pool.store.abstract import AbstractPoolStore
 from pool.store.factory import create_store
@@ -156,7 +157,7 @@ async def measure_store(
         progress(f"[{label}] registering {len(shared.corpus.farmers)} PlotNFTs")
         await shared.sender.register(pool.url)
         cookie = await _session(store, size, shared)
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers=OPERATOR_HEADERS) as session:  # /metrics, /status want it
             loops_before = await _loop_metrics(session, pool.url)
             intake = await _intake(shared, store, pool, session, cookie, options, None, progress, label)
             pruning = None
@@ -347,7 +348,7 @@ async def _loops_window(
 async def _watch_loops(
     pool: PoolProcess, options: ScaleOptions, progress: Progress, label: str, *, since_start: bool
 ) -> LoopFigures:
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=OPERATOR_HEADERS) as session:  # /metrics, /status want it
         meter = NodeCallMeter(session, pool.url)
         await meter.calibrate()
         calls_before: Counter[str] = Counter() if since_start else await meter.read()
