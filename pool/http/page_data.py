@@ -117,6 +117,8 @@ class FarmerView:
     paid_total: int = 0
     history: list[HistoryRow] = field(default_factory=list)
     older_payouts: int | None = None  # the ``payouts_before`` of the next page, if there is one
+    # What the owed balance must reach to be paid: payouts.min_payment, or the farmer's own higher minimum.
+    payment_threshold: int = 1
     older_earnings: int | None = None  # the ``earnings_before`` of the next page, if there is one
 
 
@@ -230,6 +232,12 @@ def recent_partials(counts: list[PartialCount], now: int) -> RecentPartials:
     )
 
 
+async def payment_threshold(ctx: PoolContext, launcher_id: bytes32) -> int:
+    """The owed balance from which the payout loop pays the farmer (pool.payouts.split.plan_payments)."""
+    own = (await ctx.store.farmer_settings(launcher_id)).min_payout or 0
+    return max(ctx.config.payouts.min_payment, own, 1)
+
+
 async def farmer_view(
     ctx: PoolContext,
     farmer: FarmerRecord,
@@ -272,6 +280,7 @@ async def farmer_view(
         older_payouts=older_payouts,
         older_earnings=older_earnings,
         history=[HistoryRow(c.at, c.describe()) for c in await store.farmer_history(farmer.launcher_id, HISTORY_ROWS)],
+        payment_threshold=await payment_threshold(ctx, farmer.launcher_id),
     )
 
 

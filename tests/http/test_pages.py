@@ -16,7 +16,7 @@ from pool.http.page_data import BLOCKS_PER_PAGE, ROUNDS_PER_PAGE, ROWS_PER_PAGE,
 from pool.http.pages import POOL_VIEW, SESSION_COOKIE
 from pool.payouts.books import xch
 from pool.store.abstract import AbstractPoolStore
-from pool.store.models import ClaimStatus, DistributionShare, FarmerRecord
+from pool.store.models import ClaimStatus, DistributionShare, FarmerRecord, FarmerSettings
 from tests.http.farmer_requests import PoolUnderTest, SharedFarmer, shared_farmer
 from tests.http.test_http_farmer import login_cookie
 from tests.store.test_store_contract import distribution, farmer_payment, h, make_claim, make_round
@@ -159,3 +159,31 @@ async def test_a_shared_value_is_made_once_for_its_time_and_again_after() -> Non
     assert await shared.get(make) == 2
     shared.seconds = 0
     assert [await shared.get(make) for _ in range(2)] == [3, 4]
+
+
+async def test_the_farmer_page_says_when_its_owed_balance_is_paid(pool: PoolUnderTest, farmer: SharedFarmer) -> None:
+    """Below the minimum payment a balance waits for it: the page says so instead of "the next payout". Last in
+    the module: it leaves the farmer owed."""
+    token = await login_cookie(pool, farmer.plotnft, farmer.auth_sk)
+    cookie = {"Cookie": f"{SESSION_COOKIE}={token}"}
+
+    async def owed_when() -> str:
+        page = await (await pool.client.get("/login", headers=cookie)).text()
+        found = re.search(r'id="owed-when">([^<]*)<', page)
+        assert found is not None
+        return " ".join(found.group(1).split())
+
+    assert await owed_when() == "nothing owed now"  # every reward of the module was paid
+    # The devnet's pool pays any balance (payouts.min_payment 0): the farmer's own minimum, chosen on its page.
+    minimum = 1_000
+    assert pool.ctx.config.payouts.min_payment < minimum
+    await pool.ctx.store.change_farmer_settings(FarmerSettings(farmer.launcher_id, min_payout=minimum), now=1)
+    record = await pool.ctx.store.get_farmer(farmer.launcher_id)
+    assert record is not None
+    for coin, amount in (("owed below the minimum", 5), ("owed up to the minimum", minimum - 5)):
+        assert await pool.ctx.store.add_reward_claim(make_claim(coin, record, amount=amount))
+        await pool.ctx.store.update_reward_claim(h(coin), ClaimStatus.CONFIRMED, confirmed_height=70)
+        await pool.ctx.store.distribute(distribution(amount), [DistributionShare(farmer.launcher_id, amount, points=0)])
+        if amount == 5:
+            assert await owed_when() == f"paid once it reaches {xch(minimum)} (the minimum payment)"
+    assert await owed_when() == "paid at the next payout"
