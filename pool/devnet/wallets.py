@@ -364,6 +364,7 @@ class WalletsMixin(WorldBase):
     async def leave_pool_v2(self, plotnft: PlotNFTV2Info) -> None:
         """A PlotNFT v2 leaves its pool through the wallet's RPC (pw_self_pool): it enters the waiting room; returns
         once that spend is on chain."""
+        await self.wait_for_wallets_synced()  # as leave_pool: the wallet must know the singleton's current coin
         response = await self.farmer_wallet_client.pw_self_pool(
             PWSelfPool(wallet_id=uint32(plotnft.wallet_id), fee=uint64(0), push=True), DEFAULT_TX_CONFIG
         )
@@ -381,6 +382,9 @@ class WalletsMixin(WorldBase):
         Returns once it is LEAVING_POOL on chain; with ``complete``, farms on until the wallet finished the move to
         SELF_POOLING (after the relative lock height).
         """
+        # The wallet spends the singleton coin it knows: one a spend just farmed (an absorb) replaced would make the
+        # node refuse the leave as an invalid spend bundle, and the wallet does not try again.
+        await self.wait_for_wallets_synced()
         response = await self.farmer_wallet_client.pw_self_pool(
             PWSelfPool(wallet_id=uint32(plotnft.wallet_id), fee=uint64(0), push=True), DEFAULT_TX_CONFIG
         )
