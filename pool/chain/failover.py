@@ -92,17 +92,20 @@ class FailoverFullNode(FullNode):
         if self._in_use and time.monotonic() - self._moved_at >= self._prefer_first_after:
             self._in_use, self._moved_at = 0, time.monotonic()  # the first node may be back: try it first again
         failures: list[str] = []
+        # The node this call starts from, kept: calls run concurrently, and another may move the pool to another
+        # node while this one waits for its answer.
+        first = self._in_use
         for step in range(len(self._endpoints)):
-            index = (self._in_use + step) % len(self._endpoints)
+            index = (first + step) % len(self._endpoints)
             try:
                 answer = await call(await self._node(index))
             except ChainUnavailable as exc:
                 failures.append(str(exc))
                 continue
-            if index != self._in_use:
+            if failures and self._in_use != index:
                 log.warning(
                     "full node %s failed (%s): using full node %s",
-                    where(self._endpoints[self._in_use]),
+                    where(self._endpoints[first]),
                     failures[0],
                     where(self._endpoints[index]),
                 )
