@@ -5,8 +5,9 @@ token (an HMAC of it): a page of another site can make the browser send the cook
 the token, so a POST without it is refused (403) and changes nothing. Values are checked against the pool's bounds:
 a minimum payout of at least ``payouts.min_payment``, a difficulty between ``difficulty.minimum`` and
 ``difficulty.maximum``, a webhook the pool may call (pool/webhooks.py). Every change is recorded with its time by the
-store in the same transaction (``farmer_settings_changes``) and listed on the page. The payout loop pays a farmer
-only once its owed balance reaches its minimum; the difficulty loop holds a farmer with a preset at that difficulty.
+store in the same transaction, in the farmer's history (``farmer_history``), and listed on the page. The payout loop
+pays a farmer only once its owed balance reaches its minimum; the difficulty loop holds a farmer with a preset at that
+difficulty.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pool.config import PoolConfig
-from pool.store.models import FarmerSettings, SettingChange
+from pool.store.models import FarmerChange, FarmerSettings
 from pool.webhooks import WebhookRefused, check_webhook_url
 
 SETTINGS_PATH = "/login/settings"
@@ -63,7 +64,7 @@ class SettingsView:
     pool_min_payout: int  # mojos
     difficulty_minimum: int
     difficulty_maximum: int
-    changes: list[SettingChange]
+    changes: list[FarmerChange]
     errors: list[str] = field(default_factory=list)
     saved: bool = False
 
@@ -71,7 +72,7 @@ class SettingsView:
 def settings_view(
     config: PoolConfig,
     settings: FarmerSettings,
-    changes: list[SettingChange],
+    changes: list[FarmerChange],
     session_token: str,
     *,
     form: Mapping[str, str] | None = None,
