@@ -7,6 +7,7 @@ operator never has to read a traceback to fix a typo.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ class PoolInfoConfig:
 
 
 DEFAULT_DIFFICULTY_MAXIMUM = 1_000_000
+# A difficulty travels as the protocol's uint64 and is stored as a signed 64-bit integer (both stores): beyond this,
+# GET /pool_info and the store would fail on every request instead of the configuration naming its key.
+MAX_DIFFICULTY = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -431,6 +435,9 @@ class _Section:
         value = self.raw(name, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(self.key(name), f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            # YAML's .nan and .inf: a NaN passes every comparison with a bound, and neither is a time or a size.
+            raise ConfigError(self.key(name), f"must be a finite number, got {value!r}")
         if minimum is not None and value < minimum:
             raise ConfigError(self.key(name), f"must be at least {minimum}, got {value}")
         return float(value)
@@ -527,8 +534,8 @@ def _pool_memoization(s: _Section) -> bytes:
 
 def _difficulty(s: _Section) -> DifficultyConfig:
     s.unknown_keys({"minimum", "default", "number_of_partials_target", "time_target", "put_cooldown", "maximum"})
-    minimum = s.int_("minimum", minimum=1)
-    default = s.int_("default", minimum=1)
+    minimum = s.int_("minimum", minimum=1, maximum=MAX_DIFFICULTY)
+    default = s.int_("default", minimum=1, maximum=MAX_DIFFICULTY)
     if default < minimum:
         raise ConfigError(s.key("default"), f"must be at least difficulty.minimum ({minimum}), got {default}")
     return DifficultyConfig(
@@ -537,7 +544,7 @@ def _difficulty(s: _Section) -> DifficultyConfig:
         number_of_partials_target=s.int_("number_of_partials_target", 300, minimum=1),
         time_target=s.int_("time_target", 86400, minimum=60),
         put_cooldown=s.int_("put_cooldown", 300, minimum=0),
-        maximum=s.int_("maximum", max(DEFAULT_DIFFICULTY_MAXIMUM, default), minimum=default),
+        maximum=s.int_("maximum", max(DEFAULT_DIFFICULTY_MAXIMUM, default), minimum=default, maximum=MAX_DIFFICULTY),
     )
 
 

@@ -101,6 +101,16 @@ def test_fee_is_exact_not_float() -> None:
         ("fees.maximum", 10, "fees.maximum", "at least payouts.blockchain_fee (20)"),
         ("fees.mximum", 10, "fees.mximum", "unknown key"),
         ("rewards.fee_bump_after_blocks", 0, "rewards.fee_bump_after_blocks", "at least 1"),
+        # YAML's .nan passes every bound; either would fail every GET /api/v1 answer (its Cache-Control).
+        ("server.page_cache_seconds", float("nan"), "server.page_cache_seconds", "finite number"),
+        ("server.page_cache_seconds", float("inf"), "server.page_cache_seconds", "finite number"),
+        ("notifications.interval", float("nan"), "notifications.interval", "finite number"),
+        ("limits.header_timeout", float("inf"), "limits.header_timeout", "finite number"),
+        # Bytes after the first program were dropped: the pool would ask PlotNFTs for another memoization.
+        ("pool.pool_memoization", "8080", "pool.pool_memoization", "bytes follow the program"),
+        # Beyond 64 bits GET /pool_info (uint64) and the store fail on every request.
+        ("difficulty.minimum", 2**64, "difficulty.minimum", "at most 9223372036854775807"),
+        ("difficulty.maximum", 2**63, "difficulty.maximum", "at most 9223372036854775807"),
     ],
 )
 def test_bad_values_name_their_key(path: str, value: Any, key: str, words: str) -> None:
