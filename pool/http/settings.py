@@ -25,6 +25,9 @@ from pool.webhooks import WebhookRefused, check_webhook_url
 SETTINGS_PATH = "/login/settings"
 CSRF_FIELD = "csrf_token"
 MOJOS_PER_XCH = 10**12
+# The most mojos a minimum payout may be: the stores keep amounts as signed 64-bit integers (about 9.2 million XCH,
+# more than a farmer is ever owed).
+MAX_MIN_PAYOUT = 2**63 - 1
 _XCH = re.compile(r"^\s*([0-9]{1,9})(?:\.([0-9]{1,12}))?\s*$")
 _INTEGER = re.compile(r"^\s*([0-9]{1,19})\s*$")
 
@@ -35,7 +38,8 @@ def csrf_token(session_token: str) -> str:
 
 
 def csrf_ok(session_token: str, sent: str | None) -> bool:
-    return sent is not None and hmac.compare_digest(csrf_token(session_token), sent)
+    # compare_digest raises on text that is not ASCII (a token never is): such a post is refused like any wrong one.
+    return sent is not None and sent.isascii() and hmac.compare_digest(csrf_token(session_token), sent)
 
 
 def xch_text(mojos: int | None) -> str:
@@ -113,6 +117,8 @@ def parse_settings(
         else:
             if min_payout < config.payouts.min_payment:
                 errors.append(f"Minimum payout: at least the pool's, {xch_text(config.payouts.min_payment)} XCH.")
+            elif min_payout > MAX_MIN_PAYOUT:
+                errors.append(f"Minimum payout: at most {xch_text(MAX_MIN_PAYOUT)} XCH.")
     text = form.get("difficulty_preset", "").strip()
     if text:
         match = _INTEGER.match(text)

@@ -471,11 +471,13 @@ async def test_settings_form_refuses_without_its_token_and_never_fails(
     assert await post({"min_payout": "5"}, cookie) == 403
     assert await post({"csrf_token": csrf_token("another session"), "min_payout": "5"}, cookie) == 403
     assert await post(b'{"csrf_token": "x"}', {**cookie, "Content-Type": "application/json"}) == 403
+    assert await post({"csrf_token": "\u00e9" * len(token), "min_payout": "5"}, cookie) == 403  # not ASCII
     for field, value in [
         ("min_payout", "1e3"),
         ("min_payout", "-1"),
         ("min_payout", "0.0000000000001"),
         ("min_payout", "\u0661"),
+        ("min_payout", "999999999"),  # more mojos than the store's 64-bit integers hold (and than there are)
         ("difficulty_preset", "9" * 30),
         ("difficulty_preset", "0"),
         ("difficulty_preset", "1.5"),
