@@ -989,15 +989,17 @@ def _notifications(s: _Section) -> NotificationsConfig:
     hooks = s.raw("operator_webhooks", [])
     if not isinstance(hooks, list):
         raise ConfigError(s.key("operator_webhooks"), "must be a list of URLs or of {url, format} mappings")
-    retry_after = s.int_("retry_after", defaults.retry_after, minimum=1)
+    # Bounded so that a retry's time and a silence's cutoff stay within the store's 64-bit integers: past them every
+    # delivery pass would fail on its own write (and try the webhooks again at once).
+    retry_after = s.int_("retry_after", defaults.retry_after, minimum=1, maximum=DAY_SECONDS)
     return NotificationsConfig(
         operator_webhooks=tuple(_webhook(hook, f"{s.key('operator_webhooks')}[{n}]") for n, hook in enumerate(hooks)),
         allow_private_webhooks=s.bool_("allow_private_webhooks", defaults.allow_private_webhooks),
-        silent_after_hours=s.int_("silent_after_hours", defaults.silent_after_hours, minimum=0),
+        silent_after_hours=s.int_("silent_after_hours", defaults.silent_after_hours, minimum=0, maximum=24 * 366),
         interval=s.number("interval", defaults.interval, minimum=0.05),
         timeout=s.number("timeout", defaults.timeout, minimum=0.1),
         retry_after=retry_after,
-        retry_max=s.int_("retry_max", defaults.retry_max, minimum=retry_after),
+        retry_max=s.int_("retry_max", defaults.retry_max, minimum=retry_after, maximum=30 * DAY_SECONDS),
         max_attempts=s.int_("max_attempts", defaults.max_attempts, minimum=1),
     )
 

@@ -111,6 +111,10 @@ def test_fee_is_exact_not_float() -> None:
         # Beyond 64 bits GET /pool_info (uint64) and the store fail on every request.
         ("difficulty.minimum", 2**64, "difficulty.minimum", "at most 9223372036854775807"),
         ("difficulty.maximum", 2**63, "difficulty.maximum", "at most 9223372036854775807"),
+        # A retry time or silence cutoff past the store's integers failed every delivery pass on its write.
+        ("notifications.retry_after", 10**19, "notifications.retry_after", "at most 86400"),
+        ("notifications.retry_max", 10**19, "notifications.retry_max", "at most 2592000"),
+        ("notifications.silent_after_hours", 10**16, "notifications.silent_after_hours", "at most 8784"),
     ],
 )
 def test_bad_values_name_their_key(path: str, value: Any, key: str, words: str) -> None:
