@@ -385,6 +385,12 @@ class PoolConfig:
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
 
 
+# An integer key's bound unless it names its own: seconds, mojos and counts go into the store's signed 64-bit
+# integers, often added to a time; beyond this a bad value would fail the loops and requests that use it (an
+# overflow) instead of the configuration naming it. 2**53 seconds is 285 million years, mojos 9 007 XCH.
+INT_MAXIMUM = 2**53
+
+
 class _Section:
     """A mapping read with type checks; every error names the full dotted key."""
 
@@ -415,7 +421,7 @@ class _Section:
             raise ConfigError(self.key(name), f"must be a string, got {value!r}")
         return value
 
-    def int_(self, name: str, default: Any = ..., minimum: int | None = None, maximum: int | None = None) -> int:
+    def int_(self, name: str, default: Any = ..., minimum: int | None = None, maximum: int | None = INT_MAXIMUM) -> int:
         value = self.raw(name, default)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(self.key(name), f"must be an integer, got {value!r}")
@@ -574,7 +580,7 @@ def _partials(s: _Section) -> PartialsConfig:
         max_in_flight_per_address=s.int_(
             "max_in_flight_per_address", max(1, max_in_flight // 8), minimum=1, maximum=max_in_flight
         ),
-        retention_days=s.int_("retention_days", DEFAULT_RETENTION_DAYS, minimum=1),
+        retention_days=s.int_("retention_days", DEFAULT_RETENTION_DAYS, minimum=1, maximum=100 * 366),
     )
 
 
