@@ -18,9 +18,16 @@ _COUNT = {"type": "integer", "minimum": 0}
 _EFFORT = {
     "type": ["number", "null"],
     "minimum": 0,
-    "description": "points of the round over the mean points per round of the blocks GET /api/v1/blocks lists "
-    "(1.0: an average round); null before the pool's first block",
+    "description": "points of the round over expected_points (1.0: a round of average length), to 4 decimals; null "
+    "when the network's figures are not known (blocks recorded before the pool kept them, or the node unreachable)",
 }
+_EXPECTED = {
+    "type": ["number", "null"],
+    "minimum": 0,
+    "description": "points a block takes on average: network difficulty x POOL_SUB_SLOT_ITERS / network sub-slot "
+    "iterations (each over NUM_SPS_SUB_SLOT, as chia rounds them), to 4 decimals; null when not known",
+}
+_NETWORK = {"type": ["integer", "null"], "minimum": 1}
 
 
 def _object(properties: dict[str, Any], description: str = "") -> dict[str, Any]:
@@ -43,7 +50,10 @@ def _ref(name: str) -> dict[str, str]:
 def _get(summary: str, schema: str, *, errors: tuple[int, ...] = (), parameters: list[Any] | None = None) -> Any:
     responses: dict[str, Any] = {
         "200": {"description": summary, "content": {"application/json": {"schema": _ref(schema)}}},
-        "429": {"description": "too many requests from this address: retry after Retry-After seconds"},
+        "429": {
+            "description": "too many requests from this address: retry after Retry-After seconds",
+            "content": _ERROR_CONTENT,
+        },
         "503": {"description": "the pool cannot answer right now", "content": _ERROR_CONTENT},
     }
     for status in errors:
@@ -82,6 +92,11 @@ SCHEMAS: dict[str, Any] = {
             "rewards_claimed": _MOJOS,
             "paid_to_farmers": _MOJOS,
             "points_in_round": {**_COUNT, "description": "points earned since the last block won"},
+            "expected_points": {
+                **_EXPECTED,
+                "description": "points a block takes on average at the network's difficulty now (as for a Block); "
+                "null when the node cannot tell",
+            },
             "effort": _EFFORT,
         }
     ),
@@ -89,10 +104,14 @@ SCHEMAS: dict[str, Any] = {
         {
             "height": {**_COUNT, "description": "of the block whose pool reward was claimed"},
             "time": {**_TIME, "description": "when the pool recorded the reward's claim"},
+            "coin_id": {**_HEX32, "description": "the pool reward's coin"},
             "finder_launcher_id": _HEX32,
             "reward": _MOJOS,
             "status": {"type": "string", "enum": ["submitted", "confirmed", "lost"]},
             "points_in_round": {**_COUNT, "description": "points earned since the block before"},
+            "network_difficulty": {**_NETWORK, "description": "the network's difficulty when the claim was recorded"},
+            "network_sub_slot_iters": {**_NETWORK, "description": "the network's sub-slot iterations then"},
+            "expected_points": _EXPECTED,
             "effort": _EFFORT,
         }
     ),
@@ -118,6 +137,16 @@ SCHEMAS: dict[str, Any] = {
             "confirmed_height": {"type": ["integer", "null"], "minimum": 0},
         }
     ),
+    "Harvester": _object(
+        {
+            "harvester_id": _HEX32,
+            "accepted": {**_COUNT, "description": "partials accepted in the last 24 h"},
+            "rejected": {**_COUNT, "description": "partials found invalid after they were accepted"},
+            "points": {**_COUNT, "description": "points of the accepted partials"},
+            "last_seen": {**_TIME, "description": "when its newest partial was received"},
+        },
+        "one harvester's partials of the last 24 h",
+    ),
     "Farmer": _object(
         {
             "launcher_id": _HEX32,
@@ -127,6 +156,11 @@ SCHEMAS: dict[str, Any] = {
             "difficulty": {"type": "integer", "minimum": 1},
             "estimated_space": {**_COUNT, "description": "bytes, from the points of the last 24 h"},
             "partials_24h": _ref("Partials"),
+            "harvesters": {
+                "type": "array",
+                "items": _ref("Harvester"),
+                "description": "the 50 harvesters seen last in 24 h, newest first",
+            },
             "owed": _MOJOS,
             "paid_total": _MOJOS,
             "payouts": {"type": "array", "items": _ref("Payout"), "description": "the newest, newest first"},

@@ -19,6 +19,7 @@ from pool.store.models import (
     FarmerPayout,
     FarmerRecord,
     FarmerSettings,
+    HarvesterFigures,
     LedgerEntry,
     LedgerSummary,
     NotAdded,
@@ -305,11 +306,20 @@ class AbstractPoolStore(ABC):
         Raises FarmerNotFound."""
 
     @abstractmethod
-    async def partial_counts(self, since: int, launcher_id: bytes32 | None = None) -> list[PartialCount]:
-        """Partials received at or after ``since`` (one farmer's, or everyone's), counted per hour and outcome:
+    async def partial_counts(
+        self, since: int, launcher_id: bytes32 | None = None, until: int | None = None
+    ) -> list[PartialCount]:
+        """Partials received at or after ``since`` and before ``until`` (a whole hour; None: up to now), one
+        farmer's or everyone's, counted per hour and outcome:
         accepted ones by status, refused and rejected ones by reason. Oldest hour first. Pruned partials count in
         their hour's totals, exactly as before they were pruned; of the pruned hours, those starting at or after
         ``since`` count (the same as the rows whenever ``since`` is a whole hour or after every pruned hour)."""
+
+    @abstractmethod
+    async def harvester_figures(self, launcher_id: bytes32, since: int, limit: int) -> list[HarvesterFigures]:
+        """The farmer's partials received at or after ``since`` (within the partials' retention) per harvester:
+        accepted (pending or confirmed) and rejected ones, the points of the accepted, the last received; the
+        ``limit`` harvesters seen last, newest first. One range of the (launcher_id, received_at) index."""
 
     @abstractmethod
     async def daily_partials(self, since: int, until: int) -> list[DailyPartials]:

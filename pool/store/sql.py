@@ -72,6 +72,7 @@ from pool.store.models import (
     FarmerPayout,
     FarmerRecord,
     FarmerSettings,
+    HarvesterFigures,
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
@@ -724,24 +725,52 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 _INSERT_REFUSAL, {"launcher_id": launcher_id, "received_at": received_at, "reason": reason}
             )
 
-    async def partial_counts(self, since: int, launcher_id: bytes32 | None = None) -> list[PartialCount]:
+    async def partial_counts(
+        self, since: int, launcher_id: bytes32 | None = None, until: int | None = None
+    ) -> list[PartialCount]:
         farmer = "" if launcher_id is None else " AND launcher_id = :launcher_id"
+        received = farmer if until is None else f"{farmer} AND received_at < :until"
+        hours = farmer if until is None else f"{farmer} AND hour < :until"
         rows = await self._reads().fetchall(
             f"""
             SELECT hour, outcome, SUM(n) AS n, SUM(points) AS points FROM (
                 SELECT received_at - received_at % 3600 AS hour, {_OUTCOME} AS outcome,
                        COUNT(*) AS n, SUM(difficulty) AS points
-                FROM partials WHERE received_at >= :since{farmer} GROUP BY 1, 2
+                FROM partials WHERE received_at >= :since{received} GROUP BY 1, 2
                 UNION ALL
                 SELECT received_at - received_at % 3600 AS hour, reason AS outcome, COUNT(*) AS n, 0 AS points
-                FROM partial_refusals WHERE received_at >= :since{farmer} GROUP BY 1, 2
+                FROM partial_refusals WHERE received_at >= :since{received} GROUP BY 1, 2
                 UNION ALL
-                SELECT hour, outcome, n, points FROM partial_hours WHERE hour >= :since{farmer}
+                SELECT hour, outcome, n, points FROM partial_hours WHERE hour >= :since{hours}
             ) AS counted GROUP BY hour, outcome ORDER BY hour, outcome
             """,
-            {"since": since, "launcher_id": launcher_id},
+            {"since": since, "launcher_id": launcher_id, "until": until},
         )
         return [PartialCount(int(r["hour"]), str(r["outcome"]), int(r["n"]), int(r["points"])) for r in rows]
+
+    async def harvester_figures(self, launcher_id: bytes32, since: int, limit: int) -> list[HarvesterFigures]:
+        rows = await self._reads().fetchall(
+            """
+            SELECT harvester_id,
+                   SUM(CASE WHEN status = 'rejected' THEN 0 ELSE 1 END) AS accepted,
+                   SUM(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END) AS rejected,
+                   SUM(CASE WHEN status = 'rejected' THEN 0 ELSE difficulty END) AS points,
+                   MAX(received_at) AS last_seen
+            FROM partials WHERE launcher_id = :launcher_id AND received_at >= :since
+            GROUP BY harvester_id ORDER BY last_seen DESC, harvester_id LIMIT :limit
+            """,
+            {"launcher_id": launcher_id, "since": since, "limit": limit},
+        )
+        return [
+            HarvesterFigures(
+                harvester_id=bytes32(r["harvester_id"]),
+                accepted=int(r["accepted"]),
+                rejected=int(r["rejected"]),
+                points=int(r["points"]),
+                last_seen=int(r["last_seen"]),
+            )
+            for r in rows
+        ]
 
     async def daily_partials(self, since: int, until: int) -> list[DailyPartials]:
         day = f"- :since % {DAY}"  # whole UTC days, from the day ``since`` falls in
@@ -1771,10 +1800,12 @@ _CREDIT_POINTS = "UPDATE farmers SET points = points + :points WHERE launcher_id
 _UPSERT_CLAIM = """
     INSERT INTO reward_claims (
         coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, submitted_at,
-        submitted_height, confirmed_height, error, fee, fee_spend_bundle, fee_settled, earlier_fees
+        submitted_height, confirmed_height, error, fee, fee_spend_bundle, fee_settled, earlier_fees,
+        network_difficulty, network_sub_slot_iters
     ) VALUES (
         :coin_id, :launcher_id, :amount, :coin_height, :spend_bundle_name, :status, :submitted_at,
-        :submitted_height, :confirmed_height, :error, :fee, :fee_spend_bundle, :fee_settled, :earlier_fees
+        :submitted_height, :confirmed_height, :error, :fee, :fee_spend_bundle, :fee_settled, :earlier_fees,
+        :network_difficulty, :network_sub_slot_iters
     )
     ON CONFLICT (coin_id) DO UPDATE SET
         launcher_id = EXCLUDED.launcher_id, amount = EXCLUDED.amount, coin_height = EXCLUDED.coin_height,
@@ -1782,7 +1813,8 @@ _UPSERT_CLAIM = """
         submitted_at = EXCLUDED.submitted_at, submitted_height = EXCLUDED.submitted_height,
         confirmed_height = EXCLUDED.confirmed_height, error = EXCLUDED.error, fee = EXCLUDED.fee,
         fee_spend_bundle = EXCLUDED.fee_spend_bundle, fee_settled = EXCLUDED.fee_settled,
-        earlier_fees = EXCLUDED.earlier_fees
+        earlier_fees = EXCLUDED.earlier_fees, network_difficulty = EXCLUDED.network_difficulty,
+        network_sub_slot_iters = EXCLUDED.network_sub_slot_iters
     WHERE reward_claims.status = 'failed'
     RETURNING 1
 """
@@ -1927,6 +1959,8 @@ def _claim_params(claim: RewardClaim) -> dict[str, Any]:
         "error": claim.error,
         "fee": claim.fee,
         "fee_spend_bundle": claim.fee_spend_bundle,
+        "network_difficulty": claim.network_difficulty,
+        "network_sub_slot_iters": claim.network_sub_slot_iters,
     }
 
 
