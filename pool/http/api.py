@@ -240,6 +240,7 @@ def block_json(found: BlockRound) -> Json:
     return {
         "height": claim.coin_height,
         "time": claim.submitted_at,
+        "won_at": claim.coin_timestamp,
         "coin_id": claim.coin_id.hex(),
         "finder_launcher_id": claim.launcher_id.hex(),
         "reward": claim.amount,

@@ -104,6 +104,12 @@ SCHEMAS: dict[str, Any] = {
         {
             "height": {**_COUNT, "description": "of the block whose pool reward was claimed"},
             "time": {**_TIME, "description": "when the pool recorded the reward's claim"},
+            "won_at": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "timestamp of the transaction block that created the reward coin (where the round "
+                "ends); null for blocks recorded before the pool kept it",
+            },
             "coin_id": {**_HEX32, "description": "the pool reward's coin"},
             "finder_launcher_id": _HEX32,
             "reward": _MOJOS,

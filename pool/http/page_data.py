@@ -469,7 +469,11 @@ def effort(points: int, expected: Fraction | None) -> Fraction | None:
 
 
 def percent(value: Fraction | None) -> str:
-    return "-" if value is None else f"{float(value * 100):.1f} %"
+    """A ratio as a percentage: one decimal, or three significant digits below 0.1 % (a tiny effort is not 0)."""
+    if value is None:
+        return "-"
+    shown = float(value * 100)
+    return f"{shown:.1f} %" if shown >= 0.1 or shown == 0 else f"{shown:.3g} %"
 
 
 def expected_points(ctx: PoolContext, difficulty: int | None, sub_slot_iters: int | None) -> Fraction | None:
@@ -479,36 +483,27 @@ def expected_points(ctx: PoolContext, difficulty: int | None, sub_slot_iters: in
 
 
 def round_ends(claims: list[RewardClaim]) -> list[int]:
-    """The hour at which each block's round ends, newest first: the hour its claim was recorded in. Never later than
-    a newer block's (a claim recorded late belongs to the round it was won in, as far as hours tell)."""
+    """When each block's round ends, newest first: the timestamp of the block that created its reward coin (or, for
+    claims recorded without it, when the claim was recorded). Never later than a newer block's."""
     ends: list[int] = []
     for claim in claims:
-        hour = claim.submitted_at - claim.submitted_at % HOUR
-        ends.append(hour if not ends else min(hour, ends[-1]))
+        end = claim.coin_timestamp or claim.submitted_at
+        ends.append(end if not ends else min(end, ends[-1]))
     return ends
-
-
-def accepted_points(counts: list[PartialCount], begin: int, end: int | None) -> int:
-    return sum(c.points for c in counts if c.outcome in ACCEPTED and c.hour >= begin and (end is None or c.hour < end))
 
 
 async def block_rounds(
     ctx: PoolContext, limit: int, before: tuple[int, bytes32] | None = None
 ) -> tuple[list[BlockRound], str | None]:
     """A page of the blocks won (after ``before``), each with its round (see docs/api.md), and the cursor of the
-    next page: one read of ``limit`` + 1 claims and one aggregate of the pool's partials per hour over the page's
-    rounds."""
+    next page: one read of ``limit`` + 1 claims and one sum of the pool's accepted points per round."""
     claims = await ctx.store.won_blocks(limit + 1, before)
     listed = claims[:limit]
-    if not listed:
-        return [], None
     ends = round_ends(claims)
-    start = ends[limit] if len(claims) > limit else 0
-    counts = await ctx.store.partial_counts(start, until=ends[0])
     rounds = []
     for index, claim in enumerate(listed):
         begin = ends[index + 1] if index + 1 < len(claims) else 0
-        points = accepted_points(counts, begin, ends[index])
+        points = await ctx.store.accepted_points(begin, ends[index])
         expected = expected_points(ctx, claim.network_difficulty, claim.network_sub_slot_iters)
         rounds.append(BlockRound(claim, points, expected))
     if len(claims) <= limit:
@@ -518,11 +513,11 @@ async def block_rounds(
 
 
 async def round_so_far(ctx: PoolContext) -> RoundSoFar:
-    """The points since the newest block's round ended and the expectation at the node's peak (None when the node
-    cannot tell)."""
+    """The points since the newest block and the expectation at the node's peak (None when the node cannot
+    tell)."""
     newest = await ctx.store.won_blocks(1)
     since = round_ends(newest)[0] if newest else 0
-    points = accepted_points(await ctx.store.partial_counts(since), since, None)
+    points = await ctx.store.accepted_points(since)
     try:
         peak: PeakInfo | None = await ctx.node.peak()
     except ChainUnavailable:

@@ -551,6 +551,7 @@ class RewardLoop:
                 fee_spend_bundle=bytes(fee_spend.spend_bundle) if index == 0 and fee_spend is not None else None,
                 network_difficulty=difficulty,
                 network_sub_slot_iters=sub_slot_iters,
+                coin_timestamp=int(record.timestamp) or None,
             )
             for index, record in enumerate(coins)
         ]

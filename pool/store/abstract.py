@@ -306,14 +306,17 @@ class AbstractPoolStore(ABC):
         Raises FarmerNotFound."""
 
     @abstractmethod
-    async def partial_counts(
-        self, since: int, launcher_id: bytes32 | None = None, until: int | None = None
-    ) -> list[PartialCount]:
-        """Partials received at or after ``since`` and before ``until`` (a whole hour; None: up to now), one
-        farmer's or everyone's, counted per hour and outcome:
+    async def partial_counts(self, since: int, launcher_id: bytes32 | None = None) -> list[PartialCount]:
+        """Partials received at or after ``since`` (one farmer's, or everyone's), counted per hour and outcome:
         accepted ones by status, refused and rejected ones by reason. Oldest hour first. Pruned partials count in
         their hour's totals, exactly as before they were pruned; of the pruned hours, those starting at or after
         ``since`` count (the same as the rows whenever ``since`` is a whole hour or after every pruned hour)."""
+
+    @abstractmethod
+    async def accepted_points(self, since: int, until: int | None = None) -> int:
+        """The points of the pool's accepted partials (pending or confirmed) received at or after ``since`` and
+        before ``until`` (None: up to now), to the second; of the pruned ones (counted per hour), those of the hours
+        that start in that span. Two index ranges (partials by status and time, partial hours by hour)."""
 
     @abstractmethod
     async def harvester_figures(self, launcher_id: bytes32, since: int, limit: int) -> list[HarvesterFigures]:

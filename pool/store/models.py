@@ -235,6 +235,8 @@ class RewardClaim:
     # recorded before the pool kept them): what a block took on average then, for the round's effort.
     network_difficulty: int | None = None
     network_sub_slot_iters: int | None = None
+    # The timestamp of the transaction block that created the reward coin (None: not known): where its round ends.
+    coin_timestamp: int | None = None
 
 
 @dataclass(frozen=True)

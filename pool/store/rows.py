@@ -147,6 +147,7 @@ def claim_from_row(row: Row) -> RewardClaim:
         earlier_fees=int(row["earlier_fees"]),
         network_difficulty=optional_int(row["network_difficulty"]),
         network_sub_slot_iters=optional_int(row["network_sub_slot_iters"]),
+        coin_timestamp=optional_int(row["coin_timestamp"]),
     )
 
 

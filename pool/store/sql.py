@@ -725,28 +725,38 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 _INSERT_REFUSAL, {"launcher_id": launcher_id, "received_at": received_at, "reason": reason}
             )
 
-    async def partial_counts(
-        self, since: int, launcher_id: bytes32 | None = None, until: int | None = None
-    ) -> list[PartialCount]:
+    async def partial_counts(self, since: int, launcher_id: bytes32 | None = None) -> list[PartialCount]:
         farmer = "" if launcher_id is None else " AND launcher_id = :launcher_id"
-        received = farmer if until is None else f"{farmer} AND received_at < :until"
-        hours = farmer if until is None else f"{farmer} AND hour < :until"
         rows = await self._reads().fetchall(
             f"""
             SELECT hour, outcome, SUM(n) AS n, SUM(points) AS points FROM (
                 SELECT received_at - received_at % 3600 AS hour, {_OUTCOME} AS outcome,
                        COUNT(*) AS n, SUM(difficulty) AS points
-                FROM partials WHERE received_at >= :since{received} GROUP BY 1, 2
+                FROM partials WHERE received_at >= :since{farmer} GROUP BY 1, 2
                 UNION ALL
                 SELECT received_at - received_at % 3600 AS hour, reason AS outcome, COUNT(*) AS n, 0 AS points
-                FROM partial_refusals WHERE received_at >= :since{received} GROUP BY 1, 2
+                FROM partial_refusals WHERE received_at >= :since{farmer} GROUP BY 1, 2
                 UNION ALL
-                SELECT hour, outcome, n, points FROM partial_hours WHERE hour >= :since{hours}
+                SELECT hour, outcome, n, points FROM partial_hours WHERE hour >= :since{farmer}
             ) AS counted GROUP BY hour, outcome ORDER BY hour, outcome
             """,
-            {"since": since, "launcher_id": launcher_id, "until": until},
+            {"since": since, "launcher_id": launcher_id},
         )
         return [PartialCount(int(r["hour"]), str(r["outcome"]), int(r["n"]), int(r["points"])) for r in rows]
+
+    async def accepted_points(self, since: int, until: int | None = None) -> int:
+        until_row = "" if until is None else " AND received_at < :until"
+        until_hour = "" if until is None else " AND hour < :until"
+        row = await self._reads().fetchone(
+            f"""
+            SELECT (SELECT COALESCE(SUM(difficulty), 0) FROM partials
+                    WHERE status IN ('pending', 'confirmed') AND received_at >= :since{until_row})
+                 + (SELECT COALESCE(SUM(points), 0) FROM partial_hours
+                    WHERE outcome IN ('pending', 'confirmed') AND hour >= :since{until_hour}) AS points
+            """,
+            {"since": since, "until": until},
+        )
+        return 0 if row is None else int(row["points"])
 
     async def harvester_figures(self, launcher_id: bytes32, since: int, limit: int) -> list[HarvesterFigures]:
         rows = await self._reads().fetchall(
@@ -1801,11 +1811,11 @@ _UPSERT_CLAIM = """
     INSERT INTO reward_claims (
         coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, submitted_at,
         submitted_height, confirmed_height, error, fee, fee_spend_bundle, fee_settled, earlier_fees,
-        network_difficulty, network_sub_slot_iters
+        network_difficulty, network_sub_slot_iters, coin_timestamp
     ) VALUES (
         :coin_id, :launcher_id, :amount, :coin_height, :spend_bundle_name, :status, :submitted_at,
         :submitted_height, :confirmed_height, :error, :fee, :fee_spend_bundle, :fee_settled, :earlier_fees,
-        :network_difficulty, :network_sub_slot_iters
+        :network_difficulty, :network_sub_slot_iters, :coin_timestamp
     )
     ON CONFLICT (coin_id) DO UPDATE SET
         launcher_id = EXCLUDED.launcher_id, amount = EXCLUDED.amount, coin_height = EXCLUDED.coin_height,
@@ -1814,7 +1824,7 @@ _UPSERT_CLAIM = """
         confirmed_height = EXCLUDED.confirmed_height, error = EXCLUDED.error, fee = EXCLUDED.fee,
         fee_spend_bundle = EXCLUDED.fee_spend_bundle, fee_settled = EXCLUDED.fee_settled,
         earlier_fees = EXCLUDED.earlier_fees, network_difficulty = EXCLUDED.network_difficulty,
-        network_sub_slot_iters = EXCLUDED.network_sub_slot_iters
+        network_sub_slot_iters = EXCLUDED.network_sub_slot_iters, coin_timestamp = EXCLUDED.coin_timestamp
     WHERE reward_claims.status = 'failed'
     RETURNING 1
 """
@@ -1961,6 +1971,7 @@ def _claim_params(claim: RewardClaim) -> dict[str, Any]:
         "fee_spend_bundle": claim.fee_spend_bundle,
         "network_difficulty": claim.network_difficulty,
         "network_sub_slot_iters": claim.network_sub_slot_iters,
+        "coin_timestamp": claim.coin_timestamp,
     }
 
 

@@ -478,11 +478,12 @@ _SCHEMA_V15_NOTIFICATIONS: Migration = (
 )
 
 
-# What a block took on average when its claim was recorded (the network's difficulty and sub-slot iterations), for
-# the exact effort of its round; NULL for claims recorded before.
+# What a block took on average when its claim was recorded (the network's difficulty and sub-slot iterations) and
+# when the block was made (its coin's timestamp), for the exact effort of its round; NULL for claims recorded before.
 _SCHEMA_V16_BLOCK_EFFORT: Migration = (
     "ALTER TABLE reward_claims ADD COLUMN network_difficulty INTEGER CHECK (network_difficulty > 0)",
     "ALTER TABLE reward_claims ADD COLUMN network_sub_slot_iters INTEGER CHECK (network_sub_slot_iters > 0)",
+    "ALTER TABLE reward_claims ADD COLUMN coin_timestamp INTEGER",
 )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import AsyncIterator
+from fractions import Fraction
 
 import pytest
 import pytest_asyncio
@@ -14,7 +15,14 @@ import pytest_asyncio
 from pool.chia_adapter import encode_puzzle_hash
 from pool.devnet.world import World
 from pool.estimates import block_points
-from pool.http.page_data import BLOCKS_PER_PAGE, EFFORT_BLOCKS_PER_PAGE, ROUNDS_PER_PAGE, ROWS_PER_PAGE, Shared
+from pool.http.page_data import (
+    BLOCKS_PER_PAGE,
+    EFFORT_BLOCKS_PER_PAGE,
+    ROUNDS_PER_PAGE,
+    ROWS_PER_PAGE,
+    Shared,
+    percent,
+)
 from pool.http.pages import POOL_VIEW, SESSION_COOKIE
 from pool.payouts.books import xch
 from pool.store.abstract import AbstractPoolStore
@@ -152,14 +160,17 @@ async def test_the_blocks_page_shows_each_rounds_effort_page_by_page(pool: PoolU
     record = await store.get_farmer(farmer.launcher_id)
     assert record is not None
     this_hour = ctx.now() - ctx.now() % 3600
-    # 30 points in the round (after the other claims, recorded at unix time 2000), a block taking 40 on average.
+    # 30 points in the round (after the other claims, recorded at unix time 2000), a block taking 40 on average;
+    # the round ends with the block that made the reward coin, before the claim was recorded: 5 points since.
     await store.add_partial(make_partial(record, "round of the measured block", this_hour - 7200, 30))
+    await store.add_partial(make_partial(record, "after the measured block", this_hour - 1800, 5))
     measured = dataclasses.replace(
         make_claim("measured block", record),
         coin_height=500,
         submitted_at=this_hour + 60,
         network_difficulty=40,
         network_sub_slot_iters=ctx.constants.POOL_SUB_SLOT_ITERS,
+        coin_timestamp=this_hour - 3600,
     )
     assert await store.add_reward_claim(measured)
     first = await (await pool.client.get("/blocks")).text()
@@ -169,8 +180,9 @@ async def test_the_blocks_page_shows_each_rounds_effort_page_by_page(pool: PoolU
     assert f'href="/farmers/{farmer.launcher_id.hex()}"' in first
     peak = await ctx.node.peak()
     so_far = block_points(peak.difficulty, peak.sub_slot_iters, ctx.constants)
-    assert f'id="round-expected">{float(so_far):.1f}<' in first
-    assert 'id="effort-so-far">0.0 %<' in first  # no points since
+    assert f'id="round-expected">{float(so_far):,.1f}<' in first
+    assert 'id="round-points">5<' in first
+    assert f'id="effort-so-far">{percent(5 / so_far)}<' in first
     shown, page = 0, first
     while True:
         shown += len(re.findall(r'class="num effort"', page))
@@ -267,3 +279,12 @@ async def test_the_farmer_page_says_when_its_owed_balance_is_paid(pool: PoolUnde
         if amount == 5:
             assert await owed_when() == f"paid once it reaches {xch(minimum)} (the minimum payment)"
     assert await owed_when() == "paid at the next payout"
+
+
+def test_percentages_keep_a_tiny_effort_visible() -> None:
+    assert [percent(None), percent(Fraction(0)), percent(Fraction(3, 2)), percent(Fraction(1, 10**7))] == [
+        "-",
+        "0.0 %",
+        "150.0 %",
+        "1e-05 %",
+    ]

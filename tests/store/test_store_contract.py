@@ -679,11 +679,11 @@ async def test_partial_counts_per_hour_and_outcome_include_refusals(store: Abstr
     ]
     everyone = await store.partial_counts(hour)
     assert sum(c.count for c in everyone if c.outcome == "pending") == 4
-    # Up to an hour: the rows, refusals and hourly totals of that hour and later are left out.
-    assert await store.partial_counts(hour, farmer.launcher_id, until=hour + 3600) == [
-        c for c in await store.partial_counts(hour, farmer.launcher_id) if c.hour < hour + 3600
-    ]
-    assert await store.partial_counts(0, until=hour) == [PartialCount(hour - 3600, "pending", 1, 7)]
+    # The pool's accepted points, to the second: pending and confirmed, not rejected nor refused ones.
+    assert await store.accepted_points(hour) == 7 * 4 + 10  # ids 0, 2, 3, "next hour", and the other farmer's
+    assert await store.accepted_points(hour, until=hour + 3) == 7 * 2  # ids 0 and 2
+    assert await store.accepted_points(hour + 3, until=hour + 3) == 0
+    assert await store.accepted_points(0, until=hour) == 7  # "too old"
 
 
 async def test_harvester_figures_per_harvester_newest_first_bounded(store: AbstractPoolStore) -> None:
@@ -746,6 +746,7 @@ async def counted(store: AbstractPoolStore, farmers: Sequence[FarmerRecord], sta
         await store.partial_counts(0),
         await store.partial_counts(start + 3600),
         [await store.partial_counts(0, farmer.launcher_id) for farmer in farmers],
+        [await store.accepted_points(start + hour * 3600, start + (hour + 1) * 3600) for hour in range(-1, 4)],
         await store.count_stale_partials(),
         [await points_of(store, farmer) for farmer in farmers],
     )
