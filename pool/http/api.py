@@ -5,7 +5,7 @@ JSON: the pool, its blocks won (with each round's points and effort, defined in 
 and the payout rounds. Read only and public: a farmer's answer holds neither its payout address nor its payout
 instructions nor any key. Every request counts against the per-address limit like a page (the first middleware).
 
-The pool's figures, the blocks and the first page of rounds are shared by the requests of ``server.page_cache_seconds``
+The pool's figures and the first pages of blocks and rounds are shared by the requests of ``server.page_cache_seconds``
 (the pool page's figures are the very same object); every answer says as much in Cache-Control. Answers to GET carry
 ``Access-Control-Allow-Origin: *`` (no credentials are involved): any web page may show them. Errors are JSON
 ``{"error": ...}``: 400 for a malformed parameter, 404 for an unknown farmer or path, 503 when the store or node
@@ -30,6 +30,7 @@ from pool.http.page_data import (
     RoundSoFar,
     Shared,
     block_rounds,
+    parse_block_cursor,
     peak_height,
     pool_view,
     public_farmer_view,
@@ -53,6 +54,7 @@ class Blocks:
     """The newest blocks won with their rounds, and the round in progress."""
 
     blocks: list[Json]
+    older: str | None  # the cursor of the next page
     so_far: RoundSoFar
 
 
@@ -142,8 +144,16 @@ async def get_pool(request: web.Request) -> Json:
 
 async def get_blocks(request: web.Request) -> Json:
     ctx = request.app[CONTEXT]
-    rounds = await request.app[BLOCKS].get(lambda: newest_blocks(ctx))
-    return {"blocks": rounds.blocks}
+    value = request.query.get("before")
+    if value is None:
+        rounds = await request.app[BLOCKS].get(lambda: newest_blocks(ctx))
+        return {"blocks": rounds.blocks, "older": rounds.older}
+    try:
+        before = parse_block_cursor(value)
+    except ValueError:
+        raise ApiError(400, "before must be a height and a coin id (height-hex), as older gives it") from None
+    listed, older = await block_rounds(ctx, BLOCKS_LISTED, before)
+    return {"blocks": [block_json(found) for found in listed], "older": older}
 
 
 async def get_rounds(request: web.Request) -> Json:
@@ -231,8 +241,8 @@ def _before(request: web.Request) -> int | None:
 
 async def newest_blocks(ctx: PoolContext) -> Blocks:
     """The newest blocks won with their rounds' effort (see docs/api.md) and the round in progress."""
-    listed, _ = await block_rounds(ctx, BLOCKS_LISTED)
-    return Blocks(blocks=[block_json(found) for found in listed], so_far=await round_so_far(ctx))
+    listed, older = await block_rounds(ctx, BLOCKS_LISTED)
+    return Blocks(blocks=[block_json(found) for found in listed], older=older, so_far=await round_so_far(ctx))
 
 
 def block_json(found: BlockRound) -> Json:

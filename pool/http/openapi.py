@@ -121,7 +121,16 @@ SCHEMAS: dict[str, Any] = {
             "effort": _EFFORT,
         }
     ),
-    "Blocks": _object({"blocks": {"type": "array", "items": _ref("Block"), "description": "newest first"}}),
+    "Blocks": _object(
+        {
+            "blocks": {"type": "array", "items": _ref("Block"), "description": "newest first"},
+            "older": {
+                "type": ["string", "null"],
+                "description": "the ``before`` of the next page of older blocks (height-coin id); null on the last "
+                "page",
+            },
+        }
+    ),
     "Partials": _object(
         {
             "accepted": _COUNT,
@@ -204,7 +213,20 @@ OPENAPI: dict[str, Any] = {
     },
     "paths": {
         "/api/v1/pool": _get("the pool's figures and payout policy", "Pool"),
-        "/api/v1/blocks": _get("the newest blocks won (at most 50), with each round's points and effort", "Blocks"),
+        "/api/v1/blocks": _get(
+            "blocks won, newest first, 50 at a time, with each round's points and effort",
+            "Blocks",
+            errors=(400,),
+            parameters=[
+                {
+                    "name": "before",
+                    "in": "query",
+                    "required": False,
+                    "description": "the ``older`` of the page before",
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,18}-(0x)?[0-9a-fA-F]{64}$"},
+                }
+            ],
+        ),
         "/api/v1/farmers/{launcher_id}": _get(
             "a farmer's figures",
             "Farmer",

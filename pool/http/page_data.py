@@ -21,6 +21,8 @@ from pool.chia_adapter import PoolSingletonState, bytes32, encode_puzzle_hash
 from pool.config import address_prefix_for
 from pool.context import PoolContext
 from pool.estimates import block_points, estimated_space
+from pool.protocol.encoding import parse_bytes32
+from pool.protocol.errors import PoolProtocolError
 from pool.store.models import FarmerRecord, PartialCount, RewardClaim
 
 DAY = 24 * 3600
@@ -480,6 +482,17 @@ def expected_points(ctx: PoolContext, difficulty: int | None, sub_slot_iters: in
     if not difficulty or not sub_slot_iters:
         return None
     return block_points(difficulty, sub_slot_iters, ctx.constants)
+
+
+def parse_block_cursor(value: str) -> tuple[int, bytes32]:
+    """A page of blocks' cursor, "height-coin id" (as block_rounds makes it); ValueError if it is not one."""
+    height, _, coin_id = value.partition("-")
+    if not (height.isascii() and height.isdigit()) or len(height) > 18:
+        raise ValueError("not a block cursor")
+    try:
+        return int(height), parse_bytes32(coin_id, "before")
+    except PoolProtocolError:
+        raise ValueError("not a block cursor") from None
 
 
 def round_ends(claims: list[RewardClaim]) -> list[int]:

@@ -1,4 +1,5 @@
-"""The web pages: the pool page (GET /, public) and a farmer's page (GET /login).
+"""The web pages: the pool page (GET /), the blocks page with each round's effort (GET /blocks), a farmer's public
+page by launcher id (GET /farmers/{launcher_id}), all public, and a farmer's own page (GET /login).
 
 GET /login with the signed query chia's GUI opens (launcher_id, authentication_token, signature: the same check as
 GET /farmer, over method "get_login") opens a session: a random token in an HttpOnly, SameSite=Lax cookie that
@@ -33,6 +34,7 @@ from pool.http.page_data import (
     block_rounds,
     farmer_view,
     older_pages_view,
+    parse_block_cursor,
     peak_height,
     percent,
     pool_view,
@@ -291,16 +293,14 @@ def _cursor(request: web.Request, name: str) -> int | None:
 def _block_cursor(request: web.Request) -> tuple[int, bytes32] | None:
     """The blocks' page: the (coin height, coin id) of the last claim of the page before ("height-coin id"), as
     ``blocks_before`` (the pool page) or ``before`` (the blocks page)."""
-    value = request.query.get("blocks_before", request.query.get("before") if request.path == "/blocks" else None)
+    name = "before" if request.path == "/blocks" else "blocks_before"
+    value = request.query.get(name)
     if value is None:
         return None
-    height, _, coin_id = value.partition("-")
-    if not (height.isascii() and height.isdigit()) or len(height) > 18:
-        raise web.HTTPBadRequest(text="blocks_before must be a height and a coin id (height-hex)")
     try:
-        return int(height), parse_bytes32(coin_id, "blocks_before")
-    except PoolProtocolError:
-        raise web.HTTPBadRequest(text="blocks_before must be a height and a coin id (height-hex)") from None
+        return parse_block_cursor(value)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be a height and a coin id (height-hex)") from None
 
 
 def _token_hash(token: str) -> bytes32:

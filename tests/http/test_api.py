@@ -111,6 +111,10 @@ async def test_blocks_carry_their_rounds_points_and_effort(pool: PoolUnderTest, 
     assert [b["network_difficulty"] for b in blocks] == [10, 40, 20, None]
     assert blocks[0]["reward"] == 1_750_000_000_002 and blocks[0]["finder_launcher_id"] == h("launcher 7").hex()
     assert len(blocks) <= BLOCKS_LISTED
+    # A page further on: the blocks after the cursor, each round as on the first page.
+    cursor = f"{blocks[1]['height']}-{blocks[1]['coin_id']}"
+    older = await checked(await pool.client.get(f"/api/v1/blocks?before={cursor}"), filled.document, "/api/v1/blocks")
+    assert older == {"blocks": blocks[2:], "older": None}
 
 
 async def test_the_pool_shows_its_figures_policy_and_effort_so_far(pool: PoolUnderTest, filled: Filled) -> None:
@@ -166,6 +170,8 @@ async def test_rounds_page_by_page(pool: PoolUnderTest, filled: Filled) -> None:
         ("/api/v1/farmers/zz", 400, "/api/v1/farmers/{launcher_id}"),
         ("/api/v1/farmers/" + "ab" * 31, 400, "/api/v1/farmers/{launcher_id}"),
         ("/api/v1/rounds?before=-1", 400, "/api/v1/rounds"),
+        ("/api/v1/blocks?before=12", 400, "/api/v1/blocks"),
+        ("/api/v1/blocks?before=12-" + "zz" * 32, 400, "/api/v1/blocks"),
         ("/api/v1/rounds?before=" + "9" * 30, 400, "/api/v1/rounds"),
         ("/api/v1/nothing/here", 404, None),
     ],
