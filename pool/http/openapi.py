@@ -64,6 +64,17 @@ def _get(summary: str, schema: str, *, errors: tuple[int, ...] = (), parameters:
     return {"get": operation}
 
 
+def _before(schema: dict[str, Any]) -> dict[str, Any]:
+    """The query parameter of a list's older pages."""
+    return {
+        "name": "before",
+        "in": "query",
+        "required": False,
+        "description": "the ``older`` of the page before",
+        "schema": schema,
+    }
+
+
 _ERROR_CONTENT = {"application/json": {"schema": _ref("Error")}}
 _ERROR_TEXT = {400: "a malformed parameter", 404: "no such farmer"}
 
@@ -217,15 +228,7 @@ OPENAPI: dict[str, Any] = {
             "blocks won, newest first, 50 at a time, with each round's points and effort",
             "Blocks",
             errors=(400,),
-            parameters=[
-                {
-                    "name": "before",
-                    "in": "query",
-                    "required": False,
-                    "description": "the ``older`` of the page before",
-                    "schema": {"type": "string", "pattern": "^[0-9]{1,18}-(0x)?[0-9a-fA-F]{64}$"},
-                }
-            ],
+            parameters=[_before({"type": "string", "pattern": "^[0-9]{1,18}-(0x)?[0-9a-fA-F]{64}$"})],
         ),
         "/api/v1/farmers/{launcher_id}": _get(
             "a farmer's figures",
@@ -237,15 +240,7 @@ OPENAPI: dict[str, Any] = {
             "payout rounds, newest first, a page at a time",
             "Rounds",
             errors=(400,),
-            parameters=[
-                {
-                    "name": "before",
-                    "in": "query",
-                    "required": False,
-                    "description": "the ``older`` of the page before",
-                    "schema": {"type": "integer", "minimum": 0},
-                }
-            ],
+            parameters=[_before({"type": "integer", "minimum": 0})],
         ),
         "/api/v1/openapi.json": {
             "get": {"summary": "this document", "responses": {"200": {"description": "the OpenAPI document"}}}
