@@ -234,6 +234,10 @@ class ServerConfig:
     page_cache_seconds: float = 5.0
     # Seconds GET /metrics keeps the state it read (store aggregates, node, wallet): scrapes within it read nothing.
     metrics_cache_seconds: float = 5.0
+    # A block explorer's page of a coin and of a transaction, "{id}" standing for the id in hex (no 0x): the pages
+    # link reward coins and payout transactions there. None: no link.
+    explorer_coin_url: str | None = None
+    explorer_tx_url: str | None = None
 
     def join_url(self) -> str | None:
         """The pool URL farmers join with: ``public_url``, or the address the pool listens on when it names one."""
@@ -711,6 +715,8 @@ def _server(s: _Section, base: Path) -> ServerConfig:
             "operator_listen",
             "page_cache_seconds",
             "metrics_cache_seconds",
+            "explorer_coin_url",
+            "explorer_tx_url",
         }
     )
     cert, key = s.optional_path("tls_cert", base), s.optional_path("tls_key", base)
@@ -741,7 +747,27 @@ def _server(s: _Section, base: Path) -> ServerConfig:
         operator_listen=_operator_listen(s, port),
         page_cache_seconds=min(s.number("page_cache_seconds", 5.0, minimum=0), 300.0),
         metrics_cache_seconds=s.number("metrics_cache_seconds", 5, minimum=0),
+        explorer_coin_url=_url_template(s, "explorer_coin_url"),
+        explorer_tx_url=_url_template(s, "explorer_tx_url"),
     )
+
+
+def _url_template(s: _Section, name: str) -> str | None:
+    """An http(s) URL with "{id}" once (where the pages put a coin's or transaction's id), or None when left out."""
+    value = s.raw(name, None)
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not value.startswith(("http://", "https://"))
+        or value.count("{id}") != 1
+        or value.replace("{id}", "").count("{") + value.replace("{id}", "").count("}") > 0
+        or any(c.isspace() for c in value)
+    ):
+        raise ConfigError(
+            s.key(name), 'must be an http:// or https:// URL with "{id}" once where the id goes (or left out)'
+        )
+    return value
 
 
 def _operator_listen(s: _Section, port: int) -> tuple[str, int] | None:

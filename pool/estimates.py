@@ -13,7 +13,9 @@ where size is chia's expected plot size (k32: 65 * 2**31), the unit chia's own n
 
 from __future__ import annotations
 
-from pool.chia_adapter import ConsensusConstants, calculate_sp_interval_iters, plot_filter_bits
+from fractions import Fraction
+
+from pool.chia_adapter import ConsensusConstants, calculate_sp_interval_iters, plot_filter_bits, uint64
 
 
 def estimated_space(points: int, seconds: int, constants: ConsensusConstants, height: int) -> int:
@@ -33,3 +35,14 @@ def format_space(size: int) -> str:
     while value >= 1024 and unit < len(units) - 1:
         value, unit = value / 1024, unit + 1
     return f"{value:.2f} {units[unit]}" if unit else f"{size} B"
+
+
+def block_points(difficulty: int, sub_slot_iters: int, constants: ConsensusConstants) -> Fraction:
+    """The points a pool's farmers earn, on average, per block they win, with the network at ``difficulty`` and
+    ``sub_slot_iters`` (exact). A proof wins a block when its required iterations, which scale with the difficulty,
+    are below SSI / NUM_SPS_SUB_SLOT at the network's difficulty D; it earns a partial worth d points when they are
+    below POOL_SUB_SLOT_ITERS / NUM_SPS_SUB_SLOT at the farmer's d. Per proof, the points expected over the blocks
+    expected are D * T_pool / T_block, whatever the plot, its size or d (see docs/api.md)."""
+    pool_threshold = int(calculate_sp_interval_iters(constants, constants.POOL_SUB_SLOT_ITERS))
+    block_threshold = int(calculate_sp_interval_iters(constants, uint64(sub_slot_iters)))
+    return Fraction(difficulty * pool_threshold, block_threshold)

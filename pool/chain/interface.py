@@ -40,6 +40,10 @@ class PeakInfo:
     # Height of the most recent transaction block at or below the peak (proof-of-space checks need it).
     last_transaction_block_height: int
     timestamp: int | None  # of the last transaction block, unix seconds
+    # The network's difficulty and sub-slot iterations at the peak (0: not known); what a block takes on average
+    # (pool.estimates.expected_points).
+    difficulty: int = 0
+    sub_slot_iters: int = 0
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,8 @@ class RpcFullNode(FullNode):
             synced=bool(state.get("sync", {}).get("synced", False)),
             last_transaction_block_height=last_tx_height,
             timestamp=int(timestamp) if timestamp is not None else None,
+            difficulty=int(state.get("difficulty") or 0),
+            sub_slot_iters=int(state.get("sub_slot_iters") or 0),
         )
 
     async def consensus_constants(self) -> ConsensusConstants:

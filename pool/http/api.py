@@ -5,7 +5,7 @@ JSON: the pool, its blocks won (with each round's points and effort, defined in 
 and the payout rounds. Read only and public: a farmer's answer holds neither its payout address nor its payout
 instructions nor any key. Every request counts against the per-address limit like a page (the first middleware).
 
-The pool's figures, the blocks and the first page of rounds are shared by the requests of ``server.page_cache_seconds``
+The pool's figures and the first pages of blocks and rounds are shared by the requests of ``server.page_cache_seconds``
 (the pool page's figures are the very same object); every answer says as much in Cache-Control. Answers to GET carry
 ``Access-Control-Allow-Origin: *`` (no credentials are involved): any web page may show them. Errors are JSON
 ``{"error": ...}``: 400 for a malformed parameter, 404 for an unknown farmer or path, 503 when the store or node
@@ -23,34 +23,42 @@ from typing import Any
 from aiohttp import web
 
 from pool.context import PoolContext
-from pool.estimates import estimated_space
 from pool.http.keys import CONTEXT
 from pool.http.openapi import OPENAPI
-from pool.http.page_data import ACCEPTED, DAY, HOUR, Shared, peak_height, pool_view, recent_partials, round_rows
+from pool.http.page_data import (
+    BlockRound,
+    RoundSoFar,
+    Shared,
+    block_rounds,
+    parse_block_cursor,
+    peak_height,
+    pool_view,
+    public_farmer_view,
+    round_rows,
+    round_so_far,
+)
 from pool.http.pages import PEAK_HEIGHT, POOL_VIEW
 from pool.protocol.encoding import parse_bytes32
 from pool.protocol.errors import PoolProtocolError, one_line
-from pool.store.models import RewardClaim
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
-BLOCKS_LISTED = 50  # blocks GET /api/v1/blocks lists, and over which the mean round (effort 1.0) is taken
-PAYOUTS_LISTED = 20  # a farmer's newest payments in its answer
+BLOCKS_LISTED = 50  # blocks GET /api/v1/blocks lists
 
 Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class Rounds:
-    """The blocks listed, each with its round's points, and the points of the round in progress."""
+class Blocks:
+    """The newest blocks won with their rounds, and the round in progress."""
 
     blocks: list[Json]
-    points_in_round: int
-    mean_round: Fraction  # points of the mean round of the blocks listed (0: no block yet)
+    older: str | None  # the cursor of the next page
+    so_far: RoundSoFar
 
 
-BLOCKS = web.AppKey("api_blocks", Shared[Rounds])
+BLOCKS = web.AppKey("api_blocks", Shared[Blocks])
 ROUNDS = web.AppKey("api_rounds", Shared[Json])
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
@@ -108,7 +116,7 @@ async def unknown_path(request: web.Request) -> Json:
 async def get_pool(request: web.Request) -> Json:
     ctx = request.app[CONTEXT]
     view = await request.app[POOL_VIEW].get(lambda: pool_view(ctx))
-    rounds = await request.app[BLOCKS].get(lambda: blocks_and_rounds(ctx))
+    rounds = await request.app[BLOCKS].get(lambda: newest_blocks(ctx))
     payouts = ctx.config.payouts
     return {
         "name": view.name,
@@ -128,15 +136,24 @@ async def get_pool(request: web.Request) -> Json:
         "blocks_won": view.blocks_won,
         "rewards_claimed": view.rewards_claimed,
         "paid_to_farmers": view.paid_to_farmers,
-        "points_in_round": rounds.points_in_round,
-        "effort": effort(rounds.points_in_round, rounds.mean_round),
+        "points_in_round": rounds.so_far.points,
+        "expected_points": ratio(rounds.so_far.expected),
+        "effort": ratio(rounds.so_far.effort),
     }
 
 
 async def get_blocks(request: web.Request) -> Json:
     ctx = request.app[CONTEXT]
-    rounds = await request.app[BLOCKS].get(lambda: blocks_and_rounds(ctx))
-    return {"blocks": rounds.blocks}
+    value = request.query.get("before")
+    if value is None:
+        rounds = await request.app[BLOCKS].get(lambda: newest_blocks(ctx))
+        return {"blocks": rounds.blocks, "older": rounds.older}
+    try:
+        before = parse_block_cursor(value)
+    except ValueError:
+        raise ApiError(400, "before must be a height and a coin id (height-hex), as older gives it") from None
+    listed, older = await block_rounds(ctx, BLOCKS_LISTED, before)
+    return {"blocks": [block_json(found) for found in listed], "older": older}
 
 
 async def get_rounds(request: web.Request) -> Json:
@@ -165,7 +182,7 @@ async def rounds_page(ctx: PoolContext, before: int | None) -> Json:
 
 
 async def get_farmer(request: web.Request) -> Json:
-    """The farmer page's public figures: indexed reads of the one farmer (a look-up of an unknown id costs one)."""
+    """The public farmer page's figures: indexed reads of the one farmer (a look-up of an unknown id costs one)."""
     ctx = request.app[CONTEXT]
     try:
         launcher_id = parse_bytes32(request.match_info["launcher_id"], "launcher_id")
@@ -174,29 +191,38 @@ async def get_farmer(request: web.Request) -> Json:
     farmer = await ctx.store.get_farmer(launcher_id)
     if farmer is None:
         raise ApiError(404, f"no farmer with launcher id {launcher_id.hex()}")
-    now = ctx.now()
-    partials = recent_partials(await ctx.store.partial_counts(now - DAY, launcher_id), now)
     peak = await request.app[PEAK_HEIGHT].get(lambda: peak_height(ctx))
-    payouts = await ctx.store.farmer_payouts(launcher_id, PAYOUTS_LISTED)
+    view = await public_farmer_view(ctx, farmer, peak)
+    partials = view.partials
     return {
-        "launcher_id": launcher_id.hex(),
-        "is_pool_member": farmer.is_pool_member,
-        "joined_at": farmer.joined_at,
-        "points": farmer.points,
-        "difficulty": farmer.difficulty_at(now),
-        "estimated_space": estimated_space(partials.points, DAY, ctx.constants, peak),
+        "launcher_id": view.launcher_id,
+        "is_pool_member": view.is_pool_member,
+        "joined_at": view.joined_at,
+        "points": view.points,
+        "difficulty": view.difficulty,
+        "estimated_space": view.estimated_space,
         "partials_24h": {"accepted": partials.accepted, "points": partials.points, "refused": partials.refused},
-        "owed": farmer.owed,
-        "paid_total": await ctx.store.farmer_paid(launcher_id),
+        "harvesters": [
+            {
+                "harvester_id": h.harvester_id,
+                "accepted": h.accepted,
+                "rejected": h.rejected,
+                "points": h.points,
+                "last_seen": h.last_seen,
+            }
+            for h in view.harvesters
+        ],
+        "owed": view.owed,
+        "paid_total": view.paid_total,
         "payouts": [
             {
                 "time": p.created_at,
                 "amount": p.amount,
-                "status": p.status.value,
-                "tx_id": None if p.tx_id is None else p.tx_id.hex(),
+                "status": p.status,
+                "tx_id": p.tx_id,
                 "confirmed_height": p.confirmed_height,
             }
-            for p in payouts
+            for p in view.payouts
         ],
     }
 
@@ -213,53 +239,30 @@ def _before(request: web.Request) -> int | None:
 # ---------------------------------------------------------------------------------------------------- effort
 
 
-async def blocks_and_rounds(ctx: PoolContext) -> Rounds:
-    """The newest blocks won with the points of their rounds (see docs/api.md): one read of the blocks and one
-    aggregate of the pool's accepted partials per hour since the round of the oldest block listed began."""
-    claims = await ctx.store.won_blocks(BLOCKS_LISTED + 1)
-    listed = claims[:BLOCKS_LISTED]
-    ends = round_ends(claims)
-    start = ends[len(listed)] if len(claims) > BLOCKS_LISTED else 0
-    counts = await ctx.store.partial_counts(start)
-    hourly: dict[int, int] = {}
-    for count in counts:
-        if count.outcome in ACCEPTED:
-            hourly[count.hour] = hourly.get(count.hour, 0) + count.points
-
-    def points_between(begin: int, end: int | None) -> int:
-        return sum(points for hour, points in hourly.items() if hour >= begin and (end is None or hour < end))
-
-    in_round = [
-        points_between(ends[index + 1] if index + 1 < len(claims) else 0, ends[index]) for index in range(len(listed))
-    ]
-    mean = Fraction(sum(in_round), len(in_round)) if in_round else Fraction(0)
-    blocks = [_block(claim, points, mean) for claim, points in zip(listed, in_round, strict=True)]
-    current = points_between(ends[0], None) if claims else sum(hourly.values())
-    return Rounds(blocks=blocks, points_in_round=current, mean_round=mean)
+async def newest_blocks(ctx: PoolContext) -> Blocks:
+    """The newest blocks won with their rounds' effort (see docs/api.md) and the round in progress."""
+    listed, older = await block_rounds(ctx, BLOCKS_LISTED)
+    return Blocks(blocks=[block_json(found) for found in listed], older=older, so_far=await round_so_far(ctx))
 
 
-def round_ends(claims: list[RewardClaim]) -> list[int]:
-    """The hour at which each block's round ends, newest first: the hour its claim was recorded in. Never later than
-    a newer block's (a claim recorded late belongs to the round it was won in, as far as hours tell)."""
-    ends: list[int] = []
-    for claim in claims:
-        hour = claim.submitted_at - claim.submitted_at % HOUR
-        ends.append(hour if not ends else min(hour, ends[-1]))
-    return ends
-
-
-def _block(claim: RewardClaim, points: int, mean: Fraction) -> Json:
+def block_json(found: BlockRound) -> Json:
+    claim = found.claim
     return {
         "height": claim.coin_height,
         "time": claim.submitted_at,
+        "won_at": claim.coin_timestamp,
+        "coin_id": claim.coin_id.hex(),
         "finder_launcher_id": claim.launcher_id.hex(),
         "reward": claim.amount,
         "status": claim.status.value,
-        "points_in_round": points,
-        "effort": effort(points, mean),
+        "points_in_round": found.points,
+        "network_difficulty": claim.network_difficulty,
+        "network_sub_slot_iters": claim.network_sub_slot_iters,
+        "expected_points": ratio(found.expected),
+        "effort": ratio(found.effort),
     }
 
 
-def effort(points: int, mean: Fraction) -> float | None:
-    """A round's points over the mean round's (4 decimals: a ratio to show, not an amount)."""
-    return None if mean <= 0 else round(float(points / mean), 4)
+def ratio(value: Fraction | None) -> float | None:
+    """An exact ratio shown to 4 decimals (a figure to read, not an amount)."""
+    return None if value is None else round(float(value), 4)

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+API_PREFIX = "/api/"  # the public JSON API (pool/http/api.py)
 MAX_FORWARDED_HOPS = 16  # more proxies than any real chain: the rest of a longer header is not looked at
 UNKNOWN = "unknown"  # a peer without an IP address (a Unix socket)
 
@@ -52,6 +53,9 @@ def refusal(path: str, refused: RateLimited) -> web.Response:
     headers = {"Retry-After": str(refused.retry_after)}
     if path in PROTOCOL_PATHS:
         return web.json_response(refused.response().to_json_dict(), headers=headers)
+    if path.startswith(API_PREFIX):  # as the API answers every error: JSON, readable by the pages of other origins
+        headers.update({"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"})
+        return web.json_response({"error": refused.message}, status=429, headers=headers)
     return web.Response(status=429, text=refused.message, headers=headers)
 
 

@@ -18,9 +18,16 @@ _COUNT = {"type": "integer", "minimum": 0}
 _EFFORT = {
     "type": ["number", "null"],
     "minimum": 0,
-    "description": "points of the round over the mean points per round of the blocks GET /api/v1/blocks lists "
-    "(1.0: an average round); null before the pool's first block",
+    "description": "points of the round over expected_points (1.0: a round of average length), to 4 decimals; null "
+    "when the network's figures are not known (blocks recorded before the pool kept them, or the node unreachable)",
 }
+_EXPECTED = {
+    "type": ["number", "null"],
+    "minimum": 0,
+    "description": "points a block takes on average: network difficulty x POOL_SUB_SLOT_ITERS / network sub-slot "
+    "iterations (each over NUM_SPS_SUB_SLOT, as chia rounds them), to 4 decimals; null when not known",
+}
+_NETWORK = {"type": ["integer", "null"], "minimum": 1}
 
 
 def _object(properties: dict[str, Any], description: str = "") -> dict[str, Any]:
@@ -43,7 +50,10 @@ def _ref(name: str) -> dict[str, str]:
 def _get(summary: str, schema: str, *, errors: tuple[int, ...] = (), parameters: list[Any] | None = None) -> Any:
     responses: dict[str, Any] = {
         "200": {"description": summary, "content": {"application/json": {"schema": _ref(schema)}}},
-        "429": {"description": "too many requests from this address: retry after Retry-After seconds"},
+        "429": {
+            "description": "too many requests from this address: retry after Retry-After seconds",
+            "content": _ERROR_CONTENT,
+        },
         "503": {"description": "the pool cannot answer right now", "content": _ERROR_CONTENT},
     }
     for status in errors:
@@ -52,6 +62,17 @@ def _get(summary: str, schema: str, *, errors: tuple[int, ...] = (), parameters:
     if parameters:
         operation["parameters"] = parameters
     return {"get": operation}
+
+
+def _before(schema: dict[str, Any]) -> dict[str, Any]:
+    """The query parameter of a list's older pages."""
+    return {
+        "name": "before",
+        "in": "query",
+        "required": False,
+        "description": "the ``older`` of the page before",
+        "schema": schema,
+    }
 
 
 _ERROR_CONTENT = {"application/json": {"schema": _ref("Error")}}
@@ -82,6 +103,11 @@ SCHEMAS: dict[str, Any] = {
             "rewards_claimed": _MOJOS,
             "paid_to_farmers": _MOJOS,
             "points_in_round": {**_COUNT, "description": "points earned since the last block won"},
+            "expected_points": {
+                **_EXPECTED,
+                "description": "points a block takes on average at the network's difficulty now (as for a Block); "
+                "null when the node cannot tell",
+            },
             "effort": _EFFORT,
         }
     ),
@@ -89,14 +115,33 @@ SCHEMAS: dict[str, Any] = {
         {
             "height": {**_COUNT, "description": "of the block whose pool reward was claimed"},
             "time": {**_TIME, "description": "when the pool recorded the reward's claim"},
+            "won_at": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "timestamp of the transaction block that created the reward coin (where the round "
+                "ends); null for blocks recorded before the pool kept it",
+            },
+            "coin_id": {**_HEX32, "description": "the pool reward's coin"},
             "finder_launcher_id": _HEX32,
             "reward": _MOJOS,
             "status": {"type": "string", "enum": ["submitted", "confirmed", "lost"]},
             "points_in_round": {**_COUNT, "description": "points earned since the block before"},
+            "network_difficulty": {**_NETWORK, "description": "the network's difficulty when the claim was recorded"},
+            "network_sub_slot_iters": {**_NETWORK, "description": "the network's sub-slot iterations then"},
+            "expected_points": _EXPECTED,
             "effort": _EFFORT,
         }
     ),
-    "Blocks": _object({"blocks": {"type": "array", "items": _ref("Block"), "description": "newest first"}}),
+    "Blocks": _object(
+        {
+            "blocks": {"type": "array", "items": _ref("Block"), "description": "newest first"},
+            "older": {
+                "type": ["string", "null"],
+                "description": "the ``before`` of the next page of older blocks (height-coin id); null on the last "
+                "page",
+            },
+        }
+    ),
     "Partials": _object(
         {
             "accepted": _COUNT,
@@ -118,6 +163,16 @@ SCHEMAS: dict[str, Any] = {
             "confirmed_height": {"type": ["integer", "null"], "minimum": 0},
         }
     ),
+    "Harvester": _object(
+        {
+            "harvester_id": _HEX32,
+            "accepted": {**_COUNT, "description": "partials accepted in the last 24 h"},
+            "rejected": {**_COUNT, "description": "partials found invalid after they were accepted"},
+            "points": {**_COUNT, "description": "points of the accepted partials"},
+            "last_seen": {**_TIME, "description": "when its newest partial was received"},
+        },
+        "one harvester's partials of the last 24 h",
+    ),
     "Farmer": _object(
         {
             "launcher_id": _HEX32,
@@ -127,6 +182,11 @@ SCHEMAS: dict[str, Any] = {
             "difficulty": {"type": "integer", "minimum": 1},
             "estimated_space": {**_COUNT, "description": "bytes, from the points of the last 24 h"},
             "partials_24h": _ref("Partials"),
+            "harvesters": {
+                "type": "array",
+                "items": _ref("Harvester"),
+                "description": "the 50 harvesters seen last in 24 h, newest first",
+            },
             "owed": _MOJOS,
             "paid_total": _MOJOS,
             "payouts": {"type": "array", "items": _ref("Payout"), "description": "the newest, newest first"},
@@ -164,7 +224,12 @@ OPENAPI: dict[str, Any] = {
     },
     "paths": {
         "/api/v1/pool": _get("the pool's figures and payout policy", "Pool"),
-        "/api/v1/blocks": _get("the newest blocks won (at most 50), with each round's points and effort", "Blocks"),
+        "/api/v1/blocks": _get(
+            "blocks won, newest first, 50 at a time, with each round's points and effort",
+            "Blocks",
+            errors=(400,),
+            parameters=[_before({"type": "string", "pattern": "^[0-9]{1,18}-(0x)?[0-9a-fA-F]{64}$"})],
+        ),
         "/api/v1/farmers/{launcher_id}": _get(
             "a farmer's figures",
             "Farmer",
@@ -175,15 +240,7 @@ OPENAPI: dict[str, Any] = {
             "payout rounds, newest first, a page at a time",
             "Rounds",
             errors=(400,),
-            parameters=[
-                {
-                    "name": "before",
-                    "in": "query",
-                    "required": False,
-                    "description": "the ``older`` of the page before",
-                    "schema": {"type": "integer", "minimum": 0},
-                }
-            ],
+            parameters=[_before({"type": "integer", "minimum": 0})],
         ),
         "/api/v1/openapi.json": {
             "get": {"summary": "this document", "responses": {"200": {"description": "the OpenAPI document"}}}

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Generic, TypeVar
 
-from pool.chain.interface import ChainUnavailable
+from pool.chain.interface import ChainUnavailable, PeakInfo
 from pool.chia_adapter import PoolSingletonState, bytes32, encode_puzzle_hash
 from pool.config import address_prefix_for
 from pool.context import PoolContext
-from pool.estimates import estimated_space
-from pool.store.models import FarmerRecord, PartialCount
+from pool.estimates import block_points, estimated_space
+from pool.protocol.encoding import parse_bytes32
+from pool.protocol.errors import PoolProtocolError
+from pool.store.models import FarmerRecord, PartialCount, RewardClaim
 
 DAY = 24 * 3600
 HOUR = 3600
@@ -34,6 +36,8 @@ CHART_HEIGHT = 160
 ROWS_PER_PAGE = 20  # rows of a farmer's payouts and earnings on one page
 ROUNDS_PER_PAGE = 10  # payout rounds on one pool page
 BLOCKS_PER_PAGE = 10  # blocks won on one pool page
+EFFORT_BLOCKS_PER_PAGE = 20  # blocks on one page of the blocks page
+HARVESTERS_LISTED = 50  # a farmer's harvesters its pages list (those seen last)
 
 T = TypeVar("T")
 
@@ -94,6 +98,34 @@ class HistoryRow:
 HISTORY_ROWS = 20  # the newest changes the farmer's page shows
 
 
+@dataclass(frozen=True)
+class HarvesterRow:
+    harvester_id: str
+    accepted: int
+    rejected: int
+    points: int
+    last_seen: int
+
+
+@dataclass
+class PublicFarmerView:
+    """What anyone may see of a farmer by its launcher id (the public page and GET /api/v1/farmers/...): never its
+    payout address, payout instructions, settings or keys."""
+
+    launcher_id: str
+    is_pool_member: bool
+    joined_at: int
+    points: int
+    difficulty: int
+    estimated_space: int
+    owed: int
+    paid_total: int
+    partials: RecentPartials
+    harvesters: list[HarvesterRow]
+    payouts: list[PayoutRow]
+    older_payouts: int | None  # the ``payouts_before`` of the next page, if there is one
+
+
 @dataclass
 class FarmerView:
     launcher_id: str
@@ -120,6 +152,7 @@ class FarmerView:
     # What the owed balance must reach to be paid: payouts.min_payment, or the farmer's own higher minimum.
     payment_threshold: int = 1
     older_earnings: int | None = None  # the ``earnings_before`` of the next page, if there is one
+    harvesters: list[HarvesterRow] = field(default_factory=list)
 
 
 @dataclass
@@ -281,7 +314,38 @@ async def farmer_view(
         older_earnings=older_earnings,
         history=[HistoryRow(c.at, c.describe()) for c in await store.farmer_history(farmer.launcher_id, HISTORY_ROWS)],
         payment_threshold=await payment_threshold(ctx, farmer.launcher_id),
+        harvesters=await harvester_rows(ctx, farmer.launcher_id),
     )
+
+
+async def public_farmer_view(
+    ctx: PoolContext, farmer: FarmerRecord, peak: int, payouts_before: int | None = None
+) -> PublicFarmerView:
+    """The farmer's public figures: indexed reads of its own rows (``peak``: the chain's height, for the plot filter
+    of the space estimate)."""
+    now = ctx.now()
+    partials = recent_partials(await ctx.store.partial_counts(now - DAY, farmer.launcher_id), now)
+    payouts, older_payouts = await _payouts(ctx, farmer.launcher_id, payouts_before)
+    return PublicFarmerView(
+        launcher_id=farmer.launcher_id.hex(),
+        is_pool_member=farmer.is_pool_member,
+        joined_at=farmer.joined_at,
+        points=farmer.points,
+        difficulty=farmer.difficulty_at(now),
+        estimated_space=estimated_space(partials.points, DAY, ctx.constants, peak),
+        owed=farmer.owed,
+        paid_total=await ctx.store.farmer_paid(farmer.launcher_id),
+        partials=partials,
+        harvesters=await harvester_rows(ctx, farmer.launcher_id),
+        payouts=payouts,
+        older_payouts=older_payouts,
+    )
+
+
+async def harvester_rows(ctx: PoolContext, launcher_id: bytes32) -> list[HarvesterRow]:
+    """The farmer's harvesters seen last (at most HARVESTERS_LISTED) over the last 24 h: one aggregate."""
+    found = await ctx.store.harvester_figures(launcher_id, ctx.now() - DAY, HARVESTERS_LISTED)
+    return [HarvesterRow(h.harvester_id.hex(), h.accepted, h.rejected, h.points, h.last_seen) for h in found]
 
 
 async def _payouts(ctx: PoolContext, launcher_id: bytes32, before: int | None) -> tuple[list[PayoutRow], int | None]:
@@ -373,6 +437,106 @@ async def round_rows(ctx: PoolContext, before: int | None) -> tuple[list[RoundRo
         for s in found[:ROUNDS_PER_PAGE]
     ]
     return rows, found[ROUNDS_PER_PAGE - 1].round.id if len(found) > ROUNDS_PER_PAGE else None
+
+
+@dataclass(frozen=True)
+class BlockRound:
+    """A block won, the points its round earned and what a block took on average then (None: not recorded)."""
+
+    claim: RewardClaim
+    points: int
+    expected: Fraction | None
+
+    @property
+    def effort(self) -> Fraction | None:
+        return effort(self.points, self.expected)
+
+
+@dataclass(frozen=True)
+class RoundSoFar:
+    """The round in progress: its points and what a block takes on average at the network's peak now."""
+
+    since: int  # the hour it began (0: the pool has won no block yet)
+    points: int
+    expected: Fraction | None
+
+    @property
+    def effort(self) -> Fraction | None:
+        return effort(self.points, self.expected)
+
+
+def effort(points: int, expected: Fraction | None) -> Fraction | None:
+    """The points of a round over the points a block takes on average (1: an average round), exact."""
+    return None if expected is None or expected <= 0 else points / expected
+
+
+def percent(value: Fraction | None) -> str:
+    """A ratio as a percentage: one decimal, or three significant digits below 0.1 % (a tiny effort is not 0)."""
+    if value is None:
+        return "-"
+    shown = float(value * 100)
+    return f"{shown:.1f} %" if shown >= 0.1 or shown == 0 else f"{shown:.3g} %"
+
+
+def expected_points(ctx: PoolContext, difficulty: int | None, sub_slot_iters: int | None) -> Fraction | None:
+    if not difficulty or not sub_slot_iters:
+        return None
+    return block_points(difficulty, sub_slot_iters, ctx.constants)
+
+
+def parse_block_cursor(value: str) -> tuple[int, bytes32]:
+    """A page of blocks' cursor, "height-coin id" (as block_rounds makes it); ValueError if it is not one."""
+    height, _, coin_id = value.partition("-")
+    if not (height.isascii() and height.isdigit()) or len(height) > 18:
+        raise ValueError("not a block cursor")
+    try:
+        return int(height), parse_bytes32(coin_id, "before")
+    except PoolProtocolError:
+        raise ValueError("not a block cursor") from None
+
+
+def round_ends(claims: list[RewardClaim]) -> list[int]:
+    """When each block's round ends, newest first: the timestamp of the block that created its reward coin (or, for
+    claims recorded without it, when the claim was recorded). Never later than a newer block's."""
+    ends: list[int] = []
+    for claim in claims:
+        end = claim.coin_timestamp or claim.submitted_at
+        ends.append(end if not ends else min(end, ends[-1]))
+    return ends
+
+
+async def block_rounds(
+    ctx: PoolContext, limit: int, before: tuple[int, bytes32] | None = None
+) -> tuple[list[BlockRound], str | None]:
+    """A page of the blocks won (after ``before``), each with its round (see docs/api.md), and the cursor of the
+    next page: one read of ``limit`` + 1 claims and one sum of the pool's accepted points per round."""
+    claims = await ctx.store.won_blocks(limit + 1, before)
+    listed = claims[:limit]
+    ends = round_ends(claims)
+    rounds = []
+    for index, claim in enumerate(listed):
+        begin = ends[index + 1] if index + 1 < len(claims) else 0
+        points = await ctx.store.accepted_points(begin, ends[index])
+        expected = expected_points(ctx, claim.network_difficulty, claim.network_sub_slot_iters)
+        rounds.append(BlockRound(claim, points, expected))
+    if len(claims) <= limit:
+        return rounds, None
+    last = listed[-1]
+    return rounds, f"{last.coin_height}-{last.coin_id.hex()}"
+
+
+async def round_so_far(ctx: PoolContext) -> RoundSoFar:
+    """The points since the newest block and the expectation at the node's peak (None when the node cannot
+    tell)."""
+    newest = await ctx.store.won_blocks(1)
+    since = round_ends(newest)[0] if newest else 0
+    points = await ctx.store.accepted_points(since)
+    try:
+        peak: PeakInfo | None = await ctx.node.peak()
+    except ChainUnavailable:
+        peak = None
+    expected = None if peak is None else expected_points(ctx, peak.difficulty, peak.sub_slot_iters)
+    return RoundSoFar(since, points, expected)
 
 
 class Shared(Generic[T]):

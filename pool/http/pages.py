@@ -1,4 +1,5 @@
-"""The web pages: the pool page (GET /, public) and a farmer's page (GET /login).
+"""The web pages: the pool page (GET /), the blocks page with each round's effort (GET /blocks), a farmer's public
+page by launcher id (GET /farmers/{launcher_id}), all public, and a farmer's own page (GET /login).
 
 GET /login with the signed query chia's GUI opens (launcher_id, authentication_token, signature: the same check as
 GET /farmer, over method "get_login") opens a session: a random token in an HttpOnly, SameSite=Lax cookie that
@@ -14,16 +15,32 @@ from __future__ import annotations
 import datetime
 import hashlib
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
 from pool.chia_adapter import PoolErrorCode, bytes32
+from pool.config import PoolConfig, ServerConfig
 from pool.estimates import format_space
 from pool.http.keys import CONTEXT, FARMERS
 from pool.http.limits import client_of
-from pool.http.page_data import PoolView, Shared, farmer_view, older_pages_view, peak_height, pool_view
+from pool.http.page_data import (
+    EFFORT_BLOCKS_PER_PAGE,
+    PoolView,
+    Shared,
+    block_rounds,
+    farmer_view,
+    older_pages_view,
+    parse_block_cursor,
+    peak_height,
+    percent,
+    pool_view,
+    public_farmer_view,
+    round_so_far,
+)
 from pool.http.settings import CSRF_FIELD, SETTINGS_PATH, SettingsView, csrf_ok, parse_settings, settings_view
 from pool.payouts.books import xch
 from pool.protocol.encoding import parse_bytes32, parse_g2, parse_uint64, query_value
@@ -38,19 +55,82 @@ PEAK_HEIGHT = web.AppKey("peak_height", Shared[int])  # likewise the node's peak
 
 
 def setup_pages(app: web.Application) -> None:
+    filters: dict[str, Callable[..., str]] = {
+        "xch": xch,
+        "space": format_space,
+        "utc": utc,
+        "duration": duration,
+        "percent": percent,
+    }
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("pool.http", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined,
-        filters={"xch": xch, "space": format_space, "utc": utc},
+        filters=filters,
     )
     app[POOL_VIEW] = Shared(app[CONTEXT].config.server.page_cache_seconds)
     app[PEAK_HEIGHT] = Shared(app[CONTEXT].config.server.page_cache_seconds)
     app.router.add_get("/", pool_page)
+    app.router.add_get("/blocks", blocks_page)
+    app.router.add_get("/farmers/{launcher_id}", public_farmer_page)
     app.router.add_get("/login", farmer_page)
     app.router.add_post(SETTINGS_PATH, save_settings)
     app.router.add_get("/v2/login", farmer_page)  # where a v2 farmer's login link points; either works for both
+
+
+@dataclass(frozen=True)
+class ExplorerLinks:
+    """Where the pages link a coin or a transaction: the operator's block explorer (server.explorer_coin_url,
+    server.explorer_tx_url), or nowhere."""
+
+    server: ServerConfig
+
+    def coin(self, coin_id: str) -> str | None:
+        template = self.server.explorer_coin_url
+        return None if template is None else template.replace("{id}", coin_id)
+
+    def tx(self, tx_id: str) -> str | None:
+        template = self.server.explorer_tx_url
+        return None if template is None else template.replace("{id}", tx_id)
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """The payout policy as the pool page shows it, from the configuration."""
+
+    fee: str
+    scheme: str
+    pplns_window: int
+    interval: int
+    min_payment: int
+    min_distribution: int
+    relative_lock_height: int
+    minimum_difficulty: int
+
+    @staticmethod
+    def of(config: PoolConfig) -> PolicyView:
+        payouts = config.payouts
+        return PolicyView(
+            fee=config.pool.fee_display,
+            scheme=payouts.scheme,
+            pplns_window=payouts.pplns_window if payouts.scheme == "pplns" else 0,
+            interval=payouts.interval,
+            min_payment=payouts.min_payment,
+            min_distribution=payouts.min_distribution,
+            relative_lock_height=config.pool.relative_lock_height,
+            minimum_difficulty=config.difficulty.minimum,
+        )
+
+
+def duration(seconds: int) -> str:
+    """Seconds as the largest whole units (1 d 2 h, 30 min, 45 s)."""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size} {unit}")
+            seconds %= size
+    return " ".join(parts[:2]) or "0 s"
 
 
 def utc(timestamp: int | None) -> str:
@@ -71,7 +151,35 @@ async def pool_page(request: web.Request) -> web.Response:
     view = await request.app[POOL_VIEW].get(lambda: pool_view(ctx))
     if rounds_before is not None or blocks_before is not None:  # older pages: the figures stay the shared ones
         view = await older_pages_view(ctx, view, rounds_before, blocks_before)
-    return _page("pool.html", request, {"pool": view, "join_url": join_url(request)})
+    policy = PolicyView.of(ctx.config)
+    return _page("pool.html", request, {"pool": view, "policy": policy, "join_url": join_url(request)})
+
+
+async def blocks_page(request: web.Request) -> web.Response:
+    """The blocks won with each round's effort, a page at a time, and the round in progress (docs/api.md)."""
+    ctx = request.app[CONTEXT]
+    before = _block_cursor(request)
+    found, older = await block_rounds(ctx, EFFORT_BLOCKS_PER_PAGE, before)
+    so_far = await round_so_far(ctx)
+    context = {"pool_name": ctx.config.pool.name, "blocks": found, "older": older, "so_far": so_far}
+    return _page("blocks.html", request, {**context, "first_page": before is None})
+
+
+async def public_farmer_page(request: web.Request) -> web.Response:
+    """Anyone's view of a farmer by launcher id (what GET /api/v1/farmers/{launcher_id} answers): never its payout
+    address, instructions, settings or keys; its own signed login link adds those (/login)."""
+    ctx = request.app[CONTEXT]
+    try:
+        launcher_id = parse_bytes32(request.match_info["launcher_id"], "launcher_id")
+    except PoolProtocolError:
+        raise web.HTTPBadRequest(text="launcher_id must be 32 bytes in hex") from None
+    farmer = await ctx.store.get_farmer(launcher_id)
+    if farmer is None:
+        context: dict[str, object] = {"pool_name": ctx.config.pool.name, "launcher_id": launcher_id.hex()}
+        return _page("farmer_unknown.html", request, context, status=404)
+    peak = await request.app[PEAK_HEIGHT].get(lambda: peak_height(ctx))
+    view = await public_farmer_view(ctx, farmer, peak, _cursor(request, "payouts_before"))
+    return _page("farmer_public.html", request, {"pool_name": ctx.config.pool.name, "farmer": view})
 
 
 async def farmer_page(request: web.Request) -> web.StreamResponse:
@@ -183,17 +291,16 @@ def _cursor(request: web.Request, name: str) -> int | None:
 
 
 def _block_cursor(request: web.Request) -> tuple[int, bytes32] | None:
-    """The blocks' page: the (coin height, coin id) of the last claim of the page before ("height-coin id")."""
-    value = request.query.get("blocks_before")
+    """The blocks' page: the (coin height, coin id) of the last claim of the page before ("height-coin id"), as
+    ``blocks_before`` (the pool page) or ``before`` (the blocks page)."""
+    name = "before" if request.path == "/blocks" else "blocks_before"
+    value = request.query.get(name)
     if value is None:
         return None
-    height, _, coin_id = value.partition("-")
-    if not (height.isascii() and height.isdigit()) or len(height) > 18:
-        raise web.HTTPBadRequest(text="blocks_before must be a height and a coin id (height-hex)")
     try:
-        return int(height), parse_bytes32(coin_id, "blocks_before")
-    except PoolProtocolError:
-        raise web.HTTPBadRequest(text="blocks_before must be a height and a coin id (height-hex)") from None
+        return parse_block_cursor(value)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be a height and a coin id (height-hex)") from None
 
 
 def _token_hash(token: str) -> bytes32:
@@ -202,7 +309,8 @@ def _token_hash(token: str) -> bytes32:
 
 
 def _page(template: str, request: web.Request, context: dict[str, object], status: int = 200) -> web.Response:
-    response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    links = ExplorerLinks(request.app[CONTEXT].config.server)
+    response = aiohttp_jinja2.render_template(template, request, {**context, "links": links}, status=status)
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; frame-ancestors 'none'"
     )

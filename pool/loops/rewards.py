@@ -531,7 +531,12 @@ class RewardLoop:
         fee: int,
         fee_spend: SignedPayment | None,
     ) -> list[bytes32]:
-        """Record the bundle's claims in one transaction; the first carries the fee. [] if a coin is taken."""
+        """Record the bundle's claims in one transaction; the first carries the fee. [] if a coin is taken. Each
+        keeps the network's difficulty and sub-slot iterations at the peak, which the round's effort is measured by
+        (they change once an epoch, so the peak's are the block's to within the claim's delay)."""
+        peak = self.status.peak
+        difficulty = peak.difficulty if peak is not None and peak.difficulty > 0 else None
+        sub_slot_iters = peak.sub_slot_iters if peak is not None and peak.sub_slot_iters > 0 else None
         claims = [
             RewardClaim(
                 coin_id=record.coin.name(),
@@ -544,6 +549,9 @@ class RewardLoop:
                 submitted_height=peak_height,
                 fee=fee if index == 0 else 0,
                 fee_spend_bundle=bytes(fee_spend.spend_bundle) if index == 0 and fee_spend is not None else None,
+                network_difficulty=difficulty,
+                network_sub_slot_iters=sub_slot_iters,
+                coin_timestamp=int(record.timestamp) or None,
             )
             for index, record in enumerate(coins)
         ]

@@ -19,6 +19,7 @@ from pool.store.models import (
     FarmerPayout,
     FarmerRecord,
     FarmerSettings,
+    HarvesterFigures,
     LedgerEntry,
     LedgerSummary,
     NotAdded,
@@ -309,6 +310,18 @@ class AbstractPoolStore(ABC):
         accepted ones by status, refused and rejected ones by reason. Oldest hour first. Pruned partials count in
         their hour's totals, exactly as before they were pruned; of the pruned hours, those starting at or after
         ``since`` count (the same as the rows whenever ``since`` is a whole hour or after every pruned hour)."""
+
+    @abstractmethod
+    async def accepted_points(self, since: int, until: int | None = None) -> int:
+        """The points of the pool's accepted partials (pending or confirmed) received at or after ``since`` and
+        before ``until`` (None: up to now), to the second; of the pruned ones (counted per hour), those of the hours
+        that start in that span. Two index ranges (partials by status and time, partial hours by hour)."""
+
+    @abstractmethod
+    async def harvester_figures(self, launcher_id: bytes32, since: int, limit: int) -> list[HarvesterFigures]:
+        """The farmer's partials received at or after ``since`` (within the partials' retention) per harvester:
+        accepted (pending or confirmed) and rejected ones, the points of the accepted, the last received; the
+        ``limit`` harvesters seen last, newest first. One range of the (launcher_id, received_at) index."""
 
     @abstractmethod
     async def daily_partials(self, since: int, until: int) -> list[DailyPartials]:

@@ -245,6 +245,12 @@ class RewardClaim:
     fee_settled: bool = True  # False while the fee spend may still land (only for claims with a fee spend)
     # Fees of earlier claims of the same coin, replaced when they failed, whose fee spends landed: charged for good.
     earlier_fees: int = 0
+    # The network's difficulty and sub-slot iterations when the claim was recorded (None: not known, as for claims
+    # recorded before the pool kept them): what a block took on average then, for the round's effort.
+    network_difficulty: int | None = None
+    network_sub_slot_iters: int | None = None
+    # The timestamp of the transaction block that created the reward coin (None: not known): where its round ends.
+    coin_timestamp: int | None = None
 
 
 @dataclass(frozen=True)
@@ -430,6 +436,17 @@ class StateFigures:
     pending_partials: int
     claims: dict[ClaimStatus, tuple[int, int]]  # (count, mojos) by status; absent statuses have none
     rounds: dict[RoundStatus, int]
+
+
+@dataclass(frozen=True)
+class HarvesterFigures:
+    """One harvester's partials of a farmer over a time span (its id as the farmer sends it with each partial)."""
+
+    harvester_id: bytes32
+    accepted: int
+    rejected: int  # found invalid after intake (refusals at intake are not kept per harvester)
+    points: int  # of the accepted partials
+    last_seen: int  # when its newest partial was received
 
 
 @dataclass(frozen=True)

@@ -437,6 +437,15 @@ _SCHEMA_V15_NOTIFICATIONS: Migration = (
 )
 
 
+# What a block took on average when its claim was recorded (the network's difficulty and sub-slot iterations) and
+# when the block was made (its coin's timestamp), for the exact effort of its round; NULL for claims recorded before.
+_SCHEMA_V16_BLOCK_EFFORT: Migration = (
+    "ALTER TABLE reward_claims ADD COLUMN network_difficulty BIGINT CHECK (network_difficulty > 0)",
+    "ALTER TABLE reward_claims ADD COLUMN network_sub_slot_iters BIGINT CHECK (network_sub_slot_iters > 0)",
+    "ALTER TABLE reward_claims ADD COLUMN coin_timestamp BIGINT",
+)
+
+
 # As in SQLite: settings changes join farmer_history, in time order across both former tables.
 _SCHEMA_V17_ONE_FARMER_HISTORY: Migration = (
     """
@@ -488,6 +497,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V13_POOL_SECRETS,
     _SCHEMA_V14_BOUNDED_READS,
     _SCHEMA_V15_NOTIFICATIONS,
+    _SCHEMA_V16_BLOCK_EFFORT,
     _SCHEMA_V17_ONE_FARMER_HISTORY,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite_schema.py. Append only."""

@@ -145,6 +145,9 @@ def claim_from_row(row: Row) -> RewardClaim:
         fee_spend_bundle=None if row["fee_spend_bundle"] is None else bytes(row["fee_spend_bundle"]),
         fee_settled=bool(row["fee_settled"]),
         earlier_fees=int(row["earlier_fees"]),
+        network_difficulty=optional_int(row["network_difficulty"]),
+        network_sub_slot_iters=optional_int(row["network_sub_slot_iters"]),
+        coin_timestamp=optional_int(row["coin_timestamp"]),
     )
 
 

@@ -73,6 +73,7 @@ from pool.store.models import (
     FarmerPayout,
     FarmerRecord,
     FarmerSettings,
+    HarvesterFigures,
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
@@ -741,6 +742,44 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             {"since": since, "launcher_id": launcher_id},
         )
         return [PartialCount(int(r["hour"]), str(r["outcome"]), int(r["n"]), int(r["points"])) for r in rows]
+
+    async def accepted_points(self, since: int, until: int | None = None) -> int:
+        until_row = "" if until is None else " AND received_at < :until"
+        until_hour = "" if until is None else " AND hour < :until"
+        row = await self._reads().fetchone(
+            f"""
+            SELECT (SELECT COALESCE(SUM(difficulty), 0) FROM partials
+                    WHERE status IN ('pending', 'confirmed') AND received_at >= :since{until_row})
+                 + (SELECT COALESCE(SUM(points), 0) FROM partial_hours
+                    WHERE outcome IN ('pending', 'confirmed') AND hour >= :since{until_hour}) AS points
+            """,
+            {"since": since, "until": until},
+        )
+        return 0 if row is None else int(row["points"])
+
+    async def harvester_figures(self, launcher_id: bytes32, since: int, limit: int) -> list[HarvesterFigures]:
+        rows = await self._reads().fetchall(
+            """
+            SELECT harvester_id,
+                   SUM(CASE WHEN status = 'rejected' THEN 0 ELSE 1 END) AS accepted,
+                   SUM(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END) AS rejected,
+                   SUM(CASE WHEN status = 'rejected' THEN 0 ELSE difficulty END) AS points,
+                   MAX(received_at) AS last_seen
+            FROM partials WHERE launcher_id = :launcher_id AND received_at >= :since
+            GROUP BY harvester_id ORDER BY last_seen DESC, harvester_id LIMIT :limit
+            """,
+            {"launcher_id": launcher_id, "since": since, "limit": limit},
+        )
+        return [
+            HarvesterFigures(
+                harvester_id=bytes32(r["harvester_id"]),
+                accepted=int(r["accepted"]),
+                rejected=int(r["rejected"]),
+                points=int(r["points"]),
+                last_seen=int(r["last_seen"]),
+            )
+            for r in rows
+        ]
 
     async def daily_partials(self, since: int, until: int) -> list[DailyPartials]:
         day = f"- :since % {DAY}"  # whole UTC days, from the day ``since`` falls in
@@ -1762,10 +1801,12 @@ _CREDIT_POINTS = "UPDATE farmers SET points = points + :points WHERE launcher_id
 _UPSERT_CLAIM = """
     INSERT INTO reward_claims (
         coin_id, launcher_id, amount, coin_height, spend_bundle_name, status, submitted_at,
-        submitted_height, confirmed_height, error, fee, fee_spend_bundle, fee_settled, earlier_fees
+        submitted_height, confirmed_height, error, fee, fee_spend_bundle, fee_settled, earlier_fees,
+        network_difficulty, network_sub_slot_iters, coin_timestamp
     ) VALUES (
         :coin_id, :launcher_id, :amount, :coin_height, :spend_bundle_name, :status, :submitted_at,
-        :submitted_height, :confirmed_height, :error, :fee, :fee_spend_bundle, :fee_settled, :earlier_fees
+        :submitted_height, :confirmed_height, :error, :fee, :fee_spend_bundle, :fee_settled, :earlier_fees,
+        :network_difficulty, :network_sub_slot_iters, :coin_timestamp
     )
     ON CONFLICT (coin_id) DO UPDATE SET
         launcher_id = EXCLUDED.launcher_id, amount = EXCLUDED.amount, coin_height = EXCLUDED.coin_height,
@@ -1773,7 +1814,8 @@ _UPSERT_CLAIM = """
         submitted_at = EXCLUDED.submitted_at, submitted_height = EXCLUDED.submitted_height,
         confirmed_height = EXCLUDED.confirmed_height, error = EXCLUDED.error, fee = EXCLUDED.fee,
         fee_spend_bundle = EXCLUDED.fee_spend_bundle, fee_settled = EXCLUDED.fee_settled,
-        earlier_fees = EXCLUDED.earlier_fees
+        earlier_fees = EXCLUDED.earlier_fees, network_difficulty = EXCLUDED.network_difficulty,
+        network_sub_slot_iters = EXCLUDED.network_sub_slot_iters, coin_timestamp = EXCLUDED.coin_timestamp
     WHERE reward_claims.status = 'failed'
     RETURNING 1
 """
@@ -1918,6 +1960,9 @@ def _claim_params(claim: RewardClaim) -> dict[str, Any]:
         "error": claim.error,
         "fee": claim.fee,
         "fee_spend_bundle": claim.fee_spend_bundle,
+        "network_difficulty": claim.network_difficulty,
+        "network_sub_slot_iters": claim.network_sub_slot_iters,
+        "coin_timestamp": claim.coin_timestamp,
     }
 
 

@@ -478,6 +478,15 @@ _SCHEMA_V15_NOTIFICATIONS: Migration = (
 )
 
 
+# What a block took on average when its claim was recorded (the network's difficulty and sub-slot iterations) and
+# when the block was made (its coin's timestamp), for the exact effort of its round; NULL for claims recorded before.
+_SCHEMA_V16_BLOCK_EFFORT: Migration = (
+    "ALTER TABLE reward_claims ADD COLUMN network_difficulty INTEGER CHECK (network_difficulty > 0)",
+    "ALTER TABLE reward_claims ADD COLUMN network_sub_slot_iters INTEGER CHECK (network_sub_slot_iters > 0)",
+    "ALTER TABLE reward_claims ADD COLUMN coin_timestamp INTEGER",
+)
+
+
 # One audit of a farmer: the settings a farmer chooses on its page join farmer_history (the kinds min_payout,
 # difficulty_preset and webhook_url, old -> new as text, None for the pool's default), and their former table's
 # rows move into it. The history is rebuilt so that its ids follow time across both former tables (pages list
@@ -529,6 +538,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V13_POOL_SECRETS,
     _SCHEMA_V14_BOUNDED_READS,
     _SCHEMA_V15_NOTIFICATIONS,
+    _SCHEMA_V16_BLOCK_EFFORT,
     _SCHEMA_V17_ONE_FARMER_HISTORY,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""

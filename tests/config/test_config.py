@@ -80,6 +80,11 @@ def test_fee_is_exact_not_float() -> None:
         ("limits.header_timeout", "soon", "limits.header_timeout", "number"),
         ("limits.connections_per_address", 0, "limits.connections_per_address", "at least 1"),
         ("server.public_url", "pool.example.com", "server.public_url", "http:// or https://"),
+        ("server.explorer_coin_url", "https://x.example/coin/", "server.explorer_coin_url", '"{id}" once'),
+        ("server.explorer_coin_url", "x.example/coin/{id}", "server.explorer_coin_url", "http:// or https://"),
+        ("server.explorer_tx_url", "https://x.example/{id}/{id}", "server.explorer_tx_url", '"{id}" once'),
+        ("server.explorer_tx_url", "https://x.example/{tx}/{id}", "server.explorer_tx_url", '"{id}" once'),
+        ("server.explorer_tx_url", 7, "server.explorer_tx_url", "http:// or https://"),
         ("server.operator_listen", "0.0.0.0:9090", "server.operator_listen", "loopback"),
         ("server.operator_listen", "192.0.2.1:9090", "server.operator_listen", "loopback"),
         ("server.operator_listen", "9090", "server.operator_listen", "host:port"),
@@ -150,6 +155,8 @@ def test_partial_intake_settings() -> None:
 
 def test_operator_endpoints_and_pages_settings() -> None:
     config = parse_config(example(), REPO)
+    assert config.server.explorer_coin_url == "https://www.spacescan.io/coin/0x{id}"
+    assert config.server.explorer_tx_url is None  # left out: no link
     assert config.server.operator_token is None and config.server.operator_listen is None  # closed unless set
     assert (config.server.host, config.server.port) == ("127.0.0.1", 8080)  # the example: behind a proxy
     assert config.server.session_lifetime == 28800

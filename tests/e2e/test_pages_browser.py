@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pool.chia_adapter import encode_puzzle_hash
 from pool.devnet.pool_config import OPERATOR_HEADERS
 from pool.devnet.session import Devnet
-from pool.estimates import estimated_space, format_space
+from pool.estimates import block_points, estimated_space, format_space
+from pool.http.page_data import percent
 from pool.http.pages import SESSION_COOKIE
 from pool.payouts.books import xch
 from pool.store.models import BatchStatus, ClaimStatus, FarmerRecord, PartialStatus
@@ -139,6 +140,9 @@ async def test_pool_page_shows_the_store(devnet: Devnet, browser: Browser, shots
         tx_ids += [b.tx_id.hex() for b in await store.batches(payout_round.id) if b.tx_id is not None]
     shown = [t.strip() for t in await page.locator("#rounds code.tx-id").all_inner_texts()]
     assert sorted(shown) == sorted(tx_ids) and tx_ids
+    # The payout policy, from the configuration; no farmer's launcher id anywhere on the public page.
+    assert await text(page, "#policy-fee") == f"{devnet.config.pool.fee_display} of every block reward"
+    assert (await text(page, "#policy-scheme")).startswith(devnet.config.payouts.scheme)
     assert devnet.farmers[0].plotnft.launcher_id.hex() not in await page.content()
     await page.screenshot(path=shots / "pool-page.png", full_page=True)
     await page.close()
@@ -231,6 +235,63 @@ async def test_farmer_page_from_the_real_farmers_login_link(devnet: Devnet, brow
     assert response is not None and response.status == 200
     assert await text(page, "#launcher-id") == record.launcher_id.hex()
     await context.close()
+
+
+async def test_blocks_page_shows_the_effort_of_the_real_block(devnet: Devnet, browser: Browser, shots: Path) -> None:
+    """The block the real farmer won: its claim, recorded by the rewards loop, kept the simulator's network figures,
+    and the page's effort is the round's points over the points such a block takes (docs/api.md)."""
+    ctx = devnet.ctx
+    claims = list(reversed(await ctx.store.won_blocks(100)))  # oldest first
+    assert claims
+    constants, begin = ctx.constants, 0
+    expected_cells = []
+    partials = await ctx.store.recent_partials(devnet.farmers[0].plotnft.launcher_id, since=0)
+    for claim in claims:
+        # The node's blockchain state and the reward coin's block, as the rewards loop saw them.
+        assert claim.network_difficulty and claim.network_sub_slot_iters and claim.coin_timestamp
+        end = max(begin, claim.coin_timestamp)
+        points = sum(
+            p.difficulty for p in partials if p.status is not PartialStatus.REJECTED and begin <= p.received_at < end
+        )
+        expected = block_points(claim.network_difficulty, claim.network_sub_slot_iters, constants)
+        expected_cells.append(percent(points / expected))
+        begin = end
+    page = await browser.new_page(viewport={"width": 1100, "height": 700})
+    response = await page.goto(f"{devnet.pool_url}/blocks")
+    assert response is not None and response.status == 200
+    shown = [cell.strip() for cell in await page.locator("#blocks td.effort").all_inner_texts()]
+    assert shown == list(reversed(expected_cells))
+    assert (await text(page, "#effort-so-far")).endswith("%")  # the node's figures now
+    await page.screenshot(path=shots / "blocks-page.png", full_page=True)
+    await page.close()
+
+
+async def test_public_farmer_page_shows_harvesters_and_no_address(
+    devnet: Devnet, browser: Browser, shots: Path
+) -> None:
+    """Anyone's view of the real farmer: the same figures as its own page, its harvester, never its address."""
+    record = await farmer_record(devnet)
+    page = await browser.new_page(viewport={"width": 1100, "height": 900})
+    response = await page.goto(f"{devnet.pool_url}/farmers/{record.launcher_id.hex()}")
+    assert response is not None and response.status == 200
+    assert await text(page, "#launcher-id") == record.launcher_id.hex()
+    assert await text(page, "#points") == str(record.points)
+    assert await text(page, "#difficulty") == str(record.difficulty_at(devnet.ctx.now()))
+    figures = await devnet.ctx.store.harvester_figures(record.launcher_id, devnet.ctx.now() - 24 * 3600, 50)
+    assert figures  # the real harvester's id, sent with each partial
+    ids = [cell.strip() for cell in await page.locator("#harvester-table code.harvester-id").all_inner_texts()]
+    assert ids == [f.harvester_id.hex() for f in figures]
+    accepted = [cell.strip() for cell in await page.locator("#harvester-table td.accepted").all_inner_texts()]
+    assert accepted == [str(f.accepted) for f in figures]
+    assert await page.locator("#payouts tr:has(td)").count() == len(
+        await devnet.ctx.store.payments(launcher_id=record.launcher_id)
+    )
+    content = await page.content()
+    for private in (record.payout_puzzle_hash.hex(), encode_puzzle_hash(record.payout_puzzle_hash, "txch")):
+        assert private not in content
+    assert await page.locator('#private-link a[href="/login"]').count() == 1
+    await page.screenshot(path=shots / "farmer-public-page.png", full_page=True)
+    await page.close()
 
 
 async def test_status_and_metrics_of_the_running_pool(devnet: Devnet) -> None:

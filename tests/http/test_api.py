@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from pool.devnet.world import World
-from pool.estimates import estimated_space
+from pool.estimates import block_points, estimated_space
 from pool.http.api import BLOCKS, BLOCKS_LISTED
 from pool.store.models import FarmerRecord
 from tests.http.api_checks import check, checked
@@ -46,7 +46,7 @@ async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncI
 @pytest_asyncio.fixture(scope="module")
 async def filled(world: World, pool: PoolUnderTest) -> Filled:
     """Three blocks won two hours apart, with 30, 10 and 20 points in their rounds and 5 since, after a block won
-    long ago and paid out in a round of its own."""
+    long ago (with no network figures recorded) and paid out in a round of its own."""
     registered = await shared_farmer(world, pool, "farmer one")
     store = pool.ctx.store
     record = await store.get_farmer(registered.launcher_id)
@@ -55,11 +55,16 @@ async def filled(world: World, pool: PoolUnderTest) -> Filled:
     other = make_farmer(7)
     await store.add_farmer(other)
     this_hour = pool.ctx.now() - pool.ctx.now() % HOUR
-    for number, hours_ago in enumerate((6, 4, 2)):
+    pool_iters = pool.ctx.constants.POOL_SUB_SLOT_ITERS
+    # The network's figures when each was claimed: a block took 20, 20 and 10 points on average.
+    networks = ((20, pool_iters), (40, 2 * pool_iters), (10, pool_iters))
+    for number, (hours_ago, (difficulty, iters)) in enumerate(zip((6, 4, 2), networks, strict=True)):
         claim = dataclasses.replace(
             make_claim(f"api block {number}", other, amount=1_750_000_000_000 + number),
             coin_height=200 + number,
             submitted_at=this_hour - hours_ago * HOUR + 600,
+            network_difficulty=difficulty,
+            network_sub_slot_iters=iters,
         )
         assert await store.add_reward_claim(claim)
     ids = [
@@ -101,14 +106,26 @@ async def test_blocks_carry_their_rounds_points_and_effort(pool: PoolUnderTest, 
     # Newest first; the paid claim at height 100 is the oldest block: its round began with the pool.
     assert [b["height"] for b in blocks] == [202, 201, 200, 100]
     assert [b["points_in_round"] for b in blocks] == [20, 10, 30, 0]
-    assert [b["effort"] for b in blocks] == [1.3333, 0.6667, 2.0, 0.0]  # over the mean round: 60 / 4 points
+    assert [b["expected_points"] for b in blocks] == [10.0, 20.0, 20.0, None]
+    assert [b["effort"] for b in blocks] == [2.0, 0.5, 1.5, None]  # None: the network's figures are not known
+    assert [b["network_difficulty"] for b in blocks] == [10, 40, 20, None]
     assert blocks[0]["reward"] == 1_750_000_000_002 and blocks[0]["finder_launcher_id"] == h("launcher 7").hex()
     assert len(blocks) <= BLOCKS_LISTED
+    # A page further on: the blocks after the cursor, each round as on the first page.
+    cursor = f"{blocks[1]['height']}-{blocks[1]['coin_id']}"
+    older = await checked(await pool.client.get(f"/api/v1/blocks?before={cursor}"), filled.document, "/api/v1/blocks")
+    assert older == {"blocks": blocks[2:], "older": None}
 
 
 async def test_the_pool_shows_its_figures_policy_and_effort_so_far(pool: PoolUnderTest, filled: Filled) -> None:
     body = await checked(await pool.client.get("/api/v1/pool"), filled.document, "/api/v1/pool")
-    assert body["blocks_won"] == 4 and body["points_in_round"] == 5 and body["effort"] == 0.3333
+    assert body["blocks_won"] == 4 and body["points_in_round"] == 5
+    # The round in progress is measured by the network's figures the real node reports now.
+    peak = await pool.ctx.node.peak()
+    assert peak.difficulty > 0 and peak.sub_slot_iters > 0
+    expected = block_points(peak.difficulty, peak.sub_slot_iters, pool.ctx.constants)
+    assert body["expected_points"] == round(float(expected), 4)
+    assert body["effort"] == round(float(5 / expected), 4)
     assert body["policy"]["fee"] == pool.ctx.config.pool.fee_display
     assert body["policy"]["payout_scheme"] == pool.ctx.config.payouts.scheme
     assert body["paid_to_farmers"] == 1_000 and body["name"] == pool.ctx.config.pool.name
@@ -153,6 +170,8 @@ async def test_rounds_page_by_page(pool: PoolUnderTest, filled: Filled) -> None:
         ("/api/v1/farmers/zz", 400, "/api/v1/farmers/{launcher_id}"),
         ("/api/v1/farmers/" + "ab" * 31, 400, "/api/v1/farmers/{launcher_id}"),
         ("/api/v1/rounds?before=-1", 400, "/api/v1/rounds"),
+        ("/api/v1/blocks?before=12", 400, "/api/v1/blocks"),
+        ("/api/v1/blocks?before=12-" + "zz" * 32, 400, "/api/v1/blocks"),
         ("/api/v1/rounds?before=" + "9" * 30, 400, "/api/v1/rounds"),
         ("/api/v1/nothing/here", 404, None),
     ],

@@ -7,28 +7,39 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import AsyncIterator
+from fractions import Fraction
 
 import pytest
 import pytest_asyncio
 
+from pool.chia_adapter import encode_puzzle_hash
 from pool.devnet.world import World
-from pool.http.page_data import BLOCKS_PER_PAGE, ROUNDS_PER_PAGE, ROWS_PER_PAGE, Shared
+from pool.estimates import block_points
+from pool.http.page_data import (
+    BLOCKS_PER_PAGE,
+    EFFORT_BLOCKS_PER_PAGE,
+    ROUNDS_PER_PAGE,
+    ROWS_PER_PAGE,
+    Shared,
+    percent,
+)
 from pool.http.pages import POOL_VIEW, SESSION_COOKIE
 from pool.payouts.books import xch
 from pool.store.abstract import AbstractPoolStore
 from pool.store.models import ClaimStatus, DistributionShare, FarmerRecord, FarmerSettings
 from tests.http.farmer_requests import PoolUnderTest, SharedFarmer, shared_farmer
 from tests.http.test_http_farmer import login_cookie
-from tests.store.test_store_contract import distribution, farmer_payment, h, make_claim, make_round
+from tests.store.test_store_contract import distribution, farmer_payment, h, make_claim, make_partial, make_round
 
 ROUNDS = ROWS_PER_PAGE + 3  # more than a page of both lists
+COIN_URL = "https://explorer.example/coin/0x{id}"
+TX_URL = "https://explorer.example/tx/{id}"
 
 
 @pytest_asyncio.fixture(scope="module")
 async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PoolUnderTest]:
-    started = await PoolUnderTest.start(
-        world, tmp_path_factory.mktemp("pages") / "pool.sqlite", server={"page_cache_seconds": 300}
-    )
+    server = {"page_cache_seconds": 300, "explorer_coin_url": COIN_URL, "explorer_tx_url": TX_URL}
+    started = await PoolUnderTest.start(world, tmp_path_factory.mktemp("pages") / "pool.sqlite", server=server)
     yield started
     await started.close()
 
@@ -143,6 +154,87 @@ async def test_the_pool_page_lists_rounds_page_by_page_and_shares_its_figures(
     assert f'id="blocks-won">{ROUNDS + 1}<' in fresh
 
 
+async def test_the_blocks_page_shows_each_rounds_effort_page_by_page(pool: PoolUnderTest, farmer: SharedFarmer) -> None:
+    """A block whose claim kept the network's figures gets its exact effort; those recorded before get none."""
+    store, ctx = pool.ctx.store, pool.ctx
+    record = await store.get_farmer(farmer.launcher_id)
+    assert record is not None
+    this_hour = ctx.now() - ctx.now() % 3600
+    # 30 points in the round (after the other claims, recorded at unix time 2000), a block taking 40 on average;
+    # the round ends with the block that made the reward coin, before the claim was recorded: 5 points since.
+    await store.add_partial(make_partial(record, "round of the measured block", this_hour - 7200, 30))
+    await store.add_partial(make_partial(record, "after the measured block", this_hour - 1800, 5))
+    measured = dataclasses.replace(
+        make_claim("measured block", record),
+        coin_height=500,
+        submitted_at=this_hour + 60,
+        network_difficulty=40,
+        network_sub_slot_iters=ctx.constants.POOL_SUB_SLOT_ITERS,
+        coin_timestamp=this_hour - 3600,
+    )
+    assert await store.add_reward_claim(measured)
+    first = await (await pool.client.get("/blocks")).text()
+    efforts = re.findall(r'class="num effort">([^<]*)<', first)
+    assert efforts[0] == "75.0 %" and set(efforts[1:]) == {"-"}
+    assert COIN_URL.replace("{id}", h("measured block").hex()) in first
+    assert f'href="/farmers/{farmer.launcher_id.hex()}"' in first
+    peak = await ctx.node.peak()
+    so_far = block_points(peak.difficulty, peak.sub_slot_iters, ctx.constants)
+    assert f'id="round-expected">{float(so_far):,.1f}<' in first
+    assert 'id="round-points">5<' in first
+    assert f'id="effort-so-far">{percent(5 / so_far)}<' in first
+    shown, page = 0, first
+    while True:
+        shown += len(re.findall(r'class="num effort"', page))
+        older = older_link(page, "older-blocks")
+        if older is None:
+            break
+        page = await (await pool.client.get(f"/blocks?{older}")).text()
+    assert shown == len(await store.won_blocks(1000)) > EFFORT_BLOCKS_PER_PAGE
+    for bad in ("before=12", "before=x-" + "00" * 32):
+        assert (await pool.client.get(f"/blocks?{bad}")).status == 400, bad
+
+
+async def test_the_public_farmer_page_shows_no_address_and_links_to_the_explorer(
+    pool: PoolUnderTest, farmer: SharedFarmer
+) -> None:
+    record = await pool.ctx.store.get_farmer(farmer.launcher_id)
+    assert record is not None
+    response = await pool.client.get(f"/farmers/0x{farmer.launcher_id.hex()}")
+    assert response.status == 200
+    page = await response.text()
+    assert f'id="points">{record.points}<' in page
+    assert mojos(page, "payouts") == [1_000 + number for number in reversed(range(ROUNDS))][:ROWS_PER_PAGE]
+    assert older_link(page, "older-payouts") is not None
+    assert TX_URL.replace("{id}", h(f"page tx {ROUNDS - 1}").hex()) in page
+    # Its harvesters: the one of the partials of the blocks test.
+    assert f'class="harvester-id">{h("harvester").hex()}<' in page
+    for private in (
+        record.payout_instructions,
+        record.payout_puzzle_hash.hex(),
+        encode_puzzle_hash(record.payout_puzzle_hash, pool.ctx.config.pool.address_prefix),
+        "csrf_token",
+    ):
+        assert private not in page
+    assert (await pool.client.get("/farmers/" + "00" * 32)).status == 404
+    assert (await pool.client.get("/farmers/zz")).status == 400
+    # The farmer's own page links to its public one.
+    token = await login_cookie(pool, farmer.plotnft, farmer.auth_sk)
+    own = await (await pool.client.get("/login", headers={"Cookie": f"{SESSION_COOKIE}={token}"})).text()
+    assert f'id="public-page" href="/farmers/{farmer.launcher_id.hex()}"' in own
+    assert f'class="harvester-id">{h("harvester").hex()}<' in own
+
+
+async def test_the_pool_page_shows_the_payout_policy(pool: PoolUnderTest, farmer: SharedFarmer) -> None:
+    page = await (await pool.client.get("/")).text()
+    policy = pool.ctx.config.payouts
+    assert f'id="policy-fee">{pool.ctx.config.pool.fee_display} of every block reward<' in page
+    scheme = re.search(r'id="policy-scheme">\s*(\w+)', page)
+    assert scheme is not None and scheme.group(1).lower().startswith(policy.scheme)
+    assert "every " in page.split('id="policy-interval">', 1)[1][:20]
+    assert TX_URL.replace("{id}", h(f"page tx {ROUNDS - 1}").hex()) in page  # the newest round's transaction
+
+
 async def test_a_shared_value_is_made_once_for_its_time_and_again_after() -> None:
     now = [100.0]
     made: list[int] = []
@@ -187,3 +279,12 @@ async def test_the_farmer_page_says_when_its_owed_balance_is_paid(pool: PoolUnde
         if amount == 5:
             assert await owed_when() == f"paid once it reaches {xch(minimum)} (the minimum payment)"
     assert await owed_when() == "paid at the next payout"
+
+
+def test_percentages_keep_a_tiny_effort_visible() -> None:
+    assert [percent(None), percent(Fraction(0)), percent(Fraction(3, 2)), percent(Fraction(1, 10**7))] == [
+        "-",
+        "0.0 %",
+        "150.0 %",
+        "1e-05 %",
+    ]

@@ -188,6 +188,11 @@ async def test_a_flood_from_one_launcher_and_one_address_leaves_other_farmers_al
     assert "rate limit" in (await info.json())["error_message"]
     page = await until_refused(pool, "/", lambda response: response.status != 200)
     assert page.status == 429 and int(page.headers["Retry-After"]) >= 1
+    # The JSON API's refusal is JSON too, and readable from another origin's page like its other answers.
+    api = await until_refused(pool, "/api/v1/openapi.json", lambda response: response.status != 200)
+    assert api.status == 429 and int(api.headers["Retry-After"]) >= 1
+    assert api.headers["Access-Control-Allow-Origin"] == "*" and api.headers["Cache-Control"] == "no-store"
+    assert "rate limit" in (await api.json())["error"]
 
 
 async def until_refused(

@@ -48,6 +48,7 @@ from pool.store.models import (
     FarmerEarning,
     FarmerPayout,
     FarmerRecord,
+    HarvesterFigures,
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
@@ -678,6 +679,39 @@ async def test_partial_counts_per_hour_and_outcome_include_refusals(store: Abstr
     ]
     everyone = await store.partial_counts(hour)
     assert sum(c.count for c in everyone if c.outcome == "pending") == 4
+    # The pool's accepted points, to the second: pending and confirmed, not rejected nor refused ones.
+    assert await store.accepted_points(hour) == 7 * 4 + 10  # ids 0, 2, 3, "next hour", and the other farmer's
+    assert await store.accepted_points(hour, until=hour + 3) == 7 * 2  # ids 0 and 2
+    assert await store.accepted_points(hour + 3, until=hour + 3) == 0
+    assert await store.accepted_points(0, until=hour) == 7  # "too old"
+
+
+async def test_harvester_figures_per_harvester_newest_first_bounded(store: AbstractPoolStore) -> None:
+    farmer, other = make_farmer(1, difficulty=7), make_farmer(2)
+    await store.add_farmer(farmer)
+    await store.add_farmer(other)
+    start = 3600 * 50
+
+    async def partial(who: FarmerRecord, harvester: str, at: int, name: str) -> int:
+        found = await store.add_partial(dataclasses.replace(make_partial(who, name, at), harvester_id=h(harvester)))
+        assert found is not None
+        return found
+
+    for n in range(3):
+        await partial(farmer, "one", start + n, f"one {n}")
+    rejected = await partial(farmer, "one", start + 10, "one rejected")
+    await store.reject_partial(rejected, "INVALID_PROOF")
+    await partial(farmer, "two", start + 20, "two")
+    await partial(farmer, "old", start - 1, "before the span")
+    await partial(other, "three", start + 30, "another farmer's")
+
+    figures = await store.harvester_figures(farmer.launcher_id, start, limit=10)
+    assert figures == [
+        HarvesterFigures(h("two"), accepted=1, rejected=0, points=7, last_seen=start + 20),
+        HarvesterFigures(h("one"), accepted=3, rejected=1, points=21, last_seen=start + 10),
+    ]
+    assert await store.harvester_figures(farmer.launcher_id, start, limit=1) == figures[:1]
+    assert await store.harvester_figures(h("nobody"), 0, limit=10) == []
 
 
 async def old_partials(store: AbstractPoolStore, start: int) -> tuple[list[FarmerRecord], list[int], int]:
@@ -712,6 +746,7 @@ async def counted(store: AbstractPoolStore, farmers: Sequence[FarmerRecord], sta
         await store.partial_counts(0),
         await store.partial_counts(start + 3600),
         [await store.partial_counts(0, farmer.launcher_id) for farmer in farmers],
+        [await store.accepted_points(start + hour * 3600, start + (hour + 1) * 3600) for hour in range(-1, 4)],
         await store.count_stale_partials(),
         [await points_of(store, farmer) for farmer in farmers],
     )
@@ -2420,6 +2455,13 @@ async def test_page_figures_are_aggregates_and_lists_go_back_page_by_page(store:
     assert await store.won_blocks(limit=2) == won[:2]
     assert await store.won_blocks(limit=2, before=(won[1].coin_height, won[1].coin_id)) == won[2:]
     assert await store.won_blocks(limit=2, before=(won[3].coin_height, won[3].coin_id)) == []
+    # The network's figures recorded with a claim come back with it (claims without them: None).
+    measured = dataclasses.replace(
+        make_claim("measured", two), coin_height=61, network_difficulty=1_234, network_sub_slot_iters=147_849_216
+    )
+    assert await store.add_reward_claim(measured)
+    assert (await store.won_blocks(limit=1))[0] == measured
+    assert won[0].network_difficulty is None and won[0].network_sub_slot_iters is None
     assert await store.round_summaries(limit=10, before=round_one) == []
 
 
