@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from pool import __version__
-from pool.config import ConfigError, PoolConfig, StoreConfig, load_config_file, parse_store_section
+from pool.config import MAX_DIFFICULTY, ConfigError, PoolConfig, StoreConfig, load_config_file, parse_store_section
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -26,6 +26,10 @@ DEFAULT_CONFIG = Path("config.yaml")
 T = TypeVar("T")
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 118}
+# Counts, offsets and ids the store is asked with are its signed 64-bit integers: a larger one is the command line's
+# mistake (a usage error), not the store's overflow (a traceback).
+STORE_INTEGER = 2**63 - 1
+STORE_COUNT = click.IntRange(1, STORE_INTEGER)
 
 
 def config_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -191,7 +195,13 @@ def with_store(ctx: click.Context, work: Callable[[Any], Awaitable[T]]) -> T:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="print the books as one JSON object")
 @click.option("--no-wallet", is_flag=True, help="do not contact the wallet (no reconciliation)")
-@click.option("--limit", type=int, default=20, show_default=True, help="how many recent distributions and rounds")
+@click.option(
+    "--limit",
+    type=click.IntRange(0, STORE_INTEGER),
+    default=20,
+    show_default=True,
+    help="how many recent distributions and rounds",
+)
 @click.pass_context
 def ledger(ctx: click.Context, config_path: Path | None, as_json: bool, no_wallet: bool, limit: int) -> None:
     if ctx.invoked_subcommand is not None:
@@ -444,12 +454,12 @@ def farmers_show(ctx: click.Context, launcher_id: Any, config_path: Path | None)
     context_settings=CONTEXT,
     help=(
         "A farmer's changes, newest first: its join, payout instructions and authentication keys it changed, "
-        "difficulties the operator set, bans."
+        "the settings it chose on its page, difficulties the operator set, bans."
     ),
 )
 @click.argument("launcher_id", **LAUNCHER)
 @config_option
-@click.option("--limit", type=click.IntRange(1), default=100, show_default=True, help="how many changes")
+@click.option("--limit", type=STORE_COUNT, default=100, show_default=True, help="how many changes")
 @click.pass_context
 def farmers_history(ctx: click.Context, launcher_id: Any, config_path: Path | None, limit: int) -> None:
     from pool.admin import farmer_of, history_lines
@@ -517,7 +527,7 @@ def difficulty(config_path: Path | None) -> None:
     ),
 )
 @click.argument("launcher_id", **LAUNCHER)
-@click.argument("value", type=click.IntRange(1))
+@click.argument("value", type=click.IntRange(1, MAX_DIFFICULTY))
 @config_option
 @click.pass_context
 def difficulty_set(ctx: click.Context, launcher_id: Any, value: int, config_path: Path | None) -> None:
@@ -529,8 +539,10 @@ def difficulty_set(ctx: click.Context, launcher_id: Any, value: int, config_path
 
 # -- payments, claims, export ------------------------------------------------------------------------------------
 def page_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    function = click.option("--offset", type=click.IntRange(0), default=0, help="skip this many (the newest)")(function)
-    return click.option("--limit", type=click.IntRange(1), default=20, show_default=True, help="how many")(function)
+    function = click.option(
+        "--offset", type=click.IntRange(0, STORE_INTEGER), default=0, help="skip this many (the newest)"
+    )(function)
+    return click.option("--limit", type=STORE_COUNT, default=20, show_default=True, help="how many")(function)
 
 
 @cli.group(context_settings=CONTEXT, help="Payments to farmers and to the fee address.")
@@ -562,7 +574,7 @@ def payments_list(
     context_settings=CONTEXT,
     help="A payout round: its totals, its batches with every transaction recorded, and what each pays to whom.",
 )
-@click.argument("round_id", type=int)
+@click.argument("round_id", type=click.IntRange(0, STORE_INTEGER))
 @config_option
 @click.pass_context
 def payments_show(ctx: click.Context, round_id: int, config_path: Path | None) -> None:

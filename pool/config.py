@@ -7,6 +7,7 @@ operator never has to read a traceback to fix a typo.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ class PoolInfoConfig:
 
 
 DEFAULT_DIFFICULTY_MAXIMUM = 1_000_000
+# A difficulty travels as the protocol's uint64 and is stored as a signed 64-bit integer (both stores): beyond this,
+# GET /pool_info and the store would fail on every request instead of the configuration naming its key.
+MAX_DIFFICULTY = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -385,6 +389,12 @@ class PoolConfig:
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
 
 
+# An integer key's bound unless it names its own: seconds, mojos and counts go into the store's signed 64-bit
+# integers, often added to a time; beyond this a bad value would fail the loops and requests that use it (an
+# overflow) instead of the configuration naming it. 2**53 seconds is 285 million years, mojos 9 007 XCH.
+INT_MAXIMUM = 2**53
+
+
 class _Section:
     """A mapping read with type checks; every error names the full dotted key."""
 
@@ -415,7 +425,7 @@ class _Section:
             raise ConfigError(self.key(name), f"must be a string, got {value!r}")
         return value
 
-    def int_(self, name: str, default: Any = ..., minimum: int | None = None, maximum: int | None = None) -> int:
+    def int_(self, name: str, default: Any = ..., minimum: int | None = None, maximum: int | None = INT_MAXIMUM) -> int:
         value = self.raw(name, default)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(self.key(name), f"must be an integer, got {value!r}")
@@ -435,6 +445,9 @@ class _Section:
         value = self.raw(name, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(self.key(name), f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            # YAML's .nan and .inf: a NaN passes every comparison with a bound, and neither is a time or a size.
+            raise ConfigError(self.key(name), f"must be a finite number, got {value!r}")
         if minimum is not None and value < minimum:
             raise ConfigError(self.key(name), f"must be at least {minimum}, got {value}")
         return float(value)
@@ -531,8 +544,8 @@ def _pool_memoization(s: _Section) -> bytes:
 
 def _difficulty(s: _Section) -> DifficultyConfig:
     s.unknown_keys({"minimum", "default", "number_of_partials_target", "time_target", "put_cooldown", "maximum"})
-    minimum = s.int_("minimum", minimum=1)
-    default = s.int_("default", minimum=1)
+    minimum = s.int_("minimum", minimum=1, maximum=MAX_DIFFICULTY)
+    default = s.int_("default", minimum=1, maximum=MAX_DIFFICULTY)
     if default < minimum:
         raise ConfigError(s.key("default"), f"must be at least difficulty.minimum ({minimum}), got {default}")
     return DifficultyConfig(
@@ -541,7 +554,7 @@ def _difficulty(s: _Section) -> DifficultyConfig:
         number_of_partials_target=s.int_("number_of_partials_target", 300, minimum=1),
         time_target=s.int_("time_target", 86400, minimum=60),
         put_cooldown=s.int_("put_cooldown", 300, minimum=0),
-        maximum=s.int_("maximum", max(DEFAULT_DIFFICULTY_MAXIMUM, default), minimum=default),
+        maximum=s.int_("maximum", max(DEFAULT_DIFFICULTY_MAXIMUM, default), minimum=default, maximum=MAX_DIFFICULTY),
     )
 
 
@@ -571,7 +584,7 @@ def _partials(s: _Section) -> PartialsConfig:
         max_in_flight_per_address=s.int_(
             "max_in_flight_per_address", max(1, max_in_flight // 8), minimum=1, maximum=max_in_flight
         ),
-        retention_days=s.int_("retention_days", DEFAULT_RETENTION_DAYS, minimum=1),
+        retention_days=s.int_("retention_days", DEFAULT_RETENTION_DAYS, minimum=1, maximum=100 * 366),
     )
 
 
@@ -1008,15 +1021,17 @@ def _notifications(s: _Section) -> NotificationsConfig:
     hooks = s.raw("operator_webhooks", [])
     if not isinstance(hooks, list):
         raise ConfigError(s.key("operator_webhooks"), "must be a list of URLs or of {url, format} mappings")
-    retry_after = s.int_("retry_after", defaults.retry_after, minimum=1)
+    # Bounded so that a retry's time and a silence's cutoff stay within the store's 64-bit integers: past them every
+    # delivery pass would fail on its own write (and try the webhooks again at once).
+    retry_after = s.int_("retry_after", defaults.retry_after, minimum=1, maximum=DAY_SECONDS)
     return NotificationsConfig(
         operator_webhooks=tuple(_webhook(hook, f"{s.key('operator_webhooks')}[{n}]") for n, hook in enumerate(hooks)),
         allow_private_webhooks=s.bool_("allow_private_webhooks", defaults.allow_private_webhooks),
-        silent_after_hours=s.int_("silent_after_hours", defaults.silent_after_hours, minimum=0),
+        silent_after_hours=s.int_("silent_after_hours", defaults.silent_after_hours, minimum=0, maximum=24 * 366),
         interval=s.number("interval", defaults.interval, minimum=0.05),
         timeout=s.number("timeout", defaults.timeout, minimum=0.1),
         retry_after=retry_after,
-        retry_max=s.int_("retry_max", defaults.retry_max, minimum=retry_after),
+        retry_max=s.int_("retry_max", defaults.retry_max, minimum=retry_after, maximum=30 * DAY_SECONDS),
         max_attempts=s.int_("max_attempts", defaults.max_attempts, minimum=1),
     )
 

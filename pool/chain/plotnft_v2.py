@@ -11,7 +11,8 @@ parsed state implies. Coins that anyone else sends to that puzzle hash (an even 
 singleton, say) are no one's child in this lineage and are never looked at, so they can neither pass for the PlotNFT
 nor stop the walk. Only spends buried ``confirmation_security_threshold`` blocks deep are trusted.
 
-Kept apart from the v1 walk (singleton.py): the two share only the exceptions.
+Beside the v1 walk (singleton.py): the two share its exceptions and the lineage walk's base (LineageWalk), not the
+way a spend's state is read and checked.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pool.chain.interface import FullNode
-from pool.chain.singleton import SingletonForged, SingletonNotFound, SingletonWalkTooLong
+from pool.chain.singleton import LineageWalk, SingletonForged, SingletonNotFound
 from pool.chia_adapter import (
     SINGLETON_LAUNCHER_HASH,
     Coin,
@@ -146,7 +147,7 @@ async def follow_plotnft(
     return await walk.run(start)
 
 
-class _Walk:
+class _Walk(LineageWalk):
     def __init__(
         self,
         node: FullNode,
@@ -155,59 +156,32 @@ class _Walk:
         buried_below: int,
         max_spends: int | None,
     ) -> None:
-        self.node = node
-        self.launcher_id = launcher_id
+        super().__init__(node, launcher_id, buried_below, max_spends)
         self.genesis_challenge = genesis_challenge
-        self.buried_below = buried_below
-        self.max_spends = max_spends
-        self.spends_read = 0
-
-    def _name(self) -> str:
-        return f"PlotNFT {self.launcher_id.hex()}"
-
-    async def _buried(self, coin_id: bytes32, what: str) -> tuple[CoinSpend, int]:
-        record = await self.node.coin_record(coin_id)
-        if record is None:
-            raise SingletonNotFound(f"{self._name()}: {what} coin {coin_id.hex()} not found on chain")
-        if not record.spent:
-            raise SingletonNotFound(f"{self._name()}: {what} coin {coin_id.hex()} is not spent yet")
-        if record.spent_block_index > self.buried_below:
-            raise SingletonNotFound(f"{self._name()}: {what} coin {coin_id.hex()} is not buried deep enough yet")
-        spend = await self._spend(record)
-        if spend is None:
-            raise SingletonNotFound(f"{self._name()}: the spend of {what} coin {coin_id.hex()} is not found")
-        return spend, int(record.spent_block_index)
-
-    async def _spend(self, record: CoinRecord) -> CoinSpend | None:
-        self.spends_read += 1
-        if self.max_spends is not None and self.spends_read > self.max_spends:
-            raise SingletonWalkTooLong(f"{self._name()}: more than {self.max_spends} spends to follow in one request")
-        return await self.node.coin_spend(record)
 
     async def from_launcher(self) -> PlotNFTView:
-        launcher_spend, _ = await self._buried(self.launcher_id, "launcher")
+        launcher_spend, _ = await self.buried_spend(self.launcher_id, "launcher")
         if launcher_spend.coin.puzzle_hash != SINGLETON_LAUNCHER_HASH:
-            raise SingletonForged(f"{self._name()}: the launcher coin is not the singleton launcher's")
+            raise SingletonForged(f"{self.name()}: the launcher coin is not the singleton launcher's")
         eve = self._odd_child(launcher_spend, None)
         if eve is None:
-            raise SingletonNotFound(f"{self._name()}: the launcher created no odd (singleton) coin")
-        eve_spend, eve_height = await self._buried(eve.name(), "eve")
+            raise SingletonNotFound(f"{self.name()}: the launcher created no odd (singleton) coin")
+        eve_spend, eve_height = await self.buried_spend(eve.name(), "eve")
         try:
             puzzle = next_plotnft(eve_spend, self.genesis_challenge, None)
         except ValueError as exc:
-            raise SingletonNotFound(f"{self._name()} is not a PlotNFT v2: {exc}") from None
+            raise SingletonNotFound(f"{self.name()} is not a PlotNFT v2: {exc}") from None
         return PlotNFTView(self.launcher_id, eve_spend, eve_height, _state_only(puzzle), eve_height)
 
     async def resume_point(self, known: KnownV2Tip) -> PlotNFTView | None:
         """``known`` if its tip is still buried and its child has the puzzle hash its state implies, else None."""
-        record = await self.node.coin_record(known.tip.coin.name())
-        if record is None or not record.spent or record.spent_block_index > self.buried_below:
+        height = await self.buried_tip_height(known.tip)
+        if height is None:
             return None
         try:
             self._odd_child(known.tip, known.puzzle)
         except SingletonForged:
             return None  # the recorded state is not the whole truth (another memoization): walk from the start
-        height = int(record.spent_block_index)
         return PlotNFTView(self.launcher_id, known.tip, height, known.puzzle, height)
 
     def _odd_child(self, spend: CoinSpend, puzzle: PlotNFTPuzzle | None) -> Coin | None:
@@ -216,18 +190,18 @@ class _Walk:
         try:
             created = spend_conditions(spend, _SPEND_MAX_COST).created_coins
         except ValueError as exc:
-            raise SingletonForged(f"{self._name()}: {exc}") from None
+            raise SingletonForged(f"{self.name()}: {exc}") from None
         odd = [(puzzle_hash, amount) for puzzle_hash, amount in created if amount % 2 == 1]
         if not odd:
             return None
         if len(odd) > 1:
-            raise SingletonForged(f"{self._name()}: the spend of {spend.coin.name().hex()} creates two odd coins")
+            raise SingletonForged(f"{self.name()}: the spend of {spend.coin.name().hex()} creates two odd coins")
         puzzle_hash, amount = odd[0]
         if puzzle is not None:
             expected = puzzle.puzzle_hash(nonce=0)
             if puzzle_hash != expected:
                 raise SingletonForged(
-                    f"{self._name()}: the spend of coin {spend.coin.name().hex()} leaves a state whose singleton "
+                    f"{self.name()}: the spend of coin {spend.coin.name().hex()} leaves a state whose singleton "
                     f"puzzle hash is {expected.hex()}, but its odd child has puzzle hash {puzzle_hash.hex()}"
                 )
         return Coin(spend.coin.name(), puzzle_hash, uint64(amount))
@@ -244,13 +218,13 @@ class _Walk:
                 return _replace(view, coin_height=int(record.confirmed_block_index))
             if record.spent_block_index > self.buried_below:
                 return _replace(view, coin_height=await self._live_coin_height(view.puzzle, record))
-            spend = await self._spend(record)
+            spend = await self.spend(record)
             if spend is None:
                 return view
             try:
                 puzzle = _state_only(next_plotnft(spend, self.genesis_challenge, view.puzzle))
             except ValueError as exc:
-                raise SingletonForged(f"{self._name()}: spend of {child.name().hex()}: {exc}") from None
+                raise SingletonForged(f"{self.name()}: spend of {child.name().hex()}: {exc}") from None
             height = int(record.spent_block_index)
             view = PlotNFTView(self.launcher_id, spend, height, puzzle, height)
 
@@ -261,7 +235,7 @@ class _Walk:
         if not puzzle.exiting:
             return height
         while record.spent:
-            spend = await self._spend(record)
+            spend = await self.spend(record)
             if spend is None:
                 break
             try:

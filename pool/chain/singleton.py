@@ -131,7 +131,9 @@ async def read_launcher(node: FullNode, launcher_id: bytes32, buried_below: int)
     """The PlotNFT as its launcher spend made it (buried at or below ``buried_below``): the first pool state, which
     names the owner key, and the delay time and puzzle hash. One coin look-up and one spend look-up. Not yet checked
     against the chain (the walk checks the launcher's child first). Raises SingletonNotFound, SingletonForged."""
-    launcher_spend, launcher_height = await _buried_spend(node, launcher_id, buried_below, "launcher")
+    launcher_spend, launcher_height = await LineageWalk(node, launcher_id, buried_below, None).buried_spend(
+        launcher_id, "launcher"
+    )
     if launcher_spend.coin.puzzle_hash != SINGLETON_LAUNCHER_HASH:
         raise SingletonForged(
             f"PlotNFT {launcher_id.hex()}: the launcher coin's puzzle hash {launcher_spend.coin.puzzle_hash.hex()} "
@@ -212,20 +214,6 @@ async def _last_coin_at_puzzle_hash(node: FullNode, coin: Coin) -> CoinRecord | 
     return record
 
 
-async def _buried_spend(node: FullNode, coin_id: bytes32, buried_below: int, what: str) -> tuple[CoinSpend, int]:
-    record = await node.coin_record(coin_id)
-    if record is None:
-        raise SingletonNotFound(f"{what} coin {coin_id.hex()} not found on chain")
-    if not record.spent:
-        raise SingletonNotFound(f"{what} coin {coin_id.hex()} is not spent yet")
-    if record.spent_block_index > buried_below:
-        raise SingletonNotFound(f"{what} coin {coin_id.hex()} is not buried deep enough yet")
-    spend = await node.coin_spend(record)
-    if spend is None:
-        raise SingletonNotFound(f"spend of {what} coin {coin_id.hex()} not found")
-    return spend, int(record.spent_block_index)
-
-
 @lru_cache(maxsize=4096)
 def _singleton_puzzle_hash(
     state_bytes: bytes, launcher_id: bytes32, genesis_challenge: bytes32, delay_time: int, delay_puzzle_hash: bytes32
@@ -253,7 +241,53 @@ def describe_state(state: PoolState) -> str:
     )
 
 
-class _Walk:
+class LineageWalk:
+    """What a walk along a PlotNFT's lineage needs, whatever its version (this module's, pool.chain.plotnft_v2's):
+    the node, the launcher, the height at or below which a spend is trusted, and the spends read so far against the
+    caller's bound."""
+
+    def __init__(self, node: FullNode, launcher_id: bytes32, buried_below: int, max_spends: int | None) -> None:
+        self.node = node
+        self.launcher_id = launcher_id
+        self.buried_below = buried_below
+        self.max_spends = max_spends
+        self.spends_read = 0
+
+    def name(self) -> str:
+        return f"PlotNFT {self.launcher_id.hex()}"
+
+    async def buried_spend(self, coin_id: bytes32, what: str) -> tuple[CoinSpend, int]:
+        """The spend of ``coin_id`` (the launcher, say) and its height; SingletonNotFound unless it is spent and
+        buried."""
+        record = await self.node.coin_record(coin_id)
+        if record is None:
+            raise SingletonNotFound(f"{self.name()}: {what} coin {coin_id.hex()} not found on chain")
+        if not record.spent:
+            raise SingletonNotFound(f"{self.name()}: {what} coin {coin_id.hex()} is not spent yet")
+        if record.spent_block_index > self.buried_below:
+            raise SingletonNotFound(f"{self.name()}: {what} coin {coin_id.hex()} is not buried deep enough yet")
+        spend = await self.spend(record)
+        if spend is None:
+            raise SingletonNotFound(f"{self.name()}: the spend of {what} coin {coin_id.hex()} is not found")
+        return spend, int(record.spent_block_index)
+
+    async def buried_tip_height(self, tip: CoinSpend) -> int | None:
+        """The height a known tip was spent at, if it still is and is buried; None: walk from the launcher (it was
+        reorged away or is no longer buried)."""
+        record = await self.node.coin_record(tip.coin.name())
+        if record is None or not record.spent or record.spent_block_index > self.buried_below:
+            return None
+        return int(record.spent_block_index)
+
+    async def spend(self, record: CoinRecord) -> CoinSpend | None:
+        """The spend of a spent coin, counted against ``max_spends`` (SingletonWalkTooLong beyond)."""
+        self.spends_read += 1
+        if self.max_spends is not None and self.spends_read > self.max_spends:
+            raise SingletonWalkTooLong(f"{self.name()}: more than {self.max_spends} spends to follow in one request")
+        return await self.node.coin_spend(record)
+
+
+class _Walk(LineageWalk):
     def __init__(
         self,
         node: FullNode,
@@ -264,14 +298,10 @@ class _Walk:
         buried_below: int,
         max_spends: int | None,
     ) -> None:
-        self.node = node
-        self.launcher_id = launcher_id
+        super().__init__(node, launcher_id, buried_below, max_spends)
         self.delay_time = delay_time
         self.delay_puzzle_hash = delay_puzzle_hash
         self.genesis_challenge = genesis_challenge
-        self.buried_below = buried_below
-        self.max_spends = max_spends
-        self.spends_read = 0
 
     def checked_child(self, spend: CoinSpend, state: PoolState, height: int) -> Coin | None:
         """The singleton coin ``spend`` creates, checked to have the puzzle ``state`` implies; None if melted."""
@@ -284,7 +314,7 @@ class _Walk:
         if child.puzzle_hash != expected:
             what = "launcher spend" if spend.coin.puzzle_hash == SINGLETON_LAUNCHER_HASH else "spend"
             raise SingletonForged(
-                f"PlotNFT {self.launcher_id.hex()}: the {what} of coin {spend.coin.name().hex()} at height {height} "
+                f"{self.name()}: the {what} of coin {spend.coin.name().hex()} at height {height} "
                 f"leaves the state {describe_state(state)}, which implies singleton puzzle hash {expected.hex()}, "
                 f"but its singleton coin {child.name().hex()} has puzzle hash {child.puzzle_hash.hex()}"
             )
@@ -292,10 +322,9 @@ class _Walk:
 
     async def resume_point(self, known: KnownTip) -> SingletonView | None:
         """The view at a still-valid known tip (one coin look-up), or None to walk from the launcher."""
-        record = await self.node.coin_record(known.tip.coin.name())
-        if record is None or not record.spent or record.spent_block_index > self.buried_below:
-            return None  # reorged away or no longer buried: start over from the launcher
-        height = int(record.spent_block_index)
+        height = await self.buried_tip_height(known.tip)
+        if height is None:
+            return None
         return SingletonView(
             launcher_id=self.launcher_id,
             delay_time=self.delay_time,
@@ -322,7 +351,7 @@ class _Walk:
                 # ``child`` was spent too recently to trust the spend's state; it may still be an absorb, after which
                 # the live coin (and the waiting room's countdown) is newer.
                 return _replace(view, coin_height=await self._live_coin_height(view, record))
-            spend = await self._spend(record)
+            spend = await self.spend(record)
             if spend is None:
                 return view
             height = int(record.spent_block_index)
@@ -338,21 +367,13 @@ class _Walk:
                 coin_height=height,
             )
 
-    async def _spend(self, record: CoinRecord) -> CoinSpend | None:
-        self.spends_read += 1
-        if self.max_spends is not None and self.spends_read > self.max_spends:
-            raise SingletonWalkTooLong(
-                f"PlotNFT {self.launcher_id.hex()}: more than {self.max_spends} spends to follow in one request"
-            )
-        return await self.node.coin_spend(record)
-
     async def _live_coin_height(self, view: SingletonView, record: CoinRecord) -> int:
         """Creation height of the newest coin reached through not yet buried spends that keep the state."""
         height = int(record.confirmed_block_index)
         if view.state.state != PoolSingletonState.LEAVING_POOL.value:
             return height  # only a LEAVING_POOL countdown reads it: spare the node the look-ups
         while record.spent:
-            spend = await self._spend(record)
+            spend = await self.spend(record)
             if spend is None or _state_of(spend) is not None:
                 break  # a travel not yet buried: the coin it spent is the one the countdown ran on
             child = get_most_recent_singleton_coin_from_coin_spend(spend)

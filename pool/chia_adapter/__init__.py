@@ -391,9 +391,14 @@ def reward_puzzle_hash_v2(launcher_id: bytes32) -> bytes32:
 def program_from_hex(text: str) -> Program:
     """A serialized CLVM program (the pool's ``pool_memoization``); raises ValueError when it is not one."""
     try:
-        return Program.fromhex(text.removeprefix("0x"))
+        serialized = bytes.fromhex(text.removeprefix("0x"))
+        program = Program.from_bytes(serialized)
     except Exception as exc:
         raise ValueError(f"not a serialized CLVM program: {exc}") from None
+    # The parser stops after the first program: bytes after it would be silently dropped from what the pool means.
+    if len(bytes(program)) != len(serialized):
+        raise ValueError(f"not one serialized CLVM program: bytes follow the program {bytes(program).hex()}")
+    return program
 
 
 __all__ += [

@@ -64,26 +64,13 @@ class ForgeriesMixin(WalletsMixin):
             "http://127.0.0.1:1",
             uint32(claimed_relative_lock_height),
         )
-        signed = await self.farmer_wallet_client.create_signed_transactions(
-            CreateSignedTransaction(
-                additions=[Addition(puzzle_hash=SINGLETON_LAUNCHER_HASH, amount=uint64(1))],
-                wallet_id=uint32(1),
-                fee=uint64(0),
-                push=False,
-            ),
-            DEFAULT_TX_CONFIG,
-        )
-        funding = signed.signed_tx.spend_bundle
-        assert funding is not None
-        launcher = next(c for c in funding.additions() if c.puzzle_hash == SINGLETON_LAUNCHER_HASH and c.amount == 1)
+        funding, launcher = await self._launcher_coin(1)
         launcher_id = launcher.name()
         genesis = self.constants.GENESIS_CHALLENGE
         inner = pool_state_to_inner_puzzle(real, launcher_id, genesis, uint64(delay_time), own_address)
         puzzle_hash = create_full_puzzle(inner, launcher_id).get_tree_hash()
         key_values = Program.to([("p", bytes(claimed)), ("t", delay_time), ("h", own_address)])
-        launcher_spend = make_spend(launcher, SINGLETON_LAUNCHER, Program.to([puzzle_hash, 1, key_values]))
-        bundle = WalletSpendBundle.aggregate([funding, WalletSpendBundle([launcher_spend], G2Element())])
-        await self._push_and_confirm(bundle)
+        await self._launch(funding, make_spend(launcher, SINGLETON_LAUNCHER, Program.to([puzzle_hash, 1, key_values])))
         return PlotNFTInfo(
             launcher_id=launcher_id,
             p2_singleton_puzzle_hash=launcher_id_to_p2_puzzle_hash(launcher_id, uint64(delay_time), own_address),
@@ -135,9 +122,21 @@ class ForgeriesMixin(WalletsMixin):
         takes it for a member. Returns the launcher id (its spend confirmed)."""
         if await self._spendable("farmer") < 1_000_000:
             await self.fund_farmer_wallet()
+        funding, launcher = await self._launcher_coin(2)
+        launcher_id = launcher.name()
+        pool = (target_puzzle_hash, relative_lock_height, memoization)
+        expected = plotnft_puzzle(launcher_id, self.constants.GENESIS_CHALLENGE, synthetic_key, pool, False)
+        await self._launch(
+            funding, make_spend(launcher, SINGLETON_LAUNCHER, Program.to([expected.puzzle_hash(nonce=0), 2, []]))
+        )
+        return launcher_id
+
+    async def _launcher_coin(self, amount: int) -> tuple[WalletSpendBundle, Coin]:
+        """A farmer wallet transaction (signed, not pushed) creating a singleton launcher coin of ``amount``, and
+        that coin: whoever spends the launcher decides what it launches."""
         signed = await self.farmer_wallet_client.create_signed_transactions(
             CreateSignedTransaction(
-                additions=[Addition(puzzle_hash=SINGLETON_LAUNCHER_HASH, amount=uint64(2))],
+                additions=[Addition(puzzle_hash=SINGLETON_LAUNCHER_HASH, amount=uint64(amount))],
                 wallet_id=uint32(1),
                 fee=uint64(0),
                 push=False,
@@ -146,16 +145,15 @@ class ForgeriesMixin(WalletsMixin):
         )
         funding = signed.signed_tx.spend_bundle
         assert funding is not None
-        launcher = next(c for c in funding.additions() if c.puzzle_hash == SINGLETON_LAUNCHER_HASH and c.amount == 2)
-        launcher_id = launcher.name()
-        pool = (target_puzzle_hash, relative_lock_height, memoization)
-        expected = plotnft_puzzle(launcher_id, self.constants.GENESIS_CHALLENGE, synthetic_key, pool, False)
-        solution = Program.to([expected.puzzle_hash(nonce=0), 2, []])
-        launcher_spend = make_spend(launcher, SINGLETON_LAUNCHER, solution)
+        return funding, next(
+            c for c in funding.additions() if c.puzzle_hash == SINGLETON_LAUNCHER_HASH and c.amount == amount
+        )
+
+    async def _launch(self, funding: WalletSpendBundle, launcher_spend: CoinSpend) -> None:
+        """The launcher coin's transaction and the launcher's spend, pushed together and confirmed."""
         await self._push_and_confirm(
             WalletSpendBundle.aggregate([funding, WalletSpendBundle([launcher_spend], G2Element())])
         )
-        return launcher_id
 
     async def _push_and_confirm(self, bundle: WalletSpendBundle) -> None:
         await self.farmer_wallet_client.push_tx(PushTX(spend_bundle=bundle))

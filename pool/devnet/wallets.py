@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from chia_rs import G1Element, PrivateKey
 from chia_rs.sized_bytes import bytes32
@@ -49,6 +49,8 @@ from pool.devnet.base import _WAIT_SECONDS, RpcEndpoint, WorldBase, _wait_until,
 _FARMER_KEY_ENTROPY = std_hash(b"block_tools farmer key")
 _POOL_WALLET_KEY_ENTROPY = std_hash(b"chia pool devnet pool wallet")
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class PlotNFTInfo:
@@ -83,6 +85,17 @@ class PlotNFTV2Info:
         return auth_v2_secret_key(self.synthetic_secret_key)
 
 
+class _WalletPart(Generic[T]):
+    """A read-only attribute of the world: one part (endpoint, client, fingerprint) of one of its two wallets."""
+
+    def __init__(self, wallet: str, part: Callable[[_Wallet], T]) -> None:
+        self._wallet = wallet
+        self._part = part
+
+    def __get__(self, world: WorldBase, owner: type | None = None) -> T:
+        return self._part(world._wallets[self._wallet])
+
+
 # chia's wallet tracks at most this many PlotNFT v2 of one key.
 MAX_PLOTNFT_V2_PER_KEY = 5
 
@@ -110,29 +123,12 @@ class WalletsMixin(WorldBase):
         endpoint = RpcEndpoint(self.self_hostname, port, wallet_bt.root_path)
         return _Wallet(service, client, endpoint, wallet_node.logged_in_fingerprint)
 
-    @property
-    def pool_wallet_rpc(self) -> RpcEndpoint:
-        return self._wallets["pool"].endpoint
-
-    @property
-    def farmer_wallet_rpc(self) -> RpcEndpoint:
-        return self._wallets["farmer"].endpoint
-
-    @property
-    def pool_wallet_client(self) -> WalletRpcClient:
-        return self._wallets["pool"].client
-
-    @property
-    def farmer_wallet_client(self) -> WalletRpcClient:
-        return self._wallets["farmer"].client
-
-    @property
-    def pool_wallet_fingerprint(self) -> int:
-        return self._wallets["pool"].fingerprint
-
-    @property
-    def farmer_wallet_fingerprint(self) -> int:
-        return self._wallets["farmer"].fingerprint
+    pool_wallet_rpc = _WalletPart("pool", lambda wallet: wallet.endpoint)
+    farmer_wallet_rpc = _WalletPart("farmer", lambda wallet: wallet.endpoint)
+    pool_wallet_client = _WalletPart("pool", lambda wallet: wallet.client)
+    farmer_wallet_client = _WalletPart("farmer", lambda wallet: wallet.client)
+    pool_wallet_fingerprint = _WalletPart("pool", lambda wallet: wallet.fingerprint)
+    farmer_wallet_fingerprint = _WalletPart("farmer", lambda wallet: wallet.fingerprint)
 
     async def wait_for_wallets_synced(self, timeout: float = _WAIT_SECONDS) -> None:
         nodes = [wallet.service._node for wallet in self._wallets.values()]
@@ -233,30 +229,45 @@ class WalletsMixin(WorldBase):
         ``target_puzzle_hash`` defaults to the pool wallet's address (the pool's target). ``fresh_launcher`` makes a
         random self-send first so that the launcher_id differs from earlier runs.
         """
-        target = target_puzzle_hash or self.pool_target_puzzle_hash
+        known = await self._pool_wallet_ids()
+        await self._launch_plotnft(1, target_puzzle_hash, pool_url, relative_lock_height, b"\x80", fresh_launcher)
+        wallet_id = await self._wait_for_new_plotnft(known)
+        return await self._plotnft_info(wallet_id)
+
+    async def _launch_plotnft(
+        self,
+        version: int,
+        target_puzzle_hash: bytes32 | None,
+        pool_url: str,
+        relative_lock_height: int,
+        pool_memoization: bytes,
+        fresh_launcher: bool,
+    ) -> None:
+        """Have the farmer wallet launch a PlotNFT of ``version`` farming to a pool (the pool wallet's address by
+        default), funding the wallet first if need be; returns once the launch is in the mempool. ``fresh_launcher``
+        makes a random self-send first so that the launcher_id (and so its plots) differs from earlier runs."""
         if await self._spendable("farmer") < 1_000_000:
             await self.fund_farmer_wallet()
         if fresh_launcher:
             await self._self_send_random_amount()
-        known = await self._pool_wallet_ids()
         response = await self.farmer_wallet_client.create_new_wallet(
             CreateNewWallet(
                 wallet_type=CreateNewWalletType.POOL_WALLET,
                 initial_target_state=NewPoolWalletInitialTargetState(
                     state=PoolSingletonState.FARMING_TO_POOL.name,
-                    target_puzzle_hash=target,
+                    target_puzzle_hash=target_puzzle_hash or self.pool_target_puzzle_hash,
                     pool_url=pool_url,
                     relative_lock_height=uint32(relative_lock_height),
+                    pool_memoization=Program.from_bytes(pool_memoization),
                 ),
                 mode=WalletCreationMode.NEW,
                 fee=uint64(0),
                 push=True,
+                plotnft_version=uint8(version),
             ),
             DEFAULT_TX_CONFIG,
         )
         await self._wait_in_mempool(self._spend_ids(response.transactions))
-        wallet_id = await self._wait_for_new_plotnft(known)
-        return await self._plotnft_info(wallet_id)
 
     async def _plotnft_v2_ids(self) -> set[int]:
         response = await self.farmer_wallet_client.get_wallets(GetWallets(type=uint16(WalletType.PLOTNFT_2)))
@@ -277,29 +288,9 @@ class WalletsMixin(WorldBase):
         known = await self._plotnft_v2_ids()
         if len(known) >= MAX_PLOTNFT_V2_PER_KEY:
             raise RuntimeError(f"the farmer wallet already tracks {len(known)} PlotNFT v2, chia's wallet's limit")
-        target = target_puzzle_hash or self.pool_target_puzzle_hash
-        if await self._spendable("farmer") < 1_000_000:
-            await self.fund_farmer_wallet()
-        if fresh_launcher:  # as create_plotnft: a launcher no earlier run had (its plots are then made anew)
-            await self._self_send_random_amount()
-        response = await self.farmer_wallet_client.create_new_wallet(
-            CreateNewWallet(
-                wallet_type=CreateNewWalletType.POOL_WALLET,
-                initial_target_state=NewPoolWalletInitialTargetState(
-                    state=PoolSingletonState.FARMING_TO_POOL.name,
-                    target_puzzle_hash=target,
-                    pool_url=pool_url,
-                    relative_lock_height=uint32(relative_lock_height),
-                    pool_memoization=Program.from_bytes(pool_memoization),
-                ),
-                mode=WalletCreationMode.NEW,
-                fee=uint64(0),
-                push=True,
-                plotnft_version=uint8(2),
-            ),
-            DEFAULT_TX_CONFIG,
+        await self._launch_plotnft(
+            2, target_puzzle_hash, pool_url, relative_lock_height, pool_memoization, fresh_launcher
         )
-        await self._wait_in_mempool(self._spend_ids(response.transactions))
         return await self._plotnft_v2_info(await self._wait_for_new_plotnft(known, self._plotnft_v2_ids))
 
     async def _plotnft_v2_info(self, wallet_id: int) -> PlotNFTV2Info:

@@ -138,13 +138,23 @@ def _pool_info(request: web.Request, protocol_version: uint8) -> GetPoolInfoResp
 
 
 async def post_farmer(request: web.Request) -> web.Response:
-    farmer_request = streamable_from_json(PostFarmerRequest, await json_body(request))
-    return _reply(await request.app[FARMERS].register(farmer_request, client_of(request)))
+    return await _register(request, request.app[FARMERS])
 
 
 async def put_farmer(request: web.Request) -> web.Response:
+    return await _update(request, request.app[FARMERS])
+
+
+async def _register(request: web.Request, checks: FarmerChecks | V2Checks) -> web.Response:
+    """POST /farmer and POST /v2/farmer: the same body, checked by the version's rules."""
+    farmer_request = streamable_from_json(PostFarmerRequest, await json_body(request))
+    return _reply(await checks.register(farmer_request, client_of(request)))
+
+
+async def _update(request: web.Request, checks: FarmerChecks | V2Checks) -> web.Response:
+    """PUT /farmer and PUT /v2/farmer: the same body, checked by the version's rules."""
     farmer_request = streamable_from_json(PutFarmerRequest, await json_body(request))
-    return _reply(await request.app[FARMERS].update(farmer_request, client_of(request)))
+    return _reply(await checks.update(farmer_request, client_of(request)))
 
 
 async def get_farmer(request: web.Request) -> web.Response:
@@ -208,13 +218,11 @@ async def get_farmer_v2(request: web.Request) -> web.Response:
 
 
 async def post_farmer_v2(request: web.Request) -> web.Response:
-    farmer_request = streamable_from_json(PostFarmerRequest, await json_body(request))
-    return _reply(await request.app[V2].register(farmer_request, client_of(request)))
+    return await _register(request, request.app[V2])
 
 
 async def put_farmer_v2(request: web.Request) -> web.Response:
-    farmer_request = streamable_from_json(PutFarmerRequest, await json_body(request))
-    return _reply(await request.app[V2].update(farmer_request, client_of(request)))
+    return await _update(request, request.app[V2])
 
 
 async def post_partial_v2(request: web.Request) -> web.Response:

@@ -61,7 +61,8 @@ def _authorized(request: web.Request) -> None:
     if token is None:
         raise web.HTTPForbidden(text=CLOSED, content_type="application/json")
     given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+    # aiohttp passes header bytes that are not UTF-8 on as surrogates: encoded back as they came, never a failure.
+    if not hmac.compare_digest(given.encode(errors="surrogateescape"), f"Bearer {token}".encode()):
         raise web.HTTPUnauthorized(
             text='{"error": "operator token required"}',
             content_type="application/json",

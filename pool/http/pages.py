@@ -304,7 +304,8 @@ def _block_cursor(request: web.Request) -> tuple[int, bytes32] | None:
 
 
 def _token_hash(token: str) -> bytes32:
-    return bytes32(hashlib.sha256(token.encode()).digest())
+    # A cookie's bytes that are not UTF-8 come from aiohttp as surrogates: hashed as they came, they name no session.
+    return bytes32(hashlib.sha256(token.encode(errors="surrogateescape")).digest())
 
 
 def _page(template: str, request: web.Request, context: dict[str, object], status: int = 200) -> web.Response:

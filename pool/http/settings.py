@@ -5,8 +5,9 @@ token (an HMAC of it): a page of another site can make the browser send the cook
 the token, so a POST without it is refused (403) and changes nothing. Values are checked against the pool's bounds:
 a minimum payout of at least ``payouts.min_payment``, a difficulty between ``difficulty.minimum`` and
 ``difficulty.maximum``, a webhook the pool may call (pool/webhooks.py). Every change is recorded with its time by the
-store in the same transaction (``farmer_settings_changes``) and listed on the page. The payout loop pays a farmer
-only once its owed balance reaches its minimum; the difficulty loop holds a farmer with a preset at that difficulty.
+store in the same transaction, in the farmer's history (``farmer_history``), and listed on the page. The payout loop
+pays a farmer only once its owed balance reaches its minimum; the difficulty loop holds a farmer with a preset at that
+difficulty.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pool.config import PoolConfig
-from pool.store.models import FarmerSettings, SettingChange
+from pool.store.models import FarmerChange, FarmerSettings
 from pool.webhooks import WebhookRefused, check_webhook_url
 
 SETTINGS_PATH = "/login/settings"
 CSRF_FIELD = "csrf_token"
 MOJOS_PER_XCH = 10**12
+# The most mojos a minimum payout may be: the stores keep amounts as signed 64-bit integers (about 9.2 million XCH,
+# more than a farmer is ever owed).
+MAX_MIN_PAYOUT = 2**63 - 1
 _XCH = re.compile(r"^\s*([0-9]{1,9})(?:\.([0-9]{1,12}))?\s*$")
 _INTEGER = re.compile(r"^\s*([0-9]{1,19})\s*$")
 
@@ -34,7 +38,8 @@ def csrf_token(session_token: str) -> str:
 
 
 def csrf_ok(session_token: str, sent: str | None) -> bool:
-    return sent is not None and hmac.compare_digest(csrf_token(session_token), sent)
+    # compare_digest raises on text that is not ASCII (a token never is): such a post is refused like any wrong one.
+    return sent is not None and sent.isascii() and hmac.compare_digest(csrf_token(session_token), sent)
 
 
 def xch_text(mojos: int | None) -> str:
@@ -63,7 +68,7 @@ class SettingsView:
     pool_min_payout: int  # mojos
     difficulty_minimum: int
     difficulty_maximum: int
-    changes: list[SettingChange]
+    changes: list[FarmerChange]
     errors: list[str] = field(default_factory=list)
     saved: bool = False
 
@@ -71,7 +76,7 @@ class SettingsView:
 def settings_view(
     config: PoolConfig,
     settings: FarmerSettings,
-    changes: list[SettingChange],
+    changes: list[FarmerChange],
     session_token: str,
     *,
     form: Mapping[str, str] | None = None,
@@ -112,6 +117,8 @@ def parse_settings(
         else:
             if min_payout < config.payouts.min_payment:
                 errors.append(f"Minimum payout: at least the pool's, {xch_text(config.payouts.min_payment)} XCH.")
+            elif min_payout > MAX_MIN_PAYOUT:
+                errors.append(f"Minimum payout: at most {xch_text(MAX_MIN_PAYOUT)} XCH.")
     text = form.get("difficulty_preset", "").strip()
     if text:
         match = _INTEGER.match(text)

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 
 from pool.chain.interface import AddressNotOwned, ChainUnavailable, SignedPayment
 from pool.chain.ownership import ownership_message, signature_proves, signed_for_target
-from pool.chain.plotnft_v2 import KnownV2Tip, follow_plotnft, puzzle_from_record
 from pool.chain.reward_spends import RewardPaid, reward_fate
 from pool.chain.singleton import KnownTip, SingletonNotFound, SingletonView, follow_singleton
 from pool.chain.status import ChainStatus
@@ -60,6 +59,7 @@ from pool.payouts.coins import NotEnoughCoins, buried_coins, select_coins
 from pool.payouts.fees import absorb_cost, estimated_fee
 from pool.payouts.on_chain import coin_states, version_on_chain
 from pool.payouts.versions import CoinState, Wait, coins_for_new_version
+from pool.protocol.v2 import follow_v2
 from pool.store.abstract import CoinReserved, InsufficientFunds, StaleTransaction
 from pool.store.models import ClaimFeeVersion, ClaimStatus, FarmerRecord, RewardClaim, TargetProof, claim_holder
 
@@ -680,17 +680,7 @@ async def forward_spends(
     if len(coins) != 1:
         raise ValueError("a PlotNFT v2's rewards are forwarded one a spend")
     genesis = ctx.constants.GENESIS_CHALLENGE
-    recorded = puzzle_from_record(
-        farmer.launcher_id, genesis, farmer.singleton_tip_state, ctx.config.pool.pool_memoization
-    )
-    view = await follow_plotnft(
-        ctx.node,
-        farmer.launcher_id,
-        peak_height=peak_height,
-        confirmation_security_threshold=0,  # the newest spend: the forward must spend the live singleton coin
-        genesis_challenge=genesis,
-        known=KnownV2Tip(farmer.singleton_tip, recorded),
-    )
+    view = await follow_v2(ctx, farmer.launcher_id, peak_height, farmer=farmer, live=True)
     config = view.puzzle.pool_config
     if view.melted or config is None or config.pool_puzzle_hash != ctx.config.pool.target_puzzle_hash:
         raise ValueError("the PlotNFT v2 no longer pays this pool's target puzzle hash")

@@ -251,21 +251,8 @@ async def current_plotnft(
     """The v2 PlotNFT's buried state and the peak height it was read at (from a known farmer's recorded tip when it
     still holds). Raises INVALID_SINGLETON."""
     peak = await ctx.node.peak()
-    genesis = ctx.constants.GENESIS_CHALLENGE
-    known = None
-    if farmer is not None:
-        puzzle = puzzle_from_record(launcher_id, genesis, farmer.singleton_tip_state, ctx.config.pool.pool_memoization)
-        known = KnownV2Tip(farmer.singleton_tip, puzzle)
     try:
-        view = await follow_plotnft(
-            ctx.node,
-            launcher_id,
-            peak_height=peak.height,
-            confirmation_security_threshold=ctx.config.chain.confirmation_security_threshold,
-            genesis_challenge=genesis,
-            known=known,
-            max_spends=MAX_REQUEST_WALK,
-        )
+        view = await follow_v2(ctx, launcher_id, peak.height, farmer=farmer, max_spends=MAX_REQUEST_WALK)
     except SingletonForged as exc:
         log.warning("refused PlotNFT v2 %s: %s", launcher_id.hex(), exc)
         raise PoolProtocolError(PoolErrorCode.INVALID_SINGLETON, f"PlotNFT fails the chain check: {exc}") from None
@@ -274,21 +261,38 @@ async def current_plotnft(
     return view, peak.height
 
 
+async def follow_v2(
+    ctx: PoolContext,
+    launcher_id: bytes32,
+    peak_height: int,
+    *,
+    farmer: FarmerRecord | None = None,
+    live: bool = False,
+    max_spends: int | None = None,
+) -> PlotNFTView:
+    """The v2 PlotNFT followed from ``farmer``'s recorded tip (from its launcher without one, or when the tip no
+    longer holds) to its newest buried spend; ``live``: to its newest spend at all, the coin a forward must spend.
+    Raises SingletonForged, SingletonNotFound, SingletonWalkTooLong past ``max_spends``, ChainUnavailable."""
+    genesis = ctx.constants.GENESIS_CHALLENGE
+    known = None
+    if farmer is not None:
+        puzzle = puzzle_from_record(launcher_id, genesis, farmer.singleton_tip_state, ctx.config.pool.pool_memoization)
+        known = KnownV2Tip(farmer.singleton_tip, puzzle)
+    return await follow_plotnft(
+        ctx.node,
+        launcher_id,
+        peak_height=peak_height,
+        confirmation_security_threshold=0 if live else ctx.config.chain.confirmation_security_threshold,
+        genesis_challenge=genesis,
+        known=known,
+        max_spends=max_spends,
+    )
+
+
 async def refresh_v2_farmer(ctx: PoolContext, farmer: FarmerRecord, peak_height: int) -> bool:
     """The singleton loop's step for a v2 farmer: its tip and membership brought up to the chain; True if anything
     changed. Raises SingletonForged (the loop revokes a member), SingletonNotFound, ChainUnavailable."""
-    genesis = ctx.constants.GENESIS_CHALLENGE
-    puzzle = puzzle_from_record(
-        farmer.launcher_id, genesis, farmer.singleton_tip_state, ctx.config.pool.pool_memoization
-    )
-    view = await follow_plotnft(
-        ctx.node,
-        farmer.launcher_id,
-        peak_height=peak_height,
-        confirmation_security_threshold=ctx.config.chain.confirmation_security_threshold,
-        genesis_challenge=genesis,
-        known=KnownV2Tip(farmer.singleton_tip, puzzle),
-    )
+    view = await follow_v2(ctx, farmer.launcher_id, peak_height, farmer=farmer)
     member = view_is_member(view, ctx.config.pool, peak_height)
     state = view.state
     key_moved = view.synthetic_key != farmer.authentication_public_key

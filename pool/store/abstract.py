@@ -39,7 +39,6 @@ from pool.store.models import (
     PoolFigures,
     RewardClaim,
     RoundSummary,
-    SettingChange,
     StateFigures,
     TargetProof,
     WebSession,
@@ -663,10 +662,11 @@ class AbstractPoolStore(ABC):
         """Every farmer that chose something."""
 
     @abstractmethod
-    async def change_farmer_settings(self, settings: FarmerSettings, now: int) -> list[SettingChange]:
+    async def change_farmer_settings(self, settings: FarmerSettings, now: int) -> list[FarmerChange]:
         """Replace a farmer's settings with ``settings`` (FarmerNotFound for an unknown farmer); each setting that
-        changed is recorded as a SettingChange in the same transaction, and returned. Callers validate the values."""
+        changed enters the farmer's history (``farmer_history``, a kind of SETTING_KINDS) in the same transaction, and
+        is returned. Callers validate the values."""
 
     @abstractmethod
-    async def setting_changes(self, launcher_id: bytes32, limit: int = 50) -> list[SettingChange]:
-        """The farmer's setting changes, newest first."""
+    async def setting_changes(self, launcher_id: bytes32, limit: int = 50) -> list[FarmerChange]:
+        """The changes of the farmer's history that it made on its settings form, newest first."""

@@ -99,6 +99,10 @@ class FarmerChangeKind(str, Enum):
     DIFFICULTY_SET = "difficulty_set"  # the operator set the difficulty: old -> new
     BANNED = "banned"  # the operator banned the farmer: new is the reason
     UNBANNED = "unbanned"  # the operator lifted the ban: old is the reason it had
+    # The farmer's own settings on its page: old -> new as text, None for the pool's default.
+    MIN_PAYOUT = "min_payout"  # mojos
+    DIFFICULTY_PRESET = "difficulty_preset"
+    WEBHOOK_URL = "webhook_url"
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,17 @@ class FarmerChange:
             return f"difficulty set by the pool operator from {self.old} to {self.new}"
         if kind is FarmerChangeKind.BANNED:
             return f"banned by the pool operator: {self.new}"
+        if kind in SETTING_KINDS:
+            return f"{kind.value} set by the farmer from {_or_default(self.old)} to {_or_default(self.new)}"
         return f"ban lifted by the pool operator (it was: {self.old})"
+
+
+SETTING_KINDS = (FarmerChangeKind.MIN_PAYOUT, FarmerChangeKind.DIFFICULTY_PRESET, FarmerChangeKind.WEBHOOK_URL)
+"""The changes a farmer makes on its settings form (the rest of its history comes from the protocol or the operator)."""
+
+
+def _or_default(value: str | None) -> str:
+    return "the pool's default" if value is None else value
 
 
 @dataclass(frozen=True)
@@ -562,14 +576,3 @@ class FarmerSettings:
     difficulty_preset: int | None = None  # a fixed difficulty within the pool's bounds instead of the adjustment
     webhook_url: str | None = None  # where the farmer's notifications go
     updated_at: int = 0
-
-
-@dataclass(frozen=True)
-class SettingChange:
-    """One change of one farmer setting, kept for good and shown on the farmer's page."""
-
-    launcher_id: bytes32
-    changed_at: int
-    setting: str  # min_payout, difficulty_preset or webhook_url
-    old_value: str | None
-    new_value: str | None

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from pool.chia_adapter import bytes32
-from pool.store.models import FarmerSettings, Notification, NotificationKind, SettingChange
+from pool.store.models import FarmerChange, FarmerChangeKind, FarmerSettings, Notification, NotificationKind
 from pool.store.rows import Row, optional_bytes32
 
 
@@ -123,30 +123,20 @@ def settings_from_row(row: Row) -> FarmerSettings:
     )
 
 
-def setting_change_from_row(row: Row) -> SettingChange:
-    return SettingChange(
-        launcher_id=bytes32(row["launcher_id"]),
-        changed_at=int(row["changed_at"]),
-        setting=str(row["setting"]),
-        old_value=row["old_value"],
-        new_value=row["new_value"],
-    )
-
-
 SETTINGS = ("min_payout", "difficulty_preset", "webhook_url")
 
 
-def setting_changes(old: FarmerSettings, new: FarmerSettings, now: int) -> list[SettingChange]:
+def setting_changes(old: FarmerSettings, new: FarmerSettings, now: int) -> list[FarmerChange]:
     """What differs between two settings of a farmer, as changes made at ``now``."""
     changes = []
     for name in SETTINGS:
         before, after = getattr(old, name), getattr(new, name)
         if before != after:
             changes.append(
-                SettingChange(
+                FarmerChange(
                     new.launcher_id,
                     now,
-                    name,
+                    FarmerChangeKind(name),
                     None if before is None else str(before),
                     None if after is None else str(after),
                 )

@@ -59,6 +59,7 @@ from pool.store.abstract import (
     check_new_partial,
 )
 from pool.store.models import (
+    SETTING_KINDS,
     BatchStatus,
     BatchVersion,
     ClaimFeeVersion,
@@ -94,7 +95,6 @@ from pool.store.models import (
     RewardClaim,
     RoundStatus,
     RoundSummary,
-    SettingChange,
     StateFigures,
     TargetProof,
     WebSession,
@@ -106,7 +106,6 @@ from pool.store.outbox import (
     enqueue_batch_events,
     enqueue_instructions_change,
     notification_from_row,
-    setting_change_from_row,
     setting_changes,
     settings_from_row,
 )
@@ -1690,7 +1689,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         rows = await self._reads().fetchall("SELECT * FROM farmer_settings")
         return {settings.launcher_id: settings for settings in map(settings_from_row, rows)}
 
-    async def change_farmer_settings(self, settings: FarmerSettings, now: int) -> list[SettingChange]:
+    async def change_farmer_settings(self, settings: FarmerSettings, now: int) -> list[FarmerChange]:
         launcher_id = settings.launcher_id
         async with self._write() as tx:
             if not await _farmer_exists(tx, launcher_id):
@@ -1720,25 +1719,17 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 },
             )
             for change in changes:
-                await tx.execute(
-                    "INSERT INTO farmer_settings_changes (launcher_id, changed_at, setting, old_value, new_value) "
-                    "VALUES (:launcher_id, :changed_at, :setting, :old_value, :new_value)",
-                    {
-                        "launcher_id": launcher_id,
-                        "changed_at": change.changed_at,
-                        "setting": change.setting,
-                        "old_value": change.old_value,
-                        "new_value": change.new_value,
-                    },
-                )
+                await _record_change(tx, change)
             return changes
 
-    async def setting_changes(self, launcher_id: bytes32, limit: int = 50) -> list[SettingChange]:
+    async def setting_changes(self, launcher_id: bytes32, limit: int = 50) -> list[FarmerChange]:
+        kinds = {f"kind_{n}": kind.value for n, kind in enumerate(SETTING_KINDS)}
         rows = await self._reads().fetchall(
-            "SELECT * FROM farmer_settings_changes WHERE launcher_id = :launcher_id ORDER BY id DESC LIMIT :limit",
-            {"launcher_id": launcher_id, "limit": limit},
+            f"SELECT * FROM farmer_history WHERE launcher_id = :launcher_id AND kind IN "
+            f"({', '.join(':' + name for name in kinds)}) ORDER BY id DESC LIMIT :limit",
+            {"launcher_id": launcher_id, "limit": limit, **kinds},
         )
-        return [setting_change_from_row(row) for row in rows]
+        return [change_from_row(row) for row in rows]
 
     async def _batch_in(self, tx: Statements, batch_id: int) -> PaymentBatch:
         row = await tx.fetchone(f"SELECT * FROM payment_batches WHERE id = :id{self._LOCK_ROWS}", {"id": batch_id})

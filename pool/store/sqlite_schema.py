@@ -487,6 +487,41 @@ _SCHEMA_V16_BLOCK_EFFORT: Migration = (
 )
 
 
+# One audit of a farmer: the settings a farmer chooses on its page join farmer_history (the kinds min_payout,
+# difficulty_preset and webhook_url, old -> new as text, None for the pool's default), and their former table's
+# rows move into it. The history is rebuilt so that its ids follow time across both former tables (pages list
+# it by id): by time, then a farmer's own change before a settings change of the same second.
+_SCHEMA_V17_ONE_FARMER_HISTORY: Migration = (
+    """
+    CREATE TABLE farmer_history_v17 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (
+            kind IN (
+                'joined', 'payout_instructions', 'authentication_key', 'difficulty_set', 'banned', 'unbanned',
+                'min_payout', 'difficulty_preset', 'webhook_url'
+            )
+        ),
+        old TEXT,
+        new TEXT
+    )
+    """,
+    """
+    INSERT INTO farmer_history_v17 (id, launcher_id, at, kind, old, new)
+    SELECT ROW_NUMBER() OVER (ORDER BY at, source, id), launcher_id, at, kind, old, new FROM (
+        SELECT id, launcher_id, at, kind, old, new, 0 AS source FROM farmer_history
+        UNION ALL
+        SELECT id, launcher_id, changed_at, setting, old_value, new_value, 1 FROM farmer_settings_changes
+    ) AS changes
+    """,
+    "DROP TABLE farmer_history",
+    "DROP TABLE farmer_settings_changes",
+    "ALTER TABLE farmer_history_v17 RENAME TO farmer_history",
+    "CREATE INDEX farmer_history_launcher ON farmer_history (launcher_id, id)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -504,5 +539,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V14_BOUNDED_READS,
     _SCHEMA_V15_NOTIFICATIONS,
     _SCHEMA_V16_BLOCK_EFFORT,
+    _SCHEMA_V17_ONE_FARMER_HISTORY,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""

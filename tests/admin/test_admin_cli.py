@@ -17,7 +17,7 @@ from pool.config import load_config_file
 from pool.devnet.postgres import PostgresServer
 from pool.store.abstract import AbstractPoolStore
 from pool.store.factory import create_store
-from pool.store.models import ClaimStatus, FarmerRecord
+from pool.store.models import ClaimStatus, FarmerRecord, FarmerSettings
 from tests.store.conftest import postgres_server  # noqa: F401 (a fixture)
 from tests.store.test_store_contract import (
     farmer_payment,
@@ -245,3 +245,30 @@ def test_the_commands_run_on_postgresql_too(tmp_path: Path, postgres_server: Pos
         assert h("claimed coin").hex() in run("claims", "list", "--config", str(pool.config)).output
     finally:
         postgres_server.drop_database("pool_admin_cli")
+
+
+def test_history_shows_the_settings_chosen_and_refuses_a_limit_past_64_bits(pool: Pool) -> None:
+    launcher_id = pool.farmer(0).launcher_id
+
+    async def choose() -> None:
+        store = pool._store()
+        await store.open()
+        try:
+            await store.change_farmer_settings(FarmerSettings(launcher_id, min_payout=5_000), now=4 * DAY)
+        finally:
+            await store.close()
+
+    asyncio.run(choose())
+    history = run("farmers", "history", launcher_id.hex(), "--limit", "1", "--config", str(pool.config))
+    assert history.exit_code == 0, history.output
+    assert "min_payout set by the farmer from the pool's default to 5000" in history.output
+    # A number the store's integers cannot hold is the command line's mistake, not a traceback.
+    config = ("--config", str(pool.config))
+    for command, name in [
+        (("farmers", "history", launcher_id.hex(), "--limit", str(2**63)), "--limit"),
+        (("difficulty", "set", launcher_id.hex(), str(2**63)), "VALUE"),
+        (("payments", "show", str(2**64)), "ROUND_ID"),
+        (("payments", "list", "--offset", str(2**63)), "--offset"),
+    ]:
+        huge = run(*command, *config)
+        assert huge.exit_code == 2 and name in huge.output, (command, huge.output)

@@ -106,6 +106,24 @@ def test_fee_is_exact_not_float() -> None:
         ("fees.maximum", 10, "fees.maximum", "at least payouts.blockchain_fee (20)"),
         ("fees.mximum", 10, "fees.mximum", "unknown key"),
         ("rewards.fee_bump_after_blocks", 0, "rewards.fee_bump_after_blocks", "at least 1"),
+        # YAML's .nan passes every bound; either would fail every GET /api/v1 answer (its Cache-Control).
+        ("server.page_cache_seconds", float("nan"), "server.page_cache_seconds", "finite number"),
+        ("server.page_cache_seconds", float("inf"), "server.page_cache_seconds", "finite number"),
+        ("notifications.interval", float("nan"), "notifications.interval", "finite number"),
+        ("limits.header_timeout", float("inf"), "limits.header_timeout", "finite number"),
+        # Bytes after the first program were dropped: the pool would ask PlotNFTs for another memoization.
+        ("pool.pool_memoization", "8080", "pool.pool_memoization", "bytes follow the program"),
+        # Beyond 64 bits GET /pool_info (uint64) and the store fail on every request.
+        ("difficulty.minimum", 2**64, "difficulty.minimum", "at most 9223372036854775807"),
+        ("difficulty.maximum", 2**63, "difficulty.maximum", "at most 9223372036854775807"),
+        # A retry time or silence cutoff past the store's integers failed every delivery pass on its write.
+        ("notifications.retry_after", 10**19, "notifications.retry_after", "at most 86400"),
+        ("notifications.retry_max", 10**19, "notifications.retry_max", "at most 2592000"),
+        ("notifications.silent_after_hours", 10**16, "notifications.silent_after_hours", "at most 8784"),
+        # Any integer key: past 2**53 a time, fee or count overflows the store where it is used, not here.
+        ("server.session_lifetime", 2**63, "server.session_lifetime", "at most 9007199254740992"),
+        ("rewards.claim_fee", 10**19, "rewards.claim_fee", "at most 9007199254740992"),
+        ("partials.retention_days", 10**15, "partials.retention_days", "at most 36600"),
     ],
 )
 def test_bad_values_name_their_key(path: str, value: Any, key: str, words: str) -> None:

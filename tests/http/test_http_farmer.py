@@ -5,6 +5,7 @@ The session's shared World (tests/conftest.py); the tests run in file order and 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -324,6 +325,18 @@ async def test_login_page(pool: PoolUnderTest, plotnft: PlotNFTInfo, auth_sk: Pr
     anonymous = await pool.client.get("/login")
     assert anonymous.status == 401
     assert plotnft.launcher_id.hex() not in await anonymous.text()
+    # A session cookie that is not UTF-8 (aiohttp hands it on with surrogates) is no session: 401, never a failure.
+    for request in (b"GET /login", b"POST /login/settings"):
+        server = pool.client.server
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            writer.write(request + b" HTTP/1.1\r\nHost: pool\r\nConnection: close\r\nContent-Length: 0\r\n")
+            writer.write(f"Cookie: {SESSION_COOKIE}=".encode() + b"\xff\xfe" * 8 + b"\r\n\r\n")
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readline(), 30)
+            assert head.startswith(b"HTTP/1.1 401"), (request, head)
+        finally:
+            writer.close()
 
     response = await pool.client.get("/login", params=params)
     # The signed link opens a session and sends the browser to the plain /login (a reload needs no signature).
@@ -471,11 +484,13 @@ async def test_settings_form_refuses_without_its_token_and_never_fails(
     assert await post({"min_payout": "5"}, cookie) == 403
     assert await post({"csrf_token": csrf_token("another session"), "min_payout": "5"}, cookie) == 403
     assert await post(b'{"csrf_token": "x"}', {**cookie, "Content-Type": "application/json"}) == 403
+    assert await post({"csrf_token": "\u00e9" * len(token), "min_payout": "5"}, cookie) == 403  # not ASCII
     for field, value in [
         ("min_payout", "1e3"),
         ("min_payout", "-1"),
         ("min_payout", "0.0000000000001"),
         ("min_payout", "\u0661"),
+        ("min_payout", "999999999"),  # more mojos than the store's 64-bit integers hold (and than there are)
         ("difficulty_preset", "9" * 30),
         ("difficulty_preset", "0"),
         ("difficulty_preset", "1.5"),

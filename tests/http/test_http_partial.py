@@ -504,6 +504,17 @@ async def test_operator_status(pool: PoolUnderTest, farmer: Farmer) -> None:
         assert (await pool.client.get(path)).status == 401
         wrong = await pool.client.get(path, headers={"Authorization": "Bearer " + "x" * 24})
         assert wrong.status == 401
+        # A token that is not UTF-8 (aiohttp hands it on with surrogates) is as wrong as any other.
+        server = pool.client.server
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: pool\r\nConnection: close\r\n".encode())
+            writer.write(b"Authorization: Bearer \xff\xfe" + b"x" * 22 + b"\r\n\r\n")
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readline(), 30)
+            assert head.startswith(b"HTTP/1.1 401"), head
+        finally:
+            writer.close()
     # Without a token they list nobody's balance to anyone: closed, and the body says how to open them.
     config = pool.ctx.config
     pool.ctx.config = dataclasses.replace(config, server=dataclasses.replace(config.server, operator_token=None))

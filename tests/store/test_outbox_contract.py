@@ -116,7 +116,7 @@ async def test_farmer_settings_changes_are_kept_each_once(store: AbstractPoolSto
     assert await store.farmer_settings(farmer.launcher_id) == FarmerSettings(farmer.launcher_id)
     chosen = FarmerSettings(farmer.launcher_id, min_payout=10**12, difficulty_preset=50, webhook_url="https://a/b")
     changes = await store.change_farmer_settings(chosen, now=1_000)
-    assert [(c.setting, c.old_value, c.new_value) for c in changes] == [
+    assert [(c.kind.value, c.old, c.new) for c in changes] == [
         ("min_payout", None, str(10**12)),
         ("difficulty_preset", None, "50"),
         ("webhook_url", None, "https://a/b"),
@@ -129,11 +129,17 @@ async def test_farmer_settings_changes_are_kept_each_once(store: AbstractPoolSto
     )
     assert await store.all_farmer_settings() == {farmer.launcher_id: await store.farmer_settings(farmer.launcher_id)}
     history = await store.setting_changes(farmer.launcher_id)
-    assert [(c.changed_at, c.setting, c.new_value) for c in history][:2] == [
+    assert [(c.at, c.kind.value, c.new) for c in history][:2] == [
         (1_002, "difficulty_preset", None),
         (1_000, "webhook_url", "https://a/b"),
     ]
     assert len(history) == 4
+    # They are the farmer's history, with what else happened to it (its join), in one place.
+    assert await store.farmer_history(farmer.launcher_id) == [
+        *history,
+        *(await store.farmer_history(farmer.launcher_id))[4:],
+    ]
+    assert [c.kind.value for c in await store.farmer_history(farmer.launcher_id)][4:] == ["joined"]
     with pytest.raises(FarmerNotFound):
         await store.change_farmer_settings(FarmerSettings(h("nobody"), min_payout=1), now=1_003)
 
