@@ -26,7 +26,17 @@ from pool.context import PoolContext
 from pool.estimates import estimated_space
 from pool.http.keys import CONTEXT
 from pool.http.openapi import OPENAPI
-from pool.http.page_data import ACCEPTED, DAY, HOUR, Shared, peak_height, pool_view, recent_partials, round_rows
+from pool.http.page_data import (
+    ACCEPTED,
+    DAY,
+    HOUR,
+    Shared,
+    closed_on_cleanup,
+    peak_height,
+    pool_view,
+    recent_partials,
+    round_rows,
+)
 from pool.http.pages import PEAK_HEIGHT, POOL_VIEW
 from pool.protocol.encoding import parse_bytes32
 from pool.protocol.errors import PoolProtocolError, one_line
@@ -66,8 +76,8 @@ class ApiError(Exception):
 def setup_api(app: web.Application) -> None:
     """After setup_pages (the pool page's shared figures are reused)."""
     seconds = app[CONTEXT].config.server.page_cache_seconds
-    app[BLOCKS] = Shared(seconds)
-    app[ROUNDS] = Shared(seconds)
+    app[BLOCKS] = closed_on_cleanup(app, Shared(seconds))
+    app[ROUNDS] = closed_on_cleanup(app, Shared(seconds))
     app.router.add_get(f"{PREFIX}/openapi.json", _api(openapi_document))
     app.router.add_get(f"{PREFIX}/pool", _api(get_pool))
     app.router.add_get(f"{PREFIX}/blocks", _api(get_blocks))

@@ -23,7 +23,15 @@ from pool.chia_adapter import PoolErrorCode, bytes32
 from pool.estimates import format_space
 from pool.http.keys import CONTEXT, FARMERS
 from pool.http.limits import client_of
-from pool.http.page_data import PoolView, Shared, farmer_view, older_pages_view, peak_height, pool_view
+from pool.http.page_data import (
+    PoolView,
+    Shared,
+    closed_on_cleanup,
+    farmer_view,
+    older_pages_view,
+    peak_height,
+    pool_view,
+)
 from pool.http.settings import CSRF_FIELD, SETTINGS_PATH, SettingsView, csrf_ok, parse_settings, settings_view
 from pool.payouts.books import xch
 from pool.protocol.encoding import parse_bytes32, parse_g2, parse_uint64, query_value
@@ -45,8 +53,8 @@ def setup_pages(app: web.Application) -> None:
         undefined=jinja2.StrictUndefined,
         filters={"xch": xch, "space": format_space, "utc": utc},
     )
-    app[POOL_VIEW] = Shared(app[CONTEXT].config.server.page_cache_seconds)
-    app[PEAK_HEIGHT] = Shared(app[CONTEXT].config.server.page_cache_seconds)
+    app[POOL_VIEW] = closed_on_cleanup(app, Shared(app[CONTEXT].config.server.page_cache_seconds))
+    app[PEAK_HEIGHT] = closed_on_cleanup(app, Shared(app[CONTEXT].config.server.page_cache_seconds))
     app.router.add_get("/", pool_page)
     app.router.add_get("/login", farmer_page)
     app.router.add_post(SETTINGS_PATH, save_settings)
