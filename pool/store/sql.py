@@ -64,6 +64,7 @@ from pool.store.models import (
     ClaimFeeVersion,
     ClaimStatus,
     DailyPartials,
+    DifficultyAdjustment,
     Distribution,
     DistributionShare,
     FarmerChange,
@@ -75,6 +76,7 @@ from pool.store.models import (
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
+    MemberDifficulty,
     NotAdded,
     Notification,
     NotificationKind,
@@ -469,6 +471,51 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             if changed:
                 await _record_difficulty(tx, launcher_id, now, difficulty)
             return await _changed_farmer(tx, launcher_id, changed)
+
+    async def adjust_difficulties(
+        self, adjustments: Sequence[DifficultyAdjustment], effective_at: int, due: Sequence[bytes32] = (), now: int = 0
+    ) -> list[bytes32]:
+        changed: list[bytes32] = []
+        if not adjustments and not due:
+            return changed
+        async with self._write() as tx:
+            for launcher_id in due:
+                await _apply_due_difficulty(tx, launcher_id, now)
+            for adjustment in adjustments:
+                if await tx.execute(
+                    """
+                    UPDATE farmers SET difficulty = :difficulty, difficulty_since = :now
+                    WHERE launcher_id = :launcher_id AND difficulty = :expected AND pending_difficulty IS NULL
+                    """,
+                    {
+                        "difficulty": adjustment.difficulty,
+                        "now": effective_at,
+                        "launcher_id": adjustment.launcher_id,
+                        "expected": adjustment.expected,
+                    },
+                ):
+                    await _record_difficulty(tx, adjustment.launcher_id, effective_at, adjustment.difficulty)
+                    changed.append(adjustment.launcher_id)
+        return changed
+
+    async def member_difficulties(self) -> list[MemberDifficulty]:
+        rows = await self._reads().fetchall(
+            """
+            SELECT f.launcher_id, f.difficulty, f.pending_difficulty, f.joined_at, s.difficulty_preset
+            FROM farmers f LEFT JOIN farmer_settings s ON s.launcher_id = f.launcher_id
+            WHERE f.is_pool_member ORDER BY f.launcher_id
+            """
+        )
+        return [
+            MemberDifficulty(
+                bytes32(row["launcher_id"]),
+                int(row["difficulty"]),
+                optional_int(row["pending_difficulty"]),
+                int(row["joined_at"]),
+                optional_int(row["difficulty_preset"]),
+            )
+            for row in rows
+        ]
 
     async def apply_due_difficulty(self, launcher_id: bytes32, now: int) -> int:
         async with self._write() as tx:
@@ -1634,7 +1681,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             return await tx.execute(f"DELETE FROM notifications WHERE {condition}", params)
 
     async def last_partial_times(self) -> dict[bytes32, int]:
-        # One index look-up (partials_launcher_received) per member farmer.
+        # One index look-up (partials_launcher_received_difficulty) per member farmer.
         rows = await self._reads().fetchall(
             "SELECT launcher_id, (SELECT MAX(received_at) FROM partials AS p WHERE p.launcher_id = f.launcher_id) "
             "AS last FROM farmers AS f WHERE is_pool_member"
@@ -1848,8 +1895,9 @@ _ADD_FARMERS_PAID = """
 # within the window from :window (pool.protocol.difficulty.summarize, computed in the database instead of reading
 # every farmer's partials). In newest-first order with ties at the higher difficulty first, the run ends at the
 # largest (received_at, difficulty) of another difficulty in the window: "cut".
-# Each member's figures by indexed look-ups of its own partials (partials_launcher_received): its newest partial,
-# the newest one in the window at another difficulty (the cut), and the run at the current difficulty after the cut.
+# Each member's figures by indexed look-ups of its own partials (partials_launcher_received_difficulty, which holds
+# every column read: the table's rows are never read): its newest partial, the newest one in the window at another
+# difficulty (the cut), and the run at the current difficulty after the cut.
 # A window function over every recent partial of every farmer cost seconds at a thousand farmers; these cost a few
 # index seeks per farmer and a scan of its own window only.
 DIFFICULTY_SUMMARIES_SQL = """
