@@ -16,6 +16,7 @@ Used by the HTTP layer (POST/PUT /farmer), the singleton-following loop and the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -125,6 +126,44 @@ async def follow_singleton(
     if known is not None and known.tip.coin.name() != start.tip.coin.name():
         resumed = await walk.resume_point(known)
     return await walk.run(resumed or start)
+
+
+async def unmoved_singletons(
+    node: FullNode,
+    known: Sequence[tuple[bytes32, KnownTip]],
+    *,
+    peak_height: int,
+    confirmation_security_threshold: int,
+    genesis_challenge: bytes32,
+) -> dict[bytes32, SingletonView]:
+    """The views of those of these singletons that have not moved since their known tip, from one node call for all:
+    the tip still spent and buried, its checked child on chain and unspent. The others (moved, reorged, melted, a
+    tip without its launcher's delay, a coin the node does not have) are left out, for follow_singleton to walk one
+    by one. Raises ChainUnavailable if the node cannot answer (which says nothing about any of them)."""
+    buried_below = peak_height - confirmation_security_threshold
+    children: dict[bytes32, tuple[_Walk, KnownTip, Coin]] = {}
+    for launcher_id, tip in known:
+        if tip.delay_time is None or tip.delay_puzzle_hash is None:
+            continue
+        walk = _Walk(node, launcher_id, tip.delay_time, tip.delay_puzzle_hash, genesis_challenge, buried_below, None)
+        try:
+            child = walk.checked_child(tip.tip, tip.state, 0)
+        except SingletonForged:
+            continue  # follow_singleton says so, with the height
+        if child is not None:
+            children[launcher_id] = (walk, tip, child)
+    names = [name for _, tip, child in children.values() for name in (tip.tip.coin.name(), child.name())]
+    records = {record.coin.name(): record for record in await node.coin_records_by_names(names)}
+    views: dict[bytes32, SingletonView] = {}
+    for launcher_id, (walk, tip, child) in children.items():
+        tip_record, child_record = records.get(tip.tip.coin.name()), records.get(child.name())
+        if tip_record is None or not tip_record.spent or tip_record.spent_block_index > buried_below:
+            continue
+        if child_record is None or child_record.spent:
+            continue
+        resumed = walk.view_at(tip, int(tip_record.spent_block_index))
+        views[launcher_id] = _replace(resumed, coin_height=int(child_record.confirmed_block_index))
+    return views
 
 
 async def read_launcher(node: FullNode, launcher_id: bytes32, buried_below: int) -> SingletonView:
@@ -295,7 +334,10 @@ class _Walk:
         record = await self.node.coin_record(known.tip.coin.name())
         if record is None or not record.spent or record.spent_block_index > self.buried_below:
             return None  # reorged away or no longer buried: start over from the launcher
-        height = int(record.spent_block_index)
+        return self.view_at(known, int(record.spent_block_index))
+
+    def view_at(self, known: KnownTip, height: int) -> SingletonView:
+        """The view at a known tip spent, and buried, at ``height``."""
         return SingletonView(
             launcher_id=self.launcher_id,
             delay_time=self.delay_time,
