@@ -158,10 +158,11 @@ class PayoutLoop:
         payouts = ctx.config.payouts
         # A farmer's own minimum payout (its page) holds its payment back until it is owed that much.
         minimums = {i: s.min_payout or 0 for i, s in (await ctx.store.all_farmer_settings()).items()}
+        # The owed balances alone, from the index of those owed (no farmer record decoded: thousands of them would
+        # hold the event loop for seconds).
         payable = [
-            Payable(f.launcher_id, f.payout_puzzle_hash, f.owed, minimums.get(f.launcher_id, 0))
-            for f in await ctx.store.list_farmers()
-            if f.owed > 0
+            Payable(owed.launcher_id, owed.payout_puzzle_hash, owed.owed, minimums.get(owed.launcher_id, 0))
+            for owed in await ctx.store.owed_balances()
         ]
         # A transaction the mempool takes: chia's mempool refuses one costing more than half a block.
         max_additions = min(
