@@ -80,10 +80,22 @@ class SingletonLoop:
                 continue
             for farmer in page:
                 view = unmoved.get(farmer.launcher_id)
-                if view is not None and await record_view(ctx, farmer, view, peak_height):
-                    stats.updated += 1
+                if view is not None:
+                    await _record_unmoved(ctx, farmer, view, peak_height, stats)
             await asyncio.gather(*(follow(farmer) for farmer in page if farmer.launcher_id not in unmoved))
         return stats
+
+
+async def _record_unmoved(
+    ctx: PoolContext, farmer: FarmerRecord, view: SingletonView, peak_height: int, stats: SingletonStats
+) -> None:
+    """Its membership may still change (a LEAVING_POOL countdown ends); one farmer's failure stops no other."""
+    try:
+        if await record_view(ctx, farmer, view, peak_height):
+            stats.updated += 1
+    except Exception as exc:
+        log.warning("cannot record the singleton of %s: %s", farmer.launcher_id.hex(), exc)
+        stats.failed += 1
 
 
 async def _unmoved(ctx: PoolContext, page: list[FarmerRecord], peak_height: int) -> dict[bytes32, SingletonView]:

@@ -1896,35 +1896,40 @@ _ADD_FARMERS_PAID = """
 # every farmer's partials). In newest-first order with ties at the higher difficulty first, the run ends at the
 # largest (received_at, difficulty) of another difficulty in the window: "cut".
 # Each member's figures by indexed look-ups of its own partials (partials_launcher_received_difficulty, which holds
-# every column read: the table's rows are never read): its newest partial, the newest one in the window at another
-# difficulty (the cut), and the run at the current difficulty after the cut.
-# A window function over every recent partial of every farmer cost seconds at a thousand farmers; these cost a few
-# index seeks per farmer and a scan of its own window only.
+# every column read: the table's rows are never read): the time of its newest partial and of the newest one in the
+# window at another difficulty (the cut: the only scan, backwards from the newest, that stops at the first one it
+# finds), then the highest difficulty at each of those two moments (a seek each), then the run at the current
+# difficulty, counted from the cut on (or from the window's start). A window function over every recent partial of
+# every farmer cost seconds at a thousand farmers; this costs a few seeks per farmer and at most two scans of its
+# own window (for a steady farmer, whose window has no cut).
 DIFFICULTY_SUMMARIES_SQL = """
-WITH members AS (
+WITH heads AS (
     SELECT f.launcher_id, f.difficulty AS current_difficulty,
         (SELECT p.received_at FROM partials p WHERE p.launcher_id = f.launcher_id AND p.received_at >= :since
-         ORDER BY p.received_at DESC, p.difficulty DESC LIMIT 1) AS newest_at,
-        (SELECT p.difficulty FROM partials p WHERE p.launcher_id = f.launcher_id AND p.received_at >= :since
-         ORDER BY p.received_at DESC, p.difficulty DESC LIMIT 1) AS newest_difficulty,
+         ORDER BY p.received_at DESC LIMIT 1) AS newest_at,
         (SELECT p.received_at FROM partials p WHERE p.launcher_id = f.launcher_id AND p.received_at >= :window
            AND p.difficulty <> f.difficulty
-         ORDER BY p.received_at DESC, p.difficulty DESC LIMIT 1) AS cut_at,
-        (SELECT p.difficulty FROM partials p WHERE p.launcher_id = f.launcher_id AND p.received_at >= :window
-           AND p.difficulty <> f.difficulty
-         ORDER BY p.received_at DESC, p.difficulty DESC LIMIT 1) AS cut_difficulty
+         ORDER BY p.received_at DESC LIMIT 1) AS cut_at
     FROM farmers f WHERE f.is_pool_member
+),
+members AS (
+    SELECT h.launcher_id, h.current_difficulty, h.newest_at, h.cut_at,
+        (SELECT MAX(p.difficulty) FROM partials p WHERE p.launcher_id = h.launcher_id AND p.received_at = h.newest_at)
+            AS newest_difficulty,
+        (SELECT MAX(p.difficulty) FROM partials p WHERE p.launcher_id = h.launcher_id AND p.received_at = h.cut_at
+           AND p.difficulty <> h.current_difficulty) AS cut_difficulty
+    FROM heads h WHERE h.newest_at IS NOT NULL
 ),
 run AS (
     SELECT m.launcher_id, COUNT(*) AS run_count, MIN(p.received_at) AS run_oldest
     FROM members m JOIN partials p ON p.launcher_id = m.launcher_id
-    WHERE m.newest_at IS NOT NULL AND p.received_at >= :window AND p.difficulty = m.current_difficulty
-      AND (m.cut_at IS NULL OR p.received_at > m.cut_at
-           OR (p.received_at = m.cut_at AND p.difficulty > m.cut_difficulty))
+    WHERE p.received_at >= COALESCE(m.cut_at, :window) AND p.received_at >= :window
+      AND p.difficulty = m.current_difficulty
+      AND (m.cut_at IS NULL OR p.received_at > m.cut_at OR p.difficulty > m.cut_difficulty)
     GROUP BY m.launcher_id
 )
 SELECT m.launcher_id, m.newest_at, m.newest_difficulty, run.run_count, run.run_oldest
-FROM members m LEFT JOIN run ON run.launcher_id = m.launcher_id WHERE m.newest_at IS NOT NULL
+FROM members m LEFT JOIN run ON run.launcher_id = m.launcher_id
 """
 
 
