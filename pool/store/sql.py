@@ -750,8 +750,24 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return [partial_from_row(row) for row in rows]
 
     async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
-        rows = await self._reads().fetchall(DIFFICULTY_SUMMARIES_SQL, {"window": window_start, "since": since})
-        return dict(summary_from_row(row) for row in rows)
+        # A few hundred members a statement: the whole pool in one would hold the store's reading connection for
+        # seconds at ten thousand farmers, and every page and scrape behind it.
+        members = await self._reads().fetchall(
+            "SELECT launcher_id FROM farmers WHERE is_pool_member ORDER BY launcher_id"
+        )
+        summaries: dict[bytes32, PartialsSummary] = {}
+        for start in range(0, len(members), SUMMARIES_PER_READ):
+            page = members[start : start + SUMMARIES_PER_READ]
+            params = {
+                "window": window_start,
+                "since": since,
+                "first": page[0]["launcher_id"],
+                "last": page[-1]["launcher_id"],
+            }
+            summaries.update(
+                summary_from_row(row) for row in await self._reads().fetchall(DIFFICULTY_SUMMARIES_SQL, params)
+            )
+        return summaries
 
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
         rows = await self._reads().fetchall(
@@ -1902,6 +1918,7 @@ _ADD_FARMERS_PAID = """
 # difficulty, counted from the cut on (or from the window's start). A window function over every recent partial of
 # every farmer cost seconds at a thousand farmers; this costs a few seeks per farmer and at most two scans of its
 # own window (for a steady farmer, whose window has no cut).
+SUMMARIES_PER_READ = 500  # members summed up by one statement (a page of difficulty_summaries)
 DIFFICULTY_SUMMARIES_SQL = """
 WITH heads AS (
     SELECT f.launcher_id, f.difficulty AS current_difficulty,
@@ -1910,7 +1927,7 @@ WITH heads AS (
         (SELECT p.received_at FROM partials p WHERE p.launcher_id = f.launcher_id AND p.received_at >= :window
            AND p.difficulty <> f.difficulty
          ORDER BY p.received_at DESC LIMIT 1) AS cut_at
-    FROM farmers f WHERE f.is_pool_member
+    FROM farmers f WHERE f.is_pool_member AND f.launcher_id BETWEEN :first AND :last
 ),
 members AS (
     SELECT h.launcher_id, h.current_difficulty, h.newest_at, h.cut_at,

@@ -25,6 +25,7 @@ from pool.chia_adapter import (
     uint64,
 )
 from pool.protocol.difficulty import summarize
+from pool.store import sql
 from pool.store.abstract import (
     DIFFICULTY_HISTORY_SECONDS,
     AbstractPoolStore,
@@ -653,9 +654,11 @@ async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(store: 
     assert await store.confirmed_points_since(501) == {}
 
 
+@pytest.mark.parametrize("per_read", [sql.SUMMARIES_PER_READ, 2, 1])
 async def test_difficulty_summaries_are_the_summaries_of_each_members_recent_partials(
-    store: AbstractPoolStore,
+    store: AbstractPoolStore, per_read: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(sql, "SUMMARIES_PER_READ", per_read)  # the members are summed up a page at a time
     steady, cut_low, cut_high, quiet, left = (make_farmer(n, difficulty=8) for n in range(1, 6))
     for farmer in (steady, cut_low, cut_high, quiet, left):
         await store.add_farmer(farmer)
