@@ -24,12 +24,12 @@ from pool.chain.singleton import (
     KnownTip,
     SingletonForged,
     SingletonView,
+    Unmoved,
     follow_singleton,
     unmoved_singletons,
     view_is_member,
 )
 from pool.chain.status import ChainStatus
-from pool.chia_adapter import bytes32
 from pool.context import PoolContext
 from pool.protocol.v2 import refresh_v2_farmer
 from pool.store.models import FarmerRecord
@@ -79,10 +79,14 @@ class SingletonLoop:
                 stats.unavailable += len(page)
                 continue
             for farmer in page:
-                view = unmoved.get(farmer.launcher_id)
+                view = unmoved.views.get(farmer.launcher_id)
                 if view is not None:
                     await _record_unmoved(ctx, farmer, view, peak_height, stats)
-            await asyncio.gather(*(follow(farmer) for farmer in page if farmer.launcher_id not in unmoved))
+                elif farmer.launcher_id in unmoved.not_found:  # as follow_singleton finding no launcher: no change
+                    log.warning("cannot follow the singleton of %s: not on chain", farmer.launcher_id.hex())
+                    stats.failed += 1
+            settled = unmoved.views.keys() | unmoved.not_found
+            await asyncio.gather(*(follow(farmer) for farmer in page if farmer.launcher_id not in settled))
         return stats
 
 
@@ -98,8 +102,8 @@ async def _record_unmoved(
         stats.failed += 1
 
 
-async def _unmoved(ctx: PoolContext, page: list[FarmerRecord], peak_height: int) -> dict[bytes32, SingletonView]:
-    """The views of the page's PlotNFTs (v1) that have not moved since their stored tip, from one node call."""
+async def _unmoved(ctx: PoolContext, page: list[FarmerRecord], peak_height: int) -> Unmoved:
+    """Which of the page's PlotNFTs (v1) have not moved since their stored tip, from one node call."""
     known = [
         (f.launcher_id, KnownTip(f.singleton_tip, f.singleton_tip_state, f.delay_time, f.delay_puzzle_hash))
         for f in page

@@ -13,8 +13,10 @@ import pytest_asyncio
 
 from pool.chain.node_rpc import RpcFullNode
 from pool.devnet.world import PlotNFTInfo, World
+from pool.loops.singletons import SingletonStats
 from tests.http.farmer_requests import RELATIVE_LOCK_HEIGHT, buried_plotnft, shared_plotnft
 from tests.loops.loops_harness import Clock, Pool, random_puzzle_hash, win_and_claim
+from tests.store.test_store_contract import make_farmer
 
 
 class NodeCalls(Counter[str]):
@@ -33,6 +35,13 @@ async def pool(world: World, tmp_path: Path) -> AsyncIterator[Pool]:
 
 async def one_pass(pool: Pool) -> dict[str, int]:
     """The node calls of one pass of the singleton loop, which must change nothing."""
+    calls, stats = await counted_pass(pool)
+    assert (stats.failed, stats.unavailable) == (0, 0), stats
+    return calls
+
+
+async def counted_pass(pool: Pool) -> tuple[dict[str, int], SingletonStats]:
+    """One pass of the singleton loop at the node's peak: the node calls it made, and what it did."""
     await pool.peak()
     node = pool.ctx.node
     assert isinstance(node, RpcFullNode)
@@ -42,8 +51,7 @@ async def one_pass(pool: Pool) -> dict[str, int]:
         stats = await pool.singletons.run_once(pool.ctx)
     finally:
         node.observer = None
-    assert (stats.failed, stats.unavailable) == (0, 0), stats
-    return dict(calls)
+    return dict(calls), stats
 
 
 async def test_unchanged_farmers_cost_one_look_up_together_and_a_moved_one_its_new_spend(
@@ -73,3 +81,16 @@ async def test_unchanged_farmers_cost_one_look_up_together_and_a_moved_one_its_n
     assert await one_pass(pool) == {"get_coin_records_by_names": 1}
     members = [f.is_pool_member for f in await pool.ctx.store.list_farmers()]
     assert members == [True] * farmers
+
+
+async def test_a_farmer_whose_coins_the_node_does_not_have_costs_no_call_of_its_own(world: World, pool: Pool) -> None:
+    """Neither its tip nor its launcher is on chain (the node said so in the page's one call): nothing changes for it,
+    as when its walk finds no launcher, and it is not walked one call at a time."""
+    plotnft = (await shared_plotnft(world, "farmer one"))[0]
+    await pool.add_farmer(plotnft, random_puzzle_hash())
+    ghost = make_farmer(77)  # a record whose singleton was never on this chain
+    await pool.ctx.store.add_farmer(ghost)
+    calls, stats = await counted_pass(pool)
+    assert calls == {"get_coin_records_by_names": 1}
+    assert (stats.failed, stats.unavailable, stats.updated) == (1, 0, 0)
+    assert await pool.ctx.store.get_farmer(ghost.launcher_id) == ghost
