@@ -440,13 +440,14 @@ async def landed_version(
 
 
 async def farmer_shares(ctx: PoolContext) -> list[FarmerShare]:
-    """Who takes part in a distribution and with what weight, by the configured scheme."""
-    farmers = await ctx.store.list_farmers()
+    """Who takes part in a distribution and with what weight, by the configured scheme. The farmers' points alone
+    (no record decoded: thousands of them would hold the event loop for seconds)."""
+    points = await ctx.store.farmer_points()
     if ctx.config.payouts.scheme == "pplns":
         window = await ctx.store.confirmed_points_since(ctx.now() - ctx.config.payouts.pplns_window)
         return [
-            FarmerShare(f.launcher_id, weight=window.get(f.launcher_id, 0), points=f.points)
-            for f in farmers
-            if window.get(f.launcher_id, 0) > 0
+            FarmerShare(launcher_id, weight=window.get(launcher_id, 0), points=farmer_points)
+            for launcher_id, farmer_points in points.items()
+            if window.get(launcher_id, 0) > 0
         ]
-    return [FarmerShare(f.launcher_id, weight=f.points, points=f.points) for f in farmers]
+    return [FarmerShare(launcher_id, weight=p, points=p) for launcher_id, p in points.items()]

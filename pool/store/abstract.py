@@ -571,6 +571,11 @@ class AbstractPoolStore(ABC):
         """Every farmer's points not yet shared out (an aggregate)."""
 
     @abstractmethod
+    async def farmer_points(self) -> dict[bytes32, int]:
+        """Every farmer's points not yet shared out, members or not, without decoding its record (what a
+        distribution shares out by)."""
+
+    @abstractmethod
     async def farmer_payouts(self, launcher_id: bytes32, limit: int, before: int | None = None) -> list[FarmerPayout]:
         """The farmer's payments, newest first, at most ``limit``, only those with an id below ``before`` if given."""
 

@@ -1495,6 +1495,10 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         row = await self._reads().fetchone("SELECT COALESCE(SUM(points), 0) AS points FROM farmers")
         return 0 if row is None else int(row["points"])
 
+    async def farmer_points(self) -> dict[bytes32, int]:
+        rows = await self._reads().fetchall("SELECT launcher_id, points FROM farmers")
+        return {bytes32(row["launcher_id"]): int(row["points"]) for row in rows}
+
     async def farmer_payouts(self, launcher_id: bytes32, limit: int, before: int | None = None) -> list[FarmerPayout]:
         rows = await self._reads().fetchall(
             f"""

@@ -2413,6 +2413,9 @@ async def test_page_figures_are_aggregates_and_lists_go_back_page_by_page(store:
         members=2, points=157, blocks_won=3, rewards_claimed=912 + 43, paid_to_farmers=900
     )
     assert await store.total_points() == 157
+    points = await store.farmer_points()
+    assert sum(points.values()) == 157 and set(points) == {f.launcher_id for f in await store.list_farmers()}
+    assert points == {f.launcher_id: f.points for f in await store.list_farmers()}
     assert await store.count_pending_partials() == 0
     assert await store.claim_totals() == {
         ClaimStatus.CONFIRMED: (2, 955),
