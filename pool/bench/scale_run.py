@@ -43,7 +43,7 @@ from pool.bench.procstat import TreeCpu
 from pool.bench.report import percentile
 from pool.bench.scale_store import Progress, ScaleSize, ScaleStores, farmer_launcher_id, store_bytes
 from pool.chia_adapter import bytes32
-from pool.config import DAY_SECONDS, StoreConfig, parse_config
+from pool.config import DAY_SECONDS, ServerConfig, StoreConfig, parse_config
 from pool.devnet.pool_config import OPERATOR_HEADERS
 from pool.loops.retention import PRUNE_BATCH, PRUNE_PAUSE
 from pool.store.abstract import AbstractPoolStore
@@ -198,6 +198,8 @@ async def _start_pool(
     # built some days ago would otherwise be pruned at start, during the first phase.
     days = 0 if size is None else size.days
     document["partials"]["retention_days"] = days + 30
+    # What an operator runs with (the devnet reads /status and /metrics afresh at each request, for its tests).
+    document["server"]["metrics_cache_seconds"] = ServerConfig.metrics_cache_seconds
     if loops_due:
         interval = options.loop_interval
         document["loops"] = {"singleton_interval": interval, "difficulty_interval": interval}

@@ -8,10 +8,14 @@ block rewards a day, shared out each day (``distribute``, the payout arithmetic 
 in a round whose batches confirmed. One last confirmed reward is left undistributed, so that the payouts loop of the
 measured pool has a distribution to make over every farmer.
 
-The partials are written in groups of ``WRITE_BATCH`` through ``record_partials`` (the intake's group commit, one
-transaction each) and ``confirm_partials``: the store's own statements, at some 10 000-20 000 partials/s here, so
-that 10 000 farmers over the default retention (90 million partials) would take hours: ``--days`` says how many
-days a store holds, and the report says what was built.
+The farmers, claims, distributions and rounds go through the store's API. The partials, which are nearly all of the
+rows, are written in bulk (``bulk_partials``): ``BULK_BATCH`` rows a transaction, inserted already confirmed with
+the columns the store's own insert writes, their refusals with the store's own statement, and each farmer's points
+credited with the store's own statement, once per farmer and transaction instead of once per group commit (the
+intake's path, ``record_partials`` then ``confirm_partials``, wrote some 5 000-20 000 partials/s here). Meanwhile the
+partials' secondary indexes are dropped, and made again at the end with the very statements that made them (an
+index built from sorted rows at once, not entry by entry at random places): about 3.5 times faster. ``--days``
+says how many days a store holds, and the report says what was built.
 """
 
 from __future__ import annotations
@@ -46,13 +50,16 @@ from pool.store.models import (
     PayoutRound,
     RewardClaim,
 )
+from pool.store.sql import _CREDIT_POINTS, _INSERT_REFUSAL, SqlPoolStore
+from pool.store.sqlite import SqlitePoolStore
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: built in bulk, with the schema of the difficulty index
 PARTIALS_PER_DAY = 300  # a farmer's partials a day: the pool's difficulty target
 REFUSALS_PER_DAY = 3  # a farmer's partials refused a day (too late, mostly)
 REWARDS_PER_DAY = 4  # confirmed block rewards a day
 REWARD = 1_750_000_000_000  # mojos: a block's pool reward (7/8 of 2 XCH)
-WRITE_BATCH = 2_000  # partials per record_partials / confirm_partials call while building
+WRITE_BATCH = 2_000  # partials a day_of_partials group
+BULK_BATCH = 100_000  # partials per transaction while building
 POOL_FEE = (1, 100)
 MAX_ADDITIONS = 400  # payments per batch of the rounds built
 
@@ -173,20 +180,96 @@ async def build_store(
         await store.add_farmer(farmer_record(number, target_puzzle_hash, start))
         if (number + 1) % 1000 == 0 or number + 1 == size.farmers:
             progress(f"store: {number + 1}/{size.farmers} farmers")
+    indexes = await _partial_indexes(store)
+    await _run(store, [f"DROP INDEX {name}" for name, _ in indexes])
     written = 0
     height = 1000
+    pending: tuple[list[PartialRecord], list[PartialRefusal]] = ([], [])
     for day in range(size.days):
         day_start = start + day * DAY_SECONDS
         for partials, refusals in day_of_partials(size, day_start):
-            added = await store.record_partials(partials, refusals)
-            await store.confirm_partials([partial_id for partial_id in added if isinstance(partial_id, int)])
-            before, written = written, written + len(partials)
-            if written // 200_000 != before // 200_000:
+            pending[0].extend(partials)
+            pending[1].extend(refusals)
+            if len(pending[0]) < BULK_BATCH:
+                continue
+            await bulk_partials(store, *pending)
+            before, written = written, written + len(pending[0])
+            pending = ([], [])
+            if written // 500_000 != before // 500_000:
                 rate = written / max(time.monotonic() - started, 1e-9)
                 left = (size.partials - written) / max(rate, 1e-9)
                 progress(f"store: {written}/{size.partials} partials ({rate:.0f}/s, about {left / 60:.0f} min left)")
+        await bulk_partials(store, *pending)  # the day's last ones, before its money is shared out
+        written += len(pending[0])
+        pending = ([], [])
         height = await _day_of_money(store, day_start, height, last=day == size.days - 1)
+    progress(f"store: {written} partials written; making their {len(indexes)} indexes again")
+    await _run(store, [statement for _, statement in indexes])
     progress(f"store: built in {time.monotonic() - started:.0f} s")
+
+
+async def _partial_indexes(store: AbstractPoolStore) -> list[tuple[str, str]]:
+    """The partials table's indexes that no constraint owns, as (name, the statement that creates it)."""
+    if not isinstance(store, SqlPoolStore):
+        raise TypeError(f"bulk writes need an SQL store, not {type(store).__name__}")
+    if isinstance(store, SqlitePoolStore):
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'partials' AND sql IS NOT NULL"
+    else:
+        query = (
+            "SELECT indexname AS name, indexdef AS sql FROM pg_indexes WHERE tablename = 'partials' "
+            "AND indexname NOT IN (SELECT conname FROM pg_constraint)"
+        )
+    return [(str(row["name"]), str(row["sql"])) for row in await store._reads().fetchall(query)]
+
+
+async def _run(store: AbstractPoolStore, statements: Sequence[str]) -> None:
+    assert isinstance(store, SqlPoolStore)
+    async with store._write() as tx:
+        for statement in statements:
+            await tx.execute(statement)
+
+
+# The columns the store's insert of a partial writes (pool.store.sqlite, pool.store.postgres), confirmed at once.
+_INSERT_CONFIRMED = """
+    INSERT INTO partials (
+        launcher_id, proof_hash, sp_hash, end_of_sub_slot, harvester_id, received_at, difficulty, status
+    ) VALUES (
+        :launcher_id, :proof_hash, :sp_hash, :end_of_sub_slot, :harvester_id, :received_at, :difficulty, 'confirmed'
+    )
+"""
+
+
+async def bulk_partials(
+    store: AbstractPoolStore, partials: Sequence[PartialRecord], refusals: Sequence[PartialRefusal]
+) -> None:
+    """What record_partials then confirm_partials write for these partials (of known farmers, with new proofs), in
+    one transaction: the rows, confirmed, the refusals, and each farmer's points credited."""
+    if not isinstance(store, SqlPoolStore):
+        raise TypeError(f"bulk writes need an SQL store, not {type(store).__name__}")
+    if not partials and not refusals:
+        return
+    rows = [
+        {
+            "launcher_id": p.launcher_id,
+            "proof_hash": p.proof_hash,
+            "sp_hash": p.sp_hash,
+            "end_of_sub_slot": p.end_of_sub_slot,
+            "harvester_id": p.harvester_id,
+            "received_at": p.received_at,
+            "difficulty": p.difficulty,
+        }
+        for p in partials
+    ]
+    points: dict[bytes32, int] = {}
+    for p in partials:
+        points[p.launcher_id] = points.get(p.launcher_id, 0) + p.difficulty
+    async with store._write() as tx:
+        await tx.executemany(_INSERT_CONFIRMED, rows)
+        refused = [{"launcher_id": r.launcher_id, "received_at": r.received_at, "reason": r.reason} for r in refusals]
+        if refused:
+            await tx.executemany(_INSERT_REFUSAL, refused)
+        credits = [{"points": amount, "launcher_id": launcher} for launcher, amount in sorted(points.items())]
+        await tx.executemany(_CREDIT_POINTS, credits)
 
 
 async def _day_of_money(store: AbstractPoolStore, day_start: int, height: int, *, last: bool) -> int:
@@ -276,7 +359,7 @@ class ScaleStores:
             progress(f"using the cached store {path}")
             return int(json.loads(about.read_text())["end"])
         path.parent.mkdir(parents=True, exist_ok=True)
-        progress(f"building the store of {size.label} ({size.partials} partials) through the store's API")
+        progress(f"building the store of {size.label} ({size.partials} partials; the partials in bulk)")
         name = f"scale_build_{size.farmers}_{size.days}"
         config = self.fresh(name, path.with_suffix(".building"))
         store = create_store(config)

@@ -128,6 +128,9 @@ class FailoverFullNode(FullNode):
     async def coin_record(self, coin_id: bytes32) -> CoinRecord | None:
         return await self._ask(lambda node: node.coin_record(coin_id))
 
+    async def coin_records_by_names(self, coin_ids: Sequence[bytes32]) -> list[CoinRecord]:
+        return await self._ask(lambda node: node.coin_records_by_names(coin_ids))
+
     async def coin_records_by_puzzle_hashes(
         self,
         puzzle_hashes: Sequence[bytes32],

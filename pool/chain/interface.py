@@ -92,6 +92,12 @@ class FullNode(ABC):
         """The coin's record, or None when the node says it has no such coin."""
 
     @abstractmethod
+    async def coin_records_by_names(self, coin_ids: Sequence[bytes32]) -> list[CoinRecord]:
+        """The records of those of these coins the node has, spent or not, in one call: a coin missing from the
+        answer is one the node says it has no such coin (a failed call raises ChainUnavailable, never an empty
+        answer)."""
+
+    @abstractmethod
     async def coin_records_by_puzzle_hashes(
         self,
         puzzle_hashes: Sequence[bytes32],

@@ -279,6 +279,13 @@ class RpcFullNode(FullNode):
     async def coin_record(self, coin_id: bytes32) -> CoinRecord | None:
         return await self._call_or_none(partial(self._client.get_coin_record_by_name, coin_id), COIN_NOT_FOUND)
 
+    async def coin_records_by_names(self, coin_ids: Sequence[bytes32]) -> list[CoinRecord]:
+        if not coin_ids:
+            return []
+        return await self._call(
+            partial(self._client.get_coin_records_by_names, list(coin_ids), include_spent_coins=True)
+        )
+
     async def coin_records_by_puzzle_hashes(
         self,
         puzzle_hashes: Sequence[bytes32],

@@ -16,6 +16,7 @@ Used by the HTTP layer (POST/PUT /farmer), the singleton-following loop and the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -125,6 +126,56 @@ async def follow_singleton(
     if known is not None and known.tip.coin.name() != start.tip.coin.name():
         resumed = await walk.resume_point(known)
     return await walk.run(resumed or start)
+
+
+@dataclass
+class Unmoved:
+    """What one look-up of many singletons' coins told (``unmoved_singletons``)."""
+
+    views: dict[bytes32, SingletonView]  # the singletons that have not moved since their known tip
+    not_found: set[bytes32]  # neither the known tip nor the launcher is on chain: the node said so
+
+
+async def unmoved_singletons(
+    node: FullNode,
+    known: Sequence[tuple[bytes32, KnownTip]],
+    *,
+    peak_height: int,
+    confirmation_security_threshold: int,
+    genesis_challenge: bytes32,
+) -> Unmoved:
+    """From one node call for all (each known tip, the tip's child and the launcher coin): the views of those of
+    these singletons that have not moved since their known tip (the tip still spent and buried, its checked child on
+    chain and unspent), and those the node has neither the tip nor the launcher of (follow_singleton would find
+    nothing either). The others (moved, reorged, melted, forged, a tip without its launcher's delay) are in neither,
+    for follow_singleton to walk one by one. Raises ChainUnavailable if the node cannot answer (which says nothing
+    about any of them)."""
+    buried_below = peak_height - confirmation_security_threshold
+    children: dict[bytes32, tuple[_Walk, KnownTip, Coin]] = {}
+    names: list[bytes32] = []
+    for launcher_id, tip in known:
+        names += [launcher_id, tip.tip.coin.name()]
+        if tip.delay_time is None or tip.delay_puzzle_hash is None:
+            continue
+        walk = _Walk(node, launcher_id, tip.delay_time, tip.delay_puzzle_hash, genesis_challenge, buried_below, None)
+        try:
+            child = walk.checked_child(tip.tip, tip.state, 0)
+        except Exception:  # forged, or no singleton spend at all: follow_singleton says what, with the height
+            continue
+        if child is not None:
+            children[launcher_id] = (walk, tip, child)
+            names.append(child.name())
+    records = {record.coin.name(): record for record in await node.coin_records_by_names(names)}
+    answer = Unmoved({}, {i for i, tip in known if i not in records and tip.tip.coin.name() not in records})
+    for launcher_id, (walk, tip, child) in children.items():
+        tip_record, child_record = records.get(tip.tip.coin.name()), records.get(child.name())
+        if tip_record is None or not tip_record.spent or tip_record.spent_block_index > buried_below:
+            continue
+        if child_record is None or child_record.spent:
+            continue
+        resumed = walk.view_at(tip, int(tip_record.spent_block_index))
+        answer.views[launcher_id] = _replace(resumed, coin_height=int(child_record.confirmed_block_index))
+    return answer
 
 
 async def read_launcher(node: FullNode, launcher_id: bytes32, buried_below: int) -> SingletonView:
@@ -325,6 +376,10 @@ class _Walk(LineageWalk):
         height = await self.buried_tip_height(known.tip)
         if height is None:
             return None
+        return self.view_at(known, height)
+
+    def view_at(self, known: KnownTip, height: int) -> SingletonView:
+        """The view at a known tip spent, and buried, at ``height``."""
         return SingletonView(
             launcher_id=self.launcher_id,
             delay_time=self.delay_time,

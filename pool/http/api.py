@@ -30,6 +30,7 @@ from pool.http.page_data import (
     RoundSoFar,
     Shared,
     block_rounds,
+    closed_on_cleanup,
     parse_block_cursor,
     peak_height,
     pool_view,
@@ -74,8 +75,8 @@ class ApiError(Exception):
 def setup_api(app: web.Application) -> None:
     """After setup_pages (the pool page's shared figures are reused)."""
     seconds = app[CONTEXT].config.server.page_cache_seconds
-    app[BLOCKS] = Shared(seconds)
-    app[ROUNDS] = Shared(seconds)
+    app[BLOCKS] = closed_on_cleanup(app, Shared(seconds))
+    app[ROUNDS] = closed_on_cleanup(app, Shared(seconds))
     app.router.add_get(f"{PREFIX}/openapi.json", _api(openapi_document))
     app.router.add_get(f"{PREFIX}/pool", _api(get_pool))
     app.router.add_get(f"{PREFIX}/blocks", _api(get_blocks))

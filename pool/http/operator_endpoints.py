@@ -5,8 +5,9 @@ listener they answer only ``Authorization: Bearer <server.operator_token>``, and
 answer 403 to everyone. ``server.operator_listen`` adds a listener on a loopback address (operator_application) where
 they answer without a token: whoever reaches it is on the pool's machine. Every figure about money or partials is
 read from the store at each request, as aggregates of the database and bounded lists (the latest rounds without
-their payments, the largest owed balances); chain and wallet figures are asked live. GET /metrics keeps what it
-read for ``server.metrics_cache_seconds``.
+their payments, the largest owed balances); chain and wallet figures are asked live. Both keep what they read for
+``server.metrics_cache_seconds``; /status remakes its answer in the background (page_data.Shared), so that no request
+waits for the store once the first answer is made.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pool.chain.interface import ChainUnavailable
 from pool.chain.status import ChainStatus
 from pool.context import PoolContext
 from pool.http.keys import CHAIN_STATUS, CONTEXT
+from pool.http.page_data import Shared, closed_on_cleanup
 from pool.metrics import CONTENT_TYPE_LATEST, ChainFigures, Metric, state_families
 from pool.payouts.books import books_json, build_books
 
@@ -29,9 +31,12 @@ STATUS_OWED_BALANCES = 20  # the largest owed balances /status lists (python -m 
 
 # Set on the application of server.operator_listen: a loopback listener, whose requests need no token.
 OPERATOR_LISTENER = web.AppKey("operator_listener", bool)
+STATUS = web.AppKey("status", Shared[dict[str, Any]])  # the body of GET /status, shared by the requests
 
 
 def setup_operator_endpoints(app: web.Application) -> None:
+    """After the application's context is set."""
+    app[STATUS] = closed_on_cleanup(app, Shared(app[CONTEXT].config.server.metrics_cache_seconds))
     app.router.add_get("/status", get_status)
     app.router.add_get("/metrics", get_metrics)
 
@@ -70,9 +75,9 @@ def _authorized(request: web.Request) -> None:
         )
 
 
-async def _chain(request: web.Request) -> dict[str, Any]:
+async def _chain(app: web.Application) -> dict[str, Any]:
     """The node's peak and both sync flags, asked now; the wallet's spendable balance too."""
-    ctx = request.app[CONTEXT]
+    ctx = app[CONTEXT]
     chain: dict[str, Any] = {"peak_height": None, "node_synced": False, "wallet_synced": False, "error": None}
     chain["wallet_spendable"] = None
     try:
@@ -83,16 +88,21 @@ async def _chain(request: web.Request) -> dict[str, Any]:
     except ChainUnavailable as exc:
         chain["error"] = str(exc)
     chain["wallet_unavailable_since"] = ctx.wallet.unavailable_since
-    loops_status = request.app.get(CHAIN_STATUS)
+    loops_status = app.get(CHAIN_STATUS)
     chain["loops_see_chain_ready"] = None if loops_status is None else loops_status.ready
     return chain
 
 
 async def get_status(request: web.Request) -> web.Response:
     _authorized(request)
-    ctx = request.app[CONTEXT]
+    body = await request.app[STATUS].get(lambda: _status(request.app))
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+async def _status(app: web.Application) -> dict[str, Any]:
+    ctx = app[CONTEXT]
     now = ctx.now()
-    chain = await _chain(request)
+    chain = await _chain(app)
     counts: dict[str, int] = {}
     for count in await ctx.store.partial_counts(now - DAY):
         counts[count.outcome] = counts.get(count.outcome, 0) + count.count
@@ -117,7 +127,7 @@ async def get_status(request: web.Request) -> web.Response:
         owed_limit=STATUS_OWED_BALANCES,
         with_payments=False,
     )
-    body = {
+    return {
         "pool": ctx.config.pool.name,
         "time": now,
         "chain": chain,
@@ -143,7 +153,6 @@ async def get_status(request: web.Request) -> web.Response:
         "open_round": open_round_json,
         "ledger": books_json(books),
     }
-    return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
 def _statuses(batches: list[Any]) -> list[str]:
@@ -156,7 +165,7 @@ async def get_metrics(request: web.Request) -> web.Response:
     metrics = ctx.stats.metrics
 
     async def read_state() -> list[Metric]:
-        chain = await _chain(request)
+        chain = await _chain(request.app)
         figures = ChainFigures(
             node_up=chain["peak_height"] is not None,
             peak_height=chain["peak_height"],

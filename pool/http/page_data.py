@@ -8,13 +8,17 @@ of a bounded number of rows: what a page costs does not grow with the number of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Generic, TypeVar
+
+from aiohttp import web
 
 from pool.chain.interface import ChainUnavailable, PeakInfo
 from pool.chia_adapter import PoolSingletonState, bytes32, encode_puzzle_hash
@@ -40,6 +44,7 @@ EFFORT_BLOCKS_PER_PAGE = 20  # blocks on one page of the blocks page
 HARVESTERS_LISTED = 50  # a farmer's harvesters its pages list (those seen last)
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -540,20 +545,54 @@ async def round_so_far(ctx: PoolContext) -> RoundSoFar:
 
 
 class Shared(Generic[T]):
-    """One value shared by every request for ``seconds`` (0: made for each request): while it is being made, the
-    requests that need it wait for it instead of each making their own, so a burst of page loads costs one read of
-    the store. A failure is not kept: the next request tries again."""
+    """One value shared by every request for ``seconds`` (0: made for each request), so that a burst of page loads
+    costs one read of the store. Only the first request waits for it to be made (the requests that come meanwhile
+    wait for the same making); from then on every request gets the value at once, and the first request that finds it
+    older than half its time starts making it again in the background, one making at a time: with steady requests
+    the value is never older than ``seconds`` and no request waits for the store. A failure is not kept: the value
+    stays as it was (it is logged) and the next request tries again."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
         self._clock = clock
         self._lock = asyncio.Lock()
         self._value: tuple[float, T] | None = None
+        self._remaking: asyncio.Task[None] | None = None
 
     async def get(self, make: Callable[[], Awaitable[T]]) -> T:
         if self.seconds <= 0:
             return await make()
-        async with self._lock:
-            if self._value is None or self._clock() - self._value[0] >= self.seconds:
-                self._value = (self._clock(), await make())
-            return self._value[1]
+        if self._value is None:
+            async with self._lock:
+                if self._value is None:
+                    self._value = (self._clock(), await make())
+        made_at, value = self._value
+        if self._remaking is None and self._clock() - made_at >= self.seconds / 2:
+            self._remaking = asyncio.create_task(self._remake(make))
+        return value
+
+    async def _remake(self, make: Callable[[], Awaitable[T]]) -> None:
+        try:
+            self._value = (self._clock(), await make())
+        except Exception:
+            log.exception("shared figures not made again; the previous ones stay until the next request")
+        finally:
+            self._remaking = None
+
+    async def close(self) -> None:
+        """Stops a making under way (the application is shutting down: the store it reads is closing)."""
+        remaking = self._remaking
+        if remaking is not None:
+            remaking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await remaking
+
+
+def closed_on_cleanup(app: web.Application, shared: Shared[T]) -> Shared[T]:
+    """``shared``, its background making stopped when ``app`` shuts down."""
+
+    async def close(_: web.Application) -> None:
+        await shared.close()
+
+    app.on_cleanup.append(close)
+    return shared

@@ -32,6 +32,7 @@ from pool.http.page_data import (
     PoolView,
     Shared,
     block_rounds,
+    closed_on_cleanup,
     farmer_view,
     older_pages_view,
     parse_block_cursor,
@@ -69,8 +70,8 @@ def setup_pages(app: web.Application) -> None:
         undefined=jinja2.StrictUndefined,
         filters=filters,
     )
-    app[POOL_VIEW] = Shared(app[CONTEXT].config.server.page_cache_seconds)
-    app[PEAK_HEIGHT] = Shared(app[CONTEXT].config.server.page_cache_seconds)
+    app[POOL_VIEW] = closed_on_cleanup(app, Shared(app[CONTEXT].config.server.page_cache_seconds))
+    app[PEAK_HEIGHT] = closed_on_cleanup(app, Shared(app[CONTEXT].config.server.page_cache_seconds))
     app.router.add_get("/", pool_page)
     app.router.add_get("/blocks", blocks_page)
     app.router.add_get("/farmers/{launcher_id}", public_farmer_page)

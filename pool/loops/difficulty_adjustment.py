@@ -2,16 +2,17 @@
 
 The arithmetic is the pure ``pool.protocol.difficulty``; this loop feeds it a summary of each member's recent partials,
 computed by the store in one query for all members (never every farmer's partials read back each pass), and stores
-the result. It runs apart from POST /partial so that the hot path stays a few store calls.
+the changes of a pass in one transaction. It runs apart from POST /partial so that the hot path stays a few store calls.
 """
 
 from __future__ import annotations
 
 import logging
 
+from pool.chia_adapter import bytes32
 from pool.context import PoolContext
 from pool.protocol.difficulty import next_difficulty
-from pool.store.models import FarmerRecord, PartialsSummary
+from pool.store.models import DifficultyAdjustment, MemberDifficulty, PartialsSummary
 
 log = logging.getLogger(__name__)
 
@@ -25,54 +26,54 @@ class DifficultyLoop:
         return ctx.config.loops.difficulty_interval
 
     async def run_once(self, ctx: PoolContext) -> int:
-        """Adjust every member; returns how many difficulties changed."""
-        changed = 0
+        """Adjust every member; returns how many difficulties changed. A pass is three reads (the members'
+        difficulties and presets, and the summaries of their partials, all by indexed look-ups) and one write
+        transaction for every change it makes: no farmer record is decoded, no farmer costs a transaction."""
         now = ctx.now()
         time_target = ctx.config.difficulty.time_target
-        # Farmers first: a difficulty changed after this read fails the compare-and-set below instead of being
-        # adjusted from a summary of partials at another difficulty.
-        farmers = await ctx.store.list_farmers(members_only=True)
+        # Members first: a difficulty changed after this read fails the compare-and-set of the write instead of
+        # being adjusted from a summary of partials at another difficulty.
+        members = await ctx.store.member_difficulties()
         summaries = await ctx.store.difficulty_summaries(
             since=now - ctx.config.difficulty.history_seconds, window_start=now - time_target
         )
-        presets = {i: s.difficulty_preset for i, s in (await ctx.store.all_farmer_settings()).items()}
-        for farmer in farmers:
-            try:
-                summary = summaries.get(farmer.launcher_id, NO_PARTIALS)
-                changed += await adjust_farmer(ctx, farmer, summary, now, presets.get(farmer.launcher_id))
-            except Exception:
-                log.exception("difficulty adjustment of %s failed", farmer.launcher_id.hex())
-        return changed
+        due: list[bytes32] = []
+        adjustments: list[DifficultyAdjustment] = []
+        for member in members:
+            if member.pending_difficulty is not None:
+                # A difficulty the farmer asked for with PUT /farmer: applied when its cooldown is over, never
+                # overridden.
+                due.append(member.launcher_id)
+                continue
+            new = next_difficulty_of(ctx, member, summaries.get(member.launcher_id, NO_PARTIALS), now)
+            if new != member.difficulty:
+                adjustments.append(DifficultyAdjustment(member.launcher_id, member.difficulty, new))
+        # In force from the next whole second: partials of every signage point seen until now keep the old difficulty
+        # (a partial is worth the difficulty at its signage point, a change taking effect at the start of its second).
+        changed = set(await ctx.store.adjust_difficulties(adjustments, ctx.now() + 1, due=due, now=now))
+        for adjustment in adjustments:
+            if adjustment.launcher_id in changed:
+                log.info(
+                    "difficulty of %s: %d -> %d",
+                    adjustment.launcher_id.hex(),
+                    adjustment.expected,
+                    adjustment.difficulty,
+                )
+        return len(changed)
 
 
-async def adjust_farmer(
-    ctx: PoolContext, farmer: FarmerRecord, partials: PartialsSummary, now: int, preset: int | None = None
-) -> int:
-    """Move one farmer's difficulty: to its ``preset`` (the difficulty it fixed on its page, within the pool's
-    bounds) if it has one, else towards the pool's target rate."""
-    if farmer.pending_difficulty is not None:
-        # A difficulty the farmer asked for with PUT /farmer: apply it when its cooldown is over, never override it.
-        await ctx.store.apply_due_difficulty(farmer.launcher_id, now)
-        return 0
+def next_difficulty_of(ctx: PoolContext, member: MemberDifficulty, partials: PartialsSummary, now: int) -> int:
+    """One member's difficulty: its preset (the difficulty it fixed on its page, within the pool's bounds) if it has
+    one, else the step towards the pool's target rate."""
     settings = ctx.config.difficulty
-    if preset is not None:
-        new = min(max(preset, settings.minimum), settings.maximum)  # bounds the operator may have changed since
-    else:
-        new = next_difficulty(
-            partials,
-            farmer.difficulty,
-            now,
-            settings.number_of_partials_target,
-            settings.time_target,
-            settings.minimum,
-            active_since=farmer.joined_at,
-        )
-    if new == farmer.difficulty:
-        return 0
-    # Compare-and-set: a PUT /farmer that landed since the farmer was read wins over this adjustment.
-    # In force from the next whole second: partials of every signage point seen until now keep the old difficulty
-    # (a partial is worth the difficulty at its signage point, a change taking effect at the start of its second).
-    if not await ctx.store.adjust_difficulty(farmer.launcher_id, farmer.difficulty, new, ctx.now() + 1):
-        return 0
-    log.info("difficulty of %s: %d -> %d", farmer.launcher_id.hex(), farmer.difficulty, new)
-    return 1
+    if member.preset is not None:
+        return min(max(member.preset, settings.minimum), settings.maximum)  # bounds the operator may have changed since
+    return next_difficulty(
+        partials,
+        member.difficulty,
+        now,
+        settings.number_of_partials_target,
+        settings.time_target,
+        settings.minimum,
+        active_since=member.joined_at,
+    )

@@ -158,10 +158,11 @@ class PayoutLoop:
         payouts = ctx.config.payouts
         # A farmer's own minimum payout (its page) holds its payment back until it is owed that much.
         minimums = {i: s.min_payout or 0 for i, s in (await ctx.store.all_farmer_settings()).items()}
+        # The owed balances alone, from the index of those owed (no farmer record decoded: thousands of them would
+        # hold the event loop for seconds).
         payable = [
-            Payable(f.launcher_id, f.payout_puzzle_hash, f.owed, minimums.get(f.launcher_id, 0))
-            for f in await ctx.store.list_farmers()
-            if f.owed > 0
+            Payable(owed.launcher_id, owed.payout_puzzle_hash, owed.owed, minimums.get(owed.launcher_id, 0))
+            for owed in await ctx.store.owed_balances()
         ]
         # A transaction the mempool takes: chia's mempool refuses one costing more than half a block.
         max_additions = min(
@@ -439,13 +440,14 @@ async def landed_version(
 
 
 async def farmer_shares(ctx: PoolContext) -> list[FarmerShare]:
-    """Who takes part in a distribution and with what weight, by the configured scheme."""
-    farmers = await ctx.store.list_farmers()
+    """Who takes part in a distribution and with what weight, by the configured scheme. The farmers' points alone
+    (no record decoded: thousands of them would hold the event loop for seconds)."""
+    points = await ctx.store.farmer_points()
     if ctx.config.payouts.scheme == "pplns":
         window = await ctx.store.confirmed_points_since(ctx.now() - ctx.config.payouts.pplns_window)
         return [
-            FarmerShare(f.launcher_id, weight=window.get(f.launcher_id, 0), points=f.points)
-            for f in farmers
-            if window.get(f.launcher_id, 0) > 0
+            FarmerShare(launcher_id, weight=window.get(launcher_id, 0), points=farmer_points)
+            for launcher_id, farmer_points in points.items()
+            if window.get(launcher_id, 0) > 0
         ]
-    return [FarmerShare(f.launcher_id, weight=f.points, points=f.points) for f in farmers]
+    return [FarmerShare(launcher_id, weight=p, points=p) for launcher_id, p in points.items()]

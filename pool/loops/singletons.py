@@ -4,9 +4,12 @@ Membership changes only on chain facts: a buried spend that changed the pool sta
 that contradicts the state the PlotNFT announced (forged). A node that cannot answer, or that says it no longer knows a
 coin buried long ago (a node resyncing, or broken), changes nothing: the farmer is tried again next time.
 
-Each pass resumes from the farmer's stored tip, never from the launcher: what is buried is not read again. A farmer
-whose singleton has not moved costs two coin look-ups (its tip, still spent and buried; the tip's child, unspent) and
-no spend read; only a new spend is read, once.
+Each pass resumes from the farmer's stored tip, never from the launcher: what is buried is not read again. The farmers
+are read a page at a time, and the tips of a page and their children are looked up in one node call
+(``unmoved_singletons``): a farmer whose singleton has not moved (its tip still spent and buried, the tip's child
+unspent) costs its share of that call and no spend read. Only the others are followed one by one (a few at once),
+and a new spend is read once. A page whose call the node refuses or fails is left for the next pass: a failed
+look-up is never read as a coin the node does not have.
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from pool.chain.interface import ChainUnavailable
-from pool.chain.singleton import KnownTip, SingletonForged, follow_singleton, view_is_member
+from pool.chain.singleton import (
+    KnownTip,
+    SingletonForged,
+    SingletonView,
+    Unmoved,
+    follow_singleton,
+    unmoved_singletons,
+    view_is_member,
+)
 from pool.chain.status import ChainStatus
 from pool.context import PoolContext
 from pool.protocol.v2 import refresh_v2_farmer
@@ -61,8 +72,50 @@ class SingletonLoop:
 
         # Every farmer, members or not: one that left and came back must become a member again.
         async for page in _farmer_pages(ctx):
-            await asyncio.gather(*(follow(farmer) for farmer in page))
+            try:
+                unmoved = await _unmoved(ctx, page, peak_height)
+            except ChainUnavailable as exc:  # says nothing about these farmers: try them again next time
+                log.info("singletons of %d farmers not looked up this time: %s", len(page), exc)
+                stats.unavailable += len(page)
+                continue
+            for farmer in page:
+                view = unmoved.views.get(farmer.launcher_id)
+                if view is not None:
+                    await _record_unmoved(ctx, farmer, view, peak_height, stats)
+                elif farmer.launcher_id in unmoved.not_found:  # as follow_singleton finding no launcher: no change
+                    log.warning("cannot follow the singleton of %s: not on chain", farmer.launcher_id.hex())
+                    stats.failed += 1
+            settled = unmoved.views.keys() | unmoved.not_found
+            await asyncio.gather(*(follow(farmer) for farmer in page if farmer.launcher_id not in settled))
         return stats
+
+
+async def _record_unmoved(
+    ctx: PoolContext, farmer: FarmerRecord, view: SingletonView, peak_height: int, stats: SingletonStats
+) -> None:
+    """Its membership may still change (a LEAVING_POOL countdown ends); one farmer's failure stops no other."""
+    try:
+        if await record_view(ctx, farmer, view, peak_height):
+            stats.updated += 1
+    except Exception as exc:
+        log.warning("cannot record the singleton of %s: %s", farmer.launcher_id.hex(), exc)
+        stats.failed += 1
+
+
+async def _unmoved(ctx: PoolContext, page: list[FarmerRecord], peak_height: int) -> Unmoved:
+    """Which of the page's PlotNFTs (v1) have not moved since their stored tip, from one node call."""
+    known = [
+        (f.launcher_id, KnownTip(f.singleton_tip, f.singleton_tip_state, f.delay_time, f.delay_puzzle_hash))
+        for f in page
+        if f.protocol_version != 2
+    ]
+    return await unmoved_singletons(
+        ctx.node,
+        known,
+        peak_height=peak_height,
+        confirmation_security_threshold=ctx.config.chain.confirmation_security_threshold,
+        genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
+    )
 
 
 async def _follow_one(ctx: PoolContext, farmer: FarmerRecord, peak_height: int, stats: SingletonStats) -> None:
@@ -103,6 +156,11 @@ async def refresh_farmer(ctx: PoolContext, farmer: FarmerRecord, peak_height: in
         genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
         known=KnownTip(farmer.singleton_tip, farmer.singleton_tip_state, farmer.delay_time, farmer.delay_puzzle_hash),
     )
+    return await record_view(ctx, farmer, view, peak_height)
+
+
+async def record_view(ctx: PoolContext, farmer: FarmerRecord, view: SingletonView, peak_height: int) -> bool:
+    """Store the farmer's followed tip and membership if they changed; True if they did."""
     member = view_is_member(view, ctx.config.pool, peak_height)
     unchanged = (
         view.tip == farmer.singleton_tip

@@ -12,6 +12,7 @@ from pool.store.models import (
     ClaimFeeVersion,
     ClaimStatus,
     DailyPartials,
+    DifficultyAdjustment,
     Distribution,
     DistributionShare,
     FarmerChange,
@@ -22,6 +23,7 @@ from pool.store.models import (
     HarvesterFigures,
     LedgerEntry,
     LedgerSummary,
+    MemberDifficulty,
     NotAdded,
     Notification,
     NotificationKind,
@@ -179,6 +181,18 @@ class AbstractPoolStore(ABC):
         """The difficulty loop's change, in force from ``now`` on: set ``difficulty`` only if the current one is still
         ``expected`` and no difficulty is pending, so that it never overwrites a change the farmer made meanwhile
         (PUT /farmer). Returns whether it changed. Raises FarmerNotFound."""
+
+    @abstractmethod
+    async def adjust_difficulties(
+        self, adjustments: Sequence[DifficultyAdjustment], effective_at: int, due: Sequence[bytes32] = (), now: int = 0
+    ) -> list[bytes32]:
+        """A pass of the difficulty loop, in one transaction: the pending difficulties of ``due`` whose time has come
+        (at ``now``) become current, then each adjustment is made as ``adjust_difficulty`` makes it, in force from
+        ``effective_at``. Returns the farmers whose difficulty the adjustments changed (unknown ones are skipped)."""
+
+    @abstractmethod
+    async def member_difficulties(self) -> list[MemberDifficulty]:
+        """Every pool member's difficulty state and preset (the difficulty loop's reading, no record decoded)."""
 
     @abstractmethod
     async def apply_due_difficulty(self, launcher_id: bytes32, now: int) -> int:
@@ -567,6 +581,11 @@ class AbstractPoolStore(ABC):
     @abstractmethod
     async def total_points(self) -> int:
         """Every farmer's points not yet shared out (an aggregate)."""
+
+    @abstractmethod
+    async def farmer_points(self) -> dict[bytes32, int]:
+        """Every farmer's points not yet shared out, members or not, without decoding its record (what a
+        distribution shares out by)."""
 
     @abstractmethod
     async def farmer_payouts(self, launcher_id: bytes32, limit: int, before: int | None = None) -> list[FarmerPayout]:

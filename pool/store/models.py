@@ -178,6 +178,27 @@ class PendingDifficulty:
 
 
 @dataclass(frozen=True)
+class MemberDifficulty:
+    """What the difficulty loop needs of a pool member (not its whole record): its difficulty, the one it asked for
+    (pending until its cooldown is over), when it joined, and the difficulty it fixed on its page, if any."""
+
+    launcher_id: bytes32
+    difficulty: int
+    pending_difficulty: int | None
+    joined_at: int
+    preset: int | None
+
+
+@dataclass(frozen=True)
+class DifficultyAdjustment:
+    """A change of the difficulty loop: ``difficulty`` replaces ``expected`` unless the farmer changed meanwhile."""
+
+    launcher_id: bytes32
+    expected: int
+    difficulty: int
+
+
+@dataclass(frozen=True)
 class PartialsSummary:
     """All that the adjustment needs of a farmer's partials (the store computes it in one query for every farmer;
     pool.protocol.difficulty.summarize from a list).

@@ -481,6 +481,15 @@ _SCHEMA_V17_ONE_FARMER_HISTORY: Migration = (
 )
 
 
+# The difficulty loop's summaries read each member's partials of the last time_target (received_at, difficulty):
+# with the difficulty in the index they are read from the index alone, never from the table's rows. It replaces the
+# (launcher_id, received_at) index, whose every use it serves.
+_SCHEMA_V18_DIFFICULTY_INDEX: Migration = (
+    "CREATE INDEX partials_launcher_received_difficulty ON partials (launcher_id, received_at, difficulty)",
+    "DROP INDEX partials_launcher_received",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -499,6 +508,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V15_NOTIFICATIONS,
     _SCHEMA_V16_BLOCK_EFFORT,
     _SCHEMA_V17_ONE_FARMER_HISTORY,
+    _SCHEMA_V18_DIFFICULTY_INDEX,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite_schema.py. Append only."""
 

@@ -65,6 +65,7 @@ from pool.store.models import (
     ClaimFeeVersion,
     ClaimStatus,
     DailyPartials,
+    DifficultyAdjustment,
     Distribution,
     DistributionShare,
     FarmerChange,
@@ -77,6 +78,7 @@ from pool.store.models import (
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
+    MemberDifficulty,
     NotAdded,
     Notification,
     NotificationKind,
@@ -470,6 +472,51 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 await _record_difficulty(tx, launcher_id, now, difficulty)
             return await _changed_farmer(tx, launcher_id, changed)
 
+    async def adjust_difficulties(
+        self, adjustments: Sequence[DifficultyAdjustment], effective_at: int, due: Sequence[bytes32] = (), now: int = 0
+    ) -> list[bytes32]:
+        changed: list[bytes32] = []
+        if not adjustments and not due:
+            return changed
+        async with self._write() as tx:
+            for launcher_id in due:
+                await _apply_due_difficulty(tx, launcher_id, now)
+            for adjustment in adjustments:
+                if await tx.execute(
+                    """
+                    UPDATE farmers SET difficulty = :difficulty, difficulty_since = :now
+                    WHERE launcher_id = :launcher_id AND difficulty = :expected AND pending_difficulty IS NULL
+                    """,
+                    {
+                        "difficulty": adjustment.difficulty,
+                        "now": effective_at,
+                        "launcher_id": adjustment.launcher_id,
+                        "expected": adjustment.expected,
+                    },
+                ):
+                    await _record_difficulty(tx, adjustment.launcher_id, effective_at, adjustment.difficulty)
+                    changed.append(adjustment.launcher_id)
+        return changed
+
+    async def member_difficulties(self) -> list[MemberDifficulty]:
+        rows = await self._reads().fetchall(
+            """
+            SELECT f.launcher_id, f.difficulty, f.pending_difficulty, f.joined_at, s.difficulty_preset
+            FROM farmers f LEFT JOIN farmer_settings s ON s.launcher_id = f.launcher_id
+            WHERE f.is_pool_member ORDER BY f.launcher_id
+            """
+        )
+        return [
+            MemberDifficulty(
+                bytes32(row["launcher_id"]),
+                int(row["difficulty"]),
+                optional_int(row["pending_difficulty"]),
+                int(row["joined_at"]),
+                optional_int(row["difficulty_preset"]),
+            )
+            for row in rows
+        ]
+
     async def apply_due_difficulty(self, launcher_id: bytes32, now: int) -> int:
         async with self._write() as tx:
             await _apply_due_difficulty(tx, launcher_id, now)
@@ -703,8 +750,24 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return [partial_from_row(row) for row in rows]
 
     async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
-        rows = await self._reads().fetchall(DIFFICULTY_SUMMARIES_SQL, {"window": window_start, "since": since})
-        return dict(summary_from_row(row) for row in rows)
+        # A few hundred members a statement: the whole pool in one would hold the store's reading connection for
+        # seconds at ten thousand farmers, and every page and scrape behind it.
+        members = await self._reads().fetchall(
+            "SELECT launcher_id FROM farmers WHERE is_pool_member ORDER BY launcher_id"
+        )
+        summaries: dict[bytes32, PartialsSummary] = {}
+        for start in range(0, len(members), SUMMARIES_PER_READ):
+            page = members[start : start + SUMMARIES_PER_READ]
+            params = {
+                "window": window_start,
+                "since": since,
+                "first": page[0]["launcher_id"],
+                "last": page[-1]["launcher_id"],
+            }
+            summaries.update(
+                summary_from_row(row) for row in await self._reads().fetchall(DIFFICULTY_SUMMARIES_SQL, params)
+            )
+        return summaries
 
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
         rows = await self._reads().fetchall(
@@ -1470,6 +1533,10 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         row = await self._reads().fetchone("SELECT COALESCE(SUM(points), 0) AS points FROM farmers")
         return 0 if row is None else int(row["points"])
 
+    async def farmer_points(self) -> dict[bytes32, int]:
+        rows = await self._reads().fetchall("SELECT launcher_id, points FROM farmers")
+        return {bytes32(row["launcher_id"]): int(row["points"]) for row in rows}
+
     async def farmer_payouts(self, launcher_id: bytes32, limit: int, before: int | None = None) -> list[FarmerPayout]:
         rows = await self._reads().fetchall(
             f"""
@@ -1672,7 +1739,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             return await tx.execute(f"DELETE FROM notifications WHERE {condition}", params)
 
     async def last_partial_times(self) -> dict[bytes32, int]:
-        # One index look-up (partials_launcher_received) per member farmer.
+        # One index look-up (partials_launcher_received_difficulty) per member farmer.
         rows = await self._reads().fetchall(
             "SELECT launcher_id, (SELECT MAX(received_at) FROM partials AS p WHERE p.launcher_id = f.launcher_id) "
             "AS last FROM farmers AS f WHERE is_pool_member"
@@ -1881,35 +1948,42 @@ _ADD_FARMERS_PAID = """
 # within the window from :window (pool.protocol.difficulty.summarize, computed in the database instead of reading
 # every farmer's partials). In newest-first order with ties at the higher difficulty first, the run ends at the
 # largest (received_at, difficulty) of another difficulty in the window: "cut".
-# Each member's figures by indexed look-ups of its own partials (partials_launcher_received): its newest partial,
-# the newest one in the window at another difficulty (the cut), and the run at the current difficulty after the cut.
-# A window function over every recent partial of every farmer cost seconds at a thousand farmers; these cost a few
-# index seeks per farmer and a scan of its own window only.
+# Each member's figures by indexed look-ups of its own partials (partials_launcher_received_difficulty, which holds
+# every column read: the table's rows are never read): the time of its newest partial and of the newest one in the
+# window at another difficulty (the cut: the only scan, backwards from the newest, that stops at the first one it
+# finds), then the highest difficulty at each of those two moments (a seek each), then the run at the current
+# difficulty, counted from the cut on (or from the window's start). A window function over every recent partial of
+# every farmer cost seconds at a thousand farmers; this costs a few seeks per farmer and at most two scans of its
+# own window (for a steady farmer, whose window has no cut).
+SUMMARIES_PER_READ = 500  # members summed up by one statement (a page of difficulty_summaries)
 DIFFICULTY_SUMMARIES_SQL = """
-WITH members AS (
+WITH heads AS (
     SELECT f.launcher_id, f.difficulty AS current_difficulty,
         (SELECT p.received_at FROM partials p WHERE p.launcher_id = f.launcher_id AND p.received_at >= :since
-         ORDER BY p.received_at DESC, p.difficulty DESC LIMIT 1) AS newest_at,
-        (SELECT p.difficulty FROM partials p WHERE p.launcher_id = f.launcher_id AND p.received_at >= :since
-         ORDER BY p.received_at DESC, p.difficulty DESC LIMIT 1) AS newest_difficulty,
+         ORDER BY p.received_at DESC LIMIT 1) AS newest_at,
         (SELECT p.received_at FROM partials p WHERE p.launcher_id = f.launcher_id AND p.received_at >= :window
            AND p.difficulty <> f.difficulty
-         ORDER BY p.received_at DESC, p.difficulty DESC LIMIT 1) AS cut_at,
-        (SELECT p.difficulty FROM partials p WHERE p.launcher_id = f.launcher_id AND p.received_at >= :window
-           AND p.difficulty <> f.difficulty
-         ORDER BY p.received_at DESC, p.difficulty DESC LIMIT 1) AS cut_difficulty
-    FROM farmers f WHERE f.is_pool_member
+         ORDER BY p.received_at DESC LIMIT 1) AS cut_at
+    FROM farmers f WHERE f.is_pool_member AND f.launcher_id BETWEEN :first AND :last
+),
+members AS (
+    SELECT h.launcher_id, h.current_difficulty, h.newest_at, h.cut_at,
+        (SELECT MAX(p.difficulty) FROM partials p WHERE p.launcher_id = h.launcher_id AND p.received_at = h.newest_at)
+            AS newest_difficulty,
+        (SELECT MAX(p.difficulty) FROM partials p WHERE p.launcher_id = h.launcher_id AND p.received_at = h.cut_at
+           AND p.difficulty <> h.current_difficulty) AS cut_difficulty
+    FROM heads h WHERE h.newest_at IS NOT NULL
 ),
 run AS (
     SELECT m.launcher_id, COUNT(*) AS run_count, MIN(p.received_at) AS run_oldest
     FROM members m JOIN partials p ON p.launcher_id = m.launcher_id
-    WHERE m.newest_at IS NOT NULL AND p.received_at >= :window AND p.difficulty = m.current_difficulty
-      AND (m.cut_at IS NULL OR p.received_at > m.cut_at
-           OR (p.received_at = m.cut_at AND p.difficulty > m.cut_difficulty))
+    WHERE p.received_at >= COALESCE(m.cut_at, :window) AND p.received_at >= :window
+      AND p.difficulty = m.current_difficulty
+      AND (m.cut_at IS NULL OR p.received_at > m.cut_at OR p.difficulty > m.cut_difficulty)
     GROUP BY m.launcher_id
 )
 SELECT m.launcher_id, m.newest_at, m.newest_difficulty, run.run_count, run.run_oldest
-FROM members m LEFT JOIN run ON run.launcher_id = m.launcher_id WHERE m.newest_at IS NOT NULL
+FROM members m LEFT JOIN run ON run.launcher_id = m.launcher_id
 """
 
 

@@ -68,6 +68,8 @@ async def test_a_refused_look_up_is_unavailable_never_not_found(
         await node.coin_records_by_puzzle_hashes([unspent.coin.puzzle_hash], include_spent=True)
     with pytest.raises(ChainUnavailable):
         await node.coin_records_by_parent_ids([unspent.coin.parent_coin_info], include_spent=True)
+    with pytest.raises(ChainUnavailable):  # never an empty answer, that would say the node has none of them
+        await node.coin_records_by_names([unspent.coin.name(), random_id()])
     # Each refused read was asked again before it was given up.
     assert proxy.refused["get_coin_record_by_name"] == 2 * READ_ATTEMPTS
     # What the proxy does not refuse still answers.
@@ -84,6 +86,10 @@ async def test_the_nodes_own_not_found_is_none(world: World, spent_and_unspent: 
         assert await node.in_mempool(random_id()) is False  # TX_NOT_IN_MEMPOOL
         found = await node.coin_record(unspent.coin.name())
         assert found is not None and not found.spent
+        # Many coins in one call: those the node has, spent or not; one it does not have is left out.
+        both = await node.coin_records_by_names([spent.coin.name(), random_id(), unspent.coin.name()])
+        assert sorted(both, key=lambda r: r.spent) == [found, spent]
+        assert await node.coin_records_by_names([]) == []
         spend = await node.coin_spend(spent)
         assert spend is not None and spend.coin == spent.coin
         # Asked at a height where it was not spent (the chain moved under a record read earlier): INVALID_HEIGHT.

@@ -4,6 +4,7 @@ farmer registered with POST /farmer; the money behind the lists is put in the st
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from collections.abc import AsyncIterator
@@ -235,22 +236,60 @@ async def test_the_pool_page_shows_the_payout_policy(pool: PoolUnderTest, farmer
     assert TX_URL.replace("{id}", h(f"page tx {ROUNDS - 1}").hex()) in page  # the newest round's transaction
 
 
-async def test_a_shared_value_is_made_once_for_its_time_and_again_after() -> None:
+async def test_a_shared_value_is_made_once_then_again_in_the_background() -> None:
     now = [100.0]
     made: list[int] = []
 
     async def make() -> int:
+        await asyncio.sleep(0)  # requests that come meanwhile wait for this making, they do not start their own
         made.append(len(made))
         return len(made)
 
     shared = Shared[int](5, clock=lambda: now[0])
+    assert await asyncio.gather(*(shared.get(make) for _ in range(3))) == [1, 1, 1]
+    now[0] += 2.4
+    assert await shared.get(make) == 1 and len(made) == 1
+    now[0] += 0.1  # half its time: the value is still given, and made again meanwhile
     assert [await shared.get(make) for _ in range(3)] == [1, 1, 1]
-    now[0] += 4.9
-    assert await shared.get(make) == 1
-    now[0] += 0.1
-    assert await shared.get(make) == 2
+    await settled()
+    assert await shared.get(make) == 2 and len(made) == 2  # once, however many requests came
     shared.seconds = 0
     assert [await shared.get(make) for _ in range(2)] == [3, 4]
+
+
+async def test_no_request_waits_for_shared_figures_once_they_are_made() -> None:
+    """Only the first request waits for the store: later ones get the figures at hand while they are made again,
+    even when the making hangs, and a making that fails leaves them as they were until a later one succeeds."""
+    now = [0.0]
+    store_answers = asyncio.Event()
+    outcomes: list[int | None] = [1, None, 3, 4]  # None: the store fails
+
+    async def make() -> int:
+        if len(outcomes) < 4:
+            await store_answers.wait()
+        outcome = outcomes.pop(0)
+        if outcome is None:
+            raise ConnectionError("the store is gone")
+        return outcome
+
+    shared = Shared[int](5, clock=lambda: now[0])
+    assert await shared.get(make) == 1
+    now[0] += 60  # long expired
+    request = asyncio.create_task(shared.get(make))
+    await settled()
+    assert request.done() and request.result() == 1  # the store has not answered: the request did not wait for it
+    store_answers.set()
+    await settled()
+    assert await shared.get(make) == 1  # that making failed: the figures stay, and this request makes them again
+    await settled()
+    assert await shared.get(make) == 3
+    await shared.close()
+
+
+async def settled() -> None:
+    """Lets the background makings that can run run to their end."""
+    for _ in range(10):
+        await asyncio.sleep(0)
 
 
 async def test_the_farmer_page_says_when_its_owed_balance_is_paid(pool: PoolUnderTest, farmer: SharedFarmer) -> None:

@@ -1,6 +1,7 @@
-"""What following the farmers' singletons costs the node: each pass resumes from the stored tips, so a farmer whose
-singleton has not moved costs two coin look-ups and no spend read (no block generator run in the node), and a moved
-one costs its new spends, read once."""
+"""What following the farmers' singletons costs the node: each pass resumes from the stored tips, looked up with their
+children in one call for a page of farmers, so farmers whose singletons have not moved cost that one call and no
+spend read (no block generator run in the node), and a moved one costs its walk from its tip: its new spends, read
+once."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pytest_asyncio
 
 from pool.chain.node_rpc import RpcFullNode
 from pool.devnet.world import PlotNFTInfo, World
+from pool.loops.singletons import SingletonStats
 from tests.http.farmer_requests import RELATIVE_LOCK_HEIGHT, buried_plotnft, shared_plotnft
 from tests.loops.loops_harness import Clock, Pool, random_puzzle_hash, win_and_claim
+from tests.store.test_store_contract import make_farmer
 
 
 class NodeCalls(Counter[str]):
@@ -32,6 +35,13 @@ async def pool(world: World, tmp_path: Path) -> AsyncIterator[Pool]:
 
 async def one_pass(pool: Pool) -> dict[str, int]:
     """The node calls of one pass of the singleton loop, which must change nothing."""
+    calls, stats = await counted_pass(pool)
+    assert (stats.failed, stats.unavailable) == (0, 0), stats
+    return calls
+
+
+async def counted_pass(pool: Pool) -> tuple[dict[str, int], SingletonStats]:
+    """One pass of the singleton loop at the node's peak: the node calls it made, and what it did."""
     await pool.peak()
     node = pool.ctx.node
     assert isinstance(node, RpcFullNode)
@@ -41,11 +51,10 @@ async def one_pass(pool: Pool) -> dict[str, int]:
         stats = await pool.singletons.run_once(pool.ctx)
     finally:
         node.observer = None
-    assert (stats.failed, stats.unavailable) == (0, 0), stats
-    return dict(calls)
+    return dict(calls), stats
 
 
-async def test_an_unchanged_farmer_costs_two_coin_look_ups_and_a_moved_one_its_new_spend(
+async def test_unchanged_farmers_cost_one_look_up_together_and_a_moved_one_its_new_spend(
     world: World, pool: Pool
 ) -> None:
     unchanged = [(await shared_plotnft(world, name))[0] for name in ("farmer one", "farmer two")]
@@ -56,18 +65,32 @@ async def test_an_unchanged_farmer_costs_two_coin_look_ups_and_a_moved_one_its_n
 
     first = await one_pass(pool)
     print(f"first pass over {farmers} farmers: {first}")
-    assert first == {"get_coin_record_by_name": 2 * farmers}
+    assert first == {"get_coin_records_by_names": 1}
     await world.farm_blocks(3)  # the chain goes on; the singletons do not move
-    assert await one_pass(pool) == {"get_coin_record_by_name": 2 * farmers}
+    assert await one_pass(pool) == {"get_coin_records_by_names": 1}
 
     # One singleton moves (an absorb of a reward, buried): its new spend is read once, the others cost as before.
     await win_and_claim(pool, world, moving)
     moved = await one_pass(pool)
     print(f"after an absorb: {moved}")
-    assert moved == {"get_coin_record_by_name": 2 * farmers + 1, "get_puzzle_and_solution": 1}
+    # Its walk: its tip (still buried), the tip's child (spent: its spend read), the new tip's child (unspent).
+    assert moved == {"get_coin_records_by_names": 1, "get_coin_record_by_name": 3, "get_puzzle_and_solution": 1}
     farmer = await pool.ctx.store.get_farmer(moving.launcher_id)
     assert farmer is not None and farmer.is_pool_member
     assert farmer.singleton_tip.coin.name() != moving.launcher_id  # the stored tip moved on to the absorb
-    assert await one_pass(pool) == {"get_coin_record_by_name": 2 * farmers}
+    assert await one_pass(pool) == {"get_coin_records_by_names": 1}
     members = [f.is_pool_member for f in await pool.ctx.store.list_farmers()]
     assert members == [True] * farmers
+
+
+async def test_a_farmer_whose_coins_the_node_does_not_have_costs_no_call_of_its_own(world: World, pool: Pool) -> None:
+    """Neither its tip nor its launcher is on chain (the node said so in the page's one call): nothing changes for it,
+    as when its walk finds no launcher, and it is not walked one call at a time."""
+    plotnft = (await shared_plotnft(world, "farmer one"))[0]
+    await pool.add_farmer(plotnft, random_puzzle_hash())
+    ghost = make_farmer(77)  # a record whose singleton was never on this chain
+    await pool.ctx.store.add_farmer(ghost)
+    calls, stats = await counted_pass(pool)
+    assert calls == {"get_coin_records_by_names": 1}
+    assert (stats.failed, stats.unavailable, stats.updated) == (1, 0, 0)
+    assert await pool.ctx.store.get_farmer(ghost.launcher_id) == ghost

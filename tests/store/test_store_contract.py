@@ -25,6 +25,7 @@ from pool.chia_adapter import (
     uint64,
 )
 from pool.protocol.difficulty import summarize
+from pool.store import sql
 from pool.store.abstract import (
     DIFFICULTY_HISTORY_SECONDS,
     AbstractPoolStore,
@@ -42,16 +43,19 @@ from pool.store.models import (
     BatchStatus,
     ClaimFeeVersion,
     ClaimStatus,
+    DifficultyAdjustment,
     Distribution,
     DistributionShare,
     FarmerChangeKind,
     FarmerEarning,
     FarmerPayout,
     FarmerRecord,
+    FarmerSettings,
     HarvesterFigures,
     LedgerEntry,
     LedgerKind,
     LedgerSummary,
+    MemberDifficulty,
     NotAdded,
     OwedBalance,
     PartialCount,
@@ -368,6 +372,35 @@ async def test_adjust_difficulty_is_compare_and_set(store: AbstractPoolStore) ->
         await store.adjust_difficulty(h("unknown"), 10, 20, 1_500)
 
 
+async def test_a_difficulty_pass_applies_due_ones_and_its_changes_together(store: AbstractPoolStore) -> None:
+    steady, moved, asked, preset, gone = (make_farmer(seed, difficulty=10) for seed in range(1, 6))
+    for farmer in (steady, moved, asked, preset, dataclasses.replace(gone, is_pool_member=False)):
+        await store.add_farmer(farmer)
+    await store.update_farmer_settings(asked.launcher_id, pending_difficulty=PendingDifficulty(50, 2_000, 1_700))
+    await store.change_farmer_settings(FarmerSettings(preset.launcher_id, difficulty_preset=70), now=1_700)
+    members = await store.member_difficulties()
+    assert sorted(members, key=lambda m: m.launcher_id) == members  # in the order of their launcher ids
+    assert {m.launcher_id: m for m in members} == {
+        steady.launcher_id: MemberDifficulty(steady.launcher_id, 10, None, steady.joined_at, None),
+        moved.launcher_id: MemberDifficulty(moved.launcher_id, 10, None, moved.joined_at, None),
+        asked.launcher_id: MemberDifficulty(asked.launcher_id, 10, 50, asked.joined_at, None),
+        preset.launcher_id: MemberDifficulty(preset.launcher_id, 10, None, preset.joined_at, 70),
+    }  # a farmer that left is no member
+    assert await store.adjust_difficulties([], 2_001) == []
+    adjustments = [
+        DifficultyAdjustment(moved.launcher_id, 10, 20),
+        DifficultyAdjustment(steady.launcher_id, 15, 30),  # changed meanwhile: left as it is
+        DifficultyAdjustment(h("unknown"), 10, 30),
+    ]
+    changed = await store.adjust_difficulties(adjustments, 2_001, due=[asked.launcher_id], now=2_000)
+    assert changed == [moved.launcher_id]
+    difficulties = {m.launcher_id: (m.difficulty, m.pending_difficulty) for m in await store.member_difficulties()}
+    assert difficulties[moved.launcher_id] == (20, None) and difficulties[steady.launcher_id] == (10, None)
+    assert difficulties[asked.launcher_id] == (50, None)  # its pending difficulty became current
+    assert await store.difficulty_at(moved.launcher_id, 2_000) == 10
+    assert await store.difficulty_at(moved.launcher_id, 2_001) == 20
+
+
 async def test_singleton_update_round_trips_spend_state_and_membership(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1)
     await store.add_farmer(farmer)
@@ -622,9 +655,11 @@ async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(store: 
     assert await store.confirmed_points_since(501) == {}
 
 
+@pytest.mark.parametrize("per_read", [sql.SUMMARIES_PER_READ, 2, 1])
 async def test_difficulty_summaries_are_the_summaries_of_each_members_recent_partials(
-    store: AbstractPoolStore,
+    store: AbstractPoolStore, per_read: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(sql, "SUMMARIES_PER_READ", per_read)  # the members are summed up a page at a time
     steady, cut_low, cut_high, quiet, left = (make_farmer(n, difficulty=8) for n in range(1, 6))
     for farmer in (steady, cut_low, cut_high, quiet, left):
         await store.add_farmer(farmer)
@@ -2413,6 +2448,9 @@ async def test_page_figures_are_aggregates_and_lists_go_back_page_by_page(store:
         members=2, points=157, blocks_won=3, rewards_claimed=912 + 43, paid_to_farmers=900
     )
     assert await store.total_points() == 157
+    points = await store.farmer_points()
+    assert sum(points.values()) == 157 and set(points) == {f.launcher_id for f in await store.list_farmers()}
+    assert points == {f.launcher_id: f.points for f in await store.list_farmers()}
     assert await store.count_pending_partials() == 0
     assert await store.claim_totals() == {
         ClaimStatus.CONFIRMED: (2, 955),
