@@ -3,8 +3,8 @@
 Every other limit answers a request, and answering costs the event loop the reading and parsing of that request first
 (aiohttp's parser, the middlewares, the body, its JSON): about as much as the rest of a refused partial's handling.
 One address flooding forged partials makes the pool spend its loop on answers it knows in advance, while honest
-partials wait to be read. So requests refused as forged or beyond a limit (INVALID_SIGNATURE, checked or not, a rate
-limit, "busy") are counted per client address (``limits.refused_requests``); once an address has spent that budget,
+partials wait to be read. So requests refused as forged or beyond a limit (INVALID_SIGNATURE, checked or not, or a
+rate limit) are counted per client address (``limits.refused_requests``); once an address has spent that budget,
 it is cooled down for ``limits.cooldown`` seconds: each of its connections is closed when it next sends anything,
 unread, and each new one is answered 429 and closed before anything of it is read (pool/http/connections.py). A
 flood then costs an accept and a close a connection, not a request's parse.
@@ -29,9 +29,10 @@ from pool.protocol.rate_limits import RateLimited, RateLimits
 
 log = logging.getLogger(__name__)
 
-# What a refused request is refused as, to count against its address (other protocol errors, such as a proof that is
-# not good enough or a partial too late, happen to honest farmers in the normal course).
-STRIKING_CODES = frozenset({PoolErrorCode.INVALID_SIGNATURE, PoolErrorCode.SERVER_EXCEPTION})
+# What a refused request is refused as, besides a rate limit, to count against its address. Not the other protocol
+# errors: a proof not good enough or a partial too late happen to honest farmers in the normal course, and "busy"
+# (SERVER_EXCEPTION) to every farmer the pool does not know yet when it is overloaded, after a restart for one.
+STRIKING_CODES = frozenset({PoolErrorCode.INVALID_SIGNATURE})
 
 
 class Cooldowns:

@@ -187,14 +187,14 @@ def test_connection_bounds() -> None:
 
 def test_cooldown_after_refused_requests() -> None:
     config = parse_config(example(), REPO)
-    assert (config.limits.refused_requests, config.limits.cooldown) == (RateLimit(1.0, 20), 60.0)
+    assert (config.limits.refused_requests, config.limits.cooldown) == (RateLimit(1.0, 10), 60.0)
     data = with_change("limits.cooldown", 5)
     data["limits"]["refused_requests"] = {"rate": 0.5, "burst": 3}
     config = parse_config(data, REPO)
     assert (config.limits.refused_requests, config.limits.cooldown) == (RateLimit(0.5, 3), 5.0)
     del data["limits"]["refused_requests"], data["limits"]["cooldown"]
     config = parse_config(data, REPO)  # left out: the defaults
-    assert (config.limits.refused_requests, config.limits.cooldown) == (RateLimit(1.0, 20), 60.0)
+    assert (config.limits.refused_requests, config.limits.cooldown) == (RateLimit(1.0, 10), 60.0)
 
 
 def test_address_of_other_network_is_refused() -> None:

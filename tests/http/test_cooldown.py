@@ -53,7 +53,7 @@ def cooldowns(clock: Clock, admission: Admission | None = None, kept: int = 100)
 def test_an_address_is_cooled_down_once_its_budget_of_refused_requests_is_spent() -> None:
     clock = Clock()
     gate = cooldowns(clock)
-    for error in (FORGED, BUSY, RATE_LIMITED):  # the budget: any refusal as forged or beyond a limit spends it
+    for error in (FORGED, RATE_LIMITED, FORGED):  # the budget: any refusal as forged or beyond a limit spends it
         gate.refused(FORGER, error)
         assert gate.remaining(FORGER) == 0.0
     gate.refused(FORGER, FORGED)
@@ -74,6 +74,7 @@ def test_refusals_an_honest_farmer_meets_in_the_normal_course_spend_nothing() ->
     gate = cooldowns(Clock())
     for _ in range(10 * BUDGET):
         gate.refused(FORGER, NOT_GOOD_ENOUGH)
+        gate.refused(FORGER, BUSY)  # an overloaded pool's answer, not the client's doing
         gate.refused(FORGER, PoolProtocolError(PoolErrorCode.TOO_LATE, "too late"))
         gate.refused(FORGER, PoolProtocolError(PoolErrorCode.INVALID_AUTHENTICATION_TOKEN, "an old token"))
     assert gate.remaining(FORGER) == 0.0 and gate.started == 0
