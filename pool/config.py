@@ -285,8 +285,9 @@ class LimitsConfig:
     # ended in a refusal; given back when the farmer is registered.
     singleton_walks: RateLimit = RateLimit(0.0166667, 5)  # one a minute
     # Per client address without a partial accepted in the last hour: requests refused as forged or beyond a limit
-    # (INVALID_SIGNATURE, a rate limit). Once spent, the address is cooled down: its connections are closed and new
-    # ones refused for ``cooldown`` seconds, before anything of them is read (pool.http.cooldown).
+    # (INVALID_SIGNATURE, a rate limit; "busy" only just after a failed signature). Once spent, the address is cooled
+    # down: its connections are closed and new ones refused for ``cooldown`` seconds, before anything of them is read
+    # (pool.http.cooldown).
     refused_requests: RateLimit = RateLimit(1.0, 10)
     cooldown: float = 60.0
     # Walks of POST and PUT /farmer running at once in the process; beyond, a request is answered "busy, retry".

@@ -3,11 +3,11 @@
 Every other limit answers a request, and answering costs the event loop the reading and parsing of that request first
 (aiohttp's parser, the middlewares, the body, its JSON): about as much as the rest of a refused partial's handling.
 One address flooding forged partials makes the pool spend its loop on answers it knows in advance, while honest
-partials wait to be read. So requests refused as forged or beyond a limit (INVALID_SIGNATURE, checked or not, or a
-rate limit) are counted per client address (``limits.refused_requests``); once an address has spent that budget,
-it is cooled down for ``limits.cooldown`` seconds: each of its connections is closed when it next sends anything,
-unread, and each new one is answered 429 and closed before anything of it is read (pool/http/connections.py). A
-flood then costs an accept and a close a connection, not a request's parse.
+partials wait to be read. So requests refused as forged or beyond a limit (INVALID_SIGNATURE, checked or not, a rate
+limit, and "busy" just after a failed signature) are counted per client address (``limits.refused_requests``); once
+an address has spent that budget, it is cooled down for ``limits.cooldown`` seconds: each of its connections is closed
+when it next sends anything, unread, and each new one is answered 429 and closed before anything of it is read
+(pool/http/connections.py). A flood then costs an accept and a close a connection, not a request's parse.
 
 Honest farmers that share the address (a NAT, an IPv6 network of ``limits.ipv6_prefix`` bits) would be cooled down
 with the flooder, so an address that had a partial accepted in the last hour (``Admission.is_proven``) is never
@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 # What a refused request is refused as, besides a rate limit, to count against its address. Not the other protocol
 # errors: a proof not good enough or a partial too late happen to honest farmers in the normal course, and "busy"
-# (SERVER_EXCEPTION) to every farmer the pool does not know yet when it is overloaded, after a restart for one.
+# (SERVER_EXCEPTION) to every farmer the pool does not know yet when it is overloaded, after a restart for one; a busy
+# answer counts only while the address's last failed signature is recent (its budget of failures not refilled yet),
+# so that a forger, whose requests are mostly answered busy by the checks of unknown senders, is cooled down sooner.
 STRIKING_CODES = frozenset({PoolErrorCode.INVALID_SIGNATURE})
 
 
@@ -59,7 +61,7 @@ class Cooldowns:
     def refused(self, address: str, error: PoolProtocolError) -> None:
         """A request of ``address`` was answered ``error``: it counts against the address when it is a refusal of
         a forged request or one beyond a limit, and cools the address down once its budget is spent."""
-        if not (isinstance(error, RateLimited) or error.code in STRIKING_CODES):
+        if not (isinstance(error, RateLimited) or error.code in STRIKING_CODES or self._busy_forger(address, error)):
             return
         if self._is_proven(address):
             return
@@ -70,6 +72,9 @@ class Cooldowns:
                 self._until.popitem(last=False)
             self.started += 1
             log.info("%s cooled down for %g s: too many of its requests were refused", address, self.seconds)
+
+    def _busy_forger(self, address: str, error: PoolProtocolError) -> bool:
+        return error.code is PoolErrorCode.SERVER_EXCEPTION and self._rate_limits.failed_lately(address)
 
     def remaining(self, address: str) -> float:
         """Seconds until ``address``'s cool-down ends; 0.0 when it is not cooled down."""

@@ -83,6 +83,14 @@ class TokenBuckets(Generic[K]):
         tokens, now = self._tokens(key)
         self._store(key, min(float(self.limit.burst), tokens + 1), now)
 
+    def spent(self, key: K) -> bool:
+        """Whether ``key``'s bucket is not full (a token was taken and has not come back yet)."""
+        if key not in self._buckets:
+            return False
+        tokens, now = self._tokens(key)
+        self._store(key, tokens, now)
+        return tokens < self.limit.burst
+
     def refill(self, key: K) -> None:
         """The bucket is full again (forgotten: a new key starts full)."""
         self._buckets.pop(key, None)
@@ -263,6 +271,10 @@ class RateLimits:
 
     def give_back_singleton_walk(self, address: str) -> None:
         self.singleton_walks.give_back(address)
+
+    def failed_lately(self, address: str) -> bool:
+        """Whether a signature from ``address`` failed so lately that its budget of failures has not refilled."""
+        return any(self.failed_signatures_per_address.spent((key, address)) for key in SigningKey)
 
     def spend_refusal(self, address: str) -> bool:
         """A request of ``address`` was refused; True when that spent its budget of refused requests (counted for

@@ -15,12 +15,12 @@ from typing import Any
 
 import uvloop
 
-from pool.chia_adapter import PoolErrorCode
+from pool.chia_adapter import PoolErrorCode, bytes32
 from pool.config import LimitsConfig, RateLimit
 from pool.http.admission import Admission
 from pool.http.cooldown import Cooldowns
 from pool.protocol.errors import PoolProtocolError
-from pool.protocol.rate_limits import RateLimited, RateLimits
+from pool.protocol.rate_limits import RateLimited, RateLimits, SigningKey
 from tests.http.test_connections import ATTACKER, HONEST, POOL_INFO, SLACK, Served, serving
 
 FORGER = "192.0.2.1"
@@ -78,6 +78,30 @@ def test_refusals_an_honest_farmer_meets_in_the_normal_course_spend_nothing() ->
         gate.refused(FORGER, PoolProtocolError(PoolErrorCode.TOO_LATE, "too late"))
         gate.refused(FORGER, PoolProtocolError(PoolErrorCode.INVALID_AUTHENTICATION_TOKEN, "an old token"))
     assert gate.remaining(FORGER) == 0.0 and gate.started == 0
+
+
+def test_busy_answers_count_once_a_signature_from_the_address_failed() -> None:
+    clock = Clock()
+    limits = RateLimits(
+        LimitsConfig(refused_requests=RateLimit(NEVER, BUDGET), failed_signatures_per_address=RateLimit(1.0, 100)),
+        clock,
+    )
+    gate = Cooldowns(SECONDS, 100, limits, Admission(8, clock=clock).is_proven, clock)
+    for _ in range(10 * BUDGET):  # an honest farmer the pool does not know yet, answered busy: nothing spent
+        gate.refused(FORGER, BUSY)
+    assert gate.remaining(FORGER) == 0.0
+    # One of its signatures failed: busy answers count now, until its budget of failures has refilled.
+    limits.signature_checked(SigningKey.AUTHENTICATION, bytes32(b"\x01" * 32), FORGER, verified=False)
+    gate.refused(FORGER, FORGED)
+    for _ in range(BUDGET - 1):
+        gate.refused(FORGER, BUSY)
+    assert gate.remaining(FORGER) == 0.0
+    clock.now += 1.0  # the failure's token is back: busy no longer counts
+    gate.refused(FORGER, BUSY)
+    assert gate.remaining(FORGER) == 0.0
+    limits.signature_checked(SigningKey.AUTHENTICATION, bytes32(b"\x01" * 32), FORGER, verified=False)
+    gate.refused(FORGER, BUSY)
+    assert gate.remaining(FORGER) == SECONDS
 
 
 def test_an_address_with_a_partial_accepted_lately_is_never_cooled_down() -> None:
