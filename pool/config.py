@@ -292,6 +292,12 @@ class LimitsConfig:
     # Per client address: walks of a singleton's spends (POST /farmer, after the owner's signature verified) that
     # ended in a refusal; given back when the farmer is registered.
     singleton_walks: RateLimit = RateLimit(0.0166667, 5)  # one a minute
+    # Per client address without a partial accepted in the last hour: requests refused as forged or beyond a limit
+    # (INVALID_SIGNATURE, a rate limit; "busy" only just after a failed signature). Once spent, the address is cooled
+    # down: its connections are closed and new ones refused for ``cooldown`` seconds, before anything of them is read
+    # (pool.http.cooldown).
+    refused_requests: RateLimit = RateLimit(1.0, 10)
+    cooldown: float = 60.0
     # Walks of POST and PUT /farmer running at once in the process; beyond, a request is answered "busy, retry".
     concurrent_walks: int = 4
     # An IPv6 client counts as its /ipv6_prefix network: one subscriber usually holds a /48 or a /56, so a /64
@@ -823,6 +829,7 @@ RATE_LIMITS = (
     "failed_signatures_per_address",
     "launcher_lookups",
     "singleton_walks",
+    "refused_requests",
 )
 
 
@@ -836,6 +843,7 @@ def _limits(s: _Section) -> LimitsConfig:
             "tracked_keys",
             "header_timeout",
             "connections_per_address",
+            "cooldown",
         }
     )
     defaults = LimitsConfig()
@@ -850,6 +858,7 @@ def _limits(s: _Section) -> LimitsConfig:
         connections_per_address=s.int_(
             "connections_per_address", defaults.connections_per_address, minimum=1, maximum=1_000_000
         ),
+        cooldown=s.number("cooldown", defaults.cooldown, minimum=0.1),
     )
 
 

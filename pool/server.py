@@ -244,6 +244,7 @@ def http_application(ctx: PoolContext, signage_points: SignagePointCache) -> web
     """The farmers' API, the pages and the operator's endpoints, over the checks and limits they share."""
     from pool.http.admission import Admission
     from pool.http.app import create_app
+    from pool.http.cooldown import Cooldowns
     from pool.protocol.farmers import FarmerChecks
     from pool.protocol.partials import PartialChecker
     from pool.protocol.rate_limits import RateLimits
@@ -258,14 +259,16 @@ def http_application(ctx: PoolContext, signage_points: SignagePointCache) -> web
     signatures = SignatureChecks(verifier, limits)
     farmers = FarmerChecks(ctx, signatures, limits)
     v2 = V2Checks(ctx, farmers, limits)  # Pool Protocol v2's tokens, beside v1 on the same checks and limits
+    admission = Admission(ctx.config.partials.max_in_flight, ctx.config.partials.max_in_flight_per_address)
     app = create_app(
         ctx,
         partials=PartialChecker(ctx, signage_points, PeakCache(ctx.node), signatures, limits, v2),
         farmers=farmers,
         v2=v2,
         signage_points=signage_points,
-        admission=Admission(ctx.config.partials.max_in_flight, ctx.config.partials.max_in_flight_per_address),
+        admission=admission,
         limits=limits,
+        cooldowns=Cooldowns(ctx.config.limits.cooldown, ctx.config.limits.tracked_keys, limits, admission.is_proven),
     )
 
     async def close_verifier(_: web.Application) -> None:

@@ -167,10 +167,11 @@ def pool_document(
     document["server"]["workers"] = workers
     document["logging"] = {"level": "WARNING"}
     # The budgets of requests that prove nothing (failed signatures, PlotNFT look-ups and walks of unproven
-    # requests) at the pool's defaults, as an operator runs it: honest farmers never spend them, and the attack
-    # phase's attackers (pool.bench.attacks) meet them as they would meet an operator's pool (the devnet's are
-    # scaled up for its tests).
-    for budget in ("failed_signatures", "failed_signatures_per_address", "launcher_lookups", "singleton_walks"):
+    # requests, refused requests before a cool-down) at the pool's defaults, as an operator runs it: honest farmers
+    # never spend them, and the attack phase's attackers (pool.bench.attacks) meet them as they would meet an
+    # operator's pool (the devnet's are scaled up for its tests).
+    budgets = ("failed_signatures", "failed_signatures_per_address", "launcher_lookups", "singleton_walks")
+    for budget in (*budgets, "refused_requests"):
         del document["limits"][budget]
     return document
 

@@ -107,6 +107,7 @@ def devnet_pool_document(
             "failed_signatures_per_address": {"rate": 1000, "burst": 5000},
             "launcher_lookups": {"rate": 100, "burst": 1000},
             "singleton_walks": {"rate": 100, "burst": 1000},
+            "refused_requests": {"rate": 1000, "burst": 5000},
         },
         "store": {"backend": "sqlite", "path": str(store_path)},
         "logging": {"level": "INFO"},

@@ -31,9 +31,10 @@ from pool.chia_adapter import (
 from pool.context import PoolContext
 from pool.http.admission import Admission
 from pool.http.api import setup_api
+from pool.http.cooldown import Cooldowns
 from pool.http.guard import json_body, protocol_methods, quiet_http_parser_errors
 from pool.http.health import setup_health_endpoints
-from pool.http.keys import CONTEXT, FARMERS, RATE_LIMITS
+from pool.http.keys import CONTEXT, COOLDOWNS, FARMERS, RATE_LIMITS
 from pool.http.limits import client_of, per_address_limit
 from pool.http.operator_endpoints import setup_operator_endpoints
 from pool.http.pages import setup_pages
@@ -72,6 +73,7 @@ def create_app(
     signage_points: SignagePointCache,
     admission: Admission,
     limits: RateLimits,
+    cooldowns: Cooldowns,
     v2: V2Checks,
 ) -> web.Application:
     """The routes and middlewares over objects the composition root (pool/server.py) built: this module builds none."""
@@ -87,6 +89,7 @@ def create_app(
     app[PARTIALS] = partials
     app[FARMERS] = farmers
     app[ADMISSION] = admission
+    app[COOLDOWNS] = cooldowns
     app[V2] = v2
     app.router.add_get("/pool_info", get_pool_info)
     app.router.add_get("/farmer", get_farmer)
@@ -271,6 +274,7 @@ async def _protocol_errors(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except PoolProtocolError as error:
         log.debug("%s %s refused: %s", one_line(request.method, 16), one_line(request.path, 80), error)
+        request.app[COOLDOWNS].refused(client_of(request), error)
         return _reply(error.response())
     except ChainUnavailable as exc:
         log.warning("%s %s: %s", request.method, one_line(request.path, 80), exc)

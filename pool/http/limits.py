@@ -21,7 +21,7 @@ from aiohttp import web
 
 from pool.config import IpNetwork, LimitsConfig
 from pool.http.guard import PROTOCOL_PATHS
-from pool.http.keys import CLIENT, CONTEXT, RATE_LIMITS
+from pool.http.keys import CLIENT, CONTEXT, COOLDOWNS, RATE_LIMITS
 from pool.protocol.errors import one_line
 from pool.protocol.rate_limits import RateLimited
 
@@ -40,10 +40,16 @@ async def per_address_limit(request: web.Request, handler: Handler) -> web.Strea
     ctx = request.app[CONTEXT]
     address = client_address(request.remote, request.headers.getall("X-Forwarded-For", []), ctx.config.limits)
     request[CLIENT] = address
+    cooldowns = request.app[COOLDOWNS]
+    cooled = cooldowns.remaining(address)
     try:
+        if cooled:  # a client of a trusted proxy (the connection of any other was refused or closed)
+            raise RateLimited(f"too many requests from {address} were refused", cooled)
         request.app[RATE_LIMITS].admit_address(address)
     except RateLimited as refused:
         log.debug("%s %s refused: %s", one_line(request.method, 16), one_line(request.path, 80), refused.message)
+        if not cooled:
+            cooldowns.refused(address, refused)
         return refusal(request.path, refused)
     return await handler(request)
 

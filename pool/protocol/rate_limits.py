@@ -3,7 +3,8 @@
 Token buckets in memory, per client address, per launcher id (requests signed by the farmer's authentication key),
 per launcher id for signage point look-ups that reach the node, and the budgets of work done before a request proved
 anything: failed signatures (per launcher id and client address, and per client address), and the chain reads and
-walks of POST and PUT /farmer (per client address). They protect the process, so they are neither durable nor shared
+walks of POST and PUT /farmer (per client address); and the refused requests of a client address, whose budget spent
+cools the address down (pool/http/cooldown.py). They protect the process, so they are neither durable nor shared
 between worker processes. Each map is bounded: the least recently seen keys are forgotten first, which at worst gives
 a forgotten client a full bucket again.
 
@@ -81,6 +82,14 @@ class TokenBuckets(Generic[K]):
     def give_back(self, key: K) -> None:
         tokens, now = self._tokens(key)
         self._store(key, min(float(self.limit.burst), tokens + 1), now)
+
+    def spent(self, key: K) -> bool:
+        """Whether ``key``'s bucket is not full (a token was taken and has not come back yet)."""
+        if key not in self._buckets:
+            return False
+        tokens, now = self._tokens(key)
+        self._store(key, tokens, now)
+        return tokens < self.limit.burst
 
     def refill(self, key: K) -> None:
         """The bucket is full again (forgotten: a new key starts full)."""
@@ -160,6 +169,7 @@ class RateLimits:
         )
         self.launcher_lookups: TokenBuckets[str] = TokenBuckets(config.launcher_lookups, config.tracked_keys, clock)
         self.singleton_walks: TokenBuckets[str] = TokenBuckets(config.singleton_walks, config.tracked_keys, clock)
+        self.refused_requests: TokenBuckets[str] = TokenBuckets(config.refused_requests, config.tracked_keys, clock)
 
     def reconfigure(self, config: LimitsConfig) -> None:
         """The rates and bursts of a reloaded configuration (SIGHUP): each bucket keeps its tokens, capped at the new
@@ -172,6 +182,7 @@ class RateLimits:
             "failed_signatures_per_address": self.failed_signatures_per_address,
             "launcher_lookups": self.launcher_lookups,
             "singleton_walks": self.singleton_walks,
+            "refused_requests": self.refused_requests,
         }
         for name, bucket in buckets.items():
             bucket.limit = getattr(config, name)
@@ -260,6 +271,19 @@ class RateLimits:
 
     def give_back_singleton_walk(self, address: str) -> None:
         self.singleton_walks.give_back(address)
+
+    def failed_lately(self, address: str) -> bool:
+        """Whether a signature from ``address`` failed so lately that its budget of failures has not refilled."""
+        return any(self.failed_signatures_per_address.spent((key, address)) for key in SigningKey)
+
+    def spend_refusal(self, address: str) -> bool:
+        """A request of ``address`` was refused; True when that spent its budget of refused requests (counted for
+        operators as a refusal by the limit ``refused_requests``: the address is then cooled down)."""
+        if not self.refused_requests.take(address):
+            return False
+        self.refused_requests.refill(address)  # a full budget again once its cool-down is over
+        self.refused.labels(limit="refused_requests").inc()
+        return True
 
     def _take(self, buckets: TokenBuckets[str], limit: str, what: str, address: str) -> None:
         wait = buckets.take(address)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pool.chia_adapter import bytes32, encode_puzzle_hash, std_hash
-from pool.config import ConfigError, load_config_file, parse_config
+from pool.config import ConfigError, RateLimit, load_config_file, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.yaml"
@@ -79,6 +79,8 @@ def test_fee_is_exact_not_float() -> None:
         ("limits.header_timeout", 0, "limits.header_timeout", "at least 0.1"),
         ("limits.header_timeout", "soon", "limits.header_timeout", "number"),
         ("limits.connections_per_address", 0, "limits.connections_per_address", "at least 1"),
+        ("limits.cooldown", 0, "limits.cooldown", "at least 0.1"),
+        ("limits.refused_requests", {"rate": 0}, "limits.refused_requests.rate", "at least"),
         ("server.public_url", "pool.example.com", "server.public_url", "http:// or https://"),
         ("server.explorer_coin_url", "https://x.example/coin/", "server.explorer_coin_url", '"{id}" once'),
         ("server.explorer_coin_url", "x.example/coin/{id}", "server.explorer_coin_url", "http:// or https://"),
@@ -206,6 +208,18 @@ def test_connection_bounds() -> None:
     del data["limits"]["header_timeout"], data["limits"]["connections_per_address"]
     config = parse_config(data, REPO)  # left out: the defaults
     assert (config.limits.header_timeout, config.limits.connections_per_address) == (10.0, 100)
+
+
+def test_cooldown_after_refused_requests() -> None:
+    config = parse_config(example(), REPO)
+    assert (config.limits.refused_requests, config.limits.cooldown) == (RateLimit(1.0, 10), 60.0)
+    data = with_change("limits.cooldown", 5)
+    data["limits"]["refused_requests"] = {"rate": 0.5, "burst": 3}
+    config = parse_config(data, REPO)
+    assert (config.limits.refused_requests, config.limits.cooldown) == (RateLimit(0.5, 3), 5.0)
+    del data["limits"]["refused_requests"], data["limits"]["cooldown"]
+    config = parse_config(data, REPO)  # left out: the defaults
+    assert (config.limits.refused_requests, config.limits.cooldown) == (RateLimit(1.0, 10), 60.0)
 
 
 def test_address_of_other_network_is_refused() -> None:

@@ -33,7 +33,7 @@ from pool.chia_adapter import (
 from pool.chia_adapter.simulation import create_pool_state
 from pool.config import RateLimit
 from pool.devnet.world import PlotNFTInfo, World
-from pool.http.keys import FARMERS
+from pool.http.keys import COOLDOWNS, FARMERS, RATE_LIMITS
 from pool.protocol.farmers import REFUSAL_MEMORY_SECONDS, FarmerChecks
 from tests.http.farmer_requests import (
     RELATIVE_LOCK_HEIGHT,
@@ -50,6 +50,7 @@ NEVER = 0.001  # refills: one token in 1 000 s
 LOOKUPS = 4  # chain reads before a verified signature, per address
 FAILED_PER_LAUNCHER = 3  # failed signatures per launcher and address
 FAILED_PER_ADDRESS = 5  # failed signatures per address
+REFUSED = 4  # refused requests per address before a cool-down (in the test of cool-downs)
 PAYOUT = encode_puzzle_hash(bytes32(std_hash(b"request costs payout")), "txch")
 ATTACKER = AugSchemeMPL.key_gen(std_hash(b"request costs attacker"))
 
@@ -328,3 +329,28 @@ async def test_a_partial_from_an_address_whose_budget_is_spent_is_refused_before
     code, message = await post_partial("203.0.113.2")
     assert code is PoolErrorCode.INVALID_SIGNATURE and "not checked" in message
     assert (await post_partial("198.51.100.7"))[0] is PoolErrorCode.REQUEST_FAILED  # elsewhere: decoded, malformed
+
+
+async def test_an_address_whose_signatures_keep_failing_is_cooled_down(pool: Pool, shared: list[PlotNFTInfo]) -> None:
+    """Forged GET /farmer from one client of the trusted proxy: once its budget of refused requests is spent (made
+    small here), its requests are refused by the first middleware, before any look-up or check; another client's
+    are still checked."""
+    limits, cooldowns = pool.under_test.app[RATE_LIMITS], pool.under_test.app[COOLDOWNS]
+    scaled = limits.refused_requests.limit
+    limits.refused_requests.limit = RateLimit(NEVER, REFUSED)
+    try:
+        _, _, verified = pool.cost()
+        replies = [error(await pool.get_farmer(shared[1].launcher_id, ATTACKER, "203.0.113.9")) for _ in range(6)]
+        assert [code for code, _ in replies[: REFUSED + 1]] == [PoolErrorCode.INVALID_SIGNATURE] * (REFUSED + 1)
+        assert all(
+            code is PoolErrorCode.REQUEST_FAILED and "too many requests from 203.0.113.9 were refused" in message
+            for code, message in replies[REFUSED + 1 :]
+        )
+        assert cooldowns.remaining("203.0.113.9") > 0
+        assert pool.cost()[2] == verified + FAILED_PER_LAUNCHER  # the rest were refused unchecked
+        # Another client is not cooled down: its forgery is checked and refused as such.
+        reply = error(await pool.get_farmer(shared[1].launcher_id, ATTACKER, "203.0.113.10"))
+        assert reply == (PoolErrorCode.INVALID_SIGNATURE, reply[1]) and "not checked" not in reply[1]
+        assert cooldowns.remaining("203.0.113.10") == 0.0
+    finally:
+        limits.refused_requests.limit = scaled
