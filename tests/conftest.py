@@ -36,6 +36,13 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         yield started
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist (3.6 and later) hands out modules by their number of tests, most first, unless told not to: that
+    # would undo the order below and start the longest modules, which have one or a few tests each, last.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         folder = item.path.resolve().relative_to(TESTS).parts[0]
@@ -45,6 +52,60 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.chain)
         elif CHAIN_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.chain)
-    # The longest modules first, whole (make test runs `pytest -n`, one module per worker at a time): the end-to-end
-    # ones, then those with a chain of their own; a long module started last would leave the other worker idle.
-    items.sort(key=lambda item: 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("slow") else 2)
+    # Whole modules, the longest first (make test runs `pytest -n 2 --dist loadfile`: a worker takes the next module
+    # when it has two tests or fewer left): a long module started last would leave the other worker idle, while the
+    # many short ones at the end fill the gaps.
+    rank: dict[Path, int] = {}
+    for item in items:
+        rank[item.path] = min(rank.get(item.path, len(LONG_MODULES) + len(LATER)), module_rank(item))
+    items.sort(key=lambda item: rank[item.path])
+
+
+# The modules measured at 20 s or more on a busy machine (docs/testing.md), longest first, except the first two: the
+# benchmark smoke tests build their corpus on the shared chain in the state a fresh session's chain is in, so that
+# their PlotNFT's plots come from the plot cache instead of being plotted (10-20 s each); first, each is the first
+# module on its worker's chain.
+LONG_MODULES = (
+    "bench/test_bench_scale_smoke.py",
+    "bench/test_bench_smoke.py",
+    "e2e/test_chaos_e2e.py",
+    "e2e/test_workers_e2e.py",
+    "e2e/test_v2_e2e.py",
+    "store/test_ledger_state_machine_postgres.py",
+    "e2e/test_devnet_e2e.py",
+    "http/test_hostile_requests.py",
+    "e2e/test_demo_cli.py",
+    "payouts/test_ledger_on_chain.py",
+    "e2e/test_pages_browser.py",
+    "store/test_ledger_state_machine.py",
+    "payouts/test_fund_fees_cli.py",
+    "loops/test_loops_on_chain.py",
+    "config/test_cli.py",
+    "devnet/test_world.py",
+    "payouts/test_large_round.py",
+    "store/test_store_contract.py",
+    "loops/test_membership_on_chain.py",
+    "loops/test_notifications_crash.py",
+    "loops/test_plotnft_v2_on_chain.py",
+    "http/test_http_v2.py",
+    "http/test_reload_process.py",
+    "http/test_farmer_request_costs.py",
+    "config/test_workers_cli.py",
+    "loops/test_claims_on_chain.py",
+    "store/test_migrate_store.py",
+    "monitoring/test_metrics_multiprocess.py",
+    "loops/test_singleton_costs.py",
+    "store/test_leader.py",
+)
+# Then any other module: those with a chain of their own, those on the shared chain, and the rest.
+LATER = ("slow", "chain")
+
+
+def module_rank(item: pytest.Item) -> int:
+    module = item.path.resolve().relative_to(TESTS).as_posix()
+    if module in LONG_MODULES:
+        return LONG_MODULES.index(module)
+    for index, marker in enumerate(LATER):
+        if item.get_closest_marker(marker):
+            return len(LONG_MODULES) + index
+    return len(LONG_MODULES) + len(LATER)
