@@ -37,6 +37,7 @@ from pool.chia_adapter import Coin, CoinSpend, PoolSingletonState, PoolState, st
 from pool.config import DAY_SECONDS, StoreConfig
 from pool.devnet.postgres import PostgresServer
 from pool.payouts.split import FarmerShare, Payable, plan_distribution, plan_payments
+from pool.store import postgres_schema, sqlite_schema
 from pool.store.abstract import AbstractPoolStore
 from pool.store.factory import create_store
 from pool.store.models import (
@@ -78,6 +79,13 @@ class ScaleSize:
     @property
     def label(self) -> str:
         return f"{self.farmers} farmers, {self.days} day{'s' if self.days != 1 else ''}"
+
+
+def schema_fingerprint(backend: str) -> str:
+    """A digest of every migration step of the backend's schema: a cached store is used only if it was built by
+    exactly these."""
+    migrations = sqlite_schema.MIGRATIONS if backend == "sqlite" else postgres_schema.MIGRATIONS
+    return hashlib.sha256(repr(migrations).encode()).hexdigest()[:16]
 
 
 def cache_path(cache_dir: Path, size: ScaleSize, backend: str) -> Path:
@@ -355,9 +363,15 @@ class ScaleStores:
         """The cached store of ``size``, built first if missing; returns the moment its history ends."""
         path = self.cached(size)
         about = path.with_suffix(".json")
+        schema = schema_fingerprint(self.backend)
         if path.exists() and about.exists() and not rebuild:
-            progress(f"using the cached store {path}")
-            return int(json.loads(about.read_text())["end"])
+            cached = json.loads(about.read_text())
+            if cached.get("schema") == schema:
+                progress(f"using the cached store {path}")
+                return int(cached["end"])
+            # A store built by other migrations (another branch's, whose step numbers meant other steps) may not
+            # migrate to these: build it again rather than measure a store the pool could not have made.
+            progress(f"the cached store {path} was built with another schema: building it again")
         path.parent.mkdir(parents=True, exist_ok=True)
         progress(f"building the store of {size.label} ({size.partials} partials; the partials in bulk)")
         name = f"scale_build_{size.farmers}_{size.days}"
@@ -376,7 +390,7 @@ class ScaleStores:
             assert self.postgres is not None
             self.postgres.dump(name, path)
             self.postgres.drop_database(name)
-        about.write_text(json.dumps({"end": end, "build_seconds": round(time.monotonic() - started)}))
+        about.write_text(json.dumps({"end": end, "build_seconds": round(time.monotonic() - started), "schema": schema}))
         progress(f"store cached at {path} ({path.stat().st_size / 2**20:.0f} MiB)")
         return end
 

@@ -9,6 +9,7 @@ node process and two pool processes of its own.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -39,6 +40,13 @@ async def test_bench_scale_runs_end_to_end_and_reports_every_figure(world: World
     assert stores.cached(SIZE).exists()
     # Cached: asked again, it is not built again (the same end).
     assert await stores.ensure(SIZE, corpus.target_puzzle_hash, False, lambda _: None) == end
+    # A store built by other migration steps (another branch's) is built again, not migrated by these.
+    about = stores.cached(SIZE).with_suffix(".json")
+    about.write_text(json.dumps({**json.loads(about.read_text()), "schema": "another"}))
+    said: list[str] = []
+    end = await stores.ensure(SIZE, corpus.target_puzzle_hash, False, said.append)
+    assert any("another schema" in line for line in said) and any("building" in line for line in said)
+    assert json.loads(about.read_text())["schema"] != "another"
 
     options = ScaleOptions(
         run_dir=tmp_path / "run", rate=4, duration=2, loop_seconds=3, loop_interval=1, loops_in_own_pool=False
