@@ -296,8 +296,14 @@ def run_loops_while_leading(app: web.Application, ctx: PoolContext, signage_poin
         lost = asyncio.Event()  # set by a loop whose money write the store refused: another process leads
 
         async def begin() -> None:
-            epoch = await ctx.store.take_leadership(f"pid {os.getpid()} on {socket.gethostname()}")
+            # The lock is held: say so in the log lines before the new epoch is committed, since /readyz (another
+            # connection) can see that commit before this coroutine resumes.
             set_leading(True)
+            try:
+                epoch = await ctx.store.take_leadership(f"pid {os.getpid()} on {socket.gethostname()}")
+            except BaseException:
+                set_leading(False)
+                raise
             ctx.stats.metrics.leading(True)
             log.info("leader epoch %d", epoch)
             runner = LoopRunner(background_loops(status, signage_points), on_not_leader=lost.set)
