@@ -546,11 +546,13 @@ async def round_so_far(ctx: PoolContext) -> RoundSoFar:
 
 class Shared(Generic[T]):
     """One value shared by every request for ``seconds`` (0: made for each request), so that a burst of page loads
-    costs one read of the store. Only the first request waits for it to be made (the requests that come meanwhile
-    wait for the same making); from then on every request gets the value at once, and the first request that finds it
-    older than half its time starts making it again in the background, one making at a time: with steady requests
-    the value is never older than ``seconds`` and no request waits for the store. A failure is not kept: the value
-    stays as it was (it is logged) and the next request tries again."""
+    costs one read of the store. The first request waits for it to be made (the requests that come meanwhile wait
+    for the same making); from then on the first request that finds it older than half its time gets it at once and
+    starts making it again in the background, one making at a time: with steady requests the value is never older
+    than ``seconds`` and no request waits for the store. A value older than twice its time (the pool was not asked
+    for a while: the next scrape or status probe must not read the figures of the one before) is not given: the
+    request waits for a fresh one, as the first did. A failed background making is not kept: the value stays as it was
+    (it is logged) and the next request tries again."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
@@ -562,14 +564,21 @@ class Shared(Generic[T]):
     async def get(self, make: Callable[[], Awaitable[T]]) -> T:
         if self.seconds <= 0:
             return await make()
-        if self._value is None:
+        if self._too_old():
             async with self._lock:
-                if self._value is None:
+                remaking = self._remaking
+                if remaking is not None and self._too_old():
+                    await asyncio.shield(remaking)  # a making under way is the fresh value: wait for it, not another
+                if self._too_old():
                     self._value = (self._clock(), await make())
+        assert self._value is not None
         made_at, value = self._value
         if self._remaking is None and self._clock() - made_at >= self.seconds / 2:
             self._remaking = asyncio.create_task(self._remake(make))
         return value
+
+    def _too_old(self) -> bool:
+        return self._value is None or self._clock() - self._value[0] >= 2 * self.seconds
 
     async def _remake(self, make: Callable[[], Awaitable[T]]) -> None:
         try:

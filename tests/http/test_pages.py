@@ -274,7 +274,7 @@ async def test_no_request_waits_for_shared_figures_once_they_are_made() -> None:
 
     shared = Shared[int](5, clock=lambda: now[0])
     assert await shared.get(make) == 1
-    now[0] += 60  # long expired
+    now[0] += 6  # past its time, not yet twice its time
     request = asyncio.create_task(shared.get(make))
     await settled()
     assert request.done() and request.result() == 1  # the store has not answered: the request did not wait for it
@@ -283,6 +283,28 @@ async def test_no_request_waits_for_shared_figures_once_they_are_made() -> None:
     assert await shared.get(make) == 1  # that making failed: the figures stay, and this request makes them again
     await settled()
     assert await shared.get(make) == 3
+    await shared.close()
+
+
+async def test_figures_older_than_twice_their_time_are_made_again_before_they_are_given() -> None:
+    """After a quiet while (a scrape or a probe every minute, figures kept 5 s) a request does not read the figures
+    the one before it left: it waits for fresh ones, shared with the requests that come meanwhile."""
+    now = [0.0]
+    made: list[int] = []
+
+    async def make() -> int:
+        await asyncio.sleep(0)
+        made.append(len(made) + 1)
+        return made[-1]
+
+    shared = Shared[int](5, clock=lambda: now[0])
+    assert await shared.get(make) == 1
+    now[0] += 60
+    assert await asyncio.gather(*(shared.get(make) for _ in range(3))) == [2, 2, 2] and made == [1, 2]
+    now[0] += 3  # half its time: given at once, made again in the background
+    assert await shared.get(make) == 2
+    now[0] += 60  # the background making may not have run yet: the request waits for it rather than start another
+    assert await shared.get(make) == 3 and made == [1, 2, 3]
     await shared.close()
 
 
