@@ -24,12 +24,15 @@ from aiohttp import web
 
 from pool.chia_adapter import PoolErrorCode, bytes32
 from pool.config import PoolConfig, ServerConfig
+from pool.context import PoolContext
 from pool.estimates import format_space
 from pool.http.keys import CONTEXT, FARMERS
 from pool.http.limits import client_of
 from pool.http.page_data import (
     EFFORT_BLOCKS_PER_PAGE,
+    BlockRound,
     PoolView,
+    RoundSoFar,
     Shared,
     block_rounds,
     closed_on_cleanup,
@@ -53,6 +56,7 @@ LOGIN_PARAMETERS = ("launcher_id", "authentication_token", "signature")
 # The pool page's figures, shared by the requests of a few seconds (server.page_cache_seconds): GET / is public.
 POOL_VIEW = web.AppKey("pool_view", Shared[PoolView])
 PEAK_HEIGHT = web.AppKey("peak_height", Shared[int])  # likewise the node's peak, for the farmer pages
+NEWEST_BLOCKS = web.AppKey("newest_blocks", Shared[tuple[list[BlockRound], str | None, RoundSoFar]])
 
 
 def setup_pages(app: web.Application) -> None:
@@ -72,6 +76,7 @@ def setup_pages(app: web.Application) -> None:
     )
     app[POOL_VIEW] = closed_on_cleanup(app, Shared(app[CONTEXT].config.server.page_cache_seconds))
     app[PEAK_HEIGHT] = closed_on_cleanup(app, Shared(app[CONTEXT].config.server.page_cache_seconds))
+    app[NEWEST_BLOCKS] = closed_on_cleanup(app, Shared(app[CONTEXT].config.server.page_cache_seconds))
     app.router.add_get("/", pool_page)
     app.router.add_get("/blocks", blocks_page)
     app.router.add_get("/farmers/{launcher_id}", public_farmer_page)
@@ -160,10 +165,18 @@ async def blocks_page(request: web.Request) -> web.Response:
     """The blocks won with each round's effort, a page at a time, and the round in progress (docs/api.md)."""
     ctx = request.app[CONTEXT]
     before = _block_cursor(request)
-    found, older = await block_rounds(ctx, EFFORT_BLOCKS_PER_PAGE, before)
-    so_far = await round_so_far(ctx)
+    # The first page and the round in progress (its sums of points and a node call) are shared like the pool page's
+    # figures; an older page reads only its own blocks.
+    found, older, so_far = await request.app[NEWEST_BLOCKS].get(lambda: _newest_blocks(ctx))
+    if before is not None:
+        found, older = await block_rounds(ctx, EFFORT_BLOCKS_PER_PAGE, before)
     context = {"pool_name": ctx.config.pool.name, "blocks": found, "older": older, "so_far": so_far}
     return _page("blocks.html", request, {**context, "first_page": before is None})
+
+
+async def _newest_blocks(ctx: PoolContext) -> tuple[list[BlockRound], str | None, RoundSoFar]:
+    found, older = await block_rounds(ctx, EFFORT_BLOCKS_PER_PAGE)
+    return found, older, await round_so_far(ctx)
 
 
 async def public_farmer_page(request: web.Request) -> web.Response:
