@@ -1,8 +1,9 @@
 """Adjusts each member's difficulty towards ``number_of_partials_target`` partials per ``time_target``.
 
 The arithmetic is the pure ``pool.protocol.difficulty``; this loop feeds it a summary of each member's recent partials,
-computed by the store in one query for all members (never every farmer's partials read back each pass), and stores
-the changes of a pass in one transaction. It runs apart from POST /partial so that the hot path stays a few store calls.
+computed by the store from hourly counts kept as partials are recorded (never every farmer's partials read back each
+pass: a few dozen rows a member), and stores the changes of a pass in one transaction. It runs apart from POST
+/partial so that the hot path stays a few store calls.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class DifficultyLoop:
         return ctx.config.loops.difficulty_interval
 
     async def run_once(self, ctx: PoolContext) -> int:
-        """Adjust every member; returns how many difficulties changed. A pass is three reads (the members'
+        """Adjust every member; returns how many difficulties changed. A pass is two reads (the members'
         difficulties and presets, and the summaries of their partials, all by indexed look-ups) and one write
         transaction for every change it makes: no farmer record is decoded, no farmer costs a transaction."""
         now = ctx.now()

@@ -40,7 +40,11 @@ async def prune_old_partials(
     while pruned := await store.prune_partials(before, batch):
         total += pruned
         await asyncio.sleep(pause)
-    return total
+    # The difficulty summaries' hourly counts of the same hours (not counted in the total: they are no partials).
+    while True:
+        if not await store.prune_difficulty_hours(before, batch):
+            return total
+        await asyncio.sleep(pause)
 
 
 class RetentionLoop:

@@ -352,6 +352,13 @@ class AbstractPoolStore(ABC):
         beside another pruner (each row is counted by the transaction that deleted it); the ledger, claims, rounds
         and payments are never touched."""
 
+    @abstractmethod
+    async def prune_difficulty_hours(self, before: int, batch: int) -> int:
+        """Retention of the hourly counts the difficulty summaries read: deletes up to ``batch`` of them of hours
+        before the hour ``before`` falls in, in one small transaction. Returns how many: call it again until 0.
+        The summaries read no further back than the partials are kept (the configuration refuses a retention
+        shorter than the difficulty's history), so the same cutoff as ``prune_partials`` loses nothing they read."""
+
     # -- browser sessions --------------------------------------------------------------------------------------
     @abstractmethod
     async def add_session(

@@ -40,10 +40,17 @@ def read_tables(connection: sqlite3.Connection) -> dict[str, tuple[list[str], li
     """Every table of TABLES as (columns, rows), ordered by its key so that ids come in order."""
     tables: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
     for table in TABLES:
-        cursor = connection.execute(f"SELECT * FROM {table} ORDER BY rowid")
+        cursor = connection.execute(f"SELECT * FROM {table} ORDER BY {_key_of(connection, table)}")
         columns = [description[0] for description in cursor.description]
         tables[table] = (columns, [tuple(row) for row in cursor.fetchall()])
     return tables
+
+
+def _key_of(connection: sqlite3.Connection, table: str) -> str:
+    """The table's primary key columns in key order, or rowid for a table without one (a WITHOUT ROWID table has no
+    rowid to order by)."""
+    columns = connection.execute("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk", (table,)).fetchall()
+    return ", ".join(str(column[0]) for column in columns) or "rowid"
 
 
 async def migrate_sqlite_to_postgres(source: Path, target: PostgresPoolStore) -> MigrationResult:

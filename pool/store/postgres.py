@@ -282,6 +282,8 @@ class PostgresPoolStore(SqlPoolStore[_Postgres]):
             ):
                 column_types.setdefault(row["table_name"], {})[row["column_name"]] = row["data_type"]
             counts: dict[str, int] = {}
+            # difficulty_hours is copied as it is: the partials' trigger would count the copied partials again.
+            await conn.execute("ALTER TABLE partials DISABLE TRIGGER partials_difficulty_hours")
             for table in TABLES:
                 columns, rows = tables[table]
                 types = column_types[table]
@@ -297,6 +299,7 @@ class PostgresPoolStore(SqlPoolStore[_Postgres]):
                 counts[table] = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
                 if counts[table] != len(rows):
                     raise StoreError(f"table {table}: {len(rows)} rows copied but {counts[table]} found")
+            await conn.execute("ALTER TABLE partials ENABLE TRIGGER partials_difficulty_hours")
             for table in TABLES:
                 if column_types[table].get("id") is not None:
                     await conn.execute(

@@ -490,6 +490,50 @@ _SCHEMA_V18_DIFFICULTY_INDEX: Migration = (
 )
 
 
+# As in SQLite: per farmer, hour and difficulty, the partials' count and first and last second, kept by a trigger.
+# One statement-level trigger per insert statement: it adds the batch's counts in key order, so two workers' group
+# commits lock the same hours' rows in the same order (never each other in a deadlock), and a batch costs one upsert
+# per farmer and hour, not one per partial.
+_SCHEMA_V19_DIFFICULTY_HOURS: Migration = (
+    """
+    CREATE TABLE difficulty_hours (
+        launcher_id BYTEA NOT NULL REFERENCES farmers (launcher_id),
+        hour BIGINT NOT NULL,
+        difficulty BIGINT NOT NULL,
+        n BIGINT NOT NULL CHECK (n > 0),
+        first_at BIGINT NOT NULL,
+        last_at BIGINT NOT NULL,
+        PRIMARY KEY (launcher_id, hour, difficulty)
+    )
+    """,
+    "CREATE INDEX difficulty_hours_hour ON difficulty_hours (hour)",
+    """
+    INSERT INTO difficulty_hours (launcher_id, hour, difficulty, n, first_at, last_at)
+    SELECT launcher_id, received_at - received_at % 3600, difficulty, COUNT(*), MIN(received_at), MAX(received_at)
+    FROM partials GROUP BY 1, 2, 3
+    """,
+    """
+    CREATE FUNCTION count_difficulty_hours() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO difficulty_hours (launcher_id, hour, difficulty, n, first_at, last_at)
+        SELECT launcher_id, received_at - received_at % 3600, difficulty, COUNT(*), MIN(received_at),
+               MAX(received_at)
+        FROM added GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (launcher_id, hour, difficulty) DO UPDATE SET
+            n = difficulty_hours.n + excluded.n,
+            first_at = LEAST(difficulty_hours.first_at, excluded.first_at),
+            last_at = GREATEST(difficulty_hours.last_at, excluded.last_at);
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER partials_difficulty_hours AFTER INSERT ON partials
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION count_difficulty_hours()
+    """,
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -509,6 +553,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V16_BLOCK_EFFORT,
     _SCHEMA_V17_ONE_FARMER_HISTORY,
     _SCHEMA_V18_DIFFICULTY_INDEX,
+    _SCHEMA_V19_DIFFICULTY_HOURS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite_schema.py. Append only."""
 
@@ -529,6 +574,7 @@ TABLES: tuple[str, ...] = (
     "distribution_shares",
     "partial_refusals",
     "partial_hours",
+    "difficulty_hours",
     "farmer_history",
     "web_sessions",
     "coin_reservations",

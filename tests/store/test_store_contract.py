@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -688,6 +689,44 @@ async def test_difficulty_summaries_are_the_summaries_of_each_members_recent_par
     assert summaries[quiet.launcher_id] == PartialsSummary((1_200, 8), 0, None)
 
 
+async def test_difficulty_summaries_from_hourly_counts_match_the_partials_across_hours(
+    store: AbstractPoolStore,
+) -> None:
+    """The summaries read whole hours from their counts and the run's first hour partial by partial: random partials
+    over many hours (shared seconds, hour edges, runs cut at every place) against ``summarize`` of the partials."""
+    rng = random.Random(19)
+    base = 3600 * 1000
+    farmers = [make_farmer(n, difficulty=rng.choice((4, 8, 16))) for n in range(1, 41)]
+    received: dict[bytes32, list[tuple[int, int]]] = {}
+    for farmer in farmers:
+        await store.add_farmer(farmer)
+        moments = [base + rng.randrange(0, 12 * 3600) for _ in range(rng.randrange(0, 30))]
+        moments += [base + 3600 * rng.randrange(0, 12) + rng.choice((-1, 0, 1)) for _ in range(rng.randrange(0, 4))]
+        moments += rng.sample(moments, min(len(moments), rng.randrange(0, 3)))  # seconds shared by two partials
+        received[farmer.launcher_id] = [
+            (at, farmer.difficulty if rng.random() < 0.75 else rng.choice((2, 4, 8, 16, 32))) for at in moments
+        ]
+        partials = [
+            make_partial(farmer, f"{farmer.launcher_id.hex()} {n}", at, difficulty)
+            for n, (at, difficulty) in enumerate(received[farmer.launcher_id])
+        ]
+        # one insert statement for several partials of a farmer and hour, and single ones
+        await store.record_partials(partials[: len(partials) // 2])
+        for partial in partials[len(partials) // 2 :]:
+            await store.add_partial(partial)
+    for since, window in [
+        (base, base + 6 * 3600),
+        (base + 1800, base + 3 * 3600 + 1),
+        (base + 5 * 3600 - 1, base + 11 * 3600),
+        (base + 2 * 3600, base + 2 * 3600),
+    ]:
+        summaries = await store.difficulty_summaries(since=since, window_start=window)
+        for farmer in farmers:
+            in_range = [(at, d) for at, d in received[farmer.launcher_id] if at >= since]
+            expected = summarize(in_range, farmer.difficulty, window) if in_range else None
+            assert summaries.get(farmer.launcher_id) == expected, (since, window, received[farmer.launcher_id])
+
+
 async def test_partial_counts_per_hour_and_outcome_include_refusals(store: AbstractPoolStore) -> None:
     farmer, other = make_farmer(1, difficulty=7), make_farmer(2)
     await store.add_farmer(farmer)
@@ -831,6 +870,26 @@ async def test_pruners_at_once_count_each_partial_once(store: AbstractPoolStore)
     done = await asyncio.gather(*(prune_all(store, start + 3600 * 3, batch=3) for _ in range(3)))
     assert sum(sum(pruned) for pruned in done) == settled
     assert await counted(store, farmers, start) == figures
+
+
+async def test_pruned_difficulty_hours_leave_the_summaries_of_later_partials(store: AbstractPoolStore) -> None:
+    farmer = make_farmer(1, difficulty=8)
+    await store.add_farmer(farmer)
+    start = 3600 * 100
+    received = [(start + 3600 * hour + 60 * n, 8) for hour in range(6) for n in range(3)]
+    for n, (at, difficulty) in enumerate(received):
+        await store.add_partial(make_partial(farmer, n, at, difficulty))
+    later = start + 3600 * 3
+    before = await store.difficulty_summaries(since=later, window_start=later)
+
+    # Hours before the one ``before`` falls in, at most ``batch`` (farmer, hour, difficulty) rows a call.
+    pruned = [await store.prune_difficulty_hours(later + 1800, batch=2)]
+    while pruned[-1]:
+        pruned.append(await store.prune_difficulty_hours(later + 1800, batch=2))
+    assert pruned == [2, 1, 0]
+    assert await store.difficulty_summaries(since=later, window_start=later) == before
+    with pytest.raises(StoreError, match="at least one row"):
+        await store.prune_difficulty_hours(later, batch=0)
 
 
 async def test_a_prune_batch_holds_at_least_one_row(store: AbstractPoolStore) -> None:
