@@ -97,6 +97,7 @@ from pool.store.models import (
     RewardClaim,
     RoundStatus,
     RoundSummary,
+    SingletonPosition,
     StateFigures,
     TargetProof,
     WebSession,
@@ -126,6 +127,7 @@ from pool.store.rows import (
     partial_from_row,
     payment_from_row,
     points_per_farmer,
+    position_from_row,
     proof_from_row,
     round_from_row,
     share_from_row,
@@ -357,6 +359,15 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             {"after": after, "limit": limit},
         )
         return [farmer_from_row(row) for row in rows]
+
+    async def singleton_positions(self, after: bytes32 | None, limit: int) -> list[SingletonPosition]:
+        rows = await self._reads().fetchall(
+            "SELECT launcher_id, p2_singleton_puzzle_hash, delay_time, delay_puzzle_hash, singleton_tip, "
+            f"singleton_tip_state, is_pool_member FROM farmers {'' if after is None else 'WHERE launcher_id > :after'} "
+            "ORDER BY launcher_id LIMIT :limit",
+            {"after": after, "limit": limit},
+        )
+        return [position_from_row(row) for row in rows]
 
     async def update_farmer_settings(
         self,

@@ -69,6 +69,7 @@ from pool.store.models import (
     PoolFigures,
     RewardClaim,
     RoundStatus,
+    SingletonPosition,
     TargetProof,
     WebSession,
     batch_holder,
@@ -285,6 +286,34 @@ async def test_farmers_are_read_a_page_at_a_time_by_launcher_id(store: AbstractP
     assert await store.farmers_after(first[-1].launcher_id, 2) == farmers[2:4]
     assert await store.farmers_after(farmers[3].launcher_id, 2) == farmers[4:]
     assert await store.farmers_after(farmers[4].launcher_id, 2) == []
+
+
+async def test_singleton_positions_are_a_page_of_tips_as_stored(store: AbstractPoolStore) -> None:
+    """What the singleton loop reads of every farmer every pass: the tip and state as stored (nothing decoded), a page
+    at a time by launcher id, and what a later update_singleton recorded."""
+    farmers = sorted(await add_farmers(store, 1, 2, 3), key=lambda f: f.launcher_id)
+    v2_state = dataclasses.replace(pool_state(9), version=uint8(2))
+    await store.update_singleton(farmers[1].launcher_id, singleton_spend(9), v2_state, False)
+    farmers[1] = dataclasses.replace(
+        farmers[1], singleton_tip=singleton_spend(9), singleton_tip_state=v2_state, is_pool_member=False
+    )
+    expected = [
+        SingletonPosition(
+            launcher_id=f.launcher_id,
+            p2_singleton_puzzle_hash=f.p2_singleton_puzzle_hash,
+            delay_time=f.delay_time,
+            delay_puzzle_hash=f.delay_puzzle_hash,
+            singleton_tip=bytes(f.singleton_tip),
+            singleton_tip_state=bytes(f.singleton_tip_state),
+            is_pool_member=f.is_pool_member,
+        )
+        for f in farmers
+    ]
+    first = await store.singleton_positions(None, 2)
+    assert first == expected[:2]
+    assert await store.singleton_positions(first[-1].launcher_id, 2) == expected[2:]
+    assert await store.singleton_positions(farmers[2].launcher_id, 2) == []
+    assert [p.protocol_version for p in expected] == [f.protocol_version for f in farmers] == [1, 2, 1]
 
 
 async def test_list_farmers_can_keep_only_members(store: AbstractPoolStore) -> None:
