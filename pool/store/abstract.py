@@ -286,9 +286,14 @@ class AbstractPoolStore(ABC):
         return bool(await self.confirm_partials([partial_id]))
 
     @abstractmethod
+    async def settle_stale_partials(self, partial_ids: Sequence[int], credit: bool, reason: str) -> list[int]:
+        """Pending -> stale, all in one transaction: CONFIRMED with their points credited (``credit``) or REJECTED
+        with ``reason``, marked stale either way. Returns the ids that were pending (and are now settled); the
+        others are left as they are: points are credited exactly once, as by confirm_partials."""
+
     async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
-        """Pending -> stale: CONFIRMED with its points credited (``credit``) or REJECTED with ``reason``, marked
-        stale either way. Returns False (and changes nothing) if the partial was not pending."""
+        """One partial of ``settle_stale_partials``: False (and nothing changed) if it was not pending."""
+        return bool(await self.settle_stale_partials([partial_id], credit, reason))
 
     @abstractmethod
     async def state_figures(self) -> StateFigures:
@@ -300,8 +305,12 @@ class AbstractPoolStore(ABC):
         """How many partials were settled stale (credited or not), pruned ones included."""
 
     @abstractmethod
+    async def reject_partials(self, partial_ids: Sequence[int], reason: str) -> list[int]:
+        """Pending -> rejected with a reason, all in one transaction. Returns the ids that were pending."""
+
     async def reject_partial(self, partial_id: int, reason: str) -> bool:
-        """Pending -> rejected with a reason. Returns False if it was not pending."""
+        """One partial of ``reject_partials``: False if it was not pending."""
+        return bool(await self.reject_partials([partial_id], reason))
 
     @abstractmethod
     async def recent_partials(

@@ -666,6 +666,14 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return [partial_from_row(row) for row in rows]
 
     async def confirm_partials(self, partial_ids: Sequence[int]) -> list[int]:
+        return await self._credit_partials(partial_ids, stale=False)
+
+    async def settle_stale_partials(self, partial_ids: Sequence[int], credit: bool, reason: str) -> list[int]:
+        if credit:
+            return await self._credit_partials(partial_ids, stale=True)
+        return await self._reject_partials(partial_ids, reason, stale=True)
+
+    async def _credit_partials(self, partial_ids: Sequence[int], *, stale: bool) -> list[int]:
         if not partial_ids:
             return []
         condition, params = self._one_of("id", "ids", partial_ids, "bigint")
@@ -674,8 +682,8 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             # concurrent confirmation waits for the row, then finds it no longer pending), so its points are added
             # once, however often or concurrently it is confirmed.
             rows = await tx.fetchall(
-                f"UPDATE partials SET status = 'confirmed' WHERE {condition} AND status = 'pending' "
-                "RETURNING id, launcher_id, difficulty",
+                f"UPDATE partials SET status = 'confirmed'{', stale = TRUE' if stale else ''} "
+                f"WHERE {condition} AND status = 'pending' RETURNING id, launcher_id, difficulty",
                 params,
             )
             # In launcher id order: two processes crediting the same farmers lock their rows in the same order.
@@ -688,25 +696,17 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             )
             return sorted(int(row["id"]) for row in rows)
 
-    async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
+    async def _reject_partials(self, partial_ids: Sequence[int], reason: str, *, stale: bool) -> list[int]:
+        if not partial_ids:
+            return []
+        condition, params = self._one_of("id", "ids", partial_ids, "bigint")
         async with self._leader_write(ledger=False) as tx:
-            if not credit:
-                rejected = await tx.execute(
-                    "UPDATE partials SET status = 'rejected', stale = TRUE, reject_reason = :reason "
-                    "WHERE id = :id AND status = 'pending'",
-                    {"reason": reason, "id": partial_id},
-                )
-                return rejected == 1
-            # Credited like confirm_partial: the status guard and the credit share this transaction.
-            row = await tx.fetchone(
-                "UPDATE partials SET status = 'confirmed', stale = TRUE WHERE id = :id AND status = 'pending' "
-                "RETURNING launcher_id, difficulty",
-                {"id": partial_id},
+            rows = await tx.fetchall(
+                f"UPDATE partials SET status = 'rejected', reject_reason = :reason{', stale = TRUE' if stale else ''} "
+                f"WHERE {condition} AND status = 'pending' RETURNING id",
+                {**params, "reason": reason},
             )
-            if row is None:
-                return False
-            await tx.execute(_CREDIT_POINTS, {"points": int(row["difficulty"]), "launcher_id": row["launcher_id"]})
-            return True
+            return sorted(int(row["id"]) for row in rows)
 
     async def state_figures(self) -> StateFigures:
         reads = self._reads()
@@ -737,14 +737,8 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         )
         return 0 if row is None else int(row["n"])
 
-    async def reject_partial(self, partial_id: int, reason: str) -> bool:
-        async with self._leader_write(ledger=False) as tx:
-            rejected = await tx.execute(
-                "UPDATE partials SET status = 'rejected', reject_reason = :reason "
-                "WHERE id = :id AND status = 'pending'",
-                {"reason": reason, "id": partial_id},
-            )
-            return rejected == 1
+    async def reject_partials(self, partial_ids: Sequence[int], reason: str) -> list[int]:
+        return await self._reject_partials(partial_ids, reason, stale=False)
 
     async def recent_partials(
         self, launcher_id: bytes32, since: int, statuses: Sequence[PartialStatus] | None = None

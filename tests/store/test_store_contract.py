@@ -598,6 +598,38 @@ async def test_points_are_the_difficulty_recorded_with_the_partial(store: Abstra
     assert await points_of(store, farmer) == 1_010
 
 
+async def test_partials_are_settled_many_in_one_call_each_once(store: AbstractPoolStore) -> None:
+    """The confirmation loop settles a batch's stale and rejected partials together: only those still pending are
+    settled, and a stale partial's points are credited once, summed per farmer."""
+    one, two = make_farmer(1), make_farmer(2)
+    for farmer in (one, two):
+        await store.add_farmer(farmer)
+    ids = [
+        await store.add_partial(make_partial(farmer, f"{farmer.launcher_id.hex()} {n}", 100, difficulty=n + 1))
+        for farmer in (one, two)
+        for n in range(3)
+    ]
+    assert None not in ids
+    one_ids, two_ids = [i for i in ids[:3] if i is not None], [i for i in ids[3:] if i is not None]
+    assert await store.confirm_partial(one_ids[0])  # settled before: left as it is by both calls below
+    assert await store.settle_stale_partials([*one_ids, two_ids[0]], True, "stale") == [*one_ids[1:], two_ids[0]]
+    assert await store.settle_stale_partials(one_ids, True, "stale") == []  # credited exactly once
+    assert await store.settle_stale_partials([two_ids[1]], False, "stale: dropped") == [two_ids[1]]
+    assert await store.reject_partials([*two_ids, one_ids[2]], "signage point reverted") == [two_ids[2]]
+    assert await store.reject_partials([], "nothing") == await store.settle_stale_partials([], True, "") == []
+    assert (await points_of(store, one), await points_of(store, two)) == (1 + 2 + 3, 1)
+    settled = {i: await store.get_partial(i) for i in ids if i is not None}
+    summary = {i: (p.status, p.stale, p.reject_reason) for i, p in settled.items() if p is not None}
+    assert summary == {
+        one_ids[0]: (PartialStatus.CONFIRMED, False, None),
+        one_ids[1]: (PartialStatus.CONFIRMED, True, None),
+        one_ids[2]: (PartialStatus.CONFIRMED, True, None),
+        two_ids[0]: (PartialStatus.CONFIRMED, True, None),
+        two_ids[1]: (PartialStatus.REJECTED, True, "stale: dropped"),
+        two_ids[2]: (PartialStatus.REJECTED, False, "signage point reverted"),
+    }
+
+
 async def test_rejected_partial_keeps_its_reason_and_earns_nothing(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1)
     await store.add_farmer(farmer)
