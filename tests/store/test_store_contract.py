@@ -1388,6 +1388,42 @@ async def test_a_coin_is_held_by_one_transaction_at_a_time(store: AbstractPoolSt
         await store.add_reward_claim(make_claim("c", farmer, fee=10), fee_coins=[h("coin 3")])
 
 
+async def test_a_distribution_and_a_round_over_more_farmers_than_a_statement_reads(
+    store: AbstractPoolStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of farmers' balances are taken a few statements at a time (here two farmers a statement): each one
+    checked, none below zero, and one farmer short (in a later statement than the first) writes nothing at all."""
+    monkeypatch.setattr(sql, "ROWS_PER_STATEMENT", 2)
+    farmers = sorted(await add_farmers(store, *[3] * 5), key=lambda f: f.launcher_id)
+    await credit(store, farmers[0], "reward", 10 * len(farmers))
+    before, journal = await store.ledger(), await store.ledger_entries()
+
+    def shares(last_points: int) -> list[DistributionShare]:
+        return [DistributionShare(f.launcher_id, 10, 3 if f != farmers[-1] else last_points) for f in farmers]
+
+    with pytest.raises(StoreError, match="fewer than the 4 points"):
+        await store.distribute(distribution(10 * len(farmers)), shares(4))
+    assert (await store.ledger(), await store.ledger_entries()) == (before, journal)
+    assert {await points_of(store, f) for f in farmers} == {3}
+    await store.distribute(distribution(10 * len(farmers)), shares(3))
+    assert {(await record_of(store, f)).points for f in farmers} == {0}
+    assert {await owed_of(store, f) for f in farmers} == {10}
+
+    def payments(last: int) -> list[Payment]:
+        return [farmer_payment(f, 10 if f != farmers[-1] else last) for f in farmers]
+
+    before, journal = await store.ledger(), await store.ledger_entries()
+    with pytest.raises(InsufficientFunds):
+        await store.create_payout_round(make_round(10 * len(farmers) + 1), payments(11), [0])
+    assert (await store.ledger(), await store.ledger_entries(), await store.open_round()) == (before, journal, None)
+    await store.create_payout_round(make_round(10 * len(farmers)), payments(10), [0])
+    assert {await owed_of(store, f) for f in farmers} == {0}
+    ledger = await store.ledger()
+    assert ledger.balanced and ledger.farmer_payments_in_flight == 10 * len(farmers)
+    paid = [e for e in await store.ledger_entries(limit=10_000) if e.kind is LedgerKind.PAYMENT]
+    assert sorted((e.launcher_id, e.amount) for e in paid) == sorted((f.launcher_id, 10) for f in farmers)
+
+
 async def test_a_claim_fee_larger_than_the_pool_fee_share_writes_nothing(store: AbstractPoolStore) -> None:
     (farmer,) = await add_farmers(store, 0)
     await fund(store, [], pool_fee=100, claimant=farmer)
