@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
 from pool.store.models import (
@@ -20,6 +20,7 @@ from pool.store.models import (
     FarmerPayout,
     FarmerRecord,
     FarmerSettings,
+    FarmerStanding,
     HarvesterFigures,
     LedgerEntry,
     LedgerSummary,
@@ -160,6 +161,11 @@ class AbstractPoolStore(ABC):
         """As farmers_after, only what the singleton loop needs to tell whether a farmer's PlotNFT moved (its tip and
         state serialized, nothing decoded): a pass over every farmer that costs the event loop little for those
         whose singleton has not moved."""
+
+    @abstractmethod
+    async def farmer_standings(self, launcher_ids: Collection[bytes32]) -> dict[bytes32, FarmerStanding]:
+        """The membership and ban of each of these farmers that exists, in a few statements (no record decoded): a
+        batch of partials of a thousand farmers is re-checked without a thousand look-ups."""
 
     @abstractmethod
     async def update_farmer_settings(

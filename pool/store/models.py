@@ -569,6 +569,14 @@ class SingletonPosition:
 
 
 @dataclass(frozen=True)
+class FarmerStanding:
+    """Whether a farmer's partials may still earn: what the confirmation loop needs of it."""
+
+    is_pool_member: bool
+    banned_at: int | None
+
+
+@dataclass(frozen=True)
 class OwedBalance:
     launcher_id: bytes32
     owed: int

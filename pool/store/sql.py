@@ -74,6 +74,7 @@ from pool.store.models import (
     FarmerPayout,
     FarmerRecord,
     FarmerSettings,
+    FarmerStanding,
     HarvesterFigures,
     LedgerEntry,
     LedgerKind,
@@ -368,6 +369,25 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             {"after": after, "limit": limit},
         )
         return [position_from_row(row) for row in rows]
+
+    async def farmer_standings(self, launcher_ids: Collection[bytes32]) -> dict[bytes32, FarmerStanding]:
+        ordered = sorted(set(launcher_ids))
+        standings: dict[bytes32, FarmerStanding] = {}
+        for start in range(0, len(ordered), ROWS_PER_STATEMENT):
+            condition, params = self._one_of(
+                "launcher_id", "launcher_ids", ordered[start : start + ROWS_PER_STATEMENT], "bytea"
+            )
+            rows = await self._reads().fetchall(
+                f"SELECT launcher_id, is_pool_member, banned_at FROM farmers WHERE {condition}", params
+            )
+            standings.update(
+                (
+                    bytes32(row["launcher_id"]),
+                    FarmerStanding(bool(row["is_pool_member"]), optional_int(row["banned_at"])),
+                )
+                for row in rows
+            )
+        return standings
 
     async def update_farmer_settings(
         self,

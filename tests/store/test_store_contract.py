@@ -51,6 +51,7 @@ from pool.store.models import (
     FarmerPayout,
     FarmerRecord,
     FarmerSettings,
+    FarmerStanding,
     HarvesterFigures,
     LedgerEntry,
     LedgerKind,
@@ -314,6 +315,21 @@ async def test_singleton_positions_are_a_page_of_tips_as_stored(store: AbstractP
     assert await store.singleton_positions(first[-1].launcher_id, 2) == expected[2:]
     assert await store.singleton_positions(farmers[2].launcher_id, 2) == []
     assert [p.protocol_version for p in expected] == [f.protocol_version for f in farmers] == [1, 2, 1]
+
+
+async def test_farmer_standings_are_read_together(store: AbstractPoolStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql, "ROWS_PER_STATEMENT", 2)  # more farmers than one statement reads
+    member, former, banned = make_farmer(1), make_farmer(2, member=False), make_farmer(3)
+    for farmer in (member, former, banned):
+        await store.add_farmer(farmer)
+    await store.ban_farmer(banned.launcher_id, "cheating", now=7_000)
+    ids = [f.launcher_id for f in (member, former, banned)]
+    assert await store.farmer_standings([*ids, h("unknown"), member.launcher_id]) == {
+        member.launcher_id: FarmerStanding(True, None),
+        former.launcher_id: FarmerStanding(False, None),
+        banned.launcher_id: FarmerStanding(True, 7_000),
+    }
+    assert await store.farmer_standings([]) == {}
 
 
 async def test_list_farmers_can_keep_only_members(store: AbstractPoolStore) -> None:
