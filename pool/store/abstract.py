@@ -668,6 +668,11 @@ class AbstractPoolStore(ABC):
         an event of that key is there already."""
 
     @abstractmethod
+    async def notification_keys(self, keys: Collection[str]) -> set[str]:
+        """Which of these idempotency keys the outbox holds an event of: a check of thousands of events already told
+        (silent farmers, every minute) without a write transaction for each."""
+
+    @abstractmethod
     async def notifications_due(self, now: int, limit: int = 100) -> list[Notification]:
         """Events not yet delivered everywhere nor given up whose next attempt is due, oldest first, each with the
         destinations that already took it."""

@@ -1742,6 +1742,17 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 tx, kind, idempotency_key, payload, now, launcher_id=launcher_id, to_operator=to_operator
             )
 
+    async def notification_keys(self, keys: Collection[str]) -> set[str]:
+        ordered = sorted(set(keys))
+        held: set[str] = set()
+        for start in range(0, len(ordered), ROWS_PER_STATEMENT):
+            condition, params = self._one_of(
+                "idempotency_key", "keys", ordered[start : start + ROWS_PER_STATEMENT], "text"
+            )
+            rows = await self._reads().fetchall(f"SELECT idempotency_key FROM notifications WHERE {condition}", params)
+            held.update(str(row["idempotency_key"]) for row in rows)
+        return held
+
     async def notifications_due(self, now: int, limit: int = 100) -> list[Notification]:
         rows = await self._reads().fetchall(
             "SELECT * FROM notifications WHERE done_at IS NULL AND next_attempt_at <= :now ORDER BY id LIMIT :limit",
