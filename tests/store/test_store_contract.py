@@ -713,7 +713,11 @@ async def test_recent_partials_newest_first_with_status_filter(store: AbstractPo
     assert await store.recent_partials(h("nobody"), since=0) == []
 
 
-async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(store: AbstractPoolStore) -> None:
+@pytest.mark.parametrize("per_read", [sql.POINTS_SECONDS_PER_READ, 100, 1])
+async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(
+    store: AbstractPoolStore, per_read: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql, "POINTS_SECONDS_PER_READ", per_read)  # the window is summed a range of times at once
     one, two = make_farmer(1, difficulty=10), make_farmer(2, difficulty=7)
     await store.add_farmer(one)
     await store.add_farmer(two)
