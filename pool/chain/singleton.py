@@ -16,9 +16,9 @@ Used by the HTTP layer (POST/PUT /farmer), the singleton-following loop and the 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from pool.chain.interface import FullNode
 from pool.chia_adapter import (
@@ -31,11 +31,10 @@ from pool.chia_adapter import (
     PoolSingletonState,
     PoolState,
     bytes32,
-    create_full_puzzle,
     get_delayed_puz_info_from_launcher_spend,
     get_most_recent_singleton_coin_from_coin_spend,
     launcher_id_to_p2_puzzle_hash,
-    pool_state_to_inner_puzzle,
+    plotnft_puzzle_hash,
     solution_to_pool_state,
     uint64,
 )
@@ -136,13 +135,64 @@ class Unmoved:
     not_found: set[bytes32]  # neither the known tip nor the launcher is on chain: the node said so
 
 
+@dataclass(frozen=True)
+class CheckedTip:
+    """A PlotNFT's known tip and the singleton coin that tip created, checked against the tip's state."""
+
+    launcher_id: bytes32
+    tip: CoinSpend
+    state: PoolState
+    delay_time: int
+    delay_puzzle_hash: bytes32
+    child: Coin | None  # None: melted or forged: unmoved_singletons leaves it to follow_singleton
+    tip_name: bytes32  # the tip's coin id
+    child_name: bytes32 | None
+
+    @property
+    def known(self) -> KnownTip:
+        return KnownTip(self.tip, self.state, self.delay_time, self.delay_puzzle_hash)
+
+
+class KnownTips:
+    """The recorded tips of a pool's PlotNFTs decoded and their children checked, each kept while its recorded tip
+    and state stay the same bytes.
+
+    Checking a tip's child (decoding the state, running the spend's puzzle, the puzzle hash the state implies) costs
+    a fraction of a millisecond (docs/performance.md), the same answer every pass for a singleton that has not moved:
+    at ten thousand farmers, seconds of the event loop a pass. An entry per launcher (replaced when its tip moves)
+    rather than an LRU: a pass over more farmers than an LRU holds would miss every time."""
+
+    def __init__(self, genesis_challenge: bytes32) -> None:
+        self.genesis_challenge = genesis_challenge
+        self._checked: dict[bytes32, tuple[bytes, PoolState, Coin | None, bytes32, bytes32 | None]] = {}
+
+    def check(
+        self, launcher_id: bytes32, tip: bytes, state: bytes, delay_time: int, delay_puzzle_hash: bytes32
+    ) -> CheckedTip:
+        """The tip and state (serialized, as stored) decoded, with the tip's checked child. Raises if they do not
+        decode."""
+        key = hashlib.sha256(b"".join((tip, state, delay_puzzle_hash, delay_time.to_bytes(8, "big")))).digest()
+        spend = CoinSpend.from_bytes(tip)  # cheaper than keeping every tip: the state's key is the costly part
+        kept = self._checked.get(launcher_id)
+        if kept is None or kept[0] != key:
+            pool_state = PoolState.from_bytes(state)
+            try:
+                child = _checked_child(
+                    spend, pool_state, 0, launcher_id, self.genesis_challenge, delay_time, delay_puzzle_hash
+                )
+            except Exception:  # forged, or no singleton spend at all: follow_singleton says what, with the height
+                child = None
+            kept = (key, pool_state, child, spend.coin.name(), None if child is None else child.name())
+            self._checked[launcher_id] = kept
+        _, pool_state, child, tip_name, child_name = kept
+        return CheckedTip(launcher_id, spend, pool_state, delay_time, delay_puzzle_hash, child, tip_name, child_name)
+
+    def __len__(self) -> int:
+        return len(self._checked)
+
+
 async def unmoved_singletons(
-    node: FullNode,
-    known: Sequence[tuple[bytes32, KnownTip]],
-    *,
-    peak_height: int,
-    confirmation_security_threshold: int,
-    genesis_challenge: bytes32,
+    node: FullNode, tips: Sequence[CheckedTip], *, peak_height: int, confirmation_security_threshold: int
 ) -> Unmoved:
     """From one node call for all (each known tip, the tip's child and the launcher coin): the views of those of
     these singletons that have not moved since their known tip (the tip still spent and buried, its checked child on
@@ -151,31 +201,40 @@ async def unmoved_singletons(
     for follow_singleton to walk one by one. Raises ChainUnavailable if the node cannot answer (which says nothing
     about any of them)."""
     buried_below = peak_height - confirmation_security_threshold
-    children: dict[bytes32, tuple[_Walk, KnownTip, Coin]] = {}
     names: list[bytes32] = []
-    for launcher_id, tip in known:
-        names += [launcher_id, tip.tip.coin.name()]
-        if tip.delay_time is None or tip.delay_puzzle_hash is None:
-            continue
-        walk = _Walk(node, launcher_id, tip.delay_time, tip.delay_puzzle_hash, genesis_challenge, buried_below, None)
-        try:
-            child = walk.checked_child(tip.tip, tip.state, 0)
-        except Exception:  # forged, or no singleton spend at all: follow_singleton says what, with the height
-            continue
-        if child is not None:
-            children[launcher_id] = (walk, tip, child)
-            names.append(child.name())
+    for tip in tips:
+        names += [tip.launcher_id, tip.tip_name]
+        if tip.child_name is not None:
+            names.append(tip.child_name)
     records = {record.coin.name(): record for record in await node.coin_records_by_names(names)}
-    answer = Unmoved({}, {i for i, tip in known if i not in records and tip.tip.coin.name() not in records})
-    for launcher_id, (walk, tip, child) in children.items():
-        tip_record, child_record = records.get(tip.tip.coin.name()), records.get(child.name())
-        if tip_record is None or not tip_record.spent or tip_record.spent_block_index > buried_below:
+    answer = Unmoved({}, set())
+    for tip in tips:
+        tip_record = records.get(tip.tip_name)
+        if tip_record is None and tip.launcher_id not in records:
+            answer.not_found.add(tip.launcher_id)
+        if tip.child_name is None or tip_record is None or not tip_record.spent:
             continue
-        if child_record is None or child_record.spent:
+        child_record = records.get(tip.child_name)
+        if tip_record.spent_block_index > buried_below or child_record is None or child_record.spent:
             continue
-        resumed = walk.view_at(tip, int(tip_record.spent_block_index))
-        answer.views[launcher_id] = _replace(resumed, coin_height=int(child_record.confirmed_block_index))
+        resumed = _view_at(tip.launcher_id, tip.known, int(tip_record.spent_block_index))
+        answer.views[tip.launcher_id] = _replace(resumed, coin_height=int(child_record.confirmed_block_index))
     return answer
+
+
+def _view_at(launcher_id: bytes32, known: KnownTip, height: int) -> SingletonView:
+    """The view at a known tip (with its launcher's delay) spent, and buried, at ``height``."""
+    assert known.delay_time is not None and known.delay_puzzle_hash is not None
+    return SingletonView(
+        launcher_id=launcher_id,
+        delay_time=known.delay_time,
+        delay_puzzle_hash=known.delay_puzzle_hash,
+        tip=known.tip,
+        tip_height=height,
+        state=known.state,
+        state_height=height,
+        coin_height=height,
+    )
 
 
 async def read_launcher(node: FullNode, launcher_id: bytes32, buried_below: int) -> SingletonView:
@@ -265,21 +324,11 @@ async def _last_coin_at_puzzle_hash(node: FullNode, coin: Coin) -> CoinRecord | 
     return record
 
 
-@lru_cache(maxsize=4096)
-def _singleton_puzzle_hash(
-    state_bytes: bytes, launcher_id: bytes32, genesis_challenge: bytes32, delay_time: int, delay_puzzle_hash: bytes32
-) -> bytes32:
-    inner = pool_state_to_inner_puzzle(
-        PoolState.from_bytes(state_bytes), launcher_id, genesis_challenge, uint64(delay_time), delay_puzzle_hash
-    )
-    return bytes32(create_full_puzzle(inner, launcher_id).get_tree_hash())
-
-
 def singleton_puzzle_hash(
     state: PoolState, launcher_id: bytes32, genesis_challenge: bytes32, delay_time: int, delay_puzzle_hash: bytes32
 ) -> bytes32:
     """The puzzle hash a singleton coin of this PlotNFT has while ``state`` is in force."""
-    return _singleton_puzzle_hash(bytes(state), launcher_id, genesis_challenge, delay_time, delay_puzzle_hash)
+    return plotnft_puzzle_hash(state, launcher_id, genesis_challenge, delay_time, delay_puzzle_hash)
 
 
 _STATE_NAMES = {member.value: member.name for member in PoolSingletonState}
@@ -338,6 +387,31 @@ class LineageWalk:
         return await self.node.coin_spend(record)
 
 
+def _checked_child(
+    spend: CoinSpend,
+    state: PoolState,
+    height: int,
+    launcher_id: bytes32,
+    genesis_challenge: bytes32,
+    delay_time: int,
+    delay_puzzle_hash: bytes32,
+) -> Coin | None:
+    """The singleton coin ``spend`` creates, checked to have the puzzle ``state`` implies; None if melted. Raises
+    SingletonForged if it has another."""
+    child = get_most_recent_singleton_coin_from_coin_spend(spend)
+    if child is None:
+        return None
+    expected = singleton_puzzle_hash(state, launcher_id, genesis_challenge, delay_time, delay_puzzle_hash)
+    if child.puzzle_hash != expected:
+        what = "launcher spend" if spend.coin.puzzle_hash == SINGLETON_LAUNCHER_HASH else "spend"
+        raise SingletonForged(
+            f"PlotNFT {launcher_id.hex()}: the {what} of coin {spend.coin.name().hex()} at height {height} "
+            f"leaves the state {describe_state(state)}, which implies singleton puzzle hash {expected.hex()}, "
+            f"but its singleton coin {child.name().hex()} has puzzle hash {child.puzzle_hash.hex()}"
+        )
+    return child
+
+
 class _Walk(LineageWalk):
     def __init__(
         self,
@@ -356,20 +430,9 @@ class _Walk(LineageWalk):
 
     def checked_child(self, spend: CoinSpend, state: PoolState, height: int) -> Coin | None:
         """The singleton coin ``spend`` creates, checked to have the puzzle ``state`` implies; None if melted."""
-        child = get_most_recent_singleton_coin_from_coin_spend(spend)
-        if child is None:
-            return None
-        expected = singleton_puzzle_hash(
-            state, self.launcher_id, self.genesis_challenge, self.delay_time, self.delay_puzzle_hash
+        return _checked_child(
+            spend, state, height, self.launcher_id, self.genesis_challenge, self.delay_time, self.delay_puzzle_hash
         )
-        if child.puzzle_hash != expected:
-            what = "launcher spend" if spend.coin.puzzle_hash == SINGLETON_LAUNCHER_HASH else "spend"
-            raise SingletonForged(
-                f"{self.name()}: the {what} of coin {spend.coin.name().hex()} at height {height} "
-                f"leaves the state {describe_state(state)}, which implies singleton puzzle hash {expected.hex()}, "
-                f"but its singleton coin {child.name().hex()} has puzzle hash {child.puzzle_hash.hex()}"
-            )
-        return child
 
     async def resume_point(self, known: KnownTip) -> SingletonView | None:
         """The view at a still-valid known tip (one coin look-up), or None to walk from the launcher."""
@@ -380,15 +443,8 @@ class _Walk(LineageWalk):
 
     def view_at(self, known: KnownTip, height: int) -> SingletonView:
         """The view at a known tip spent, and buried, at ``height``."""
-        return SingletonView(
-            launcher_id=self.launcher_id,
-            delay_time=self.delay_time,
-            delay_puzzle_hash=self.delay_puzzle_hash,
-            tip=known.tip,
-            tip_height=height,
-            state=known.state,
-            state_height=height,
-            coin_height=height,
+        return _view_at(
+            self.launcher_id, KnownTip(known.tip, known.state, self.delay_time, self.delay_puzzle_hash), height
         )
 
     async def run(self, view: SingletonView) -> SingletonView:

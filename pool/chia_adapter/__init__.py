@@ -481,3 +481,67 @@ def forward_reward_spends(
 
 
 __all__ += ["forward_reward_spends"]
+
+
+# -- the singleton puzzle hash a pool state implies, from tree hashes alone ----------------------------------------
+from hashlib import sha256  # noqa: E402
+
+from chia.pools.pool_puzzles import (  # noqa: E402
+    P2_SINGLETON_HASH,
+    POOL_MEMBER_HASH,
+    POOL_OUTER_MOD_HASH,
+    POOL_WAITING_ROOM_HASH,
+)
+from chia.pools.pool_wallet_info import LEAVING_POOL, SELF_POOLING  # noqa: E402
+from chia.util.casts import int_to_bytes  # noqa: E402
+
+__all__ += ["plotnft_puzzle_hash"]
+
+
+# CLVM tree hashes (chia.wallet.util.curry_and_treehash's, on plain bytes: its bytes32 results cost more than the
+# hashing itself).
+def _atom(atom: bytes) -> bytes:
+    return sha256(b"\x01" + atom).digest()
+
+
+def _pair(left: bytes, right: bytes) -> bytes:
+    return sha256(b"\x02" + left + right).digest()
+
+
+_Q, _A, _C, _NIL = _atom(b"\x01"), _atom(b"\x02"), _atom(b"\x04"), _atom(b"")
+
+
+def _curried(mod_hash: bytes, *arguments: bytes) -> bytes:
+    """The tree hash of the module curried with arguments of these tree hashes: (a (q . mod) (c (q . arg) ... 1))."""
+    values = _Q  # the atom 1, the whole environment, which the curried arguments are consed onto
+    for argument in reversed(arguments):
+        values = _pair(_C, _pair(_pair(_Q, argument), _pair(values, _NIL)))
+    return _pair(_A, _pair(_pair(_Q, mod_hash), _pair(values, _NIL)))
+
+
+_LAUNCHER_HASH = _atom(SINGLETON_LAUNCHER_HASH)
+_OUTER_MOD_HASH = _atom(POOL_OUTER_MOD_HASH)
+
+
+def plotnft_puzzle_hash(
+    state: PoolState, launcher_id: bytes32, genesis_challenge: bytes32, delay_time: int, delay_puzzle_hash: bytes32
+) -> bytes32:
+    """The full singleton puzzle hash of a PlotNFT while ``state`` is in force: what
+    ``create_full_puzzle(pool_state_to_inner_puzzle(...), launcher_id).get_tree_hash()`` gives, computed from the
+    tree hashes of the curried arguments instead of building the puzzle and serializing it (docs/performance.md: sixty
+    times the cost)."""
+    launcher = _atom(launcher_id)
+    p2_singleton = _curried(
+        P2_SINGLETON_HASH,
+        _OUTER_MOD_HASH,
+        launcher,
+        _LAUNCHER_HASH,
+        _atom(int_to_bytes(delay_time)),
+        _atom(delay_puzzle_hash),
+    )
+    target, owner = _atom(state.target_puzzle_hash), _atom(bytes(state.owner_pubkey))
+    shared = (target, _atom(p2_singleton), owner, _atom(genesis_challenge[:16] + bytes(16)))
+    inner = _curried(POOL_WAITING_ROOM_HASH, *shared, _atom(int_to_bytes(int(state.relative_lock_height))))
+    if state.state not in {LEAVING_POOL.value, SELF_POOLING.value}:
+        inner = _curried(POOL_MEMBER_HASH, *shared, _atom(inner))
+    return bytes32(_curried(POOL_OUTER_MOD_HASH, _pair(_OUTER_MOD_HASH, _pair(launcher, _LAUNCHER_HASH)), inner))

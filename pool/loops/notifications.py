@@ -102,16 +102,19 @@ async def check_silent_farmers(store: AbstractPoolStore, config: NotificationsCo
     if config.silent_after_hours == 0:
         return
     cutoff = now - config.silent_after_hours * HOUR
-    for launcher_id, last in (await store.last_partial_times()).items():
-        if last < cutoff:
-            kind = NotificationKind.FARMER_SILENT
-            await store.add_notification(
-                kind,
-                f"{kind.value}:{launcher_id.hex()}:{last}",
-                {"last_partial_at": last, "hours": config.silent_after_hours},
-                now,
-                launcher_id=launcher_id,
-            )
+    kind = NotificationKind.FARMER_SILENT
+    silences = {
+        f"{kind.value}:{launcher_id.hex()}:{last}": (launcher_id, last)
+        for launcher_id, last in (await store.last_partial_times()).items()
+        if last < cutoff
+    }
+    # Only the silences not told yet are written: a farmer silent for days is found again every pass, and a write
+    # transaction for each of thousands held the store's writer for seconds every minute.
+    told = await store.notification_keys(silences)
+    for key, (launcher_id, last) in silences.items():
+        if key not in told:
+            payload: dict[str, object] = {"last_partial_at": last, "hours": config.silent_after_hours}
+            await store.add_notification(kind, key, payload, now, launcher_id=launcher_id)
 
 
 async def deliver_due(store: AbstractPoolStore, config: NotificationsConfig, now: int) -> int:

@@ -42,6 +42,7 @@ from pool.chia_adapter import (
     CoinRecord,
     CoinSpend,
     G2Element,
+    PoolState,
     SpendBundle,
     asserted_concurrent_spends,
     bytes32,
@@ -64,6 +65,8 @@ from pool.store.abstract import CoinReserved, InsufficientFunds, StaleTransactio
 from pool.store.models import ClaimFeeVersion, ClaimStatus, FarmerRecord, RewardClaim, TargetProof, claim_holder
 
 log = logging.getLogger(__name__)
+
+FARMERS_PER_READ = 500  # farmers' singleton positions read at once (none decoded unless no longer a member)
 
 
 @dataclass
@@ -411,22 +414,25 @@ class RewardLoop:
 
     # -- new claims ----------------------------------------------------------------------------------------------
     async def collect(self, ctx: PoolContext, peak_height: int, stats: RewardStats) -> None:
-        farmers = claimable_farmers(ctx, await ctx.store.list_farmers())
+        # The farmers' singleton positions, not their records: decoding every farmer's keys held the event loop for
+        # seconds in a pool of thousands. A farmer is read whole only when its p2_singleton holds rewards due.
+        farmers = await claimable_farmers(ctx)
         if not farmers:
             return
         in_flight = {claim.launcher_id for claim in await ctx.store.reward_claims(ClaimStatus.SUBMITTED)}
-        by_puzzle_hash = {farmer.p2_singleton_puzzle_hash: farmer for farmer in farmers}
-        records = await ctx.node.coin_records_by_puzzle_hashes(list(by_puzzle_hash), include_spent=False)
+        records = await ctx.node.coin_records_by_puzzle_hashes(list(farmers), include_spent=False)
         due: dict[bytes32, list[CoinRecord]] = defaultdict(list)
         for record in records:
             if await self._claimable(ctx, record, peak_height):
-                due[by_puzzle_hash[record.coin.puzzle_hash].launcher_id].append(record)
+                due[farmers[record.coin.puzzle_hash]].append(record)
             else:
                 stats.skipped += 1
         for launcher_id, coins in due.items():
             if launcher_id in in_flight:
                 continue  # its singleton is being spent by a claim in flight: wait for that one to settle
-            farmer = next(f for f in farmers if f.launcher_id == launcher_id)
+            farmer = await ctx.store.get_farmer(launcher_id)
+            if farmer is None:
+                continue
             # A PlotNFT v2's forward spends its singleton once per reward: one reward a bundle.
             most = self.max_coins_per_claim if farmer.protocol_version == 1 else 1
             coins = sorted(coins, key=absorb_order)[:most]
@@ -601,13 +607,27 @@ def absorb_order(record: CoinRecord) -> tuple[int, bytes]:
     return int(record.confirmed_block_index), bytes(record.coin.name())
 
 
-def claimable_farmers(ctx: PoolContext, farmers: Sequence[FarmerRecord]) -> list[FarmerRecord]:
-    """Farmers whose p2_singleton may hold rewards this pool can still absorb: the members, and those no longer
-    members whose recorded state still pays this pool (LEAVING_POOL past the countdown but not escaped yet, or
-    revoked just now): blocks they won just before leaving are still the pool's while the live singleton pays it.
-    ``claim`` checks the live, chain-checked singleton before spending anything."""
+async def claimable_farmers(ctx: PoolContext) -> dict[bytes32, bytes32]:
+    """The p2_singleton puzzle hashes (and whose) that may hold rewards this pool can still absorb: the members', and
+    those of farmers no longer members whose recorded state still pays this pool (LEAVING_POOL past the countdown but
+    not escaped yet, or revoked just now): blocks they won just before leaving are still the pool's while the live
+    singleton pays it. ``claim`` checks the live, chain-checked singleton before spending anything."""
     target = ctx.config.pool.target_puzzle_hash
-    return [f for f in farmers if f.is_pool_member or f.singleton_tip_state.target_puzzle_hash == target]
+    claimable: dict[bytes32, bytes32] = {}
+    after = None
+    while page := await ctx.store.singleton_positions(after, FARMERS_PER_READ):
+        after = page[-1].launcher_id
+        for farmer in page:
+            if farmer.is_pool_member or _pays_target(farmer.singleton_tip_state, target):
+                claimable[farmer.p2_singleton_puzzle_hash] = farmer.launcher_id
+    return claimable
+
+
+def _pays_target(state: bytes, target: bytes32) -> bool:
+    try:
+        return PoolState.from_bytes(state).target_puzzle_hash == target
+    except Exception:  # a state that does not decode pays nobody the pool knows
+        return False
 
 
 # A block's rewards are created in a later transaction block; the blocks in between are few (no transaction block

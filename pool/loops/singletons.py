@@ -5,11 +5,12 @@ that contradicts the state the PlotNFT announced (forged). A node that cannot an
 coin buried long ago (a node resyncing, or broken), changes nothing: the farmer is tried again next time.
 
 Each pass resumes from the farmer's stored tip, never from the launcher: what is buried is not read again. The farmers
-are read a page at a time, and the tips of a page and their children are looked up in one node call
-(``unmoved_singletons``): a farmer whose singleton has not moved (its tip still spent and buried, the tip's child
-unspent) costs its share of that call and no spend read. Only the others are followed one by one (a few at once),
-and a new spend is read once. A page whose call the node refuses or fails is left for the next pass: a failed
-look-up is never read as a coin the node does not have.
+are read a page at a time, only what the check needs (their tips and states as stored, undecoded), and the tips of a
+page and their children are looked up in one node call (``unmoved_singletons``): a farmer whose singleton has not
+moved (its tip still spent and buried, the tip's child unspent) costs its share of that call and no spend read. The
+child a tip created is checked against the tip's state once, and kept while the tip stays (``KnownTips``). Only the
+others are read whole and followed one by one (a few at once), and a new spend is read once. A page whose call the
+node refuses or fails is left for the next pass: a failed look-up is never read as a coin the node does not have.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from dataclasses import dataclass
 
 from pool.chain.interface import ChainUnavailable
 from pool.chain.singleton import (
+    CheckedTip,
     KnownTip,
+    KnownTips,
     SingletonForged,
     SingletonView,
     Unmoved,
@@ -30,13 +33,14 @@ from pool.chain.singleton import (
     view_is_member,
 )
 from pool.chain.status import ChainStatus
+from pool.chia_adapter import bytes32
 from pool.context import PoolContext
 from pool.protocol.v2 import refresh_v2_farmer
-from pool.store.models import FarmerRecord
+from pool.store.models import FarmerRecord, SingletonPosition
 
 log = logging.getLogger(__name__)
 
-FARMERS_PER_READ = 200  # farmers decoded at once (about 50 ms of the event loop)
+FARMERS_PER_READ = 200  # farmers read at once, and their singletons looked up in one node call
 # Farmers followed at once: each follow is a few node round trips, mostly waiting, so a thousand farmers followed one
 # after the other took seconds a pass; the node answers these reads concurrently.
 FOLLOWED_AT_ONCE = 16
@@ -55,6 +59,7 @@ class SingletonLoop:
 
     def __init__(self, status: ChainStatus) -> None:
         self.status = status
+        self.known_tips: KnownTips | None = None  # made on the first pass, for the network's genesis challenge
 
     def interval(self, ctx: PoolContext) -> float:
         return ctx.config.loops.singleton_interval
@@ -64,82 +69,112 @@ class SingletonLoop:
         if not self.status.node_ready or self.status.peak is None:
             return stats
         peak_height = self.status.peak.height
+        if self.known_tips is None:
+            self.known_tips = KnownTips(ctx.constants.GENESIS_CHALLENGE)
         at_once = asyncio.Semaphore(FOLLOWED_AT_ONCE)
 
-        async def follow(farmer: FarmerRecord) -> None:
+        async def follow(launcher_id: bytes32) -> None:
             async with at_once:
-                await _follow_one(ctx, farmer, peak_height, stats)
+                await _follow_one(ctx, launcher_id, peak_height, stats)
 
         # Every farmer, members or not: one that left and came back must become a member again.
-        async for page in _farmer_pages(ctx):
+        async for page in _position_pages(ctx):
+            tips, unreadable = _checked_tips(self.known_tips, page, stats)
             try:
-                unmoved = await _unmoved(ctx, page, peak_height)
+                unmoved = await _unmoved(ctx, tips, peak_height)
             except ChainUnavailable as exc:  # says nothing about these farmers: try them again next time
                 log.info("singletons of %d farmers not looked up this time: %s", len(page), exc)
                 stats.unavailable += len(page)
                 continue
-            for farmer in page:
-                view = unmoved.views.get(farmer.launcher_id)
+            members = {p.launcher_id for p in page if p.is_pool_member}
+            for tip in tips:
+                view = unmoved.views.get(tip.launcher_id)
                 if view is not None:
-                    await _record_unmoved(ctx, farmer, view, peak_height, stats)
-                elif farmer.launcher_id in unmoved.not_found:  # as follow_singleton finding no launcher: no change
-                    log.warning("cannot follow the singleton of %s: not on chain", farmer.launcher_id.hex())
+                    await _record_unmoved(ctx, tip, tip.launcher_id in members, view, peak_height, stats)
+                elif tip.launcher_id in unmoved.not_found:  # as follow_singleton finding no launcher: no change
+                    log.warning("cannot follow the singleton of %s: not on chain", tip.launcher_id.hex())
                     stats.failed += 1
-            settled = unmoved.views.keys() | unmoved.not_found
-            await asyncio.gather(*(follow(farmer) for farmer in page if farmer.launcher_id not in settled))
+            settled = unmoved.views.keys() | unmoved.not_found | unreadable
+            await asyncio.gather(*(follow(p.launcher_id) for p in page if p.launcher_id not in settled))
         return stats
 
 
+def _checked_tips(
+    known_tips: KnownTips, page: list[SingletonPosition], stats: SingletonStats
+) -> tuple[list[CheckedTip], set[bytes32]]:
+    """The page's PlotNFTs (v1) with their tips' checked children, and the farmers whose recorded tip or state does
+    not decode (one farmer's broken record stops no other)."""
+    tips: list[CheckedTip] = []
+    unreadable: set[bytes32] = set()
+    for position in page:
+        if position.protocol_version == 2:
+            continue  # a PlotNFT v2: followed by its own walk
+        try:
+            tips.append(
+                known_tips.check(
+                    position.launcher_id,
+                    position.singleton_tip,
+                    position.singleton_tip_state,
+                    position.delay_time,
+                    position.delay_puzzle_hash,
+                )
+            )
+        except Exception as exc:
+            log.warning("cannot read the recorded singleton of %s: %s", position.launcher_id.hex(), exc)
+            stats.failed += 1
+            unreadable.add(position.launcher_id)
+    return tips, unreadable
+
+
 async def _record_unmoved(
-    ctx: PoolContext, farmer: FarmerRecord, view: SingletonView, peak_height: int, stats: SingletonStats
+    ctx: PoolContext, tip: CheckedTip, was_member: bool, view: SingletonView, peak_height: int, stats: SingletonStats
 ) -> None:
     """Its membership may still change (a LEAVING_POOL countdown ends); one farmer's failure stops no other."""
+    if view_is_member(view, ctx.config.pool, peak_height) == was_member:
+        return  # the tip and state are the recorded ones: nothing to write
     try:
-        if await record_view(ctx, farmer, view, peak_height):
+        if await record_view(ctx, tip.launcher_id, tip.known, was_member, view, peak_height):
             stats.updated += 1
     except Exception as exc:
-        log.warning("cannot record the singleton of %s: %s", farmer.launcher_id.hex(), exc)
+        log.warning("cannot record the singleton of %s: %s", tip.launcher_id.hex(), exc)
         stats.failed += 1
 
 
-async def _unmoved(ctx: PoolContext, page: list[FarmerRecord], peak_height: int) -> Unmoved:
+async def _unmoved(ctx: PoolContext, tips: list[CheckedTip], peak_height: int) -> Unmoved:
     """Which of the page's PlotNFTs (v1) have not moved since their stored tip, from one node call."""
-    known = [
-        (f.launcher_id, KnownTip(f.singleton_tip, f.singleton_tip_state, f.delay_time, f.delay_puzzle_hash))
-        for f in page
-        if f.protocol_version != 2
-    ]
     return await unmoved_singletons(
         ctx.node,
-        known,
+        tips,
         peak_height=peak_height,
         confirmation_security_threshold=ctx.config.chain.confirmation_security_threshold,
-        genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
     )
 
 
-async def _follow_one(ctx: PoolContext, farmer: FarmerRecord, peak_height: int, stats: SingletonStats) -> None:
+async def _follow_one(ctx: PoolContext, launcher_id: bytes32, peak_height: int, stats: SingletonStats) -> None:
+    """A farmer whose singleton moved (or may have), read whole and followed."""
+    farmer: FarmerRecord | None = None
     try:
-        if await refresh_farmer(ctx, farmer, peak_height):
+        farmer = await ctx.store.get_farmer(launcher_id)
+        if farmer is not None and await refresh_farmer(ctx, farmer, peak_height):
             stats.updated += 1
     except ChainUnavailable as exc:  # says nothing about this farmer: try it again next time
-        log.info("singleton of %s not followed this time: %s", farmer.launcher_id.hex(), exc)
+        log.info("singleton of %s not followed this time: %s", launcher_id.hex(), exc)
         stats.unavailable += 1
     except Exception as exc:
         # One farmer's odd singleton must not stop the others. A forged one (its spends contradict the state it
         # announces: a chain fact) is no member until it can be followed; anything else (a coin the node says it
         # does not know, an undecodable spend) changes nothing.
-        log.warning("cannot follow the singleton of %s: %s", farmer.launcher_id.hex(), exc)
+        log.warning("cannot follow the singleton of %s: %s", launcher_id.hex(), exc)
         stats.failed += 1
-        if farmer.is_pool_member and isinstance(exc, SingletonForged) and await revoke(ctx, farmer):
-            stats.revoked += 1
+        if farmer is not None and farmer.is_pool_member and isinstance(exc, SingletonForged):
+            if await revoke(ctx, farmer):
+                stats.revoked += 1
 
 
-async def _farmer_pages(ctx: PoolContext) -> AsyncIterator[list[FarmerRecord]]:
-    """Every farmer, a page at a time: decoding them all at once would hold the event loop (and the partials it
-    takes) for seconds in a large pool."""
+async def _position_pages(ctx: PoolContext) -> AsyncIterator[list[SingletonPosition]]:
+    """Every farmer's singleton position, a page at a time."""
     after = None
-    while page := await ctx.store.farmers_after(after, FARMERS_PER_READ):
+    while page := await ctx.store.singleton_positions(after, FARMERS_PER_READ):
         yield page
         after = page[-1].launcher_id
 
@@ -156,27 +191,24 @@ async def refresh_farmer(ctx: PoolContext, farmer: FarmerRecord, peak_height: in
         genesis_challenge=ctx.constants.GENESIS_CHALLENGE,
         known=KnownTip(farmer.singleton_tip, farmer.singleton_tip_state, farmer.delay_time, farmer.delay_puzzle_hash),
     )
-    return await record_view(ctx, farmer, view, peak_height)
+    recorded = KnownTip(farmer.singleton_tip, farmer.singleton_tip_state)
+    return await record_view(ctx, farmer.launcher_id, recorded, farmer.is_pool_member, view, peak_height)
 
 
-async def record_view(ctx: PoolContext, farmer: FarmerRecord, view: SingletonView, peak_height: int) -> bool:
-    """Store the farmer's followed tip and membership if they changed; True if they did."""
+async def record_view(
+    ctx: PoolContext, launcher_id: bytes32, recorded: KnownTip, was_member: bool, view: SingletonView, peak_height: int
+) -> bool:
+    """Store the farmer's followed tip and membership if they changed from the ``recorded`` ones; True if they
+    did."""
     member = view_is_member(view, ctx.config.pool, peak_height)
-    unchanged = (
-        view.tip == farmer.singleton_tip
-        and view.state == farmer.singleton_tip_state
-        and member == farmer.is_pool_member
-    )
-    if unchanged:
+    if view.tip == recorded.tip and view.state == recorded.state and member == was_member:
         return False
     # Compare-and-set on the tip this walk started from: a newer view written meanwhile (PUT /farmer) stays.
-    if not await ctx.store.update_singleton(
-        farmer.launcher_id, view.tip, view.state, member, expected_tip=farmer.singleton_tip
-    ):
+    if not await ctx.store.update_singleton(launcher_id, view.tip, view.state, member, expected_tip=recorded.tip):
         return False
-    if member != farmer.is_pool_member:
+    if member != was_member:
         why = "melted" if view.melted else f"state {view.state.state} at height {peak_height}"
-        log.info("farmer %s is %s a pool member (%s)", farmer.launcher_id.hex(), "now" if member else "no longer", why)
+        log.info("farmer %s is %s a pool member (%s)", launcher_id.hex(), "now" if member else "no longer", why)
     return True
 
 

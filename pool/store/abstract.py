@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
 from pool.store.models import (
@@ -20,6 +20,7 @@ from pool.store.models import (
     FarmerPayout,
     FarmerRecord,
     FarmerSettings,
+    FarmerStanding,
     HarvesterFigures,
     LedgerEntry,
     LedgerSummary,
@@ -41,6 +42,7 @@ from pool.store.models import (
     PoolFigures,
     RewardClaim,
     RoundSummary,
+    SingletonPosition,
     StateFigures,
     TargetProof,
     WebSession,
@@ -153,6 +155,17 @@ class AbstractPoolStore(ABC):
     async def farmers_after(self, after: bytes32 | None, limit: int) -> list[FarmerRecord]:
         """At most ``limit`` farmers by launcher id, from the first one after ``after`` (from the first if None): a
         pass over every farmer a page at a time, each page decoded at once rather than all farmers."""
+
+    @abstractmethod
+    async def singleton_positions(self, after: bytes32 | None, limit: int) -> list[SingletonPosition]:
+        """As farmers_after, only what the singleton loop needs to tell whether a farmer's PlotNFT moved (its tip and
+        state serialized, nothing decoded): a pass over every farmer that costs the event loop little for those
+        whose singleton has not moved."""
+
+    @abstractmethod
+    async def farmer_standings(self, launcher_ids: Collection[bytes32]) -> dict[bytes32, FarmerStanding]:
+        """The membership and ban of each of these farmers that exists, in a few statements (no record decoded): a
+        batch of partials of a thousand farmers is re-checked without a thousand look-ups."""
 
     @abstractmethod
     async def update_farmer_settings(
@@ -279,9 +292,14 @@ class AbstractPoolStore(ABC):
         return bool(await self.confirm_partials([partial_id]))
 
     @abstractmethod
+    async def settle_stale_partials(self, partial_ids: Sequence[int], credit: bool, reason: str) -> list[int]:
+        """Pending -> stale, all in one transaction: CONFIRMED with their points credited (``credit``) or REJECTED
+        with ``reason``, marked stale either way. Returns the ids that were pending (and are now settled); the
+        others are left as they are: points are credited exactly once, as by confirm_partials."""
+
     async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
-        """Pending -> stale: CONFIRMED with its points credited (``credit``) or REJECTED with ``reason``, marked
-        stale either way. Returns False (and changes nothing) if the partial was not pending."""
+        """One partial of ``settle_stale_partials``: False (and nothing changed) if it was not pending."""
+        return bool(await self.settle_stale_partials([partial_id], credit, reason))
 
     @abstractmethod
     async def state_figures(self) -> StateFigures:
@@ -293,8 +311,12 @@ class AbstractPoolStore(ABC):
         """How many partials were settled stale (credited or not), pruned ones included."""
 
     @abstractmethod
+    async def reject_partials(self, partial_ids: Sequence[int], reason: str) -> list[int]:
+        """Pending -> rejected with a reason, all in one transaction. Returns the ids that were pending."""
+
     async def reject_partial(self, partial_id: int, reason: str) -> bool:
-        """Pending -> rejected with a reason. Returns False if it was not pending."""
+        """One partial of ``reject_partials``: False if it was not pending."""
+        return bool(await self.reject_partials([partial_id], reason))
 
     @abstractmethod
     async def recent_partials(
@@ -651,6 +673,11 @@ class AbstractPoolStore(ABC):
     ) -> bool:
         """Put an event the leader detected (a silent farmer, the books) in the outbox; False (nothing written) if
         an event of that key is there already."""
+
+    @abstractmethod
+    async def notification_keys(self, keys: Collection[str]) -> set[str]:
+        """Which of these idempotency keys the outbox holds an event of: a check of thousands of events already told
+        (silent farmers, every minute) without a write transaction for each."""
 
     @abstractmethod
     async def notifications_due(self, now: int, limit: int = 100) -> list[Notification]:

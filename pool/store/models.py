@@ -549,6 +549,34 @@ class RoundSummary:
 
 
 @dataclass(frozen=True)
+class SingletonPosition:
+    """What the singleton loop needs of a farmer to tell whether its PlotNFT moved: the recorded tip and its pool
+    state as stored (serialized: decoding them costs more than the check that mostly finds nothing moved), the
+    launcher's delay, and the recorded membership."""
+
+    launcher_id: bytes32
+    p2_singleton_puzzle_hash: bytes32
+    delay_time: int
+    delay_puzzle_hash: bytes32
+    singleton_tip: bytes  # a CoinSpend, serialized
+    singleton_tip_state: bytes  # a PoolState, serialized
+    is_pool_member: bool
+
+    @property
+    def protocol_version(self) -> int:
+        """As FarmerRecord.protocol_version: a PoolState's version is its first byte."""
+        return 2 if self.singleton_tip_state[:1] == b"\x02" else 1
+
+
+@dataclass(frozen=True)
+class FarmerStanding:
+    """Whether a farmer's partials may still earn: what the confirmation loop needs of it."""
+
+    is_pool_member: bool
+    banned_at: int | None
+
+
+@dataclass(frozen=True)
 class OwedBalance:
     launcher_id: bytes32
     owed: int

@@ -28,6 +28,7 @@ from pool.store.models import (
     PayoutRound,
     RewardClaim,
     RoundStatus,
+    SingletonPosition,
     TargetProof,
 )
 
@@ -99,6 +100,18 @@ def farmer_from_row(row: Row) -> FarmerRecord:
         difficulty_since=int(row["difficulty_since"]),
         banned_at=optional_int(row["banned_at"]),
         ban_reason=None if row["ban_reason"] is None else str(row["ban_reason"]),
+    )
+
+
+def position_from_row(row: Row) -> SingletonPosition:
+    return SingletonPosition(
+        launcher_id=bytes32(row["launcher_id"]),
+        p2_singleton_puzzle_hash=bytes32(row["p2_singleton_puzzle_hash"]),
+        delay_time=int(row["delay_time"]),
+        delay_puzzle_hash=bytes32(row["delay_puzzle_hash"]),
+        singleton_tip=bytes(row["singleton_tip"]),
+        singleton_tip_state=bytes(row["singleton_tip_state"]),
+        is_pool_member=bool(row["is_pool_member"]),
     )
 
 

@@ -74,6 +74,7 @@ from pool.store.models import (
     FarmerPayout,
     FarmerRecord,
     FarmerSettings,
+    FarmerStanding,
     HarvesterFigures,
     LedgerEntry,
     LedgerKind,
@@ -97,6 +98,7 @@ from pool.store.models import (
     RewardClaim,
     RoundStatus,
     RoundSummary,
+    SingletonPosition,
     StateFigures,
     TargetProof,
     WebSession,
@@ -126,6 +128,7 @@ from pool.store.rows import (
     partial_from_row,
     payment_from_row,
     points_per_farmer,
+    position_from_row,
     proof_from_row,
     round_from_row,
     share_from_row,
@@ -357,6 +360,34 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             {"after": after, "limit": limit},
         )
         return [farmer_from_row(row) for row in rows]
+
+    async def singleton_positions(self, after: bytes32 | None, limit: int) -> list[SingletonPosition]:
+        rows = await self._reads().fetchall(
+            "SELECT launcher_id, p2_singleton_puzzle_hash, delay_time, delay_puzzle_hash, singleton_tip, "
+            f"singleton_tip_state, is_pool_member FROM farmers {'' if after is None else 'WHERE launcher_id > :after'} "
+            "ORDER BY launcher_id LIMIT :limit",
+            {"after": after, "limit": limit},
+        )
+        return [position_from_row(row) for row in rows]
+
+    async def farmer_standings(self, launcher_ids: Collection[bytes32]) -> dict[bytes32, FarmerStanding]:
+        ordered = sorted(set(launcher_ids))
+        standings: dict[bytes32, FarmerStanding] = {}
+        for start in range(0, len(ordered), ROWS_PER_STATEMENT):
+            condition, params = self._one_of(
+                "launcher_id", "launcher_ids", ordered[start : start + ROWS_PER_STATEMENT], "bytea"
+            )
+            rows = await self._reads().fetchall(
+                f"SELECT launcher_id, is_pool_member, banned_at FROM farmers WHERE {condition}", params
+            )
+            standings.update(
+                (
+                    bytes32(row["launcher_id"]),
+                    FarmerStanding(bool(row["is_pool_member"]), optional_int(row["banned_at"])),
+                )
+                for row in rows
+            )
+        return standings
 
     async def update_farmer_settings(
         self,
@@ -655,6 +686,14 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return [partial_from_row(row) for row in rows]
 
     async def confirm_partials(self, partial_ids: Sequence[int]) -> list[int]:
+        return await self._credit_partials(partial_ids, stale=False)
+
+    async def settle_stale_partials(self, partial_ids: Sequence[int], credit: bool, reason: str) -> list[int]:
+        if credit:
+            return await self._credit_partials(partial_ids, stale=True)
+        return await self._reject_partials(partial_ids, reason, stale=True)
+
+    async def _credit_partials(self, partial_ids: Sequence[int], *, stale: bool) -> list[int]:
         if not partial_ids:
             return []
         condition, params = self._one_of("id", "ids", partial_ids, "bigint")
@@ -663,8 +702,8 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             # concurrent confirmation waits for the row, then finds it no longer pending), so its points are added
             # once, however often or concurrently it is confirmed.
             rows = await tx.fetchall(
-                f"UPDATE partials SET status = 'confirmed' WHERE {condition} AND status = 'pending' "
-                "RETURNING id, launcher_id, difficulty",
+                f"UPDATE partials SET status = 'confirmed'{', stale = TRUE' if stale else ''} "
+                f"WHERE {condition} AND status = 'pending' RETURNING id, launcher_id, difficulty",
                 params,
             )
             # In launcher id order: two processes crediting the same farmers lock their rows in the same order.
@@ -677,25 +716,17 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             )
             return sorted(int(row["id"]) for row in rows)
 
-    async def settle_stale_partial(self, partial_id: int, credit: bool, reason: str) -> bool:
+    async def _reject_partials(self, partial_ids: Sequence[int], reason: str, *, stale: bool) -> list[int]:
+        if not partial_ids:
+            return []
+        condition, params = self._one_of("id", "ids", partial_ids, "bigint")
         async with self._leader_write(ledger=False) as tx:
-            if not credit:
-                rejected = await tx.execute(
-                    "UPDATE partials SET status = 'rejected', stale = TRUE, reject_reason = :reason "
-                    "WHERE id = :id AND status = 'pending'",
-                    {"reason": reason, "id": partial_id},
-                )
-                return rejected == 1
-            # Credited like confirm_partial: the status guard and the credit share this transaction.
-            row = await tx.fetchone(
-                "UPDATE partials SET status = 'confirmed', stale = TRUE WHERE id = :id AND status = 'pending' "
-                "RETURNING launcher_id, difficulty",
-                {"id": partial_id},
+            rows = await tx.fetchall(
+                f"UPDATE partials SET status = 'rejected', reject_reason = :reason{', stale = TRUE' if stale else ''} "
+                f"WHERE {condition} AND status = 'pending' RETURNING id",
+                {**params, "reason": reason},
             )
-            if row is None:
-                return False
-            await tx.execute(_CREDIT_POINTS, {"points": int(row["difficulty"]), "launcher_id": row["launcher_id"]})
-            return True
+            return sorted(int(row["id"]) for row in rows)
 
     async def state_figures(self) -> StateFigures:
         reads = self._reads()
@@ -726,14 +757,8 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         )
         return 0 if row is None else int(row["n"])
 
-    async def reject_partial(self, partial_id: int, reason: str) -> bool:
-        async with self._leader_write(ledger=False) as tx:
-            rejected = await tx.execute(
-                "UPDATE partials SET status = 'rejected', reject_reason = :reason "
-                "WHERE id = :id AND status = 'pending'",
-                {"reason": reason, "id": partial_id},
-            )
-            return rejected == 1
+    async def reject_partials(self, partial_ids: Sequence[int], reason: str) -> list[int]:
+        return await self._reject_partials(partial_ids, reason, stale=False)
 
     async def recent_partials(
         self, launcher_id: bytes32, since: int, statuses: Sequence[PartialStatus] | None = None
@@ -772,14 +797,22 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return summaries
 
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
-        rows = await self._reads().fetchall(
-            """
-            SELECT launcher_id, SUM(difficulty) AS points FROM partials
-            WHERE status = 'confirmed' AND received_at >= :since GROUP BY launcher_id
-            """,
-            {"since": since},
-        )
-        return {bytes32(row["launcher_id"]): int(row["points"]) for row in rows}
+        # An hour of partials a statement: a day of them at ten thousand farmers (3 million rows, each read from the
+        # table) in one statement held the store's reading connection, and every page and look-up behind it, 5 s.
+        newest = await self._reads().fetchone("SELECT MAX(received_at) AS newest FROM partials")
+        last = since if newest is None or newest["newest"] is None else int(newest["newest"])
+        points: dict[bytes32, int] = defaultdict(int)
+        for start in range(since, last + 1, POINTS_SECONDS_PER_READ):
+            # The last range is open-ended: a partial received meanwhile counts too.
+            end = "" if start + POINTS_SECONDS_PER_READ > last else " AND received_at < :end"
+            rows = await self._reads().fetchall(
+                "SELECT launcher_id, SUM(difficulty) AS points FROM partials "
+                f"WHERE status = 'confirmed' AND received_at >= :start{end} GROUP BY launcher_id",
+                {"start": start, "end": start + POINTS_SECONDS_PER_READ},
+            )
+            for row in rows:
+                points[bytes32(row["launcher_id"])] += int(row["points"])
+        return dict(points)
 
     async def add_partial_refusal(self, launcher_id: bytes32, received_at: int, reason: str) -> None:
         async with self._write() as tx:
@@ -1265,17 +1298,59 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             if distribution.pool_fee > 0:
                 await _credit_account(tx, _POOL_FEE_SHARE, distribution.pool_fee)
                 await _journal(tx, LedgerKind.DISTRIBUTION_POOL_FEE, distribution.pool_fee, None, reference)
-            for share in shares:
-                await _consume_points(tx, share.launcher_id, share.points)
-                params = {"launcher_id": share.launcher_id, "amount": share.amount}
-                await tx.execute("UPDATE farmers SET owed = owed + :amount WHERE launcher_id = :launcher_id", params)
-                await tx.execute(
-                    "INSERT INTO distribution_shares (distribution_id, launcher_id, amount, points) "
-                    "VALUES (:distribution_id, :launcher_id, :amount, :points)",
-                    {**params, "distribution_id": distribution_id, "points": share.points},
-                )
-                await _journal(tx, LedgerKind.DISTRIBUTION_SHARE, share.amount, share.launcher_id, reference)
+            # A statement for all shares rather than four a share: thousands of farmers' shares one statement at a
+            # time held the pool's writer for seconds.
+            await self._take_from_farmers(tx, "points", {share.launcher_id: share.points for share in shares})
+            ordered = sorted(shares, key=lambda share: share.launcher_id)
+            await tx.executemany(
+                "UPDATE farmers SET owed = owed + :amount WHERE launcher_id = :launcher_id",
+                [{"launcher_id": share.launcher_id, "amount": share.amount} for share in ordered],
+            )
+            await tx.executemany(
+                "INSERT INTO distribution_shares (distribution_id, launcher_id, amount, points) "
+                "VALUES (:distribution_id, :launcher_id, :amount, :points)",
+                [
+                    {
+                        "distribution_id": distribution_id,
+                        "launcher_id": share.launcher_id,
+                        "amount": share.amount,
+                        "points": share.points,
+                    }
+                    for share in shares
+                ],
+            )
+            await _journal_many(
+                tx, LedgerKind.DISTRIBUTION_SHARE, [(share.amount, share.launcher_id) for share in shares], reference
+            )
             return distribution_id
+
+    async def _take_from_farmers(
+        self, tx: S, column: Literal["owed", "points"], amounts: Mapping[bytes32, int]
+    ) -> None:
+        """Take each farmer's amount from its balance ``column``, in a few statements for thousands of farmers: the
+        balances are read (their rows locked) and checked first, so none goes below zero, and the conditional
+        updates then all apply. FarmerNotFound for an unknown farmer, StoreError if one holds less (raising rolls
+        back the whole transaction)."""
+        launcher_ids = sorted(amounts)  # locked in launcher id order, as every writer of farmers' balances does
+        for start in range(0, len(launcher_ids), ROWS_PER_STATEMENT):
+            chunk = launcher_ids[start : start + ROWS_PER_STATEMENT]
+            condition, params = self._one_of("launcher_id", "launcher_ids", chunk, "bytea")
+            rows = await tx.fetchall(
+                f"SELECT launcher_id, {column} AS held FROM farmers WHERE {condition} "
+                f"ORDER BY launcher_id{self._LOCK_ROWS}",
+                params,
+            )
+            held = {bytes32(row["launcher_id"]): int(row["held"]) for row in rows}
+            for launcher_id in chunk:
+                if launcher_id not in held:
+                    raise FarmerNotFound(f"payment to unknown farmer {launcher_id.hex()}")
+                if held[launcher_id] < amounts[launcher_id]:
+                    raise _shortfall(column, launcher_id, amounts[launcher_id])
+        await tx.executemany(
+            f"UPDATE farmers SET {column} = {column} - :amount "
+            f"WHERE launcher_id = :launcher_id AND {column} >= :amount",
+            [{"launcher_id": launcher_id, "amount": amounts[launcher_id]} for launcher_id in launcher_ids],
+        )
 
     async def distributions(self, limit: int = 100) -> list[Distribution]:
         return [distribution_from_row(row) for row in await self._newest("distributions", limit)]
@@ -1339,9 +1414,8 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             except self._UNIQUE_VIOLATION:
                 raise RoundAlreadyOpen("a payout round is still open") from None
             reference = f"round {round_id}"
-            for launcher_id, amount in owed_by_farmer.items():
-                await _take_owed(tx, launcher_id, amount)
-                await _journal(tx, LedgerKind.PAYMENT, amount, launcher_id, reference)
+            await self._take_from_farmers(tx, "owed", owed_by_farmer)
+            await _journal_many(tx, LedgerKind.PAYMENT, [(a, i) for i, a in owed_by_farmer.items()], reference)
             if fee_address_total > 0:
                 await _debit_account(tx, _POOL_FEE_SHARE, fee_address_total)
                 await _journal(tx, LedgerKind.POOL_FEE_PAYMENT, fee_address_total, None, reference)
@@ -1692,6 +1766,17 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 tx, kind, idempotency_key, payload, now, launcher_id=launcher_id, to_operator=to_operator
             )
 
+    async def notification_keys(self, keys: Collection[str]) -> set[str]:
+        ordered = sorted(set(keys))
+        held: set[str] = set()
+        for start in range(0, len(ordered), ROWS_PER_STATEMENT):
+            condition, params = self._one_of(
+                "idempotency_key", "keys", ordered[start : start + ROWS_PER_STATEMENT], "text"
+            )
+            rows = await self._reads().fetchall(f"SELECT idempotency_key FROM notifications WHERE {condition}", params)
+            held.update(str(row["idempotency_key"]) for row in rows)
+        return held
+
     async def notifications_due(self, now: int, limit: int = 100) -> list[Notification]:
         rows = await self._reads().fetchall(
             "SELECT * FROM notifications WHERE done_at IS NULL AND next_attempt_at <= :now ORDER BY id LIMIT :limit",
@@ -1878,6 +1963,11 @@ _ADD_TO_HOURS = """
 """
 
 _CREDIT_POINTS = "UPDATE farmers SET points = points + :points WHERE launcher_id = :launcher_id"
+
+# Farmers' balances read by one statement when a distribution or a round takes from thousands of them (SQLite's
+# bound parameters are limited, and a smaller IN list keeps each statement short).
+ROWS_PER_STATEMENT = 500
+POINTS_SECONDS_PER_READ = 3_600  # partials' received times summed by one statement of confirmed_points_since
 
 # Inserted, or replacing a FAILED claim of the same coin; otherwise nothing is written and no row returned. A
 # concurrent insert of the same coin (another process) waits for the other transaction and then decides.
@@ -2240,31 +2330,26 @@ async def _debit_account(tx: Statements, name: str, amount: int) -> None:
         raise InsufficientFunds(f"the {name.replace('_', ' ')} is smaller than {amount} mojos")
 
 
-async def _take_owed(tx: Statements, launcher_id: bytes32, amount: int) -> None:
-    shortfall = InsufficientFunds(f"farmer {launcher_id.hex()} is owed less than the {amount} mojos of its payment")
-    await _take_from_farmer(tx, launcher_id, "owed", amount, shortfall)
+def _shortfall(column: Literal["owed", "points"], launcher_id: bytes32, amount: int) -> StoreError:
+    if column == "owed":
+        return InsufficientFunds(f"farmer {launcher_id.hex()} is owed less than the {amount} mojos of its payment")
+    # No share is ever recorded without the points it takes.
+    return StoreError(f"farmer {launcher_id.hex()} has fewer than the {amount} points its payment consumes")
 
 
-async def _consume_points(tx: Statements, launcher_id: bytes32, points: int) -> None:
-    """Take ``points`` from a farmer's balance; raising rolls back the whole distribution, so no share is ever
-    recorded without the points it takes, and no balance goes below zero."""
-    shortfall = StoreError(f"farmer {launcher_id.hex()} has fewer than the {points} points its payment consumes")
-    await _take_from_farmer(tx, launcher_id, "points", points, shortfall)
-
-
-async def _take_from_farmer(
-    tx: Statements, launcher_id: bytes32, column: Literal["owed", "points"], amount: int, shortfall: StoreError
+async def _journal_many(
+    tx: Statements, kind: LedgerKind, movements: Sequence[tuple[int, bytes32 | None]], reference: str
 ) -> None:
-    """Take ``amount`` from a farmer's balance ``column`` by a conditional update, so it never goes below zero;
-    FarmerNotFound if the farmer is unknown, ``shortfall`` if it holds less."""
-    taken = await tx.execute(
-        f"UPDATE farmers SET {column} = {column} - :amount WHERE launcher_id = :launcher_id AND {column} >= :amount",
-        {"amount": amount, "launcher_id": launcher_id},
+    """_journal for many movements (amount, farmer) of one kind and reference, in one statement."""
+    created_at = int(time.time())
+    await tx.executemany(
+        "INSERT INTO ledger_entries (created_at, kind, amount, launcher_id, reference) "
+        "VALUES (:created_at, :kind, :amount, :launcher_id, :reference)",
+        [
+            {"created_at": created_at, "kind": kind.value, "amount": amount, "launcher_id": i, "reference": reference}
+            for amount, i in movements
+        ],
     )
-    if taken == 0:
-        if not await _farmer_exists(tx, launcher_id):
-            raise FarmerNotFound(f"payment to unknown farmer {launcher_id.hex()}")
-        raise shortfall
 
 
 async def _journal(tx: Statements, kind: LedgerKind, amount: int, launcher_id: bytes32 | None, reference: str) -> None:

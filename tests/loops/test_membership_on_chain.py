@@ -85,10 +85,10 @@ async def test_a_partial_whose_recheck_raises_does_not_hold_up_the_others(
 ) -> None:
     first, second = plotnfts
     await pool.add_farmer(first, random_puzzle_hash())
-    broken = await pool.add_farmer(second, random_puzzle_hash())
-    # The second farmer's row becomes unreadable (a state blob that does not decode): its re-check raises.
+    await pool.add_farmer(second, random_puzzle_hash())
+    # The second farmer's row becomes unreadable (a ban time that is no number): its re-check raises.
     with sqlite3.connect(pool.ctx.config.store.path) as db:
-        db.execute("UPDATE farmers SET singleton_tip_state = x'00' WHERE launcher_id = ?", (bytes(second.launcher_id),))
+        db.execute("UPDATE farmers SET banned_at = 'x' WHERE launcher_id = ?", (bytes(second.launcher_id),))
     sp = await world.new_signage_point()
     failing = await pool.add_partial(second.launcher_id, sp.sp_hash, 3)  # the oldest, first in every batch
     pool.ctx.now.now += 1  # type: ignore[attr-defined]
@@ -107,10 +107,7 @@ async def test_a_partial_whose_recheck_raises_does_not_hold_up_the_others(
     assert (await pool.ctx.store.get_partial(failing)).status == PartialStatus.PENDING  # type: ignore[union-attr]
 
     with sqlite3.connect(pool.ctx.config.store.path) as db:  # repaired: retried later, and credited
-        db.execute(
-            "UPDATE farmers SET singleton_tip_state = ? WHERE launcher_id = ?",
-            (bytes(broken.singleton_tip_state), bytes(second.launcher_id)),
-        )
+        db.execute("UPDATE farmers SET banned_at = NULL WHERE launcher_id = ?", (bytes(second.launcher_id),))
     pool.ctx.now.now += RETRY_AFTER_SECONDS  # type: ignore[attr-defined]
     assert (await pool.partials.run_once(pool.ctx)).confirmed == 1
     assert (await pool.ctx.store.get_farmer(second.launcher_id)).points == 3  # type: ignore[union-attr]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from pool.store import sql
 from pool.store.abstract import AbstractPoolStore, FarmerNotFound
 from pool.store.models import FarmerSettings, Notification, NotificationKind
 from tests.store.test_store_contract import (
@@ -80,6 +81,14 @@ async def test_payout_instruction_changes_are_events_and_same_ones_are_not(store
     changes = await store.notifications(kind=NotificationKind.PAYOUT_INSTRUCTIONS_CHANGED)
     assert [n.payload["new"] for n in changes] == [h("newer").hex(), h("new").hex()]
     assert len({n.idempotency_key for n in changes}) == 2
+
+
+async def test_the_keys_of_events_held_are_found(store: AbstractPoolStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql, "ROWS_PER_STATEMENT", 2)  # more keys than one statement reads
+    for key in ("a", "b", "c"):
+        assert await store.add_notification(NotificationKind.BOOKS_BALANCED, key, {}, now=100)
+    assert await store.notification_keys(["c", "x", "a", "b", "a"]) == {"a", "b", "c"}
+    assert await store.notification_keys(["x"]) == await store.notification_keys([]) == set()
 
 
 async def test_deliveries_are_recorded_per_destination_and_attempts_counted(store: AbstractPoolStore) -> None:

@@ -52,6 +52,7 @@ from pool.store.models import (
     FarmerPayout,
     FarmerRecord,
     FarmerSettings,
+    FarmerStanding,
     HarvesterFigures,
     LedgerEntry,
     LedgerKind,
@@ -70,6 +71,7 @@ from pool.store.models import (
     PoolFigures,
     RewardClaim,
     RoundStatus,
+    SingletonPosition,
     TargetProof,
     WebSession,
     batch_holder,
@@ -286,6 +288,49 @@ async def test_farmers_are_read_a_page_at_a_time_by_launcher_id(store: AbstractP
     assert await store.farmers_after(first[-1].launcher_id, 2) == farmers[2:4]
     assert await store.farmers_after(farmers[3].launcher_id, 2) == farmers[4:]
     assert await store.farmers_after(farmers[4].launcher_id, 2) == []
+
+
+async def test_singleton_positions_are_a_page_of_tips_as_stored(store: AbstractPoolStore) -> None:
+    """What the singleton loop reads of every farmer every pass: the tip and state as stored (nothing decoded), a page
+    at a time by launcher id, and what a later update_singleton recorded."""
+    farmers = sorted(await add_farmers(store, 1, 2, 3), key=lambda f: f.launcher_id)
+    v2_state = dataclasses.replace(pool_state(9), version=uint8(2))
+    await store.update_singleton(farmers[1].launcher_id, singleton_spend(9), v2_state, False)
+    farmers[1] = dataclasses.replace(
+        farmers[1], singleton_tip=singleton_spend(9), singleton_tip_state=v2_state, is_pool_member=False
+    )
+    expected = [
+        SingletonPosition(
+            launcher_id=f.launcher_id,
+            p2_singleton_puzzle_hash=f.p2_singleton_puzzle_hash,
+            delay_time=f.delay_time,
+            delay_puzzle_hash=f.delay_puzzle_hash,
+            singleton_tip=bytes(f.singleton_tip),
+            singleton_tip_state=bytes(f.singleton_tip_state),
+            is_pool_member=f.is_pool_member,
+        )
+        for f in farmers
+    ]
+    first = await store.singleton_positions(None, 2)
+    assert first == expected[:2]
+    assert await store.singleton_positions(first[-1].launcher_id, 2) == expected[2:]
+    assert await store.singleton_positions(farmers[2].launcher_id, 2) == []
+    assert [p.protocol_version for p in expected] == [f.protocol_version for f in farmers] == [1, 2, 1]
+
+
+async def test_farmer_standings_are_read_together(store: AbstractPoolStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql, "ROWS_PER_STATEMENT", 2)  # more farmers than one statement reads
+    member, former, banned = make_farmer(1), make_farmer(2, member=False), make_farmer(3)
+    for farmer in (member, former, banned):
+        await store.add_farmer(farmer)
+    await store.ban_farmer(banned.launcher_id, "cheating", now=7_000)
+    ids = [f.launcher_id for f in (member, former, banned)]
+    assert await store.farmer_standings([*ids, h("unknown"), member.launcher_id]) == {
+        member.launcher_id: FarmerStanding(True, None),
+        former.launcher_id: FarmerStanding(False, None),
+        banned.launcher_id: FarmerStanding(True, 7_000),
+    }
+    assert await store.farmer_standings([]) == {}
 
 
 async def test_list_farmers_can_keep_only_members(store: AbstractPoolStore) -> None:
@@ -570,6 +615,38 @@ async def test_points_are_the_difficulty_recorded_with_the_partial(store: Abstra
     assert await points_of(store, farmer) == 1_010
 
 
+async def test_partials_are_settled_many_in_one_call_each_once(store: AbstractPoolStore) -> None:
+    """The confirmation loop settles a batch's stale and rejected partials together: only those still pending are
+    settled, and a stale partial's points are credited once, summed per farmer."""
+    one, two = make_farmer(1), make_farmer(2)
+    for farmer in (one, two):
+        await store.add_farmer(farmer)
+    ids = [
+        await store.add_partial(make_partial(farmer, f"{farmer.launcher_id.hex()} {n}", 100, difficulty=n + 1))
+        for farmer in (one, two)
+        for n in range(3)
+    ]
+    assert None not in ids
+    one_ids, two_ids = [i for i in ids[:3] if i is not None], [i for i in ids[3:] if i is not None]
+    assert await store.confirm_partial(one_ids[0])  # settled before: left as it is by both calls below
+    assert await store.settle_stale_partials([*one_ids, two_ids[0]], True, "stale") == [*one_ids[1:], two_ids[0]]
+    assert await store.settle_stale_partials(one_ids, True, "stale") == []  # credited exactly once
+    assert await store.settle_stale_partials([two_ids[1]], False, "stale: dropped") == [two_ids[1]]
+    assert await store.reject_partials([*two_ids, one_ids[2]], "signage point reverted") == [two_ids[2]]
+    assert await store.reject_partials([], "nothing") == await store.settle_stale_partials([], True, "") == []
+    assert (await points_of(store, one), await points_of(store, two)) == (1 + 2 + 3, 1)
+    settled = {i: await store.get_partial(i) for i in ids if i is not None}
+    summary = {i: (p.status, p.stale, p.reject_reason) for i, p in settled.items() if p is not None}
+    assert summary == {
+        one_ids[0]: (PartialStatus.CONFIRMED, False, None),
+        one_ids[1]: (PartialStatus.CONFIRMED, True, None),
+        one_ids[2]: (PartialStatus.CONFIRMED, True, None),
+        two_ids[0]: (PartialStatus.CONFIRMED, True, None),
+        two_ids[1]: (PartialStatus.REJECTED, True, "stale: dropped"),
+        two_ids[2]: (PartialStatus.REJECTED, False, "signage point reverted"),
+    }
+
+
 async def test_rejected_partial_keeps_its_reason_and_earns_nothing(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1)
     await store.add_farmer(farmer)
@@ -637,7 +714,11 @@ async def test_recent_partials_newest_first_with_status_filter(store: AbstractPo
     assert await store.recent_partials(h("nobody"), since=0) == []
 
 
-async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(store: AbstractPoolStore) -> None:
+@pytest.mark.parametrize("per_read", [sql.POINTS_SECONDS_PER_READ, 100, 1])
+async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(
+    store: AbstractPoolStore, per_read: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql, "POINTS_SECONDS_PER_READ", per_read)  # the window is summed a range of times at once
     one, two = make_farmer(1, difficulty=10), make_farmer(2, difficulty=7)
     await store.add_farmer(one)
     await store.add_farmer(two)
@@ -1384,6 +1465,42 @@ async def test_a_coin_is_held_by_one_transaction_at_a_time(store: AbstractPoolSt
     }
     with pytest.raises(CoinReserved):
         await store.add_reward_claim(make_claim("c", farmer, fee=10), fee_coins=[h("coin 3")])
+
+
+async def test_a_distribution_and_a_round_over_more_farmers_than_a_statement_reads(
+    store: AbstractPoolStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of farmers' balances are taken a few statements at a time (here two farmers a statement): each one
+    checked, none below zero, and one farmer short (in a later statement than the first) writes nothing at all."""
+    monkeypatch.setattr(sql, "ROWS_PER_STATEMENT", 2)
+    farmers = sorted(await add_farmers(store, *[3] * 5), key=lambda f: f.launcher_id)
+    await credit(store, farmers[0], "reward", 10 * len(farmers))
+    before, journal = await store.ledger(), await store.ledger_entries()
+
+    def shares(last_points: int) -> list[DistributionShare]:
+        return [DistributionShare(f.launcher_id, 10, 3 if f != farmers[-1] else last_points) for f in farmers]
+
+    with pytest.raises(StoreError, match="fewer than the 4 points"):
+        await store.distribute(distribution(10 * len(farmers)), shares(4))
+    assert (await store.ledger(), await store.ledger_entries()) == (before, journal)
+    assert {await points_of(store, f) for f in farmers} == {3}
+    await store.distribute(distribution(10 * len(farmers)), shares(3))
+    assert {(await record_of(store, f)).points for f in farmers} == {0}
+    assert {await owed_of(store, f) for f in farmers} == {10}
+
+    def payments(last: int) -> list[Payment]:
+        return [farmer_payment(f, 10 if f != farmers[-1] else last) for f in farmers]
+
+    before, journal = await store.ledger(), await store.ledger_entries()
+    with pytest.raises(InsufficientFunds):
+        await store.create_payout_round(make_round(10 * len(farmers) + 1), payments(11), [0])
+    assert (await store.ledger(), await store.ledger_entries(), await store.open_round()) == (before, journal, None)
+    await store.create_payout_round(make_round(10 * len(farmers)), payments(10), [0])
+    assert {await owed_of(store, f) for f in farmers} == {0}
+    ledger = await store.ledger()
+    assert ledger.balanced and ledger.farmer_payments_in_flight == 10 * len(farmers)
+    paid = [e for e in await store.ledger_entries(limit=10_000) if e.kind is LedgerKind.PAYMENT]
+    assert sorted((e.launcher_id, e.amount) for e in paid) == sorted((f.launcher_id, 10) for f in farmers)
 
 
 async def test_a_claim_fee_larger_than_the_pool_fee_share_writes_nothing(store: AbstractPoolStore) -> None:
