@@ -546,13 +546,14 @@ async def round_so_far(ctx: PoolContext) -> RoundSoFar:
 
 class Shared(Generic[T]):
     """One value shared by every request for ``seconds`` (0: made for each request), so that a burst of page loads
-    costs one read of the store. The first request waits for it to be made (the requests that come meanwhile wait
-    for the same making); from then on the first request that finds it older than half its time gets it at once and
-    starts making it again in the background, one making at a time: with steady requests the value is never older
-    than ``seconds`` and no request waits for the store. A value older than twice its time (the pool was not asked
-    for a while: the next scrape or status probe must not read the figures of the one before) is not given: the
-    request waits for a fresh one, as the first did. A failed background making is not kept: the value stays as it was
-    (it is logged) and the next request tries again."""
+    costs one read of the store. It is first made as the application starts (``warm``), in the background; a request
+    that comes before that making ends waits for it (and if it failed, the first request makes it). From then on the
+    first request that finds it older than half its time gets it at once and starts making it again in the
+    background, one making at a time: with steady requests the value is never older than ``seconds`` and no request
+    waits for the store. A value older than twice its time (the pool was not asked for a while: the next scrape or
+    status probe must not read the figures of the one before) is not given: the request waits for a fresh one (the
+    requests that come meanwhile wait for the same making). A failed background making is not kept: the value stays
+    as it was (it is logged) and the next request tries again."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
@@ -577,6 +578,18 @@ class Shared(Generic[T]):
             self._remaking = asyncio.create_task(self._remake(make))
         return value
 
+    @property
+    def made(self) -> bool:
+        """Whether a value is at hand (made at least once)."""
+        return self._value is not None
+
+    def warm(self, make: Callable[[], Awaitable[T]]) -> None:
+        """Starts making the value in the background (at the application's start): the first request then finds it
+        made, or waits only for what is left of this making. Nothing waits for it here, so the pool serves at once; a
+        failure is logged like a background making's, and the first request tries again."""
+        if self.seconds > 0 and self._value is None and self._remaking is None:
+            self._remaking = asyncio.create_task(self._remake(make))
+
     def _too_old(self) -> bool:
         return self._value is None or self._clock() - self._value[0] >= 2 * self.seconds
 
@@ -597,11 +610,20 @@ class Shared(Generic[T]):
                 await remaking
 
 
-def closed_on_cleanup(app: web.Application, shared: Shared[T]) -> Shared[T]:
-    """``shared``, its background making stopped when ``app`` shuts down."""
+def closed_on_cleanup(
+    app: web.Application, shared: Shared[T], warm: Callable[[], Awaitable[T]] | None = None
+) -> Shared[T]:
+    """``shared``, its background making stopped when ``app`` shuts down; made by ``warm`` in the background as
+    ``app`` starts, if given, so that the first request after the start does not wait for the store."""
+
+    async def start(_: web.Application) -> None:
+        assert warm is not None
+        shared.warm(warm)
 
     async def close(_: web.Application) -> None:
         await shared.close()
 
+    if warm is not None:
+        app.on_startup.append(start)
     app.on_cleanup.append(close)
     return shared
