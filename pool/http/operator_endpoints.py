@@ -25,7 +25,7 @@ from pool.chain.interface import ChainUnavailable
 from pool.chain.status import ChainStatus
 from pool.context import PoolContext
 from pool.http.keys import CHAIN_STATUS, CONTEXT
-from pool.http.page_data import Shared, closed_on_cleanup
+from pool.http.page_data import Shared, closed_on_cleanup, pool_partials
 from pool.metrics import CONTENT_TYPE_LATEST, ChainFigures, Metric, state_families
 from pool.payouts.books import books_json, build_books
 
@@ -131,7 +131,7 @@ async def _status(app: web.Application) -> dict[str, Any]:
     now = ctx.now()
     chain = await _chain(app)
     counts: dict[str, int] = {}
-    for count in await ctx.store.partial_counts(now - DAY):
+    for count in await pool_partials(ctx).day_counts(ctx.store, now):
         counts[count.outcome] = counts.get(count.outcome, 0) + count.count
     open_round = await ctx.store.open_round()
     open_round_json: dict[str, Any] | None = None
