@@ -3,7 +3,8 @@
 For each store (the empty one first, then the built ones, each a fresh copy of its cache), on the same node process
 and the same corpus as ``make bench``:
 
-1. **intake**: the corpus's farmers join (POST /farmer), then partials are sent open-loop at a fixed rate, and only
+1. **intake**: the corpus's farmers join (POST /farmer), each page is asked once (unmeasured: it waits for the
+   figures the pool makes as it starts), then partials are sent open-loop at a fixed rate, and only
    partials (the pool's loops running at their default intervals, as in production): the pool's CPU per accepted
    partial (until confirmation caught up) and the partials' latency, compared like for like between the stores;
 2. **intake while pruning**: the same, while the retention's prune runs beside it (``pool.loops.retention``'s
@@ -163,6 +164,7 @@ async def measure_store(
         await shared.sender.register(pool.url)
         cookie = await _session(store, size, shared)
         async with aiohttp.ClientSession(headers=OPERATOR_HEADERS) as session:  # /metrics, /status want it
+            await _warmed(session, pool.url, cookie)
             loops_before = await _loop_metrics(session, pool.url)
             intake = await _intake(shared, store, pool, session, cookie, options, None, progress, label)
             pruning = None
@@ -284,6 +286,16 @@ async def _intake(
     answered = ", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.counts.items()))
     progress(f"[{label}] {name}: {answered}; confirmation caught up after {catch_up} s; pruned {pruned[0]}")
     return figures
+
+
+async def _warmed(session: aiohttp.ClientSession, url: str, cookie: str) -> None:
+    """Each page asked once, not measured: it answers once the figures the pool makes as it starts are made (on a
+    large store the day's partials counted once), so that this start-up work is not in the intake's CPU per
+    partial, measured in the steady state like the empty store's."""
+    for page in PAGES:
+        cookies = {SESSION_COOKIE: cookie} if page == "farmer page" else None
+        async with session.get(url + ("/login" if page == "farmer page" else page), cookies=cookies) as response:
+            await response.read()
 
 
 async def _probe_page(
