@@ -579,12 +579,15 @@ class PoolPartials:
         async with self._lock:
             cut = max(since, await settled_before(store, now))
             kept = self._window
+            # Both reads before anything kept changes: a read that fails leaves the kept counts as they were.
             if kept is None or not kept[0] <= since <= kept[1] or cut < kept[1]:
+                entered, left = await store.partial_counts(since, until=cut), []
                 self._counts = {}
-                self._add(await store.partial_counts(since, until=cut), 1)
             else:
-                self._add(await store.partial_counts(kept[1], until=cut), 1)
-                self._add(await store.partial_counts(kept[0], until=since), -1)
+                entered = await store.partial_counts(kept[1], until=cut)
+                left = await store.partial_counts(kept[0], until=since)
+            self._add(entered, 1)
+            self._add(left, -1)
             self._window = (since, cut)
             fresh = await store.partial_counts(cut)
             merged = dict(self._counts)
