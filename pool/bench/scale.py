@@ -229,10 +229,10 @@ def targets(stores: list[dict[str, Any]], week: dict[str, Any] | None) -> list[d
     )
     for store in most_farmers:
         worst = max(
-            ((page, figures["p99"]) for page, figures in store["intake"]["pages_ms"].items()),
+            ((page, figures["p99"]) for page, figures in store["pages"]["pages_ms"].items()),
             key=lambda item: -1.0 if item[1] is None else item[1],
         )
-        met = all(f["p99"] is not None and f["p99"] < PAGE_P99_MS for f in store["intake"]["pages_ms"].values())
+        met = all(f["p99"] is not None and f["p99"] < PAGE_P99_MS for f in store["pages"]["pages_ms"].values())
         found.append(
             _target(f"every page under 50 ms p99 ({store['store']})", f"worst {worst[0]} {_ms(worst[1])}", met)
         )
@@ -301,17 +301,18 @@ def render_table(document: dict[str, Any]) -> str:
         "store MiB before / after",
         lambda s: f"{s['store_bytes_before'] / 2**20:.1f} / {s['store_bytes_after'] / 2**20:.1f}",
     )
-    row("intake: accepted / sent", phase("intake", lambda p: f"{p['accepted']} / {p['sent']}"))
-    row("pool CPU per accepted partial", phase("intake", lambda p: _ms(p["pool_cpu_ms_per_accepted"])))
+    row("partials only: accepted / sent", phase("intake", lambda p: f"{p['accepted']} / {p['sent']}"))
+    row("partials only: pool CPU per accepted partial", phase("intake", lambda p: _ms(p["pool_cpu_ms_per_accepted"])))
     row(
-        "partials p50 / p99",
+        "partials only: partials p50 / p99",
         phase("intake", lambda p: f"{_ms(p['latency_ms']['p50'])} / {_ms(p['latency_ms']['p99'])}"),
     )
     for page in ("/metrics", "/", "farmer page", "/status"):
-        row(
-            f"{page} p50 / p99 (while partials flow)",
-            phase("intake", lambda p, page=page: _page(p, page)),
-        )
+        row(f"pages phase: {page} p50 / p99 (requests)", phase("pages", lambda p, page=page: _page(p, page)))
+    row(
+        "pages phase: partials p99, CPU per partial",
+        phase("pages", lambda p: f"{_ms(p['latency_ms']['p99'])}, {_ms(p['pool_cpu_ms_per_accepted'])}"),
+    )
     row(
         "while pruning: partials p99, pruned",
         phase("intake_while_pruning", lambda p: f"{_ms(p['latency_ms']['p99'])}, {p['pruned']:,} rows"),
@@ -361,7 +362,7 @@ def render_table(document: dict[str, Any]) -> str:
 def _page(phase: dict[str, Any], page: str) -> str:
     figures = phase["pages_ms"][page]
     errors = sum(count for key, count in phase["page_errors"].items() if key.startswith(page + ":"))
-    text = f"{_ms(figures['p50'])} / {_ms(figures['p99'])}"
+    text = f"{_ms(figures['p50'])} / {_ms(figures['p99'])} ({figures['count']})"
     return text + (f" ({errors} failed)" if errors else "")
 
 

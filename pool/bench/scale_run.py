@@ -3,18 +3,22 @@
 For each store (the empty one first, then the built ones, each a fresh copy of its cache), on the same node process
 and the same corpus as ``make bench``:
 
-1. **intake**: the corpus's farmers join (POST /farmer), then partials are sent open-loop at a fixed rate while a
-   prober asks ``GET /metrics``, ``GET /``, the farmer page (``GET /login`` with a session cookie of one of the
-   store's farmers) and ``GET /status`` in turn; the pool's CPU per accepted partial (until confirmation caught up)
-   and the partials' latency;
+1. **intake**: the corpus's farmers join (POST /farmer), each page is asked once (unmeasured: it waits for the
+   figures the pool makes as it starts), then partials are sent open-loop at a fixed rate, and only
+   partials (the pool's loops running at their default intervals, as in production): the pool's CPU per accepted
+   partial (until confirmation caught up) and the partials' latency, compared like for like between the stores;
 2. **intake while pruning**: the same, while the retention's prune runs beside it (``pool.loops.retention``'s
    batches and pauses, the store's ``prune_partials``), from the bench process as ``python -m pool prune`` would,
    over the store's oldest half day (at most a day): more than the phase can prune, so that it prunes throughout;
-3. **the loops**: the pool is started again with every loop due every ``loop_interval`` seconds (payouts due at
+3. **pages while partials flow**: the same intake, while ``GET /metrics``, ``GET /``, the farmer page (``GET /login``
+   with a session cookie of one of the store's farmers) and ``GET /status`` are each asked every ``page_interval``
+   seconds (one prober a page, one request at a time each), at least ``page_samples`` times each if they answer in
+   time (the phase lasts long enough for that); every request's latency counts, failed ones too (and are counted);
+4. **the loops**: the pool is started again with every loop due every ``loop_interval`` seconds (payouts due at
    once: a distribution over every farmer and a round's planning) and left without partials for ``loop_seconds``;
    each loop's iterations (``pool_loop_duration_seconds`` of GET /metrics) and the node calls the loops made
    (``pool_node_rpc_duration_seconds``), per loop pass;
-4. the store's bytes on disk before and after.
+5. the store's bytes on disk before and after.
 """
 
 from __future__ import annotations
@@ -61,7 +65,8 @@ class ScaleOptions:
     run_dir: Path
     rate: float = 50.0  # partials/s offered in each intake phase
     duration: float = 20.0  # seconds of each intake phase
-    page_interval: float = 0.25  # seconds between two page requests (the four pages in turn)
+    page_interval: float = 0.25  # seconds between two requests of a page (each page its own prober)
+    page_samples: int = 50  # requests of each page the pages phase lasts long enough for
     loop_seconds: float = 40.0  # the loops' window
     loop_interval: float = 10.0  # every loop due this often in that window
     # The loops watched in a pool of their own, started again on the store after the intake phases (so that loops
@@ -102,8 +107,9 @@ class StoreFigures:
     size: ScaleSize | None  # None: the empty store
     bytes_before: int
     bytes_after: int
-    intake: PhaseFigures
+    intake: PhaseFigures  # partials only
     pruning: PhaseFigures | None
+    pages: PhaseFigures  # partials while the pages are asked
     loops: LoopFigures
     intake_loops: LoopFigures  # the loops' iterations during the intake phases (default intervals)
 
@@ -158,6 +164,7 @@ async def measure_store(
         await shared.sender.register(pool.url)
         cookie = await _session(store, size, shared)
         async with aiohttp.ClientSession(headers=OPERATOR_HEADERS) as session:  # /metrics, /status want it
+            await _warmed(session, pool.url, cookie)
             loops_before = await _loop_metrics(session, pool.url)
             intake = await _intake(shared, store, pool, session, cookie, options, None, progress, label)
             pruning = None
@@ -165,6 +172,7 @@ async def measure_store(
                 # The store's oldest half day (at most a day's worth is older than the newest day's start).
                 cutoff = built_end - size.days * DAY_SECONDS + DAY_SECONDS // 2
                 pruning = await _intake(shared, store, pool, session, cookie, options, cutoff, progress, label)
+            pages = await _intake(shared, store, pool, session, cookie, options, None, progress, label, pages=True)
             loops_after = await _loop_metrics(session, pool.url)
             intake_loops = _loop_figures(loops_before, loops_after, {}, 0.0)
             if not own_pool:
@@ -173,7 +181,7 @@ async def measure_store(
         if own_pool:
             loops = await _loops_window(shared, config, size, options, slug, progress, label)
     bytes_after = await store_bytes(config)
-    return StoreFigures(label, size, bytes_before, bytes_after, intake, pruning, loops, intake_loops)
+    return StoreFigures(label, size, bytes_before, bytes_after, intake, pruning, pages, loops, intake_loops)
 
 
 async def _start_pool(
@@ -240,17 +248,26 @@ async def _intake(
     prune_before: int | None,
     progress: Progress,
     label: str,
+    *,
+    pages: bool = False,
 ) -> PhaseFigures:
-    chunk = shared.take(round(options.rate * options.duration))
-    name = "intake while pruning" if prune_before is not None else "intake"
-    progress(f"[{label}] {name}: {len(chunk)} partials at {options.rate:g}/s, the pages asked meanwhile")
+    """Partials sent open-loop for the phase; with ``pages``, each page asked meanwhile by its own prober, the phase
+    long enough for ``page_samples`` requests of each."""
+    duration = max(options.duration, options.page_samples * options.page_interval * 1.5) if pages else options.duration
+    chunk = shared.take(round(options.rate * duration))
+    name = "intake while pruning" if prune_before is not None else "pages" if pages else "intake"
+    asked = ", the pages asked meanwhile" if pages else ", partials only"
+    progress(f"[{label}] {name}: {len(chunk)} partials at {options.rate:g}/s{asked}")
     cpu = TreeCpu.of(pool.pid)
     before = cpu.seconds()
-    pages: dict[str, list[float]] = {page: [] for page in PAGES}
+    latencies: dict[str, list[float]] = {page: [] for page in PAGES} if pages else {}
     errors: Counter[str] = Counter()
     stop = asyncio.Event()
     background: list[asyncio.Task[Any]] = [
-        asyncio.create_task(_probe_pages(session, pool.url, cookie, options.page_interval, pages, errors, stop))
+        asyncio.create_task(
+            _probe_page(session, pool.url, cookie, options.page_interval, page, latencies, errors, stop)
+        )
+        for page in latencies
     ]
     pruned: list[int] = [0]
     batches_ms: list[float] = []
@@ -264,28 +281,38 @@ async def _intake(
         stop.set()
         await asyncio.gather(*background)
     catch_up = await _wait_confirmed(store)
-    figures = PhaseFigures(outcomes, intake_seconds, cpu.seconds() - before, catch_up, pages, errors)
+    figures = PhaseFigures(outcomes, intake_seconds, cpu.seconds() - before, catch_up, latencies, errors)
     figures.pruned, figures.prune_batches_ms = pruned[0], batches_ms
     answered = ", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.counts.items()))
     progress(f"[{label}] {name}: {answered}; confirmation caught up after {catch_up} s; pruned {pruned[0]}")
     return figures
 
 
-async def _probe_pages(
+async def _warmed(session: aiohttp.ClientSession, url: str, cookie: str) -> None:
+    """Each page asked once, not measured: it answers once the figures the pool makes as it starts are made (on a
+    large store the day's partials counted once), so that this start-up work is not in the intake's CPU per
+    partial, measured in the steady state like the empty store's."""
+    for page in PAGES:
+        cookies = {SESSION_COOKIE: cookie} if page == "farmer page" else None
+        async with session.get(url + ("/login" if page == "farmer page" else page), cookies=cookies) as response:
+            await response.read()
+
+
+async def _probe_page(
     session: aiohttp.ClientSession,
     url: str,
     cookie: str,
     interval: float,
-    pages: dict[str, list[float]],
+    page: str,
+    latencies: dict[str, list[float]],
     errors: Counter[str],
     stop: asyncio.Event,
 ) -> None:
-    """The four pages in turn, one request at a time, every ``interval`` seconds, until ``stop`` (and each page
-    asked once at least, however short the phase)."""
-    turn = 0
-    while not stop.is_set() or turn < len(PAGES):
-        page = PAGES[turn % len(PAGES)]
-        turn += 1
+    """``page``, one request at a time, every ``interval`` seconds, until ``stop`` (and once at least, however short
+    the phase). Every request's latency is kept, a failed one's too (and the failure counted): none is left out."""
+    asked = False
+    while not stop.is_set() or not asked:
+        asked = True
         path = "/login" if page == "farmer page" else page
         cookies = {SESSION_COOKIE: cookie} if page == "farmer page" else None
         started = time.perf_counter()
@@ -294,11 +321,9 @@ async def _probe_pages(
                 await response.read()
                 if response.status != 200:
                     errors[f"{page}: HTTP {response.status}"] += 1
-                    continue
         except aiohttp.ClientError as exc:
             errors[f"{page}: {type(exc).__name__}"] += 1
-            continue
-        pages[page].append((time.perf_counter() - started) * 1000)
+        latencies[page].append((time.perf_counter() - started) * 1000)
         try:
             await asyncio.wait_for(stop.wait(), interval)
         except TimeoutError:
@@ -455,6 +480,7 @@ def figures_json(figures: StoreFigures) -> dict[str, Any]:
         "store_bytes_after": figures.bytes_after,
         "intake": phase(figures.intake),
         "intake_while_pruning": phase(figures.pruning),
+        "pages": phase(figures.pages),
         "loops_during_intake": loops(figures.intake_loops),
         "loops": loops(figures.loops),
     }

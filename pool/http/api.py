@@ -74,9 +74,10 @@ class ApiError(Exception):
 
 def setup_api(app: web.Application) -> None:
     """After setup_pages (the pool page's shared figures are reused)."""
-    seconds = app[CONTEXT].config.server.page_cache_seconds
-    app[BLOCKS] = closed_on_cleanup(app, Shared(seconds))
-    app[ROUNDS] = closed_on_cleanup(app, Shared(seconds))
+    ctx = app[CONTEXT]
+    seconds = ctx.config.server.page_cache_seconds
+    app[BLOCKS] = closed_on_cleanup(app, Shared(seconds), warm=lambda: newest_blocks(ctx))
+    app[ROUNDS] = closed_on_cleanup(app, Shared(seconds), warm=lambda: rounds_page(ctx, None))
     app.router.add_get(f"{PREFIX}/openapi.json", _api(openapi_document))
     app.router.add_get(f"{PREFIX}/pool", _api(get_pool))
     app.router.add_get(f"{PREFIX}/blocks", _api(get_blocks))

@@ -12,7 +12,11 @@ waits for the store once the first answer is made.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -21,11 +25,12 @@ from pool.chain.interface import ChainUnavailable
 from pool.chain.status import ChainStatus
 from pool.context import PoolContext
 from pool.http.keys import CHAIN_STATUS, CONTEXT
-from pool.http.page_data import Shared, closed_on_cleanup
+from pool.http.page_data import Shared, closed_on_cleanup, pool_partials
 from pool.metrics import CONTENT_TYPE_LATEST, ChainFigures, Metric, state_families
 from pool.payouts.books import books_json, build_books
 
 DAY = 24 * 3600
+log = logging.getLogger(__name__)
 STATUS_OWED_BALANCES = 20  # the largest owed balances /status lists (python -m pool ledger lists them all)
 
 
@@ -36,9 +41,31 @@ STATUS = web.AppKey("status", Shared[dict[str, Any]])  # the body of GET /status
 
 def setup_operator_endpoints(app: web.Application) -> None:
     """After the application's context is set."""
-    app[STATUS] = closed_on_cleanup(app, Shared(app[CONTEXT].config.server.metrics_cache_seconds))
+    seconds = app[CONTEXT].config.server.metrics_cache_seconds
+    app[STATUS] = closed_on_cleanup(app, Shared(seconds), warm=lambda: _status(app))
     app.router.add_get("/status", get_status)
     app.router.add_get("/metrics", get_metrics)
+    app.cleanup_ctx.append(_metrics_warmed)
+
+
+async def _metrics_warmed(app: web.Application) -> AsyncIterator[None]:
+    """The state /metrics shows, read in the background as the pool starts (the first scrape after the start does not
+    wait for the store); a failure is logged, and the first scrape reads it again."""
+    warming = asyncio.create_task(_warm_metrics(app))
+    yield
+    warming.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await warming
+
+
+async def _warm_metrics(app: web.Application) -> None:
+    ctx = app[CONTEXT]
+    if ctx.config.server.metrics_cache_seconds <= 0:  # every scrape reads the state afresh: nothing to keep
+        return
+    try:
+        await ctx.stats.metrics.refresh_state(lambda: _read_state(app), ctx.config.server.metrics_cache_seconds)
+    except Exception:
+        log.exception("the state /metrics shows was not read at the start; the first scrape reads it")
 
 
 def operator_application(ctx: PoolContext, chain_status: ChainStatus | None) -> web.Application:
@@ -104,7 +131,7 @@ async def _status(app: web.Application) -> dict[str, Any]:
     now = ctx.now()
     chain = await _chain(app)
     counts: dict[str, int] = {}
-    for count in await ctx.store.partial_counts(now - DAY):
+    for count in await pool_partials(ctx).day_counts(ctx.store, now):
         counts[count.outcome] = counts.get(count.outcome, 0) + count.count
     open_round = await ctx.store.open_round()
     open_round_json: dict[str, Any] | None = None
@@ -164,19 +191,20 @@ async def get_metrics(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     metrics = ctx.stats.metrics
 
-    async def read_state() -> list[Metric]:
-        chain = await _chain(request.app)
-        figures = ChainFigures(
-            node_up=chain["peak_height"] is not None,
-            peak_height=chain["peak_height"],
-            node_synced=chain["node_synced"],
-            wallet_synced=chain["wallet_synced"],
-            wallet_spendable=chain["wallet_spendable"],
-            wallet_unavailable_since=chain["wallet_unavailable_since"],
-        )
-        return await state_families(ctx.store, figures)
-
-    await metrics.refresh_state(read_state, ctx.config.server.metrics_cache_seconds)
+    await metrics.refresh_state(lambda: _read_state(request.app), ctx.config.server.metrics_cache_seconds)
     response = web.Response(body=metrics.exposition())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
+
+
+async def _read_state(app: web.Application) -> list[Metric]:
+    chain = await _chain(app)
+    figures = ChainFigures(
+        node_up=chain["peak_height"] is not None,
+        peak_height=chain["peak_height"],
+        node_synced=chain["node_synced"],
+        wallet_synced=chain["wallet_synced"],
+        wallet_spendable=chain["wallet_spendable"],
+        wallet_unavailable_since=chain["wallet_unavailable_since"],
+    )
+    return await state_families(app[CONTEXT].store, figures)

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from pool.context import PoolContext
 from pool.estimates import block_points, estimated_space
 from pool.protocol.encoding import parse_bytes32
 from pool.protocol.errors import PoolProtocolError
+from pool.store.abstract import AbstractPoolStore
 from pool.store.models import FarmerRecord, PartialCount, RewardClaim
 
 DAY = 24 * 3600
@@ -380,7 +382,7 @@ async def _earnings(ctx: PoolContext, launcher_id: bytes32, before: int | None) 
 async def pool_view(ctx: PoolContext) -> PoolView:
     """The public page's figures (aggregates) and its first page of payout rounds."""
     store, now, pool = ctx.store, ctx.now(), ctx.config.pool
-    counts = await store.partial_counts(now - DAY)
+    counts = await pool_partials(ctx).day_counts(store, now)
     accepted_points = sum(c.points for c in counts if c.outcome in ACCEPTED)
     figures = await store.pool_figures()
     rounds, older = await round_rows(ctx, None)
@@ -521,7 +523,7 @@ async def block_rounds(
     rounds = []
     for index, claim in enumerate(listed):
         begin = ends[index + 1] if index + 1 < len(claims) else 0
-        points = await ctx.store.accepted_points(begin, ends[index])
+        points = await pool_partials(ctx).round_points(ctx.store, begin, ends[index], ctx.now())
         expected = expected_points(ctx, claim.network_difficulty, claim.network_sub_slot_iters)
         rounds.append(BlockRound(claim, points, expected))
     if len(claims) <= limit:
@@ -535,7 +537,7 @@ async def round_so_far(ctx: PoolContext) -> RoundSoFar:
     tell)."""
     newest = await ctx.store.won_blocks(1)
     since = round_ends(newest)[0] if newest else 0
-    points = await ctx.store.accepted_points(since)
+    points = await pool_partials(ctx).accepted_points(ctx.store, since, ctx.now())
     try:
         peak: PeakInfo | None = await ctx.node.peak()
     except ChainUnavailable:
@@ -544,15 +546,113 @@ async def round_so_far(ctx: PoolContext) -> RoundSoFar:
     return RoundSoFar(since, points, expected)
 
 
+# Partials received longer ago than this are written (the intake commits them in groups within a second or so): with
+# no partial pending from before, their counts no longer change.
+SETTLED_AFTER = 120
+RECENT_ROUNDS = 500  # past rounds' points kept (those of the blocks the pages and the API list first)
+
+
+async def settled_before(store: AbstractPoolStore, now: int) -> int:
+    """A time before which the partials' counts no longer change: none pending, every one written."""
+    pending = await store.oldest_pending_partial()
+    return min(now - SETTLED_AFTER, now if pending is None else pending)
+
+
+class PoolPartials:
+    """The pool's partials of the last 24 h per hour and outcome, and its accepted points since a time, kept between
+    makings of the shared figures. At 10 000 farmers a day holds 3 million partials: counting them took seconds of
+    the store's reading connection (every page's reads wait behind it). Here the settled partials, those whose
+    counts no longer change (settled_before), are read once: a making reads only those that came in since the last
+    (and, for the day's counts, those that went out of the day) and the newest, unsettled ones afresh. What it
+    gives is what the store's partial_counts and accepted_points give for the same span."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._window: tuple[int, int] | None = None  # [since, until) of the kept day counts
+        self._counts: dict[tuple[int, str], tuple[int, int]] = {}
+        self._points: tuple[int, int, int] | None = None  # since, until, the accepted points of [since, until)
+        self._rounds: dict[tuple[int, int], int] = {}  # [since, until) -> the accepted points of a settled round
+
+    async def day_counts(self, store: AbstractPoolStore, now: int) -> list[PartialCount]:
+        """What ``store.partial_counts(now - DAY)`` gives."""
+        since = now - DAY
+        async with self._lock:
+            cut = max(since, await settled_before(store, now))
+            kept = self._window
+            # Both reads before anything kept changes: a read that fails leaves the kept counts as they were.
+            if kept is None or not kept[0] <= since <= kept[1] or cut < kept[1]:
+                entered, left = await store.partial_counts(since, until=cut), []
+                self._counts = {}
+            else:
+                entered = await store.partial_counts(kept[1], until=cut)
+                left = await store.partial_counts(kept[0], until=since)
+            self._add(entered, 1)
+            self._add(left, -1)
+            self._window = (since, cut)
+            fresh = await store.partial_counts(cut)
+            merged = dict(self._counts)
+        for count in fresh:
+            n, points = merged.get((count.hour, count.outcome), (0, 0))
+            merged[(count.hour, count.outcome)] = (n + count.count, points + count.points)
+        return [PartialCount(hour, outcome, n, points) for (hour, outcome), (n, points) in sorted(merged.items()) if n]
+
+    def _add(self, counts: list[PartialCount], sign: int) -> None:
+        for count in counts:
+            key = (count.hour, count.outcome)
+            n, points = self._counts.get(key, (0, 0))
+            n, points = n + sign * count.count, points + sign * count.points
+            if n:
+                self._counts[key] = (n, points)
+            else:
+                self._counts.pop(key, None)
+
+    async def accepted_points(self, store: AbstractPoolStore, since: int, now: int) -> int:
+        """What ``store.accepted_points(since)`` gives."""
+        async with self._lock:
+            cut = max(since, await settled_before(store, now))
+            kept = self._points
+            if kept is None or kept[0] != since or cut < kept[1]:
+                settled = await store.accepted_points(since, cut)
+            else:
+                settled = kept[2] + await store.accepted_points(kept[1], cut)
+            self._points = (since, cut, settled)
+            return settled + await store.accepted_points(cut)
+
+    async def round_points(self, store: AbstractPoolStore, since: int, until: int, now: int) -> int:
+        """What ``store.accepted_points(since, until)`` gives: a round that ended before the settled partials is
+        summed once (the blocks' pages list the same rounds at every making), the newest RECENT_ROUNDS kept."""
+        found = self._rounds.get((since, until))
+        if found is not None:
+            return found
+        points = await store.accepted_points(since, until)
+        if until <= await settled_before(store, now):
+            self._rounds[(since, until)] = points
+            while len(self._rounds) > RECENT_ROUNDS:
+                del self._rounds[min(self._rounds, key=lambda span: span[1])]
+        return points
+
+
+_POOL_PARTIALS: weakref.WeakKeyDictionary[AbstractPoolStore, PoolPartials] = weakref.WeakKeyDictionary()
+
+
+def pool_partials(ctx: PoolContext) -> PoolPartials:
+    """The store's kept counts, one for the process (the pages, the API and /status share them)."""
+    found = _POOL_PARTIALS.get(ctx.store)
+    if found is None:
+        found = _POOL_PARTIALS[ctx.store] = PoolPartials()
+    return found
+
+
 class Shared(Generic[T]):
     """One value shared by every request for ``seconds`` (0: made for each request), so that a burst of page loads
-    costs one read of the store. The first request waits for it to be made (the requests that come meanwhile wait
-    for the same making); from then on the first request that finds it older than half its time gets it at once and
-    starts making it again in the background, one making at a time: with steady requests the value is never older
-    than ``seconds`` and no request waits for the store. A value older than twice its time (the pool was not asked
-    for a while: the next scrape or status probe must not read the figures of the one before) is not given: the
-    request waits for a fresh one, as the first did. A failed background making is not kept: the value stays as it was
-    (it is logged) and the next request tries again."""
+    costs one read of the store. It is first made as the application starts (``warm``), in the background; a request
+    that comes before that making ends waits for it (and if it failed, the first request makes it). From then on the
+    first request that finds it older than half its time gets it at once and starts making it again in the
+    background, one making at a time: with steady requests the value is never older than ``seconds`` and no request
+    waits for the store. A value older than twice its time (the pool was not asked for a while: the next scrape or
+    status probe must not read the figures of the one before) is not given: the request waits for a fresh one (the
+    requests that come meanwhile wait for the same making). A failed background making is not kept: the value stays
+    as it was (it is logged) and the next request tries again."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
@@ -577,6 +677,18 @@ class Shared(Generic[T]):
             self._remaking = asyncio.create_task(self._remake(make))
         return value
 
+    @property
+    def made(self) -> bool:
+        """Whether a value is at hand (made at least once)."""
+        return self._value is not None
+
+    def warm(self, make: Callable[[], Awaitable[T]]) -> None:
+        """Starts making the value in the background (at the application's start): the first request then finds it
+        made, or waits only for what is left of this making. Nothing waits for it here, so the pool serves at once; a
+        failure is logged like a background making's, and the first request tries again."""
+        if self.seconds > 0 and self._value is None and self._remaking is None:
+            self._remaking = asyncio.create_task(self._remake(make))
+
     def _too_old(self) -> bool:
         return self._value is None or self._clock() - self._value[0] >= 2 * self.seconds
 
@@ -597,11 +709,20 @@ class Shared(Generic[T]):
                 await remaking
 
 
-def closed_on_cleanup(app: web.Application, shared: Shared[T]) -> Shared[T]:
-    """``shared``, its background making stopped when ``app`` shuts down."""
+def closed_on_cleanup(
+    app: web.Application, shared: Shared[T], warm: Callable[[], Awaitable[T]] | None = None
+) -> Shared[T]:
+    """``shared``, its background making stopped when ``app`` shuts down; made by ``warm`` in the background as
+    ``app`` starts, if given, so that the first request after the start does not wait for the store."""
+
+    async def start(_: web.Application) -> None:
+        assert warm is not None
+        shared.warm(warm)
 
     async def close(_: web.Application) -> None:
         await shared.close()
 
+    if warm is not None:
+        app.on_startup.append(start)
     app.on_cleanup.append(close)
     return shared

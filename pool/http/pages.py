@@ -74,9 +74,12 @@ def setup_pages(app: web.Application) -> None:
         undefined=jinja2.StrictUndefined,
         filters=filters,
     )
-    app[POOL_VIEW] = closed_on_cleanup(app, Shared(app[CONTEXT].config.server.page_cache_seconds))
-    app[PEAK_HEIGHT] = closed_on_cleanup(app, Shared(app[CONTEXT].config.server.page_cache_seconds))
-    app[NEWEST_BLOCKS] = closed_on_cleanup(app, Shared(app[CONTEXT].config.server.page_cache_seconds))
+    ctx = app[CONTEXT]
+    seconds = ctx.config.server.page_cache_seconds
+    # Made as the pool starts, in the background: the first page after the start does not wait for them.
+    app[POOL_VIEW] = closed_on_cleanup(app, Shared(seconds), warm=lambda: pool_view(ctx))
+    app[PEAK_HEIGHT] = closed_on_cleanup(app, Shared(seconds), warm=lambda: peak_height(ctx))
+    app[NEWEST_BLOCKS] = closed_on_cleanup(app, Shared(seconds), warm=lambda: _newest_blocks(ctx))
     app.router.add_get("/", pool_page)
     app.router.add_get("/blocks", blocks_page)
     app.router.add_get("/farmers/{launcher_id}", public_farmer_page)

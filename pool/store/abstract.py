@@ -341,11 +341,19 @@ class AbstractPoolStore(ABC):
         Raises FarmerNotFound."""
 
     @abstractmethod
-    async def partial_counts(self, since: int, launcher_id: bytes32 | None = None) -> list[PartialCount]:
-        """Partials received at or after ``since`` (one farmer's, or everyone's), counted per hour and outcome:
-        accepted ones by status, refused and rejected ones by reason. Oldest hour first. Pruned partials count in
-        their hour's totals, exactly as before they were pruned; of the pruned hours, those starting at or after
-        ``since`` count (the same as the rows whenever ``since`` is a whole hour or after every pruned hour)."""
+    async def partial_counts(
+        self, since: int, launcher_id: bytes32 | None = None, until: int | None = None
+    ) -> list[PartialCount]:
+        """Partials received at or after ``since`` and before ``until`` (None: up to now; one farmer's, or
+        everyone's), counted per hour and outcome: accepted ones by status, refused and rejected ones by reason.
+        Oldest hour first. Pruned partials count in their hour's totals, exactly as before they were pruned; of the
+        pruned hours, those starting in that span count (the same as the rows whenever ``since`` is a whole hour or
+        after every pruned hour). Counts of consecutive spans add up to the count of their union."""
+
+    @abstractmethod
+    async def oldest_pending_partial(self) -> int | None:
+        """When the oldest partial still pending was received (None: none is): older partials' status no longer
+        changes. One index look-up."""
 
     @abstractmethod
     async def accepted_points(self, since: int, until: int | None = None) -> int:

@@ -822,8 +822,12 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 _INSERT_REFUSAL, {"launcher_id": launcher_id, "received_at": received_at, "reason": reason}
             )
 
-    async def partial_counts(self, since: int, launcher_id: bytes32 | None = None) -> list[PartialCount]:
+    async def partial_counts(
+        self, since: int, launcher_id: bytes32 | None = None, until: int | None = None
+    ) -> list[PartialCount]:
         farmer = "" if launcher_id is None else " AND launcher_id = :launcher_id"
+        farmer += "" if until is None else " AND received_at < :until"
+        hours = farmer.replace("received_at", "hour")
         rows = await self._reads().fetchall(
             f"""
             SELECT hour, outcome, SUM(n) AS n, SUM(points) AS points FROM (
@@ -834,12 +838,18 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 SELECT received_at - received_at % 3600 AS hour, reason AS outcome, COUNT(*) AS n, 0 AS points
                 FROM partial_refusals WHERE received_at >= :since{farmer} GROUP BY 1, 2
                 UNION ALL
-                SELECT hour, outcome, n, points FROM partial_hours WHERE hour >= :since{farmer}
+                SELECT hour, outcome, n, points FROM partial_hours WHERE hour >= :since{hours}
             ) AS counted GROUP BY hour, outcome ORDER BY hour, outcome
             """,
-            {"since": since, "launcher_id": launcher_id},
+            {"since": since, "launcher_id": launcher_id, "until": until},
         )
         return [PartialCount(int(r["hour"]), str(r["outcome"]), int(r["n"]), int(r["points"])) for r in rows]
+
+    async def oldest_pending_partial(self) -> int | None:
+        row = await self._reads().fetchone(
+            "SELECT received_at FROM partials WHERE status = 'pending' ORDER BY received_at LIMIT 1"
+        )
+        return None if row is None else int(row["received_at"])
 
     async def accepted_points(self, since: int, until: int | None = None) -> int:
         until_row = "" if until is None else " AND received_at < :until"

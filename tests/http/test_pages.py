@@ -9,6 +9,8 @@ import dataclasses
 import re
 from collections.abc import AsyncIterator
 from fractions import Fraction
+from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -16,6 +18,8 @@ import pytest_asyncio
 from pool.chia_adapter import encode_puzzle_hash
 from pool.devnet.world import World
 from pool.estimates import block_points
+from pool.http import api
+from pool.http.operator_endpoints import STATUS
 from pool.http.page_data import (
     BLOCKS_PER_PAGE,
     EFFORT_BLOCKS_PER_PAGE,
@@ -24,7 +28,7 @@ from pool.http.page_data import (
     Shared,
     percent,
 )
-from pool.http.pages import POOL_VIEW, SESSION_COOKIE
+from pool.http.pages import NEWEST_BLOCKS, PEAK_HEIGHT, POOL_VIEW, SESSION_COOKIE
 from pool.payouts.books import xch
 from pool.store.abstract import AbstractPoolStore
 from pool.store.models import ClaimStatus, DistributionShare, FarmerRecord, FarmerSettings
@@ -39,7 +43,9 @@ TX_URL = "https://explorer.example/tx/{id}"
 
 @pytest_asyncio.fixture(scope="module")
 async def pool(world: World, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PoolUnderTest]:
-    server = {"page_cache_seconds": 300, "explorer_coin_url": COIN_URL, "explorer_tx_url": TX_URL}
+    # Nothing kept: the figures made as the pool starts would show the store before the module fills it. The test
+    # of the sharing sets its time.
+    server = {"page_cache_seconds": 0, "explorer_coin_url": COIN_URL, "explorer_tx_url": TX_URL}
     started = await PoolUnderTest.start(world, tmp_path_factory.mktemp("pages") / "pool.sqlite", server=server)
     yield started
     await started.close()
@@ -147,6 +153,8 @@ async def test_the_pool_page_lists_rounds_page_by_page_and_shares_its_figures(
     # A block won meanwhile shows once the shared figures are made again (server.page_cache_seconds).
     record = await pool.ctx.store.get_farmer(farmer.launcher_id)
     assert record is not None
+    pool.app[POOL_VIEW].seconds = 300
+    await pool.client.get("/")
     assert await pool.ctx.store.add_reward_claim(make_claim("won meanwhile", record))
     again = await (await pool.client.get("/")).text()
     assert f'id="blocks-won">{ROUNDS}<' in again  # the figures made a moment ago
@@ -306,6 +314,31 @@ async def test_figures_older_than_twice_their_time_are_made_again_before_they_ar
     now[0] += 60  # the background making may not have run yet: the request waits for it rather than start another
     assert await shared.get(make) == 3 and made == [1, 2, 3]
     await shared.close()
+
+
+async def test_the_shared_figures_are_made_as_the_pool_starts(world: World, tmp_path: Path) -> None:
+    """Before any request: the pages', the API's and /status's shared figures and the state /metrics shows are made
+    in the background as the application starts, so that the first request after a start does not wait for them."""
+    started = await PoolUnderTest.start(world, tmp_path / "pool.sqlite", server={"metrics_cache_seconds": 5})
+    try:
+        app = started.app
+        shared: list[Shared[Any]] = [
+            app[POOL_VIEW],
+            app[PEAK_HEIGHT],
+            app[NEWEST_BLOCKS],
+            app[api.BLOCKS],
+            app[api.ROUNDS],
+            app[STATUS],
+        ]
+        metrics = started.ctx.stats.metrics
+        for _ in range(600):  # a bound on the wait, not a timing: the makings run beside this test
+            if all(s.made for s in shared) and b"pool_partials_pending" in metrics.exposition():
+                break
+            await asyncio.sleep(0.05)
+        assert [s.made for s in shared] == [True] * len(shared)
+        assert b"pool_partials_pending" in metrics.exposition()
+    finally:
+        await started.close()
 
 
 async def settled() -> None:

@@ -813,6 +813,7 @@ async def test_partial_counts_per_hour_and_outcome_include_refusals(store: Abstr
     await store.add_farmer(farmer)
     await store.add_farmer(other)
     hour = 3600 * 100
+    assert await store.oldest_pending_partial() is None
     ids = [await store.add_partial(make_partial(farmer, n, hour + n)) for n in range(4)]
     await store.add_partial(make_partial(farmer, "next hour", hour + 3600))
     await store.add_partial(make_partial(other, "other", hour + 5))
@@ -832,8 +833,18 @@ async def test_partial_counts_per_hour_and_outcome_include_refusals(store: Abstr
         PartialCount(hour, "singleton left the pool", 1, 7),
         PartialCount(hour + 3600, "pending", 1, 7),
     ]
+    assert await store.partial_counts(hour, farmer.launcher_id, until=hour + 3) == [  # ids 0, 1 and 2
+        PartialCount(hour, "confirmed", 1, 7),
+        PartialCount(hour, "pending", 1, 7),
+        PartialCount(hour, "singleton left the pool", 1, 7),
+    ]
+    assert await store.partial_counts(hour + 3, until=hour + 3600) == [
+        PartialCount(hour, "TOO_LATE", 2, 0),
+        PartialCount(hour, "pending", 2, 17),  # id 3 and the other farmer's
+    ]
     everyone = await store.partial_counts(hour)
     assert sum(c.count for c in everyone if c.outcome == "pending") == 4
+    assert await store.oldest_pending_partial() == hour - 1  # "too old"
     # The pool's accepted points, to the second: pending and confirmed, not rejected nor refused ones.
     assert await store.accepted_points(hour) == 7 * 4 + 10  # ids 0, 2, 3, "next hour", and the other farmer's
     assert await store.accepted_points(hour, until=hour + 3) == 7 * 2  # ids 0 and 2
