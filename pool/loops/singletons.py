@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pool.chain.interface import ChainUnavailable
 from pool.chain.singleton import (
@@ -52,6 +52,7 @@ class SingletonStats:
     failed: int = 0
     revoked: int = 0  # members whose singleton's spends contradict the state it announced
     unavailable: int = 0  # farmers left for the next iteration because the node could not answer
+    not_on_chain: list[bytes32] = field(default_factory=list)  # launchers the node says it does not have
 
 
 class SingletonLoop:
@@ -92,11 +93,30 @@ class SingletonLoop:
                 if view is not None:
                     await _record_unmoved(ctx, tip, tip.launcher_id in members, view, peak_height, stats)
                 elif tip.launcher_id in unmoved.not_found:  # as follow_singleton finding no launcher: no change
-                    log.warning("cannot follow the singleton of %s: not on chain", tip.launcher_id.hex())
+                    stats.not_on_chain.append(tip.launcher_id)
                     stats.failed += 1
             settled = unmoved.views.keys() | unmoved.not_found | unreadable
             await asyncio.gather(*(follow(p.launcher_id) for p in page if p.launcher_id not in settled))
+        _log_not_on_chain(stats.not_on_chain)
         return stats
+
+
+NAMED_IN_A_LINE = 10  # launchers a warning names; the rest are counted
+
+
+def _log_not_on_chain(launcher_ids: list[bytes32]) -> None:
+    """One line a pass, however many: a node that lost its chain (resyncing, or another network's) does not know
+    any launcher, and a line for each of ten thousand farmers every pass buried the log and held the event loop."""
+    if not launcher_ids:
+        return
+    named = ", ".join(launcher_id.hex() for launcher_id in launcher_ids[:NAMED_IN_A_LINE])
+    more = len(launcher_ids) - NAMED_IN_A_LINE
+    log.warning(
+        "cannot follow the singletons of %d farmers: not on chain (%s%s)",
+        len(launcher_ids),
+        named,
+        f" and {more} more" if more > 0 else "",
+    )
 
 
 def _checked_tips(

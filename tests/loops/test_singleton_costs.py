@@ -5,15 +5,18 @@ once."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 
 from pool.chain.node_rpc import RpcFullNode
+from pool.chia_adapter import bytes32
 from pool.devnet.world import PlotNFTInfo, World
-from pool.loops.singletons import SingletonStats
+from pool.loops.singletons import NAMED_IN_A_LINE, SingletonStats, _log_not_on_chain
 from tests.http.farmer_requests import RELATIVE_LOCK_HEIGHT, buried_plotnft, shared_plotnft
 from tests.loops.loops_harness import Clock, Pool, random_puzzle_hash, win_and_claim
 from tests.store.test_store_contract import make_farmer
@@ -93,4 +96,18 @@ async def test_a_farmer_whose_coins_the_node_does_not_have_costs_no_call_of_its_
     calls, stats = await counted_pass(pool)
     assert calls == {"get_coin_records_by_names": 1}
     assert (stats.failed, stats.unavailable, stats.updated) == (1, 0, 0)
+    assert stats.not_on_chain == [ghost.launcher_id]
     assert await pool.ctx.store.get_farmer(ghost.launcher_id) == ghost
+
+
+def test_farmers_not_on_chain_are_one_line_a_pass(caplog: pytest.LogCaptureFixture) -> None:
+    """A node that lost its chain knows no launcher: one warning a pass names the first few and counts the rest."""
+    launchers = [bytes32(bytes([n]) * 32) for n in range(NAMED_IN_A_LINE + 2)]
+    with caplog.at_level(logging.WARNING, logger="pool.loops.singletons"):
+        _log_not_on_chain(launchers)
+        _log_not_on_chain([])
+    [record] = caplog.records
+    assert record.getMessage().startswith(f"cannot follow the singletons of {NAMED_IN_A_LINE + 2} farmers")
+    assert launchers[NAMED_IN_A_LINE - 1].hex() in record.getMessage()
+    assert launchers[NAMED_IN_A_LINE].hex() not in record.getMessage()
+    assert record.getMessage().endswith("and 2 more)")
