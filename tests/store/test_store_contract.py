@@ -447,6 +447,26 @@ async def test_a_difficulty_pass_applies_due_ones_and_its_changes_together(store
     assert await store.difficulty_at(moved.launcher_id, 2_001) == 20
 
 
+async def test_many_difficulties_change_in_one_pass_a_few_statements_each_checked(
+    store: AbstractPoolStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql, "ROWS_PER_STATEMENT", 2)  # the compare-and-set read over several statements
+    farmers = [make_farmer(n, difficulty=10) for n in range(1, 8)]
+    for farmer in farmers:
+        await store.add_farmer(farmer)
+    stale = farmers[5]  # its difficulty changed since the pass read it: the expected 10 is no longer current
+    await store.set_difficulty(stale.launcher_id, 12, now=1_000)
+    adjustments = [DifficultyAdjustment(f.launcher_id, 10, 10 + n) for n, f in enumerate(farmers, start=1)]
+    changed = await store.adjust_difficulties(adjustments, 2_001, now=2_000)
+    assert set(changed) == {f.launcher_id for f in farmers} - {stale.launcher_id}
+    difficulties = {m.launcher_id: m.difficulty for m in await store.member_difficulties()}
+    for n, farmer in enumerate(farmers, start=1):
+        assert difficulties[farmer.launcher_id] == (12 if farmer is stale else 10 + n)
+        if farmer is not stale:
+            assert await store.difficulty_at(farmer.launcher_id, 2_000) == 10
+            assert await store.difficulty_at(farmer.launcher_id, 2_001) == 10 + n
+
+
 async def test_singleton_update_round_trips_spend_state_and_membership(store: AbstractPoolStore) -> None:
     farmer = make_farmer(1)
     await store.add_farmer(farmer)
