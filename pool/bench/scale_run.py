@@ -40,19 +40,26 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from pool.bench.attacks import NodeCallMeter
-from pool.bench.corpus import Corpus, CorpusPartial
+from pool.bench.corpus import DIFFICULTY, Corpus, CorpusPartial
 from pool.bench.load import Outcomes, Sender
 from pool.bench.processes import NodeProcess, PoolProcess, pool_document, write_pool_config
 from pool.bench.procstat import TreeCpu
 from pool.bench.report import percentile
-from pool.bench.scale_store import Progress, ScaleSize, ScaleStores, farmer_launcher_id, store_bytes
+from pool.bench.scale_store import (
+    PARTIALS_PER_DAY,
+    Progress,
+    ScaleSize,
+    ScaleStores,
+    farmer_launcher_id,
+    store_bytes,
+)
 from pool.chia_adapter import bytes32
 from pool.config import DAY_SECONDS, ServerConfig, StoreConfig, parse_config
 from pool.devnet.pool_config import OPERATOR_HEADERS
 from pool.loops.retention import PRUNE_BATCH, PRUNE_PAUSE
 from pool.store.abstract import AbstractPoolStore
 from pool.store.factory import create_store
-from pool.store.models import WebSession
+from pool.store.models import FarmerSettings, WebSession
 
 PAGES = ("/metrics", "/", "farmer page", "/status")
 SESSION_COOKIE = "pool_session"  # pool.http.pages.SESSION_COOKIE
@@ -162,6 +169,7 @@ async def measure_store(
         shared.sender.point_at(pool.url)
         progress(f"[{label}] registering {len(shared.corpus.farmers)} PlotNFTs")
         await shared.sender.register(pool.url)
+        await _hold_corpus_difficulty(store, shared.corpus)
         cookie = await _session(store, size, shared)
         async with aiohttp.ClientSession(headers=OPERATOR_HEADERS) as session:  # /metrics, /status want it
             await _warmed(session, pool.url, cookie)
@@ -182,6 +190,14 @@ async def measure_store(
             loops = await _loops_window(shared, config, size, options, slug, progress, label)
     bytes_after = await store_bytes(config)
     return StoreFigures(label, size, bytes_before, bytes_after, intake, pruning, pages, loops, intake_loops)
+
+
+async def _hold_corpus_difficulty(store: AbstractPoolStore, corpus: Corpus) -> None:
+    """The corpus's farmers keep the corpus's difficulty by a preset, as a farmer fixes it on its page: they send far
+    more than PARTIALS_PER_DAY, and a raised difficulty would refuse the corpus's proofs."""
+    now = int(time.time())
+    for farmer in corpus.farmers:
+        await store.change_farmer_settings(FarmerSettings(farmer.launcher_id, difficulty_preset=DIFFICULTY), now)
 
 
 async def _start_pool(
@@ -206,6 +222,10 @@ async def _start_pool(
     # built some days ago would otherwise be pruned at start, during the first phase.
     days = 0 if size is None else size.days
     document["partials"]["retention_days"] = days + 30
+    # The built farmers send PARTIALS_PER_DAY a day at their difficulty, so the adjustment keeps it, as a settled
+    # pool's does (a target they missed changed every member's difficulty every pass, a write for each); the
+    # corpus's farmers hold theirs by a preset (_hold_corpus_difficulty).
+    document["difficulty"]["number_of_partials_target"] = PARTIALS_PER_DAY
     # What an operator runs with (the devnet reads /status and /metrics afresh at each request, for its tests).
     document["server"]["metrics_cache_seconds"] = ServerConfig.metrics_cache_seconds
     if loops_due:
