@@ -41,8 +41,9 @@ async def prune_old_partials(
         total += pruned
         await asyncio.sleep(pause)
     # The difficulty summaries' hourly counts of the same hours (not counted in the total: they are no partials).
+    # A batch short of full ends the pass: rows a writer adds meanwhile wait for the next one, never keep it going.
     while True:
-        if not await store.prune_difficulty_hours(before, batch):
+        if await store.prune_difficulty_hours(before, batch) < batch:
             return total
         await asyncio.sleep(pause)
 

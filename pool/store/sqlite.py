@@ -54,6 +54,38 @@ class _Sqlite(Statements):
         await self.db.executemany(sql, rows)
 
 
+# Connections for plain reads. One made every read wait behind the longest one in its thread's queue: a page's
+# look-ups behind the pool page's count of the day's partials (seconds at ten thousand farmers), the difficulty loop's
+# summaries behind the singletons loop's pages. WAL lets readers run side by side, each in its own thread.
+READERS = 2
+
+
+class _SqliteReaders(Statements):
+    """Plain reads on the least busy of a few read-only connections (each statement its own snapshot)."""
+
+    def __init__(self, readers: Sequence[aiosqlite.Connection]) -> None:
+        self._readers = [_Sqlite(reader) for reader in readers]
+        self._in_flight = [0] * len(readers)
+
+    async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
+        index = self._in_flight.index(min(self._in_flight))
+        self._in_flight[index] += 1
+        try:
+            return await self._readers[index].fetchall(sql, params)
+        finally:
+            self._in_flight[index] -= 1
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        raise StoreError("the reading connections only read")
+
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        raise StoreError("the reading connections only read")
+
+
 class SqlitePoolStore(SqlPoolStore[_Sqlite]):
     def __init__(self, path: Path, *, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         super().__init__(migrations)
@@ -62,7 +94,8 @@ class SqlitePoolStore(SqlPoolStore[_Sqlite]):
         # Plain reads go through a second connection (its own thread): in WAL mode they see every committed write
         # and never wait for a write transaction's commit (fsync), e.g. POST /partial's farmer look-ups during a
         # group commit.
-        self._reader: aiosqlite.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._reads_on: _SqliteReaders | None = None
         # Look-ups by key (a farmer for every partial) run on the event loop itself: one indexed read costs far less
         # than a trip through aiosqlite's thread costs in CPU (queue, futures, wake-ups).
         # In WAL mode such a read never waits for a writer; if it ever meets a lock, it goes through the reader.
@@ -93,10 +126,10 @@ class SqlitePoolStore(SqlPoolStore[_Sqlite]):
                     await db.execute("ROLLBACK")
                 raise
 
-    def _reads(self) -> _Sqlite:
-        if self._reader is None:
+    def _reads(self) -> Statements:
+        if self._reads_on is None:
             raise StoreError("the store is not open")
-        return _Sqlite(self._reader)
+        return self._reads_on
 
     async def _lookup(self, sql: str, params: Params) -> Row | None:
         """Read on the calling thread (see ``_lookups``)."""
@@ -132,11 +165,13 @@ class SqlitePoolStore(SqlPoolStore[_Sqlite]):
             await db.execute("PRAGMA busy_timeout = 10000")  # another process (a CLI) may hold the lock briefly
             self._db = db
             await self._migrate()
-            reader = await aiosqlite.connect(self._path, isolation_level=None)
-            reader.row_factory = sqlite3.Row
-            await reader.execute("PRAGMA query_only = ON")
-            await reader.execute("PRAGMA busy_timeout = 10000")
-            self._reader = reader
+            for _ in range(READERS):
+                reader = await aiosqlite.connect(self._path, isolation_level=None)
+                self._readers.append(reader)
+                reader.row_factory = sqlite3.Row
+                await reader.execute("PRAGMA query_only = ON")
+                await reader.execute("PRAGMA busy_timeout = 10000")
+            self._reads_on = _SqliteReaders(self._readers)
             # timeout=0: a look-up never blocks the event loop waiting for a lock; _lookup falls back to the reader.
             lookups = sqlite3.connect(self._path, isolation_level=None, timeout=0)
             lookups.row_factory = sqlite3.Row
@@ -144,6 +179,9 @@ class SqlitePoolStore(SqlPoolStore[_Sqlite]):
             self._lookups = lookups
         except BaseException:
             self._db = None
+            readers, self._readers, self._reads_on = self._readers, [], None
+            for reader in readers:
+                await reader.close()
             await db.close()
             raise
 
@@ -152,8 +190,8 @@ class SqlitePoolStore(SqlPoolStore[_Sqlite]):
             async with self._lock:
                 db, self._db = self._db, None
                 await db.close()
-                if self._reader is not None:
-                    reader, self._reader = self._reader, None
+                readers, self._readers, self._reads_on = self._readers, [], None
+                for reader in readers:
                     await reader.close()
                 if self._lookups is not None:
                     lookups, self._lookups = self._lookups, None

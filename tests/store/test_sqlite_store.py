@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -340,4 +342,35 @@ async def test_the_running_total_of_farmer_payments_starts_from_what_confirmed_b
         await store.mark_batch_confirmed(in_flight.id, height=30, now=600)
         assert (await store.pool_figures()).paid_to_farmers == 1_000
     finally:
+        await store.close()
+
+
+async def test_a_long_read_does_not_hold_up_the_other_reads(tmp_path: Path) -> None:
+    """The plain reads go to the least busy of the reading connections: while one read is still running (held here
+    inside SQLite by a function that waits), another is answered on the other connection."""
+    store = SqlitePoolStore(tmp_path / "pool.sqlite")
+    await store.open()
+    try:
+        release = threading.Event()
+        started = threading.Event()
+
+        def held(value: int) -> int:
+            started.set()
+            release.wait(timeout=30)
+            return value
+
+        for reader in store._readers:
+            await reader.create_function("held", 1, held)
+        long_read = asyncio.create_task(store._reads().fetchone("SELECT held(7) AS v"))
+        await asyncio.to_thread(started.wait, 30)
+        farmer = make_farmer()
+        await store.add_farmer(farmer)
+        assert await store._reads().fetchone("SELECT COUNT(*) AS n FROM farmers") is not None
+        assert (await store.list_farmers())[0].launcher_id == farmer.launcher_id
+        assert not long_read.done()
+        release.set()
+        row = await long_read
+        assert row is not None and row["v"] == 7
+    finally:
+        release.set()
         await store.close()
