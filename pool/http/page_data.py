@@ -561,7 +561,7 @@ async def settled_before(store: AbstractPoolStore, now: int) -> int:
 class PoolPartials:
     """The pool's partials of the last 24 h per hour and outcome, and its accepted points since a time, kept between
     makings of the shared figures. At 10 000 farmers a day holds 3 million partials: counting them took seconds of
-    the store's reading connection (every page's reads wait behind it). Here the settled partials, those whose
+    a reading connection of the store (the reads queued behind it wait). Here the settled partials, those whose
     counts no longer change (settled_before), are read once: a making reads only those that came in since the last
     (and, for the day's counts, those that went out of the day) and the newest, unsettled ones afresh. What it
     gives is what the store's partial_counts and accepted_points give for the same span."""

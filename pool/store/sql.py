@@ -781,7 +781,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return [partial_from_row(row) for row in rows]
 
     async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
-        # A few hundred members a statement: the whole pool in one would hold the store's reading connection for
+        # A few hundred members a statement: the whole pool in one would hold a reading connection of the store for
         # seconds at ten thousand farmers, and every page and scrape behind it.
         members = await self._reads().fetchall(
             "SELECT launcher_id FROM farmers WHERE is_pool_member ORDER BY launcher_id"
@@ -804,7 +804,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
 
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
         # An hour of partials a statement: a day of them at ten thousand farmers (3 million rows, each read from the
-        # table) in one statement held the store's reading connection, and every page and look-up behind it, 5 s.
+        # table) in one statement held a reading connection of the store, and the reads queued behind it, 5 s.
         newest = await self._reads().fetchone("SELECT MAX(received_at) AS newest FROM partials")
         last = since if newest is None or newest["newest"] is None else int(newest["newest"])
         points: dict[bytes32, int] = defaultdict(int)
