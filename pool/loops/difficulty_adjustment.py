@@ -29,7 +29,7 @@ class DifficultyLoop:
     async def run_once(self, ctx: PoolContext) -> int:
         """Adjust every member; returns how many difficulties changed. A pass is two reads (the members'
         difficulties and presets, and the summaries of their partials, all by indexed look-ups) and one write
-        transaction for every change it makes: no farmer record is decoded, no farmer costs a transaction."""
+        transaction for all the changes it makes: no farmer record is decoded, no farmer costs a transaction."""
         now = ctx.now()
         time_target = ctx.config.difficulty.time_target
         # Members first: a difficulty changed after this read fails the compare-and-set of the write instead of

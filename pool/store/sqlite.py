@@ -91,9 +91,9 @@ class SqlitePoolStore(SqlPoolStore[_Sqlite]):
         super().__init__(migrations)
         self._path = path
         self._db: aiosqlite.Connection | None = None
-        # Plain reads go through a second connection (its own thread): in WAL mode they see every committed write
-        # and never wait for a write transaction's commit (fsync), e.g. POST /partial's farmer look-ups during a
-        # group commit.
+        # Plain reads go through connections of their own (READERS, each with its thread): in WAL mode they see
+        # every committed write and never wait for a write transaction's commit (fsync), e.g. POST /partial's farmer
+        # look-ups during a group commit.
         self._readers: list[aiosqlite.Connection] = []
         self._reads_on: _SqliteReaders | None = None
         # Look-ups by key (a farmer for every partial) run on the event loop itself: one indexed read costs far less
