@@ -805,10 +805,18 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
         # An hour of partials a statement: a day of them at ten thousand farmers (3 million rows, each read from the
         # table) in one statement held a reading connection of the store, and the reads queued behind it, 5 s.
-        newest = await self._reads().fetchone("SELECT MAX(received_at) AS newest FROM partials")
-        last = since if newest is None or newest["newest"] is None else int(newest["newest"])
+        # From the oldest partial in the window (a window reaching far before the store's partials reads no empty
+        # slices), each bound an index's first or last entry.
+        span = await self._reads().fetchone(
+            "SELECT (SELECT MIN(received_at) FROM partials WHERE received_at >= :since) AS oldest, "
+            "(SELECT MAX(received_at) FROM partials) AS newest",
+            {"since": since},
+        )
+        if span is None or span["oldest"] is None:
+            return {}
+        first, last = int(span["oldest"]), int(span["newest"])
         points: dict[bytes32, int] = defaultdict(int)
-        for start in range(since, last + 1, POINTS_SECONDS_PER_READ):
+        for start in range(first, last + 1, POINTS_SECONDS_PER_READ):
             # The last range is open-ended: a partial received meanwhile counts too.
             end = "" if start + POINTS_SECONDS_PER_READ > last else " AND received_at < :end"
             rows = await self._reads().fetchall(

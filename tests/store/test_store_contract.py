@@ -755,6 +755,8 @@ async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(
 
     assert await store.confirmed_points_since(100) == {one.launcher_id: 30, two.launcher_id: 7}
     assert await store.confirmed_points_since(501) == {}
+    # A window reaching far before the oldest partial is read from that partial on.
+    assert await store.confirmed_points_since(-(10**9)) == {one.launcher_id: 1_030, two.launcher_id: 7}
 
 
 @pytest.mark.parametrize("per_read", [sql.SUMMARIES_PER_READ, 2, 1])
