@@ -8,6 +8,7 @@ pass: a few dozen rows a member), and stores the changes of a pass in one transa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from pool.chia_adapter import bytes32
@@ -18,6 +19,9 @@ from pool.store.models import DifficultyAdjustment, MemberDifficulty, PartialsSu
 log = logging.getLogger(__name__)
 
 NO_PARTIALS = PartialsSummary(newest=None)
+# Members adjusted between two turns of the event loop: ten thousand at once held it (and the partials waiting on it)
+# for a tenth of a second and more.
+MEMBERS_AT_ONCE = 500
 
 
 class DifficultyLoop:
@@ -40,7 +44,9 @@ class DifficultyLoop:
         )
         due: list[bytes32] = []
         adjustments: list[DifficultyAdjustment] = []
-        for member in members:
+        for index, member in enumerate(members):
+            if index and index % MEMBERS_AT_ONCE == 0:
+                await asyncio.sleep(0)  # the partials' intake runs between slices of a large pool's members
             if member.pending_difficulty is not None:
                 # A difficulty the farmer asked for with PUT /farmer: applied when its cooldown is over, never
                 # overridden.

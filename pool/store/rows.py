@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
 from pool.store.models import (
@@ -35,6 +36,24 @@ from pool.store.models import (
 
 class Row(Protocol):
     def __getitem__(self, key: str, /) -> Any: ...
+
+
+T = TypeVar("T")
+
+# Rows decoded between two turns of the event loop. Decoding is tens of microseconds a row (bytes32 and the record's
+# constructor): a read of every farmer of ten thousand decoded at once held the event loop, and every partial waiting
+# on it, a fifth of a second.
+DECODED_AT_ONCE = 500
+
+
+async def decoded(rows: Sequence[Row], decode: Callable[[Row], T]) -> list[T]:
+    """``decode`` of each row, a slice of rows at a time with the event loop let run between slices."""
+    records: list[T] = []
+    for start in range(0, len(rows), DECODED_AT_ONCE):
+        if start:
+            await asyncio.sleep(0)
+        records.extend(decode(row) for row in rows[start : start + DECODED_AT_ONCE])
+    return records
 
 
 def optional_bytes32(value: bytes | None) -> bytes32 | None:

@@ -119,6 +119,7 @@ from pool.store.rows import (
     change_from_row,
     claim_fee_version_from_row,
     claim_from_row,
+    decoded,
     distribution_from_row,
     entry_from_row,
     farmer_from_row,
@@ -543,16 +544,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             WHERE f.is_pool_member ORDER BY f.launcher_id
             """
         )
-        return [
-            MemberDifficulty(
-                bytes32(row["launcher_id"]),
-                int(row["difficulty"]),
-                optional_int(row["pending_difficulty"]),
-                int(row["joined_at"]),
-                optional_int(row["difficulty_preset"]),
-            )
-            for row in rows
-        ]
+        return await decoded(rows, _member_difficulty)
 
     async def apply_due_difficulty(self, launcher_id: bytes32, now: int) -> int:
         async with self._write() as tx:
@@ -1649,7 +1641,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
 
     async def farmer_points(self) -> dict[bytes32, int]:
         rows = await self._reads().fetchall("SELECT launcher_id, points FROM farmers")
-        return {bytes32(row["launcher_id"]): int(row["points"]) for row in rows}
+        return dict(await decoded(rows, lambda row: (bytes32(row["launcher_id"]), int(row["points"]))))
 
     async def farmer_payouts(self, launcher_id: bytes32, limit: int, before: int | None = None) -> list[FarmerPayout]:
         rows = await self._reads().fetchall(
@@ -1869,7 +1861,8 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             "SELECT launcher_id, (SELECT MAX(received_at) FROM partials AS p WHERE p.launcher_id = f.launcher_id) "
             "AS last FROM farmers AS f WHERE is_pool_member"
         )
-        return {bytes32(row["launcher_id"]): int(row["last"]) for row in rows if row["last"] is not None}
+        known = [row for row in rows if row["last"] is not None]
+        return dict(await decoded(known, lambda row: (bytes32(row["launcher_id"]), int(row["last"]))))
 
     async def farmer_settings(self, launcher_id: bytes32) -> FarmerSettings:
         row = await self._lookup(
@@ -2552,3 +2545,13 @@ def _removals(spend_bundle: bytes, what: str) -> list[bytes32]:
     except Exception as exc:  # a record the pool itself never writes: say so, reserve nothing for it
         log.warning("the transaction recorded for %s cannot be read (%s): none of its coins are reserved", what, exc)
         return []
+
+
+def _member_difficulty(row: Row) -> MemberDifficulty:
+    return MemberDifficulty(
+        bytes32(row["launcher_id"]),
+        int(row["difficulty"]),
+        optional_int(row["pending_difficulty"]),
+        int(row["joined_at"]),
+        optional_int(row["difficulty_preset"]),
+    )
