@@ -706,6 +706,10 @@ class AbstractPoolStore(ABC):
         ``error``); otherwise it counts one more attempt and waits until ``retry_at``."""
 
     @abstractmethod
+    async def close_notifications(self, notification_ids: Sequence[int], now: int) -> None:
+        """Close these events at ``now`` (delivered everywhere), in one transaction; closed ones stay as they were."""
+
+    @abstractmethod
     async def prune_notifications(self, before: int, batch: int = 500) -> int:
         """Delete up to ``batch`` events closed before ``before`` (and their deliveries); how many. Events not yet
         closed are kept whatever their age."""

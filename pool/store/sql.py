@@ -1841,6 +1841,19 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                     {"retry_at": retry_at, "error": error, "id": notification_id},
                 )
 
+    async def close_notifications(self, notification_ids: Sequence[int], now: int) -> None:
+        if not notification_ids:
+            return
+        async with self._write() as tx:
+            for start in range(0, len(notification_ids), ROWS_PER_STATEMENT):
+                condition, params = self._one_of(
+                    "id", "ids", notification_ids[start : start + ROWS_PER_STATEMENT], "bigint"
+                )
+                await tx.execute(
+                    f"UPDATE notifications SET done_at = :now, last_error = NULL WHERE {condition} AND done_at IS NULL",
+                    {**params, "now": now},
+                )
+
     async def prune_notifications(self, before: int, batch: int = 500) -> int:
         async with self._write() as tx:
             rows = await tx.fetchall(

@@ -109,6 +109,28 @@ async def test_deliveries_are_recorded_per_destination_and_attempts_counted(stor
     assert done.done_at == 131 and done.payload == {"difference": 5}
 
 
+async def test_delivered_events_are_closed_together_and_closed_ones_kept(
+    store: AbstractPoolStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql, "ROWS_PER_STATEMENT", 2)  # more events than one statement closes
+    for number in range(5):
+        assert await store.add_notification(NotificationKind.BOOKS_BALANCED, f"event {number}", {}, now=100)
+    events = sorted(await store.notifications(), key=lambda event: event.id)
+    await store.finish_attempt(events[0].id, now=150, retry_at=None, error="given up")
+    await store.finish_attempt(events[1].id, now=150, retry_at=200, error="farmer: HTTP 503")
+    await store.close_notifications([events[0].id, events[1].id, events[2].id, events[3].id, 10**9], now=300)
+    await store.close_notifications([], now=400)
+    closed = {event.idempotency_key: (event.done_at, event.last_error) for event in await store.notifications()}
+    assert closed == {
+        "event 0": (150, "given up"),  # closed before: as it was
+        "event 1": (300, None),  # delivered after a failed attempt
+        "event 2": (300, None),
+        "event 3": (300, None),
+        "event 4": (None, None),  # not among them: still open
+    }
+    assert [event.idempotency_key for event in await store.notifications_due(now=10**10)] == ["event 4"]
+
+
 async def test_last_partial_times_are_per_member_farmer(store: AbstractPoolStore) -> None:
     active, quiet = await add_farmers(store, 0, 0)
     leaver = make_farmer(9, member=False)
