@@ -242,6 +242,8 @@ class PoolMetrics:
         self._multiprocess = multiprocess_dir()
         self._exposed = self._exposed_registry()
         self._state_read_at: float | None = None
+        # The last exposition and when it was made: a scrape within ``max_age`` of it is given the same bytes.
+        self._exposed_bytes: tuple[float, bytes] | None = None
         self._refreshing = asyncio.Lock()
 
     def _exposed_registry(self) -> CollectorRegistry:
@@ -295,9 +297,18 @@ class PoolMetrics:
                 return
             self._snapshot.families = await read()
             self._state_read_at = time.monotonic()
+            self._exposed_bytes = None  # the new state is shown at once
 
-    def exposition(self) -> bytes:
-        return generate_latest(self._exposed)
+    def exposition(self, max_age: float = 0.0) -> bytes:
+        """The registry's text exposition, made again unless made less than ``max_age`` seconds ago (and the state
+        not read again since). Making it is milliseconds (every series of every histogram, and every process's with
+        several workers), on the event loop that takes the partials: scrapes that come often share one."""
+        now = time.monotonic()
+        if self._exposed_bytes is not None and now - self._exposed_bytes[0] < max_age:
+            return self._exposed_bytes[1]
+        made = generate_latest(self._exposed)
+        self._exposed_bytes = (now, made)
+        return made
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -191,8 +191,9 @@ async def get_metrics(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     metrics = ctx.stats.metrics
 
-    await metrics.refresh_state(lambda: _read_state(request.app), ctx.config.server.metrics_cache_seconds)
-    response = web.Response(body=metrics.exposition())
+    seconds = ctx.config.server.metrics_cache_seconds
+    await metrics.refresh_state(lambda: _read_state(request.app), seconds)
+    response = web.Response(body=metrics.exposition(seconds))
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
 
