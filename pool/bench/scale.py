@@ -105,8 +105,10 @@ async def simulate_week(
                 newest = partials[-1].received_at if partials else day_start
                 if newest // HOUR != hour:
                     hour = newest // HOUR
-                    pruned += await prune_old_partials(store, newest - size.days * DAY_SECONDS, pause=0)
-            pruned += await prune_old_partials(store, day_start + DAY_SECONDS - size.days * DAY_SECONDS, pause=0)
+                    pruned += await prune_old_partials(store, newest - size.days * DAY_SECONDS, pause=0, busy_share=1)
+            pruned += await prune_old_partials(
+                store, day_start + DAY_SECONDS - size.days * DAY_SECONDS, pause=0, busy_share=1
+            )
             sizes.append(await store_bytes(config))
             files.append(_sqlite_bytes(config))
             progress(f"week: day {day + 1}: {pruned} pruned, store {sizes[-1] / 2**20:.1f} MiB")

@@ -24,6 +24,7 @@ and the same corpus as ``make bench``:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import math
@@ -56,7 +57,7 @@ from pool.bench.scale_store import (
 from pool.chia_adapter import bytes32
 from pool.config import DAY_SECONDS, ServerConfig, StoreConfig, parse_config
 from pool.devnet.pool_config import OPERATOR_HEADERS
-from pool.loops.retention import PRUNE_BATCH, PRUNE_PAUSE
+from pool.loops.retention import PRUNE_BATCH, pause_after
 from pool.store.abstract import AbstractPoolStore
 from pool.store.factory import create_store
 from pool.store.models import FarmerSettings, WebSession
@@ -357,11 +358,13 @@ async def _prune(
     while not stop.is_set():
         started = time.perf_counter()
         count = await store.prune_partials(before, PRUNE_BATCH)
-        batches_ms.append((time.perf_counter() - started) * 1000)
+        seconds = time.perf_counter() - started
+        batches_ms.append(seconds * 1000)
         pruned[0] += count
         if count == 0:
             return
-        await asyncio.sleep(PRUNE_PAUSE)
+        with contextlib.suppress(asyncio.TimeoutError):  # the pause, cut short at the phase's end
+            await asyncio.wait_for(stop.wait(), pause_after(seconds))
 
 
 async def _wait_confirmed(store: AbstractPoolStore) -> float | None:

@@ -15,7 +15,7 @@ import yaml
 
 from pool.config import parse_config
 from pool.context import PoolContext
-from pool.loops.retention import RetentionLoop, prune_old_partials
+from pool.loops.retention import PRUNE_BUSY_SHARE, PRUNE_PAUSE, RetentionLoop, pause_after, prune_old_partials
 from pool.store.abstract import AbstractPoolStore
 from pool.store.models import PartialCount, PartialStatus
 from pool.store.sqlite import SqlitePoolStore
@@ -78,7 +78,7 @@ async def test_the_loop_prunes_what_is_past_retention_and_keeps_the_counts(ctx: 
 
 async def test_passes_go_batch_by_batch(ctx: PoolContext) -> None:
     await fill(ctx.store, [3600 + n for n in range(9)])
-    assert await prune_old_partials(ctx.store, 7200, batch=2, pause=0) == 8 + 9
+    assert await prune_old_partials(ctx.store, 7200, batch=2, pause=0, busy_share=1) == 8 + 9
     assert await ctx.store.partial_counts(0) == [
         PartialCount(3600, "TOO_LATE", 9, 0),
         PartialCount(3600, "confirmed", 8, 40),
@@ -114,5 +114,22 @@ async def test_prune_command_prunes_while_the_pool_writes(tmp_path: Path) -> Non
         assert "partials.retention_days: 30" in out.decode()
         assert [c for c in await store.partial_counts(0) if c.hour < 2_000 * DAY] == counts
         assert rows(path) == 1 + written  # the old pending partial and what the pool wrote meanwhile
+        # With the pool stopped: batch after batch without pauses, the same counts.
+        await fill(store, [3600 * 20 + n for n in range(30)])
+        counts = [c for c in await store.partial_counts(0) if c.hour < 2_000 * DAY]
+        command = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pool", "prune", "--no-pause", "--config", str(config),
+            cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await command.communicate()
+        assert command.returncode == 0, err.decode()
+        assert out.decode().startswith("pruned 59 partials and refusals received before")
+        assert [c for c in await store.partial_counts(0) if c.hour < 2_000 * DAY] == counts
     finally:
         await store.close()
+
+
+def test_the_pauses_leave_the_writer_free_most_of_the_time() -> None:
+    assert pause_after(0.001) == PRUNE_PAUSE  # a quick batch: the least pause
+    assert pause_after(0.02) == pytest.approx(0.02 * (1 - PRUNE_BUSY_SHARE) / PRUNE_BUSY_SHARE)
+    assert pause_after(0.5, pause=0, busy_share=1) == 0  # no pauses
