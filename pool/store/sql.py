@@ -709,7 +709,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             # once, however often or concurrently it is confirmed.
             rows = await tx.fetchall(
                 f"UPDATE partials SET status = 'confirmed'{', stale = TRUE' if stale else ''} "
-                f"WHERE {condition} AND status = 'pending' RETURNING id, launcher_id, difficulty",
+                f"WHERE {condition} AND status = 'pending' RETURNING id, launcher_id, received_at, difficulty",
                 params,
             )
             # In launcher id order: two processes crediting the same farmers lock their rows in the same order.
@@ -720,6 +720,11 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                     for launcher, points in sorted(points_per_farmer(rows).items())
                 ],
             )
+            # The PPLNS window's hourly counts, from exactly the rows this statement moved out of pending. A
+            # statement here rather than a trigger on the partials: this is the one path that confirms a partial
+            # (partials enter pending, and only the prune deletes confirmed ones, which takes them out the same way),
+            # it is not the intake's group commit, and migrate-store then copies the counts as they are.
+            await tx.executemany(_ADD_CONFIRMED_HOURS, confirmed_hours_of(rows))
             return sorted(int(row["id"]) for row in rows)
 
     async def _reject_partials(self, partial_ids: Sequence[int], reason: str, *, stale: bool) -> list[int]:
@@ -803,30 +808,10 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return summaries
 
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
-        # An hour of partials a statement: a day of them at ten thousand farmers (3 million rows, each read from the
-        # table) in one statement held a reading connection of the store, and the reads queued behind it, 5 s.
-        # From the oldest partial in the window (a window reaching far before the store's partials reads no empty
-        # slices), each bound an index's first or last entry.
-        span = await self._reads().fetchone(
-            "SELECT (SELECT MIN(received_at) FROM partials WHERE received_at >= :since) AS oldest, "
-            "(SELECT MAX(received_at) FROM partials) AS newest",
-            {"since": since},
-        )
-        if span is None or span["oldest"] is None:
-            return {}
-        first, last = int(span["oldest"]), int(span["newest"])
-        points: dict[bytes32, int] = defaultdict(int)
-        for start in range(first, last + 1, POINTS_SECONDS_PER_READ):
-            # The last range is open-ended: a partial received meanwhile counts too.
-            end = "" if start + POINTS_SECONDS_PER_READ > last else " AND received_at < :end"
-            rows = await self._reads().fetchall(
-                "SELECT launcher_id, SUM(difficulty) AS points FROM partials "
-                f"WHERE status = 'confirmed' AND received_at >= :start{end} GROUP BY launcher_id",
-                {"start": start, "end": start + POINTS_SECONDS_PER_READ},
-            )
-            for row in rows:
-                points[bytes32(row["launcher_id"])] += int(row["points"])
-        return dict(points)
+        # Whole hours from their counts (a row a farmer and hour: 240 000 for a day at ten thousand farmers, where
+        # the partials are 3 million), the hour ``since`` falls in partial by partial; one statement, so one snapshot.
+        rows = await self._reads().fetchall(CONFIRMED_POINTS_SQL, {"since": since, "whole": since + -since % HOUR})
+        return {bytes32(row["launcher_id"]): int(row["points"]) for row in rows}
 
     async def add_partial_refusal(self, launcher_id: bytes32, received_at: int, reason: str) -> None:
         async with self._write() as tx:
@@ -944,6 +929,11 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 """,
                 {"cutoff": cutoff, "batch": batch},
             )
+            # The PPLNS window's counts hold what is still kept row by row: a pruned confirmed partial leaves them
+            # (an hour whose last one goes is deleted), in key order as the confirmation adds to them.
+            taken = confirmed_hours_of([row for row in rows if row["outcome"] == PartialStatus.CONFIRMED.value])
+            await tx.executemany(_TAKE_CONFIRMED_HOURS, taken)
+            await tx.executemany(_DROP_EMPTY_CONFIRMED_HOUR, taken)
             if len(rows) < batch:
                 rows += await tx.fetchall(
                     f"""
@@ -1988,10 +1978,48 @@ _ADD_TO_HOURS = """
 
 _CREDIT_POINTS = "UPDATE farmers SET points = points + :points WHERE launcher_id = :launcher_id"
 
+# The PPLNS window's hourly counts of confirmed partials (confirmed_hours): added to as partials are confirmed, taken
+# from as confirmed ones are pruned (an emptied hour deleted after, by its key: a row this transaction locked).
+_ADD_CONFIRMED_HOURS = """
+    INSERT INTO confirmed_hours (hour, launcher_id, n, points) VALUES (:hour, :launcher_id, :n, :points)
+    ON CONFLICT (hour, launcher_id) DO UPDATE SET
+        n = confirmed_hours.n + excluded.n, points = confirmed_hours.points + excluded.points
+"""
+_TAKE_CONFIRMED_HOURS = """
+    UPDATE confirmed_hours SET n = n - :n, points = points - :points WHERE hour = :hour AND launcher_id = :launcher_id
+"""
+_DROP_EMPTY_CONFIRMED_HOUR = "DELETE FROM confirmed_hours WHERE hour = :hour AND launcher_id = :launcher_id AND n = 0"
+
+
+def confirmed_hours_of(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """Partials' rows (launcher_id, received_at, difficulty) as the counts they add to or take from confirmed_hours:
+    per hour and farmer, in key order (two writers lock the rows they share in the same order)."""
+    hours: dict[tuple[int, bytes32], list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        received_at = int(row["received_at"])
+        counted = hours[received_at - received_at % HOUR, bytes32(row["launcher_id"])]
+        counted[0] += 1
+        counted[1] += int(row["difficulty"])
+    return [
+        {"hour": hour, "launcher_id": launcher_id, "n": n, "points": points}
+        for (hour, launcher_id), (n, points) in sorted(hours.items())
+    ]
+
+
+# The PPLNS window: the points of whole hours (from :whole on) from their counts, and of the partials of the hour
+# :since falls in, from :since up to :whole, row by row.
+CONFIRMED_POINTS_SQL = """
+    SELECT launcher_id, SUM(points) AS points FROM (
+        SELECT launcher_id, points FROM confirmed_hours WHERE hour >= :whole
+        UNION ALL
+        SELECT launcher_id, difficulty AS points FROM partials
+        WHERE status = 'confirmed' AND received_at >= :since AND received_at < :whole
+    ) AS counted GROUP BY launcher_id
+"""
+
 # Farmers' balances read by one statement when a distribution or a round takes from thousands of them (SQLite's
 # bound parameters are limited, and a smaller IN list keeps each statement short).
 ROWS_PER_STATEMENT = 500
-POINTS_SECONDS_PER_READ = 3_600  # partials' received times summed by one statement of confirmed_points_since
 
 # Inserted, or replacing a FAILED claim of the same coin; otherwise nothing is written and no row returned. A
 # concurrent insert of the same coin (another process) waits for the other transaction and then decides.
