@@ -809,8 +809,18 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
 
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
         # Whole hours from their counts (a row a farmer and hour: 240 000 for a day at ten thousand farmers, where
-        # the partials are 3 million), the hour ``since`` falls in partial by partial; one statement, so one snapshot.
-        rows = await self._reads().fetchall(CONFIRMED_POINTS_SQL, {"since": since, "whole": since + -since % HOUR})
+        # the partials are 3 million), and the hour ``since`` falls in partial by partial: its partials from ``since``
+        # on, or, when fewer, its whole count less its partials before ``since`` (the counts hold exactly the
+        # confirmed partials kept, so both are exact). One statement: one snapshot of the counts and the partials.
+        hour = since - since % HOUR
+        if since - hour <= HOUR // 2:
+            sql, params = CONFIRMED_POINTS_LESS_SQL, {"hours_from": hour, "rows_from": hour, "rows_to": since}
+        else:
+            sql, params = (
+                CONFIRMED_POINTS_MORE_SQL,
+                {"hours_from": hour + HOUR, "rows_from": since, "rows_to": hour + HOUR},
+            )
+        rows = await self._reads().fetchall(sql, params)
         return {bytes32(row["launcher_id"]): int(row["points"]) for row in rows}
 
     async def add_partial_refusal(self, launcher_id: bytes32, received_at: int, reason: str) -> None:
@@ -1981,41 +1991,47 @@ _CREDIT_POINTS = "UPDATE farmers SET points = points + :points WHERE launcher_id
 # The PPLNS window's hourly counts of confirmed partials (confirmed_hours): added to as partials are confirmed, taken
 # from as confirmed ones are pruned (an emptied hour deleted after, by its key: a row this transaction locked).
 _ADD_CONFIRMED_HOURS = """
-    INSERT INTO confirmed_hours (hour, launcher_id, n, points) VALUES (:hour, :launcher_id, :n, :points)
-    ON CONFLICT (hour, launcher_id) DO UPDATE SET
+    INSERT INTO confirmed_hours (launcher_id, hour, n, points) VALUES (:launcher_id, :hour, :n, :points)
+    ON CONFLICT (launcher_id, hour) DO UPDATE SET
         n = confirmed_hours.n + excluded.n, points = confirmed_hours.points + excluded.points
 """
 _TAKE_CONFIRMED_HOURS = """
-    UPDATE confirmed_hours SET n = n - :n, points = points - :points WHERE hour = :hour AND launcher_id = :launcher_id
+    UPDATE confirmed_hours SET n = n - :n, points = points - :points WHERE launcher_id = :launcher_id AND hour = :hour
 """
-_DROP_EMPTY_CONFIRMED_HOUR = "DELETE FROM confirmed_hours WHERE hour = :hour AND launcher_id = :launcher_id AND n = 0"
+_DROP_EMPTY_CONFIRMED_HOUR = "DELETE FROM confirmed_hours WHERE launcher_id = :launcher_id AND hour = :hour AND n = 0"
 
 
 def confirmed_hours_of(rows: Sequence[Row]) -> list[dict[str, Any]]:
     """Partials' rows (launcher_id, received_at, difficulty) as the counts they add to or take from confirmed_hours:
     per hour and farmer, in key order (two writers lock the rows they share in the same order)."""
-    hours: dict[tuple[int, bytes32], list[int]] = defaultdict(lambda: [0, 0])
+    hours: dict[tuple[bytes32, int], list[int]] = defaultdict(lambda: [0, 0])
     for row in rows:
         received_at = int(row["received_at"])
-        counted = hours[received_at - received_at % HOUR, bytes32(row["launcher_id"])]
+        counted = hours[bytes32(row["launcher_id"]), received_at - received_at % HOUR]
         counted[0] += 1
         counted[1] += int(row["difficulty"])
     return [
-        {"hour": hour, "launcher_id": launcher_id, "n": n, "points": points}
-        for (hour, launcher_id), (n, points) in sorted(hours.items())
+        {"launcher_id": launcher_id, "hour": hour, "n": n, "points": points}
+        for (launcher_id, hour), (n, points) in sorted(hours.items())
     ]
 
 
-# The PPLNS window: the points of whole hours (from :whole on) from their counts, and of the partials of the hour
-# :since falls in, from :since up to :whole, row by row.
-CONFIRMED_POINTS_SQL = """
+# The PPLNS window: the confirmed partials' count and points per farmer of the hours from :hours_from on (from their
+# counts, each farmer's hours an index range: no sort of every farmer's hours), and the partials from :rows_from to
+# before :rows_to row by row, added (MORE) or taken away (LESS). A farmer is in the window if it holds partials
+# there (a count above zero), whatever their points.
+_CONFIRMED_POINTS_SQL = """
     SELECT launcher_id, SUM(points) AS points FROM (
-        SELECT launcher_id, points FROM confirmed_hours WHERE hour >= :whole
+        SELECT f.launcher_id, SUM(h.n) AS n, SUM(h.points) AS points
+        FROM farmers f JOIN confirmed_hours h ON h.launcher_id = f.launcher_id
+        WHERE h.hour >= :hours_from GROUP BY f.launcher_id
         UNION ALL
-        SELECT launcher_id, difficulty AS points FROM partials
-        WHERE status = 'confirmed' AND received_at >= :since AND received_at < :whole
-    ) AS counted GROUP BY launcher_id
+        SELECT launcher_id, {sign}COUNT(*) AS n, {sign}SUM(difficulty) AS points FROM partials
+        WHERE status = 'confirmed' AND received_at >= :rows_from AND received_at < :rows_to GROUP BY launcher_id
+    ) AS counted GROUP BY launcher_id HAVING SUM(n) > 0
 """
+CONFIRMED_POINTS_MORE_SQL = _CONFIRMED_POINTS_SQL.format(sign="")
+CONFIRMED_POINTS_LESS_SQL = _CONFIRMED_POINTS_SQL.format(sign="-")
 
 # Farmers' balances read by one statement when a distribution or a round takes from thousands of them (SQLite's
 # bound parameters are limited, and a smaller IN list keeps each statement short).

@@ -748,11 +748,17 @@ async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(store: 
     await confirmed(one, "inside", 500, 20)
     await confirmed(two, "inside two", 300, 7)
     await store.add_partial(make_partial(two, "still pending", 400, 50))
+    zero = make_farmer(3)
+    await store.add_farmer(zero)
+    await confirmed(zero, "no points", 450, 0)  # in the window with its partial, if without points
 
-    assert await store.confirmed_points_since(100) == {one.launcher_id: 30, two.launcher_id: 7}
-    assert await store.confirmed_points_since(501) == {}
-    # A window reaching far before the oldest partial is read from that partial on.
-    assert await store.confirmed_points_since(-(10**9)) == {one.launcher_id: 1_030, two.launcher_id: 7}
+    assert await store.confirmed_points_since(100) == {one.launcher_id: 30, two.launcher_id: 7, zero.launcher_id: 0}
+    assert await store.confirmed_points_since(3500) == await store.confirmed_points_since(501) == {}
+    assert await store.confirmed_points_since(-(10**9)) == {
+        one.launcher_id: 1_030,
+        two.launcher_id: 7,
+        zero.launcher_id: 0,
+    }
 
 
 async def confirmed_points_row_by_row(
