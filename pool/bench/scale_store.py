@@ -51,7 +51,7 @@ from pool.store.models import (
     PayoutRound,
     RewardClaim,
 )
-from pool.store.sql import _CREDIT_POINTS, _INSERT_REFUSAL, SqlPoolStore
+from pool.store.sql import _ADD_CONFIRMED_HOURS, _CREDIT_POINTS, _INSERT_REFUSAL, SqlPoolStore, confirmed_hours_of
 from pool.store.sqlite import SqlitePoolStore
 
 FORMAT_VERSION = 2  # 2: built in bulk, with the schema of the difficulty index
@@ -251,7 +251,7 @@ async def bulk_partials(
     store: AbstractPoolStore, partials: Sequence[PartialRecord], refusals: Sequence[PartialRefusal]
 ) -> None:
     """What record_partials then confirm_partials write for these partials (of known farmers, with new proofs), in
-    one transaction: the rows, confirmed, the refusals, and each farmer's points credited."""
+    one transaction: the rows, confirmed, the refusals, each farmer's points credited and their hours' counts."""
     if not isinstance(store, SqlPoolStore):
         raise TypeError(f"bulk writes need an SQL store, not {type(store).__name__}")
     if not partials and not refusals:
@@ -278,6 +278,7 @@ async def bulk_partials(
             await tx.executemany(_INSERT_REFUSAL, refused)
         credits = [{"points": amount, "launcher_id": launcher} for launcher, amount in sorted(points.items())]
         await tx.executemany(_CREDIT_POINTS, credits)
+        await tx.executemany(_ADD_CONFIRMED_HOURS, confirmed_hours_of(rows))
 
 
 async def _day_of_money(store: AbstractPoolStore, day_start: int, height: int, *, last: bool) -> int:

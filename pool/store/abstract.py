@@ -333,7 +333,10 @@ class AbstractPoolStore(ABC):
 
     @abstractmethod
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
-        """Per farmer, the points of confirmed partials received at or after ``since`` (the PPLNS window)."""
+        """Per farmer, the points of confirmed partials received at or after ``since`` (the PPLNS window): exactly
+        the sum over the confirmed partials still kept row by row (see ``prune_partials``), read from hourly counts
+        that confirming and pruning keep in their own transactions, and partial by partial only in the hour
+        ``since`` falls in."""
 
     @abstractmethod
     async def add_partial_refusal(self, launcher_id: bytes32, received_at: int, reason: str) -> None:
@@ -378,7 +381,8 @@ class AbstractPoolStore(ABC):
         """One small transaction of retention: up to ``batch`` settled partials (CONFIRMED or REJECTED, stale ones
         included; never PENDING) and, when fewer remain, refusals, received before the hour that ``before`` falls in,
         are added to their farmer's hourly counts (what ``partial_counts`` and ``count_stale_partials`` read) and
-        deleted. Returns how many rows it pruned: call it again until that is 0. Safe to run beside the pool and
+        deleted (a pruned confirmed partial leaves the counts ``confirmed_points_since`` reads, in the same
+        transaction). Returns how many rows it pruned: call it again until that is 0. Safe to run beside the pool and
         beside another pruner (each row is counted by the transaction that deleted it); the ledger, claims, rounds
         and payments are never touched."""
 

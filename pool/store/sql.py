@@ -701,7 +701,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             # once, however often or concurrently it is confirmed.
             rows = await tx.fetchall(
                 f"UPDATE partials SET status = 'confirmed'{', stale = TRUE' if stale else ''} "
-                f"WHERE {condition} AND status = 'pending' RETURNING id, launcher_id, difficulty",
+                f"WHERE {condition} AND status = 'pending' RETURNING id, launcher_id, received_at, difficulty",
                 params,
             )
             # In launcher id order: two processes crediting the same farmers lock their rows in the same order.
@@ -712,6 +712,11 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                     for launcher, points in sorted(points_per_farmer(rows).items())
                 ],
             )
+            # The PPLNS window's hourly counts, from exactly the rows this statement moved out of pending. A
+            # statement here rather than a trigger on the partials: this is the one path that confirms a partial
+            # (partials enter pending, and only the prune deletes confirmed ones, which takes them out the same way),
+            # it is not the intake's group commit, and migrate-store then copies the counts as they are.
+            await tx.executemany(_ADD_CONFIRMED_HOURS, confirmed_hours_of(rows))
             return sorted(int(row["id"]) for row in rows)
 
     async def _reject_partials(self, partial_ids: Sequence[int], reason: str, *, stale: bool) -> list[int]:
@@ -795,30 +800,20 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return summaries
 
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:
-        # An hour of partials a statement: a day of them at ten thousand farmers (3 million rows, each read from the
-        # table) in one statement held a reading connection of the store, and the reads queued behind it, 5 s.
-        # From the oldest partial in the window (a window reaching far before the store's partials reads no empty
-        # slices), each bound an index's first or last entry.
-        span = await self._reads().fetchone(
-            "SELECT (SELECT MIN(received_at) FROM partials WHERE received_at >= :since) AS oldest, "
-            "(SELECT MAX(received_at) FROM partials) AS newest",
-            {"since": since},
-        )
-        if span is None or span["oldest"] is None:
-            return {}
-        first, last = int(span["oldest"]), int(span["newest"])
-        points: dict[bytes32, int] = defaultdict(int)
-        for start in range(first, last + 1, POINTS_SECONDS_PER_READ):
-            # The last range is open-ended: a partial received meanwhile counts too.
-            end = "" if start + POINTS_SECONDS_PER_READ > last else " AND received_at < :end"
-            rows = await self._reads().fetchall(
-                "SELECT launcher_id, SUM(difficulty) AS points FROM partials "
-                f"WHERE status = 'confirmed' AND received_at >= :start{end} GROUP BY launcher_id",
-                {"start": start, "end": start + POINTS_SECONDS_PER_READ},
+        # Whole hours from their counts (a row a farmer and hour: 240 000 for a day at ten thousand farmers, where
+        # the partials are 3 million), and the hour ``since`` falls in partial by partial: its partials from ``since``
+        # on, or, when fewer, its whole count less its partials before ``since`` (the counts hold exactly the
+        # confirmed partials kept, so both are exact). One statement: one snapshot of the counts and the partials.
+        hour = since - since % HOUR
+        if since - hour <= HOUR // 2:
+            sql, params = CONFIRMED_POINTS_LESS_SQL, {"hours_from": hour, "rows_from": hour, "rows_to": since}
+        else:
+            sql, params = (
+                CONFIRMED_POINTS_MORE_SQL,
+                {"hours_from": hour + HOUR, "rows_from": since, "rows_to": hour + HOUR},
             )
-            for row in rows:
-                points[bytes32(row["launcher_id"])] += int(row["points"])
-        return dict(points)
+        rows = await self._reads().fetchall(sql, params)
+        return {bytes32(row["launcher_id"]): int(row["points"]) for row in rows}
 
     async def add_partial_refusal(self, launcher_id: bytes32, received_at: int, reason: str) -> None:
         async with self._write() as tx:
@@ -936,6 +931,11 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 """,
                 {"cutoff": cutoff, "batch": batch},
             )
+            # The PPLNS window's counts hold what is still kept row by row: a pruned confirmed partial leaves them
+            # (an hour whose last one goes is deleted), in key order as the confirmation adds to them.
+            taken = confirmed_hours_of([row for row in rows if row["outcome"] == PartialStatus.CONFIRMED.value])
+            await tx.executemany(_TAKE_CONFIRMED_HOURS, taken)
+            await tx.executemany(_DROP_EMPTY_CONFIRMED_HOUR, taken)
             if len(rows) < batch:
                 rows += await tx.fetchall(
                     f"""
@@ -1994,10 +1994,54 @@ _ADD_TO_HOURS = """
 
 _CREDIT_POINTS = "UPDATE farmers SET points = points + :points WHERE launcher_id = :launcher_id"
 
+# The PPLNS window's hourly counts of confirmed partials (confirmed_hours): added to as partials are confirmed, taken
+# from as confirmed ones are pruned (an emptied hour deleted after, by its key: a row this transaction locked).
+_ADD_CONFIRMED_HOURS = """
+    INSERT INTO confirmed_hours (launcher_id, hour, n, points) VALUES (:launcher_id, :hour, :n, :points)
+    ON CONFLICT (launcher_id, hour) DO UPDATE SET
+        n = confirmed_hours.n + excluded.n, points = confirmed_hours.points + excluded.points
+"""
+_TAKE_CONFIRMED_HOURS = """
+    UPDATE confirmed_hours SET n = n - :n, points = points - :points WHERE launcher_id = :launcher_id AND hour = :hour
+"""
+_DROP_EMPTY_CONFIRMED_HOUR = "DELETE FROM confirmed_hours WHERE launcher_id = :launcher_id AND hour = :hour AND n = 0"
+
+
+def confirmed_hours_of(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """Partials' rows (launcher_id, received_at, difficulty) as the counts they add to or take from confirmed_hours:
+    per hour and farmer, in key order (two writers lock the rows they share in the same order)."""
+    hours: dict[tuple[bytes32, int], list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        received_at = int(row["received_at"])
+        counted = hours[bytes32(row["launcher_id"]), received_at - received_at % HOUR]
+        counted[0] += 1
+        counted[1] += int(row["difficulty"])
+    return [
+        {"launcher_id": launcher_id, "hour": hour, "n": n, "points": points}
+        for (launcher_id, hour), (n, points) in sorted(hours.items())
+    ]
+
+
+# The PPLNS window: the confirmed partials' count and points per farmer of the hours from :hours_from on (from their
+# counts, each farmer's hours an index range: no sort of every farmer's hours), and the partials from :rows_from to
+# before :rows_to row by row, added (MORE) or taken away (LESS). A farmer is in the window if it holds partials
+# there (a count above zero), whatever their points.
+_CONFIRMED_POINTS_SQL = """
+    SELECT launcher_id, SUM(points) AS points FROM (
+        SELECT f.launcher_id, SUM(h.n) AS n, SUM(h.points) AS points
+        FROM farmers f JOIN confirmed_hours h ON h.launcher_id = f.launcher_id
+        WHERE h.hour >= :hours_from GROUP BY f.launcher_id
+        UNION ALL
+        SELECT launcher_id, {sign}COUNT(*) AS n, {sign}SUM(difficulty) AS points FROM partials
+        WHERE status = 'confirmed' AND received_at >= :rows_from AND received_at < :rows_to GROUP BY launcher_id
+    ) AS counted GROUP BY launcher_id HAVING SUM(n) > 0
+"""
+CONFIRMED_POINTS_MORE_SQL = _CONFIRMED_POINTS_SQL.format(sign="")
+CONFIRMED_POINTS_LESS_SQL = _CONFIRMED_POINTS_SQL.format(sign="-")
+
 # Farmers' balances read by one statement when a distribution or a round takes from thousands of them (SQLite's
 # bound parameters are limited, and a smaller IN list keeps each statement short).
 ROWS_PER_STATEMENT = 500
-POINTS_SECONDS_PER_READ = 3_600  # partials' received times summed by one statement of confirmed_points_since
 
 # Inserted, or replacing a FAILED claim of the same coin; otherwise nothing is written and no row returned. A
 # concurrent insert of the same coin (another process) waits for the other transaction and then decides.

@@ -569,6 +569,32 @@ _SCHEMA_V19_DIFFICULTY_HOURS: Migration = (
 )
 
 
+# What the PPLNS window reads, kept as partials are confirmed: per farmer and hour, how many partials were confirmed
+# and their points. The window then reads a row a farmer for each whole hour and only the hour it starts in partial by
+# partial, instead of every confirmed partial of the window (3 million a day at ten thousand farmers). The store's
+# confirmation adds to it in the statement after the one that confirms, and the retention's prune takes a pruned
+# confirmed partial out of it, each in the same transaction: it always holds exactly the confirmed partials still kept
+# row by row. Keyed by farmer first: the window seeks each farmer's hours, in farmer order, and sums them with no sort
+# (keyed by hour, SQLite sorted a day's 240 000 rows at ten thousand farmers: 0.2 s, against 0.1 s). An upgrade
+# counts the partials confirmed before it (hours as Python's floor division makes them, as the store does).
+_SCHEMA_V20_CONFIRMED_HOURS: Migration = (
+    """
+    CREATE TABLE confirmed_hours (
+        launcher_id BLOB NOT NULL REFERENCES farmers (launcher_id),
+        hour INTEGER NOT NULL,
+        n INTEGER NOT NULL CHECK (n >= 0),
+        points INTEGER NOT NULL CHECK (points >= 0),
+        PRIMARY KEY (launcher_id, hour)
+    ) WITHOUT ROWID
+    """,
+    """
+    INSERT INTO confirmed_hours (launcher_id, hour, n, points)
+    SELECT launcher_id, received_at - ((received_at % 3600) + 3600) % 3600, COUNT(*), SUM(difficulty)
+    FROM partials WHERE status = 'confirmed' GROUP BY 1, 2
+    """,
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -589,5 +615,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V17_ONE_FARMER_HISTORY,
     _SCHEMA_V18_DIFFICULTY_INDEX,
     _SCHEMA_V19_DIFFICULTY_HOURS,
+    _SCHEMA_V20_CONFIRMED_HOURS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""

@@ -107,6 +107,7 @@ async def everything(store: AbstractPoolStore) -> dict[str, object]:
         "journal": await store.ledger_entries(),
         "ledger": await store.ledger(),
         "partial counts": await store.partial_counts(0),
+        "confirmed points": await store.confirmed_points_since(0),
         "session": await store.get_session(h("session"), now=5_001),
         "versions": [await store.batch_versions(b.id or 0) for r in rounds for b in await store.batches(r.id or 0)],
         "claim fee versions": [await store.claim_fee_versions(c.coin_id) for c in await store.reward_claims()],
@@ -168,6 +169,11 @@ async def test_a_pool_with_a_history_moves_and_goes_on(sqlite_pool: Path, empty_
         new_id = await target.add_partial(make_partial(farmer, "after the move", 400))
         copied = before["partials"]
         assert isinstance(copied, list) and new_id is not None and new_id > max(p.id or 0 for p in copied)
+        # Its confirmation adds to the copied hourly counts the PPLNS window reads.
+        points = await target.confirmed_points_since(0)
+        assert await target.confirm_partials([new_id]) == [new_id]
+        points[farmer.launcher_id] = points.get(farmer.launcher_id, 0) + farmer.difficulty
+        assert await target.confirmed_points_since(0) == points
         open_round = await target.open_round()
         assert open_round is not None and open_round.id is not None
         first, second = await target.batches(open_round.id)

@@ -734,11 +734,7 @@ async def test_recent_partials_newest_first_with_status_filter(store: AbstractPo
     assert await store.recent_partials(h("nobody"), since=0) == []
 
 
-@pytest.mark.parametrize("per_read", [sql.POINTS_SECONDS_PER_READ, 100, 1])
-async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(
-    store: AbstractPoolStore, per_read: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sql, "POINTS_SECONDS_PER_READ", per_read)  # the window is summed a range of times at once
+async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(store: AbstractPoolStore) -> None:
     one, two = make_farmer(1, difficulty=10), make_farmer(2, difficulty=7)
     await store.add_farmer(one)
     await store.add_farmer(two)
@@ -752,11 +748,93 @@ async def test_confirmed_points_since_sums_confirmed_partials_per_farmer(
     await confirmed(one, "inside", 500, 20)
     await confirmed(two, "inside two", 300, 7)
     await store.add_partial(make_partial(two, "still pending", 400, 50))
+    zero = make_farmer(3)
+    await store.add_farmer(zero)
+    await confirmed(zero, "no points", 450, 0)  # in the window with its partial, if without points
 
-    assert await store.confirmed_points_since(100) == {one.launcher_id: 30, two.launcher_id: 7}
-    assert await store.confirmed_points_since(501) == {}
-    # A window reaching far before the oldest partial is read from that partial on.
-    assert await store.confirmed_points_since(-(10**9)) == {one.launcher_id: 1_030, two.launcher_id: 7}
+    assert await store.confirmed_points_since(100) == {one.launcher_id: 30, two.launcher_id: 7, zero.launcher_id: 0}
+    assert await store.confirmed_points_since(3500) == await store.confirmed_points_since(501) == {}
+    assert await store.confirmed_points_since(-(10**9)) == {
+        one.launcher_id: 1_030,
+        two.launcher_id: 7,
+        zero.launcher_id: 0,
+    }
+
+
+async def confirmed_points_row_by_row(
+    store: AbstractPoolStore, farmers: Sequence[FarmerRecord], since: int
+) -> dict[bytes32, int]:
+    """What ``confirmed_points_since`` must answer, summed here from the confirmed partials the store still keeps."""
+    points = {}
+    for farmer in farmers:
+        kept = await store.recent_partials(farmer.launcher_id, since=since, statuses=[PartialStatus.CONFIRMED])
+        if kept:
+            points[farmer.launcher_id] = sum(p.difficulty for p in kept)
+    return points
+
+
+async def test_confirmed_points_since_from_hourly_counts_match_the_partials_across_hours(
+    store: AbstractPoolStore,
+) -> None:
+    """The window reads whole hours from their counts and the hour ``since`` falls in partial by partial: random
+    partials over many hours (hour edges, seconds shared), confirmed in random orders and batches (later than
+    received, twice, twice at once, stale, beside a prune), rejected or left pending, pruned in part and then whole,
+    against a plain sum of the confirmed partials kept, at random starts of the window."""
+    rng = random.Random(20)
+    base = 3600 * 1000
+    farmers = [make_farmer(n) for n in range(1, 31)]
+    ids: list[int] = []
+    for farmer in farmers:
+        await store.add_farmer(farmer)
+        moments = [base + rng.randrange(0, 12 * 3600) for _ in range(rng.randrange(0, 25))]
+        moments += [base + 3600 * rng.randrange(0, 13) + rng.choice((-1, 0, 1)) for _ in range(rng.randrange(0, 4))]
+        moments += rng.sample(moments, min(len(moments), rng.randrange(0, 3)))
+        partials = [
+            make_partial(farmer, f"{farmer.launcher_id.hex()} {n}", at, rng.choice((1, 2, 8, 100)))
+            for n, at in enumerate(moments)
+        ]
+        ids += [i for i in await store.record_partials(partials) if isinstance(i, int)]
+    rng.shuffle(ids)
+    edges = [base + 3600 * hour + delta for hour in range(-1, 14) for delta in (-1, 0, 1)]
+
+    async def same_as_row_by_row(stage: str) -> None:
+        for since in [base - 10**6, *rng.sample(edges, 8), *(base + rng.randrange(0, 13 * 3600) for _ in range(8))]:
+            expected = await confirmed_points_row_by_row(store, farmers, since)
+            assert await store.confirmed_points_since(since) == expected, (stage, since)
+
+    await same_as_row_by_row("none confirmed")
+    assert await store.confirmed_points_since(base - 10**6) == {}
+    confirmed: set[int] = set()
+    first, rest = ids[: len(ids) // 3], ids[len(ids) // 3 :]
+    for start in range(0, len(first), 7):
+        batch = first[start : start + 7]
+        confirmed |= set(await store.confirm_partials(batch + batch[:2]))  # an id asked twice is confirmed once
+    await same_as_row_by_row("a third confirmed")
+
+    # The same partials confirmed twice at once, stale ones credited or not, some rejected, one asked again.
+    twice, stale, lost, rejected, left = (rest[n::5] for n in range(5))
+    done = await asyncio.gather(store.confirm_partials(twice), store.confirm_partials(twice[::-1]))
+    assert sorted(done[0] + done[1]) == sorted(twice)
+    assert await store.settle_stale_partials(stale, credit=True, reason="stale") == sorted(stale)
+    assert await store.settle_stale_partials(lost, credit=False, reason="stale") == sorted(lost)
+    assert await store.reject_partials(rejected, "too late") == sorted(rejected)
+    assert await store.confirm_partials(first[:5] + rejected[:5]) == []
+    await same_as_row_by_row("settled")
+
+    # Pruned a batch at a time, and beside a confirmation: the counts follow the partials kept.
+    cutoff = base + 3600 * 4 + 1800
+    assert await store.prune_partials(cutoff, batch=3) > 0
+    await same_as_row_by_row("pruned in part")
+    pruning = asyncio.ensure_future(prune_all(store, cutoff, batch=4))
+    await store.confirm_partials(left[: len(left) // 2])
+    await pruning
+    await same_as_row_by_row("pruned beside a confirmation")
+    await store.confirm_partials(left)  # pending partials of pruned hours too
+    await same_as_row_by_row("confirmed after a prune")
+    await prune_all(store, base + 3600 * 9, batch=50)
+    await same_as_row_by_row("pruned again")
+    await prune_all(store, base + 3600 * 20, batch=50)
+    assert await store.confirmed_points_since(base - 10**6) == {}
 
 
 @pytest.mark.parametrize("per_read", [sql.SUMMARIES_PER_READ, 2, 1])

@@ -1,0 +1,31 @@
+"""The bench's bulk writer of partials writes what the store's own path would: the partials confirmed, and the hourly
+counts the PPLNS window reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pool.bench.scale_store import bulk_partials
+from pool.store.sqlite import SqlitePoolStore
+from tests.store.test_store_contract import confirmed_points_row_by_row, make_farmer, make_partial
+
+HOUR = 3600
+
+
+async def test_bulk_partials_keep_the_pplns_windows_hourly_counts(tmp_path: Path) -> None:
+    store = SqlitePoolStore(tmp_path / "pool.sqlite")
+    await store.open()
+    try:
+        farmers = [make_farmer(1, difficulty=8), make_farmer(2, difficulty=3)]
+        for farmer in farmers:
+            await store.add_farmer(farmer)
+        moments = [HOUR * 10 + 5, HOUR * 10 + 1800, HOUR * 11 - 1, HOUR * 11, HOUR * 12 + 7]
+        partials = [make_partial(farmer, f"{n} {at}", at) for n, farmer in enumerate(farmers) for at in moments]
+        await bulk_partials(store, partials[:4], [])
+        await bulk_partials(store, partials[4:], [])
+        for since in (0, HOUR * 10 + 6, HOUR * 10 + 3000, HOUR * 11, HOUR * 12 + 8):
+            expected = await confirmed_points_row_by_row(store, farmers, since)
+            assert await store.confirmed_points_since(since) == expected, since
+        assert await store.confirmed_points_since(0) == {farmers[0].launcher_id: 40, farmers[1].launcher_id: 15}
+    finally:
+        await store.close()
