@@ -4,7 +4,8 @@ For each store (the empty one first, then the built ones, each a fresh copy of i
 and the same corpus as ``make bench``:
 
 1. **intake**: the corpus's farmers join (POST /farmer), each page is asked once (unmeasured: it waits for the
-   figures the pool makes as it starts), then partials are sent open-loop at a fixed rate, and only
+   figures the pool makes as it starts), every loop's first pass is waited for (the start-up's extra work, shown
+   by the loops' window), then partials are sent open-loop at a fixed rate, and only
    partials (the pool's loops running at their default intervals, as in production): the pool's CPU per accepted
    partial (until confirmation caught up) and the partials' latency, compared like for like between the stores;
 2. **intake while pruning**: the same, while the retention's prune runs beside it (``pool.loops.retention``'s
@@ -65,6 +66,7 @@ from pool.store.models import FarmerSettings, WebSession
 PAGES = ("/metrics", "/", "farmer page", "/status")
 SESSION_COOKIE = "pool_session"  # pool.http.pages.SESSION_COOKIE
 CATCH_UP_TIMEOUT = 300.0
+FIRST_PASSES_TIMEOUT = 300.0  # seconds for every loop's first pass after the pool's start
 LOOP_METRIC = "pool_loop_duration_seconds"
 
 
@@ -174,6 +176,7 @@ async def measure_store(
         cookie = await _session(store, size, shared)
         async with aiohttp.ClientSession(headers=OPERATOR_HEADERS) as session:  # /metrics, /status want it
             await _warmed(session, pool.url, cookie)
+            await _first_passes_done(session, pool.url, progress, label)
             loops_before = await _loop_metrics(session, pool.url)
             intake = await _intake(shared, store, pool, session, cookie, options, None, progress, label)
             pruning = None
@@ -317,6 +320,21 @@ async def _warmed(session: aiohttp.ClientSession, url: str, cookie: str) -> None
         cookies = {SESSION_COOKIE: cookie} if page == "farmer page" else None
         async with session.get(url + ("/login" if page == "farmer page" else page), cookies=cookies) as response:
             await response.read()
+
+
+async def _first_passes_done(session: aiohttp.ClientSession, url: str, progress: Progress, label: str) -> None:
+    """Every loop's first pass over: the intake's figures are the steady state's, as on the empty store. The passes
+    right after a start do more (the singletons' first checks every farmer's recorded tip: seconds at ten thousand
+    farmers); the loops' window, in a pool started for it, shows them."""
+    deadline = time.monotonic() + FIRST_PASSES_TIMEOUT
+    while True:
+        waiting = sorted(loop for loop, (count, _, _) in (await _loop_metrics(session, url)).items() if count == 0)
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the first passes of {', '.join(waiting)} did not end in {FIRST_PASSES_TIMEOUT} s")
+        progress(f"[{label}] waiting for the first passes of {', '.join(waiting)}")
+        await asyncio.sleep(1.0)
 
 
 async def _probe_page(
