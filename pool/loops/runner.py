@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from pool.context import PoolContext
-from pool.store.abstract import NotLeader
+from pool.store.abstract import BACKGROUND_READS, NotLeader
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ class Loop(Protocol):
 async def run_periodically(ctx: PoolContext, loop: Loop, on_not_leader: Callable[[], None] | None = None) -> None:
     """Run ``loop`` forever; nothing but cancellation stops it. A write the store refused because another process
     leads now (NotLeader) is told to ``on_not_leader``, which stops every loop of this process."""
+    BACKGROUND_READS.set(True)  # this task's context only: the loop's reads go apart from the requests'
     while True:
         started = time.monotonic()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
+from contextvars import ContextVar
 
 from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
 from pool.store.models import (
@@ -47,6 +48,11 @@ from pool.store.models import (
     TargetProof,
     WebSession,
 )
+
+# True in the background loops' tasks (pool.loops.runner sets it): the store may give their reads connections of their
+# own, so that a loop's long read (every member's summary, the PPLNS window: a tenth of a second and more at ten
+# thousand farmers) never makes a page or a partial wait for a connection.
+BACKGROUND_READS: ContextVar[bool] = ContextVar("background_reads", default=False)
 
 DIFFICULTY_HISTORY_SECONDS = 86_400
 """How long past difficulties stay in the history: far longer than a partial may take after its signage point

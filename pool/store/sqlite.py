@@ -24,7 +24,7 @@ from typing import Any
 import aiosqlite
 
 from pool.chia_adapter import bytes32
-from pool.store.abstract import StoreError, check_new_partial
+from pool.store.abstract import BACKGROUND_READS, StoreError, check_new_partial
 from pool.store.models import NotAdded, PartialRecord, PartialRefusal
 from pool.store.rows import Row
 from pool.store.sql import Migration, Params, SchemaTooNew, SqlPoolStore, Statements, partial_outcomes
@@ -56,12 +56,15 @@ class _Sqlite(Statements):
 
 # Connections for plain reads. One made every read wait behind the longest one in its thread's queue: a page's
 # look-ups behind the pool page's count of the day's partials (seconds at ten thousand farmers), the difficulty loop's
-# summaries behind the singletons loop's pages. WAL lets readers run side by side, each in its own thread.
-READERS = 2
+# summaries behind the singletons loop's pages. WAL lets readers run side by side, each in its own thread. The last
+# one is the background loops' own (BACKGROUND_READS): with two loops reading at once, their reads of every farmer
+# (a tenth of a second each at ten thousand farmers) held both others, and the pages and partials queued behind them.
+READERS = 3
 
 
 class _SqliteReaders(Statements):
-    """Plain reads on the least busy of a few read-only connections (each statement its own snapshot)."""
+    """Plain reads on the least busy of a few read-only connections (each statement its own snapshot); the
+    background loops' reads on the last one, which the others never use."""
 
     def __init__(self, readers: Sequence[aiosqlite.Connection]) -> None:
         self._readers = [_Sqlite(reader) for reader in readers]
@@ -72,7 +75,8 @@ class _SqliteReaders(Statements):
         return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
-        index = self._in_flight.index(min(self._in_flight))
+        requests = self._in_flight[:-1]
+        index = len(requests) if BACKGROUND_READS.get() else requests.index(min(requests))
         self._in_flight[index] += 1
         try:
             return await self._readers[index].fetchall(sql, params)

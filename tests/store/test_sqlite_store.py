@@ -23,7 +23,7 @@ from pool.chia_adapter import (
     uint64,
 )
 from pool.config import StoreConfig
-from pool.store.abstract import StoreError
+from pool.store.abstract import BACKGROUND_READS, StoreError
 from pool.store.factory import create_store
 from pool.store.models import ClaimStatus, FarmerRecord
 from pool.store.sqlite import SchemaTooNew, SqlitePoolStore
@@ -342,6 +342,47 @@ async def test_the_running_total_of_farmer_payments_starts_from_what_confirmed_b
         await store.mark_batch_confirmed(in_flight.id, height=30, now=600)
         assert (await store.pool_figures()).paid_to_farmers == 1_000
     finally:
+        await store.close()
+
+
+async def test_the_loops_reads_never_hold_up_the_requests_reads(tmp_path: Path) -> None:
+    """The background loops' reads have a connection of their own: two of them held inside SQLite (one running, one
+    queued behind it), the requests' reads are answered meanwhile, on both of their connections at once."""
+    store = SqlitePoolStore(tmp_path / "pool.sqlite")
+    await store.open()
+    try:
+        release = threading.Event()
+        held_now = threading.Semaphore(0)
+        running: list[int] = []
+
+        def held(value: int) -> int:
+            running.append(value)
+            held_now.release()
+            release.wait(timeout=30)
+            return value
+
+        for reader in store._readers:
+            await reader.create_function("held", 1, held)
+
+        async def loops_read(value: int) -> int:
+            BACKGROUND_READS.set(True)  # as the loops' runner does, in the loop's own task
+            row = await store._reads().fetchone("SELECT held(:v) AS v", {"v": value})
+            assert row is not None
+            return int(row["v"])
+
+        loops = [asyncio.create_task(loops_read(value)) for value in (1, 2)]
+        assert await asyncio.to_thread(held_now.acquire, timeout=10)  # the first loop read runs, the second waits
+        # Two requests' reads held at once: they run on the two connections the loops do not use.
+        requests = [asyncio.create_task(store._reads().fetchone("SELECT held(:v) AS v", {"v": v})) for v in (3, 4)]
+        assert await asyncio.to_thread(held_now.acquire, timeout=10)
+        assert await asyncio.to_thread(held_now.acquire, timeout=10)
+        assert sorted(running) == [1, 3, 4]  # the second loop read still waits for the loops' connection
+        assert not any(task.done() for task in loops + requests)
+        release.set()
+        assert await asyncio.gather(*loops) == [1, 2]
+        assert [row["v"] for row in await asyncio.gather(*requests) if row is not None] == [3, 4]
+    finally:
+        release.set()
         await store.close()
 
 
