@@ -262,8 +262,9 @@ def fund_fees(ctx: click.Context, amount: str, config_path: Path | None) -> None
     help=(
         "Prune now what the pool's leader prunes every hour: partials (settled ones, never pending) and refusals "
         "received more than partials.retention_days ago are added to hourly per-farmer counts, which the pages and "
-        "charts read, and deleted, in small transactions. The pool may keep running: the batches pause between "
-        "them for its writes (about 150 rows a second). Prints the rows pruned."
+        "charts read, and deleted, in small transactions; and hourly counts older than partials.hourly_days folded "
+        "into daily ones. The pool may keep running: the batches pause between them for its writes (about 150 rows "
+        "a second). Prints the rows pruned."
     ),
 )
 @config_option
@@ -293,16 +294,18 @@ def prune(ctx: click.Context, config_path: Path | None, no_pause: bool) -> None:
 async def prune_now(config: PoolConfig, *, pause: bool = True) -> tuple[int, int]:
     """Prune the store of ``config`` up to its retention; the hour pruned up to and the rows pruned. ``pause``
     False: no pause between the batches (the pool is stopped)."""
-    from pool.loops.retention import prune_old_partials, retention_cutoff
+    from pool.loops.retention import fold_old_hours, hours_cutoff, prune_old_partials, retention_cutoff
     from pool.store.factory import create_store
 
-    before = retention_cutoff(config, int(time.time()))
+    now = int(time.time())
+    before = retention_cutoff(config, now)
+    pauses: dict[str, Any] = {} if pause else {"pause": 0.0, "busy_share": 1.0}
     store = create_store(config.store)
     await store.open()
     try:
-        if pause:
-            return before - before % 3600, await prune_old_partials(store, before)
-        return before - before % 3600, await prune_old_partials(store, before, pause=0, busy_share=1)
+        pruned = await prune_old_partials(store, before, **pauses)
+        await fold_old_hours(store, 0, hours_cutoff(config, now), **pauses)  # every day, however long ago
+        return before - before % 3600, pruned
     finally:
         await store.close()
 

@@ -107,6 +107,7 @@ DIFFICULTY_HISTORY_TIME_TARGETS = 4
 
 
 DEFAULT_RETENTION_DAYS = 30  # partials.retention_days
+DEFAULT_HOURLY_DAYS = 90  # partials.hourly_days
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,10 @@ class PartialsConfig:
     # deleted by the leader (python -m pool prune does it at once). Longer than anything that reads single partials:
     # the PPLNS window, the difficulty adjustment's history, the confirmation delay.
     retention_days: int = DEFAULT_RETENTION_DAYS
+    # Days the hourly counts of pruned partials keep their hours; older ones are folded into one count a farmer, day
+    # and outcome (ten thousand farmers' hours are some 270 000 rows a day, kept for good otherwise). At least
+    # retention_days.
+    hourly_days: int = DEFAULT_HOURLY_DAYS
 
 
 def default_verify_threads() -> int:
@@ -576,9 +581,11 @@ def _partials(s: _Section) -> PartialsConfig:
             "max_in_flight",
             "max_in_flight_per_address",
             "retention_days",
+            "hourly_days",
         }
     )
     max_in_flight = s.int_("max_in_flight", default_max_in_flight(), minimum=1, maximum=100_000)
+    retention_days = s.int_("retention_days", DEFAULT_RETENTION_DAYS, minimum=1, maximum=100 * 366)
     return PartialsConfig(
         time_limit=s.int_("time_limit", 25, minimum=1, maximum=300),
         confirmation_delay=s.int_("confirmation_delay", 30, minimum=0),
@@ -590,7 +597,11 @@ def _partials(s: _Section) -> PartialsConfig:
         max_in_flight_per_address=s.int_(
             "max_in_flight_per_address", max(1, max_in_flight // 8), minimum=1, maximum=max_in_flight
         ),
-        retention_days=s.int_("retention_days", DEFAULT_RETENTION_DAYS, minimum=1, maximum=100 * 366),
+        retention_days=retention_days,
+        # Hours exist only for partials past the retention: fewer days would fold them as they are pruned.
+        hourly_days=s.int_(
+            "hourly_days", max(DEFAULT_HOURLY_DAYS, retention_days), minimum=retention_days, maximum=100 * 366
+        ),
     )
 
 

@@ -31,7 +31,8 @@ from pool.bench.scale_run import ScaleOptions, StoreFigures, figures_json, run_s
 from pool.bench.scale_store import ScaleSize, ScaleStores, day_of_partials, store_bytes
 from pool.config import DAY_SECONDS, DEFAULT_RETENTION_DAYS, StoreConfig
 from pool.devnet.postgres import PostgresServer
-from pool.loops.retention import prune_old_partials
+from pool.loops.retention import FOLD_LOOKBACK_DAYS, fold_old_hours, prune_old_partials
+from pool.store.abstract import AbstractPoolStore
 from pool.store.factory import create_store
 
 # Targets (judged, never asserted): within 10% of the empty store; pages under 50 ms p99 and loop iterations under a
@@ -105,10 +106,8 @@ async def simulate_week(
                 newest = partials[-1].received_at if partials else day_start
                 if newest // HOUR != hour:
                     hour = newest // HOUR
-                    pruned += await prune_old_partials(store, newest - size.days * DAY_SECONDS, pause=0, busy_share=1)
-            pruned += await prune_old_partials(
-                store, day_start + DAY_SECONDS - size.days * DAY_SECONDS, pause=0, busy_share=1
-            )
+                    pruned += await _retention_pass(store, newest - size.days * DAY_SECONDS)
+            pruned += await _retention_pass(store, day_start + DAY_SECONDS - size.days * DAY_SECONDS)
             sizes.append(await store_bytes(config))
             files.append(_sqlite_bytes(config))
             progress(f"week: day {day + 1}: {pruned} pruned, store {sizes[-1] / 2**20:.1f} MiB")
@@ -122,6 +121,14 @@ async def simulate_week(
         "growth_after_first_day": sizes[-1] / sizes[1] - 1 if sizes[1] else None,
         "sqlite_database_and_wal_bytes_per_day": files if config.backend == "sqlite" else None,
     }
+
+
+async def _retention_pass(store: AbstractPoolStore, before: int) -> int:
+    """The retention loop's pass without its pauses, the hourly counts folded at the partials' own cutoff: what a
+    pool keeps in steady state once its hourly counts are ``partials.hourly_days`` old, in a week."""
+    pruned = await prune_old_partials(store, before, pause=0, busy_share=1)
+    await fold_old_hours(store, before - FOLD_LOOKBACK_DAYS * DAY_SECONDS, before, pause=0, busy_share=1)
+    return pruned
 
 
 def _sqlite_bytes(config: StoreConfig) -> tuple[int, int]:

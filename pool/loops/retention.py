@@ -1,4 +1,5 @@
-"""Retention: partials and refusals older than ``partials.retention_days`` become hourly per-farmer counts.
+"""Retention: partials and refusals older than ``partials.retention_days`` become hourly per-farmer counts, and
+those older than ``partials.hourly_days`` daily ones.
 
 The store's ``prune_partials`` adds a small batch of settled partials (never pending ones) and refusals to their
 hour's counts and deletes them, in one short transaction; this loop calls it batch after batch, with a pause between
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from pool.config import DAY_SECONDS, PoolConfig
 from pool.context import PoolContext
@@ -33,15 +35,42 @@ PRUNE_PAUSE = 0.1  # seconds between two batches at least, for the intake's writ
 PRUNE_BUSY_SHARE = 0.02
 
 
+# Days before the hourly counts' cutoff the leader's pass looks for hours to fold: the days folded before are not read
+# again each hour (a row a farmer, day and outcome, kept for good), and a pool stopped for less than this folds the
+# days it missed. ``python -m pool prune`` folds every day.
+FOLD_LOOKBACK_DAYS = 7
+
+
 def retention_cutoff(config: PoolConfig, now: int) -> int:
     """Partials received before this moment are pruned (the store prunes whole hours, up to the hour it is in)."""
     return now - config.partials.retention_days * DAY_SECONDS
+
+
+def hours_cutoff(config: PoolConfig, now: int) -> int:
+    """The hourly counts of days before the day this moment falls in are folded into daily ones."""
+    return now - config.partials.hourly_days * DAY_SECONDS
 
 
 def pause_after(batch_seconds: float, pause: float = PRUNE_PAUSE, busy_share: float = PRUNE_BUSY_SHARE) -> float:
     """Seconds to wait after a batch that took ``batch_seconds``: at least ``pause``, and so that batches take at
     most ``busy_share`` of the time (1: no more than ``pause``)."""
     return max(pause, batch_seconds * (1 / busy_share - 1))
+
+
+async def batch_after_batch(
+    step: Callable[[], Awaitable[int]], *, until_short_of: int | None, pause: float, busy_share: float
+) -> int:
+    """``step`` (one small transaction; how many rows it took) again and again, pausing after each; the rows in all.
+    Ends at a step that took nothing, or with ``until_short_of``, fewer than that: rows a writer adds meanwhile then
+    wait for the next pass instead of keeping this one going."""
+    total = 0
+    while True:
+        started = time.monotonic()
+        taken = await step()
+        total += taken
+        if taken == 0 or (until_short_of is not None and taken < until_short_of):
+            return total
+        await asyncio.sleep(pause_after(time.monotonic() - started, pause, busy_share))
 
 
 async def prune_old_partials(
@@ -53,21 +82,30 @@ async def prune_old_partials(
     busy_share: float = PRUNE_BUSY_SHARE,
 ) -> int:
     """Prune, batch after batch, what was received before ``before``; how many rows were pruned."""
-    total = 0
-    while True:
-        started = time.monotonic()
-        pruned = await store.prune_partials(before, batch)
-        if not pruned:
-            break
-        total += pruned
-        await asyncio.sleep(pause_after(time.monotonic() - started, pause, busy_share))
+    pruned = await batch_after_batch(
+        lambda: store.prune_partials(before, batch), until_short_of=None, pause=pause, busy_share=busy_share
+    )
     # The difficulty summaries' hourly counts of the same hours (not counted in the total: they are no partials).
-    # A batch short of full ends the pass: rows a writer adds meanwhile wait for the next one, never keep it going.
-    while True:
-        started = time.monotonic()
-        if await store.prune_difficulty_hours(before, batch) < batch:
-            return total
-        await asyncio.sleep(pause_after(time.monotonic() - started, pause, busy_share))
+    await batch_after_batch(
+        lambda: store.prune_difficulty_hours(before, batch), until_short_of=batch, pause=pause, busy_share=busy_share
+    )
+    return pruned
+
+
+async def fold_old_hours(
+    store: AbstractPoolStore,
+    since: int,
+    before: int,
+    *,
+    batch: int = PRUNE_BATCH,
+    pause: float = PRUNE_PAUSE,
+    busy_share: float = PRUNE_BUSY_SHARE,
+) -> int:
+    """Fold, batch after batch, the hourly counts of the days from ``since``'s to before ``before``'s into daily
+    ones; how many hourly counts were folded."""
+    return await batch_after_batch(
+        lambda: store.fold_partial_hours(since, before, batch), until_short_of=batch, pause=pause, busy_share=busy_share
+    )
 
 
 class RetentionLoop:
@@ -78,7 +116,12 @@ class RetentionLoop:
 
     async def run_once(self, ctx: PoolContext) -> int:
         """One pass; returns how many partials and refusals were pruned."""
-        pruned = await prune_old_partials(ctx.store, retention_cutoff(ctx.config, ctx.now()))
+        now = ctx.now()
+        pruned = await prune_old_partials(ctx.store, retention_cutoff(ctx.config, now))
         if pruned:
             log.info("retention: %d partials and refusals counted per hour and pruned", pruned)
+        before = hours_cutoff(ctx.config, now)
+        folded = await fold_old_hours(ctx.store, before - FOLD_LOOKBACK_DAYS * DAY_SECONDS, before)
+        if folded:
+            log.info("retention: %d hourly counts folded into daily ones", folded)
         return pruned

@@ -393,6 +393,15 @@ class AbstractPoolStore(ABC):
         and payments are never touched."""
 
     @abstractmethod
+    async def fold_partial_hours(self, since: int, before: int, batch: int) -> int:
+        """Retention of the hourly counts of pruned partials: the counts of the UTC days from the day ``since`` falls
+        in to the day before the one ``before`` falls in become one count a farmer, day and outcome, at the day's
+        first second (the hour the day's first hour already has). Up to ``batch`` hourly counts folded in one small
+        transaction; returns how many: call it again until it returns fewer. Every day's totals per farmer and
+        outcome stay the same at every commit (a day folded partly is still summed right), and concurrent folders
+        fold each count once."""
+
+    @abstractmethod
     async def prune_difficulty_hours(self, before: int, batch: int) -> int:
         """Retention of the hourly counts the difficulty summaries read: deletes up to ``batch`` of them of hours
         before the hour ``before`` falls in, in one small transaction. Returns how many: call it again until 0.

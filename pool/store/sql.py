@@ -962,6 +962,41 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             )
             return len(rows)
 
+    async def fold_partial_hours(self, since: int, before: int, batch: int) -> int:
+        if batch < 1:
+            raise StoreError("a fold batch needs room for at least one row")
+        first_day, last_day = since - since % DAY, before - before % DAY
+        async with self._write() as tx:
+            # DELETE ... RETURNING, as the prune: what is added to the days is exactly what this transaction took
+            # from the hours (a concurrent folder skips the rows this one holds). The day's own first hour stays
+            # and is added to. Through the hour index from ``since``'s day: the days folded long ago, a row a farmer
+            # and outcome each, are not read again.
+            rows = await tx.fetchall(
+                f"""
+                DELETE FROM partial_hours WHERE (launcher_id, hour, outcome) IN (
+                    SELECT launcher_id, hour, outcome FROM partial_hours
+                    WHERE hour >= :first_day AND hour < :last_day AND hour % {DAY} <> 0
+                    LIMIT :batch{self._SKIP_LOCKED_ROWS}
+                ) RETURNING launcher_id, hour, outcome, n, points, stale
+                """,
+                {"first_day": first_day, "last_day": last_day, "batch": batch},
+            )
+            days: dict[tuple[bytes32, int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+            for row in rows:
+                counted = days[bytes32(row["launcher_id"]), int(row["hour"]) - int(row["hour"]) % DAY, row["outcome"]]
+                counted[0] += int(row["n"])
+                counted[1] += int(row["points"])
+                counted[2] += int(row["stale"])
+            # In key order, as the prune adds to hours: two writers lock the rows they share in the same order.
+            await tx.executemany(
+                _ADD_TO_HOURS,
+                [
+                    {"launcher_id": key[0], "hour": key[1], "outcome": key[2], "n": n, "points": p, "stale": stale}
+                    for key, (n, p, stale) in sorted(days.items())
+                ],
+            )
+            return len(rows)
+
     async def prune_difficulty_hours(self, before: int, batch: int) -> int:
         if batch < 1:
             raise StoreError("a prune batch needs room for at least one row")

@@ -293,6 +293,17 @@ def test_partials_are_kept_thirty_days_unless_set() -> None:
     assert info.value.key == "partials.retention_days" and "at least 1" in info.value.problem
 
 
+def test_hourly_counts_keep_their_hours_ninety_days_and_at_least_the_retention() -> None:
+    assert parse_config(example(), REPO).partials.hourly_days == 90
+    assert parse_config(with_change("partials.hourly_days", 45), REPO).partials.hourly_days == 45
+    longer = with_change("partials.retention_days", 120)
+    del longer["partials"]["hourly_days"]
+    assert parse_config(longer, REPO).partials.hourly_days == 120  # unset: never shorter than the retention
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_change("partials.hourly_days", 29), REPO)
+    assert info.value.key == "partials.hourly_days" and "at least 30" in info.value.problem
+
+
 @pytest.mark.parametrize(
     "path, seconds, reader",
     [

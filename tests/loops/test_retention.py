@@ -41,6 +41,17 @@ async def fill(store: AbstractPoolStore, received_at: list[int]) -> list[int]:
     return ids
 
 
+def day_of(counts: list[PartialCount]) -> list[PartialCount]:
+    """Hourly counts as their days' counts (at each day's first second); pending partials, never pruned, stay rows
+    in their hour."""
+    days: dict[tuple[int, str], tuple[int, int]] = {}
+    for count in counts:
+        at = count.hour if count.outcome == "pending" else count.hour - count.hour % DAY
+        n, points = days.get((at, count.outcome), (0, 0))
+        days[at, count.outcome] = (n + count.count, points + count.points)
+    return [PartialCount(at, outcome, n, points) for (at, outcome), (n, points) in sorted(days.items())]
+
+
 def rows(path: Path) -> int:
     import sqlite3
 
@@ -74,6 +85,21 @@ async def test_the_loop_prunes_what_is_past_retention_and_keeps_the_counts(ctx: 
     pending = await ctx.store.get_partial(ids[11])
     assert pending is not None and pending.status is PartialStatus.PENDING
     assert await RetentionLoop().run_once(ctx) == 0
+
+
+async def test_the_loop_folds_hours_past_hourly_days_into_days(ctx: PoolContext) -> None:
+    hourly = ctx.config.partials.hourly_days * DAY
+    old_day = NOW - hourly - 2 * DAY - (NOW - hourly) % DAY  # a whole day two days before the hours' cutoff
+    later = NOW - hourly + DAY + 5 * 3600  # its hour is still kept as an hour
+    await fill(ctx.store, [*(old_day + hour * 3600 + 60 for hour in (0, 3, 7, 23)), later, NOW - DAY])
+    await RetentionLoop().run_once(ctx)
+    daily = await ctx.store.daily_partials(0, NOW)
+    counts = await ctx.store.partial_counts(0)
+    assert {c.hour for c in counts if c.hour < NOW - hourly} == {old_day}  # the old day: one count an outcome
+    assert [(c.outcome, c.count) for c in counts if c.hour == old_day] == [("TOO_LATE", 4), ("confirmed", 4)]
+    assert [c.hour for c in counts if NOW - hourly <= c.hour <= later] == [later - later % 3600] * 2
+    await RetentionLoop().run_once(ctx)
+    assert await ctx.store.daily_partials(0, NOW) == daily and await ctx.store.partial_counts(0) == counts
 
 
 async def test_passes_go_batch_by_batch(ctx: PoolContext) -> None:
@@ -112,7 +138,8 @@ async def test_prune_command_prunes_while_the_pool_writes(tmp_path: Path) -> Non
         assert command.returncode == 0, err.decode()
         assert out.decode().startswith("pruned 99 partials and refusals received before")
         assert "partials.retention_days: 30" in out.decode()
-        assert [c for c in await store.partial_counts(0) if c.hour < 2_000 * DAY] == counts
+        # The old hours are folded into their day too (partials.hourly_days): the day's totals are the hours'.
+        assert [c for c in await store.partial_counts(0) if c.hour < 2_000 * DAY] == day_of(counts)
         assert rows(path) == 1 + written  # the old pending partial and what the pool wrote meanwhile
         # With the pool stopped: batch after batch without pauses, the same counts.
         await fill(store, [3600 * 20 + n for n in range(30)])
@@ -124,7 +151,7 @@ async def test_prune_command_prunes_while_the_pool_writes(tmp_path: Path) -> Non
         out, err = await command.communicate()
         assert command.returncode == 0, err.decode()
         assert out.decode().startswith("pruned 59 partials and refusals received before")
-        assert [c for c in await store.partial_counts(0) if c.hour < 2_000 * DAY] == counts
+        assert [c for c in await store.partial_counts(0) if c.hour < 2_000 * DAY] == day_of(counts)
     finally:
         await store.close()
 

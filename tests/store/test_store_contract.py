@@ -81,6 +81,7 @@ from pool.store.sql import SqlPoolStore
 from tests.store.conftest import StoreFactory
 
 POOL_PUZZLE_HASH = std_hash(b"pool target")
+DAY = 86_400
 
 
 # -- builders: real chia types, deterministic from a small seed ---------------------------------------------------
@@ -1062,6 +1063,68 @@ async def test_pruners_at_once_count_each_partial_once(store: AbstractPoolStore)
     done = await asyncio.gather(*(prune_all(store, start + 3600 * 3, batch=3) for _ in range(3)))
     assert sum(sum(pruned) for pruned in done) == settled
     assert await counted(store, farmers, start) == figures
+
+
+async def pruned_days(store: AbstractPoolStore, first_day: int) -> list[FarmerRecord]:
+    """Two farmers' partials (confirmed, stale-credited, rejected) and refusals in hours 0, 5 and 23 of three days
+    from ``first_day``, all pruned into hourly counts."""
+    farmers = [make_farmer(1, difficulty=7), make_farmer(2, difficulty=10)]
+    for farmer in farmers:
+        await store.add_farmer(farmer)
+        for day in range(3):
+            for hour in (0, 5, 23):
+                moment = first_day + day * DAY + hour * 3600 + farmer.difficulty
+                ids = [await store.add_partial(make_partial(farmer, f"{moment} {n}", moment + n)) for n in range(3)]
+                confirmed, credited, rejected = (i or 0 for i in ids)
+                await store.confirm_partials([confirmed])
+                await store.settle_stale_partial(credited, True, "stale")
+                await store.reject_partial(rejected, "singleton left the pool")
+                await store.add_partial_refusal(farmer.launcher_id, moment + 5, "TOO_LATE")
+    await prune_all(store, first_day + 3 * DAY, batch=500)
+    return farmers
+
+
+async def fold_all(store: AbstractPoolStore, since: int, before: int, batch: int) -> list[int]:
+    folded = [await store.fold_partial_hours(since, before, batch)]
+    while folded[-1] == batch:
+        folded.append(await store.fold_partial_hours(since, before, batch))
+    return folded
+
+
+async def by_day(store: AbstractPoolStore, farmers: Sequence[FarmerRecord], first_day: int) -> object:
+    """What the charts and estimates read of whole days."""
+    return (
+        await store.daily_partials(0, first_day + 10 * DAY),
+        [await store.accepted_points(first_day + day * DAY, first_day + (day + 1) * DAY) for day in range(-1, 4)],
+        await store.count_stale_partials(),
+        [await points_of(store, farmer) for farmer in farmers],
+    )
+
+
+async def test_hourly_counts_fold_into_days_keeping_every_days_totals(store: AbstractPoolStore) -> None:
+    first_day = 100 * DAY
+    farmers = await pruned_days(store, first_day)
+    figures = await by_day(store, farmers, first_day)
+    last_day_hours = await store.partial_counts(first_day + 2 * DAY)
+
+    # The days from the one ``since`` falls in to the one before ``before``'s: days 0 and 1, a few counts a call.
+    folded = await fold_all(store, first_day + 5 * 3600, first_day + 2 * DAY + 7 * 3600, batch=3)
+    assert all(n == 3 for n in folded[:-1]) and folded[-1] < 3
+    # Hours 5 and 23 of two days, two farmers, three outcomes (confirmed, rejected, TOO_LATE) each.
+    assert sum(folded) == 2 * 2 * 2 * 3
+    assert await by_day(store, farmers, first_day) == figures
+    counts = await store.partial_counts(0)
+    assert {count.hour for count in counts if count.hour < first_day + 2 * DAY} == {first_day, first_day + DAY}
+    assert await store.partial_counts(first_day + 2 * DAY) == last_day_hours  # the third day keeps its hours
+    assert await store.fold_partial_hours(0, first_day + 2 * DAY, batch=3) == 0  # nothing is folded twice
+
+    # Folders at once fold each count once.
+    done = await asyncio.gather(*(fold_all(store, 0, first_day + 3 * DAY, batch=2) for _ in range(3)))
+    assert sum(sum(folded) for folded in done) == 2 * 2 * 3
+    assert await by_day(store, farmers, first_day) == figures
+    assert {count.hour % DAY for count in await store.partial_counts(0)} == {0}
+    with pytest.raises(StoreError, match="at least one row"):
+        await store.fold_partial_hours(0, first_day, batch=0)
 
 
 async def test_pruned_difficulty_hours_leave_the_summaries_of_later_partials(store: AbstractPoolStore) -> None:
