@@ -36,6 +36,7 @@ from pool.chia_adapter import (
     launcher_id_to_p2_puzzle_hash,
     plotnft_puzzle_hash,
     solution_to_pool_state,
+    stored_pool_state,
     uint64,
 )
 from pool.config import PoolInfoConfig
@@ -175,7 +176,7 @@ class KnownTips:
         spend = CoinSpend.from_bytes(tip)  # cheaper than keeping every tip: the state's key is the costly part
         kept = self._checked.get(launcher_id)
         if kept is None or kept[0] != key:
-            pool_state = PoolState.from_bytes(state)
+            pool_state = stored_pool_state(state)
             try:
                 child = _checked_child(
                     spend, pool_state, 0, launcher_id, self.genesis_challenge, delay_time, delay_puzzle_hash

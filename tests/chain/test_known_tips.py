@@ -18,6 +18,7 @@ from pool.chia_adapter import (
     create_full_puzzle,
     plotnft_puzzle_hash,
     pool_state_to_inner_puzzle,
+    stored_pool_state,
     uint32,
     uint64,
 )
@@ -57,6 +58,31 @@ def test_the_puzzle_hash_from_tree_hashes_is_the_built_puzzles(kind: PoolSinglet
     assert plotnft_puzzle_hash(state, launcher_id, GENESIS, DELAY_TIME, DELAY_PUZZLE_HASH) == built_puzzle_hash(
         state, launcher_id
     )
+
+
+@pytest.mark.parametrize("kind", list(PoolSingletonState))
+@pytest.mark.parametrize("url", [None, "", "https://pool.example/é"])
+def test_a_stored_state_decodes_as_chias_decoding_does(kind: PoolSingletonState, url: str | None) -> None:
+    owner = AugSchemeMPL.key_gen(h(f"owner {url}")).get_g1()
+    state = create_pool_state(kind, h("target"), owner, url, uint32(2**32 - 1))
+    assert stored_pool_state(bytes(state)) == PoolState.from_bytes(bytes(state)) == state
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        bytes(state_of(PoolSingletonState.FARMING_TO_POOL, 5))[:-1],  # cut short
+        bytes(state_of(PoolSingletonState.FARMING_TO_POOL, 5)) + b"\0",  # a byte too many
+        bytes(state_of(PoolSingletonState.SELF_POOLING, 5))[:82] + b"\2" + bytes(4),  # no optional's flag
+        bytes(state_of(PoolSingletonState.FARMING_TO_POOL, 5))[:34] + bytes(48) + b"\0" + bytes(4),  # not a point
+    ],
+)
+def test_what_is_not_a_stored_state_fails_as_chias_decoding_fails(data: bytes) -> None:
+    with pytest.raises(Exception) as chias:
+        PoolState.from_bytes(data)
+    with pytest.raises(type(chias.value)):
+        stored_pool_state(data)
 
 
 def check(tips: KnownTips, launcher_id: bytes32, spend: CoinSpend, state: PoolState) -> Coin | None:
