@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from pool.chain.node_rpc import RpcFullNode
-from pool.chia_adapter import bytes32
+from pool.chia_adapter import CoinRecord, bytes32
 from pool.devnet.world import PlotNFTInfo, World
-from pool.loops.singletons import NAMED_IN_A_LINE, SingletonStats, _log_not_on_chain
+from pool.loops import singletons
+from pool.loops.singletons import NAMED_IN_A_LINE, PAGES_AT_ONCE, SingletonStats, _log_not_on_chain
 from tests.http.farmer_requests import RELATIVE_LOCK_HEIGHT, buried_plotnft, shared_plotnft
 from tests.loops.loops_harness import Clock, Pool, random_puzzle_hash, win_and_claim
 from tests.store.test_store_contract import make_farmer
@@ -98,6 +99,37 @@ async def test_a_farmer_whose_coins_the_node_does_not_have_costs_no_call_of_its_
     assert (stats.failed, stats.unavailable, stats.updated) == (1, 0, 0)
     assert stats.not_on_chain == [ghost.launcher_id]
     assert await pool.ctx.store.get_farmer(ghost.launcher_id) == ghost
+
+
+async def test_pages_of_farmers_are_looked_up_a_few_at_once(
+    world: World, pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's look-up is mostly waiting for the node: a few pages' are in flight at once, never more."""
+    monkeypatch.setattr(singletons, "FARMERS_PER_READ", 1)  # a page a farmer
+    plotnft = (await shared_plotnft(world, "farmer one"))[0]
+    await pool.add_farmer(plotnft, random_puzzle_hash())
+    ghosts = [make_farmer(80 + n) for n in range(2 * PAGES_AT_ONCE)]
+    for ghost in ghosts:
+        await pool.ctx.store.add_farmer(ghost)
+    node = pool.ctx.node
+    look_up = node.coin_records_by_names
+    in_flight, most = 0, 0
+
+    async def counted(names: Sequence[bytes32]) -> list[CoinRecord]:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            return await look_up(names)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(node, "coin_records_by_names", counted)
+    calls, stats = await counted_pass(pool)
+    assert calls == {"get_coin_records_by_names": 1 + len(ghosts)}
+    assert 1 < most <= PAGES_AT_ONCE
+    assert sorted(stats.not_on_chain) == sorted(ghost.launcher_id for ghost in ghosts)
+    assert (stats.failed, stats.unavailable, stats.updated) == (len(ghosts), 0, 0)
 
 
 def test_farmers_not_on_chain_are_one_line_a_pass(caplog: pytest.LogCaptureFixture) -> None:
