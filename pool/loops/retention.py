@@ -23,9 +23,8 @@ log = logging.getLogger(__name__)
 
 PRUNE_INTERVAL = 3600.0  # seconds between passes: a pass finds about an hour's partials to prune
 # Rows per transaction. On SQLite (synchronous=FULL, 2 busy cores) a batch held the write lock about 7 ms at 100 rows,
-# 12 ms at 250 and 50 ms at 1 000: 200 keeps the intake's group commit from waiting more than about 10 ms, and with
-# the pause the lock is free nine tenths of a pass. 3 million partials a day (10 000 farmers) are about 625 batches,
-# a minute of pruning, an hour.
+# 12 ms at 250 and 50 ms at 1 000: 200 keeps the intake's group commit from waiting more than about 10 ms. 3 million
+# partials a day (10 000 farmers) are about 625 batches an hour: with the pauses below, some ten minutes of each hour.
 PRUNE_BATCH = 200
 PRUNE_PAUSE = 0.1  # seconds between two batches at least, for the intake's writes
 # The share of the time the batches may hold the writer: the pause after a batch is long enough for that. With a fixed
