@@ -32,6 +32,9 @@ PRUNE_PAUSE = 0.1  # seconds between two batches at least, for the intake's writ
 # time, and the partials' p99 went from 19 to 41 ms beside a prune; at 2% it is about a partial in fifty that may wait
 # for a batch. Still about 150 rows a second, 13 million a day: four times what 10 000 farmers send.
 PRUNE_BUSY_SHARE = 0.02
+# ... but never more than this after a batch: one that waited long for the lock (the intake busy) must not stretch an
+# hourly pass past the hour (625 batches at most 2.1 s apart: 22 minutes).
+PRUNE_PAUSE_MAX = 2.0
 
 
 # Days before the hourly counts' cutoff the leader's pass looks for hours to fold: the days folded before are not read
@@ -52,8 +55,8 @@ def hours_cutoff(config: PoolConfig, now: int) -> int:
 
 def pause_after(batch_seconds: float, pause: float = PRUNE_PAUSE, busy_share: float = PRUNE_BUSY_SHARE) -> float:
     """Seconds to wait after a batch that took ``batch_seconds``: at least ``pause``, and so that batches take at
-    most ``busy_share`` of the time (1: no more than ``pause``)."""
-    return max(pause, batch_seconds * (1 / busy_share - 1))
+    most ``busy_share`` of the time (1: no more than ``pause``), up to PRUNE_PAUSE_MAX."""
+    return max(pause, min(PRUNE_PAUSE_MAX, batch_seconds * (1 / busy_share - 1)))
 
 
 async def batch_after_batch(

@@ -15,7 +15,14 @@ import yaml
 
 from pool.config import parse_config
 from pool.context import PoolContext
-from pool.loops.retention import PRUNE_BUSY_SHARE, PRUNE_PAUSE, RetentionLoop, pause_after, prune_old_partials
+from pool.loops.retention import (
+    PRUNE_BUSY_SHARE,
+    PRUNE_PAUSE,
+    PRUNE_PAUSE_MAX,
+    RetentionLoop,
+    pause_after,
+    prune_old_partials,
+)
 from pool.store.abstract import AbstractPoolStore
 from pool.store.models import PartialCount, PartialStatus
 from pool.store.sqlite import SqlitePoolStore
@@ -160,3 +167,4 @@ def test_the_pauses_leave_the_writer_free_most_of_the_time() -> None:
     assert pause_after(0.001) == PRUNE_PAUSE  # a quick batch: the least pause
     assert pause_after(0.02) == pytest.approx(0.02 * (1 - PRUNE_BUSY_SHARE) / PRUNE_BUSY_SHARE)
     assert pause_after(0.5, pause=0, busy_share=1) == 0  # no pauses
+    assert pause_after(10.0) == PRUNE_PAUSE_MAX  # a batch that waited long for the lock: the pass goes on
