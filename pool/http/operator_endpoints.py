@@ -31,6 +31,9 @@ from pool.payouts.books import books_json, build_books
 
 DAY = 24 * 3600
 log = logging.getLogger(__name__)
+# Scrapes within this many seconds (and server.metrics_cache_seconds) share one text: counters and histograms of the
+# process move all the time, and a scrape is seldom more often (what the loops did in a window reads fresh enough).
+EXPOSITION_SECONDS = 1.0
 STATUS_OWED_BALANCES = 20  # the largest owed balances /status lists (python -m pool ledger lists them all)
 
 
@@ -193,7 +196,7 @@ async def get_metrics(request: web.Request) -> web.Response:
 
     seconds = ctx.config.server.metrics_cache_seconds
     await metrics.refresh_state(lambda: _read_state(request.app), seconds)
-    response = web.Response(body=metrics.exposition(seconds))
+    response = web.Response(body=metrics.exposition(min(seconds, EXPOSITION_SECONDS)))
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
 
