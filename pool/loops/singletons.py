@@ -92,10 +92,17 @@ class SingletonLoop:
         # once: a page is mostly waiting for the node's answer, and fifty of them one after the other (ten thousand
         # farmers) made a pass last most of a second.
         pages_at_once = asyncio.Semaphore(PAGES_AT_ONCE)
-        async with asyncio.TaskGroup() as pages:
+        pages: list[asyncio.Task[None]] = []
+        try:
             async for page in _position_pages(ctx):
                 await pages_at_once.acquire()
-                pages.create_task(one_page(page, self.known_tips))
+                pages.append(asyncio.create_task(one_page(page, self.known_tips)))
+            # A failure as it was raised, not wrapped in a group: NotLeader must reach the runner as itself.
+            await asyncio.gather(*pages)
+        finally:
+            for task in pages:
+                task.cancel()
+            await asyncio.gather(*pages, return_exceptions=True)
         _log_not_on_chain(stats.not_on_chain)
         return stats
 

@@ -18,6 +18,7 @@ from pool.chia_adapter import CoinRecord, bytes32
 from pool.devnet.world import PlotNFTInfo, World
 from pool.loops import singletons
 from pool.loops.singletons import NAMED_IN_A_LINE, PAGES_AT_ONCE, SingletonStats, _log_not_on_chain
+from pool.store.abstract import NotLeader
 from tests.http.farmer_requests import RELATIVE_LOCK_HEIGHT, buried_plotnft, shared_plotnft
 from tests.loops.loops_harness import Clock, Pool, random_puzzle_hash, win_and_claim
 from tests.store.test_store_contract import make_farmer
@@ -130,6 +131,21 @@ async def test_pages_of_farmers_are_looked_up_a_few_at_once(
     assert 1 < most <= PAGES_AT_ONCE
     assert sorted(stats.not_on_chain) == sorted(ghost.launcher_id for ghost in ghosts)
     assert (stats.failed, stats.unavailable, stats.updated) == (len(ghosts), 0, 0)
+
+
+async def test_a_page_that_finds_the_pool_no_longer_leads_ends_the_pass_as_such(
+    world: World, pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NotLeader from a page (its write fenced off) reaches the loops' runner as itself, which stops every loop."""
+    await pool.ctx.store.add_farmer(make_farmer(90))
+
+    async def fenced(*args: object) -> None:
+        raise NotLeader("another process leads")
+
+    monkeypatch.setattr(singletons, "_settle_page", fenced)
+    await pool.peak()
+    with pytest.raises(NotLeader):
+        await pool.singletons.run_once(pool.ctx)
 
 
 def test_farmers_not_on_chain_are_one_line_a_pass(caplog: pytest.LogCaptureFixture) -> None:
