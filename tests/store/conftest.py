@@ -6,13 +6,17 @@ against another backend, add a ``pytest.param`` here.
 
 PostgreSQL: one throwaway server per test session (``postgres_server``, started on first use from the machine's own
 PostgreSQL installation, see pool/devnet/postgres.py), one fresh database per location, dropped when the test ends.
-Where PostgreSQL is missing those tests fail (never skip) with a message that says how to install it.
+A fresh database is a copy of ``postgres_schema``, a database the store's migrations ran on once per session (copied
+in some 0.03 s, where running them takes 0.2 s); a test of migrating from nothing asks for ``empty=True``. Where
+PostgreSQL is missing those tests fail (never skip) with a message that says how to install it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -30,27 +34,31 @@ NEWER_CODES_STEP = ("CREATE TABLE written_by_newer_code (id INTEGER PRIMARY KEY)
 
 
 class StoreFactory(Protocol):
-    def __call__(self, location: Path, *, newer_schema: bool = False) -> AbstractPoolStore: ...
+    def __call__(self, location: Path, *, newer_schema: bool = False, empty: bool = False) -> AbstractPoolStore:
+        """``empty``: the store's database starts with no schema at all (SQLite's always does)."""
+        ...
 
 
-def sqlite_store(location: Path, *, newer_schema: bool = False) -> AbstractPoolStore:
+def sqlite_store(location: Path, *, newer_schema: bool = False, empty: bool = False) -> AbstractPoolStore:
     migrations = sqlite.MIGRATIONS + ((NEWER_CODES_STEP,) if newer_schema else ())
     return SqlitePoolStore(location / "pool.sqlite", migrations=migrations)
 
 
 class PostgresDatabases:
-    """A StoreFactory over one server: each new location gets a new database; ``drop_all`` removes them."""
+    """A StoreFactory over one server: each new location gets a new database, a copy of ``template`` unless asked
+    for an empty one; ``drop_all`` removes them."""
 
     _numbers = itertools.count()
 
-    def __init__(self, server: PostgresServer) -> None:
+    def __init__(self, server: PostgresServer, template: str) -> None:
         self.server = server
+        self.template = template
         self._databases: dict[Path, str] = {}
 
-    def __call__(self, location: Path, *, newer_schema: bool = False) -> AbstractPoolStore:
+    def __call__(self, location: Path, *, newer_schema: bool = False, empty: bool = False) -> AbstractPoolStore:
         if location not in self._databases:
             name = f"pool_test_{next(self._numbers)}"
-            self.server.create_database(name)
+            self.server.create_database(name, template=None if empty else self.template)
             self._databases[location] = name
         migrations = postgres.MIGRATIONS + ((NEWER_CODES_STEP,) if newer_schema else ())
         return PostgresPoolStore(self.server.dsn(self._databases[location]), max_connections=5, migrations=migrations)
@@ -73,6 +81,24 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_schema(postgres_server: PostgresServer) -> str:
+    """The name of a database holding the store's schema and nothing else, to copy (``template=``); never connected
+    to after this, or it could not be copied."""
+    name = "pool_schema"
+    postgres_server.create_database(name)
+
+    async def migrate() -> None:
+        store = PostgresPoolStore(postgres_server.dsn(name), max_connections=1)
+        await store.open()
+        await store.close()
+
+    # A loop of its own: the fixture may be set up from a test running in the session's loop.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, migrate()).result()
+    return name
+
+
 STORE_FACTORIES = [pytest.param("sqlite", id="sqlite"), pytest.param("postgresql", id="postgresql")]
 
 
@@ -81,7 +107,9 @@ def store_factory(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
     if request.param == "sqlite":
         yield sqlite_store
         return
-    databases = PostgresDatabases(request.getfixturevalue("postgres_server"))
+    databases = PostgresDatabases(
+        request.getfixturevalue("postgres_server"), request.getfixturevalue("postgres_schema")
+    )
     try:
         yield databases
     finally:
