@@ -4,7 +4,9 @@ It uses the machine's own PostgreSQL installation (Debian: ``apt-get install pos
 PostgreSQL refuses to run as root, so as root every server command runs as the ``postgres`` user through
 ``runuser -u postgres --`` and the directory is handed to that user. The server listens on 127.0.0.1 and a socket in
 its own directory only, trusts every local connection (user ``pool``), and by default trades durability for speed
-(``fsync=off``): it exists for the length of one test session.
+(``fsync=off``, and its files in memory, in /dev/shm, where the machine has room there): it exists for the length of
+one test session. Copying a database on disk took 0.3-0.5 s on a machine with other writers (the copy's writes wait
+for theirs), against 0.02 s in memory.
 
 Databases are created and dropped by SQL on one connection the server object keeps (``createdb`` and ``dropdb``
 start a process and a connection each: about 0.1 s against a few ms), made in a thread of its own so that sync code
@@ -37,6 +39,12 @@ INSTALL_HINT = (
 
 
 T = TypeVar("T")
+
+
+# A server that need not be durable keeps its files in memory when /dev/shm has this much room (a container's default
+# /dev/shm is 64 MB: too small for a server's files and WAL).
+MEMORY_DIR = Path("/dev/shm")
+MEMORY_NEEDED = 2 * 1024**3
 
 
 class PostgresUnavailable(RuntimeError):
@@ -104,6 +112,15 @@ def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in name.split(".") if part.isdigit())
 
 
+def _memory_dir() -> Path | None:
+    try:
+        if shutil.disk_usage(MEMORY_DIR).free >= MEMORY_NEEDED and os.access(MEMORY_DIR, os.W_OK):
+            return MEMORY_DIR
+    except OSError:
+        pass
+    return None
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -126,7 +143,7 @@ class PostgresServer:
     def start(cls, *, durable: bool = False) -> PostgresServer:
         bindir = find_bindir()
         run_as: list[str] = []
-        directory = Path(tempfile.mkdtemp(prefix="pool-postgres-"))
+        directory = Path(tempfile.mkdtemp(prefix="pool-postgres-", dir=None if durable else _memory_dir()))
         if os.geteuid() == 0:
             try:
                 postgres = pwd.getpwnam("postgres")
