@@ -112,7 +112,8 @@ def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in name.split(".") if part.isdigit())
 
 
-def _memory_dir() -> Path | None:
+def memory_directory() -> Path | None:
+    """/dev/shm when it is there, writable, with MEMORY_NEEDED free; else None (the usual temporary directory)."""
     try:
         if shutil.disk_usage(MEMORY_DIR).free >= MEMORY_NEEDED and os.access(MEMORY_DIR, os.W_OK):
             return MEMORY_DIR
@@ -143,7 +144,7 @@ class PostgresServer:
     def start(cls, *, durable: bool = False) -> PostgresServer:
         bindir = find_bindir()
         run_as: list[str] = []
-        directory = Path(tempfile.mkdtemp(prefix="pool-postgres-", dir=None if durable else _memory_dir()))
+        directory = Path(tempfile.mkdtemp(prefix="pool-postgres-", dir=None if durable else memory_directory()))
         if os.geteuid() == 0:
             try:
                 postgres = pwd.getpwnam("postgres")

@@ -25,11 +25,12 @@ class PostgresLedgerMachine(LedgerMachine):
     # Set by the test on a subclass (hypothesis builds the machine with no arguments).
     server: PostgresServer
     template: str
+    database: str
+    dsn: str
 
-    def __init__(self) -> None:
+    def create_database(self) -> None:
         self.database = f"pool_ledger_machine_{next(_databases)}"
         self.dsn = self.server.create_database(self.database, template=self.template)
-        super().__init__()
 
     def new_store(self) -> AbstractPoolStore:
         return PostgresPoolStore(self.dsn, max_connections=2)
