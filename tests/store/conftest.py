@@ -22,10 +22,10 @@ import functools
 import itertools
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import pytest
 
@@ -42,7 +42,8 @@ NEWER_CODES_STEP = ("CREATE TABLE written_by_newer_code (id INTEGER PRIMARY KEY)
 
 class StoreFactory(Protocol):
     def __call__(self, location: Path, *, newer_schema: bool = False, empty: bool = False) -> AbstractPoolStore:
-        """``empty``: the store's database starts with no schema at all (SQLite's always does)."""
+        """``empty``: the store's database starts with no schema at all, for a test of migrating from nothing
+        (otherwise it starts as a copy of a migrated one)."""
         ...
 
 
@@ -62,22 +63,22 @@ def migrated_sqlite_file() -> Path:
     directory = Path(tempfile.mkdtemp(prefix="pool-sqlite-schema-", dir=memory_directory()))
     atexit.register(shutil.rmtree, directory, True)
     path = directory / "pool.sqlite"
-
-    async def migrate() -> None:
-        store = SqlitePoolStore(path)
-        await store.open()
-        await store.close()
-
-    run_in_a_loop_of_its_own(migrate())
+    migrate(SqlitePoolStore(path))
     # Closed, the store's WAL is folded into the file: the file alone is the whole store.
     assert not path.with_name(path.name + "-wal").exists()
     return path
 
 
-def run_in_a_loop_of_its_own(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` to its end, also when called from a test or fixture running in the session's loop."""
+def migrate(store: AbstractPoolStore) -> None:
+    """Open the store (which runs its migrations) and close it, in a loop of its own: this may be called from a test
+    or fixture running in the session's loop."""
+
+    async def open_and_close() -> None:
+        await store.open()
+        await store.close()
+
     with ThreadPoolExecutor(1) as thread:
-        thread.submit(asyncio.run, work).result()
+        thread.submit(asyncio.run, open_and_close()).result()
 
 
 class PostgresDatabases:
@@ -123,13 +124,7 @@ def postgres_schema(postgres_server: PostgresServer) -> str:
     to after this, or it could not be copied."""
     name = "pool_schema"
     postgres_server.create_database(name)
-
-    async def migrate() -> None:
-        store = PostgresPoolStore(postgres_server.dsn(name), max_connections=1)
-        await store.open()
-        await store.close()
-
-    run_in_a_loop_of_its_own(migrate())
+    migrate(PostgresPoolStore(postgres_server.dsn(name), max_connections=1))
     return name
 
 
