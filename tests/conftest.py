@@ -17,12 +17,14 @@ Markers, applied here so that no test has to remember them:
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from pool.devnet.postgres import memory_directory
 from pool.devnet.world import World
 
 TESTS = Path(__file__).resolve().parent
@@ -37,10 +39,24 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    temporary_files_in_memory(config)
     # pytest-xdist (3.6 and later) hands out modules by their number of tests, most first, unless told not to: that
     # would undo the order below and start the longest modules, which have one or a few tests each, last.
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
+
+
+def temporary_files_in_memory(config: pytest.Config) -> None:
+    """``tmp_path`` and the like in /dev/shm where it has room (pytest's numbered folders there, the last three runs
+    kept as usual): the pool stores' SQLite files sync every commit and the chains' databases write all along; on a
+    disk other processes write to, each sync waits behind their writes (the SQLite store contract took 2.5 times as
+    long). A ``--basetemp`` or PYTEST_DEBUG_TEMPROOT given is kept; pytest-xdist's workers get their folders from
+    the controlling process."""
+    if config.option.basetemp or "PYTEST_DEBUG_TEMPROOT" in os.environ:
+        return
+    memory = memory_directory()
+    if memory is not None:
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = str(memory)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,10 @@ POOL_PLOT_SIZE = 20
 # first), so that every run plotted all 14 plots again. 12 leaves room for a module run on its own, whose PlotNFTs
 # differ from the whole run's.
 _POOL_PLOT_DIRS_KEPT = 12
+# A folder used this recently is never pruned, however many newer ones there are: a test session (or another one
+# beside it) may still be using its plots. A run whose modules fell differently onto the workers makes many new
+# PlotNFTs, and pruning to 12 removed the plots of one made early in the same run, still in use.
+_POOL_PLOT_DIR_IN_USE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,7 @@ class PlotsMixin(WorldBase):
 def _prune_plot_dirs(plot_root: Path, *, keep: Path, kept: int) -> None:
     """Keep the plot cache bounded: each fresh PlotNFT adds a folder of plots that no later run will reuse."""
     folders = sorted((p for p in plot_root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    in_use_since = time.time() - _POOL_PLOT_DIR_IN_USE_SECONDS
     for folder in folders[kept:]:
-        if folder != keep:
+        if folder != keep and folder.stat().st_mtime < in_use_since:
             shutil.rmtree(folder, ignore_errors=True)

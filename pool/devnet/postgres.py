@@ -4,19 +4,31 @@ It uses the machine's own PostgreSQL installation (Debian: ``apt-get install pos
 PostgreSQL refuses to run as root, so as root every server command runs as the ``postgres`` user through
 ``runuser -u postgres --`` and the directory is handed to that user. The server listens on 127.0.0.1 and a socket in
 its own directory only, trusts every local connection (user ``pool``), and by default trades durability for speed
-(``fsync=off``): it exists for the length of one test session.
+(``fsync=off``, and its files in memory, in /dev/shm, where the machine has room there): it exists for the length of
+one test session. Copying a database on disk took 0.3-0.5 s on a machine with other writers (the copy's writes wait
+for theirs), against 0.02 s in memory.
+
+Databases are created and dropped by SQL on one connection the server object keeps (``createdb`` and ``dropdb``
+start a process and a connection each: about 0.1 s against a few ms), made in a thread of its own so that sync code
+and async tests alike can call it. ``create_database(name, template=...)`` copies a database (a test session's
+migrated schema, say) instead of starting from an empty one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
 
 USER = "pool"
 INSTALL_HINT = (
@@ -26,8 +38,52 @@ INSTALL_HINT = (
 )
 
 
+T = TypeVar("T")
+
+
+# A server that need not be durable keeps its files in memory when /dev/shm has this much room (a container's default
+# /dev/shm is 64 MB: too small for a server's files and WAL).
+MEMORY_DIR = Path("/dev/shm")
+MEMORY_NEEDED = 2 * 1024**3
+
+
 class PostgresUnavailable(RuntimeError):
     """No usable PostgreSQL installation (or it failed to start); the message says what to do."""
+
+
+class _Admin:
+    """One connection to the server's ``postgres`` database, on an event loop running in a thread of its own: its
+    callers block until their statement is done, whether or not they run in an event loop themselves."""
+
+    def __init__(self, dsn: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="postgres admin", daemon=True)
+        self._thread.start()
+        try:
+            self._connection: asyncpg.Connection[asyncpg.Record] = self._call(asyncpg.connect(dsn))
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    def execute(self, statement: str) -> None:
+        self._call(self._connection.execute(statement))
+
+    def close(self) -> None:
+        """Ends the connection without waiting for the server, which may be gone (halt)."""
+        self._loop.call_soon_threadsafe(self._connection.terminate)
+        self._stop_loop()
+
+    def _call(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def find_bindir() -> Path:
@@ -56,6 +112,16 @@ def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in name.split(".") if part.isdigit())
 
 
+def memory_directory() -> Path | None:
+    """/dev/shm when it is there, writable, with MEMORY_NEEDED free; else None (the usual temporary directory)."""
+    try:
+        if shutil.disk_usage(MEMORY_DIR).free >= MEMORY_NEEDED and os.access(MEMORY_DIR, os.W_OK):
+            return MEMORY_DIR
+    except OSError:
+        pass
+    return None
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -72,12 +138,13 @@ class PostgresServer:
         self.port = port
         self._run_as = list(run_as)
         self._options = ""  # the server's command line options, to start it again after halt()
+        self._admin: _Admin | None = None  # made on first use, ended by halt() and stop()
 
     @classmethod
     def start(cls, *, durable: bool = False) -> PostgresServer:
         bindir = find_bindir()
         run_as: list[str] = []
-        directory = Path(tempfile.mkdtemp(prefix="pool-postgres-"))
+        directory = Path(tempfile.mkdtemp(prefix="pool-postgres-", dir=None if durable else memory_directory()))
         if os.geteuid() == 0:
             try:
                 postgres = pwd.getpwnam("postgres")
@@ -116,13 +183,29 @@ class PostgresServer:
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
-        """A new empty database; returns its DSN."""
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, name)
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        """A new database, empty or a copy of ``template`` (no one may be connected to that one); returns its DSN."""
+        # FILE_COPY copies the template's files (with fsync off, without waiting for them): faster here than
+        # PostgreSQL 15's default, WAL_LOG, which writes every page of the copy to the WAL.
+        copy = "" if template is None else f" TEMPLATE {_identifier(template)} STRATEGY FILE_COPY"
+        self._execute(f"CREATE DATABASE {_identifier(name)}{copy}")
         return self.dsn(name)
 
     def drop_database(self, name: str) -> None:
-        self._run("dropdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, "--force", "--if-exists", name)
+        self._execute(f"DROP DATABASE IF EXISTS {_identifier(name)} WITH (FORCE)")
+
+    def _execute(self, statement: str) -> None:
+        try:
+            if self._admin is None:
+                self._admin = _Admin(self.dsn())
+            self._admin.execute(statement)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise PostgresUnavailable(f"PostgreSQL statement failed: {statement}\n{exc}") from None
+
+    def _end_admin(self) -> None:
+        if self._admin is not None:
+            admin, self._admin = self._admin, None
+            admin.close()
 
     def dump(self, database: str, path: Path) -> None:
         """Write ``database`` to ``path`` (pg_dump's custom format), to be restored into another server later."""
@@ -143,6 +226,7 @@ class PostgresServer:
 
     def halt(self) -> None:
         """Stop the server as a crash would (immediate: no shutdown checkpoint), keeping its data for resume()."""
+        self._end_admin()
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def resume(self) -> None:
@@ -153,6 +237,7 @@ class PostgresServer:
         self._run("pg_ctl", "-D", str(self.data), "-o", self._options, "-l", str(self.log), "-w", "start")
 
     def stop(self) -> None:
+        self._end_admin()
         if (self.data / "postmaster.pid").exists():
             try:
                 self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")

@@ -266,11 +266,12 @@ async def kill_at_random_moments(devnet: ChaosDevnet, node: RpcFullNode, rng: ra
 
 
 async def kill_at_each_named_step(devnet: ChaosDevnet, kill_log: Path) -> list[str]:
-    """Start the pool told to kill itself at one named step after the other (POOL_KILL_AT), each time until it did,
-    and start it again as usual: the steps hit, in order, as the dying process wrote them down itself."""
+    """Start the pool told to kill itself at one named step after the other (POOL_KILL_AT), each time until it did
+    (each start takes up what the kill before left half done), then start it again as usual: the steps hit, in order,
+    as the dying process wrote them down itself."""
     assert devnet.node_proxy is not None
+    await devnet.kill_pool()
     for step in STEPS:
-        await devnet.kill_pool()
         await devnet.start_pool({"POOL_KILL_AT": step, "POOL_KILL_LOG": str(kill_log)})
         # A new version of a payment is made for one that is stuck: its pushes vanish until then.
         devnet.node_proxy.swallow_pushes = step == "batch-replaced"
@@ -280,7 +281,7 @@ async def kill_at_each_named_step(devnet: ChaosDevnet, kill_log: Path) -> list[s
             devnet.node_proxy.swallow_pushes = False
         assert code == -9, f"the pool exited with {code} waiting for kill step {step}"
         log.warning("killed at step %s", step)
-        await devnet.start_pool()
+    await devnet.start_pool()
     return (await asyncio.to_thread(kill_log.read_text)).split()
 
 

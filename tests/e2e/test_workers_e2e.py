@@ -138,7 +138,8 @@ async def devnet(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresSer
 
 
 ACCEPTED = 'sum(pool_partials_total{result="accepted"})'
-AGREE_ATTEMPTS = 60  # a hang guard, one second apart: Prometheus scrapes every second
+AGREE_POLL = 0.25  # seconds between looks: Prometheus scrapes every second
+AGREE_ATTEMPTS = 240  # a hang guard: a minute
 
 
 @dataclass
@@ -167,7 +168,7 @@ async def prometheus_agrees(prometheus: Prometheus, store: PostgresPoolStore) ->
         seen = await prometheus.sample(ACCEPTED)
         if seen is not None and seen[1] == rows:
             return seen[0], rows
-        await asyncio.sleep(1)
+        await asyncio.sleep(AGREE_POLL)
     raise AssertionError(f"Prometheus counts {seen} accepted partials, the store has {rows} rows")
 
 

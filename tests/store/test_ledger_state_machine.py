@@ -79,6 +79,7 @@ from pool.store.models import (
     claim_holder,
 )
 from pool.store.sqlite import SqlitePoolStore
+from tests.store.conftest import migrated_sqlite_file
 
 T = TypeVar("T")
 # The store syncs every commit to disk (synchronous=FULL): on a RAM-backed directory, where there is one, thousands of
@@ -156,6 +157,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.directory = Path(tempfile.mkdtemp(prefix="ledger-machine-", dir=MEMORY_DIRECTORY))
         self.path = self.directory / "pool.sqlite"
+        self.create_database()
         self.store = self.new_store()
         self.run(self.store.open())
         self.run(self.store.take_leadership("the machine"))
@@ -177,6 +179,10 @@ class LedgerMachine(RuleBasedStateMachine):
         self.batches: dict[int, ModelBatch] = {}
         self.open_round: int | None = None
         self.reserved: dict[bytes32, str] = {}  # coin -> the transaction holding it
+
+    def create_database(self) -> None:
+        """The machine's database, its schema in place: a copy of a migrated store file."""
+        shutil.copyfile(migrated_sqlite_file(), self.path)
 
     def new_store(self) -> AbstractPoolStore:
         """Another store object on the machine's database, not opened (as another process, or after a restart)."""

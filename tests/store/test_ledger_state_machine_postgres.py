@@ -1,6 +1,7 @@
 """The ledger state machine of test_ledger_state_machine.py, through the real PostgresPoolStore.
 
-Each example gets a fresh database on the session's throwaway PostgreSQL server; the machine's rules, model and
+Each example gets a fresh database (a copy of the session's migrated ``postgres_schema``) on the session's throwaway
+PostgreSQL server; the machine's rules, model and
 invariants are those of the SQLite run, only the store under them differs (``new_store``: what its ``restarted``
 rule and the other process that takes leadership open). Fewer examples than on SQLite: each costs a database.
 """
@@ -21,12 +22,15 @@ _databases = itertools.count()
 
 
 class PostgresLedgerMachine(LedgerMachine):
-    server: PostgresServer  # set by the test on a subclass (hypothesis builds the machine with no arguments)
+    # Set by the test on a subclass (hypothesis builds the machine with no arguments).
+    server: PostgresServer
+    template: str
+    database: str
+    dsn: str
 
-    def __init__(self) -> None:
+    def create_database(self) -> None:
         self.database = f"pool_ledger_machine_{next(_databases)}"
-        self.dsn = self.server.create_database(self.database)
-        super().__init__()
+        self.dsn = self.server.create_database(self.database, template=self.template)
 
     def new_store(self) -> AbstractPoolStore:
         return PostgresPoolStore(self.dsn, max_connections=2)
@@ -38,9 +42,10 @@ class PostgresLedgerMachine(LedgerMachine):
             self.server.drop_database(self.database)
 
 
-def test_ledger_state_machine_on_postgresql(postgres_server: PostgresServer) -> None:
+def test_ledger_state_machine_on_postgresql(postgres_server: PostgresServer, postgres_schema: str) -> None:
     class OnThisServer(PostgresLedgerMachine):
         server = postgres_server
+        template = postgres_schema
 
     run_state_machine_as_test(
         OnThisServer,

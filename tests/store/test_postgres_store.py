@@ -44,9 +44,19 @@ def dsn(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> Iter
 
 
 @pytest.fixture
-async def stores(dsn: str) -> AsyncIterator[list[PostgresPoolStore]]:
+def migrated_dsn(
+    postgres_server: PostgresServer, postgres_schema: str, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A database with the schema in place (a copy of the session's ``postgres_schema``)."""
+    name = f"pool_pg_migrated_{abs(hash(request.node.nodeid))}"
+    yield postgres_server.create_database(name, template=postgres_schema)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+async def stores(migrated_dsn: str) -> AsyncIterator[list[PostgresPoolStore]]:
     """PROCESSES stores on one database, each with its own connections (like separate pool processes)."""
-    opened = [PostgresPoolStore(dsn, max_connections=3) for _ in range(PROCESSES)]
+    opened = [PostgresPoolStore(migrated_dsn, max_connections=3) for _ in range(PROCESSES)]
     for store in opened:
         await store.open()
     try:
