@@ -42,7 +42,6 @@ from pool.chia_adapter import (
     CoinRecord,
     CoinSpend,
     G2Element,
-    PoolState,
     SpendBundle,
     asserted_concurrent_spends,
     bytes32,
@@ -51,6 +50,7 @@ from pool.chia_adapter import (
     forward_reward_spends,
     get_most_recent_singleton_coin_from_coin_spend,
     pool_parent_id,
+    stored_pool_state,
     uint32,
     uint64,
 )
@@ -625,7 +625,7 @@ async def claimable_farmers(ctx: PoolContext) -> dict[bytes32, bytes32]:
 
 def _pays_target(state: bytes, target: bytes32) -> bool:
     try:
-        return PoolState.from_bytes(state).target_puzzle_hash == target
+        return stored_pool_state(state).target_puzzle_hash == target  # recorded: its key was checked then
     except Exception:  # a state that does not decode pays nobody the pool knows
         return False
 
