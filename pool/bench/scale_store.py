@@ -88,6 +88,12 @@ def schema_fingerprint(backend: str) -> str:
     return hashlib.sha256(repr(migrations).encode()).hexdigest()[:16]
 
 
+def about_path(cached: Path) -> Path:
+    """What is known of a cached store (when its history ends, its schema), beside it: one per backend (an SQLite
+    store and a PostgreSQL dump of the same size shared one, and each build made the other's look out of date)."""
+    return cached.with_name(cached.name + ".json")
+
+
 def cache_path(cache_dir: Path, size: ScaleSize, backend: str) -> Path:
     suffix = "sqlite" if backend == "sqlite" else "dump"
     return cache_dir / f"scale-f{size.farmers}-d{size.days}-v{FORMAT_VERSION}.{suffix}"
@@ -363,7 +369,7 @@ class ScaleStores:
     async def ensure(self, size: ScaleSize, target_puzzle_hash: bytes32, rebuild: bool, progress: Progress) -> int:
         """The cached store of ``size``, built first if missing; returns the moment its history ends."""
         path = self.cached(size)
-        about = path.with_suffix(".json")
+        about = about_path(path)
         schema = schema_fingerprint(self.backend)
         if path.exists() and about.exists() and not rebuild:
             cached = json.loads(about.read_text())

@@ -18,7 +18,7 @@ import pytest
 from pool.bench.corpus import CorpusSize, build_corpus
 from pool.bench.scale import TARGET_LOOPS, render_table, report, simulate_week
 from pool.bench.scale_run import PAGES, ScaleOptions, run_stores
-from pool.bench.scale_store import PARTIALS_PER_DAY, ScaleSize, ScaleStores
+from pool.bench.scale_store import PARTIALS_PER_DAY, ScaleSize, ScaleStores, about_path
 from pool.devnet.world import World
 
 pytestmark = pytest.mark.slow
@@ -42,7 +42,7 @@ async def test_bench_scale_runs_end_to_end_and_reports_every_figure(world: World
     # Cached: asked again, it is not built again (the same end).
     assert await stores.ensure(SIZE, corpus.target_puzzle_hash, False, lambda _: None) == end
     # A store built by other migration steps (another branch's) is built again, not migrated by these.
-    about = stores.cached(SIZE).with_suffix(".json")
+    about = about_path(stores.cached(SIZE))
     about.write_text(json.dumps({**json.loads(about.read_text()), "schema": "another"}))
     said: list[str] = []
     end = await stores.ensure(SIZE, corpus.target_puzzle_hash, False, said.append)

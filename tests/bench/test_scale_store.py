@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pool.bench.scale_store import bulk_partials
+from pool.bench.scale_store import ScaleSize, about_path, bulk_partials, cache_path
 from pool.store.sqlite import SqlitePoolStore
 from tests.store.test_store_contract import confirmed_points_row_by_row, make_farmer, make_partial
 
@@ -29,3 +29,15 @@ async def test_bulk_partials_keep_the_pplns_windows_hourly_counts(tmp_path: Path
         assert await store.confirmed_points_since(0) == {farmers[0].launcher_id: 40, farmers[1].launcher_id: 15}
     finally:
         await store.close()
+
+
+def test_each_backends_cached_store_has_its_own_record() -> None:
+    """An SQLite store and a PostgreSQL dump of the same size: what each was built with is kept apart (one file for
+    both made each build put the other's cache out of date)."""
+    size = ScaleSize(farmers=1000, days=1)
+    sqlite, dump = (cache_path(Path("cache"), size, backend) for backend in ("sqlite", "postgresql"))
+    assert about_path(sqlite) != about_path(dump)
+    assert {about_path(sqlite).name, about_path(dump).name} == {
+        "scale-f1000-d1-v2.sqlite.json",
+        "scale-f1000-d1-v2.dump.json",
+    }
