@@ -158,14 +158,10 @@ class AbstractPoolStore(ABC):
     async def list_farmers(self, members_only: bool = False) -> list[FarmerRecord]: ...
 
     @abstractmethod
-    async def farmers_after(self, after: bytes32 | None, limit: int) -> list[FarmerRecord]:
-        """At most ``limit`` farmers by launcher id, from the first one after ``after`` (from the first if None): a
-        pass over every farmer a page at a time, each page decoded at once rather than all farmers."""
-
-    @abstractmethod
     async def singleton_positions(self, after: bytes32 | None, limit: int) -> list[SingletonPosition]:
-        """As farmers_after, only what the singleton loop needs to tell whether a farmer's PlotNFT moved (its tip and
-        state serialized, nothing decoded): a pass over every farmer that costs the event loop little for those
+        """At most ``limit`` farmers by launcher id, from the first one after ``after`` (from the first if None), with
+        only what the singleton loop needs to tell whether a farmer's PlotNFT moved (its tip and state serialized,
+        nothing decoded): a pass over every farmer, a page at a time, that costs the event loop little for those
         whose singleton has not moved."""
 
     @abstractmethod

@@ -354,14 +354,6 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         rows = await self._reads().fetchall(f"SELECT * FROM farmers {where} ORDER BY joined_at, launcher_id")
         return [farmer_from_row(row) for row in rows]
 
-    async def farmers_after(self, after: bytes32 | None, limit: int) -> list[FarmerRecord]:
-        rows = await self._reads().fetchall(
-            f"SELECT * FROM farmers {'' if after is None else 'WHERE launcher_id > :after'} "
-            "ORDER BY launcher_id LIMIT :limit",
-            {"after": after, "limit": limit},
-        )
-        return [farmer_from_row(row) for row in rows]
-
     async def singleton_positions(self, after: bytes32 | None, limit: int) -> list[SingletonPosition]:
         rows = await self._reads().fetchall(
             "SELECT launcher_id, p2_singleton_puzzle_hash, delay_time, delay_puzzle_hash, singleton_tip, "

@@ -287,15 +287,6 @@ async def test_duplicate_farmer_is_refused_and_the_original_kept(store: Abstract
     assert await store.get_farmer(farmer.launcher_id) == farmer
 
 
-async def test_farmers_are_read_a_page_at_a_time_by_launcher_id(store: AbstractPoolStore) -> None:
-    farmers = sorted(await add_farmers(store, 1, 2, 3, 4, 5), key=lambda f: f.launcher_id)
-    first = await store.farmers_after(None, 2)
-    assert first == farmers[:2]
-    assert await store.farmers_after(first[-1].launcher_id, 2) == farmers[2:4]
-    assert await store.farmers_after(farmers[3].launcher_id, 2) == farmers[4:]
-    assert await store.farmers_after(farmers[4].launcher_id, 2) == []
-
-
 async def test_singleton_positions_are_a_page_of_tips_as_stored(store: AbstractPoolStore) -> None:
     """What the singleton loop reads of every farmer every pass: the tip and state as stored (nothing decoded), a page
     at a time by launcher id, and what a later update_singleton recorded."""
