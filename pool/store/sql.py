@@ -944,14 +944,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 counted[0] += 1
                 counted[1] += int(row["difficulty"])
                 counted[2] += int(bool(row["stale"]))
-            # In key order: two pruners adding to the same hours lock their rows in the same order.
-            await tx.executemany(
-                _ADD_TO_HOURS,
-                [
-                    {"launcher_id": key[0], "hour": key[1], "outcome": key[2], "n": n, "points": p, "stale": stale}
-                    for key, (n, p, stale) in sorted(hours.items())
-                ],
-            )
+            await _add_to_hours(tx, hours)
             return len(rows)
 
     async def fold_partial_hours(self, since: int, before: int, batch: int) -> int:
@@ -979,14 +972,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 counted[0] += int(row["n"])
                 counted[1] += int(row["points"])
                 counted[2] += int(row["stale"])
-            # In key order, as the prune adds to hours: two writers lock the rows they share in the same order.
-            await tx.executemany(
-                _ADD_TO_HOURS,
-                [
-                    {"launcher_id": key[0], "hour": key[1], "outcome": key[2], "n": n, "points": p, "stale": stale}
-                    for key, (n, p, stale) in sorted(days.items())
-                ],
-            )
+            await _add_to_hours(tx, days)
             return len(rows)
 
     async def prune_difficulty_hours(self, before: int, batch: int) -> int:
@@ -2020,6 +2006,19 @@ _ADD_TO_HOURS = """
 """
 
 _CREDIT_POINTS = "UPDATE farmers SET points = points + :points WHERE launcher_id = :launcher_id"
+
+
+async def _add_to_hours(tx: Statements, counts: Mapping[tuple[bytes32, int, str], Sequence[int]]) -> None:
+    """Add (n, points, stale) per (farmer, hour, outcome) to partial_hours: the prune's hours and the fold's days. In
+    key order: two writers adding to the same rows lock them in the same order."""
+    await tx.executemany(
+        _ADD_TO_HOURS,
+        [
+            {"launcher_id": key[0], "hour": key[1], "outcome": key[2], "n": n, "points": points, "stale": stale}
+            for key, (n, points, stale) in sorted(counts.items())
+        ],
+    )
+
 
 # The PPLNS window's hourly counts of confirmed partials (confirmed_hours): added to as partials are confirmed, taken
 # from as confirmed ones are pruned (an emptied hour deleted after, by its key: a row this transaction locked).
