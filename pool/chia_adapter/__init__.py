@@ -549,7 +549,8 @@ def plotnft_puzzle_hash(
 
 def stored_pool_state(data: bytes) -> PoolState:
     """A PoolState the pool itself serialized (a farmer's recorded state, checked when it was read from the chain):
-    decoded field by field with its owner key's point taken as it is. ``PoolState.from_bytes`` checks the point (on
+    decoded field by field with its owner key's point taken as it is; only for reading what the state says (puzzle
+    hashes, the target), never for a key that verifies a signature. ``PoolState.from_bytes`` checks the point (on
     the curve, in the subgroup), two thirds of its cost, and a pass over ten thousand recorded states decoded each
     once after a start. Anything that is not exactly such a state's bytes goes through ``from_bytes`` (and its
     errors)."""

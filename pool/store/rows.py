@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32, stored_pool_state
+from pool.chia_adapter import CoinSpend, G1Element, PoolState, bytes32
 from pool.store.models import (
     BatchStatus,
     BatchVersion,
@@ -94,7 +94,9 @@ def public_key_from_bytes(data: bytes) -> G1Element:
 
 @functools.lru_cache(maxsize=FARMER_KEYS_CACHED)
 def pool_state_from_bytes(data: bytes) -> PoolState:
-    return stored_pool_state(data)  # the pool's own serialization: its key was checked when it was read from chain
+    # Checked (not stored_pool_state): a farmer record's owner key verifies PUT /farmer's signatures; the cache keeps
+    # the check to once a farmer and process.
+    return PoolState.from_bytes(data)
 
 
 def farmer_from_row(row: Row) -> FarmerRecord:
