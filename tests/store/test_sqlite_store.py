@@ -23,6 +23,7 @@ from pool.chia_adapter import (
     uint64,
 )
 from pool.config import StoreConfig
+from pool.store import sqlite as sqlite_module
 from pool.store.abstract import BACKGROUND_READS, StoreError
 from pool.store.factory import create_store
 from pool.store.models import ClaimStatus, FarmerRecord
@@ -64,13 +65,49 @@ async def test_connection_is_durable_and_checks_foreign_keys(tmp_path: Path) -> 
     try:
         db = store._connection()
         settings = {}
-        for pragma in ("journal_mode", "synchronous", "foreign_keys"):
+        for pragma in ("journal_mode", "synchronous", "foreign_keys", "wal_autocheckpoint"):
             async with db.execute(f"PRAGMA {pragma}") as cursor:
                 row = await cursor.fetchone()
                 assert row is not None
                 settings[pragma] = row[0]
-        assert settings == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}  # synchronous 2 = FULL
+        # synchronous 2 = FULL; no checkpoint inside the writer's commits (the checkpointer's job)
+        assert settings == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "wal_autocheckpoint": 0}
     finally:
+        await store.close()
+
+
+def size_of(path: Path) -> int:
+    return path.stat().st_size
+
+
+async def test_commits_never_checkpoint_the_checkpointer_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The write-ahead log grows past SQLite's 1 000-page checkpoint mark while the checkpointer is held: no commit
+    copied it into the database file meanwhile; once the checkpointer runs, the file holds the pages."""
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 0.0)
+    path = tmp_path / "pool.sqlite"
+    store = SqlitePoolStore(path)
+    await store.open()
+    release = threading.Event()
+    try:
+        checkpointer = store._checkpointer
+        assert checkpointer is not None
+        await checkpointer._connection.create_function("held", 0, lambda: release.wait(timeout=30))
+        held = asyncio.create_task(checkpointer._connection.execute("SELECT held()"))  # its thread is busy
+        async with store._write() as tx:
+            await tx.execute("CREATE TABLE scratch (b BLOB)")
+        file_before = size_of(path)
+        for _ in range(10):
+            async with store._write() as tx:
+                await tx.execute("INSERT INTO scratch VALUES (randomblob(1000000))")  # some 250 pages
+        page_size = 4096
+        assert size_of(path.with_name(path.name + "-wal")) > 2_000 * page_size
+        assert size_of(path) == file_before  # no commit checkpointed
+        release.set()
+        await held
+        await checkpointer.wait()
+        assert size_of(path) > file_before + 9_000_000  # the checkpointer copied the log's pages
+    finally:
+        release.set()
         await store.close()
 
 
