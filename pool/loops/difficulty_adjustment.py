@@ -22,6 +22,11 @@ NO_PARTIALS = PartialsSummary(newest=None)
 # Members adjusted between two turns of the event loop: ten thousand at once held it (and the partials waiting on it)
 # for a tenth of a second and more.
 MEMBERS_AT_ONCE = 500
+# Changes written in one transaction. A pass of a large pool can change thousands (every member after a long stop,
+# or when the operator moves the target): 2 000 in one transaction held SQLite's one writer for half a second at
+# 10 000 farmers, and POST /partial's group commit with it. Each change is its own compare-and-set, so nothing ties
+# one slice to another.
+CHANGES_PER_WRITE = 250
 
 
 class DifficultyLoop:
@@ -32,8 +37,9 @@ class DifficultyLoop:
 
     async def run_once(self, ctx: PoolContext) -> int:
         """Adjust every member; returns how many difficulties changed. A pass is two reads (the members'
-        difficulties and presets, and the summaries of their partials, all by indexed look-ups) and one write
-        transaction for all the changes it makes: no farmer record is decoded, no farmer costs a transaction."""
+        difficulties and presets, and the summaries of their partials, all by indexed look-ups) and a write
+        transaction for every CHANGES_PER_WRITE changes it makes: no farmer record is decoded, no farmer costs a
+        transaction of its own."""
         now = ctx.now()
         time_target = ctx.config.difficulty.time_target
         # Members first: a difficulty changed after this read fails the compare-and-set of the write instead of
@@ -55,9 +61,7 @@ class DifficultyLoop:
             new = next_difficulty_of(ctx, member, summaries.get(member.launcher_id, NO_PARTIALS), now)
             if new != member.difficulty:
                 adjustments.append(DifficultyAdjustment(member.launcher_id, member.difficulty, new))
-        # In force from the next whole second: partials of every signage point seen until now keep the old difficulty
-        # (a partial is worth the difficulty at its signage point, a change taking effect at the start of its second).
-        changed = set(await ctx.store.adjust_difficulties(adjustments, ctx.now() + 1, due=due, now=now))
+        changed = await write_changes(ctx, adjustments, due, now)
         for adjustment in adjustments:
             if adjustment.launcher_id in changed:
                 log.info(
@@ -67,6 +71,28 @@ class DifficultyLoop:
                     adjustment.difficulty,
                 )
         return len(changed)
+
+
+async def write_changes(
+    ctx: PoolContext, adjustments: list[DifficultyAdjustment], due: list[bytes32], now: int
+) -> set[bytes32]:
+    """The pass's changes, CHANGES_PER_WRITE a transaction; the members whose difficulty changed."""
+    changed: set[bytes32] = set()
+    for start in range(0, max(len(adjustments), len(due)), CHANGES_PER_WRITE):
+        if start:
+            await asyncio.sleep(0)  # the intake's commits go between two slices'
+        # In force from the next whole second: partials of every signage point seen until now keep the old
+        # difficulty (a partial is worth the difficulty at its signage point, a change taking effect at the start of
+        # its second).
+        changed.update(
+            await ctx.store.adjust_difficulties(
+                adjustments[start : start + CHANGES_PER_WRITE],
+                ctx.now() + 1,
+                due=due[start : start + CHANGES_PER_WRITE],
+                now=now,
+            )
+        )
+    return changed
 
 
 def next_difficulty_of(ctx: PoolContext, member: MemberDifficulty, partials: PartialsSummary, now: int) -> int:

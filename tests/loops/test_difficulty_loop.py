@@ -14,6 +14,7 @@ from chia_rs import Program
 from pool.chia_adapter import AugSchemeMPL, Coin, CoinSpend, PoolState, bytes32, std_hash, uint8, uint32, uint64
 from pool.config import parse_config
 from pool.context import PoolContext
+from pool.loops import difficulty_adjustment
 from pool.loops.difficulty_adjustment import DifficultyLoop
 from pool.store.models import FarmerRecord, PartialRecord, PendingDifficulty
 from pool.store.sqlite import SqlitePoolStore
@@ -116,3 +117,25 @@ async def test_a_farmers_preset_holds_its_difficulty_within_the_pools_bounds(ctx
     held = {f.launcher_id: f.difficulty_at(NOW + 1) for f in await ctx.store.list_farmers()}
     assert held == {busy.launcher_id: 12, fixed_low.launcher_id: ctx.config.difficulty.minimum}
     assert await DifficultyLoop().run_once(ctx) == 0  # already there: nothing moves
+
+
+async def test_a_pass_writes_its_changes_a_slice_at_a_time(ctx: PoolContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many changes in one pass go to the store a few per transaction (SQLite's one writer is never held for all of
+    them), and every one of them lands."""
+    monkeypatch.setattr(difficulty_adjustment, "CHANGES_PER_WRITE", 2)
+    silent = [farmer(bytes([number]) + b"silent", 1_000) for number in range(5)]
+    for record in silent:
+        await ctx.store.add_farmer(record)
+        await ctx.store.add_partial(partial(record, 0, NOW - 2 * DAY))  # nothing for two days: each comes down
+    writes: list[int] = []
+    adjust = ctx.store.adjust_difficulties
+
+    async def counted(adjustments: Any, effective_at: int, due: Any = (), now: int = 0) -> list[bytes32]:
+        writes.append(len(adjustments))
+        return await adjust(adjustments, effective_at, due=due, now=now)
+
+    monkeypatch.setattr(ctx.store, "adjust_difficulties", counted)
+    assert await DifficultyLoop().run_once(ctx) == 5
+    assert writes == [2, 2, 1]
+    lowered = [await ctx.store.get_farmer(record.launcher_id) for record in silent]
+    assert all(record is not None and record.difficulty < 1_000 for record in lowered)
