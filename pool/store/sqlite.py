@@ -100,16 +100,21 @@ class _SqliteReaders(Statements):
 # farmers those pages lie all over a gigabyte-sized file, and the commit that happened to pay took 0.2-0.5 s while
 # POST /partial's group commit waited behind it (the partials' p99 went from 10 to 265 ms). So the writer never
 # checkpoints; a connection of its own, in its own thread, does after writes, at most once every CHECKPOINT_EVERY
-# seconds, in PASSIVE mode: it takes no lock a writer or reader needs, and the log is still reused from its start
-# once it has all been copied.
+# seconds, in PASSIVE mode: it takes no lock a writer or reader needs.
 CHECKPOINT_EVERY = 1.0
+# The log is reused from its start only once all of it is in the database file, and under steady writes a PASSIVE
+# checkpoint never gets there (new pages arrive while it copies): the log grew to 50 MB in a few minutes at 50 partials
+# a second. Once it is this long (pages), the checkpointer copies the rest with the pool's writes held: the pages
+# written during its last pass, a fraction of SQLite's 1 000.
+COMPLETE_AFTER_FRAMES = 4_000
 
 
 class _Checkpointer:
     """Copies the write-ahead log into the database file after writes, beside the writer rather than in its way."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, writes: asyncio.Lock) -> None:
         self._connection = connection
+        self._writes = writes  # the store's writer lock: held, no write of this process is in flight
         self._running: asyncio.Task[None] | None = None
         self._last = 0.0
 
@@ -126,7 +131,12 @@ class _Checkpointer:
 
     async def _checkpoint(self) -> None:
         try:
-            await self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            rows = list(await self._connection.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)"))
+            # Pages written while it copied are not counted: a pass that copied all it counted may not be complete.
+            in_log = int(rows[0][1])
+            if in_log >= COMPLETE_AFTER_FRAMES:
+                async with self._writes:  # after this, the next write transaction starts the log afresh
+                    await self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except (sqlite3.Error, ValueError) as exc:
             # Nothing is lost: the pages stay in the log, which the next checkpoint (or the last close) copies.
             log.warning("SQLite checkpoint failed: %s", exc)
@@ -235,7 +245,7 @@ class SqlitePoolStore(SqlPoolStore[_Sqlite]):
             await db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job (CHECKPOINT_EVERY)
             checkpoints = await aiosqlite.connect(self._path, isolation_level=None)
             await checkpoints.execute("PRAGMA busy_timeout = 10000")
-            self._checkpointer = _Checkpointer(checkpoints)
+            self._checkpointer = _Checkpointer(checkpoints, self._lock)
             for _ in range(READERS):
                 reader = await aiosqlite.connect(self._path, isolation_level=None)
                 self._readers.append(reader)

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from chia_rs import Program
@@ -108,6 +109,73 @@ async def test_commits_never_checkpoint_the_checkpointer_does(tmp_path: Path, mo
         assert size_of(path) > file_before + 9_000_000  # the checkpointer copied the log's pages
     finally:
         release.set()
+        await store.close()
+
+
+class _OvertakenCheckpoints:
+    """The checkpointer's connection, where each checkpoint the pool's writes were not held for stops short, as
+    under steady writes: pages are written meanwhile, beyond what a read still in progress lets it copy."""
+
+    def __init__(self, connection: Any, store: SqlitePoolStore, path: Path) -> None:
+        self._connection = connection
+        self._store = store
+        self._reader = sqlite3.connect(path, isolation_level=None)
+        self._other_writer = sqlite3.connect(path, isolation_level=None, timeout=10)
+        self._other_writer.execute("PRAGMA wal_autocheckpoint = 0")  # as the pool's writer
+        self.overtaken = 0
+
+    async def execute_fetchall(self, sql: str) -> Any:
+        if self._store._lock.locked():
+            return await self._connection.execute_fetchall(sql)
+        self._reader.execute("BEGIN")
+        self._reader.execute("SELECT COUNT(*) FROM scratch").fetchall()  # its snapshot: what is written so far
+        self._other_writer.execute("INSERT INTO scratch VALUES (randomblob(16000))")
+        try:
+            rows = await self._connection.execute_fetchall(sql)
+        finally:
+            self._reader.execute("COMMIT")
+        self.overtaken += 1
+        return rows
+
+    async def execute(self, sql: str) -> Any:
+        return await self.execute_fetchall(sql)
+
+    async def close(self) -> None:
+        self._reader.close()
+        self._other_writer.close()
+        await self._connection.close()
+
+
+async def test_under_steady_writes_the_log_is_still_reused_from_its_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every checkpoint beside the writes is overtaken by writes before it ends, so none of them alone leaves the
+    log copied whole; the log is started afresh all the same (its file stays far below what was written), and every
+    row is in the database."""
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 0.0)
+    monkeypatch.setattr(sqlite_module, "COMPLETE_AFTER_FRAMES", 100)
+    path = tmp_path / "pool.sqlite"
+    store = SqlitePoolStore(path)
+    await store.open()
+    try:
+        async with store._write() as tx:
+            await tx.execute("CREATE TABLE scratch (b BLOB)")
+        checkpointer = store._checkpointer
+        assert checkpointer is not None
+        await checkpointer.wait()
+        overtaken = _OvertakenCheckpoints(checkpointer._connection, store, path)
+        checkpointer._connection = cast(Any, overtaken)
+        writes = 300
+        for _ in range(writes):
+            async with store._write() as tx:
+                await tx.execute("INSERT INTO scratch VALUES (randomblob(16000))")  # some 4 pages
+            await checkpointer.wait()
+        assert overtaken.overtaken >= writes
+        written = (writes + overtaken.overtaken) * 16000
+        assert size_of(path.with_name(path.name + "-wal")) < written / 4
+        row = await store._reads().fetchone("SELECT COUNT(*) AS n FROM scratch")
+        assert row is not None and row["n"] == writes + overtaken.overtaken
+    finally:
         await store.close()
 
 
