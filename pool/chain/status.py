@@ -7,6 +7,17 @@ from dataclasses import dataclass
 
 from pool.chain.interface import ChainUnavailable, PeakInfo
 
+# How soon a loop that found the node not ready (the pool's start, before the peak loop's first answer) tries again,
+# rather than after its whole interval: the singletons (60 s) and the rewards (300 s) would otherwise wait that long
+# after every start, and a start's first pass would land in the middle of the intake instead of before it.
+NOT_READY_RETRY = 1.0
+
+
+class NodeNotReady(ChainUnavailable):
+    """Raised instead of a pass by a loop that needs the node while it is not ready: nothing was done, so the runner
+    counts no pass (a pool whose node never syncs shows its loops never succeeding, as they do not) and tries again
+    after ``ChainStatus.after_node``."""
+
 
 @dataclass
 class ChainStatus:
@@ -28,6 +39,16 @@ class ChainStatus:
         as the node is synced: a wallet outage must not make pending partials outlive the node's memory of their
         signage points, nor leave rewards unclaimed until the farmer may sweep them."""
         return self.peak is not None and self.node_synced
+
+    def after_node(self, interval: float) -> float:
+        """A node-only loop's pause: its ``interval``, or NOT_READY_RETRY while the node is not ready."""
+        return interval if self.node_ready else min(interval, NOT_READY_RETRY)
+
+    def need_node(self) -> PeakInfo:
+        """The peak, for a loop about to use the node; NodeNotReady if the node is not ready."""
+        if self.peak is None or not self.node_synced:
+            raise NodeNotReady(self.error or "the node is not synced yet")
+        return self.peak
 
     @property
     def peak_height(self) -> int:

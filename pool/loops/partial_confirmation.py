@@ -64,12 +64,11 @@ class PartialConfirmLoop:
         self._retry_at: dict[int, int] = {}  # partial id -> unix time its re-check may run again
 
     def interval(self, ctx: PoolContext) -> float:
-        return ctx.config.loops.confirm_interval
+        return self.status.after_node(ctx.config.loops.confirm_interval)
 
     async def run_once(self, ctx: PoolContext) -> ConfirmStats:
         stats = ConfirmStats()
-        if not self.status.node_ready:
-            return stats  # an unsynced node does not know recent signage points: rejecting now would be wrong
+        self.status.need_node()  # an unsynced node does not know recent signage points: rejecting now would be wrong
         now = ctx.now()
         self._retry_at = {pid: at for pid, at in self._retry_at.items() if at > now}
         # Every due partial, batch after batch: one batch per interval would cap what the pool can confirm (1000

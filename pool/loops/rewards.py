@@ -94,13 +94,12 @@ class RewardLoop:
         self.max_coins_per_claim = max_coins_per_claim  # absorbs of one singleton chained in one spend bundle
 
     def interval(self, ctx: PoolContext) -> float:
-        return ctx.config.rewards.collect_interval
+        return self.status.after_node(ctx.config.rewards.collect_interval)
 
     async def run_once(self, ctx: PoolContext) -> RewardStats:
         stats = RewardStats()
-        if not self.status.node_ready or self.status.peak is None:
-            return stats  # only the node is needed: a claim goes without its fee when the wallet is away
-        peak_height = self.status.peak.height
+        # Only the node is needed: a claim goes without its fee when the wallet is away.
+        peak_height = self.status.need_node().height
         await self.settle_claims(ctx, peak_height, stats)
         await self.absorbs_in_flight(ctx, peak_height, stats)
         if await self.target_proven(ctx):

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from pool.chain.status import NodeNotReady
 from pool.context import PoolContext
 from pool.store.abstract import BACKGROUND_READS, NotLeader
 
@@ -35,6 +36,8 @@ async def run_periodically(ctx: PoolContext, loop: Loop, on_not_leader: Callable
             await loop.run_once(ctx)
         except asyncio.CancelledError:
             raise
+        except NodeNotReady:
+            pass  # no pass: nothing was done (the pool's start, a node syncing); tried again soon
         except NotLeader as exc:
             log.error("%s loop: %s", loop.name, exc)
             ctx.stats.loop_ran(loop.name, time.monotonic() - started, ctx.now(), f"not the leader: {exc}")

@@ -67,13 +67,11 @@ class SingletonLoop:
         self.known_tips: KnownTips | None = None  # made on the first pass, for the network's genesis challenge
 
     def interval(self, ctx: PoolContext) -> float:
-        return ctx.config.loops.singleton_interval
+        return self.status.after_node(ctx.config.loops.singleton_interval)
 
     async def run_once(self, ctx: PoolContext) -> SingletonStats:
         stats = SingletonStats()
-        if not self.status.node_ready or self.status.peak is None:
-            return stats
-        peak_height = self.status.peak.height
+        peak_height = self.status.need_node().height
         if self.known_tips is None:
             self.known_tips = KnownTips(ctx.constants.GENESIS_CHALLENGE)
         at_once = asyncio.Semaphore(FOLLOWED_AT_ONCE)
