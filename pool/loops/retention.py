@@ -23,18 +23,21 @@ log = logging.getLogger(__name__)
 
 PRUNE_INTERVAL = 3600.0  # seconds between passes: a pass finds about an hour's partials to prune
 # Rows per transaction. On SQLite (synchronous=FULL, 2 busy cores) a batch held the write lock about 7 ms at 100 rows,
-# 12 ms at 250 and 50 ms at 1 000: 200 keeps the intake's group commit from waiting more than about 10 ms. 3 million
-# partials a day (10 000 farmers) are about 625 batches an hour: with the pauses below, some ten minutes of each hour.
-PRUNE_BATCH = 200
+# 12 ms at 250 and 50 ms at 1 000 on a 1 000-farmer store, and 29 ms at 200 on a 10 000-farmer one, where the
+# partials' p99 beside a prune went from 20 to 36 ms: a partial that waits for a batch must still come in under the
+# p99 of the partials that do not (their own commit's tail, some 10 ms above the median), so a batch must hold the
+# writer less than that. 3 million partials a day (10 000 farmers) are 2 500 batches an hour.
+PRUNE_BATCH = 50
 PRUNE_PAUSE = 0.1  # seconds between two batches at least, for the intake's writes
 # The share of the time the batches may hold the writer: the pause after a batch is long enough for that. With a fixed
 # pause of 0.1 s a 1 000-farmer store's batches (14 ms, more when they waited for the lock) held it an eighth of the
 # time, and the partials' p99 went from 19 to 41 ms beside a prune; at 2% it is about a partial in fifty that may wait
-# for a batch. Still about 150 rows a second, 13 million a day: four times what 10 000 farmers send.
+# for a batch. About 100 rows a second at 10 000 farmers (batches of some 10 ms, half a second apart): 8 million a
+# day, three times what they send, the hour's partials pruned in some twenty minutes.
 PRUNE_BUSY_SHARE = 0.02
 # ... but never more than this after a batch: one that waited long for the lock (the intake busy) must not stretch an
-# hourly pass past the hour (625 batches at most 2.1 s apart: 22 minutes).
-PRUNE_PAUSE_MAX = 2.0
+# hourly pass past the hour (2 500 batches at most 1.1 s apart: 46 minutes).
+PRUNE_PAUSE_MAX = 1.0
 
 
 # Days before the hourly counts' cutoff the leader's pass looks for hours to fold: the days folded before are not read
