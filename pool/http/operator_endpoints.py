@@ -59,6 +59,7 @@ async def _metrics_warmed(app: web.Application) -> AsyncIterator[None]:
     warming.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await warming
+    await app[CONTEXT].stats.metrics.close()
 
 
 async def _warm_metrics(app: web.Application) -> None:
