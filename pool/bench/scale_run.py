@@ -166,6 +166,7 @@ async def measure_store(
         store = create_store(config)
         await store.open()
         stack.push_async_callback(store.close)
+        await _history_notified(store)
         own_pool = options.loops_in_own_pool
         pool = await _start_pool(shared, config, size, options, slug, loops_due=not own_pool, progress=progress)
         stack.push_async_callback(pool.stop)
@@ -320,6 +321,18 @@ async def _warmed(session: aiohttp.ClientSession, url: str, cookie: str) -> None
         cookies = {SESSION_COOKIE: cookie} if page == "farmer page" else None
         async with session.get(url + ("/login" if page == "farmer page" else page), cookies=cookies) as response:
             await response.read()
+
+
+async def _history_notified(store: AbstractPoolStore) -> int:
+    """The built history's notifications (its payout round's and its blocks') closed as delivered, as a pool that ran
+    delivered them when they were made: left pending, the pool measured here drained them (20 052 at 10 000 farmers,
+    100 a pass every half second), some 0.6 ms of CPU per partial of the first phase that the empty store does not
+    pay. How many were closed."""
+    closed = 0
+    while due := await store.notifications_due(int(time.time()), limit=1000):
+        await store.close_notifications([n.id for n in due], int(time.time()))
+        closed += len(due)
+    return closed
 
 
 async def _first_passes_done(session: aiohttp.ClientSession, url: str, progress: Progress, label: str) -> None:
