@@ -10,22 +10,19 @@ mode): each worker writes its counts there, and whichever worker answers a scrap
 ones included, so counters never go back when the kernel hands the scrape to another worker or a worker restarts.
 
 Figures that are state, not events (pending partials, points, farmers, claims, payouts, ledger, wallet, chain), are
-read at scrape time by ``refresh_state`` from SQL aggregates and the chain, and kept for
+read from SQL aggregates and the chain by pool/http/operator_endpoints.py (``show_state``), once for the scrapes of
 ``server.metrics_cache_seconds``: the store is the truth, every worker reports the same, and a restarted pool reports
 them at once.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -39,8 +36,6 @@ from prometheus_client.registry import Collector
 
 from pool.store.abstract import AbstractPoolStore
 from pool.store.models import BatchStatus, ClaimStatus, RoundStatus
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -184,8 +179,7 @@ def _children(pid: int) -> list[int]:
 
 
 class PoolMetrics:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock  # the state's and the text's ages (a test's own clock)
+    def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         # -- events in this process (reset on restart, as Prometheus counters are)
@@ -246,11 +240,8 @@ class PoolMetrics:
         self._snapshot = _Snapshot()
         self._multiprocess = multiprocess_dir()
         self._exposed = self._exposed_registry()
-        self._state_read_at: float | None = None
         # The last exposition and when it was made: a scrape within ``max_age`` of it is given the same bytes.
         self._exposed_bytes: tuple[float, bytes] | None = None
-        self._refreshing = asyncio.Lock()
-        self._rereading: asyncio.Task[None] | None = None
 
     def _exposed_registry(self) -> CollectorRegistry:
         """What a scrape renders: this process's registry, or every worker's files in multiprocess mode."""
@@ -295,50 +286,18 @@ class PoolMetrics:
         self.is_leader.set(1 if leads else 0)
 
     # -- scrape ------------------------------------------------------------------------------------------------
-    async def refresh_state(self, read: Callable[[], Awaitable[list[Metric]]], max_age: float) -> None:
-        """The state families read again by ``read`` unless read less than ``max_age`` seconds ago (scrapes that
-        come at once share one reading). A reading older than that but not twice as old is kept for this scrape while
-        a new one is read in the background (one at a time), as the pages' shared figures are: with scrapes that come
-        often, none waits for the store (at 10 000 farmers the reading is tens of milliseconds); one that comes after
-        a longer quiet waits for a fresh reading."""
-        age = None if self._state_read_at is None else self._clock() - self._state_read_at
-        if age is not None and age < max_age:
-            return
-        if age is not None and age < 2 * max_age:
-            if self._rereading is None:
-                self._rereading = asyncio.create_task(self._reread(read, max_age))
-            return
-        await self._read_state(read, max_age)
-
-    async def _read_state(self, read: Callable[[], Awaitable[list[Metric]]], max_age: float) -> None:
-        async with self._refreshing:
-            if self._state_read_at is not None and self._clock() - self._state_read_at < max_age:
-                return
-            self._snapshot.families = await read()
-            self._state_read_at = self._clock()
-            self._exposed_bytes = None  # the new state is shown at once
-
-    async def _reread(self, read: Callable[[], Awaitable[list[Metric]]], max_age: float) -> None:
-        try:
-            await self._read_state(read, max_age)
-        except Exception:
-            log.exception("the state /metrics shows was not read again; the previous reading stays")
-        finally:
-            self._rereading = None
-
-    async def close(self) -> None:
-        """Stops a background reading under way (the application is shutting down: the store it reads is closing)."""
-        rereading = self._rereading
-        if rereading is not None:
-            rereading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await rereading
+    def show_state(self, families: list[Metric]) -> None:
+        """The state families scrapes show from now on (read by the HTTP layer, which shares one reading between
+        the scrapes of ``server.metrics_cache_seconds``); a new reading is shown at once."""
+        if families is not self._snapshot.families:
+            self._snapshot.families = families
+            self._exposed_bytes = None
 
     def exposition(self, max_age: float = 0.0) -> bytes:
         """The registry's text exposition, made again unless made less than ``max_age`` seconds ago (and the state
         not read again since). Making it is milliseconds (every series of every histogram, and every process's with
         several workers), on the event loop that takes the partials: scrapes that come often share one."""
-        now = self._clock()
+        now = time.monotonic()
         if self._exposed_bytes is not None and now - self._exposed_bytes[0] < max_age:
             return self._exposed_bytes[1]
         made = generate_latest(self._exposed)

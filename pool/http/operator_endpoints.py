@@ -12,11 +12,8 @@ waits for the store once the first answer is made.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -40,6 +37,7 @@ STATUS_OWED_BALANCES = 20  # the largest owed balances /status lists (python -m 
 # Set on the application of server.operator_listen: a loopback listener, whose requests need no token.
 OPERATOR_LISTENER = web.AppKey("operator_listener", bool)
 STATUS = web.AppKey("status", Shared[dict[str, Any]])  # the body of GET /status, shared by the requests
+METRICS_STATE = web.AppKey("metrics_state", Shared[list[Metric]])  # the pool's state as GET /metrics shows it
 
 
 def setup_operator_endpoints(app: web.Application) -> None:
@@ -48,28 +46,15 @@ def setup_operator_endpoints(app: web.Application) -> None:
     app[STATUS] = closed_on_cleanup(app, Shared(seconds), warm=lambda: _status(app))
     app.router.add_get("/status", get_status)
     app.router.add_get("/metrics", get_metrics)
-    app.cleanup_ctx.append(_metrics_warmed)
+    # The state /metrics shows: made in the background as the application starts and again before it expires, as
+    # /status's (a scrape waits for the store only after a quiet of twice the time); every making is shown at once.
+    app[METRICS_STATE] = closed_on_cleanup(app, Shared(seconds), warm=lambda: _state_shown(app))
 
 
-async def _metrics_warmed(app: web.Application) -> AsyncIterator[None]:
-    """The state /metrics shows, read in the background as the pool starts (the first scrape after the start does not
-    wait for the store); a failure is logged, and the first scrape reads it again."""
-    warming = asyncio.create_task(_warm_metrics(app))
-    yield
-    warming.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await warming
-    await app[CONTEXT].stats.metrics.close()
-
-
-async def _warm_metrics(app: web.Application) -> None:
-    ctx = app[CONTEXT]
-    if ctx.config.server.metrics_cache_seconds <= 0:  # every scrape reads the state afresh: nothing to keep
-        return
-    try:
-        await ctx.stats.metrics.refresh_state(lambda: _read_state(app), ctx.config.server.metrics_cache_seconds)
-    except Exception:
-        log.exception("the state /metrics shows was not read at the start; the first scrape reads it")
+async def _state_shown(app: web.Application) -> list[Metric]:
+    families = await _read_state(app)
+    app[CONTEXT].stats.metrics.show_state(families)
+    return families
 
 
 def operator_application(ctx: PoolContext, chain_status: ChainStatus | None) -> web.Application:
@@ -196,7 +181,7 @@ async def get_metrics(request: web.Request) -> web.Response:
     metrics = ctx.stats.metrics
 
     seconds = ctx.config.server.metrics_cache_seconds
-    await metrics.refresh_state(lambda: _read_state(request.app), seconds)
+    await request.app[METRICS_STATE].get(lambda: _state_shown(request.app))
     response = web.Response(body=metrics.exposition(min(seconds, EXPOSITION_SECONDS)))
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

@@ -19,7 +19,7 @@ from pool.chia_adapter import encode_puzzle_hash
 from pool.devnet.world import World
 from pool.estimates import block_points
 from pool.http import api
-from pool.http.operator_endpoints import STATUS
+from pool.http.operator_endpoints import METRICS_STATE, STATUS
 from pool.http.page_data import (
     BLOCKS_PER_PAGE,
     EFFORT_BLOCKS_PER_PAGE,
@@ -329,6 +329,7 @@ async def test_the_shared_figures_are_made_as_the_pool_starts(world: World, tmp_
             app[api.BLOCKS],
             app[api.ROUNDS],
             app[STATUS],
+            app[METRICS_STATE],
         ]
         metrics = started.ctx.stats.metrics
         for _ in range(600):  # a bound on the wait, not a timing: the makings run beside this test

@@ -82,7 +82,7 @@ async def exported_names(tmp_path: Path) -> set[str]:
     await store.open()
     try:
         chain = ChainFigures(True, 100, True, True, 5, None)
-        await metrics.refresh_state(lambda: state_families(store, chain), max_age=0)
+        metrics.show_state(await state_families(store, chain))
     finally:
         await store.close()
     text = metrics.exposition().decode()
