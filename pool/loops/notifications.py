@@ -132,8 +132,8 @@ async def deliver_due(store: AbstractPoolStore, config: NotificationsConfig, now
             else:
                 closed += await _settle_failure(store, config, event, error, now)
     # The delivered events closed in one write: a write each (thousands of farmers told of a silence at once, after
-    # an outage) made the partials' group commit wait behind a hundred transactions a pass. A crash before it sends
-    # them again, without the destinations recorded as having taken them.
+    # an outage) made the partials' group commit wait behind a hundred transactions a pass. A crash before it leaves
+    # them open, each destination recorded as having taken them: the next pass sends nothing and closes them.
     if delivered:
         await store.close_notifications(delivered, now)
     return closed + len(delivered)
