@@ -643,27 +643,45 @@ def pool_partials(ctx: PoolContext) -> PoolPartials:
     return found
 
 
+# A value asked within this long is kept fresh in the background (Shared): a Prometheus scrape every 15 s or every
+# minute, or a status probe, comes less often than the value's few seconds of life, and each would otherwise wait for
+# a making (tens of milliseconds of reads and node calls at ten thousand farmers, more while the loops' passes run).
+WATCHED_SECONDS = 300.0
+
+
 class Shared(Generic[T]):
     """One value shared by every request for ``seconds`` (0: made for each request), so that a burst of page loads
     costs one read of the store. It is first made as the application starts (``warm``), in the background; a request
     that comes before that making ends waits for it (and if it failed, the first request makes it). From then on the
     first request that finds it older than half its time gets it at once and starts making it again in the
-    background, one making at a time: with steady requests the value is never older than ``seconds`` and no request
-    waits for the store. A value older than twice its time (the pool was not asked for a while: the next scrape or
-    status probe must not read the figures of the one before) is not given: the request waits for a fresh one (the
-    requests that come meanwhile wait for the same making). A failed background making is not kept: the value stays
-    as it was (it is logged) and the next request tries again."""
+    background, one making at a time; and while it is asked at all (a request within WATCHED_SECONDS) it is made
+    again in the background every ``seconds``, asked or not: requests that come seldom (scrapes, probes) find it at
+    most ``seconds`` old (and the making's time) and never wait for the store either. A value older than twice its
+    time (nobody asked for WATCHED_SECONDS: the next request must not read figures of long ago) is not given: the
+    request waits for a fresh one (the requests that come meanwhile wait for the same making). A failed background
+    making is not kept: the value stays as it was (it is logged) and the next request, or the next making in the
+    background, tries again."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.seconds = seconds
         self._clock = clock
+        self._sleep = sleep
         self._lock = asyncio.Lock()
         self._value: tuple[float, T] | None = None
         self._remaking: asyncio.Task[None] | None = None
+        self._asked_at: float | None = None  # when a request last asked for the value
+        self._tried_at = 0.0  # when the last background making started
+        self._keeper: asyncio.Task[None] | None = None
 
     async def get(self, make: Callable[[], Awaitable[T]]) -> T:
         if self.seconds <= 0:
             return await make()
+        self._asked_at = self._clock()
         if self._too_old():
             async with self._lock:
                 remaking = self._remaking
@@ -674,7 +692,9 @@ class Shared(Generic[T]):
         assert self._value is not None
         made_at, value = self._value
         if self._remaking is None and self._clock() - made_at >= self.seconds / 2:
-            self._remaking = asyncio.create_task(self._remake(make))
+            self._start_remaking(make)
+        if self._keeper is None:
+            self._keeper = asyncio.create_task(self._keep_fresh(make))
         return value
 
     @property
@@ -687,10 +707,17 @@ class Shared(Generic[T]):
         made, or waits only for what is left of this making. Nothing waits for it here, so the pool serves at once; a
         failure is logged like a background making's, and the first request tries again."""
         if self.seconds > 0 and self._value is None and self._remaking is None:
-            self._remaking = asyncio.create_task(self._remake(make))
+            self._start_remaking(make)
 
     def _too_old(self) -> bool:
         return self._value is None or self._clock() - self._value[0] >= 2 * self.seconds
+
+    def _watched(self) -> bool:
+        return self._asked_at is not None and self._clock() - self._asked_at < WATCHED_SECONDS
+
+    def _start_remaking(self, make: Callable[[], Awaitable[T]]) -> None:
+        self._tried_at = self._clock()
+        self._remaking = asyncio.create_task(self._remake(make))
 
     async def _remake(self, make: Callable[[], Awaitable[T]]) -> None:
         try:
@@ -700,13 +727,32 @@ class Shared(Generic[T]):
         finally:
             self._remaking = None
 
+    async def _keep_fresh(self, make: Callable[[], Awaitable[T]]) -> None:
+        """While the value is watched: made again once it is ``seconds`` old (a failed making tried again
+        ``seconds`` after it started); then ends, and the next request starts it again."""
+        try:
+            while self.seconds > 0 and self._watched():
+                made_at = self._value[0] if self._value is not None else self._tried_at
+                due = max(made_at, self._tried_at) + self.seconds
+                if self._clock() < due:
+                    await self._sleep(due - self._clock())
+                    continue  # a request may have made it meanwhile, or stopped watching
+                if self._remaking is None:
+                    self._start_remaking(make)
+                remaking = self._remaking
+                if remaking is not None:
+                    await asyncio.shield(remaking)
+        finally:
+            self._keeper = None
+
     async def close(self) -> None:
-        """Stops a making under way (the application is shutting down: the store it reads is closing)."""
-        remaking = self._remaking
-        if remaking is not None:
-            remaking.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await remaking
+        """Stops a making under way and the keeping fresh (the application is shutting down: the store it reads is
+        closing)."""
+        for task in (self._keeper, self._remaking):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 def closed_on_cleanup(

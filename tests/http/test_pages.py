@@ -25,6 +25,7 @@ from pool.http.page_data import (
     EFFORT_BLOCKS_PER_PAGE,
     ROUNDS_PER_PAGE,
     ROWS_PER_PAGE,
+    WATCHED_SECONDS,
     Shared,
     percent,
 )
@@ -263,6 +264,7 @@ async def test_a_shared_value_is_made_once_then_again_in_the_background() -> Non
     assert await shared.get(make) == 2 and len(made) == 2  # once, however many requests came
     shared.seconds = 0
     assert [await shared.get(make) for _ in range(2)] == [3, 4]
+    await shared.close()
 
 
 async def test_no_request_waits_for_shared_figures_once_they_are_made() -> None:
@@ -313,6 +315,51 @@ async def test_figures_older_than_twice_their_time_are_made_again_before_they_ar
     assert await shared.get(make) == 2
     now[0] += 60  # the background making may not have run yet: the request waits for it rather than start another
     assert await shared.get(make) == 3 and made == [1, 2, 3]
+    await shared.close()
+
+
+async def test_a_watched_value_is_made_again_between_seldom_requests() -> None:
+    """Scrapes every 15 s of figures kept 5 s: each finds them at most 5 s old and none waits for a making, because
+    while the value is asked it is made again in the background every 5 s; once nobody asked for WATCHED_SECONDS
+    those makings stop, and the next request waits for a fresh value."""
+    now = [0.0]
+    naps: list[tuple[float, asyncio.Future[None]]] = []
+    made: list[float] = []
+    making_now = [False]
+
+    async def sleep(seconds: float) -> None:
+        woken = asyncio.get_running_loop().create_future()
+        naps.append((now[0] + seconds, woken))
+        await woken
+
+    async def make() -> float:
+        assert not making_now[0], "a request waits for a making"
+        made.append(now[0])
+        await asyncio.sleep(0)
+        return now[0]
+
+    async def at(second: float) -> None:
+        now[0] = second
+        for wake_at, woken in naps:
+            if wake_at <= second and not woken.done():
+                woken.set_result(None)
+        await settled()
+
+    shared = Shared[float](5, clock=lambda: now[0], sleep=sleep)
+    assert await shared.get(make) == 0.0
+    for second in range(1, 121):
+        await at(second)
+        if second % 15 == 0:
+            making_now[0] = True  # a making from here on would be the request's own
+            value = await shared.get(make)
+            making_now[0] = False
+            assert second - 5 <= value <= second
+    assert made == [5.0 * n for n in range(0, 25)]  # every 5 s, not only when asked
+    for second in range(121, 120 + int(WATCHED_SECONDS) + 60):
+        await at(second)
+    assert made[-1] < 120 + WATCHED_SECONDS + 5  # nobody watches: no more makings
+    count = len(made)
+    assert await shared.get(make) == now[0] and len(made) == count + 1  # too old: this request waited for one
     await shared.close()
 
 
