@@ -286,19 +286,27 @@ async def farmer_view(
     earnings_before: int | None = None,
 ) -> FarmerView:
     """The farmer's page: its own rows by index, the pool's points as one aggregate; ``peak``: the chain's height
-    (for the plot filter of the space estimate)."""
-    store, now = ctx.store, ctx.now()
-    since = now - DAY
-    counts = await store.partial_counts(since, farmer.launcher_id)
+    (for the plot filter of the space estimate). The reads go out at once: each waits for a reading connection and
+    then for a turn of the event loop, and one after the other a page paid those waits a dozen times while the
+    loops' passes kept the connections and the event loop busy."""
+    store, now, launcher_id = ctx.store, ctx.now(), farmer.launcher_id
+    own_rows = asyncio.gather(
+        store.partial_counts(now - DAY, launcher_id),
+        _payouts(ctx, launcher_id, payouts_before),
+        _earnings(ctx, launcher_id, earnings_before),
+        store.farmer_paid(launcher_id),
+        store.farmer_history(launcher_id, HISTORY_ROWS),
+        harvester_rows(ctx, launcher_id),
+    )
+    pool_wide = asyncio.gather(store.total_points(), payment_threshold(ctx, launcher_id))
+    rows, (pool_points, threshold) = await asyncio.gather(own_rows, pool_wide)
+    counts, (payouts, older_payouts), (earnings, older_earnings), paid, history, harvesters = rows
     partials = recent_partials(counts, now)
-    pool_points = await store.total_points()
     state = farmer.singleton_tip_state
     pending_at = farmer.pending_difficulty_at
     pending = farmer.pending_difficulty if pending_at is not None and pending_at > now else None
-    payouts, older_payouts = await _payouts(ctx, farmer.launcher_id, payouts_before)
-    earnings, older_earnings = await _earnings(ctx, farmer.launcher_id, earnings_before)
     return FarmerView(
-        launcher_id=farmer.launcher_id.hex(),
+        launcher_id=launcher_id.hex(),
         payout_address=encode_puzzle_hash(farmer.payout_puzzle_hash, address_prefix_for(ctx.config.chain.network)),
         payout_instructions=farmer.payout_instructions,
         is_pool_member=farmer.is_pool_member,
@@ -316,34 +324,39 @@ async def farmer_view(
         partials=partials,
         payouts=payouts,
         earnings=earnings,
-        paid_total=await store.farmer_paid(farmer.launcher_id),
+        paid_total=paid,
         older_payouts=older_payouts,
         older_earnings=older_earnings,
-        history=[HistoryRow(c.at, c.describe()) for c in await store.farmer_history(farmer.launcher_id, HISTORY_ROWS)],
-        payment_threshold=await payment_threshold(ctx, farmer.launcher_id),
-        harvesters=await harvester_rows(ctx, farmer.launcher_id),
+        history=[HistoryRow(c.at, c.describe()) for c in history],
+        payment_threshold=threshold,
+        harvesters=harvesters,
     )
 
 
 async def public_farmer_view(
     ctx: PoolContext, farmer: FarmerRecord, peak: int, payouts_before: int | None = None
 ) -> PublicFarmerView:
-    """The farmer's public figures: indexed reads of its own rows (``peak``: the chain's height, for the plot filter
-    of the space estimate)."""
-    now = ctx.now()
-    partials = recent_partials(await ctx.store.partial_counts(now - DAY, farmer.launcher_id), now)
-    payouts, older_payouts = await _payouts(ctx, farmer.launcher_id, payouts_before)
+    """The farmer's public figures: indexed reads of its own rows, all at once (``peak``: the chain's height, for
+    the plot filter of the space estimate)."""
+    now, launcher_id = ctx.now(), farmer.launcher_id
+    counts, paid, harvesters, (payouts, older_payouts) = await asyncio.gather(
+        ctx.store.partial_counts(now - DAY, launcher_id),
+        ctx.store.farmer_paid(launcher_id),
+        harvester_rows(ctx, launcher_id),
+        _payouts(ctx, launcher_id, payouts_before),
+    )
+    partials = recent_partials(counts, now)
     return PublicFarmerView(
-        launcher_id=farmer.launcher_id.hex(),
+        launcher_id=launcher_id.hex(),
         is_pool_member=farmer.is_pool_member,
         joined_at=farmer.joined_at,
         points=farmer.points,
         difficulty=farmer.difficulty_at(now),
         estimated_space=estimated_space(partials.points, DAY, ctx.constants, peak),
         owed=farmer.owed,
-        paid_total=await ctx.store.farmer_paid(farmer.launcher_id),
+        paid_total=paid,
         partials=partials,
-        harvesters=await harvester_rows(ctx, farmer.launcher_id),
+        harvesters=harvesters,
         payouts=payouts,
         older_payouts=older_payouts,
     )

@@ -12,6 +12,7 @@ settings form posts to /login/settings with the session's CSRF token (pool/http/
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
 import secrets
@@ -228,8 +229,9 @@ async def farmer_page(request: web.Request) -> web.StreamResponse:
     if isinstance(found, web.Response):
         return found
     token, session, farmer = found
-    settings = await ctx.store.farmer_settings(farmer.launcher_id)
-    changes = await ctx.store.setting_changes(farmer.launcher_id)
+    settings, changes = await asyncio.gather(
+        ctx.store.farmer_settings(farmer.launcher_id), ctx.store.setting_changes(farmer.launcher_id)
+    )
     view = settings_view(ctx.config, settings, changes, token, saved="saved" in request.query)
     return await _farmer_page(request, farmer, session, view)
 
