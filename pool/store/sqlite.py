@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
@@ -65,6 +67,35 @@ class _Sqlite(Statements):
 # one is the background loops' own (BACKGROUND_READS): with two loops reading at once, their reads of every farmer
 # (a tenth of a second each at ten thousand farmers) held both others, and the pages and partials queued behind them.
 READERS = 3
+
+
+# The background loops' reading connection runs at a lower CPU priority than the rest of the process. At ten thousand
+# farmers a difficulty pass is about half a second of SQLite's work in that connection's thread every minute, while the
+# singletons' pass keeps the node busy: on two cores that were also taking partials, the event loop got a fraction of a
+# core, and pages and partials waited 50-100 ms. With the thread's nice value raised, the kernel gives the event loop's
+# thread (and the requests' readers) the cores first and the loops' reads what is left, which is all of it on a machine
+# that is not busy. SQLite releases the interpreter's lock while it computes, so the event loop does not wait for the
+# slower thread; it holds it only to build a page of rows. Nice values are per thread on Linux; elsewhere this does
+# nothing.
+BACKGROUND_NICENESS = 10
+
+
+async def _lower_priority(connection: aiosqlite.Connection) -> None:
+    """Raises the nice value of ``connection``'s thread by BACKGROUND_NICENESS (never the process's own)."""
+
+    def lower() -> bool:
+        thread = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + BACKGROUND_NICENESS)
+        except (OSError, AttributeError):  # not Linux: the loops' reads keep the process's priority
+            return False
+        return True
+
+    # A function of the connection is what runs in its thread (aiosqlite keeps the thread to itself).
+    await connection.create_function("pool_lower_priority", 0, lower)
+    rows = list(await connection.execute_fetchall("SELECT pool_lower_priority()"))
+    if not rows[0][0]:
+        log.debug("the background loops' reads keep the process's CPU priority (no per-thread nice value here)")
 
 
 class _SqliteReaders(Statements):
@@ -252,6 +283,7 @@ class SqlitePoolStore(SqlPoolStore[_Sqlite]):
                 reader.row_factory = sqlite3.Row
                 await reader.execute("PRAGMA query_only = ON")
                 await reader.execute("PRAGMA busy_timeout = 10000")
+            await _lower_priority(self._readers[-1])  # the background loops' (_SqliteReaders)
             self._reads_on = _SqliteReaders(self._readers)
             # timeout=0: a look-up never blocks the event loop waiting for a lock; _lookup falls back to the reader.
             lookups = sqlite3.connect(self._path, isolation_level=None, timeout=0)

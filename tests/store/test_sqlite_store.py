@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -519,4 +520,35 @@ async def test_a_long_read_does_not_hold_up_the_other_reads(tmp_path: Path) -> N
         assert row is not None and row["v"] == 7
     finally:
         release.set()
+        await store.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="no per-thread nice values here")
+async def test_the_loops_reads_run_at_a_lower_cpu_priority_than_the_rest_of_the_process(tmp_path: Path) -> None:
+    """Only the background loops' reading connection's thread has its nice value raised: the event loop's thread,
+    the requests' readers and the writer keep the process's priority."""
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    store = SqlitePoolStore(tmp_path / "pool.sqlite")
+    await store.open()
+    try:
+        threads: dict[str, int] = {}
+
+        def where(name: str) -> int:
+            threads[name] = threading.get_native_id()
+            return 1
+
+        for reader in store._readers:
+            await reader.create_function("where_am_i", 1, where)
+
+        async def read_on(name: str, background: bool) -> None:
+            BACKGROUND_READS.set(background)  # as the loops' runner does, in the loop's own task
+            await store._reads().fetchone("SELECT where_am_i(:name) AS v", {"name": name})
+
+        await asyncio.gather(read_on("loops", True), read_on("request", False))
+        niceness = {name: os.getpriority(os.PRIO_PROCESS, thread) for name, thread in threads.items()}
+        assert niceness == {"loops": own + sqlite_module.BACKGROUND_NICENESS, "request": own}
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
+        lowered = [t for t in threading.enumerate() if os.getpriority(os.PRIO_PROCESS, t.native_id or 0) != own]
+        assert [t.native_id for t in lowered] == [threads["loops"]]
+    finally:
         await store.close()
