@@ -155,6 +155,19 @@ class PayoutLoop:
                 ledger.accounted,
             )
             return None
+        # The wallet first: while it is short a round waits, and planning one (every owed balance read, at ten
+        # thousand farmers a tenth of a second of the event loop) on every pass of the loop was wasted.
+        held = await ctx.wallet.spendable_balance()
+        if held < ledger.wallet_should_hold:
+            stats.shortfall = ledger.wallet_should_hold - held
+            log.warning(
+                "payout round waits: the wallet can spend %d mojos but the ledger says it holds %d for farmers and "
+                "the pool (short by %d; were coins spent outside the pool?)",
+                held,
+                ledger.wallet_should_hold,
+                stats.shortfall,
+            )
+            return None
         payouts = ctx.config.payouts
         # A farmer's own minimum payout (its page) holds its payment back until it is owed that much.
         minimums = {i: s.min_payout or 0 for i, s in (await ctx.store.all_farmer_settings()).items()}
@@ -183,17 +196,6 @@ class PayoutLoop:
             fee_puzzle_hash=ctx.config.pool.fee_puzzle_hash,
         )
         if plan is None:
-            return None
-        held = await ctx.wallet.spendable_balance()
-        if held < ledger.wallet_should_hold:
-            stats.shortfall = ledger.wallet_should_hold - held
-            log.warning(
-                "payout round waits: the wallet can spend %d mojos but the ledger says it holds %d for farmers and "
-                "the pool (short by %d; were coins spent outside the pool?)",
-                held,
-                ledger.wallet_should_hold,
-                stats.shortfall,
-            )
             return None
         payout_round = PayoutRound(
             created_at=ctx.now(),
