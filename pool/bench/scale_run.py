@@ -16,7 +16,8 @@ and the same corpus as ``make bench``:
    seconds (one prober a page, one request at a time each), at least ``page_samples`` times each if they answer in
    time (the phase lasts long enough for that); every request's latency counts, failed ones too (and are counted);
 4. **the loops**: the pool is started again with every loop due every ``loop_interval`` seconds (payouts due at
-   once: a distribution over every farmer and a round's planning) and left without partials for ``loop_seconds``;
+   once: a distribution over every farmer; the round then waits, the bench's wallet holding none of the built
+   history's claims) and left without partials for ``loop_seconds``;
    each loop's iterations (``pool_loop_duration_seconds`` of GET /metrics) and the node calls the loops made
    (``pool_node_rpc_duration_seconds``), per loop pass;
 5. the store's bytes on disk before and after.
