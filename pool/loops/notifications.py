@@ -105,8 +105,7 @@ async def check_silent_farmers(store: AbstractPoolStore, config: NotificationsCo
     kind = NotificationKind.FARMER_SILENT
     silences = {
         f"{kind.value}:{launcher_id.hex()}:{last}": (launcher_id, last)
-        for launcher_id, last in (await store.last_partial_times()).items()
-        if last < cutoff
+        for launcher_id, last in (await store.last_partial_times(before=cutoff)).items()
     }
     # Only the silences not told yet are written: a farmer silent for days is found again every pass, and a write
     # transaction for each of thousands held the store's writer for seconds every minute.

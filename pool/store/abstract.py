@@ -730,8 +730,9 @@ class AbstractPoolStore(ABC):
         closed are kept whatever their age."""
 
     @abstractmethod
-    async def last_partial_times(self) -> dict[bytes32, int]:
-        """Each member farmer's latest partial still held (by received_at); a farmer without one is absent."""
+    async def last_partial_times(self, before: int | None = None) -> dict[bytes32, int]:
+        """Each member farmer's latest partial still held (by received_at); a farmer without one is absent, and so
+        is one whose latest is at or after ``before``, if given."""
 
     @abstractmethod
     async def farmer_settings(self, launcher_id: bytes32) -> FarmerSettings:

@@ -140,6 +140,9 @@ async def test_last_partial_times_are_per_member_farmer(store: AbstractPoolStore
             await store.add_partial(make_partial(farmer, f"{farmer.launcher_id.hex()} {number}", received_at))
     assert await store.last_partial_times() == {active.launcher_id: 500}
     assert quiet.launcher_id not in await store.last_partial_times()
+    # Only the silent ones, when asked: a latest partial at or after the cutoff is left out.
+    assert await store.last_partial_times(before=501) == {active.launcher_id: 500}
+    assert await store.last_partial_times(before=500) == {}
 
 
 async def test_farmer_settings_changes_are_kept_each_once(store: AbstractPoolStore) -> None:
