@@ -3,6 +3,7 @@ is money; partials, points and payments live in the store."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -28,6 +29,9 @@ class PoolStats:
     stale_partials: int = 0  # settled without their signage point since start (see partials.stale_partials)
     loops: dict[str, LoopHealth] = field(default_factory=dict)
     metrics: PoolMetrics = field(default_factory=PoolMetrics)
+    # Set once every loop of the process's LoopRunner ran its first pass: what lives as long as the process (the
+    # singletons' checked tips, the figures kept between makings) is built by then (pool.server freezes it).
+    first_passes: asyncio.Event = field(default_factory=asyncio.Event)
 
     def accepted(self) -> None:
         self.partials_accepted += 1

@@ -26,18 +26,25 @@ class Loop(Protocol):
     async def run_once(self, ctx: PoolContext) -> object: ...
 
 
-async def run_periodically(ctx: PoolContext, loop: Loop, on_not_leader: Callable[[], None] | None = None) -> None:
+async def run_periodically(
+    ctx: PoolContext,
+    loop: Loop,
+    on_not_leader: Callable[[], None] | None = None,
+    on_pass: Callable[[str], None] | None = None,
+) -> None:
     """Run ``loop`` forever; nothing but cancellation stops it. A write the store refused because another process
-    leads now (NotLeader) is told to ``on_not_leader``, which stops every loop of this process."""
+    leads now (NotLeader) is told to ``on_not_leader``, which stops every loop of this process. Each pass counted
+    (a success or a failure) is told to ``on_pass`` with the loop's name."""
     BACKGROUND_READS.set(True)  # this task's context only: the loop's reads go apart from the requests'
     while True:
         started = time.monotonic()
+        counted = True
         try:
             await loop.run_once(ctx)
         except asyncio.CancelledError:
             raise
         except NodeNotReady:
-            pass  # no pass: nothing was done (the pool's start, a node syncing); tried again soon
+            counted = False  # no pass: nothing was done (the pool's start, a node syncing); tried again soon
         except NotLeader as exc:
             log.error("%s loop: %s", loop.name, exc)
             ctx.stats.loop_ran(loop.name, time.monotonic() - started, ctx.now(), f"not the leader: {exc}")
@@ -49,6 +56,8 @@ async def run_periodically(ctx: PoolContext, loop: Loop, on_not_leader: Callable
             ctx.stats.loop_ran(loop.name, time.monotonic() - started, ctx.now(), f"{type(exc).__name__}: {exc}")
         else:
             ctx.stats.loop_ran(loop.name, time.monotonic() - started, ctx.now())
+        if counted and on_pass is not None:
+            on_pass(loop.name)
         await asyncio.sleep(loop.interval(ctx))
 
 
@@ -63,8 +72,18 @@ class LoopRunner:
     def start(self, ctx: PoolContext) -> None:
         if self._tasks:
             raise RuntimeError("loops already started")
+        waiting = {loop.name for loop in self.loops}
+
+        def passed(name: str) -> None:
+            # Every loop ran a pass (one the node was not ready for is none): tell the process (pool.server).
+            waiting.discard(name)
+            if not waiting:
+                ctx.stats.first_passes.set()
+
         self._tasks = [
-            asyncio.create_task(run_periodically(ctx, loop, self.on_not_leader), name=f"pool-loop-{loop.name}")
+            asyncio.create_task(
+                run_periodically(ctx, loop, self.on_not_leader, on_pass=passed), name=f"pool-loop-{loop.name}"
+            )
             for loop in self.loops
         ]
 
