@@ -20,7 +20,7 @@ from typing import Any
 from pool.bench.attacks import AttackOptions, AttackResult, attacks, run_attacks
 from pool.bench.corpus import Corpus, CorpusPartial, Progress
 from pool.bench.floor import Floor, measure_floor
-from pool.bench.load import AUTHENTICATION_TOKEN_TIMEOUT, Announcer, Outcomes, Sender
+from pool.bench.load import AUTHENTICATION_TOKEN_TIMEOUT, Announcer, Outcomes, Sender, freeze_client_heap
 from pool.bench.processes import NodeProcess, PoolProcess, pool_document, write_pool_config
 from pool.bench.procstat import TreeCpu, peak_rss_mb, process_tree, rss_mb
 from pool.config import parse_config
@@ -229,6 +229,7 @@ async def _run_phases(
     progress: Progress,
 ) -> tuple[list[PhaseResult], list[AttackResult], list[str]]:
     partials = list(corpus.partials())
+    freeze_client_heap()
     notes: list[str] = []
     phases: list[PhaseResult] = []
     cursor = 0

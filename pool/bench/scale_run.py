@@ -44,7 +44,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pool.bench.attacks import NodeCallMeter
 from pool.bench.corpus import DIFFICULTY, Corpus, CorpusPartial
-from pool.bench.load import Outcomes, Sender
+from pool.bench.load import Outcomes, Sender, freeze_client_heap
 from pool.bench.processes import NodeProcess, PoolProcess, pool_document, write_pool_config
 from pool.bench.procstat import TreeCpu
 from pool.bench.report import percentile
@@ -162,6 +162,7 @@ async def measure_store(
     slug = "empty" if size is None else f"f{size.farmers}_d{size.days}"
     progress(f"[{label}] copying the store")
     config = await asyncio.to_thread(stores.copy, size, f"scale_{slug}", options.run_dir / f"store-{slug}.sqlite")
+    freeze_client_heap()  # the corpus and the stores measured before
     bytes_before = await store_bytes(config)
     async with AsyncExitStack() as stack:
         store = create_store(config)
