@@ -3,7 +3,8 @@
 The arithmetic is the pure ``pool.protocol.difficulty``; this loop feeds it a summary of each member's recent partials,
 computed by the store from hourly counts kept as partials are recorded (never every farmer's partials read back each
 pass: a few dozen rows a member), and stores the changes of a pass in one transaction. It runs apart from POST
-/partial so that the hot path stays a few store calls.
+/partial so that the hot path stays a few store calls. A large pool's members are adjusted a slice of their launcher
+ids a pass, the passes as many times more often (pool.loops.slices): each member once per ``loops.difficulty_interval``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 
 from pool.chia_adapter import bytes32
 from pool.context import PoolContext
+from pool.loops.slices import Rotation
 from pool.protocol.difficulty import next_difficulty
 from pool.store.models import DifficultyAdjustment, MemberDifficulty, PartialsSummary
 
@@ -32,21 +34,28 @@ CHANGES_PER_WRITE = 250
 class DifficultyLoop:
     name = "difficulty"
 
+    def __init__(self) -> None:
+        self.rotation = Rotation()  # a large pool's members a slice a pass (pool.loops.slices)
+
     def interval(self, ctx: PoolContext) -> float:
-        return ctx.config.loops.difficulty_interval
+        return self.rotation.interval(ctx.config.loops.difficulty_interval)
 
     async def run_once(self, ctx: PoolContext) -> int:
-        """Adjust every member; returns how many difficulties changed. A pass is two reads (the members'
-        difficulties and presets, and the summaries of their partials, all by indexed look-ups) and a write
-        transaction for every CHANGES_PER_WRITE changes it makes: no farmer record is decoded, no farmer costs a
-        transaction of its own."""
+        """Adjust the members of this pass's slice (every member, below FARMERS_PER_SLICE); returns how many
+        difficulties changed. A pass is two reads (the members' difficulties and presets, and the summaries of their
+        partials, all by indexed look-ups) and a write transaction for every CHANGES_PER_WRITE changes it makes: no
+        farmer record is decoded, no farmer costs a transaction of its own."""
         now = ctx.now()
         time_target = ctx.config.difficulty.time_target
+        within = self.rotation.current()
         # Members first: a difficulty changed after this read fails the compare-and-set of the write instead of
         # being adjusted from a summary of partials at another difficulty.
-        members = await ctx.store.member_difficulties()
+        members = await ctx.store.member_difficulties(first=within.first, end=within.end)
         summaries = await ctx.store.difficulty_summaries(
-            since=now - ctx.config.difficulty.history_seconds, window_start=now - time_target
+            since=now - ctx.config.difficulty.history_seconds,
+            window_start=now - time_target,
+            first=within.first,
+            end=within.end,
         )
         due: list[bytes32] = []
         adjustments: list[DifficultyAdjustment] = []
@@ -62,6 +71,7 @@ class DifficultyLoop:
             if new != member.difficulty:
                 adjustments.append(DifficultyAdjustment(member.launcher_id, member.difficulty, new))
         changed = await write_changes(ctx, adjustments, due, now)
+        self.rotation.passed(len(members))
         for adjustment in adjustments:
             if adjustment.launcher_id in changed:
                 log.info(

@@ -11,6 +11,8 @@ moved (its tip still spent and buried, the tip's child unspent) costs its share 
 child a tip created is checked against the tip's state once, and kept while the tip stays (``KnownTips``). Only the
 others are read whole and followed one by one (a few at once), and a new spend is read once. A page whose call the
 node refuses or fails is left for the next pass: a failed look-up is never read as a coin the node does not have.
+A large pool's farmers are taken a slice of their launcher ids a pass, the passes as many times more often
+(pool.loops.slices): each farmer is still looked at once per ``loops.singleton_interval``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pool.chain.singleton import (
 from pool.chain.status import ChainStatus
 from pool.chia_adapter import bytes32
 from pool.context import PoolContext
+from pool.loops.slices import KeySlice, Rotation
 from pool.protocol.v2 import refresh_v2_farmer
 from pool.store.models import FarmerRecord, SingletonPosition
 
@@ -65,9 +68,10 @@ class SingletonLoop:
     def __init__(self, status: ChainStatus) -> None:
         self.status = status
         self.known_tips: KnownTips | None = None  # made on the first pass, for the network's genesis challenge
+        self.rotation = Rotation()  # a large pool's farmers a slice a pass (pool.loops.slices)
 
     def interval(self, ctx: PoolContext) -> float:
-        return self.status.after_node(ctx.config.loops.singleton_interval)
+        return self.status.after_node(self.rotation.interval(ctx.config.loops.singleton_interval))
 
     async def run_once(self, ctx: PoolContext) -> SingletonStats:
         stats = SingletonStats()
@@ -91,8 +95,10 @@ class SingletonLoop:
         # farmers) made a pass last most of a second.
         pages_at_once = asyncio.Semaphore(PAGES_AT_ONCE)
         pages: list[asyncio.Task[None]] = []
+        seen = 0
         try:
-            async for page in _position_pages(ctx):
+            async for page in _position_pages(ctx, self.rotation.current()):
+                seen += len(page)
                 await pages_at_once.acquire()
                 pages.append(asyncio.create_task(one_page(page, self.known_tips)))
             # A failure as it was raised, not wrapped in a group: NotLeader must reach the runner as itself.
@@ -101,6 +107,7 @@ class SingletonLoop:
             for task in pages:
                 task.cancel()
             await asyncio.gather(*pages, return_exceptions=True)
+        self.rotation.passed(seen)
         _log_not_on_chain(stats.not_on_chain)
         return stats
 
@@ -225,11 +232,15 @@ async def _follow_one(ctx: PoolContext, launcher_id: bytes32, peak_height: int, 
                 stats.revoked += 1
 
 
-async def _position_pages(ctx: PoolContext) -> AsyncIterator[list[SingletonPosition]]:
-    """Every farmer's singleton position, a page at a time."""
-    after = None
+async def _position_pages(ctx: PoolContext, within: KeySlice) -> AsyncIterator[list[SingletonPosition]]:
+    """The singleton position of every farmer ``within`` the slice, a page at a time."""
+    after = within.after
     while page := await ctx.store.singleton_positions(after, FARMERS_PER_READ):
-        yield page
+        inside = [position for position in page if within.holds(position.launcher_id)]
+        if inside:
+            yield inside
+        if len(inside) < len(page):
+            return  # the page went past the slice's end
         after = page[-1].launcher_id
 
 

@@ -206,8 +206,11 @@ class AbstractPoolStore(ABC):
         ``effective_at``. Returns the farmers whose difficulty the adjustments changed (unknown ones are skipped)."""
 
     @abstractmethod
-    async def member_difficulties(self) -> list[MemberDifficulty]:
-        """Every pool member's difficulty state and preset (the difficulty loop's reading, no record decoded)."""
+    async def member_difficulties(
+        self, first: bytes32 | None = None, end: bytes32 | None = None
+    ) -> list[MemberDifficulty]:
+        """Every pool member's difficulty state and preset (the difficulty loop's reading, no record decoded); only
+        those whose launcher id is from ``first`` (inclusive) to ``end`` (exclusive), where given."""
 
     @abstractmethod
     async def apply_due_difficulty(self, launcher_id: bytes32, now: int) -> int:
@@ -328,10 +331,13 @@ class AbstractPoolStore(ABC):
         still kept row by row (see ``prune_partials``)."""
 
     @abstractmethod
-    async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
+    async def difficulty_summaries(
+        self, since: int, window_start: int, first: bytes32 | None = None, end: bytes32 | None = None
+    ) -> dict[bytes32, PartialsSummary]:
         """For every pool member with partials received at or after ``since``, one query's summary of them: the
         newest partial and the newest run at the farmer's current difficulty from ``window_start`` on (exactly
-        pool.protocol.difficulty.summarize of those partials). Members without partials are left out."""
+        pool.protocol.difficulty.summarize of those partials). Members without partials are left out, and so are
+        those whose launcher id is not from ``first`` (inclusive) to ``end`` (exclusive), where given."""
 
     @abstractmethod
     async def confirmed_points_since(self, since: int) -> dict[bytes32, int]:

@@ -528,13 +528,16 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             await _record_difficulties(tx, changes, effective_at)
         return changed
 
-    async def member_difficulties(self) -> list[MemberDifficulty]:
+    async def member_difficulties(
+        self, first: bytes32 | None = None, end: bytes32 | None = None
+    ) -> list[MemberDifficulty]:
         rows = await self._reads().fetchall(
-            """
+            f"""
             SELECT f.launcher_id, f.difficulty, f.pending_difficulty, f.joined_at, s.difficulty_preset
             FROM farmers f LEFT JOIN farmer_settings s ON s.launcher_id = f.launcher_id
-            WHERE f.is_pool_member ORDER BY f.launcher_id
-            """
+            WHERE f.is_pool_member{_launcher_range("f.launcher_id", first, end)} ORDER BY f.launcher_id
+            """,
+            {"first": first, "end": end},
         )
         return await decoded(rows, _member_difficulty)
 
@@ -769,11 +772,15 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         rows = await self._reads().fetchall(sql + " ORDER BY received_at DESC, id DESC", params)
         return [partial_from_row(row) for row in rows]
 
-    async def difficulty_summaries(self, since: int, window_start: int) -> dict[bytes32, PartialsSummary]:
+    async def difficulty_summaries(
+        self, since: int, window_start: int, first: bytes32 | None = None, end: bytes32 | None = None
+    ) -> dict[bytes32, PartialsSummary]:
         # A few hundred members a statement: the whole pool in one would hold a reading connection of the store for
         # seconds at ten thousand farmers, and every page and scrape behind it.
         members = await self._reads().fetchall(
-            "SELECT launcher_id FROM farmers WHERE is_pool_member ORDER BY launcher_id"
+            f"SELECT launcher_id FROM farmers WHERE is_pool_member{_launcher_range('launcher_id', first, end)} "
+            "ORDER BY launcher_id",
+            {"first": first, "end": end},
         )
         summaries: dict[bytes32, PartialsSummary] = {}
         for start in range(0, len(members), SUMMARIES_PER_READ):
@@ -2630,6 +2637,12 @@ def _removals(spend_bundle: bytes, what: str) -> list[bytes32]:
     except Exception as exc:  # a record the pool itself never writes: say so, reserve nothing for it
         log.warning("the transaction recorded for %s cannot be read (%s): none of its coins are reserved", what, exc)
         return []
+
+
+def _launcher_range(column: str, first: bytes32 | None, end: bytes32 | None) -> str:
+    """The conditions (each with a leading AND) for ``column`` from ``first`` (inclusive) to ``end`` (exclusive),
+    bound as :first and :end; none for a bound not given."""
+    return ("" if first is None else f" AND {column} >= :first") + ("" if end is None else f" AND {column} < :end")
 
 
 def _member_difficulty(row: Row) -> MemberDifficulty:

@@ -429,6 +429,9 @@ async def test_a_difficulty_pass_applies_due_ones_and_its_changes_together(store
         asked.launcher_id: MemberDifficulty(asked.launcher_id, 10, 50, asked.joined_at, None),
         preset.launcher_id: MemberDifficulty(preset.launcher_id, 10, None, preset.joined_at, 70),
     }  # a farmer that left is no member
+    ids = [m.launcher_id for m in members]
+    assert await store.member_difficulties(first=ids[1], end=ids[3]) == members[1:3]  # a slice of the launcher ids
+    assert await store.member_difficulties(first=ids[2]) == members[2:]
     assert await store.adjust_difficulties([], 2_001) == []
     adjustments = [
         DifficultyAdjustment(moved.launcher_id, 10, 20),
@@ -858,6 +861,11 @@ async def test_difficulty_summaries_are_the_summaries_of_each_members_recent_par
             await store.add_partial(make_partial(farmer, f"{farmer.launcher_id.hex()} {n}", at, difficulty))
     summaries = await store.difficulty_summaries(since=since, window_start=window)
     assert set(summaries) == {steady.launcher_id, cut_low.launcher_id, cut_high.launcher_id, quiet.launcher_id}
+    # A slice of the launcher ids (a large pool's pass): exactly the members from ``first`` on, before ``end``.
+    ordered = sorted(summaries)
+    middle = await store.difficulty_summaries(since=since, window_start=window, first=ordered[1], end=ordered[3])
+    assert middle == {launcher_id: summaries[launcher_id] for launcher_id in ordered[1:3]}
+    assert set(await store.difficulty_summaries(since=since, window_start=window, end=ordered[1])) == {ordered[0]}
     for farmer in (steady, cut_low, cut_high, quiet):
         in_range = [(at, difficulty) for at, difficulty in received[farmer] if at >= since]
         assert summaries[farmer.launcher_id] == summarize(in_range, farmer.difficulty, window), farmer
