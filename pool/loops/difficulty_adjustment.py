@@ -4,7 +4,7 @@ The arithmetic is the pure ``pool.protocol.difficulty``; this loop feeds it a su
 computed by the store from hourly counts kept as partials are recorded (never every farmer's partials read back each
 pass: a few dozen rows a member), and stores the changes of a pass in one transaction. It runs apart from POST
 /partial so that the hot path stays a few store calls. A large pool's members are adjusted a slice of their launcher
-ids a pass, the passes as many times more often (pool.loops.slices): each member once per ``loops.difficulty_interval``.
+ids a pass, the passes as many times more often (pool.store.slices): each member once per ``loops.difficulty_interval``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import logging
 
 from pool.chia_adapter import bytes32
 from pool.context import PoolContext
-from pool.loops.slices import Rotation
 from pool.protocol.difficulty import next_difficulty
 from pool.store.models import DifficultyAdjustment, MemberDifficulty, PartialsSummary
+from pool.store.slices import Rotation
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class DifficultyLoop:
     name = "difficulty"
 
     def __init__(self) -> None:
-        self.rotation = Rotation()  # a large pool's members a slice a pass (pool.loops.slices)
+        self.rotation = Rotation()  # a large pool's members a slice a pass (pool.store.slices)
 
     def interval(self, ctx: PoolContext) -> float:
         return self.rotation.interval(ctx.config.loops.difficulty_interval)

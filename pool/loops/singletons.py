@@ -12,7 +12,7 @@ child a tip created is checked against the tip's state once, and kept while the 
 others are read whole and followed one by one (a few at once), and a new spend is read once. A page whose call the
 node refuses or fails is left for the next pass: a failed look-up is never read as a coin the node does not have.
 A large pool's farmers are taken a slice of their launcher ids a pass, the passes as many times more often
-(pool.loops.slices): each farmer is still looked at once per ``loops.singleton_interval``.
+(pool.store.slices): each farmer is still looked at once per ``loops.singleton_interval``.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from pool.chain.singleton import (
 from pool.chain.status import ChainStatus
 from pool.chia_adapter import bytes32
 from pool.context import PoolContext
-from pool.loops.slices import KeySlice, Rotation
 from pool.protocol.v2 import refresh_v2_farmer
 from pool.store.models import FarmerRecord, SingletonPosition
+from pool.store.slices import KeySlice, Rotation
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class SingletonLoop:
     def __init__(self, status: ChainStatus) -> None:
         self.status = status
         self.known_tips: KnownTips | None = None  # made on the first pass, for the network's genesis challenge
-        self.rotation = Rotation()  # a large pool's farmers a slice a pass (pool.loops.slices)
+        self.rotation = Rotation()  # a large pool's farmers a slice a pass (pool.store.slices)
 
     def interval(self, ctx: PoolContext) -> float:
         return self.status.after_node(self.rotation.interval(ctx.config.loops.singleton_interval))

@@ -12,9 +12,10 @@ import pytest
 
 from pool.chia_adapter import bytes32, std_hash
 from pool.context import PoolContext
-from pool.loops import singletons, slices
+from pool.loops import singletons
 from pool.loops.difficulty_adjustment import DifficultyLoop
-from pool.loops.slices import EVERY_FARMER, Rotation, key_slice
+from pool.store import slices
+from pool.store.slices import EVERY_FARMER, Rotation, key_slice
 from tests.loops.test_difficulty_loop import NOW, ctx, farmer, partial  # noqa: F401 (the ctx fixture)
 
 LOWEST = bytes32(b"\0" * 32)

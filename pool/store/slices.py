@@ -1,4 +1,4 @@
-"""A loop's pass over every farmer, split into slices of the launcher id space when the pool is large.
+"""A loop's pass over every farmer of the store, split into slices of the launcher id space when the pool is large.
 
 At ten thousand farmers the difficulty and singletons passes were each half a second to a second of reads, node calls
 and event-loop work once a minute, both at the same moment; with the partials, the node and the pages on the same
