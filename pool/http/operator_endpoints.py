@@ -47,7 +47,8 @@ def setup_operator_endpoints(app: web.Application) -> None:
     app.router.add_get("/status", get_status)
     app.router.add_get("/metrics", get_metrics)
     # The state /metrics shows: made in the background as the application starts and again before it expires, as
-    # /status's (a scrape waits for the store only after a quiet of twice the time); every making is shown at once.
+    # /status's, and while scrapes come, every seconds (one waits for the store only after five quiet minutes,
+    # page_data.WATCHED_SECONDS); every making is shown at once.
     app[METRICS_STATE] = closed_on_cleanup(app, Shared(seconds), warm=lambda: _state_shown(app))
 
 
