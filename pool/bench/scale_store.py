@@ -12,21 +12,27 @@ The farmers, claims, distributions and rounds go through the store's API. The pa
 rows, are written in bulk (``bulk_partials``): ``BULK_BATCH`` rows a transaction, inserted already confirmed with
 the columns the store's own insert writes, their refusals with the store's own statement, and each farmer's points
 credited with the store's own statement, once per farmer and transaction instead of once per group commit (the
-intake's path, ``record_partials`` then ``confirm_partials``, wrote some 5 000-20 000 partials/s here). Meanwhile the
-partials' secondary indexes are dropped, and made again at the end with the very statements that made them (an
-index built from sorted rows at once, not entry by entry at random places): about 3.5 times faster. ``--days``
-says how many days a store holds, and the report says what was built.
+intake's path, ``record_partials`` then ``confirm_partials``, wrote some 5 000-20 000 partials/s here). Meanwhile
+(``begin_bulk``) the partials' secondary indexes and SQLite's per-row trigger of the difficulty's hourly counts are
+dropped, the hourly counts are summed by the database over each transaction's rows, and SQLite's writer neither syncs
+nor lets its pages go (the random places the unique index of the proofs takes each new proof at stay in memory);
+``end_bulk`` makes the indexes (from all the rows at once, not entry by entry) and the trigger again with the very
+statements that made them. ``tests/bench/test_scale_store.py`` checks that the bulk path and the store's own write the
+same rows, points and counts. ``--days`` says how many days a store holds, and the report says what was built.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chia_rs import AugSchemeMPL, G2Element, Program, SpendBundle
 from chia_rs.sized_bytes import bytes32
@@ -51,7 +57,7 @@ from pool.store.models import (
     PayoutRound,
     RewardClaim,
 )
-from pool.store.sql import _ADD_CONFIRMED_HOURS, _CREDIT_POINTS, _INSERT_REFUSAL, SqlPoolStore, confirmed_hours_of
+from pool.store.sql import _CREDIT_POINTS, _INSERT_REFUSAL, SqlPoolStore
 from pool.store.sqlite import SqlitePoolStore
 
 FORMAT_VERSION = 2  # 2: built in bulk, with the schema of the difficulty index
@@ -61,6 +67,7 @@ REWARDS_PER_DAY = 4  # confirmed block rewards a day
 REWARD = 1_750_000_000_000  # mojos: a block's pool reward (7/8 of 2 XCH)
 WRITE_BATCH = 2_000  # partials a day_of_partials group
 BULK_BATCH = 100_000  # partials per transaction while building
+BUILD_CACHE_MAX_BYTES = 8 * 2**30  # SQLite's page cache while building (_cache_kib)
 POOL_FEE = (1, 100)
 MAX_ADDITIONS = 400  # payments per batch of the rounds built
 
@@ -147,38 +154,76 @@ def difficulty_of(number: int) -> int:
     return 1 + (number * 7919) % 500
 
 
-def day_of_partials(size: ScaleSize, day_start: int) -> Iterator[tuple[list[PartialRecord], list[PartialRefusal]]]:
-    """One day's partials in the order they arrive (every farmer's k-th partial of the day in turn), in groups of
-    WRITE_BATCH, with the day's refusals spread over the groups."""
+def partial_rows(size: ScaleSize, day_start: int) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """One day's partials as the rows the store writes, in the order they arrive (every farmer's k-th partial of the
+    day in turn), in groups of WRITE_BATCH, with the day's refusals spread over the groups. Plain values, not records:
+    the bulk builder writes tens of millions of them (a record each cost more than the row's insert)."""
     gap = DAY_SECONDS // PARTIALS_PER_DAY
-    batch: list[PartialRecord] = []
-    refusals: list[PartialRefusal] = []
-    launcher_ids = [farmer_launcher_id(number) for number in range(size.farmers)]
-    harvester_ids = [_h("scale harvester", number) for number in range(size.farmers)]
+    every = PARTIALS_PER_DAY // REFUSALS_PER_DAY
+    rows: list[dict[str, Any]] = []
+    refusals: list[dict[str, Any]] = []
+    farmers = [
+        (bytes(farmer_launcher_id(number)), bytes(_h("scale harvester", number)), difficulty_of(number))
+        for number in range(size.farmers)
+    ]
+    sha256 = hashlib.sha256
     for slot in range(PARTIALS_PER_DAY):
         slot_start = day_start + slot * gap
-        sp_hash = _h("scale sp", slot_start)
-        for number in range(size.farmers):
-            launcher_id = launcher_ids[number]
+        sp_hash = bytes(_h("scale sp", slot_start))
+        refused = slot % every == 0
+        for number, (launcher_id, harvester_id, difficulty) in enumerate(farmers):
             received_at = slot_start + (number * 104729) % gap
-            batch.append(
-                PartialRecord(
-                    launcher_id=launcher_id,
-                    proof_hash=bytes32(hashlib.sha256(launcher_id + received_at.to_bytes(8, "big")).digest()),
-                    sp_hash=sp_hash,
-                    end_of_sub_slot=False,
-                    harvester_id=harvester_ids[number],
-                    received_at=received_at,
-                    difficulty=difficulty_of(number),
-                )
+            rows.append(
+                {
+                    "launcher_id": launcher_id,
+                    "proof_hash": sha256(launcher_id + received_at.to_bytes(8, "big")).digest(),
+                    "sp_hash": sp_hash,
+                    "end_of_sub_slot": False,
+                    "harvester_id": harvester_id,
+                    "received_at": received_at,
+                    "difficulty": difficulty,
+                }
             )
-            if slot % (PARTIALS_PER_DAY // REFUSALS_PER_DAY) == 0:
-                refusals.append(PartialRefusal(launcher_id, received_at + 1, "TOO_LATE"))
-            if len(batch) >= WRITE_BATCH:
-                yield batch, refusals
-                batch, refusals = [], []
-    if batch or refusals:
-        yield batch, refusals
+            if refused:
+                refusals.append({"launcher_id": launcher_id, "received_at": received_at + 1, "reason": "TOO_LATE"})
+            if len(rows) >= WRITE_BATCH:
+                yield rows, refusals
+                rows, refusals = [], []
+    if rows or refusals:
+        yield rows, refusals
+
+
+def day_of_partials(size: ScaleSize, day_start: int) -> Iterator[tuple[list[PartialRecord], list[PartialRefusal]]]:
+    """``partial_rows`` as the records ``record_partials`` takes."""
+    for rows, refusals in partial_rows(size, day_start):
+        yield (
+            [
+                PartialRecord(
+                    launcher_id=bytes32(row["launcher_id"]),
+                    proof_hash=bytes32(row["proof_hash"]),
+                    sp_hash=bytes32(row["sp_hash"]),
+                    end_of_sub_slot=row["end_of_sub_slot"],
+                    harvester_id=bytes32(row["harvester_id"]),
+                    received_at=row["received_at"],
+                    difficulty=row["difficulty"],
+                )
+                for row in rows
+            ],
+            [PartialRefusal(bytes32(r["launcher_id"]), r["received_at"], r["reason"]) for r in refusals],
+        )
+
+
+def row_of(partial: PartialRecord) -> dict[str, Any]:
+    """A partial as the row ``bulk_partials`` writes."""
+    return {
+        "launcher_id": partial.launcher_id,
+        "proof_hash": partial.proof_hash,
+        "sp_hash": partial.sp_hash,
+        "end_of_sub_slot": partial.end_of_sub_slot,
+        "harvester_id": partial.harvester_id,
+        "received_at": partial.received_at,
+        "difficulty": partial.difficulty,
+    }
 
 
 # -- building ---------------------------------------------------------------------------------------------------
@@ -194,36 +239,76 @@ async def build_store(
         await store.add_farmer(farmer_record(number, target_puzzle_hash, start))
         if (number + 1) % 1000 == 0 or number + 1 == size.farmers:
             progress(f"store: {number + 1}/{size.farmers} farmers")
-    indexes = await _partial_indexes(store)
-    await _run(store, [f"DROP INDEX {name}" for name, _ in indexes])
+    extras = await begin_bulk(store)
     written = 0
     height = 1000
-    pending: tuple[list[PartialRecord], list[PartialRefusal]] = ([], [])
     for day in range(size.days):
         day_start = start + day * DAY_SECONDS
-        for partials, refusals in day_of_partials(size, day_start):
-            pending[0].extend(partials)
-            pending[1].extend(refusals)
-            if len(pending[0]) < BULK_BATCH:
-                continue
-            await bulk_partials(store, *pending)
-            before, written = written, written + len(pending[0])
-            pending = ([], [])
+        async for batch in _bulk_batches(size, day_start):
+            before, written = written, written + len(batch[0])
+            await bulk_partials(store, *batch)
             if written // 500_000 != before // 500_000:
                 rate = written / max(time.monotonic() - started, 1e-9)
                 left = (size.partials - written) / max(rate, 1e-9)
                 progress(f"store: {written}/{size.partials} partials ({rate:.0f}/s, about {left / 60:.0f} min left)")
-        await bulk_partials(store, *pending)  # the day's last ones, before its money is shared out
-        written += len(pending[0])
-        pending = ([], [])
         height = await _day_of_money(store, day_start, height, last=day == size.days - 1)
-    progress(f"store: {written} partials written; making their {len(indexes)} indexes again")
-    await _run(store, [statement for _, statement in indexes])
+    progress(f"store: {written} partials written; making their {len(extras)} indexes and triggers again")
+    await end_bulk(store, extras)
     progress(f"store: built in {time.monotonic() - started:.0f} s")
 
 
-async def _partial_indexes(store: AbstractPoolStore) -> list[tuple[str, str]]:
-    """The partials table's indexes that no constraint owns, as (name, the statement that creates it)."""
+async def _bulk_batches(
+    size: ScaleSize, day_start: int
+) -> AsyncIterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """A day's partial rows in groups of BULK_BATCH, made while the previous group is written: the rows are made on
+    the event loop, which lets the write (in the store's thread, SQLite computing without the interpreter's lock) go
+    on between groups of WRITE_BATCH."""
+    rows: list[dict[str, Any]] = []
+    refusals: list[dict[str, Any]] = []
+    for more_rows, more_refusals in partial_rows(size, day_start):
+        rows.extend(more_rows)
+        refusals.extend(more_refusals)
+        await asyncio.sleep(0)
+        if len(rows) >= BULK_BATCH:
+            yield rows, refusals
+            rows, refusals = [], []
+    if rows or refusals:
+        yield rows, refusals
+
+
+async def begin_bulk(store: AbstractPoolStore) -> list[tuple[str, str]]:
+    """Ready an SQL store for bulk_partials: the partials' secondary indexes and SQLite's per-row trigger dropped
+    (an index is made far faster from all the rows at the end than entry by entry at random places; the trigger's
+    counts are written per group instead), and SQLite's writer set not to sync and to keep its pages in memory (a
+    failed build is thrown away, never used). Returns what was dropped, for end_bulk."""
+    extras = [*await _partial_indexes(store), *await _sqlite_partial_triggers(store)]
+    await _run(store, [f"DROP {kind} {name}" for kind, name, _ in extras])
+    if isinstance(store, SqlitePoolStore):
+        await _run_outside_transaction(store, ["PRAGMA synchronous = OFF", f"PRAGMA cache_size = -{_cache_kib()}"])
+    return [(name, statement) for _, name, statement in extras]
+
+
+async def end_bulk(store: AbstractPoolStore, extras: Sequence[tuple[str, str]]) -> None:
+    """The indexes and triggers begin_bulk dropped, made again with the statements that made them; SQLite's writer
+    syncing again."""
+    await _run(store, [statement for _, statement in extras])
+    if isinstance(store, SqlitePoolStore):
+        await _run_outside_transaction(store, ["PRAGMA synchronous = FULL", "PRAGMA cache_size = -2000"])
+
+
+def _cache_kib() -> int:
+    """SQLite's page cache while building: a quarter of the machine's memory, at most BUILD_CACHE_MAX_BYTES. The
+    unique index of the proofs takes each partial at a random place: once it outgrows the cache every insert reads a
+    page back and every transaction writes most of the index out again."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        memory = 4 * BUILD_CACHE_MAX_BYTES
+    return min(memory // 4, BUILD_CACHE_MAX_BYTES) // 1024
+
+
+async def _partial_indexes(store: AbstractPoolStore) -> list[tuple[str, str, str]]:
+    """The partials table's indexes that no constraint owns, as ("INDEX", name, the statement that creates it)."""
     if not isinstance(store, SqlPoolStore):
         raise TypeError(f"bulk writes need an SQL store, not {type(store).__name__}")
     if isinstance(store, SqlitePoolStore):
@@ -233,7 +318,16 @@ async def _partial_indexes(store: AbstractPoolStore) -> list[tuple[str, str]]:
             "SELECT indexname AS name, indexdef AS sql FROM pg_indexes WHERE tablename = 'partials' "
             "AND indexname NOT IN (SELECT conname FROM pg_constraint)"
         )
-    return [(str(row["name"]), str(row["sql"])) for row in await store._reads().fetchall(query)]
+    return [("INDEX", str(row["name"]), str(row["sql"])) for row in await store._reads().fetchall(query)]
+
+
+async def _sqlite_partial_triggers(store: AbstractPoolStore) -> list[tuple[str, str, str]]:
+    """SQLite's triggers on the partials (the difficulty's hourly counts, a row at a time). PostgreSQL's counts a
+    whole statement's rows at once and stays."""
+    if not isinstance(store, SqlitePoolStore):
+        return []
+    query = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'partials'"
+    return [("TRIGGER", str(row["name"]), str(row["sql"])) for row in await store._reads().fetchall(query)]
 
 
 async def _run(store: AbstractPoolStore, statements: Sequence[str]) -> None:
@@ -241,6 +335,13 @@ async def _run(store: AbstractPoolStore, statements: Sequence[str]) -> None:
     async with store._write() as tx:
         for statement in statements:
             await tx.execute(statement)
+
+
+async def _run_outside_transaction(store: SqlitePoolStore, statements: Sequence[str]) -> None:
+    """Settings of SQLite's writing connection (a PRAGMA setting the sync cannot run inside a transaction)."""
+    async with store._lock:
+        for statement in statements:
+            await store._connection().execute(statement)
 
 
 # The columns the store's insert of a partial writes (pool.store.sqlite, pool.store.postgres), confirmed at once.
@@ -251,40 +352,51 @@ _INSERT_CONFIRMED = """
         :launcher_id, :proof_hash, :sp_hash, :end_of_sub_slot, :harvester_id, :received_at, :difficulty, 'confirmed'
     )
 """
+_LAST_PARTIAL = "SELECT COALESCE(MAX(id), 0) AS id FROM partials"
+# What confirm_partials adds to the PPLNS window's hourly counts, summed by the database over the rows just written.
+_ADD_CONFIRMED_HOURS_AFTER = """
+    INSERT INTO confirmed_hours (launcher_id, hour, n, points)
+    SELECT launcher_id, received_at - received_at % 3600, COUNT(*), SUM(difficulty)
+    FROM partials WHERE id > :after GROUP BY 1, 2
+    ON CONFLICT (launcher_id, hour) DO UPDATE SET
+        n = confirmed_hours.n + excluded.n, points = confirmed_hours.points + excluded.points
+"""
+# What SQLite's trigger partials_difficulty_hours adds, row by row, for the rows just written (begin_bulk drops it).
+_ADD_DIFFICULTY_HOURS_AFTER = """
+    INSERT INTO difficulty_hours (launcher_id, hour, difficulty, n, first_at, last_at)
+    SELECT launcher_id, received_at - received_at % 3600, difficulty, COUNT(*), MIN(received_at), MAX(received_at)
+    FROM partials WHERE id > :after GROUP BY 1, 2, 3
+    ON CONFLICT (launcher_id, hour, difficulty) DO UPDATE SET
+        n = difficulty_hours.n + excluded.n,
+        first_at = MIN(difficulty_hours.first_at, excluded.first_at),
+        last_at = MAX(difficulty_hours.last_at, excluded.last_at)
+"""
 
 
 async def bulk_partials(
-    store: AbstractPoolStore, partials: Sequence[PartialRecord], refusals: Sequence[PartialRefusal]
+    store: AbstractPoolStore, rows: Sequence[dict[str, Any]], refusals: Sequence[dict[str, Any]]
 ) -> None:
-    """What record_partials then confirm_partials write for these partials (of known farmers, with new proofs), in
-    one transaction: the rows, confirmed, the refusals, each farmer's points credited and their hours' counts."""
+    """What record_partials then confirm_partials write for these partials' rows (``row_of``; of known farmers, with
+    new proofs), in one transaction: the rows, confirmed, the refusals, each farmer's points credited and their
+    hours' counts. Between begin_bulk and end_bulk."""
     if not isinstance(store, SqlPoolStore):
         raise TypeError(f"bulk writes need an SQL store, not {type(store).__name__}")
-    if not partials and not refusals:
+    if not rows and not refusals:
         return
-    rows = [
-        {
-            "launcher_id": p.launcher_id,
-            "proof_hash": p.proof_hash,
-            "sp_hash": p.sp_hash,
-            "end_of_sub_slot": p.end_of_sub_slot,
-            "harvester_id": p.harvester_id,
-            "received_at": p.received_at,
-            "difficulty": p.difficulty,
-        }
-        for p in partials
-    ]
-    points: dict[bytes32, int] = {}
-    for p in partials:
-        points[p.launcher_id] = points.get(p.launcher_id, 0) + p.difficulty
+    points: dict[bytes, int] = {}
+    for row in rows:
+        points[row["launcher_id"]] = points.get(row["launcher_id"], 0) + row["difficulty"]
+    credits = [{"points": amount, "launcher_id": launcher} for launcher, amount in sorted(points.items())]
     async with store._write() as tx:
+        last = await tx.fetchone(_LAST_PARTIAL)
+        after = {"after": int(last["id"]) if last is not None else 0}
         await tx.executemany(_INSERT_CONFIRMED, rows)
-        refused = [{"launcher_id": r.launcher_id, "received_at": r.received_at, "reason": r.reason} for r in refusals]
-        if refused:
-            await tx.executemany(_INSERT_REFUSAL, refused)
-        credits = [{"points": amount, "launcher_id": launcher} for launcher, amount in sorted(points.items())]
+        if refusals:
+            await tx.executemany(_INSERT_REFUSAL, refusals)
         await tx.executemany(_CREDIT_POINTS, credits)
-        await tx.executemany(_ADD_CONFIRMED_HOURS, confirmed_hours_of(rows))
+        await tx.execute(_ADD_CONFIRMED_HOURS_AFTER, after)
+        if isinstance(store, SqlitePoolStore):
+            await tx.execute(_ADD_DIFFICULTY_HOURS_AFTER, after)
 
 
 async def _day_of_money(store: AbstractPoolStore, day_start: int, height: int, *, last: bool) -> int:
