@@ -73,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"cache (default {DEFAULT_CACHE})")
     parser.add_argument("--rebuild", action="store_true", help="build the stores again even if cached")
-    parser.add_argument("--run-dir", type=Path, help="where this run's copies, configs and logs live (default: temp)")
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        help="where this run's copies (each removed once measured), configs and logs live (default: temp)",
+    )
     # The corpus, as make bench's (its partials are shared out between the stores' phases).
     for name in ("farmers", "plots", "partials", "bystanders"):
         parser.add_argument(f"--corpus-{name}", type=int, default=int(str(FULL[name])), help=argparse.SUPPRESS)
@@ -113,6 +117,7 @@ async def simulate_week(
             progress(f"week: day {day + 1}: {pruned} pruned, store {sizes[-1] / 2**20:.1f} MiB")
     finally:
         await store.close()
+        await asyncio.to_thread(stores.discard, "scale_week", config)
     # From the first simulated day on: the store's span is full then, and SQLite's write-ahead log has grown to
     # what it keeps between checkpoints.
     return {
@@ -154,7 +159,7 @@ def corpus_arguments(args: argparse.Namespace) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace, corpus: Corpus, corpus_path: Path, progress: Progress) -> dict[str, Any]:
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="pool-bench-scale-"))
-    progress(f"run directory (copies of the stores, configs, logs): {run_dir}")
+    progress(f"run directory (the stores' copies while measured, configs, logs): {run_dir}")
     options = ScaleOptions(
         run_dir=run_dir,
         rate=args.rate,

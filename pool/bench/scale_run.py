@@ -196,6 +196,7 @@ async def measure_store(
         if own_pool:
             loops = await _loops_window(shared, config, size, options, slug, progress, label)
     bytes_after = await store_bytes(config)
+    await asyncio.to_thread(stores.discard, f"scale_{slug}", config)
     return StoreFigures(label, size, bytes_before, bytes_after, intake, pruning, pages, loops, intake_loops)
 
 

@@ -535,6 +535,16 @@ class ScaleStores:
             self.postgres.restore(self.cached(size), name)
         return config
 
+    def discard(self, name: str, config: StoreConfig) -> None:
+        """A run's copy, once measured: the copy of the 30-day store of 10 000 farmers is as large as the cached one
+        (some 30 GB), and a run keeps its logs and configurations, not its copies."""
+        if config.backend == "sqlite":
+            for part in (*_sqlite_files(config.path), config.path.with_name(config.path.name + ".leader")):
+                part.unlink(missing_ok=True)
+            return
+        assert self.postgres is not None
+        self.postgres.drop_database(name)
+
 
 def _sqlite_files(path: Path) -> Sequence[Path]:
     return (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
