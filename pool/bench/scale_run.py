@@ -145,7 +145,8 @@ class Shared:
         self.cursor += len(chunk)
         if len(chunk) < count:
             raise RuntimeError(
-                f"the corpus ran out of partials ({len(self.partials)}): build a larger one with --partials"
+                f"the corpus ran out of partials ({len(self.partials)}): build a larger one "
+                "(make bench --partials N, make bench-scale --corpus-partials N)"
             )
         return chunk
 
