@@ -23,13 +23,12 @@ same rows, points and counts. ``--days`` says how many days a store holds, and t
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,7 +243,7 @@ async def build_store(
     height = 1000
     for day in range(size.days):
         day_start = start + day * DAY_SECONDS
-        async for batch in _bulk_batches(size, day_start):
+        for batch in _bulk_batches(size, day_start):
             before, written = written, written + len(batch[0])
             await bulk_partials(store, *batch)
             if written // 500_000 != before // 500_000:
@@ -257,18 +256,13 @@ async def build_store(
     progress(f"store: built in {time.monotonic() - started:.0f} s")
 
 
-async def _bulk_batches(
-    size: ScaleSize, day_start: int
-) -> AsyncIterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """A day's partial rows in groups of BULK_BATCH, made while the previous group is written: the rows are made on
-    the event loop, which lets the write (in the store's thread, SQLite computing without the interpreter's lock) go
-    on between groups of WRITE_BATCH."""
+def _bulk_batches(size: ScaleSize, day_start: int) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """A day's partial rows in groups of BULK_BATCH (a transaction each)."""
     rows: list[dict[str, Any]] = []
     refusals: list[dict[str, Any]] = []
     for more_rows, more_refusals in partial_rows(size, day_start):
         rows.extend(more_rows)
         refusals.extend(more_refusals)
-        await asyncio.sleep(0)
         if len(rows) >= BULK_BATCH:
             yield rows, refusals
             rows, refusals = [], []
