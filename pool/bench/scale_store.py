@@ -274,7 +274,8 @@ async def begin_bulk(store: AbstractPoolStore) -> list[tuple[str, str]]:
     """Ready an SQL store for bulk_partials: the partials' secondary indexes and SQLite's per-row trigger dropped
     (an index is made far faster from all the rows at the end than entry by entry at random places; the trigger's
     counts are written per group instead), and SQLite's writer set not to sync and to keep its pages in memory (a
-    failed build is thrown away, never used). Returns what was dropped, for end_bulk."""
+    failed build is never used: it is renamed into the cache only once built). Returns what was dropped, for
+    end_bulk."""
     extras = [*await _partial_indexes(store), *await _sqlite_partial_triggers(store)]
     await _run(store, [f"DROP {kind} {name}" for kind, name, _ in extras])
     if isinstance(store, SqlitePoolStore):
