@@ -17,8 +17,9 @@ intake's path, ``record_partials`` then ``confirm_partials``, wrote some 5 000-2
 dropped, the hourly counts are summed by the database over each transaction's rows, and SQLite's writer neither syncs
 nor lets its pages go (the random places the unique index of the proofs takes each new proof at stay in memory);
 ``end_bulk`` makes the indexes (from all the rows at once, not entry by entry) and the trigger again with the very
-statements that made them. ``tests/bench/test_scale_store.py`` checks that the bulk path and the store's own write the
-same rows, points and counts. ``--days`` says how many days a store holds, and the report says what was built.
+statements that made them. ``tests/store/test_bulk_build.py`` checks, on both backends, that the bulk path and the
+store's own write the same rows, points and counts. ``--days`` says how many days a store holds, and the report says
+what was built.
 """
 
 from __future__ import annotations
