@@ -585,6 +585,7 @@ class PoolPartials:
         self._counts: dict[tuple[int, str], tuple[int, int]] = {}
         self._points: tuple[int, int, int] | None = None  # since, until, the accepted points of [since, until)
         self._rounds: dict[tuple[int, int], int] = {}  # [since, until) -> the accepted points of a settled round
+        self._rounds_lock = asyncio.Lock()
 
     async def day_counts(self, store: AbstractPoolStore, now: int) -> list[PartialCount]:
         """What ``store.partial_counts(now - DAY)`` gives."""
@@ -625,24 +626,27 @@ class PoolPartials:
             cut = max(since, await settled_before(store, now))
             kept = self._points
             if kept is None or kept[0] != since or cut < kept[1]:
-                settled = await store.accepted_points(since, cut)
+                settled = await store.settled_points(since, cut)
             else:
-                settled = kept[2] + await store.accepted_points(kept[1], cut)
+                settled = kept[2] + await store.settled_points(kept[1], cut)
             self._points = (since, cut, settled)
             return settled + await store.accepted_points(cut)
 
     async def round_points(self, store: AbstractPoolStore, since: int, until: int, now: int) -> int:
         """What ``store.accepted_points(since, until)`` gives: a round that ended before the settled partials is
-        summed once (the blocks' pages list the same rounds at every making), the newest RECENT_ROUNDS kept."""
-        found = self._rounds.get((since, until))
-        if found is not None:
-            return found
-        points = await store.accepted_points(since, until)
-        if until <= await settled_before(store, now):
-            self._rounds[(since, until)] = points
+        summed once (the blocks' pages list the same rounds at every making), from the hourly counts
+        (``store.settled_points``), the newest RECENT_ROUNDS kept. One round summed at a time: the pages and the API
+        list the same rounds, and each making after a start would otherwise sum them all side by side."""
+        async with self._rounds_lock:
+            found = self._rounds.get((since, until))
+            if found is not None:
+                return found
+            if until > await settled_before(store, now):
+                return await store.accepted_points(since, until)
+            points = self._rounds[(since, until)] = await store.settled_points(since, until)
             while len(self._rounds) > RECENT_ROUNDS:
                 del self._rounds[min(self._rounds, key=lambda span: span[1])]
-        return points
+            return points
 
 
 _POOL_PARTIALS: weakref.WeakKeyDictionary[AbstractPoolStore, PoolPartials] = weakref.WeakKeyDictionary()

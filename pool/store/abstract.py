@@ -373,6 +373,14 @@ class AbstractPoolStore(ABC):
         that start in that span. Two index ranges (partials by status and time, partial hours by hour)."""
 
     @abstractmethod
+    async def settled_points(self, since: int, until: int) -> int:
+        """What ``accepted_points(since, until)`` gives for a span whose partials are all settled (received before
+        the oldest pending one and written): the confirmed partials of its whole hours from their hourly counts (a
+        farmer and hour a row, not 125 000 partials an hour at ten thousand farmers), those of its first and last
+        part hours row by row, and the pruned ones as ``accepted_points`` counts them. Four index ranges. A pending
+        partial inside a whole hour is not counted: ask only for settled spans."""
+
+    @abstractmethod
     async def harvester_figures(self, launcher_id: bytes32, since: int, limit: int) -> list[HarvesterFigures]:
         """The farmer's partials received at or after ``since`` (within the partials' retention) per harvester:
         accepted (pending or confirmed) and rejected ones, the points of the accepted, the last received; the

@@ -556,6 +556,15 @@ _SCHEMA_V20_CONFIRMED_HOURS: Migration = (
 )
 
 
+# As in SQLite: a settled span's accepted points from the hourly counts by hour, the points in the index (an
+# index-only scan once vacuumed) instead of each hour's row. It replaces the index of the hours alone, which the
+# PPLNS window's ranges of hours use as well.
+_SCHEMA_V21_CONFIRMED_HOURS_BY_HOUR: Migration = (
+    "CREATE INDEX confirmed_hours_hour_points ON confirmed_hours (hour, points)",
+    "DROP INDEX confirmed_hours_hour",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -577,6 +586,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V18_DIFFICULTY_INDEX,
     _SCHEMA_V19_DIFFICULTY_HOURS,
     _SCHEMA_V20_CONFIRMED_HOURS,
+    _SCHEMA_V21_CONFIRMED_HOURS_BY_HOUR,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite_schema.py. Append only."""
 

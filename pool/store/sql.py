@@ -865,6 +865,24 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         )
         return 0 if row is None else int(row["points"])
 
+    async def settled_points(self, since: int, until: int) -> int:
+        whole_from = min(since + (-since) % HOUR, until)  # the first whole hour's start (or the span's end)
+        whole_to = max(until - until % HOUR, whole_from)  # the last whole hour's end
+        row = await self._reads().fetchone(
+            """
+            SELECT (SELECT COALESCE(SUM(points), 0) FROM confirmed_hours
+                    WHERE hour >= :whole_from AND hour < :whole_to)
+                 + (SELECT COALESCE(SUM(difficulty), 0) FROM partials
+                    WHERE status IN ('pending', 'confirmed') AND received_at >= :since AND received_at < :whole_from)
+                 + (SELECT COALESCE(SUM(difficulty), 0) FROM partials
+                    WHERE status IN ('pending', 'confirmed') AND received_at >= :whole_to AND received_at < :until)
+                 + (SELECT COALESCE(SUM(points), 0) FROM partial_hours
+                    WHERE outcome IN ('pending', 'confirmed') AND hour >= :since AND hour < :until) AS points
+            """,
+            {"since": since, "until": until, "whole_from": whole_from, "whole_to": whole_to},
+        )
+        return 0 if row is None else int(row["points"])
+
     async def harvester_figures(self, launcher_id: bytes32, since: int, limit: int) -> list[HarvesterFigures]:
         rows = await self._reads().fetchall(
             """

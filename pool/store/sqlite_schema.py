@@ -595,6 +595,16 @@ _SCHEMA_V20_CONFIRMED_HOURS: Migration = (
 )
 
 
+# The pool's accepted points of a settled span (a block's round on the pages and the API, the round so far) from the
+# confirmed partials' hourly counts: every farmer's row of each whole hour, found by hour, its points in the index
+# (no look-up of the row). Summing a day's 3 million partials at ten thousand farmers took a second of a reading
+# connection (the API's 50 newest blocks' rounds, some 15 s of it after each start on a month's store); the day's
+# 240 000 hourly rows take 40 ms. The PPLNS window keeps seeking each farmer's hours in the key (same plan).
+_SCHEMA_V21_CONFIRMED_HOURS_BY_HOUR: Migration = (
+    "CREATE INDEX confirmed_hours_hour ON confirmed_hours (hour, points)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -616,5 +626,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V18_DIFFICULTY_INDEX,
     _SCHEMA_V19_DIFFICULTY_HOURS,
     _SCHEMA_V20_CONFIRMED_HOURS,
+    _SCHEMA_V21_CONFIRMED_HOURS_BY_HOUR,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""

@@ -957,6 +957,45 @@ async def test_partial_counts_per_hour_and_outcome_include_refusals(store: Abstr
     assert await store.accepted_points(0, until=hour) == 7  # "too old"
 
 
+async def test_settled_points_are_the_accepted_points_of_settled_spans(store: AbstractPoolStore) -> None:
+    """A settled span's points from the hourly counts of confirmed partials (whole hours) and the rows (its part
+    hours) are what accepted_points sums row by row, for spans on and off the hours, before and after a prune."""
+    farmers = [make_farmer(1, difficulty=7), make_farmer(2, difficulty=10)]
+    start = 3600 * 200
+    for farmer in farmers:
+        await store.add_farmer(farmer)
+    outcomes = ("confirmed", "confirmed", "rejected", "credited", "dropped")
+    for number in range(60):
+        farmer = farmers[number % 2]
+        at = start + number * 397  # some seven hours, partials at every minute of the hour
+        found = await store.add_partial(make_partial(farmer, f"settled {number}", at))
+        assert found is not None
+        outcome = outcomes[number % len(outcomes)]
+        if outcome == "confirmed":
+            await store.confirm_partials([found])
+        elif outcome == "rejected":
+            await store.reject_partial(found, "singleton left the pool")
+        else:
+            await store.settle_stale_partial(found, outcome == "credited", "stale")
+    await store.add_partial_refusal(farmers[0].launcher_id, start + 5000, "TOO_LATE")
+    bounds = [start - 3600, start, start + 1, start + 3599, start + 3600, start + 4000, start + 3 * 3600 + 17]
+    bounds += [start + 5 * 3600, start + 6 * 3600 + 1234, start + 9 * 3600]
+    spans = [(since, until) for since in bounds for until in bounds if since <= until]
+
+    async def both() -> list[tuple[int, int]]:
+        return [(await store.settled_points(a, b), await store.accepted_points(a, b)) for a, b in spans]
+
+    figures = await both()
+    assert all(settled == accepted for settled, accepted in figures)
+    everything = spans.index((start - 3600, start + 9 * 3600))
+    assert figures[everything][0] == 18 * 7 + 18 * 10  # 36 accepted (confirmed or credited as stale), half each
+    # The oldest hours pruned (into hourly counts of their own), the cut not on an hour.
+    assert sum(await prune_all(store, start + 2 * 3600 + 1800, batch=7)) > 0
+    after = await both()
+    assert all(settled == accepted for settled, accepted in after)
+    assert after[everything] == figures[everything]
+
+
 async def test_harvester_figures_per_harvester_newest_first_bounded(store: AbstractPoolStore) -> None:
     farmer, other = make_farmer(1, difficulty=7), make_farmer(2)
     await store.add_farmer(farmer)
