@@ -24,10 +24,12 @@ what was built.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -88,11 +90,21 @@ class ScaleSize:
         return f"{self.farmers} farmers, {self.days} day{'s' if self.days != 1 else ''}"
 
 
-def schema_fingerprint(backend: str) -> str:
-    """A digest of every migration step of the backend's schema: a cached store is used only if it was built by
-    exactly these."""
+def schema_fingerprint(backend: str, steps: int | None = None) -> str:
+    """A digest of the backend's first ``steps`` migration steps (None: all of them): a cached store is used if it
+    was built by exactly these, or by fewer of them (it is then migrated by the rest, as an operator's store is)."""
     migrations = sqlite_schema.MIGRATIONS if backend == "sqlite" else postgres_schema.MIGRATIONS
-    return hashlib.sha256(repr(migrations).encode()).hexdigest()[:16]
+    return hashlib.sha256(repr(migrations[:steps]).encode()).hexdigest()[:16]
+
+
+def steps_behind(backend: str, fingerprint: str) -> int | None:
+    """How many of the backend's migration steps a store built by the steps of ``fingerprint`` lacks (0: none);
+    None when those were not the first steps of these (another branch's, whose step numbers meant other steps)."""
+    migrations = sqlite_schema.MIGRATIONS if backend == "sqlite" else postgres_schema.MIGRATIONS
+    for steps in range(len(migrations), 0, -1):
+        if schema_fingerprint(backend, steps) == fingerprint:
+            return len(migrations) - steps
+    return None
 
 
 def about_path(cached: Path) -> Path:
@@ -481,8 +493,17 @@ class ScaleStores:
         schema = schema_fingerprint(self.backend)
         if path.exists() and about.exists() and not rebuild:
             cached = json.loads(about.read_text())
-            if cached.get("schema") == schema:
+            behind = steps_behind(self.backend, str(cached.get("schema")))
+            if behind == 0:
                 progress(f"using the cached store {path}")
+                return int(cached["end"])
+            if behind is not None:
+                # Built before this pool's last steps: migrated by them once, in the cache, the way an operator's
+                # store is at an upgrade (the 30-day store of 10 000 farmers takes an hour to build, a migration
+                # seconds).
+                progress(f"migrating the cached store {path} by this pool's {behind} newer schema step(s)")
+                await self._migrate_cached(size, progress)
+                about.write_text(json.dumps({**cached, "schema": schema}))
                 return int(cached["end"])
             # A store built by other migrations (another branch's, whose step numbers meant other steps) may not
             # migrate to these: build it again rather than measure a store the pool could not have made.
@@ -508,6 +529,28 @@ class ScaleStores:
         about.write_text(json.dumps({"end": end, "build_seconds": round(time.monotonic() - started), "schema": schema}))
         progress(f"store cached at {path} ({path.stat().st_size / 2**20:.0f} MiB)")
         return end
+
+    async def _migrate_cached(self, size: ScaleSize, progress: Progress) -> None:
+        """The cached store of ``size`` opened by the store (which migrates it) and kept migrated."""
+        path = self.cached(size)
+        started = time.monotonic()
+        name = f"scale_migrate_{size.farmers}_{size.days}"
+        if self.backend == "sqlite":
+            config = StoreConfig(backend="sqlite", path=path)
+        else:
+            config = self.copy(size, name, path.with_suffix(".migrating"))
+        store = create_store(config)
+        await store.open()
+        await store.close()
+        if self.backend == "sqlite":
+            # Into the file itself: the runs copy the database file, not its write-ahead log.
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            assert self.postgres is not None
+            self.postgres.dump(name, path)
+            self.postgres.drop_database(name)
+        progress(f"migrated in {time.monotonic() - started:.0f} s")
 
     def fresh(self, name: str, sqlite_path: Path) -> StoreConfig:
         """An empty store's configuration: a new SQLite file, or a new PostgreSQL database."""

@@ -4,18 +4,23 @@ own record."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pool.bench.scale_store import (
     ScaleSize,
+    ScaleStores,
     about_path,
     begin_bulk,
     bulk_partials,
     cache_path,
     end_bulk,
     row_of,
+    schema_fingerprint,
+    steps_behind,
 )
-from pool.store.sqlite import SqlitePoolStore
+from pool.chia_adapter import bytes32
+from pool.store.sqlite import MIGRATIONS, SqlitePoolStore
 from tests.store.test_store_contract import confirmed_points_row_by_row, make_farmer, make_partial
 
 HOUR = 3600
@@ -52,3 +57,36 @@ def test_each_backends_cached_store_has_its_own_record() -> None:
         "scale-f1000-d1-v2.sqlite.json",
         "scale-f1000-d1-v2.dump.json",
     }
+
+
+async def test_a_cached_store_of_older_steps_is_migrated_not_built_again(tmp_path: Path) -> None:
+    """A store cached before the pool's newest schema step is migrated by it in the cache (as an operator's store is
+    at an upgrade), its history kept; one of steps the pool never had is not used."""
+    size = ScaleSize(farmers=3, days=1)
+    stores = ScaleStores(tmp_path, "sqlite")
+    path = stores.cached(size)
+    older = SqlitePoolStore(path, migrations=MIGRATIONS[:-1])
+    await older.open()
+    farmer = make_farmer(7)
+    await older.add_farmer(farmer)
+    await older.close()
+    end = 1_800_000_000
+    about_path(path).write_text(
+        json.dumps({"end": end, "build_seconds": 1, "schema": schema_fingerprint("sqlite", -1)})
+    )
+    assert steps_behind("sqlite", schema_fingerprint("sqlite", -1)) == 1
+    assert steps_behind("sqlite", "another branch's") is None
+    shown: list[str] = []
+
+    assert await stores.ensure(size, bytes32(b"\x01" * 32), rebuild=False, progress=shown.append) == end
+    assert any("migrating the cached store" in line for line in shown)
+    assert not any("building" in line for line in shown)
+    assert json.loads(about_path(path).read_text())["schema"] == schema_fingerprint("sqlite")
+    assert not path.with_name(path.name + "-wal").exists() or path.with_name(path.name + "-wal").stat().st_size == 0
+    migrated = SqlitePoolStore(path)
+    await migrated.open()
+    try:
+        assert await migrated.schema_version() == len(MIGRATIONS)
+        assert await migrated.get_farmer(farmer.launcher_id) == farmer
+    finally:
+        await migrated.close()
