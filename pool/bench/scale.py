@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -81,16 +81,33 @@ def build_parser() -> argparse.ArgumentParser:
     # The corpus, as make bench's (its partials are shared out between the stores' phases).
     for name in ("farmers", "plots", "bystanders"):
         parser.add_argument(f"--corpus-{name}", type=int, default=int(str(FULL[name])), help=argparse.SUPPRESS)
-    # The phases take the corpus's partials in the order of its events, and the events go on in real time: the
-    # minutes a large store's copy takes use some up too (the default stores' run needs more than make bench's).
+    # The phases take the corpus's partials in the order of its events, each partial once: a run over more stores
+    # needs a larger corpus than make bench's (a corpus of its own, cached beside it).
     parser.add_argument(
         "--corpus-partials",
         type=int,
-        default=int(str(FULL["partials"])),
-        help=f"partials in the corpus (default {FULL['partials']}, make bench's; the stores of 30 days of 10 000 "
-        "farmers with the others need more: see docs/benchmark.md)",
+        help=f"partials in the corpus (default: what the run's stores' phases take, at least make bench's "
+        f"{FULL['partials']}, which is then the same corpus)",
     )
     return parser
+
+
+def options_of(args: argparse.Namespace, run_dir: Path) -> ScaleOptions:
+    return ScaleOptions(
+        run_dir=run_dir,
+        rate=args.rate,
+        duration=args.duration,
+        loop_seconds=args.loop_seconds,
+        loop_interval=args.loop_interval,
+    )
+
+
+def corpus_partials(args: argparse.Namespace, options: ScaleOptions) -> int:
+    """The corpus's partials: as asked, or what the run's phases take (in thousands), at least make bench's."""
+    if args.corpus_partials is not None:
+        return int(args.corpus_partials)
+    needed = options.partials_needed(len(sizes_of(args)))
+    return max(int(str(FULL["partials"])), -(-needed // 1000) * 1000)
 
 
 def sizes_of(args: argparse.Namespace) -> list[ScaleSize]:
@@ -153,12 +170,12 @@ def _sqlite_bytes(config: StoreConfig) -> tuple[int, int]:
     return config.path.stat().st_size, wal.stat().st_size if wal.exists() else 0
 
 
-def corpus_arguments(args: argparse.Namespace) -> argparse.Namespace:
-    """What make bench's corpus_for reads: the same corpus (and cache) as make bench's."""
+def corpus_arguments(args: argparse.Namespace, partials: int) -> argparse.Namespace:
+    """What make bench's corpus_for reads: make bench's corpus (and cache), of ``partials`` partials."""
     return argparse.Namespace(
         farmers=args.corpus_farmers,
         plots=args.corpus_plots,
-        partials=args.corpus_partials,
+        partials=partials,
         bystanders=args.corpus_bystanders,
         quick=False,
         cache_dir=args.cache_dir,
@@ -166,16 +183,11 @@ def corpus_arguments(args: argparse.Namespace) -> argparse.Namespace:
     )
 
 
-async def run(args: argparse.Namespace, corpus: Corpus, corpus_path: Path, progress: Progress) -> dict[str, Any]:
-    run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="pool-bench-scale-"))
+async def run(
+    args: argparse.Namespace, options: ScaleOptions, corpus: Corpus, corpus_path: Path, progress: Progress
+) -> dict[str, Any]:
+    run_dir = options.run_dir
     progress(f"run directory (the stores' copies while measured, configs, logs): {run_dir}")
-    options = ScaleOptions(
-        run_dir=run_dir,
-        rate=args.rate,
-        duration=args.duration,
-        loop_seconds=args.loop_seconds,
-        loop_interval=args.loop_interval,
-    )
     async with AsyncExitStack() as stack:
         postgres = None
         if args.store == "postgresql":
@@ -188,15 +200,21 @@ async def run(args: argparse.Namespace, corpus: Corpus, corpus_path: Path, progr
         ]
         results = await run_stores(corpus, corpus_path, stores, built, options, progress)
         week = None
-        if args.week and built:
+        if args.week and built and len(results) == 1 + len(built):
             # The fewest farmers, over the most days: the nearest to a pool at steady state that is quick to fill a
             # day of (what the retention keeps for good, the hourly counts, weighs against the days it holds).
             smallest, end = min(built, key=lambda item: (item[0].farmers, -item[0].days))
             week = await simulate_week(stores, smallest, end, run_dir, progress)
-    return report(args, results, week)
+    unmeasured = [size.label for size, _ in built[max(0, len(results) - 1) :]]
+    return report(args, results, week, unmeasured)
 
 
-def report(args: argparse.Namespace, results: list[StoreFigures], week: dict[str, Any] | None) -> dict[str, Any]:
+def report(
+    args: argparse.Namespace,
+    results: list[StoreFigures],
+    week: dict[str, Any] | None,
+    unmeasured: Sequence[str] = (),
+) -> dict[str, Any]:
     stores = [figures_json(figures) for figures in results]
     return {
         "machine": {
@@ -212,6 +230,7 @@ def report(args: argparse.Namespace, results: list[StoreFigures], week: dict[str
             "loop_interval": args.loop_interval,
         },
         "stores": stores,
+        "not_measured": list(unmeasured),  # the corpus ran out of partials before these stores
         "week": week,
         "targets": targets(stores, week),
     }
@@ -229,10 +248,10 @@ def _within(value: float | None, reference: float | None, share: float) -> bool 
 
 
 def targets(stores: list[dict[str, Any]], week: dict[str, Any] | None) -> list[dict[str, Any]]:
-    empty, built = stores[0], stores[1:]
     found: list[dict[str, Any]] = []
-    if not built:
+    if len(stores) < 2:  # none built, or the corpus ran out before them
         return found
+    empty, built = stores[0], stores[1:]
     largest = max(built, key=lambda store: store["partials_built"])
     most_farmers = [store for store in built if store["farmers"] == max(s["farmers"] for s in built)]
     cpu, cpu_empty = largest["intake"]["pool_cpu_ms_per_accepted"], empty["intake"]["pool_cpu_ms_per_accepted"]
@@ -366,6 +385,9 @@ def render_table(document: dict[str, Any]) -> str:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip())
         if number == 0:
             lines.append("  ".join("-" * width for width in widths))
+    if document["not_measured"]:
+        left_out = ", ".join(document["not_measured"])
+        lines += ["", f"not measured (the corpus ran out of partials: --corpus-partials N): {left_out}"]
     if document["week"] is not None:
         week = document["week"]
         mib = ", ".join(f"{size / 2**20:.1f}" for size in week["bytes_per_day"])
@@ -408,14 +430,16 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress()
     started = time.monotonic()
     # As make bench: the corpus is built (if it is not cached) on asyncio's own loop, as chia runs; the rest on uvloop.
-    corpus, corpus_path = asyncio.run(corpus_for(corpus_arguments(args), progress))
-    document = uvloop.run(run(args, corpus, corpus_path, progress))
+    options = options_of(args, args.run_dir or Path(tempfile.mkdtemp(prefix="pool-bench-scale-")))
+    partials = corpus_partials(args, options)
+    corpus, corpus_path = asyncio.run(corpus_for(corpus_arguments(args, partials), progress))
+    document = uvloop.run(run(args, options, corpus, corpus_path, progress))
     print(render_table(document))
     if args.json is not None:
         args.json.write_text(json.dumps(document, indent=2))
         progress(f"figures written to {args.json}")
     progress(f"done in {time.monotonic() - started:.0f} s")
-    return 0
+    return 1 if document["not_measured"] or not document["stores"] else 0
 
 
 if __name__ == "__main__":

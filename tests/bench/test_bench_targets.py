@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from pool.bench.__main__ import FULL
 from pool.bench.load import ACCEPTED, Outcomes
 from pool.bench.report import targets
 from pool.bench.run import offered_rate
+from pool.bench.scale import build_parser, corpus_partials, render_table, report
+from pool.bench.scale_run import SKIPPED_PER_STORE, CorpusExhausted, ScaleOptions, Shared
 
 
 def test_offered_rates() -> None:
@@ -92,3 +98,29 @@ def test_the_send_rate_is_the_slope_of_the_sends() -> None:
 def test_without_such_a_phase_the_closed_loop_decides() -> None:
     name, value, met = sustained(phase("open loop 100/s", "open", 0.1))
     assert "closed loop" in name and value == 0.34 and met is False
+
+
+def test_the_scale_benchs_corpus_is_sized_by_its_stores() -> None:
+    """make bench-scale's default corpus holds what its stores' phases take (the empty store's two phases, each
+    built store's three, and a margin a store), at least make bench's, so that the defaults' run never runs out."""
+    options = ScaleOptions(run_dir=Path("run"))  # 50 partials/s for 20 s a phase
+    assert options.phase_partials() == options.phase_partials(pages=True) == 1000
+    assert options.partials_needed(4) == 2000 + 4 * 3000 + 5 * SKIPPED_PER_STORE
+    args = build_parser().parse_args([])
+    assert corpus_partials(args, options) == 19_000  # the defaults: 1 000 and 10 000 farmers, 1 and 30 days
+    few = build_parser().parse_args(["--farmers", "1000", "--days", "1"])
+    assert corpus_partials(few, options) == int(str(FULL["partials"]))  # make bench's own corpus
+    asked = build_parser().parse_args(["--corpus-partials", "30000"])
+    assert corpus_partials(asked, options) == 30_000
+
+
+def test_a_corpus_run_out_keeps_the_stores_measured_so_far() -> None:
+    shared = Shared(corpus=None, node=None, sender=SimpleNamespace(announcer=SimpleNamespace(done=-1)), partials=[])  # type: ignore[arg-type]
+    shared.partials = [SimpleNamespace(event=n) for n in range(10)]  # type: ignore[misc]
+    assert len(shared.take(6)) == 6
+    with pytest.raises(CorpusExhausted, match="--corpus-partials"):
+        shared.take(6)
+    args = argparse.Namespace(store="sqlite", rate=50.0, duration=20.0, loop_seconds=40.0, loop_interval=10.0)
+    document = report(args, [], None, ["10000 farmers, 30 days"])
+    assert document["not_measured"] == ["10000 farmers, 30 days"] and document["targets"] == []
+    assert "not measured (the corpus ran out of partials" in render_table(document)
