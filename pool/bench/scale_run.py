@@ -3,9 +3,9 @@
 For each store (the empty one first, then the built ones, each a fresh copy of its cache), on the same node process
 and the same corpus as ``make bench``:
 
-1. **intake**: the corpus's farmers join (POST /farmer), each page is asked once (unmeasured: it waits for the
-   figures the pool makes as it starts), every loop's first pass is waited for (the start-up's extra work, shown
-   by the loops' window), then partials are sent open-loop at a fixed rate, and only
+1. **intake**: the corpus's farmers join (POST /farmer), each page and the API's blocks and rounds are asked once
+   (unmeasured: each waits for the figures the pool makes as it starts), every loop's first pass is waited for (the
+   start-up's extra work, shown by the loops' window), then partials are sent open-loop at a fixed rate, and only
    partials (the pool's loops running at their default intervals, as in production): the pool's CPU per accepted
    partial (until confirmation caught up) and the partials' latency, compared like for like between the stores;
 2. **intake while pruning**: the same, while the retention's prune runs beside it (``pool.loops.retention``'s
@@ -355,11 +355,17 @@ async def _intake(
     return figures
 
 
+# The API's figures the pool makes as it starts too (pool.http.api: the newest blocks with their rounds' points, the
+# payout rounds), which no measured page asks for.
+API_WARMED = ("/api/v1/blocks", "/api/v1/rounds")
+
+
 async def _warmed(session: aiohttp.ClientSession, url: str, cookie: str) -> None:
-    """Each page asked once, not measured: it answers once the figures the pool makes as it starts are made (on a
-    large store the day's partials counted once), so that this start-up work is not in the intake's CPU per
-    partial, measured in the steady state like the empty store's."""
-    for page in PAGES:
+    """Each page asked once, not measured, and the API's figures made at the start (API_WARMED): each answers once
+    the figures the pool makes as it starts are made (on a large store the day's partials counted once, the 50
+    newest blocks' rounds summed once), so that this start-up work is not in the intake's CPU per partial, measured
+    in the steady state like the empty store's."""
+    for page in (*PAGES, *API_WARMED):
         cookies = {SESSION_COOKIE: cookie} if page == "farmer page" else None
         async with session.get(url + ("/login" if page == "farmer page" else page), cookies=cookies) as response:
             await response.read()
