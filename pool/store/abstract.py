@@ -692,6 +692,12 @@ class AbstractPoolStore(ABC):
     async def owed_balances(self, limit: int | None = None) -> list[OwedBalance]:
         """Farmers with an owed balance, largest first (at most ``limit`` if given)."""
 
+    @abstractmethod
+    async def anyone_due(self, min_payment: int) -> bool:
+        """Whether a farmer is owed at least ``min_payment``, its own minimum payout (its settings) and one mojo: whom
+        a payout round would pay (pool.payouts.split.plan_payments). A range of the index of the owed balances from
+        ``min_payment`` up, each farmer's settings looked up: no owed balance read below it."""
+
     # -- notifications (the outbox) and the farmers' settings ---------------------------------------------------
     # Events of the store's own changes are written by the methods that make them, in their transaction: a claim
     # recorded (block won) or confirmed, a batch submitted or confirmed (one event for the operator, one per farmer

@@ -1800,6 +1800,16 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             for row in rows
         ]
 
+    async def anyone_due(self, min_payment: int) -> bool:
+        row = await self._reads().fetchone(
+            """
+            SELECT 1 AS due FROM farmers f LEFT JOIN farmer_settings s ON s.launcher_id = f.launcher_id
+            WHERE f.owed > 0 AND f.owed >= :min_payment AND f.owed >= COALESCE(s.min_payout, 0) LIMIT 1
+            """,
+            {"min_payment": min_payment},
+        )
+        return row is not None
+
     async def _newest(self, table: str, limit: int) -> list[Row]:
         """A table's ``limit`` most recent rows (highest ids) first."""
         return await self._reads().fetchall(f"SELECT * FROM {table} ORDER BY id DESC LIMIT :limit", {"limit": limit})

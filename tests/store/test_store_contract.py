@@ -25,6 +25,7 @@ from pool.chia_adapter import (
     uint32,
     uint64,
 )
+from pool.payouts.split import Payable, plan_payments
 from pool.protocol.difficulty import summarize
 from pool.store import sql
 from pool.store.abstract import (
@@ -2905,6 +2906,34 @@ async def test_owed_balances_are_listed_largest_first(store: AbstractPoolStore) 
         OwedBalance(one.launcher_id, 5, one.payout_puzzle_hash),
     ]
     assert [o.launcher_id for o in await store.owed_balances(limit=2)] == [two.launcher_id, three.launcher_id]
+
+
+async def test_anyone_due_is_whom_a_payout_round_would_pay(store: AbstractPoolStore) -> None:
+    """The payout loop asks it before reading every owed balance: it must say yes exactly when plan_payments finds
+    someone due, for the pool's minimum payment and each farmer's own."""
+    one, two, three, four = await add_farmers(store, 0, 0, 0, 0)
+    await fund(store, [(one, 5), (two, 300), (three, 40), (four, 41)])
+    await store.change_farmer_settings(FarmerSettings(two.launcher_id, min_payout=500), now=10)
+    await store.change_farmer_settings(FarmerSettings(four.launcher_id, min_payout=None, webhook_url=None), now=10)
+    minimums = {i: s.min_payout or 0 for i, s in (await store.all_farmer_settings()).items()}
+    payable = [
+        Payable(o.launcher_id, o.payout_puzzle_hash, o.owed, minimums.get(o.launcher_id, 0))
+        for o in await store.owed_balances()
+    ]
+    for min_payment in (0, 1, 5, 6, 40, 41, 42, 300, 301, 500, 501):
+        plan = plan_payments(
+            payable,
+            min_payment=min_payment,
+            pool_fee_share=0,
+            fee_reserve=0,
+            blockchain_fee=0,
+            max_additions=10,
+            fee_puzzle_hash=bytes32(b"\x09" * 32),
+        )
+        assert await store.anyone_due(min_payment) == (plan is not None), min_payment
+    assert await store.anyone_due(41) and not await store.anyone_due(42)  # two's own minimum holds its 300 back
+    await store.change_farmer_settings(FarmerSettings(two.launcher_id, min_payout=300), now=20)
+    assert await store.anyone_due(300) and not await store.anyone_due(301)
 
 
 async def test_the_books_and_figures_are_read_while_a_money_transaction_is_open(store: AbstractPoolStore) -> None:
