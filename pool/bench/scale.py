@@ -31,7 +31,7 @@ from pool.bench.scale_run import ScaleOptions, StoreFigures, figures_json, run_s
 from pool.bench.scale_store import ScaleSize, ScaleStores, day_of_partials, store_bytes
 from pool.config import DAY_SECONDS, DEFAULT_RETENTION_DAYS, StoreConfig
 from pool.devnet.postgres import PostgresServer
-from pool.loops.retention import FOLD_LOOKBACK_DAYS, fold_old_hours, prune_old_partials
+from pool.loops.retention import FOLD_LOOKBACK_DAYS, PRUNE_BATCH, fold_old_hours, prune_old_partials
 from pool.store.abstract import AbstractPoolStore
 from pool.store.factory import create_store
 
@@ -364,7 +364,7 @@ def render_table(document: dict[str, Any]) -> str:
         phase("intake_while_pruning", lambda p: _ms(p["pool_cpu_ms_per_accepted"])),
     )
     row(
-        "prune batch (200 rows) p50 / max",
+        f"prune batch ({PRUNE_BATCH} rows) p50 / max",
         phase(
             "intake_while_pruning",
             lambda p: f"{_ms(p['prune_batch_ms']['p50'])} / {_ms(p['prune_batch_ms']['max'])}",
