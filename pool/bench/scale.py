@@ -364,7 +364,7 @@ def render_table(document: dict[str, Any]) -> str:
         phase("intake_while_pruning", lambda p: _ms(p["pool_cpu_ms_per_accepted"])),
     )
     row(
-        f"prune batch ({PRUNE_BATCH} rows) p50 / max",
+        f"prune call ({PRUNE_BATCH} rows, read then batch) p50 / max",
         phase(
             "intake_while_pruning",
             lambda p: f"{_ms(p['prune_batch_ms']['p50'])} / {_ms(p['prune_batch_ms']['max'])}",

@@ -935,6 +935,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         if batch < 1:
             raise StoreError("a prune batch needs room for at least one row")
         cutoff = before - before % HOUR  # whole hours only: an hour is counted either row by row or in partial_hours
+        await self._reads().fetchone(_WARM_PRUNE_BATCH, {"cutoff": cutoff, "batch": batch})
         async with self._write() as tx:
             # DELETE ... RETURNING: what is counted is exactly what this transaction deleted, so a row another
             # pruner deleted meanwhile is counted once. Settled partials only: a pending one still waits for its
@@ -2056,6 +2057,26 @@ async def _add_to_hours(tx: Statements, counts: Mapping[tuple[bytes32, int, str]
         ],
     )
 
+
+# What a prune batch will touch, read first on a reading connection (which holds no lock the writer needs): the rows
+# and their entries in the indexes by farmer and by proof, and their farmers' hourly counts. On a store larger than
+# the page cache these lie all over the file; read inside the batch's transaction, they held the writer (and the
+# intake's group commit behind it) 19-25 ms a batch of 50 at the median, against 5-6 ms once read before (a copy of
+# the 1 000-farmer 30-day store, the page cache dropped before each set of 40 batches). Rows a concurrent write
+# changes meanwhile cost the batch no more than before.
+_WARM_PRUNE_BATCH = f"""
+    WITH doomed AS MATERIALIZED (
+        SELECT launcher_id, received_at, proof_hash FROM partials
+        WHERE status IN ('confirmed', 'rejected') AND received_at < :cutoff LIMIT :batch
+    )
+    SELECT (SELECT COUNT(*) FROM doomed d JOIN partials p
+            ON p.launcher_id = d.launcher_id AND p.received_at = d.received_at)
+         + (SELECT COUNT(*) FROM doomed d JOIN partials p ON p.proof_hash = d.proof_hash)
+         + (SELECT COUNT(*) FROM doomed d JOIN confirmed_hours h
+            ON h.launcher_id = d.launcher_id AND h.hour = d.received_at - d.received_at % {HOUR})
+         + (SELECT COUNT(*) FROM doomed d JOIN partial_hours h
+            ON h.launcher_id = d.launcher_id AND h.hour = d.received_at - d.received_at % {HOUR}) AS touched
+"""
 
 # The PPLNS window's hourly counts of confirmed partials (confirmed_hours): added to as partials are confirmed, taken
 # from as confirmed ones are pruned (an emptied hour deleted after, by its key: a row this transaction locked).
