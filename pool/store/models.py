@@ -406,7 +406,8 @@ class LedgerEntry:
 
 @dataclass(frozen=True)
 class LedgerSummary:
-    """Where every mojo of the confirmed claims is, each figure read from its own table.
+    """Where every mojo of the confirmed claims is, each figure read from its own table (the payments' two sums from
+    the running totals their round's transaction keeps).
 
     Invariant (``balanced``): confirmed_claims + operator_funding == farmer_payments + owed + pool_fee_share
     + pool_fee_payments + blockchain_fees + undistributed (less ``pre_ledger_excess``: what rounds made before the

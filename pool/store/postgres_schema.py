@@ -565,6 +565,19 @@ _SCHEMA_V21_CONFIRMED_HOURS_BY_HOUR: Migration = (
 )
 
 
+# As in SQLite: the ledger's sums of the payments as running totals, seeded from the payments recorded before.
+_SCHEMA_V22_PAYMENT_TOTALS: Migration = (
+    """
+    INSERT INTO running_totals (name, total)
+    SELECT 'farmer_payments', COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NOT NULL
+    """,
+    """
+    INSERT INTO running_totals (name, total)
+    SELECT 'pool_fee_payments', COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NULL
+    """,
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -587,6 +600,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V19_DIFFICULTY_HOURS,
     _SCHEMA_V20_CONFIRMED_HOURS,
     _SCHEMA_V21_CONFIRMED_HOURS_BY_HOUR,
+    _SCHEMA_V22_PAYMENT_TOTALS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite_schema.py. Append only."""
 

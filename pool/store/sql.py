@@ -1484,6 +1484,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                     await _debit_account(tx, _POOL_FEE_SHARE, fee)
                     await _journal(tx, LedgerKind.BATCH_FEE, fee, None, f"round {round_id} batch {index}")
             await tx.executemany(_INSERT_PAYMENT, [_payment_params(round_id, payment) for payment in payments])
+            await tx.execute(_ADD_PAYMENTS_RECORDED, {"round_id": round_id})
             return round_id
 
     async def open_round(self) -> PayoutRound | None:
@@ -2170,17 +2171,18 @@ _INSERT_PAYMENT = """
 
 # Where the confirmed claims' mojos are (read_ledger). The payments in flight are found from the few batches not
 # confirmed, through the index of payments by batch (CROSS JOIN: SQLite then reads the batches first; to PostgreSQL it
-# is an inner join like any other), not by reading every payment ever made.
+# is an inner join like any other), not by reading every payment ever made; every payment recorded, from the running
+# totals that the round's own transaction adds them to (_ADD_PAYMENTS_RECORDED).
 LEDGER_SQL = """
     SELECT
         (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed') AS confirmed_claims,
-        (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NOT NULL) AS farmer_payments,
+        (SELECT COALESCE(SUM(total), 0) FROM running_totals WHERE name = 'farmer_payments') AS farmer_payments,
         (SELECT COALESCE(SUM(p.amount), 0) FROM payment_batches b CROSS JOIN payments p
             WHERE p.round_id = b.round_id AND p.batch_index = b.batch_index
             AND b.status != 'confirmed' AND p.launcher_id IS NOT NULL) AS farmer_payments_in_flight,
         (SELECT COALESCE(SUM(owed), 0) FROM farmers) AS owed,
         (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE name = 'pool_fee_share') AS pool_fee_share,
-        (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NULL) AS pool_fee_payments,
+        (SELECT COALESCE(SUM(total), 0) FROM running_totals WHERE name = 'pool_fee_payments') AS pool_fee_payments,
         (SELECT COALESCE(SUM(fee), 0) FROM payment_batches) AS batch_fees,
         (SELECT COALESCE(SUM(fee + earlier_fees), 0) FROM reward_claims) AS claim_fees,
         (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'lost') AS lost_rewards,
@@ -2197,6 +2199,19 @@ _POOL_FIGURES_SQL = """
         (SELECT COUNT(*) FROM reward_claims WHERE status != 'failed') AS blocks_won,
         (SELECT COALESCE(SUM(amount), 0) FROM reward_claims WHERE status = 'confirmed') AS rewards_claimed,
         (SELECT COALESCE(SUM(total), 0) FROM running_totals WHERE name = 'farmers_paid') AS paid_to_farmers
+"""
+
+# A round's payments, just inserted, added to the running totals the ledger reads (farmer_payments, pool_fee_payments):
+# payments are only ever inserted, here, so the totals are every payment's sum (a contract test checks them against
+# the payments' own sums; without them the ledger state machine's books would not balance).
+_ADD_PAYMENTS_RECORDED = """
+    UPDATE running_totals SET total = total + (
+        SELECT COALESCE(SUM(p.amount), 0) FROM payments p WHERE p.round_id = :round_id AND (
+            (running_totals.name = 'farmer_payments' AND p.launcher_id IS NOT NULL)
+            OR (running_totals.name = 'pool_fee_payments' AND p.launcher_id IS NULL)
+        )
+    )
+    WHERE name IN ('farmer_payments', 'pool_fee_payments')
 """
 
 # A batch just confirmed: its farmer payments join the running total the pool page shows (a batch is confirmed once).

@@ -605,6 +605,23 @@ _SCHEMA_V21_CONFIRMED_HOURS_BY_HOUR: Migration = (
 )
 
 
+# What the ledger reads of the payments, as running totals kept in the same transaction as the payments themselves
+# (payments are only ever inserted, by create_payout_round): every farmer payment recorded and every payment to the
+# pool's fee address. Summing the payments table on each read grew with the pool's history: 28 ms at 30 days of
+# 10 000 farmers, some 0.8 s a year of rounds every two hours to 2 000 farmers, and the books are read several
+# times every 5 s (the payouts loop, /metrics, /status). Seeded from the payments recorded before the step.
+_SCHEMA_V22_PAYMENT_TOTALS: Migration = (
+    """
+    INSERT INTO running_totals (name, total)
+    SELECT 'farmer_payments', COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NOT NULL
+    """,
+    """
+    INSERT INTO running_totals (name, total)
+    SELECT 'pool_fee_payments', COALESCE(SUM(amount), 0) FROM payments WHERE launcher_id IS NULL
+    """,
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -627,5 +644,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V19_DIFFICULTY_HOURS,
     _SCHEMA_V20_CONFIRMED_HOURS,
     _SCHEMA_V21_CONFIRMED_HOURS_BY_HOUR,
+    _SCHEMA_V22_PAYMENT_TOTALS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""
