@@ -320,8 +320,7 @@ async def _intake(
 ) -> PhaseFigures:
     """Partials sent open-loop for the phase; with ``pages``, each page asked meanwhile by its own prober, the phase
     long enough for ``page_samples`` requests of each."""
-    duration = max(options.duration, options.page_samples * options.page_interval * 1.5) if pages else options.duration
-    chunk = shared.take(round(options.rate * duration))
+    chunk = shared.take(options.phase_partials(pages))
     name = "intake while pruning" if prune_before is not None else "pages" if pages else "intake"
     asked = ", the pages asked meanwhile" if pages else ", partials only"
     progress(f"[{label}] {name}: {len(chunk)} partials at {options.rate:g}/s{asked}")

@@ -90,20 +90,23 @@ class ScaleSize:
         return f"{self.farmers} farmers, {self.days} day{'s' if self.days != 1 else ''}"
 
 
+def _migrations(backend: str) -> Sequence[object]:
+    return sqlite_schema.MIGRATIONS if backend == "sqlite" else postgres_schema.MIGRATIONS
+
+
 def schema_fingerprint(backend: str, steps: int | None = None) -> str:
     """A digest of the backend's first ``steps`` migration steps (None: all of them): a cached store is used if it
     was built by exactly these, or by fewer of them (it is then migrated by the rest, as an operator's store is)."""
-    migrations = sqlite_schema.MIGRATIONS if backend == "sqlite" else postgres_schema.MIGRATIONS
-    return hashlib.sha256(repr(migrations[:steps]).encode()).hexdigest()[:16]
+    return hashlib.sha256(repr(_migrations(backend)[:steps]).encode()).hexdigest()[:16]
 
 
 def steps_behind(backend: str, fingerprint: str) -> int | None:
     """How many of the backend's migration steps a store built by the steps of ``fingerprint`` lacks (0: none);
     None when those were not the first steps of these (another branch's, whose step numbers meant other steps)."""
-    migrations = sqlite_schema.MIGRATIONS if backend == "sqlite" else postgres_schema.MIGRATIONS
-    for steps in range(len(migrations), 0, -1):
+    count = len(_migrations(backend))
+    for steps in range(count, 0, -1):
         if schema_fingerprint(backend, steps) == fingerprint:
-            return len(migrations) - steps
+            return count - steps
     return None
 
 
