@@ -120,6 +120,7 @@ class PostgresPoolStore(SqlPoolStore[_Postgres]):
     # The unique index payout_rounds_one_open has the last word on a second open round: its refusal is RoundAlreadyOpen.
     _UNIQUE_VIOLATION = (asyncpg.UniqueViolationError,)
     _SKIP_LOCKED_ROWS = " FOR UPDATE SKIP LOCKED"
+    _WARM_BEFORE_PRUNE = False
 
     def __init__(
         self,

@@ -187,6 +187,10 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
     _SHARE_ROWS: ClassVar[str] = ""
     """Appended to the read of the leader's epoch in a leader's write: PostgreSQL's `` FOR SHARE``, so that a new
     leader's epoch waits for the old leader's writes in flight and every later one sees it; SQLite has one writer."""
+    _WARM_BEFORE_PRUNE: ClassVar[bool] = True
+    """Whether a prune batch first reads what it will touch on a reading connection (_WARM_PRUNE_BATCH): on SQLite a
+    batch holds the one writer, which the intake's group commit waits for; PostgreSQL's batch locks only its own
+    rows, so the intake does not wait for it and reading them twice would only cost."""
     _SKIP_LOCKED_ROWS: ClassVar[str] = ""
     """Appended to the choice of rows to prune: PostgreSQL's `` FOR UPDATE SKIP LOCKED``, so that two pruners (the
     leader's loop and python -m pool prune) take different rows instead of waiting on each other's; SQLite has one
@@ -935,7 +939,8 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         if batch < 1:
             raise StoreError("a prune batch needs room for at least one row")
         cutoff = before - before % HOUR  # whole hours only: an hour is counted either row by row or in partial_hours
-        await self._reads().fetchone(_WARM_PRUNE_BATCH, {"cutoff": cutoff, "batch": batch})
+        if self._WARM_BEFORE_PRUNE:
+            await self._reads().fetchone(_WARM_PRUNE_BATCH, {"cutoff": cutoff, "batch": batch})
         async with self._write() as tx:
             # DELETE ... RETURNING: what is counted is exactly what this transaction deleted, so a row another
             # pruner deleted meanwhile is counted once. Settled partials only: a pending one still waits for its
@@ -2059,12 +2064,12 @@ async def _add_to_hours(tx: Statements, counts: Mapping[tuple[bytes32, int, str]
     )
 
 
-# What a prune batch will touch, read first on a reading connection (which holds no lock the writer needs): the rows
-# and their entries in the indexes by farmer and by proof, and their farmers' hourly counts. On a store larger than
-# the page cache these lie all over the file; read inside the batch's transaction, they held the writer (and the
-# intake's group commit behind it) 19-25 ms a batch of 50 at the median, against 5-6 ms once read before (a copy of
-# the 1 000-farmer 30-day store, the page cache dropped before each set of 40 batches). Rows a concurrent write
-# changes meanwhile cost the batch no more than before.
+# What a prune batch will touch, read first on a reading connection on SQLite (which holds no lock the writer needs;
+# _WARM_BEFORE_PRUNE): the rows and their entries in the indexes by farmer and by proof, and their farmers' hourly
+# counts. On a store larger than the page cache these lie all over the file; read inside the batch's transaction, they
+# held the writer (and the intake's group commit behind it) 19-25 ms a batch of 50 at the median, against 5-6 ms once
+# read before (a copy of the 1 000-farmer 30-day store, the page cache dropped before each set of 40 batches). Rows a
+# concurrent write changes meanwhile cost the batch no more than before.
 _WARM_PRUNE_BATCH = f"""
     WITH doomed AS MATERIALIZED (
         SELECT launcher_id, received_at, proof_hash FROM partials
