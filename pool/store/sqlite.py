@@ -21,10 +21,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -38,6 +38,7 @@ from pool.store.sqlite_schema import MIGRATIONS
 __all__ = ["SchemaTooNew", "SqlitePoolStore"]  # SchemaTooNew: callers catch it from here too
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class _Sqlite(Statements):
@@ -220,7 +221,7 @@ class SqlitePoolStore(SqlPoolStore[_Sqlite]):
             if db.in_transaction:
                 # Only possible if a rollback was itself interrupted (a second cancellation): start clean.
                 await db.execute("ROLLBACK")
-            await db.execute("BEGIN IMMEDIATE")
+            await _when_unlocked(lambda: db.execute("BEGIN IMMEDIATE"))
             try:
                 yield _Sqlite(db)
                 await db.execute("COMMIT")
@@ -273,6 +274,8 @@ class SqlitePoolStore(SqlPoolStore[_Sqlite]):
             await db.execute("PRAGMA busy_timeout = 10000")  # another process (a CLI) may hold the lock briefly
             self._db = db
             await self._migrate()
+            # From here the writer waits for another process's lock in _when_unlocked, not in SQLite's busy handler.
+            await db.execute("PRAGMA busy_timeout = 0")
             await db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job (CHECKPOINT_EVERY)
             checkpoints = await aiosqlite.connect(self._path, isolation_level=None)
             await checkpoints.execute("PRAGMA busy_timeout = 10000")
@@ -337,15 +340,37 @@ class SqlitePoolStore(SqlPoolStore[_Sqlite]):
             db = self._connection()
             if db.in_transaction:  # only after an interrupted rollback (see _write): never join a stale transaction
                 await db.execute("ROLLBACK")
-            inserted = await _insert_new_partials(db, partials, only_known_farmers=True)
+            # One statement (one chunk): if another process holds the lock, it changed nothing and is run again.
+            inserted = await _when_unlocked(lambda: _insert_new_partials(db, partials, only_known_farmers=True))
             left_out = {p.launcher_id for p in partials if p.proof_hash not in inserted}
-            known = await self._known_farmers(_Sqlite(db), left_out)
+            known = await _when_unlocked(lambda: self._known_farmers(_Sqlite(db), left_out))
         self._written()
         known |= {p.launcher_id for p in partials if p.proof_hash in inserted}
         return partial_outcomes(partials, inserted, known)
 
     async def _insert_partials(self, tx: _Sqlite, partials: Sequence[PartialRecord]) -> dict[bytes32, int]:
         return await _insert_new_partials(tx.db, partials)
+
+
+# The writer's wait for the database's write lock while another process (``python -m pool prune``, an admin command)
+# holds it. SQLite's own busy handler sleeps 1, 2, 5, 10, 15 ... ms between tries: a group commit that met a prune
+# batch of 6 ms took the lock after 8 ms, one of 10 ms after 18 (measured), so the partials beside a prune waited
+# up to twice as long as the batch. Tried again every millisecond (the event loop's timer resolution) instead.
+WRITER_WAIT_SECONDS = 10.0
+_WRITER_RETRY_SECONDS = 0.001
+
+
+async def _when_unlocked(attempt: Callable[[], Awaitable[_T]]) -> _T:
+    """``attempt`` (a statement that starts a transaction or is one), again while the database is locked by another
+    connection, up to WRITER_WAIT_SECONDS; then the lock error. A statement refused for the lock changed nothing."""
+    deadline = time.monotonic() + WRITER_WAIT_SECONDS
+    while True:
+        try:
+            return await attempt()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(_WRITER_RETRY_SECONDS)
 
 
 _PARTIALS_PER_INSERT = 100  # 700 bound values: far below SQLite's limit on one statement's parameters

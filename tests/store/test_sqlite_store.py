@@ -6,6 +6,8 @@ import asyncio
 import os
 import sqlite3
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,6 +33,7 @@ from pool.store.factory import create_store
 from pool.store.models import ClaimStatus, FarmerRecord
 from pool.store.sqlite import SchemaTooNew, SqlitePoolStore
 from pool.store.sqlite_schema import _SCHEMA_V14_BOUNDED_READS, MIGRATIONS
+from tests.store import test_store_contract as contract
 
 
 def make_farmer() -> FarmerRecord:
@@ -552,3 +555,61 @@ async def test_the_loops_reads_run_at_a_lower_cpu_priority_than_the_rest_of_the_
         assert [t.native_id for t in lowered] == [threads["loops"]]
     finally:
         await store.close()
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another connection (as ``python -m pool prune`` in a process of its own) holding the database's write lock."""
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+@asynccontextmanager
+async def _store_with_a_farmer(path: Path) -> AsyncIterator[tuple[SqlitePoolStore, FarmerRecord]]:
+    store = SqlitePoolStore(path)
+    await store.open()
+    try:
+        farmer = contract.make_farmer(1)
+        await store.add_farmer(farmer)
+        yield store, farmer
+    finally:
+        await store.close()
+
+
+async def test_writes_wait_for_another_connections_lock_and_go_through_after_it(tmp_path: Path) -> None:
+    async with _store_with_a_farmer(tmp_path / "pool.sqlite") as (store, farmer):
+        other = _hold_write_lock(tmp_path / "pool.sqlite")
+        # A group commit of partials (one statement of its own) and a write transaction (BEGIN IMMEDIATE).
+        partials = asyncio.create_task(store.record_partials([contract.make_partial(farmer, 1, 2_000)]))
+        second = contract.make_farmer(2)
+        added = asyncio.create_task(store.add_farmer(second))
+        await asyncio.sleep(0.3)
+        assert not partials.done() and not added.done()
+        other.execute("COMMIT")
+        other.close()
+        (outcome,) = await asyncio.wait_for(partials, 5)
+        await asyncio.wait_for(added, 5)
+        assert isinstance(outcome, int)
+        assert await store.get_partial(outcome) is not None
+        assert await store.get_farmer(second.launcher_id) is not None
+
+
+async def test_a_write_gives_up_on_a_lock_held_past_the_wait_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "WRITER_WAIT_SECONDS", 0.2)
+    async with _store_with_a_farmer(tmp_path / "pool.sqlite") as (store, farmer):
+        other = _hold_write_lock(tmp_path / "pool.sqlite")
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                await asyncio.wait_for(store.record_partials([contract.make_partial(farmer, 1, 2_000)]), 5)
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                await asyncio.wait_for(store.add_farmer(contract.make_farmer(2)), 5)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert await store.get_farmer(contract.make_farmer(2).launcher_id) is None
+        # The store is not left in a transaction: the same writes go through now.
+        (outcome,) = await store.record_partials([contract.make_partial(farmer, 1, 2_000)])
+        assert isinstance(outcome, int)
+        await store.add_farmer(contract.make_farmer(2))
