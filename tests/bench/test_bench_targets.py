@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from pool.bench.__main__ import FULL
 from pool.bench.load import ACCEPTED, Outcomes
 from pool.bench.report import targets
 from pool.bench.run import offered_rate
 from pool.bench.scale import build_parser, corpus_partials, render_table, report
-from pool.bench.scale_run import SKIPPED_PER_STORE, CorpusExhausted, ScaleOptions, Shared
+from pool.bench.scale_run import (
+    LEADER_LOOPS,
+    LOOP_METRIC,
+    SKIPPED_PER_STORE,
+    CorpusExhausted,
+    ScaleOptions,
+    Shared,
+    _first_passes_done,
+)
+from pool.server import background_loops
 
 
 def test_offered_rates() -> None:
@@ -124,3 +138,29 @@ def test_a_corpus_run_out_keeps_the_stores_measured_so_far() -> None:
     document = report(args, [], None, ["10000 farmers, 30 days"])
     assert document["not_measured"] == ["10000 farmers, 30 days"] and document["targets"] == []
     assert "not measured (the corpus ran out of partials" in render_table(document)
+
+
+def test_the_scale_bench_waits_for_the_loops_the_pool_runs() -> None:
+    assert LEADER_LOOPS == {loop.name for loop in background_loops(cast(Any, None), cast(Any, None))}
+
+
+async def test_the_intake_waits_until_every_loop_ended_its_first_pass() -> None:
+    """A loop shows in GET /metrics only once it ended a pass: the bench waits for every loop the pool runs, not for
+    those shown (the rewards' first pass at 10 000 farmers, seconds, fell in the first phase)."""
+    registry = CollectorRegistry()
+    passes = Histogram(LOOP_METRIC.removesuffix("_seconds"), "passes", ["loop"], unit="seconds", registry=registry)
+    for name in sorted(LEADER_LOOPS - {"rewards"}):
+        passes.labels(loop=name).observe(0.1)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+        url = str(server.make_url("")).rstrip("/")
+        waiting = asyncio.create_task(_first_passes_done(session, url, lambda line: None, "store"))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        passes.labels(loop="rewards").observe(3.5)
+        await asyncio.wait_for(waiting, 5)
