@@ -594,12 +594,13 @@ class PoolPartials:
             cut = max(since, await settled_before(store, now))
             kept = self._window
             # Both reads before anything kept changes: a read that fails leaves the kept counts as they were.
+            # Settled spans: their confirmed partials' whole hours from the hourly counts (store.settled_counts).
             if kept is None or not kept[0] <= since <= kept[1] or cut < kept[1]:
-                entered, left = await store.partial_counts(since, until=cut), []
+                entered, left = await store.settled_counts(since, cut), []
                 self._counts = {}
             else:
-                entered = await store.partial_counts(kept[1], until=cut)
-                left = await store.partial_counts(kept[0], until=since)
+                entered = await store.settled_counts(kept[1], cut)
+                left = await store.settled_counts(kept[0], since)
             self._add(entered, 1)
             self._add(left, -1)
             self._window = (since, cut)

@@ -381,6 +381,13 @@ class AbstractPoolStore(ABC):
         partial inside a whole hour is not counted: ask only for settled spans."""
 
     @abstractmethod
+    async def settled_counts(self, since: int, until: int) -> list[PartialCount]:
+        """What ``partial_counts(since, until=until)`` gives for a settled span (as ``settled_points``): the
+        confirmed partials of its whole hours from their hourly counts, the rest (its part hours, the pending,
+        rejected and refused ones, the pruned hours) as ``partial_counts`` counts them. A day at ten thousand farmers
+        is some 240 000 hourly rows instead of 3 million partials."""
+
+    @abstractmethod
     async def harvester_figures(self, launcher_id: bytes32, since: int, limit: int) -> list[HarvesterFigures]:
         """The farmer's partials received at or after ``since`` (within the partials' retention) per harvester:
         accepted (pending or confirmed) and rejected ones, the points of the accepted, the last received; the

@@ -578,6 +578,14 @@ _SCHEMA_V22_PAYMENT_TOTALS: Migration = (
 )
 
 
+# As in SQLite: the day's counts of a settled span's confirmed partials from their hourly counts, the count in the
+# index beside the points; it replaces step 21's index.
+_SCHEMA_V23_CONFIRMED_HOURS_COUNTS: Migration = (
+    "CREATE INDEX confirmed_hours_hour_counts ON confirmed_hours (hour, points, n)",
+    "DROP INDEX confirmed_hours_hour_points",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -601,6 +609,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V20_CONFIRMED_HOURS,
     _SCHEMA_V21_CONFIRMED_HOURS_BY_HOUR,
     _SCHEMA_V22_PAYMENT_TOTALS,
+    _SCHEMA_V23_CONFIRMED_HOURS_COUNTS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite_schema.py. Append only."""
 

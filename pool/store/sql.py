@@ -870,8 +870,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return 0 if row is None else int(row["points"])
 
     async def settled_points(self, since: int, until: int) -> int:
-        whole_from = min(since + (-since) % HOUR, until)  # the first whole hour's start (or the span's end)
-        whole_to = max(until - until % HOUR, whole_from)  # the last whole hour's end
+        whole_from, whole_to = _whole_hours(since, until)
         row = await self._reads().fetchone(
             """
             SELECT (SELECT COALESCE(SUM(points), 0) FROM confirmed_hours
@@ -886,6 +885,13 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             {"since": since, "until": until, "whole_from": whole_from, "whole_to": whole_to},
         )
         return 0 if row is None else int(row["points"])
+
+    async def settled_counts(self, since: int, until: int) -> list[PartialCount]:
+        whole_from, whole_to = _whole_hours(since, until)
+        rows = await self._reads().fetchall(
+            _SETTLED_COUNTS_SQL, {"since": since, "until": until, "whole_from": whole_from, "whole_to": whole_to}
+        )
+        return [PartialCount(int(r["hour"]), str(r["outcome"]), int(r["n"]), int(r["points"])) for r in rows]
 
     async def harvester_figures(self, launcher_id: bytes32, since: int, limit: int) -> list[HarvesterFigures]:
         rows = await self._reads().fetchall(
@@ -2040,6 +2046,38 @@ HOUR = 3600
 
 # What partial_counts calls a partial's outcome: its status, or the reason it was rejected.
 _OUTCOME = "CASE WHEN status = 'rejected' THEN COALESCE(reject_reason, 'rejected') ELSE status END"
+
+
+def _whole_hours(since: int, until: int) -> tuple[int, int]:
+    """The whole hours of [since, until): the first one's start and the last one's end (both ``until``'s hour start
+    or ``until`` when the span holds no whole hour)."""
+    whole_from = min(since + (-since) % HOUR, until)
+    return whole_from, max(until - until % HOUR, whole_from)
+
+
+# settled_counts: the confirmed partials of the whole hours from their hourly counts (the index by hour holds the
+# points and the count), those of the part hours row by row, the other outcomes as partial_counts counts them.
+_SETTLED_COUNTS_SQL = f"""
+SELECT hour, outcome, SUM(n) AS n, SUM(points) AS points FROM (
+    SELECT hour, 'confirmed' AS outcome, SUM(n) AS n, SUM(points) AS points
+    FROM confirmed_hours WHERE hour >= :whole_from AND hour < :whole_to GROUP BY hour
+    UNION ALL
+    SELECT received_at - received_at % {HOUR} AS hour, 'confirmed' AS outcome, COUNT(*) AS n, SUM(difficulty) AS points
+    FROM partials WHERE status = 'confirmed' AND received_at >= :since AND received_at < :whole_from GROUP BY 1
+    UNION ALL
+    SELECT received_at - received_at % {HOUR} AS hour, 'confirmed' AS outcome, COUNT(*) AS n, SUM(difficulty) AS points
+    FROM partials WHERE status = 'confirmed' AND received_at >= :whole_to AND received_at < :until GROUP BY 1
+    UNION ALL
+    SELECT received_at - received_at % {HOUR} AS hour, {_OUTCOME} AS outcome, COUNT(*) AS n, SUM(difficulty) AS points
+    FROM partials WHERE status IN ('pending', 'rejected') AND received_at >= :since AND received_at < :until
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT received_at - received_at % {HOUR} AS hour, reason AS outcome, COUNT(*) AS n, 0 AS points
+    FROM partial_refusals WHERE received_at >= :since AND received_at < :until GROUP BY 1, 2
+    UNION ALL
+    SELECT hour, outcome, n, points FROM partial_hours WHERE hour >= :since AND hour < :until
+) AS counted GROUP BY hour, outcome ORDER BY hour, outcome
+"""
 
 _ADD_TO_HOURS = """
     INSERT INTO partial_hours (launcher_id, hour, outcome, n, points, stale)

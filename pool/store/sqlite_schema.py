@@ -622,6 +622,16 @@ _SCHEMA_V22_PAYMENT_TOTALS: Migration = (
 )
 
 
+# The pool's partials of the day per hour and outcome (the pool page, /status, the operator's figures) for a settled
+# span: the confirmed ones of its whole hours from their hourly counts, the count in the index beside the points (no
+# look-up of each row). Counting a day's 3 million partials at ten thousand farmers held a reading connection for
+# 3-4 s at each start. Replaces step 21's index (hour, points), whose reads this one serves as well.
+_SCHEMA_V23_CONFIRMED_HOURS_COUNTS: Migration = (
+    "CREATE INDEX confirmed_hours_hour_counts ON confirmed_hours (hour, points, n)",
+    "DROP INDEX confirmed_hours_hour",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -645,5 +655,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V20_CONFIRMED_HOURS,
     _SCHEMA_V21_CONFIRMED_HOURS_BY_HOUR,
     _SCHEMA_V22_PAYMENT_TOTALS,
+    _SCHEMA_V23_CONFIRMED_HOURS_COUNTS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""

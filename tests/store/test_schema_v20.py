@@ -66,6 +66,8 @@ async def test_the_partials_confirmed_before_the_step_are_counted_in_their_hours
         # A settled round's points from those counts (by hour: step 21) are the partials', whole hours and part ones.
         for since, until in ((HOUR * 10, HOUR * 12), (HOUR * 10 + 6, HOUR * 12 + 11), (0, HOUR * 11 + 1)):
             assert await store.settled_points(since, until) == await store.accepted_points(since, until), since
+            # ... and its counts per hour and outcome (from the counts' index with the count: step 23).
+            assert await store.settled_counts(since, until) == await store.partial_counts(since, until=until), since
         assert await store.settled_points(HOUR * 10, HOUR * 12) == 8 + 8 + 3 + 4 + 16
         pending = ids[-1]
         assert pending is not None and await store.confirm_partials([pending]) == [pending]

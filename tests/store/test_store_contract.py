@@ -958,9 +958,10 @@ async def test_partial_counts_per_hour_and_outcome_include_refusals(store: Abstr
     assert await store.accepted_points(0, until=hour) == 7  # "too old"
 
 
-async def test_settled_points_are_the_accepted_points_of_settled_spans(store: AbstractPoolStore) -> None:
-    """A settled span's points from the hourly counts of confirmed partials (whole hours) and the rows (its part
-    hours) are what accepted_points sums row by row, for spans on and off the hours, before and after a prune."""
+async def test_settled_points_and_counts_are_those_of_the_rows_for_settled_spans(store: AbstractPoolStore) -> None:
+    """A settled span's points and counts from the hourly counts of confirmed partials (whole hours) and the rows
+    (its part hours) are what accepted_points and partial_counts find row by row, for spans on and off the hours,
+    before and after a prune."""
     farmers = [make_farmer(1, difficulty=7), make_farmer(2, difficulty=10)]
     start = 3600 * 200
     for farmer in farmers:
@@ -986,15 +987,27 @@ async def test_settled_points_are_the_accepted_points_of_settled_spans(store: Ab
     async def both() -> list[tuple[int, int]]:
         return [(await store.settled_points(a, b), await store.accepted_points(a, b)) for a, b in spans]
 
+    async def counts_both() -> list[tuple[list[PartialCount], list[PartialCount]]]:
+        return [(await store.settled_counts(a, b), await store.partial_counts(a, until=b)) for a, b in spans]
+
     figures = await both()
     assert all(settled == accepted for settled, accepted in figures)
     everything = spans.index((start - 3600, start + 9 * 3600))
     assert figures[everything][0] == 18 * 7 + 18 * 10  # 36 accepted (confirmed or credited as stale), half each
+    counts = await counts_both()
+    assert all(settled == rows for settled, rows in counts)
+    outcomes_counted = {count.outcome: 0 for count in counts[everything][0]}
+    for count in counts[everything][0]:
+        outcomes_counted[count.outcome] += count.count
+    assert outcomes_counted == {"confirmed": 36, "singleton left the pool": 12, "stale": 12, "TOO_LATE": 1}
     # The oldest hours pruned (into hourly counts of their own), the cut not on an hour.
     assert sum(await prune_all(store, start + 2 * 3600 + 1800, batch=7)) > 0
     after = await both()
     assert all(settled == accepted for settled, accepted in after)
     assert after[everything] == figures[everything]
+    counts_after = await counts_both()
+    assert all(settled == rows for settled, rows in counts_after)
+    assert counts_after[everything] == counts[everything]
 
 
 async def test_harvester_figures_per_harvester_newest_first_bounded(store: AbstractPoolStore) -> None:
