@@ -24,6 +24,7 @@ from pool.chain.ownership import ownership_message, signed_for_target
 from pool.config import PoolConfig, RpcConfig
 from pool.store.abstract import StoreError
 from pool.store.factory import peek_schema_version, schema_version_of_this_code
+from pool.store.sqlite import database_bytes
 
 if TYPE_CHECKING:
     from pool.chain.wallet_rpc import WalletRpc
@@ -168,7 +169,7 @@ def _store_size_note(config: PoolConfig) -> str:
     and the partials' latency and the pool's CPU a partial moved far more from run to run than on a store that fits."""
     if config.store.backend != "sqlite":
         return ""
-    size = sum(part.stat().st_size for part in _sqlite_parts(config.store.path) if part.exists())
+    size = database_bytes(config.store.path)
     memory = machine_memory()
     if memory is None or size <= memory:
         return ""
@@ -176,10 +177,6 @@ def _store_size_note(config: PoolConfig) -> str:
         f"; {size / 2**30:.1f} GiB, more than this machine's memory ({memory / 2**30:.1f} GiB): much of it is read "
         "from the disk; a shorter partials.retention_days (partials kept row by row) keeps the store smaller"
     )
-
-
-def _sqlite_parts(path: Path) -> tuple[Path, ...]:
-    return (path, path.with_name(path.name + "-wal"))
 
 
 def machine_memory() -> int | None:

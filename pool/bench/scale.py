@@ -34,6 +34,7 @@ from pool.devnet.postgres import PostgresServer
 from pool.loops.retention import FOLD_LOOKBACK_DAYS, PRUNE_BATCH, fold_old_hours, prune_old_partials
 from pool.store.abstract import AbstractPoolStore
 from pool.store.factory import create_store
+from pool.store.sqlite import database_files
 
 # Targets (judged, never asserted): within 10% of the empty store; pages under 50 ms p99 and loop iterations under a
 # second at the largest farmer count; a prune moving the partials' p99 by under 10%; the store flat over a week.
@@ -166,7 +167,7 @@ def _sqlite_bytes(config: StoreConfig) -> tuple[int, int]:
     """The SQLite database file and its write-ahead log apart (0, 0 for PostgreSQL)."""
     if config.backend != "sqlite":
         return 0, 0
-    wal = config.path.with_name(config.path.name + "-wal")
+    _, wal, _ = database_files(config.path)
     return config.path.stat().st_size, wal.stat().st_size if wal.exists() else 0
 
 

@@ -60,7 +60,7 @@ from pool.store.models import (
     RewardClaim,
 )
 from pool.store.sql import _CREDIT_POINTS, _INSERT_REFUSAL, SqlPoolStore
-from pool.store.sqlite import SqlitePoolStore
+from pool.store.sqlite import SqlitePoolStore, database_bytes, database_files
 
 FORMAT_VERSION = 2  # 2: built in bulk, with the schema of the difficulty index
 PARTIALS_PER_DAY = 300  # a farmer's partials a day: the pool's difficulty target
@@ -558,7 +558,7 @@ class ScaleStores:
     def fresh(self, name: str, sqlite_path: Path) -> StoreConfig:
         """An empty store's configuration: a new SQLite file, or a new PostgreSQL database."""
         if self.backend == "sqlite":
-            for leftover in _sqlite_files(sqlite_path):
+            for leftover in database_files(sqlite_path):
                 leftover.unlink(missing_ok=True)
             return StoreConfig(backend="sqlite", path=sqlite_path)
         assert self.postgres is not None
@@ -585,21 +585,17 @@ class ScaleStores:
         """A run's copy, once measured: the copy of the 30-day store of 10 000 farmers is as large as the cached one
         (some 30 GB), and a run keeps its logs and configurations, not its copies."""
         if config.backend == "sqlite":
-            for part in (*_sqlite_files(config.path), config.path.with_name(config.path.name + ".leader")):
+            for part in (*database_files(config.path), config.path.with_name(config.path.name + ".leader")):
                 part.unlink(missing_ok=True)
             return
         assert self.postgres is not None
         self.postgres.drop_database(name)
 
 
-def _sqlite_files(path: Path) -> Sequence[Path]:
-    return (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
-
-
 async def store_bytes(config: StoreConfig) -> int:
     """What the store takes on disk: the SQLite file and its write-ahead log, or the PostgreSQL database's size."""
     if config.backend == "sqlite":
-        return sum(part.stat().st_size for part in _sqlite_files(config.path) if part.exists())
+        return database_bytes(config.path)
     import asyncpg
 
     connection = await asyncpg.connect(config.dsn)

@@ -189,6 +189,16 @@ class _Checkpointer:
         await self._connection.close()
 
 
+def database_files(path: Path) -> tuple[Path, Path, Path]:
+    """An SQLite store's files: the database, its write-ahead log and the log's shared index."""
+    return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def database_bytes(path: Path) -> int:
+    """What an SQLite store takes on disk, its log and index included (0 for files not there)."""
+    return sum(part.stat().st_size for part in database_files(path) if part.exists())
+
+
 class SqlitePoolStore(SqlPoolStore[_Sqlite]):
     def __init__(self, path: Path, *, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         super().__init__(migrations)
