@@ -31,7 +31,7 @@ from pool.store import sqlite as sqlite_module
 from pool.store.abstract import BACKGROUND_READS, StoreError
 from pool.store.factory import create_store
 from pool.store.models import ClaimStatus, FarmerRecord
-from pool.store.sqlite import SchemaTooNew, SqlitePoolStore
+from pool.store.sqlite import WRITER_CACHE_KIB, SchemaTooNew, SqlitePoolStore
 from pool.store.sqlite_schema import _SCHEMA_V14_BOUNDED_READS, MIGRATIONS
 from tests.store import test_store_contract as contract
 
@@ -70,13 +70,20 @@ async def test_connection_is_durable_and_checks_foreign_keys(tmp_path: Path) -> 
     try:
         db = store._connection()
         settings = {}
-        for pragma in ("journal_mode", "synchronous", "foreign_keys", "wal_autocheckpoint"):
+        for pragma in ("journal_mode", "synchronous", "foreign_keys", "wal_autocheckpoint", "cache_size"):
             async with db.execute(f"PRAGMA {pragma}") as cursor:
                 row = await cursor.fetchone()
                 assert row is not None
                 settings[pragma] = row[0]
-        # synchronous 2 = FULL; no checkpoint inside the writer's commits (the checkpointer's job)
-        assert settings == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "wal_autocheckpoint": 0}
+        # synchronous 2 = FULL; no checkpoint inside the writer's commits (the checkpointer's job); a page cache that
+        # holds the leaves a large pool's inserts touch (negative: in KiB)
+        assert settings == {
+            "journal_mode": "wal",
+            "synchronous": 2,
+            "foreign_keys": 1,
+            "wal_autocheckpoint": 0,
+            "cache_size": -WRITER_CACHE_KIB,
+        }
     finally:
         await store.close()
 
