@@ -26,7 +26,7 @@ from pool.config import DAY_SECONDS, NotificationsConfig, PoolConfig
 from pool.context import PoolContext
 from pool.kill_points import kill_point
 from pool.store.abstract import AbstractPoolStore
-from pool.store.models import Notification, NotificationKind
+from pool.store.models import NewNotification, Notification, NotificationKind
 from pool.webhooks import (
     WebhookFailed,
     WebhookRefused,
@@ -110,10 +110,12 @@ async def check_silent_farmers(store: AbstractPoolStore, config: NotificationsCo
     # Only the silences not told yet are written: a farmer silent for days is found again every pass, and a write
     # transaction for each of thousands held the store's writer for seconds every minute.
     told = await store.notification_keys(silences)
-    for key, (launcher_id, last) in silences.items():
-        if key not in told:
-            payload: dict[str, object] = {"last_partial_at": last, "hours": config.silent_after_hours}
-            await store.add_notification(kind, key, payload, now, launcher_id=launcher_id)
+    new = [
+        NewNotification(kind, key, {"last_partial_at": last, "hours": config.silent_after_hours}, launcher_id)
+        for key, (launcher_id, last) in silences.items()
+        if key not in told
+    ]
+    await store.add_notifications(new, now)
 
 
 async def deliver_due(store: AbstractPoolStore, config: NotificationsConfig, now: int) -> int:

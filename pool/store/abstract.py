@@ -26,6 +26,7 @@ from pool.store.models import (
     LedgerEntry,
     LedgerSummary,
     MemberDifficulty,
+    NewNotification,
     NotAdded,
     Notification,
     NotificationKind,
@@ -723,6 +724,11 @@ class AbstractPoolStore(ABC):
     ) -> bool:
         """Put an event the leader detected (a silent farmer, the books) in the outbox; False (nothing written) if
         an event of that key is there already."""
+
+    @abstractmethod
+    async def add_notifications(self, events: Sequence[NewNotification], now: int) -> None:
+        """Put many events the leader detected in the outbox, a few hundred a transaction (thousands of farmers
+        found silent at once, after an outage); an event whose key the outbox holds already is left as it is."""
 
     @abstractmethod
     async def notification_keys(self, keys: Collection[str]) -> set[str]:

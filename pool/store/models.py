@@ -598,6 +598,18 @@ class NotificationKind(str, Enum):
 
 
 @dataclass(frozen=True)
+class NewNotification:
+    """An event the leader detected itself (a silent farmer), before the outbox holds it: ``idempotency_key`` names
+    the event, and an event whose key the outbox holds already is the same event."""
+
+    kind: NotificationKind
+    idempotency_key: str
+    payload: dict[str, object]
+    launcher_id: bytes32 | None = None
+    to_operator: bool = True
+
+
+@dataclass(frozen=True)
 class Notification:
     """An event in the outbox, written in the transaction of the change it tells (or by the leader's checks) and
     delivered at least once to each of its destinations; ``idempotency_key`` names the event, so a receiver that

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from pool.chia_adapter import bytes32
-from pool.store.models import FarmerChange, FarmerChangeKind, FarmerSettings, Notification, NotificationKind
+from pool.store.models import (
+    FarmerChange,
+    FarmerChangeKind,
+    FarmerSettings,
+    NewNotification,
+    Notification,
+    NotificationKind,
+)
 from pool.store.rows import Row, optional_bytes32
 
 
@@ -26,13 +33,15 @@ class Tx(Protocol):
 
     async def execute(self, sql: str, params: Any = None) -> int: ...
 
+    async def executemany(self, sql: str, rows: Sequence[Any]) -> None: ...
 
-_INSERT = """
+
+_INSERT_ANY = """
 INSERT INTO notifications (idempotency_key, kind, launcher_id, to_operator, payload, created_at, next_attempt_at)
 VALUES (:key, :kind, :launcher_id, :to_operator, :payload, :now, :now)
 ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id
 """
+_INSERT = _INSERT_ANY + "RETURNING id\n"
 
 
 async def enqueue(
@@ -46,15 +55,24 @@ async def enqueue(
     to_operator: bool = True,
 ) -> bool:
     """Write an event; False if one of that key is there already (it is the same event)."""
-    params = {
-        "key": key,
-        "kind": kind.value,
-        "launcher_id": launcher_id,
-        "to_operator": to_operator,
-        "payload": json.dumps(payload, sort_keys=True),
+    event = NewNotification(kind, key, payload, launcher_id, to_operator)
+    return await tx.fetchone(_INSERT, _insert_params(event, now)) is not None
+
+
+async def enqueue_many(tx: Tx, events: Sequence[NewNotification], now: int) -> None:
+    """Write events as one batch of statements; an event whose key the outbox holds already is left as it is."""
+    await tx.executemany(_INSERT_ANY, [_insert_params(event, now) for event in events])
+
+
+def _insert_params(event: NewNotification, now: int) -> dict[str, object]:
+    return {
+        "key": event.idempotency_key,
+        "kind": event.kind.value,
+        "launcher_id": event.launcher_id,
+        "to_operator": event.to_operator,
+        "payload": json.dumps(event.payload, sort_keys=True),
         "now": now,
     }
-    return await tx.fetchone(_INSERT, params) is not None
 
 
 async def enqueue_batch_events(tx: Tx, kind: NotificationKind, batch_id: int, now: int, **details: object) -> None:

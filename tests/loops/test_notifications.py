@@ -9,11 +9,13 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pool.config import ConfigError, NotificationsConfig, WebhookConfig, parse_config
 from pool.loops.notifications import check_books, check_silent_farmers, deliver_due
+from pool.store import sql
 from pool.store.models import FarmerSettings, NotificationKind
 from pool.store.sqlite import SqlitePoolStore
 from pool.webhooks import PublicOnlyResolver, WebhookRefused, check_webhook_url
@@ -165,6 +167,35 @@ async def test_silent_farmers_are_told_once_per_silence(store: SqlitePoolStore) 
     assert [event.payload["last_partial_at"] for event in silences] == [NOW + 10_000, NOW]
     await check_silent_farmers(store, NotificationsConfig(silent_after_hours=0), NOW + 10**6)
     assert len(await store.notifications()) == 2
+
+
+async def test_many_silences_are_written_a_few_hundred_a_transaction(
+    store: SqlitePoolStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of farmers found silent at once (after an outage) were a write transaction each: as many commits
+    queued with the partials' group commit."""
+    farmers = [make_farmer(seed) for seed in range(150)]
+    for farmer in farmers:
+        await store.add_farmer(farmer)
+        await store.add_partial(make_partial(farmer, farmer.launcher_id.hex(), NOW))
+    writes = 0
+    write = store._write
+
+    def counted() -> Any:
+        nonlocal writes
+        writes += 1
+        return write()
+
+    monkeypatch.setattr(store, "_write", counted)
+    monkeypatch.setattr(sql, "NOTIFICATIONS_PER_WRITE", 100)
+    await check_silent_farmers(store, NotificationsConfig(silent_after_hours=2), NOW + 7_201)
+    assert writes == 2  # sql.NOTIFICATIONS_PER_WRITE a transaction
+    silences = await store.notifications(limit=1000, kind=NotificationKind.FARMER_SILENT)
+    assert {event.launcher_id for event in silences} == {farmer.launcher_id for farmer in farmers}
+    assert len(silences) == len(farmers)
+    assert {(event.to_operator, event.payload["last_partial_at"]) for event in silences} == {(True, NOW)}
+    await check_silent_farmers(store, NotificationsConfig(silent_after_hours=2), NOW + 9_000)
+    assert writes == 2  # told once: nothing new to write
 
 
 async def test_unbalanced_books_are_told_once_and_their_return(store: SqlitePoolStore, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from pool.store import sql
 from pool.store.abstract import AbstractPoolStore, FarmerNotFound
-from pool.store.models import FarmerSettings, Notification, NotificationKind
+from pool.store.models import FarmerSettings, NewNotification, Notification, NotificationKind
 from tests.store.test_store_contract import (
     add_farmers,
     credit,
@@ -129,6 +129,30 @@ async def test_delivered_events_are_closed_together_and_closed_ones_kept(
         "event 4": (None, None),  # not among them: still open
     }
     assert [event.idempotency_key for event in await store.notifications_due(now=10**10)] == ["event 4"]
+
+
+async def test_detected_events_are_written_many_at_once_each_once(store: AbstractPoolStore) -> None:
+    (farmer,) = await add_farmers(store, 0)
+    assert await store.add_notification(NotificationKind.BOOKS_BALANCED, "told before", {"first": True}, now=100)
+    events = [
+        NewNotification(NotificationKind.FARMER_SILENT, f"silence {n}", {"n": n}, farmer.launcher_id, to_operator=False)
+        for n in range(450)  # more than one transaction's worth (sql.NOTIFICATIONS_PER_WRITE)
+    ]
+    again = NewNotification(NotificationKind.BOOKS_BALANCED, "told before", {"first": False})
+    await store.add_notifications([*events[:300], again, *events[300:], events[0]], now=200)
+    held = await store.notifications(limit=1000)
+    assert keys(held) == sorted(["told before"] + [event.idempotency_key for event in events])
+    by_key = {event.idempotency_key: event for event in held}
+    assert by_key["told before"].payload == {"first": True} and by_key["told before"].created_at == 100
+    silence = by_key["silence 7"]
+    assert (silence.kind, silence.launcher_id, silence.to_operator) == (
+        NotificationKind.FARMER_SILENT,
+        farmer.launcher_id,
+        False,
+    )
+    assert (silence.payload, silence.created_at, silence.next_attempt_at, silence.done_at) == ({"n": 7}, 200, 200, None)
+    assert len(await store.notifications_due(now=200, limit=1000)) == 451
+    await store.add_notifications([], now=300)  # nothing to write: nothing written
 
 
 async def test_last_partial_times_are_per_member_farmer(store: AbstractPoolStore) -> None:
