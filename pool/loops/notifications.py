@@ -17,11 +17,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
 
+from pool.chia_adapter import bytes32
 from pool.config import DAY_SECONDS, NotificationsConfig, PoolConfig
 from pool.context import PoolContext
 from pool.kill_points import kill_point
@@ -125,9 +126,12 @@ async def deliver_due(store: AbstractPoolStore, config: NotificationsConfig, now
     closed = 0
     delivered: list[int] = []
     failed: set[str] = set()  # URLs that failed this pass: a dead webhook costs one timeout a pass, not one an event
-    async with _sessions(config) as sessions:
+    # The pass's farmers' webhooks in one read: a look-up for each event was a hundred a pass while thousands of
+    # silences (after an outage) were told.
+    webhooks = await store.farmer_webhooks({event.launcher_id for event in due if event.launcher_id is not None})
+    async with _clients(config) as clients:
         for event in due:
-            error = await _deliver(store, config, sessions, event, now, failed)
+            error = await _deliver(store, config, clients, event, destinations(config, event, webhooks), now, failed)
             if error is None:
                 delivered.append(event.id)
             else:
@@ -140,43 +144,63 @@ async def deliver_due(store: AbstractPoolStore, config: NotificationsConfig, now
     return closed + len(delivered)
 
 
+class _Clients:
+    """A pass's HTTP clients by "is it a farmer's webhook" (the operator's webhooks may be anywhere), each made when
+    first needed: most events of a pass may go nowhere (silences of farmers without a webhook, no operator webhook)."""
+
+    def __init__(self, config: NotificationsConfig) -> None:
+        self._config = config
+        self._made: dict[bool, aiohttp.ClientSession] = {}
+
+    def client(self, farmer: bool) -> aiohttp.ClientSession:
+        if farmer not in self._made:
+            public_only = farmer and not self._config.allow_private_webhooks
+            self._made[farmer] = webhook_session(self._config.timeout, public_only=public_only)
+        return self._made[farmer]
+
+    async def close(self) -> None:
+        for client in self._made.values():
+            await client.close()
+
+
 @contextlib.asynccontextmanager
-async def _sessions(config: NotificationsConfig) -> AsyncIterator[dict[bool, aiohttp.ClientSession]]:
-    """HTTP clients by "is it a farmer's webhook": the operator's webhooks may be anywhere."""
-    operator = webhook_session(config.timeout, public_only=False)
-    farmer = webhook_session(config.timeout, public_only=not config.allow_private_webhooks)
+async def _clients(config: NotificationsConfig) -> AsyncIterator[_Clients]:
+    clients = _Clients(config)
     try:
-        yield {False: operator, True: farmer}
+        yield clients
     finally:
-        await operator.close()
-        await farmer.close()
+        await clients.close()
 
 
-async def destinations(store: AbstractPoolStore, config: NotificationsConfig, event: Notification) -> list[Destination]:
+def destinations(
+    config: NotificationsConfig, event: Notification, webhooks: Mapping[bytes32, str]
+) -> list[Destination]:
+    """Where the event goes: the operator's webhooks if it is for the operator, and its farmer's own webhook
+    (``webhooks``: the farmers' that set one)."""
     found = []
     if event.to_operator:
         found += [
             Destination(destination_name(hook), hook.url, hook.format, False) for hook in config.operator_webhooks
         ]
-    if event.launcher_id is not None:
-        url = (await store.farmer_settings(event.launcher_id)).webhook_url
-        if url:
-            found.append(Destination(FARMER_DESTINATION, url, "json", True))
+    url = None if event.launcher_id is None else webhooks.get(event.launcher_id)
+    if url:
+        found.append(Destination(FARMER_DESTINATION, url, "json", True))
     return found
 
 
 async def _deliver(
     store: AbstractPoolStore,
     config: NotificationsConfig,
-    sessions: dict[bool, aiohttp.ClientSession],
+    clients: _Clients,
     event: Notification,
+    to: list[Destination],
     now: int,
     failed: set[str],
 ) -> str | None:
-    """Post the event to each destination that has not taken it; what failed, None if every one has taken it."""
+    """Post the event to each destination (``to``) that has not taken it; what failed, None if every one has."""
     errors = []
     message = event_json(event)
-    for destination in await destinations(store, config, event):
+    for destination in to:
         if destination.name in event.delivered_to:
             continue
         if destination.url in failed:
@@ -187,7 +211,7 @@ async def _deliver(
             if destination.farmer:
                 check_webhook_url(destination.url, config.allow_private_webhooks)
             await post(
-                sessions[destination.farmer],
+                clients.client(destination.farmer),
                 destination.url,
                 body(destination.format, describe(event), message),
                 event.idempotency_key,

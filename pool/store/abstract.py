@@ -772,6 +772,10 @@ class AbstractPoolStore(ABC):
         """What the farmer chose (the defaults, all None, if nothing)."""
 
     @abstractmethod
+    async def farmer_webhooks(self, launcher_ids: Collection[bytes32]) -> dict[bytes32, str]:
+        """The webhook URL of each of these farmers that set one."""
+
+    @abstractmethod
     async def all_farmer_settings(self) -> dict[bytes32, FarmerSettings]:
         """Every farmer that chose something."""
 

@@ -1953,6 +1953,20 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         )
         return FarmerSettings(launcher_id) if row is None else settings_from_row(row)
 
+    async def farmer_webhooks(self, launcher_ids: Collection[bytes32]) -> dict[bytes32, str]:
+        ordered = sorted(set(launcher_ids))
+        webhooks: dict[bytes32, str] = {}
+        for start in range(0, len(ordered), ROWS_PER_STATEMENT):
+            condition, params = self._one_of(
+                "launcher_id", "launcher_ids", ordered[start : start + ROWS_PER_STATEMENT], "bytea"
+            )
+            rows = await self._reads().fetchall(
+                f"SELECT launcher_id, webhook_url FROM farmer_settings WHERE {condition} AND webhook_url IS NOT NULL",
+                params,
+            )
+            webhooks.update((bytes32(row["launcher_id"]), str(row["webhook_url"])) for row in rows)
+        return webhooks
+
     async def all_farmer_settings(self) -> dict[bytes32, FarmerSettings]:
         rows = await self._reads().fetchall("SELECT * FROM farmer_settings")
         return {settings.launcher_id: settings for settings in map(settings_from_row, rows)}

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pool.config import ConfigError, NotificationsConfig, WebhookConfig, parse_config
+from pool.loops import notifications
 from pool.loops.notifications import check_books, check_silent_farmers, deliver_due
 from pool.store import sql
 from pool.store.models import FarmerSettings, NotificationKind
@@ -196,6 +197,51 @@ async def test_many_silences_are_written_a_few_hundred_a_transaction(
     assert {(event.to_operator, event.payload["last_partial_at"]) for event in silences} == {(True, NOW)}
     await check_silent_farmers(store, NotificationsConfig(silent_after_hours=2), NOW + 9_000)
     assert writes == 2  # told once: nothing new to write
+
+
+async def test_a_pass_of_events_that_go_nowhere_opens_no_client_and_reads_webhooks_once(
+    store: SqlitePoolStore, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of silences told after an outage, most farmers without a webhook: a look-up of each farmer's
+    settings per event, and two HTTP clients made each pass, for events that go nowhere."""
+    quiet = [make_farmer(seed) for seed in range(20)]
+    hooked = make_farmer(50)
+    for farmer in (*quiet, hooked):
+        await store.add_farmer(farmer)
+        await store.add_partial(make_partial(farmer, farmer.launcher_id.hex(), NOW))
+    reads = 0
+    webhooks = store.farmer_webhooks
+
+    async def counted(launcher_ids: Any) -> dict[Any, str]:
+        nonlocal reads
+        reads += 1
+        return await webhooks(launcher_ids)
+
+    async def one_by_one(launcher_id: Any) -> None:
+        raise AssertionError("a look-up per event")
+
+    made: list[bool] = []
+    make = notifications.webhook_session
+
+    def made_client(timeout: float, public_only: bool) -> Any:
+        made.append(public_only)
+        return make(timeout, public_only)
+
+    monkeypatch.setattr(store, "farmer_webhooks", counted)
+    monkeypatch.setattr(store, "farmer_settings", one_by_one)
+    monkeypatch.setattr(notifications, "webhook_session", made_client)
+    silent = NotificationsConfig(silent_after_hours=2)
+    await check_silent_farmers(store, silent, NOW + 7_201)
+    later = NOW + 7_300
+    assert await deliver_due(store, silent, later) == 21  # no destination anywhere: each closed, nothing sent
+    assert (reads, made) == (1, [])
+    await store.change_farmer_settings(FarmerSettings(hooked.launcher_id, webhook_url=receiver.url("farmer")), now=NOW)
+    await store.add_partial(make_partial(hooked, "back", NOW + 8_000))
+    config = NotificationsConfig(silent_after_hours=2, allow_private_webhooks=True)
+    await check_silent_farmers(store, config, NOW + 16_000)
+    assert await deliver_due(store, config, NOW + 16_100) == 1
+    assert (reads, made) == (2, [False])  # the farmer's webhook, through one client (private ones allowed)
+    assert receiver.keys("farmer") == [f"farmer-silent:{hooked.launcher_id.hex()}:{NOW + 8_000}"]
 
 
 async def test_unbalanced_books_are_told_once_and_their_return(store: SqlitePoolStore, tmp_path: Path) -> None:

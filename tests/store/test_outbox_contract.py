@@ -155,6 +155,19 @@ async def test_detected_events_are_written_many_at_once_each_once(store: Abstrac
     await store.add_notifications([], now=300)  # nothing to write: nothing written
 
 
+async def test_farmer_webhooks_are_those_farmers_set(store: AbstractPoolStore) -> None:
+    hooked, plain, cleared = await add_farmers(store, 0, 0, 0)
+    await store.change_farmer_settings(FarmerSettings(hooked.launcher_id, webhook_url="https://a/hook"), now=1_000)
+    await store.change_farmer_settings(FarmerSettings(plain.launcher_id, min_payout=10**12), now=1_000)
+    await store.change_farmer_settings(FarmerSettings(cleared.launcher_id, webhook_url="https://b/hook"), now=1_000)
+    await store.change_farmer_settings(FarmerSettings(cleared.launcher_id), now=1_001)
+    unknown = make_farmer(7).launcher_id
+    asked = [hooked.launcher_id, plain.launcher_id, cleared.launcher_id, unknown]
+    assert await store.farmer_webhooks(asked) == {hooked.launcher_id: "https://a/hook"}
+    assert await store.farmer_webhooks([plain.launcher_id]) == {}
+    assert await store.farmer_webhooks([]) == {}
+
+
 async def test_last_partial_times_are_per_member_farmer(store: AbstractPoolStore) -> None:
     active, quiet = await add_farmers(store, 0, 0)
     leaver = make_farmer(9, member=False)
