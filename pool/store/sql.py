@@ -369,24 +369,27 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         )
         return [position_from_row(row) for row in rows]
 
-    async def farmer_standings(self, launcher_ids: Collection[bytes32]) -> dict[bytes32, FarmerStanding]:
-        ordered = sorted(set(launcher_ids))
-        standings: dict[bytes32, FarmerStanding] = {}
+    async def _read_one_of(self, select: str, column: str, values: Collection[Any], array_type: str) -> list[Row]:
+        """The rows of ``select`` (its ``{condition}``: ``column`` is one of ``values``), ROWS_PER_STATEMENT values a
+        statement; ``array_type`` as ``_one_of``'s."""
+        ordered = sorted(set(values))
+        rows: list[Row] = []
         for start in range(0, len(ordered), ROWS_PER_STATEMENT):
-            condition, params = self._one_of(
-                "launcher_id", "launcher_ids", ordered[start : start + ROWS_PER_STATEMENT], "bytea"
-            )
-            rows = await self._reads().fetchall(
-                f"SELECT launcher_id, is_pool_member, banned_at FROM farmers WHERE {condition}", params
-            )
-            standings.update(
-                (
-                    bytes32(row["launcher_id"]),
-                    FarmerStanding(bool(row["is_pool_member"]), optional_int(row["banned_at"])),
-                )
-                for row in rows
-            )
-        return standings
+            condition, params = self._one_of(column, "values", ordered[start : start + ROWS_PER_STATEMENT], array_type)
+            rows += await self._reads().fetchall(select.format(condition=condition), params)
+        return rows
+
+    async def farmer_standings(self, launcher_ids: Collection[bytes32]) -> dict[bytes32, FarmerStanding]:
+        rows = await self._read_one_of(
+            "SELECT launcher_id, is_pool_member, banned_at FROM farmers WHERE {condition}",
+            "launcher_id",
+            launcher_ids,
+            "bytea",
+        )
+        return {
+            bytes32(row["launcher_id"]): FarmerStanding(bool(row["is_pool_member"]), optional_int(row["banned_at"]))
+            for row in rows
+        }
 
     async def update_farmer_settings(
         self,
@@ -1851,15 +1854,10 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                 await enqueue_many(tx, events[start : start + NOTIFICATIONS_PER_WRITE], now)
 
     async def notification_keys(self, keys: Collection[str]) -> set[str]:
-        ordered = sorted(set(keys))
-        held: set[str] = set()
-        for start in range(0, len(ordered), ROWS_PER_STATEMENT):
-            condition, params = self._one_of(
-                "idempotency_key", "keys", ordered[start : start + ROWS_PER_STATEMENT], "text"
-            )
-            rows = await self._reads().fetchall(f"SELECT idempotency_key FROM notifications WHERE {condition}", params)
-            held.update(str(row["idempotency_key"]) for row in rows)
-        return held
+        rows = await self._read_one_of(
+            "SELECT idempotency_key FROM notifications WHERE {condition}", "idempotency_key", keys, "text"
+        )
+        return {str(row["idempotency_key"]) for row in rows}
 
     async def notifications_due(self, now: int, limit: int = 100) -> list[Notification]:
         rows = await self._reads().fetchall(
@@ -1954,18 +1952,13 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         return FarmerSettings(launcher_id) if row is None else settings_from_row(row)
 
     async def farmer_webhooks(self, launcher_ids: Collection[bytes32]) -> dict[bytes32, str]:
-        ordered = sorted(set(launcher_ids))
-        webhooks: dict[bytes32, str] = {}
-        for start in range(0, len(ordered), ROWS_PER_STATEMENT):
-            condition, params = self._one_of(
-                "launcher_id", "launcher_ids", ordered[start : start + ROWS_PER_STATEMENT], "bytea"
-            )
-            rows = await self._reads().fetchall(
-                f"SELECT launcher_id, webhook_url FROM farmer_settings WHERE {condition} AND webhook_url IS NOT NULL",
-                params,
-            )
-            webhooks.update((bytes32(row["launcher_id"]), str(row["webhook_url"])) for row in rows)
-        return webhooks
+        rows = await self._read_one_of(
+            "SELECT launcher_id, webhook_url FROM farmer_settings WHERE {condition} AND webhook_url IS NOT NULL",
+            "launcher_id",
+            launcher_ids,
+            "bytea",
+        )
+        return {bytes32(row["launcher_id"]): str(row["webhook_url"]) for row in rows}
 
     async def all_farmer_settings(self) -> dict[bytes32, FarmerSettings]:
         rows = await self._reads().fetchall("SELECT * FROM farmer_settings")
