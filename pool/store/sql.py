@@ -1501,6 +1501,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
                     await _journal(tx, LedgerKind.BATCH_FEE, fee, None, f"round {round_id} batch {index}")
             await tx.executemany(_INSERT_PAYMENT, [_payment_params(round_id, payment) for payment in payments])
             await tx.execute(_ADD_PAYMENTS_RECORDED, {"round_id": round_id})
+            await tx.execute(_COUNT_FARMERS_PAID, {"round_id": round_id})
             return round_id
 
     async def open_round(self) -> PayoutRound | None:
@@ -1751,26 +1752,17 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
 
     async def round_summaries(self, limit: int, before: int | None = None) -> list[RoundSummary]:
         reads = self._reads()
-        rounds = [
-            round_from_row(row)
-            for row in await reads.fetchall(
-                f"SELECT * FROM payout_rounds {'' if before is None else 'WHERE id < :before'} "
-                "ORDER BY id DESC LIMIT :limit",
-                {"before": before, "limit": limit},
-            )
-        ]
+        rows = await reads.fetchall(
+            f"SELECT * FROM payout_rounds {'' if before is None else 'WHERE id < :before'} "
+            "ORDER BY id DESC LIMIT :limit",
+            {"before": before, "limit": limit},
+        )
+        rounds = [round_from_row(row) for row in rows]
+        farmers_paid = {int(row["id"]): int(row["farmers_paid"]) for row in rows}
         ids = [r.id for r in rounds]
         if not ids:
             return []
         condition, params = self._one_of("round_id", "round_ids", ids, "bigint")
-        paid = {
-            int(row["round_id"]): int(row["farmers"])
-            for row in await reads.fetchall(
-                "SELECT round_id, COUNT(DISTINCT launcher_id) AS farmers FROM payments "
-                f"WHERE {condition} GROUP BY round_id",
-                params,
-            )
-        }
         tx_ids: dict[int, list[bytes32]] = defaultdict(list)
         for row in await reads.fetchall(
             f"SELECT round_id, tx_id FROM payment_batches WHERE {condition} AND tx_id IS NOT NULL "
@@ -1778,7 +1770,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
             params,
         ):
             tx_ids[int(row["round_id"])].append(bytes32(row["tx_id"]))
-        return [RoundSummary(r, paid.get(r.id, 0), tx_ids.get(r.id, [])) for r in rounds if r.id is not None]
+        return [RoundSummary(r, farmers_paid[r.id], tx_ids.get(r.id, [])) for r in rounds if r.id is not None]
 
     async def won_blocks(self, limit: int, before: tuple[int, bytes32] | None = None) -> list[RewardClaim]:
         after = "" if before is None else " AND (coin_height < :height OR (coin_height = :height AND coin_id > :coin))"
@@ -1923,9 +1915,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
     async def prune_notifications(self, before: int, batch: int = 500) -> int:
         async with self._write() as tx:
             rows = await tx.fetchall(
-                "SELECT id FROM notifications WHERE done_at IS NOT NULL AND done_at < :before ORDER BY id "
-                f"LIMIT :batch{self._SKIP_LOCKED_ROWS}",
-                {"before": before, "batch": batch},
+                f"{CLOSED_NOTIFICATIONS_SQL}{self._SKIP_LOCKED_ROWS}", {"before": before, "batch": batch}
             )
             if not rows:
                 return 0
@@ -2273,6 +2263,21 @@ _ADD_PAYMENTS_RECORDED = """
         )
     )
     WHERE name IN ('farmer_payments', 'pool_fee_payments')
+"""
+
+# The events closed before :before that a pass of the notifications loop deletes, in the order of the index of
+# done_at: ORDER BY id with a bound LIMIT made SQLite scan the table in id order instead (600 000 events after 30 days
+# at ten thousand farmers: 130 ms holding the writer, when none was old enough to go).
+CLOSED_NOTIFICATIONS_SQL = (
+    "SELECT id FROM notifications WHERE done_at IS NOT NULL AND done_at < :before ORDER BY done_at LIMIT :batch"
+)
+
+# How many farmers a round just recorded pays (its payments are never changed after): the pages list rounds with it.
+_COUNT_FARMERS_PAID = """
+    UPDATE payout_rounds SET farmers_paid = (
+        SELECT COUNT(DISTINCT launcher_id) FROM payments WHERE round_id = :round_id
+    )
+    WHERE id = :round_id
 """
 
 # A batch just confirmed: its farmer payments join the running total the pool page shows (a batch is confirmed once).

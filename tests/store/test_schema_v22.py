@@ -12,6 +12,7 @@ from pool.store import postgres_schema, sqlite_schema
 from pool.store.abstract import AbstractPoolStore
 from pool.store.sql import SqlPoolStore
 from tests.store.test_schema_v19 import store_of
+from tests.store.test_schema_v24 import rounds_as_before_step_24
 from tests.store.test_store_contract import add_farmers, farmer_payment, fee_payment, fund, make_round
 
 
@@ -28,7 +29,7 @@ async def payment_sums(store: AbstractPoolStore) -> tuple[int, int]:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_the_payments_of_before_the_step_are_in_the_books(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     steps = sqlite_schema.MIGRATIONS.index(sqlite_schema._SCHEMA_V22_PAYMENT_TOTALS)
     assert steps == postgres_schema.MIGRATIONS.index(postgres_schema._SCHEMA_V22_PAYMENT_TOTALS)
@@ -37,7 +38,8 @@ async def test_the_payments_of_before_the_step_are_in_the_books(
     one, two = await add_farmers(old, 100, 50)
     await fund(old, [(one, 600), (two, 300)], pool_fee=12)
     payments = [farmer_payment(one, 600, 0), farmer_payment(two, 300, 1), fee_payment(10, 1)]
-    await old.create_payout_round(make_round(farmer_total=900, pool_fee=10, batch_fees=[1, 1]), payments, [1, 1])
+    with rounds_as_before_step_24(monkeypatch):
+        await old.create_payout_round(make_round(farmer_total=900, pool_fee=10, batch_fees=[1, 1]), payments, [1, 1])
     await old.close()
 
     store = store_of(backend, tmp_path, request, steps=None)

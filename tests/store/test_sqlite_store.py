@@ -27,6 +27,7 @@ from pool.chia_adapter import (
     uint64,
 )
 from pool.config import StoreConfig
+from pool.store import sql as sql_module
 from pool.store import sqlite as sqlite_module
 from pool.store.abstract import BACKGROUND_READS, StoreError
 from pool.store.factory import create_store
@@ -620,3 +621,19 @@ async def test_a_write_gives_up_on_a_lock_held_past_the_wait_and_changes_nothing
         (outcome,) = await store.record_partials([contract.make_partial(farmer, 1, 2_000)])
         assert isinstance(outcome, int)
         await store.add_farmer(contract.make_farmer(2))
+
+
+async def test_the_prune_of_closed_events_reads_the_index_of_when_they_closed(tmp_path: Path) -> None:
+    """A pass of the notifications loop looks for closed events old enough to delete, inside a write transaction: by
+    the index of done_at, never a scan of every event (600 000 after 30 days at ten thousand farmers)."""
+    store = SqlitePoolStore(tmp_path / "pool.sqlite")
+    await store.open()
+    try:
+        plan = await store._reads().fetchall(
+            f"EXPLAIN QUERY PLAN {sql_module.CLOSED_NOTIFICATIONS_SQL}", {"before": 1_000, "batch": 500}
+        )
+        assert [row["detail"] for row in plan] == [
+            "SEARCH notifications USING COVERING INDEX notifications_due (done_at>? AND done_at<?)"
+        ]
+    finally:
+        await store.close()
