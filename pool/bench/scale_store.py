@@ -191,6 +191,9 @@ def partial_rows(size: ScaleSize, day_start: int) -> Iterator[tuple[list[dict[st
             rows.append(
                 {
                     "launcher_id": launcher_id,
+                    # Random, as the keys a pool recorded before schema step 25 (its signage point first since,
+                    # pool.protocol.partials.proof_identity): the cached stores were built so, and a prune of this
+                    # history deletes entries all over the index, the costlier case.
                     "proof_hash": sha256(launcher_id + received_at.to_bytes(8, "big")).digest(),
                     "sp_hash": sp_hash,
                     "end_of_sub_slot": False,

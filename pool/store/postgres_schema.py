@@ -599,6 +599,15 @@ _SCHEMA_V24_ROUND_FARMERS: Migration = (
 )
 
 
+# As in SQLite: the last hour's partials keyed as the pool keys proofs from this step on, their signage point first.
+_SCHEMA_V25_PROOF_KEYS: Migration = (
+    """
+    UPDATE partials SET proof_hash = substring(sp_hash FROM 1 FOR 8) || substring(proof_hash FROM 1 FOR 24)
+    WHERE received_at >= extract(epoch FROM now())::bigint - 3600
+    """,
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -624,6 +633,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V22_PAYMENT_TOTALS,
     _SCHEMA_V23_CONFIRMED_HOURS_COUNTS,
     _SCHEMA_V24_ROUND_FARMERS,
+    _SCHEMA_V25_PROOF_KEYS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1, as in sqlite_schema.py. Append only."""
 

@@ -650,6 +650,20 @@ _SCHEMA_V24_ROUND_FARMERS: Migration = (
 )
 
 
+# A proof's key (partials.proof_hash) starts with its signage point's hash since this step (pool.protocol.partials.
+# proof_identity), so that the unique index takes new partials beside those of the same signage point instead of at a
+# random place. The partials recorded in the last hour get the new key too, made from what they hold (the old key was
+# the proof's whole hash, the new one its first 24 bytes after the signage point's first 8): a copy of one of them
+# sent again after the upgrade is still found. Older ones cannot come again: a partial is refused once its signage
+# point is partials.time_limit (at most 300 s) old. Their keys stay as they were until they are pruned.
+_SCHEMA_V25_PROOF_KEYS: Migration = (
+    """
+    UPDATE partials SET proof_hash = CAST(substr(sp_hash, 1, 8) || substr(proof_hash, 1, 24) AS BLOB)
+    WHERE received_at >= CAST(strftime('%s', 'now') AS INTEGER) - 3600
+    """,
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V1,
     _SCHEMA_V2_LEDGER,
@@ -675,5 +689,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     _SCHEMA_V22_PAYMENT_TOTALS,
     _SCHEMA_V23_CONFIRMED_HOURS_COUNTS,
     _SCHEMA_V24_ROUND_FARMERS,
+    _SCHEMA_V25_PROOF_KEYS,
 )
 """MIGRATIONS[i] upgrades a database of version i to version i + 1. Append only: never edit a released step."""

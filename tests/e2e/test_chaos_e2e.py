@@ -123,7 +123,7 @@ class RecordingProxy:
                 self.partials_in_flight -= 1
         if is_partial and status == 200 and "new_difficulty" in json.loads(answer_body):
             partial = PostPartialRequest.from_json_dict(json.loads(body))
-            self.acknowledged.add(proof_identity(partial.payload.proof_of_space))
+            self.acknowledged.add(proof_identity(partial.payload.sp_hash, partial.payload.proof_of_space))
         return web.Response(status=status, body=answer_body, content_type=content_type)
 
 

@@ -504,7 +504,7 @@ async def test_two_pool_hosts_on_two_ports_sharing_postgresql_act_as_one_pool(de
 
         await drive_until(devnet, settled, "every partial confirmed or rejected", deadline=DEADLINE, with_status=False)
         partials = await store.recent_partials(launcher, 0)
-        proof = proof_identity(found[0].proof_of_space)
+        proof = proof_identity(sp.sp_hash, found[0].proof_of_space)
         assert [p.status for p in partials if p.proof_hash == proof] == [PartialStatus.CONFIRMED]
         # Each partial a host accepted is one row, whichever host took it; no row without an acceptance.
         assert len(partials) - partials_before == sum([await accepted_by(host) for host in pool.hosts])

@@ -35,6 +35,7 @@ from pool.devnet.pool_config import OPERATOR_HEADERS
 from pool.devnet.world import FoundProof, PlotNFTInfo, PoolPlot, World
 from pool.http import guard
 from pool.http.app import ADMISSION, PARTIALS
+from pool.protocol.partials import proof_identity
 from pool.protocol.rate_limits import RateLimited
 from pool.protocol.signage_points import PeakCache, SignagePointCache
 from pool.store.models import PartialStatus
@@ -560,8 +561,11 @@ async def put_difficulty(pool: PoolUnderTest, farmer: Farmer, difficulty: int) -
 
 
 async def recorded_points(pool: PoolUnderTest, launcher_id: bytes32, proofs: list[FoundProof]) -> list[int]:
-    recorded = {p.proof_hash: p.difficulty for p in await pool.ctx.store.recent_partials(launcher_id, since=0)}
-    return [recorded[std_hash(bytes(found.proof_of_space))] for found in proofs]
+    recorded = await pool.ctx.store.recent_partials(launcher_id, since=0)
+    return [
+        next(p.difficulty for p in recorded if p.proof_hash == proof_identity(p.sp_hash, found.proof_of_space))
+        for found in proofs
+    ]
 
 
 async def test_a_raise_with_put_never_reaches_partials_of_earlier_signage_points(

@@ -158,7 +158,7 @@ async def test_a_flood_from_one_launcher_and_one_address_leaves_other_farmers_al
     assert by_flooder["rate limited"] > 0 and by_flooder["accepted"] <= allowed
     assert pool.ctx.stats.partials_resent == resent_before + by_flooder["accepted"]
     stored = await pool.ctx.store.recent_partials(flooder.launcher_id, since=0)
-    assert [p.proof_hash for p in stored].count(proof_identity(found[0].proof_of_space)) == 1
+    assert [p.proof_hash for p in stored].count(proof_identity(sp.sp_hash, found[0].proof_of_space)) == 1
     # Refused before the signature and the store: no refusal recorded for the flooder.
     assert await refusals_recorded(pool, flooder.launcher_id) == recorded_before
 
