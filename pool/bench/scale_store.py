@@ -45,6 +45,7 @@ from pool.chia_adapter import Coin, CoinSpend, PoolSingletonState, PoolState, st
 from pool.config import DAY_SECONDS, StoreConfig
 from pool.devnet.postgres import PostgresServer
 from pool.payouts.split import FarmerShare, Payable, plan_distribution, plan_payments
+from pool.protocol.partials import proof_key
 from pool.store import postgres_schema, sqlite_schema
 from pool.store.abstract import AbstractPoolStore
 from pool.store.factory import create_store
@@ -62,7 +63,9 @@ from pool.store.models import (
 from pool.store.sql import _CREDIT_POINTS, _INSERT_REFUSAL, SqlPoolStore
 from pool.store.sqlite import SqlitePoolStore, database_bytes, database_files
 
-FORMAT_VERSION = 2  # 2: built in bulk, with the schema of the difficulty index
+# 2: built in bulk, with the schema of the difficulty index; 3: the proofs keyed by their signage point first (schema
+# step 25; a store of format 2 holds random keys, as a pool's of before that step).
+FORMAT_VERSION = 3
 PARTIALS_PER_DAY = 300  # a farmer's partials a day: the pool's difficulty target
 REFUSALS_PER_DAY = 3  # a farmer's partials refused a day (too late, mostly)
 REWARDS_PER_DAY = 4  # confirmed block rewards a day
@@ -184,17 +187,18 @@ def partial_rows(size: ScaleSize, day_start: int) -> Iterator[tuple[list[dict[st
     sha256 = hashlib.sha256
     for slot in range(PARTIALS_PER_DAY):
         slot_start = day_start + slot * gap
-        sp_hash = bytes(_h("scale sp", slot_start))
+        sp_key = _h("scale sp", slot_start)
+        sp_hash = bytes(sp_key)
         refused = slot % every == 0
         for number, (launcher_id, harvester_id, difficulty) in enumerate(farmers):
             received_at = slot_start + (number * 104729) % gap
             rows.append(
                 {
                     "launcher_id": launcher_id,
-                    # Random, as the keys a pool recorded before schema step 25 (its signage point first since,
-                    # pool.protocol.partials.proof_identity): the cached stores were built so, and a prune of this
-                    # history deletes entries all over the index, the costlier case.
-                    "proof_hash": sha256(launcher_id + received_at.to_bytes(8, "big")).digest(),
+                    # Keyed as the pool keys a proof (its signage point first, the store refuses any other key).
+                    "proof_hash": bytes(
+                        proof_key(sp_key, bytes32(sha256(launcher_id + received_at.to_bytes(8, "big")).digest()))
+                    ),
                     "sp_hash": sp_hash,
                     "end_of_sub_slot": False,
                     "harvester_id": harvester_id,

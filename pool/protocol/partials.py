@@ -296,7 +296,13 @@ def proof_identity(sp_hash: bytes32, proof: ProofOfSpace) -> bytes32:
     a random place in an index of every partial kept: some 4 GB at 30 days of 10 000 farmers, of which each insert
     read a page from disk once the store outgrew the page cache (about 1 ms a partial on the 30-day store, measured).
     """
-    return bytes32(sp_hash[:SIGNAGE_POINT_PREFIX] + std_hash(bytes(proof))[: 32 - SIGNAGE_POINT_PREFIX])
+    return proof_key(sp_hash, std_hash(bytes(proof)))
+
+
+def proof_key(sp_hash: bytes32, proof_digest: bytes32) -> bytes32:
+    """A proof's key from its signage point and the hash of its binary form (proof_identity); the store refuses a
+    partial keyed otherwise (schema step 25)."""
+    return bytes32(sp_hash[:SIGNAGE_POINT_PREFIX] + proof_digest[: 32 - SIGNAGE_POINT_PREFIX])
 
 
 def _check_pool_contract(proof: ProofOfSpace, farmer: FarmerRecord) -> None:

@@ -283,8 +283,10 @@ class PostgresPoolStore(SqlPoolStore[_Postgres]):
             ):
                 column_types.setdefault(row["table_name"], {})[row["column_name"]] = row["data_type"]
             counts: dict[str, int] = {}
-            # difficulty_hours is copied as it is: the partials' trigger would count the copied partials again.
+            # difficulty_hours is copied as it is: the partials' trigger would count the copied partials again. The
+            # partials are copied with the keys they have: those recorded before schema step 25 keep theirs.
             await conn.execute("ALTER TABLE partials DISABLE TRIGGER partials_difficulty_hours")
+            await conn.execute("ALTER TABLE partials DISABLE TRIGGER partials_proof_key")
             for table in TABLES:
                 columns, rows = tables[table]
                 types = column_types[table]
@@ -301,6 +303,7 @@ class PostgresPoolStore(SqlPoolStore[_Postgres]):
                 if counts[table] != len(rows):
                     raise StoreError(f"table {table}: {len(rows)} rows copied but {counts[table]} found")
             await conn.execute("ALTER TABLE partials ENABLE TRIGGER partials_difficulty_hours")
+            await conn.execute("ALTER TABLE partials ENABLE TRIGGER partials_proof_key")
             for table in TABLES:
                 if column_types[table].get("id") is not None:
                     await conn.execute(

@@ -599,11 +599,27 @@ _SCHEMA_V24_ROUND_FARMERS: Migration = (
 )
 
 
-# As in SQLite: the last hour's partials keyed as the pool keys proofs from this step on, their signage point first.
+# As in SQLite: the last hour's partials keyed as the pool keys proofs from this step on, their signage point first,
+# and a partial keyed otherwise refused from then on (a trigger, not a CHECK: the rows of before keep their keys, and
+# PostgreSQL checks even a NOT VALID constraint on each update of them).
 _SCHEMA_V25_PROOF_KEYS: Migration = (
     """
     UPDATE partials SET proof_hash = substring(sp_hash FROM 1 FOR 8) || substring(proof_hash FROM 1 FOR 24)
     WHERE received_at >= extract(epoch FROM now())::bigint - 3600
+    """,
+    """
+    CREATE FUNCTION partials_proof_key() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF substring(NEW.proof_hash FROM 1 FOR 8) IS DISTINCT FROM substring(NEW.sp_hash FROM 1 FOR 8) THEN
+            RAISE EXCEPTION 'a partial''s proof key must start with its signage point (schema version 25)';
+        END IF;
+        RETURN NEW;
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER partials_proof_key BEFORE INSERT ON partials
+    FOR EACH ROW EXECUTE FUNCTION partials_proof_key()
     """,
 )
 

@@ -656,10 +656,18 @@ _SCHEMA_V24_ROUND_FARMERS: Migration = (
 # the proof's whole hash, the new one its first 24 bytes after the signage point's first 8): a copy of one of them
 # sent again after the upgrade is still found. Older ones cannot come again: a partial is refused once its signage
 # point is partials.time_limit (at most 300 s) old. Their keys stay as they were until they are pruned.
+# From then on the store refuses a partial keyed otherwise: a process of an older version still running beside the
+# upgraded ones (a rolling upgrade) would record a proof sent to both twice, once under each key.
 _SCHEMA_V25_PROOF_KEYS: Migration = (
     """
     UPDATE partials SET proof_hash = CAST(substr(sp_hash, 1, 8) || substr(proof_hash, 1, 24) AS BLOB)
     WHERE received_at >= CAST(strftime('%s', 'now') AS INTEGER) - 3600
+    """,
+    """
+    CREATE TRIGGER partials_proof_key BEFORE INSERT ON partials
+    WHEN substr(NEW.proof_hash, 1, 8) IS NOT substr(NEW.sp_hash, 1, 8) BEGIN
+        SELECT RAISE(ABORT, 'a partial''s proof key must start with its signage point (schema version 25)');
+    END
     """,
 )
 

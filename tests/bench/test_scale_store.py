@@ -54,8 +54,8 @@ def test_each_backends_cached_store_has_its_own_record() -> None:
     sqlite, dump = (cache_path(Path("cache"), size, backend) for backend in ("sqlite", "postgresql"))
     assert about_path(sqlite) != about_path(dump)
     assert {about_path(sqlite).name, about_path(dump).name} == {
-        "scale-f1000-d1-v2.sqlite.json",
-        "scale-f1000-d1-v2.dump.json",
+        "scale-f1000-d1-v3.sqlite.json",
+        "scale-f1000-d1-v3.dump.json",
     }
 
 

@@ -24,6 +24,7 @@ from pool.loops.payouts import PayoutLoop, PayoutStats
 from pool.loops.peak import PeakLoop
 from pool.loops.rewards import RewardLoop, RewardStats
 from pool.loops.singletons import SingletonLoop
+from pool.protocol.partials import proof_key
 from pool.server import signage_point_cache
 from pool.store.models import ClaimStatus, FarmerRecord, PartialRecord, PayoutRound, RoundStatus
 from pool.store.sqlite import SqlitePoolStore
@@ -140,7 +141,7 @@ class Pool:
     ) -> int:
         partial = PartialRecord(
             launcher_id=launcher_id,
-            proof_hash=bytes32(secrets.token_bytes(32)),
+            proof_hash=proof_key(sp_hash, bytes32(secrets.token_bytes(32))),
             sp_hash=sp_hash,
             end_of_sub_slot=end_of_sub_slot,
             harvester_id=bytes32(secrets.token_bytes(32)),

@@ -16,6 +16,7 @@ from pool.config import parse_config
 from pool.context import PoolContext
 from pool.loops import difficulty_adjustment
 from pool.loops.difficulty_adjustment import DifficultyLoop
+from pool.protocol.partials import proof_key
 from pool.store.models import FarmerRecord, PartialRecord, PendingDifficulty
 from pool.store.sqlite import SqlitePoolStore
 
@@ -48,7 +49,9 @@ def farmer(seed: bytes, difficulty: int) -> FarmerRecord:
 def partial(owner: FarmerRecord, number: int, received_at: int) -> PartialRecord:
     return PartialRecord(
         launcher_id=owner.launcher_id,
-        proof_hash=bytes32(std_hash(owner.launcher_id + number.to_bytes(4, "big"))),
+        proof_hash=proof_key(
+            bytes32(std_hash(b"sp")), bytes32(std_hash(owner.launcher_id + number.to_bytes(4, "big")))
+        ),
         sp_hash=bytes32(std_hash(b"sp")),
         end_of_sub_slot=False,
         harvester_id=bytes32(std_hash(b"harvester")),

@@ -12,6 +12,7 @@ from pathlib import Path
 from pool.chia_adapter import SpendBundle, bytes32
 from pool.devnet.world import World
 from pool.payouts.fees import payment_cost
+from pool.protocol.partials import proof_key
 from pool.store.models import BatchStatus, FarmerRecord, PartialRecord, RoundStatus
 from tests.loops.loops_harness import THRESHOLD, Clock, Pool, check_chain, random_puzzle_hash, win_and_claim
 
@@ -49,11 +50,12 @@ async def test_a_thousand_farmers_are_paid_in_one_round_each_once(world: World, 
             await store.add_farmer(farmer)
         # Points for everyone, 1 to 5 each, credited as the confirmation loop credits them.
         now = pool.ctx.now()
+        sp_hash = bytes32(secrets.token_bytes(32))
         partials = [
             PartialRecord(
                 farmer.launcher_id,
-                bytes32(secrets.token_bytes(32)),
-                bytes32(secrets.token_bytes(32)),
+                proof_key(sp_hash, bytes32(secrets.token_bytes(32))),
+                sp_hash,
                 False,
                 bytes32(secrets.token_bytes(32)),
                 now,

@@ -54,6 +54,7 @@ from pool.chia_adapter import (
     uint64,
 )
 from pool.payouts.split import FarmerShare, Payable, plan_distribution, plan_payments
+from pool.protocol.partials import proof_key
 from pool.store.abstract import (
     AbstractPoolStore,
     CoinReserved,
@@ -239,7 +240,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def partial_confirmed(self, farmer: int, difficulty: int) -> None:
         record = self.farmers[farmer - 1]
         label = self.next_label("proof")
-        partial = PartialRecord(record.launcher_id, h(label), h("sp"), False, h("harvester"), self.counter, difficulty)
+        partial = PartialRecord(
+            record.launcher_id, proof_key(h("sp"), h(label)), h("sp"), False, h("harvester"), self.counter, difficulty
+        )
         partial_id = self.run(self.store.add_partial(partial))
         assert partial_id is not None
         assert self.run(self.store.confirm_partial(partial_id))

@@ -1,6 +1,7 @@
 """The step to schema version 25 on both backends: a proof's key starts with its signage point's hash from then on
 (pool.protocol.partials.proof_identity), and the partials of the last hour are keyed so too, so that a copy of one of
-them sent again after the upgrade is still a resend; older ones keep the key they had."""
+them sent again after the upgrade is still a resend; older ones keep the key they had, and a new partial keyed
+otherwise is refused."""
 
 from __future__ import annotations
 
@@ -66,6 +67,14 @@ async def test_the_last_hours_proofs_are_keyed_by_their_signage_point_and_still_
         other = dataclasses.replace(recent_partial, proof_hash=proof_identity(recent_partial.sp_hash, a_proof("new")))
         (added,) = await store.record_partials([other])
         assert isinstance(added, int)
+        # A partial keyed the old way (a process of before the step, in a rolling upgrade) is refused, with every
+        # partial of its statement: the same proof cannot be recorded under both keys.
+        old_way = dataclasses.replace(other, proof_hash=std_hash(bytes(a_proof("old way"))))
+        with pytest.raises(Exception, match="proof key must start with its signage point"):
+            await store.record_partials(
+                [dataclasses.replace(other, proof_hash=proof_identity(other.sp_hash, a_proof("x"))), old_way]
+            )
+        assert len(await store.recent_partials(farmer.launcher_id, since=0)) == 3
     finally:
         await store.close()
 

@@ -27,6 +27,7 @@ from pool.chia_adapter import (
 )
 from pool.payouts.split import Payable, plan_payments
 from pool.protocol.difficulty import summarize
+from pool.protocol.partials import proof_key
 from pool.store import sql
 from pool.store.abstract import (
     DIFFICULTY_HISTORY_SECONDS,
@@ -133,8 +134,9 @@ def make_partial(
 ) -> PartialRecord:
     return PartialRecord(
         launcher_id=farmer.launcher_id,
-        proof_hash=h(f"proof {proof}"),
-        sp_hash=h(f"sp {received_at}"),
+        # The same proof always names the same signage point, so it has the same key whenever it comes.
+        proof_hash=proof_key(h(f"sp of {proof}"), h(f"proof {proof}")),
+        sp_hash=h(f"sp of {proof}"),
         end_of_sub_slot=False,
         harvester_id=h("harvester"),
         received_at=received_at,
