@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from pool.devnet.postgres import PostgresServer
+from pool.store import sqlite_schema
 from pool.store.abstract import AbstractPoolStore, StoreMigrated
 from pool.store.models import BatchStatus, ClaimStatus, DistributionShare, FarmerSettings, TargetProof, WebSession
 from pool.store.postgres import PostgresPoolStore, TargetNotEmpty
@@ -239,3 +241,33 @@ def test_the_command_moves_the_pool_once_and_refuses_a_second_time(
     )
     assert with_password.returncode == 2
     assert "--to" in with_password.stderr and "hunter2" not in with_password.stderr
+
+
+async def test_a_store_upgraded_across_step_25_moves_with_its_older_keys(tmp_path: Path, empty_database: str) -> None:
+    """Partials recorded before schema step 25 keep their keys (a proof's whole hash) in the store and in its move to
+    PostgreSQL, whose check of a new partial's key is off during the copy and on again after it."""
+    from pool.store.migrate import migrate_sqlite_to_postgres
+
+    path = tmp_path / "pool.sqlite"
+    before_step = SqlitePoolStore(path, migrations=sqlite_schema.MIGRATIONS[:-1])
+    await before_step.open()
+    farmer = make_farmer(1)
+    await before_step.add_farmer(farmer)
+    old_key = dataclasses.replace(make_partial(farmer, "recorded long ago", 100), proof_hash=h("a whole proof hash"))
+    assert await before_step.add_partial(old_key) is not None
+    await before_step.close()
+    upgraded = SqlitePoolStore(path)
+    await upgraded.open()
+    await upgraded.close()
+
+    await migrate_sqlite_to_postgres(path, PostgresPoolStore(empty_database))
+    target = PostgresPoolStore(empty_database)
+    await target.open()
+    try:
+        assert [p.proof_hash for p in await target.recent_partials(farmer.launcher_id, since=0)] == [old_key.proof_hash]
+        keyed_the_old_way = dataclasses.replace(make_partial(farmer, "new", 200), proof_hash=h("another whole hash"))
+        with pytest.raises(Exception, match="proof key must start with its signage point"):
+            await target.add_partial(keyed_the_old_way)
+        assert await target.add_partial(make_partial(farmer, "new", 200)) is not None
+    finally:
+        await target.close()
