@@ -212,6 +212,15 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         """The transaction a migration step runs in."""
         return self._write()
 
+    def _upkeep_write(self) -> AbstractAsyncContextManager[S]:
+        """One write transaction of the store's own upkeep (the retention's batches: counts moved from rows to hours,
+        settled rows deleted), committed without waiting for the disk. Nothing a farmer, an operator or the chain
+        was told depends on one: a crash of the machine can only undo the last few, each whole (the log is replayed
+        in order, and the next durable commit makes every one before it durable too), and the next pass does them
+        again. On SQLite the wait for the disk was most of the time a batch held the one writer (see the
+        backend)."""
+        return self._write()
+
     @abstractmethod
     def _reads(self) -> Statements:
         """Statements on committed state, each on its own (outside any write transaction)."""
@@ -952,7 +961,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         cutoff = before - before % HOUR  # whole hours only: an hour is counted either row by row or in partial_hours
         if self._WARM_BEFORE_PRUNE:
             await self._reads().fetchone(_WARM_PRUNE_BATCH, {"cutoff": cutoff, "batch": batch})
-        async with self._write() as tx:
+        async with self._upkeep_write() as tx:
             # DELETE ... RETURNING: what is counted is exactly what this transaction deleted, so a row another
             # pruner deleted meanwhile is counted once. Settled partials only: a pending one still waits for its
             # confirmation (and its points).
@@ -993,7 +1002,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
         if batch < 1:
             raise StoreError("a fold batch needs room for at least one row")
         first_day, last_day = since - since % DAY, before - before % DAY
-        async with self._write() as tx:
+        async with self._upkeep_write() as tx:
             # DELETE ... RETURNING, as the prune: what is added to the days is exactly what this transaction took
             # from the hours (a concurrent folder skips the rows this one holds). The day's own first hour stays
             # and is added to. Through the hour index from ``since``'s day: the days folded long ago, a row a farmer
@@ -1020,7 +1029,7 @@ class SqlPoolStore(AbstractPoolStore, Generic[S]):
     async def prune_difficulty_hours(self, before: int, batch: int) -> int:
         if batch < 1:
             raise StoreError("a prune batch needs room for at least one row")
-        async with self._write() as tx:
+        async with self._upkeep_write() as tx:
             return await tx.execute(
                 f"""
                 DELETE FROM difficulty_hours WHERE (launcher_id, hour, difficulty) IN (

@@ -8,12 +8,14 @@ one database would; their calls are run concurrently against the real server. Th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 import pytest
 
 from pool.devnet.postgres import PostgresServer
+from pool.store import sql as sql_module
 from pool.store.abstract import InsufficientFunds, RoundAlreadyOpen
 from pool.store.models import BatchStatus, ClaimStatus, DistributionShare, RoundStatus
 from pool.store.postgres import PostgresPoolStore
@@ -240,5 +242,41 @@ async def test_a_v6_database_starts_its_difficulty_history_with_what_is_in_force
         assert [await store.difficulty_at(farmer.launcher_id, moment) for moment in moments] == [10, 10, 40]
         record = await store.get_farmer(farmer.launcher_id)
         assert record is not None and record.difficulty_since == 0
+    finally:
+        await store.close()
+
+
+async def test_only_the_retentions_batches_commit_without_waiting_for_the_flush(
+    migrated_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prune batch's transaction turns synchronous_commit off for itself alone (SET LOCAL): the connection it ran
+    on, back in the pool, commits every other write with the flush again."""
+    connection = await asyncpg.connect(migrated_dsn)
+    try:  # the tests' server flushes nothing (pool.devnet.postgres); a pool's database does
+        name = await connection.fetchval("SELECT current_database()")
+        await connection.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = on')
+    finally:
+        await connection.close()
+    store = PostgresPoolStore(migrated_dsn, max_connections=1)  # one connection: the prune's is the next write's
+    await store.open()
+    try:
+        farmer = make_farmer(1)
+        await store.add_farmer(farmer)
+        ids = [n for n in await store.record_partials([make_partial(farmer, n, 1_000 + n) for n in range(3)])]
+        assert all(isinstance(n, int) for n in ids) and await store.confirm_partials(ids)  # type: ignore[arg-type]
+        seen: list[str] = []
+        add_to_hours = sql_module._add_to_hours
+
+        async def watched(tx: sql_module.Statements, counts: Mapping[Any, Sequence[int]]) -> None:
+            row = await tx.fetchone("SHOW synchronous_commit", {})
+            assert row is not None
+            seen.append(str(row["synchronous_commit"]))
+            await add_to_hours(tx, counts)
+
+        monkeypatch.setattr(sql_module, "_add_to_hours", watched)
+        assert await store.prune_partials(2 * 3600, batch=10) == 3
+        async with store._write() as tx:
+            row = await tx.fetchone("SHOW synchronous_commit", {})
+        assert seen == ["off"] and row is not None and row["synchronous_commit"] == "on"
     finally:
         await store.close()

@@ -641,3 +641,69 @@ async def test_the_prune_of_closed_events_reads_the_index_of_when_they_closed(tm
         ]
     finally:
         await store.close()
+
+
+async def _synchronous(store: SqlitePoolStore) -> int:
+    async with store._connection().execute("PRAGMA synchronous") as cursor:
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_only_the_retentions_batches_commit_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    """A prune batch commits with synchronous=NORMAL (its sync was most of the time it held the writer, which the
+    partials' group commit waits for); the writer is back to FULL right after it, so the partials that follow, and
+    every other write, still reach the disk before they are answered."""
+    async with _store_with_a_farmer(tmp_path / "pool.sqlite") as (store, farmer):
+        outcomes = await store.record_partials([contract.make_partial(farmer, n, 1_000 + n) for n in range(4)])
+        ids = [outcome for outcome in outcomes if isinstance(outcome, int)]
+        assert len(ids) == 4 and await store.confirm_partials(ids)
+        statements: list[str] = []
+        await store._connection().set_trace_callback(statements.append)
+        assert await store.prune_partials(2 * 3600, batch=10) == 4
+        (outcome,) = await store.record_partials([contract.make_partial(farmer, 9, 3 * 3600)])
+        await store.add_farmer(contract.make_farmer(2))
+        await store._connection().set_trace_callback(cast(Any, None))
+        assert isinstance(outcome, int)
+
+        def first(prefix: str, after: int = 0) -> int:
+            return next(n for n, sql in enumerate(statements) if n >= after and sql.lstrip().startswith(prefix))
+
+        relaxed = first("PRAGMA synchronous = NORMAL")
+        deleted = first("DELETE FROM partials", relaxed)
+        committed = first("COMMIT", deleted)
+        synced = first("PRAGMA synchronous = FULL", committed)
+        inserted = first("INSERT INTO partials", synced)
+        assert relaxed < first("BEGIN IMMEDIATE", relaxed) < deleted < committed < synced < inserted
+        assert sum("synchronous = NORMAL" in sql for sql in statements) == 1
+        assert await _synchronous(store) == 2
+
+
+async def test_an_interrupted_prune_batch_leaves_the_next_write_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second cancellation can stop a batch before it sets the writer back to FULL: the next write does, before
+    it begins, whether it is a group commit of partials or a transaction."""
+    async with _store_with_a_farmer(tmp_path / "pool.sqlite") as (store, farmer):
+        restore = SqlitePoolStore._synced_again
+        interrupted = [False]
+
+        async def cancelled_once(self: SqlitePoolStore) -> None:
+            if not interrupted[0]:
+                interrupted[0] = True
+                raise asyncio.CancelledError
+            await restore(self)
+
+        monkeypatch.setattr(SqlitePoolStore, "_synced_again", cancelled_once)
+        with pytest.raises(asyncio.CancelledError):
+            await store.prune_partials(2 * 3600, batch=10)
+        assert interrupted[0] and await _synchronous(store) == 1
+        (outcome,) = await store.record_partials([contract.make_partial(farmer, 1, 3 * 3600)])
+        assert isinstance(outcome, int) and await _synchronous(store) == 2
+
+        with pytest.raises(asyncio.CancelledError):  # again, and a transaction next
+            interrupted[0] = False
+            await store.prune_partials(2 * 3600, batch=10)
+        assert await _synchronous(store) == 1
+        await store.add_farmer(contract.make_farmer(2))
+        assert await _synchronous(store) == 2
