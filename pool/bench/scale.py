@@ -242,6 +242,16 @@ def _p99(store: dict[str, Any], phase: str = "intake") -> float | None:
     return None if figures is None else figures["latency_ms"]["p99"]
 
 
+def _p99_with_interval(store: dict[str, Any], phase: str = "intake") -> str:
+    """The p99 and where it lies with 95% confidence (report.percentile_interval): what one run can tell apart."""
+    figures = store[phase]
+    if figures is None:
+        return "-"
+    interval = figures["latency_ms"].get("p99_interval")
+    spread = "" if interval is None else f" (95%: {interval[0]:.1f}-{interval[1]:.1f})"
+    return f"{_ms(figures['latency_ms']['p99'])}{spread}"
+
+
 def _within(value: float | None, reference: float | None, share: float) -> bool | None:
     if value is None or reference is None:
         return None
@@ -266,7 +276,7 @@ def targets(stores: list[dict[str, Any]], week: dict[str, Any] | None) -> list[d
     found.append(
         _target(
             f"p99 on {largest['store']} within 10% of the empty store",
-            f"{_ms(_p99(largest))} vs {_ms(_p99(empty))}",
+            f"{_p99_with_interval(largest)} vs {_p99_with_interval(empty)}",
             _within(_p99(largest), _p99(empty), SAME_AS_EMPTY),
         )
     )
@@ -294,7 +304,8 @@ def targets(stores: list[dict[str, Any]], week: dict[str, Any] | None) -> list[d
         found.append(
             _target(
                 f"a prune during intake moves p99 by < 10% ({store['store']})",
-                f"{_ms(with_prune)} vs {_ms(without)} ({store['intake_while_pruning']['pruned']} pruned)",
+                f"{_p99_with_interval(store, 'intake_while_pruning')} vs {_p99_with_interval(store)} "
+                f"({store['intake_while_pruning']['pruned']} pruned)",
                 _within(with_prune, without, PRUNE_P99_SHIFT),
             )
         )

@@ -47,7 +47,7 @@ from pool.bench.corpus import DIFFICULTY, Corpus, CorpusPartial
 from pool.bench.load import Outcomes, Sender, freeze_client_heap
 from pool.bench.processes import NodeProcess, PoolProcess, pool_document, write_pool_config
 from pool.bench.procstat import TreeCpu
-from pool.bench.report import percentile
+from pool.bench.report import percentile, percentile_interval
 from pool.bench.scale_store import (
     PARTIALS_PER_DAY,
     Progress,
@@ -571,6 +571,7 @@ def figures_json(figures: StoreFigures) -> dict[str, Any]:
             "latency_ms": {
                 "p50": percentile(p.outcomes.latencies_ms, 0.5),
                 "p99": percentile(p.outcomes.latencies_ms, 0.99),
+                "p99_interval": percentile_interval(p.outcomes.latencies_ms, 0.99),
                 "max": max(p.outcomes.latencies_ms, default=None),
             },
             "confirmation_catch_up_seconds": p.catch_up_seconds,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
+import random
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -16,7 +18,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from pool.bench.__main__ import FULL
 from pool.bench.load import ACCEPTED, Outcomes
-from pool.bench.report import targets
+from pool.bench.report import percentile_interval, targets
 from pool.bench.run import offered_rate
 from pool.bench.scale import build_parser, corpus_partials, render_table, report
 from pool.bench.scale_run import (
@@ -164,3 +166,21 @@ async def test_the_intake_waits_until_every_loop_ended_its_first_pass() -> None:
         assert not waiting.done()
         passes.labels(loop="rewards").observe(3.5)
         await asyncio.wait_for(waiting, 5)
+
+
+def test_a_p99_is_given_with_where_it_lies_from_the_samples_alone() -> None:
+    # 1 000 samples: the 983rd to the 997th (the binomial's 95%); too few to bound it above: none.
+    assert percentile_interval([float(n) for n in range(1, 1001)], 0.99) == (983.0, 997.0)
+    assert percentile_interval([float(n) for n in range(1, 101)], 0.99) is None
+    assert percentile_interval([], 0.99) is None
+    with pytest.raises(ValueError):
+        percentile_interval([1.0], 1.0)
+    # Whatever the distribution, the interval holds the true p99 at least 95% of the time (a heavy tail here).
+    rng = random.Random(26)
+    true_p99 = math.exp(math.log(100) / 1.5)  # Pareto(1.5): P(X > x) = x ** -1.5
+    held = 0
+    for _ in range(400):
+        interval = percentile_interval([rng.paretovariate(1.5) for _ in range(1000)], 0.99)
+        assert interval is not None
+        held += interval[0] <= true_p99 <= interval[1]
+    assert held >= 0.95 * 400
