@@ -5,8 +5,9 @@ A store of F farmers over D days holds what a pool of that size would after D da
 keys, singleton spends and pool states), 300 partials a farmer a day (``PARTIALS_PER_DAY``, the pool's target),
 confirmed and credited (``confirm_partials``), a few partials refused a farmer a day, and the money: a few confirmed
 block rewards a day, shared out each day (``distribute``, the payout arithmetic of ``pool.payouts.split``) and paid
-in a round whose batches confirmed. One last confirmed reward is left undistributed, so that the payouts loop of the
-measured pool has a distribution to make over every farmer.
+in a round whose batches confirmed; the last day's at its middle, so that every farmer holds the points of the
+partials after it. One last confirmed reward is left undistributed, so that the payouts loop of the measured pool
+has a distribution to make over every farmer.
 
 The farmers, claims, distributions and rounds go through the store's API. The partials, which are nearly all of the
 rows, are written in bulk (``bulk_partials``): ``BULK_BATCH`` rows a transaction, inserted already confirmed with
@@ -64,8 +65,9 @@ from pool.store.sql import _CREDIT_POINTS, _INSERT_REFUSAL, SqlPoolStore
 from pool.store.sqlite import SqlitePoolStore, database_bytes, database_files
 
 # 2: built in bulk, with the schema of the difficulty index; 3: the proofs keyed by their signage point first (schema
-# step 25; a store of format 2 holds random keys, as a pool's of before that step).
-FORMAT_VERSION = 3
+# step 25; a store of format 2 holds random keys, as a pool's of before that step); 4: the last day's rewards shared
+# out at its middle, the farmers holding the points of its second half (_parts_of_day).
+FORMAT_VERSION = 4
 PARTIALS_PER_DAY = 300  # a farmer's partials a day: the pool's difficulty target
 REFUSALS_PER_DAY = 3  # a farmer's partials refused a day (too late, mostly)
 REWARDS_PER_DAY = 4  # confirmed block rewards a day
@@ -172,10 +174,13 @@ def difficulty_of(number: int) -> int:
     return 1 + (number * 7919) % 500
 
 
-def partial_rows(size: ScaleSize, day_start: int) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """One day's partials as the rows the store writes, in the order they arrive (every farmer's k-th partial of the
-    day in turn), in groups of WRITE_BATCH, with the day's refusals spread over the groups. Plain values, not records:
-    the bulk builder writes tens of millions of them (made as records, they took 7 of a build's 35 s at 800 000)."""
+def partial_rows(
+    size: ScaleSize, day_start: int, slots: range | None = None
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """One day's partials (of its ``slots``: the k-th partial of every farmer is slot k) as the rows the store writes,
+    in the order they arrive (every farmer's k-th partial of the day in turn), in groups of WRITE_BATCH, with the
+    day's refusals spread over the groups. Plain values, not records: the bulk builder writes tens of millions of
+    them (made as records, they took 7 of a build's 35 s at 800 000)."""
     gap = DAY_SECONDS // PARTIALS_PER_DAY
     every = PARTIALS_PER_DAY // REFUSALS_PER_DAY
     rows: list[dict[str, Any]] = []
@@ -185,7 +190,7 @@ def partial_rows(size: ScaleSize, day_start: int) -> Iterator[tuple[list[dict[st
         for number in range(size.farmers)
     ]
     sha256 = hashlib.sha256
-    for slot in range(PARTIALS_PER_DAY):
+    for slot in range(PARTIALS_PER_DAY) if slots is None else slots:
         slot_start = day_start + slot * gap
         sp_key = _h("scale sp", slot_start)
         sp_hash = bytes(sp_key)
@@ -266,24 +271,44 @@ async def build_store(
     height = 1000
     for day in range(size.days):
         day_start = start + day * DAY_SECONDS
-        for batch in _bulk_batches(size, day_start):
-            before, written = written, written + len(batch[0])
-            await bulk_partials(store, *batch)
-            if written // 500_000 != before // 500_000:
-                rate = written / max(time.monotonic() - started, 1e-9)
-                left = (size.partials - written) / max(rate, 1e-9)
-                progress(f"store: {written}/{size.partials} partials ({rate:.0f}/s, about {left / 60:.0f} min left)")
-        height = await _day_of_money(store, day_start, height, last=day == size.days - 1)
+        last = day == size.days - 1
+        for number, slots in enumerate(_parts_of_day(last)):
+            for batch in _bulk_batches(size, day_start, slots):
+                before, written = written, written + len(batch[0])
+                await bulk_partials(store, *batch)
+                if written // 500_000 != before // 500_000:
+                    rate = written / max(time.monotonic() - started, 1e-9)
+                    left = (size.partials - written) / max(rate, 1e-9)
+                    progress(
+                        f"store: {written}/{size.partials} partials ({rate:.0f}/s, about {left / 60:.0f} min left)"
+                    )
+            if number == 0:
+                height = await _day_of_money(store, day_start, height, last=last)
     progress(f"store: {written} partials written; making their {len(extras)} indexes and triggers again")
     await end_bulk(store, extras)
     progress(f"store: built in {time.monotonic() - started:.0f} s")
 
 
-def _bulk_batches(size: ScaleSize, day_start: int) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """A day's partial rows in groups of BULK_BATCH (a transaction each)."""
+def _parts_of_day(last: bool) -> tuple[range, ...]:
+    """The day's slots (partials of every farmer in turn) before its money is shared out, then after it. A day's
+    rewards are shared out after its partials, but the last day's at its middle, as they are dated: the farmers keep
+    the points of its second half, as a pool's farmers hold those of the partials since its last distribution, so
+    that the measured pool's distribution of the reward left undistributed is over every farmer (without them,
+    nobody had points: the pool shared it out over the corpus's farmers alone, once their first partials were
+    confirmed, inside the first phase)."""
+    if not last:
+        return (range(PARTIALS_PER_DAY), range(0))
+    middle = PARTIALS_PER_DAY // 2
+    return (range(middle), range(middle, PARTIALS_PER_DAY))
+
+
+def _bulk_batches(
+    size: ScaleSize, day_start: int, slots: range
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """The partial rows of a day's ``slots`` in groups of BULK_BATCH (a transaction each)."""
     rows: list[dict[str, Any]] = []
     refusals: list[dict[str, Any]] = []
-    for more_rows, more_refusals in partial_rows(size, day_start):
+    for more_rows, more_refusals in partial_rows(size, day_start, slots):
         rows.extend(more_rows)
         refusals.extend(more_refusals)
         if len(rows) >= BULK_BATCH:

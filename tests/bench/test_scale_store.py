@@ -8,18 +8,24 @@ import json
 from pathlib import Path
 
 from pool.bench.scale_store import (
+    PARTIALS_PER_DAY,
+    REWARD,
+    REWARDS_PER_DAY,
     ScaleSize,
     ScaleStores,
     about_path,
     begin_bulk,
+    build_store,
     bulk_partials,
     cache_path,
+    difficulty_of,
     end_bulk,
     row_of,
     schema_fingerprint,
     steps_behind,
 )
 from pool.chia_adapter import bytes32
+from pool.config import DAY_SECONDS
 from pool.store.sqlite import MIGRATIONS, SqlitePoolStore
 from tests.store.test_store_contract import confirmed_points_row_by_row, make_farmer, make_partial
 
@@ -54,8 +60,8 @@ def test_each_backends_cached_store_has_its_own_record() -> None:
     sqlite, dump = (cache_path(Path("cache"), size, backend) for backend in ("sqlite", "postgresql"))
     assert about_path(sqlite) != about_path(dump)
     assert {about_path(sqlite).name, about_path(dump).name} == {
-        "scale-f1000-d1-v3.sqlite.json",
-        "scale-f1000-d1-v3.dump.json",
+        "scale-f1000-d1-v4.sqlite.json",
+        "scale-f1000-d1-v4.dump.json",
     }
 
 
@@ -90,3 +96,26 @@ async def test_a_cached_store_of_older_steps_is_migrated_not_built_again(tmp_pat
         assert await migrated.get_farmer(farmer.launcher_id) == farmer
     finally:
         await migrated.close()
+
+
+async def test_a_built_stores_farmers_hold_the_points_since_its_last_distribution(tmp_path: Path) -> None:
+    """The history's last rewards are shared out at its last day's middle: every farmer keeps the points of the
+    partials after it, so that the measured pool's distribution of the reward left undistributed is over every
+    farmer, as a running pool's is."""
+    size = ScaleSize(farmers=REWARDS_PER_DAY + 1, days=2)  # a reward's claimant is a farmer of the store
+    end = 1_800_000_000
+    store = SqlitePoolStore(tmp_path / "pool.sqlite")
+    await store.open()
+    try:
+        await build_store(store, size, bytes32(b"\x07" * 32), end, lambda _: None)
+        (last,) = await store.distributions(limit=1)
+        assert last.created_at == end - DAY_SECONDS // 2
+        assert (await store.ledger()).undistributed >= REWARD  # the one left for the measured pool (and remainders)
+        since_last = await store.confirmed_points_since(last.created_at)
+        points = await store.farmer_points()
+        assert len(points) == size.farmers and all(p > 0 for p in points.values())
+        assert points == since_last
+        # Half a day of each farmer's partials (the slots from the day's middle on), at its difficulty.
+        assert all(p == PARTIALS_PER_DAY // 2 * difficulty_of(n) for n, p in enumerate(points.values()))
+    finally:
+        await store.close()
