@@ -3,25 +3,24 @@
 For each store (the empty one first, then the built ones, each a fresh copy of its cache), on the same node process
 and the same corpus as ``make bench``:
 
-1. **the loops**: a pool of its own on the fresh copy, every loop due every ``loop_interval`` seconds (payouts due
-   at once: a distribution over every farmer, which the built history leaves due; the round then waits, the
-   bench's wallet holding none of the built history's claims), left without partials for ``loop_seconds``;
-   each loop's iterations (``pool_loop_duration_seconds`` of GET /metrics) and the node calls the loops made
-   (``pool_node_rpc_duration_seconds``), per loop pass. First, so that the pool measured next finds the history's
-   distribution made, as a pool that ran would have made it: the phases below measure the steady state;
-2. **intake**: the pool is started again (its loops at their default intervals, as in production), the corpus's
-   farmers join (POST /farmer), each page and the API's blocks and rounds are asked once (unmeasured: each waits
-   for the figures the pool makes as it starts), every loop's first pass is waited for (the start-up's extra work,
-   shown by the loops' window), then partials are sent open-loop at a fixed rate, and only partials: the pool's CPU
-   per accepted partial (until confirmation caught up) and the partials' latency, compared like for like between
-   the stores;
-3. **intake while pruning**: the same, while the retention's prune runs beside it (``pool.loops.retention``'s
+1. **intake**: the corpus's farmers join (POST /farmer), each page and the API's blocks and rounds are asked once
+   (unmeasured: each waits for the figures the pool makes as it starts), every loop's first pass is waited for (the
+   start-up's extra work, shown by the loops' window), then partials are sent open-loop at a fixed rate, and only
+   partials (the pool's loops running at their default intervals, as in production, but for payouts, which the
+   history's last distribution, taken as recent, does not make due: ``_start_pool``): the pool's CPU per accepted
+   partial (until confirmation caught up) and the partials' latency, compared like for like between the stores;
+2. **intake while pruning**: the same, while the retention's prune runs beside it (``pool.loops.retention``'s
    batches and pauses, the store's ``prune_partials``), from the bench process as ``python -m pool prune`` would,
    over the store's oldest half day (at most a day): more than the phase can prune, so that it prunes throughout;
-4. **pages while partials flow**: the same intake, while ``GET /metrics``, ``GET /``, the farmer page (``GET /login``
+3. **pages while partials flow**: the same intake, while ``GET /metrics``, ``GET /``, the farmer page (``GET /login``
    with a session cookie of one of the store's farmers) and ``GET /status`` are each asked every ``page_interval``
    seconds (one prober a page, one request at a time each), at least ``page_samples`` times each if they answer in
    time (the phase lasts long enough for that); every request's latency counts, failed ones too (and are counted);
+4. **the loops**: the pool is started again with every loop due every ``loop_interval`` seconds (payouts due at
+   once: a distribution over every farmer; the round then waits, the bench's wallet holding none of the built
+   history's claims) and left without partials for ``loop_seconds``;
+   each loop's iterations (``pool_loop_duration_seconds`` of GET /metrics) and the node calls the loops made
+   (``pool_node_rpc_duration_seconds``), per loop pass;
 5. the store's bytes on disk before and after.
 """
 
@@ -235,12 +234,6 @@ async def _measure_copy(
         stack.push_async_callback(store.close)
         await _history_notified(store)
         own_pool = options.loops_in_own_pool
-        if own_pool:
-            # First: the history leaves a distribution over every farmer due, the payouts loop's largest iteration,
-            # which this window measures. After it, the phases' pool (payouts every 2 hours) has none to make: made
-            # there, it fell inside the first phase (the pool's wallet syncs after the loops' first passes), a
-            # write of 0.18 s over 10 000 farmers, once in a day of 12.
-            loops = await _loops_window(shared, config, size, options, slug, progress, label)
         pool = await _start_pool(shared, config, size, options, slug, loops_due=not own_pool, progress=progress)
         stack.push_async_callback(pool.stop)
         shared.sender.point_at(pool.url)
@@ -251,8 +244,6 @@ async def _measure_copy(
         async with aiohttp.ClientSession(headers=OPERATOR_HEADERS) as session:  # /metrics, /status want it
             await _warmed(session, pool.url, cookie)
             await _first_passes_done(session, pool.url, progress, label)
-            if own_pool and built_end is not None:
-                await _history_distributed(store, built_end, progress, label)
             loops_before = await _loop_metrics(session, pool.url)
             intake = await _intake(shared, store, pool, session, cookie, options, None, progress, label)
             pruning = None
@@ -266,6 +257,8 @@ async def _measure_copy(
             if not own_pool:
                 loops = await _watch_loops(pool, options, progress, label, since_start=False)
         await pool.stop()
+        if own_pool:
+            loops = await _loops_window(shared, config, size, options, slug, progress, label)
     bytes_after = await store_bytes(config)
     return StoreFigures(label, size, bytes_before, bytes_after, intake, pruning, pages, loops, intake_loops)
 
@@ -300,6 +293,10 @@ async def _start_pool(
     # built some days ago would otherwise be pruned at start, during the first phase.
     days = 0 if size is None else size.days
     document["partials"]["retention_days"] = days + 30
+    # Nor are its payouts due: the history's last distribution, half a day before its end or more, is taken as recent,
+    # as a running pool's is at most two hours old. Made here, its distribution over every farmer fell inside the first
+    # phase every time (a write holding SQLite's writer 0.18 s at 10 000 farmers); the loops' window makes it.
+    document["payouts"]["interval"] = (days + 30) * DAY_SECONDS
     # The built farmers send PARTIALS_PER_DAY a day at their difficulty, so the adjustment keeps it, as a settled
     # pool's does (a target they missed changed every member's difficulty every pass, a write for each); the
     # corpus's farmers hold theirs by a preset (_hold_corpus_difficulty).
@@ -414,17 +411,6 @@ async def _history_notified(store: AbstractPoolStore) -> int:
         await store.close_notifications([n.id for n in due], int(time.time()))
         closed += len(due)
     return closed
-
-
-async def _history_distributed(store: AbstractPoolStore, built_end: int, progress: Progress, label: str) -> None:
-    """The distribution the built history leaves due made (by the loops' window, or else by this pool once its
-    wallet synced) before the phases measure the steady state."""
-    deadline = time.monotonic() + FIRST_PASSES_TIMEOUT
-    while (latest := await store.distributions(limit=1)) and latest[0].created_at <= built_end:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the history's distribution was not made in {FIRST_PASSES_TIMEOUT} s")
-        progress(f"[{label}] waiting for the distribution the history left due")
-        await asyncio.sleep(1.0)
 
 
 async def _first_passes_done(session: aiohttp.ClientSession, url: str, progress: Progress, label: str) -> None:

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import math
 import random
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -30,12 +29,8 @@ from pool.bench.scale_run import (
     ScaleOptions,
     Shared,
     _first_passes_done,
-    _history_distributed,
 )
 from pool.server import background_loops
-from pool.store.models import DistributionShare
-from pool.store.sqlite import SqlitePoolStore
-from tests.store import test_store_contract as contract
 
 
 def test_offered_rates() -> None:
@@ -189,22 +184,3 @@ def test_a_p99_is_given_with_where_it_lies_from_the_samples_alone() -> None:
         assert interval is not None
         held += interval[0] <= true_p99 <= interval[1]
     assert held >= 0.95 * 400
-
-
-async def test_the_phases_wait_for_the_distribution_the_history_left_due(tmp_path: Path) -> None:
-    store = SqlitePoolStore(tmp_path / "pool.sqlite")
-    await store.open()
-    try:
-        built_end = 10_000
-        await _history_distributed(store, built_end, lambda _: None, "empty")  # none at all: nothing to wait for
-        (farmer,) = await contract.add_farmers(store, 10)
-        await contract.fund(store, [(farmer, 100)])  # the history's own, before its end
-        waiting = asyncio.ensure_future(_history_distributed(store, built_end, lambda _: None, "built"))
-        await asyncio.sleep(1.5)
-        assert not waiting.done()
-        await contract.credit(store, farmer, "the reward left undistributed", 50)
-        share = DistributionShare(farmer.launcher_id, 50, 10)
-        await store.distribute(replace(contract.distribution(50), created_at=built_end + 60), [share])
-        await asyncio.wait_for(waiting, 5)
-    finally:
-        await store.close()
