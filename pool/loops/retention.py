@@ -26,7 +26,9 @@ PRUNE_INTERVAL = 3600.0  # seconds between passes: a pass finds about an hour's 
 # 12 ms at 250 and 50 ms at 1 000 on a 1 000-farmer store, and 29 ms at 200 on a 10 000-farmer one, where the
 # partials' p99 beside a prune went from 20 to 36 ms: a partial that waits for a batch must still come in under the
 # p99 of the partials that do not (their own commit's tail, some 10 ms above the median), so a batch must hold the
-# writer less than that. 3 million partials a day (10 000 farmers) are 2 500 batches an hour.
+# writer less than that. 3 million partials a day (10 000 farmers) are 2 500 batches an hour. Those figures include
+# each commit's sync, which a batch no longer waits for (the store's upkeep writes): about 1.8 ms instead of 2.9 at 50
+# rows on the 1 000-farmer store (docs/performance.md, "a prune batch's sync").
 PRUNE_BATCH = 50
 PRUNE_PAUSE = 0.1  # seconds between two batches at least, for the intake's writes
 # The share of the time the batches may hold the writer: the pause after a batch is long enough for that. With a fixed
