@@ -294,8 +294,8 @@ async def _start_pool(
     days = 0 if size is None else size.days
     document["partials"]["retention_days"] = days + 30
     # Nor are its payouts due: the history's last distribution, half a day before its end or more, is taken as recent,
-    # as a running pool's is at most two hours old. Made here, its distribution over every farmer fell inside the first
-    # phase every time (a write holding SQLite's writer 0.18 s at 10 000 farmers); the loops' window makes it.
+    # as a running pool's is at most two hours old. Made here, the history's distribution fell inside the first phase
+    # every time (a write holding SQLite's writer 0.18 s at 10 000 farmers); the loops' window makes it.
     document["payouts"]["interval"] = (days + 30) * DAY_SECONDS
     # The built farmers send PARTIALS_PER_DAY a day at their difficulty, so the adjustment keeps it, as a settled
     # pool's does (a target they missed changed every member's difficulty every pass, a write for each); the
