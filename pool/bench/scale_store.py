@@ -297,7 +297,7 @@ def _parts_of_day(last: bool) -> tuple[range, ...]:
     nobody had points: the pool shared it out over the corpus's farmers alone, once their first partials were
     confirmed, inside the first phase)."""
     if not last:
-        return (range(PARTIALS_PER_DAY), range(0))
+        return (range(PARTIALS_PER_DAY),)
     middle = PARTIALS_PER_DAY // 2
     return (range(middle), range(middle, PARTIALS_PER_DAY))
 
